@@ -1,0 +1,88 @@
+//! Inference: images in, L2-normalised embeddings out, in batches on any device.
+//!
+//! The network runs in evaluation mode (batch norm uses its running statistics) on the
+//! deterministic centre view of each image, or on random training views when the two-view
+//! similarity distribution is wanted.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::augment::{self, AugmentOps, Normalization};
+use crate::model::EmbeddingNet;
+
+/// How each image is turned into the network's input.
+#[derive(Debug, Clone, Copy)]
+pub enum View {
+    /// The deterministic centre view (evaluation, retrieval, export).
+    Center,
+    /// A random training view; image `i` uses a generator seeded with `seed + i`.
+    Augmented {
+        /// Operations to apply.
+        ops: AugmentOps,
+        /// Base seed.
+        seed: u64,
+    },
+}
+
+/// Builds the normalised `[n, 3, size, size]` input for `images`, in parallel.
+pub fn input_batch(
+    images: &[&RgbImage],
+    size: u32,
+    normalization: &Normalization,
+    view: View,
+    device: &Device,
+) -> Tensor<4> {
+    let pixels = 3 * (size as usize) * (size as usize);
+    let mut data = vec![0f32; images.len() * pixels];
+    data.par_chunks_mut(pixels)
+        .zip(images.par_iter())
+        .enumerate()
+        .for_each(|(i, (out, image))| match view {
+            View::Center => augment::center_view_into(image, size, normalization, out),
+            View::Augmented { ops, seed } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
+                augment::augment_into(image, size, &ops, normalization, &mut rng, out)
+            }
+        });
+    Tensor::from_data(
+        TensorData::new(data, [images.len(), 3, size as usize, size as usize]),
+        device,
+    )
+}
+
+/// Embeds every image; returns a row-major `n × dim` matrix.
+pub fn embed_images(
+    net: &EmbeddingNet,
+    images: &[RgbImage],
+    size: u32,
+    normalization: &Normalization,
+    view: View,
+    batch_size: usize,
+) -> Vec<f32> {
+    let net = net.valid();
+    let device = net.devices().first().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (chunk_index, chunk) in images.chunks(batch_size.max(1)).enumerate() {
+        let refs: Vec<&RgbImage> = chunk.iter().collect();
+        let view = match view {
+            View::Center => View::Center,
+            View::Augmented { ops, seed } => View::Augmented {
+                ops,
+                seed: seed.wrapping_add((chunk_index * batch_size) as u64),
+            },
+        };
+        let input = input_batch(&refs, size, normalization, view, &device);
+        let embeddings: Vec<f32> = net
+            .forward(input)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("embeddings are floats");
+        out.extend(embeddings);
+    }
+    out
+}

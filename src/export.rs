@@ -1,0 +1,533 @@
+//! Files that leave the engine: trained weights in PyTorch's layout, their `config.json`,
+//! embeddings, and the atomic write every one of them goes through.
+//!
+//! Weights are walked out of the Burn module tree and renamed to the keys of the PyTorch module
+//! the README prints (`bn1.weight` for Burn's `bn1.gamma`, `layer2.0.shortcut.0.weight` for
+//! `shortcut.conv.weight`, `linear.weight` transposed to `[out, in]`), so the file loads with
+//! `strict=True`. Reading goes the same way back. Every write lands in a temporary file in the
+//! destination folder and is renamed over the target, so a failure leaves the previous file
+//! whole.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::augment::Normalization;
+use crate::model::{EmbeddingNet, ModelConfig};
+
+/// File name of exported weights inside a run folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// File name of the model's description inside a run folder.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// Why a file could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The file system refused.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not what it should be.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ExportError {
+    fn format(path: &Path, message: impl ToString) -> Self {
+        ExportError::Format {
+            path: path.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| ExportError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// What `config.json` says about an exported model: enough to rebuild and feed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedConfig {
+    /// Network shape.
+    #[serde(flatten)]
+    pub model: ModelConfig,
+    /// Per-channel normalisation applied to RGB pixels in [0, 1] before the network.
+    pub normalization: Normalization,
+    /// Temperature the model was trained with.
+    pub tau: f32,
+    /// How many optimiser steps the weights have seen.
+    pub steps: u64,
+}
+
+/// A tensor by name, as stored in a safetensors file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// Key in the file.
+    pub name: String,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub values: TensorValues,
+}
+
+/// Element storage of a [`NamedTensor`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorValues {
+    /// 32-bit floats.
+    F32(Vec<f32>),
+    /// 64-bit integers (PyTorch's `num_batches_tracked`).
+    I64(Vec<i64>),
+}
+
+impl NamedTensor {
+    fn bytes(&self) -> Vec<u8> {
+        match &self.values {
+            TensorValues::F32(values) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            TensorValues::I64(values) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(directory).map_err(ExportError::io(directory))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| ExportError::format(path, "not a file path"))?;
+    let temporary = directory.join(format!(
+        ".{}.{}.partial",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if let Err(source) = result {
+        // The partial file is useless; the previous target is untouched.
+        let _ = fs::remove_file(&temporary);
+        return Err(ExportError::Io {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Serialises tensors and string metadata to a safetensors file, atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[NamedTensor],
+    metadata: BTreeMap<String, String>,
+) -> Result<(), ExportError> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(NamedTensor::bytes).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(tensor, bytes)| {
+            let dtype = match tensor.values {
+                TensorValues::F32(_) => Dtype::F32,
+                TensorValues::I64(_) => Dtype::I64,
+            };
+            TensorView::new(dtype, tensor.shape.clone(), bytes)
+                .map(|view| (tensor.name.clone(), view))
+                .map_err(|error| ExportError::format(path, error))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata: HashMap<String, String> = metadata.into_iter().collect();
+    let serialized = safetensors::serialize(views, Some(metadata))
+        .map_err(|error| ExportError::format(path, error))?;
+    write_atomically(path, &serialized)
+}
+
+/// Reads every tensor and the metadata of a safetensors file.
+pub fn read_tensors(
+    path: &Path,
+) -> Result<(BTreeMap<String, NamedTensor>, BTreeMap<String, String>), ExportError> {
+    let bytes = fs::read(path).map_err(ExportError::io(path))?;
+    let not_safetensors =
+        |error: safetensors::SafeTensorError| ExportError::format(path, format!("not a safetensors file ({error})"));
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
+    let metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let values = match view.dtype() {
+            Dtype::F32 => TensorValues::F32(
+                view.data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            Dtype::I64 => TensorValues::I64(
+                view.data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
+                    .collect(),
+            ),
+            other => {
+                return Err(ExportError::format(
+                    path,
+                    format!("tensor '{name}' has dtype {other:?}; only F32 and I64 are supported"),
+                ));
+            }
+        };
+        let shape = view.shape().to_vec();
+        tensors.insert(
+            name.clone(),
+            NamedTensor {
+                name,
+                shape,
+                values,
+            },
+        );
+    }
+    Ok((tensors, metadata))
+}
+
+/// The model's parameters and batch-norm statistics under their Burn module paths
+/// (`bn1.gamma`, `layer1.0.shortcut.conv.weight`, …), in Burn's own layout.
+pub fn module_tensors<M: Module>(module: &M) -> Vec<NamedTensor> {
+    let mut collector = Collector::default();
+    module.visit(&mut collector);
+    collector.tensors
+}
+
+/// Replaces the module's tensors by the ones named in `tensors` (Burn paths, Burn layout).
+/// Every tensor of the module must be present with the right shape.
+pub fn load_module_tensors<M: Module>(
+    module: M,
+    tensors: &BTreeMap<String, NamedTensor>,
+    source: &Path,
+) -> Result<M, ExportError> {
+    let mut loader = Loader {
+        tensors,
+        path: Vec::new(),
+        error: None,
+    };
+    let module = module.map(&mut loader);
+    match loader.error {
+        Some(message) => Err(ExportError::format(source, message)),
+        None => Ok(module),
+    }
+}
+
+/// PyTorch key for a Burn module path of [`EmbeddingNet`].
+pub fn torch_key(burn_path: &str) -> String {
+    burn_path
+        .split('.')
+        .map(|part| match part {
+            "gamma" => "weight",
+            "beta" => "bias",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace("shortcut.conv.", "shortcut.0.")
+        .replace("shortcut.bn.", "shortcut.1.")
+}
+
+/// The network's weights under PyTorch keys and in PyTorch's layout, with
+/// `num_batches_tracked` = `steps` for every batch norm.
+pub fn torch_state_dict(model: &EmbeddingNet, steps: u64) -> Vec<NamedTensor> {
+    let mut state = Vec::new();
+    for tensor in module_tensors(model) {
+        let name = torch_key(&tensor.name);
+        if let Some(prefix) = name.strip_suffix(".running_var") {
+            state.push(NamedTensor {
+                name: format!("{prefix}.num_batches_tracked"),
+                shape: Vec::new(),
+                values: TensorValues::I64(vec![steps as i64]),
+            });
+        }
+        state.push(if name == "linear.weight" {
+            transpose(NamedTensor { name, ..tensor })
+        } else {
+            NamedTensor { name, ..tensor }
+        });
+    }
+    state
+}
+
+fn transpose(tensor: NamedTensor) -> NamedTensor {
+    let [rows, cols] = tensor.shape[..] else {
+        panic!("transpose expects a matrix, got shape {:?}", tensor.shape);
+    };
+    let TensorValues::F32(values) = &tensor.values else {
+        panic!("transpose expects f32 values");
+    };
+    let transposed = (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| values[r * cols + c]))
+        .collect();
+    NamedTensor {
+        shape: vec![cols, rows],
+        values: TensorValues::F32(transposed),
+        ..tensor
+    }
+}
+
+/// Writes `model.safetensors` and `config.json` into `directory`, each atomically.
+pub fn export_model(
+    directory: &Path,
+    model: &EmbeddingNet,
+    config: &ExportedConfig,
+) -> Result<PathBuf, ExportError> {
+    let weights = directory.join(MODEL_FILE);
+    let mut metadata = BTreeMap::new();
+    metadata.insert("format".to_owned(), "pt".to_owned());
+    metadata.insert(
+        "spreadout_config".to_owned(),
+        serde_json::to_string(config).expect("config serialises"),
+    );
+    write_tensors(&weights, &torch_state_dict(model, config.steps), metadata)?;
+    let json = serde_json::to_vec_pretty(config).expect("config serialises");
+    write_atomically(&directory.join(CONFIG_FILE), &json)?;
+    Ok(weights)
+}
+
+/// A model read back from an export, ready for inference.
+pub struct LoadedModel {
+    /// The network, on the device it was loaded to.
+    pub net: EmbeddingNet,
+    /// Its `config.json`.
+    pub config: ExportedConfig,
+}
+
+/// Loads `model.safetensors` (or a run folder holding one) with the `config.json` beside it.
+pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportError> {
+    let weights = if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_owned()
+    };
+    let config_path = weights.with_file_name(CONFIG_FILE);
+    let config_bytes = fs::read(&config_path).map_err(ExportError::io(&config_path))?;
+    let config: ExportedConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|error| ExportError::format(&config_path, error))?;
+    let (torch, _) = read_tensors(&weights)?;
+    let net = config.model.init(device);
+    // Map PyTorch keys back to Burn paths by exporting the fresh model's names.
+    let mut by_burn_path = BTreeMap::new();
+    for tensor in module_tensors(&net) {
+        let key = torch_key(&tensor.name);
+        let stored = torch.get(&key).ok_or_else(|| {
+            ExportError::format(&weights, format!("missing tensor '{key}'"))
+        })?;
+        let stored = if key == "linear.weight" {
+            transpose(stored.clone())
+        } else {
+            stored.clone()
+        };
+        by_burn_path.insert(
+            tensor.name.clone(),
+            NamedTensor {
+                name: tensor.name,
+                ..stored
+            },
+        );
+    }
+    let net = load_module_tensors(net, &by_burn_path, &weights)?;
+    Ok(LoadedModel { net, config })
+}
+
+#[derive(Default)]
+struct Collector {
+    path: Vec<String>,
+    tensors: Vec<NamedTensor>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("parameters are floats");
+        self.tensors.push(NamedTensor {
+            name: self.path.join("."),
+            shape,
+            values: TensorValues::F32(values),
+        });
+    }
+}
+
+struct Loader<'a> {
+    tensors: &'a BTreeMap<String, NamedTensor>,
+    path: Vec<String>,
+    error: Option<String>,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = self.path.join(".");
+        let stored = match self.tensors.get(&name) {
+            Some(stored) => stored,
+            None => {
+                self.error.get_or_insert(format!("missing tensor '{name}'"));
+                return param;
+            }
+        };
+        let TensorValues::F32(values) = &stored.values else {
+            self.error
+                .get_or_insert(format!("tensor '{name}' is not f32"));
+            return param;
+        };
+        let expected = param.val().dims().to_vec();
+        if stored.shape != expected {
+            self.error.get_or_insert(format!(
+                "tensor '{name}' has shape {:?}, the model needs {expected:?}",
+                stored.shape
+            ));
+            return param;
+        }
+        let data = TensorData::new(values.clone(), stored.shape.clone());
+        param.map(|current| {
+            let loaded = Tensor::from_data(data, &current.device());
+            if current.is_require_grad() {
+                loaded.require_grad()
+            } else {
+                loaded
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::Normalization;
+
+    fn config() -> ExportedConfig {
+        ExportedConfig {
+            model: ModelConfig::resnet18(4, 8, 16),
+            normalization: Normalization {
+                mean: [0.5, 0.4, 0.3],
+                std: [0.2, 0.25, 0.3],
+            },
+            tau: 0.1,
+            steps: 7,
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_pytorch_module() {
+        let model = config().model.init(&Device::flex());
+        let state = torch_state_dict(&model, 3);
+        let names: Vec<&str> = state.iter().map(|t| t.name.as_str()).collect();
+        for expected in [
+            "conv1.weight",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "bn1.num_batches_tracked",
+            "layer1.0.conv1.weight",
+            "layer1.1.bn2.running_var",
+            "layer2.0.shortcut.0.weight",
+            "layer2.0.shortcut.1.weight",
+            "layer4.1.conv2.weight",
+            "linear.weight",
+            "linear.bias",
+        ] {
+            assert!(names.contains(&expected), "missing {expected} in {names:?}");
+        }
+        assert!(!names.iter().any(|n| n.contains("gamma") || n.contains("layer1.0.shortcut")));
+        // 20 convolutions, 20 batch norms × 5 entries, linear weight and bias.
+        assert_eq!(names.len(), 20 + 20 * 5 + 2);
+        let linear = state.iter().find(|t| t.name == "linear.weight").unwrap();
+        assert_eq!(linear.shape, vec![8, 32], "PyTorch stores [out, in]");
+    }
+
+    #[test]
+    fn export_then_load_gives_the_same_embeddings() {
+        let device = Device::flex();
+        let config = config();
+        let model = config.model.init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        export_model(dir.path(), &model, &config).unwrap();
+        let loaded = load_model(dir.path(), &device).unwrap();
+        assert_eq!(loaded.config, config);
+        let images = Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
+        let a: Vec<f32> = model.forward(images.clone()).into_data().to_vec().unwrap();
+        let b: Vec<f32> = loaded.net.forward(images).into_data().to_vec().unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("model.safetensors");
+        write_atomically(&target, b"previous").unwrap();
+        // A directory where the temporary file should go makes the write fail midway.
+        let blocker = dir
+            .path()
+            .join(format!(".model.safetensors.{}.partial", std::process::id()));
+        fs::create_dir(&blocker).unwrap();
+        assert!(write_atomically(&target, b"new").is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"previous");
+    }
+
+    #[test]
+    fn loading_rejects_wrong_shapes_and_names_the_file() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let small = config();
+        export_model(dir.path(), &small.model.init(&device), &small).unwrap();
+        let mut wider = small.clone();
+        wider.model.width = 8;
+        let json = serde_json::to_vec(&wider).unwrap();
+        fs::write(dir.path().join(CONFIG_FILE), json).unwrap();
+        let error = load_model(dir.path(), &device).err().expect("shape mismatch");
+        let message = error.to_string();
+        assert!(message.contains("model.safetensors") && message.contains("shape"), "{message}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Spreadout's engine: unsupervised image embeddings with the instance spread-out method of
+//! Ye et al., *Unsupervised Embedding Learning via Invariant and Spreading Instance Feature*
+//! (CVPR 2019), trained with Burn on a GPU through wgpu, or on the CPU.
+//!
+//! The CLI (`src/main.rs`) and the desktop app are thin shells over these modules; see
+//! `ARCHITECTURE.md` for how data flows between them.
+
+pub mod augment;
+pub mod bench;
+pub mod data;
+pub mod demo;
+pub mod device;
+pub mod embed;
+pub mod eval;
+pub mod export;
+pub mod loss;
+pub mod model;
+pub mod train;

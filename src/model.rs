@@ -1,0 +1,313 @@
+//! The embedding network: ResNet-18 with a linear head to `dim` and L2 normalisation.
+//!
+//! This module owns the architecture and nothing else. Inputs up to [`CIFAR_STEM_MAX_SIZE`]
+//! pixels use the CIFAR stem of the paper's released code (one 3×3 convolution, no max-pool);
+//! larger inputs use the ImageNet stem (7×7 stride-2 convolution and a 3×3 stride-2 max-pool).
+//! Field names follow the PyTorch reference module the README prints, so that
+//! [`crate::export`] can write PyTorch key names by walking the module tree.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Largest input side that still uses the CIFAR (3×3, no max-pool) stem.
+pub const CIFAR_STEM_MAX_SIZE: u32 = 64;
+
+/// Which first layers the network has; chosen from the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stem {
+    /// 3×3 stride-1 convolution, no max-pool (paper §4.1, 32×32 CIFAR images).
+    Cifar,
+    /// 7×7 stride-2 convolution followed by a 3×3 stride-2 max-pool.
+    Imagenet,
+}
+
+impl Stem {
+    /// The stem the paper's setup implies for square inputs of `image_size` pixels.
+    pub fn for_image_size(image_size: u32) -> Self {
+        if image_size <= CIFAR_STEM_MAX_SIZE {
+            Stem::Cifar
+        } else {
+            Stem::Imagenet
+        }
+    }
+}
+
+/// Everything needed to rebuild the network; stored in `config.json` next to the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Always `"resnet18"`: recorded so a reader of `config.json` needs no other source.
+    pub architecture: String,
+    /// Channels of the first stage; later stages have 2×, 4× and 8× this (64 in the paper).
+    pub width: usize,
+    /// Embedding dimension (128 in the paper).
+    pub dim: usize,
+    /// Square input side in pixels.
+    pub image_size: u32,
+    /// The stem, derived from `image_size` when the config is created.
+    pub stem: Stem,
+}
+
+impl ModelConfig {
+    /// A ResNet-18 of the given width and embedding size for `image_size`-pixel inputs.
+    pub fn resnet18(width: usize, dim: usize, image_size: u32) -> Self {
+        Self {
+            architecture: "resnet18".to_owned(),
+            width,
+            dim,
+            image_size,
+            stem: Stem::for_image_size(image_size),
+        }
+    }
+
+    /// Builds a network on `device` initialised from `seed` alone, identically on every backend
+    /// and independent of any global generator: weights are drawn as PyTorch's defaults
+    /// (uniform ±1/√fan_in for convolutions and the linear layer, batch norm γ=1, β=0).
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> EmbeddingNet {
+        let mut init = SeededInit {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            path: Vec::new(),
+            linear_fan_in: 0,
+        };
+        self.init(device).map(&mut init)
+    }
+
+    /// Builds a network on `device` with Burn's own initialisation (to be overwritten by a load).
+    pub fn init(&self, device: &Device) -> EmbeddingNet {
+        let stem_conv = match self.stem {
+            Stem::Cifar => conv(3, self.width, 3, 1, 1, device),
+            Stem::Imagenet => conv(3, self.width, 7, 2, 3, device),
+        };
+        let stage = |input: usize, output: usize, stride: usize| {
+            vec![
+                BasicBlock::new(input, output, stride, device),
+                BasicBlock::new(output, output, 1, device),
+            ]
+        };
+        let w = self.width;
+        EmbeddingNet {
+            conv1: stem_conv,
+            bn1: BatchNormConfig::new(w).init(device),
+            max_pool: (self.stem == Stem::Imagenet).then(|| {
+                MaxPool2dConfig::new([3, 3])
+                    .with_strides([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init()
+            }),
+            layer1: stage(w, w, 1),
+            layer2: stage(w, 2 * w, 2),
+            layer3: stage(2 * w, 4 * w, 2),
+            layer4: stage(4 * w, 8 * w, 2),
+            pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            linear: LinearConfig::new(8 * w, self.dim).init(device),
+        }
+    }
+}
+
+fn conv(
+    input: usize,
+    output: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    device: &Device,
+) -> Conv2d {
+    // Bias-free like torchvision's ResNet: every convolution is followed by batch norm.
+    Conv2dConfig::new([input, output], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_bias(false)
+        .init(device)
+}
+
+/// The projection shortcut of a block that changes resolution or width (`shortcut.0`/`.1` in PyTorch).
+#[derive(Module, Debug)]
+pub struct Shortcut {
+    /// 1×1 strided convolution.
+    pub conv: Conv2d,
+    /// Batch norm after it.
+    pub bn: BatchNorm,
+}
+
+/// Two 3×3 convolutions with a residual connection.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    shortcut: Option<Shortcut>,
+}
+
+impl BasicBlock {
+    fn new(input: usize, output: usize, stride: usize, device: &Device) -> Self {
+        let shortcut = (stride != 1 || input != output).then(|| Shortcut {
+            conv: conv(input, output, 1, stride, 0, device),
+            bn: BatchNormConfig::new(output).init(device),
+        });
+        Self {
+            conv1: conv(input, output, 3, stride, 1, device),
+            bn1: BatchNormConfig::new(output).init(device),
+            conv2: conv(output, output, 3, 1, 1, device),
+            bn2: BatchNormConfig::new(output).init(device),
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        let identity = match &self.shortcut {
+            Some(shortcut) => shortcut.bn.forward(shortcut.conv.forward(x)),
+            None => x,
+        };
+        relu(out + identity)
+    }
+}
+
+/// ResNet-18 backbone, linear head and L2 normalisation: images in, unit vectors out.
+#[derive(Module, Debug)]
+pub struct EmbeddingNet {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    max_pool: Option<MaxPool2d>,
+    layer1: Vec<BasicBlock>,
+    layer2: Vec<BasicBlock>,
+    layer3: Vec<BasicBlock>,
+    layer4: Vec<BasicBlock>,
+    pool: AdaptiveAvgPool2d,
+    linear: Linear,
+}
+
+impl EmbeddingNet {
+    /// `[batch, 3, size, size]` normalised images → `[batch, dim]` L2-normalised embeddings.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.bn1.forward(self.conv1.forward(images)));
+        if let Some(pool) = &self.max_pool {
+            x = pool.forward(x);
+        }
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
+            x = block.forward(x);
+        }
+        let [batch, channels, _, _] = x.dims();
+        let features = self.pool.forward(x).reshape([batch, channels]);
+        l2_normalize(self.linear.forward(features))
+    }
+}
+
+/// Redraws convolution and linear parameters from a seeded generator.
+struct SeededInit {
+    rng: ChaCha8Rng,
+    path: Vec<String>,
+    /// Inputs of the linear layer, seen at its weight and reused for its bias.
+    linear_fan_in: usize,
+}
+
+impl ModuleMapper for SeededInit {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dims = param.val().dims();
+        let in_linear = self.path.first().is_some_and(|p| p == "linear");
+        let fan_in = match (D, in_linear) {
+            // Convolution [out, in, kh, kw].
+            (4, _) => dims[1] * dims[2] * dims[3],
+            // Burn stores the linear weight as [in, out]; the bias (visited after it) shares its
+            // bound, as in PyTorch.
+            (2, true) => {
+                self.linear_fan_in = dims[0];
+                dims[0]
+            }
+            (1, true) => self.linear_fan_in,
+            // Batch-norm parameters and statistics keep their defaults.
+            _ => return param,
+        };
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let count = dims.iter().product::<usize>();
+        let values: Vec<f32> = (0..count).map(|_| self.rng.random_range(-bound..bound)).collect();
+        param.map(|current| {
+            let fresh = Tensor::from_data(TensorData::new(values, dims), &current.device());
+            if current.is_require_grad() {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
+        })
+    }
+}
+
+/// Rows scaled to unit length; the epsilon keeps an all-zero row finite (as F.normalize does).
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn stem_follows_image_size() {
+        assert_eq!(Stem::for_image_size(32), Stem::Cifar);
+        assert_eq!(Stem::for_image_size(64), Stem::Cifar);
+        assert_eq!(Stem::for_image_size(96), Stem::Imagenet);
+    }
+
+    #[test]
+    fn seeded_init_is_reproducible_and_pytorch_scaled() {
+        let device = Device::flex();
+        let config = ModelConfig::resnet18(4, 8, 16);
+        let weights = |seed| crate::export::module_tensors(&config.init_seeded(&device, seed));
+        let (a, b, c) = (weights(3), weights(3), weights(4));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let conv = a.iter().find(|t| t.name == "conv1.weight").unwrap();
+        let crate::export::TensorValues::F32(values) = &conv.values else { panic!() };
+        let bound = 1.0 / 27f32.sqrt();
+        assert!(values.iter().all(|v| v.abs() <= bound));
+        assert!(values.iter().any(|v| v.abs() > bound * 0.9));
+        let gamma = a.iter().find(|t| t.name == "bn1.gamma").unwrap();
+        assert_eq!(gamma.values, crate::export::TensorValues::F32(vec![1.0; 4]));
+    }
+
+    #[test]
+    fn forward_gives_unit_rows_of_dim() {
+        let device = Device::flex();
+        for size in [16u32, 72] {
+            let model = ModelConfig::resnet18(4, 8, size).init(&device);
+            let images = Tensor::<4>::random(
+                [3, 3, size as usize, size as usize],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let out = model.forward(images);
+            assert_eq!(out.dims(), [3, 8]);
+            let norms: Vec<f32> = out.square().sum_dim(1).into_data().to_vec().unwrap();
+            for norm in norms {
+                assert!((norm - 1.0).abs() < 1e-4, "squared norm {norm}");
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Renders a training run's event stream in the terminal: a progress bar per epoch and one line
+//! of metrics per finished epoch.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use spreadout::data::SkippedFile;
+use spreadout::train::{self, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest};
+
+/// Runs `request` on the training worker and draws its events until it ends.
+pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
+    let handle = train::spawn(request);
+    let bar = ProgressBar::hidden();
+    for event in handle.events.iter() {
+        render(&bar, &event);
+    }
+    bar.finish_and_clear();
+    let summary = handle
+        .worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the training thread could not be joined"))??;
+    if summary.cancelled {
+        eprintln!("stopped after epoch {}", summary.epochs_completed);
+    }
+    Ok(summary)
+}
+
+fn render(bar: &ProgressBar, event: &TrainEvent) {
+    match event {
+        TrainEvent::Phase { phase } => match phase {
+            Phase::LoadingData => bar.println("loading images…"),
+            Phase::WarmingUp => bar.set_message("compiling GPU kernels (first steps are slow)"),
+            Phase::Training => bar.set_message(""),
+            Phase::Evaluating => bar.set_message("evaluating"),
+        },
+        TrainEvent::Loading { .. } => {}
+        TrainEvent::Started {
+            device,
+            images,
+            skipped,
+            steps_per_epoch,
+            epochs,
+            first_epoch,
+        } => {
+            report_skipped(skipped);
+            bar.println(format!(
+                "training on {device}: {images} images, {steps_per_epoch} steps per epoch, epochs {first_epoch}–{epochs}"
+            ));
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta} · {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_length(*steps_per_epoch as u64);
+        }
+        TrainEvent::Warning { message } => bar.println(format!("warning: {message}")),
+        TrainEvent::Step {
+            epoch,
+            step,
+            loss,
+            images_per_sec,
+            ..
+        } => {
+            bar.set_prefix(epoch.to_string());
+            bar.set_position(*step as u64);
+            bar.set_message(format!("loss {loss:.4} · {images_per_sec:.0} img/s"));
+        }
+        TrainEvent::Epoch(metrics) => {
+            bar.println(epoch_line(metrics));
+            bar.set_position(0);
+        }
+        TrainEvent::Finished { .. } => {}
+        TrainEvent::Failed { message } => bar.println(format!("error: {message}")),
+    }
+}
+
+fn epoch_line(m: &EpochMetrics) -> String {
+    let mut line = format!(
+        "epoch {:>3}  loss {:.4}  lr {:.4}  {:.0} img/s",
+        m.epoch, m.loss, m.lr, m.images_per_sec
+    );
+    if let Some(knn) = m.knn_accuracy {
+        line += &format!("  kNN {knn:.2}%");
+    }
+    if let Some(recall) = &m.recall_at {
+        for (k, r) in recall {
+            line += &format!("  R@{k} {r:.1}");
+        }
+    }
+    if let Some(nmi) = m.nmi {
+        line += &format!("  NMI {nmi:.3}");
+    }
+    line + &format!("  ({:.1} s)", m.seconds)
+}
+
+/// Prints every skipped file with its reason.
+pub fn report_skipped(skipped: &[SkippedFile]) {
+    for file in skipped {
+        eprintln!("skipped {}: {}", file.path.display(), file.reason);
+    }
+}

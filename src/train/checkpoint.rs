@@ -1,0 +1,138 @@
+//! Checkpoints: the model, the optimiser's momentum and the run's position, written atomically
+//! after every epoch into one safetensors file, so `--resume` continues exactly.
+//!
+//! Random streams are derived from the seed, the epoch and the step (see `train::rng_for`), so the
+//! position in the run is all the generator state a resume needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::TrainConfig;
+use super::optim::Sgd;
+use crate::augment::Normalization;
+use crate::export::{self, ExportError, NamedTensor, TensorValues};
+use crate::model::EmbeddingNet;
+
+/// File name of the checkpoint inside a run folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+const MODEL_PREFIX: &str = "model/";
+const MOMENTUM_PREFIX: &str = "momentum/";
+const STATE_KEY: &str = "spreadout_state";
+
+/// Where a run stands, stored as JSON metadata in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The configuration the run was started with.
+    pub config: TrainConfig,
+    /// Normalisation computed from the training images.
+    pub normalization: Normalization,
+    /// Epochs completed.
+    pub epochs_completed: usize,
+    /// Optimiser steps taken.
+    pub steps: u64,
+}
+
+/// A checkpoint read back from disk.
+pub struct Checkpoint {
+    /// Where the run stood.
+    pub state: RunState,
+    /// The network with its weights and batch-norm statistics.
+    pub net: EmbeddingNet,
+    /// The optimiser with its momentum.
+    pub sgd: Sgd,
+}
+
+/// Path of the checkpoint in `run_dir`.
+pub fn path(run_dir: &Path) -> PathBuf {
+    run_dir.join(CHECKPOINT_FILE)
+}
+
+/// Writes the checkpoint atomically: an interrupted write keeps the previous one.
+pub fn save(
+    run_dir: &Path,
+    state: &RunState,
+    net: &EmbeddingNet,
+    sgd: &Sgd,
+) -> Result<(), ExportError> {
+    let mut tensors: Vec<NamedTensor> = export::module_tensors(net)
+        .into_iter()
+        .map(|t| NamedTensor {
+            name: format!("{MODEL_PREFIX}{}", t.name),
+            ..t
+        })
+        .collect();
+    for (key, velocity) in &sgd.velocity {
+        let values: Vec<f32> = velocity
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("momentum is f32");
+        tensors.push(NamedTensor {
+            name: format!("{MOMENTUM_PREFIX}{key}"),
+            shape: vec![values.len()],
+            values: TensorValues::F32(values),
+        });
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert(
+        STATE_KEY.to_owned(),
+        serde_json::to_string(state).expect("run state serialises"),
+    );
+    export::write_tensors(&path(run_dir), &tensors, metadata)
+}
+
+/// Reads only the run state of a checkpoint (cheap: no tensors are built).
+pub fn read_state(run_dir: &Path) -> Result<RunState, ExportError> {
+    let file = path(run_dir);
+    let (_, metadata) = export::read_tensors(&file)?;
+    parse_state(&file, &metadata)
+}
+
+fn parse_state(file: &Path, metadata: &BTreeMap<String, String>) -> Result<RunState, ExportError> {
+    let json = metadata.get(STATE_KEY).ok_or_else(|| ExportError::Format {
+        path: file.to_owned(),
+        message: "not a Spreadout checkpoint (no run state)".to_owned(),
+    })?;
+    serde_json::from_str(json).map_err(|error| ExportError::Format {
+        path: file.to_owned(),
+        message: format!("unreadable run state: {error}"),
+    })
+}
+
+/// Loads the checkpoint of `run_dir` onto `device` (an autodiff device for training).
+pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> {
+    let file = path(run_dir);
+    let (tensors, metadata) = export::read_tensors(&file)?;
+    let state = parse_state(&file, &metadata)?;
+    let mut model_tensors = BTreeMap::new();
+    let mut sgd = Sgd::new(state.config.momentum, state.config.weight_decay);
+    for (name, tensor) in tensors {
+        if let Some(key) = name.strip_prefix(MODEL_PREFIX) {
+            model_tensors.insert(
+                key.to_owned(),
+                NamedTensor {
+                    name: key.to_owned(),
+                    ..tensor
+                },
+            );
+        } else if let Some(key) = name.strip_prefix(MOMENTUM_PREFIX) {
+            let TensorValues::F32(values) = tensor.values else {
+                return Err(ExportError::Format {
+                    path: file,
+                    message: format!("momentum '{key}' is not f32"),
+                });
+            };
+            let count = values.len();
+            let velocity = Tensor::from_data(TensorData::new(values, [count]), &device.clone().without_autodiff());
+            sgd.velocity.insert(key.to_owned(), velocity);
+        }
+    }
+    let net = state.config.model_config().init(device);
+    let net = export::load_module_tensors(net, &model_tensors, &file)?;
+    Ok(Checkpoint { state, net, sgd })
+}

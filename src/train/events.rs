@@ -1,0 +1,111 @@
+//! The one typed event stream a training run emits; the CLI renders it as a progress bar and the
+//! desktop app forwards it to the UI unchanged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::SkippedFile;
+use crate::eval::SimilarityDistributions;
+
+/// What the run is doing right now, for status lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Decoding and resizing images.
+    LoadingData,
+    /// The first steps, while the GPU backend compiles and autotunes its kernels; slow but not hung.
+    WarmingUp,
+    /// Optimising.
+    Training,
+    /// Embedding the evaluation sets and scoring them.
+    Evaluating,
+}
+
+/// Metrics of one finished epoch; one line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub loss: f64,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Training throughput over the epoch (both views counted), images per second.
+    pub images_per_sec: f64,
+    /// Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
+    pub knn_accuracy: Option<f64>,
+    /// Recall@1/2/4/8 in percent on the labelled evaluation set.
+    pub recall_at: Option<Vec<(usize, f64)>>,
+    /// NMI of k-means on the labelled evaluation set.
+    pub nmi: Option<f64>,
+    /// Positive vs negative cosine-similarity histograms (paper Fig. 5).
+    pub similarity: Option<SimilarityDistributions>,
+    /// Seconds the epoch took, training and evaluation included.
+    pub seconds: f64,
+}
+
+/// Everything a consumer of a training run is told, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// The run's phase changed.
+    Phase {
+        /// The new phase.
+        phase: Phase,
+    },
+    /// Progress while decoding images.
+    Loading {
+        /// Files done.
+        done: usize,
+        /// Files in all.
+        total: usize,
+    },
+    /// Data is loaded and the device chosen; training is about to start.
+    Started {
+        /// The device's name, e.g. "NVIDIA H100 (Vulkan, discrete GPU)".
+        device: String,
+        /// Usable training images.
+        images: usize,
+        /// Files that were skipped, with reasons.
+        skipped: Vec<SkippedFile>,
+        /// Optimiser steps per epoch.
+        steps_per_epoch: usize,
+        /// Epochs in the whole run.
+        epochs: usize,
+        /// First epoch this run will train (1 unless resumed).
+        first_epoch: usize,
+    },
+    /// Something the user should know that does not stop the run.
+    Warning {
+        /// What happened and what to do.
+        message: String,
+    },
+    /// One optimiser step finished.
+    Step {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Steps in this epoch.
+        steps_per_epoch: usize,
+        /// The step's loss.
+        loss: f64,
+        /// Learning rate used.
+        lr: f64,
+        /// Throughput of this step (both views counted), images per second.
+        images_per_sec: f64,
+    },
+    /// An epoch finished, was evaluated and checkpointed.
+    Epoch(EpochMetrics),
+    /// The run ended; `cancelled` when stopped by the user (the last checkpoint is kept).
+    Finished {
+        /// Whether the user stopped it.
+        cancelled: bool,
+        /// Epochs completed in total, resumed ones included.
+        epochs_completed: usize,
+    },
+    /// The run failed; the last good checkpoint is kept.
+    Failed {
+        /// What went wrong and what to do.
+        message: String,
+    },
+}

@@ -1,0 +1,148 @@
+//! End-to-end training on generated images with the CPU backend: the loss falls, kNN rises well
+//! above chance, a cancelled run resumes to exactly the weights of an uninterrupted one.
+
+use std::path::Path;
+
+use spreadout::demo::{self, DemoFolders, DemoSpec};
+use spreadout::device::DeviceChoice;
+use spreadout::export::{self, TensorValues};
+use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
+
+fn demo_data(dir: &Path, spec: &DemoSpec) -> DemoFolders {
+    demo::generate(dir, spec).expect("demo data")
+}
+
+fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainRequest {
+    TrainRequest {
+        config,
+        train_dir: folders.train.clone(),
+        eval_train_dir: Some(folders.train.clone()),
+        eval_test_dir: Some(folders.test.clone()),
+        out: out.to_owned(),
+        resume: false,
+        device: DeviceChoice::Cpu,
+    }
+}
+
+#[test]
+fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DemoSpec {
+        classes: 4,
+        train_per_class: 64,
+        test_per_class: 24,
+        size: 32,
+        seed: 1,
+    };
+    let folders = demo_data(dir.path(), &spec);
+    let config = TrainConfig {
+        epochs: 6,
+        batch_size: 32,
+        width: 8,
+        knn_k: 20,
+        lr: 0.05,
+        ..TrainConfig::default()
+    };
+    let mut events = Vec::new();
+    let summary = train::run(
+        &request(&folders, &dir.path().join("run"), config),
+        &Control::default(),
+        &mut |event| events.push(event),
+    )
+    .expect("training succeeds");
+    assert_eq!(summary.epochs_completed, 6);
+    let first = &summary.metrics[0];
+    let last = summary.metrics.last().unwrap();
+    assert!(last.loss < first.loss * 0.9, "loss {} → {}", first.loss, last.loss);
+    let chance = 100.0 / spec.classes as f64;
+    let knn = last.knn_accuracy.expect("labelled evaluation");
+    assert!(knn >= 2.0 * chance, "kNN {knn}% vs chance {chance}%");
+    assert!(matches!(events.last(), Some(TrainEvent::Finished { cancelled: false, epochs_completed: 6 })));
+    // The run folder holds what the issue promises.
+    let run = dir.path().join("run");
+    for file in ["model.safetensors", "config.json", "checkpoint.safetensors", "metrics.jsonl", "skipped.json", "run.json"] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 6);
+}
+
+#[test]
+fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DemoSpec {
+        classes: 3,
+        train_per_class: 12,
+        test_per_class: 4,
+        size: 16,
+        seed: 2,
+    };
+    let folders = demo_data(&dir.path().join("data"), &spec);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        image_size: 16,
+        width: 4,
+        dim: 16,
+        knn_k: 5,
+        ..TrainConfig::default()
+    };
+    let straight = dir.path().join("straight");
+    train::run(&request(&folders, &straight, config.clone()), &Control::default(), &mut |_| {}).unwrap();
+
+    // Interrupt in the middle of epoch 2: epoch 1's checkpoint is the last one.
+    let interrupted = dir.path().join("interrupted");
+    let control = Control::default();
+    let summary = train::run(&request(&folders, &interrupted, config.clone()), &control, &mut |event| {
+        if let TrainEvent::Step { epoch: 2, step: 2, .. } = event {
+            control.cancel();
+        }
+    })
+    .unwrap();
+    assert!(summary.cancelled);
+    assert_eq!(summary.epochs_completed, 1);
+    assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 1);
+
+    // Starting fresh over an existing run is refused rather than overwriting it.
+    let refused = train::run(&request(&folders, &interrupted, config.clone()), &Control::default(), &mut |_| {});
+    assert!(refused.unwrap_err().to_string().contains("--resume"));
+
+    let resumed = TrainRequest { resume: true, ..request(&folders, &interrupted, config) };
+    let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
+    assert_eq!(summary.epochs_completed, 3);
+    assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 3);
+
+    let (a, _) = export::read_tensors(&straight.join("model.safetensors")).unwrap();
+    let (b, _) = export::read_tensors(&interrupted.join("model.safetensors")).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, tensor) in &a {
+        match (&tensor.values, &b[name].values) {
+            (TensorValues::F32(x), TensorValues::F32(y)) => {
+                for (p, q) in x.iter().zip(y) {
+                    assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{name}: {p} vs {q}");
+                }
+            }
+            (x, y) => assert_eq!(x, y, "{name}"),
+        }
+    }
+}
+
+#[test]
+fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("only.png"), b"not an image").unwrap();
+    let handle = train::spawn(TrainRequest {
+        config: TrainConfig::default(),
+        train_dir: dir.path().to_owned(),
+        eval_train_dir: None,
+        eval_test_dir: None,
+        out: dir.path().join("run"),
+        resume: false,
+        device: DeviceChoice::Cpu,
+    });
+    let events: Vec<TrainEvent> = handle.events.iter().collect();
+    let Some(TrainEvent::Failed { message }) = events.last() else {
+        panic!("expected a final Failed event, got {events:?}");
+    };
+    assert!(message.contains("only.png") || message.contains("usable"), "{message}");
+    assert!(handle.worker.join().unwrap().is_err());
+}
