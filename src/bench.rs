@@ -11,9 +11,23 @@ use serde::Serialize;
 
 use crate::augment::{AugmentOps, Normalization};
 use crate::data::{self, DataError, ImageSet};
-use crate::demo::{self, DemoSpec};
+use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::SelectedDevice;
 use crate::train::{self, Sgd, TrainConfig};
+
+/// Why the data benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No temporary folder for the generated images.
+    #[error("cannot create a temporary folder: {0}")]
+    TempDir(std::io::Error),
+    /// The generated images could not be written.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    /// The generated images could not be read back.
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
 
 /// One line of the benchmark table.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +74,18 @@ pub fn training(
     let mut sgd = Sgd::new(config.momentum, config.weight_decay);
     let indices: Vec<usize> = (0..batch_size).collect();
     let mut step = |net| {
-        train::train_step(&config, &normalization, &set, &indices, 0, net, &mut sgd, 0.03, device).0
+        train::train_step(
+            &config,
+            &normalization,
+            &set,
+            &indices,
+            0,
+            net,
+            &mut sgd,
+            0.03,
+            device,
+        )
+        .0
     };
     for _ in 0..warmup {
         net = step(net);
@@ -80,11 +105,8 @@ pub fn training(
 
 /// Decoding throughput (PNG files of the demo set → resized RGB) and augmentation throughput
 /// (two random training views per image), on this machine's CPU cores.
-pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, DataError> {
-    let folder = tempfile::tempdir().map_err(|source| DataError::Io {
-        path: std::env::temp_dir(),
-        source,
-    })?;
+pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, BenchError> {
+    let folder = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let per_class = images.div_ceil(6);
     let spec = DemoSpec {
         classes: 6,
@@ -93,10 +115,7 @@ pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, Da
         size: image_size,
         seed: 0,
     };
-    let folders = demo::generate(folder.path(), &spec).map_err(|error| DataError::Io {
-        path: folder.path().to_owned(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+    let folders = demo::generate(folder.path(), &spec)?;
     let start = Instant::now();
     let set = data::load_folder(&folders.train, image_size, &|_, _| {})?;
     let decode_seconds = start.elapsed().as_secs_f64();
@@ -118,7 +137,10 @@ pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, Da
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(vec![
         BenchRow {
-            task: format!("decode + resize PNG to {image_size} px ({} files)", set.len()),
+            task: format!(
+                "decode + resize PNG to {image_size} px ({} files)",
+                set.len()
+            ),
             device: format!("CPU, {cores} threads"),
             images_per_sec: set.len() as f64 / decode_seconds,
             seconds: decode_seconds,
@@ -136,6 +158,10 @@ pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, Da
 fn random_images(count: usize, size: u32, seed: u64) -> Vec<RgbImage> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..count)
-        .map(|_| RgbImage::from_fn(size, size, |_, _| Rgb([rng.random(), rng.random(), rng.random()])))
+        .map(|_| {
+            RgbImage::from_fn(size, size, |_, _| {
+                Rgb([rng.random(), rng.random(), rng.random()])
+            })
+        })
         .collect()
 }

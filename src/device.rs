@@ -320,7 +320,11 @@ mod tests {
     fn auto_prefers_the_first_real_gpu() {
         let adapters = [
             adapter(0, AdapterKind::Software, Some(DeviceKind::Cpu)),
-            adapter(1, AdapterKind::Integrated, Some(DeviceKind::IntegratedGpu(0))),
+            adapter(
+                1,
+                AdapterKind::Integrated,
+                Some(DeviceKind::IntegratedGpu(0)),
+            ),
         ];
         let selected = select_from(DeviceChoice::Auto, &adapters).unwrap();
         assert!(selected.is_wgpu);

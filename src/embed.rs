@@ -80,7 +80,7 @@ pub fn embed_images(
             .forward(input)
             .into_data()
             .convert::<f32>()
-            .to_vec()
+            .try_to_vec()
             .expect("embeddings are floats");
         out.extend(embeddings);
     }

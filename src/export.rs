@@ -169,8 +169,9 @@ pub fn read_tensors(
     path: &Path,
 ) -> Result<(BTreeMap<String, NamedTensor>, BTreeMap<String, String>), ExportError> {
     let bytes = fs::read(path).map_err(ExportError::io(path))?;
-    let not_safetensors =
-        |error: safetensors::SafeTensorError| ExportError::format(path, format!("not a safetensors file ({error})"));
+    let not_safetensors = |error: safetensors::SafeTensorError| {
+        ExportError::format(path, format!("not a safetensors file ({error})"))
+    };
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
     let metadata = header
         .metadata()
@@ -339,9 +340,9 @@ pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportErr
     let mut by_burn_path = BTreeMap::new();
     for tensor in module_tensors(&net) {
         let key = torch_key(&tensor.name);
-        let stored = torch.get(&key).ok_or_else(|| {
-            ExportError::format(&weights, format!("missing tensor '{key}'"))
-        })?;
+        let stored = torch
+            .get(&key)
+            .ok_or_else(|| ExportError::format(&weights, format!("missing tensor '{key}'")))?;
         let stored = if key == "linear.weight" {
             transpose(stored.clone())
         } else {
@@ -380,7 +381,7 @@ impl ModuleVisitor for Collector {
         let values = tensor
             .into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .expect("parameters are floats");
         self.tensors.push(NamedTensor {
             name: self.path.join("."),
@@ -478,7 +479,11 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "missing {expected} in {names:?}");
         }
-        assert!(!names.iter().any(|n| n.contains("gamma") || n.contains("layer1.0.shortcut")));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("gamma") || n.contains("layer1.0.shortcut"))
+        );
         // 20 convolutions, 20 batch norms × 5 entries, linear weight and bias.
         assert_eq!(names.len(), 20 + 20 * 5 + 2);
         let linear = state.iter().find(|t| t.name == "linear.weight").unwrap();
@@ -494,9 +499,14 @@ mod tests {
         export_model(dir.path(), &model, &config).unwrap();
         let loaded = load_model(dir.path(), &device).unwrap();
         assert_eq!(loaded.config, config);
-        let images = Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
-        let a: Vec<f32> = model.forward(images.clone()).into_data().to_vec().unwrap();
-        let b: Vec<f32> = loaded.net.forward(images).into_data().to_vec().unwrap();
+        let images =
+            Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
+        let a: Vec<f32> = model
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let b: Vec<f32> = loaded.net.forward(images).into_data().try_to_vec().unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-6, "{x} vs {y}");
         }
@@ -526,8 +536,13 @@ mod tests {
         wider.model.width = 8;
         let json = serde_json::to_vec(&wider).unwrap();
         fs::write(dir.path().join(CONFIG_FILE), json).unwrap();
-        let error = load_model(dir.path(), &device).err().expect("shape mismatch");
+        let error = load_model(dir.path(), &device)
+            .err()
+            .expect("shape mismatch");
         let message = error.to_string();
-        assert!(message.contains("model.safetensors") && message.contains("shape"), "{message}");
+        assert!(
+            message.contains("model.safetensors") && message.contains("shape"),
+            "{message}"
+        );
     }
 }

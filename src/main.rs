@@ -191,8 +191,7 @@ enum NegativesArg {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -358,7 +357,8 @@ fn neighbors_command(
             model: export::load_model(&model_path, &selected.device)?,
         }
     } else {
-        let among = among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
+        let among =
+            among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
         let model = export::load_model(source, &selected.device)?;
         let size = model.config.model.image_size;
         let set = data::load_folder(among, size, &|_, _| {})?;
@@ -386,7 +386,9 @@ fn neighbors_command(
         .iter()
         .position(|p| canonical(p) == query_canonical);
     let query_vector = match member {
-        Some(row) => collection.embeddings[row * collection.dim..(row + 1) * collection.dim].to_vec(),
+        Some(row) => {
+            collection.embeddings[row * collection.dim..(row + 1) * collection.dim].to_vec()
+        }
         None => {
             let size = collection.model.config.model.image_size;
             let image = data::load_image(query, size)?;
@@ -402,7 +404,12 @@ fn neighbors_command(
     };
     let base = Embeddings::new(&collection.embeddings, collection.dim)?;
     let wanted = (k + usize::from(member.is_some())).min(base.len());
-    let hits = eval::top_k(Embeddings::new(&query_vector, collection.dim)?, base, wanted, false)?;
+    let hits = eval::top_k(
+        Embeddings::new(&query_vector, collection.dim)?,
+        base,
+        wanted,
+        false,
+    )?;
     for (row, score) in hits[0]
         .iter()
         .filter(|(row, _)| Some(*row) != member)
@@ -436,7 +443,10 @@ fn eval_command(
         let set = data::load_folder(dir, size, &|_, _| {})?;
         progress::report_skipped(&set.skipped);
         let labels = set.labels().with_context(|| {
-            format!("{} has no label folders (images in at least two first-level subfolders)", dir.display())
+            format!(
+                "{} has no label folders (images in at least two first-level subfolders)",
+                dir.display()
+            )
         })?;
         let embeddings = embed::embed_images(
             &loaded.net,
@@ -457,12 +467,26 @@ fn eval_command(
             names
                 .iter()
                 .position(|n| *n == test_names[label])
-                .with_context(|| format!("label folder '{}' of {} is not in {}", test_names[label], test_dir.display(), train_dir.display()))
+                .with_context(|| {
+                    format!(
+                        "label folder '{}' of {} is not in {}",
+                        test_names[label],
+                        test_dir.display(),
+                        train_dir.display()
+                    )
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let memory = Embeddings::new(&train_embeddings, dim)?;
     let test = Embeddings::new(&test_embeddings, dim)?;
-    let knn = eval::knn_accuracy(memory, &train_labels, test, &test_labels, k.min(memory.len()), sigma)?;
+    let knn = eval::knn_accuracy(
+        memory,
+        &train_labels,
+        test,
+        &test_labels,
+        k.min(memory.len()),
+        sigma,
+    )?;
     let recall = eval::recall_at_k(test, &test_labels, &[1, 2, 4, 8])?;
     let nmi = eval::clustering_nmi(test, &test_labels, 0)?;
     let report = serde_json::json!({
@@ -479,7 +503,12 @@ fn eval_command(
     Ok(())
 }
 
-fn demo_command(out: Option<PathBuf>, epochs: usize, width: usize, choice: DeviceChoice) -> Result<()> {
+fn demo_command(
+    out: Option<PathBuf>,
+    epochs: usize,
+    width: usize,
+    choice: DeviceChoice,
+) -> Result<()> {
     let temporary;
     let root = match out {
         Some(dir) => dir,
@@ -489,14 +518,23 @@ fn demo_command(out: Option<PathBuf>, epochs: usize, width: usize, choice: Devic
         }
     };
     let spec = DemoSpec::default();
-    let folders = demo::generate(&root.join("data"), &spec)?;
+    let data_dir = root.join("data");
+    // A second `demo --out DIR` reuses the data it generated and resumes its run.
+    let folders = if data_dir.join("train").is_dir() {
+        demo::DemoFolders {
+            train: data_dir.join("train"),
+            test: data_dir.join("test"),
+        }
+    } else {
+        demo::generate(&data_dir, &spec)?
+    };
     println!(
         "demo data: {} classes × {} training + {} test images of {} px in {}",
         spec.classes,
         spec.train_per_class,
         spec.test_per_class,
         spec.size,
-        root.join("data").display()
+        data_dir.display()
     );
     let run_dir = root.join("run");
     let resume = train::checkpoint::path(&run_dir).exists();
@@ -509,15 +547,16 @@ fn demo_command(out: Option<PathBuf>, epochs: usize, width: usize, choice: Devic
             knn_k: 50,
             ..TrainConfig::default()
         },
-        train_dir: folders.train.clone(),
-        eval_train_dir: Some(folders.train),
+        train_dir: folders.train,
+        eval_train_dir: None,
         eval_test_dir: Some(folders.test),
         out: run_dir.clone(),
         resume,
         device: choice,
     };
-    let summary = progress::run_with_progress(request)?;
-    if let (Some(first), Some(last)) = (summary.metrics.first(), summary.metrics.last()) {
+    progress::run_with_progress(request)?;
+    let metrics = train::read_metrics(&run_dir)?;
+    if let (Some(first), Some(last)) = (metrics.first(), metrics.last()) {
         println!(
             "kNN accuracy {:.1}% after epoch {} → {:.1}% after epoch {} (chance {:.1}%); model in {}",
             first.knn_accuracy.unwrap_or(f64::NAN),
@@ -534,7 +573,9 @@ fn demo_command(out: Option<PathBuf>, epochs: usize, width: usize, choice: Devic
 fn devices_command() -> Result<()> {
     let adapters = device::list_adapters();
     if adapters.is_empty() {
-        println!("no wgpu adapters found (no Vulkan/Metal/DX12 driver); --device auto trains on the CPU");
+        println!(
+            "no wgpu adapters found (no Vulkan/Metal/DX12 driver); --device auto trains on the CPU"
+        );
     }
     for adapter in &adapters {
         println!(
@@ -570,7 +611,9 @@ fn bench_command(
     };
     for selected in &devices {
         for &width in widths {
-            print(&spreadout::bench::training(selected, width, batch_size, 32, warmup, steps));
+            print(&spreadout::bench::training(
+                selected, width, batch_size, 32, warmup, steps,
+            ));
         }
     }
     for row in spreadout::bench::data_pipeline(1200, 32)? {

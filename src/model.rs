@@ -245,7 +245,9 @@ impl ModuleMapper for SeededInit {
         };
         let bound = 1.0 / (fan_in as f32).sqrt();
         let count = dims.iter().product::<usize>();
-        let values: Vec<f32> = (0..count).map(|_| self.rng.random_range(-bound..bound)).collect();
+        let values: Vec<f32> = (0..count)
+            .map(|_| self.rng.random_range(-bound..bound))
+            .collect();
         param.map(|current| {
             let fresh = Tensor::from_data(TensorData::new(values, dims), &current.device());
             if current.is_require_grad() {
@@ -284,7 +286,9 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         let conv = a.iter().find(|t| t.name == "conv1.weight").unwrap();
-        let crate::export::TensorValues::F32(values) = &conv.values else { panic!() };
+        let crate::export::TensorValues::F32(values) = &conv.values else {
+            panic!()
+        };
         let bound = 1.0 / 27f32.sqrt();
         assert!(values.iter().all(|v| v.abs() <= bound));
         assert!(values.iter().any(|v| v.abs() > bound * 0.9));
@@ -304,7 +308,7 @@ mod tests {
             );
             let out = model.forward(images);
             assert_eq!(out.dims(), [3, 8]);
-            let norms: Vec<f32> = out.square().sum_dim(1).into_data().to_vec().unwrap();
+            let norms: Vec<f32> = out.square().sum_dim(1).into_data().try_to_vec().unwrap();
             for norm in norms {
                 assert!((norm - 1.0).abs() < 1e-4, "squared norm {norm}");
             }

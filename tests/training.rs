@@ -16,7 +16,7 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
     TrainRequest {
         config,
         train_dir: folders.train.clone(),
-        eval_train_dir: Some(folders.train.clone()),
+        eval_train_dir: None,
         eval_test_dir: Some(folders.test.clone()),
         out: out.to_owned(),
         resume: false,
@@ -53,14 +53,32 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
     assert_eq!(summary.epochs_completed, 6);
     let first = &summary.metrics[0];
     let last = summary.metrics.last().unwrap();
-    assert!(last.loss < first.loss * 0.9, "loss {} → {}", first.loss, last.loss);
+    assert!(
+        last.loss < first.loss * 0.9,
+        "loss {} → {}",
+        first.loss,
+        last.loss
+    );
     let chance = 100.0 / spec.classes as f64;
     let knn = last.knn_accuracy.expect("labelled evaluation");
     assert!(knn >= 2.0 * chance, "kNN {knn}% vs chance {chance}%");
-    assert!(matches!(events.last(), Some(TrainEvent::Finished { cancelled: false, epochs_completed: 6 })));
+    assert!(matches!(
+        events.last(),
+        Some(TrainEvent::Finished {
+            cancelled: false,
+            epochs_completed: 6
+        })
+    ));
     // The run folder holds what the issue promises.
     let run = dir.path().join("run");
-    for file in ["model.safetensors", "config.json", "checkpoint.safetensors", "metrics.jsonl", "skipped.json", "run.json"] {
+    for file in [
+        "model.safetensors",
+        "config.json",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+        "skipped.json",
+        "run.json",
+    ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }
     assert_eq!(train::read_metrics(&run).unwrap().len(), 6);
@@ -87,26 +105,45 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
         ..TrainConfig::default()
     };
     let straight = dir.path().join("straight");
-    train::run(&request(&folders, &straight, config.clone()), &Control::default(), &mut |_| {}).unwrap();
+    train::run(
+        &request(&folders, &straight, config.clone()),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
 
     // Interrupt in the middle of epoch 2: epoch 1's checkpoint is the last one.
     let interrupted = dir.path().join("interrupted");
     let control = Control::default();
-    let summary = train::run(&request(&folders, &interrupted, config.clone()), &control, &mut |event| {
-        if let TrainEvent::Step { epoch: 2, step: 2, .. } = event {
-            control.cancel();
-        }
-    })
+    let summary = train::run(
+        &request(&folders, &interrupted, config.clone()),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Step {
+                epoch: 2, step: 2, ..
+            } = event
+            {
+                control.cancel();
+            }
+        },
+    )
     .unwrap();
     assert!(summary.cancelled);
     assert_eq!(summary.epochs_completed, 1);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 1);
 
     // Starting fresh over an existing run is refused rather than overwriting it.
-    let refused = train::run(&request(&folders, &interrupted, config.clone()), &Control::default(), &mut |_| {});
+    let refused = train::run(
+        &request(&folders, &interrupted, config.clone()),
+        &Control::default(),
+        &mut |_| {},
+    );
     assert!(refused.unwrap_err().to_string().contains("--resume"));
 
-    let resumed = TrainRequest { resume: true, ..request(&folders, &interrupted, config) };
+    let resumed = TrainRequest {
+        resume: true,
+        ..request(&folders, &interrupted, config)
+    };
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 3);
@@ -118,7 +155,10 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
         match (&tensor.values, &b[name].values) {
             (TensorValues::F32(x), TensorValues::F32(y)) => {
                 for (p, q) in x.iter().zip(y) {
-                    assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{name}: {p} vs {q}");
+                    assert!(
+                        (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                        "{name}: {p} vs {q}"
+                    );
                 }
             }
             (x, y) => assert_eq!(x, y, "{name}"),
@@ -143,6 +183,9 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
     let Some(TrainEvent::Failed { message }) = events.last() else {
         panic!("expected a final Failed event, got {events:?}");
     };
-    assert!(message.contains("only.png") || message.contains("usable"), "{message}");
+    assert!(
+        message.contains("only.png") || message.contains("usable"),
+        "{message}"
+    );
     assert!(handle.worker.join().unwrap().is_err());
 }

@@ -11,19 +11,33 @@ use spreadout::model::ModelConfig;
 use spreadout::train::Sgd;
 
 /// Losses of `steps` SGD steps on fixed inputs, then the final embeddings.
-fn train_steps(device: &Device, inputs: &[Vec<f32>], rows: usize, size: usize) -> (Vec<f32>, Vec<f32>) {
+fn train_steps(
+    device: &Device,
+    inputs: &[Vec<f32>],
+    rows: usize,
+    size: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let device = device.clone().autodiff();
     let mut net = ModelConfig::resnet18(2, 8, size as u32).init_seeded(&device, 7);
     let mut sgd = Sgd::new(0.9, 5e-4);
-    let batch = |values: &Vec<f32>| Tensor::<4>::from_data(TensorData::new(values.clone(), [rows, 3, size, size]), &device);
+    let batch = |values: &Vec<f32>| {
+        Tensor::<4>::from_data(
+            TensorData::new(values.clone(), [rows, 3, size, size]),
+            &device,
+        )
+    };
     let mut losses = Vec::new();
     for input in inputs {
         let loss = spread_out_loss(net.forward(batch(input)), 0.1, NegativeSampling::All);
-        losses.push(loss.clone().into_data().to_vec::<f32>().unwrap()[0]);
+        losses.push(loss.clone().into_data().try_to_vec::<f32>().unwrap()[0]);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = sgd.step(0.03, net, grads);
     }
-    let embeddings = net.forward(batch(&inputs[0])).into_data().to_vec::<f32>().unwrap();
+    let embeddings = net
+        .forward(batch(&inputs[0]))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     (losses, embeddings)
 }
 
@@ -31,7 +45,9 @@ fn train_steps(device: &Device, inputs: &[Vec<f32>], rows: usize, size: usize) -
 fn a_few_steps_on_wgpu_match_the_cpu_backend() {
     let adapters = device::list_adapters();
     let Some(adapter) = adapters.first() else {
-        panic!("no wgpu adapter: install Mesa's Vulkan drivers (apt-get install mesa-vulkan-drivers) so this test can run wgpu on the CPU");
+        panic!(
+            "no wgpu adapter: install Mesa's Vulkan drivers (apt-get install mesa-vulkan-drivers) so this test can run wgpu on the CPU"
+        );
     };
     let gpu = device::select(DeviceChoice::Adapter(adapter.index)).expect("adapter selectable");
     eprintln!("wgpu adapter: {}", gpu.name);
@@ -47,7 +63,10 @@ fn a_few_steps_on_wgpu_match_the_cpu_backend() {
     let (cpu_losses, cpu_embeddings) = train_steps(&Device::flex(), &inputs, rows, size);
     let (gpu_losses, gpu_embeddings) = train_steps(&gpu.device, &inputs, rows, size);
     for (step, (c, g)) in cpu_losses.iter().zip(&gpu_losses).enumerate() {
-        assert!((c - g).abs() <= 1e-3 * c.abs().max(1.0), "step {step}: cpu loss {c} vs wgpu {g}");
+        assert!(
+            (c - g).abs() <= 1e-3 * c.abs().max(1.0),
+            "step {step}: cpu loss {c} vs wgpu {g}"
+        );
     }
     for (c, g) in cpu_embeddings.iter().zip(&gpu_embeddings) {
         assert!((c - g).abs() <= 2e-3, "embedding {c} vs {g}");

@@ -70,7 +70,7 @@ pub fn save(
             .clone()
             .into_data()
             .convert::<f32>()
-            .to_vec()
+            .try_to_vec()
             .expect("momentum is f32");
         tensors.push(NamedTensor {
             name: format!("{MOMENTUM_PREFIX}{key}"),
@@ -128,7 +128,10 @@ pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> 
                 });
             };
             let count = values.len();
-            let velocity = Tensor::from_data(TensorData::new(values, [count]), &device.clone().without_autodiff());
+            let velocity = Tensor::from_data(
+                TensorData::new(values, [count]),
+                &device.clone().without_autodiff(),
+            );
             sgd.velocity.insert(key.to_owned(), velocity);
         }
     }

@@ -29,7 +29,7 @@ use crate::augment::{AugmentOps, Normalization};
 use crate::data::{self, DataError, ImageSet};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{self, View};
-use crate::eval::{self, EvalError, Embeddings};
+use crate::eval::{self, Embeddings, EvalError};
 use crate::export::{self, ExportError, ExportedConfig};
 use crate::loss::{NegativeSampling, spread_out_loss};
 use crate::model::{EmbeddingNet, ModelConfig};
@@ -306,8 +306,21 @@ pub fn run(
 
 /// Evaluation sets with labels aligned to one list of class names.
 struct EvalSets {
-    memory: Option<(ImageSet, Vec<usize>)>,
-    test: Option<(ImageSet, Vec<usize>)>,
+    memory: Option<LabelledSet>,
+    test: Option<LabelledSet>,
+}
+
+/// A labelled evaluation set: its own images, or the training images (already decoded, so not
+/// loaded or held twice).
+struct LabelledSet {
+    images: Option<ImageSet>,
+    labels: Vec<usize>,
+}
+
+impl LabelledSet {
+    fn images<'a>(&'a self, train: &'a ImageSet) -> &'a [image::RgbImage] {
+        &self.images.as_ref().unwrap_or(train).images
+    }
 }
 
 fn run_inner(
@@ -441,7 +454,17 @@ fn run_inner(
                 .schedule
                 .lr(config.lr, epoch, config.epochs, steps as f64 / total_steps);
             let seed = derive_seed(config.seed, epoch, step as u64);
-            let (next, loss) = train_step(&config, &normalization, &train, indices, seed, net, &mut sgd, lr, &selected);
+            let (next, loss) = train_step(
+                &config,
+                &normalization,
+                &train,
+                indices,
+                seed,
+                net,
+                &mut sgd,
+                lr,
+                &selected,
+            );
             net = next;
             steps += 1;
             if !loss.is_finite() {
@@ -493,7 +516,15 @@ fn run_inner(
             similarity: None,
             seconds: 0.0,
         };
-        evaluate(&config, &normalization, &net, &train, &evals, epoch, &mut epoch_metrics)?;
+        evaluate(
+            &config,
+            &normalization,
+            &net,
+            &train,
+            &evals,
+            epoch,
+            &mut epoch_metrics,
+        )?;
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();
         append_metrics(out, &epoch_metrics)?;
         let state = checkpoint::RunState {
@@ -567,7 +598,7 @@ pub(crate) fn train_step(
         .inner()
         .into_data()
         .convert::<f64>()
-        .to_vec::<f64>()
+        .try_to_vec::<f64>()
         .expect("loss is a float")[0];
     if !value.is_finite() {
         return (net, value);
@@ -589,18 +620,21 @@ fn evaluate(
 ) -> Result<(), TrainError> {
     const BINS: usize = 50;
     const EVAL_BATCH: usize = 256;
-    let embed_set = |set: &ImageSet| {
+    let embed_set = |set: &LabelledSet| {
         embed::embed_images(
             net,
-            &set.images,
+            set.images(train),
             config.image_size,
             normalization,
             View::Center,
             EVAL_BATCH,
         )
     };
-    let memory = evals.memory.as_ref().map(|(set, labels)| (embed_set(set), labels));
-    let test = evals.test.as_ref().map(|(set, labels)| (embed_set(set), labels));
+    let memory = evals
+        .memory
+        .as_ref()
+        .map(|set| (embed_set(set), &set.labels));
+    let test = evals.test.as_ref().map(|set| (embed_set(set), &set.labels));
     if let (Some((memory, memory_labels)), Some((test, test_labels))) = (&memory, &test) {
         let memory = Embeddings::new(memory, config.dim)?;
         let k = config.knn_k.min(memory.len());
@@ -692,7 +726,10 @@ fn load_eval_sets(
         Some(dir) => load_labelled(dir)?,
         None => None,
     };
-    for (dir, set) in [(&request.eval_train_dir, &memory), (&request.eval_test_dir, &test)] {
+    for (dir, set) in [
+        (&request.eval_train_dir, &memory),
+        (&request.eval_test_dir, &test),
+    ] {
         if let (Some(dir), None) = (dir, set) {
             emit(TrainEvent::Warning {
                 message: format!(
@@ -702,37 +739,43 @@ fn load_eval_sets(
             });
         }
     }
-    // The training folder's own labels (never used for training) serve as the kNN memory by
-    // default. Its images are already decoded; reuse them.
-    let memory = memory.or_else(|| {
-        train.labels().map(|_| ImageSet {
-            root: train.root.clone(),
-            entries: train.entries.clone(),
-            images: train.images.clone(),
-            label_names: train.label_names.clone(),
-            skipped: Vec::new(),
-            formats: train.formats.clone(),
-        })
-    });
-    // Both sets must use one label numbering: map the test folder's names onto the memory's.
-    let names = memory
-        .as_ref()
-        .map(|m| m.label_names.clone())
-        .or_else(|| test.as_ref().map(|t| t.label_names.clone()))
-        .unwrap_or_default();
-    let aligned = |set: Option<ImageSet>| -> Option<(ImageSet, Vec<usize>)> {
-        let set = set?;
-        let labels = set
-            .labels()?
+    // Both sets must use one label numbering: the memory's names, which default to the
+    // training folder's own labels (never used for training).
+    let names = match (&memory, &test) {
+        (Some(memory), _) => memory.label_names.clone(),
+        (None, _) if train.labels().is_some() => train.label_names.clone(),
+        (None, Some(test)) => test.label_names.clone(),
+        (None, None) => Vec::new(),
+    };
+    let aligned = |set: &ImageSet| -> Option<Vec<usize>> {
+        set.labels()?
             .into_iter()
-            .map(|label| names.iter().position(|name| *name == set.label_names[label]))
-            .collect::<Option<Vec<_>>>()?;
-        Some((set, labels))
+            .map(|label| {
+                names
+                    .iter()
+                    .position(|name| *name == set.label_names[label])
+            })
+            .collect()
+    };
+    let memory = match memory {
+        Some(set) => aligned(&set).map(|labels| LabelledSet {
+            images: Some(set),
+            labels,
+        }),
+        None => aligned(train).map(|labels| LabelledSet {
+            images: None,
+            labels,
+        }),
     };
     let test_given = test.is_some();
     let evals = EvalSets {
-        memory: aligned(memory),
-        test: aligned(test),
+        memory,
+        test: test.and_then(|set| {
+            aligned(&set).map(|labels| LabelledSet {
+                images: Some(set),
+                labels,
+            })
+        }),
     };
     if test_given && evals.test.is_none() {
         emit(TrainEvent::Warning {
@@ -784,7 +827,11 @@ fn truncate_metrics(out: &Path, epochs: usize) -> Result<(), ExportError> {
     let Ok(text) = fs::read_to_string(&path) else {
         return Ok(());
     };
-    let kept: String = text.lines().take(epochs).map(|l| format!("{l}\n")).collect();
+    let kept: String = text
+        .lines()
+        .take(epochs)
+        .map(|l| format!("{l}\n"))
+        .collect();
     export::write_atomically(&path, kept.as_bytes())
 }
 

@@ -1,0 +1,1213 @@
+//! Training augmentations, the deterministic evaluation view, and input normalisation.
+//!
+//! The training view follows torchvision semantics as used by the paper (Ye et al., CVPR 2019,
+//! §4.1): `RandomResizedCrop(scale 0.2–1)`, `ColorJitter(0.4, 0.4, 0.4, 0.4)`,
+//! `RandomGrayscale(p 0.2)` and `RandomHorizontalFlip`, applied in the order of the paper's
+//! released code (crop → jitter → grayscale → flip → to `[0, 1]` float → `Normalize`).
+//! Both Siamese branches go through [`augment_image`] / [`augment_into`]; evaluation uses
+//! [`center_view`] / [`center_view_into`].
+//!
+//! Between the crop and the final output, pixels are kept as `f32` in `[0, 1]` so that the
+//! successive colour adjustments do not quantise. Each operation draws from the rng only when it
+//! is switched on, always in the same order, so a seeded rng reproduces a view exactly.
+
+use std::num::NonZeroUsize;
+
+use image::RgbImage;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+/// `RandomResizedCrop` area range, as a fraction of the source area.
+const CROP_SCALE: (f64, f64) = (0.2, 1.0);
+/// `RandomResizedCrop` aspect-ratio (width / height) range.
+const CROP_RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
+/// torchvision gives up on random crops after this many rejected samples.
+const CROP_ATTEMPTS: usize = 10;
+/// Brightness, contrast, saturation and hue all use the same jitter strength in the paper.
+const JITTER_STRENGTH: f32 = 0.4;
+const GRAYSCALE_PROBABILITY: f64 = 0.2;
+const FLIP_PROBABILITY: f64 = 0.5;
+/// Keeps `Normalize` finite for datasets with a (near-)constant channel.
+const MIN_STD: f32 = 1e-3;
+/// ITU-R 601 luma weights, as used by PIL's `convert("L")`; they sum to 1, so grey stays grey.
+const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
+/// Names accepted by [`AugmentOps::disable`].
+const DISABLE_NAMES: &str = "crop, color, gray, flip, all";
+
+/// Which of the four operations are on (paper Table 7 ablation). Default: all on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AugmentOps {
+    /// `RandomResizedCrop`; when off, the deterministic [`center_view`] geometry is used.
+    pub crop: bool,
+    /// `ColorJitter(0.4, 0.4, 0.4, 0.4)`.
+    pub color_jitter: bool,
+    /// `RandomGrayscale(p = 0.2)`.
+    pub grayscale: bool,
+    /// `RandomHorizontalFlip(p = 0.5)`.
+    pub flip: bool,
+}
+
+impl Default for AugmentOps {
+    fn default() -> Self {
+        Self {
+            crop: true,
+            color_jitter: true,
+            grayscale: true,
+            flip: true,
+        }
+    }
+}
+
+impl AugmentOps {
+    /// "No DA": every operation off, so a training view is exactly the [`center_view`].
+    pub fn none() -> Self {
+        Self {
+            crop: false,
+            color_jitter: false,
+            grayscale: false,
+            flip: false,
+        }
+    }
+
+    /// Whether every operation is off.
+    pub fn is_none(&self) -> bool {
+        *self == Self::none()
+    }
+
+    /// Switches one op off by its CLI name: "crop" | "color" | "gray" | "flip" | "all".
+    ///
+    /// # Errors
+    /// For any other name, with a message listing the valid names; `self` is then unchanged.
+    pub fn disable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "crop" => self.crop = false,
+            "color" => self.color_jitter = false,
+            "gray" => self.grayscale = false,
+            "flip" => self.flip = false,
+            "all" => *self = Self::none(),
+            unknown => {
+                return Err(format!(
+                    "unknown augmentation {unknown:?}; expected one of: {DISABLE_NAMES}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-channel mean/std used by Normalize.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    /// Per-channel (R, G, B) mean, in `[0, 1]` units.
+    pub mean: [f32; 3],
+    /// Per-channel (R, G, B) standard deviation, in `[0, 1]` units.
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// Leaves values unchanged: mean 0, std 1.
+    pub const IDENTITY: Self = Self {
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
+
+    /// Channel mean and std (population) over all pixels of all images, in `[0, 1]` units; a std
+    /// below 1e-3 is clamped to 1e-3.
+    ///
+    /// Images are weighted by their pixel count. With no pixels at all this returns
+    /// [`Normalization::IDENTITY`], since there is nothing to estimate from.
+    pub fn from_images(images: &[RgbImage]) -> Self {
+        let totals = ChannelTotals::of_parallel(images);
+        if totals.pixels == 0 {
+            return Self::IDENTITY;
+        }
+        let pixels = totals.pixels as f64;
+        let mut mean = [0.0; 3];
+        let mut std = [0.0; 3];
+        for channel in 0..3 {
+            // Totals are exact integers, so E[x²] − E[x]² loses nothing to summation order.
+            let channel_mean = totals.sum[channel] as f64 / pixels;
+            let variance = (totals.sum_of_squares[channel] as f64 / pixels
+                - channel_mean * channel_mean)
+                .max(0.0);
+            mean[channel] = (channel_mean / 255.0) as f32;
+            std[channel] = ((variance.sqrt() / 255.0) as f32).max(MIN_STD);
+        }
+        Self { mean, std }
+    }
+}
+
+/// Exact per-channel sums of 8-bit values over a set of images.
+#[derive(Debug, Default, Clone, Copy)]
+struct ChannelTotals {
+    sum: [u64; 3],
+    sum_of_squares: [u64; 3],
+    pixels: u64,
+}
+
+impl ChannelTotals {
+    /// Splits the images over the available cores; the sums are integers, so the split does not
+    /// change the result.
+    fn of_parallel(images: &[RgbImage]) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let images_per_thread = images.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = images
+                .chunks(images_per_thread)
+                .map(|chunk| scope.spawn(|| Self::of(chunk)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .fold(Self::default(), Self::merge)
+        })
+    }
+
+    fn of(images: &[RgbImage]) -> Self {
+        let mut totals = Self::default();
+        for image in images {
+            for pixel in image.pixels() {
+                for (channel, &value) in pixel.0.iter().enumerate() {
+                    let value = u64::from(value);
+                    totals.sum[channel] += value;
+                    totals.sum_of_squares[channel] += value * value;
+                }
+            }
+            totals.pixels += u64::from(image.width()) * u64::from(image.height());
+        }
+        totals
+    }
+
+    fn merge(mut self, other: Self) -> Self {
+        for channel in 0..3 {
+            self.sum[channel] += other.sum[channel];
+            self.sum_of_squares[channel] += other.sum_of_squares[channel];
+        }
+        self.pixels += other.pixels;
+        self
+    }
+}
+
+/// One random training view of `src` (any size/aspect), `size`×`size`, as displayable pixels.
+///
+/// # Panics
+/// If `size` is 0 or `src` has no pixels.
+pub fn augment_image(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl Rng) -> RgbImage {
+    random_view(src, size, ops, rng).to_rgb8()
+}
+
+/// Same random view written as normalised CHW f32 into `out` (len 3*size*size). With the same
+/// rng state it produces exactly the view [`augment_image`] would, without its u8 rounding.
+///
+/// # Panics
+/// If `size` is 0, `src` has no pixels, or `out.len() != 3 * size * size`.
+pub fn augment_into(
+    src: &RgbImage,
+    size: u32,
+    ops: &AugmentOps,
+    norm: &Normalization,
+    rng: &mut impl Rng,
+    out: &mut [f32],
+) {
+    random_view(src, size, ops, rng).write_normalized_chw(norm, out);
+}
+
+/// The deterministic evaluation view: resize so the shorter side is `size` (bilinear/triangle,
+/// aspect kept), then centre-crop size×size.
+///
+/// # Panics
+/// If `size` is 0 or `src` has no pixels.
+pub fn center_view(src: &RgbImage, size: u32) -> RgbImage {
+    center_view_float(src, size).to_rgb8()
+}
+
+/// [`center_view`] written as normalised CHW f32 into `out` (len 3*size*size).
+///
+/// # Panics
+/// If `size` is 0, `src` has no pixels, or `out.len() != 3 * size * size`.
+pub fn center_view_into(src: &RgbImage, size: u32, norm: &Normalization, out: &mut [f32]) {
+    center_view_float(src, size).write_normalized_chw(norm, out);
+}
+
+/// The single implementation behind [`augment_image`] and [`augment_into`].
+fn random_view(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl Rng) -> FloatImage {
+    check_inputs(src, size);
+    let mut view = if ops.crop {
+        let crop = sample_crop_rect(src.width(), src.height(), rng);
+        let whole_output = PixelRect {
+            left: 0,
+            top: 0,
+            width: size,
+            height: size,
+        };
+        resize_region(src, crop, (size, size), whole_output)
+    } else {
+        center_view_float(src, size)
+    };
+    if ops.color_jitter {
+        ColorJitter::sample(rng).apply(&mut view);
+    }
+    if ops.grayscale && rng.random_bool(GRAYSCALE_PROBABILITY) {
+        view.make_grayscale();
+    }
+    if ops.flip && rng.random_bool(FLIP_PROBABILITY) {
+        view.mirror_horizontally();
+    }
+    view
+}
+
+fn check_inputs(src: &RgbImage, size: u32) {
+    assert!(size > 0, "augmentation output size must be positive");
+    assert!(
+        src.width() > 0 && src.height() > 0,
+        "cannot augment an empty {}x{} image",
+        src.width(),
+        src.height()
+    );
+}
+
+/// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
+/// `CenterCrop(size)`; only the kept window is actually resampled.
+fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
+    check_inputs(src, size);
+    let (width, height) = src.dimensions();
+    let scaled_long_side = |long: u32, short: u32| {
+        u32::try_from(u64::from(size) * u64::from(long) / u64::from(short)).unwrap_or(u32::MAX)
+    };
+    let resized = if width <= height {
+        (size, scaled_long_side(height, width))
+    } else {
+        (scaled_long_side(width, height), size)
+    };
+    // CenterCrop uses Python's round(), which rounds halves to even.
+    let centred_offset =
+        |resized_len: u32| (f64::from(resized_len - size) / 2.0).round_ties_even() as u32;
+    let window = PixelRect {
+        left: centred_offset(resized.0),
+        top: centred_offset(resized.1),
+        width: size,
+        height: size,
+    };
+    resize_region(src, PixelRect::covering(src), resized, window)
+}
+
+/// An axis-aligned rectangle of pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PixelRect {
+    pub(crate) left: u32,
+    pub(crate) top: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+impl PixelRect {
+    fn covering(image: &RgbImage) -> Self {
+        Self {
+            left: 0,
+            top: 0,
+            width: image.width(),
+            height: image.height(),
+        }
+    }
+}
+
+/// torchvision `RandomResizedCrop.get_params(scale=(0.2, 1), ratio=(3/4, 4/3))` for a
+/// `width`×`height` source, including its centre-crop fallback after 10 rejected samples.
+pub(crate) fn sample_crop_rect(width: u32, height: u32, rng: &mut impl Rng) -> PixelRect {
+    let area = f64::from(width) * f64::from(height);
+    let log_ratio = (CROP_RATIO.0.ln(), CROP_RATIO.1.ln());
+    for _ in 0..CROP_ATTEMPTS {
+        let target_area = area * rng.random_range(CROP_SCALE.0..CROP_SCALE.1);
+        let aspect_ratio = rng.random_range(log_ratio.0..log_ratio.1).exp();
+        // Python's round() rounds halves to even; the cast saturates, and oversize is rejected below.
+        let crop_width = (target_area * aspect_ratio).sqrt().round_ties_even() as u32;
+        let crop_height = (target_area / aspect_ratio).sqrt().round_ties_even() as u32;
+        if (1..=width).contains(&crop_width) && (1..=height).contains(&crop_height) {
+            // torchvision draws the top before the left.
+            let top = rng.random_range(0..=height - crop_height);
+            let left = rng.random_range(0..=width - crop_width);
+            return PixelRect {
+                left,
+                top,
+                width: crop_width,
+                height: crop_height,
+            };
+        }
+    }
+    let input_ratio = f64::from(width) / f64::from(height);
+    let (crop_width, crop_height) = if input_ratio < CROP_RATIO.0 {
+        (
+            width,
+            (f64::from(width) / CROP_RATIO.0).round_ties_even() as u32,
+        )
+    } else if input_ratio > CROP_RATIO.1 {
+        (
+            (f64::from(height) * CROP_RATIO.1).round_ties_even() as u32,
+            height,
+        )
+    } else {
+        (width, height)
+    };
+    PixelRect {
+        left: (width - crop_width) / 2,
+        top: (height - crop_height) / 2,
+        width: crop_width,
+        height: crop_height,
+    }
+}
+
+/// Resamples `region` of `src` to `resized` (width, height) with PIL's antialiased bilinear
+/// (triangle) filter, which is what torchvision uses for PIL images, but computes only the
+/// `window` of that resized image. This keeps the centre view cheap for extreme aspect ratios.
+fn resize_region(
+    src: &RgbImage,
+    region: PixelRect,
+    resized: (u32, u32),
+    window: PixelRect,
+) -> FloatImage {
+    let row_taps = triangle_taps(region.height, resized.1, window.top, window.height);
+    let column_taps = triangle_taps(region.width, resized.0, window.left, window.width);
+    let source = src.as_raw();
+    let source_stride = src.width() as usize * 3;
+    let region_width = region.width as usize;
+    let region_start = region.left as usize * 3;
+
+    // Vertical pass first, over the region's columns, in 0–255 units.
+    let mut rows_resampled = vec![[0.0f32; 3]; window.height as usize * region_width];
+    for (taps, resampled_row) in row_taps
+        .iter()
+        .zip(rows_resampled.chunks_exact_mut(region_width))
+    {
+        for (offset, &weight) in taps.weights.iter().enumerate() {
+            let y = region.top as usize + taps.first + offset;
+            let row_start = y * source_stride + region_start;
+            let source_row = &source[row_start..row_start + region_width * 3];
+            for (accumulated, pixel) in resampled_row.iter_mut().zip(source_row.chunks_exact(3)) {
+                for channel in 0..3 {
+                    accumulated[channel] += weight * f32::from(pixel[channel]);
+                }
+            }
+        }
+    }
+
+    let mut pixels = Vec::with_capacity(window.width as usize * window.height as usize);
+    for resampled_row in rows_resampled.chunks_exact(region_width) {
+        for taps in &column_taps {
+            let mut accumulated = [0.0f32; 3];
+            for (weight, pixel) in taps.weights.iter().zip(&resampled_row[taps.first..]) {
+                for channel in 0..3 {
+                    accumulated[channel] += weight * pixel[channel];
+                }
+            }
+            pixels.push(accumulated.map(|value| (value / 255.0).clamp(0.0, 1.0)));
+        }
+    }
+    FloatImage {
+        width: window.width,
+        height: window.height,
+        pixels,
+    }
+}
+
+/// The source samples, and their normalised weights, that make up one output sample.
+#[derive(Debug, Clone, PartialEq)]
+struct Taps {
+    first: usize,
+    weights: Vec<f32>,
+}
+
+/// Per-output taps along one axis, for outputs `window_start..window_start + window_len` of a
+/// resize from `input_len` to `output_len` samples. Mirrors PIL's `precompute_coeffs`: when
+/// downscaling the triangle widens by the scale factor, which is the antialiasing.
+fn triangle_taps(input_len: u32, output_len: u32, window_start: u32, window_len: u32) -> Vec<Taps> {
+    let scale = f64::from(input_len) / f64::from(output_len);
+    let filter_scale = scale.max(1.0);
+    let support = filter_scale;
+    (window_start..window_start + window_len)
+        .map(|output| {
+            let center = (f64::from(output) + 0.5) * scale;
+            let first = (center - support + 0.5).floor().max(0.0) as usize;
+            let end = ((center + support + 0.5).floor() as usize).min(input_len as usize);
+            let raw: Vec<f64> = (first..end)
+                .map(|input| (1.0 - ((input as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
+                .collect();
+            // The source sample containing `center` always has weight >= 0.5, so total > 0.
+            let total: f64 = raw.iter().sum();
+            Taps {
+                first,
+                weights: raw.iter().map(|weight| (weight / total) as f32).collect(),
+            }
+        })
+        .collect()
+}
+
+/// An RGB image as `f32` in `[0, 1]`, row-major HWC.
+#[derive(Debug, Clone, PartialEq)]
+struct FloatImage {
+    width: u32,
+    height: u32,
+    pixels: Vec<[f32; 3]>,
+}
+
+impl FloatImage {
+    fn to_rgb8(&self) -> RgbImage {
+        RgbImage::from_fn(self.width, self.height, |x, y| {
+            let pixel = self.pixels[y as usize * self.width as usize + x as usize];
+            image::Rgb(pixel.map(|value| (value.clamp(0.0, 1.0) * 255.0).round() as u8))
+        })
+    }
+
+    fn write_normalized_chw(&self, norm: &Normalization, out: &mut [f32]) {
+        let plane = self.pixels.len();
+        assert_eq!(
+            out.len(),
+            3 * plane,
+            "output buffer must hold 3 * {} * {} floats",
+            self.width,
+            self.height
+        );
+        for (channel, out_plane) in out.chunks_exact_mut(plane).enumerate() {
+            let (mean, std) = (norm.mean[channel], norm.std[channel]);
+            for (normalized, pixel) in out_plane.iter_mut().zip(&self.pixels) {
+                *normalized = (pixel[channel] - mean) / std;
+            }
+        }
+    }
+
+    fn make_grayscale(&mut self) {
+        for pixel in &mut self.pixels {
+            *pixel = [luma(*pixel); 3];
+        }
+    }
+
+    fn mirror_horizontally(&mut self) {
+        for row in self.pixels.chunks_exact_mut(self.width as usize) {
+            row.reverse();
+        }
+    }
+
+    fn scale_brightness(&mut self, factor: f32) {
+        for pixel in &mut self.pixels {
+            *pixel = pixel.map(|value| (value * factor).clamp(0.0, 1.0));
+        }
+    }
+
+    /// Blends towards the image's mean luma, a single scalar over the whole image.
+    fn scale_contrast(&mut self, factor: f32) {
+        let luma_sum: f64 = self
+            .pixels
+            .iter()
+            .map(|&pixel| f64::from(luma(pixel)))
+            .sum();
+        let mean_luma = (luma_sum / self.pixels.len() as f64) as f32;
+        for pixel in &mut self.pixels {
+            *pixel = pixel.map(|value| blend(value, mean_luma, factor));
+        }
+    }
+
+    /// Blends each pixel towards its own luma.
+    fn scale_saturation(&mut self, factor: f32) {
+        for pixel in &mut self.pixels {
+            let gray = luma(*pixel);
+            *pixel = pixel.map(|value| blend(value, gray, factor));
+        }
+    }
+
+    fn shift_hue(&mut self, shift: f32) {
+        for pixel in &mut self.pixels {
+            let [hue, saturation, value] = rgb_to_hsv(*pixel);
+            *pixel = hsv_to_rgb([(hue + shift).rem_euclid(1.0), saturation, value]);
+        }
+    }
+}
+
+fn luma([red, green, blue]: [f32; 3]) -> f32 {
+    LUMA_WEIGHTS[0] * red + LUMA_WEIGHTS[1] * green + LUMA_WEIGHTS[2] * blue
+}
+
+/// torchvision's `_blend`: `factor` 1 keeps `value`, 0 gives `toward`, beyond 1 extrapolates.
+fn blend(value: f32, toward: f32, factor: f32) -> f32 {
+    (factor * value + (1.0 - factor) * toward).clamp(0.0, 1.0)
+}
+
+/// torchvision's `_rgb2hsv`: hue in `[0, 1)`, with hue and saturation 0 for greys.
+fn rgb_to_hsv([red, green, blue]: [f32; 3]) -> [f32; 3] {
+    let max = red.max(green).max(blue);
+    let min = red.min(green).min(blue);
+    let chroma = max - min;
+    if chroma == 0.0 {
+        return [0.0, 0.0, max];
+    }
+    let saturation = chroma / max;
+    let red_distance = (max - red) / chroma;
+    let green_distance = (max - green) / chroma;
+    let blue_distance = (max - blue) / chroma;
+    let sextant = if max == red {
+        blue_distance - green_distance
+    } else if max == green {
+        2.0 + red_distance - blue_distance
+    } else {
+        4.0 + green_distance - red_distance
+    };
+    [(sextant / 6.0 + 1.0) % 1.0, saturation, max]
+}
+
+/// torchvision's `_hsv2rgb`; a hue of exactly 1 wraps to the same colour as 0.
+fn hsv_to_rgb([hue, saturation, value]: [f32; 3]) -> [f32; 3] {
+    let scaled_hue = hue * 6.0;
+    let sextant = scaled_hue.floor();
+    let fraction = scaled_hue - sextant;
+    let p = (value * (1.0 - saturation)).clamp(0.0, 1.0);
+    let q = (value * (1.0 - saturation * fraction)).clamp(0.0, 1.0);
+    let t = (value * (1.0 - saturation * (1.0 - fraction))).clamp(0.0, 1.0);
+    match (sextant as i32).rem_euclid(6) {
+        0 => [value, t, p],
+        1 => [q, value, p],
+        2 => [p, value, t],
+        3 => [p, q, value],
+        4 => [t, p, value],
+        _ => [value, p, q],
+    }
+}
+
+/// One of the four `ColorJitter` adjustments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JitterOp {
+    Brightness,
+    Contrast,
+    Saturation,
+    Hue,
+}
+
+/// The random parameters of one `ColorJitter` call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ColorJitter {
+    order: [JitterOp; 4],
+    brightness: f32,
+    contrast: f32,
+    saturation: f32,
+    hue_shift: f32,
+}
+
+impl ColorJitter {
+    /// Same draw order as torchvision's `ColorJitter.get_params`: permutation, then brightness,
+    /// contrast, saturation and hue.
+    fn sample(rng: &mut impl Rng) -> Self {
+        let mut order = [
+            JitterOp::Brightness,
+            JitterOp::Contrast,
+            JitterOp::Saturation,
+            JitterOp::Hue,
+        ];
+        order.shuffle(rng);
+        let factor_range = (1.0 - JITTER_STRENGTH)..(1.0 + JITTER_STRENGTH);
+        Self {
+            order,
+            brightness: rng.random_range(factor_range.clone()),
+            contrast: rng.random_range(factor_range.clone()),
+            saturation: rng.random_range(factor_range),
+            hue_shift: rng.random_range(-JITTER_STRENGTH..JITTER_STRENGTH),
+        }
+    }
+
+    fn apply(&self, image: &mut FloatImage) {
+        for op in self.order {
+            match op {
+                JitterOp::Brightness => image.scale_brightness(self.brightness),
+                JitterOp::Contrast => image.scale_contrast(self.contrast),
+                JitterOp::Saturation => image.scale_saturation(self.saturation),
+                JitterOp::Hue => image.shift_hue(self.hue_shift),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngCore, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn seeded(seed: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(seed)
+    }
+
+    /// Left-right and top-bottom asymmetric, so flips and crops are visible.
+    fn gradient_image(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([
+                (x * 255 / width.max(2)) as u8,
+                (y * 255 / height.max(2)) as u8,
+                ((x * 7 + y * 3) % 256) as u8,
+            ])
+        })
+    }
+
+    fn noise_image(width: u32, height: u32, seed: u64) -> RgbImage {
+        let mut rng = seeded(seed);
+        RgbImage::from_fn(width, height, |_, _| image::Rgb(rng.random()))
+    }
+
+    fn only(configure: impl FnOnce(&mut AugmentOps)) -> AugmentOps {
+        let mut ops = AugmentOps::none();
+        configure(&mut ops);
+        ops
+    }
+
+    fn mirrored(image: &RgbImage) -> RgbImage {
+        image::imageops::flip_horizontal(image)
+    }
+
+    fn is_gray(image: &RgbImage) -> bool {
+        image
+            .pixels()
+            .all(|pixel| pixel[0] == pixel[1] && pixel[1] == pixel[2])
+    }
+
+    #[test]
+    fn outputs_have_requested_size_for_odd_inputs() {
+        let norm = Normalization {
+            mean: [0.5; 3],
+            std: [0.25; 3],
+        };
+        let mut rng = seeded(1);
+        for (width, height) in [(1, 1), (7, 300), (300, 7), (1, 400), (640, 480)] {
+            let src = gradient_image(width, height);
+            for size in [1, 8, 33] {
+                for ops in [
+                    AugmentOps::default(),
+                    AugmentOps::none(),
+                    only(|ops| ops.crop = true),
+                ] {
+                    let view = augment_image(&src, size, &ops, &mut rng);
+                    assert_eq!(
+                        view.dimensions(),
+                        (size, size),
+                        "{width}x{height} -> {size}, {ops:?}"
+                    );
+                    let mut out = vec![f32::NAN; (3 * size * size) as usize];
+                    augment_into(&src, size, &ops, &norm, &mut rng, &mut out);
+                    assert!(
+                        out.iter().all(|value| value.is_finite()),
+                        "{width}x{height} -> {size}"
+                    );
+                }
+                assert_eq!(center_view(&src, size).dimensions(), (size, size));
+                let mut out = vec![f32::NAN; (3 * size * size) as usize];
+                center_view_into(&src, size, &norm, &mut out);
+                assert!(out.iter().all(|value| value.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "output buffer must hold")]
+    fn wrong_output_length_is_rejected() {
+        let mut out = vec![0.0; 10];
+        center_view_into(&gradient_image(4, 4), 4, &Normalization::IDENTITY, &mut out);
+    }
+
+    #[test]
+    fn same_seed_reproduces_and_different_seeds_differ() {
+        let src = noise_image(64, 48, 7);
+        let ops = AugmentOps::default();
+        let first = augment_image(&src, 32, &ops, &mut seeded(3));
+        assert_eq!(first, augment_image(&src, 32, &ops, &mut seeded(3)));
+        assert_ne!(first, augment_image(&src, 32, &ops, &mut seeded(4)));
+    }
+
+    #[test]
+    fn no_augmentation_is_exactly_the_center_view_and_draws_nothing() {
+        let src = noise_image(45, 30, 2);
+        let expected = center_view(&src, 16);
+        for seed in 0..20 {
+            let mut rng = seeded(seed);
+            assert_eq!(
+                augment_image(&src, 16, &AugmentOps::none(), &mut rng),
+                expected
+            );
+            assert_eq!(
+                rng.next_u64(),
+                seeded(seed).next_u64(),
+                "no-DA must not consume randomness"
+            );
+        }
+    }
+
+    #[test]
+    fn flip_only_gives_the_center_view_or_its_mirror_about_equally() {
+        let src = gradient_image(20, 12);
+        let center = center_view(&src, 10);
+        let mirror = mirrored(&center);
+        assert_ne!(center, mirror);
+        let mut rng = seeded(5);
+        let draws = 1000;
+        let mut mirrored_count = 0;
+        for _ in 0..draws {
+            let view = augment_image(&src, 10, &only(|ops| ops.flip = true), &mut rng);
+            if view == mirror {
+                mirrored_count += 1;
+            } else {
+                assert_eq!(view, center);
+            }
+        }
+        assert!(
+            (420..=580).contains(&mirrored_count),
+            "{mirrored_count} of {draws} mirrored"
+        );
+    }
+
+    #[test]
+    fn grayscale_only_gives_the_center_view_or_gray_about_one_in_five() {
+        let src = gradient_image(12, 9);
+        let center = center_view(&src, 8);
+        assert!(!is_gray(&center));
+        let mut rng = seeded(6);
+        let draws = 2000;
+        let mut gray_count = 0;
+        for _ in 0..draws {
+            let view = augment_image(&src, 8, &only(|ops| ops.grayscale = true), &mut rng);
+            if is_gray(&view) {
+                gray_count += 1;
+            } else {
+                assert_eq!(view, center);
+            }
+        }
+        let fraction = f64::from(gray_count) / f64::from(draws);
+        assert!(
+            (0.17..=0.23).contains(&fraction),
+            "gray fraction {fraction}"
+        );
+    }
+
+    #[test]
+    fn crop_only_stays_within_the_source_value_range_and_varies() {
+        // Red spans 40..=200, green is constant, blue has one colour per quadrant.
+        let src = RgbImage::from_fn(60, 40, |x, y| {
+            let quadrant = u8::from(x >= 30) + 2 * u8::from(y >= 20);
+            image::Rgb([40 + (x * 160 / 59) as u8, 77, 10 + 60 * quadrant])
+        });
+        let center = center_view(&src, 16);
+        let mut rng = seeded(8);
+        let mut distinct_from_center = 0;
+        for _ in 0..100 {
+            let view = augment_image(&src, 16, &only(|ops| ops.crop = true), &mut rng);
+            for pixel in view.pixels() {
+                assert!((40..=200).contains(&pixel[0]), "{pixel:?}");
+                assert_eq!(pixel[1], 77, "resampling weights must sum to one");
+                assert!((10..=190).contains(&pixel[2]), "{pixel:?}");
+            }
+            distinct_from_center += usize::from(view != center);
+        }
+        assert!(distinct_from_center > 90);
+    }
+
+    #[test]
+    fn random_crops_respect_scale_and_ratio_ranges() {
+        let (width, height) = (200u32, 150u32);
+        let area = f64::from(width * height);
+        let mut rng = seeded(9);
+        let (mut smallest, mut largest) = (f64::MAX, 0.0f64);
+        for _ in 0..2000 {
+            let rect = sample_crop_rect(width, height, &mut rng);
+            assert!(
+                rect.width >= 1 && rect.left + rect.width <= width,
+                "{rect:?}"
+            );
+            assert!(
+                rect.height >= 1 && rect.top + rect.height <= height,
+                "{rect:?}"
+            );
+            let fraction = f64::from(rect.width * rect.height) / area;
+            // Rounding each side to whole pixels moves the area by at most a couple of percent here.
+            assert!(
+                (0.2 * 0.97..=1.0).contains(&fraction),
+                "{rect:?}: {fraction}"
+            );
+            let ratio = f64::from(rect.width) / f64::from(rect.height);
+            assert!(
+                (0.75 * 0.97..=4.0 / 3.0 * 1.03).contains(&ratio),
+                "{rect:?}: {ratio}"
+            );
+            smallest = smallest.min(fraction);
+            largest = largest.max(fraction);
+        }
+        assert!(
+            smallest < 0.22 && largest > 0.95,
+            "fractions span {smallest}..{largest}"
+        );
+    }
+
+    #[test]
+    fn random_crops_fall_back_to_a_centred_crop_for_extreme_aspect_ratios() {
+        let cases = [
+            ((1, 400), (0, 199, 1, 1)),
+            ((400, 1), (199, 0, 1, 1)),
+            // Width 3 is kept; height becomes round(3 / (3/4)) = 4, centred.
+            ((3, 200), (0, 98, 3, 4)),
+            ((1, 1), (0, 0, 1, 1)),
+        ];
+        for ((width, height), (left, top, crop_width, crop_height)) in cases {
+            for seed in 0..20 {
+                let rect = sample_crop_rect(width, height, &mut seeded(seed));
+                let expected = PixelRect {
+                    left,
+                    top,
+                    width: crop_width,
+                    height: crop_height,
+                };
+                assert_eq!(rect, expected, "{width}x{height}");
+            }
+        }
+    }
+
+    #[test]
+    fn center_view_crops_the_middle_rounding_halves_to_even() {
+        // Shorter side already equals `size`, so only the centre crop acts.
+        for (width, expected_left) in [(10, 3), (9, 2), (11, 4)] {
+            let src = gradient_image(width, 4);
+            let expected = image::imageops::crop_imm(&src, expected_left, 0, 4, 4).to_image();
+            assert_eq!(center_view(&src, 4), expected, "width {width}");
+        }
+        let square = noise_image(13, 13, 1);
+        assert_eq!(center_view(&square, 13), square);
+    }
+
+    #[test]
+    fn center_view_keeps_the_aspect_ratio_truncating_the_long_side() {
+        // A 10x3 image at size 2 resizes to int(2 * 10 / 3) = 6 by 2, then crops columns 2..4.
+        let src = noise_image(10, 3, 4);
+        let full = resize_region(
+            &src,
+            PixelRect::covering(&src),
+            (6, 2),
+            PixelRect {
+                left: 0,
+                top: 0,
+                width: 6,
+                height: 2,
+            },
+        );
+        let expected = image::imageops::crop_imm(&full.to_rgb8(), 2, 0, 2, 2).to_image();
+        assert_eq!(center_view(&src, 2), expected);
+    }
+
+    #[test]
+    fn resizing_a_window_matches_cropping_the_full_resize() {
+        let src = noise_image(37, 23, 3);
+        let region = PixelRect {
+            left: 3,
+            top: 2,
+            width: 30,
+            height: 19,
+        };
+        let resized = (50, 31);
+        let full = resize_region(
+            &src,
+            region,
+            resized,
+            PixelRect {
+                left: 0,
+                top: 0,
+                width: 50,
+                height: 31,
+            },
+        );
+        let window = PixelRect {
+            left: 7,
+            top: 5,
+            width: 20,
+            height: 10,
+        };
+        let windowed = resize_region(&src, region, resized, window);
+        for y in 0..window.height {
+            for x in 0..window.width {
+                let full_index = ((y + window.top) * full.width + x + window.left) as usize;
+                assert_eq!(
+                    windowed.pixels[(y * window.width + x) as usize],
+                    full.pixels[full_index]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn triangle_taps_follow_pil_antialiased_bilinear() {
+        // Halving: the triangle widens to support 2, centred at 1.0 for the first output.
+        let halving = triangle_taps(4, 2, 0, 2);
+        assert_eq!(halving[0].first, 0);
+        let expected = [0.75 / 1.75, 0.75 / 1.75, 0.25 / 1.75];
+        for (weight, expected) in halving[0].weights.iter().zip(expected) {
+            assert!((weight - expected).abs() < 1e-6, "{:?}", halving[0]);
+        }
+        for taps in triangle_taps(7, 3, 0, 3)
+            .iter()
+            .chain(&triangle_taps(3, 7, 0, 7))
+        {
+            let total: f32 = taps.weights.iter().sum();
+            assert!((total - 1.0).abs() < 1e-6);
+        }
+        for (output, taps) in triangle_taps(5, 5, 0, 5).iter().enumerate() {
+            let kept: Vec<_> = taps
+                .weights
+                .iter()
+                .enumerate()
+                .filter(|(_, weight)| **weight > 0.0)
+                .collect();
+            assert_eq!(
+                kept,
+                [(output - taps.first, &1.0)],
+                "same size must be the identity"
+            );
+        }
+    }
+
+    #[test]
+    fn color_jitter_keeps_gray_gray_and_bounds_brightness() {
+        let src = RgbImage::from_pixel(10, 10, image::Rgb([128; 3]));
+        let mut rng = seeded(10);
+        let (mut lowest, mut highest) = (f64::MAX, 0.0f64);
+        for _ in 0..300 {
+            let view = augment_image(&src, 6, &only(|ops| ops.color_jitter = true), &mut rng);
+            for pixel in view.pixels() {
+                let (low, high) = (pixel.0.iter().min(), pixel.0.iter().max());
+                assert!(
+                    high.zip(low).is_some_and(|(high, low)| high - low <= 1),
+                    "{pixel:?}"
+                );
+            }
+            let ratio = f64::from(view.get_pixel(0, 0)[0]) / 128.0;
+            assert!(
+                (0.6 - 1.0 / 128.0..=1.4 + 1.0 / 128.0).contains(&ratio),
+                "{ratio}"
+            );
+            lowest = lowest.min(ratio);
+            highest = highest.max(ratio);
+        }
+        assert!(
+            lowest < 0.7 && highest > 1.3,
+            "brightness ratios span {lowest}..{highest}"
+        );
+    }
+
+    #[test]
+    fn color_jitter_parameters_are_in_range_and_order_is_a_permutation() {
+        let mut rng = seeded(11);
+        let mut first_ops = Vec::new();
+        for _ in 0..200 {
+            let jitter = ColorJitter::sample(&mut rng);
+            for op in [
+                JitterOp::Brightness,
+                JitterOp::Contrast,
+                JitterOp::Saturation,
+                JitterOp::Hue,
+            ] {
+                assert_eq!(jitter.order.iter().filter(|&&drawn| drawn == op).count(), 1);
+            }
+            for factor in [jitter.brightness, jitter.contrast, jitter.saturation] {
+                assert!((0.6..1.4).contains(&factor), "{jitter:?}");
+            }
+            assert!((-0.4..0.4).contains(&jitter.hue_shift), "{jitter:?}");
+            if !first_ops.contains(&jitter.order[0]) {
+                first_ops.push(jitter.order[0]);
+            }
+        }
+        assert_eq!(first_ops.len(), 4, "every op must sometimes come first");
+    }
+
+    fn float_image(pixels: Vec<[f32; 3]>) -> FloatImage {
+        FloatImage {
+            width: pixels.len() as u32,
+            height: 1,
+            pixels,
+        }
+    }
+
+    fn random_colors(count: usize, seed: u64) -> Vec<[f32; 3]> {
+        let mut rng = seeded(seed);
+        (0..count).map(|_| rng.random::<[f32; 3]>()).collect()
+    }
+
+    #[test]
+    fn individual_jitter_adjustments_match_their_definitions() {
+        let colors = vec![[0.2, 0.4, 0.9], [0.8, 0.1, 0.3], [0.5, 0.5, 0.5]];
+        let mut brighter = float_image(colors.clone());
+        brighter.scale_brightness(1.4);
+        assert_eq!(brighter.pixels[0], [0.2 * 1.4, 0.4 * 1.4, 1.0]);
+
+        let mut flat = float_image(colors.clone());
+        flat.scale_contrast(0.0);
+        let mean_luma = colors.iter().map(|&color| luma(color)).sum::<f32>() / 3.0;
+        for pixel in &flat.pixels {
+            for value in pixel {
+                assert!((value - mean_luma).abs() < 1e-6);
+            }
+        }
+
+        let mut desaturated = float_image(colors.clone());
+        desaturated.scale_saturation(0.0);
+        for (pixel, original) in desaturated.pixels.iter().zip(&colors) {
+            assert_eq!(*pixel, [luma(*original); 3]);
+        }
+    }
+
+    #[test]
+    fn hsv_round_trip_and_zero_hue_shift_are_identities() {
+        let colors = random_colors(1000, 12);
+        for &color in &colors {
+            let round_trip = hsv_to_rgb(rgb_to_hsv(color));
+            for (value, original) in round_trip.iter().zip(color) {
+                assert!(
+                    (value - original).abs() < 1e-5,
+                    "{color:?} -> {round_trip:?}"
+                );
+            }
+        }
+        let mut unshifted = float_image(colors.clone());
+        unshifted.shift_hue(0.0);
+        for (pixel, original) in unshifted.pixels.iter().zip(&colors) {
+            for (value, original) in pixel.iter().zip(original) {
+                assert!((value - original).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn hue_shift_of_a_third_rotates_primaries_and_wraps_negative_shifts() {
+        let mut primaries = float_image(vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+        primaries.shift_hue(1.0 / 3.0);
+        let expected = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]];
+        for (pixel, expected) in primaries.pixels.iter().zip(expected) {
+            for (value, expected) in pixel.iter().zip(expected) {
+                assert!((value - expected).abs() < 1e-5, "{:?}", primaries.pixels);
+            }
+        }
+        primaries.shift_hue(-1.0 / 3.0);
+        assert!(
+            (primaries.pixels[0][0] - 1.0).abs() < 1e-5,
+            "{:?}",
+            primaries.pixels
+        );
+    }
+
+    #[test]
+    fn augment_into_is_the_normalised_augment_image() {
+        let src = noise_image(50, 40, 13);
+        let norm = Normalization {
+            mean: [0.45, 0.5, 0.55],
+            std: [0.2, 0.25, 0.3],
+        };
+        let size = 24;
+        for seed in 0..20 {
+            let view = augment_image(&src, size, &AugmentOps::default(), &mut seeded(seed));
+            let mut out = vec![0.0; (3 * size * size) as usize];
+            augment_into(
+                &src,
+                size,
+                &AugmentOps::default(),
+                &norm,
+                &mut seeded(seed),
+                &mut out,
+            );
+            for (index, pixel) in view.pixels().enumerate() {
+                for channel in 0..3 {
+                    let displayed = (f32::from(pixel[channel]) / 255.0 - norm.mean[channel])
+                        / norm.std[channel];
+                    let normalized = out[channel * (size * size) as usize + index];
+                    let tolerance = 0.5 / 255.0 / norm.std[channel] + 1e-4;
+                    assert!((displayed - normalized).abs() <= tolerance, "seed {seed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_image_at_the_mean_normalises_to_zero() {
+        let color = [30u8, 140, 220];
+        let src = RgbImage::from_pixel(17, 11, image::Rgb(color));
+        let norm = Normalization {
+            mean: color.map(|value| f32::from(value) / 255.0),
+            std: [0.1, 0.2, 0.3],
+        };
+        let mut out = vec![1.0; 3 * 8 * 8];
+        center_view_into(&src, 8, &norm, &mut out);
+        assert!(out.iter().all(|value| value.abs() < 1e-4), "{out:?}");
+    }
+
+    #[test]
+    fn normalization_statistics_are_population_moments_weighted_by_pixels() {
+        let black = RgbImage::from_pixel(1, 1, image::Rgb([0; 3]));
+        let white = RgbImage::from_pixel(3, 1, image::Rgb([255; 3]));
+        let stats = Normalization::from_images(&[black, white]);
+        for channel in 0..3 {
+            assert!((stats.mean[channel] - 0.75).abs() < 1e-6, "{stats:?}");
+            assert!(
+                (stats.std[channel] - 0.75f32.sqrt() * 0.5).abs() < 1e-6,
+                "{stats:?}"
+            );
+        }
+
+        let per_channel = RgbImage::from_fn(4, 2, |x, _| {
+            image::Rgb([255, 51, if x % 2 == 0 { 0 } else { 255 }])
+        });
+        let stats = Normalization::from_images(&[per_channel]);
+        assert_eq!(stats.mean, [1.0, 0.2, 0.5]);
+        assert_eq!(stats.std, [MIN_STD, MIN_STD, 0.5]);
+
+        assert_eq!(Normalization::from_images(&[]), Normalization::IDENTITY);
+    }
+
+    #[test]
+    fn disable_switches_off_named_ops_and_lists_valid_names() {
+        let cases = [
+            (
+                "crop",
+                AugmentOps {
+                    crop: false,
+                    ..AugmentOps::default()
+                },
+            ),
+            (
+                "color",
+                AugmentOps {
+                    color_jitter: false,
+                    ..AugmentOps::default()
+                },
+            ),
+            (
+                "gray",
+                AugmentOps {
+                    grayscale: false,
+                    ..AugmentOps::default()
+                },
+            ),
+            (
+                "flip",
+                AugmentOps {
+                    flip: false,
+                    ..AugmentOps::default()
+                },
+            ),
+            ("all", AugmentOps::none()),
+        ];
+        for (name, expected) in cases {
+            let mut ops = AugmentOps::default();
+            assert_eq!(ops.disable(name), Ok(()));
+            assert_eq!(ops, expected, "{name}");
+        }
+        assert!(AugmentOps::none().is_none() && !AugmentOps::default().is_none());
+
+        let mut ops = AugmentOps::default();
+        let error = ops
+            .disable("hue")
+            .expect_err("unknown names must be rejected");
+        for name in ["crop", "color", "gray", "flip", "all"] {
+            assert!(error.contains(name), "{error}");
+        }
+        assert_eq!(ops, AugmentOps::default());
+    }
+}
