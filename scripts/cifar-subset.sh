@@ -19,7 +19,7 @@ if [ ! -d "$work/train" ]; then
     for class_dir in "$root/$name"/*/; do
       class="$(basename "$class_dir")"
       mkdir -p "$work/$name/$class"
-      find "$class_dir" -type f | sort | head -n "$count" | xargs -I{} cp {} "$work/$name/$class/"
+      find "$class_dir" -type f | sort | sed -n "1,${count}p" | xargs -I{} cp {} "$work/$name/$class/"
     done
   done
 fi

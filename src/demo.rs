@@ -315,10 +315,15 @@ impl Placement {
     }
 
     /// A random size, position and rotation that keeps the whole shape inside the image.
+    ///
+    /// Sizes and offsets vary only moderately: colour is randomised away by the training
+    /// augmentations, and what is left to tell two images apart should then be mostly their
+    /// shape, so that instance discrimination has a class signal to find within a few minutes.
     fn random(shape: Shape, size: u32, rng: &mut ChaCha8Rng) -> Self {
         let size = size as f32;
-        let radius = size * rng.random_range(0.22..0.45);
-        let mut coordinate = || rng.random_range(radius..=size - radius);
+        let radius = size * rng.random_range(0.3..0.42);
+        let slack = (size / 2.0 - radius).clamp(0.0, size * 0.1);
+        let mut coordinate = || size / 2.0 + rng.random_range(-slack..=slack);
         let centre = (coordinate(), coordinate());
         let max_turn = shape.max_turn();
         Self::new(centre, radius, rng.random_range(-max_turn..=max_turn))

@@ -219,7 +219,11 @@ pub fn cpu() -> SelectedDevice {
 
 /// Resolves `choice` against the adapters of this machine.
 pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
-    select_from(choice, &list_adapters())
+    match choice {
+        // Asking the graphics drivers is slow and noisy; the CPU needs no answer from them.
+        DeviceChoice::Cpu => Ok(cpu()),
+        _ => select_from(choice, &list_adapters()),
+    }
 }
 
 fn select_from(choice: DeviceChoice, adapters: &[Adapter]) -> Result<SelectedDevice, DeviceError> {

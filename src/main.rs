@@ -85,10 +85,10 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Epochs.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 12)]
         epochs: usize,
-        /// Network width.
-        #[arg(long, default_value_t = 16)]
+        /// Network width (8 keeps the demo to a few minutes on a CPU).
+        #[arg(long, default_value_t = 8)]
         width: usize,
         #[command(flatten)]
         device: DeviceArg,
@@ -541,7 +541,7 @@ fn demo_command(
     let request = TrainRequest {
         config: TrainConfig {
             epochs,
-            batch_size: 64,
+            batch_size: 32,
             image_size: spec.size,
             width,
             knn_k: 50,

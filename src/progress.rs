@@ -1,5 +1,6 @@
-//! Renders a training run's event stream in the terminal: a progress bar per epoch and one line
-//! of metrics per finished epoch.
+//! Renders a training run's event stream in the terminal: a progress bar per epoch (on stderr,
+//! only when it is a terminal) and one line of metrics per finished epoch on stdout, so piped
+//! output and logs still show every epoch.
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,7 +28,7 @@ pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
 fn render(bar: &ProgressBar, event: &TrainEvent) {
     match event {
         TrainEvent::Phase { phase } => match phase {
-            Phase::LoadingData => bar.println("loading images…"),
+            Phase::LoadingData => bar.suspend(|| eprintln!("loading images…")),
             Phase::WarmingUp => bar.set_message("compiling GPU kernels (first steps are slow)"),
             Phase::Training => bar.set_message(""),
             Phase::Evaluating => bar.set_message("evaluating"),
@@ -42,9 +43,9 @@ fn render(bar: &ProgressBar, event: &TrainEvent) {
             first_epoch,
         } => {
             report_skipped(skipped);
-            bar.println(format!(
+            println!(
                 "training on {device}: {images} images, {steps_per_epoch} steps per epoch, epochs {first_epoch}–{epochs}"
-            ));
+            );
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
@@ -55,7 +56,7 @@ fn render(bar: &ProgressBar, event: &TrainEvent) {
             );
             bar.set_length(*steps_per_epoch as u64);
         }
-        TrainEvent::Warning { message } => bar.println(format!("warning: {message}")),
+        TrainEvent::Warning { message } => bar.suspend(|| eprintln!("warning: {message}")),
         TrainEvent::Step {
             epoch,
             step,
@@ -68,11 +69,12 @@ fn render(bar: &ProgressBar, event: &TrainEvent) {
             bar.set_message(format!("loss {loss:.4} · {images_per_sec:.0} img/s"));
         }
         TrainEvent::Epoch(metrics) => {
-            bar.println(epoch_line(metrics));
+            bar.suspend(|| println!("{}", epoch_line(metrics)));
             bar.set_position(0);
         }
         TrainEvent::Finished { .. } => {}
-        TrainEvent::Failed { message } => bar.println(format!("error: {message}")),
+        // The error itself is reported once, by `main`, when the run's result comes back.
+        TrainEvent::Failed { .. } => {}
     }
 }
 
