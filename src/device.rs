@@ -217,6 +217,18 @@ pub fn cpu() -> SelectedDevice {
     }
 }
 
+/// Burn's ndarray CPU backend, built only with the `ndarray` feature for benchmarking against
+/// `flex`.
+#[cfg(feature = "ndarray")]
+pub fn ndarray() -> SelectedDevice {
+    SelectedDevice {
+        device: Device::ndarray(),
+        name: "CPU (Burn ndarray backend)".to_owned(),
+        is_wgpu: false,
+        notice: None,
+    }
+}
+
 /// Resolves `choice` against the adapters of this machine.
 pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
     match choice {

@@ -596,6 +596,8 @@ fn bench_command(
     include_software: bool,
 ) -> Result<()> {
     let mut devices = vec![device::cpu()];
+    #[cfg(feature = "ndarray")]
+    devices.push(device::ndarray());
     for adapter in device::list_adapters() {
         if adapter.kind.is_gpu() || include_software {
             devices.push(device::select(DeviceChoice::Adapter(adapter.index))?);
