@@ -86,3 +86,36 @@ pub fn embed_images(
     }
     out
 }
+
+/// A folder embedded with a trained model: the decoded set (entries, labels, skipped files) and
+/// one row per usable image.
+pub struct EmbeddedFolder {
+    /// The images and what was skipped.
+    pub set: crate::data::ImageSet,
+    /// Row-major `set.len() × dim` embeddings, centre views.
+    pub embeddings: Vec<f32>,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+/// Decodes every image of `dir` at the model's input size and embeds it.
+pub fn embed_folder(
+    model: &crate::export::LoadedModel,
+    dir: &std::path::Path,
+) -> Result<EmbeddedFolder, crate::data::DataError> {
+    let size = model.config.model.image_size;
+    let set = crate::data::load_folder(dir, size, &|_, _| {})?;
+    let embeddings = embed_images(
+        &model.net,
+        &set.images,
+        size,
+        &model.config.normalization,
+        View::Center,
+        256,
+    );
+    Ok(EmbeddedFolder {
+        set,
+        embeddings,
+        dim: model.config.model.dim,
+    })
+}

@@ -275,17 +275,12 @@ fn train_command(args: TrainArgs) -> Result<()> {
 fn embed_command(model: &Path, dir: &Path, out: &Path, choice: DeviceChoice) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
-    let size = loaded.config.model.image_size;
-    let set = data::load_folder(dir, size, &|_, _| {})?;
+    let embed::EmbeddedFolder {
+        set,
+        embeddings,
+        dim,
+    } = embed::embed_folder(&loaded, dir)?;
     progress::report_skipped(&set.skipped);
-    let embeddings = embed::embed_images(
-        &loaded.net,
-        &set.images,
-        size,
-        &loaded.config.normalization,
-        View::Center,
-        256,
-    );
     let paths: Vec<&Path> = set.entries.iter().map(|e| e.path.as_path()).collect();
     let mut metadata = std::collections::BTreeMap::new();
     metadata.insert("paths".to_owned(), serde_json::to_string(&paths)?);
@@ -296,7 +291,6 @@ fn embed_command(model: &Path, dir: &Path, out: &Path, choice: DeviceChoice) -> 
             .display()
             .to_string(),
     );
-    let dim = loaded.config.model.dim;
     export::write_tensors(
         out,
         &[NamedTensor {
@@ -360,21 +354,12 @@ fn neighbors_command(
         let among =
             among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
         let model = export::load_model(source, &selected.device)?;
-        let size = model.config.model.image_size;
-        let set = data::load_folder(among, size, &|_, _| {})?;
-        progress::report_skipped(&set.skipped);
-        let embeddings = embed::embed_images(
-            &model.net,
-            &set.images,
-            size,
-            &model.config.normalization,
-            View::Center,
-            256,
-        );
+        let folder = embed::embed_folder(&model, among)?;
+        progress::report_skipped(&folder.set.skipped);
         Collection {
-            embeddings,
-            dim: model.config.model.dim,
-            paths: set.entries.into_iter().map(|e| e.path).collect(),
+            embeddings: folder.embeddings,
+            dim: folder.dim,
+            paths: folder.set.entries.into_iter().map(|e| e.path).collect(),
             model,
         }
     };
@@ -437,26 +422,17 @@ fn eval_command(
 ) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
-    let size = loaded.config.model.image_size;
     let dim = loaded.config.model.dim;
     let embed_labelled = |dir: &Path| -> Result<(Vec<f32>, Vec<usize>, Vec<String>)> {
-        let set = data::load_folder(dir, size, &|_, _| {})?;
-        progress::report_skipped(&set.skipped);
-        let labels = set.labels().with_context(|| {
+        let folder = embed::embed_folder(&loaded, dir)?;
+        progress::report_skipped(&folder.set.skipped);
+        let labels = folder.set.labels().with_context(|| {
             format!(
                 "{} has no label folders (images in at least two first-level subfolders)",
                 dir.display()
             )
         })?;
-        let embeddings = embed::embed_images(
-            &loaded.net,
-            &set.images,
-            size,
-            &loaded.config.normalization,
-            View::Center,
-            256,
-        );
-        Ok((embeddings, labels, set.label_names))
+        Ok((folder.embeddings, labels, folder.set.label_names))
     };
     let (train_embeddings, train_labels, names) = embed_labelled(train_dir)?;
     let (test_embeddings, test_labels, test_names) = embed_labelled(test_dir)?;

@@ -197,3 +197,41 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
     );
     assert!(handle.worker.join().unwrap().is_err());
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_message_and_writes_no_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DemoSpec {
+        classes: 2,
+        train_per_class: 8,
+        test_per_class: 2,
+        size: 16,
+        seed: 3,
+    };
+    let folders = demo_data(&dir.path().join("data"), &spec);
+    // A learning rate this large overflows the weights after the first update.
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 4,
+        image_size: 16,
+        width: 4,
+        dim: 8,
+        lr: 1e30,
+        ..TrainConfig::default()
+    };
+    let run = dir.path().join("run");
+    let mut events = Vec::new();
+    let error = train::run(
+        &request(&folders, &run, config),
+        &Control::default(),
+        &mut |event| events.push(event),
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("the loss became") && message.contains("--lr"),
+        "{message}"
+    );
+    assert!(matches!(events.last(), Some(TrainEvent::Failed { .. })));
+    assert!(!run.join("model.safetensors").exists());
+}
