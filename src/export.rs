@@ -164,6 +164,38 @@ pub fn write_tensors(
     write_atomically(path, &serialized)
 }
 
+/// Reads only the header of a safetensors file: its tensor names and string metadata. Cheap for
+/// any file size, for callers that need to know what a file is before (or instead of) loading it.
+pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), ExportError> {
+    use std::io::Read;
+    let not_safetensors =
+        |why: String| ExportError::format(path, format!("not a safetensors file ({why})"));
+    let mut file = fs::File::open(path).map_err(ExportError::io(path))?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|e| not_safetensors(e.to_string()))?;
+    let length = u64::from_le_bytes(length);
+    // The format caps headers at 100 MB; a larger length means this is some other file.
+    if length > 100_000_000 {
+        return Err(not_safetensors(format!("header length {length}")));
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| not_safetensors(e.to_string()))?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| not_safetensors(e.to_string()))?;
+    let mut names = Vec::new();
+    let mut metadata = BTreeMap::new();
+    for (key, value) in header {
+        if key == "__metadata__" {
+            metadata = serde_json::from_value(value).map_err(|e| not_safetensors(e.to_string()))?;
+        } else {
+            names.push(key);
+        }
+    }
+    Ok((names, metadata))
+}
+
 /// Reads every tensor and the metadata of a safetensors file.
 pub fn read_tensors(
     path: &Path,
@@ -499,6 +531,10 @@ mod tests {
         export_model(dir.path(), &model, &config).unwrap();
         let loaded = load_model(dir.path(), &device).unwrap();
         assert_eq!(loaded.config, config);
+        let (names, metadata) = read_header(&dir.path().join(MODEL_FILE)).unwrap();
+        let (tensors, full_metadata) = read_tensors(&dir.path().join(MODEL_FILE)).unwrap();
+        assert_eq!(names, tensors.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(metadata, full_metadata);
         let images =
             Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
         let a: Vec<f32> = model

@@ -315,7 +315,23 @@ struct Collection {
     embeddings: Vec<f32>,
     dim: usize,
     paths: Vec<PathBuf>,
-    model: export::LoadedModel,
+    model: ModelSource,
+}
+
+/// The collection's model: already in memory, or only named by an embeddings file and loaded
+/// when a query from outside the collection needs it.
+enum ModelSource {
+    Loaded(export::LoadedModel),
+    Stored(PathBuf),
+}
+
+impl ModelSource {
+    fn load(self, device: &burn::tensor::Device) -> Result<export::LoadedModel> {
+        Ok(match self {
+            ModelSource::Loaded(model) => model,
+            ModelSource::Stored(path) => export::load_model(&path, device)?,
+        })
+    }
 }
 
 fn neighbors_command(
@@ -348,7 +364,7 @@ fn neighbors_command(
             embeddings,
             dim: stored.shape[1],
             paths,
-            model: export::load_model(&model_path, &selected.device)?,
+            model: ModelSource::Stored(model_path),
         }
     } else {
         let among =
@@ -360,7 +376,7 @@ fn neighbors_command(
             embeddings: folder.embeddings,
             dim: folder.dim,
             paths: folder.set.entries.into_iter().map(|e| e.path).collect(),
-            model,
+            model: ModelSource::Loaded(model),
         }
     };
     // A query that is part of the collection is looked up, not re-embedded, and excluded.
@@ -375,13 +391,14 @@ fn neighbors_command(
             collection.embeddings[row * collection.dim..(row + 1) * collection.dim].to_vec()
         }
         None => {
-            let size = collection.model.config.model.image_size;
+            let model = collection.model.load(&selected.device)?;
+            let size = model.config.model.image_size;
             let image = data::load_image(query, size)?;
             embed::embed_images(
-                &collection.model.net,
+                &model.net,
                 &[image],
                 size,
-                &collection.model.config.normalization,
+                &model.config.normalization,
                 View::Center,
                 1,
             )
@@ -407,8 +424,8 @@ fn neighbors_command(
 
 fn is_embeddings_file(path: &Path) -> bool {
     path.is_file()
-        && export::read_tensors(path)
-            .map(|(tensors, _)| tensors.contains_key("embeddings"))
+        && export::read_header(path)
+            .map(|(names, _)| names.iter().any(|name| name == "embeddings"))
             .unwrap_or(false)
 }
 

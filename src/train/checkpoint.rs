@@ -86,10 +86,10 @@ pub fn save(
     export::write_tensors(&path(run_dir), &tensors, metadata)
 }
 
-/// Reads only the run state of a checkpoint (cheap: no tensors are built).
+/// Reads only the run state of a checkpoint (cheap: only the file's header is read).
 pub fn read_state(run_dir: &Path) -> Result<RunState, ExportError> {
     let file = path(run_dir);
-    let (_, metadata) = export::read_tensors(&file)?;
+    let (_, metadata) = export::read_header(&file)?;
     parse_state(&file, &metadata)
 }
 

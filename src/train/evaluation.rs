@@ -163,12 +163,12 @@ pub(super) fn evaluate(
         )?);
     } else {
         // No labels: how close two views of one image are vs different images.
-        let sample: Vec<_> = train.images.iter().take(512).cloned().collect();
+        let sample = &train.images[..train.images.len().min(512)];
         let seed = derive_seed(config.seed, epoch, u64::MAX - 1);
         let view = |offset: u64| {
             embed::embed_images(
                 net,
-                &sample,
+                sample,
                 config.image_size,
                 normalization,
                 View::Augmented {
