@@ -12,6 +12,30 @@ fn demo_data(dir: &Path, spec: &DemoSpec) -> DemoFolders {
     demo::generate(dir, spec).expect("demo data")
 }
 
+/// Small 16 px data and a width-4 network: fast runs for tests about the loop's mechanics.
+fn tiny_data(dir: &Path, classes: usize, train_per_class: usize, seed: u64) -> DemoFolders {
+    let spec = DemoSpec {
+        classes,
+        train_per_class,
+        test_per_class: 4,
+        size: 16,
+        seed,
+    };
+    demo_data(&dir.join("data"), &spec)
+}
+
+fn tiny_config(epochs: usize, batch_size: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size,
+        image_size: 16,
+        width: 4,
+        dim: 16,
+        knn_k: 5,
+        ..TrainConfig::default()
+    }
+}
+
 fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainRequest {
     TrainRequest {
         config,
@@ -95,23 +119,8 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
 #[test]
 fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = DemoSpec {
-        classes: 3,
-        train_per_class: 12,
-        test_per_class: 4,
-        size: 16,
-        seed: 2,
-    };
-    let folders = demo_data(&dir.path().join("data"), &spec);
-    let config = TrainConfig {
-        epochs: 3,
-        batch_size: 8,
-        image_size: 16,
-        width: 4,
-        dim: 16,
-        knn_k: 5,
-        ..TrainConfig::default()
-    };
+    let folders = tiny_data(dir.path(), 3, 12, 2);
+    let config = tiny_config(3, 8);
     let straight = dir.path().join("straight");
     train::run(
         &request(&folders, &straight, config.clone()),
@@ -201,23 +210,11 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
 #[test]
 fn a_diverging_run_stops_with_a_message_and_writes_no_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = DemoSpec {
-        classes: 2,
-        train_per_class: 8,
-        test_per_class: 2,
-        size: 16,
-        seed: 3,
-    };
-    let folders = demo_data(&dir.path().join("data"), &spec);
+    let folders = tiny_data(dir.path(), 2, 8, 3);
     // A learning rate this large overflows the weights after the first update.
     let config = TrainConfig {
-        epochs: 2,
-        batch_size: 4,
-        image_size: 16,
-        width: 4,
-        dim: 8,
         lr: 1e30,
-        ..TrainConfig::default()
+        ..tiny_config(2, 4)
     };
     let run = dir.path().join("run");
     let mut events = Vec::new();
