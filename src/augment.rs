@@ -14,7 +14,7 @@
 use std::num::NonZeroUsize;
 
 use image::RgbImage;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
@@ -198,6 +198,15 @@ impl ChannelTotals {
 /// If `size` is 0 or `src` has no pixels.
 pub fn augment_image(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl Rng) -> RgbImage {
     random_view(src, size, ops, rng).to_rgb8()
+}
+
+/// Two training views of `src`, as a training batch makes them: one generator per view, seeded
+/// `seed` and `seed + 1` (a batch seeds image `i`'s views `seed + i` and `seed + m + i`). For
+/// showing a person what the augmentations do.
+pub fn two_views(src: &RgbImage, size: u32, ops: &AugmentOps, seed: u64) -> [RgbImage; 2] {
+    [seed, seed.wrapping_add(1)].map(|view_seed| {
+        augment_image(src, size, ops, &mut rand_chacha::ChaCha8Rng::seed_from_u64(view_seed))
+    })
 }
 
 /// Same random view written as normalised CHW f32 into `out` (len 3*size*size). With the same

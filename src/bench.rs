@@ -117,7 +117,7 @@ pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, Be
     };
     let folders = demo::generate(folder.path(), &spec)?;
     let start = Instant::now();
-    let set = data::load_folder(&folders.train, image_size, &|_, _| {})?;
+    let set = data::load_folder(&folders.train, image_size, &|_, _| true)?;
     let decode_seconds = start.elapsed().as_secs_f64();
 
     let normalization = Normalization::from_images(&set.images);

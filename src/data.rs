@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
 use image::metadata::Orientation;
@@ -76,6 +76,9 @@ pub enum DataError {
     /// Images cannot be resized to nothing.
     #[error("the image size (shorter side) must be at least 1 pixel, got {0}")]
     InvalidSize(u32),
+    /// The caller asked to stop while images were being decoded.
+    #[error("loading {} was cancelled", .0.display())]
+    Cancelled(PathBuf),
 }
 
 /// One image file found by the scan. `label` is the index of its first-level subfolder in
@@ -307,15 +310,18 @@ impl ImageSet {
 ///
 /// Files that fail to open or decode, exceed the size limits, or decode to an empty image go to
 /// [`ImageSet::skipped`] with the reason. `progress(done, total)` is called now and then from any
-/// thread, and once more from the calling thread with `done == total` at the end. Fewer than two
+/// thread, and once more from the calling thread with `done == total` at the end; when it returns
+/// `false` the remaining files are not decoded and the load ends with [`DataError::Cancelled`]
+/// (100 000 photos take minutes, and a person must be able to change their mind). Fewer than two
 /// usable images is [`DataError::TooFewImages`].
 ///
 /// # Errors
-/// [`DataError::TooFewImages`], and [`DataError::InvalidSize`] when `short_side` is 0.
+/// [`DataError::TooFewImages`], [`DataError::Cancelled`], and [`DataError::InvalidSize`] when
+/// `short_side` is 0.
 pub fn load(
     scan: &Scan,
     short_side: u32,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<ImageSet, DataError> {
     if short_side == 0 {
         return Err(DataError::InvalidSize(short_side));
@@ -324,19 +330,25 @@ pub fn load(
     // About a hundred updates are plenty for a progress bar and cost nothing next to decoding.
     let step = (total / 100).max(1);
     let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let decoded: Vec<Result<RgbImage, String>> = scan
         .entries
         .par_iter()
         .map(|entry| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(String::new());
+            }
             let result = decode(&entry.path, short_side);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if finished.is_multiple_of(step) && finished < total {
-                progress(finished, total);
+            if finished.is_multiple_of(step) && finished < total && !progress(finished, total) {
+                stop.store(true, Ordering::Relaxed);
             }
             result
         })
         .collect();
-    progress(total, total);
+    if stop.load(Ordering::Relaxed) || !progress(total, total) {
+        return Err(DataError::Cancelled(scan.root.clone()));
+    }
 
     let mut entries = Vec::with_capacity(total);
     let mut images = Vec::with_capacity(total);
@@ -380,7 +392,7 @@ pub fn load(
 pub fn load_folder(
     root: &Path,
     short_side: u32,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<ImageSet, DataError> {
     load(&scan(root)?, short_side, progress)
 }
@@ -399,6 +411,33 @@ pub fn load_image(path: &Path, short_side: u32) -> Result<RgbImage, DataError> {
         path: path.to_path_buf(),
         reason,
     })
+}
+
+/// A square `side`×`side` JPEG of the centre of `path`, for browsing large folders: the same
+/// decoding as [`load`] (EXIF orientation, transparency over white), so what a person sees is what
+/// training sees.
+///
+/// # Errors
+/// As [`load_image`].
+pub fn thumbnail_jpeg(path: &Path, side: u32) -> Result<Vec<u8>, DataError> {
+    let image = load_image(path, side)?;
+    let (width, height) = image.dimensions();
+    let square = image::imageops::crop_imm(
+        &image,
+        (width - side.min(width)) / 2,
+        (height - side.min(height)) / 2,
+        side.min(width),
+        side.min(height),
+    )
+    .to_image();
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
+        .encode_image(&square)
+        .map_err(|error| DataError::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!("cannot encode its thumbnail: {error}"),
+        })?;
+    Ok(bytes)
 }
 
 /// Decodes, orients, flattens and resizes one file; the error is a reason for the user.
@@ -588,7 +627,9 @@ mod tests {
     use super::*;
     use image::{GrayAlphaImage, GrayImage, ImageBuffer, Rgb, RgbaImage};
 
-    fn no_progress(_: usize, _: usize) {}
+    fn no_progress(_: usize, _: usize) -> bool {
+        true
+    }
 
     /// A smooth colour ramp, so every format has real content to encode.
     fn ramp(width: u32, height: u32) -> RgbImage {
@@ -1000,11 +1041,33 @@ mod tests {
         let calls = std::sync::Mutex::new(Vec::new());
         load_folder(dir.path(), 4, &|done, total| {
             calls.lock().unwrap().push((done, total));
+            true
         })
         .unwrap();
         let calls = calls.into_inner().unwrap();
         assert_eq!(calls.last(), Some(&(5, 5)));
         assert!(calls.iter().all(|&(done, total)| total == 5 && done <= 5));
+    }
+
+    #[test]
+    fn a_load_stops_when_progress_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            save(dir.path(), &format!("{i}.png"), ramp(4, 4));
+        }
+        let err = load_folder(dir.path(), 4, &|done, _| done < 10).unwrap_err();
+        assert!(matches!(err, DataError::Cancelled(_)), "{err}");
+    }
+
+    #[test]
+    fn thumbnails_are_square_jpegs_of_the_requested_side() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), "wide.png", ramp(40, 20));
+        let bytes = thumbnail_jpeg(&dir.path().join("wide.png"), 16).unwrap();
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (16, 16));
+        let err = thumbnail_jpeg(&dir.path().join("missing.png"), 16).unwrap_err();
+        assert!(err.to_string().contains("missing.png"), "{err}");
     }
 
     #[cfg(unix)]

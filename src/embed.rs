@@ -54,10 +54,11 @@ pub fn input_batch(
     )
 }
 
-/// Embeds every image; returns a row-major `n × dim` matrix.
-pub fn embed_images(
+/// Embeds every image (owned or borrowed, so a sample needs no copies); returns a row-major
+/// `n × dim` matrix.
+pub fn embed_images<I: std::borrow::Borrow<RgbImage>>(
     net: &EmbeddingNet,
-    images: &[RgbImage],
+    images: &[I],
     size: u32,
     normalization: &Normalization,
     view: View,
@@ -67,7 +68,7 @@ pub fn embed_images(
     let device = net.devices().first().cloned().unwrap_or_default();
     let mut out = Vec::new();
     for (chunk_index, chunk) in images.chunks(batch_size.max(1)).enumerate() {
-        let refs: Vec<&RgbImage> = chunk.iter().collect();
+        let refs: Vec<&RgbImage> = chunk.iter().map(|image| image.borrow()).collect();
         let view = match view {
             View::Center => View::Center,
             View::Augmented { ops, seed } => View::Augmented {
@@ -98,13 +99,15 @@ pub struct EmbeddedFolder {
     pub dim: usize,
 }
 
-/// Decodes every image of `dir` at the model's input size and embeds it.
+/// Decodes every image of `dir` at the model's input size and embeds it; `progress` is that of
+/// [`crate::data::load`] (return `false` to cancel).
 pub fn embed_folder(
     model: &crate::export::LoadedModel,
     dir: &std::path::Path,
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<EmbeddedFolder, crate::data::DataError> {
     let size = model.config.model.image_size;
-    let set = crate::data::load_folder(dir, size, &|_, _| {})?;
+    let set = crate::data::load_folder(dir, size, progress)?;
     let embeddings = embed_images(
         &model.net,
         &set.images,
@@ -118,4 +121,42 @@ pub fn embed_folder(
         embeddings,
         dim: model.config.model.dim,
     })
+}
+
+impl EmbeddedFolder {
+    /// Writes the embeddings as safetensors: tensor `embeddings` `[n, dim]`, metadata `paths` (a
+    /// JSON list of the files, row order) and `model` (where the model came from). Atomic: a
+    /// failed write leaves any previous file intact.
+    ///
+    /// # Errors
+    /// [`crate::export::ExportError`] naming the file.
+    pub fn write(
+        &self,
+        out: &std::path::Path,
+        model: &std::path::Path,
+    ) -> Result<(), crate::export::ExportError> {
+        let paths: Vec<&std::path::Path> =
+            self.set.entries.iter().map(|e| e.path.as_path()).collect();
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert(
+            "paths".to_owned(),
+            serde_json::to_string(&paths).expect("paths serialise"),
+        );
+        metadata.insert(
+            "model".to_owned(),
+            std::fs::canonicalize(model)
+                .unwrap_or_else(|_| model.to_owned())
+                .display()
+                .to_string(),
+        );
+        crate::export::write_tensors(
+            out,
+            &[crate::export::NamedTensor {
+                name: "embeddings".to_owned(),
+                shape: vec![self.set.len(), self.dim],
+                values: crate::export::TensorValues::F32(self.embeddings.clone()),
+            }],
+            metadata,
+        )
+    }
 }

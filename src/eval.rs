@@ -1012,6 +1012,27 @@ pub fn labelled_similarity_distributions(
     neighbours: usize,
     bins: usize,
 ) -> Result<SimilarityDistributions, EvalError> {
+    let per_label = similarity_distributions_per_label(features, labels, neighbours, bins)?;
+    let mut total = SimilarityDistributions {
+        positive: Histogram::new(bins)?,
+        negative: Histogram::new(bins)?,
+        kind: PairKind::SameClassNeighbours,
+    };
+    for part in &per_label {
+        total.positive.absorb(&part.positive);
+        total.negative.absorb(&part.negative);
+    }
+    Ok(total)
+}
+
+/// [`labelled_similarity_distributions`] split by the query's label (paper Fig. 6): element `l`
+/// holds the pairs whose query has label `l`.
+pub fn similarity_distributions_per_label(
+    features: Embeddings,
+    labels: &[usize],
+    neighbours: usize,
+    bins: usize,
+) -> Result<Vec<SimilarityDistributions>, EvalError> {
     check_same_count("features", features.len(), "labels", labels.len())?;
     if neighbours == 0 {
         return Err(EvalError::ZeroParameter("number of neighbours"));
@@ -1023,8 +1044,13 @@ pub fn labelled_similarity_distributions(
             got: features.len(),
         });
     }
-    let mut positive = Histogram::new(bins)?;
-    let mut negative = positive.clone();
+    let empty = SimilarityDistributions {
+        positive: Histogram::new(bins)?,
+        negative: Histogram::new(bins)?,
+        kind: PairKind::SameClassNeighbours,
+    };
+    let classes = labels.iter().max().map_or(0, |&max| max + 1);
+    let mut per_label = vec![empty; classes];
     let mut collectors: Vec<ClassSplit> = (0..features.len())
         .map(|query| ClassSplit {
             query,
@@ -1035,20 +1061,138 @@ pub fn labelled_similarity_distributions(
         .collect();
     scan(features, features, &mut collectors);
     for c in collectors {
+        let target = &mut per_label[labels[c.query]];
         c.same
             .into_sorted()
             .iter()
-            .for_each(|&(_, s)| positive.add(s));
+            .for_each(|&(_, s)| target.positive.add(s));
         c.other
             .into_sorted()
             .iter()
-            .for_each(|&(_, s)| negative.add(s));
+            .for_each(|&(_, s)| target.negative.add(s));
     }
-    Ok(SimilarityDistributions {
-        positive,
-        negative,
-        kind: PairKind::SameClassNeighbours,
-    })
+    Ok(per_label)
+}
+
+/// Cosine similarities of `pairs` random pairs of distinct rows (or of every pair, when there
+/// are fewer), seeded: how spread out an embedding is, with or without labels.
+pub fn random_pair_histogram(
+    features: Embeddings,
+    pairs: usize,
+    bins: usize,
+    seed: u64,
+) -> Result<Histogram, EvalError> {
+    let n = features.len();
+    if n < 2 {
+        return Err(EvalError::TooFewRows {
+            what: "pair similarities",
+            needed: 2,
+            got: n,
+        });
+    }
+    let mut histogram = Histogram::new(bins)?;
+    if n * (n - 1) / 2 <= pairs {
+        for i in 0..n {
+            for j in i + 1..n {
+                histogram.add(dot(features.row(i), features.row(j)));
+            }
+        }
+    } else {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 0..pairs {
+            let i = rng.random_range(0..n);
+            let j = (i + rng.random_range(1..n)) % n;
+            histogram.add(dot(features.row(i), features.row(j)));
+        }
+    }
+    Ok(histogram)
+}
+
+/// Projects every row onto the two principal components of the set (centred), for a 2-D map of
+/// the embedding. Power iteration with deflation on the `dim × dim` covariance: exact enough for a
+/// picture and O(n·dim²) instead of a full eigendecomposition. Sign is fixed so the largest
+/// coordinate of each component is positive, keeping maps of successive epochs comparable.
+pub fn pca_2d(features: Embeddings) -> Result<Vec<[f32; 2]>, EvalError> {
+    if features.is_empty() {
+        return Err(EvalError::Empty("features"));
+    }
+    let (n, dim) = (features.len(), features.dim());
+    let mut mean = vec![0f64; dim];
+    for i in 0..n {
+        for (m, &v) in mean.iter_mut().zip(features.row(i)) {
+            *m += f64::from(v) / n as f64;
+        }
+    }
+    let covariance = (0..n)
+        .into_par_iter()
+        .fold(
+            || vec![0f64; dim * dim],
+            |mut acc, i| {
+                let centred: Vec<f64> = features
+                    .row(i)
+                    .iter()
+                    .zip(&mean)
+                    .map(|(&v, m)| f64::from(v) - m)
+                    .collect();
+                for (a, &x) in centred.iter().enumerate() {
+                    for (b, &y) in centred.iter().enumerate() {
+                        acc[a * dim + b] += x * y;
+                    }
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0f64; dim * dim],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let mut deflated = covariance;
+    let mut components: Vec<Vec<f64>> = Vec::with_capacity(2);
+    for c in 0..2 {
+        // A fixed, non-symmetric start avoids starting orthogonal to the top component.
+        let mut vector: Vec<f64> = (0..dim).map(|i| 1.0 + (i + c) as f64 * 0.01).collect();
+        let mut eigenvalue = 0.0;
+        for _ in 0..300 {
+            let next: Vec<f64> = (0..dim)
+                .map(|a| (0..dim).map(|b| deflated[a * dim + b] * vector[b]).sum())
+                .collect();
+            let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm < 1e-30 {
+                break;
+            }
+            eigenvalue = norm;
+            vector = next.into_iter().map(|v| v / norm).collect();
+        }
+        let largest = vector
+            .iter()
+            .copied()
+            .fold(0.0f64, |best, v| if v.abs() > best.abs() { v } else { best });
+        if largest < 0.0 {
+            vector.iter_mut().for_each(|v| *v = -*v);
+        }
+        for a in 0..dim {
+            for b in 0..dim {
+                deflated[a * dim + b] -= eigenvalue * vector[a] * vector[b];
+            }
+        }
+        components.push(vector);
+    }
+    Ok((0..n)
+        .map(|i| {
+            let row = features.row(i);
+            let project = |component: &[f64]| {
+                row.iter()
+                    .zip(&mean)
+                    .zip(component)
+                    .map(|((&v, m), c)| (f64::from(v) - m) * c)
+                    .sum::<f64>() as f32
+            };
+            [project(&components[0]), project(&components[1])]
+        })
+        .collect())
 }
 
 /// Negatives sampled per row in [`view_similarity_distributions`] once all pairs would cost more.
@@ -1612,5 +1756,36 @@ mod tests {
         assert!(
             view_similarity_distributions(emb(&data[..2], 2), emb(&data[..2], 2), 10, 0).is_err()
         );
+    }
+
+    #[test]
+    fn pca_finds_the_directions_of_largest_spread() {
+        // Points spread widely along (1, 1, 0) and a little along (0, 0, 1).
+        let mut rows = Vec::new();
+        for i in 0..40 {
+            let t = i as f32 - 19.5;
+            let z = if i % 2 == 0 { 1.0 } else { -1.0 };
+            rows.extend([t, t, z]);
+        }
+        let map = pca_2d(Embeddings::new(&rows, 3).unwrap()).unwrap();
+        for (i, point) in map.iter().enumerate() {
+            let t = i as f32 - 19.5;
+            let z = if i % 2 == 0 { 1.0 } else { -1.0 };
+            assert!((point[0] - t * 2f32.sqrt()).abs() < 1e-3, "{point:?}");
+            assert!((point[1].abs() - z.abs()).abs() < 1e-3, "{point:?}");
+        }
+    }
+
+    #[test]
+    fn per_label_distributions_add_up_to_the_overall_ones() {
+        let features = unit_rows(30, 8, 3);
+        let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
+        let features = Embeddings::new(&features, 8).unwrap();
+        let total = labelled_similarity_distributions(features, &labels, 4, 20).unwrap();
+        let parts = similarity_distributions_per_label(features, &labels, 4, 20).unwrap();
+        assert_eq!(parts.len(), 3);
+        let positive: u64 = parts.iter().map(|p| p.positive.total()).sum();
+        assert_eq!(positive, total.positive.total());
+        assert_eq!(parts[0].negative.total(), 10 * 4);
     }
 }

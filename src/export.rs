@@ -48,14 +48,14 @@ pub enum ExportError {
 }
 
 impl ExportError {
-    fn format(path: &Path, message: impl ToString) -> Self {
+    pub(crate) fn format(path: &Path, message: impl ToString) -> Self {
         ExportError::Format {
             path: path.to_owned(),
             message: message.to_string(),
         }
     }
 
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
         move |source| ExportError::Io {
             path: path.to_owned(),
             source,

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod device;
 pub mod embed;
 pub mod eval;
+pub mod explore;
 pub mod export;
 pub mod loss;
 pub mod model;

@@ -13,7 +13,7 @@ use spreadout::demo::{self, DemoSpec};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, View};
 use spreadout::eval::{self, Embeddings};
-use spreadout::export::{self, NamedTensor, TensorValues};
+use spreadout::export::{self, TensorValues};
 use spreadout::loss::NegativeSampling;
 use spreadout::train::{self, Schedule, TrainConfig, TrainRequest};
 
@@ -275,31 +275,10 @@ fn train_command(args: TrainArgs) -> Result<()> {
 fn embed_command(model: &Path, dir: &Path, out: &Path, choice: DeviceChoice) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
-    let embed::EmbeddedFolder {
-        set,
-        embeddings,
-        dim,
-    } = embed::embed_folder(&loaded, dir)?;
-    progress::report_skipped(&set.skipped);
-    let paths: Vec<&Path> = set.entries.iter().map(|e| e.path.as_path()).collect();
-    let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("paths".to_owned(), serde_json::to_string(&paths)?);
-    metadata.insert(
-        "model".to_owned(),
-        std::fs::canonicalize(model)
-            .unwrap_or_else(|_| model.to_owned())
-            .display()
-            .to_string(),
-    );
-    export::write_tensors(
-        out,
-        &[NamedTensor {
-            name: "embeddings".to_owned(),
-            shape: vec![set.len(), dim],
-            values: TensorValues::F32(embeddings),
-        }],
-        metadata,
-    )?;
+    let folder = embed::embed_folder(&loaded, dir, &|_, _| true)?;
+    progress::report_skipped(&folder.set.skipped);
+    folder.write(out, model)?;
+    let (set, dim) = (&folder.set, folder.dim);
     println!(
         "embedded {} images ({} skipped) into {} [{} × {dim}]",
         set.len(),
@@ -370,7 +349,7 @@ fn neighbors_command(
         let among =
             among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
         let model = export::load_model(source, &selected.device)?;
-        let folder = embed::embed_folder(&model, among)?;
+        let folder = embed::embed_folder(&model, among, &|_, _| true)?;
         progress::report_skipped(&folder.set.skipped);
         Collection {
             embeddings: folder.embeddings,
@@ -441,7 +420,7 @@ fn eval_command(
     let loaded = export::load_model(model, &selected.device)?;
     let dim = loaded.config.model.dim;
     let embed_labelled = |dir: &Path| -> Result<(Vec<f32>, Vec<usize>, Vec<String>)> {
-        let folder = embed::embed_folder(&loaded, dir)?;
+        let folder = embed::embed_folder(&loaded, dir, &|_, _| true)?;
         progress::report_skipped(&folder.set.skipped);
         let labels = folder.set.labels().with_context(|| {
             format!(

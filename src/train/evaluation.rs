@@ -4,13 +4,17 @@
 use std::path::Path;
 
 use crate::augment::Normalization;
-use crate::data::ImageSet;
+use crate::data::{DataError, ImageSet};
 use crate::embed::{self, View};
 use crate::eval::{self, Embeddings};
 use crate::model::EmbeddingNet;
 
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
 use super::{
-    EpochMetrics, TrainConfig, TrainError, TrainEvent, TrainRequest, derive_seed,
+    Control, EpochMetrics, Neighbour, ProbeNeighbours, TrainConfig, TrainError, TrainEvent, TrainRequest, derive_seed,
     load_with_progress,
 };
 
@@ -37,10 +41,11 @@ pub(super) fn load_eval_sets(
     request: &TrainRequest,
     train: &ImageSet,
     image_size: u32,
+    control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
-) -> Result<EvalSets, TrainError> {
-    let mut load_labelled = |dir: &Path| -> Result<Option<ImageSet>, TrainError> {
-        let set = load_with_progress(dir, image_size, emit)?;
+) -> Result<EvalSets, DataError> {
+    let mut load_labelled = |dir: &Path| -> Result<Option<ImageSet>, DataError> {
+        let set = load_with_progress(dir, image_size, control, emit)?;
         Ok(if set.labels().is_some() {
             Some(set)
         } else {
@@ -186,5 +191,65 @@ pub(super) fn evaluate(
             seed,
         )?);
     }
+    metrics.probes = probe_neighbours(config, normalization, net, train)?;
     Ok(())
+}
+
+/// Probe images shown with their neighbours after every epoch.
+const PROBES: usize = 6;
+/// Neighbours listed per probe.
+const PROBE_NEIGHBOURS: usize = 5;
+/// Training images searched for the probes' neighbours: a fixed sample keeps the cost per epoch
+/// bounded on large folders.
+const PROBE_GALLERY: usize = 1000;
+
+/// The probes (the first images of a fixed, seeded sample of the training set) and their nearest
+/// neighbours in that sample under the current network.
+fn probe_neighbours(
+    config: &TrainConfig,
+    normalization: &Normalization,
+    net: &EmbeddingNet,
+    train: &ImageSet,
+) -> Result<Vec<ProbeNeighbours>, TrainError> {
+    let mut sample: Vec<usize> = (0..train.len()).collect();
+    sample.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+        config.seed,
+        usize::MAX,
+        0,
+    )));
+    sample.truncate(PROBE_GALLERY);
+    let images: Vec<&image::RgbImage> = sample.iter().map(|&i| &train.images[i]).collect();
+    let features = embed::embed_images(
+        net,
+        &images,
+        config.image_size,
+        normalization,
+        View::Center,
+        256,
+    );
+    let gallery = Embeddings::new(&features, config.dim)?;
+    let probes = PROBES.min(sample.len());
+    let queries = Embeddings::new(&features[..probes * config.dim], config.dim)?;
+    let found = eval::top_k(queries, gallery, PROBE_NEIGHBOURS + 1, false)?;
+    let entry = |row: usize| &train.entries[sample[row]];
+    Ok(found
+        .into_iter()
+        .enumerate()
+        .map(|(probe, hits)| ProbeNeighbours {
+            query: entry(probe).path.clone(),
+            neighbours: hits
+                .into_iter()
+                .filter(|&(row, _)| row != probe)
+                .take(PROBE_NEIGHBOURS)
+                .map(|(row, score)| Neighbour {
+                    path: entry(row).path.clone(),
+                    score,
+                    same_label: entry(probe)
+                        .label
+                        .zip(entry(row).label)
+                        .map(|(a, b)| a == b),
+                })
+                .collect(),
+        })
+        .collect())
 }

@@ -1,6 +1,8 @@
 //! The one typed event stream a training run emits; the CLI renders it as a progress bar and the
 //! desktop app forwards it to the UI unchanged.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::SkippedFile;
@@ -39,8 +41,32 @@ pub struct EpochMetrics {
     pub nmi: Option<f64>,
     /// Positive vs negative cosine-similarity histograms (paper Fig. 5).
     pub similarity: Option<SimilarityDistributions>,
+    /// Fixed probe images of the training set and their nearest training images this epoch.
+    #[serde(default)]
+    pub probes: Vec<ProbeNeighbours>,
     /// Seconds the epoch took, training and evaluation included.
     pub seconds: f64,
+}
+
+/// One probe image and its nearest neighbours in a fixed sample of the training images, so a
+/// person can watch retrieval improve epoch by epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeNeighbours {
+    /// The probe image.
+    pub query: PathBuf,
+    /// Nearest other images, best first.
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// A retrieved image with its cosine similarity to the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// The image file.
+    pub path: PathBuf,
+    /// Cosine similarity in [-1, 1].
+    pub score: f32,
+    /// Whether its label folder is the query's, when the folder has labels.
+    pub same_label: Option<bool>,
 }
 
 /// Everything a consumer of a training run is told, in order.

@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod evaluation;
 pub mod events;
 pub mod optim;
+pub mod runs;
 
 use std::fs;
 use std::io::Write;
@@ -34,7 +35,7 @@ use crate::eval::EvalError;
 use crate::export::{self, ExportError, ExportedConfig};
 use crate::loss::{NegativeSampling, spread_out_loss};
 use crate::model::{EmbeddingNet, ModelConfig};
-pub use events::{EpochMetrics, Phase, TrainEvent};
+pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, TrainEvent};
 pub use optim::{Schedule, Sgd};
 
 /// File of per-epoch metrics in a run folder, one JSON object per line.
@@ -340,8 +341,22 @@ fn run_inner(
     emit(TrainEvent::Phase {
         phase: Phase::LoadingData,
     });
-    let train = load_with_progress(&request.train_dir, config.image_size, emit)?;
-    let evals = evaluation::load_eval_sets(request, &train, config.image_size, emit)?;
+    let loaded = load_with_progress(&request.train_dir, config.image_size, control, emit)
+        .and_then(|train| {
+            let evals =
+                evaluation::load_eval_sets(request, &train, config.image_size, control, emit)?;
+            Ok((train, evals))
+        });
+    let (train, evals) = match loaded {
+        Err(DataError::Cancelled(_)) => {
+            return Ok(RunSummary {
+                epochs_completed: resumed.map_or(0, |state| state.epochs_completed),
+                cancelled: true,
+                metrics: Vec::new(),
+            });
+        }
+        other => other?,
+    };
     fs::create_dir_all(out).map_err(|source| ExportError::Io {
         path: out.clone(),
         source,
@@ -384,17 +399,17 @@ fn run_inner(
     };
     write_json(
         &out.join(RUN_FILE),
-        &serde_json::json!({
-            "device": selected.name,
-            "train_dir": request.train_dir,
-            "eval_train_dir": request.eval_train_dir,
-            "eval_test_dir": request.eval_test_dir,
-            "images": train.len(),
-            "skipped": train.skipped.len(),
-            "labels": train.label_names,
-            "normalization": normalization,
-            "config": config,
-        }),
+        &runs::RunRecord {
+            device: selected.name.clone(),
+            train_dir: request.train_dir.clone(),
+            eval_train_dir: request.eval_train_dir.clone(),
+            eval_test_dir: request.eval_test_dir.clone(),
+            images: train.len(),
+            skipped: train.skipped.len(),
+            labels: train.label_names.clone(),
+            normalization,
+            config: config.clone(),
+        },
     )?;
 
     let batch = config.batch_size.min(train.len());
@@ -496,6 +511,7 @@ fn run_inner(
             recall_at: None,
             nmi: None,
             similarity: None,
+            probes: Vec::new(),
             seconds: 0.0,
         };
         evaluation::evaluate(
@@ -516,16 +532,16 @@ fn run_inner(
             steps,
         };
         checkpoint::save(out, &state, &net, &sgd)?;
-        export::export_model(
-            out,
-            &net,
-            &ExportedConfig {
-                model: config.model_config(),
-                normalization,
-                tau: config.tau,
-                steps,
-            },
-        )?;
+        let exported = ExportedConfig {
+            model: config.model_config(),
+            normalization,
+            tau: config.tau,
+            steps,
+        };
+        export::export_model(out, &net, &exported)?;
+        if runs::keeps_snapshot(epoch + 1, config.epochs) {
+            export::export_model(&runs::snapshot_dir(out, epoch + 1), &net, &exported)?;
+        }
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
         if control.is_cancelled() {
@@ -592,6 +608,7 @@ pub(crate) fn train_step(
 pub(super) fn load_with_progress(
     dir: &Path,
     image_size: u32,
+    control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<ImageSet, DataError> {
     // The decoder reports from its worker threads; its counts come back through a channel so
@@ -601,6 +618,7 @@ pub(super) fn load_with_progress(
         let loader = scope.spawn(move || {
             data::load_folder(dir, image_size, &|done, total| {
                 let _ = sender.send((done, total));
+                !control.is_cancelled()
             })
         });
         // The loop ends when the loader drops its sender.

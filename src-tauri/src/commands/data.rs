@@ -1,0 +1,152 @@
+//! Data and Augmentations screens: open a folder (or the demo set), check every file, preview the
+//! training views.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use base64::Engine;
+use serde::Serialize;
+use spreadout::augment::{self, AugmentOps};
+use spreadout::data::{self, SkippedFile};
+use spreadout::demo::{self, DemoSpec};
+use tauri::State;
+use tauri::ipc::Channel;
+
+use super::{Progress, reporter};
+use crate::error::{CommandResult, blocking};
+use crate::state::AppState;
+
+/// What the Data screen shows about a folder before decoding anything.
+#[derive(Debug, Serialize)]
+pub struct FolderSummary {
+    /// The folder.
+    pub root: PathBuf,
+    /// Image files, sorted by path.
+    pub files: Vec<PathBuf>,
+    /// Label index of each file, when the layout defines labels.
+    pub labels: Vec<Option<usize>>,
+    /// Label folder names (empty without labels).
+    pub label_names: Vec<String>,
+    /// Files per extension.
+    pub formats: std::collections::BTreeMap<String, usize>,
+}
+
+/// Lists a folder's images and detects label folders.
+#[tauri::command]
+pub async fn scan_folder(state: State<'_, AppState>, path: PathBuf) -> CommandResult<FolderSummary> {
+    let scan = blocking(move || Ok(data::scan(&path)?)).await?;
+    state.allow(&scan.root);
+    Ok(FolderSummary {
+        root: scan.root,
+        labels: scan.entries.iter().map(|entry| entry.label).collect(),
+        files: scan.entries.into_iter().map(|entry| entry.path).collect(),
+        label_names: scan.label_names,
+        formats: scan.formats,
+    })
+}
+
+/// Result of decoding every file of a folder the way training will.
+#[derive(Debug, Serialize)]
+pub struct FolderCheck {
+    /// Files that decode.
+    pub usable: usize,
+    /// Files that do not, with reasons.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// Decodes every file at the training size, reporting progress; cancellable through `job`.
+#[tauri::command]
+pub async fn check_folder(
+    state: State<'_, AppState>,
+    path: PathBuf,
+    image_size: u32,
+    job: String,
+    progress: Channel<Progress>,
+) -> CommandResult<FolderCheck> {
+    let cancel = state.start_job(&job);
+    let result = blocking(move || {
+        let set = data::load_folder(&path, image_size, &reporter(progress, cancel))?;
+        Ok(FolderCheck {
+            usable: set.len(),
+            skipped: set.skipped,
+        })
+    })
+    .await;
+    state.finish_job(&job);
+    result
+}
+
+/// Stops a running job (folder check, embedding).
+#[tauri::command]
+pub fn cancel_job(state: State<'_, AppState>, job: String) {
+    state.cancel_job(&job);
+}
+
+/// The built-in demo data set: six procedural shape classes, generated once into the app's data
+/// folder. Returns its `train` and `test` folders.
+#[tauri::command]
+pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(PathBuf, PathBuf)> {
+    let root = state.demo_root.clone();
+    let folders = blocking(move || Ok(demo::generate(&root, &DemoSpec::default())?)).await?;
+    state.allow(&state.demo_root);
+    Ok((folders.train, folders.test))
+}
+
+/// One image and two training views of it, as PNG data URLs.
+#[derive(Debug, Serialize)]
+pub struct ViewPair {
+    /// The file.
+    pub path: PathBuf,
+    /// The image as training loads it (shorter side = image size).
+    pub original: String,
+    /// Two random views, exactly as a training batch makes them.
+    pub views: [String; 2],
+}
+
+/// Training views of `paths` with the given operations; `seed` changes the draw.
+#[tauri::command]
+pub async fn augment_preview(
+    paths: Vec<PathBuf>,
+    ops: AugmentOps,
+    image_size: u32,
+    seed: u64,
+) -> CommandResult<Vec<ViewPair>> {
+    blocking(move || {
+        paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let image = data::load_image(&path, image_size)?;
+                let views = augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));
+                Ok(ViewPair {
+                    original: png_data_url(&image),
+                    views: views.each_ref().map(png_data_url),
+                    path,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+fn png_data_url(image: &image::RgbImage) -> String {
+    let mut bytes = Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("PNG encoding into memory cannot fail");
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes.into_inner())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_png_data_urls() {
+        let url = png_data_url(&image::RgbImage::new(4, 4));
+        assert!(url.starts_with("data:image/png;base64,iVBOR"), "{url}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Explore screen: embed a folder with a run's model (or one of its snapshots), then query it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use spreadout::data::SkippedFile;
+use spreadout::device::{self, DeviceChoice};
+use spreadout::explore::{Collection, Distributions};
+use spreadout::train::Neighbour;
+use tauri::State;
+use tauri::ipc::Channel;
+
+use super::{Progress, reporter};
+use crate::error::{CommandResult, blocking};
+use crate::state::AppState;
+
+/// A collection as the UI sees it.
+#[derive(Debug, Serialize)]
+pub struct CollectionInfo {
+    /// Key for later queries.
+    pub key: String,
+    /// Images in row order.
+    pub files: Vec<PathBuf>,
+    /// Label of each image, when the folder has labels.
+    pub labels: Vec<Option<usize>>,
+    /// Label folder names.
+    pub label_names: Vec<String>,
+    /// Files that could not be used.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// Embeds `folder` with `model` (a run folder, snapshot folder or model file); reuses an earlier
+/// embedding of the same pair. Cancellable through `job`.
+#[tauri::command]
+pub async fn open_collection(
+    state: State<'_, AppState>,
+    model: PathBuf,
+    folder: PathBuf,
+    device: DeviceChoice,
+    job: String,
+    progress: Channel<Progress>,
+) -> CommandResult<CollectionInfo> {
+    let key = format!("{}\n{}", model.display(), folder.display());
+    let collection = match state.collection(&key) {
+        Ok(existing) => existing,
+        Err(_) => {
+            state.allow(&folder);
+            let cancel = state.start_job(&job);
+            let built = blocking(move || {
+                let selected = device::select(device)?;
+                Ok(Collection::build(
+                    &model,
+                    &folder,
+                    &selected.device,
+                    &reporter(progress, cancel),
+                )?)
+            })
+            .await;
+            state.finish_job(&job);
+            let collection = Arc::new(built?);
+            state.store_collection(key.clone(), collection.clone());
+            collection
+        }
+    };
+    Ok(CollectionInfo {
+        key,
+        files: collection.entries().iter().map(|e| e.path.clone()).collect(),
+        labels: collection.entries().iter().map(|e| e.label).collect(),
+        label_names: collection.label_names().to_vec(),
+        skipped: collection.skipped().to_vec(),
+    })
+}
+
+/// The `k` nearest images of image `index`.
+#[tauri::command]
+pub async fn neighbours(
+    state: State<'_, AppState>,
+    key: String,
+    index: usize,
+    k: usize,
+) -> CommandResult<Vec<Neighbour>> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.neighbours(index, k)?)).await
+}
+
+/// The `k` nearest images of an outside image file (dropped on the window).
+#[tauri::command]
+pub async fn query_file(
+    state: State<'_, AppState>,
+    key: String,
+    path: PathBuf,
+    k: usize,
+) -> CommandResult<Vec<Neighbour>> {
+    let collection = state.collection(&key)?;
+    state.allow(&path);
+    blocking(move || Ok(collection.query_file(&path, k)?)).await
+}
+
+/// Similarity distributions (Fig. 5/6).
+#[tauri::command]
+pub async fn distributions(state: State<'_, AppState>, key: String) -> CommandResult<Distributions> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.distributions()?)).await
+}
+
+/// 2-D PCA coordinates of every image.
+#[tauri::command]
+pub async fn embedding_map(state: State<'_, AppState>, key: String) -> CommandResult<Vec<[f32; 2]>> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.map()?)).await
+}

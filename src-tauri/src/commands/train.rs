@@ -1,0 +1,290 @@
+//! Train screen: devices, start/pause/resume/stop, and the event stream to the UI.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use spreadout::device::{self, Adapter, DeviceChoice};
+use spreadout::train::runs::{self, RunInfo};
+use spreadout::train::{self, TrainConfig, TrainEvent, TrainRequest};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, State};
+
+use crate::error::{CommandResult, blocking};
+use crate::state::AppState;
+
+/// The adapters and what "auto" would pick, so the picker can say honestly when training would
+/// fall back to the CPU.
+#[derive(Debug, Serialize)]
+pub struct Devices {
+    /// wgpu adapters, in driver order.
+    pub adapters: Vec<Adapter>,
+    /// Name of the device "auto" selects.
+    pub auto_name: String,
+    /// Why auto is not a GPU, when it is not.
+    pub auto_notice: Option<String>,
+}
+
+/// Lists the adapters.
+#[tauri::command]
+pub async fn list_devices() -> CommandResult<Devices> {
+    blocking(|| {
+        let auto = device::select(DeviceChoice::Auto)?;
+        Ok(Devices {
+            adapters: device::list_adapters(),
+            auto_name: auto.name,
+            auto_notice: auto.notice,
+        })
+    })
+    .await
+}
+
+/// What the UI sends to start a run.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartTraining {
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Training images.
+    pub train_dir: PathBuf,
+    /// Labelled test folder scored each epoch, if any.
+    pub eval_test_dir: Option<PathBuf>,
+    /// Device.
+    pub device: DeviceChoice,
+}
+
+/// Starts a new run in a fresh folder under the app's runs folder; returns that folder. Events
+/// arrive on `events`, the last always `finished` or `failed`.
+#[tauri::command]
+pub fn start_training(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    request: StartTraining,
+    events: Channel<TrainEvent>,
+) -> CommandResult<PathBuf> {
+    let name = request
+        .train_dir
+        .file_name()
+        .map_or_else(|| "images".into(), |name| name.to_string_lossy().into_owned());
+    let out = state.runs_root.join(format!("{name}-{}", timestamp()));
+    launch(
+        app,
+        &state,
+        TrainRequest {
+            config: request.config,
+            eval_train_dir: None,
+            eval_test_dir: request.eval_test_dir,
+            train_dir: request.train_dir,
+            out: out.clone(),
+            resume: false,
+            device: request.device,
+        },
+        events,
+    )?;
+    Ok(out)
+}
+
+/// Continues an interrupted run from its checkpoint, optionally for more epochs.
+#[tauri::command]
+pub fn resume_training(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    run_dir: PathBuf,
+    epochs: Option<usize>,
+    device: DeviceChoice,
+    events: Channel<TrainEvent>,
+) -> CommandResult<()> {
+    let info = runs::describe(&run_dir)?;
+    let record = info.record;
+    let config = TrainConfig {
+        epochs: epochs.unwrap_or(record.config.epochs),
+        ..record.config
+    };
+    launch(
+        app,
+        &state,
+        TrainRequest {
+            config,
+            train_dir: record.train_dir,
+            eval_train_dir: record.eval_train_dir,
+            eval_test_dir: record.eval_test_dir,
+            out: run_dir,
+            resume: true,
+            device,
+        },
+        events,
+    )
+}
+
+fn launch(
+    app: AppHandle,
+    state: &AppState,
+    request: TrainRequest,
+    events: Channel<TrainEvent>,
+) -> CommandResult<()> {
+    state.allow(&request.train_dir);
+    state.allow(&request.out);
+    if let Some(test) = &request.eval_test_dir {
+        state.allow(test);
+    }
+    let handle = train::spawn(request);
+    state.begin_training(handle.control.clone())?;
+    std::thread::Builder::new()
+        .name("spreadout-events".to_owned())
+        .spawn(move || {
+            forward(&handle.events, STEP_INTERVAL, |event| {
+                // A closed window only stops the updates; the run keeps its checkpoints.
+                let _ = events.send(event);
+            });
+            // The worker already turned a panic into a `failed` event; joining only reaps it.
+            let _ = handle.worker.join();
+            app.state::<AppState>().end_training();
+        })
+        .map_err(|error| crate::error::CommandError::new("app", error.to_string()))?;
+    Ok(())
+}
+
+/// Holds the run before its next step.
+#[tauri::command]
+pub fn pause_training(state: State<'_, AppState>) -> CommandResult<()> {
+    state.with_training(train::Control::pause)
+}
+
+/// Lets a paused run continue.
+#[tauri::command]
+pub fn resume_paused_training(state: State<'_, AppState>) -> CommandResult<()> {
+    state.with_training(train::Control::resume)
+}
+
+/// Stops the run after the current step; its last checkpoint is kept.
+#[tauri::command]
+pub fn stop_training(state: State<'_, AppState>) -> CommandResult<()> {
+    state.with_training(train::Control::cancel)
+}
+
+/// Runs in the app's runs folder, newest first.
+#[tauri::command]
+pub async fn list_runs(state: State<'_, AppState>) -> CommandResult<Vec<RunInfo>> {
+    let root = state.runs_root.clone();
+    let found = blocking(move || Ok(runs::list(&root))).await?;
+    for run in &found {
+        state.allow(&run.record.train_dir);
+    }
+    Ok(found)
+}
+
+/// Reads a run folder chosen by the person (anywhere on disk).
+#[tauri::command]
+pub async fn open_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandResult<RunInfo> {
+    let info = blocking(move || Ok(runs::describe(&run_dir)?)).await?;
+    state.allow(&info.dir);
+    state.allow(&info.record.train_dir);
+    Ok(info)
+}
+
+/// Step events arrive at most this often; a GPU can finish hundreds of steps a second and the UI
+/// only needs to redraw a few times a second.
+const STEP_INTERVAL: Duration = Duration::from_millis(150);
+
+/// Forwards `events` to `send` until the stream ends, passing every event except `step`s through
+/// at once and coalescing `step`s to the latest one per `interval`. A pending step is always
+/// flushed before any other event, so the UI sees the last step of an epoch and the final event.
+fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnMut(TrainEvent)) {
+    let mut pending: Option<TrainEvent> = None;
+    let mut last_sent = Instant::now() - interval;
+    loop {
+        let wait = interval.saturating_sub(last_sent.elapsed());
+        match events.recv_timeout(if pending.is_some() { wait } else { Duration::from_secs(3600) }) {
+            Ok(step @ TrainEvent::Step { .. }) => {
+                if last_sent.elapsed() >= interval {
+                    send(step);
+                    last_sent = Instant::now();
+                    pending = None;
+                } else {
+                    pending = Some(step);
+                }
+            }
+            Ok(other) => {
+                if let Some(step) = pending.take() {
+                    send(step);
+                }
+                send(other);
+                last_sent = Instant::now();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(step) = pending.take() {
+                    send(step);
+                    last_sent = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(step) = pending.take() {
+                    send(step);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Local time as `YYYYMMDD-HHMMSS`-like sortable text (seconds since the epoch keep it simple and
+/// unique without a time-zone database).
+fn timestamp() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    format!("{seconds}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: usize) -> TrainEvent {
+        TrainEvent::Step {
+            epoch: 1,
+            step,
+            steps_per_epoch: 1000,
+            loss: 1.0,
+            lr: 0.1,
+            images_per_sec: 1.0,
+        }
+    }
+
+    #[test]
+    fn steps_are_coalesced_and_everything_else_passes_with_the_last_step_first() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for i in 1..=500 {
+            sender.send(step(i)).unwrap();
+        }
+        sender
+            .send(TrainEvent::Finished {
+                cancelled: false,
+                epochs_completed: 1,
+            })
+            .unwrap();
+        drop(sender);
+        let mut seen = Vec::new();
+        forward(&receiver, Duration::from_secs(10), |event| seen.push(event));
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], step(1));
+        assert_eq!(seen[1], step(500));
+        assert!(matches!(seen[2], TrainEvent::Finished { .. }));
+    }
+
+    #[test]
+    fn a_pending_step_is_sent_when_the_stream_goes_quiet() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            sender.send(step(1)).unwrap();
+            sender.send(step(2)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            sender.send(step(3)).unwrap();
+        });
+        let mut seen = Vec::new();
+        forward(&receiver, Duration::from_millis(50), |event| seen.push(event));
+        worker.join().unwrap();
+        assert_eq!(seen, vec![step(1), step(2), step(3)]);
+    }
+}

@@ -1,0 +1,130 @@
+//! The one error shape every command returns: `{code, message}`, where `code` is a stable
+//! machine-readable kind the UI can branch on and `message` says what went wrong and what to do.
+
+use serde::Serialize;
+
+/// An error as the UI receives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CommandError {
+    /// Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
+    /// `cancelled`, `forbidden`.
+    pub code: &'static str,
+    /// What went wrong and what to do, for a person.
+    pub message: String,
+}
+
+impl CommandError {
+    /// An error of kind `code`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl From<spreadout::data::DataError> for CommandError {
+    fn from(error: spreadout::data::DataError) -> Self {
+        let code = match error {
+            spreadout::data::DataError::Cancelled(_) => "cancelled",
+            _ => "data",
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<spreadout::device::DeviceError> for CommandError {
+    fn from(error: spreadout::device::DeviceError) -> Self {
+        Self::new("device", error.to_string())
+    }
+}
+
+impl From<spreadout::export::ExportError> for CommandError {
+    fn from(error: spreadout::export::ExportError) -> Self {
+        Self::new("files", error.to_string())
+    }
+}
+
+impl From<spreadout::eval::EvalError> for CommandError {
+    fn from(error: spreadout::eval::EvalError) -> Self {
+        Self::new("eval", error.to_string())
+    }
+}
+
+impl From<spreadout::demo::DemoError> for CommandError {
+    fn from(error: spreadout::demo::DemoError) -> Self {
+        Self::new("files", error.to_string())
+    }
+}
+
+impl From<spreadout::explore::ExploreError> for CommandError {
+    fn from(error: spreadout::explore::ExploreError) -> Self {
+        use spreadout::explore::ExploreError;
+        match error {
+            ExploreError::Data(error) => error.into(),
+            ExploreError::Model(error) => error.into(),
+            ExploreError::Eval(error) => error.into(),
+            other @ ExploreError::NoSuchImage { .. } => Self::new("not_found", other.to_string()),
+        }
+    }
+}
+
+impl From<tauri::Error> for CommandError {
+    fn from(error: tauri::Error) -> Self {
+        Self::new("app", error.to_string())
+    }
+}
+
+/// Result of a command.
+pub type CommandResult<T> = Result<T, CommandError>;
+
+/// Runs blocking work (decoding, embedding) off the UI's async runtime; a panic inside becomes a
+/// `crashed` error instead of taking the app down.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    tauri::async_runtime::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(CommandError::new(
+                "crashed",
+                format!("the operation crashed ({message}); nothing was changed, please try again"),
+            ))
+        })
+    })
+    .await
+    .map_err(|error| CommandError::new("crashed", error.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialise_as_code_and_message() {
+        let error: CommandError =
+            spreadout::data::DataError::NotADirectory("/tmp/x.png".into()).into();
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(json["code"], "data");
+        assert!(json["message"].as_str().unwrap().contains("/tmp/x.png"));
+    }
+
+    #[test]
+    fn a_panic_in_blocking_work_is_an_error_not_a_crash() {
+        let result: CommandResult<()> =
+            tauri::async_runtime::block_on(blocking(|| panic!("boom")));
+        let error = result.unwrap_err();
+        assert_eq!(error.code, "crashed");
+        assert!(error.message.contains("boom"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Spreadout's desktop app: a thin Tauri adapter over the `spreadout` library. Commands live in
+//! [`commands`] (one module per screen), shared state in [`state`], the `{code, message}` error
+//! shape in [`error`], and the thumbnail protocol in [`thumbnails`].
+
+mod commands;
+mod error;
+mod state;
+mod thumbnails;
+
+use serde::Serialize;
+use tauri::{Manager, State};
+
+use state::AppState;
+
+/// What the UI needs to know when it starts.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Startup {
+    /// Open the demo data set right away (`--demo`).
+    open_demo: bool,
+    /// Expose the end-to-end test hooks.
+    test_hooks: bool,
+    /// Where runs are written.
+    runs_root: std::path::PathBuf,
+}
+
+#[tauri::command]
+fn startup(state: State<'_, AppState>) -> Startup {
+    Startup {
+        open_demo: state.open_demo,
+        test_hooks: state.test_hooks,
+        runs_root: state.runs_root.clone(),
+    }
+}
+
+/// Builds and runs the app; returns when the last window closes.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "spreadout=info,spreadout_app=info".into()),
+        )
+        .init();
+    let open_demo = std::env::args().any(|arg| arg == "--demo");
+    let test_hooks = std::env::var("SPREADOUT_TEST_HOOKS").is_ok_and(|value| value == "1");
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .setup(move |app| {
+            // Tests point the app at a throw-away data folder so runs never mix with a person's.
+            let data_dir = match std::env::var_os("SPREADOUT_DATA_DIR") {
+                Some(dir) => dir.into(),
+                None => app.path().app_data_dir()?,
+            };
+            std::fs::create_dir_all(&data_dir)?;
+            app.manage(AppState::new(&data_dir, open_demo, test_hooks));
+            Ok(())
+        })
+        .register_asynchronous_uri_scheme_protocol("thumb", thumbnails::serve)
+        .invoke_handler(tauri::generate_handler![
+            startup,
+            commands::data::scan_folder,
+            commands::data::check_folder,
+            commands::data::cancel_job,
+            commands::data::demo_folders,
+            commands::data::augment_preview,
+            commands::train::list_devices,
+            commands::train::start_training,
+            commands::train::resume_training,
+            commands::train::pause_training,
+            commands::train::resume_paused_training,
+            commands::train::stop_training,
+            commands::train::list_runs,
+            commands::train::open_run,
+            commands::explore::open_collection,
+            commands::explore::neighbours,
+            commands::explore::query_file,
+            commands::explore::distributions,
+            commands::explore::embedding_map,
+            commands::export::export_model,
+            commands::export::export_embeddings,
+        ])
+        .run(tauri::generate_context!())
+        .expect("error while running Spreadout");
+}

@@ -1,0 +1,171 @@
+//! What the app holds between commands: the running training, embedded collections, the folders
+//! the person opened (the thumbnail protocol serves files below these only), cancellable jobs,
+//! and where runs and the demo data live.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use spreadout::explore::Collection;
+use spreadout::train::Control;
+
+use crate::error::{CommandError, CommandResult};
+
+/// Shared state of the app, managed by Tauri.
+pub struct AppState {
+    /// Folder holding one subfolder per training run.
+    pub runs_root: PathBuf,
+    /// Folder of the generated demo data set.
+    pub demo_root: PathBuf,
+    /// Whether the app was started to open the demo data set (`--demo`).
+    pub open_demo: bool,
+    /// Whether end-to-end test hooks are exposed to the UI (`SPREADOUT_TEST_HOOKS=1`).
+    pub test_hooks: bool,
+    training: Mutex<Option<Arc<Control>>>,
+    collections: Mutex<HashMap<String, Arc<Collection>>>,
+    allowed_roots: RwLock<Vec<PathBuf>>,
+    jobs: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+impl AppState {
+    /// State for an app whose data lives in `data_dir`.
+    pub fn new(data_dir: &Path, open_demo: bool, test_hooks: bool) -> Self {
+        Self {
+            runs_root: data_dir.join("runs"),
+            demo_root: data_dir.join("demo"),
+            open_demo,
+            test_hooks,
+            training: Mutex::new(None),
+            collections: Mutex::new(HashMap::new()),
+            allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lets the thumbnail protocol serve files below `folder` (a folder the person chose).
+    pub fn allow(&self, folder: &Path) {
+        let folder = folder.canonicalize().unwrap_or_else(|_| folder.to_owned());
+        let mut roots = self.allowed_roots.write().expect("lock");
+        if !roots.iter().any(|root| folder.starts_with(root)) {
+            roots.push(folder);
+        }
+    }
+
+    /// Whether `file` lies below a folder the person chose; links are resolved first so a link
+    /// cannot lead outside.
+    pub fn is_allowed(&self, file: &Path) -> bool {
+        let Ok(file) = file.canonicalize() else {
+            return false;
+        };
+        let roots = self.allowed_roots.read().expect("lock");
+        roots.iter().any(|root| file.starts_with(root))
+    }
+
+    /// Records the control of a starting run; refuses while another run is active.
+    pub fn begin_training(&self, control: Arc<Control>) -> CommandResult<()> {
+        let mut slot = self.training.lock().expect("lock");
+        if slot.is_some() {
+            return Err(CommandError::new(
+                "busy",
+                "a training run is already active; stop it before starting another",
+            ));
+        }
+        *slot = Some(control);
+        Ok(())
+    }
+
+    /// Forgets the run once it has ended.
+    pub fn end_training(&self) {
+        *self.training.lock().expect("lock") = None;
+    }
+
+    /// Applies `action` to the active run's control.
+    pub fn with_training(&self, action: impl FnOnce(&Control)) -> CommandResult<()> {
+        match self.training.lock().expect("lock").as_deref() {
+            Some(control) => {
+                action(control);
+                Ok(())
+            }
+            None => Err(CommandError::new("not_found", "no training run is active")),
+        }
+    }
+
+    /// A new cancellation flag for the job `id` (chosen by the UI).
+    pub fn start_job(&self, id: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.jobs
+            .lock()
+            .expect("lock")
+            .insert(id.to_owned(), flag.clone());
+        flag
+    }
+
+    /// Drops a finished job's flag.
+    pub fn finish_job(&self, id: &str) {
+        self.jobs.lock().expect("lock").remove(id);
+    }
+
+    /// Asks job `id` to stop; unknown (already finished) jobs are ignored.
+    pub fn cancel_job(&self, id: &str) {
+        if let Some(flag) = self.jobs.lock().expect("lock").get(id) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// An embedded collection by key.
+    pub fn collection(&self, key: &str) -> CommandResult<Arc<Collection>> {
+        self.collections
+            .lock()
+            .expect("lock")
+            .get(key)
+            .cloned()
+            .ok_or_else(|| {
+                CommandError::new(
+                    "not_found",
+                    "that embedding is no longer loaded; open the run in Explore again",
+                )
+            })
+    }
+
+    /// Keeps `collection` under `key`.
+    pub fn store_collection(&self, key: String, collection: Arc<Collection>) {
+        self.collections
+            .lock()
+            .expect("lock")
+            .insert(key, collection);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_below_chosen_folders_are_allowed() {
+        let data = tempfile::tempdir().unwrap();
+        let chosen = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        for dir in [&chosen, &other] {
+            std::fs::write(dir.path().join("a.png"), b"x").unwrap();
+        }
+        let state = AppState::new(data.path(), false, false);
+        assert!(!state.is_allowed(&chosen.path().join("a.png")));
+        state.allow(chosen.path());
+        assert!(state.is_allowed(&chosen.path().join("a.png")));
+        assert!(!state.is_allowed(&other.path().join("a.png")));
+        assert!(!state.is_allowed(&chosen.path().join("../a.png")));
+    }
+
+    #[test]
+    fn only_one_training_run_at_a_time() {
+        let data = tempfile::tempdir().unwrap();
+        let state = AppState::new(data.path(), false, false);
+        assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
+        state.begin_training(Arc::default()).unwrap();
+        assert_eq!(state.begin_training(Arc::default()).unwrap_err().code, "busy");
+        state.with_training(Control::pause).unwrap();
+        state.end_training();
+        state.begin_training(Arc::default()).unwrap();
+    }
+}

@@ -1,0 +1,272 @@
+//! What a trained model learned about a folder: every image's embedding, its nearest neighbours
+//! (paper Fig. 4/7), queries with an outside image, similarity distributions (Fig. 5, and per
+//! label folder Fig. 6) and a 2-D map of the embedding (PCA).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::augment::center_view;
+use crate::data::{self, DataError, ImageEntry, SkippedFile};
+use crate::embed::{self, EmbeddedFolder, View};
+use crate::eval::{self, EvalError, Embeddings, Histogram, SimilarityDistributions};
+use crate::export::{self, ExportError, LoadedModel};
+use crate::train::Neighbour;
+
+/// Bins of the similarity histograms.
+const BINS: usize = 50;
+/// Same- and other-label neighbours per image in the labelled distributions (as in training).
+const DISTRIBUTION_NEIGHBOURS: usize = 5;
+/// Random pairs in the all-pairs distribution: enough for a smooth histogram at any folder size.
+const RANDOM_PAIRS: usize = 200_000;
+
+/// Why a collection could not be built or queried.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ExportError),
+    /// The folder or a query image could not be used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Scoring failed (inconsistent sizes).
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// An image index past the end of the collection.
+    #[error("there is no image number {index}; the collection holds {len}")]
+    NoSuchImage {
+        /// The index asked for.
+        index: usize,
+        /// Images in the collection.
+        len: usize,
+    },
+}
+
+/// A folder embedded with one model, ready for queries.
+pub struct Collection {
+    /// The model file that made the embeddings.
+    pub model_path: PathBuf,
+    model: LoadedModel,
+    folder: EmbeddedFolder,
+}
+
+/// The distributions the Explore screen plots.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Distributions {
+    /// Cosine similarity of random pairs of images: how spread out the embedding is.
+    pub random_pairs: Histogram,
+    /// Same-label vs other-label neighbours (Fig. 5), when the folder has labels.
+    pub labelled: Option<SimilarityDistributions>,
+    /// The same split by the query's label folder (Fig. 6), in label order.
+    pub per_label: Vec<(String, SimilarityDistributions)>,
+}
+
+impl Collection {
+    /// Loads `model` (a `model.safetensors` or a folder holding one) onto `device` and embeds
+    /// every image of `folder`. `progress` is that of [`data::load`] (return `false` to cancel).
+    ///
+    /// # Errors
+    /// [`ExploreError`] naming the model file or the folder.
+    pub fn build(
+        model: &Path,
+        folder: &Path,
+        device: &Device,
+        progress: &(dyn Fn(usize, usize) -> bool + Sync),
+    ) -> Result<Self, ExploreError> {
+        let loaded = export::load_model(model, device)?;
+        let folder = embed::embed_folder(&loaded, folder, progress)?;
+        Ok(Self {
+            model_path: model.to_owned(),
+            model: loaded,
+            folder,
+        })
+    }
+
+    /// The images, in row order.
+    pub fn entries(&self) -> &[ImageEntry] {
+        &self.folder.set.entries
+    }
+
+    /// Label folder names (empty without labels).
+    pub fn label_names(&self) -> &[String] {
+        &self.folder.set.label_names
+    }
+
+    /// Files that could not be used.
+    pub fn skipped(&self) -> &[SkippedFile] {
+        &self.folder.set.skipped
+    }
+
+    /// The embeddings with their file list, for export.
+    pub fn embedded(&self) -> &EmbeddedFolder {
+        &self.folder
+    }
+
+    fn embeddings(&self) -> Result<Embeddings<'_>, EvalError> {
+        Embeddings::new(&self.folder.embeddings, self.folder.dim)
+    }
+
+    /// The `k` images most similar to image `index` (itself excluded), best first.
+    ///
+    /// # Errors
+    /// [`ExploreError::NoSuchImage`] for an index out of range.
+    pub fn neighbours(&self, index: usize, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
+        let all = self.embeddings()?;
+        if index >= all.len() {
+            return Err(ExploreError::NoSuchImage {
+                index,
+                len: all.len(),
+            });
+        }
+        let query = Embeddings::new(all.row(index), all.dim())?;
+        let label = self.entries()[index].label;
+        let hits = eval::top_k(query, all, k + 1, false)?.remove(0);
+        Ok(self.describe(hits.into_iter().filter(|&(row, _)| row != index).take(k), label))
+    }
+
+    /// The `k` images most similar to an image file from anywhere (decoded and centre-cropped the
+    /// way training data is), best first.
+    ///
+    /// # Errors
+    /// [`ExploreError::Data`] naming the file when it cannot be decoded.
+    pub fn query_file(&self, path: &Path, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
+        let size = self.model.config.model.image_size;
+        let image = center_view(&data::load_image(path, size)?, size);
+        let features = embed::embed_images(
+            &self.model.net,
+            &[image],
+            size,
+            &self.model.config.normalization,
+            View::Center,
+            1,
+        );
+        let query = Embeddings::new(&features, self.folder.dim)?;
+        let hits = eval::top_k(query, self.embeddings()?, k, false)?.remove(0);
+        Ok(self.describe(hits.into_iter(), None))
+    }
+
+    fn describe(
+        &self,
+        hits: impl Iterator<Item = (usize, f32)>,
+        query_label: Option<usize>,
+    ) -> Vec<Neighbour> {
+        hits.map(|(row, score)| {
+            let entry = &self.entries()[row];
+            Neighbour {
+                path: entry.path.clone(),
+                score,
+                same_label: query_label.zip(entry.label).map(|(a, b)| a == b),
+            }
+        })
+        .collect()
+    }
+
+    /// Similarity distributions of the collection.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] when the collection has fewer than two images.
+    pub fn distributions(&self) -> Result<Distributions, ExploreError> {
+        let features = self.embeddings()?;
+        let random_pairs = eval::random_pair_histogram(features, RANDOM_PAIRS, BINS, 0)?;
+        let Some(labels) = self.folder.set.labels() else {
+            return Ok(Distributions {
+                random_pairs,
+                labelled: None,
+                per_label: Vec::new(),
+            });
+        };
+        let labelled =
+            eval::labelled_similarity_distributions(features, &labels, DISTRIBUTION_NEIGHBOURS, BINS)?;
+        let per_label = eval::similarity_distributions_per_label(
+            features,
+            &labels,
+            DISTRIBUTION_NEIGHBOURS,
+            BINS,
+        )?;
+        Ok(Distributions {
+            random_pairs,
+            labelled: Some(labelled),
+            per_label: self.label_names().iter().cloned().zip(per_label).collect(),
+        })
+    }
+
+    /// Each image's position on the embedding's two principal components.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for an empty collection.
+    pub fn map(&self) -> Result<Vec<[f32; 2]>, ExploreError> {
+        Ok(eval::pca_2d(self.embeddings()?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::Normalization;
+    use crate::demo::{self, DemoSpec};
+    use crate::export::ExportedConfig;
+    use crate::model::ModelConfig;
+
+    fn tiny_collection() -> (tempfile::TempDir, Collection) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DemoSpec {
+            classes: 3,
+            train_per_class: 6,
+            test_per_class: 0,
+            size: 16,
+            seed: 1,
+        };
+        let folders = demo::generate(&dir.path().join("data"), &spec).unwrap();
+        let device = crate::device::cpu().device;
+        let model = ModelConfig::resnet18(4, 8, 16);
+        let net = model.init_seeded(&device, 0);
+        let run = dir.path().join("run");
+        export::export_model(
+            &run,
+            &net,
+            &ExportedConfig {
+                model,
+                normalization: Normalization::IDENTITY,
+                tau: 0.1,
+                steps: 0,
+            },
+        )
+        .unwrap();
+        let collection = Collection::build(&run, &folders.train, &device, &|_, _| true).unwrap();
+        (dir, collection)
+    }
+
+    #[test]
+    fn neighbours_exclude_the_query_and_come_best_first_with_label_agreement() {
+        let (_dir, collection) = tiny_collection();
+        assert_eq!(collection.entries().len(), 18);
+        let hits = collection.neighbours(4, 5).unwrap();
+        assert_eq!(hits.len(), 5);
+        assert!(hits.iter().all(|hit| hit.path != collection.entries()[4].path));
+        assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        assert!(hits.iter().all(|hit| hit.same_label.is_some()));
+        let error = collection.neighbours(18, 5).unwrap_err();
+        assert!(matches!(error, ExploreError::NoSuchImage { index: 18, len: 18 }));
+    }
+
+    #[test]
+    fn a_file_of_the_collection_finds_itself_first() {
+        let (_dir, collection) = tiny_collection();
+        let path = collection.entries()[7].path.clone();
+        let hits = collection.query_file(&path, 3).unwrap();
+        assert_eq!(hits[0].path, path);
+        assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+        let error = collection.query_file(Path::new("/no/such.png"), 3).unwrap_err();
+        assert!(error.to_string().contains("/no/such.png"), "{error}");
+    }
+
+    #[test]
+    fn distributions_and_map_cover_the_collection() {
+        let (_dir, collection) = tiny_collection();
+        let distributions = collection.distributions().unwrap();
+        assert!(distributions.random_pairs.total() > 0);
+        assert_eq!(distributions.per_label.len(), 3);
+        assert_eq!(distributions.per_label[0].0, collection.label_names()[0]);
+        assert_eq!(collection.map().unwrap().len(), 18);
+    }
+}

@@ -1,0 +1,186 @@
+//! Run folders: what one holds besides the checkpoint (the run record, per-epoch model snapshots),
+//! and reading a run back so a person can browse it, compare its epochs, or resume it.
+//!
+//! ```text
+//! run/
+//!   run.json                 RunRecord: data, device, configuration
+//!   metrics.jsonl            one EpochMetrics per line
+//!   checkpoint.safetensors   weights + momentum + RunState (resume)
+//!   model.safetensors        latest export (PyTorch keys) + config.json
+//!   snapshots/epoch-0004/    model.safetensors + config.json of chosen epochs
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{EpochMetrics, RUN_FILE, TrainConfig, checkpoint, read_metrics};
+use crate::augment::Normalization;
+use crate::export::{self, ExportError};
+
+/// Folder of per-epoch model snapshots inside a run folder.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// What a run was started with; `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Name of the device it trained on.
+    pub device: String,
+    /// Training images.
+    pub train_dir: PathBuf,
+    /// Labelled kNN memory folder, if one was given.
+    pub eval_train_dir: Option<PathBuf>,
+    /// Labelled test folder, if one was given.
+    pub eval_test_dir: Option<PathBuf>,
+    /// Usable training images.
+    pub images: usize,
+    /// Skipped training files.
+    pub skipped: usize,
+    /// Label folder names of the training folder (empty without labels).
+    pub labels: Vec<String>,
+    /// Input normalisation estimated from the training images.
+    pub normalization: Normalization,
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+}
+
+/// Where the snapshot of `epoch` lives in `run_dir`.
+pub fn snapshot_dir(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir.join(SNAPSHOTS_DIR).join(format!("epoch-{epoch:04}"))
+}
+
+/// Whether the model after `epoch` (1-based) of `epochs` is kept as a snapshot. Short runs keep
+/// every epoch; long ones keep powers of two and the last, so a 200-epoch ResNet-18 keeps 9
+/// snapshots (~400 MB) rather than 200, and early epochs, where most change happens, stay
+/// comparable.
+pub fn keeps_snapshot(epoch: usize, epochs: usize) -> bool {
+    epochs <= 16 || epoch.is_power_of_two() || epoch == epochs
+}
+
+/// A kept model snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Epoch after which it was taken (1-based).
+    pub epoch: usize,
+    /// Its folder (holds `model.safetensors` and `config.json`).
+    pub dir: PathBuf,
+}
+
+/// The snapshots of `run_dir`, oldest first.
+pub fn snapshots(run_dir: &Path) -> Vec<Snapshot> {
+    let Ok(entries) = fs::read_dir(run_dir.join(SNAPSHOTS_DIR)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Snapshot> = entries
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let epoch = dir.file_name()?.to_str()?.strip_prefix("epoch-")?.parse().ok()?;
+            dir.join(export::MODEL_FILE)
+                .is_file()
+                .then_some(Snapshot { epoch, dir })
+        })
+        .collect();
+    found.sort_by_key(|snapshot| snapshot.epoch);
+    found
+}
+
+/// Everything the app shows about a run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// How it was started.
+    pub record: RunRecord,
+    /// Epochs finished and checkpointed.
+    pub epochs_completed: usize,
+    /// Metrics of every finished epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// Kept model snapshots.
+    pub snapshots: Vec<Snapshot>,
+    /// Whether the run stopped before its last epoch (closed, crashed or stopped), so it can be
+    /// resumed.
+    pub unfinished: bool,
+}
+
+/// Reads a run folder back.
+///
+/// # Errors
+/// [`ExportError`] naming the file when `run.json`, the checkpoint or the metrics are missing or
+/// unreadable.
+pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
+    let record_path = run_dir.join(RUN_FILE);
+    let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
+    let record: RunRecord = serde_json::from_slice(&bytes)
+        .map_err(|error| ExportError::format(&record_path, error))?;
+    let epochs_completed = if checkpoint::path(run_dir).exists() {
+        checkpoint::read_state(run_dir)?.epochs_completed
+    } else {
+        0
+    };
+    let metrics = read_metrics(run_dir)?;
+    Ok(RunInfo {
+        dir: run_dir.to_owned(),
+        unfinished: epochs_completed < record.config.epochs,
+        record,
+        epochs_completed,
+        metrics,
+        snapshots: snapshots(run_dir),
+    })
+}
+
+/// The run folders directly inside `root`, most recently changed first; folders that are not
+/// runs (no `run.json`) are ignored, damaged runs are reported through `tracing` and left out.
+pub fn list(root: &Path) -> Vec<RunInfo> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(std::time::SystemTime, RunInfo)> = entries
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let modified = fs::metadata(dir.join(RUN_FILE)).ok()?.modified().ok()?;
+            match describe(&dir) {
+                Ok(info) => Some((modified, info)),
+                Err(error) => {
+                    tracing::warn!("ignoring run folder {}: {error}", dir.display());
+                    None
+                }
+            }
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    runs.into_iter().map(|(_, info)| info).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_runs_keep_every_epoch_long_runs_powers_of_two_and_the_last() {
+        assert!((1..=12).all(|epoch| keeps_snapshot(epoch, 12)));
+        let kept: Vec<usize> = (1..=200).filter(|&e| keeps_snapshot(e, 200)).collect();
+        assert_eq!(kept, vec![1, 2, 4, 8, 16, 32, 64, 128, 200]);
+    }
+
+    #[test]
+    fn snapshots_are_listed_by_epoch_and_need_a_model_file() {
+        let run = tempfile::tempdir().unwrap();
+        for epoch in [10, 2, 1] {
+            let dir = snapshot_dir(run.path(), epoch);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(export::MODEL_FILE), b"x").unwrap();
+        }
+        fs::create_dir_all(snapshot_dir(run.path(), 3)).unwrap();
+        let epochs: Vec<usize> = snapshots(run.path()).iter().map(|s| s.epoch).collect();
+        assert_eq!(epochs, vec![1, 2, 10]);
+    }
+
+    #[test]
+    fn a_folder_without_a_run_record_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = describe(dir.path()).unwrap_err().to_string();
+        assert!(error.contains(RUN_FILE), "{error}");
+        assert!(list(dir.path()).is_empty());
+    }
+}

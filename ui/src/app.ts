@@ -1,0 +1,113 @@
+// The app shell: tabs for the five screens, keyboard shortcuts, startup (demo data, unfinished
+// runs) and the end-to-end test hooks.
+import type { Backend, Picked, TrainConfig } from './backend';
+import { h, replace } from './dom';
+import { AugmentScreen } from './screens/augment';
+import { DataScreen } from './screens/data';
+import { ExploreScreen } from './screens/explore';
+import { ExportScreen } from './screens/export';
+import type { Context, Screen } from './screens/screen';
+import { TrainScreen } from './screens/train';
+import { Store } from './store';
+
+/** What the end-to-end test drives instead of native dialogs (only with SPREADOUT_TEST_HOOKS=1). */
+export interface TestHooks {
+  openFolder(path: string, testDir: string | null): Promise<void>;
+  setConfig(change: Partial<TrainConfig>): void;
+  /** Answers for the next native dialogs, in order. */
+  answerDialogs(answers: string[]): void;
+}
+
+declare global {
+  interface Window {
+    spreadoutTest?: TestHooks;
+  }
+}
+
+export class App {
+  readonly element: HTMLElement;
+  readonly store = new Store();
+  readonly screens: { data: DataScreen; augment: AugmentScreen; train: TrainScreen; explore: ExploreScreen; export: ExportScreen };
+  private readonly tabs: HTMLButtonElement[];
+  private readonly main = h('main', { id: 'screen' });
+  private current: Screen | null = null;
+  private readonly dialogAnswers: string[] = [];
+
+  constructor(private readonly backend: Backend) {
+    const context: Context = { backend: this.withDialogAnswers(backend), store: this.store, go: (id) => this.go(id) };
+    const train = new TrainScreen(context);
+    const explore = new ExploreScreen(context);
+    this.screens = {
+      data: new DataScreen(context),
+      augment: new AugmentScreen(context),
+      train,
+      explore,
+      export: new ExportScreen(context, {
+        resume: (run) => train.resume(run),
+        explore: async (run) => {
+          this.go('explore');
+          await explore.showRun(run);
+        },
+      }),
+    };
+    const all = Object.values(this.screens) as Screen[];
+    this.tabs = all.map((screen, i) =>
+      h('button', { role: 'tab', id: `tab-${screen.id}`, 'aria-controls': 'screen', title: `${screen.title} (Ctrl+${i + 1})`, onclick: () => this.go(screen.id) }, screen.title),
+    );
+    const runBadge = h('span', { class: 'run-badge', id: 'run-badge' });
+    this.store.subscribe(({ run, folder }) => {
+      replace(runBadge, run ? `run ${run.status}: ${run.metrics.length} epoch(s)` : folder ? `${folder.files.length} images open` : '');
+    });
+    this.element = h(
+      'div',
+      { class: 'app' },
+      h('header', {}, h('h1', {}, 'Spreadout'), h('nav', { role: 'tablist', 'aria-label': 'Screens' }, ...this.tabs), runBadge),
+      this.main,
+      h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
+    );
+    document.addEventListener('keydown', (event) => {
+      const n = Number(event.key);
+      if ((event.ctrlKey || event.metaKey) && n >= 1 && n <= all.length) {
+        event.preventDefault();
+        this.go(all[n - 1].id);
+      }
+    });
+  }
+
+  /** Shows screen `id`. */
+  go(id: string): void {
+    const screen = (Object.values(this.screens) as Screen[]).find((s) => s.id === id);
+    if (!screen || screen === this.current) return;
+    this.current = screen;
+    for (const tab of this.tabs) tab.setAttribute('aria-selected', String(tab.id === `tab-${id}`));
+    replace(this.main, screen.element);
+    screen.shown?.();
+  }
+
+  /** Opens the first screen and does what the app was started for. */
+  async start(): Promise<void> {
+    this.go('data');
+    const startup = await this.backend.startup();
+    if (startup.testHooks) {
+      window.spreadoutTest = {
+        openFolder: (path, testDir) => this.screens.data.open(path, testDir),
+        setConfig: (change) => {
+          this.store.update({ config: { ...this.store.shared.config, ...change } });
+          this.screens.train.syncForm();
+        },
+        answerDialogs: (answers) => this.dialogAnswers.push(...answers),
+      };
+    }
+    if (startup.openDemo) await this.screens.data.openDemo();
+  }
+
+  private withDialogAnswers(backend: Backend): Backend {
+    const answer = (ask: () => Promise<Picked>) => (this.dialogAnswers.length ? Promise.resolve(this.dialogAnswers.shift() ?? null) : ask());
+    return {
+      ...backend,
+      pickFolder: (title) => answer(() => backend.pickFolder(title)),
+      pickImage: () => answer(() => backend.pickImage()),
+      pickSaveFile: (name) => answer(() => backend.pickSaveFile(name)),
+    };
+  }
+}

@@ -1,0 +1,251 @@
+// An in-memory backend with the desktop backend's behaviour: a generated labelled folder, a fake
+// training run that emits the real event sequence, and embeddings whose neighbours follow the
+// labels. Used by the Vitest suite and when the UI runs in a plain browser (`npm run dev`).
+import type {
+  Backend,
+  CollectionInfo,
+  DeviceChoice,
+  Distributions,
+  EpochMetrics,
+  FolderSummary,
+  Histogram,
+  Neighbour,
+  RunInfo,
+  StartTraining,
+  TrainEvent,
+} from './types';
+
+const CLASSES = ['checker', 'cross', 'disc', 'ring', 'square', 'triangle'];
+const COLOURS = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d'];
+
+export interface MockOptions {
+  /** Images per class in the generated folder. */
+  perClass?: number;
+  /** Milliseconds between simulated training steps (0 in tests). */
+  stepMs?: number;
+}
+
+function summary(root: string, perClass: number): FolderSummary {
+  const files: string[] = [];
+  const labels: number[] = [];
+  CLASSES.forEach((name, label) => {
+    for (let i = 0; i < perClass; i++) {
+      files.push(`${root}/${name}/${String(i).padStart(4, '0')}.png`);
+      labels.push(label);
+    }
+  });
+  return { root, files, labels, label_names: CLASSES, formats: { png: files.length, jpg: 1 } };
+}
+
+function histogram(centre: number, spread: number, total: number): Histogram {
+  const counts = Array.from({ length: 50 }, (_, i) => {
+    const x = -1 + (i + 0.5) * 0.04;
+    return Math.round(total * Math.exp(-((x - centre) ** 2) / (2 * spread ** 2)));
+  });
+  return { lo: -1, hi: 1, counts };
+}
+
+function labelOf(path: string): number {
+  return CLASSES.findIndex((name) => path.includes(`/${name}/`));
+}
+
+export function mockBackend(options: MockOptions = {}): Backend {
+  const perClass = options.perClass ?? 40;
+  const stepMs = options.stepMs ?? 60;
+  const runs = new Map<string, RunInfo>();
+  const collections = new Map<string, CollectionInfo>();
+  const cancelled = new Set<string>();
+  let training: { paused: boolean; stopped: boolean } | null = null;
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function simulate(
+    runDir: string,
+    epochs: number,
+    firstEpoch: number,
+    images: number,
+    batch: number,
+    emit: (event: TrainEvent) => void,
+  ) {
+    const state = { paused: false, stopped: false };
+    training = state;
+    const steps = Math.max(1, Math.floor(images / batch));
+    const run = runs.get(runDir)!;
+    emit({ type: 'phase', phase: 'loading_data' });
+    emit({ type: 'loading', done: images, total: images });
+    emit({ type: 'started', device: 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch });
+    emit({ type: 'phase', phase: 'warming_up' });
+    for (let epoch = firstEpoch; epoch <= epochs; epoch++) {
+      for (let step = 1; step <= steps; step++) {
+        while (state.paused && !state.stopped) await wait(10);
+        if (state.stopped) {
+          emit({ type: 'finished', cancelled: true, epochs_completed: epoch - 1 });
+          training = null;
+          return;
+        }
+        await wait(stepMs);
+        if (epoch === firstEpoch && step === 1) emit({ type: 'phase', phase: 'training' });
+        const progress = (epoch - 1 + step / steps) / epochs;
+        emit({ type: 'step', epoch, step, steps_per_epoch: steps, loss: 5.5 - 1.5 * progress, lr: 0.03, images_per_sec: 900 });
+      }
+      emit({ type: 'phase', phase: 'evaluating' });
+      const files = summary('/mock/demo/train', perClass).files;
+      const metrics: EpochMetrics = {
+        epoch,
+        loss: 5.5 - (1.5 * epoch) / epochs,
+        lr: 0.03,
+        images_per_sec: 900,
+        knn_accuracy: 30 + (40 * epoch) / epochs,
+        recall_at: [[1, 30 + epoch], [2, 40 + epoch], [4, 50 + epoch], [8, 60 + epoch]],
+        nmi: 0.1 + 0.02 * epoch,
+        similarity: {
+          positive: histogram(0.2 + (0.5 * epoch) / epochs, 0.15, 300),
+          negative: histogram(0.1, 0.2, 300),
+          kind: 'SameClassNeighbours',
+        },
+        probes: [0, 1, 2].map((p) => ({
+          query: files[p * perClass],
+          neighbours: [1, 2, 3, 4, 5].map((n) => ({
+            path: files[(p * perClass + n * (epoch % 3 === 0 ? 7 : 1)) % files.length],
+            score: 0.9 - n * 0.05,
+            same_label: n < 4,
+          })),
+        })),
+        seconds: 1,
+      };
+      run.metrics.push(metrics);
+      run.epochs_completed = epoch;
+      run.snapshots.push({ epoch, dir: `${runDir}/snapshots/epoch-${String(epoch).padStart(4, '0')}` });
+      run.unfinished = epoch < epochs;
+      emit({ type: 'epoch', ...metrics });
+    }
+    training = null;
+    emit({ type: 'finished', cancelled: false, epochs_completed: epochs });
+  }
+
+  return {
+    kind: 'mock',
+    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs' }),
+    pickFolder: async () => '/mock/photos',
+    pickImage: async () => '/mock/outside/query.png',
+    pickSaveFile: async (name) => `/mock/exports/${name}`,
+    thumbnailUrl: (path) => {
+      const label = Math.max(0, labelOf(path));
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[label]}"/></svg>`;
+      return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+    },
+    onFileDrop: async () => () => {},
+
+    scanFolder: async (path) => summary(path, perClass),
+    checkFolder: async (path, _size, job, progress) => {
+      const total = CLASSES.length * perClass + 1;
+      progress({ done: total, total });
+      if (cancelled.has(job)) throw { code: 'cancelled', message: `loading ${path} was cancelled` };
+      return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }] };
+    },
+    cancelJob: async (job) => {
+      cancelled.add(job);
+    },
+    demoFolders: async () => ['/mock/demo/train', '/mock/demo/test'],
+    augmentPreview: async (paths) =>
+      paths.map((path) => {
+        const url = mockBackend().thumbnailUrl(path);
+        return { path, original: url, views: [url, url] as [string, string] };
+      }),
+
+    listDevices: async () => ({
+      adapters: [{ index: 0, name: 'Mock GPU', kind: 'discrete', api: 'Vulkan', driver: 'mock 1.0' }],
+      auto_name: 'Mock GPU (Vulkan, discrete GPU)',
+      auto_notice: null,
+    }),
+    startTraining: async (request: StartTraining, onEvent) => {
+      if (training) throw { code: 'busy', message: 'a training run is already active; stop it before starting another' };
+      const runDir = `/mock/runs/run-${runs.size + 1}`;
+      const images = CLASSES.length * perClass;
+      runs.set(runDir, {
+        dir: runDir,
+        record: {
+          device: 'Mock GPU',
+          train_dir: request.trainDir,
+          eval_train_dir: null,
+          eval_test_dir: request.evalTestDir,
+          images,
+          skipped: 0,
+          labels: CLASSES,
+          config: request.config,
+        },
+        epochs_completed: 0,
+        metrics: [],
+        snapshots: [],
+        unfinished: true,
+      });
+      void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, onEvent);
+      return runDir;
+    },
+    resumeTraining: async (runDir, epochs, _device: DeviceChoice, onEvent) => {
+      const run = runs.get(runDir);
+      if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: not found` };
+      const total = epochs ?? run.record.config.epochs;
+      void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, onEvent);
+    },
+    pauseTraining: async () => {
+      if (training) training.paused = true;
+    },
+    resumePausedTraining: async () => {
+      if (training) training.paused = false;
+    },
+    stopTraining: async () => {
+      if (training) training.stopped = true;
+    },
+    listRuns: async () => [...runs.values()].reverse(),
+    openRun: async (runDir) => {
+      const run = runs.get(runDir);
+      if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: No such file or directory` };
+      return run;
+    },
+
+    openCollection: async (model, folder, _device, _job, progress) => {
+      const scan = summary(folder, perClass);
+      progress({ done: scan.files.length, total: scan.files.length });
+      const info: CollectionInfo = { key: `${model}\n${folder}`, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [] };
+      collections.set(info.key, info);
+      return info;
+    },
+    neighbours: async (key, index, k) => {
+      const info = collections.get(key)!;
+      const label = info.labels[index];
+      return Array.from({ length: Math.min(k, info.files.length - 1) }, (_, n): Neighbour => {
+        const other = (index + 1 + n * (n % 3 === 2 ? perClass : 1)) % info.files.length;
+        return { path: info.files[other], score: 0.95 - n * 0.03, same_label: info.labels[other] === label };
+      });
+    },
+    queryFile: async (key, _path, k) => {
+      const info = collections.get(key)!;
+      return info.files.slice(0, k).map((path, n) => ({ path, score: 0.8 - n * 0.02, same_label: null }));
+    },
+    distributions: async (): Promise<Distributions> => ({
+      random_pairs: histogram(0.05, 0.2, 1000),
+      labelled: { positive: histogram(0.6, 0.15, 500), negative: histogram(0.2, 0.15, 500), kind: 'SameClassNeighbours' },
+      per_label: CLASSES.map((name, i) => [
+        name,
+        { positive: histogram(0.5 + i * 0.05, 0.1, 100), negative: histogram(0.2, 0.1, 100), kind: 'SameClassNeighbours' },
+      ]),
+    }),
+    embeddingMap: async (key) => {
+      const info = collections.get(key)!;
+      return info.files.map((_, i) => {
+        const label = info.labels[i] ?? 0;
+        const angle = (label / CLASSES.length) * 2 * Math.PI;
+        return [Math.cos(angle) * 3 + ((i * 37) % 11) / 10, Math.sin(angle) * 3 + ((i * 53) % 13) / 10];
+      });
+    },
+
+    exportModel: async (modelDir, destination) => ({
+      files: [`${destination}/model.safetensors`, `${destination}/config.json`],
+      verified: `loads back: ResNet-18 from ${modelDir}`,
+    }),
+    exportEmbeddings: async (key, destination) => ({
+      files: [destination],
+      verified: `loads back: embeddings [${collections.get(key)!.files.length}, 128]`,
+    }),
+  };
+}

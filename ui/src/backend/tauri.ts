@@ -1,0 +1,57 @@
+// The desktop backend: Tauri commands, channels, dialogs and the thumbnail protocol. This folder
+// is the only place in the UI that imports @tauri-apps.
+import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
+import { getCurrentWebview } from '@tauri-apps/api/webview';
+import { open, save } from '@tauri-apps/plugin-dialog';
+import type { Backend, Progress, TrainEvent } from './types';
+
+const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff'];
+
+function channel<T>(handler: (message: T) => void): Channel<T> {
+  const result = new Channel<T>();
+  result.onmessage = handler;
+  return result;
+}
+
+export const tauriBackend: Backend = {
+  kind: 'desktop',
+  startup: () => invoke('startup'),
+  pickFolder: async (title) => (await open({ directory: true, multiple: false, title })) ?? null,
+  pickImage: async () =>
+    (await open({ multiple: false, filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }] })) ?? null,
+  pickSaveFile: async (defaultPath) =>
+    (await save({ defaultPath, filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
+  thumbnailUrl: (path) => convertFileSrc(path, 'thumb'),
+  onFileDrop: async (handler) =>
+    getCurrentWebview().onDragDropEvent((event) => {
+      if (event.payload.type === 'drop') handler(event.payload.paths);
+    }),
+
+  scanFolder: (path) => invoke('scan_folder', { path }),
+  checkFolder: (path, imageSize, job, progress: (p: Progress) => void) =>
+    invoke('check_folder', { path, imageSize, job, progress: channel(progress) }),
+  cancelJob: (job) => invoke('cancel_job', { job }),
+  demoFolders: () => invoke('demo_folders'),
+  augmentPreview: (paths, ops, imageSize, seed) => invoke('augment_preview', { paths, ops, imageSize, seed }),
+
+  listDevices: () => invoke('list_devices'),
+  startTraining: (request, onEvent: (event: TrainEvent) => void) =>
+    invoke('start_training', { request, events: channel(onEvent) }),
+  resumeTraining: (runDir, epochs, device, onEvent) =>
+    invoke('resume_training', { runDir, epochs, device, events: channel(onEvent) }),
+  pauseTraining: () => invoke('pause_training'),
+  resumePausedTraining: () => invoke('resume_paused_training'),
+  stopTraining: () => invoke('stop_training'),
+  listRuns: () => invoke('list_runs'),
+  openRun: (runDir) => invoke('open_run', { runDir }),
+
+  openCollection: (model, folder, device, job, progress) =>
+    invoke('open_collection', { model, folder, device, job, progress: channel(progress) }),
+  neighbours: (key, index, k) => invoke('neighbours', { key, index, k }),
+  queryFile: (key, path, k) => invoke('query_file', { key, path, k }),
+  distributions: (key) => invoke('distributions', { key }),
+  embeddingMap: (key) => invoke('embedding_map', { key }),
+
+  exportModel: (modelDir, destination) => invoke('export_model', { modelDir, destination }),
+  exportEmbeddings: (key, destination) => invoke('export_embeddings', { key, destination }),
+};

@@ -1,0 +1,161 @@
+// A virtualised thumbnail grid: only the rows in view exist in the DOM (TanStack Virtual), so
+// 100 000 images scroll as smoothly as 100. Arrow keys, Page Up/Down, Home/End move the
+// selection; Enter or a click activates an image.
+import {
+  Virtualizer,
+  elementScroll,
+  observeElementOffset,
+  observeElementRect,
+} from '@tanstack/virtual-core';
+import { baseName, h } from '../dom';
+
+export interface GridItem {
+  path: string;
+  /** Label folder name, shown under the caption when present. */
+  label?: string | null;
+}
+
+export interface GridOptions {
+  thumbnailUrl: (path: string) => string;
+  onActivate?: (index: number) => void;
+  /** Cell size in CSS pixels (square thumbnail plus caption). */
+  cell?: number;
+}
+
+export class ThumbnailGrid {
+  readonly element: HTMLDivElement;
+  private readonly inner: HTMLDivElement;
+  private items: GridItem[] = [];
+  private columns = 1;
+  private selected = -1;
+  private readonly cell: number;
+  private readonly virtualizer: Virtualizer<HTMLDivElement, HTMLDivElement>;
+  private cleanup: (() => void) | null = null;
+
+  constructor(private readonly options: GridOptions) {
+    this.cell = options.cell ?? 112;
+    this.inner = h('div', { class: 'grid-inner' });
+    this.element = h('div', { class: 'grid', tabindex: '0', role: 'grid', 'aria-label': 'Images' }, this.inner);
+    this.element.addEventListener('keydown', (event) => this.onKey(event));
+    this.virtualizer = new Virtualizer<HTMLDivElement, HTMLDivElement>({
+      count: 0,
+      getScrollElement: () => this.element,
+      estimateSize: () => this.cell + 22,
+      overscan: 4,
+      scrollToFn: elementScroll,
+      observeElementRect,
+      observeElementOffset,
+      onChange: () => this.render(),
+    });
+  }
+
+  /** Starts measuring; call once the element is in the document. */
+  attach(): void {
+    if (this.cleanup) return;
+    this.cleanup = this.virtualizer._didMount();
+    this.virtualizer._willUpdate();
+    new ResizeObserver(() => this.layout()).observe(this.element);
+    this.layout();
+  }
+
+  setItems(items: GridItem[]): void {
+    this.items = items;
+    this.selected = items.length ? 0 : -1;
+    this.layout();
+  }
+
+  get selection(): number {
+    return this.selected;
+  }
+
+  select(index: number): void {
+    if (!this.items.length) return;
+    this.selected = Math.max(0, Math.min(this.items.length - 1, index));
+    this.virtualizer.scrollToIndex(Math.floor(this.selected / this.columns), { align: 'auto' });
+    this.render();
+  }
+
+  private layout(): void {
+    const width = this.element.clientWidth || 800;
+    this.columns = Math.max(1, Math.floor(width / (this.cell + 8)));
+    this.virtualizer.setOptions({
+      ...this.virtualizer.options,
+      count: Math.ceil(this.items.length / this.columns),
+    });
+    this.virtualizer._willUpdate();
+    this.virtualizer.measure();
+    this.render();
+  }
+
+  private render(): void {
+    this.inner.style.height = `${this.virtualizer.getTotalSize()}px`;
+    const rows = this.virtualizer.getVirtualItems();
+    // Without layout (tests, hidden tab) no rows are measured: draw the first rows instead.
+    const visible = rows.length
+      ? rows.map((row) => ({ index: row.index, start: row.start }))
+      : Array.from({ length: Math.min(3, Math.ceil(this.items.length / this.columns)) }, (_, index) => ({
+          index,
+          start: index * (this.cell + 22),
+        }));
+    this.inner.replaceChildren(
+      ...visible.map(({ index, start }) => {
+        const cells = [];
+        for (let column = 0; column < this.columns; column++) {
+          const i = index * this.columns + column;
+          if (i >= this.items.length) break;
+          cells.push(this.cellFor(i));
+        }
+        return h('div', { class: 'grid-row', role: 'row', style: `transform: translateY(${start}px)` }, ...cells);
+      }),
+    );
+  }
+
+  private cellFor(index: number): HTMLElement {
+    const item = this.items[index];
+    const image = h('img', {
+      src: this.options.thumbnailUrl(item.path),
+      alt: baseName(item.path),
+      loading: 'lazy',
+      width: String(this.cell),
+      height: String(this.cell),
+      draggable: 'false',
+    });
+    return h(
+      'button',
+      {
+        class: index === this.selected ? 'cell selected' : 'cell',
+        role: 'gridcell',
+        tabindex: '-1',
+        title: item.path,
+        dataset: { index: String(index) },
+        style: `width: ${this.cell}px`,
+        onclick: () => {
+          this.selected = index;
+          this.render();
+          this.element.focus();
+          this.options.onActivate?.(index);
+        },
+      },
+      image,
+      h('span', { class: 'caption' }, item.label ? `${item.label} · ${baseName(item.path)}` : baseName(item.path)),
+    );
+  }
+
+  private onKey(event: KeyboardEvent): void {
+    const page = this.columns * Math.max(1, Math.floor(this.element.clientHeight / (this.cell + 22)));
+    const moves: Record<string, number> = {
+      ArrowRight: 1,
+      ArrowLeft: -1,
+      ArrowDown: this.columns,
+      ArrowUp: -this.columns,
+      PageDown: page,
+      PageUp: -page,
+    };
+    if (event.key in moves) this.select(this.selected + moves[event.key]);
+    else if (event.key === 'Home') this.select(0);
+    else if (event.key === 'End') this.select(this.items.length - 1);
+    else if (event.key === 'Enter' && this.selected >= 0) this.options.onActivate?.(this.selected);
+    else return;
+    event.preventDefault();
+  }
+}

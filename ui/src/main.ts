@@ -1,0 +1,8 @@
+import './styles.css';
+import { App } from './app';
+import { loadBackend } from './backend';
+
+const backend = await loadBackend();
+const app = new App(backend);
+document.body.append(app.element);
+await app.start();

@@ -1,0 +1,90 @@
+// Augmentations screen: switch each of the paper's four operations and see two training views of
+// several images, drawn by the same code training uses.
+import { baseName, h, replace } from '../dom';
+import type { AugmentOps } from '../backend';
+import { Notices, type Context, type Screen } from './screen';
+
+const OPERATIONS: { key: keyof AugmentOps; name: string; explain: string }[] = [
+  { key: 'crop', name: 'Random resized crop', explain: 'a random 20–100 % area, aspect 3/4–4/3, resized back' },
+  { key: 'color_jitter', name: 'Colour jitter', explain: 'brightness, contrast, saturation ±40 %, hue ±0.4, in random order' },
+  { key: 'grayscale', name: 'Random greyscale', explain: 'one view in five loses its colour' },
+  { key: 'flip', name: 'Horizontal flip', explain: 'mirrored half of the time' },
+];
+
+/** Images previewed at once. */
+const SAMPLES = 6;
+
+export class AugmentScreen implements Screen {
+  readonly id = 'augment';
+  readonly title = 'Augmentations';
+  readonly element: HTMLElement;
+  private readonly previews = h('div', { class: 'previews' });
+  private readonly notices = new Notices();
+  private seed = 0;
+
+  constructor(private readonly context: Context) {
+    const toggles = OPERATIONS.map(({ key, name, explain }) =>
+      h(
+        'label',
+        { class: 'toggle' },
+        h('input', {
+          type: 'checkbox',
+          name: key,
+          checked: context.store.shared.config.augment[key],
+          onchange: (event: Event) => {
+            const config = context.store.shared.config;
+            context.store.update({ config: { ...config, augment: { ...config.augment, [key]: (event.target as HTMLInputElement).checked } } });
+            void this.refresh();
+          },
+        }),
+        h('span', {}, h('strong', {}, name), h('small', {}, explain)),
+      ),
+    );
+    this.element = h(
+      'section',
+      { class: 'screen augment' },
+      h('div', { class: 'toggles' }, ...toggles, h('button', { class: 'secondary', onclick: () => ((this.seed += 1000), void this.refresh()) }, 'Draw new views')),
+      h('p', { class: 'hint' }, 'Each row: the image as training loads it, then two random views of it. Training pulls the two views together and pushes every other image away; what the views have in common is what the embedding learns to keep.'),
+      this.notices.element,
+      this.previews,
+    );
+  }
+
+  shown(): void {
+    void this.refresh();
+  }
+
+  private samples(): string[] {
+    const folder = this.context.store.shared.folder;
+    if (!folder) return [];
+    const step = Math.max(1, Math.floor(folder.files.length / SAMPLES));
+    return folder.files.filter((_, i) => i % step === 0).slice(0, SAMPLES);
+  }
+
+  private async refresh(): Promise<void> {
+    const paths = this.samples();
+    if (!paths.length) {
+      replace(this.previews, h('p', { class: 'empty' }, 'Open a folder on the Data screen first.'));
+      return;
+    }
+    const { config } = this.context.store.shared;
+    try {
+      const pairs = await this.context.backend.augmentPreview(paths, config.augment, config.image_size, this.seed);
+      replace(
+        this.previews,
+        ...pairs.map((pair) =>
+          h(
+            'figure',
+            { class: 'pair' },
+            h('img', { src: pair.original, alt: 'original', class: 'pixelated' }),
+            h('span', { class: 'arrow' }, '→'),
+            ...pair.views.map((view, i) => h('img', { src: view, alt: `view ${i + 1}`, class: 'pixelated' })),
+            h('figcaption', {}, baseName(pair.path)),
+          ),
+        ),
+      );
+    } catch (error) {
+      this.notices.error('Could not draw the views', error);
+    }
+  }
+}

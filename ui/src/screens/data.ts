@@ -1,0 +1,134 @@
+// Data screen: choose a folder (or the demo set), see what is in it and what cannot be used, and
+// browse every image in a virtualised grid.
+import { baseName, h, replace } from '../dom';
+import { ThumbnailGrid } from '../components/grid';
+import { ProgressBar } from '../components/progress';
+import { count } from '../format';
+import type { FolderSummary } from '../backend';
+import { Notices, newJob, type Context, type Screen } from './screen';
+
+export class DataScreen implements Screen {
+  readonly id = 'data';
+  readonly title = 'Data';
+  readonly element: HTMLElement;
+  private readonly summary = h('div', { class: 'summary' });
+  private readonly skipped = h('div', { class: 'skipped' });
+  private readonly notices = new Notices();
+  private readonly progress: ProgressBar;
+  private readonly grid: ThumbnailGrid;
+  private job: string | null = null;
+
+  constructor(private readonly context: Context) {
+    this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
+    this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path) });
+    this.element = h(
+      'section',
+      { class: 'screen data' },
+      h(
+        'div',
+        { class: 'toolbar' },
+        h('button', { id: 'choose-folder', onclick: () => void this.choose() }, 'Choose folder…'),
+        h('button', { id: 'use-demo', class: 'secondary', onclick: () => void this.openDemo() }, 'Use the demo data set'),
+        h('span', { class: 'hint' }, 'Labels are never used for training; label folders (one subfolder per class) only score the model.'),
+      ),
+      this.notices.element,
+      this.progress.element,
+      this.summary,
+      this.skipped,
+      this.grid.element,
+    );
+    this.renderSummary(null);
+  }
+
+  shown(): void {
+    this.grid.attach();
+  }
+
+  private async choose(): Promise<void> {
+    const path = await this.context.backend.pickFolder('Choose a folder of images');
+    if (path) await this.open(path, null);
+  }
+
+  async openDemo(): Promise<void> {
+    try {
+      this.progress.show('Generating the demo data set…');
+      const [train, test] = await this.context.backend.demoFolders();
+      await this.open(train, test);
+    } catch (error) {
+      this.progress.hide();
+      this.notices.error('Could not create the demo data set', error);
+    }
+  }
+
+  /** Opens `path` as the training folder; `testDir` is a labelled folder scored each epoch. */
+  async open(path: string, testDir: string | null): Promise<void> {
+    const { backend, store } = this.context;
+    this.notices.clear();
+    try {
+      this.progress.show(`Listing ${path}…`);
+      const folder = await backend.scanFolder(path);
+      store.update({ folder, check: null, testDir });
+      this.renderSummary(folder);
+      this.grid.setItems(folder.files.map((file, i) => ({ path: file, label: labelName(folder, i) })));
+      this.job = newJob('check');
+      const check = await backend.checkFolder(path, store.shared.config.image_size, this.job, ({ done, total }) =>
+        this.progress.show(`Checking every file decodes: ${count(done)} / ${count(total)}`, done, total),
+      );
+      store.update({ check });
+      this.renderSkipped();
+    } catch (error) {
+      this.notices.error(`Could not open ${path}`, error);
+    } finally {
+      this.job = null;
+      this.progress.hide();
+    }
+  }
+
+  private renderSummary(folder: FolderSummary | null): void {
+    if (!folder) {
+      replace(this.summary, h('p', { class: 'empty' }, 'Choose a folder of images (JPEG, PNG, WebP, BMP, GIF, TIFF; subfolders included), or try the built-in demo data set.'));
+      return;
+    }
+    const perLabel = folder.label_names.map((name, label) => `${name} (${count(folder.labels.filter((l) => l === label).length)})`);
+    replace(
+      this.summary,
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', {}, 'Folder'),
+        h('dd', { id: 'folder-root' }, folder.root),
+        h('dt', {}, 'Images'),
+        h('dd', { id: 'image-count' }, count(folder.files.length)),
+        h('dt', {}, 'Formats'),
+        h('dd', {}, Object.entries(folder.formats).map(([ext, n]) => `${ext} ${count(n)}`).join(' · ')),
+        h('dt', {}, 'Label folders'),
+        h('dd', { id: 'label-folders' }, perLabel.length ? perLabel.join(', ') : 'none (kNN accuracy needs one subfolder per class)'),
+        this.context.store.shared.testDir ? h('dt', {}, 'Test folder') : null,
+        this.context.store.shared.testDir ? h('dd', {}, this.context.store.shared.testDir) : null,
+      ),
+    );
+  }
+
+  private renderSkipped(): void {
+    const check = this.context.store.shared.check;
+    if (!check) return replace(this.skipped);
+    if (!check.skipped.length) {
+      return replace(this.skipped, h('p', { class: 'ok', id: 'check-result' }, `All ${count(check.usable)} images decode.`));
+    }
+    replace(
+      this.skipped,
+      h('p', { class: 'warning', id: 'check-result' }, `${count(check.usable)} images usable; ${count(check.skipped.length)} skipped:`),
+      h(
+        'table',
+        { class: 'skipped-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'File'), h('th', {}, 'Why it is skipped'))),
+        h('tbody', {}, ...check.skipped.map((file) => h('tr', {}, h('td', { title: file.path }, baseName(file.path)), h('td', {}, file.reason)))),
+      ),
+    );
+  }
+}
+
+function labelName(folder: FolderSummary, index: number): string | null {
+  const label = folder.labels[index];
+  return label === null ? null : folder.label_names[label];
+}

@@ -1,0 +1,244 @@
+// Explore screen: embed the training folder with a run's model (or an earlier snapshot), click
+// any image for its nearest neighbours, compare the same query across snapshots, query with an
+// outside image, and look at the similarity distributions and a 2-D map of the embedding.
+import { baseName, h, replace } from '../dom';
+import { HistogramPlot, ScatterPlot } from '../components/charts';
+import { ThumbnailGrid } from '../components/grid';
+import { neighbourStrip } from '../components/neighbours';
+import { ProgressBar } from '../components/progress';
+import type { CollectionInfo, Distributions, RunInfo } from '../backend';
+import { Notices, newJob, type Context, type Screen } from './screen';
+
+interface Source {
+  label: string;
+  model: string;
+}
+
+export class ExploreScreen implements Screen {
+  readonly id = 'explore';
+  readonly title = 'Explore';
+  readonly element: HTMLElement;
+  private readonly notices = new Notices();
+  private readonly progress: ProgressBar;
+  private readonly runSelect = h('select', { id: 'explore-run' });
+  private readonly sourceSelect = h('select', { id: 'explore-source' });
+  private readonly kSelect = h('select', { id: 'explore-k' }, ...[5, 10, 20, 50].map((k) => h('option', { value: String(k), selected: k === 10 }, `${k} neighbours`)));
+  private readonly results = h('div', { id: 'neighbours', class: 'results' });
+  private readonly grid: ThumbnailGrid;
+  readonly distributionPlot = new HistogramPlot('Cosine similarity distributions (paper Fig. 5)');
+  private readonly labelSelect = h('select', { id: 'distribution-label' });
+  readonly map: ScatterPlot;
+  private readonly hover = h('img', { class: 'hover-thumb', hidden: true, alt: '' });
+  private runs: RunInfo[] = [];
+  private collection: CollectionInfo | null = null;
+  private distributions: Distributions | null = null;
+  private job: string | null = null;
+
+  constructor(private readonly context: Context) {
+    this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
+    this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path), onActivate: (index) => void this.query(index), cell: 88 });
+    this.map = new ScatterPlot('Embedding map: first two principal components (click a point to query it)', {
+      onHover: (index, x, y) => this.showHover(index, x, y),
+      onClick: (index) => void this.query(index),
+    });
+    this.runSelect.addEventListener('change', () => this.fillSources());
+    this.sourceSelect.addEventListener('change', () => void this.openSelected());
+    this.labelSelect.addEventListener('change', () => this.drawDistributions());
+    const dropZone = h(
+      'div',
+      { class: 'drop-zone', id: 'drop-zone' },
+      'Drop an image from anywhere on this window to find its neighbours, or ',
+      h('button', { class: 'link', onclick: () => void this.pickOutside() }, 'choose one…'),
+    );
+    this.element = h(
+      'section',
+      { class: 'screen explore' },
+      h('div', { class: 'toolbar' }, h('label', {}, 'Run ', this.runSelect), h('label', {}, 'Model ', this.sourceSelect), this.kSelect, h('button', { class: 'secondary', id: 'compare', onclick: () => void this.compare() }, 'Compare across snapshots')),
+      this.notices.element,
+      this.progress.element,
+      h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
+      h('div', { class: 'plots two' }, h('div', {}, h('label', {}, 'Pairs ', this.labelSelect), this.distributionPlot.element), h('div', { class: 'map-wrap' }, this.map.element, this.hover)),
+    );
+    void context.backend.onFileDrop((paths) => {
+      if (paths[0]) void this.queryOutside(paths[0]);
+    });
+  }
+
+  async shown(): Promise<void> {
+    this.grid.attach();
+    try {
+      this.runs = (await this.context.backend.listRuns()).filter((run) => run.epochs_completed > 0);
+    } catch (error) {
+      this.notices.error('Could not list runs', error);
+    }
+    const current = this.context.store.shared.run?.dir;
+    replace(this.runSelect, ...this.runs.map((run) => h('option', { value: run.dir, selected: run.dir === current }, `${baseName(run.dir)} (${run.epochs_completed} epochs)`)));
+    if (!this.runs.length) {
+      replace(this.results, h('p', { class: 'empty' }, 'Train a model first (Train screen), or open a previous run folder on the Export screen.'));
+      return;
+    }
+    this.fillSources();
+  }
+
+  /** Opens a run chosen elsewhere (Export screen's "Open run folder"). */
+  async showRun(run: RunInfo): Promise<void> {
+    if (!this.runs.some((known) => known.dir === run.dir)) this.runs.unshift(run);
+    replace(this.runSelect, ...this.runs.map((known) => h('option', { value: known.dir, selected: known.dir === run.dir }, `${baseName(known.dir)} (${known.epochs_completed} epochs)`)));
+    this.fillSources();
+  }
+
+  private selectedRun(): RunInfo | undefined {
+    return this.runs.find((run) => run.dir === this.runSelect.value);
+  }
+
+  private sources(run: RunInfo): Source[] {
+    return [{ label: `latest (epoch ${run.epochs_completed})`, model: run.dir }, ...run.snapshots.map((s) => ({ label: `epoch ${s.epoch}`, model: s.dir })).reverse()];
+  }
+
+  private fillSources(): void {
+    const run = this.selectedRun();
+    if (!run) return;
+    replace(this.sourceSelect, ...this.sources(run).map((source) => h('option', { value: source.model }, source.label)));
+    void this.openSelected();
+  }
+
+  private async open(model: string, folder: string): Promise<CollectionInfo> {
+    this.job = newJob('embed');
+    try {
+      return await this.context.backend.openCollection(model, folder, this.context.store.shared.device, this.job, ({ done, total }) =>
+        this.progress.show(`Embedding ${folder}: ${done} / ${total}`, done, total),
+      );
+    } finally {
+      this.job = null;
+      this.progress.hide();
+    }
+  }
+
+  private async openSelected(): Promise<void> {
+    const run = this.selectedRun();
+    if (!run) return;
+    this.notices.clear();
+    try {
+      this.collection = await this.open(this.sourceSelect.value, run.record.train_dir);
+      const collection = this.collection;
+      this.grid.setItems(collection.files.map((path, i) => ({ path, label: labelOf(collection, i) })));
+      if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be embedded (see the Data screen).`);
+      replace(this.results, h('p', { class: 'empty' }, 'Click an image (or select it with the arrow keys and press Enter) to see its nearest neighbours.'));
+      const [distributions, points] = await Promise.all([
+        this.context.backend.distributions(collection.key),
+        this.context.backend.embeddingMap(collection.key),
+      ]);
+      this.distributions = distributions;
+      replace(
+        this.labelSelect,
+        h('option', { value: '' }, distributions.labelled ? 'all labels' : 'random pairs'),
+        ...distributions.per_label.map(([name]) => h('option', { value: name }, name)),
+      );
+      this.drawDistributions();
+      this.map.set(points, collection.labels, collection.label_names);
+    } catch (error) {
+      this.notices.error('Could not embed the images', error);
+    }
+  }
+
+  private drawDistributions(): void {
+    const d = this.distributions;
+    if (!d) return;
+    const label = this.labelSelect.value;
+    const chosen = label ? d.per_label.find(([name]) => name === label)?.[1] : d.labelled;
+    this.distributionPlot.set(
+      chosen
+        ? [
+            { label: 'same-label neighbours', histogram: chosen.positive },
+            { label: 'other-label neighbours', histogram: chosen.negative },
+            { label: 'random pairs', histogram: d.random_pairs },
+          ]
+        : [{ label: 'random pairs', histogram: d.random_pairs }],
+    );
+  }
+
+  private k(): number {
+    return Number(this.kSelect.value);
+  }
+
+  /** Shows the neighbours of image `index` of the open collection. */
+  async query(index: number): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return;
+    try {
+      const found = await this.context.backend.neighbours(collection.key, index, this.k());
+      replace(this.results, this.strip(collection.files[index], found, `Nearest ${found.length} of ${baseName(collection.files[index])}`));
+      this.results.querySelector<HTMLButtonElement>('.neighbour')?.focus();
+    } catch (error) {
+      this.notices.error('Could not find neighbours', error);
+    }
+  }
+
+  private strip(query: string, found: import('../backend').Neighbour[], caption: string): HTMLElement {
+    return neighbourStrip(query, found, {
+      thumbnailUrl: (path) => this.context.backend.thumbnailUrl(path),
+      caption,
+      onPick: (path) => {
+        const index = this.collection?.files.indexOf(path) ?? -1;
+        if (index >= 0) {
+          this.grid.select(index);
+          void this.query(index);
+        }
+      },
+    });
+  }
+
+  private async pickOutside(): Promise<void> {
+    const path = await this.context.backend.pickImage();
+    if (path) await this.queryOutside(path);
+  }
+
+  async queryOutside(path: string): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return this.notices.warn('Open a run first, then drop an image to query it.');
+    try {
+      const found = await this.context.backend.queryFile(collection.key, path, this.k());
+      replace(this.results, this.strip(path, found, `Nearest ${found.length} of the outside image ${baseName(path)}`));
+    } catch (error) {
+      this.notices.error(`Could not query with ${path}`, error);
+    }
+  }
+
+  /** The selected image's neighbours under every snapshot of the run, side by side. */
+  private async compare(): Promise<void> {
+    const run = this.selectedRun();
+    const index = this.grid.selection;
+    if (!run || !this.collection || index < 0) return this.notices.warn('Select an image first.');
+    const query = this.collection.files[index];
+    const rows: HTMLElement[] = [];
+    try {
+      for (const source of this.sources(run).reverse()) {
+        const collection = await this.open(source.model, run.record.train_dir);
+        const at = collection.files.indexOf(query);
+        if (at < 0) continue;
+        const found = await this.context.backend.neighbours(collection.key, at, this.k());
+        rows.push(this.strip(query, found, source.label));
+        replace(this.results, h('div', { class: 'comparison' }, ...rows));
+      }
+    } catch (error) {
+      this.notices.error('Could not compare snapshots', error);
+    }
+  }
+
+  private showHover(index: number | null, x: number, y: number): void {
+    if (index === null || !this.collection) {
+      this.hover.hidden = true;
+      return;
+    }
+    this.hover.src = this.context.backend.thumbnailUrl(this.collection.files[index]);
+    this.hover.title = this.collection.files[index];
+    this.hover.style.left = `${x + 12}px`;
+    this.hover.style.top = `${y + 12}px`;
+    this.hover.hidden = false;
+  }
+}
+
+function labelOf(collection: CollectionInfo, index: number): string | null {
+  const label = collection.labels[index];
+  return label === null ? null : collection.label_names[label];
+}

@@ -1,0 +1,159 @@
+// Export screen: pick a run (this session's, an earlier one, or any run folder on disk), see its
+// history, resume it if it was interrupted, and export the model and the embeddings.
+import { baseName, h, replace } from '../dom';
+import { ProgressBar } from '../components/progress';
+import { count, duration, percent } from '../format';
+import type { Exported, RunInfo } from '../backend';
+import { Notices, newJob, type Context, type Screen } from './screen';
+
+export interface ExportHooks {
+  resume(run: RunInfo): Promise<void>;
+  explore(run: RunInfo): Promise<void>;
+}
+
+export class ExportScreen implements Screen {
+  readonly id = 'export';
+  readonly title = 'Export';
+  readonly element: HTMLElement;
+  private readonly notices = new Notices();
+  private readonly progress: ProgressBar;
+  private readonly runSelect = h('select', { id: 'export-run' });
+  private readonly details = h('div', { class: 'run-details' });
+  private readonly results = h('div', { id: 'export-results', class: 'export-results' });
+  private runs: RunInfo[] = [];
+  private job: string | null = null;
+
+  constructor(
+    private readonly context: Context,
+    private readonly hooks: ExportHooks,
+  ) {
+    this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
+    this.runSelect.addEventListener('change', () => this.renderDetails());
+    this.element = h(
+      'section',
+      { class: 'screen export' },
+      h('div', { class: 'toolbar' }, h('label', {}, 'Run ', this.runSelect), h('button', { class: 'secondary', onclick: () => void this.openFolder() }, 'Open run folder…')),
+      this.notices.element,
+      this.progress.element,
+      this.details,
+      h(
+        'div',
+        { class: 'export-actions' },
+        h('button', { id: 'export-model', onclick: () => void this.exportModel() }, 'Export model (safetensors + config)…'),
+        h('button', { id: 'export-embeddings', onclick: () => void this.exportEmbeddings() }, 'Export embeddings + file list…'),
+      ),
+      h('p', { class: 'hint' }, 'The model loads in PyTorch (keys follow torchvision\'s ResNet-18 naming; see the README for the module). Files are replaced atomically: a failed export leaves an earlier one intact.'),
+      this.results,
+    );
+  }
+
+  async shown(): Promise<void> {
+    try {
+      this.runs = await this.context.backend.listRuns();
+    } catch (error) {
+      this.notices.error('Could not list runs', error);
+    }
+    this.fillRuns(this.context.store.shared.run?.dir);
+  }
+
+  private fillRuns(selected?: string): void {
+    replace(
+      this.runSelect,
+      ...this.runs.map((run) => h('option', { value: run.dir, selected: run.dir === selected }, `${baseName(run.dir)}: ${run.epochs_completed}/${run.record.config.epochs} epochs${run.unfinished ? ' (unfinished)' : ''}`)),
+    );
+    this.renderDetails();
+  }
+
+  private selected(): RunInfo | undefined {
+    return this.runs.find((run) => run.dir === this.runSelect.value);
+  }
+
+  private async openFolder(): Promise<void> {
+    const dir = await this.context.backend.pickFolder('Open a Spreadout run folder');
+    if (!dir) return;
+    try {
+      const run = await this.context.backend.openRun(dir);
+      this.runs = [run, ...this.runs.filter((known) => known.dir !== run.dir)];
+      this.fillRuns(run.dir);
+    } catch (error) {
+      this.notices.error(`${dir} is not a run folder I can read`, error);
+    }
+  }
+
+  private renderDetails(): void {
+    const run = this.selected();
+    if (!run) {
+      replace(this.details, h('p', { class: 'empty' }, 'No runs yet. Train one, or open a run folder.'));
+      return;
+    }
+    const { record } = run;
+    replace(
+      this.details,
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', {}, 'Folder'),
+        h('dd', {}, run.dir),
+        h('dt', {}, 'Trained on'),
+        h('dd', {}, `${count(record.images)} images in ${record.train_dir} (${record.skipped} skipped), ${record.device}`),
+        h('dt', {}, 'Network'),
+        h('dd', {}, `ResNet-18 width ${record.config.width}, ${record.config.dim}-d, ${record.config.image_size} px, batch ${record.config.batch_size}, τ ${record.config.tau}, lr ${record.config.lr}`),
+        h('dt', {}, 'Progress'),
+        h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, run.unfinished ? h('button', { class: 'secondary inline', onclick: () => void this.hooks.resume(run) }, 'Resume training') : null, h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
+      ),
+      run.metrics.length
+        ? h(
+            'table',
+            { class: 'metrics' },
+            h('thead', {}, h('tr', {}, ...['epoch', 'loss', 'kNN', 'R@1', 'NMI', 'time'].map((t) => h('th', {}, t)))),
+            h(
+              'tbody',
+              {},
+              ...run.metrics.map((m) =>
+                h('tr', {}, h('td', {}, m.epoch), h('td', {}, m.loss.toFixed(4)), h('td', {}, percent(m.knn_accuracy)), h('td', {}, percent(m.recall_at?.[0]?.[1])), h('td', {}, m.nmi === null ? '—' : m.nmi.toFixed(3)), h('td', {}, duration(m.seconds))),
+              ),
+            ),
+          )
+        : null,
+    );
+  }
+
+  private showResult(what: string, exported: Exported): void {
+    this.results.prepend(h('div', { class: 'notice ok export-result' }, h('strong', {}, `${what} written: `), exported.files.join(', '), h('br'), h('span', { class: 'verified' }, exported.verified)));
+  }
+
+  private async exportModel(): Promise<void> {
+    const run = this.selected();
+    if (!run) return this.notices.warn('Choose a run first.');
+    const destination = await this.context.backend.pickFolder('Choose where to put model.safetensors and config.json');
+    if (!destination) return;
+    try {
+      this.progress.show('Writing and verifying the model…');
+      this.showResult('Model', await this.context.backend.exportModel(run.dir, destination));
+    } catch (error) {
+      this.notices.error('Model export failed', error);
+    } finally {
+      this.progress.hide();
+    }
+  }
+
+  private async exportEmbeddings(): Promise<void> {
+    const run = this.selected();
+    if (!run) return this.notices.warn('Choose a run first.');
+    const destination = await this.context.backend.pickSaveFile(`${baseName(run.dir)}-embeddings.safetensors`);
+    if (!destination) return;
+    this.job = newJob('embed');
+    try {
+      const collection = await this.context.backend.openCollection(run.dir, run.record.train_dir, this.context.store.shared.device, this.job, ({ done, total }) =>
+        this.progress.show(`Embedding ${count(done)} / ${count(total)} images…`, done, total),
+      );
+      this.progress.show('Writing and verifying the embeddings…');
+      this.showResult('Embeddings', await this.context.backend.exportEmbeddings(collection.key, destination));
+    } catch (error) {
+      this.notices.error('Embedding export failed', error);
+    } finally {
+      this.job = null;
+      this.progress.hide();
+    }
+  }
+}

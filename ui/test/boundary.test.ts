@@ -1,0 +1,19 @@
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : [path];
+  });
+}
+
+describe('backend boundary', () => {
+  it('only ui/src/backend imports @tauri-apps', () => {
+    const offenders = files('ui/src')
+      .filter((path) => !relative('ui/src', path).startsWith('backend'))
+      .filter((path) => /from ['"]@tauri-apps/.test(readFileSync(path, 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+});

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { mountApp, text, until } from './helpers';
+
+describe('Data screen', () => {
+  it('shows count, labels, every skipped file with its reason, and a grid', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    expect(text('#image-count')).toBe('30');
+    expect(text('#label-folders')).toContain('checker (5)');
+    expect(text('#check-result')).toContain('1 skipped');
+    expect(text('.skipped-table')).toContain('broken.jpg');
+    expect(text('.skipped-table')).toContain('truncated');
+    expect(document.querySelectorAll('.grid .cell').length).toBeGreaterThan(0);
+    expect(app.store.shared.folder?.files.length).toBe(30);
+  });
+
+  it('moves the grid selection with the keyboard', async () => {
+    await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    const grid = document.querySelector<HTMLElement>('.grid')!;
+    grid.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight', bubbles: true }));
+    expect(document.querySelector('.cell.selected')?.getAttribute('data-index')).toBe('1');
+    grid.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowDown', bubbles: true }));
+    const columns = document.querySelector('.grid-row')!.children.length;
+    expect(document.querySelector('.cell.selected')?.getAttribute('data-index')).toBe(String(1 + columns));
+    grid.dispatchEvent(new KeyboardEvent('keydown', { key: 'Home', bubbles: true }));
+    expect(document.querySelector('.cell.selected')?.getAttribute('data-index')).toBe('0');
+  });
+});
+
+describe('Train screen', () => {
+  it('runs to the end and draws loss, kNN, histogram and probes', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    window.spreadoutTest!.setConfig({ epochs: 3, batch_size: 10 });
+    app.go('train');
+    await app.screens.train.start();
+    await until(() => document.querySelector('#train-status')?.getAttribute('data-phase') === 'finished');
+    const train = app.screens.train;
+    expect(train.loss.points().length).toBe(9);
+    expect(train.knn.points().map((p) => p.x)).toEqual([1, 2, 3]);
+    expect(train.histogram.means().length).toBe(2);
+    expect(document.querySelectorAll('#probes .strip').length).toBe(3);
+    expect(document.querySelectorAll('#probes .neighbour.same').length).toBeGreaterThan(0);
+    expect(document.querySelectorAll('#probes .neighbour.other').length).toBeGreaterThan(0);
+    expect(text('#train-status')).toContain('Finished: 3 epochs');
+    expect(app.store.shared.run?.status).toBe('finished');
+    expect((document.querySelector('#start') as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it('shows the warm-up as such, and stops on request keeping finished epochs', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    window.spreadoutTest!.setConfig({ epochs: 50, batch_size: 2 });
+    app.go('train');
+    const phases: string[] = [];
+    const original = app.screens.train.onEvent.bind(app.screens.train);
+    app.screens.train.onEvent = (event) => {
+      if (event.type === 'phase') phases.push(text('#train-status'));
+      original(event);
+    };
+    await app.screens.train.start();
+    await until(() => app.screens.train.loss.points().length > 3);
+    (document.querySelector('#stop') as HTMLButtonElement).click();
+    await until(() => app.store.shared.run?.status === 'stopped');
+    expect(text('#train-status')).toContain('Stopped after');
+    expect(phases.join('\n')).toContain('Warming up');
+  });
+
+  it('refuses to start without data and says what to do', async () => {
+    const app = await mountApp();
+    app.go('train');
+    await app.screens.train.start();
+    expect(text('.notices')).toContain('Open a folder on the Data screen first');
+  });
+});
+
+describe('Explore and Export screens', () => {
+  it('finds neighbours with scores and label frames, maps and exports', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    window.spreadoutTest!.setConfig({ epochs: 2, batch_size: 10 });
+    app.go('train');
+    await app.screens.train.start();
+    await until(() => app.store.shared.run?.status === 'finished');
+
+    app.go('explore');
+    await until(() => document.querySelectorAll('.explore .grid .cell').length > 0);
+    await until(() => app.screens.explore.map.groupSizes().length === 6);
+    expect(app.screens.explore.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
+    expect(app.screens.explore.distributionPlot.means().map((m) => m.label)).toContain('random pairs');
+    document.querySelector<HTMLButtonElement>('.explore .grid .cell')!.click();
+    await until(() => document.querySelectorAll('#neighbours .neighbour').length === 10);
+    const scores = [...document.querySelectorAll('#neighbours .neighbour .score')].map((s) => Number(s.textContent));
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    expect(document.querySelectorAll('#neighbours .neighbour.same, #neighbours .neighbour.other').length).toBe(10);
+
+    await app.screens.explore.queryOutside('/elsewhere/cat.jpg');
+    expect(text('#neighbours')).toContain('outside image cat.jpg');
+
+    app.go('export');
+    await until(() => document.querySelectorAll('#export-run option').length === 1);
+    window.spreadoutTest!.answerDialogs(['/chosen/folder']);
+    document.querySelector<HTMLButtonElement>('#export-model')!.click();
+    await until(() => text('#export-results').includes('loads back'));
+    expect(text('#export-results')).toContain('/chosen/folder/model.safetensors');
+  });
+});
