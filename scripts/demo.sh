@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README's first command: install what is missing, build, and run `spreadout demo`.
+# The headless equivalent of scripts/app.sh: installs what is missing, builds, and runs
+# `spreadout demo` (generate the demo data set, train, print kNN per epoch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/build.sh >/dev/null
 . scripts/env.sh
-cargo run --bin spreadout -- demo "$@"
+exec "$CARGO_TARGET_DIR/debug/spreadout" demo "$@"

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Spreadout needs on a fresh Debian/Ubuntu machine, skipping what is already there:
-# Mesa's Vulkan drivers (lavapipe: lets wgpu run without a GPU, used by the smoke test) and
-# the Rust toolchain's cargo (expected from rustup).
+# - Mesa's Vulkan drivers (lavapipe lets wgpu run without a GPU; used by the smoke test),
+# - the libraries the Tauri app links (WebKitGTK 4.1, GTK 3, librsvg, appindicator),
+# - Xvfb and WebKitWebDriver for the end-to-end test,
+# - tauri-driver (cargo), and the npm packages of package-lock.json.
+# Rust (rustup) and Node.js >= 20.19 are expected to be installed already.
 set -euo pipefail
-packages=(mesa-vulkan-drivers libvulkan1)
+cd "$(dirname "$0")/.."
+packages=(
+  mesa-vulkan-drivers libvulkan1
+  build-essential pkg-config file libssl-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
+  xvfb xauth webkit2gtk-driver
+)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -11,7 +20,17 @@ done
 if ((${#missing[@]})); then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "installing: ${missing[*]}"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+command -v node >/dev/null || { echo "node not found: install Node.js 20.19 or newer" >&2; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  { echo "Node.js $(node --version) is too old: Vite needs 20.19 or newer" >&2; exit 1; }
+command -v tauri-driver >/dev/null || [ -x "$HOME/.cargo/bin/tauri-driver" ] || cargo install tauri-driver --locked
+# npm ci only when the lock file changed since the last install.
+if ! cmp -s package-lock.json node_modules/.installed-lock; then
+  npm ci --no-audit --no-fund
+  cp package-lock.json node_modules/.installed-lock
+fi

@@ -48,6 +48,9 @@ abstract class Plot {
   }
 
   protected draw(config: AnyConfiguration): void {
+    // The number of drawn values, readable without a canvas (tests, assistive tools).
+    const datasets = config.data.datasets as { data: unknown[] }[];
+    this.element.dataset.points = String(datasets.reduce((sum, set) => sum + set.data.length, 0));
     if (this.chart) {
       this.chart.data = config.data as Chart['data'];
       this.chart.update('none');

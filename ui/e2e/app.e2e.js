@@ -1,0 +1,145 @@
+// Drives the real app: open a generated folder, check augmentations, train a tiny model for two
+// epochs, watch the curves and histogram fill, query neighbours in Explore, export the model and
+// the embeddings, and read both files back. Saves a screenshot of every screen.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import assert from 'node:assert/strict';
+
+const SHOTS = resolve(process.env.SPREADOUT_SCREENSHOTS ?? 'docs/screenshots');
+
+/** A 32×32 24-bit BMP (a format the app reads) of `pixel(x, y) -> [r, g, b]`. */
+function bmp(pixel) {
+  const size = 32;
+  const row = size * 3;
+  const data = Buffer.alloc(54 + row * size);
+  data.write('BM', 0);
+  data.writeUInt32LE(data.length, 2);
+  data.writeUInt32LE(54, 10);
+  data.writeUInt32LE(40, 14);
+  data.writeInt32LE(size, 18);
+  data.writeInt32LE(size, 22);
+  data.writeUInt16LE(1, 26);
+  data.writeUInt16LE(24, 28);
+  data.writeUInt32LE(row * size, 34);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const [r, g, b] = pixel(x, size - 1 - y);
+      const at = 54 + y * row + x * 3;
+      data[at] = b;
+      data[at + 1] = g;
+      data[at + 2] = r;
+    }
+  }
+  return data;
+}
+
+/** Three visually distinct classes with per-image variation, plus one corrupt file. */
+function generateFolder(root, perClass, seed) {
+  const classes = {
+    stripes: (x, y, k) => ((y + k) % 8 < 4 ? [220, 60, 40] : [250, 240, 220]),
+    columns: (x, y, k) => ((x + k) % 8 < 4 ? [40, 90, 200] : [235, 240, 250]),
+    blob: (x, y, k) => ((x - 16 - (k % 5)) ** 2 + (y - 16) ** 2 < 90 + 10 * (k % 4) ? [30, 160, 80] : [245, 245, 240]),
+  };
+  for (const [name, paint] of Object.entries(classes)) {
+    mkdirSync(join(root, name), { recursive: true });
+    for (let i = 0; i < perClass; i++) writeFileSync(join(root, name, `${i}.bmp`), bmp((x, y) => paint(x, y, i + seed)));
+  }
+}
+
+async function screenshot(name) {
+  mkdirSync(SHOTS, { recursive: true });
+  await browser.saveScreenshot(join(SHOTS, `${name}.png`));
+}
+
+async function tab(id) {
+  await $(`#tab-${id}`).click();
+}
+
+function safetensorsHeader(path) {
+  const bytes = readFileSync(path);
+  const length = Number(bytes.readBigUInt64LE(0));
+  return JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+}
+
+describe('Spreadout desktop app', () => {
+  const work = mkdtempSync(join(tmpdir(), 'spreadout-e2e-'));
+  const train = join(work, 'train');
+  const test = join(work, 'test');
+  const started = Date.now();
+
+  before(async () => {
+    generateFolder(train, 12, 0);
+    generateFolder(test, 4, 100);
+    writeFileSync(join(train, 'stripes', 'broken.jpg'), 'not really a JPEG');
+    await browser.setWindowSize(1400, 900);
+    await browser.waitUntil(() => browser.execute(() => window.spreadoutTest !== undefined), { timeout: 60_000, timeoutMsg: 'the app did not expose its test hooks' });
+  });
+
+  after(() => console.log(`end-to-end run: ${Math.round((Date.now() - started) / 1000)} s`));
+
+  it('opens a folder and reports what it holds', async () => {
+    await browser.executeAsync((train, test, done) => window.spreadoutTest.openFolder(train, test).then(done), train, test);
+    await expect($('#image-count')).toHaveText('37');
+    await expect($('#label-folders')).toHaveText(expect.stringContaining('blob (12)'));
+    await expect($('#check-result')).toHaveText(expect.stringContaining('1 skipped'));
+    await expect($('.skipped-table')).toHaveText(expect.stringContaining('broken.jpg'));
+    await browser.waitUntil(async () => (await $$('.grid .cell img')).length > 10);
+    await screenshot('data');
+  });
+
+  it('previews augmented views', async () => {
+    await tab('augment');
+    await browser.waitUntil(async () => (await $$('.pair img')).length >= 6 * 3, { timeoutMsg: 'no augmentation previews' });
+    await screenshot('augmentations');
+  });
+
+  it('trains for two epochs with live curves and histogram', async () => {
+    await browser.execute(() => window.spreadoutTest.setConfig({ epochs: 2, batch_size: 8, width: 4, image_size: 32 }));
+    await tab('train');
+    await $('#device').selectByAttribute('value', 'cpu');
+    await $('#start').click();
+    const points = (selector) => browser.execute((s) => Number(document.querySelector(s)?.dataset.points ?? 0), selector);
+    await browser.waitUntil(async () => (await points('.plot.curve')) > 0, { timeout: 10 * 60_000, timeoutMsg: 'no loss point arrived' });
+    await browser.waitUntil(async () => (await $('#train-status').getAttribute('data-phase')) === 'finished', { timeout: 10 * 60_000, interval: 1000, timeoutMsg: 'training did not finish' });
+    await expect($('#train-status')).toHaveText(expect.stringContaining('Finished: 2 epochs'));
+    assert.ok((await points('.plot.curve')) >= 8, 'loss curve has a point per step');
+    const knn = await browser.execute(() => Number(document.querySelectorAll('.plot.curve')[1].dataset.points));
+    assert.equal(knn, 2, 'kNN curve has a point per epoch');
+    assert.ok((await points('.plot.histogram')) > 0, 'histogram drawn');
+    await expect($('#epoch-summary')).toHaveText(expect.stringContaining('Epoch 2'));
+    assert.ok((await $$('#probes .neighbour')).length >= 5, 'probe neighbours shown');
+    await screenshot('train');
+  });
+
+  it('shows the neighbours of a clicked image with scores', async () => {
+    await tab('explore');
+    await browser.waitUntil(async () => (await $$('.explore .grid .cell')).length > 5, { timeout: 120_000, timeoutMsg: 'collection not embedded' });
+    await (await $$('.explore .grid .cell'))[3].click();
+    await browser.waitUntil(async () => (await $$('#neighbours .neighbour')).length === 10, { timeoutMsg: 'no neighbours' });
+    const scores = await browser.execute(() => [...document.querySelectorAll('#neighbours .neighbour .score')].map((s) => Number(s.textContent)));
+    assert.ok(scores.every((s) => s >= -1 && s <= 1), `scores are cosines: ${scores}`);
+    assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
+    assert.equal((await $$('#neighbours .neighbour.same, #neighbours .neighbour.other')).length, 10, 'label frames');
+    await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 36);
+    await screenshot('explore');
+  });
+
+  it('exports the model and the embeddings, and both load back', async () => {
+    const modelDir = join(work, 'exported-model');
+    const embeddings = join(work, 'embeddings.safetensors');
+    await tab('export');
+    await browser.execute((answer) => window.spreadoutTest.answerDialogs([answer]), modelDir);
+    await $('#export-model').click();
+    await expect($('#export-results')).toHaveText(expect.stringContaining('loads back: ResNet-18 width 4'), { wait: 60_000 });
+    assert.ok(existsSync(join(modelDir, 'model.safetensors')) && existsSync(join(modelDir, 'config.json')));
+    assert.deepEqual(safetensorsHeader(join(modelDir, 'model.safetensors'))['linear.weight'].shape, [128, 32]);
+    await browser.execute((answer) => window.spreadoutTest.answerDialogs([answer]), embeddings);
+    await $('#export-embeddings').click();
+    await expect($('#export-results')).toHaveText(expect.stringContaining('embeddings [36, 128]'), { wait: 60_000 });
+    const header = safetensorsHeader(embeddings);
+    assert.deepEqual(header.embeddings.shape, [36, 128]);
+    assert.equal(JSON.parse(header.__metadata__.paths).length, 36);
+    await screenshot('export');
+  });
+});
