@@ -103,7 +103,7 @@ describe('Spreadout desktop app', () => {
     await browser.waitUntil(async () => (await points('.plot.curve')) > 0, { timeout: 10 * 60_000, timeoutMsg: 'no loss point arrived' });
     await browser.waitUntil(async () => (await $('#train-status').getAttribute('data-phase')) === 'finished', { timeout: 10 * 60_000, interval: 1000, timeoutMsg: 'training did not finish' });
     await expect($('#train-status')).toHaveText(expect.stringContaining('Finished: 2 epochs'));
-    assert.ok((await points('.plot.curve')) >= 8, 'loss curve has a point per step');
+    assert.ok((await points('.plot.curve')) >= 2, 'loss curve drawn (steps arrive throttled, the first and last always)');
     const knn = await browser.execute(() => Number(document.querySelectorAll('.plot.curve')[1].dataset.points));
     assert.equal(knn, 2, 'kNN curve has a point per epoch');
     assert.ok((await points('.plot.histogram')) > 0, 'histogram drawn');

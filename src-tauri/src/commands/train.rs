@@ -188,8 +188,9 @@ pub async fn open_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandRe
 const STEP_INTERVAL: Duration = Duration::from_millis(150);
 
 /// Forwards `events` to `send` until the stream ends, passing every event except `step`s through
-/// at once and coalescing `step`s to the latest one per `interval`. A pending step is always
-/// flushed before any other event, so the UI sees the last step of an epoch and the final event.
+/// at once and coalescing `step`s to the latest one per `interval` (measured between steps sent).
+/// A pending step is always flushed before any other event, so the UI sees the last step of an
+/// epoch, and the final event always arrives.
 fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnMut(TrainEvent)) {
     let mut pending: Option<TrainEvent> = None;
     let mut last_sent = Instant::now() - interval;
@@ -208,9 +209,9 @@ fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnM
             Ok(other) => {
                 if let Some(step) = pending.take() {
                     send(step);
+                    last_sent = Instant::now();
                 }
                 send(other);
-                last_sent = Instant::now();
             }
             Err(RecvTimeoutError::Timeout) => {
                 if let Some(step) = pending.take() {

@@ -76,8 +76,9 @@ export class ThumbnailGrid {
   }
 
   private layout(): void {
-    const width = this.element.clientWidth || 800;
-    this.columns = Math.max(1, Math.floor(width / (this.cell + 8)));
+    // A cell is the thumbnail plus its 2 px border on each side; rows have 8 px gaps and padding.
+    const width = (this.element.clientWidth || 800) - 16 - 12;
+    this.columns = Math.max(1, Math.floor((width + 8) / (this.cell + 4 + 8)));
     this.virtualizer.setOptions({
       ...this.virtualizer.options,
       count: Math.ceil(this.items.length / this.columns),

@@ -6,6 +6,7 @@ export class ProgressBar {
   private readonly bar: HTMLProgressElement;
   private readonly label: HTMLSpanElement;
   private readonly cancel: HTMLButtonElement;
+  private generation = 0;
 
   constructor(onCancel?: () => void) {
     this.bar = h('progress', { max: 1, value: 0 });
@@ -24,7 +25,19 @@ export class ProgressBar {
     replace(this.label, text);
   }
 
+  /**
+   * A progress callback for one job. Reports can arrive after the job's result (they travel on
+   * their own channel), so a callback goes quiet once the bar is hidden.
+   */
+  reporter(describe: (done: number, total: number) => string): (progress: { done: number; total: number }) => void {
+    const generation = this.generation;
+    return ({ done, total }) => {
+      if (generation === this.generation) this.show(describe(done, total), done, total);
+    };
+  }
+
   hide(): void {
+    this.generation += 1;
     this.element.hidden = true;
   }
 }

@@ -71,8 +71,11 @@ export class DataScreen implements Screen {
       this.renderSummary(folder);
       this.grid.setItems(folder.files.map((file, i) => ({ path: file, label: labelName(folder, i) })));
       this.job = newJob('check');
-      const check = await backend.checkFolder(path, store.shared.config.image_size, this.job, ({ done, total }) =>
-        this.progress.show(`Checking every file decodes: ${count(done)} / ${count(total)}`, done, total),
+      const check = await backend.checkFolder(
+        path,
+        store.shared.config.image_size,
+        this.job,
+        this.progress.reporter((done, total) => `Checking every file decodes: ${count(done)} / ${count(total)}`),
       );
       store.update({ check });
       this.renderSkipped();

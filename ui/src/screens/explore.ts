@@ -105,8 +105,12 @@ export class ExploreScreen implements Screen {
   private async open(model: string, folder: string): Promise<CollectionInfo> {
     this.job = newJob('embed');
     try {
-      return await this.context.backend.openCollection(model, folder, this.context.store.shared.device, this.job, ({ done, total }) =>
-        this.progress.show(`Embedding ${folder}: ${done} / ${total}`, done, total),
+      return await this.context.backend.openCollection(
+        model,
+        folder,
+        this.context.store.shared.device,
+        this.job,
+        this.progress.reporter((done, total) => `Embedding ${folder}: ${done} / ${total}`),
       );
     } finally {
       this.job = null;

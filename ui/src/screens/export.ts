@@ -144,8 +144,12 @@ export class ExportScreen implements Screen {
     if (!destination) return;
     this.job = newJob('embed');
     try {
-      const collection = await this.context.backend.openCollection(run.dir, run.record.train_dir, this.context.store.shared.device, this.job, ({ done, total }) =>
-        this.progress.show(`Embedding ${count(done)} / ${count(total)} images…`, done, total),
+      const collection = await this.context.backend.openCollection(
+        run.dir,
+        run.record.train_dir,
+        this.context.store.shared.device,
+        this.job,
+        this.progress.reporter((done, total) => `Embedding ${count(done)} / ${count(total)} images…`),
       );
       this.progress.show('Writing and verifying the embeddings…');
       this.showResult('Embeddings', await this.context.backend.exportEmbeddings(collection.key, destination));

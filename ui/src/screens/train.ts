@@ -285,7 +285,6 @@ export class TrainScreen implements Screen {
         this.bar.max = this.run.totalSteps;
         this.bar.value = (event.first_epoch - 1) * event.steps_per_epoch;
         replace(this.numbers, `${count(event.images)} images on ${event.device}, ${event.steps_per_epoch} steps per epoch`);
-        if (event.skipped.length) this.notices.warn(`${event.skipped.length} file(s) were skipped; the Data screen lists them with reasons.`);
         break;
       case 'warning':
         this.notices.warn(event.message);
