@@ -106,6 +106,9 @@ impl NamedTensor {
     }
 }
 
+/// Tensors of a safetensors file by name.
+pub type TensorsByName = BTreeMap<String, NamedTensor>;
+
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let directory = match path.parent() {
@@ -199,7 +202,7 @@ pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>
 /// Reads every tensor and the metadata of a safetensors file.
 pub fn read_tensors(
     path: &Path,
-) -> Result<(BTreeMap<String, NamedTensor>, BTreeMap<String, String>), ExportError> {
+) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
     let bytes = fs::read(path).map_err(ExportError::io(path))?;
     let not_safetensors = |error: safetensors::SafeTensorError| {
         ExportError::format(path, format!("not a safetensors file ({error})"))

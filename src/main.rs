@@ -300,14 +300,14 @@ struct Collection {
 /// The collection's model: already in memory, or only named by an embeddings file and loaded
 /// when a query from outside the collection needs it.
 enum ModelSource {
-    Loaded(export::LoadedModel),
+    Loaded(Box<export::LoadedModel>),
     Stored(PathBuf),
 }
 
 impl ModelSource {
     fn load(self, device: &burn::tensor::Device) -> Result<export::LoadedModel> {
         Ok(match self {
-            ModelSource::Loaded(model) => model,
+            ModelSource::Loaded(model) => *model,
             ModelSource::Stored(path) => export::load_model(&path, device)?,
         })
     }
@@ -355,7 +355,7 @@ fn neighbors_command(
             embeddings: folder.embeddings,
             dim: folder.dim,
             paths: folder.set.entries.into_iter().map(|e| e.path).collect(),
-            model: ModelSource::Loaded(model),
+            model: ModelSource::Loaded(Box::new(model)),
         }
     };
     // A query that is part of the collection is looked up, not re-embedded, and excluded.

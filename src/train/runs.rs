@@ -148,7 +148,7 @@ pub fn list(root: &Path) -> Vec<RunInfo> {
             }
         })
         .collect();
-    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    runs.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     runs.into_iter().map(|(_, info)| info).collect()
 }
 

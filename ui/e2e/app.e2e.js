@@ -122,6 +122,7 @@ describe('Spreadout desktop app', () => {
     assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
     assert.equal((await $$('#neighbours .neighbour.same, #neighbours .neighbour.other')).length, 10, 'label frames');
     await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 36);
+    assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors (file drop listener registered)');
     await screenshot('explore');
   });
 

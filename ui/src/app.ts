@@ -1,6 +1,6 @@
 // The app shell: tabs for the five screens, keyboard shortcuts, startup (demo data, unfinished
 // runs) and the end-to-end test hooks.
-import type { Backend, Picked, TrainConfig } from './backend';
+import type { Backend, Picked, RunInfo, TrainConfig } from './backend';
 import { h, replace } from './dom';
 import { AugmentScreen } from './screens/augment';
 import { DataScreen } from './screens/data';
@@ -30,6 +30,7 @@ export class App {
   readonly screens: { data: DataScreen; augment: AugmentScreen; train: TrainScreen; explore: ExploreScreen; export: ExportScreen };
   private readonly tabs: HTMLButtonElement[];
   private readonly main = h('main', { id: 'screen' });
+  private readonly banner = h('div', { class: 'resume-offers', id: 'resume-offers' });
   private current: Screen | null = null;
   private readonly dialogAnswers: string[] = [];
 
@@ -62,7 +63,7 @@ export class App {
       'div',
       { class: 'app' },
       h('header', {}, h('h1', {}, 'Spreadout'), h('nav', { role: 'tablist', 'aria-label': 'Screens' }, ...this.tabs), runBadge),
-      this.main,
+      h('div', { class: 'body' }, this.banner, this.main),
       h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
     );
     document.addEventListener('keydown', (event) => {
@@ -98,7 +99,33 @@ export class App {
         answerDialogs: (answers) => this.dialogAnswers.push(...answers),
       };
     }
+    await this.offerResume();
     if (startup.openDemo) await this.screens.data.openDemo();
+  }
+
+  /** Offers every run that stopped before its last epoch (app closed, crash, Stop) for resume. */
+  private async offerResume(): Promise<void> {
+    let unfinished: RunInfo[] = [];
+    try {
+      unfinished = (await this.backend.listRuns()).filter((run) => run.unfinished && run.epochs_completed > 0);
+    } catch {
+      // Listing runs only feeds this offer; the Export screen reports the error when opened.
+    }
+    replace(
+      this.banner,
+      ...unfinished.slice(0, 3).map((run) => {
+        const offer: HTMLElement = h(
+          'div',
+          { class: 'notice info resume-offer' },
+          h('span', {}, `Unfinished run ${run.dir}: ${run.epochs_completed} of ${run.record.config.epochs} epochs done. Continue from its last checkpoint?`),
+          h('span', {},
+            h('button', { class: 'secondary', onclick: () => { replace(this.banner); void this.screens.train.resume(run); } }, 'Resume'),
+            h('button', { class: 'link', onclick: () => offer.remove() }, 'Not now'),
+          ),
+        );
+        return offer;
+      }),
+    );
   }
 
   private withDialogAnswers(backend: Backend): Backend {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { App } from '../src/app';
+import { mockBackend } from '../src/backend/mock';
 import { mountApp, text, until } from './helpers';
 
 describe('Data screen', () => {
@@ -104,5 +106,30 @@ describe('Explore and Export screens', () => {
     document.querySelector<HTMLButtonElement>('#export-model')!.click();
     await until(() => text('#export-results').includes('loads back'));
     expect(text('#export-results')).toContain('/chosen/folder/model.safetensors');
+  });
+});
+
+describe('Resuming', () => {
+  it('offers an unfinished run at the next start and continues it', async () => {
+    const backend = mockBackend({ perClass: 5, stepMs: 0 });
+    const first = new App(backend);
+    document.body.replaceChildren(first.element);
+    await first.start();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    window.spreadoutTest!.setConfig({ epochs: 40, batch_size: 10 });
+    first.go('train');
+    await first.screens.train.start();
+    await until(() => (first.store.shared.run?.metrics.length ?? 0) >= 1);
+    (document.querySelector('#stop') as HTMLButtonElement).click();
+    await until(() => first.store.shared.run?.status === 'stopped');
+
+    const second = new App(backend);
+    document.body.replaceChildren(second.element);
+    await second.start();
+    expect(text('#resume-offers')).toContain('Unfinished run /mock/runs/run-1');
+    [...document.querySelectorAll<HTMLButtonElement>('#resume-offers button')].find((b) => b.textContent === 'Resume')!.click();
+    await until(() => second.store.shared.run?.status === 'finished', 10_000);
+    expect(text('#train-status')).toContain('Finished: 40 epochs');
+    expect(text('#resume-offers')).toBe('');
   });
 });

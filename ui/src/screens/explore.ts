@@ -59,9 +59,11 @@ export class ExploreScreen implements Screen {
       h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
       h('div', { class: 'plots two' }, h('div', {}, h('label', {}, 'Pairs ', this.labelSelect), this.distributionPlot.element), h('div', { class: 'map-wrap' }, this.map.element, this.hover)),
     );
-    void context.backend.onFileDrop((paths) => {
-      if (paths[0]) void this.queryOutside(paths[0]);
-    });
+    context.backend
+      .onFileDrop((paths) => {
+        if (paths[0]) void this.queryOutside(paths[0]);
+      })
+      .catch((error) => this.notices.error('Dropping images on the window will not work; use "choose one…"', error));
   }
 
   async shown(): Promise<void> {

@@ -49,7 +49,6 @@ export class TrainScreen implements Screen {
   private readonly status = h('p', { id: 'train-status', class: 'status' }, 'Not started.');
   private readonly bar = h('progress', { id: 'train-progress', max: 1, value: 0 });
   private readonly numbers = h('div', { id: 'train-numbers', class: 'numbers' });
-  private readonly resumeOffers = h('div', { class: 'resume-offers' });
   readonly loss = new CurvePlot('Training loss (Eq. 7) per step', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: '#264653' }]);
   readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', colour: '#2a9d8f' }]);
   readonly histogram = new HistogramPlot('Similarity: positive vs negative pairs (latest epoch)');
@@ -63,15 +62,10 @@ export class TrainScreen implements Screen {
     this.element = h(
       'section',
       { class: 'screen train' },
-      this.resumeOffers,
       this.notices.element,
       h('div', { class: 'train-layout' }, this.form, h('div', { class: 'live' }, h('div', { class: 'controls' }, this.buttons.start, this.buttons.pause, this.buttons.stop), this.status, this.bar, this.numbers, h('div', { class: 'plots' }, this.loss.element, this.knn.element, this.histogram.element), h('h3', {}, 'Probe images and their 5 nearest neighbours, refreshed every epoch'), this.probes)),
     );
     void this.loadDevices();
-  }
-
-  shown(): void {
-    void this.offerResume();
   }
 
   private buildForm(): void {
@@ -160,27 +154,6 @@ export class TrainScreen implements Screen {
     replace(this.deviceNote, devices?.auto_notice ?? 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)');
   }
 
-  private async offerResume(): Promise<void> {
-    if (this.context.store.shared.run?.status === 'running') return;
-    let runs: RunInfo[] = [];
-    try {
-      runs = (await this.context.backend.listRuns()).filter((run) => run.unfinished);
-    } catch (error) {
-      this.notices.error('Could not list earlier runs', error);
-    }
-    replace(
-      this.resumeOffers,
-      ...runs.slice(0, 3).map((run) =>
-        h(
-          'div',
-          { class: 'notice info resume-offer' },
-          h('span', {}, `Unfinished run ${run.dir}: ${run.epochs_completed} of ${run.record.config.epochs} epochs done on ${count(run.record.images)} images.`),
-          h('button', { class: 'secondary', onclick: () => void this.resume(run) }, 'Resume'),
-        ),
-      ),
-    );
-  }
-
   /** Continues an interrupted run (also offered on the Export screen). */
   async resume(run: RunInfo): Promise<void> {
     const { backend, store } = this.context;
@@ -188,7 +161,6 @@ export class TrainScreen implements Screen {
     store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
     this.syncForm();
     this.setRunning(true);
-    replace(this.resumeOffers);
     this.context.go('train');
     try {
       await backend.resumeTraining(run.dir, null, store.shared.device, (event) => this.onEvent(event));
