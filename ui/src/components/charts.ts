@@ -123,7 +123,7 @@ export class HistogramPlot extends Plot {
     const first = histograms[0]?.histogram;
     if (!first) return;
     const width = (first.hi - first.lo) / first.counts.length;
-    const labels = first.counts.map((_, i) => (first.lo + (i + 0.5) * width).toFixed(1));
+    const labels = first.counts.map((_, i) => (Math.round((first.lo + (i + 0.5) * width) * 10) / 10 || 0).toFixed(1));
     const colours = [POSITIVE, NEGATIVE, '#6c757d'];
     this.draw({
       type: 'bar',
