@@ -12,7 +12,7 @@ use spreadout::demo::{self, DemoSpec};
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{Progress, reporter};
+use super::{ImageList, Progress, reporter};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -21,12 +21,9 @@ use crate::state::AppState;
 pub struct FolderSummary {
     /// The folder.
     pub root: PathBuf,
-    /// Image files, sorted by path.
-    pub files: Vec<PathBuf>,
-    /// Label index of each file, when the layout defines labels.
-    pub labels: Vec<Option<usize>>,
-    /// Label folder names (empty without labels).
-    pub label_names: Vec<String>,
+    /// Image files, sorted by path, with their labels.
+    #[serde(flatten)]
+    pub images: ImageList,
     /// Files per extension.
     pub formats: std::collections::BTreeMap<String, usize>,
 }
@@ -37,10 +34,8 @@ pub async fn scan_folder(state: State<'_, AppState>, path: PathBuf) -> CommandRe
     let scan = blocking(move || Ok(data::scan(&path)?)).await?;
     state.allow(&scan.root);
     Ok(FolderSummary {
+        images: ImageList::new(&scan.entries, &scan.label_names),
         root: scan.root,
-        labels: scan.entries.iter().map(|entry| entry.label).collect(),
-        files: scan.entries.into_iter().map(|entry| entry.path).collect(),
-        label_names: scan.label_names,
         formats: scan.formats,
     })
 }

@@ -11,7 +11,7 @@ use spreadout::train::Neighbour;
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{Progress, reporter};
+use super::{ImageList, Progress, reporter};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -20,12 +20,9 @@ use crate::state::AppState;
 pub struct CollectionInfo {
     /// Key for later queries.
     pub key: String,
-    /// Images in row order.
-    pub files: Vec<PathBuf>,
-    /// Label of each image, when the folder has labels.
-    pub labels: Vec<Option<usize>>,
-    /// Label folder names.
-    pub label_names: Vec<String>,
+    /// Images in row order, with their labels.
+    #[serde(flatten)]
+    pub images: ImageList,
     /// Files that could not be used.
     pub skipped: Vec<SkippedFile>,
 }
@@ -65,9 +62,7 @@ pub async fn open_collection(
     };
     Ok(CollectionInfo {
         key,
-        files: collection.entries().iter().map(|e| e.path.clone()).collect(),
-        labels: collection.entries().iter().map(|e| e.label).collect(),
-        label_names: collection.label_names().to_vec(),
+        images: ImageList::new(collection.entries(), collection.label_names()),
         skipped: collection.skipped().to_vec(),
     })
 }
