@@ -74,3 +74,33 @@ fn plain(status: StatusCode, message: &str) -> Response<Vec<u8>> {
         .body(message.as_bytes().to_vec())
         .expect("static headers are valid")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_jpegs_inside_opened_folders_only_and_names_bad_files() {
+        let data = tempfile::tempdir().unwrap();
+        let photos = tempfile::tempdir().unwrap();
+        let good = photos.path().join("good.png");
+        image::RgbImage::from_pixel(40, 30, image::Rgb([200, 10, 10]))
+            .save(&good)
+            .unwrap();
+        let bad = photos.path().join("bad.jpg");
+        std::fs::write(&bad, b"not a jpeg").unwrap();
+        let state = AppState::new(data.path(), false, false);
+
+        assert_eq!(respond(&state, good.clone()).status(), StatusCode::FORBIDDEN);
+        state.allow(photos.path());
+        let response = respond(&state, good);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "image/jpeg");
+        let thumbnail = image::load_from_memory(response.body()).unwrap();
+        assert_eq!((thumbnail.width(), thumbnail.height()), (SIDE, SIDE));
+
+        let response = respond(&state, bad);
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(String::from_utf8_lossy(response.body()).contains("bad.jpg"));
+    }
+}
