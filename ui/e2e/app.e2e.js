@@ -49,6 +49,9 @@ function generateFolder(root, perClass, seed) {
 
 async function screenshot(name) {
   mkdirSync(SHOTS, { recursive: true });
+  // Let the webview paint what the DOM already holds before capturing it.
+  await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
+  await browser.pause(300);
   await browser.saveScreenshot(join(SHOTS, `${name}.png`));
 }
 
@@ -123,6 +126,9 @@ describe('Spreadout desktop app', () => {
     assert.equal((await $$('#neighbours .neighbour.same, #neighbours .neighbour.other')).length, 10, 'label frames');
     await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 36);
     assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors (file drop listener registered)');
+    await $('#compare').click();
+    // Two epochs keep two snapshots, the second being the latest model: two rows of neighbours.
+    await browser.waitUntil(async () => (await $$('.comparison .strip-block')).length === 2, { timeout: 120_000, timeoutMsg: 'no comparison across snapshots' });
     await screenshot('explore');
   });
 

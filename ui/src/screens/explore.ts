@@ -93,8 +93,12 @@ export class ExploreScreen implements Screen {
     return this.runs.find((run) => run.dir === this.runSelect.value);
   }
 
+  /** The run's models, newest first: its snapshots, and the latest export when no snapshot is it. */
   private sources(run: RunInfo): Source[] {
-    return [{ label: `latest (epoch ${run.epochs_completed})`, model: run.dir }, ...run.snapshots.map((s) => ({ label: `epoch ${s.epoch}`, model: s.dir })).reverse()];
+    const latest = run.epochs_completed;
+    const snapshots = run.snapshots.map((s) => ({ label: `epoch ${s.epoch}${s.epoch === latest ? ' (latest)' : ''}`, model: s.dir })).reverse();
+    const latestKept = run.snapshots.some((s) => s.epoch === latest);
+    return latestKept ? snapshots : [{ label: `latest (epoch ${latest})`, model: run.dir }, ...snapshots];
   }
 
   private fillSources(): void {
