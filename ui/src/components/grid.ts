@@ -120,6 +120,8 @@ export class ThumbnailGrid {
       width: String(this.cell),
       height: String(this.cell),
       draggable: 'false',
+      // A file that cannot be decoded says so instead of showing a broken-image icon.
+      onerror: () => image.replaceWith(h('span', { class: 'unreadable', style: `width: ${this.cell}px; height: ${this.cell}px` }, 'cannot be read')),
     });
     return h(
       'button',
