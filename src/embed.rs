@@ -93,7 +93,7 @@ pub fn embed_images<I: std::borrow::Borrow<RgbImage>>(
 pub struct EmbeddedFolder {
     /// The images and what was skipped.
     pub set: crate::data::ImageSet,
-    /// Row-major `set.len() × dim` embeddings, centre views.
+    /// Row-major `set.entries.len() × dim` embeddings, centre views.
     pub embeddings: Vec<f32>,
     /// Embedding dimension.
     pub dim: usize,
@@ -153,7 +153,7 @@ impl EmbeddedFolder {
             out,
             &[crate::export::NamedTensor {
                 name: "embeddings".to_owned(),
-                shape: vec![self.set.len(), self.dim],
+                shape: vec![self.set.entries.len(), self.dim],
                 values: crate::export::TensorValues::F32(self.embeddings.clone()),
             }],
             metadata,

@@ -42,7 +42,8 @@ pub enum ExploreError {
     },
 }
 
-/// A folder embedded with one model, ready for queries.
+/// A folder embedded with one model, ready for queries. It keeps the file list, labels and
+/// embeddings, not the decoded pixels (`embedded().set.images` is empty).
 pub struct Collection {
     /// The model file that made the embeddings.
     pub model_path: PathBuf,
@@ -74,7 +75,10 @@ impl Collection {
         progress: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Result<Self, ExploreError> {
         let loaded = export::load_model(model, device)?;
-        let folder = embed::embed_folder(&loaded, folder, progress)?;
+        let mut folder = embed::embed_folder(&loaded, folder, progress)?;
+        // The decoded pixels are not needed once embedded (outside queries decode their own
+        // file), and at 224 px they would cost 150 kB per image.
+        folder.set.images = Vec::new();
         Ok(Self {
             model_path: model.to_owned(),
             model: loaded,

@@ -12,6 +12,10 @@ use spreadout::train::Control;
 
 use crate::error::{CommandError, CommandResult};
 
+/// Embedded collections kept for quick switching (a run's snapshots side by side); each holds
+/// `n × dim` floats, 51 MB for 100 000 images at 128-d.
+pub const KEPT_COLLECTIONS: usize = 8;
+
 /// Shared state of the app, managed by Tauri.
 pub struct AppState {
     /// Folder holding one subfolder per training run.
@@ -23,7 +27,7 @@ pub struct AppState {
     /// Whether end-to-end test hooks are exposed to the UI (`SPREADOUT_TEST_HOOKS=1`).
     pub test_hooks: bool,
     training: Mutex<Option<Arc<Control>>>,
-    collections: Mutex<HashMap<String, Arc<Collection>>>,
+    collections: Mutex<Vec<(String, Arc<Collection>)>>,
     allowed_roots: RwLock<Vec<PathBuf>>,
     jobs: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -37,7 +41,7 @@ impl AppState {
             open_demo,
             test_hooks,
             training: Mutex::new(None),
-            collections: Mutex::new(HashMap::new()),
+            collections: Mutex::new(Vec::new()),
             allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
             jobs: Mutex::new(HashMap::new()),
         }
@@ -62,8 +66,12 @@ impl AppState {
         roots.iter().any(|root| file.starts_with(root))
     }
 
-    /// Records the control of a starting run; refuses while another run is active.
-    pub fn begin_training(&self, control: Arc<Control>) -> CommandResult<()> {
+    /// Starts a run with `start` unless another run is active (then nothing is started), and
+    /// keeps the new run's control for pause/resume/stop.
+    pub fn begin_training<T>(
+        &self,
+        start: impl FnOnce() -> (T, Arc<Control>),
+    ) -> CommandResult<T> {
         let mut slot = self.training.lock().expect("lock");
         if slot.is_some() {
             return Err(CommandError::new(
@@ -71,8 +79,9 @@ impl AppState {
                 "a training run is already active; stop it before starting another",
             ));
         }
+        let (run, control) = start();
         *slot = Some(control);
-        Ok(())
+        Ok(run)
     }
 
     /// Forgets the run once it has ended.
@@ -118,8 +127,9 @@ impl AppState {
         self.collections
             .lock()
             .expect("lock")
-            .get(key)
-            .cloned()
+            .iter()
+            .find(|(stored, _)| stored == key)
+            .map(|(_, collection)| collection.clone())
             .ok_or_else(|| {
                 CommandError::new(
                     "not_found",
@@ -128,12 +138,13 @@ impl AppState {
             })
     }
 
-    /// Keeps `collection` under `key`.
+    /// Keeps `collection` under `key`, dropping the oldest beyond [`KEPT_COLLECTIONS`].
     pub fn store_collection(&self, key: String, collection: Arc<Collection>) {
-        self.collections
-            .lock()
-            .expect("lock")
-            .insert(key, collection);
+        let mut collections = self.collections.lock().expect("lock");
+        collections.retain(|(stored, _)| *stored != key);
+        collections.push((key, collection));
+        let excess = collections.len().saturating_sub(KEPT_COLLECTIONS);
+        collections.drain(..excess);
     }
 }
 
@@ -162,10 +173,16 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let state = AppState::new(data.path(), false, false);
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
-        state.begin_training(Arc::default()).unwrap();
-        assert_eq!(state.begin_training(Arc::default()).unwrap_err().code, "busy");
+        state.begin_training(|| ((), Arc::default())).unwrap();
+        let mut started_again = false;
+        let refused = state.begin_training(|| {
+            started_again = true;
+            ((), Arc::default())
+        });
+        assert_eq!(refused.unwrap_err().code, "busy");
+        assert!(!started_again, "a refused run must not start");
         state.with_training(Control::pause).unwrap();
         state.end_training();
-        state.begin_training(Arc::default()).unwrap();
+        state.begin_training(|| ((), Arc::default())).unwrap();
     }
 }

@@ -38,7 +38,15 @@ pub async fn open_collection(
     job: String,
     progress: Channel<Progress>,
 ) -> CommandResult<CollectionInfo> {
-    let key = format!("{}\n{}", model.display(), folder.display());
+    // The model's modification time is part of the key: a run that trained further since must be
+    // embedded again, not served from the cache.
+    let weights = if model.is_dir() {
+        model.join(spreadout::export::MODEL_FILE)
+    } else {
+        model.clone()
+    };
+    let modified = std::fs::metadata(&weights).and_then(|meta| meta.modified()).ok();
+    let key = format!("{}\n{}\n{modified:?}", model.display(), folder.display());
     let collection = match state.collection(&key) {
         Ok(existing) => existing,
         Err(_) => {
