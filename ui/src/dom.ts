@@ -12,6 +12,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === 'class') element.className = String(value);
+    // Through the CSSOM, which the CSP allows without 'unsafe-inline' (a style attribute is not).
+    else if (key === 'style') element.style.cssText = String(value);
     else if (key === 'dataset') Object.assign(element.dataset, value);
     else if (key.startsWith('on') && typeof value === 'function') {
       element.addEventListener(key.slice(2).toLowerCase(), value as EventListener);
