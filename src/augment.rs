@@ -14,8 +14,8 @@
 use std::num::NonZeroUsize;
 
 use image::RgbImage;
-use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);
@@ -205,7 +205,12 @@ pub fn augment_image(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl
 /// showing a person what the augmentations do.
 pub fn two_views(src: &RgbImage, size: u32, ops: &AugmentOps, seed: u64) -> [RgbImage; 2] {
     [seed, seed.wrapping_add(1)].map(|view_seed| {
-        augment_image(src, size, ops, &mut rand_chacha::ChaCha8Rng::seed_from_u64(view_seed))
+        augment_image(
+            src,
+            size,
+            ops,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(view_seed),
+        )
     })
 }
 

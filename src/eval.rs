@@ -1166,10 +1166,11 @@ pub fn pca_2d(features: Embeddings) -> Result<Vec<[f32; 2]>, EvalError> {
             eigenvalue = norm;
             vector = next.into_iter().map(|v| v / norm).collect();
         }
-        let largest = vector
-            .iter()
-            .copied()
-            .fold(0.0f64, |best, v| if v.abs() > best.abs() { v } else { best });
+        let largest =
+            vector.iter().copied().fold(
+                0.0f64,
+                |best, v| if v.abs() > best.abs() { v } else { best },
+            );
         if largest < 0.0 {
             vector.iter_mut().for_each(|v| *v = -*v);
         }

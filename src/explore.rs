@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use crate::augment::center_view;
 use crate::data::{self, DataError, ImageEntry, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
-use crate::eval::{self, EvalError, Embeddings, Histogram, SimilarityDistributions};
+use crate::eval::{self, Embeddings, EvalError, Histogram, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
 use crate::train::Neighbour;
 
@@ -125,7 +125,10 @@ impl Collection {
         let query = Embeddings::new(all.row(index), all.dim())?;
         let label = self.entries()[index].label;
         let hits = eval::top_k(query, all, k + 1, false)?.remove(0);
-        Ok(self.describe(hits.into_iter().filter(|&(row, _)| row != index).take(k), label))
+        Ok(self.describe(
+            hits.into_iter().filter(|&(row, _)| row != index).take(k),
+            label,
+        ))
     }
 
     /// The `k` images most similar to an image file from anywhere (decoded and centre-cropped the
@@ -179,8 +182,12 @@ impl Collection {
                 per_label: Vec::new(),
             });
         };
-        let labelled =
-            eval::labelled_similarity_distributions(features, &labels, DISTRIBUTION_NEIGHBOURS, BINS)?;
+        let labelled = eval::labelled_similarity_distributions(
+            features,
+            &labels,
+            DISTRIBUTION_NEIGHBOURS,
+            BINS,
+        )?;
         let per_label = eval::similarity_distributions_per_label(
             features,
             &labels,
@@ -246,11 +253,17 @@ mod tests {
         assert_eq!(collection.entries().len(), 18);
         let hits = collection.neighbours(4, 5).unwrap();
         assert_eq!(hits.len(), 5);
-        assert!(hits.iter().all(|hit| hit.path != collection.entries()[4].path));
+        assert!(
+            hits.iter()
+                .all(|hit| hit.path != collection.entries()[4].path)
+        );
         assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
         assert!(hits.iter().all(|hit| hit.same_label.is_some()));
         let error = collection.neighbours(18, 5).unwrap_err();
-        assert!(matches!(error, ExploreError::NoSuchImage { index: 18, len: 18 }));
+        assert!(matches!(
+            error,
+            ExploreError::NoSuchImage { index: 18, len: 18 }
+        ));
     }
 
     #[test]
@@ -260,7 +273,9 @@ mod tests {
         let hits = collection.query_file(&path, 3).unwrap();
         assert_eq!(hits[0].path, path);
         assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
-        let error = collection.query_file(Path::new("/no/such.png"), 3).unwrap_err();
+        let error = collection
+            .query_file(Path::new("/no/such.png"), 3)
+            .unwrap_err();
         assert!(error.to_string().contains("/no/such.png"), "{error}");
     }
 

@@ -200,9 +200,7 @@ pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>
 }
 
 /// Reads every tensor and the metadata of a safetensors file.
-pub fn read_tensors(
-    path: &Path,
-) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
+pub fn read_tensors(path: &Path) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
     let bytes = fs::read(path).map_err(ExportError::io(path))?;
     let not_safetensors = |error: safetensors::SafeTensorError| {
         ExportError::format(path, format!("not a safetensors file ({error})"))

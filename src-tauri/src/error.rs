@@ -121,8 +121,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_blocking_work_is_an_error_not_a_crash() {
-        let result: CommandResult<()> =
-            tauri::async_runtime::block_on(blocking(|| panic!("boom")));
+        let result: CommandResult<()> = tauri::async_runtime::block_on(blocking(|| panic!("boom")));
         let error = result.unwrap_err();
         assert_eq!(error.code, "crashed");
         assert!(error.message.contains("boom"));

@@ -68,10 +68,7 @@ impl AppState {
 
     /// Starts a run with `start` unless another run is active (then nothing is started), and
     /// keeps the new run's control for pause/resume/stop.
-    pub fn begin_training<T>(
-        &self,
-        start: impl FnOnce() -> (T, Arc<Control>),
-    ) -> CommandResult<T> {
+    pub fn begin_training<T>(&self, start: impl FnOnce() -> (T, Arc<Control>)) -> CommandResult<T> {
         let mut slot = self.training.lock().expect("lock");
         if slot.is_some() {
             return Err(CommandError::new(

@@ -25,7 +25,11 @@ fn cache() -> &'static Cache {
 }
 
 /// Answers one `thumb:` request on a worker thread.
-pub fn serve(context: UriSchemeContext<'_, Wry>, request: Request<Vec<u8>>, responder: UriSchemeResponder) {
+pub fn serve(
+    context: UriSchemeContext<'_, Wry>,
+    request: Request<Vec<u8>>,
+    responder: UriSchemeResponder,
+) {
     let app = context.app_handle().clone();
     let encoded = request.uri().path().trim_start_matches('/').to_owned();
     tauri::async_runtime::spawn_blocking(move || {
@@ -40,7 +44,10 @@ pub fn serve(context: UriSchemeContext<'_, Wry>, request: Request<Vec<u8>>, resp
 
 fn respond(state: &AppState, path: PathBuf) -> Response<Vec<u8>> {
     if !state.is_allowed(&path) {
-        return plain(StatusCode::FORBIDDEN, "not inside a folder opened in Spreadout");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "not inside a folder opened in Spreadout",
+        );
     }
     if let Some(bytes) = cache().lock().expect("lock").get(&path) {
         return jpeg(bytes.clone());
@@ -91,7 +98,10 @@ mod tests {
         std::fs::write(&bad, b"not a jpeg").unwrap();
         let state = AppState::new(data.path(), false, false);
 
-        assert_eq!(respond(&state, good.clone()).status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            respond(&state, good.clone()).status(),
+            StatusCode::FORBIDDEN
+        );
         state.allow(photos.path());
         let response = respond(&state, good);
         assert_eq!(response.status(), StatusCode::OK);

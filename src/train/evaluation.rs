@@ -14,8 +14,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Control, EpochMetrics, Neighbour, ProbeNeighbours, TrainConfig, TrainError, TrainEvent, TrainRequest, derive_seed,
-    load_with_progress,
+    Control, EpochMetrics, Neighbour, ProbeNeighbours, TrainConfig, TrainError, TrainEvent,
+    TrainRequest, derive_seed, load_with_progress,
 };
 
 /// Evaluation sets with labels aligned to one list of class names.

@@ -341,12 +341,13 @@ fn run_inner(
     emit(TrainEvent::Phase {
         phase: Phase::LoadingData,
     });
-    let loaded = load_with_progress(&request.train_dir, config.image_size, control, emit)
-        .and_then(|train| {
+    let loaded = load_with_progress(&request.train_dir, config.image_size, control, emit).and_then(
+        |train| {
             let evals =
                 evaluation::load_eval_sets(request, &train, config.image_size, control, emit)?;
             Ok((train, evals))
-        });
+        },
+    );
     let (train, evals) = match loaded {
         Err(DataError::Cancelled(_)) => {
             return Ok(RunSummary {

@@ -47,7 +47,9 @@ pub struct RunRecord {
 
 /// Where the snapshot of `epoch` lives in `run_dir`.
 pub fn snapshot_dir(run_dir: &Path, epoch: usize) -> PathBuf {
-    run_dir.join(SNAPSHOTS_DIR).join(format!("epoch-{epoch:04}"))
+    run_dir
+        .join(SNAPSHOTS_DIR)
+        .join(format!("epoch-{epoch:04}"))
 }
 
 /// Whether the model after `epoch` (1-based) of `epochs` is kept as a snapshot. Short runs keep
@@ -75,7 +77,12 @@ pub fn snapshots(run_dir: &Path) -> Vec<Snapshot> {
     let mut found: Vec<Snapshot> = entries
         .filter_map(|entry| {
             let dir = entry.ok()?.path();
-            let epoch = dir.file_name()?.to_str()?.strip_prefix("epoch-")?.parse().ok()?;
+            let epoch = dir
+                .file_name()?
+                .to_str()?
+                .strip_prefix("epoch-")?
+                .parse()
+                .ok()?;
             dir.join(export::MODEL_FILE)
                 .is_file()
                 .then_some(Snapshot { epoch, dir })
@@ -111,8 +118,8 @@ pub struct RunInfo {
 pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
     let record_path = run_dir.join(RUN_FILE);
     let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
-    let record: RunRecord = serde_json::from_slice(&bytes)
-        .map_err(|error| ExportError::format(&record_path, error))?;
+    let record: RunRecord =
+        serde_json::from_slice(&bytes).map_err(|error| ExportError::format(&record_path, error))?;
     let epochs_completed = if checkpoint::path(run_dir).exists() {
         checkpoint::read_state(run_dir)?.epochs_completed
     } else {

@@ -30,7 +30,10 @@ pub struct FolderSummary {
 
 /// Lists a folder's images and detects label folders.
 #[tauri::command]
-pub async fn scan_folder(state: State<'_, AppState>, path: PathBuf) -> CommandResult<FolderSummary> {
+pub async fn scan_folder(
+    state: State<'_, AppState>,
+    path: PathBuf,
+) -> CommandResult<FolderSummary> {
     let scan = blocking(move || Ok(data::scan(&path)?)).await?;
     state.allow(&scan.root);
     Ok(FolderSummary {
@@ -112,7 +115,8 @@ pub async fn augment_preview(
             .enumerate()
             .map(|(i, path)| {
                 let image = data::load_image(&path, image_size)?;
-                let views = augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));
+                let views =
+                    augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));
                 Ok(ViewPair {
                     original: png_data_url(&image),
                     views: views.each_ref().map(png_data_url),

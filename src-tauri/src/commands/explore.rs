@@ -45,7 +45,9 @@ pub async fn open_collection(
     } else {
         model.clone()
     };
-    let modified = std::fs::metadata(&weights).and_then(|meta| meta.modified()).ok();
+    let modified = std::fs::metadata(&weights)
+        .and_then(|meta| meta.modified())
+        .ok();
     let key = format!("{}\n{}\n{modified:?}", model.display(), folder.display());
     let collection = match state.collection(&key) {
         Ok(existing) => existing,
@@ -102,14 +104,20 @@ pub async fn query_file(
 
 /// Similarity distributions (Fig. 5/6).
 #[tauri::command]
-pub async fn distributions(state: State<'_, AppState>, key: String) -> CommandResult<Distributions> {
+pub async fn distributions(
+    state: State<'_, AppState>,
+    key: String,
+) -> CommandResult<Distributions> {
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.distributions()?)).await
 }
 
 /// 2-D PCA coordinates of every image.
 #[tauri::command]
-pub async fn embedding_map(state: State<'_, AppState>, key: String) -> CommandResult<Vec<[f32; 2]>> {
+pub async fn embedding_map(
+    state: State<'_, AppState>,
+    key: String,
+) -> CommandResult<Vec<[f32; 2]>> {
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.map()?)).await
 }

@@ -29,7 +29,10 @@ pub async fn export_model(model_dir: PathBuf, destination: PathBuf) -> CommandRe
         for name in [MODEL_FILE, CONFIG_FILE] {
             let source = model_dir.join(name);
             let bytes = std::fs::read(&source).map_err(|error| {
-                CommandError::new("files", format!("cannot read {}: {error}", source.display()))
+                CommandError::new(
+                    "files",
+                    format!("cannot read {}: {error}", source.display()),
+                )
             })?;
             let target = destination.join(name);
             export::write_atomically(&target, &bytes)?;

@@ -63,10 +63,10 @@ pub fn start_training(
     request: StartTraining,
     events: Channel<TrainEvent>,
 ) -> CommandResult<PathBuf> {
-    let name = request
-        .train_dir
-        .file_name()
-        .map_or_else(|| "images".into(), |name| name.to_string_lossy().into_owned());
+    let name = request.train_dir.file_name().map_or_else(
+        || "images".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let out = state.runs_root.join(format!("{name}-{}", timestamp()));
     launch(
         app,
@@ -199,7 +199,11 @@ fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnM
     let mut last_sent = Instant::now() - interval;
     loop {
         let wait = interval.saturating_sub(last_sent.elapsed());
-        match events.recv_timeout(if pending.is_some() { wait } else { Duration::from_secs(3600) }) {
+        match events.recv_timeout(if pending.is_some() {
+            wait
+        } else {
+            Duration::from_secs(3600)
+        }) {
             Ok(step @ TrainEvent::Step { .. }) => {
                 if last_sent.elapsed() >= interval {
                     send(step);
@@ -314,7 +318,9 @@ mod tests {
             sender.send(step(3)).unwrap();
         });
         let mut seen = Vec::new();
-        forward(&receiver, Duration::from_millis(50), |event| seen.push(event));
+        forward(&receiver, Duration::from_millis(50), |event| {
+            seen.push(event)
+        });
         worker.join().unwrap();
         assert_eq!(seen, vec![step(1), step(2), step(3)]);
     }
