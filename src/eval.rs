@@ -947,7 +947,8 @@ impl Histogram {
     }
 
     /// Adds the counts of a histogram with the same bins (used to combine per-thread partials).
-    fn absorb(&mut self, other: &Self) {
+    /// Adds `other`'s counts (same bins) to these.
+    pub fn absorb(&mut self, other: &Self) {
         debug_assert_eq!(self.counts.len(), other.counts.len());
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;

@@ -19,6 +19,19 @@ const BINS: usize = 50;
 const DISTRIBUTION_NEIGHBOURS: usize = 5;
 /// Random pairs in the all-pairs distribution: enough for a smooth histogram at any folder size.
 const RANDOM_PAIRS: usize = 200_000;
+/// Images whose neighbours make the labelled distributions.
+const DISTRIBUTION_SAMPLE: usize = 5000;
+
+/// `0..n` when `n <= most`, else a seeded sorted sample of `most` of them.
+fn sample_rows(n: usize, most: usize) -> Vec<usize> {
+    if n <= most {
+        return (0..n).collect();
+    }
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let mut rows = rand::seq::index::sample(&mut rng, n, most).into_vec();
+    rows.sort_unstable();
+    rows
+}
 
 /// Why a collection could not be built or queried.
 #[derive(Debug, thiserror::Error)]
@@ -173,8 +186,8 @@ impl Collection {
     /// # Errors
     /// [`ExploreError::Eval`] when the collection has fewer than two images.
     pub fn distributions(&self) -> Result<Distributions, ExploreError> {
-        let features = self.embeddings()?;
-        let random_pairs = eval::random_pair_histogram(features, RANDOM_PAIRS, BINS, 0)?;
+        let all = self.embeddings()?;
+        let random_pairs = eval::random_pair_histogram(all, RANDOM_PAIRS, BINS, 0)?;
         let Some(labels) = self.folder.set.labels() else {
             return Ok(Distributions {
                 random_pairs,
@@ -182,18 +195,25 @@ impl Collection {
                 per_label: Vec::new(),
             });
         };
-        let labelled = eval::labelled_similarity_distributions(
-            features,
-            &labels,
-            DISTRIBUTION_NEIGHBOURS,
-            BINS,
-        )?;
+        // Neighbour search is quadratic: a seeded sample keeps 100 000 images to seconds.
+        let rows = sample_rows(all.len(), DISTRIBUTION_SAMPLE);
+        let features: Vec<f32> = rows.iter().flat_map(|&row| all.row(row)).copied().collect();
+        let labels: Vec<usize> = rows.iter().map(|&row| labels[row]).collect();
         let per_label = eval::similarity_distributions_per_label(
-            features,
+            Embeddings::new(&features, all.dim())?,
             &labels,
             DISTRIBUTION_NEIGHBOURS,
             BINS,
         )?;
+        let mut labelled = SimilarityDistributions {
+            positive: Histogram::new(BINS)?,
+            negative: Histogram::new(BINS)?,
+            kind: eval::PairKind::SameClassNeighbours,
+        };
+        for part in &per_label {
+            labelled.positive.absorb(&part.positive);
+            labelled.negative.absorb(&part.negative);
+        }
         Ok(Distributions {
             random_pairs,
             labelled: Some(labelled),
@@ -277,6 +297,15 @@ mod tests {
             .query_file(Path::new("/no/such.png"), 3)
             .unwrap_err();
         assert!(error.to_string().contains("/no/such.png"), "{error}");
+    }
+
+    #[test]
+    fn large_collections_are_sampled_for_the_distributions() {
+        assert_eq!(sample_rows(5, 10), vec![0, 1, 2, 3, 4]);
+        let rows = sample_rows(100_000, 5000);
+        assert_eq!(rows.len(), 5000);
+        assert!(rows.windows(2).all(|pair| pair[0] < pair[1]) && rows[4999] < 100_000);
+        assert_eq!(rows, sample_rows(100_000, 5000), "seeded");
     }
 
     #[test]
