@@ -61,7 +61,10 @@ export class ExploreScreen implements Screen {
     );
     context.backend
       .onFileDrop((paths) => {
-        if (paths[0]) void this.queryOutside(paths[0]);
+        // A drop anywhere in the window is a query: show where its answer appears.
+        if (!paths[0]) return;
+        context.go('explore');
+        void this.queryOutside(paths[0]);
       })
       .catch((error) => this.notices.error('Dropping images on the window will not work; use "choose one…"', error));
   }
