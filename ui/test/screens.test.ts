@@ -114,6 +114,24 @@ describe('Explore and Export screens', () => {
   });
 });
 
+describe('Dropping a file', () => {
+  it('on any screen opens Explore with the outside image\'s neighbours', async () => {
+    const backend = mockBackend({ perClass: 5, stepMs: 0 });
+    const app = new App(backend);
+    document.body.replaceChildren(app.element);
+    await app.start();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    window.spreadoutTest!.setConfig({ epochs: 1, batch_size: 10 });
+    app.go('train');
+    await app.screens.train.start();
+    await until(() => app.store.shared.run?.status === 'finished');
+    app.go('data');
+    backend.dropFiles(['/elsewhere/dog.png']);
+    await until(() => text('#neighbours').includes('outside image dog.png'));
+    expect(document.querySelector('#tab-explore')?.getAttribute('aria-selected')).toBe('true');
+  });
+});
+
 describe('Resuming', () => {
   it('offers an unfinished run at the next start and continues it', async () => {
     const backend = mockBackend({ perClass: 5, stepMs: 0 });

@@ -49,13 +49,17 @@ function labelOf(path: string): number {
   return CLASSES.findIndex((name) => path.includes(`/${name}/`));
 }
 
-export function mockBackend(options: MockOptions = {}): Backend {
+/** The mock, plus what a test does that a person would do with the OS: drop files on the window. */
+export type MockBackend = Backend & { dropFiles(paths: string[]): void };
+
+export function mockBackend(options: MockOptions = {}): MockBackend {
   const perClass = options.perClass ?? 40;
   const stepMs = options.stepMs ?? 60;
   const runs = new Map<string, RunInfo>();
   const collections = new Map<string, CollectionInfo>();
   const cancelled = new Set<string>();
   let training: { paused: boolean; stopped: boolean } | null = null;
+  const dropHandlers = new Set<(paths: string[]) => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function simulate(
@@ -133,7 +137,11 @@ export function mockBackend(options: MockOptions = {}): Backend {
       const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[label]}"/></svg>`;
       return `data:image/svg+xml,${encodeURIComponent(svg)}`;
     },
-    onFileDrop: async () => () => {},
+    onFileDrop: async (handler) => {
+      dropHandlers.add(handler);
+      return () => dropHandlers.delete(handler);
+    },
+    dropFiles: (paths) => dropHandlers.forEach((handler) => handler(paths)),
 
     scanFolder: async (path) => summary(path, perClass),
     checkFolder: async (path, _size, job, progress) => {

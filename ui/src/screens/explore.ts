@@ -33,6 +33,8 @@ export class ExploreScreen implements Screen {
   private collection: CollectionInfo | null = null;
   private distributions: Distributions | null = null;
   private job: string | null = null;
+  /** Settles when the screen has opened its collection (or failed to). */
+  private ready: Promise<void> = Promise.resolve();
 
   constructor(private readonly context: Context) {
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
@@ -41,7 +43,7 @@ export class ExploreScreen implements Screen {
       onHover: (index, x, y) => this.showHover(index, x, y),
       onClick: (index) => void this.query(index),
     });
-    this.runSelect.addEventListener('change', () => this.fillSources());
+    this.runSelect.addEventListener('change', () => void this.fillSources());
     this.sourceSelect.addEventListener('change', () => void this.openSelected());
     this.labelSelect.addEventListener('change', () => this.drawDistributions());
     const dropZone = h(
@@ -64,12 +66,17 @@ export class ExploreScreen implements Screen {
         // A drop anywhere in the window is a query: show where its answer appears.
         if (!paths[0]) return;
         context.go('explore');
-        void this.queryOutside(paths[0]);
+        void this.ready.then(() => this.queryOutside(paths[0]));
       })
       .catch((error) => this.notices.error('Dropping images on the window will not work; use "choose one…"', error));
   }
 
-  async shown(): Promise<void> {
+  shown(): Promise<void> {
+    this.ready = this.refresh();
+    return this.ready;
+  }
+
+  private async refresh(): Promise<void> {
     this.grid.attach();
     try {
       this.runs = (await this.context.backend.listRuns()).filter((run) => run.epochs_completed > 0);
@@ -82,14 +89,14 @@ export class ExploreScreen implements Screen {
       replace(this.results, h('p', { class: 'empty' }, 'Train a model first (Train screen), or open a previous run folder on the Export screen.'));
       return;
     }
-    this.fillSources();
+    await this.fillSources();
   }
 
   /** Opens a run chosen elsewhere (Export screen's "Open run folder"). */
   async showRun(run: RunInfo): Promise<void> {
     if (!this.runs.some((known) => known.dir === run.dir)) this.runs.unshift(run);
     replace(this.runSelect, ...this.runs.map((known) => h('option', { value: known.dir, selected: known.dir === run.dir }, `${baseName(known.dir)} (${known.epochs_completed} epochs)`)));
-    this.fillSources();
+    await this.fillSources();
   }
 
   private selectedRun(): RunInfo | undefined {
@@ -104,11 +111,12 @@ export class ExploreScreen implements Screen {
     return latestKept ? snapshots : [{ label: `latest (epoch ${latest})`, model: run.dir }, ...snapshots];
   }
 
-  private fillSources(): void {
+  private fillSources(): Promise<void> {
     const run = this.selectedRun();
-    if (!run) return;
+    if (!run) return Promise.resolve();
     replace(this.sourceSelect, ...this.sources(run).map((source) => h('option', { value: source.model }, source.label)));
-    void this.openSelected();
+    this.ready = this.openSelected();
+    return this.ready;
   }
 
   private async open(model: string, folder: string): Promise<CollectionInfo> {
