@@ -238,7 +238,15 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
     }
 }
 
-fn select_from(choice: DeviceChoice, adapters: &[Adapter]) -> Result<SelectedDevice, DeviceError> {
+/// [`select`] among adapters already listed by [`list_adapters`] (which is slow: it starts every
+/// graphics driver), for callers that also show the list.
+///
+/// # Errors
+/// As [`select`].
+pub fn select_from(
+    choice: DeviceChoice,
+    adapters: &[Adapter],
+) -> Result<SelectedDevice, DeviceError> {
     let first_gpu = adapters
         .iter()
         .find(|a| a.kind.is_gpu() && a.selector.is_some());

@@ -947,8 +947,7 @@ impl Histogram {
     }
 
     /// Adds the counts of a histogram with the same bins (used to combine per-thread partials).
-    /// Adds `other`'s counts (same bins) to these.
-    pub fn absorb(&mut self, other: &Self) {
+    fn absorb(&mut self, other: &Self) {
         debug_assert_eq!(self.counts.len(), other.counts.len());
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
@@ -1014,12 +1013,21 @@ pub fn labelled_similarity_distributions(
     bins: usize,
 ) -> Result<SimilarityDistributions, EvalError> {
     let per_label = similarity_distributions_per_label(features, labels, neighbours, bins)?;
+    merge_distributions(&per_label, bins)
+}
+
+/// The distributions of all `parts` together (e.g. the per-label ones of
+/// [`similarity_distributions_per_label`]); `bins` must be theirs.
+pub fn merge_distributions(
+    parts: &[SimilarityDistributions],
+    bins: usize,
+) -> Result<SimilarityDistributions, EvalError> {
     let mut total = SimilarityDistributions {
         positive: Histogram::new(bins)?,
         negative: Histogram::new(bins)?,
         kind: PairKind::SameClassNeighbours,
     };
-    for part in &per_label {
+    for part in parts {
         total.positive.absorb(&part.positive);
         total.negative.absorb(&part.negative);
     }

@@ -205,18 +205,9 @@ impl Collection {
             DISTRIBUTION_NEIGHBOURS,
             BINS,
         )?;
-        let mut labelled = SimilarityDistributions {
-            positive: Histogram::new(BINS)?,
-            negative: Histogram::new(BINS)?,
-            kind: eval::PairKind::SameClassNeighbours,
-        };
-        for part in &per_label {
-            labelled.positive.absorb(&part.positive);
-            labelled.negative.absorb(&part.negative);
-        }
         Ok(Distributions {
             random_pairs,
-            labelled: Some(labelled),
+            labelled: Some(eval::merge_distributions(&per_label, BINS)?),
             per_label: self.label_names().iter().cloned().zip(per_label).collect(),
         })
     }

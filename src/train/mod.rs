@@ -265,12 +265,7 @@ pub fn spawn(request: TrainRequest) -> TrainingHandle {
             match outcome {
                 Ok(result) => result,
                 Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "unknown panic".to_owned());
-                    let error = TrainError::Panicked(message);
+                    let error = TrainError::Panicked(panic_message(panic.as_ref()));
                     emit(TrainEvent::Failed {
                         message: error.to_string(),
                     });
@@ -284,6 +279,15 @@ pub fn spawn(request: TrainRequest) -> TrainingHandle {
         control,
         worker,
     }
+}
+
+/// The text a panic was raised with (`panic!("…")` payloads are a `String` or a `&str`).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// Runs a whole training request on this thread, emitting events; ends with `Finished` or

@@ -30,9 +30,10 @@ pub struct Devices {
 #[tauri::command]
 pub async fn list_devices() -> CommandResult<Devices> {
     blocking(|| {
-        let auto = device::select(DeviceChoice::Auto)?;
+        let adapters = device::list_adapters();
+        let auto = device::select_from(DeviceChoice::Auto, &adapters)?;
         Ok(Devices {
-            adapters: device::list_adapters(),
+            adapters,
             auto_name: auto.name,
             auto_notice: auto.notice,
         })
