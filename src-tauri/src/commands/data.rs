@@ -12,7 +12,7 @@ use spreadout::demo::{self, DemoSpec};
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{ImageList, Progress, reporter};
+use super::{ImageList, Progress, cancellable};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -61,17 +61,14 @@ pub async fn check_folder(
     job: String,
     progress: Channel<Progress>,
 ) -> CommandResult<FolderCheck> {
-    let cancel = state.start_job(&job);
-    let result = blocking(move || {
-        let set = data::load_folder(&path, image_size, &reporter(progress, cancel))?;
+    cancellable(&state, &job, progress, move |report| {
+        let set = data::load_folder(&path, image_size, report)?;
         Ok(FolderCheck {
             usable: set.len(),
             skipped: set.skipped,
         })
     })
-    .await;
-    state.finish_job(&job);
-    result
+    .await
 }
 
 /// Stops a running job (folder check, embedding).

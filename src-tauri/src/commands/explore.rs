@@ -11,7 +11,7 @@ use spreadout::train::Neighbour;
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{ImageList, Progress, reporter};
+use super::{ImageList, Progress, cancellable};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -53,19 +53,17 @@ pub async fn open_collection(
         Ok(existing) => existing,
         Err(_) => {
             state.allow(&folder);
-            let cancel = state.start_job(&job);
-            let built = blocking(move || {
+            let built = cancellable(&state, &job, progress, move |report| {
                 let selected = device::select(device)?;
                 Ok(Collection::build(
                     &model,
                     &folder,
                     &selected.device,
-                    &reporter(progress, cancel),
+                    report,
                 )?)
             })
-            .await;
-            state.finish_job(&job);
-            let collection = Arc::new(built?);
+            .await?;
+            let collection = Arc::new(built);
             state.store_collection(key.clone(), collection.clone());
             collection
         }

@@ -6,12 +6,14 @@ pub mod export;
 pub mod train;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use spreadout::data::ImageEntry;
 use tauri::ipc::Channel;
+
+use crate::error::{CommandResult, blocking};
+use crate::state::AppState;
 
 /// Images in row order with their label folders, as the grids show them.
 #[derive(Debug, Serialize)]
@@ -44,14 +46,24 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// A library progress callback that reports through `channel` and stops when `cancel` is set.
-pub fn reporter(
-    channel: Channel<Progress>,
-    cancel: Arc<AtomicBool>,
-) -> impl Fn(usize, usize) -> bool + Sync {
-    move |done, total| {
-        // A closed window only stops the reports; the job itself decides when to stop.
-        let _ = channel.send(Progress { done, total });
-        !cancel.load(Ordering::SeqCst)
-    }
+/// Runs `work` off the async runtime as the cancellable job `job` (an id chosen by the UI):
+/// `work` gets a library progress callback that reports on `progress` and answers `false` once
+/// the UI cancels the job.
+pub async fn cancellable<T: Send + 'static>(
+    state: &AppState,
+    job: &str,
+    progress: Channel<Progress>,
+    work: impl FnOnce(&(dyn Fn(usize, usize) -> bool + Sync)) -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    let cancel = state.start_job(job);
+    let result = blocking(move || {
+        work(&move |done, total| {
+            // A closed window only stops the reports; the job itself decides when to stop.
+            let _ = progress.send(Progress { done, total });
+            !cancel.load(Ordering::SeqCst)
+        })
+    })
+    .await;
+    state.finish_job(job);
+    result
 }
