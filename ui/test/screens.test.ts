@@ -97,6 +97,12 @@ describe('Explore and Export screens', () => {
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
     expect(document.querySelectorAll('#neighbours .neighbour.same, #neighbours .neighbour.other').length).toBe(10);
 
+    // Coming back with the same model keeps the answer instead of recomputing everything.
+    app.go('data');
+    app.go('explore');
+    await app.screens.explore.shown();
+    expect(document.querySelectorAll('#neighbours .neighbour').length).toBe(10);
+
     document.querySelector<HTMLButtonElement>('#compare')!.click();
     // The mock keeps a snapshot per epoch; the last one is the latest model. Oldest first.
     await until(() => document.querySelectorAll('.comparison .strip-block').length === 2);

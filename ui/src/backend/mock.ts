@@ -49,6 +49,12 @@ function labelOf(path: string): number {
   return CLASSES.findIndex((name) => path.includes(`/${name}/`));
 }
 
+/** A square in the colour of the image's label folder. */
+function thumbnail(path: string): string {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[Math.max(0, labelOf(path))]}"/></svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+}
+
 /** The mock, plus what a test does that a person would do with the OS: drop files on the window. */
 export type MockBackend = Backend & { dropFiles(paths: string[]): void };
 
@@ -132,11 +138,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     pickFolder: async () => '/mock/photos',
     pickImage: async () => '/mock/outside/query.png',
     pickSaveFile: async (name) => `/mock/exports/${name}`,
-    thumbnailUrl: (path) => {
-      const label = Math.max(0, labelOf(path));
-      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[label]}"/></svg>`;
-      return `data:image/svg+xml,${encodeURIComponent(svg)}`;
-    },
+    thumbnailUrl: thumbnail,
     onFileDrop: async (handler) => {
       dropHandlers.add(handler);
       return () => dropHandlers.delete(handler);
@@ -156,7 +158,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     demoFolders: async () => ['/mock/demo/train', '/mock/demo/test'],
     augmentPreview: async (paths) =>
       paths.map((path) => {
-        const url = mockBackend().thumbnailUrl(path);
+        const url = thumbnail(path);
         return { path, original: url, views: [url, url] as [string, string] };
       }),
 

@@ -114,7 +114,8 @@ export class ExploreScreen implements Screen {
   private fillSources(): Promise<void> {
     const run = this.selectedRun();
     if (!run) return Promise.resolve();
-    replace(this.sourceSelect, ...this.sources(run).map((source) => h('option', { value: source.model }, source.label)));
+    const previous = this.sourceSelect.value;
+    replace(this.sourceSelect, ...this.sources(run).map((source) => h('option', { value: source.model, selected: source.model === previous }, source.label)));
     this.ready = this.openSelected();
     return this.ready;
   }
@@ -140,8 +141,11 @@ export class ExploreScreen implements Screen {
     if (!run) return;
     this.notices.clear();
     try {
-      this.collection = await this.open(this.sourceSelect.value, run.record.train_dir);
-      const collection = this.collection;
+      const collection = await this.open(this.sourceSelect.value, run.record.train_dir);
+      // Coming back to the screen with the same model (the key changes when the model file does):
+      // keep the grid, the answer on screen and the plots instead of recomputing them.
+      if (collection.key === this.collection?.key) return;
+      this.collection = collection;
       this.grid.setItems(collection.files.map((path, i) => ({ path, label: labelOf(collection, i) })));
       if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be embedded (see the Data screen).`);
       replace(this.results, h('p', { class: 'empty' }, 'Click an image (or select it with the arrow keys and press Enter) to see its nearest neighbours.'));
