@@ -94,6 +94,30 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
     let chance = 100.0 / spec.classes as f64;
     let knn = last.knn_accuracy.expect("labelled evaluation");
     assert!(knn >= chance + 5.0, "kNN {knn}% vs chance {chance}%");
+    // Six fixed probes with five labelled neighbours each, best first, never the probe itself.
+    assert_eq!(last.probes.len(), 6);
+    assert_eq!(
+        last.probes[0].query, first.probes[0].query,
+        "probes are fixed"
+    );
+    for probe in &last.probes {
+        assert_eq!(probe.neighbours.len(), 5);
+        assert!(
+            probe
+                .neighbours
+                .iter()
+                .all(|n| n.path != probe.query && n.same_label.is_some())
+        );
+        assert!(
+            probe
+                .neighbours
+                .windows(2)
+                .all(|w| w[0].score >= w[1].score)
+        );
+    }
+    // A 15-epoch run keeps a snapshot of every epoch for Explore to compare.
+    let snapshots = train::runs::snapshots(&dir.path().join("run"));
+    assert_eq!(snapshots.len(), 15);
     assert!(matches!(
         events.last(),
         Some(TrainEvent::Finished {

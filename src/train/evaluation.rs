@@ -191,7 +191,13 @@ pub(super) fn evaluate(
             seed,
         )?);
     }
-    metrics.probes = probe_neighbours(config, normalization, net, train)?;
+    // When the kNN memory is the training set itself, its centre-view embeddings are the ones the
+    // probes need: reuse them rather than embedding the gallery again.
+    let train_features = match (&evals.memory, &memory) {
+        (Some(set), Some((features, _))) if set.images.is_none() => Some(features.as_slice()),
+        _ => None,
+    };
+    metrics.probes = probe_neighbours(config, normalization, net, train, train_features)?;
     Ok(())
 }
 
@@ -210,6 +216,7 @@ fn probe_neighbours(
     normalization: &Normalization,
     net: &EmbeddingNet,
     train: &ImageSet,
+    train_features: Option<&[f32]>,
 ) -> Result<Vec<ProbeNeighbours>, TrainError> {
     let mut sample: Vec<usize> = (0..train.len()).collect();
     sample.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
@@ -218,15 +225,25 @@ fn probe_neighbours(
         0,
     )));
     sample.truncate(PROBE_GALLERY);
-    let images: Vec<&image::RgbImage> = sample.iter().map(|&i| &train.images[i]).collect();
-    let features = embed::embed_images(
-        net,
-        &images,
-        config.image_size,
-        normalization,
-        View::Center,
-        256,
-    );
+    let dim = config.dim;
+    let features = match train_features {
+        Some(all) => sample
+            .iter()
+            .flat_map(|&i| &all[i * dim..(i + 1) * dim])
+            .copied()
+            .collect(),
+        None => {
+            let images: Vec<&image::RgbImage> = sample.iter().map(|&i| &train.images[i]).collect();
+            embed::embed_images(
+                net,
+                &images,
+                config.image_size,
+                normalization,
+                View::Center,
+                256,
+            )
+        }
+    };
     let gallery = Embeddings::new(&features, config.dim)?;
     let probes = PROBES.min(sample.len());
     let queries = Embeddings::new(&features[..probes * config.dim], config.dim)?;
