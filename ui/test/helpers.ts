@@ -1,13 +1,24 @@
 import { App } from '../src/app';
-import { mockBackend } from '../src/backend/mock';
+import type { TrainConfig } from '../src/backend';
+import { mockBackend, type MockBackend } from '../src/backend/mock';
 
-/** An app over the mock backend with instant training steps, mounted in the document. */
-export async function mountApp(perClass = 5): Promise<App> {
-  document.body.innerHTML = '';
-  const app = new App(mockBackend({ perClass, stepMs: 0 }));
-  document.body.append(app.element);
+/** A mock backend with instant training steps and 5 images per class. */
+export const quickBackend = (): MockBackend => mockBackend({ perClass: 5, stepMs: 0 });
+
+/** An app over `backend`, mounted in the document and started. */
+export async function mountApp(backend: MockBackend = quickBackend()): Promise<App> {
+  const app = new App(backend);
+  document.body.replaceChildren(app.element);
   await app.start();
   return app;
+}
+
+/** Opens the mock folder, applies `config` and starts training from the Train screen. */
+export async function startTraining(app: App, config: Partial<TrainConfig>): Promise<void> {
+  await window.spreadoutTest!.openFolder('/mock/photos', null);
+  window.spreadoutTest!.setConfig(config);
+  app.go('train');
+  await app.screens.train.start();
 }
 
 /** Waits until `check` holds (polling), failing after `ms`. */

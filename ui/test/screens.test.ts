@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { App } from '../src/app';
-import { mockBackend } from '../src/backend/mock';
-import { mountApp, text, until } from './helpers';
+import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 describe('Data screen', () => {
   it('shows count, labels, every skipped file with its reason, and a grid', async () => {
@@ -33,10 +31,7 @@ describe('Data screen', () => {
 describe('Train screen', () => {
   it('runs to the end and draws loss, kNN, histogram and probes', async () => {
     const app = await mountApp();
-    await window.spreadoutTest!.openFolder('/mock/photos', null);
-    window.spreadoutTest!.setConfig({ epochs: 3, batch_size: 10 });
-    app.go('train');
-    await app.screens.train.start();
+    await startTraining(app, { epochs: 3, batch_size: 10 });
     await until(() => document.querySelector('#train-status')?.getAttribute('data-phase') === 'finished');
     const train = app.screens.train;
     expect(train.loss.points().length).toBe(9);
@@ -52,16 +47,13 @@ describe('Train screen', () => {
 
   it('shows the warm-up as such, and stops on request keeping finished epochs', async () => {
     const app = await mountApp();
-    await window.spreadoutTest!.openFolder('/mock/photos', null);
-    window.spreadoutTest!.setConfig({ epochs: 50, batch_size: 2 });
-    app.go('train');
     const phases: string[] = [];
     const original = app.screens.train.onEvent.bind(app.screens.train);
     app.screens.train.onEvent = (event) => {
       if (event.type === 'phase') phases.push(text('#train-status'));
       original(event);
     };
-    await app.screens.train.start();
+    await startTraining(app, { epochs: 50, batch_size: 2 });
     await until(() => app.screens.train.loss.points().length > 3);
     (document.querySelector('#stop') as HTMLButtonElement).click();
     await until(() => app.store.shared.run?.status === 'stopped');
@@ -80,10 +72,7 @@ describe('Train screen', () => {
 describe('Explore and Export screens', () => {
   it('finds neighbours with scores and label frames, maps and exports', async () => {
     const app = await mountApp();
-    await window.spreadoutTest!.openFolder('/mock/photos', null);
-    window.spreadoutTest!.setConfig({ epochs: 2, batch_size: 10 });
-    app.go('train');
-    await app.screens.train.start();
+    await startTraining(app, { epochs: 2, batch_size: 10 });
     await until(() => app.store.shared.run?.status === 'finished');
 
     app.go('explore');
@@ -122,14 +111,9 @@ describe('Explore and Export screens', () => {
 
 describe('Dropping a file', () => {
   it('on any screen opens Explore with the outside image\'s neighbours', async () => {
-    const backend = mockBackend({ perClass: 5, stepMs: 0 });
-    const app = new App(backend);
-    document.body.replaceChildren(app.element);
-    await app.start();
-    await window.spreadoutTest!.openFolder('/mock/photos', null);
-    window.spreadoutTest!.setConfig({ epochs: 1, batch_size: 10 });
-    app.go('train');
-    await app.screens.train.start();
+    const backend = quickBackend();
+    const app = await mountApp(backend);
+    await startTraining(app, { epochs: 1, batch_size: 10 });
     await until(() => app.store.shared.run?.status === 'finished');
     app.go('data');
     backend.dropFiles(['/elsewhere/dog.png']);
@@ -140,21 +124,14 @@ describe('Dropping a file', () => {
 
 describe('Resuming', () => {
   it('offers an unfinished run at the next start and continues it', async () => {
-    const backend = mockBackend({ perClass: 5, stepMs: 0 });
-    const first = new App(backend);
-    document.body.replaceChildren(first.element);
-    await first.start();
-    await window.spreadoutTest!.openFolder('/mock/photos', null);
-    window.spreadoutTest!.setConfig({ epochs: 40, batch_size: 10 });
-    first.go('train');
-    await first.screens.train.start();
+    const backend = quickBackend();
+    const first = await mountApp(backend);
+    await startTraining(first, { epochs: 40, batch_size: 10 });
     await until(() => (first.store.shared.run?.metrics.length ?? 0) >= 1);
     (document.querySelector('#stop') as HTMLButtonElement).click();
     await until(() => first.store.shared.run?.status === 'stopped');
 
-    const second = new App(backend);
-    document.body.replaceChildren(second.element);
-    await second.start();
+    const second = await mountApp(backend);
     expect(text('#resume-offers')).toContain('Unfinished run /mock/runs/run-1');
     [...document.querySelectorAll<HTMLButtonElement>('#resume-offers button')].find((b) => b.textContent === 'Resume')!.click();
     await until(() => second.store.shared.run?.status === 'finished', 10_000);
