@@ -8,7 +8,8 @@
 //! [`center_view`] / [`center_view_into`].
 //!
 //! Between the crop and the final output, pixels are kept as `f32` in `[0, 1]` so that the
-//! successive colour adjustments do not quantise. Each operation draws from the rng only when it
+//! successive colour adjustments do not quantise; the output is 8-bit, as PIL's is, and is
+//! normalised on the training device. Each operation draws from the rng only when it
 //! is switched on, always in the same order, so a seeded rng reproduces a view exactly.
 
 use std::num::NonZeroUsize;
@@ -29,6 +30,11 @@ const GRAYSCALE_PROBABILITY: f64 = 0.2;
 const FLIP_PROBABILITY: f64 = 0.5;
 /// Keeps `Normalize` finite for datasets with a (near-)constant channel.
 const MIN_STD: f32 = 1e-3;
+/// A `[0, 1]` value as the 8-bit pixel PIL would store (ToTensor later divides by 255).
+fn to_u8(value: f32) -> u8 {
+    (value.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
 /// ITU-R 601 luma weights, as used by PIL's `convert("L")`; they sum to 1, so grey stays grey.
 const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 /// Names accepted by [`AugmentOps::disable`].
@@ -214,8 +220,9 @@ pub fn two_views(src: &RgbImage, size: u32, ops: &AugmentOps, seed: u64) -> [Rgb
     })
 }
 
-/// Same random view written as normalised CHW f32 into `out` (len 3*size*size). With the same
-/// rng state it produces exactly the view [`augment_image`] would, without its u8 rounding.
+/// Same random view written as planar (CHW) `u8` into `out` (len 3*size*size): exactly the
+/// pixels of [`augment_image`], in the layout the network reads. The device normalises them
+/// ([`crate::embed::PixelBatch`]), so a batch crosses to it at a quarter of the bytes of `f32`.
 ///
 /// # Panics
 /// If `size` is 0, `src` has no pixels, or `out.len() != 3 * size * size`.
@@ -223,11 +230,10 @@ pub fn augment_into(
     src: &RgbImage,
     size: u32,
     ops: &AugmentOps,
-    norm: &Normalization,
     rng: &mut impl Rng,
-    out: &mut [f32],
+    out: &mut [u8],
 ) {
-    random_view(src, size, ops, rng).write_normalized_chw(norm, out);
+    random_view(src, size, ops, rng).write_planar_u8(out);
 }
 
 /// The deterministic evaluation view: resize so the shorter side is `size` (bilinear/triangle,
@@ -239,12 +245,12 @@ pub fn center_view(src: &RgbImage, size: u32) -> RgbImage {
     center_view_float(src, size).to_rgb8()
 }
 
-/// [`center_view`] written as normalised CHW f32 into `out` (len 3*size*size).
+/// [`center_view`] written as planar (CHW) `u8` into `out` (len 3*size*size).
 ///
 /// # Panics
 /// If `size` is 0, `src` has no pixels, or `out.len() != 3 * size * size`.
-pub fn center_view_into(src: &RgbImage, size: u32, norm: &Normalization, out: &mut [f32]) {
-    center_view_float(src, size).write_normalized_chw(norm, out);
+pub fn center_view_into(src: &RgbImage, size: u32, out: &mut [u8]) {
+    center_view_float(src, size).write_planar_u8(out);
 }
 
 /// The single implementation behind [`augment_image`] and [`augment_into`].
@@ -470,24 +476,22 @@ struct FloatImage {
 impl FloatImage {
     fn to_rgb8(&self) -> RgbImage {
         RgbImage::from_fn(self.width, self.height, |x, y| {
-            let pixel = self.pixels[y as usize * self.width as usize + x as usize];
-            image::Rgb(pixel.map(|value| (value.clamp(0.0, 1.0) * 255.0).round() as u8))
+            image::Rgb(self.pixels[y as usize * self.width as usize + x as usize].map(to_u8))
         })
     }
 
-    fn write_normalized_chw(&self, norm: &Normalization, out: &mut [f32]) {
+    fn write_planar_u8(&self, out: &mut [u8]) {
         let plane = self.pixels.len();
         assert_eq!(
             out.len(),
             3 * plane,
-            "output buffer must hold 3 * {} * {} floats",
+            "output buffer must hold 3 * {} * {} bytes",
             self.width,
             self.height
         );
         for (channel, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-            let (mean, std) = (norm.mean[channel], norm.std[channel]);
-            for (normalized, pixel) in out_plane.iter_mut().zip(&self.pixels) {
-                *normalized = (pixel[channel] - mean) / std;
+            for (value, pixel) in out_plane.iter_mut().zip(&self.pixels) {
+                *value = to_u8(pixel[channel]);
             }
         }
     }
@@ -684,10 +688,6 @@ mod tests {
 
     #[test]
     fn outputs_have_requested_size_for_odd_inputs() {
-        let norm = Normalization {
-            mean: [0.5; 3],
-            std: [0.25; 3],
-        };
         let mut rng = seeded(1);
         for (width, height) in [(1, 1), (7, 300), (300, 7), (1, 400), (640, 480)] {
             let src = gradient_image(width, height);
@@ -703,17 +703,12 @@ mod tests {
                         (size, size),
                         "{width}x{height} -> {size}, {ops:?}"
                     );
-                    let mut out = vec![f32::NAN; (3 * size * size) as usize];
-                    augment_into(&src, size, &ops, &norm, &mut rng, &mut out);
-                    assert!(
-                        out.iter().all(|value| value.is_finite()),
-                        "{width}x{height} -> {size}"
-                    );
+                    let mut out = vec![0u8; (3 * size * size) as usize];
+                    augment_into(&src, size, &ops, &mut rng, &mut out);
                 }
                 assert_eq!(center_view(&src, size).dimensions(), (size, size));
-                let mut out = vec![f32::NAN; (3 * size * size) as usize];
-                center_view_into(&src, size, &norm, &mut out);
-                assert!(out.iter().all(|value| value.is_finite()));
+                let mut out = vec![0u8; (3 * size * size) as usize];
+                center_view_into(&src, size, &mut out);
             }
         }
     }
@@ -721,8 +716,8 @@ mod tests {
     #[test]
     #[should_panic(expected = "output buffer must hold")]
     fn wrong_output_length_is_rejected() {
-        let mut out = vec![0.0; 10];
-        center_view_into(&gradient_image(4, 4), 4, &Normalization::IDENTITY, &mut out);
+        let mut out = vec![0u8; 10];
+        center_view_into(&gradient_image(4, 4), 4, &mut out);
     }
 
     #[test]
@@ -1109,47 +1104,26 @@ mod tests {
     }
 
     #[test]
-    fn augment_into_is_the_normalised_augment_image() {
+    fn augment_into_is_augment_image_in_planar_layout() {
         let src = noise_image(50, 40, 13);
-        let norm = Normalization {
-            mean: [0.45, 0.5, 0.55],
-            std: [0.2, 0.25, 0.3],
-        };
         let size = 24;
+        let plane = (size * size) as usize;
         for seed in 0..20 {
             let view = augment_image(&src, size, &AugmentOps::default(), &mut seeded(seed));
-            let mut out = vec![0.0; (3 * size * size) as usize];
+            let mut out = vec![0u8; 3 * plane];
             augment_into(
                 &src,
                 size,
                 &AugmentOps::default(),
-                &norm,
                 &mut seeded(seed),
                 &mut out,
             );
             for (index, pixel) in view.pixels().enumerate() {
                 for channel in 0..3 {
-                    let displayed = (f32::from(pixel[channel]) / 255.0 - norm.mean[channel])
-                        / norm.std[channel];
-                    let normalized = out[channel * (size * size) as usize + index];
-                    let tolerance = 0.5 / 255.0 / norm.std[channel] + 1e-4;
-                    assert!((displayed - normalized).abs() <= tolerance, "seed {seed}");
+                    assert_eq!(out[channel * plane + index], pixel[channel], "seed {seed}");
                 }
             }
         }
-    }
-
-    #[test]
-    fn an_image_at_the_mean_normalises_to_zero() {
-        let color = [30u8, 140, 220];
-        let src = RgbImage::from_pixel(17, 11, image::Rgb(color));
-        let norm = Normalization {
-            mean: color.map(|value| f32::from(value) / 255.0),
-            std: [0.1, 0.2, 0.3],
-        };
-        let mut out = vec![1.0; 3 * 8 * 8];
-        center_view_into(&src, 8, &norm, &mut out);
-        assert!(out.iter().all(|value| value.abs() < 1e-4), "{out:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! similarity distribution is wanted.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,35 +28,102 @@ pub enum View {
     },
 }
 
-/// Builds the normalised `[n, 3, size, size]` input for `images`, in parallel.
-pub fn input_batch(
-    images: &[&RgbImage],
+/// A batch of network inputs as the host prepares them: planar 8-bit pixels, `[n, 3, size,
+/// size]`. They cross to the device packed four to a 32-bit word (a quarter of the bytes of
+/// `f32`) and are unpacked and normalised there ([`PixelBatch::to_device`]), so the host does
+/// only what must be done per image: decoding-time geometry and colour augmentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelBatch {
+    bytes: Vec<u8>,
+    count: usize,
     size: u32,
-    normalization: &Normalization,
-    view: View,
-    device: &Device,
-) -> Tensor<4> {
-    let pixels = 3 * (size as usize) * (size as usize);
-    let mut data = vec![0f32; images.len() * pixels];
-    data.par_chunks_mut(pixels)
-        .zip(images.par_iter())
-        .enumerate()
-        .for_each(|(i, (out, image))| match view {
-            View::Center => augment::center_view_into(image, size, normalization, out),
-            View::Augmented { ops, seed } => {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-                augment::augment_into(image, size, &ops, normalization, &mut rng, out)
-            }
-        });
-    Tensor::from_data(
-        TensorData::new(data, [images.len(), 3, size as usize, size as usize]),
-        device,
-    )
+}
+
+impl PixelBatch {
+    /// The views of `images`, prepared in parallel on the host.
+    pub fn prepare(images: &[&RgbImage], size: u32, view: View) -> Self {
+        let pixels = 3 * (size as usize) * (size as usize);
+        let mut bytes = vec![0u8; images.len() * pixels];
+        bytes
+            .par_chunks_mut(pixels)
+            .zip(images.par_iter())
+            .enumerate()
+            .for_each(|(i, (out, image))| match view {
+                View::Center => augment::center_view_into(image, size, out),
+                View::Augmented { ops, seed } => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
+                    augment::augment_into(image, size, &ops, &mut rng, out)
+                }
+            });
+        Self {
+            bytes,
+            count: images.len(),
+            size,
+        }
+    }
+
+    /// Images in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The planar pixels, image after image.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Uploads the pixels and normalises them on `device`: `(x / 255 − mean) / std` per
+    /// channel, the `[n, 3, size, size]` float input of the network.
+    pub fn to_device(&self, normalization: &Normalization, device: &Device) -> Tensor<4> {
+        let total = self.bytes.len();
+        // Little-endian words: byte k of word w is pixel 4w + k; the tail is zero-padded.
+        let words: Vec<i32> = self
+            .bytes
+            .chunks(4)
+            .map(|chunk| {
+                let mut word = [0u8; 4];
+                word[..chunk.len()].copy_from_slice(chunk);
+                i32::from_le_bytes(word)
+            })
+            .collect();
+        let word_count = words.len();
+        let packed = Tensor::<1, Int>::from_data(TensorData::new(words, [word_count]), device);
+        // An arithmetic shift sign-extends the top byte; the mask keeps the eight bits wanted.
+        let planes: Vec<Tensor<1, Int>> = (0..4)
+            .map(|k| {
+                packed
+                    .clone()
+                    .bitwise_right_shift_scalar(8 * k)
+                    .bitwise_and_scalar(0xff)
+            })
+            .collect();
+        let side = self.size as usize;
+        let pixels = Tensor::stack::<2>(planes, 1)
+            .reshape([4 * word_count])
+            .slice(0..total)
+            .reshape([self.count, 3, side, side])
+            .float();
+        let scale: Vec<f32> = (0..3)
+            .map(|c| 1.0 / (255.0 * normalization.std[c]))
+            .collect();
+        let shift: Vec<f32> = (0..3)
+            .map(|c| -normalization.mean[c] / normalization.std[c])
+            .collect();
+        let channel = |values: Vec<f32>| {
+            Tensor::<4>::from_data(TensorData::new(values, [1, 3, 1, 1]), device)
+        };
+        pixels * channel(scale) + channel(shift)
+    }
 }
 
 /// Embeds every image (owned or borrowed, so a sample needs no copies); returns a row-major
 /// `n × dim` matrix.
-pub fn embed_images<I: std::borrow::Borrow<RgbImage>>(
+pub fn embed_images<I: std::borrow::Borrow<RgbImage> + Sync>(
     net: &EmbeddingNet,
     images: &[I],
     size: u32,
@@ -64,11 +131,30 @@ pub fn embed_images<I: std::borrow::Borrow<RgbImage>>(
     view: View,
     batch_size: usize,
 ) -> Vec<f32> {
+    embed_images_until(net, images, size, normalization, view, batch_size, &|| true)
+        .expect("never stopped")
+}
+
+/// [`embed_images`] that asks `keep_going` before each batch and returns `None` once it says
+/// no. The next batch is prepared on the host while the device embeds the current one.
+pub fn embed_images_until<I: std::borrow::Borrow<RgbImage> + Sync>(
+    net: &EmbeddingNet,
+    images: &[I],
+    size: u32,
+    normalization: &Normalization,
+    view: View,
+    batch_size: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Option<Vec<f32>> {
     let net = net.valid();
     let device = net.devices().first().cloned().unwrap_or_default();
-    let mut out = Vec::new();
-    for (chunk_index, chunk) in images.chunks(batch_size.max(1)).enumerate() {
-        let refs: Vec<&RgbImage> = chunk.iter().map(|image| image.borrow()).collect();
+    let batch_size = batch_size.max(1);
+    let chunks: Vec<&[I]> = images.chunks(batch_size).collect();
+    let prepare = |chunk_index: usize| {
+        let refs: Vec<&RgbImage> = chunks[chunk_index]
+            .iter()
+            .map(|image| image.borrow())
+            .collect();
         let view = match view {
             View::Center => View::Center,
             View::Augmented { ops, seed } => View::Augmented {
@@ -76,17 +162,28 @@ pub fn embed_images<I: std::borrow::Borrow<RgbImage>>(
                 seed: seed.wrapping_add((chunk_index * batch_size) as u64),
             },
         };
-        let input = input_batch(&refs, size, normalization, view, &device);
-        let embeddings: Vec<f32> = net
-            .forward(input)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("embeddings are floats");
-        out.extend(embeddings);
-    }
-    out
+        PixelBatch::prepare(&refs, size, view)
+    };
+    crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |batches| {
+        let mut out = Vec::with_capacity(images.len() * 128);
+        for batch in batches {
+            if !keep_going() {
+                return None;
+            }
+            let embeddings: Vec<f32> = net
+                .forward(batch.to_device(normalization, &device))
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .expect("embeddings are floats");
+            out.extend(embeddings);
+        }
+        Some(out)
+    })
 }
+
+/// Batches prepared ahead of the device while embedding.
+const PREFETCH_DEPTH: usize = 2;
 
 /// A folder embedded with a trained model: the decoded set (entries, labels, skipped files) and
 /// one row per usable image.
@@ -158,5 +255,92 @@ impl EmbeddedFolder {
             }],
             metadata,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_normalisation_is_the_host_formula_for_every_byte() {
+        // 3 images of 5×5: 225 bytes, not a multiple of four, so the last word is padded.
+        let images: Vec<RgbImage> = (0..3u32)
+            .map(|k| {
+                RgbImage::from_fn(5, 5, |x, y| {
+                    image::Rgb([
+                        (x * 50 + k) as u8,
+                        (y * 60 + 7 * k) as u8,
+                        255 - (x * y * 9) as u8,
+                    ])
+                })
+            })
+            .collect();
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        let batch = PixelBatch::prepare(&refs, 5, View::Center);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.bytes().len(), 3 * 3 * 25);
+        let norm = Normalization {
+            mean: [0.45, 0.5, 0.55],
+            std: [0.2, 0.25, 0.3],
+        };
+        let on_device: Vec<f32> = batch
+            .to_device(&norm, &Device::flex())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (index, (&byte, &value)) in batch.bytes().iter().zip(&on_device).enumerate() {
+            let channel = (index / 25) % 3;
+            let expected = (f32::from(byte) / 255.0 - norm.mean[channel]) / norm.std[channel];
+            assert!(
+                (value - expected).abs() < 1e-5,
+                "pixel {index}: {value} vs {expected}"
+            );
+        }
+        // The centre view of a 5×5 image at size 5 is the image itself, planar.
+        assert_eq!(
+            batch.bytes()[..25],
+            images[0].pixels().map(|p| p[0]).collect::<Vec<_>>()[..]
+        );
+    }
+
+    #[test]
+    fn an_image_at_the_mean_normalises_to_zero() {
+        let color = [30u8, 140, 220];
+        let image = RgbImage::from_pixel(17, 11, image::Rgb(color));
+        let norm = Normalization {
+            mean: color.map(|value| f32::from(value) / 255.0),
+            std: [0.1, 0.2, 0.3],
+        };
+        let values: Vec<f32> = PixelBatch::prepare(&[&image], 8, View::Center)
+            .to_device(&norm, &Device::flex())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(values.iter().all(|value| value.abs() < 1e-4), "{values:?}");
+    }
+
+    #[test]
+    fn a_stopped_embedding_returns_nothing() {
+        let net = crate::model::ModelConfig::resnet18(2, 4, 8).init(&Device::flex());
+        let images: Vec<RgbImage> = (0..6).map(|_| RgbImage::new(8, 8)).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stopped = embed_images_until(
+            &net,
+            &images,
+            8,
+            &Normalization::IDENTITY,
+            View::Center,
+            2,
+            &|| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1,
+        );
+        assert!(stopped.is_none());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "stops at the second batch"
+        );
+        let all = embed_images(&net, &images, 8, &Normalization::IDENTITY, View::Center, 4);
+        assert_eq!(all.len(), 6 * 4);
     }
 }

@@ -16,4 +16,5 @@ pub mod explore;
 pub mod export;
 pub mod loss;
 pub mod model;
+pub mod prefetch;
 pub mod train;
