@@ -15,7 +15,7 @@
 //! negatives of each row to the most or least similar half; the denominator then runs over the
 //! positive and the kept negatives only.
 
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Which negatives enter the loss (paper Table 8).
@@ -31,51 +31,99 @@ pub enum NegativeSampling {
     EasiestHalf,
 }
 
-/// Eq. 7 over a `[2m, d]` batch of L2-normalised features, as a one-element tensor.
+/// The constant masks of one batch shape, built once on the device and reused by every step of
+/// that shape (a run has one shape; a smaller last batch would get its own).
+#[derive(Debug, Clone)]
+pub struct LossMasks {
+    rows: usize,
+    /// 1 where column j is row i's other view.
+    positives: Tensor<2>,
+    /// 1 where column j is a negative of row i: neither itself nor its other view.
+    negatives: Tensor<2>,
+    /// Where a column is outside row i's denominator when every negative is kept: the row itself.
+    not_in_denominator: Tensor<2, Bool>,
+    /// Where a column cannot be a negative (the row itself and its other view).
+    not_negative: Tensor<2, Bool>,
+}
+
+impl LossMasks {
+    /// The masks of a `[rows, d]` batch on `device`.
+    ///
+    /// # Panics
+    /// If `rows` is odd or below four (two instances), which the training loop never produces.
+    pub fn new(rows: usize, device: &Device) -> Self {
+        assert!(
+            rows >= 4 && rows % 2 == 0,
+            "the loss needs an even number of rows (two views per image) and at least two images, got {rows}"
+        );
+        let positives = positive_mask(rows);
+        let negatives = negative_mask(rows);
+        let bool_mask = |values: Vec<bool>| {
+            Tensor::<2, Bool>::from_data(TensorData::new(values, [rows, rows]), device)
+        };
+        Self {
+            rows,
+            not_in_denominator: bool_mask((0..rows * rows).map(|k| k / rows == k % rows).collect()),
+            not_negative: bool_mask(negatives.iter().map(|&n| !n).collect()),
+            positives: float_mask(&positives, rows, device),
+            negatives: float_mask(&negatives, rows, device),
+        }
+    }
+
+    /// Rows of the batch shape these masks are for.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// Eq. 7 over a `[2m, d]` batch of L2-normalised features, as a one-element tensor. Everything
+/// runs on the features' device, the Table 8 negative selection included, so recording a step
+/// never waits for the device.
 ///
-/// Panics if the batch has an odd number of rows or fewer than four (two instances), which the
-/// training loop never produces.
-pub fn spread_out_loss(features: Tensor<2>, tau: f32, sampling: NegativeSampling) -> Tensor<1> {
+/// Panics if `masks` are for another number of rows.
+pub fn spread_out_loss(
+    features: Tensor<2>,
+    tau: f32,
+    sampling: NegativeSampling,
+    masks: &LossMasks,
+) -> Tensor<1> {
     let [rows, _] = features.dims();
-    assert!(
-        rows >= 4 && rows % 2 == 0,
-        "the loss needs an even number of rows (two views per image) and at least two images, got {rows}"
+    assert_eq!(
+        rows, masks.rows,
+        "loss masks are for {} rows, the batch has {rows}",
+        masks.rows
     );
-    let device = features.device();
     let similarity = features
         .clone()
         .matmul(features.detach().transpose())
         .div_scalar(tau);
 
-    let negatives = match sampling {
-        NegativeSampling::All => negative_mask(rows, None),
+    let positives = masks.positives.clone();
+    let (negatives, excluded) = match sampling {
+        NegativeSampling::All => (masks.negatives.clone(), masks.not_in_denominator.clone()),
         NegativeSampling::HardestHalf | NegativeSampling::EasiestHalf => {
-            // Selecting by similarity needs the values; the selection itself carries no gradient.
-            let values: Vec<f32> = similarity
-                .clone()
-                .inner()
-                .into_data()
-                .try_to_vec()
-                .expect("similarity matrix is f32");
-            negative_mask(
-                rows,
-                Some((&values, sampling == NegativeSampling::HardestHalf)),
-            )
+            // The kept half of each row's 2m − 2 negatives (rounded up), chosen on the device by
+            // top-k; the selection itself carries no gradient.
+            let keep = (rows - 2).div_ceil(2);
+            let scores = similarity.clone().detach();
+            let scores = match sampling {
+                NegativeSampling::HardestHalf => scores,
+                _ => scores.neg(),
+            };
+            let (_, kept) = scores
+                .mask_fill(masks.not_negative.clone(), f32::NEG_INFINITY)
+                .topk_with_indices(keep, 1);
+            let device = similarity.device();
+            let negatives = Tensor::<2>::zeros([rows, rows], &device).scatter(
+                1,
+                kept,
+                Tensor::ones([rows, keep], &device),
+                IndexingUpdateOp::Add,
+            );
+            let excluded = (negatives.clone() + positives.clone()).equal_elem(0.0);
+            (negatives, excluded)
         }
     };
-    let positives = positive_mask(rows);
-    let in_denominator: Vec<bool> = negatives
-        .iter()
-        .zip(&positives)
-        .map(|(&n, &p)| n || p)
-        .collect();
-
-    let negatives = float_mask(&negatives, rows, &device);
-    let positives = float_mask(&positives, rows, &device);
-    let excluded = Tensor::<2, Bool>::from_data(
-        TensorData::new(in_denominator.iter().map(|&k| !k).collect(), [rows, rows]),
-        &device,
-    );
 
     // e_ik = exp(s_ik − max_k s_ik) over the denominator's columns (0 elsewhere): the shift keeps
     // every exponential ≤ 1, and it cancels out of every probability.
@@ -122,27 +170,15 @@ fn positive_mask(rows: usize) -> Vec<bool> {
         .collect()
 }
 
-/// Every row other than itself and its positive; with `selection = Some((similarities, hardest))`
-/// only the most (or least) similar half of those, rounded up.
-fn negative_mask(rows: usize, selection: Option<(&[f32], bool)>) -> Vec<bool> {
+/// Every row other than itself and its positive.
+fn negative_mask(rows: usize) -> Vec<bool> {
     let half = rows / 2;
-    let is_candidate = |i: usize, j: usize| j != i && j != (i + half) % rows;
-    let mut mask = vec![false; rows * rows];
-    for i in 0..rows {
-        let mut candidates: Vec<usize> = (0..rows).filter(|&j| is_candidate(i, j)).collect();
-        if let Some((similarity, hardest)) = selection {
-            let row = &similarity[i * rows..(i + 1) * rows];
-            candidates.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            if !hardest {
-                candidates.reverse();
-            }
-            candidates.truncate(candidates.len().div_ceil(2));
-        }
-        for j in candidates {
-            mask[i * rows + j] = true;
-        }
-    }
-    mask
+    (0..rows * rows)
+        .map(|index| {
+            let (i, j) = (index / rows, index % rows);
+            j != i && j != (i + half) % rows
+        })
+        .collect()
 }
 
 fn float_mask(mask: &[bool], rows: usize, device: &Device) -> Tensor<2> {
@@ -162,7 +198,7 @@ mod tests {
             let row: Vec<usize> = (0..rows).filter(|&j| positives[i * rows + j]).collect();
             assert_eq!(row, vec![(i + 3) % rows]);
         }
-        let negatives = negative_mask(rows, None);
+        let negatives = negative_mask(rows);
         for i in 0..rows {
             assert_eq!(
                 (0..rows).filter(|&j| negatives[i * rows + j]).count(),
@@ -172,17 +208,72 @@ mod tests {
         }
     }
 
+    /// Eq. 7 over the chosen negatives, written out row by row in f64: the reference the device
+    /// selection is checked against.
+    fn reference_loss(features: &[Vec<f32>], tau: f64, sampling: NegativeSampling) -> f64 {
+        let rows = features.len();
+        let dot =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum::<f64>();
+        let mut total = 0.0;
+        for i in 0..rows {
+            let positive = (i + rows / 2) % rows;
+            let s: Vec<f64> = (0..rows)
+                .map(|j| dot(&features[i], &features[j]) / tau)
+                .collect();
+            let mut negatives: Vec<usize> =
+                (0..rows).filter(|&j| j != i && j != positive).collect();
+            negatives.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+            if sampling == NegativeSampling::EasiestHalf {
+                negatives.reverse();
+            }
+            if sampling != NegativeSampling::All {
+                negatives.truncate(negatives.len().div_ceil(2));
+            }
+            let denominator: f64 =
+                s[positive].exp() + negatives.iter().map(|&j| s[j].exp()).sum::<f64>();
+            total += (s[positive].exp() / denominator).ln();
+            for &j in &negatives {
+                total += (1.0 - s[j].exp() / denominator).ln();
+            }
+        }
+        -total / rows as f64
+    }
+
     #[test]
-    fn hard_and_easy_halves_split_the_negatives_by_similarity() {
-        let rows = 6;
-        // Row 0's negatives are columns 1, 2, 4, 5 with similarities 0.9, 0.1, 0.5, -0.3.
-        let mut similarity = vec![0.0f32; rows * rows];
-        similarity[..rows].copy_from_slice(&[1.0, 0.9, 0.1, 0.8, 0.5, -0.3]);
-        let hard = negative_mask(rows, Some((&similarity, true)));
-        let easy = negative_mask(rows, Some((&similarity, false)));
-        let chosen = |mask: &[bool]| (0..rows).filter(|&j| mask[j]).collect::<Vec<_>>();
-        assert_eq!(chosen(&hard), vec![1, 4]);
-        assert_eq!(chosen(&easy), vec![2, 5]);
+    fn hard_and_easy_halves_match_a_row_by_row_reference() {
+        let device = Device::flex();
+        let (rows, dim) = (8, 5);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let features: Vec<Vec<f32>> = (0..rows)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+                    .collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        let masks = LossMasks::new(rows, &device);
+        let tensor =
+            Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
+        let mut values = Vec::new();
+        for sampling in [
+            NegativeSampling::All,
+            NegativeSampling::HardestHalf,
+            NegativeSampling::EasiestHalf,
+        ] {
+            let loss: f32 = spread_out_loss(tensor.clone(), 0.5, sampling, &masks).into_scalar();
+            let expected = reference_loss(&features, 0.5, sampling);
+            assert!(
+                (f64::from(loss) - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+                "{sampling:?}: {loss} vs {expected}"
+            );
+            values.push(loss);
+        }
+        assert!(
+            values[0] != values[1] && values[1] != values[2],
+            "{values:?}"
+        );
     }
 
     #[test]
@@ -197,8 +288,11 @@ mod tests {
             TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0], [4, 2]),
             &device,
         );
-        let spread: f32 = spread_out_loss(features, 0.1, NegativeSampling::All).into_scalar();
-        let same: f32 = spread_out_loss(collapsed, 0.1, NegativeSampling::All).into_scalar();
+        let masks = LossMasks::new(4, &device);
+        let spread: f32 =
+            spread_out_loss(features, 0.1, NegativeSampling::All, &masks).into_scalar();
+        let same: f32 =
+            spread_out_loss(collapsed, 0.1, NegativeSampling::All, &masks).into_scalar();
         assert!(spread < 0.01, "spread loss {spread}");
         assert!(same > 1.0, "collapsed loss {same}");
     }
@@ -225,7 +319,8 @@ mod tests {
             let (n, d) = (rows.len(), rows[0].len());
             let features = Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, d]), &device)
                 .require_grad();
-            let loss = spread_out_loss(features.clone(), tau, NegativeSampling::All);
+            let masks = LossMasks::new(n, &device);
+            let loss = spread_out_loss(features.clone(), tau, NegativeSampling::All, &masks);
             let value: f32 = loss.clone().into_data().try_to_vec::<f32>().unwrap()[0];
             let relative = ((value as f64 - expected_loss) / expected_loss).abs();
             assert!(
