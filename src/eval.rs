@@ -573,8 +573,21 @@ pub fn knn_predict(
         return Err(EvalError::InvalidSigma(sigma));
     }
     let neighbours = top_k(test, train, k, false)?;
+    Ok(knn_vote(&neighbours, train_labels, sigma))
+}
+
+/// The weighted vote of [`knn_predict`] over neighbour lists already found (best first, as
+/// [`top_k`] returns them, or a device's top-k), one prediction per list.
+///
+/// # Panics
+/// If a list is empty or names a row outside `train_labels`.
+pub fn knn_vote(
+    neighbours: &[Vec<(usize, f32)>],
+    train_labels: &[usize],
+    sigma: f32,
+) -> Vec<usize> {
     let sigma = f64::from(sigma);
-    Ok(neighbours
+    neighbours
         .iter()
         .map(|list| {
             // Weights are shifted by the best similarity (a common factor that cannot change the
@@ -593,9 +606,9 @@ pub fn knn_predict(
                 .into_iter()
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
                 .map(|(label, _)| label)
-                .expect("top_k returns at least one neighbour from a non-empty train set")
+                .expect("every neighbour list holds at least one neighbour")
         })
-        .collect())
+        .collect()
 }
 
 /// Percentage (0–100) of test rows whose [`knn_predict`] prediction equals its label.

@@ -253,7 +253,29 @@ pub fn read_tensors(path: &Path) -> Result<(TensorsByName, BTreeMap<String, Stri
 pub fn module_tensors<M: Module>(module: &M) -> Vec<NamedTensor> {
     let mut collector = Collector::default();
     module.visit(&mut collector);
-    collector.tensors
+    if collector.flat.is_empty() {
+        return Vec::new();
+    }
+    // One read from the device for the whole module instead of one per tensor.
+    let values: Vec<f32> = Tensor::cat(collector.flat, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("parameters are floats");
+    let mut rest = values.as_slice();
+    collector
+        .named
+        .into_iter()
+        .map(|(name, shape)| {
+            let (values, tail) = rest.split_at(shape.iter().product());
+            rest = tail;
+            NamedTensor {
+                name,
+                shape,
+                values: TensorValues::F32(values.to_vec()),
+            }
+        })
+        .collect()
 }
 
 /// Replaces the module's tensors by the ones named in `tensors` (Burn paths, Burn layout).
@@ -293,8 +315,13 @@ pub fn torch_key(burn_path: &str) -> String {
 /// The network's weights under PyTorch keys and in PyTorch's layout, with
 /// `num_batches_tracked` = `steps` for every batch norm.
 pub fn torch_state_dict(model: &EmbeddingNet, steps: u64) -> Vec<NamedTensor> {
+    torch_state_from(module_tensors(model), steps)
+}
+
+/// [`torch_state_dict`] of tensors already read from the device with [`module_tensors`].
+pub fn torch_state_from(module_tensors: Vec<NamedTensor>, steps: u64) -> Vec<NamedTensor> {
     let mut state = Vec::new();
-    for tensor in module_tensors(model) {
+    for tensor in module_tensors {
         let name = torch_key(&tensor.name);
         if let Some(prefix) = name.strip_suffix(".running_var") {
             state.push(NamedTensor {
@@ -335,6 +362,15 @@ pub fn export_model(
     model: &EmbeddingNet,
     config: &ExportedConfig,
 ) -> Result<PathBuf, ExportError> {
+    write_model(directory, &torch_state_dict(model, config.steps), config)
+}
+
+/// [`export_model`] of a state dict already made with [`torch_state_from`].
+pub fn write_model(
+    directory: &Path,
+    state: &[NamedTensor],
+    config: &ExportedConfig,
+) -> Result<PathBuf, ExportError> {
     let weights = directory.join(MODEL_FILE);
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_owned(), "pt".to_owned());
@@ -342,7 +378,7 @@ pub fn export_model(
         "spreadout_config".to_owned(),
         serde_json::to_string(config).expect("config serialises"),
     );
-    write_tensors(&weights, &torch_state_dict(model, config.steps), metadata)?;
+    write_tensors(&weights, state, metadata)?;
     let json = serde_json::to_vec_pretty(config).expect("config serialises");
     write_atomically(&directory.join(CONFIG_FILE), &json)?;
     Ok(weights)
@@ -396,7 +432,10 @@ pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportErr
 #[derive(Default)]
 struct Collector {
     path: Vec<String>,
-    tensors: Vec<NamedTensor>,
+    /// Name and shape of each tensor, in visiting order.
+    named: Vec<(String, Vec<usize>)>,
+    /// The same tensors, flattened, still on their device.
+    flat: Vec<Tensor<1>>,
 }
 
 impl ModuleVisitor for Collector {
@@ -409,18 +448,11 @@ impl ModuleVisitor for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let tensor = param.val();
+        let tensor = param.val().detach();
         let shape = tensor.dims().to_vec();
-        let values = tensor
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("parameters are floats");
-        self.tensors.push(NamedTensor {
-            name: self.path.join("."),
-            shape,
-            values: TensorValues::F32(values),
-        });
+        self.flat
+            .push(tensor.reshape([shape.iter().product::<usize>()]));
+        self.named.push((self.path.join("."), shape));
     }
 }
 

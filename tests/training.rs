@@ -256,3 +256,81 @@ fn a_diverging_run_stops_with_a_message_and_writes_no_weights() {
     assert!(matches!(events.last(), Some(TrainEvent::Failed { .. })));
     assert!(!run.join("model.safetensors").exists());
 }
+
+#[test]
+fn a_stop_during_evaluation_ends_the_run_and_keeps_the_epoch_just_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 3, 8, 4);
+    let run = dir.path().join("run");
+    let control = Control::default();
+    let summary = train::run(
+        &request(&folders, &run, tiny_config(3, 4)),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Phase {
+                phase: train::Phase::Evaluating,
+            } = event
+            {
+                control.cancel();
+            }
+        },
+    )
+    .unwrap();
+    assert!(summary.cancelled);
+    assert_eq!(summary.epochs_completed, 1);
+    // The evaluation stopped before scoring anything, and the epoch's checkpoint and model were
+    // still written, so a resume starts at epoch 2.
+    let metrics = train::read_metrics(&run).unwrap();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].knn_accuracy, None);
+    assert!(run.join("model.safetensors").is_file());
+    let state = train::checkpoint::read_state(&run).unwrap();
+    assert_eq!(state.epochs_completed, 1);
+}
+
+#[test]
+fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 3);
+    let run = dir.path().join("run");
+    train::run(
+        &request(&folders, &run, tiny_config(1, 4)),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let checkpoint = train::checkpoint::path(&run);
+    let model_before = std::fs::read(run.join("model.safetensors")).unwrap();
+    // Make the rest of the run diverge: the checkpoint's learning rate becomes absurd.
+    let (tensors, mut metadata) = export::read_tensors(&checkpoint).unwrap();
+    let mut state = train::checkpoint::read_state(&run).unwrap();
+    state.config.lr = 1e30;
+    metadata.insert(
+        "spreadout_state".to_owned(),
+        serde_json::to_string(&state).unwrap(),
+    );
+    let tensors: Vec<_> = tensors.into_values().collect();
+    export::write_tensors(&checkpoint, &tensors, metadata).unwrap();
+    let checkpoint_before = std::fs::read(&checkpoint).unwrap();
+
+    let error = train::run(
+        &TrainRequest {
+            resume: true,
+            ..request(&folders, &run, tiny_config(3, 4))
+        },
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("epoch 2") && message.contains("last good checkpoint"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), checkpoint_before);
+    assert_eq!(
+        std::fs::read(run.join("model.safetensors")).unwrap(),
+        model_before
+    );
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 1);
+}

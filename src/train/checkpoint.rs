@@ -52,31 +52,39 @@ pub fn path(run_dir: &Path) -> PathBuf {
 }
 
 /// Writes the checkpoint atomically: an interrupted write keeps the previous one.
+/// `model_tensors` are the network's, read once with [`export::module_tensors`] for the
+/// checkpoint and the exports alike.
 pub fn save(
     run_dir: &Path,
     state: &RunState,
-    net: &EmbeddingNet,
+    model_tensors: &[NamedTensor],
     sgd: &Sgd,
 ) -> Result<(), ExportError> {
-    let mut tensors: Vec<NamedTensor> = export::module_tensors(net)
-        .into_iter()
+    let mut tensors: Vec<NamedTensor> = model_tensors
+        .iter()
         .map(|t| NamedTensor {
             name: format!("{MODEL_PREFIX}{}", t.name),
-            ..t
+            ..t.clone()
         })
         .collect();
-    for (key, velocity) in &sgd.velocity {
-        let values: Vec<f32> = velocity
-            .clone()
+    // One read of all momentum buffers, concatenated, instead of one per parameter.
+    let buffers: Vec<Tensor<1>> = sgd.velocity.values().cloned().collect();
+    if !buffers.is_empty() {
+        let all: Vec<f32> = Tensor::cat(buffers, 0)
             .into_data()
             .convert::<f32>()
             .try_to_vec()
             .expect("momentum is f32");
-        tensors.push(NamedTensor {
-            name: format!("{MOMENTUM_PREFIX}{key}"),
-            shape: vec![values.len()],
-            values: TensorValues::F32(values),
-        });
+        let mut rest = all.as_slice();
+        for (key, velocity) in &sgd.velocity {
+            let (values, tail) = rest.split_at(velocity.dims()[0]);
+            rest = tail;
+            tensors.push(NamedTensor {
+                name: format!("{MOMENTUM_PREFIX}{key}"),
+                shape: vec![values.len()],
+                values: TensorValues::F32(values.to_vec()),
+            });
+        }
     }
     let mut metadata = BTreeMap::new();
     metadata.insert(

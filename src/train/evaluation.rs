@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use burn::tensor::{Device, Tensor, TensorData};
+
 use crate::augment::Normalization;
 use crate::data::{DataError, ImageSet};
 use crate::embed::{self, View};
@@ -120,7 +122,8 @@ pub(super) fn load_eval_sets(
 }
 
 /// Scores the network on the evaluation sets (or, without labels, on two views of training
-/// images) and fills `metrics`.
+/// images) and fills `metrics`. Asks `keep_going` before every batch it embeds and between
+/// scores; returns `false` when it said no (what was scored by then stays in `metrics`).
 pub(super) fn evaluate(
     config: &TrainConfig,
     normalization: &Normalization,
@@ -129,39 +132,73 @@ pub(super) fn evaluate(
     evals: &EvalSets,
     epoch: usize,
     metrics: &mut EpochMetrics,
-) -> Result<(), TrainError> {
+    scoring_device: Option<&Device>,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<bool, TrainError> {
     const BINS: usize = 50;
-    const EVAL_BATCH: usize = 256;
     let embed_set = |set: &LabelledSet| {
-        embed::embed_images(
+        embed::embed_images_until(
             net,
             set.images(train),
             config.image_size,
             normalization,
             View::Center,
             EVAL_BATCH,
+            keep_going,
         )
     };
-    let memory = evals
-        .memory
-        .as_ref()
-        .map(|set| (embed_set(set), &set.labels));
-    let test = evals.test.as_ref().map(|set| (embed_set(set), &set.labels));
+    let memory = match &evals.memory {
+        Some(set) => match embed_set(set) {
+            Some(features) => Some((features, &set.labels)),
+            None => return Ok(false),
+        },
+        None => None,
+    };
+    let test = match &evals.test {
+        Some(set) => match embed_set(set) {
+            Some(features) => Some((features, &set.labels)),
+            None => return Ok(false),
+        },
+        None => None,
+    };
     if let (Some((memory, memory_labels)), Some((test, test_labels))) = (&memory, &test) {
         let memory = Embeddings::new(memory, config.dim)?;
+        let test = Embeddings::new(test, config.dim)?;
         let k = config.knn_k.min(memory.len());
-        metrics.knn_accuracy = Some(eval::knn_accuracy(
-            memory,
-            memory_labels,
-            Embeddings::new(test, config.dim)?,
-            test_labels,
-            k,
-            config.knn_sigma,
-        )?);
+        metrics.knn_accuracy = Some(match scoring_device {
+            // The similarity search (test × memory × dim multiply-adds) on the GPU.
+            Some(device) => {
+                let neighbours = top_k_on(device, test, memory, k, keep_going);
+                let Some(neighbours) = neighbours else {
+                    return Ok(false);
+                };
+                let predictions = eval::knn_vote(&neighbours, memory_labels, config.knn_sigma);
+                let correct = predictions
+                    .iter()
+                    .zip(test_labels.iter())
+                    .filter(|(p, l)| p == l)
+                    .count();
+                100.0 * correct as f64 / test.len().max(1) as f64
+            }
+            None => eval::knn_accuracy(
+                memory,
+                memory_labels,
+                test,
+                test_labels,
+                k,
+                config.knn_sigma,
+            )?,
+        });
+    }
+    if !keep_going() {
+        return Ok(false);
     }
     if let Some((features, labels)) = test.as_ref().or(memory.as_ref()) {
         let features = Embeddings::new(features, config.dim)?;
         metrics.recall_at = Some(eval::recall_at_k(features, labels, &[1, 2, 4, 8])?);
+        if !keep_going() {
+            return Ok(false);
+        }
         metrics.nmi = Some(eval::clustering_nmi(features, labels, config.seed)?);
         metrics.similarity = Some(eval::labelled_similarity_distributions(
             features, labels, 5, BINS,
@@ -171,7 +208,7 @@ pub(super) fn evaluate(
         let sample = &train.images[..train.images.len().min(512)];
         let seed = derive_seed(config.seed, epoch, u64::MAX - 1);
         let view = |offset: u64| {
-            embed::embed_images(
+            embed::embed_images_until(
                 net,
                 sample,
                 config.image_size,
@@ -181,9 +218,12 @@ pub(super) fn evaluate(
                     seed: seed.wrapping_add(offset),
                 },
                 EVAL_BATCH,
+                keep_going,
             )
         };
-        let (a, b) = (view(0), view(1 << 32));
+        let (Some(a), Some(b)) = (view(0), view(1 << 32)) else {
+            return Ok(false);
+        };
         metrics.similarity = Some(eval::view_similarity_distributions(
             Embeddings::new(&a, config.dim)?,
             Embeddings::new(&b, config.dim)?,
@@ -191,14 +231,80 @@ pub(super) fn evaluate(
             seed,
         )?);
     }
+    if !keep_going() {
+        return Ok(false);
+    }
     // When the kNN memory is the training set itself, its centre-view embeddings are the ones the
     // probes need: reuse them rather than embedding the gallery again.
     let train_features = match (&evals.memory, &memory) {
         (Some(set), Some((features, _))) if set.images.is_none() => Some(features.as_slice()),
         _ => None,
     };
-    metrics.probes = probe_neighbours(config, normalization, net, train, train_features)?;
-    Ok(())
+    match probe_neighbours(
+        config,
+        normalization,
+        net,
+        train,
+        train_features,
+        keep_going,
+    )? {
+        Some(probes) => metrics.probes = probes,
+        None => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Images embedded per batch during evaluation.
+const EVAL_BATCH: usize = 256;
+/// Queries scored per similarity matrix on the device: 1024 × 50 000 floats is 200 MB.
+const QUERY_CHUNK: usize = 1024;
+
+/// The `k` most similar `base` rows of each query, best first, found on `device` (a matrix
+/// product and a top-k per chunk of queries; only the `k` winners come back). `None` when
+/// `keep_going` said no. Ties may be ordered differently from [`eval::top_k`].
+fn top_k_on(
+    device: &Device,
+    queries: Embeddings,
+    base: Embeddings,
+    k: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Option<Vec<Vec<(usize, f32)>>> {
+    let dim = base.dim();
+    let upload = |rows: std::ops::Range<usize>, from: Embeddings| {
+        let values: Vec<f32> = rows.clone().flat_map(|i| from.row(i)).copied().collect();
+        Tensor::<2>::from_data(TensorData::new(values, [rows.len(), dim]), device)
+    };
+    let base_t = upload(0..base.len(), base).transpose();
+    let mut found = Vec::with_capacity(queries.len());
+    for start in (0..queries.len()).step_by(QUERY_CHUNK) {
+        if !keep_going() {
+            return None;
+        }
+        let rows = start..(start + QUERY_CHUNK).min(queries.len());
+        let (scores, indices) = upload(rows.clone(), queries)
+            .matmul(base_t.clone())
+            .topk_with_indices(k, 1);
+        let scores: Vec<f32> = scores
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .expect("scores are floats");
+        let indices: Vec<i64> = indices
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .expect("indices are integers");
+        for (row_scores, row_indices) in scores.chunks(k).zip(indices.chunks(k)) {
+            found.push(
+                row_indices
+                    .iter()
+                    .map(|&i| i as usize)
+                    .zip(row_scores.iter().copied())
+                    .collect(),
+            );
+        }
+    }
+    Some(found)
 }
 
 /// Probe images shown with their neighbours after every epoch.
@@ -217,7 +323,8 @@ fn probe_neighbours(
     net: &EmbeddingNet,
     train: &ImageSet,
     train_features: Option<&[f32]>,
-) -> Result<Vec<ProbeNeighbours>, TrainError> {
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Vec<ProbeNeighbours>>, TrainError> {
     let mut sample: Vec<usize> = (0..train.len()).collect();
     sample.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
         config.seed,
@@ -234,14 +341,18 @@ fn probe_neighbours(
             .collect(),
         None => {
             let images: Vec<&image::RgbImage> = sample.iter().map(|&i| &train.images[i]).collect();
-            embed::embed_images(
+            match embed::embed_images_until(
                 net,
                 &images,
                 config.image_size,
                 normalization,
                 View::Center,
-                256,
-            )
+                EVAL_BATCH,
+                keep_going,
+            ) {
+                Some(features) => features,
+                None => return Ok(None),
+            }
         }
     };
     let gallery = Embeddings::new(&features, config.dim)?;
@@ -249,24 +360,62 @@ fn probe_neighbours(
     let queries = Embeddings::new(&features[..probes * config.dim], config.dim)?;
     let found = eval::top_k(queries, gallery, PROBE_NEIGHBOURS + 1, false)?;
     let entry = |row: usize| &train.entries[sample[row]];
-    Ok(found
-        .into_iter()
-        .enumerate()
-        .map(|(probe, hits)| ProbeNeighbours {
-            query: entry(probe).path.clone(),
-            neighbours: hits
-                .into_iter()
-                .filter(|&(row, _)| row != probe)
-                .take(PROBE_NEIGHBOURS)
-                .map(|(row, score)| Neighbour {
-                    path: entry(row).path.clone(),
-                    score,
-                    same_label: entry(probe)
-                        .label
-                        .zip(entry(row).label)
-                        .map(|(a, b)| a == b),
+    Ok(Some(
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(probe, hits)| ProbeNeighbours {
+                query: entry(probe).path.clone(),
+                neighbours: hits
+                    .into_iter()
+                    .filter(|&(row, _)| row != probe)
+                    .take(PROBE_NEIGHBOURS)
+                    .map(|(row, score)| Neighbour {
+                        path: entry(row).path.clone(),
+                        score,
+                        same_label: entry(probe)
+                            .label
+                            .zip(entry(row).label)
+                            .map(|(a, b)| a == b),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn device_top_k_finds_the_host_neighbours() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let dim = 6;
+        let mut unit_rows = |n: usize| -> Vec<f32> {
+            (0..n)
+                .flat_map(|_| {
+                    let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    v.into_iter().map(move |x| x / norm)
                 })
-                .collect(),
-        })
-        .collect())
+                .collect()
+        };
+        let (base, queries) = (unit_rows(2500), unit_rows(1100));
+        let base = Embeddings::new(&base, dim).unwrap();
+        let queries = Embeddings::new(&queries, dim).unwrap();
+        let host = eval::top_k(queries, base, 7, false).unwrap();
+        let device = top_k_on(&Device::flex(), queries, base, 7, &|| true).unwrap();
+        assert_eq!(device.len(), host.len());
+        for (d, h) in device.iter().zip(&host) {
+            let d_rows: Vec<usize> = d.iter().map(|&(row, _)| row).collect();
+            let h_rows: Vec<usize> = h.iter().map(|&(row, _)| row).collect();
+            assert_eq!(d_rows, h_rows);
+            for (a, b) in d.iter().zip(h) {
+                assert!((a.1 - b.1).abs() < 1e-5);
+            }
+        }
+        assert!(top_k_on(&Device::flex(), queries, base, 7, &|| false).is_none());
+    }
 }

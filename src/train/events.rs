@@ -33,6 +33,10 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Training throughput over the epoch (both views counted), images per second.
     pub images_per_sec: f64,
+    /// Share of the epoch's training time the device waited for the batch producer: near 0 when
+    /// augmentation keeps up, near 1 when the host is the bottleneck.
+    #[serde(default)]
+    pub data_wait_fraction: f64,
     /// Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
     pub knn_accuracy: Option<f64>,
     /// Recall@1/2/4/8 in percent on the labelled evaluation set.

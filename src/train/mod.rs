@@ -1,19 +1,26 @@
 //! The training loop: Siamese batches of two augmented views, the spread-out loss, SGD, and after
 //! every epoch an evaluation, `metrics.jsonl`, an atomic checkpoint and an export.
 //!
+//! The loop has the shape of the data's way through it: a batch producer
+//! ([`batches`], run ahead of the device by [`crate::prefetch`]) hands 8-bit pixels to the
+//! device step ([`step`]), whose loss is read one step late so the device never idles waiting
+//! for the host; at the end of each epoch the evaluation ([`evaluation`]) and the run folder
+//! ([`run_folder`]) take over.
+//!
 //! A run is driven by [`run`] on the caller's thread or by [`spawn`] on one long-lived worker
 //! thread; both report through one stream of [`TrainEvent`]s and obey a shared [`Control`]
-//! (pause, resume, cancel within one step). Random streams are derived from the seed, epoch and
-//! step, so a resumed run draws exactly what an uninterrupted one would.
+//! (pause, resume, cancel within one step, evaluation included). Random streams are derived from
+//! the seed, epoch and step, so a resumed run draws exactly what an uninterrupted one would.
 
+pub(crate) mod batches;
 pub mod checkpoint;
 mod evaluation;
 pub mod events;
 pub mod optim;
+mod run_folder;
 pub mod runs;
+pub(crate) mod step;
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,29 +28,23 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use burn::optim::GradientsParams;
+use crate::prefetch;
+
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentOps, Normalization};
 use crate::data::{self, DataError, ImageSet};
-use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
-use crate::embed::{self, View};
+use crate::device::{self, DeviceChoice, DeviceError};
 use crate::eval::EvalError;
-use crate::export::{self, ExportError, ExportedConfig};
-use crate::loss::{NegativeSampling, spread_out_loss};
-use crate::model::{EmbeddingNet, ModelConfig};
+use crate::export::{ExportError, ExportedConfig};
+use crate::loss::NegativeSampling;
+use crate::model::{EmbeddingNet, ModelConfig, Precision};
 pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, TrainEvent};
 pub use optim::{Schedule, Sgd};
-
-/// File of per-epoch metrics in a run folder, one JSON object per line.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// File listing the training files that were skipped, with reasons.
-pub const SKIPPED_FILE: &str = "skipped.json";
-/// File describing the run: device, data and configuration.
-pub const RUN_FILE: &str = "run.json";
+use run_folder::RunFolder;
+pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
 
 /// Hyper-parameters of a run. Defaults are the paper's (§4.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,9 @@ pub struct TrainConfig {
     pub knn_k: usize,
     /// Temperature of the kNN vote weights exp(s/σ).
     pub knn_sigma: f32,
+    /// Number format of the convolutions (runs recorded before it existed trained in f32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +102,7 @@ impl Default for TrainConfig {
             negatives: NegativeSampling::All,
             knn_k: 200,
             knn_sigma: 0.1,
+            precision: Precision::F32,
         }
     }
 }
@@ -336,6 +341,7 @@ fn run_inner(
     };
     config.validate()?;
     let selected = device::select(request.device)?;
+    device::check_precision(&selected, config.precision)?;
     if let Some(notice) = &selected.notice {
         emit(TrainEvent::Warning {
             message: notice.clone(),
@@ -352,28 +358,29 @@ fn run_inner(
             Ok((train, evals))
         },
     );
+    let cancelled = |epochs_completed, metrics| RunSummary {
+        epochs_completed,
+        cancelled: true,
+        metrics,
+    };
     let (train, evals) = match loaded {
         Err(DataError::Cancelled(_)) => {
-            return Ok(RunSummary {
-                epochs_completed: resumed.map_or(0, |state| state.epochs_completed),
-                cancelled: true,
-                metrics: Vec::new(),
-            });
+            return Ok(cancelled(
+                resumed.map_or(0, |state| state.epochs_completed),
+                Vec::new(),
+            ));
         }
         other => other?,
     };
-    fs::create_dir_all(out).map_err(|source| ExportError::Io {
-        path: out.clone(),
-        source,
-    })?;
-    write_json(&out.join(SKIPPED_FILE), &train.skipped)?;
+    let folder = RunFolder::create(out)?;
+    folder.write_skipped(&train.skipped)?;
     if !train.skipped.is_empty() {
         emit(TrainEvent::Warning {
             message: format!(
                 "{} file(s) in {} could not be used and were skipped; see {}",
                 train.skipped.len(),
                 request.train_dir.display(),
-                out.join(SKIPPED_FILE).display()
+                folder.skipped_path().display()
             ),
         });
     }
@@ -382,7 +389,7 @@ fn run_inner(
     let (mut net, mut sgd, normalization, first_epoch, mut steps) = match resumed {
         Some(_) => {
             let restored = checkpoint::load(out, &device)?;
-            truncate_metrics(out, restored.state.epochs_completed)?;
+            folder.start_metrics(Some(restored.state.epochs_completed))?;
             (
                 restored.net,
                 restored.sgd,
@@ -392,7 +399,7 @@ fn run_inner(
             )
         }
         None => {
-            let _ = fs::remove_file(out.join(METRICS_FILE));
+            folder.start_metrics(None)?;
             (
                 config.model_config().init_seeded(&device, config.seed),
                 Sgd::new(config.momentum, config.weight_decay),
@@ -402,20 +409,17 @@ fn run_inner(
             )
         }
     };
-    write_json(
-        &out.join(RUN_FILE),
-        &runs::RunRecord {
-            device: selected.name.clone(),
-            train_dir: request.train_dir.clone(),
-            eval_train_dir: request.eval_train_dir.clone(),
-            eval_test_dir: request.eval_test_dir.clone(),
-            images: train.len(),
-            skipped: train.skipped.len(),
-            labels: train.label_names.clone(),
-            normalization,
-            config: config.clone(),
-        },
-    )?;
+    folder.write_record(&runs::RunRecord {
+        device: selected.name.clone(),
+        train_dir: request.train_dir.clone(),
+        eval_train_dir: request.eval_train_dir.clone(),
+        eval_test_dir: request.eval_test_dir.clone(),
+        images: train.len(),
+        skipped: train.skipped.len(),
+        labels: train.label_names.clone(),
+        normalization,
+        config: config.clone(),
+    })?;
 
     let batch = config.batch_size.min(train.len());
     let steps_per_epoch = train.len() / batch;
@@ -428,90 +432,33 @@ fn run_inner(
         first_epoch: first_epoch + 1,
     });
 
+    let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu);
     let mut metrics = Vec::new();
-    let total_steps = (config.epochs * steps_per_epoch) as f64;
-    let mut warmed_up = false;
     for epoch in first_epoch..config.epochs {
         let epoch_start = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rng_for(config.seed, epoch, u64::MAX));
-        let mut loss_sum = 0.0;
-        let mut train_seconds = 0.0;
-        let mut lr = config.lr;
-        for (step, indices) in order.chunks_exact(batch).enumerate() {
-            if !control.wait_while_paused() {
-                return Ok(RunSummary {
-                    epochs_completed: epoch,
-                    cancelled: true,
-                    metrics,
-                });
-            }
-            if !warmed_up && selected.is_wgpu {
-                emit(TrainEvent::Phase {
-                    phase: Phase::WarmingUp,
-                });
-            }
-            let step_start = Instant::now();
-            lr = config
-                .schedule
-                .lr(config.lr, epoch, config.epochs, steps as f64 / total_steps);
-            let seed = derive_seed(config.seed, epoch, step as u64);
-            let (next, loss) = train_step(
-                &config,
-                &normalization,
-                &train,
-                indices,
-                seed,
-                net,
-                &mut sgd,
-                lr,
-                &selected,
-            );
-            net = next;
-            steps += 1;
-            if !loss.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    loss,
-                });
-            }
-            let seconds = step_start.elapsed().as_secs_f64();
-            if !warmed_up {
-                warmed_up = true;
-                emit(TrainEvent::Phase {
-                    phase: Phase::Training,
-                });
-            } else {
-                train_seconds += seconds;
-            }
-            loss_sum += loss;
-            emit(TrainEvent::Step {
-                epoch: epoch + 1,
-                step: step + 1,
-                steps_per_epoch,
-                loss,
-                lr,
-                images_per_sec: (2 * batch) as f64 / seconds,
-            });
-        }
+        let trained = run.train_epoch(
+            epoch,
+            net,
+            &mut sgd,
+            steps,
+            epoch == first_epoch,
+            control,
+            emit,
+        )?;
+        let Some(trained) = trained else {
+            return Ok(cancelled(epoch, metrics));
+        };
+        net = trained.net;
+        steps = trained.steps;
         emit(TrainEvent::Phase {
             phase: Phase::Evaluating,
         });
-        let measured_steps = if epoch == first_epoch {
-            steps_per_epoch.saturating_sub(1)
-        } else {
-            steps_per_epoch
-        };
         let mut epoch_metrics = EpochMetrics {
             epoch: epoch + 1,
-            loss: loss_sum / steps_per_epoch as f64,
-            lr,
-            images_per_sec: if train_seconds > 0.0 {
-                (measured_steps * 2 * batch) as f64 / train_seconds
-            } else {
-                0.0
-            },
+            loss: trained.loss_sum / steps_per_epoch as f64,
+            lr: trained.lr,
+            images_per_sec: trained.images_per_sec,
+            data_wait_fraction: trained.data_wait_fraction,
             knn_accuracy: None,
             recall_at: None,
             nmi: None,
@@ -519,7 +466,9 @@ fn run_inner(
             probes: Vec::new(),
             seconds: 0.0,
         };
-        evaluation::evaluate(
+        // A Stop during evaluation keeps the epoch just trained: its checkpoint is written with
+        // whatever was scored before the Stop.
+        let evaluated = evaluation::evaluate(
             &config,
             &normalization,
             &net,
@@ -527,34 +476,27 @@ fn run_inner(
             &evals,
             epoch,
             &mut epoch_metrics,
+            selected.is_wgpu.then_some(&selected.device),
+            &|| !control.is_cancelled(),
         )?;
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();
-        append_metrics(out, &epoch_metrics)?;
         let state = checkpoint::RunState {
             config: config.clone(),
             normalization,
             epochs_completed: epoch + 1,
             steps,
         };
-        checkpoint::save(out, &state, &net, &sgd)?;
         let exported = ExportedConfig {
             model: config.model_config(),
             normalization,
             tau: config.tau,
             steps,
         };
-        export::export_model(out, &net, &exported)?;
-        if runs::keeps_snapshot(epoch + 1, config.epochs) {
-            export::export_model(&runs::snapshot_dir(out, epoch + 1), &net, &exported)?;
-        }
+        folder.end_epoch(&state, &net, &sgd, &epoch_metrics, &exported)?;
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
-        if control.is_cancelled() {
-            return Ok(RunSummary {
-                epochs_completed: epoch + 1,
-                cancelled: true,
-                metrics,
-            });
+        if !evaluated || control.is_cancelled() {
+            return Ok(cancelled(epoch + 1, metrics));
         }
     }
     Ok(RunSummary {
@@ -564,50 +506,166 @@ fn run_inner(
     })
 }
 
-/// One optimiser step on the images at `indices`; returns the new network and the loss.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn train_step(
-    config: &TrainConfig,
-    normalization: &Normalization,
-    train: &ImageSet,
-    indices: &[usize],
-    seed: u64,
-    net: EmbeddingNet,
-    sgd: &mut Sgd,
+/// What the epochs of one run share.
+pub(crate) struct EpochRunner<'a> {
+    config: &'a TrainConfig,
+    train: &'a ImageSet,
+    device_step: step::DeviceStep,
+    batch: usize,
+    total_steps: u64,
+    /// Whether the first step compiles and tunes kernels (a wgpu device) and says so.
+    warm_up: bool,
+}
+
+/// An epoch's training, done.
+pub(crate) struct TrainedEpoch {
+    pub(crate) net: EmbeddingNet,
+    /// Optimiser steps of the run so far.
+    pub(crate) steps: u64,
+    pub(crate) loss_sum: f64,
+    pub(crate) lr: f64,
+    /// Throughput between the first and the last loss read (the first step, which may compile
+    /// kernels, is not counted).
+    pub(crate) images_per_sec: f64,
+    /// Seconds from the epoch's start to its last loss read.
+    pub(crate) seconds: f64,
+    pub(crate) data_wait_fraction: f64,
+}
+
+/// A recorded step whose loss has not been read yet.
+struct PendingLoss {
+    step: usize,
+    loss: burn::tensor::Tensor<1>,
     lr: f64,
-    selected: &SelectedDevice,
-) -> (EmbeddingNet, f64) {
-    // Rows 0..m are the first views and m..2m the second views of the same images.
-    let images: Vec<_> = indices
-        .iter()
-        .chain(indices)
-        .map(|&i| &train.images[i])
-        .collect();
-    let device = selected.device.clone().autodiff();
-    let input = embed::input_batch(
-        &images,
-        config.image_size,
-        normalization,
-        View::Augmented {
-            ops: config.augment,
-            seed,
-        },
-        &device,
-    );
-    let features = net.forward(input);
-    let loss = spread_out_loss(features, config.tau, config.negatives);
-    let value: f64 = loss
-        .clone()
-        .inner()
-        .into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("loss is a float")[0];
-    if !value.is_finite() {
-        return (net, value);
+}
+
+impl<'a> EpochRunner<'a> {
+    /// Epochs of `config` over `train` on `device` (an autodiff device); `warm_up` when the
+    /// first step compiles and tunes GPU kernels, which the run then reports as its own phase.
+    pub(crate) fn new(
+        config: &'a TrainConfig,
+        train: &'a ImageSet,
+        normalization: Normalization,
+        device: &burn::tensor::Device,
+        warm_up: bool,
+    ) -> Self {
+        let batch = config.batch_size.min(train.len());
+        Self {
+            config,
+            train,
+            device_step: step::DeviceStep::new(config, normalization, batch, device),
+            batch,
+            total_steps: (config.epochs * (train.len() / batch)) as u64,
+            warm_up,
+        }
     }
-    let grads = GradientsParams::from_grads(loss.backward(), &net);
-    (sgd.step(lr, net, grads), value)
+
+    /// Trains one epoch: batches come from the producer thread, each step is recorded on the
+    /// device, and the previous step's loss is read once the next one is queued. `None` when
+    /// cancelled (the epoch's progress is dropped; the last checkpoint stands).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn train_epoch(
+        &self,
+        epoch: usize,
+        net: EmbeddingNet,
+        sgd: &mut Sgd,
+        steps: u64,
+        first_of_run: bool,
+        control: &Control,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Option<TrainedEpoch>, TrainError> {
+        let config = self.config;
+        let plan = batches::epoch_batches(config.seed, epoch, self.train.len(), self.batch);
+        let steps_per_epoch = plan.len();
+        let produce = |step: usize| batches::prepare(config, self.train, &plan[step], epoch, step);
+        let epoch_start = Instant::now();
+        prefetch::scoped(batches::PREFETCH_DEPTH, plan.len(), produce, |queue| {
+            let mut net = net;
+            let mut steps = steps;
+            let mut lr = config.lr;
+            let mut loss_sum = 0.0;
+            let mut pending: Option<PendingLoss> = None;
+            // Throughput is timed between loss reads, after the first: that one includes the
+            // kernel compilation and autotuning of a fresh GPU run.
+            let mut first_read: Option<Instant> = None;
+            let mut last_read = epoch_start;
+            let mut reads = 0usize;
+            let mut report = |done: PendingLoss, emit: &mut dyn FnMut(TrainEvent)| {
+                let loss = step::read_loss(done.loss);
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        step: done.step + 1,
+                        loss,
+                    });
+                }
+                let now = Instant::now();
+                let seconds = now.duration_since(last_read).as_secs_f64();
+                last_read = now;
+                if first_read.is_none() {
+                    first_read = Some(now);
+                    if first_of_run && self.warm_up {
+                        emit(TrainEvent::Phase {
+                            phase: Phase::Training,
+                        });
+                    }
+                } else {
+                    reads += 1;
+                }
+                loss_sum += loss;
+                emit(TrainEvent::Step {
+                    epoch: epoch + 1,
+                    step: done.step + 1,
+                    steps_per_epoch,
+                    loss,
+                    lr: done.lr,
+                    images_per_sec: (2 * self.batch) as f64 / seconds.max(1e-9),
+                });
+                Ok(())
+            };
+            if first_of_run && self.warm_up {
+                emit(TrainEvent::Phase {
+                    phase: Phase::WarmingUp,
+                });
+            }
+            for (step, pixels) in queue.by_ref().enumerate() {
+                if !control.wait_while_paused() {
+                    return Ok(None);
+                }
+                lr = config.schedule.lr(
+                    config.lr,
+                    epoch,
+                    config.epochs,
+                    steps as f64 / self.total_steps as f64,
+                );
+                let (next, loss) = self.device_step.record(net, sgd, lr, &pixels);
+                net = next;
+                steps += 1;
+                if let Some(done) = pending.replace(PendingLoss { step, loss, lr }) {
+                    report(done, emit)?;
+                }
+            }
+            if let Some(done) = pending.take() {
+                report(done, emit)?;
+            }
+            let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
+            let timed =
+                first_read.map_or(0.0, |first| last_read.duration_since(first).as_secs_f64());
+            Ok(Some(TrainedEpoch {
+                net,
+                steps,
+                loss_sum,
+                lr,
+                images_per_sec: if timed > 0.0 {
+                    (reads * 2 * self.batch) as f64 / timed
+                } else {
+                    0.0
+                },
+                seconds: train_seconds,
+                data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
+            }))
+        })
+    }
 }
 
 pub(super) fn load_with_progress(
@@ -649,55 +707,168 @@ pub(super) fn derive_seed(seed: u64, epoch: usize, step: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
-    let json = serde_json::to_vec_pretty(value).expect("serialisable");
-    export::write_atomically(path, &json)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::{self, TensorValues};
+    use crate::loss::{LossMasks, spread_out_loss};
+    use burn::optim::GradientsParams;
+    use burn::tensor::Device;
+    use image::RgbImage;
+    use rand::Rng;
 
-fn append_metrics(out: &Path, metrics: &EpochMetrics) -> Result<(), ExportError> {
-    let path = out.join(METRICS_FILE);
-    let io = |source| ExportError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io)?;
-    let line = serde_json::to_string(metrics).expect("metrics serialise");
-    writeln!(file, "{line}").map_err(io)
-}
+    fn config() -> TrainConfig {
+        TrainConfig {
+            epochs: 2,
+            batch_size: 4,
+            image_size: 8,
+            width: 2,
+            dim: 8,
+            ..TrainConfig::default()
+        }
+    }
 
-/// Keeps the first `epochs` lines of `metrics.jsonl`: an epoch whose checkpoint was never written
-/// will be trained again.
-fn truncate_metrics(out: &Path, epochs: usize) -> Result<(), ExportError> {
-    let path = out.join(METRICS_FILE);
-    let Ok(text) = fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .take(epochs)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    export::write_atomically(&path, kept.as_bytes())
-}
+    fn noise_set(count: usize) -> ImageSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        ImageSet {
+            root: "noise".into(),
+            entries: Vec::new(),
+            images: (0..count)
+                .map(|_| RgbImage::from_fn(10, 12, |_, _| image::Rgb(rng.random())))
+                .collect(),
+            label_names: Vec::new(),
+            skipped: Vec::new(),
+            formats: Default::default(),
+        }
+    }
 
-/// Reads a run folder's `metrics.jsonl`.
-pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>, ExportError> {
-    let path = run_dir.join(METRICS_FILE);
-    let text = fs::read_to_string(&path).map_err(|source| ExportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line).map_err(|error| ExportError::Format {
-                path: path.clone(),
-                message: error.to_string(),
+    /// The loop as written before prefetching: each batch prepared on this thread, its loss
+    /// computed and differentiated at once, nothing ahead and nothing deferred.
+    fn serial_reference(config: &TrainConfig, set: &ImageSet) -> EmbeddingNet {
+        let device = Device::flex().autodiff();
+        let normalization = Normalization::from_images(&set.images);
+        let mut net = config.model_config().init_seeded(&device, config.seed);
+        let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+        let batch = config.batch_size;
+        let masks = LossMasks::new(2 * batch, &device);
+        let total = (config.epochs * (set.len() / batch)) as f64;
+        let mut steps = 0;
+        for epoch in 0..config.epochs {
+            let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
+            for (step, indices) in plan.iter().enumerate() {
+                let pixels = batches::prepare(config, set, indices, epoch, step);
+                // The device normalisation is checked against the host formula in `embed`; here
+                // it is shared so the comparison isolates the loop (a tiny network amplifies a
+                // 3e-7 input difference to 1e-3 in the weights within two steps).
+                let input = pixels.to_device(&normalization, &device);
+                let loss =
+                    spread_out_loss(net.forward(input), config.tau, config.negatives, &masks);
+                let lr = config
+                    .schedule
+                    .lr(config.lr, epoch, config.epochs, steps as f64 / total);
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = sgd.step(lr, net, grads);
+                steps += 1;
+            }
+        }
+        net
+    }
+
+    #[test]
+    fn the_overlapped_loop_reaches_the_serial_reference_weights() {
+        let config = config();
+        let set = noise_set(13);
+        let device = Device::flex().autodiff();
+        let normalization = Normalization::from_images(&set.images);
+        let runner = EpochRunner::new(&config, &set, normalization, &device, false);
+        let mut net = config.model_config().init_seeded(&device, config.seed);
+        let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+        let mut steps = 0;
+        let mut events = Vec::new();
+        for epoch in 0..config.epochs {
+            let trained = runner
+                .train_epoch(
+                    epoch,
+                    net,
+                    &mut sgd,
+                    steps,
+                    epoch == 0,
+                    &Control::default(),
+                    &mut |e| events.push(e),
+                )
+                .unwrap()
+                .expect("not cancelled");
+            net = trained.net;
+            steps = trained.steps;
+            assert!((0.0..=1.0).contains(&trained.data_wait_fraction));
+        }
+        assert_eq!(steps, 6, "13 images in batches of 4: three steps an epoch");
+        let reported: Vec<(usize, usize)> = events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::Step { epoch, step, .. } => Some((*epoch, *step)),
+                _ => None,
             })
-        })
-        .collect()
+            .collect();
+        assert_eq!(
+            reported,
+            vec![(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+        );
+
+        let reference = export::module_tensors(&serial_reference(&config, &set));
+        let overlapped = export::module_tensors(&net);
+        assert_eq!(reference.len(), overlapped.len());
+        for (a, b) in reference.iter().zip(&overlapped) {
+            assert_eq!(a.name, b.name);
+            let (TensorValues::F32(x), TensorValues::F32(y)) = (&a.values, &b.values) else {
+                panic!("{} is not f32", a.name);
+            };
+            for (p, q) in x.iter().zip(y) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                    "{}: {p} vs {q}",
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancel_while_batches_are_prefetched_ends_the_epoch_at_the_next_step() {
+        let config = TrainConfig {
+            epochs: 1,
+            ..config()
+        };
+        let set = noise_set(40);
+        let device = Device::flex().autodiff();
+        let runner = EpochRunner::new(
+            &config,
+            &set,
+            Normalization::from_images(&set.images),
+            &device,
+            false,
+        );
+        let control = Control::default();
+        let mut steps_after_cancel = 0;
+        let outcome = runner
+            .train_epoch(
+                0,
+                config.model_config().init_seeded(&device, 0),
+                &mut Sgd::new(0.9, 5e-4),
+                0,
+                true,
+                &control,
+                &mut |event| {
+                    if let TrainEvent::Step { .. } = event {
+                        if control.is_cancelled() {
+                            steps_after_cancel += 1;
+                        }
+                        control.cancel();
+                    }
+                },
+            )
+            .unwrap();
+        assert!(outcome.is_none(), "cancelled");
+        assert_eq!(steps_after_cancel, 0, "no step is reported after the Stop");
+    }
 }

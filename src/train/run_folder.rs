@@ -1,0 +1,139 @@
+//! The run folder's files, owned by one type: `run.json`, `skipped.json`, `metrics.jsonl`, the
+//! checkpoint, the exported model and the per-epoch snapshots. The end of an epoch writes them
+//! in one place ([`RunFolder::end_epoch`]), from one read of the weights.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::checkpoint::{self, RunState};
+use super::{EpochMetrics, Sgd, runs};
+use crate::data::SkippedFile;
+use crate::export::{self, ExportError, ExportedConfig};
+use crate::model::EmbeddingNet;
+
+/// File of per-epoch metrics in a run folder, one JSON object per line.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// File listing the training files that were skipped, with reasons.
+pub const SKIPPED_FILE: &str = "skipped.json";
+/// File describing the run: device, data and configuration.
+pub const RUN_FILE: &str = "run.json";
+
+/// One run's folder.
+pub(super) struct RunFolder {
+    dir: PathBuf,
+}
+
+impl RunFolder {
+    /// The folder at `dir`, created if needed.
+    pub(super) fn create(dir: &Path) -> Result<Self, ExportError> {
+        fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Where `skipped.json` is.
+    pub(super) fn skipped_path(&self) -> PathBuf {
+        self.dir.join(SKIPPED_FILE)
+    }
+
+    /// Writes `skipped.json`.
+    pub(super) fn write_skipped(&self, skipped: &[SkippedFile]) -> Result<(), ExportError> {
+        write_json(&self.skipped_path(), &skipped)
+    }
+
+    /// Writes `run.json`.
+    pub(super) fn write_record(&self, record: &runs::RunRecord) -> Result<(), ExportError> {
+        write_json(&self.dir.join(RUN_FILE), record)
+    }
+
+    /// Starts `metrics.jsonl` afresh, or, on a resume, keeps its first `epochs_completed` lines:
+    /// an epoch whose checkpoint was never written will be trained again.
+    pub(super) fn start_metrics(&self, epochs_completed: Option<usize>) -> Result<(), ExportError> {
+        let path = self.dir.join(METRICS_FILE);
+        let Some(epochs) = epochs_completed else {
+            let _ = fs::remove_file(&path);
+            return Ok(());
+        };
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let kept: String = text
+            .lines()
+            .take(epochs)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        export::write_atomically(&path, kept.as_bytes())
+    }
+
+    /// Everything an epoch leaves behind, in the order a crash can interrupt safely: its metrics
+    /// line, the checkpoint (weights, momentum, position), the exported model and, for the
+    /// epochs [`runs::keeps_snapshot`] names, a snapshot. The weights are read from the device
+    /// once for all of them.
+    pub(super) fn end_epoch(
+        &self,
+        state: &RunState,
+        net: &EmbeddingNet,
+        sgd: &Sgd,
+        metrics: &EpochMetrics,
+        exported: &ExportedConfig,
+    ) -> Result<(), ExportError> {
+        self.append_metrics(metrics)?;
+        let tensors = export::module_tensors(net);
+        checkpoint::save(&self.dir, state, &tensors, sgd)?;
+        let torch_state = export::torch_state_from(tensors, exported.steps);
+        export::write_model(&self.dir, &torch_state, exported)?;
+        if runs::keeps_snapshot(state.epochs_completed, state.config.epochs) {
+            export::write_model(
+                &runs::snapshot_dir(&self.dir, state.epochs_completed),
+                &torch_state,
+                exported,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), ExportError> {
+        let path = self.dir.join(METRICS_FILE);
+        let io = |source| ExportError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        let line = serde_json::to_string(metrics).expect("metrics serialise");
+        writeln!(file, "{line}").map_err(io)
+    }
+}
+
+/// Reads a run folder's `metrics.jsonl`.
+pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>, ExportError> {
+    let path = run_dir.join(METRICS_FILE);
+    let text = fs::read_to_string(&path).map_err(|source| ExportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).map_err(|error| ExportError::Format {
+                path: path.clone(),
+                message: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
+    let json = serde_json::to_vec_pretty(value).expect("serialisable");
+    export::write_atomically(path, &json)
+}

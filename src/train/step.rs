@@ -1,0 +1,160 @@
+//! The device step: one optimiser step recorded on the training device from a prepared batch of
+//! pixels, with nothing read back to the host.
+//!
+//! Everything constant is built once: the loss masks of the batch shape stay on the device. The
+//! loss comes back as a device tensor; the loop reads it one step later ([`read_loss`]), when the
+//! next step is already queued, so the device never drains waiting for the host.
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+
+use super::{Sgd, TrainConfig};
+use crate::augment::Normalization;
+use crate::embed::PixelBatch;
+use crate::loss::{LossMasks, NegativeSampling, spread_out_loss};
+use crate::model::{EmbeddingNet, Precision};
+
+/// What every step of a run shares.
+pub(crate) struct DeviceStep {
+    device: Device,
+    normalization: Normalization,
+    masks: LossMasks,
+    tau: f32,
+    negatives: NegativeSampling,
+    precision: Precision,
+}
+
+impl DeviceStep {
+    /// Steps of `config` over batches of `batch` images (2·`batch` rows) on `device` (an
+    /// autodiff device).
+    pub(crate) fn new(
+        config: &TrainConfig,
+        normalization: Normalization,
+        batch: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            device: device.clone(),
+            normalization,
+            masks: LossMasks::new(2 * batch, device),
+            tau: config.tau,
+            negatives: config.negatives,
+            precision: config.precision,
+        }
+    }
+
+    /// Records forward, Eq. 7, backward and the SGD update for `pixels` (rows `0..m` the first
+    /// views, `m..2m` the second views of the same images). Returns the updated network and the
+    /// loss, still on the device.
+    pub(crate) fn record(
+        &self,
+        net: EmbeddingNet,
+        sgd: &mut Sgd,
+        lr: f64,
+        pixels: &PixelBatch,
+    ) -> (EmbeddingNet, Tensor<1>) {
+        let input = pixels.to_device(&self.normalization, &self.device);
+        let features = net.forward_at(input, self.precision);
+        let loss = spread_out_loss(features, self.tau, self.negatives, &self.masks);
+        // The value without its graph: kept to be read after the next step is queued.
+        let value = loss.clone().inner();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        (sgd.step(lr, net, grads), value)
+    }
+}
+
+/// Waits for a recorded step's loss and reads it.
+pub(crate) fn read_loss(loss: Tensor<1>) -> f64 {
+    loss.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("loss is a float")[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::{self, TensorValues};
+    use burn::tensor::FloatDType;
+    use image::RgbImage;
+    use rand::{Rng, SeedableRng};
+
+    /// One step at `precision` from the same weights and batch; the loss and the updated weights.
+    fn one_step(precision: Precision) -> (f64, Vec<f32>) {
+        let config = TrainConfig {
+            width: 2,
+            dim: 8,
+            image_size: 8,
+            batch_size: 4,
+            precision,
+            ..TrainConfig::default()
+        };
+        let device = Device::flex().autodiff();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let images: Vec<RgbImage> = (0..8)
+            .map(|_| RgbImage::from_fn(8, 8, |_, _| image::Rgb(rng.random())))
+            .collect();
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        let pixels = PixelBatch::prepare(&refs, 8, crate::embed::View::Center);
+        let step = DeviceStep::new(&config, Normalization::from_images(&images), 4, &device);
+        let net = config.model_config().init_seeded(&device, 2);
+        let mut sgd = Sgd::new(0.9, 5e-4);
+        let (net, loss) = step.record(net, &mut sgd, 0.1, &pixels);
+        let weights = export::module_tensors(&net)
+            .into_iter()
+            .find(|t| t.name == "conv1.weight")
+            .map(|t| match t.values {
+                TensorValues::F32(values) => values,
+                TensorValues::I64(_) => unreachable!(),
+            })
+            .unwrap();
+        (read_loss(loss), weights)
+    }
+
+    #[test]
+    fn f16_convolutions_train_f32_master_weights_close_to_f32() {
+        if !Device::flex().supports_dtype(FloatDType::F16) {
+            eprintln!("flex has no f16 here; skipping");
+            return;
+        }
+        let (loss32, weights32) = one_step(Precision::F32);
+        let (loss16, weights16) = one_step(Precision::F16);
+        assert!(loss16.is_finite());
+        assert!(
+            (loss16 - loss32).abs() < 1e-2 * loss32.abs(),
+            "loss f16 {loss16} vs f32 {loss32}"
+        );
+        // The gradient reached the f32 weights through the casts, and points the same way.
+        let (_, initial) = {
+            let config = TrainConfig {
+                width: 2,
+                dim: 8,
+                image_size: 8,
+                ..TrainConfig::default()
+            };
+            let net = config.model_config().init_seeded(&Device::flex(), 2);
+            let t = export::module_tensors(&net)
+                .into_iter()
+                .find(|t| t.name == "conv1.weight")
+                .unwrap();
+            (
+                (),
+                match t.values {
+                    TensorValues::F32(v) => v,
+                    TensorValues::I64(_) => unreachable!(),
+                },
+            )
+        };
+        let delta = |w: &[f32]| {
+            w.iter()
+                .zip(&initial)
+                .map(|(a, b)| a - b)
+                .collect::<Vec<_>>()
+        };
+        let (d32, d16) = (delta(&weights32), delta(&weights16));
+        let dot: f32 = d32.iter().zip(&d16).map(|(a, b)| a * b).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(norm(&d16) > 0.0, "f16 step left the weights unchanged");
+        assert!(dot / (norm(&d32) * norm(&d16)) > 0.95, "updates disagree");
+    }
+}
