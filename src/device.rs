@@ -51,9 +51,143 @@ pub struct Adapter {
     pub api: String,
     /// Driver name and version, as reported.
     pub driver: String,
+    /// What Burn compiles for it and which fast paths it has; filled by [`describe_compute`]
+    /// (which opens the device), `None` until then.
+    #[serde(default)]
+    pub compute: Option<Compute>,
     /// Burn's selector for this adapter: the n-th adapter of its kind.
     #[serde(skip)]
     selector: Option<DeviceKind>,
+}
+
+/// How Burn computes on an adapter once it opens it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compute {
+    /// The shader language kernels are compiled to: `SPIR-V` (Vulkan's native compiler, with
+    /// cooperative-matrix kernels), `MSL` (Metal's, with simdgroup matrices) or `WGSL` (the
+    /// portable fallback, no matrix units).
+    pub compiler: String,
+    /// Operand types of the matrix (tensor-core) instructions the kernels may use, e.g.
+    /// `f16×f16→f32`; empty when matrix kernels are unavailable.
+    pub matrix_units: Vec<String>,
+    /// Whether 16-bit float arithmetic is available, which `--precision f16` needs.
+    pub f16: bool,
+}
+
+impl Compute {
+    /// One line for a device list, e.g. `SPIR-V, matrix units f16×f16→f32, f16`.
+    pub fn summary(&self) -> String {
+        let matrix = if self.matrix_units.is_empty() {
+            "no matrix units".to_owned()
+        } else {
+            format!("matrix units {}", self.matrix_units.join(" "))
+        };
+        let f16 = if self.f16 { "f16" } else { "no f16" };
+        format!("{}, {matrix}, {f16}", self.compiler)
+    }
+}
+
+/// Opens each adapter's device through Burn's runtime and records what it computes with (see
+/// [`Compute`]). Slow (it starts every driver), so meant for device lists, not for every run.
+pub fn describe_compute(adapters: Vec<Adapter>) -> Vec<Adapter> {
+    adapters
+        .into_iter()
+        .map(|adapter| {
+            let compute = adapter.selector.clone().and_then(|selector| {
+                // A driver that fails to open a device must not take the list down with it.
+                std::panic::catch_unwind(|| open_compute(selector)).ok()
+            });
+            Adapter { compute, ..adapter }
+        })
+        .collect()
+}
+
+fn open_compute(selector: DeviceKind) -> Compute {
+    use cubecl::device::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
+    // The same device (and so the same compute client) `Device::wgpu(selector)` trains on.
+    let kind = match selector.clone() {
+        DeviceKind::DiscreteGpu(i) => WgpuDeviceKind::DiscreteGpu(i),
+        DeviceKind::IntegratedGpu(i) => WgpuDeviceKind::IntegratedGpu(i),
+        DeviceKind::VirtualGpu(i) => WgpuDeviceKind::VirtualGpu(i),
+        DeviceKind::Cpu => WgpuDeviceKind::Cpu,
+        DeviceKind::DefaultDevice => WgpuDeviceKind::DefaultDevice,
+        DeviceKind::Existing(id) => WgpuDeviceKind::Existing(id),
+    };
+    let client = cubecl::Device::Wgpu(WgpuDevice::new(kind).on(WgpuBackend::Auto)).client();
+    let compiler = match client.name() {
+        "wgpu<spirv>" => "SPIR-V",
+        "wgpu<msl>" => "MSL",
+        _ => "WGSL",
+    };
+    let mut matrix_units: Vec<String> = client
+        .properties()
+        .features
+        .matmul
+        .cmma
+        .iter()
+        .map(|mma| format!("{}×{}→{}", mma.a_type, mma.b_type, mma.cd_type))
+        .collect();
+    matrix_units.dedup();
+    Compute {
+        compiler: compiler.to_owned(),
+        matrix_units,
+        f16: Device::wgpu(selector).supports_dtype(burn::tensor::FloatDType::F16),
+    }
+}
+
+/// Turns on the persistent kernel caches before any device is opened: autotune results and,
+/// on the SPIR-V path, compiled kernels are kept in `dir`, so a second launch's first step
+/// skips compilation and tuning. A `cubecl.toml` or `CUBECL_*` variables the user set still
+/// apply; only the cache location (when left at its default) and the kernel cache switch are
+/// ours. Returns `false` when the configuration was already fixed (a device was opened first).
+pub fn configure_kernel_cache(dir: &std::path::Path) -> bool {
+    use cubecl::config::cache::CacheConfig;
+    use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.compilation.cache = true;
+    if matches!(config.environment.path, CacheConfig::Target) {
+        config.environment.path = CacheConfig::Directory(dir.to_owned());
+    }
+    CubeClRuntimeConfig::try_set(config)
+}
+
+/// The CLI's kernel cache folder: `~/.cache/spreadout` (`$XDG_CACHE_HOME` honoured; the
+/// platform's cache folder elsewhere, the temporary folder when there is no home).
+pub fn default_cache_dir() -> std::path::PathBuf {
+    use etcetera::BaseStrategy;
+    etcetera::choose_base_strategy()
+        .map(|strategy| strategy.cache_dir())
+        .unwrap_or_else(|_| std::env::temp_dir())
+        .join("spreadout")
+}
+
+/// Refuses a precision the device cannot compute in, with the reason and what to do.
+///
+/// # Errors
+/// [`DeviceError::Precision`] for `f16` on the CPU backend or on an adapter without f16.
+pub fn check_precision(
+    selected: &SelectedDevice,
+    precision: crate::model::Precision,
+) -> Result<(), DeviceError> {
+    use crate::model::Precision;
+    match precision {
+        Precision::F32 => Ok(()),
+        Precision::F16 if !selected.is_wgpu => Err(DeviceError::Precision(format!(
+            "--precision f16 needs a GPU; {} computes f16 in software, slower than f32. Use --precision f32",
+            selected.name
+        ))),
+        Precision::F16
+            if !selected
+                .device
+                .supports_dtype(burn::tensor::FloatDType::F16) =>
+        {
+            Err(DeviceError::Precision(format!(
+                "{} has no 16-bit float support (its driver does not offer shader-f16); use --precision f32",
+                selected.name
+            )))
+        }
+        Precision::F16 => Ok(()),
+    }
 }
 
 /// The adapters of the graphics API burn-wgpu will use (the first of Vulkan, Metal, DX12 that has
@@ -112,6 +246,7 @@ fn enumerate_adapters() -> Vec<Adapter> {
                     driver: format!("{} {}", info.driver, info.driver_info)
                         .trim()
                         .to_owned(),
+                    compute: None,
                     selector,
                 }
             })
@@ -181,6 +316,9 @@ pub enum DeviceError {
     /// An adapter Burn has no selector for.
     #[error("adapter {0} ({1}) cannot be addressed by burn-wgpu; pick another")]
     Unaddressable(usize, String),
+    /// A precision the device cannot compute in.
+    #[error("{0}")]
+    Precision(String),
 }
 
 fn software_note(adapters: &[Adapter]) -> String {
@@ -204,6 +342,28 @@ pub struct SelectedDevice {
     pub is_wgpu: bool,
     /// Set when `auto` fell back to the CPU; to be shown to the user.
     pub notice: Option<String>,
+    /// Burn's selector of the wgpu adapter; `None` for the CPU backend.
+    selector: Option<DeviceKind>,
+}
+
+impl SelectedDevice {
+    /// What Burn compiles for this device (opens it); `None` for the CPU backend, whose kernels
+    /// are native Rust, or when the driver fails to open it.
+    pub fn compute(&self) -> Option<Compute> {
+        let selector = self.selector.clone()?;
+        std::panic::catch_unwind(|| open_compute(selector)).ok()
+    }
+
+    /// Burn's backend behind the device: `wgpu` or `flex` (or `ndarray`).
+    pub fn backend(&self) -> &'static str {
+        if self.is_wgpu {
+            "wgpu"
+        } else if self.name.contains("ndarray") {
+            "ndarray"
+        } else {
+            "flex"
+        }
+    }
 }
 
 /// The CPU backend: Burn's `flex`, the fastest CPU backend that builds from crates.io alone
@@ -214,6 +374,7 @@ pub fn cpu() -> SelectedDevice {
         name: "CPU (Burn flex backend)".to_owned(),
         is_wgpu: false,
         notice: None,
+        selector: None,
     }
 }
 
@@ -226,6 +387,7 @@ pub fn ndarray() -> SelectedDevice {
         name: "CPU (Burn ndarray backend)".to_owned(),
         is_wgpu: false,
         notice: None,
+        selector: None,
     }
 }
 
@@ -289,10 +451,11 @@ fn wgpu_device(adapter: &Adapter) -> Result<SelectedDevice, DeviceError> {
         AdapterKind::Other => "other adapter",
     };
     Ok(SelectedDevice {
-        device: Device::wgpu(selector),
+        device: Device::wgpu(selector.clone()),
         name: format!("{} ({}, {kind})", adapter.name, adapter.api),
         is_wgpu: true,
         notice: None,
+        selector: Some(selector),
     })
 }
 
@@ -307,6 +470,7 @@ mod tests {
             kind,
             api: "Vulkan".into(),
             driver: String::new(),
+            compute: None,
             selector,
         }
     }

@@ -11,7 +11,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,29 @@ impl Stem {
         } else {
             Stem::Imagenet
         }
+    }
+}
+
+/// The number format the convolutions compute in. Weights, batch norm, the head, the
+/// normalisation and the loss always stay `f32`: `f16` is mixed precision made by hand (Burn
+/// has no autocast), casting each convolution's input and weight to `f16` and its output back,
+/// which is where a GPU's matrix units (NVIDIA's Vulkan cooperative matrices take `f16`) pay off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in 32-bit floats.
+    #[default]
+    F32,
+    /// Convolutions in 16-bit floats, everything else in 32-bit.
+    F16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        })
     }
 }
 
@@ -163,11 +188,14 @@ impl BasicBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+    fn forward(&self, x: Tensor<4>, precision: Precision) -> Tensor<4> {
+        let out = relu(
+            self.bn1
+                .forward(convolve(&self.conv1, x.clone(), precision)),
+        );
+        let out = self.bn2.forward(convolve(&self.conv2, out, precision));
         let identity = match &self.shortcut {
-            Some(shortcut) => shortcut.bn.forward(shortcut.conv.forward(x)),
+            Some(shortcut) => shortcut.bn.forward(convolve(&shortcut.conv, x, precision)),
             None => x,
         };
         relu(out + identity)
@@ -191,7 +219,12 @@ pub struct EmbeddingNet {
 impl EmbeddingNet {
     /// `[batch, 3, size, size]` normalised images → `[batch, dim]` L2-normalised embeddings.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(images)));
+        self.forward_at(images, Precision::F32)
+    }
+
+    /// [`Self::forward`] with the convolutions computed at `precision`; the output is `f32`.
+    pub fn forward_at(&self, images: Tensor<4>, precision: Precision) -> Tensor<2> {
+        let mut x = relu(self.bn1.forward(convolve(&self.conv1, images, precision)));
         if let Some(pool) = &self.max_pool {
             x = pool.forward(x);
         }
@@ -202,11 +235,32 @@ impl EmbeddingNet {
             .chain(&self.layer3)
             .chain(&self.layer4)
         {
-            x = block.forward(x);
+            x = block.forward(x, precision);
         }
         let [batch, channels, _, _] = x.dims();
         let features = self.pool.forward(x).reshape([batch, channels]);
         l2_normalize(self.linear.forward(features))
+    }
+}
+
+/// One bias-free convolution of this network at `precision`. In `f16` the input and the weight
+/// are cast (differentiably, so the `f32` weight receives the gradient) and the output is cast
+/// back for batch norm.
+fn convolve(conv: &Conv2d, x: Tensor<4>, precision: Precision) -> Tensor<4> {
+    match precision {
+        Precision::F32 => conv.forward(x),
+        Precision::F16 => {
+            // Every convolution here pads by half its (odd) kernel, as `conv` builds them.
+            let padding = [conv.kernel_size[0] / 2, conv.kernel_size[1] / 2];
+            let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+            conv2d(
+                x.cast(FloatDType::F16),
+                conv.weight.val().cast(FloatDType::F16),
+                None,
+                options,
+            )
+            .cast(FloatDType::F32)
+        }
     }
 }
 
@@ -294,6 +348,34 @@ mod tests {
         assert!(values.iter().any(|v| v.abs() > bound * 0.9));
         let gamma = a.iter().find(|t| t.name == "bn1.gamma").unwrap();
         assert_eq!(gamma.values, crate::export::TensorValues::F32(vec![1.0; 4]));
+    }
+
+    #[test]
+    fn half_precision_convolutions_stay_close_to_f32() {
+        let device = Device::flex();
+        if !device.supports_dtype(FloatDType::F16) {
+            eprintln!("flex has no f16 here; skipping");
+            return;
+        }
+        let model = ModelConfig::resnet18(4, 8, 16).init_seeded(&device, 1);
+        let images = Tensor::<4>::random([4, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let full: Vec<f32> = model
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let half: Vec<f32> = model
+            .forward_at(images, Precision::F16)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let worst = full
+            .iter()
+            .zip(&half)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst > 0.0, "f16 should round somewhere");
+        assert!(worst < 2e-2, "f16 embeddings differ from f32 by {worst}");
     }
 
     #[test]

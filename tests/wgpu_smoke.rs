@@ -6,7 +6,7 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use spreadout::device::{self, DeviceChoice};
-use spreadout::loss::{NegativeSampling, spread_out_loss};
+use spreadout::loss::{LossMasks, NegativeSampling, spread_out_loss};
 use spreadout::model::ModelConfig;
 use spreadout::train::Sgd;
 
@@ -26,9 +26,15 @@ fn run(device: &Device, inputs: &[Vec<f32>], rows: usize, size: usize) -> (Vec<f
         .into_data()
         .try_to_vec::<f32>()
         .unwrap();
+    let masks = LossMasks::new(rows, &device);
     let mut losses = Vec::new();
     for input in inputs {
-        let loss = spread_out_loss(net.forward(batch(input)), 0.1, NegativeSampling::All);
+        let loss = spread_out_loss(
+            net.forward(batch(input)),
+            0.1,
+            NegativeSampling::All,
+            &masks,
+        );
         losses.push(loss.clone().into_data().try_to_vec::<f32>().unwrap()[0]);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = sgd.step(0.03, net, grads);
@@ -45,7 +51,14 @@ fn a_few_steps_on_wgpu_match_the_cpu_backend() {
         );
     };
     let gpu = device::select(DeviceChoice::Adapter(adapter.index)).expect("adapter selectable");
-    eprintln!("wgpu adapter: {}", gpu.name);
+    // What `spreadout devices` says of it: the compiler Burn picked for this adapter.
+    let compute = gpu.compute().expect("the adapter opens");
+    eprintln!("wgpu adapter: {} — {}", gpu.name, compute.summary());
+    // lavapipe may or may not qualify for the SPIR-V compiler; either way it is named.
+    assert!(
+        ["SPIR-V", "MSL", "WGSL"].contains(&compute.compiler.as_str()),
+        "{compute:?}"
+    );
 
     let (rows, size) = (8, 8);
     let inputs: Vec<Vec<f32>> = (0..3)

@@ -53,6 +53,12 @@ pub fn run() {
                 None => app.path().app_data_dir()?,
             };
             std::fs::create_dir_all(&data_dir)?;
+            // Before any device opens, so a second launch starts with tuned, compiled kernels.
+            let cache_dir = match std::env::var_os("SPREADOUT_DATA_DIR") {
+                Some(dir) => std::path::PathBuf::from(dir).join("cache"),
+                None => app.path().app_cache_dir()?,
+            };
+            spreadout::device::configure_kernel_cache(&cache_dir);
             app.manage(AppState::new(&data_dir, open_demo, test_hooks));
             Ok(())
         })

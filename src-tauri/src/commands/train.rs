@@ -30,7 +30,7 @@ pub struct Devices {
 #[tauri::command]
 pub async fn list_devices() -> CommandResult<Devices> {
     blocking(|| {
-        let adapters = device::list_adapters();
+        let adapters = device::describe_compute(device::list_adapters());
         let auto = device::select_from(DeviceChoice::Auto, &adapters)?;
         Ok(Devices {
             adapters,
