@@ -1,7 +1,12 @@
-//! Throughput measurements for `spreadout bench`: training images per second for each device and
-//! network width, and decode/augment images per second. Numbers, not assertions: they belong in
-//! the README's table, never in a timed test.
+//! Throughput measurements for `spreadout bench`: training images per second for each device,
+//! network width and precision, and decode / augment images per second. Numbers, not
+//! assertions: they belong in the README's table (and, with `--json`, in
+//! `scripts/bench-vs-pytorch.sh`'s side-by-side table), never in a timed test.
+//!
+//! A training row runs the training loop's own epoch (`train::EpochRunner`): the batch producer
+//! thread, the device step and the deferred loss read, so what is timed is what a run does.
 
+use std::path::Path;
 use std::time::Instant;
 
 use image::{Rgb, RgbImage};
@@ -12,10 +17,12 @@ use serde::Serialize;
 use crate::augment::{AugmentOps, Normalization};
 use crate::data::{self, DataError, ImageSet};
 use crate::demo::{self, DemoError, DemoSpec};
-use crate::device::SelectedDevice;
-use crate::train::{self, Sgd, TrainConfig};
+use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
+use crate::embed::{PixelBatch, View};
+use crate::model::{Precision, Stem};
+use crate::train::{Control, EpochRunner, Sgd, TrainConfig, TrainError};
 
-/// Why the data benchmark could not run.
+/// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// No temporary folder for the generated images.
@@ -24,144 +31,341 @@ pub enum BenchError {
     /// The generated images could not be written.
     #[error(transparent)]
     Demo(#[from] DemoError),
-    /// The generated images could not be read back.
+    /// The images could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A device could not be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A training step failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
 }
 
-/// One line of the benchmark table.
+/// One line of the benchmark table (one JSON object with `--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
-    /// What was measured, e.g. "train ResNet-18 w16, 32 px, batch 128×2".
+    /// `train`, `decode` or `augment`.
     pub task: String,
-    /// Where it ran.
+    /// What exactly, e.g. "ResNet-18 w16, CIFAR stem, 32 px, batch 128×2".
+    pub detail: String,
+    /// Where it ran, as `spreadout devices` names it.
     pub device: String,
-    /// Images per second (both views counted for training).
+    /// Burn backend: `wgpu`, `flex`, `ndarray`; `cpu` for the data rows.
+    pub backend: String,
+    /// Shader compiler (`SPIR-V`, `MSL`, `WGSL`) on wgpu, `native` on the CPU backends.
+    pub compiler: String,
+    /// `f32` or `f16` for training rows, `u8` for the data rows.
+    pub precision: String,
+    /// Network width (training rows).
+    pub width: Option<usize>,
+    /// Images per batch (each gives two views in training).
+    pub batch: usize,
+    /// Square input side.
+    pub image_size: u32,
+    /// Images per second (both views counted in training).
     pub images_per_sec: f64,
-    /// Seconds per step or per image batch, for context.
+    /// Seconds per step (training) or for the whole set (data rows).
     pub seconds: f64,
+    /// Share of step time the device waited for its input (training rows).
+    pub data_wait_fraction: Option<f64>,
 }
 
-/// Training throughput of ResNet-18 at `width` on `device`: `warmup` untimed steps (kernel
-/// compilation, autotuning), then the mean over `steps` timed ones. Real steps: augmentation,
-/// forward, loss, backward and SGD update.
+/// One training configuration to time.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingCase {
+    /// ResNet-18 base width.
+    pub width: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Square input side (≤ 64 px: CIFAR stem, else ImageNet stem).
+    pub image_size: u32,
+    /// Convolution precision.
+    pub precision: Precision,
+}
+
+/// The devices a benchmark runs on: the one `choice` names, or, without a choice, the CPU and
+/// every real GPU (software rasterisers too with `include_software`).
+///
+/// # Errors
+/// As [`device::select`].
+pub fn devices(
+    choice: Option<DeviceChoice>,
+    include_software: bool,
+) -> Result<Vec<SelectedDevice>, DeviceError> {
+    if let Some(choice) = choice {
+        return Ok(vec![device::select(choice)?]);
+    }
+    let mut devices = vec![device::cpu()];
+    #[cfg(feature = "ndarray")]
+    devices.push(device::ndarray());
+    let adapters = device::list_adapters();
+    for adapter in &adapters {
+        if adapter.kind.is_gpu() || include_software {
+            devices.push(device::select_from(
+                DeviceChoice::Adapter(adapter.index),
+                &adapters,
+            )?);
+        }
+    }
+    Ok(devices)
+}
+
+/// Training throughput of `case` on `device`: `warmup` untimed steps (kernel compilation,
+/// autotuning), then `steps` timed ones, each a real step of the training loop: both views
+/// augmented on the producer thread, uploaded as 8-bit pixels, forward, Eq. 7, backward and the
+/// SGD update, the loss read one step late.
+///
+/// # Errors
+/// [`BenchError::Device`] when the device cannot compute at the case's precision.
 pub fn training(
     device: &SelectedDevice,
-    width: usize,
-    batch_size: usize,
-    image_size: u32,
+    case: TrainingCase,
     warmup: usize,
     steps: usize,
-) -> BenchRow {
+) -> Result<BenchRow, BenchError> {
+    device::check_precision(device, case.precision)?;
     let config = TrainConfig {
-        width,
-        batch_size,
-        image_size,
+        width: case.width,
+        batch_size: case.batch_size,
+        image_size: case.image_size,
+        precision: case.precision,
         ..TrainConfig::default()
     };
-    let images = random_images(batch_size, image_size, 0);
-    let set = ImageSet {
+    let autodiff = device.device.clone().autodiff();
+    let mut net = config.model_config().init_seeded(&autodiff, 0);
+    let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+    let control = Control::default();
+    let mut steps_done = 0;
+    let mut timed = None;
+    // Two epochs over two sets of random images: the first as long as the warm-up, the second
+    // as long as the timed part.
+    for (epoch, count) in [warmup, steps.max(1)].into_iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
+        let normalization = Normalization::from_images(&set.images);
+        let runner = EpochRunner::new(&config, &set, normalization, &autodiff, false);
+        let trained = runner
+            .train_epoch(
+                epoch,
+                net,
+                &mut sgd,
+                steps_done,
+                false,
+                &control,
+                &mut |_| {},
+            )?
+            .expect("a benchmark is never cancelled");
+        net = trained.net;
+        steps_done = trained.steps;
+        timed = Some((count, trained.seconds, trained.data_wait_fraction));
+    }
+    let (count, seconds, wait) = timed.expect("at least one timed step");
+    let per_step = seconds / count as f64;
+    let stem = match Stem::for_image_size(case.image_size) {
+        Stem::Cifar => "CIFAR stem",
+        Stem::Imagenet => "ImageNet stem",
+    };
+    Ok(BenchRow {
+        task: "train".to_owned(),
+        detail: format!(
+            "ResNet-18 w{}, {stem}, {} px, batch {}×2, {}",
+            case.width, case.image_size, case.batch_size, case.precision
+        ),
+        device: device.name.clone(),
+        backend: device.backend().to_owned(),
+        compiler: compiler_of(device),
+        precision: case.precision.to_string(),
+        width: Some(case.width),
+        batch: case.batch_size,
+        image_size: case.image_size,
+        images_per_sec: (2 * case.batch_size) as f64 / per_step,
+        seconds: per_step,
+        data_wait_fraction: Some(wait),
+    })
+}
+
+fn compiler_of(device: &SelectedDevice) -> String {
+    match device.compute() {
+        Some(compute) => compute.compiler,
+        None if device.is_wgpu => "unknown".to_owned(),
+        None => "native".to_owned(),
+    }
+}
+
+/// Decoding (files → RGB at the training size) and augmentation (two random training views per
+/// image, as 8-bit planar pixels) throughput on this machine's CPU cores, at each of `sizes`.
+/// The images are the JPEGs (or any images) under `photos`, at most `limit` of them; without
+/// `photos`, generated PNG shapes (which decode far faster than photographs).
+///
+/// # Errors
+/// [`BenchError`] when the images cannot be made or read.
+pub fn data_pipeline(
+    photos: Option<&Path>,
+    limit: usize,
+    sizes: &[u32],
+) -> Result<Vec<BenchRow>, BenchError> {
+    let generated;
+    let (dir, kind) = match photos {
+        Some(dir) => (dir.to_owned(), "photos"),
+        None => {
+            generated = tempfile::tempdir().map_err(BenchError::TempDir)?;
+            let spec = DemoSpec {
+                classes: 6,
+                train_per_class: limit.div_ceil(6),
+                test_per_class: 0,
+                size: 64,
+                seed: 0,
+            };
+            (
+                demo::generate(generated.path(), &spec)?.train,
+                "generated PNG",
+            )
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = Vec::new();
+    for &size in sizes {
+        // Only the first `limit` files: the scan is cheap, decoding is what is measured.
+        let mut scan = data::scan(&dir)?;
+        scan.entries.truncate(limit);
+        let start = Instant::now();
+        let set = data::load(&scan, size, &|_, _| true)?;
+        let decode_seconds = start.elapsed().as_secs_f64();
+        let images: Vec<&RgbImage> = set.images.iter().chain(&set.images).collect();
+        let start = Instant::now();
+        let batch = PixelBatch::prepare(
+            &images,
+            size,
+            View::Augmented {
+                ops: AugmentOps::default(),
+                seed: 0,
+            },
+        );
+        let augment_seconds = start.elapsed().as_secs_f64();
+        let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
+            task: task.to_owned(),
+            detail,
+            device: format!("CPU, {cores} threads"),
+            backend: "cpu".to_owned(),
+            compiler: "native".to_owned(),
+            precision: "u8".to_owned(),
+            width: None,
+            batch: count,
+            image_size: size,
+            images_per_sec: count as f64 / seconds,
+            seconds,
+            data_wait_fraction: None,
+        };
+        rows.push(row(
+            "decode",
+            format!("decode + resize {} {kind} to {size} px", set.len()),
+            set.len(),
+            decode_seconds,
+        ));
+        rows.push(row(
+            "augment",
+            format!("two augmented views, {size} px ({} views)", batch.len()),
+            batch.len(),
+            augment_seconds,
+        ));
+    }
+    Ok(rows)
+}
+
+/// `count` random-noise images of `size`²: content does not change a network's cost.
+fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let images = (0..count)
+        .map(|_| {
+            RgbImage::from_fn(size, size, |_, _| {
+                Rgb([rng.random(), rng.random(), rng.random()])
+            })
+        })
+        .collect();
+    ImageSet {
         root: "synthetic".into(),
         entries: Vec::new(),
         images,
         label_names: Vec::new(),
         skipped: Vec::new(),
         formats: Default::default(),
-    };
-    let normalization = Normalization::from_images(&set.images);
-    let autodiff = device.device.clone().autodiff();
-    let mut net = config.model_config().init_seeded(&autodiff, 0);
-    let mut sgd = Sgd::new(config.momentum, config.weight_decay);
-    let indices: Vec<usize> = (0..batch_size).collect();
-    let mut step = |net| {
-        train::train_step(
-            &config,
-            &normalization,
-            &set,
-            &indices,
-            0,
-            net,
-            &mut sgd,
-            0.03,
-            device,
-        )
-        .0
-    };
-    for _ in 0..warmup {
-        net = step(net);
-    }
-    let start = Instant::now();
-    for _ in 0..steps {
-        net = step(net);
-    }
-    let seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
-    BenchRow {
-        task: format!("train ResNet-18 w{width}, {image_size} px, batch {batch_size}×2"),
-        device: device.name.clone(),
-        images_per_sec: (2 * batch_size) as f64 / seconds,
-        seconds,
     }
 }
 
-/// Decoding throughput (PNG files of the demo set → resized RGB) and augmentation throughput
-/// (two random training views per image), on this machine's CPU cores.
-pub fn data_pipeline(images: usize, image_size: u32) -> Result<Vec<BenchRow>, BenchError> {
-    let folder = tempfile::tempdir().map_err(BenchError::TempDir)?;
-    let per_class = images.div_ceil(6);
-    let spec = DemoSpec {
-        classes: 6,
-        train_per_class: per_class,
-        test_per_class: 0,
-        size: image_size,
-        seed: 0,
-    };
-    let folders = demo::generate(folder.path(), &spec)?;
-    let start = Instant::now();
-    let set = data::load_folder(&folders.train, image_size, &|_, _| true)?;
-    let decode_seconds = start.elapsed().as_secs_f64();
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let normalization = Normalization::from_images(&set.images);
-    let refs: Vec<&RgbImage> = set.images.iter().chain(&set.images).collect();
-    let start = Instant::now();
-    let _batch = crate::embed::input_batch(
-        &refs,
-        image_size,
-        &normalization,
-        crate::embed::View::Augmented {
-            ops: AugmentOps::default(),
-            seed: 0,
-        },
-        &burn::tensor::Device::flex(),
-    );
-    let augment_seconds = start.elapsed().as_secs_f64();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(vec![
-        BenchRow {
-            task: format!(
-                "decode + resize PNG to {image_size} px ({} files)",
-                set.len()
-            ),
-            device: format!("CPU, {cores} threads"),
-            images_per_sec: set.len() as f64 / decode_seconds,
-            seconds: decode_seconds,
-        },
-        BenchRow {
-            task: format!("augment two views, {image_size} px ({} views)", refs.len()),
-            device: format!("CPU, {cores} threads"),
-            images_per_sec: refs.len() as f64 / augment_seconds,
-            seconds: augment_seconds,
-        },
-    ])
-}
+    #[test]
+    fn a_training_row_times_real_steps_on_the_cpu() {
+        let case = TrainingCase {
+            width: 2,
+            batch_size: 4,
+            image_size: 16,
+            precision: Precision::F32,
+        };
+        let row = training(&device::cpu(), case, 1, 2).unwrap();
+        assert_eq!(row.task, "train");
+        assert_eq!(
+            (row.backend.as_str(), row.compiler.as_str()),
+            ("flex", "native")
+        );
+        assert!(row.images_per_sec > 0.0 && row.seconds > 0.0, "{row:?}");
+        let wait = row.data_wait_fraction.unwrap();
+        assert!((0.0..=1.0).contains(&wait), "{wait}");
+        let json = serde_json::to_value(&row).unwrap();
+        for key in [
+            "task",
+            "device",
+            "backend",
+            "compiler",
+            "precision",
+            "width",
+            "batch",
+            "image_size",
+            "images_per_sec",
+            "data_wait_fraction",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+    }
 
-/// Random-noise RGB images: content does not change a network's cost.
-fn random_images(count: usize, size: u32, seed: u64) -> Vec<RgbImage> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| {
-            RgbImage::from_fn(size, size, |_, _| {
-                Rgb([rng.random(), rng.random(), rng.random()])
-            })
-        })
-        .collect()
+    #[test]
+    fn f16_is_refused_on_the_cpu_with_a_reason() {
+        let case = TrainingCase {
+            width: 2,
+            batch_size: 4,
+            image_size: 16,
+            precision: Precision::F16,
+        };
+        let error = training(&device::cpu(), case, 0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("f16") && error.contains("--precision f32"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn data_rows_cover_each_size() {
+        let rows = data_pipeline(None, 12, &[16, 40]).unwrap();
+        let sizes: Vec<(String, u32)> = rows
+            .iter()
+            .map(|r| (r.task.clone(), r.image_size))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                ("decode".to_owned(), 16),
+                ("augment".to_owned(), 16),
+                ("decode".to_owned(), 40),
+                ("augment".to_owned(), 40)
+            ]
+        );
+        assert!(rows.iter().all(|r| r.images_per_sec > 0.0));
+    }
 }

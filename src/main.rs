@@ -1,13 +1,16 @@
 //! `spreadout`: the headless shell over the engine. Every subcommand parses its arguments, calls
 //! library functions and prints; no training or evaluation logic lives here.
 
+mod cli;
 mod progress;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use cli::{BenchArgs, Cli, Command, NegativesArg, TrainArgs};
 use spreadout::augment::AugmentOps;
+use spreadout::bench;
 use spreadout::data;
 use spreadout::demo::{self, DemoSpec};
 use spreadout::device::{self, DeviceChoice};
@@ -15,178 +18,7 @@ use spreadout::embed::{self, View};
 use spreadout::eval::{self, Embeddings};
 use spreadout::export::{self, TensorValues};
 use spreadout::loss::NegativeSampling;
-use spreadout::train::{self, Schedule, TrainConfig, TrainRequest};
-
-#[derive(Parser)]
-#[command(
-    name = "spreadout",
-    version,
-    about = "Train an image embedding on a folder of unlabelled images (instance spread-out, Ye et al. CVPR 2019), then search and evaluate it",
-    propagate_version = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Train on a folder of images; writes checkpoints, metrics.jsonl and model.safetensors to --out.
-    Train(TrainArgs),
-    /// Embed every image of a folder with a trained model; writes embeddings + file list (safetensors).
-    Embed {
-        /// Run folder or model.safetensors (with config.json beside it).
-        model: PathBuf,
-        /// Folder of images to embed.
-        dir: PathBuf,
-        /// Output file (.safetensors): tensor `embeddings` [n, dim], metadata `paths` (JSON list).
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        device: DeviceArg,
-    },
-    /// Nearest neighbours of an image, with cosine scores.
-    Neighbors {
-        /// An embeddings file from `spreadout embed`, or a model (run folder / model.safetensors) with --among.
-        source: PathBuf,
-        /// The query image: a file of the embedded set, or any image (it is embedded with the model).
-        query: PathBuf,
-        /// How many neighbours.
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// With a model as SOURCE: the folder to search.
-        #[arg(long)]
-        among: Option<PathBuf>,
-        #[command(flatten)]
-        device: DeviceArg,
-    },
-    /// Score a model on labelled folders: weighted kNN, Recall@1/2/4/8 and NMI, as JSON.
-    Eval {
-        /// Run folder or model.safetensors.
-        model: PathBuf,
-        /// Labelled folder used as the kNN memory.
-        #[arg(long)]
-        train: PathBuf,
-        /// Labelled folder that is scored.
-        #[arg(long)]
-        test: PathBuf,
-        /// kNN neighbours.
-        #[arg(long, default_value_t = 200)]
-        k: usize,
-        /// kNN vote temperature: weights exp(similarity / sigma).
-        #[arg(long, default_value_t = 0.1)]
-        sigma: f32,
-        #[command(flatten)]
-        device: DeviceArg,
-    },
-    /// Generate a small synthetic labelled data set and train on it end to end, printing kNN per epoch.
-    Demo {
-        /// Where to put the data and the run (a temporary folder if omitted).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Epochs.
-        #[arg(long, default_value_t = 12)]
-        epochs: usize,
-        /// Network width (8 keeps the demo to a few minutes on a CPU).
-        #[arg(long, default_value_t = 8)]
-        width: usize,
-        #[command(flatten)]
-        device: DeviceArg,
-    },
-    /// List the GPU adapters `--device` can choose.
-    Devices,
-    /// Measure training and data throughput; prints a table.
-    Bench {
-        /// Network widths to time.
-        #[arg(long, value_delimiter = ',', default_value = "16,64")]
-        widths: Vec<usize>,
-        /// Images per batch (each gives two views).
-        #[arg(long, default_value_t = 128)]
-        batch_size: usize,
-        /// Timed steps per configuration.
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        /// Untimed warm-up steps (kernel compilation, autotuning).
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Also time software rasterisers such as lavapipe (very slow).
-        #[arg(long)]
-        include_software: bool,
-    },
-}
-
-#[derive(Args, Clone, Copy)]
-struct DeviceArg {
-    /// auto (first real GPU, else CPU), gpu, cpu, or an adapter number from `spreadout devices`.
-    #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
-}
-
-#[derive(Args)]
-struct TrainArgs {
-    /// Folder of training images (searched recursively; first-level folder names are used only for evaluation).
-    dir: PathBuf,
-    /// Run folder for checkpoints, metrics and the exported model.
-    #[arg(long)]
-    out: PathBuf,
-    /// Passes over the data.
-    #[arg(long, default_value_t = 200)]
-    epochs: usize,
-    /// Images per batch; each contributes two augmented views.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    /// Square input size in pixels (≤ 64 uses the CIFAR stem, larger the ImageNet stem).
-    #[arg(long, default_value_t = 32)]
-    image_size: u32,
-    /// ResNet-18 base width (64 as in the paper; 16 trains ~8× faster on a CPU).
-    #[arg(long, default_value_t = 64)]
-    width: usize,
-    /// Embedding dimension.
-    #[arg(long, default_value_t = 128)]
-    dim: usize,
-    /// Softmax temperature.
-    #[arg(long, default_value_t = 0.1)]
-    tau: f32,
-    /// Base learning rate (SGD, momentum 0.9, weight decay 5e-4).
-    #[arg(long, default_value_t = 0.03)]
-    lr: f64,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = Schedule::Step)]
-    schedule: Schedule,
-    /// Negatives used by the loss (paper Table 8).
-    #[arg(long, value_enum, default_value_t = NegativesArg::All)]
-    negatives: NegativesArg,
-    /// Seed for initialisation, order and augmentation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Continue the run in --out from its last checkpoint (--epochs may extend it).
-    #[arg(long)]
-    resume: bool,
-    /// Labelled folder used as the kNN memory (default: DIR, when it has label folders).
-    #[arg(long)]
-    eval_train: Option<PathBuf>,
-    /// Labelled folder scored after every epoch (kNN, Recall@K, NMI).
-    #[arg(long)]
-    eval_test: Option<PathBuf>,
-    /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
-    #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
-    no_aug: Vec<String>,
-    /// kNN neighbours for the per-epoch evaluation.
-    #[arg(long, default_value_t = 200)]
-    knn_k: usize,
-    #[command(flatten)]
-    device: DeviceArg,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum NegativesArg {
-    /// All other rows of the batch.
-    All,
-    /// The most similar half.
-    Hard,
-    /// The least similar half.
-    Easy,
-}
+use spreadout::train::{self, TrainConfig, TrainRequest};
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -195,7 +27,10 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // Before any device opens: a second launch then finds its tuned and compiled kernels.
+    device::configure_kernel_cache(&device::default_cache_dir());
+    match cli.command {
         Command::Train(args) => train_command(args),
         Command::Embed {
             model,
@@ -225,13 +60,7 @@ fn main() -> Result<()> {
             device,
         } => demo_command(out, epochs, width, device.device),
         Command::Devices => devices_command(),
-        Command::Bench {
-            widths,
-            batch_size,
-            steps,
-            warmup,
-            include_software,
-        } => bench_command(&widths, batch_size, steps, warmup, include_software),
+        Command::Bench(args) => bench_command(&args),
     }
 }
 
@@ -257,6 +86,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
             NegativesArg::Easy => NegativeSampling::EasiestHalf,
         },
         knn_k: args.knn_k,
+        precision: args.precision,
         ..TrainConfig::default()
     };
     let request = TrainRequest {
@@ -543,55 +373,69 @@ fn demo_command(
 }
 
 fn devices_command() -> Result<()> {
-    let adapters = device::list_adapters();
+    let adapters = device::describe_compute(device::list_adapters());
     if adapters.is_empty() {
         println!(
             "no wgpu adapters found (no Vulkan/Metal/DX12 driver); --device auto trains on the CPU"
         );
     }
     for adapter in &adapters {
+        let compute = adapter
+            .compute
+            .as_ref()
+            .map_or_else(|| "could not be opened".to_owned(), |c| c.summary());
         println!(
-            "{}\t{}\t{:?}\t{}\t{}",
+            "{}\t{}\t{:?}\t{}\t{}\t{compute}",
             adapter.index, adapter.name, adapter.kind, adapter.api, adapter.driver
         );
     }
-    let auto = device::select(DeviceChoice::Auto)?;
+    let auto = device::select_from(DeviceChoice::Auto, &adapters)?;
     println!("auto → {}", auto.name);
+    println!("kernel cache: {}", device::default_cache_dir().display());
     Ok(())
 }
 
-fn bench_command(
-    widths: &[usize],
-    batch_size: usize,
-    steps: usize,
-    warmup: usize,
-    include_software: bool,
-) -> Result<()> {
-    let mut devices = vec![device::cpu()];
-    #[cfg(feature = "ndarray")]
-    devices.push(device::ndarray());
-    for adapter in device::list_adapters() {
-        if adapter.kind.is_gpu() || include_software {
-            devices.push(device::select(DeviceChoice::Adapter(adapter.index))?);
+fn bench_command(args: &BenchArgs) -> Result<()> {
+    let print = |row: &bench::BenchRow| {
+        if args.json {
+            println!("{}", serde_json::to_string(row).expect("rows serialise"));
+        } else {
+            let wait = row
+                .data_wait_fraction
+                .map_or_else(String::new, |w| format!("{:.1} %", 100.0 * w));
+            println!(
+                "| {} | {} | {} | {:.1} | {:.4} | {wait} |",
+                row.detail, row.device, row.compiler, row.images_per_sec, row.seconds
+            );
         }
-    }
-    println!("| task | device | images/s | seconds |");
-    println!("|---|---|---:|---:|");
-    let print = |row: &spreadout::bench::BenchRow| {
-        println!(
-            "| {} | {} | {:.1} | {:.3} |",
-            row.task, row.device, row.images_per_sec, row.seconds
-        );
     };
-    for selected in &devices {
-        for &width in widths {
-            print(&spreadout::bench::training(
-                selected, width, batch_size, 32, warmup, steps,
-            ));
+    if !args.json {
+        println!("| task | device | compiler | images/s | seconds | data wait |");
+        println!("|---|---|---|---:|---:|---:|");
+    }
+    if !args.no_train {
+        for selected in bench::devices(args.device, args.include_software)? {
+            for &precision in &args.precision {
+                for &width in &args.widths {
+                    let case = bench::TrainingCase {
+                        width,
+                        batch_size: args.batch_size,
+                        image_size: args.image_size,
+                        precision,
+                    };
+                    match bench::training(&selected, case, args.warmup, args.steps) {
+                        Ok(row) => print(&row),
+                        // One unsupported precision must not hide the other rows.
+                        Err(error) => eprintln!("{}: {error}", selected.name),
+                    }
+                }
+            }
         }
     }
-    for row in spreadout::bench::data_pipeline(1200, 32)? {
-        print(&row);
+    if !args.no_data {
+        for row in bench::data_pipeline(args.photos.as_deref(), 2000, &args.data_sizes)? {
+            print(&row);
+        }
     }
     Ok(())
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Decode + augment throughput on real JPEG photos, the way a training run prepares them:
+# CIFAR-10's test JPEGs (../shared/data, 32×32) at 32 px, and 2000 real photographs exported
+# as 640×480 JPEGs (bench/make_photos.py, from the photos scikit-image ships) at 224 px.
+# Prints `spreadout bench`'s table rows. The photos are made once, in
+# /var/cache/spreadout/bench-photos (or $SPREADOUT_PHOTOS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
+photos=${SPREADOUT_PHOTOS:-/var/cache/spreadout/bench-photos}
+if [ ! -f "$photos/photo-01999.jpg" ]; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c 'import PIL' 2>/dev/null || "$venv/bin/pip" install --quiet pillow
+  wheel_dir=$(mktemp -d)
+  "$venv/bin/pip" download --quiet --no-deps -d "$wheel_dir" scikit-image
+  "$venv/bin/python" bench/make_photos.py "$wheel_dir"/scikit_image-*.whl "$photos" 2000
+  rm -rf "$wheel_dir"
+fi
+cifar=$(mktemp -d)
+trap 'rm -rf "$cifar"' EXIT
+tar xzf ../shared/data/cifar10-jpg.tar.gz -C "$cifar"
+test_dir=$(find "$cifar" -maxdepth 3 -type d -name test | head -1)
+cargo build --quiet --bin spreadout --features spreadout-app/custom-protocol --workspace
+bin=$CARGO_TARGET_DIR/debug/spreadout
+"$bin" bench --no-train --photos "$test_dir" --data-sizes 32
+"$bin" bench --no-train --photos "$photos" --data-sizes 224 | tail -n +3

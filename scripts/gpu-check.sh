@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# One prepared GPU check, in two halves.
+#
+# On the build machine (this checkout, Rust installed, package registries reachable):
+#   scripts/gpu-check.sh --pack [--debug]
+#     builds the CLI with Burn's SPIR-V compiler (`--features spirv`; release, or with --debug the
+#     dev profile the tests use), downloads Debian's Vulkan loader (apt-get download libvulkan1) and writes
+#     spreadout-gpu-check.tar.gz: the binary, the loader, and, laid out as in the repository,
+#     this script, the side-by-side script and the PyTorch reference.
+#
+# On an NVIDIA Linux machine with the driver and PyTorch but no Rust and no network:
+#   tar xzf spreadout-gpu-check.tar.gz && spreadout-gpu-check/scripts/gpu-check.sh [--fidelity CIFAR_TARBALL]
+#     unpacks the loader, points it at NVIDIA's Vulkan driver, prints `spreadout devices`, runs the
+#     side-by-side benchmark (f32 and f16; widths 16 and 64, batch 128×2 at 32 px; width 64 with
+#     the ImageNet stem at 224 px, batch 64×2) and ends with one table and the lines
+#     `ratio f32 w64: X` and `ratio f16 w64: Y` (Spreadout over PyTorch's default fp32 step).
+#     --fidelity also trains the paper's setting on CIFAR-10 (50 000 images, width 64, batch 128,
+#     2 epochs, --fidelity-precision f32|f16, default f32) and prints kNN on the 10 000 test
+#     images and the wall time (the paper reports 60 % after 2 epochs).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ "${1:-}" = --pack ]; then
+  cd "$here/.."
+  . scripts/env.sh
+  profile=release
+  [ "${2:-}" = --debug ] && profile=debug
+  if [ "$profile" = release ]; then
+    cargo build --release --bin spreadout -p spreadout --features spirv >&2
+  else
+    cargo build --bin spreadout --workspace --features spreadout-app/custom-protocol,spirv >&2
+  fi
+  stage=$(mktemp -d)/spreadout-gpu-check
+  mkdir -p "$stage/bench" "$stage/scripts"
+  cp "$CARGO_TARGET_DIR/$profile/spreadout" "$stage/"
+  strip "$stage/spreadout" 2>/dev/null || true
+  cp scripts/gpu-check.sh scripts/bench-vs-pytorch.sh "$stage/scripts/"
+  cp bench/pytorch_reference.py "$stage/bench/"
+  (cd "$stage" && apt-get download libvulkan1 >&2)
+  tar czf spreadout-gpu-check.tar.gz -C "$(dirname "$stage")" spreadout-gpu-check
+  rm -rf "$(dirname "$stage")"
+  ls -l spreadout-gpu-check.tar.gz
+  exit 0
+fi
+
+fidelity="" fidelity_precision=f32
+while (($#)); do
+  case "$1" in
+    --fidelity) fidelity=$(realpath "$2"); shift 2 ;;
+    --fidelity-precision) fidelity_precision=$2; shift 2 ;;
+    *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+root=$(cd "$here/.." && pwd)
+cd "$root"
+start=$(date +%s)
+# The Vulkan loader, unpacked beside the binary (the machine has the driver, not the loader).
+if ! ls vulkan/usr/lib/*/libvulkan.so.1 >/dev/null 2>&1; then
+  dpkg -x libvulkan1_*.deb vulkan
+fi
+export LD_LIBRARY_PATH="$(dirname "$(ls vulkan/usr/lib/*/libvulkan.so.1 | head -1)")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$nvidia_icd" ] && export VK_DRIVER_FILES=$nvidia_icd
+export SPREADOUT_BIN=$root/spreadout SPREADOUT_PYTHON=${SPREADOUT_PYTHON:-python3}
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$root/cache}
+
+echo "== spreadout devices"
+./spreadout devices
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+
+results=$root/results.jsonl
+: > "$results"
+echo "== side by side with PyTorch, 32 px (CIFAR stem), batch 128×2"
+scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 16,64 --batch-size 128 --image-size 32 \
+  --steps 20 --warmup 5 --rounds 2 --out "$root/results-32.jsonl" | tee "$root/table-32.md"
+echo "== side by side with PyTorch, 224 px (ImageNet stem), batch 64×2"
+scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
+  --steps 10 --warmup 3 --rounds 1 --out "$root/results-224.jsonl" | tee "$root/table-224.md"
+cat "$root"/results-*.jsonl > "$results"
+echo "== benchmark wall time: $(( $(date +%s) - start )) s"
+
+if [ -n "$fidelity" ]; then
+  echo "== fidelity: CIFAR-10, width 64, batch 128, 2 epochs, $fidelity_precision"
+  data=$(mktemp -d)
+  tar xzf "$fidelity" -C "$data"
+  cifar=$(dirname "$(find "$data" -maxdepth 3 -type d -name train | head -1)")
+  fidelity_start=$(date +%s)
+  ./spreadout train "$cifar/train" --eval-test "$cifar/test" --out "$data/run" --epochs 2 --width 64 \
+    --batch-size 128 --precision "$fidelity_precision" --device gpu
+  echo "fidelity wall time: $(( $(date +%s) - fidelity_start )) s"
+  python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])]; [print(f"epoch {x[\"epoch\"]}: kNN {x[\"knn_accuracy\"]:.2f} %, {x[\"images_per_sec\"]:.0f} images/s, data wait {100*x.get(\"data_wait_fraction\",0):.1f} %") for x in m]' "$data/run/metrics.jsonl"
+fi
+echo "== ratios (Spreadout / PyTorch default fp32)"
+grep -h '^ratio ' "$root/table-32.md" "$root/table-224.md"

@@ -1,0 +1,209 @@
+//! The command line's arguments (clap): what each subcommand accepts, with its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use spreadout::device::DeviceChoice;
+use spreadout::model::Precision;
+use spreadout::train::Schedule;
+
+#[derive(Parser)]
+#[command(
+    name = "spreadout",
+    version,
+    about = "Train an image embedding on a folder of unlabelled images (instance spread-out, Ye et al. CVPR 2019), then search and evaluate it",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train on a folder of images; writes checkpoints, metrics.jsonl and model.safetensors to --out.
+    Train(TrainArgs),
+    /// Embed every image of a folder with a trained model; writes embeddings + file list (safetensors).
+    Embed {
+        /// Run folder or model.safetensors (with config.json beside it).
+        model: PathBuf,
+        /// Folder of images to embed.
+        dir: PathBuf,
+        /// Output file (.safetensors): tensor `embeddings` [n, dim], metadata `paths` (JSON list).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Nearest neighbours of an image, with cosine scores.
+    Neighbors {
+        /// An embeddings file from `spreadout embed`, or a model (run folder / model.safetensors) with --among.
+        source: PathBuf,
+        /// The query image: a file of the embedded set, or any image (it is embedded with the model).
+        query: PathBuf,
+        /// How many neighbours.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// With a model as SOURCE: the folder to search.
+        #[arg(long)]
+        among: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Score a model on labelled folders: weighted kNN, Recall@1/2/4/8 and NMI, as JSON.
+    Eval {
+        /// Run folder or model.safetensors.
+        model: PathBuf,
+        /// Labelled folder used as the kNN memory.
+        #[arg(long)]
+        train: PathBuf,
+        /// Labelled folder that is scored.
+        #[arg(long)]
+        test: PathBuf,
+        /// kNN neighbours.
+        #[arg(long, default_value_t = 200)]
+        k: usize,
+        /// kNN vote temperature: weights exp(similarity / sigma).
+        #[arg(long, default_value_t = 0.1)]
+        sigma: f32,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Generate a small synthetic labelled data set and train on it end to end, printing kNN per epoch.
+    Demo {
+        /// Where to put the data and the run (a temporary folder if omitted).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Epochs.
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        /// Network width (8 keeps the demo to a few minutes on a CPU).
+        #[arg(long, default_value_t = 8)]
+        width: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// List the GPU adapters `--device` can choose.
+    Devices,
+    /// Measure training and data throughput; prints a table (or JSON lines).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Network widths to time.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    pub widths: Vec<usize>,
+    /// Images per batch (each gives two views).
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Square input size of the training rows (≤ 64 px: CIFAR stem, else ImageNet stem).
+    #[arg(long, default_value_t = 32)]
+    pub image_size: u32,
+    /// Convolution precisions to time (f16 needs a GPU with shader-f16).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
+    pub precision: Vec<Precision>,
+    /// Timed steps per configuration.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps (kernel compilation, autotuning).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// auto, gpu, cpu or an adapter number; without it, the CPU and every GPU.
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+    /// Also time software rasterisers such as lavapipe (very slow); only without --device.
+    #[arg(long)]
+    pub include_software: bool,
+    /// Folder of photos (JPEG) for the decode and augment rows; generated PNGs otherwise.
+    #[arg(long)]
+    pub photos: Option<PathBuf>,
+    /// Input sizes of the decode and augment rows.
+    #[arg(long, value_delimiter = ',', default_value = "32,224")]
+    pub data_sizes: Vec<u32>,
+    /// Skip the decode and augment rows.
+    #[arg(long)]
+    pub no_data: bool,
+    /// Skip the training rows.
+    #[arg(long)]
+    pub no_train: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct DeviceArg {
+    /// auto (first real GPU, else CPU), gpu, cpu, or an adapter number from `spreadout devices`.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Folder of training images (searched recursively; first-level folder names are used only for evaluation).
+    pub dir: PathBuf,
+    /// Run folder for checkpoints, metrics and the exported model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    /// Images per batch; each contributes two augmented views.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Square input size in pixels (≤ 64 uses the CIFAR stem, larger the ImageNet stem).
+    #[arg(long, default_value_t = 32)]
+    pub image_size: u32,
+    /// ResNet-18 base width (64 as in the paper; 16 trains ~8× faster on a CPU).
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Softmax temperature.
+    #[arg(long, default_value_t = 0.1)]
+    pub tau: f32,
+    /// Base learning rate (SGD, momentum 0.9, weight decay 5e-4).
+    #[arg(long, default_value_t = 0.03)]
+    pub lr: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = Schedule::Step)]
+    pub schedule: Schedule,
+    /// Negatives used by the loss (paper Table 8).
+    #[arg(long, value_enum, default_value_t = NegativesArg::All)]
+    pub negatives: NegativesArg,
+    /// Seed for initialisation, order and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue the run in --out from its last checkpoint (--epochs may extend it).
+    #[arg(long)]
+    pub resume: bool,
+    /// Labelled folder used as the kNN memory (default: DIR, when it has label folders).
+    #[arg(long)]
+    pub eval_train: Option<PathBuf>,
+    /// Labelled folder scored after every epoch (kNN, Recall@K, NMI).
+    #[arg(long)]
+    pub eval_test: Option<PathBuf>,
+    /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
+    #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
+    pub no_aug: Vec<String>,
+    /// kNN neighbours for the per-epoch evaluation.
+    #[arg(long, default_value_t = 200)]
+    pub knn_k: usize,
+    /// Convolution precision: f16 uses a GPU's 16-bit (tensor-core) paths, weights and loss stay f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum NegativesArg {
+    /// All other rows of the batch.
+    All,
+    /// The most similar half.
+    Hard,
+    /// The least similar half.
+    Easy,
+}
