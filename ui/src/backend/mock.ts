@@ -104,6 +104,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         loss: 5.5 - (1.5 * epoch) / epochs,
         lr: 0.03,
         images_per_sec: 900,
+        data_wait_fraction: 0.02,
         knn_accuracy: 30 + (40 * epoch) / epochs,
         recall_at: [[1, 30 + epoch], [2, 40 + epoch], [4, 50 + epoch], [8, 60 + epoch]],
         nmi: 0.1 + 0.02 * epoch,
@@ -163,7 +164,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       }),
 
     listDevices: async () => ({
-      adapters: [{ index: 0, name: 'Mock GPU', kind: 'discrete', api: 'Vulkan', driver: 'mock 1.0' }],
+      adapters: [{ index: 0, name: 'Mock GPU', kind: 'discrete', api: 'Vulkan', driver: 'mock 1.0', compute: { compiler: 'SPIR-V', matrix_units: ['f16×f16→f32'], f16: true } }],
       auto_name: 'Mock GPU (Vulkan, discrete GPU)',
       auto_notice: null,
     }),

@@ -43,12 +43,23 @@ export interface ViewPair {
   views: [string, string];
 }
 
+/** How Burn computes on an adapter (`device::Compute`). */
+export interface Compute {
+  /** 'SPIR-V', 'MSL' or 'WGSL'. */
+  compiler: string;
+  /** Matrix-unit operand types, e.g. 'f16×f16→f32'; empty without matrix kernels. */
+  matrix_units: string[];
+  f16: boolean;
+}
+
 export interface Adapter {
   index: number;
   name: string;
   kind: 'discrete' | 'integrated' | 'virtual' | 'software' | 'other';
   api: string;
   driver: string;
+  /** Null when the device could not be opened. */
+  compute: Compute | null;
 }
 
 export interface Devices {
@@ -77,6 +88,8 @@ export interface TrainConfig {
   negatives: 'all' | 'hardest_half' | 'easiest_half';
   knn_k: number;
   knn_sigma: number;
+  /** Convolution precision; the engine's default (f32) when absent. */
+  precision?: 'f32' | 'f16';
 }
 
 export interface Histogram {
@@ -107,6 +120,8 @@ export interface EpochMetrics {
   loss: number;
   lr: number;
   images_per_sec: number;
+  /** Share of training time the device waited for augmented batches (0–1). */
+  data_wait_fraction: number;
   knn_accuracy: number | null;
   recall_at: [number, number][] | null;
   nmi: number | null;

@@ -5,7 +5,7 @@ import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot } from '../components/charts';
 import { neighbourStrip } from '../components/neighbours';
 import { count, duration, eta, percent, rate } from '../format';
-import type { DeviceChoice, Devices, EpochMetrics, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import type { Adapter, DeviceChoice, Devices, EpochMetrics, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr';
@@ -114,12 +114,19 @@ export class TrainScreen implements Screen {
       h('option', { value: 'step' }, 'Steps (×0.1 at 60 %, ×0.01 at 80 %)'),
       h('option', { value: 'cosine' }, 'Cosine decay to zero'),
     );
+    const precision = h(
+      'select',
+      { name: 'precision', onchange: (event: Event) => store.update({ config: { ...store.shared.config, precision: (event.target as HTMLSelectElement).value as 'f32' | 'f16' } }) },
+      h('option', { value: 'f32' }, 'f32 (every device)'),
+      h('option', { value: 'f16' }, 'f16 convolutions (GPUs with shader-f16; weights and loss stay f32)'),
+    );
     this.deviceSelect.addEventListener('change', () => store.update({ device: parseDevice(this.deviceSelect.value) }));
     replace(
       this.form,
       h('label', { class: 'field' }, h('span', {}, 'Preset'), preset, h('small', {}, 'starting points; every value below can be changed')),
       ...rows,
       h('label', { class: 'field' }, h('span', {}, 'Learning-rate schedule'), schedule, h('small', {}, 'how the rate decays over the run')),
+      h('label', { class: 'field' }, h('span', {}, 'Precision'), precision, h('small', {}, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none')),
       h('label', { class: 'field' }, h('span', {}, 'Device'), this.deviceSelect, this.deviceNote),
     );
   }
@@ -133,6 +140,8 @@ export class TrainScreen implements Screen {
     }
     const schedule = this.form.querySelector<HTMLSelectElement>('select[name="schedule"]');
     if (schedule) schedule.value = config.schedule;
+    const precision = this.form.querySelector<HTMLSelectElement>('select[name="precision"]');
+    if (precision) precision.value = config.precision ?? 'f32';
   }
 
   private async loadDevices(): Promise<void> {
@@ -147,7 +156,7 @@ export class TrainScreen implements Screen {
       this.deviceSelect,
       h('option', { value: 'auto' }, `Automatic: ${devices?.auto_name ?? 'best available'}`),
       ...(devices?.adapters ?? []).map((adapter) =>
-        h('option', { value: String(adapter.index) }, `${adapter.name} (${adapter.api}, ${adapter.kind === 'software' ? 'software rasteriser: very slow' : adapter.kind})`),
+        h('option', { value: String(adapter.index) }, adapterLabel(adapter)),
       ),
       h('option', { value: 'cpu' }, 'CPU (Burn flex backend)'),
     );
@@ -316,7 +325,7 @@ export class TrainScreen implements Screen {
       `Epoch ${metrics.epoch}: loss ${metrics.loss.toFixed(4)}, kNN ${percent(metrics.knn_accuracy)}`,
       metrics.recall_at ? `, R@1 ${percent(metrics.recall_at[0]?.[1])}` : '',
       metrics.nmi !== null ? `, NMI ${metrics.nmi.toFixed(3)}` : '',
-      `, ${rate(metrics.images_per_sec)}, ${duration(metrics.seconds)}`,
+      `, ${rate(metrics.images_per_sec)}, waited for data ${percent(100 * (metrics.data_wait_fraction ?? 0))} of the time, ${duration(metrics.seconds)}`,
     );
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
     replace(this.probes, summary, ...metrics.probes.map((probe) => neighbourStrip(probe.query, probe.neighbours, { thumbnailUrl })));
@@ -326,4 +335,14 @@ export class TrainScreen implements Screen {
 function parseDevice(value: string): DeviceChoice {
   if (value === 'auto' || value === 'cpu' || value === 'gpu') return value;
   return { adapter: Number(value) };
+}
+
+/** One line per adapter: name, API, kind, and what Burn compiles for it. */
+export function adapterLabel(adapter: Adapter): string {
+  const kind = adapter.kind === 'software' ? 'software rasteriser: very slow' : adapter.kind;
+  const compute = adapter.compute;
+  const fast = compute === null
+    ? 'could not be opened'
+    : `${compute.compiler}, ${compute.matrix_units.length > 0 ? `matrix units ${compute.matrix_units.join(' ')}` : 'no matrix units'}${compute.f16 ? ', f16' : ''}`;
+  return `${adapter.name} (${adapter.api}, ${kind}; ${fast})`;
 }
