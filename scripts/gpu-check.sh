@@ -64,8 +64,13 @@ nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export SPREADOUT_BIN=$root/spreadout SPREADOUT_PYTHON=${SPREADOUT_PYTHON:-python3}
 export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$root/cache}
 
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 echo "== spreadout devices"
-./spreadout devices
+./spreadout devices | tee "$root/devices.txt"
+if grep -q '^auto → CPU' "$root/devices.txt"; then
+  echo "no GPU adapter reached through Vulkan: check the driver's ICD file ($nvidia_icd) and libvulkan" >&2
+  exit 1
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 
 results=$root/results.jsonl
