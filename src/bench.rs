@@ -175,7 +175,7 @@ pub fn training(
             case.width, case.image_size, case.batch_size, case.precision
         ),
         device: device.name.clone(),
-        backend: device.backend().to_owned(),
+        backend: device.backend.to_owned(),
         compiler: compiler_of(device),
         precision: case.precision.to_string(),
         width: Some(case.width),

@@ -93,13 +93,17 @@ pub fn describe_compute(adapters: Vec<Adapter>) -> Vec<Adapter> {
     adapters
         .into_iter()
         .map(|adapter| {
-            let compute = adapter.selector.clone().and_then(|selector| {
-                // A driver that fails to open a device must not take the list down with it.
-                std::panic::catch_unwind(|| open_compute(selector)).ok()
-            });
+            let compute = compute_of(adapter.selector.clone());
             Adapter { compute, ..adapter }
         })
         .collect()
+}
+
+/// [`Compute`] of the adapter Burn addresses as `selector`; `None` without one, or when the
+/// driver fails to open it (which must not take a device list down with it).
+fn compute_of(selector: Option<DeviceKind>) -> Option<Compute> {
+    let selector = selector?;
+    std::panic::catch_unwind(|| open_compute(selector)).ok()
 }
 
 fn open_compute(selector: DeviceKind) -> Compute {
@@ -342,6 +346,8 @@ pub struct SelectedDevice {
     pub is_wgpu: bool,
     /// Set when `auto` fell back to the CPU; to be shown to the user.
     pub notice: Option<String>,
+    /// Burn's backend behind the device: `wgpu`, `flex` or `ndarray`.
+    pub backend: &'static str,
     /// Burn's selector of the wgpu adapter; `None` for the CPU backend.
     selector: Option<DeviceKind>,
 }
@@ -350,19 +356,7 @@ impl SelectedDevice {
     /// What Burn compiles for this device (opens it); `None` for the CPU backend, whose kernels
     /// are native Rust, or when the driver fails to open it.
     pub fn compute(&self) -> Option<Compute> {
-        let selector = self.selector.clone()?;
-        std::panic::catch_unwind(|| open_compute(selector)).ok()
-    }
-
-    /// Burn's backend behind the device: `wgpu` or `flex` (or `ndarray`).
-    pub fn backend(&self) -> &'static str {
-        if self.is_wgpu {
-            "wgpu"
-        } else if self.name.contains("ndarray") {
-            "ndarray"
-        } else {
-            "flex"
-        }
+        compute_of(self.selector.clone())
     }
 }
 
@@ -374,6 +368,7 @@ pub fn cpu() -> SelectedDevice {
         name: "CPU (Burn flex backend)".to_owned(),
         is_wgpu: false,
         notice: None,
+        backend: "flex",
         selector: None,
     }
 }
@@ -387,6 +382,7 @@ pub fn ndarray() -> SelectedDevice {
         name: "CPU (Burn ndarray backend)".to_owned(),
         is_wgpu: false,
         notice: None,
+        backend: "ndarray",
         selector: None,
     }
 }
@@ -455,6 +451,7 @@ fn wgpu_device(adapter: &Adapter) -> Result<SelectedDevice, DeviceError> {
         name: format!("{} ({}, {kind})", adapter.name, adapter.api),
         is_wgpu: true,
         notice: None,
+        backend: "wgpu",
         selector: Some(selector),
     })
 }

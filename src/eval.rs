@@ -625,12 +625,17 @@ pub fn knn_accuracy(
         return Err(EvalError::Empty("test set"));
     }
     let predictions = knn_predict(train, train_labels, test, k, sigma)?;
+    Ok(accuracy(&predictions, test_labels))
+}
+
+/// Percentage (0–100) of `predictions` equal to their `labels` (0 for no predictions).
+pub fn accuracy(predictions: &[usize], labels: &[usize]) -> f64 {
     let correct = predictions
         .iter()
-        .zip(test_labels)
+        .zip(labels)
         .filter(|(p, l)| p == l)
         .count();
-    Ok(100.0 * correct as f64 / test.len() as f64)
+    100.0 * correct as f64 / predictions.len().max(1) as f64
 }
 
 /// Recall@K in percent for each K in `ks` (in the given order): a query counts when any of its K

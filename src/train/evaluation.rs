@@ -173,12 +173,7 @@ pub(super) fn evaluate(
                     return Ok(false);
                 };
                 let predictions = eval::knn_vote(&neighbours, memory_labels, config.knn_sigma);
-                let correct = predictions
-                    .iter()
-                    .zip(test_labels.iter())
-                    .filter(|(p, l)| p == l)
-                    .count();
-                100.0 * correct as f64 / test.len().max(1) as f64
+                eval::accuracy(&predictions, test_labels)
             }
             None => eval::knn_accuracy(
                 memory,

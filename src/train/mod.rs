@@ -421,8 +421,8 @@ fn run_inner(
         config: config.clone(),
     })?;
 
-    let batch = config.batch_size.min(train.len());
-    let steps_per_epoch = train.len() / batch;
+    let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu);
+    let steps_per_epoch = run.steps_per_epoch();
     emit(TrainEvent::Started {
         device: selected.name.clone(),
         images: train.len(),
@@ -432,7 +432,6 @@ fn run_inner(
         first_epoch: first_epoch + 1,
     });
 
-    let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu);
     let mut metrics = Vec::new();
     for epoch in first_epoch..config.epochs {
         let epoch_start = Instant::now();
@@ -558,6 +557,11 @@ impl<'a> EpochRunner<'a> {
             total_steps: (config.epochs * (train.len() / batch)) as u64,
             warm_up,
         }
+    }
+
+    /// Optimiser steps in each epoch (full batches only).
+    pub(crate) fn steps_per_epoch(&self) -> usize {
+        self.train.len() / self.batch
     }
 
     /// Trains one epoch: batches come from the producer thread, each step is recorded on the
