@@ -121,7 +121,7 @@ pub enum TrainEvent {
         loss: f64,
         /// Learning rate used.
         lr: f64,
-        /// Throughput of this step (both views counted), images per second.
+        /// Training throughput so far this epoch (both views counted), images per second.
         images_per_sec: f64,
     },
     /// An epoch finished, was evaluated and checkpointed.

@@ -604,7 +604,6 @@ impl<'a> EpochRunner<'a> {
                     });
                 }
                 let now = Instant::now();
-                let seconds = now.duration_since(last_read).as_secs_f64();
                 last_read = now;
                 if first_read.is_none() {
                     first_read = Some(now);
@@ -617,13 +616,20 @@ impl<'a> EpochRunner<'a> {
                     reads += 1;
                 }
                 loss_sum += loss;
+                // The epoch's rate so far: with reads a step late, the gap between two reads is
+                // not one step's time (the last two come back to back).
+                let (images, seconds) = match first_read {
+                    Some(first) if reads > 0 => (reads, now.duration_since(first)),
+                    _ => (1, now.duration_since(epoch_start)),
+                };
                 emit(TrainEvent::Step {
                     epoch: epoch + 1,
                     step: done.step + 1,
                     steps_per_epoch,
                     loss,
                     lr: done.lr,
-                    images_per_sec: (2 * self.batch) as f64 / seconds.max(1e-9),
+                    images_per_sec: (images * 2 * self.batch) as f64
+                        / seconds.as_secs_f64().max(1e-9),
                 });
                 Ok(())
             };
