@@ -123,7 +123,11 @@ impl Normalization {
     /// Images are weighted by their pixel count. With no pixels at all this returns
     /// [`Normalization::IDENTITY`], since there is nothing to estimate from.
     pub fn from_images(images: &[RgbImage]) -> Self {
-        let totals = ChannelTotals::of_parallel(images);
+        Self::from_totals(&ChannelTotals::of_parallel(images))
+    }
+
+    /// [`Normalization::from_images`] from sums gathered beforehand (the cache keeps them per image).
+    pub(crate) fn from_totals(totals: &ChannelTotals) -> Self {
         if totals.pixels == 0 {
             return Self::IDENTITY;
         }
@@ -144,11 +148,11 @@ impl Normalization {
 }
 
 /// Exact per-channel sums of 8-bit values over a set of images.
-#[derive(Debug, Default, Clone, Copy)]
-struct ChannelTotals {
-    sum: [u64; 3],
-    sum_of_squares: [u64; 3],
-    pixels: u64,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChannelTotals {
+    pub(crate) sum: [u64; 3],
+    pub(crate) sum_of_squares: [u64; 3],
+    pub(crate) pixels: u64,
 }
 
 impl ChannelTotals {
@@ -173,7 +177,7 @@ impl ChannelTotals {
         })
     }
 
-    fn of(images: &[RgbImage]) -> Self {
+    pub(crate) fn of(images: &[RgbImage]) -> Self {
         let mut totals = Self::default();
         for image in images {
             for pixel in image.pixels() {
@@ -188,7 +192,7 @@ impl ChannelTotals {
         totals
     }
 
-    fn merge(mut self, other: Self) -> Self {
+    pub(crate) fn merge(mut self, other: Self) -> Self {
         for channel in 0..3 {
             self.sum[channel] += other.sum[channel];
             self.sum_of_squares[channel] += other.sum_of_squares[channel];
@@ -290,19 +294,42 @@ fn check_inputs(src: &RgbImage, size: u32) {
     );
 }
 
-/// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
-/// `CenterCrop(size)`; only the kept window is actually resampled.
-fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
+/// torchvision `Resize(size)` on a PIL image: the shorter side becomes `size`, the longer one is
+/// scaled and truncated, with PIL's antialiased bilinear filter. The data cache shrinks photos
+/// with it, so cached pixels are those torchvision's first resize would give.
+///
+/// # Panics
+/// If `size` is 0 or `src` has no pixels.
+pub fn resize_shorter_side(src: &RgbImage, size: u32) -> RgbImage {
     check_inputs(src, size);
+    let (width, height) = resized_shorter_side(src, size);
+    let whole = PixelRect {
+        left: 0,
+        top: 0,
+        width,
+        height,
+    };
+    resize_region(src, PixelRect::covering(src), (width, height), whole).to_rgb8()
+}
+
+/// Width and height after torchvision's `Resize(size)`.
+fn resized_shorter_side(src: &RgbImage, size: u32) -> (u32, u32) {
     let (width, height) = src.dimensions();
     let scaled_long_side = |long: u32, short: u32| {
         u32::try_from(u64::from(size) * u64::from(long) / u64::from(short)).unwrap_or(u32::MAX)
     };
-    let resized = if width <= height {
+    if width <= height {
         (size, scaled_long_side(height, width))
     } else {
         (scaled_long_side(width, height), size)
-    };
+    }
+}
+
+/// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
+/// `CenterCrop(size)`; only the kept window is actually resampled.
+fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
+    check_inputs(src, size);
+    let resized = resized_shorter_side(src, size);
     // CenterCrop uses Python's round(), which rounds halves to even.
     let centred_offset =
         |resized_len: u32| (f64::from(resized_len - size) / 2.0).round_ties_even() as u32;

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::augment::{AugmentOps, Normalization};
+use crate::augment::AugmentOps;
 use crate::data::{self, DataError, ImageSet};
 use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
@@ -145,7 +145,7 @@ pub fn training(
             continue;
         }
         let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
-        let normalization = Normalization::from_images(&set.images);
+        let normalization = set.normalization();
         let runner = EpochRunner::new(&config, &set, normalization, &autodiff, false);
         let trained = runner
             .train_epoch(
@@ -231,19 +231,31 @@ pub fn data_pipeline(
         // Only the first `limit` files: the scan is cheap, decoding is what is measured.
         let mut scan = data::scan(&dir)?;
         scan.entries.truncate(limit);
+        // A fresh cache, so the first load decodes everything and the second decodes nothing.
+        let cache_dir = tempfile::tempdir().map_err(|source| DataError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let cache = data::PixelCache::at(cache_dir.path());
         let start = Instant::now();
-        let set = data::load(&scan, size, &|_, _| true)?;
+        let _ = data::load(&scan, &cache, size, &|_, _| true)?;
         let decode_seconds = start.elapsed().as_secs_f64();
-        let images: Vec<&RgbImage> = set.images.iter().chain(&set.images).collect();
+        let start = Instant::now();
+        let set = data::load(&scan, &cache, size, &|_, _| true)?;
+        let cached_seconds = start.elapsed().as_secs_f64();
+        let rows_of_batch: Vec<usize> = (0..set.len()).chain(0..set.len()).collect();
         let start = Instant::now();
         let batch = PixelBatch::prepare(
-            &images,
+            &data::Subset {
+                source: &set,
+                indices: &rows_of_batch,
+            },
             size,
             View::Augmented {
                 ops: AugmentOps::default(),
                 seed: 0,
             },
-        );
+        )?;
         let augment_seconds = start.elapsed().as_secs_f64();
         let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
             task: task.to_owned(),
@@ -261,9 +273,19 @@ pub fn data_pipeline(
         };
         rows.push(row(
             "decode",
-            format!("decode + resize {} {kind} to {size} px", set.len()),
+            format!(
+                "decode + resize {} {kind} into a new cache ({} px shorter side)",
+                set.len(),
+                data::cached_side(size)
+            ),
             set.len(),
             decode_seconds,
+        ));
+        rows.push(row(
+            "cached load",
+            format!("the same {} files again, from the cache", set.len()),
+            set.len(),
+            cached_seconds,
         ));
         rows.push(row(
             "augment",
@@ -285,14 +307,14 @@ fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
             })
         })
         .collect();
-    ImageSet {
-        root: "synthetic".into(),
-        entries: Vec::new(),
-        images,
-        label_names: Vec::new(),
-        skipped: Vec::new(),
-        formats: Default::default(),
-    }
+    let entries = (0..count)
+        .map(|i| data::ImageEntry {
+            path: format!("synthetic/{i}.png").into(),
+            label: None,
+            stamp: data::FileStamp::default(),
+        })
+        .collect();
+    ImageSet::in_memory("synthetic".into(), entries, images, Vec::new())
 }
 
 #[cfg(test)]
@@ -361,8 +383,10 @@ mod tests {
             sizes,
             vec![
                 ("decode".to_owned(), 16),
+                ("cached load".to_owned(), 16),
                 ("augment".to_owned(), 16),
                 ("decode".to_owned(), 40),
+                ("cached load".to_owned(), 40),
                 ("augment".to_owned(), 40)
             ]
         );

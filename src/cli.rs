@@ -17,12 +17,21 @@ use spreadout::train::Schedule;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Folder of the preprocessed image cache (default: $SPREADOUT_CACHE_DIR, else the per-user cache folder, shared with the app).
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Train on a folder of images; writes checkpoints, metrics.jsonl and model.safetensors to --out.
     Train(TrainArgs),
+    /// Show what the preprocessed image cache holds, or clear it.
+    Cache {
+        /// Delete every folder's cache (rebuilt on the next use).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Embed every image of a folder with a trained model; writes embeddings + file list (safetensors).
     Embed {
         /// Run folder or model.safetensors (with config.json beside it).

@@ -491,7 +491,8 @@ mod tests {
         expected.sort();
         assert_eq!(scan.label_names, expected);
         assert_eq!(scan.entries.len(), DEMO_CLASSES.len() * 4);
-        let set = data::load(&scan, 16, &|_, _| true).unwrap();
+        let cache = data::PixelCache::at(dir.path().join("cache"));
+        let set = data::load(&scan, &cache, 16, &|_, _| true).unwrap();
         assert!(set.skipped.is_empty());
         assert_eq!(set.labels().map(|labels| labels.len()), Some(set.len()));
     }

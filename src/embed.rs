@@ -6,12 +6,12 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::augment::{self, AugmentOps, Normalization};
+use crate::data::{DataError, ImageSource, Subset};
 use crate::model::EmbeddingNet;
 
 /// How each image is turned into the network's input.
@@ -40,26 +40,33 @@ pub struct PixelBatch {
 }
 
 impl PixelBatch {
-    /// The views of `images`, prepared in parallel on the host.
-    pub fn prepare(images: &[&RgbImage], size: u32, view: View) -> Self {
+    /// The views of every image of `images`, read and prepared in parallel on the host.
+    ///
+    /// # Errors
+    /// [`DataError::Cache`] when an image cannot be read from the cache.
+    pub fn prepare<S: ImageSource + ?Sized>(
+        images: &S,
+        size: u32,
+        view: View,
+    ) -> Result<Self, DataError> {
         let pixels = 3 * (size as usize) * (size as usize);
-        let mut bytes = vec![0u8; images.len() * pixels];
+        let count = images.image_count();
+        let mut bytes = vec![0u8; count * pixels];
         bytes
             .par_chunks_mut(pixels)
-            .zip(images.par_iter())
             .enumerate()
-            .for_each(|(i, (out, image))| match view {
-                View::Center => augment::center_view_into(image, size, out),
-                View::Augmented { ops, seed } => {
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-                    augment::augment_into(image, size, &ops, &mut rng, out)
+            .try_for_each(|(i, out)| {
+                let image = images.image(i)?;
+                match view {
+                    View::Center => augment::center_view_into(&image, size, out),
+                    View::Augmented { ops, seed } => {
+                        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
+                        augment::augment_into(&image, size, &ops, &mut rng, out)
+                    }
                 }
-            });
-        Self {
-            bytes,
-            count: images.len(),
-            size,
-        }
+                Ok(())
+            })?;
+        Ok(Self { bytes, count, size })
     }
 
     /// Images in the batch.
@@ -121,40 +128,43 @@ impl PixelBatch {
     }
 }
 
-/// Embeds every image (owned or borrowed, so a sample needs no copies); returns a row-major
-/// `n × dim` matrix.
-pub fn embed_images<I: std::borrow::Borrow<RgbImage> + Sync>(
+/// Embeds every image of `images`; returns a row-major `n × dim` matrix.
+///
+/// # Errors
+/// [`DataError::Cache`] when an image cannot be read from the cache.
+pub fn embed_images<S: ImageSource + ?Sized>(
     net: &EmbeddingNet,
-    images: &[I],
+    images: &S,
     size: u32,
     normalization: &Normalization,
     view: View,
     batch_size: usize,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, DataError> {
     embed_images_until(net, images, size, normalization, view, batch_size, &|| true)
-        .expect("never stopped")
+        .map(|embedded| embedded.expect("never stopped"))
 }
 
 /// [`embed_images`] that asks `keep_going` before each batch and returns `None` once it says
-/// no. The next batch is prepared on the host while the device embeds the current one.
-pub fn embed_images_until<I: std::borrow::Borrow<RgbImage> + Sync>(
+/// no. The next batch is read and prepared on the host while the device embeds the current one,
+/// so only a few batches of pixels are ever in memory, however many images there are.
+///
+/// # Errors
+/// [`DataError::Cache`] when an image cannot be read from the cache.
+pub fn embed_images_until<S: ImageSource + ?Sized>(
     net: &EmbeddingNet,
-    images: &[I],
+    images: &S,
     size: u32,
     normalization: &Normalization,
     view: View,
     batch_size: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
-) -> Option<Vec<f32>> {
+) -> Result<Option<Vec<f32>>, DataError> {
     let net = net.valid();
     let device = net.devices().first().cloned().unwrap_or_default();
     let batch_size = batch_size.max(1);
-    let chunks: Vec<&[I]> = images.chunks(batch_size).collect();
+    let order: Vec<usize> = (0..images.image_count()).collect();
+    let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
     let prepare = |chunk_index: usize| {
-        let refs: Vec<&RgbImage> = chunks[chunk_index]
-            .iter()
-            .map(|image| image.borrow())
-            .collect();
         let view = match view {
             View::Center => View::Center,
             View::Augmented { ops, seed } => View::Augmented {
@@ -162,23 +172,27 @@ pub fn embed_images_until<I: std::borrow::Borrow<RgbImage> + Sync>(
                 seed: seed.wrapping_add((chunk_index * batch_size) as u64),
             },
         };
-        PixelBatch::prepare(&refs, size, view)
+        let chunk = Subset {
+            source: images,
+            indices: chunks[chunk_index],
+        };
+        PixelBatch::prepare(&chunk, size, view)
     };
     crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |batches| {
-        let mut out = Vec::with_capacity(images.len() * 128);
+        let mut out = Vec::with_capacity(order.len() * 128);
         for batch in batches {
             if !keep_going() {
-                return None;
+                return Ok(None);
             }
             let embeddings: Vec<f32> = net
-                .forward(batch.to_device(normalization, &device))
+                .forward(batch?.to_device(normalization, &device))
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec()
                 .expect("embeddings are floats");
             out.extend(embeddings);
         }
-        Some(out)
+        Ok(Some(out))
     })
 }
 
@@ -196,27 +210,47 @@ pub struct EmbeddedFolder {
     pub dim: usize,
 }
 
-/// Decodes every image of `dir` at the model's input size and embeds it; `progress` is that of
-/// [`crate::data::load`] (return `false` to cancel).
+/// Embeds every image of `dir` with `model`, centre views at its input size. Images come from
+/// the folder's pixel cache (filled first where needed; `progress` is that of
+/// [`crate::data::load`], return `false` to cancel), and the embeddings themselves are kept in
+/// the cache per (model file content, folder content), so opening the same pair again embeds
+/// nothing.
+///
+/// # Errors
+/// Those of [`crate::data::load`].
 pub fn embed_folder(
     model: &crate::export::LoadedModel,
     dir: &std::path::Path,
+    cache: &crate::data::PixelCache,
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
-) -> Result<EmbeddedFolder, crate::data::DataError> {
+) -> Result<EmbeddedFolder, DataError> {
     let size = model.config.model.image_size;
-    let set = crate::data::load_folder(dir, size, progress)?;
-    let embeddings = embed_images(
-        &model.net,
-        &set.images,
-        size,
-        &model.config.normalization,
-        View::Center,
-        256,
-    );
+    let dim = model.config.model.dim;
+    let scan = crate::data::scan(dir)?;
+    let key = format!("{}-{}-{size}", model.digest, scan.fingerprint().digest);
+    let set = crate::data::load(&scan, cache, size, progress)?;
+    let embeddings = match cache.embeddings(&key, set.len(), dim) {
+        Some(embeddings) => embeddings,
+        None => {
+            let embeddings = embed_images(
+                &model.net,
+                &set,
+                size,
+                &model.config.normalization,
+                View::Center,
+                256,
+            )?;
+            if let Err(error) = cache.keep_embeddings(&key, &embeddings, dim) {
+                // Only a later reopening gets slower.
+                tracing::warn!("{error}");
+            }
+            embeddings
+        }
+    };
     Ok(EmbeddedFolder {
         set,
         embeddings,
-        dim: model.config.model.dim,
+        dim,
     })
 }
 
@@ -232,8 +266,13 @@ impl EmbeddedFolder {
         out: &std::path::Path,
         model: &std::path::Path,
     ) -> Result<(), crate::export::ExportError> {
-        let paths: Vec<&std::path::Path> =
-            self.set.entries.iter().map(|e| e.path.as_path()).collect();
+        // Text, lossily where a name is not UTF-8 (see `crate::paths`).
+        let paths: Vec<String> = self
+            .set
+            .entries
+            .iter()
+            .map(|e| e.path.to_string_lossy().into_owned())
+            .collect();
         let mut metadata = std::collections::BTreeMap::new();
         metadata.insert(
             "paths".to_owned(),
@@ -261,6 +300,7 @@ impl EmbeddedFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
 
     #[test]
     fn device_normalisation_is_the_host_formula_for_every_byte() {
@@ -276,8 +316,7 @@ mod tests {
                 })
             })
             .collect();
-        let refs: Vec<&RgbImage> = images.iter().collect();
-        let batch = PixelBatch::prepare(&refs, 5, View::Center);
+        let batch = PixelBatch::prepare(images.as_slice(), 5, View::Center).unwrap();
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.bytes().len(), 3 * 3 * 25);
         let norm = Normalization {
@@ -312,7 +351,8 @@ mod tests {
             mean: color.map(|value| f32::from(value) / 255.0),
             std: [0.1, 0.2, 0.3],
         };
-        let values: Vec<f32> = PixelBatch::prepare(&[&image], 8, View::Center)
+        let values: Vec<f32> = PixelBatch::prepare(std::slice::from_ref(&image), 8, View::Center)
+            .unwrap()
             .to_device(&norm, &Device::flex())
             .into_data()
             .try_to_vec()
@@ -327,20 +367,28 @@ mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let stopped = embed_images_until(
             &net,
-            &images,
+            images.as_slice(),
             8,
             &Normalization::IDENTITY,
             View::Center,
             2,
             &|| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1,
         );
-        assert!(stopped.is_none());
+        assert!(stopped.unwrap().is_none());
         assert_eq!(
             calls.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "stops at the second batch"
         );
-        let all = embed_images(&net, &images, 8, &Normalization::IDENTITY, View::Center, 4);
+        let all = embed_images(
+            &net,
+            images.as_slice(),
+            8,
+            &Normalization::IDENTITY,
+            View::Center,
+            4,
+        )
+        .unwrap();
         assert_eq!(all.len(), 6 * 4);
     }
 }

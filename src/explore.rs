@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use crate::augment::center_view;
-use crate::data::{self, DataError, ImageEntry, SkippedFile};
+use crate::data::{self, DataError, ImageEntry, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
 use crate::eval::{self, Embeddings, EvalError, Histogram, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
@@ -56,7 +55,7 @@ pub enum ExploreError {
 }
 
 /// A folder embedded with one model, ready for queries. It keeps the file list, labels and
-/// embeddings, not the decoded pixels (`embedded().set.images` is empty).
+/// embeddings; pixels stay in the cache.
 pub struct Collection {
     /// The model file that made the embeddings.
     pub model_path: PathBuf,
@@ -84,14 +83,12 @@ impl Collection {
     pub fn build(
         model: &Path,
         folder: &Path,
+        cache: &PixelCache,
         device: &Device,
         progress: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Result<Self, ExploreError> {
         let loaded = export::load_model(model, device)?;
-        let mut folder = embed::embed_folder(&loaded, folder, progress)?;
-        // The decoded pixels are not needed once embedded (outside queries decode their own
-        // file), and at 224 px they would cost 150 kB per image.
-        folder.set.images = Vec::new();
+        let folder = embed::embed_folder(&loaded, folder, cache, progress)?;
         Ok(Self {
             model_path: model.to_owned(),
             model: loaded,
@@ -151,15 +148,15 @@ impl Collection {
     /// [`ExploreError::Data`] naming the file when it cannot be decoded.
     pub fn query_file(&self, path: &Path, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
         let size = self.model.config.model.image_size;
-        let image = center_view(&data::load_image(path, size)?, size);
+        let image = data::load_image(path, size)?;
         let features = embed::embed_images(
             &self.model.net,
-            &[image],
+            std::slice::from_ref(&image),
             size,
             &self.model.config.normalization,
             View::Center,
             1,
-        );
+        )?;
         let query = Embeddings::new(&features, self.folder.dim)?;
         let hits = eval::top_k(query, self.embeddings()?, k, false)?.remove(0);
         Ok(self.describe(hits.into_iter(), None))
@@ -254,7 +251,13 @@ mod tests {
             },
         )
         .unwrap();
-        let collection = Collection::build(&run, &folders.train, &device, &|_, _| true).unwrap();
+        let collection = Collection::build(
+            &run,
+            &folders.train,
+            &PixelCache::at(dir.path().join("cache")),
+            &device,
+            &|_, _| true,
+        ).unwrap();
         (dir, collection)
     }
 

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -109,36 +108,12 @@ impl NamedTensor {
 /// Tensors of a safetensors file by name.
 pub type TensorsByName = BTreeMap<String, NamedTensor>;
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
+/// Writes `bytes` to `path` atomically ([`crate::atomic_file::write`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(directory).map_err(ExportError::io(directory))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| ExportError::format(path, "not a file path"))?;
-    let temporary = directory.join(format!(
-        ".{}.{}.partial",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if let Err(source) = result {
-        // The partial file is useless; the previous target is untouched.
-        let _ = fs::remove_file(&temporary);
-        return Err(ExportError::Io {
-            path: path.to_owned(),
-            source,
-        });
-    }
-    Ok(())
+    crate::atomic_file::write(path, bytes).map_err(|source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Serialises tensors and string metadata to a safetensors file, atomically.
@@ -390,6 +365,9 @@ pub struct LoadedModel {
     pub net: EmbeddingNet,
     /// Its `config.json`.
     pub config: ExportedConfig,
+    /// xxh3-128 of the weights and the configuration, in hex: what embeddings made with it are
+    /// cached under.
+    pub digest: String,
 }
 
 /// Loads `model.safetensors` (or a run folder holding one) with the `config.json` beside it.
@@ -426,7 +404,14 @@ pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportErr
         );
     }
     let net = load_module_tensors(net, &by_burn_path, &weights)?;
-    Ok(LoadedModel { net, config })
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&fs::read(&weights).map_err(ExportError::io(&weights))?);
+    hasher.update(&config_bytes);
+    Ok(LoadedModel {
+        net,
+        config,
+        digest: format!("{:032x}", hasher.digest128()),
+    })
 }
 
 #[derive(Default)]

@@ -5,6 +5,7 @@
 //! The CLI (`src/main.rs`) and the desktop app are thin shells over these modules; see
 //! `ARCHITECTURE.md` for how data flows between them.
 
+pub mod atomic_file;
 pub mod augment;
 pub mod bench;
 pub mod data;
@@ -16,5 +17,6 @@ pub mod explore;
 pub mod export;
 pub mod loss;
 pub mod model;
+pub mod paths;
 pub mod prefetch;
 pub mod train;

@@ -30,21 +30,30 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     // Before any device opens: a second launch then finds its tuned and compiled kernels.
     device::configure_kernel_cache(&device::default_cache_dir());
+    let cache_dir = cli
+        .cache_dir
+        .clone()
+        .or_else(|| std::env::var_os("SPREADOUT_CACHE_DIR").map(PathBuf::from));
+    let cache = cache_dir
+        .clone()
+        .map_or_else(data::PixelCache::default_location, data::PixelCache::at);
+    let cache = &cache;
     match cli.command {
-        Command::Train(args) => train_command(args),
+        Command::Train(args) => train_command(args, cache_dir),
+        Command::Cache { clear } => cache_command(cache, clear),
         Command::Embed {
             model,
             dir,
             out,
             device,
-        } => embed_command(&model, &dir, &out, device.device),
+        } => embed_command(&model, &dir, &out, cache, device.device),
         Command::Neighbors {
             source,
             query,
             k,
             among,
             device,
-        } => neighbors_command(&source, &query, k, among.as_deref(), device.device),
+        } => neighbors_command(&source, &query, k, among.as_deref(), cache, device.device),
         Command::Eval {
             model,
             train,
@@ -52,19 +61,19 @@ fn main() -> Result<()> {
             k,
             sigma,
             device,
-        } => eval_command(&model, &train, &test, k, sigma, device.device),
+        } => eval_command(&model, &train, &test, k, sigma, cache, device.device),
         Command::Demo {
             out,
             epochs,
             width,
             device,
-        } => demo_command(out, epochs, width, device.device),
+        } => demo_command(out, epochs, width, cache, device.device),
         Command::Devices => devices_command(),
         Command::Bench(args) => bench_command(&args),
     }
 }
 
-fn train_command(args: TrainArgs) -> Result<()> {
+fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let mut augment = AugmentOps::default();
     for op in &args.no_aug {
         augment.disable(op).map_err(anyhow::Error::msg)?;
@@ -97,15 +106,43 @@ fn train_command(args: TrainArgs) -> Result<()> {
         out: args.out,
         resume: args.resume,
         device: args.device.device,
+        cache_dir,
     };
     progress::run_with_progress(request)?;
     Ok(())
 }
 
-fn embed_command(model: &Path, dir: &Path, out: &Path, choice: DeviceChoice) -> Result<()> {
+fn cache_command(cache: &data::PixelCache, clear: bool) -> Result<()> {
+    if clear {
+        let freed = cache.clear()?;
+        println!("cleared {} ({:.1} MiB freed)", cache.root().display(), freed as f64 / (1 << 20) as f64);
+        return Ok(());
+    }
+    let folders = cache.usage();
+    let total: u64 = folders.iter().map(|folder| folder.bytes).sum();
+    println!("image cache in {}: {:.1} MiB", cache.root().display(), total as f64 / (1 << 20) as f64);
+    for folder in folders {
+        println!(
+            "{:>10.1} MiB  {:>7} files at {:>4} px  {}",
+            folder.bytes as f64 / (1 << 20) as f64,
+            folder.files,
+            folder.side,
+            folder.folder.display()
+        );
+    }
+    Ok(())
+}
+
+fn embed_command(
+    model: &Path,
+    dir: &Path,
+    out: &Path,
+    cache: &data::PixelCache,
+    choice: DeviceChoice,
+) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
-    let folder = embed::embed_folder(&loaded, dir, &|_, _| true)?;
+    let folder = embed::embed_folder(&loaded, dir, cache, &progress::loading_bar())?;
     progress::report_skipped(&folder.set.skipped);
     folder.write(out, model)?;
     let (set, dim) = (&folder.set, folder.dim);
@@ -148,6 +185,7 @@ fn neighbors_command(
     query: &Path,
     k: usize,
     among: Option<&Path>,
+    cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
     let selected = device::select(choice)?;
@@ -179,7 +217,7 @@ fn neighbors_command(
         let among =
             among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
         let model = export::load_model(source, &selected.device)?;
-        let folder = embed::embed_folder(&model, among, &|_, _| true)?;
+        let folder = embed::embed_folder(&model, among, cache, &progress::loading_bar())?;
         progress::report_skipped(&folder.set.skipped);
         Collection {
             embeddings: folder.embeddings,
@@ -205,12 +243,12 @@ fn neighbors_command(
             let image = data::load_image(query, size)?;
             embed::embed_images(
                 &model.net,
-                &[image],
+                std::slice::from_ref(&image),
                 size,
                 &model.config.normalization,
                 View::Center,
                 1,
-            )
+            )?
         }
     };
     let base = Embeddings::new(&collection.embeddings, collection.dim)?;
@@ -244,13 +282,14 @@ fn eval_command(
     test_dir: &Path,
     k: usize,
     sigma: f32,
+    cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
     let dim = loaded.config.model.dim;
     let embed_labelled = |dir: &Path| -> Result<(Vec<f32>, Vec<usize>, Vec<String>)> {
-        let folder = embed::embed_folder(&loaded, dir, &|_, _| true)?;
+        let folder = embed::embed_folder(&loaded, dir, cache, &progress::loading_bar())?;
         progress::report_skipped(&folder.set.skipped);
         let labels = folder.set.labels().with_context(|| {
             format!(
@@ -309,6 +348,7 @@ fn demo_command(
     out: Option<PathBuf>,
     epochs: usize,
     width: usize,
+    cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
     let temporary;
@@ -355,6 +395,7 @@ fn demo_command(
         out: run_dir.clone(),
         resume,
         device: choice,
+        cache_dir: Some(cache.root().to_owned()),
     };
     progress::run_with_progress(request)?;
     let metrics = train::read_metrics(&run_dir)?;

@@ -7,6 +7,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spreadout::data::SkippedFile;
 use spreadout::train::{self, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest};
 
+/// A progress callback for [`spreadout::data::load`]: a bar on stderr (when it is a terminal)
+/// while images are decoded into the cache.
+pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done == total {
+            bar.finish_and_clear();
+        }
+        true
+    }
+}
+
 /// Runs `request` on the training worker and draws its events until it ends.
 pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
     let handle = train::spawn(request);

@@ -45,6 +45,7 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
         out: out.to_owned(),
         resume: false,
         device: DeviceChoice::Cpu,
+        cache_dir: Some(out.with_file_name("image-cache")),
     }
 }
 
@@ -219,6 +220,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         out: dir.path().join("run"),
         resume: false,
         device: DeviceChoice::Cpu,
+        cache_dir: Some(dir.path().join("image-cache")),
     });
     let events: Vec<TrainEvent> = handle.events.iter().collect();
     let Some(TrainEvent::Failed { message }) = events.last() else {

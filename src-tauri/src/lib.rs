@@ -59,13 +59,19 @@ pub fn run() {
                 None => app.path().app_cache_dir()?,
             };
             spreadout::device::configure_kernel_cache(&cache_dir);
-            app.manage(AppState::new(&data_dir, open_demo, test_hooks));
+            let pixel_cache = std::env::var_os("SPREADOUT_CACHE_DIR").map_or_else(
+                spreadout::data::PixelCache::default_location,
+                spreadout::data::PixelCache::at,
+            );
+            app.manage(AppState::new(&data_dir, pixel_cache, open_demo, test_hooks));
             Ok(())
         })
         .register_asynchronous_uri_scheme_protocol("thumb", thumbnails::serve)
         .invoke_handler(tauri::generate_handler![
             startup,
             commands::data::scan_folder,
+            commands::data::cache_summary,
+            commands::data::clear_cache,
             commands::data::check_folder,
             commands::data::cancel_job,
             commands::data::demo_folders,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use spreadout::data::PixelCache;
 use spreadout::explore::Collection;
 use spreadout::train::Control;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub open_demo: bool,
     /// Whether end-to-end test hooks are exposed to the UI (`SPREADOUT_TEST_HOOKS=1`).
     pub test_hooks: bool,
+    /// The preprocessed image cache (shared with the CLI unless `SPREADOUT_CACHE_DIR` says otherwise).
+    pub pixel_cache: PixelCache,
     training: Mutex<Option<Arc<Control>>>,
     collections: Mutex<Vec<(String, Arc<Collection>)>>,
     allowed_roots: RwLock<Vec<PathBuf>>,
@@ -33,13 +36,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for an app whose data lives in `data_dir`.
-    pub fn new(data_dir: &Path, open_demo: bool, test_hooks: bool) -> Self {
+    /// State for an app whose data lives in `data_dir` and whose image cache is `pixel_cache`.
+    pub fn new(data_dir: &Path, pixel_cache: PixelCache, open_demo: bool, test_hooks: bool) -> Self {
         Self {
             runs_root: data_dir.join("runs"),
             demo_root: data_dir.join("demo"),
             open_demo,
             test_hooks,
+            pixel_cache,
             training: Mutex::new(None),
             collections: Mutex::new(Vec::new()),
             allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
@@ -157,7 +161,7 @@ mod tests {
         for dir in [&chosen, &other] {
             std::fs::write(dir.path().join("a.png"), b"x").unwrap();
         }
-        let state = AppState::new(data.path(), false, false);
+        let state = AppState::new(data.path(), PixelCache::at(data.path().join("cache")), false, false);
         assert!(!state.is_allowed(&chosen.path().join("a.png")));
         state.allow(chosen.path());
         assert!(state.is_allowed(&chosen.path().join("a.png")));
@@ -168,7 +172,7 @@ mod tests {
     #[test]
     fn only_one_training_run_at_a_time() {
         let data = tempfile::tempdir().unwrap();
-        let state = AppState::new(data.path(), false, false);
+        let state = AppState::new(data.path(), PixelCache::at(data.path().join("cache")), false, false);
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
         state.begin_training(|| ((), Arc::default())).unwrap();
         let mut started_again = false;

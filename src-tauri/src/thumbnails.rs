@@ -96,7 +96,12 @@ mod tests {
             .unwrap();
         let bad = photos.path().join("bad.jpg");
         std::fs::write(&bad, b"not a jpeg").unwrap();
-        let state = AppState::new(data.path(), false, false);
+        let state = AppState::new(
+            data.path(),
+            spreadout::data::PixelCache::at(data.path().join("cache")),
+            false,
+            false,
+        );
 
         assert_eq!(
             respond(&state, good.clone()).status(),

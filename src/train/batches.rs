@@ -7,7 +7,7 @@
 use rand::seq::SliceRandom;
 
 use super::{TrainConfig, derive_seed, rng_for};
-use crate::data::ImageSet;
+use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{PixelBatch, View};
 
 /// Batches prepared ahead of the device: enough to cover a slow batch, few enough that memory
@@ -35,14 +35,13 @@ pub(crate) fn prepare(
     indices: &[usize],
     epoch: usize,
     step: usize,
-) -> PixelBatch {
-    let images: Vec<_> = indices
-        .iter()
-        .chain(indices)
-        .map(|&i| &train.images[i])
-        .collect();
+) -> Result<PixelBatch, DataError> {
+    let rows: Vec<usize> = indices.iter().chain(indices).copied().collect();
     PixelBatch::prepare(
-        &images,
+        &Subset {
+            source: train,
+            indices: &rows,
+        },
         config.image_size,
         View::Augmented {
             ops: config.augment,

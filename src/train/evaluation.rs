@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::augment::Normalization;
-use crate::data::{DataError, ImageSet};
+use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{self, View};
 use crate::eval::{self, Embeddings};
 use crate::model::EmbeddingNet;
@@ -34,8 +34,8 @@ struct LabelledSet {
 }
 
 impl LabelledSet {
-    fn images<'a>(&'a self, train: &'a ImageSet) -> &'a [image::RgbImage] {
-        &self.images.as_ref().unwrap_or(train).images
+    fn images<'a>(&'a self, train: &'a ImageSet) -> &'a ImageSet {
+        self.images.as_ref().unwrap_or(train)
     }
 }
 
@@ -46,8 +46,9 @@ pub(super) fn load_eval_sets(
     control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<EvalSets, DataError> {
+    let cache = request.pixel_cache();
     let mut load_labelled = |dir: &Path| -> Result<Option<ImageSet>, DataError> {
-        let set = load_with_progress(dir, image_size, control, emit)?;
+        let set = load_with_progress(dir, image_size, &cache, control, emit)?;
         Ok(if set.labels().is_some() {
             Some(set)
         } else {
@@ -148,14 +149,14 @@ pub(super) fn evaluate(
         )
     };
     let memory = match &evals.memory {
-        Some(set) => match embed_set(set) {
+        Some(set) => match embed_set(set)? {
             Some(features) => Some((features, &set.labels)),
             None => return Ok(false),
         },
         None => None,
     };
     let test = match &evals.test {
-        Some(set) => match embed_set(set) {
+        Some(set) => match embed_set(set)? {
             Some(features) => Some((features, &set.labels)),
             None => return Ok(false),
         },
@@ -200,12 +201,16 @@ pub(super) fn evaluate(
         )?);
     } else {
         // No labels: how close two views of one image are vs different images.
-        let sample = &train.images[..train.images.len().min(512)];
+        let first: Vec<usize> = (0..train.len().min(512)).collect();
+        let sample = Subset {
+            source: train,
+            indices: &first,
+        };
         let seed = derive_seed(config.seed, epoch, u64::MAX - 1);
         let view = |offset: u64| {
             embed::embed_images_until(
                 net,
-                sample,
+                &sample,
                 config.image_size,
                 normalization,
                 View::Augmented {
@@ -216,7 +221,7 @@ pub(super) fn evaluate(
                 keep_going,
             )
         };
-        let (Some(a), Some(b)) = (view(0), view(1 << 32)) else {
+        let (Some(a), Some(b)) = (view(0)?, view(1 << 32)?) else {
             return Ok(false);
         };
         metrics.similarity = Some(eval::view_similarity_distributions(
@@ -335,7 +340,10 @@ fn probe_neighbours(
             .copied()
             .collect(),
         None => {
-            let images: Vec<&image::RgbImage> = sample.iter().map(|&i| &train.images[i]).collect();
+            let images = Subset {
+                source: train,
+                indices: &sample,
+            };
             match embed::embed_images_until(
                 net,
                 &images,
@@ -344,7 +352,7 @@ fn probe_neighbours(
                 View::Center,
                 EVAL_BATCH,
                 keep_going,
-            ) {
+            )? {
                 Some(features) => features,
                 None => return Ok(None),
             }

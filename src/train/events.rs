@@ -57,6 +57,7 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeNeighbours {
     /// The probe image.
+    #[serde(with = "crate::paths")]
     pub query: PathBuf,
     /// Nearest other images, best first.
     pub neighbours: Vec<Neighbour>,
@@ -66,6 +67,7 @@ pub struct ProbeNeighbours {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour {
     /// The image file.
+    #[serde(with = "crate::paths")]
     pub path: PathBuf,
     /// Cosine similarity in [-1, 1].
     pub score: f32,

@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentOps, Normalization};
-use crate::data::{self, DataError, ImageSet};
+use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::{self, DeviceChoice, DeviceError};
 use crate::eval::EvalError;
 use crate::export::{ExportError, ExportedConfig};
@@ -228,6 +228,18 @@ pub struct TrainRequest {
     pub resume: bool,
     /// Device to train on.
     pub device: DeviceChoice,
+    /// Folder of the preprocessed image cache; the per-user default when `None`.
+    #[serde(default, with = "crate::paths::option")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TrainRequest {
+    /// The image cache this run reads through.
+    pub fn pixel_cache(&self) -> PixelCache {
+        self.cache_dir
+            .as_ref()
+            .map_or_else(PixelCache::default_location, PixelCache::at)
+    }
 }
 
 /// How a run ended without error.
@@ -351,7 +363,9 @@ fn run_inner(
     emit(TrainEvent::Phase {
         phase: Phase::LoadingData,
     });
-    let loaded = load_with_progress(&request.train_dir, config.image_size, control, emit).and_then(
+    let cache = request.pixel_cache();
+    let loaded = load_with_progress(&request.train_dir, config.image_size, &cache, control, emit)
+        .and_then(
         |train| {
             let evals =
                 evaluation::load_eval_sets(request, &train, config.image_size, control, emit)?;
@@ -403,7 +417,7 @@ fn run_inner(
             (
                 config.model_config().init_seeded(&device, config.seed),
                 Sgd::new(config.momentum, config.weight_decay),
-                Normalization::from_images(&train.images),
+                train.normalization(),
                 0,
                 0,
             )
@@ -639,6 +653,7 @@ impl<'a> EpochRunner<'a> {
                 });
             }
             for (step, pixels) in queue.by_ref().enumerate() {
+                let pixels = pixels?;
                 if !control.wait_while_paused() {
                     return Ok(None);
                 }
@@ -681,6 +696,7 @@ impl<'a> EpochRunner<'a> {
 pub(super) fn load_with_progress(
     dir: &Path,
     image_size: u32,
+    cache: &PixelCache,
     control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<ImageSet, DataError> {
@@ -689,7 +705,7 @@ pub(super) fn load_with_progress(
     let (sender, receiver) = mpsc::channel();
     thread::scope(|scope| {
         let loader = scope.spawn(move || {
-            data::load_folder(dir, image_size, &|done, total| {
+            data::load_folder(dir, cache, image_size, &|done, total| {
                 let _ = sender.send((done, total));
                 !control.is_cancelled()
             })
@@ -740,23 +756,24 @@ mod tests {
 
     fn noise_set(count: usize) -> ImageSet {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        ImageSet {
-            root: "noise".into(),
-            entries: Vec::new(),
-            images: (0..count)
-                .map(|_| RgbImage::from_fn(10, 12, |_, _| image::Rgb(rng.random())))
-                .collect(),
-            label_names: Vec::new(),
-            skipped: Vec::new(),
-            formats: Default::default(),
-        }
+        let images: Vec<RgbImage> = (0..count)
+            .map(|_| RgbImage::from_fn(10, 12, |_, _| image::Rgb(rng.random())))
+            .collect();
+        let entries = (0..count)
+            .map(|i| data::ImageEntry {
+                path: format!("noise/{i}.png").into(),
+                label: None,
+                stamp: Default::default(),
+            })
+            .collect();
+        ImageSet::in_memory("noise".into(), entries, images, Vec::new())
     }
 
     /// The loop as written before prefetching: each batch prepared on this thread, its loss
     /// computed and differentiated at once, nothing ahead and nothing deferred.
     fn serial_reference(config: &TrainConfig, set: &ImageSet) -> EmbeddingNet {
         let device = Device::flex().autodiff();
-        let normalization = Normalization::from_images(&set.images);
+        let normalization = set.normalization();
         let mut net = config.model_config().init_seeded(&device, config.seed);
         let mut sgd = Sgd::new(config.momentum, config.weight_decay);
         let batch = config.batch_size;
@@ -766,7 +783,7 @@ mod tests {
         for epoch in 0..config.epochs {
             let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
             for (step, indices) in plan.iter().enumerate() {
-                let pixels = batches::prepare(config, set, indices, epoch, step);
+                let pixels = batches::prepare(config, set, indices, epoch, step).unwrap();
                 // The device normalisation is checked against the host formula in `embed`; here
                 // it is shared so the comparison isolates the loop (a tiny network amplifies a
                 // 3e-7 input difference to 1e-3 in the weights within two steps).
@@ -789,7 +806,7 @@ mod tests {
         let config = config();
         let set = noise_set(13);
         let device = Device::flex().autodiff();
-        let normalization = Normalization::from_images(&set.images);
+        let normalization = set.normalization();
         let runner = EpochRunner::new(&config, &set, normalization, &device, false);
         let mut net = config.model_config().init_seeded(&device, config.seed);
         let mut sgd = Sgd::new(config.momentum, config.weight_decay);
@@ -854,7 +871,7 @@ mod tests {
         let runner = EpochRunner::new(
             &config,
             &set,
-            Normalization::from_images(&set.images),
+            set.normalization(),
             &device,
             false,
         );

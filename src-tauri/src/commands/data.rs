@@ -61,14 +61,48 @@ pub async fn check_folder(
     job: String,
     progress: Channel<Progress>,
 ) -> CommandResult<FolderCheck> {
+    let cache = state.pixel_cache.clone();
     cancellable(&state, &job, progress, move |report| {
-        let set = data::load_folder(&path, image_size, report)?;
+        let set = data::load_folder(&path, &cache, image_size, report)?;
         Ok(FolderCheck {
             usable: set.len(),
             skipped: set.skipped,
         })
     })
     .await
+}
+
+/// What the preprocessed image cache holds, for the Data screen.
+#[derive(Debug, Serialize)]
+pub struct CacheSummary {
+    /// The cache folder.
+    pub root: PathBuf,
+    /// Disk space of all folder caches together.
+    pub bytes: u64,
+    /// One row per cached (folder, resolution), largest first.
+    pub folders: Vec<data::CachedFolder>,
+}
+
+/// Where the image cache is and what it takes.
+#[tauri::command]
+pub async fn cache_summary(state: State<'_, AppState>) -> CommandResult<CacheSummary> {
+    let cache = state.pixel_cache.clone();
+    blocking(move || {
+        let folders = cache.usage();
+        Ok(CacheSummary {
+            root: cache.root().to_owned(),
+            bytes: folders.iter().map(|folder| folder.bytes).sum(),
+            folders,
+        })
+    })
+    .await
+}
+
+/// Deletes the image cache (each folder is decoded again when next used); returns bytes freed.
+#[tauri::command]
+pub async fn clear_cache(state: State<'_, AppState>) -> CommandResult<u64> {
+    let cache = state.pixel_cache.clone();
+    blocking(move || Ok(cache.clear()?)).await
 }
 
 /// Stops a running job (folder check, embedding).

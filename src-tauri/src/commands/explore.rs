@@ -53,11 +53,13 @@ pub async fn open_collection(
         Ok(existing) => existing,
         Err(_) => {
             state.allow(&folder);
+            let cache = state.pixel_cache.clone();
             let built = cancellable(&state, &job, progress, move |report| {
                 let selected = device::select(device)?;
                 Ok(Collection::build(
                     &model,
                     &folder,
+                    &cache,
                     &selected.device,
                     report,
                 )?)

@@ -80,6 +80,7 @@ pub fn start_training(
             out: out.clone(),
             resume: false,
             device: request.device,
+            cache_dir: Some(state.pixel_cache.root().to_owned()),
         },
         events,
     )?;
@@ -113,6 +114,7 @@ pub fn resume_training(
             out: run_dir,
             resume: true,
             device,
+            cache_dir: Some(state.pixel_cache.root().to_owned()),
         },
         events,
     )

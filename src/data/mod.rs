@@ -1,31 +1,32 @@
 //! Finding, decoding, validating and caching the images of a folder.
 //!
 //! [`scan`] walks a folder and lists its image files (and, when the layout says so, their class
-//! labels); [`load`] decodes them once, in parallel, into small RGB images that stay in memory for
-//! the whole training run. Files that cannot be used are never fatal on their own: they are
-//! collected in [`ImageSet::skipped`] with a reason the user can act on.
+//! labels); [`load`] brings the folder's persistent cache ([`PixelCache`]) up to date, decoding
+//! only files it has not seen (or that changed), and returns an [`ImageSet`] that reads images
+//! from the cache on demand, so memory does not grow with the folder. Files that cannot be used
+//! are never fatal on their own: they are collected in [`ImageSet::skipped`] with a reason the
+//! user can act on.
+//!
+//! - [`scan`](mod@scan): walking the folder, labels, unsupported formats, file stamps;
+//! - [`decode`]: one file to upright RGB pixels (DCT-domain JPEG scaling, limits, panics caught);
+//! - [`cache`]: the on-disk cache per (folder, resolution).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fs;
-use std::io::Cursor;
+mod cache;
+mod decode;
+mod scan;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use image::imageops::FilterType;
-use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::RgbImage;
 use rayon::prelude::*;
 
-/// File extensions (lower case, without the dot) that are treated as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
+use crate::augment::{ChannelTotals, Normalization};
+pub use cache::{CachedFolder, PixelCache, cached_side};
+pub use scan::{FileStamp, FolderFingerprint, IMAGE_EXTENSIONS, ImageEntry, Scan, scan};
 
-/// Largest width or height accepted, both for a decoded file and for a resized image.
-const MAX_SIDE: u32 = 16_384;
-/// Largest amount of memory a single decode may claim; with one decode per core this bounds the
-/// peak memory of [`load`] even when a folder holds a decompression bomb.
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
-/// Each file is read whole into memory before decoding, so bigger ones are refused unread.
-const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 /// Training contrasts every image with the others, so it needs at least two.
 const MIN_IMAGES: usize = 2;
 
@@ -73,6 +74,14 @@ pub enum DataError {
         /// What went wrong, in words.
         reason: String,
     },
+    /// The preprocessed cache could not be written or read.
+    #[error("the image cache {} failed: {reason}", .path.display())]
+    Cache {
+        /// The cache file or folder.
+        path: PathBuf,
+        /// What went wrong, in words.
+        reason: String,
+    },
     /// Images cannot be resized to nothing.
     #[error("the image size (shorter side) must be at least 1 pixel, got {0}")]
     InvalidSize(u32),
@@ -81,202 +90,89 @@ pub enum DataError {
     Cancelled(PathBuf),
 }
 
-/// One image file found by the scan. `label` is the index of its first-level subfolder in
-/// `Scan::label_names`, if labels were detected.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct ImageEntry {
-    /// Path of the file: the scanned root joined with the file's path below it.
-    pub path: PathBuf,
-    /// Index into the label names, when the folder layout defines labels.
-    pub label: Option<usize>,
-}
-
-/// The result of walking a folder, before any decoding.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Scan {
-    /// The folder that was walked, as given.
-    pub root: PathBuf,
-    /// Every image file found, sorted by path.
-    pub entries: Vec<ImageEntry>,
-    /// Sorted names of the first-level subfolders when they act as labels; empty otherwise.
-    pub label_names: Vec<String>,
-    /// Number of files per (lower-case) extension.
-    pub formats: BTreeMap<String, usize>,
-}
-
-/// Walk `root` recursively (following symbolic links but never around a loop; skipping hidden
-/// files and folders, whose names start with '.'), keep files with an image extension
-/// (case-insensitive), sorted by path for a deterministic order.
-///
-/// Labels: if EVERY image lies inside a first-level subfolder and there are at least 2 such
-/// subfolders, the first-level folder name is the label (`label_names` sorted); otherwise there
-/// are no labels. Labels are only ever used for evaluation.
-///
-/// Subfolders that cannot be read are left out with a warning rather than failing the scan, so
-/// one locked folder does not stop a run on everything else.
-///
-/// # Errors
-/// [`DataError::NotADirectory`], [`DataError::Io`] if `root` itself cannot be read, and
-/// [`DataError::NoImages`].
-pub fn scan(root: &Path) -> Result<Scan, DataError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DataError::Io { path, source }
-    };
-    let meta = fs::metadata(root).map_err(io_error(root))?;
-    if !meta.is_dir() {
-        return Err(DataError::NotADirectory(root.to_path_buf()));
-    }
-
-    let mut visited = HashSet::new();
-    visited.insert(fs::canonicalize(root).map_err(io_error(root))?);
-    let mut pending = vec![root.to_path_buf()];
-    let mut files = Vec::new();
-    while let Some(dir) = pending.pop() {
-        let listing = match fs::read_dir(&dir) {
-            Ok(listing) => listing,
-            Err(source) if dir == root => return Err(io_error(root)(source)),
-            Err(err) => {
-                tracing::warn!("skipping folder {}: {err}", dir.display());
-                continue;
-            }
-        };
-        for item in listing {
-            let item = match item {
-                Ok(item) => item,
-                Err(err) => {
-                    tracing::warn!("skipping an entry of {}: {err}", dir.display());
-                    continue;
-                }
-            };
-            if item.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let path = item.path();
-            // `fs::metadata` follows symbolic links, so a linked folder or image counts like a real one.
-            let meta = match fs::metadata(&path) {
-                Ok(meta) => meta,
-                Err(err) => {
-                    tracing::warn!("skipping {}: {err}", path.display());
-                    continue;
-                }
-            };
-            if meta.is_dir() {
-                match fs::canonicalize(&path) {
-                    Ok(real) => {
-                        if visited.insert(real) {
-                            pending.push(path);
-                        }
-                    }
-                    Err(err) => tracing::warn!("skipping folder {}: {err}", path.display()),
-                }
-            } else if meta.is_file() && image_extension(&path).is_some() {
-                files.push(path);
-            }
-        }
-    }
-    if files.is_empty() {
-        return Err(DataError::NoImages(root.to_path_buf()));
-    }
-    files.sort();
-
-    let mut formats = BTreeMap::new();
-    for path in &files {
-        if let Some(ext) = image_extension(path) {
-            *formats.entry(ext).or_insert(0) += 1;
-        }
-    }
-    let (entries, label_names) = assign_labels(root, files);
-    Ok(Scan {
-        root: root.to_path_buf(),
-        entries,
-        label_names,
-        formats,
-    })
-}
-
-/// The lower-case extension of `path` if it is one of [`IMAGE_EXTENSIONS`].
-fn image_extension(path: &Path) -> Option<String> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    IMAGE_EXTENSIONS.contains(&ext.as_str()).then_some(ext)
-}
-
-/// Turns first-level folder names into labels when the layout is unambiguous (see [`scan`]).
-fn assign_labels(root: &Path, files: Vec<PathBuf>) -> (Vec<ImageEntry>, Vec<String>) {
-    let top_folders: Option<Vec<String>> = files
-        .iter()
-        .map(|path| {
-            let mut parts = path.strip_prefix(root).ok()?.components();
-            let first = parts.next()?;
-            // An image directly in the root has nothing after its first component.
-            parts.next()?;
-            Some(first.as_os_str().to_string_lossy().into_owned())
-        })
-        .collect();
-    let unlabelled = |files: Vec<PathBuf>| {
-        let entries = files
-            .into_iter()
-            .map(|path| ImageEntry { path, label: None })
-            .collect();
-        (entries, Vec::new())
-    };
-    let Some(folders) = top_folders else {
-        return unlabelled(files);
-    };
-    let label_names: Vec<String> = folders
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // A single folder is just where the images happen to live, not a class.
-    if label_names.len() < 2 {
-        return unlabelled(files);
-    }
-    let entries = files
-        .into_iter()
-        .zip(&folders)
-        .map(|(path, folder)| ImageEntry {
-            path,
-            label: label_names.binary_search(folder).ok(),
-        })
-        .collect();
-    (entries, label_names)
-}
-
 /// A file that could not be used, and why (shown to the user and written to the run folder).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct SkippedFile {
     /// The file.
+    #[serde(with = "crate::paths")]
     pub path: PathBuf,
     /// What went wrong, in words.
     pub reason: String,
 }
 
-/// Decoded images, resized for training and kept in memory so epochs after the first never
-/// decode again. `entries[i]` describes `images[i]`.
+/// Images that can be read one at a time, in any order: an [`ImageSet`] (from the cache), a slice
+/// of decoded images, or a [`Subset`] of either.
+pub trait ImageSource: Sync {
+    /// Number of images.
+    fn image_count(&self) -> usize;
+    /// Image `index`, borrowed where it is already in memory.
+    ///
+    /// # Errors
+    /// [`DataError::Cache`] when the cache cannot be read.
+    fn image(&self, index: usize) -> Result<Cow<'_, RgbImage>, DataError>;
+}
+
+impl ImageSource for [RgbImage] {
+    fn image_count(&self) -> usize {
+        self.len()
+    }
+    fn image(&self, index: usize) -> Result<Cow<'_, RgbImage>, DataError> {
+        Ok(Cow::Borrowed(&self[index]))
+    }
+}
+
+/// The images of `source` at `indices`, in that order.
+pub struct Subset<'a, S: ImageSource + ?Sized> {
+    /// Where the images come from.
+    pub source: &'a S,
+    /// Which of them, in order.
+    pub indices: &'a [usize],
+}
+
+impl<S: ImageSource + ?Sized> ImageSource for Subset<'_, S> {
+    fn image_count(&self) -> usize {
+        self.indices.len()
+    }
+    fn image(&self, index: usize) -> Result<Cow<'_, RgbImage>, DataError> {
+        self.source.image(self.indices[index])
+    }
+}
+
+/// The usable images of a folder, read from its cache when needed. `entries[i]` describes image
+/// `i`. Cloning shares the pixels.
 #[derive(Clone)]
 pub struct ImageSet {
     /// The folder the images came from.
     pub root: PathBuf,
     /// The files that decoded, in scan order.
     pub entries: Vec<ImageEntry>,
-    /// The decoded, resized images.
-    pub images: Vec<RgbImage>,
     /// Label names from the scan (empty when there are no labels).
     pub label_names: Vec<String>,
     /// The files that could not be used, and why.
     pub skipped: Vec<SkippedFile>,
     /// Number of files per extension found by the scan (skipped files included).
     pub formats: BTreeMap<String, usize>,
+    /// Files decoded by this load; the others came from the cache.
+    pub decoded: usize,
+    pixels: Pixels,
+    totals: ChannelTotals,
 }
 
-/// Summarises instead of dumping every pixel.
+#[derive(Clone)]
+enum Pixels {
+    Memory(Arc<Vec<RgbImage>>),
+    Cache {
+        store: Arc<cache::Store>,
+        locations: Arc<Vec<cache::Location>>,
+    },
+}
+
+/// Summarises instead of dumping every entry.
 impl std::fmt::Debug for ImageSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImageSet")
             .field("root", &self.root)
-            .field("images", &self.images.len())
+            .field("images", &self.len())
             .field("label_names", &self.label_names)
             .field("skipped", &self.skipped)
             .field("formats", &self.formats)
@@ -285,79 +181,115 @@ impl std::fmt::Debug for ImageSet {
 }
 
 impl ImageSet {
+    /// A set of images already in memory (generated data, tests); `entries[i]` describes
+    /// `images[i]`.
+    ///
+    /// # Panics
+    /// If the two lengths differ.
+    pub fn in_memory(
+        root: PathBuf,
+        entries: Vec<ImageEntry>,
+        images: Vec<RgbImage>,
+        label_names: Vec<String>,
+    ) -> Self {
+        assert_eq!(entries.len(), images.len(), "one entry per image");
+        let totals = ChannelTotals::of(&images);
+        let mut formats = BTreeMap::new();
+        formats.insert("memory".to_owned(), images.len());
+        Self {
+            root,
+            entries,
+            label_names,
+            skipped: Vec::new(),
+            formats,
+            decoded: images.len(),
+            pixels: Pixels::Memory(Arc::new(images)),
+            totals,
+        }
+    }
+
     /// Number of usable images.
     pub fn len(&self) -> usize {
-        self.images.len()
+        self.entries.len()
     }
 
     /// Whether there are no usable images.
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.entries.is_empty()
     }
 
     /// Labels of all entries when every entry has one.
     pub fn labels(&self) -> Option<Vec<usize>> {
         self.entries.iter().map(|entry| entry.label).collect()
     }
+
+    /// The input normalisation of these images (channel mean and std over every pixel), from
+    /// sums the cache keeps, so it costs no pass over the pixels.
+    pub fn normalization(&self) -> Normalization {
+        Normalization::from_totals(&self.totals)
+    }
+
+    /// Images `indices`, read in parallel.
+    ///
+    /// # Errors
+    /// [`DataError::Cache`] when the cache cannot be read.
+    pub fn images(&self, indices: &[usize]) -> Result<Vec<RgbImage>, DataError> {
+        indices
+            .par_iter()
+            .map(|&i| self.image(i).map(Cow::into_owned))
+            .collect()
+    }
 }
 
-/// Decode every entry of `scan` in parallel, honouring EXIF orientation, converting any colour
-/// type to RGB8 and resizing (triangle filter, aspect kept) so the SHORTER side is exactly
-/// `short_side`; small images are upscaled.
-///
-/// Transparency is composited over white: transparent pixels often hold arbitrary (frequently
-/// black) colour values that no viewer shows, and white is what most viewers show behind them.
-///
-/// Files that fail to open or decode, exceed the size limits, or decode to an empty image go to
-/// [`ImageSet::skipped`] with the reason. `progress(done, total)` is called now and then from any
-/// thread, and once more from the calling thread with `done == total` at the end; when it returns
-/// `false` the remaining files are not decoded and the load ends with [`DataError::Cancelled`]
-/// (100 000 photos take minutes, and a person must be able to change their mind). Fewer than two
-/// usable images is [`DataError::TooFewImages`].
-///
-/// # Errors
-/// [`DataError::TooFewImages`], [`DataError::Cancelled`], and [`DataError::InvalidSize`] when
-/// `short_side` is 0.
-pub fn load(
-    scan: &Scan,
-    short_side: u32,
-    progress: &(dyn Fn(usize, usize) -> bool + Sync),
-) -> Result<ImageSet, DataError> {
-    if short_side == 0 {
-        return Err(DataError::InvalidSize(short_side));
-    }
-    let total = scan.entries.len();
-    // About a hundred updates are plenty for a progress bar and cost nothing next to decoding.
-    let step = (total / 100).max(1);
-    let done = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let decoded: Vec<Result<RgbImage, String>> = scan
-        .entries
-        .par_iter()
-        .map(|entry| {
-            if stop.load(Ordering::Relaxed) {
-                return Err(String::new());
-            }
-            let result = decode(&entry.path, short_side);
-            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if finished.is_multiple_of(step) && finished < total && !progress(finished, total) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            result
-        })
-        .collect();
-    if stop.load(Ordering::Relaxed) || !progress(total, total) {
-        return Err(DataError::Cancelled(scan.root.clone()));
+impl ImageSource for ImageSet {
+    fn image_count(&self) -> usize {
+        self.len()
     }
 
-    let mut entries = Vec::with_capacity(total);
-    let mut images = Vec::with_capacity(total);
-    let mut skipped = Vec::new();
-    for (entry, result) in scan.entries.iter().zip(decoded) {
+    fn image(&self, index: usize) -> Result<Cow<'_, RgbImage>, DataError> {
+        match &self.pixels {
+            Pixels::Memory(images) => Ok(Cow::Borrowed(&images[index])),
+            Pixels::Cache { store, locations } => store.read(&locations[index]).map(Cow::Owned),
+        }
+    }
+}
+
+/// Brings the cache of `scan`'s folder for training at `image_size` up to date (decoding, in
+/// parallel, only the files it does not hold with the same size and modification time) and opens
+/// it. Images are cached upright (EXIF orientation), in RGB, transparency over white, with the
+/// shorter side at [`cached_side`]`(image_size)` or their own if smaller, shrunk with the
+/// PIL-exact resampler torchvision uses.
+///
+/// Files that fail to open or decode, exceed the size limits, or decode to an empty image go to
+/// [`ImageSet::skipped`] with the reason, as do files in formats read nowhere here (HEIC, SVG,
+/// …). `progress(done, total)` is called now and then, last with `done == total`; when it returns
+/// `false` the fill stops (what was decoded stays cached) and the load ends with
+/// [`DataError::Cancelled`] (100 000 photos take minutes, and a person must be able to change
+/// their mind). Fewer than two usable images is [`DataError::TooFewImages`].
+///
+/// # Errors
+/// [`DataError::TooFewImages`], [`DataError::Cancelled`], [`DataError::Cache`] when the cache
+/// cannot be written, and [`DataError::InvalidSize`] when `image_size` is 0.
+pub fn load(
+    scan: &Scan,
+    cache: &PixelCache,
+    image_size: u32,
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Result<ImageSet, DataError> {
+    if image_size == 0 {
+        return Err(DataError::InvalidSize(image_size));
+    }
+    let filled = cache::fill(cache, scan, cached_side(image_size), progress)?;
+    let mut entries = Vec::with_capacity(scan.entries.len());
+    let mut locations = Vec::with_capacity(scan.entries.len());
+    let mut skipped = scan.unsupported.clone();
+    let mut totals = ChannelTotals::default();
+    for (entry, result) in scan.entries.iter().zip(filled.results) {
         match result {
             Ok(image) => {
                 entries.push(entry.clone());
-                images.push(image);
+                locations.push(image.location);
+                totals = totals.merge(image.totals);
             }
             Err(reason) => {
                 tracing::debug!("skipping {}: {reason}", entry.path.display());
@@ -368,20 +300,26 @@ pub fn load(
             }
         }
     }
-    if images.len() < MIN_IMAGES {
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    if entries.len() < MIN_IMAGES {
         return Err(DataError::TooFewImages {
             dir: scan.root.clone(),
-            usable: images.len(),
+            usable: entries.len(),
             skipped,
         });
     }
     Ok(ImageSet {
         root: scan.root.clone(),
         entries,
-        images,
         label_names: scan.label_names.clone(),
         skipped,
         formats: scan.formats.clone(),
+        decoded: filled.decoded,
+        pixels: Pixels::Cache {
+            store: filled.store,
+            locations: Arc::new(locations),
+        },
+        totals,
     })
 }
 
@@ -391,26 +329,33 @@ pub fn load(
 /// Those of [`scan`] and [`load`].
 pub fn load_folder(
     root: &Path,
-    short_side: u32,
+    cache: &PixelCache,
+    image_size: u32,
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<ImageSet, DataError> {
-    load(&scan(root)?, short_side, progress)
+    load(&scan(root)?, cache, image_size, progress)
 }
 
-/// Decode a single image file (for querying with an external image) with the same conversion as
-/// [`load`]; errors name the file.
+/// Decodes a single image file (for querying with an outside image) as [`load`] caches it for
+/// `image_size`; errors name the file.
 ///
 /// # Errors
-/// [`DataError::Unreadable`] with the reason, and [`DataError::InvalidSize`] when `short_side`
+/// [`DataError::Unreadable`] with the reason, and [`DataError::InvalidSize`] when `image_size`
 /// is 0.
-pub fn load_image(path: &Path, short_side: u32) -> Result<RgbImage, DataError> {
-    if short_side == 0 {
-        return Err(DataError::InvalidSize(short_side));
+pub fn load_image(path: &Path, image_size: u32) -> Result<RgbImage, DataError> {
+    if image_size == 0 {
+        return Err(DataError::InvalidSize(image_size));
     }
-    decode(path, short_side).map_err(|reason| DataError::Unreadable {
-        path: path.to_path_buf(),
-        reason,
-    })
+    decode_file(path, cached_side(image_size))
+}
+
+fn decode_file(path: &Path, short_side: u32) -> Result<RgbImage, DataError> {
+    decode::decode(path, short_side)
+        .map(|decoded| decoded.image)
+        .map_err(|reason| DataError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        })
 }
 
 /// A square `side`×`side` JPEG of the centre of `path`, for browsing large folders: the same
@@ -420,16 +365,26 @@ pub fn load_image(path: &Path, short_side: u32) -> Result<RgbImage, DataError> {
 /// # Errors
 /// As [`load_image`].
 pub fn thumbnail_jpeg(path: &Path, side: u32) -> Result<Vec<u8>, DataError> {
-    let image = load_image(path, side)?;
+    if side == 0 {
+        return Err(DataError::InvalidSize(side));
+    }
+    let image = decode_file(path, side)?;
     let (width, height) = image.dimensions();
+    let shorter = width.min(height);
     let square = image::imageops::crop_imm(
         &image,
-        (width - side.min(width)) / 2,
-        (height - side.min(height)) / 2,
-        side.min(width),
-        side.min(height),
+        (width - shorter) / 2,
+        (height - shorter) / 2,
+        shorter,
+        shorter,
     )
     .to_image();
+    // A file smaller than the thumbnail is enlarged to fill it, like any other.
+    let square = if shorter == side {
+        square
+    } else {
+        image::imageops::resize(&square, side, side, image::imageops::FilterType::Triangle)
+    };
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
         .encode_image(&square)
@@ -438,154 +393,6 @@ pub fn thumbnail_jpeg(path: &Path, side: u32) -> Result<Vec<u8>, DataError> {
             reason: format!("cannot encode its thumbnail: {error}"),
         })?;
     Ok(bytes)
-}
-
-/// Decodes, orients, flattens and resizes one file; the error is a reason for the user.
-fn decode(path: &Path, short_side: u32) -> Result<RgbImage, String> {
-    let size = fs::metadata(path).map_err(|err| err.to_string())?.len();
-    if size == 0 {
-        return Err("the file is empty (0 bytes)".to_owned());
-    }
-    if size > MAX_FILE_BYTES {
-        return Err(format!(
-            "the file is {} MiB, more than the {} MiB limit",
-            size >> 20,
-            MAX_FILE_BYTES >> 20
-        ));
-    }
-    let bytes = fs::read(path).map_err(|err| err.to_string())?;
-    if bytes.starts_with(&JPEG_SOI) && jpeg_is_truncated(&bytes) {
-        return Err(
-            "the JPEG data stops before its end marker; the file is probably truncated (an interrupted copy or download?)"
-                .to_owned(),
-        );
-    }
-    let mut reader = ImageReader::new(Cursor::new(bytes));
-    if let Ok(format) = ImageFormat::from_path(path) {
-        reader.set_format(format);
-    }
-    // The content decides over the extension: renamed files are common.
-    let mut reader = reader
-        .with_guessed_format()
-        .map_err(|err| err.to_string())?;
-    reader.limits(decode_limits());
-    let format = reader.format();
-    let explain = |err: image::ImageError| describe(&err, format);
-    let mut decoder = reader.into_decoder().map_err(explain)?;
-    // Broken metadata should not cost an otherwise good image: treat it as "no rotation".
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(explain)?;
-    image.apply_orientation(orientation);
-    if image.width() == 0 || image.height() == 0 {
-        return Err(format!(
-            "it decodes to an empty {}×{} image",
-            image.width(),
-            image.height()
-        ));
-    }
-    resize_short_side(flatten_over_white(image), short_side)
-}
-
-/// Start-of-image marker that opens every JPEG file.
-const JPEG_SOI: [u8; 2] = [0xFF, 0xD8];
-
-/// Whether JPEG `bytes` stop before their end-of-image marker. The JPEG decoder behind `image`
-/// fills the missing part of a cut-off file with grey instead of failing, and such half-grey
-/// photos (from interrupted copies and downloads, common in real folders) would quietly pollute
-/// training.
-fn jpeg_is_truncated(bytes: &[u8]) -> bool {
-    const START_OF_SCAN: u8 = 0xDA;
-    const END_OF_IMAGE: u8 = 0xD9;
-    let mut pos = JPEG_SOI.len();
-    // Hop over the length-prefixed segments up to the first scan: metadata before it (an EXIF
-    // thumbnail, say) may hold an end marker of its own, while the coded data after it cannot.
-    while let [0xFF, marker, len_hi, len_lo, ..] = bytes[pos.min(bytes.len())..] {
-        match marker {
-            // Fill byte before a marker.
-            0xFF => pos += 1,
-            END_OF_IMAGE => return false,
-            _ => {
-                pos += 2 + usize::from(u16::from_be_bytes([len_hi, len_lo]));
-                if marker == START_OF_SCAN {
-                    let rest = bytes.get(pos..).unwrap_or_default();
-                    return !rest.windows(2).any(|pair| pair == [0xFF, END_OF_IMAGE]);
-                }
-            }
-        }
-    }
-    // Cut inside the header, or laid out oddly: the decoder gives the better message.
-    false
-}
-
-fn decode_limits() -> Limits {
-    // `Limits` is non-exhaustive, so it can only be built by changing a default.
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    limits
-}
-
-/// The decoder's message, with context where it alone would puzzle the user.
-fn describe(err: &image::ImageError, format: Option<ImageFormat>) -> String {
-    match err {
-        image::ImageError::IoError(_) => format!(
-            "{err} while reading it as {} (the file may be cut short, or not really an image)",
-            format.map_or("an image".to_owned(), |format| format!("{format:?}")
-                .to_uppercase())
-        ),
-        image::ImageError::Limits(_) => format!(
-            "{err} (images may be at most {MAX_SIDE}×{MAX_SIDE} pixels and need at most {} MiB to decode)",
-            MAX_DECODE_BYTES >> 20
-        ),
-        _ => err.to_string(),
-    }
-}
-
-/// Converts any colour type to RGB8, compositing transparency over white.
-fn flatten_over_white(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        return image.into_rgb8();
-    }
-    let rgba = image.into_rgba8();
-    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let over_white = |c: u8| {
-            let (c, a) = (u32::from(c), u32::from(a));
-            // Rounded integer blend; the result is at most 255, so the cast is lossless.
-            ((c * a + 255 * (255 - a) + 127) / 255) as u8
-        };
-        image::Rgb([over_white(r), over_white(g), over_white(b)])
-    })
-}
-
-/// Resizes so the shorter side is exactly `short_side`, keeping the aspect ratio.
-fn resize_short_side(image: RgbImage, short_side: u32) -> Result<RgbImage, String> {
-    let (width, height) = image.dimensions();
-    let short = width.min(height);
-    if short == short_side {
-        return Ok(image);
-    }
-    let long = width.max(height);
-    let scaled_long = (f64::from(long) * f64::from(short_side) / f64::from(short)).round();
-    if scaled_long > f64::from(MAX_SIDE) {
-        return Err(format!(
-            "its {width}×{height} shape is too elongated: with its shorter side at {short_side} px its longer side would exceed {MAX_SIDE} px"
-        ));
-    }
-    // In range by the check above, and at least `short_side` because `long >= short`.
-    let scaled_long = scaled_long as u32;
-    let (new_width, new_height) = if width <= height {
-        (short_side, scaled_long)
-    } else {
-        (scaled_long, short_side)
-    };
-    Ok(image::imageops::resize(
-        &image,
-        new_width,
-        new_height,
-        FilterType::Triangle,
-    ))
 }
 
 /// ".jpg, .jpeg, …" for messages.
@@ -625,10 +432,16 @@ fn skipped_summary(skipped: &[SkippedFile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayAlphaImage, GrayImage, ImageBuffer, Rgb, RgbaImage};
+    use std::fs;
+    use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageBuffer, Rgb, RgbaImage};
 
     fn no_progress(_: usize, _: usize) -> bool {
         true
+    }
+
+    /// A cache inside the test folder; hidden, so the scan does not see it.
+    fn cache_in(dir: &Path) -> PixelCache {
+        PixelCache::at(dir.join(".cache"))
     }
 
     /// A smooth colour ramp, so every format has real content to encode.
@@ -696,10 +509,11 @@ mod tests {
         for ext in ["jpg", "png", "webp", "bmp", "gif", "tiff"] {
             save(dir.path(), &format!("image.{ext}"), ramp(24, 16));
         }
-        let set = load_folder(dir.path(), 8, &no_progress).unwrap();
+        let set = load_folder(dir.path(), &cache_in(dir.path()), 8, &no_progress).unwrap();
         assert!(set.skipped.is_empty(), "{:?}", set.skipped);
         assert_eq!(set.len(), 6);
-        assert!(set.images.iter().all(|image| image.dimensions() == (12, 8)));
+        // Cached at 1.5× the training size: 24×16 becomes 18×12.
+        assert!((0..set.len()).all(|i| set.image(i).unwrap().dimensions() == (18, 12)));
         let formats: Vec<&str> = set.formats.keys().map(String::as_str).collect();
         assert_eq!(formats, ["bmp", "gif", "jpg", "png", "tiff", "webp"]);
         assert!(set.formats.values().all(|&count| count == 1));
@@ -776,7 +590,7 @@ mod tests {
         let path = dir.path().join("rotated.jpg");
         fs::write(&path, with_exif_orientation_6(&jpeg_bytes(&landscape))).unwrap();
 
-        let image = load_image(&path, 10).unwrap();
+        let image = decode_file(&path, 10).unwrap();
         assert_eq!(
             image.dimensions(),
             (10, 20),
@@ -792,12 +606,13 @@ mod tests {
     }
 
     #[test]
-    fn resize_sets_the_shorter_side_and_keeps_the_aspect() {
+    fn decoding_shrinks_the_shorter_side_and_keeps_the_aspect() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
             ((100, 50), 20, (40, 20)),
             ((30, 90), 10, (10, 30)),
-            ((5, 10), 20, (20, 40)),
+            // Never enlarged: later resizes work from the real pixels.
+            ((5, 10), 20, (5, 10)),
             ((33, 33), 33, (33, 33)),
         ];
         for ((width, height), short_side, expected) in cases {
@@ -807,7 +622,7 @@ mod tests {
                 ramp(width, height),
             );
             assert_eq!(
-                load_image(&path, short_side).unwrap().dimensions(),
+                decode_file(&path, short_side).unwrap().dimensions(),
                 expected
             );
         }
@@ -836,7 +651,7 @@ mod tests {
         bomb.extend_from_slice(&[0; 3]);
         fs::write(dir.path().join("bomb.bmp"), bomb).unwrap();
 
-        let set = load_folder(dir.path(), 8, &no_progress).unwrap();
+        let set = load_folder(dir.path(), &cache_in(dir.path()), 8, &no_progress).unwrap();
         assert_eq!(set.len(), 2);
         let loaded: Vec<_> = set
             .entries
@@ -880,13 +695,13 @@ mod tests {
     #[test]
     fn jpeg_truncation_check_accepts_complete_files() {
         let jpeg = jpeg_bytes(&ramp(32, 32));
-        assert!(!jpeg_is_truncated(&jpeg));
-        assert!(!jpeg_is_truncated(&with_exif_orientation_6(&jpeg)));
+        assert!(!decode::jpeg_is_truncated(&jpeg));
+        assert!(!decode::jpeg_is_truncated(&with_exif_orientation_6(&jpeg)));
         // Data after the end marker (motion photos append a video) is not truncation.
         let mut trailing = jpeg.clone();
         trailing.extend_from_slice(&[0x12; 100]);
-        assert!(!jpeg_is_truncated(&trailing));
-        assert!(jpeg_is_truncated(&jpeg[..jpeg.len() - 2]));
+        assert!(!decode::jpeg_is_truncated(&trailing));
+        assert!(decode::jpeg_is_truncated(&jpeg[..jpeg.len() - 2]));
     }
 
     #[test]
@@ -908,7 +723,7 @@ mod tests {
             .map(Path::new)
             .collect();
         assert_eq!(names, expected);
-        let set = load(&first, 4, &no_progress).unwrap();
+        let set = load(&first, &cache_in(dir.path()), 4, &no_progress).unwrap();
         assert_eq!(set.entries, first.entries);
     }
 
@@ -943,7 +758,7 @@ mod tests {
         assert_eq!(scan.label_names, ["cats", "dogs"]);
         let labels: Vec<_> = scan.entries.iter().map(|e| e.label).collect();
         assert_eq!(labels, [Some(0), Some(1), Some(1)]);
-        let set = load(&scan, 4, &no_progress).unwrap();
+        let set = load(&scan, &cache_in(dir.path()), 4, &no_progress).unwrap();
         assert_eq!(set.labels(), Some(vec![0, 1, 1]));
     }
 
@@ -961,7 +776,7 @@ mod tests {
             let scan = scan(dir.path()).unwrap();
             assert!(scan.label_names.is_empty());
             assert!(scan.entries.iter().all(|e| e.label.is_none()));
-            assert_eq!(load(&scan, 4, &no_progress).unwrap().labels(), None);
+            assert_eq!(load(&scan, &cache_in(dir.path()), 4, &no_progress).unwrap().labels(), None);
         }
     }
 
@@ -984,7 +799,7 @@ mod tests {
         save(dir.path(), "good.png", ramp(8, 8));
         fs::write(dir.path().join("bad-1.jpg"), "garbage").unwrap();
         fs::write(dir.path().join("bad-2.png"), "garbage").unwrap();
-        let err = load_folder(dir.path(), 8, &no_progress).unwrap_err();
+        let err = load_folder(dir.path(), &cache_in(dir.path()), 8, &no_progress).unwrap_err();
         let message = err.to_string();
         let DataError::TooFewImages {
             dir: folder,
@@ -1039,7 +854,7 @@ mod tests {
             save(dir.path(), &format!("{i}.png"), ramp(4, 4));
         }
         let calls = std::sync::Mutex::new(Vec::new());
-        load_folder(dir.path(), 4, &|done, total| {
+        load_folder(dir.path(), &cache_in(dir.path()), 4, &|done, total| {
             calls.lock().unwrap().push((done, total));
             true
         })
@@ -1055,7 +870,7 @@ mod tests {
         for i in 0..300 {
             save(dir.path(), &format!("{i}.png"), ramp(4, 4));
         }
-        let err = load_folder(dir.path(), 4, &|done, _| done < 10).unwrap_err();
+        let err = load_folder(dir.path(), &cache_in(dir.path()), 4, &|done, _| done < 10).unwrap_err();
         assert!(matches!(err, DataError::Cancelled(_)), "{err}");
     }
 

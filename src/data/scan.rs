@@ -1,0 +1,299 @@
+//! Walking a folder: which files are images, which look like images but cannot be read here, and
+//! what each file's size and modification time are (the cache's and the resume check's key).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::{DataError, SkippedFile};
+
+/// File extensions (lower case, without the dot) that are treated as images.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
+
+/// Image formats people keep beside their photos that no decoder built into Spreadout reads,
+/// with what to do about them. They are listed as skipped rather than passed over in silence.
+const UNSUPPORTED_FORMATS: &[(&[&str], &str)] = &[
+    (
+        &["heic", "heif"],
+        "unsupported format: HEIC/HEIF (the iPhone default) has no decoder that builds from Rust's package registry alone (libheif needs its system library, 1.17 or newer); convert these to JPEG, or set the phone to save “Most Compatible”",
+    ),
+    (
+        &["avif"],
+        "unsupported format: AVIF is not decoded here; convert it to JPEG or PNG",
+    ),
+    (
+        &["jxl"],
+        "unsupported format: JPEG XL is not decoded here; convert it to JPEG or PNG",
+    ),
+    (
+        &["svg", "svgz"],
+        "unsupported format: SVG is a vector drawing, not pixels; export it as PNG",
+    ),
+    (
+        &["psd"],
+        "unsupported format: Photoshop documents are not decoded here; export a flattened JPEG or PNG",
+    ),
+    (
+        &["dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "srw", "pef"],
+        "unsupported format: camera raw files are not developed here; export JPEGs from your raw editor",
+    ),
+];
+
+/// What identifies a file's content without reading it: a file whose size or modification time
+/// changed is decoded again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch (0 where the system has none).
+    pub modified_ns: i128,
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .map_or(0, |time| match time.duration_since(UNIX_EPOCH) {
+                Ok(after) => after.as_nanos() as i128,
+                Err(before) => -(before.duration().as_nanos() as i128),
+            });
+        Self {
+            size: meta.len(),
+            modified_ns,
+        }
+    }
+}
+
+/// One image file found by the scan. `label` is the index of its first-level subfolder in
+/// `Scan::label_names`, if labels were detected.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ImageEntry {
+    /// Path of the file: the scanned root joined with the file's path below it.
+    #[serde(with = "crate::paths")]
+    pub path: PathBuf,
+    /// Index into the label names, when the folder layout defines labels.
+    pub label: Option<usize>,
+    /// Size and modification time when scanned (not serialised: only this process uses it).
+    #[serde(skip)]
+    pub stamp: FileStamp,
+}
+
+/// The result of walking a folder, before any decoding.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Scan {
+    /// The folder that was walked, as given.
+    #[serde(with = "crate::paths")]
+    pub root: PathBuf,
+    /// Every image file found, sorted by path.
+    pub entries: Vec<ImageEntry>,
+    /// Sorted names of the first-level subfolders when they act as labels; empty otherwise.
+    pub label_names: Vec<String>,
+    /// Number of files per (lower-case) extension, unsupported formats included.
+    pub formats: BTreeMap<String, usize>,
+    /// Files in image formats that cannot be read here, with the reason.
+    #[serde(default)]
+    pub unsupported: Vec<SkippedFile>,
+}
+
+impl Scan {
+    /// Identity of the folder's content: the number of images and a digest of their paths
+    /// (relative to the root), sizes and modification times, in scan order.
+    pub fn fingerprint(&self) -> FolderFingerprint {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for entry in &self.entries {
+            let relative = entry.path.strip_prefix(&self.root).unwrap_or(&entry.path);
+            let bytes = crate::paths::os_bytes(relative.as_os_str());
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+            hasher.update(&entry.stamp.size.to_le_bytes());
+            hasher.update(&entry.stamp.modified_ns.to_le_bytes());
+        }
+        FolderFingerprint {
+            images: self.entries.len(),
+            digest: format!("{:032x}", hasher.digest128()),
+        }
+    }
+}
+
+/// What a run records about its training folder, to tell on resume whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FolderFingerprint {
+    /// Image files found.
+    pub images: usize,
+    /// xxh3-128 of every file's relative path, size and modification time, in scan order.
+    pub digest: String,
+}
+
+/// Walk `root` recursively (following symbolic links but never around a loop; skipping hidden
+/// files and folders, whose names start with '.'), keep files with an image extension
+/// (case-insensitive), sorted by path for a deterministic order. Files in image formats that
+/// cannot be decoded here (HEIC, SVG, camera raw, …) are listed in [`Scan::unsupported`].
+///
+/// Labels: if EVERY image lies inside a first-level subfolder and there are at least 2 such
+/// subfolders, the first-level folder name is the label (`label_names` sorted); otherwise there
+/// are no labels. Labels are only ever used for evaluation.
+///
+/// Subfolders that cannot be read are left out with a warning rather than failing the scan, so
+/// one locked folder does not stop a run on everything else.
+///
+/// # Errors
+/// [`DataError::NotADirectory`], [`DataError::Io`] if `root` itself cannot be read, and
+/// [`DataError::NoImages`].
+pub fn scan(root: &Path) -> Result<Scan, DataError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DataError::Io { path, source }
+    };
+    let meta = fs::metadata(root).map_err(io_error(root))?;
+    if !meta.is_dir() {
+        return Err(DataError::NotADirectory(root.to_path_buf()));
+    }
+
+    let mut visited = HashSet::new();
+    visited.insert(fs::canonicalize(root).map_err(io_error(root))?);
+    let mut pending = vec![root.to_path_buf()];
+    let mut files = Vec::new();
+    let mut unsupported = Vec::new();
+    let mut formats = BTreeMap::new();
+    while let Some(dir) = pending.pop() {
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(source) if dir == root => return Err(io_error(root)(source)),
+            Err(err) => {
+                tracing::warn!("skipping folder {}: {err}", dir.display());
+                continue;
+            }
+        };
+        for item in listing {
+            let item = match item {
+                Ok(item) => item,
+                Err(err) => {
+                    tracing::warn!("skipping an entry of {}: {err}", dir.display());
+                    continue;
+                }
+            };
+            if item.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = item.path();
+            // `fs::metadata` follows symbolic links, so a linked folder or image counts like a real one.
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(err) => {
+                    tracing::warn!("skipping {}: {err}", path.display());
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                match fs::canonicalize(&path) {
+                    Ok(real) => {
+                        if visited.insert(real) {
+                            pending.push(path);
+                        }
+                    }
+                    Err(err) => tracing::warn!("skipping folder {}: {err}", path.display()),
+                }
+            } else if meta.is_file() {
+                let Some(ext) = lower_extension(&path) else {
+                    continue;
+                };
+                if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+                    *formats.entry(ext).or_insert(0) += 1;
+                    files.push((path, FileStamp::of(&meta)));
+                } else if let Some(reason) = unsupported_reason(&ext) {
+                    *formats.entry(ext).or_insert(0) += 1;
+                    unsupported.push(SkippedFile {
+                        path,
+                        reason: reason.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(match unsupported.first() {
+            Some(file) => DataError::Unreadable {
+                path: file.path.clone(),
+                reason: format!(
+                    "{} (and no readable image in {})",
+                    file.reason,
+                    root.display()
+                ),
+            },
+            None => DataError::NoImages(root.to_path_buf()),
+        });
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    unsupported.sort_by(|a, b| a.path.cmp(&b.path));
+    let (entries, label_names) = assign_labels(root, files);
+    Ok(Scan {
+        root: root.to_path_buf(),
+        entries,
+        label_names,
+        formats,
+        unsupported,
+    })
+}
+
+/// The lower-case extension of `path`, when it has one that is text.
+fn lower_extension(path: &Path) -> Option<String> {
+    Some(path.extension()?.to_str()?.to_ascii_lowercase())
+}
+
+/// Why files with extension `ext` are skipped, if it is a known image format that is not read.
+fn unsupported_reason(ext: &str) -> Option<&'static str> {
+    UNSUPPORTED_FORMATS
+        .iter()
+        .find(|(extensions, _)| extensions.contains(&ext))
+        .map(|&(_, reason)| reason)
+}
+
+/// Turns first-level folder names into labels when the layout is unambiguous (see [`scan`]).
+fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEntry>, Vec<String>) {
+    let top_folders: Option<Vec<String>> = files
+        .iter()
+        .map(|(path, _)| {
+            let mut parts = path.strip_prefix(root).ok()?.components();
+            let first = parts.next()?;
+            // An image directly in the root has nothing after its first component.
+            parts.next()?;
+            Some(first.as_os_str().to_string_lossy().into_owned())
+        })
+        .collect();
+    let unlabelled = |files: Vec<(PathBuf, FileStamp)>| {
+        let entries = files
+            .into_iter()
+            .map(|(path, stamp)| ImageEntry {
+                path,
+                label: None,
+                stamp,
+            })
+            .collect();
+        (entries, Vec::new())
+    };
+    let Some(folders) = top_folders else {
+        return unlabelled(files);
+    };
+    let label_names: Vec<String> = folders
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // A single folder is just where the images happen to live, not a class.
+    if label_names.len() < 2 {
+        return unlabelled(files);
+    }
+    let entries = files
+        .into_iter()
+        .zip(&folders)
+        .map(|((path, stamp), folder)| ImageEntry {
+            path,
+            label: label_names.binary_search(folder).ok(),
+            stamp,
+        })
+        .collect();
+    (entries, label_names)
+}
