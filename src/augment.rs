@@ -677,6 +677,88 @@ mod tests {
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    /// RandomResizedCrop of a large photo through the data cache (shorter side 1.5× the training
+    /// size) against the same crop cut from the full-resolution file, which is what torchvision
+    /// does; and, for scale, against a cache that stops at the training size.
+    #[test]
+    fn crops_from_the_cache_match_crops_of_the_full_photo() {
+        use crate::data::{ImageSource, PixelCache, cached_side, load, scan};
+        // 1152×864: the 96 px cache is exactly 1/9 and a 64 px cache 1/13.5 of it, so every crop
+        // below maps to whole pixels in all three.
+        let (width, height) = (1152u32, 864u32);
+        let photo = RgbImage::from_fn(width, height, |x, y| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            let wave = |period: f64, phase: f64| ((x + 0.7 * y) / period + phase).sin();
+            image::Rgb([
+                (128.0 + 90.0 * wave(37.0, 0.0)) as u8,
+                (128.0 + 90.0 * (y / 53.0).cos() * wave(91.0, 1.0)) as u8,
+                (128.0 + 60.0 * wave(23.0, 2.0)) as u8,
+            ])
+        });
+        let folder = tempfile::tempdir().unwrap();
+        photo.save(folder.path().join("photo.png")).unwrap();
+        photo.save(folder.path().join("copy.png")).unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let size = 64;
+        let set = load(
+            &scan(folder.path()).unwrap(),
+            &PixelCache::at(cache_dir.path()),
+            size,
+            &|_, _| true,
+        )
+        .unwrap();
+        let cached = set.image(0).unwrap().into_owned();
+        assert_eq!(cached_side(size), 96);
+        assert_eq!(cached.dimensions(), (128, 96));
+        let at_training_size = resize_shorter_side(&photo, size);
+        let whole = PixelRect {
+            left: 0,
+            top: 0,
+            width: size,
+            height: size,
+        };
+        let scaled = |rect: PixelRect, numerator: u32, denominator: u32| PixelRect {
+            left: rect.left * numerator / denominator,
+            top: rect.top * numerator / denominator,
+            width: rect.width * numerator / denominator,
+            height: rect.height * numerator / denominator,
+        };
+        let difference = |a: &FloatImage, b: &FloatImage| {
+            a.pixels
+                .iter()
+                .zip(&b.pixels)
+                .flat_map(|(p, q)| (0..3).map(move |c| f64::from((p[c] - q[c]).abs()) * 255.0))
+                .sum::<f64>()
+                / (a.pixels.len() * 3) as f64
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut from_cache, mut from_small) = (0.0, 0.0);
+        let crops = 24;
+        for _ in 0..crops {
+            // Crops drawn on the cache, snapped to multiples of 2 px there (so 18 px of the
+            // photo and 12 px of the small cache).
+            let rect = sample_crop_rect(128, 96, &mut rng);
+            let snap = |v: u32| (v / 2 * 2).max(2);
+            let rect = PixelRect {
+                left: snap(rect.left),
+                top: snap(rect.top),
+                width: snap(rect.width).min(128 - snap(rect.left)),
+                height: snap(rect.height).min(96 - snap(rect.top)),
+            };
+            let reference = resize_region(&photo, scaled(rect, 9, 1), (size, size), whole);
+            let cached_view = resize_region(&cached, rect, (size, size), whole);
+            let small_view =
+                resize_region(&at_training_size, scaled(rect, 2, 3), (size, size), whole);
+            from_cache += difference(&cached_view, &reference) / f64::from(crops);
+            from_small += difference(&small_view, &reference) / f64::from(crops);
+        }
+        assert!(from_cache < 4.0, "mean difference {from_cache:.2} levels");
+        assert!(
+            from_cache < 0.6 * from_small,
+            "the 1.5× cache ({from_cache:.2}) should be much closer than a training-size one ({from_small:.2})"
+        );
+    }
+
     fn seeded(seed: u64) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(seed)
     }

@@ -458,7 +458,8 @@ pub(crate) fn fill(
     if cancelled {
         return Err(DataError::Cancelled(scan.root.clone()));
     }
-    if index.dead_bytes() > index.live_bytes() && index.dead_bytes() > 1 << 20 {
+    // More garbage than images: copy the images into a fresh file (cheap next to decoding them).
+    if index.dead_bytes() > index.live_bytes() {
         index.compact(&dir)?;
         index.write(&index_path)?;
         remove_old_generations(&dir, index.generation);
@@ -779,5 +780,110 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = self.u32()? as usize;
         self.take(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ImageSource, load, scan};
+
+    fn photo(width: u32, height: u32, shade: u8) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([shade, (x * 255 / width) as u8, (y * 255 / height) as u8])
+        })
+    }
+
+    fn no_progress(_: usize, _: usize) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_second_load_decodes_nothing_and_a_changed_file_is_decoded_again() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for i in 0..5u8 {
+            photo(300, 200, i * 40).save(photos.path().join(format!("{i}.png"))).unwrap();
+        }
+        // Big enough to be stored as JPEG: 1.5 × 128 = 192 px shorter side.
+        photo(600, 400, 9).save(photos.path().join("big.jpg")).unwrap();
+        std::fs::write(photos.path().join("broken.png"), b"not a png").unwrap();
+
+        let first = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
+        assert_eq!((first.len(), first.decoded, first.skipped.len()), (6, 7, 1));
+        let second = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
+        assert_eq!(second.decoded, 0, "everything, the broken file too, came from the cache");
+        assert_eq!(second.skipped, first.skipped);
+        for i in 0..first.len() {
+            assert_eq!(first.image(i).unwrap(), second.image(i).unwrap());
+        }
+        assert_eq!(first.image(0).unwrap().dimensions(), (288, 192));
+        assert_eq!(first.normalization(), second.normalization());
+
+        // Same name, new content (and so a new size and time): only that file is decoded.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        photo(330, 200, 250).save(photos.path().join("2.png")).unwrap();
+        let third = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
+        assert_eq!(third.decoded, 1);
+        let changed = third.entries.iter().position(|e| e.path.ends_with("2.png")).unwrap();
+        assert_eq!(third.image(changed).unwrap().get_pixel(0, 0).0[0], 250);
+
+        // Another resolution is another cache; the first stays.
+        let other = load(&scan(photos.path()).unwrap(), &cache, 32, &no_progress).unwrap();
+        assert_eq!(other.decoded, 7);
+        let usage = cache.usage();
+        assert_eq!(usage.len(), 2);
+        assert!(usage.iter().all(|folder| folder.files == 7 && folder.bytes > 0));
+        assert!(cache.clear().unwrap() > 0);
+        assert!(cache.usage().is_empty());
+    }
+
+    #[test]
+    fn a_stopped_fill_keeps_its_work_and_a_damaged_index_is_rebuilt() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for i in 0..300u32 {
+            photo(8, 8, (i % 250) as u8).save(photos.path().join(format!("{i:03}.png"))).unwrap();
+        }
+        let listed = scan(photos.path()).unwrap();
+        let stopped = load(&listed, &cache, 8, &|done, _| done < 100);
+        assert!(matches!(stopped, Err(DataError::Cancelled(_))));
+        let resumed = load(&listed, &cache, 8, &no_progress).unwrap();
+        assert!(resumed.decoded < 300, "decoded {} again", resumed.decoded);
+
+        let dir = cache.folder_dir(photos.path(), cached_side(8)).unwrap();
+        let index = dir.join("index");
+        let mut bytes = std::fs::read(&index).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xFF;
+        std::fs::write(&index, bytes).unwrap();
+        let rebuilt = load(&listed, &cache, 8, &no_progress).unwrap();
+        assert_eq!(rebuilt.decoded, 300);
+        assert_eq!(rebuilt.image(7).unwrap(), resumed.image(7).unwrap());
+    }
+
+    #[test]
+    fn removed_files_leave_the_index_and_their_space_is_reclaimed() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for i in 0..4u8 {
+            photo(1200, 800, i * 60).save(photos.path().join(format!("{i}.png"))).unwrap();
+        }
+        load(&scan(photos.path()).unwrap(), &cache, 512, &no_progress).unwrap();
+        for i in 0..3u8 {
+            std::fs::remove_file(photos.path().join(format!("{i}.png"))).unwrap();
+        }
+        photo(1200, 800, 1).save(photos.path().join("new.png")).unwrap();
+        let after = load(&scan(photos.path()).unwrap(), &cache, 512, &no_progress).unwrap();
+        assert_eq!((after.len(), after.decoded), (2, 1));
+        let dir = cache.folder_dir(photos.path(), cached_side(512)).unwrap();
+        let index = Index::read(&dir.join("index")).unwrap();
+        assert_eq!(index.records.len(), 2);
+        assert_eq!(index.generation, 1, "three of four entries were dead: compacted");
+        assert_eq!(index.dead_bytes(), 0);
+        assert!(after.image(0).is_ok() && after.image(1).is_ok());
     }
 }
