@@ -20,7 +20,7 @@ use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{PixelBatch, View};
 use crate::model::{Precision, Stem};
-use crate::train::{Control, EpochRunner, Sgd, TrainConfig, TrainError};
+use crate::train::{EpochStart, Control, EpochRunner, Sgd, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -149,14 +149,19 @@ pub fn training(
         let runner = EpochRunner::new(&config, &set, normalization, &autodiff, false);
         let trained = runner
             .train_epoch(
-                epoch,
-                net,
+                EpochStart {
+                    epoch,
+                    net,
+                    steps: steps_done,
+                    resume_at: None,
+                    first_of_run: false,
+                },
                 &mut sgd,
-                steps_done,
-                false,
                 &control,
+                None,
                 &mut |_| {},
             )?
+            .trained()
             .expect("a benchmark is never cancelled");
         net = trained.net;
         steps_done = trained.steps;

@@ -188,6 +188,9 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (--epochs may extend it).
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: continue even if the training folder changed since the run started.
+    #[arg(long, requires = "resume")]
+    pub accept_changed_folder: bool,
     /// Labelled folder used as the kNN memory (default: DIR, when it has label folders).
     #[arg(long)]
     pub eval_train: Option<PathBuf>,

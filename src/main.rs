@@ -28,6 +28,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    progress::handle_interrupts();
     // Before any device opens: a second launch then finds its tuned and compiled kernels.
     device::configure_kernel_cache(&device::default_cache_dir());
     let cache_dir = cli
@@ -107,6 +108,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         resume: args.resume,
         device: args.device.device,
         cache_dir,
+        accept_changed_folder: args.accept_changed_folder,
     };
     progress::run_with_progress(request)?;
     Ok(())
@@ -396,6 +398,7 @@ fn demo_command(
         resume,
         device: choice,
         cache_dir: Some(cache.root().to_owned()),
+        accept_changed_folder: false,
     };
     progress::run_with_progress(request)?;
     let metrics = train::read_metrics(&run_dir)?;

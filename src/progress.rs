@@ -1,14 +1,49 @@
 //! Renders a training run's event stream in the terminal: a progress bar per epoch (on stderr,
 //! only when it is a terminal) and one line of metrics per finished epoch on stdout, so piped
-//! output and logs still show every epoch.
+//! output and logs still show every epoch. Ctrl-C stops a run the way the app's Stop does: the
+//! current step finishes, a checkpoint is written, and the command says how to resume.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use spreadout::data::SkippedFile;
 use spreadout::train::{self, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest};
 
+/// Ctrl-C presses since the handler was installed.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes Ctrl-C ask for a clean stop (the first press) or quit at once (the second). On Unix;
+/// elsewhere Ctrl-C keeps its default and the last checkpoint (at most `checkpoint_minutes` old)
+/// is what a resume finds.
+pub fn handle_interrupts() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_interrupt(_: libc::c_int) {
+            // Only async-signal-safe work here: an atomic add, and `_exit` on the second press.
+            if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
+                // SAFETY: `_exit` is async-signal-safe and ends the process at once.
+                unsafe { libc::_exit(130) };
+            }
+        }
+        let handler: extern "C" fn(libc::c_int) = on_interrupt;
+        // SAFETY: the handler only touches an atomic and calls `_exit`, both allowed in a
+        // signal handler; SIGINT is a valid signal number.
+        let previous = unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+        if previous == libc::SIG_ERR {
+            tracing::warn!("Ctrl-C will quit without a checkpoint: the handler could not be set");
+        }
+    }
+}
+
+fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
 /// A progress callback for [`spreadout::data::load`]: a bar on stderr (when it is a terminal)
-/// while images are decoded into the cache.
+/// while images are decoded into the cache. Ctrl-C stops the fill; what was decoded stays cached.
 pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta}")
@@ -21,16 +56,29 @@ pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
         if done == total {
             bar.finish_and_clear();
         }
-        true
+        !interrupted()
     }
 }
 
 /// Runs `request` on the training worker and draws its events until it ends.
 pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
+    let (train_dir, out) = (request.train_dir.clone(), request.out.clone());
     let handle = train::spawn(request);
     let bar = ProgressBar::hidden();
-    for event in handle.events.iter() {
-        render(&bar, &event);
+    let mut stop_asked = false;
+    loop {
+        match handle.events.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => render(&bar, &event),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if interrupted() && !stop_asked {
+            stop_asked = true;
+            handle.control.cancel();
+            bar.suspend(|| {
+                eprintln!("stopping: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)")
+            });
+        }
     }
     bar.finish_and_clear();
     let summary = handle
@@ -38,7 +86,21 @@ pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
         .join()
         .map_err(|_| anyhow::anyhow!("the training thread could not be joined"))??;
     if summary.cancelled {
-        eprintln!("stopped after epoch {}", summary.epochs_completed);
+        let position = if summary.steps_into_epoch > 0 {
+            format!(
+                "epoch {}, step {}",
+                summary.epochs_completed + 1,
+                summary.steps_into_epoch
+            )
+        } else {
+            format!("the end of epoch {}", summary.epochs_completed)
+        };
+        eprintln!(
+            "stopped at {position}; the checkpoint is in {}. Resume with:\n  spreadout train {} --out {} --resume",
+            out.display(),
+            train_dir.display(),
+            out.display()
+        );
     }
     Ok(summary)
 }

@@ -46,6 +46,7 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
         resume: false,
         device: DeviceChoice::Cpu,
         cache_dir: Some(out.with_file_name("image-cache")),
+        accept_changed_folder: false,
     }
 }
 
@@ -154,7 +155,7 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     )
     .unwrap();
 
-    // Interrupt in the middle of epoch 2: epoch 1's checkpoint is the last one.
+    // Interrupt at the end of epoch 1 (a Stop during its evaluation keeps the epoch).
     let interrupted = dir.path().join("interrupted");
     let control = Control::default();
     let summary = train::run(
@@ -162,7 +163,7 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
         &control,
         &mut |event| {
             if let TrainEvent::Step {
-                epoch: 2, step: 2, ..
+                epoch: 1, step: 4, ..
             } = event
             {
                 control.cancel();
@@ -221,6 +222,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         resume: false,
         device: DeviceChoice::Cpu,
         cache_dir: Some(dir.path().join("image-cache")),
+        accept_changed_folder: false,
     });
     let events: Vec<TrainEvent> = handle.events.iter().collect();
     let Some(TrainEvent::Failed { message }) = events.last() else {
@@ -335,4 +337,204 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
         model_before
     );
     assert_eq!(train::read_metrics(&run).unwrap().len(), 1);
+}
+
+#[test]
+fn a_torn_metrics_line_is_skipped_and_the_run_stays_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 4);
+    let run = dir.path().join("run");
+    let config = tiny_config(3, 8);
+    let control = Control::default();
+    train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
+        if let TrainEvent::Epoch(metrics) = event
+            && metrics.epoch == 2
+        {
+            control.cancel();
+        }
+    })
+    .unwrap();
+    // A crash in the middle of an append leaves half a line.
+    let metrics = run.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text.push_str("{\"epoch\":3,\"loss\":4.");
+    std::fs::write(&metrics, text).unwrap();
+
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 2);
+    let info = train::runs::describe(&run).unwrap();
+    assert!(info.unfinished);
+    assert_eq!(info.epochs_completed, 2);
+    assert!(
+        train::runs::list(dir.path())
+            .iter()
+            .any(|listed| listed.dir == run),
+        "still offered for resume"
+    );
+    let resumed = TrainRequest {
+        resume: true,
+        ..request(&folders, &run, config)
+    };
+    let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
+    assert_eq!(summary.epochs_completed, 3);
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 3);
+}
+
+#[test]
+fn resume_refuses_a_changed_folder_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 5);
+    let run = dir.path().join("run");
+    let config = tiny_config(2, 8);
+    let control = Control::default();
+    train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
+        if let TrainEvent::Epoch(_) = event {
+            control.cancel();
+        }
+    })
+    .unwrap();
+    let first_class = std::fs::read_dir(&folders.train)
+        .unwrap()
+        .flatten()
+        .find(|entry| entry.path().is_dir())
+        .unwrap()
+        .path();
+    let any_image = std::fs::read_dir(&first_class).unwrap().flatten().next().unwrap().path();
+    std::fs::copy(&any_image, first_class.join("added-later.png")).unwrap();
+
+    let resumed = TrainRequest {
+        resume: true,
+        ..request(&folders, &run, config)
+    };
+    let error = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("changed") && message.contains("16 image files, now 17"),
+        "{message}"
+    );
+    let mut warnings = Vec::new();
+    let accepted = TrainRequest {
+        accept_changed_folder: true,
+        ..resumed
+    };
+    let summary = train::run(&accepted, &Control::default(), &mut |event| {
+        if let TrainEvent::Warning { message } = event {
+            warnings.push(message);
+        }
+    })
+    .unwrap();
+    assert_eq!(summary.epochs_completed, 2);
+    assert!(warnings.iter().any(|w| w.contains("continuing as asked")), "{warnings:?}");
+}
+
+#[test]
+fn extending_a_run_keeps_the_rate_it_ended_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 6);
+    let run = dir.path().join("run");
+    let config = TrainConfig {
+        lr: 0.1,
+        ..tiny_config(5, 8)
+    };
+    train::run(&request(&folders, &run, config.clone()), &Control::default(), &mut |_| {}).unwrap();
+    let extended = TrainRequest {
+        resume: true,
+        ..request(&folders, &run, TrainConfig { epochs: 8, ..config })
+    };
+    train::run(&extended, &Control::default(), &mut |_| {}).unwrap();
+    let rates: Vec<f64> = train::read_metrics(&run).unwrap().iter().map(|m| m.lr).collect();
+    // Five epochs: ×0.1 from 60 %, ×0.01 from 80 %. Replanned over 8, epoch 6 would be back at
+    // ×0.1; the extension continues at the ×0.01 the run ended with.
+    let expected = [0.1, 0.1, 0.1, 0.01, 0.001, 0.001, 0.001, 0.001];
+    assert_eq!(rates.len(), expected.len());
+    for (rate, expected) in rates.iter().zip(expected) {
+        assert!((rate - expected).abs() < 1e-12, "{rates:?}");
+    }
+}
+
+/// A file whose name is not UTF-8 (Latin-1 archives, Samba shares) goes through training, the
+/// metrics file, Explore and the embeddings export, used by its exact name throughout.
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 7);
+    let class = std::fs::read_dir(&folders.train)
+        .unwrap()
+        .flatten()
+        .find(|entry| entry.path().is_dir())
+        .unwrap()
+        .path();
+    let original = std::fs::read_dir(&class).unwrap().flatten().next().unwrap().path();
+    let latin1 = class.join(std::ffi::OsStr::from_bytes(b"caf\xe9 cr\xe8me.png"));
+    std::fs::rename(&original, &latin1).unwrap();
+
+    let run = dir.path().join("run");
+    let summary = train::run(
+        &request(&folders, &run, tiny_config(2, 8)),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.epochs_completed, 2);
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 2);
+
+    let cache = spreadout::data::PixelCache::at(dir.path().join("image-cache"));
+    let collection = spreadout::explore::Collection::build(
+        &run,
+        &folders.train,
+        &cache,
+        &spreadout::device::cpu().device,
+        &|_, _| true,
+    )
+    .unwrap();
+    let row = collection
+        .entries()
+        .iter()
+        .position(|entry| entry.path == latin1)
+        .expect("the exact name is kept");
+    assert_eq!(collection.neighbours(row, 3).unwrap().len(), 3);
+    let exported = dir.path().join("embeddings.safetensors");
+    collection.embedded().write(&exported, &run).unwrap();
+    let (_, metadata) = export::read_tensors(&exported).unwrap();
+    assert!(metadata["paths"].contains("caf\u{fffd} cr\u{fffd}me.png"));
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 3, 12, 2);
+    let config = tiny_config(3, 8);
+    let run = dir.path().join("run");
+    let control = Control::default();
+    let summary = train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
+        if let TrainEvent::Step {
+            epoch: 2, step: 2, ..
+        } = event
+        {
+            control.cancel();
+        }
+    })
+    .unwrap();
+    // The Stop (Ctrl-C in the CLI) came while step 3 of epoch 2 waited (losses are read a step
+    // late): the checkpoint holds the three steps done, not just epoch 1.
+    assert!(summary.cancelled);
+    assert_eq!((summary.epochs_completed, summary.steps_into_epoch), (1, 3));
+    let state = train::checkpoint::read_state(&run).unwrap();
+    assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 3));
+
+    let mut first_step = None;
+    let resumed = TrainRequest {
+        resume: true,
+        ..request(&folders, &run, config)
+    };
+    let summary = train::run(&resumed, &Control::default(), &mut |event| {
+        if let TrainEvent::Step { epoch, step, .. } = event {
+            first_step.get_or_insert((epoch, step));
+        }
+    })
+    .unwrap();
+    assert_eq!(first_step, Some((2, 4)), "only the step not yet trained runs again");
+    assert_eq!(summary.epochs_completed, 3);
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 3);
 }

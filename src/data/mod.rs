@@ -154,6 +154,8 @@ pub struct ImageSet {
     pub formats: BTreeMap<String, usize>,
     /// Files decoded by this load; the others came from the cache.
     pub decoded: usize,
+    /// The scanned folder's identity (see [`Scan::fingerprint`]).
+    pub fingerprint: FolderFingerprint,
     pixels: Pixels,
     totals: ChannelTotals,
 }
@@ -194,6 +196,14 @@ impl ImageSet {
     ) -> Self {
         assert_eq!(entries.len(), images.len(), "one entry per image");
         let totals = ChannelTotals::of(&images);
+        let fingerprint = Scan {
+            root: root.clone(),
+            entries: entries.clone(),
+            label_names: label_names.clone(),
+            formats: BTreeMap::new(),
+            unsupported: Vec::new(),
+        }
+        .fingerprint();
         let mut formats = BTreeMap::new();
         formats.insert("memory".to_owned(), images.len());
         Self {
@@ -203,6 +213,7 @@ impl ImageSet {
             skipped: Vec::new(),
             formats,
             decoded: images.len(),
+            fingerprint,
             pixels: Pixels::Memory(Arc::new(images)),
             totals,
         }
@@ -315,6 +326,7 @@ pub fn load(
         skipped,
         formats: scan.formats.clone(),
         decoded: filled.decoded,
+        fingerprint: scan.fingerprint(),
         pixels: Pixels::Cache {
             store: filled.store,
             locations: Arc::new(locations),

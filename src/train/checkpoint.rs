@@ -1,5 +1,6 @@
 //! Checkpoints: the model, the optimiser's momentum and the run's position, written atomically
-//! after every epoch into one safetensors file, so `--resume` continues exactly.
+//! into one safetensors file after every epoch, every few minutes inside one, and when a run is
+//! stopped, so `--resume` continues exactly where it was.
 //!
 //! Random streams are derived from the seed, the epoch and the step (see `train::rng_for`), so the
 //! position in the run is all the generator state a resume needs.
@@ -34,6 +35,16 @@ pub struct RunState {
     pub epochs_completed: usize,
     /// Optimiser steps taken.
     pub steps: u64,
+    /// Steps of the epoch after `epochs_completed` already trained (a checkpoint written inside
+    /// an epoch, on a timer or a Stop); 0 at an epoch's end.
+    #[serde(default)]
+    pub steps_into_epoch: usize,
+    /// Loss summed over those steps, so the epoch's mean loss comes out as if uninterrupted.
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    /// Learning rate of the last step trained (the cap of an extended run's schedule).
+    #[serde(default)]
+    pub last_lr: Option<f64>,
 }
 
 /// A checkpoint read back from disk.

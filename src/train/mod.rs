@@ -82,6 +82,14 @@ pub struct TrainConfig {
     /// Number format of the convolutions (runs recorded before it existed trained in f32).
     #[serde(default)]
     pub precision: Precision,
+    /// Minutes between checkpoints within an epoch (one is also written at every epoch's end and
+    /// when the run is stopped), so a crash or a power cut costs at most this much training.
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
+}
+
+fn default_checkpoint_minutes() -> f64 {
+    10.0
 }
 
 impl Default for TrainConfig {
@@ -103,6 +111,7 @@ impl Default for TrainConfig {
             knn_k: 200,
             knn_sigma: 0.1,
             precision: Precision::F32,
+            checkpoint_minutes: default_checkpoint_minutes(),
         }
     }
 }
@@ -126,6 +135,8 @@ impl TrainConfig {
             "tau must be a positive number"
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
             "learning rate must be a positive number"
+        } else if !(self.checkpoint_minutes > 0.0) {
+            "the checkpoint interval must be a positive number of minutes"
         } else {
             return Ok(());
         };
@@ -160,6 +171,20 @@ pub enum TrainError {
     /// `--resume` without a checkpoint.
     #[error("nothing to resume: {} has no {}; start without --resume", .0.display(), checkpoint::CHECKPOINT_FILE)]
     NothingToResume(PathBuf),
+    /// The training folder is not what the run was trained on.
+    #[error(
+        "{} changed since this run started: it had {before} image files, now {now}{}; resuming would train on different data. Pass --accept-changed-folder to continue on the folder as it is now",
+        .dir.display(),
+        if .before == .now { " (same count, but files were replaced, renamed or modified)" } else { "" }
+    )]
+    FolderChanged {
+        /// The training folder.
+        dir: PathBuf,
+        /// Image files when the run was recorded.
+        before: usize,
+        /// Image files now.
+        now: usize,
+    },
     /// The loss became NaN or infinite.
     #[error(
         "the loss became {loss} at epoch {epoch}, step {step}; the last good checkpoint is kept. Lower the learning rate (--lr) or raise tau and resume"
@@ -231,6 +256,9 @@ pub struct TrainRequest {
     /// Folder of the preprocessed image cache; the per-user default when `None`.
     #[serde(default, with = "crate::paths::option")]
     pub cache_dir: Option<PathBuf>,
+    /// On resume, continue even though the training folder changed since the run was recorded.
+    #[serde(default)]
+    pub accept_changed_folder: bool,
 }
 
 impl TrainRequest {
@@ -251,6 +279,9 @@ pub struct RunSummary {
     pub cancelled: bool,
     /// Metrics of every epoch of this invocation.
     pub metrics: Vec<EpochMetrics>,
+    /// Steps of the next epoch already trained and checkpointed (a run stopped mid-epoch).
+    #[serde(default)]
+    pub steps_into_epoch: usize,
 }
 
 /// A run on its own worker thread.
@@ -372,20 +403,25 @@ fn run_inner(
             Ok((train, evals))
         },
     );
-    let cancelled = |epochs_completed, metrics| RunSummary {
+    let cancelled = |epochs_completed, metrics, steps_into_epoch| RunSummary {
         epochs_completed,
         cancelled: true,
         metrics,
+        steps_into_epoch,
     };
     let (train, evals) = match loaded {
         Err(DataError::Cancelled(_)) => {
             return Ok(cancelled(
-                resumed.map_or(0, |state| state.epochs_completed),
+                resumed.as_ref().map_or(0, |state| state.epochs_completed),
                 Vec::new(),
+                resumed.map_or(0, |state| state.steps_into_epoch),
             ));
         }
         other => other?,
     };
+    if resumed.is_some() {
+        check_folder_unchanged(request, &train, emit)?;
+    }
     let folder = RunFolder::create(out)?;
     folder.write_skipped(&train.skipped)?;
     if !train.skipped.is_empty() {
@@ -400,29 +436,36 @@ fn run_inner(
     }
 
     let device = selected.device.clone().autodiff();
-    let (mut net, mut sgd, normalization, first_epoch, mut steps) = match resumed {
-        Some(_) => {
-            let restored = checkpoint::load(out, &device)?;
-            folder.start_metrics(Some(restored.state.epochs_completed))?;
-            (
-                restored.net,
-                restored.sgd,
-                restored.state.normalization,
-                restored.state.epochs_completed,
-                restored.state.steps,
-            )
-        }
-        None => {
-            folder.start_metrics(None)?;
-            (
-                config.model_config().init_seeded(&device, config.seed),
-                Sgd::new(config.momentum, config.weight_decay),
-                train.normalization(),
-                0,
-                0,
-            )
-        }
-    };
+    let (mut net, mut sgd, normalization, first_epoch, mut steps, mut resume_at, last_lr) =
+        match resumed {
+            Some(_) => {
+                let restored = checkpoint::load(out, &device)?;
+                let state = restored.state;
+                folder.start_metrics(Some(state.epochs_completed))?;
+                (
+                    restored.net,
+                    restored.sgd,
+                    state.normalization,
+                    state.epochs_completed,
+                    state.steps,
+                    (state.steps_into_epoch > 0)
+                        .then_some((state.steps_into_epoch, state.epoch_loss_sum)),
+                    state.last_lr,
+                )
+            }
+            None => {
+                folder.start_metrics(None)?;
+                (
+                    config.model_config().init_seeded(&device, config.seed),
+                    Sgd::new(config.momentum, config.weight_decay),
+                    train.normalization(),
+                    0,
+                    0,
+                    None,
+                    None,
+                )
+            }
+        };
     folder.write_record(&runs::RunRecord {
         device: selected.name.clone(),
         train_dir: request.train_dir.clone(),
@@ -433,9 +476,27 @@ fn run_inner(
         labels: train.label_names.clone(),
         normalization,
         config: config.clone(),
+        folder: Some(train.fingerprint.clone()),
     })?;
 
-    let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu);
+    // An extended run never raises the rate above the one it last trained at (see `lr_cap`).
+    let extended = resumed
+        .as_ref()
+        .is_some_and(|state| config.epochs > state.config.epochs);
+    let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu)
+        .with_lr_cap(last_lr.filter(|_| extended));
+    let mut save_position = |position: &EpochPosition, net: &EmbeddingNet, sgd: &Sgd| {
+        let state = checkpoint::RunState {
+            config: config.clone(),
+            normalization,
+            epochs_completed: position.epoch,
+            steps: position.steps,
+            steps_into_epoch: position.step,
+            epoch_loss_sum: position.loss_sum,
+            last_lr: Some(position.lr),
+        };
+        folder.save_position(&state, net, sgd)
+    };
     let steps_per_epoch = run.steps_per_epoch();
     emit(TrainEvent::Started {
         device: selected.name.clone(),
@@ -450,16 +511,21 @@ fn run_inner(
     for epoch in first_epoch..config.epochs {
         let epoch_start = Instant::now();
         let trained = run.train_epoch(
-            epoch,
-            net,
+            EpochStart {
+                epoch,
+                net,
+                steps,
+                resume_at: resume_at.take(),
+                first_of_run: epoch == first_epoch,
+            },
             &mut sgd,
-            steps,
-            epoch == first_epoch,
             control,
+            Some(&mut save_position),
             emit,
         )?;
-        let Some(trained) = trained else {
-            return Ok(cancelled(epoch, metrics));
+        let trained = match trained {
+            EpochOutcome::Trained(trained) => trained,
+            EpochOutcome::Stopped { step } => return Ok(cancelled(epoch, metrics, step)),
         };
         net = trained.net;
         steps = trained.steps;
@@ -498,6 +564,9 @@ fn run_inner(
             normalization,
             epochs_completed: epoch + 1,
             steps,
+            steps_into_epoch: 0,
+            epoch_loss_sum: 0.0,
+            last_lr: Some(trained.lr),
         };
         let exported = ExportedConfig {
             model: config.model_config(),
@@ -509,14 +578,43 @@ fn run_inner(
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
         if !evaluated || control.is_cancelled() {
-            return Ok(cancelled(epoch + 1, metrics));
+            return Ok(cancelled(epoch + 1, metrics, 0));
         }
     }
     Ok(RunSummary {
         epochs_completed: config.epochs,
         cancelled: false,
         metrics,
+        steps_into_epoch: 0,
     })
+}
+
+/// On resume: the folder must hold what the run was recorded with (count and a digest of paths,
+/// sizes and modification times), unless the request accepts the change, which is then warned
+/// about. Runs recorded before fingerprints existed are not checked.
+fn check_folder_unchanged(
+    request: &TrainRequest,
+    train: &ImageSet,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<(), TrainError> {
+    let Some(recorded) = runs::read_record(&request.out)?.folder else {
+        return Ok(());
+    };
+    if recorded == train.fingerprint {
+        return Ok(());
+    }
+    let error = TrainError::FolderChanged {
+        dir: request.train_dir.clone(),
+        before: recorded.images,
+        now: train.fingerprint.images,
+    };
+    if !request.accept_changed_folder {
+        return Err(error);
+    }
+    emit(TrainEvent::Warning {
+        message: format!("continuing as asked although {error}"),
+    });
+    Ok(())
 }
 
 /// What the epochs of one run share.
@@ -528,6 +626,52 @@ pub(crate) struct EpochRunner<'a> {
     total_steps: u64,
     /// Whether the first step compiles and tunes kernels (a wgpu device) and says so.
     warm_up: bool,
+    lr_cap: f64,
+}
+
+/// Where an epoch starts: its number, the network and step count so far, and, when resuming
+/// inside it, the step to start at and the loss summed over the steps before.
+pub(crate) struct EpochStart {
+    pub(crate) epoch: usize,
+    pub(crate) net: EmbeddingNet,
+    pub(crate) steps: u64,
+    pub(crate) resume_at: Option<(usize, f64)>,
+    pub(crate) first_of_run: bool,
+}
+
+/// A position inside an epoch, as a mid-epoch checkpoint records it.
+pub(crate) struct EpochPosition {
+    /// Epochs completed before this one.
+    pub(crate) epoch: usize,
+    /// Steps of this epoch done.
+    pub(crate) step: usize,
+    /// Optimiser steps of the run.
+    pub(crate) steps: u64,
+    /// Loss summed over this epoch's steps done.
+    pub(crate) loss_sum: f64,
+    /// Rate of the last step.
+    pub(crate) lr: f64,
+}
+
+/// Writes a mid-epoch checkpoint.
+pub(crate) type SavePosition<'s> =
+    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd) -> Result<(), ExportError>;
+
+/// How an epoch ended.
+pub(crate) enum EpochOutcome {
+    Trained(TrainedEpoch),
+    /// Stopped by the user after `step` steps of it (checkpointed when a saver was given).
+    Stopped { step: usize },
+}
+
+impl EpochOutcome {
+    /// The trained epoch, unless it was stopped.
+    pub(crate) fn trained(self) -> Option<TrainedEpoch> {
+        match self {
+            Self::Trained(trained) => Some(trained),
+            Self::Stopped { .. } => None,
+        }
+    }
 }
 
 /// An epoch's training, done.
@@ -570,7 +714,18 @@ impl<'a> EpochRunner<'a> {
             batch,
             total_steps: (config.epochs * (train.len() / batch)) as u64,
             warm_up,
+            lr_cap: f64::INFINITY,
         }
+    }
+
+    /// Caps every rate at the last one a resumed run trained with, for an extended run (`--resume --epochs 80` after
+    /// 50) it is the rule that keeps the rate from jumping back up: the epochs already trained
+    /// keep their rates, and each new epoch takes the schedule planned over the new length or the
+    /// last rate used, whichever is lower. A finished 50-epoch step run thus continues at its
+    /// final 0.01×; one stopped at epoch 20 of 50 reaches its milestones at 60 % and 80 % of 80.
+    pub(crate) fn with_lr_cap(mut self, last_lr: Option<f64>) -> Self {
+        self.lr_cap = last_lr.unwrap_or(f64::INFINITY);
+        self
     }
 
     /// Optimiser steps in each epoch (full batches only).
@@ -578,30 +733,43 @@ impl<'a> EpochRunner<'a> {
         self.train.len() / self.batch
     }
 
-    /// Trains one epoch: batches come from the producer thread, each step is recorded on the
-    /// device, and the previous step's loss is read once the next one is queued. `None` when
-    /// cancelled (the epoch's progress is dropped; the last checkpoint stands).
-    #[allow(clippy::too_many_arguments)]
+    /// Trains one epoch (from `start.resume_at`'s step when resuming inside it): batches come
+    /// from the producer thread, each step is recorded on the device, and the previous step's
+    /// loss is read once the next one is queued. With `save`, a checkpoint of the position is
+    /// written every `checkpoint_minutes` and when the user stops the run.
     pub(crate) fn train_epoch(
         &self,
-        epoch: usize,
-        net: EmbeddingNet,
+        start: EpochStart,
         sgd: &mut Sgd,
-        steps: u64,
-        first_of_run: bool,
         control: &Control,
+        mut save: Option<SavePosition<'_>>,
         emit: &mut dyn FnMut(TrainEvent),
-    ) -> Result<Option<TrainedEpoch>, TrainError> {
+    ) -> Result<EpochOutcome, TrainError> {
         let config = self.config;
+        let EpochStart {
+            epoch,
+            net,
+            steps,
+            resume_at,
+            first_of_run,
+        } = start;
+        let (first_step, loss_before) = resume_at.unwrap_or((0, 0.0));
         let plan = batches::epoch_batches(config.seed, epoch, self.train.len(), self.batch);
         let steps_per_epoch = plan.len();
-        let produce = |step: usize| batches::prepare(config, self.train, &plan[step], epoch, step);
+        let first_step = first_step.min(steps_per_epoch);
+        let produce = |i: usize| {
+            let step = first_step + i;
+            batches::prepare(config, self.train, &plan[step], epoch, step)
+        };
+        let interval = Duration::from_secs_f64(config.checkpoint_minutes * 60.0);
         let epoch_start = Instant::now();
-        prefetch::scoped(batches::PREFETCH_DEPTH, plan.len(), produce, |queue| {
+        let remaining = steps_per_epoch - first_step;
+        prefetch::scoped(batches::PREFETCH_DEPTH, remaining, produce, |queue| {
             let mut net = net;
             let mut steps = steps;
-            let mut lr = config.lr;
-            let mut loss_sum = 0.0;
+            let mut lr = config.lr.min(self.lr_cap);
+            let mut loss_sum = loss_before;
+            let mut last_checkpoint = Instant::now();
             let mut pending: Option<PendingLoss> = None;
             // Throughput is timed between loss reads, after the first: that one includes the
             // kernel compilation and autotuning of a fresh GPU run.
@@ -629,7 +797,6 @@ impl<'a> EpochRunner<'a> {
                 } else {
                     reads += 1;
                 }
-                loss_sum += loss;
                 // The epoch's rate so far: with reads a step late, the gap between two reads is
                 // not one step's time (the last two come back to back).
                 let (images, seconds) = match first_read {
@@ -645,38 +812,67 @@ impl<'a> EpochRunner<'a> {
                     images_per_sec: (images * 2 * self.batch) as f64
                         / seconds.as_secs_f64().max(1e-9),
                 });
-                Ok(())
+                Ok(loss)
             };
             if first_of_run && self.warm_up {
                 emit(TrainEvent::Phase {
                     phase: Phase::WarmingUp,
                 });
             }
-            for (step, pixels) in queue.by_ref().enumerate() {
+            for (i, pixels) in queue.by_ref().enumerate() {
+                let step = first_step + i;
                 let pixels = pixels?;
-                if !control.wait_while_paused() {
-                    return Ok(None);
+                let stopping = !control.wait_while_paused();
+                if let Some(save) = save.as_mut()
+                    && (stopping || last_checkpoint.elapsed() >= interval)
+                    && step > first_step
+                {
+                    // The position must include every step's loss: read the pending one first.
+                    if let Some(done) = pending.take() {
+                        loss_sum += report(done, emit)?;
+                    }
+                    let position = EpochPosition {
+                        epoch,
+                        step,
+                        steps,
+                        loss_sum,
+                        lr,
+                    };
+                    save(&position, &net, sgd)?;
+                    tracing::info!("checkpoint at epoch {}, step {step}", epoch + 1);
+                    last_checkpoint = Instant::now();
                 }
-                lr = config.schedule.lr(
-                    config.lr,
-                    epoch,
-                    config.epochs,
-                    steps as f64 / self.total_steps as f64,
-                );
+                if stopping {
+                    let kept = if save.is_some() && step > first_step {
+                        step
+                    } else {
+                        first_step
+                    };
+                    return Ok(EpochOutcome::Stopped { step: kept });
+                }
+                lr = config
+                    .schedule
+                    .lr(
+                        config.lr,
+                        epoch,
+                        config.epochs,
+                        steps as f64 / self.total_steps as f64,
+                    )
+                    .min(self.lr_cap);
                 let (next, loss) = self.device_step.record(net, sgd, lr, &pixels);
                 net = next;
                 steps += 1;
                 if let Some(done) = pending.replace(PendingLoss { step, loss, lr }) {
-                    report(done, emit)?;
+                    loss_sum += report(done, emit)?;
                 }
             }
             if let Some(done) = pending.take() {
-                report(done, emit)?;
+                loss_sum += report(done, emit)?;
             }
             let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
             let timed =
                 first_read.map_or(0.0, |first| last_read.duration_since(first).as_secs_f64());
-            Ok(Some(TrainedEpoch {
+            Ok(EpochOutcome::Trained(TrainedEpoch {
                 net,
                 steps,
                 loss_sum,
@@ -815,15 +1011,20 @@ mod tests {
         for epoch in 0..config.epochs {
             let trained = runner
                 .train_epoch(
-                    epoch,
-                    net,
+                    EpochStart {
+                        epoch,
+                        net,
+                        steps,
+                        resume_at: None,
+                        first_of_run: epoch == 0,
+                    },
                     &mut sgd,
-                    steps,
-                    epoch == 0,
                     &Control::default(),
+                    None,
                     &mut |e| events.push(e),
                 )
                 .unwrap()
+                .trained()
                 .expect("not cancelled");
             net = trained.net;
             steps = trained.steps;
@@ -879,12 +1080,16 @@ mod tests {
         let mut steps_after_cancel = 0;
         let outcome = runner
             .train_epoch(
-                0,
-                config.model_config().init_seeded(&device, 0),
+                EpochStart {
+                    epoch: 0,
+                    net: config.model_config().init_seeded(&device, 0),
+                    steps: 0,
+                    resume_at: None,
+                    first_of_run: true,
+                },
                 &mut Sgd::new(0.9, 5e-4),
-                0,
-                true,
                 &control,
+                None,
                 &mut |event| {
                     if let TrainEvent::Step { .. } = event {
                         if control.is_cancelled() {
@@ -895,7 +1100,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert!(outcome.is_none(), "cancelled");
+        assert!(outcome.trained().is_none(), "cancelled");
         assert_eq!(steps_after_cancel, 0, "no step is reported after the Stop");
     }
 }

@@ -64,10 +64,10 @@ impl RunFolder {
         let Ok(text) = fs::read_to_string(&path) else {
             return Ok(());
         };
-        let kept: String = text
-            .lines()
+        let kept: String = parse_metrics(&text, &path)
+            .into_iter()
             .take(epochs)
-            .map(|l| format!("{l}\n"))
+            .map(|metrics| serde_json::to_string(&metrics).expect("metrics serialise") + "\n")
             .collect();
         export::write_atomically(&path, kept.as_bytes())
     }
@@ -99,6 +99,17 @@ impl RunFolder {
         Ok(())
     }
 
+    /// A checkpoint inside an epoch: the weights, momentum and position only (metrics and exports
+    /// wait for the epoch's end).
+    pub(super) fn save_position(
+        &self,
+        state: &RunState,
+        net: &EmbeddingNet,
+        sgd: &Sgd,
+    ) -> Result<(), ExportError> {
+        checkpoint::save(&self.dir, state, &export::module_tensors(net), sgd)
+    }
+
     fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), ExportError> {
         let path = self.dir.join(METRICS_FILE);
         let io = |source| ExportError::Io {
@@ -122,13 +133,21 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>, ExportError> {
         path: path.clone(),
         source,
     })?;
+    Ok(parse_metrics(&text, &path))
+}
+
+/// The epochs of a `metrics.jsonl`. A line that does not parse is skipped with a warning: the
+/// last one is torn when a crash or a full disk cut an append short, and one damaged line must
+/// not cost the whole run (it stays resumable; the checkpoint says which epochs are done).
+fn parse_metrics(text: &str, path: &Path) -> Vec<EpochMetrics> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line).map_err(|error| ExportError::Format {
-                path: path.clone(),
-                message: error.to_string(),
-            })
+        .filter_map(|line| match serde_json::from_str(line) {
+            Ok(metrics) => Some(metrics),
+            Err(error) => {
+                tracing::warn!("{}: skipping an unreadable line ({error})", path.display());
+                None
+            }
         })
         .collect()
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EpochMetrics, RUN_FILE, TrainConfig, checkpoint, read_metrics};
 use crate::augment::Normalization;
+use crate::data::FolderFingerprint;
 use crate::export::{self, ExportError};
 
 /// Folder of per-epoch model snapshots inside a run folder.
@@ -28,10 +29,13 @@ pub struct RunRecord {
     /// Name of the device it trained on.
     pub device: String,
     /// Training images.
+    #[serde(with = "crate::paths")]
     pub train_dir: PathBuf,
     /// Labelled kNN memory folder, if one was given.
+    #[serde(with = "crate::paths::option")]
     pub eval_train_dir: Option<PathBuf>,
     /// Labelled test folder, if one was given.
+    #[serde(with = "crate::paths::option")]
     pub eval_test_dir: Option<PathBuf>,
     /// Usable training images.
     pub images: usize,
@@ -43,6 +47,19 @@ pub struct RunRecord {
     pub normalization: Normalization,
     /// Hyper-parameters.
     pub config: TrainConfig,
+    /// What the training folder held (runs recorded before this existed have none).
+    #[serde(default)]
+    pub folder: Option<FolderFingerprint>,
+}
+
+/// Reads a run folder's `run.json`.
+///
+/// # Errors
+/// [`ExportError`] naming the file when it is missing or unreadable.
+pub fn read_record(run_dir: &Path) -> Result<RunRecord, ExportError> {
+    let record_path = run_dir.join(RUN_FILE);
+    let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
+    serde_json::from_slice(&bytes).map_err(|error| ExportError::format(&record_path, error))
 }
 
 /// Where the snapshot of `epoch` lives in `run_dir`.
@@ -116,10 +133,7 @@ pub struct RunInfo {
 /// [`ExportError`] naming the file when `run.json`, the checkpoint or the metrics are missing or
 /// unreadable.
 pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
-    let record_path = run_dir.join(RUN_FILE);
-    let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
-    let record: RunRecord =
-        serde_json::from_slice(&bytes).map_err(|error| ExportError::format(&record_path, error))?;
+    let record = read_record(run_dir)?;
     let epochs_completed = if checkpoint::path(run_dir).exists() {
         checkpoint::read_state(run_dir)?.epochs_completed
     } else {

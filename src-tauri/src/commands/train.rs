@@ -81,6 +81,7 @@ pub fn start_training(
             resume: false,
             device: request.device,
             cache_dir: Some(state.pixel_cache.root().to_owned()),
+            accept_changed_folder: false,
         },
         events,
     )?;
@@ -95,8 +96,10 @@ pub fn resume_training(
     run_dir: PathBuf,
     epochs: Option<usize>,
     device: DeviceChoice,
+    accept_changed_folder: Option<bool>,
     events: Channel<TrainEvent>,
 ) -> CommandResult<()> {
+    let accept_changed_folder = accept_changed_folder.unwrap_or(false);
     let info = runs::describe(&run_dir)?;
     let record = info.record;
     let config = TrainConfig {
@@ -115,6 +118,7 @@ pub fn resume_training(
             resume: true,
             device,
             cache_dir: Some(state.pixel_cache.root().to_owned()),
+            accept_changed_folder,
         },
         events,
     )

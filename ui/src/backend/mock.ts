@@ -64,6 +64,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   const runs = new Map<string, RunInfo>();
   const collections = new Map<string, CollectionInfo>();
   const cancelled = new Set<string>();
+  let cacheBytes = 0;
   let training: { paused: boolean; stopped: boolean } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -149,12 +150,23 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     scanFolder: async (path) => summary(path, perClass),
     checkFolder: async (path, _size, job, progress) => {
       const total = CLASSES.length * perClass + 1;
+      cacheBytes = total * 3 * 48 * 48;
       progress({ done: total, total });
       if (cancelled.has(job)) throw { code: 'cancelled', message: `loading ${path} was cancelled` };
       return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }] };
     },
     cancelJob: async (job) => {
       cancelled.add(job);
+    },
+    cacheSummary: async () => ({
+      root: '/mock/cache/pixels',
+      bytes: cacheBytes,
+      folders: cacheBytes ? [{ folder: '/mock/demo/train', side: 48, files: CLASSES.length * perClass + 1, bytes: cacheBytes }] : [],
+    }),
+    clearCache: async () => {
+      const freed = cacheBytes;
+      cacheBytes = 0;
+      return freed;
     },
     demoFolders: async () => ['/mock/demo/train', '/mock/demo/test'],
     augmentPreview: async (paths) =>

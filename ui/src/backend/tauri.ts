@@ -31,6 +31,8 @@ export const tauriBackend: Backend = {
   checkFolder: (path, imageSize, job, progress: (p: Progress) => void) =>
     invoke('check_folder', { path, imageSize, job, progress: channel(progress) }),
   cancelJob: (job) => invoke('cancel_job', { job }),
+  cacheSummary: () => invoke('cache_summary'),
+  clearCache: () => invoke('clear_cache'),
   demoFolders: () => invoke('demo_folders'),
   augmentPreview: (paths, ops, imageSize, seed) => invoke('augment_preview', { paths, ops, imageSize, seed }),
 

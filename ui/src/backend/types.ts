@@ -30,6 +30,21 @@ export interface FolderCheck {
   skipped: SkippedFile[];
 }
 
+/** One folder's preprocessed cache at one resolution. */
+export interface CachedFolder {
+  folder: string;
+  side: number;
+  files: number;
+  bytes: number;
+}
+
+/** Where the preprocessed image cache is and what it takes on disk. */
+export interface CacheSummary {
+  root: string;
+  bytes: number;
+  folders: CachedFolder[];
+}
+
 export interface AugmentOps {
   crop: boolean;
   color_jitter: boolean;
@@ -231,6 +246,9 @@ export interface Backend {
 
   scanFolder(path: string): Promise<FolderSummary>;
   checkFolder(path: string, imageSize: number, job: string, progress: (p: Progress) => void): Promise<FolderCheck>;
+  cacheSummary(): Promise<CacheSummary>;
+  /** Deletes the image cache; resolves to the bytes freed. */
+  clearCache(): Promise<number>;
   cancelJob(job: string): Promise<void>;
   demoFolders(): Promise<[string, string]>;
   augmentPreview(paths: string[], ops: AugmentOps, imageSize: number, seed: number): Promise<ViewPair[]>;

@@ -13,6 +13,7 @@ export class DataScreen implements Screen {
   readonly element: HTMLElement;
   private readonly summary = h('div', { class: 'summary' });
   private readonly skipped = h('div', { class: 'skipped' });
+  private readonly cache = h('div', { class: 'cache', id: 'image-cache' });
   private readonly notices = new Notices();
   private readonly progress: ProgressBar;
   private readonly grid: ThumbnailGrid;
@@ -35,6 +36,7 @@ export class DataScreen implements Screen {
       this.progress.element,
       this.summary,
       this.skipped,
+      this.cache,
       this.grid.element,
     );
     this.renderSummary(null);
@@ -79,6 +81,7 @@ export class DataScreen implements Screen {
       );
       store.update({ check });
       this.renderSkipped();
+      await this.renderCache();
     } catch (error) {
       this.notices.error(`Could not open ${path}`, error);
     } finally {
@@ -108,6 +111,39 @@ export class DataScreen implements Screen {
         h('dd', { id: 'label-folders' }, perLabel.length ? perLabel.join(', ') : 'none (kNN accuracy needs one subfolder per class)'),
         this.context.store.shared.testDir ? h('dt', {}, 'Test folder') : null,
         this.context.store.shared.testDir ? h('dd', {}, this.context.store.shared.testDir) : null,
+      ),
+    );
+  }
+
+  /** The preprocessed cache: where it is, what it takes, and a way to give the space back. */
+  private async renderCache(): Promise<void> {
+    const { backend } = this.context;
+    const summary = await backend.cacheSummary();
+    const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+    replace(
+      this.cache,
+      h(
+        'p',
+        { class: 'hint' },
+        `Decoded images are cached in ${summary.root}: ${mib(summary.bytes)} for ${count(summary.folders.length)} folder${summary.folders.length === 1 ? '' : 's'}, so later passes decode nothing. `,
+        h(
+          'button',
+          {
+            id: 'clear-cache',
+            class: 'secondary',
+            disabled: summary.bytes === 0,
+            onclick: async () => {
+              try {
+                const freed = await backend.clearCache();
+                this.notices.info(`Cleared the image cache (${mib(freed)} freed); folders are decoded again when next used.`);
+              } catch (error) {
+                this.notices.error('Could not clear the image cache', error);
+              }
+              await this.renderCache();
+            },
+          },
+          'Clear cache',
+        ),
       ),
     );
   }

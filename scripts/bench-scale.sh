@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The scale benchmark of issue 8: one folder through the whole product, timed, with peak resident
+# memory, and the cache's disk use. Prints a Markdown table.
+#
+#   scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]
+#
+# Rows: the first training load (decoding DIR into a fresh cache) with one epoch; embedding the
+# folder with the trained model (pixels cached, embeddings not); the same again (everything
+# cached); a neighbour query over the embeddings; the cache on disk. Peak memory is GNU time's
+# maximum resident set size of each command. Build first: cargo build --release.
+set -euo pipefail
+dir=${1:?usage: scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]}
+shift
+size=96 width=16 batch=64
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --width) width=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bin=${SPREADOUT_BIN:-target/release/spreadout}
+[ -x "$bin" ] || bin=/var/cache/spreadout/target/release/spreadout
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cache=$work/cache
+export SPREADOUT_CACHE_DIR=$cache
+
+# Runs a command under GNU time; prints "seconds<TAB>peak MiB".
+measure() {
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" > "$work/out" 2> "$work/err" || {
+    cat "$work/err" >&2; exit 1; }
+  read -r seconds kib < "$work/time"
+  printf '%s\t%s\n' "$seconds" "$((kib / 1024))"
+}
+
+images=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | wc -l)
+echo "| step | seconds | peak resident MiB |"
+echo "|---|---:|---:|"
+IFS=$'\t' read -r s m < <(measure "$bin" train "$dir" --out "$work/run" --epochs 1 \
+  --image-size "$size" --width "$width" --batch-size "$batch" --device cpu)
+echo "| first load ($images files into a new cache) + 1 epoch at $size px, width $width | $s | $m |"
+IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
+echo "| embed the folder (pixels from the cache) | $s | $m |"
+IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
+echo "| embed again (pixels and embeddings from the cache) | $s | $m |"
+query=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.png' \) | head -1)
+IFS=$'\t' read -r s m < <(measure "$bin" neighbors "$work/e.safetensors" "$query" --k 10)
+echo "| neighbour query, $images embeddings (whole command) | $s | $m |"
+echo "| cache on disk | $(du -sm "$cache" | cut -f1) MiB | |"
