@@ -309,6 +309,9 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
     let (tensors, mut metadata) = export::read_tensors(&checkpoint).unwrap();
     let mut state = train::checkpoint::read_state(&run).unwrap();
     state.config.lr = 1e30;
+    // Without a recorded last rate (as in runs from before it was kept) the extension is not
+    // capped at the rate the run ended with, so the absurd rate applies.
+    state.last_lr = None;
     metadata.insert(
         "spreadout_state".to_owned(),
         serde_json::to_string(&state).unwrap(),

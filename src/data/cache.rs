@@ -346,10 +346,11 @@ pub(crate) fn fill(
     let index_path = dir.join("index");
     let mut index = match Index::read(&index_path) {
         Some(index) if index.side == side => index,
+        // A fresh data file, never one an open image set may still be reading from.
         _ => Index {
             side,
             folder: scan.root.clone(),
-            generation: 0,
+            generation: next_generation(&dir),
             data_len: 0,
             records: Vec::new(),
         },
@@ -494,6 +495,24 @@ pub(crate) fn fill(
         results,
         decoded: misses.len(),
     })
+}
+
+/// One past the highest data file generation in `dir` (0 in an empty folder).
+fn next_generation(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|item| {
+            let name = item.file_name();
+            name.to_str()?
+                .strip_prefix("pixels-")?
+                .strip_suffix(".bin")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |highest| highest + 1)
 }
 
 fn data_file_name(generation: u64) -> String {
