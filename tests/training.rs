@@ -191,22 +191,7 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 3);
 
-    let (a, _) = export::read_tensors(&straight.join("model.safetensors")).unwrap();
-    let (b, _) = export::read_tensors(&interrupted.join("model.safetensors")).unwrap();
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, tensor) in &a {
-        match (&tensor.values, &b[name].values) {
-            (TensorValues::F32(x), TensorValues::F32(y)) => {
-                for (p, q) in x.iter().zip(y) {
-                    assert!(
-                        (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
-                        "{name}: {p} vs {q}"
-                    );
-                }
-            }
-            (x, y) => assert_eq!(x, y, "{name}"),
-        }
-    }
+    assert_same_weights(&straight, &interrupted);
 }
 
 #[test]
@@ -540,4 +525,33 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     assert_eq!(first_step, Some((2, 4)), "only the step not yet trained runs again");
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&run).unwrap().len(), 3);
+
+    let straight = dir.path().join("straight");
+    train::run(
+        &request(&folders, &straight, tiny_config(3, 8)),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_same_weights(&straight, &run);
+}
+
+/// Every tensor of the two runs' `model.safetensors` agrees to float rounding.
+fn assert_same_weights(a: &Path, b: &Path) {
+    let (a, _) = export::read_tensors(&a.join("model.safetensors")).unwrap();
+    let (b, _) = export::read_tensors(&b.join("model.safetensors")).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, tensor) in &a {
+        match (&tensor.values, &b[name].values) {
+            (TensorValues::F32(x), TensorValues::F32(y)) => {
+                for (p, q) in x.iter().zip(y) {
+                    assert!(
+                        (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                        "{name}: {p} vs {q}"
+                    );
+                }
+            }
+            (x, y) => assert_eq!(x, y, "{name}"),
+        }
+    }
 }

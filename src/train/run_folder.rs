@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use serde::Serialize;
 
 use super::checkpoint::{self, RunState};
@@ -107,6 +108,9 @@ impl RunFolder {
         net: &EmbeddingNet,
         sgd: &Sgd,
     ) -> Result<(), ExportError> {
+        // Burn's batch-norm running statistics are read one update behind until synced, which
+        // `valid()` does (at an epoch's end the evaluation already has).
+        let _ = net.valid();
         checkpoint::save(&self.dir, state, &export::module_tensors(net), sgd)
     }
 
