@@ -121,7 +121,7 @@ fn cache_command(cache: &data::PixelCache, clear: bool) -> Result<()> {
         return Ok(());
     }
     let folders = cache.usage();
-    let total: u64 = folders.iter().map(|folder| folder.bytes).sum();
+    let total = cache.disk_bytes();
     println!("image cache in {}: {:.1} MiB", cache.root().display(), total as f64 / (1 << 20) as f64);
     for folder in folders {
         println!(

@@ -59,10 +59,20 @@ pub fn run() {
                 None => app.path().app_cache_dir()?,
             };
             spreadout::device::configure_kernel_cache(&cache_dir);
-            let pixel_cache = std::env::var_os("SPREADOUT_CACHE_DIR").map_or_else(
-                spreadout::data::PixelCache::default_location,
-                spreadout::data::PixelCache::at,
-            );
+            // Shared with the CLI, unless a data folder of its own was asked for (the tests).
+            let pixel_cache = match (
+                std::env::var_os("SPREADOUT_CACHE_DIR"),
+                std::env::var_os("SPREADOUT_DATA_DIR"),
+            ) {
+                (Some(dir), _) => spreadout::data::PixelCache::at(dir),
+                (None, Some(_)) => spreadout::data::PixelCache::at(cache_dir.join("pixels")),
+                (None, None) => spreadout::data::PixelCache::default_location(),
+            };
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 6));
+            app.manage(thumbnails::Thumbnails::start(
+                pixel_cache.root().join("thumbnails"),
+                workers,
+            ));
             app.manage(AppState::new(&data_dir, pixel_cache, open_demo, test_hooks));
             Ok(())
         })

@@ -96,12 +96,7 @@ impl PixelCache {
             .filter_map(|item| {
                 let dir = item.path();
                 let index = Index::read(&dir.join("index"))?;
-                let bytes = fs::read_dir(&dir)
-                    .ok()?
-                    .flatten()
-                    .filter_map(|file| file.metadata().ok())
-                    .map(|meta| meta.len())
-                    .sum();
+                let bytes = disk_size(&dir);
                 Some(CachedFolder {
                     folder: index.folder,
                     side: index.side,
@@ -112,6 +107,12 @@ impl PixelCache {
             .collect();
         folders.sort_by(|a, b| b.bytes.cmp(&a.bytes));
         folders
+    }
+
+    /// Disk space of everything in the cache: folder caches, kept embeddings and the app's
+    /// thumbnails.
+    pub fn disk_bytes(&self) -> u64 {
+        disk_size(&self.root)
     }
 
     /// Deletes every folder cache that no process is filling; returns the bytes freed. Caches in
@@ -136,9 +137,7 @@ impl PixelCache {
                         .to_owned(),
                 });
             }
-            let size: u64 = fs::read_dir(&dir)
-                .map(|files| files.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
-                .unwrap_or(0);
+            let size = disk_size(&dir);
             drop(lock);
             fs::remove_dir_all(&dir).map_err(|err| DataError::Cache {
                 path: dir.clone(),
@@ -513,6 +512,17 @@ fn next_generation(dir: &Path) -> u64 {
         })
         .max()
         .map_or(0, |highest| highest + 1)
+}
+
+/// Bytes of the files at or below `path` (links not followed).
+fn disk_size(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::read_dir(path)
+            .map(|items| items.flatten().map(|item| disk_size(&item.path())).sum())
+            .unwrap_or(0),
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    }
 }
 
 fn data_file_name(generation: u64) -> String {

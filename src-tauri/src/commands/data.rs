@@ -77,7 +77,7 @@ pub async fn check_folder(
 pub struct CacheSummary {
     /// The cache folder.
     pub root: PathBuf,
-    /// Disk space of all folder caches together.
+    /// Disk space of the whole cache (folder caches, embeddings, thumbnails).
     pub bytes: u64,
     /// One row per cached (folder, resolution), largest first.
     pub folders: Vec<data::CachedFolder>,
@@ -91,7 +91,7 @@ pub async fn cache_summary(state: State<'_, AppState>) -> CommandResult<CacheSum
         let folders = cache.usage();
         Ok(CacheSummary {
             root: cache.root().to_owned(),
-            bytes: folders.iter().map(|folder| folder.bytes).sum(),
+            bytes: cache.disk_bytes(),
             folders,
         })
     })
