@@ -302,6 +302,47 @@ pub fn data_pipeline(
     Ok(rows)
 }
 
+/// One neighbour query over `rows` random unit embeddings of `dim` values (the host search Explore
+/// runs when an image is clicked): the median of 21 queries, `k` neighbours each.
+///
+/// # Errors
+/// [`EvalError`] for an empty or ragged matrix.
+pub fn neighbour_query(rows: usize, dim: usize, k: usize) -> Result<BenchRow, crate::eval::EvalError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut values: Vec<f32> = (0..rows * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+    for row in values.chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    let base = crate::eval::Embeddings::new(&values, dim)?;
+    let mut times = Vec::new();
+    for query in 0..21 {
+        let row = (query * 7919) % rows;
+        let start = Instant::now();
+        let query = crate::eval::Embeddings::new(base.row(row), dim)?;
+        let hits = crate::eval::top_k(query, base, k.min(rows), false)?;
+        times.push(start.elapsed().as_secs_f64());
+        assert_eq!(hits[0][0].0, row, "a row is its own nearest neighbour");
+    }
+    times.sort_by(f64::total_cmp);
+    let seconds = times[times.len() / 2];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(BenchRow {
+        task: "neighbours".to_owned(),
+        detail: format!("one neighbour query over {rows} embeddings ({dim}-d, k {k})"),
+        device: format!("CPU, {cores} threads"),
+        backend: "cpu".to_owned(),
+        compiler: "native".to_owned(),
+        precision: "f32".to_owned(),
+        width: None,
+        batch: 1,
+        image_size: 0,
+        images_per_sec: rows as f64 / seconds,
+        seconds,
+        data_wait_fraction: None,
+    })
+}
+
 /// `count` random-noise images of `size`²: content does not change a network's cost.
 fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -375,6 +416,13 @@ mod tests {
             error.contains("f16") && error.contains("--precision f32"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_neighbour_query_is_timed_and_finds_its_own_row() {
+        let row = neighbour_query(500, 16, 10).unwrap();
+        assert_eq!(row.task, "neighbours");
+        assert!(row.seconds > 0.0 && row.images_per_sec > 0.0);
     }
 
     #[test]

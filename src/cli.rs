@@ -133,6 +133,9 @@ pub struct BenchArgs {
     /// Skip the decode and augment rows.
     #[arg(long)]
     pub no_data: bool,
+    /// Embeddings searched by the neighbour-query row (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub neighbours: usize,
     /// Skip the training rows.
     #[arg(long)]
     pub no_train: bool,

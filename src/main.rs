@@ -476,6 +476,9 @@ fn bench_command(args: &BenchArgs) -> Result<()> {
             }
         }
     }
+    if args.neighbours > 0 {
+        print(&bench::neighbour_query(args.neighbours, 128, 10)?);
+    }
     if !args.no_data {
         for row in bench::data_pipeline(args.photos.as_deref(), 2000, &args.data_sizes)? {
             print(&row);
