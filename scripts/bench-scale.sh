@@ -4,9 +4,9 @@
 #
 #   scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]
 #
-# Rows: the first training load (decoding DIR into a fresh cache) with one epoch; embedding the
-# folder with the trained model (pixels cached, embeddings not); the same again (everything
-# cached); a neighbour query over the embeddings; the cache on disk. Peak memory is GNU time's
+# Rows: the first load (decoding DIR into a fresh cache), the second (from the cache), one
+# training epoch, embedding the folder with the trained model (pixels cached, embeddings not), the
+# same again (everything cached), a neighbour query over the embeddings, the cache on disk. Peak memory is GNU time's
 # maximum resident set size of each command. Build first: cargo build --release.
 set -euo pipefail
 dir=${1:?usage: scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]}
@@ -36,16 +36,22 @@ measure() {
 }
 
 images=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | wc -l)
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; binary: $bin"
+echo
 echo "| step | seconds | peak resident MiB |"
 echo "|---|---:|---:|"
+IFS=$'\t' read -r s m < <(measure "$bin" cache --fill "$dir" --image-size "$size")
+echo "| first load: $images files decoded into a new cache for $size px | $s | $m |"
+IFS=$'\t' read -r s m < <(measure "$bin" cache --fill "$dir" --image-size "$size")
+echo "| second load: the same folder from the cache | $s | $m |"
 IFS=$'\t' read -r s m < <(measure "$bin" train "$dir" --out "$work/run" --epochs 1 \
   --image-size "$size" --width "$width" --batch-size "$batch" --device cpu)
-echo "| first load ($images files into a new cache) + 1 epoch at $size px, width $width | $s | $m |"
+echo "| 1 training epoch at $size px, ResNet-18 width $width, batch $batch×2 (with its evaluation) | $s | $m |"
 IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
 echo "| embed the folder (pixels from the cache) | $s | $m |"
 IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
 echo "| embed again (pixels and embeddings from the cache) | $s | $m |"
-query=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.png' \) | head -1)
+query=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.png' \) -print -quit)
 IFS=$'\t' read -r s m < <(measure "$bin" neighbors "$work/e.safetensors" "$query" --k 10)
 echo "| neighbour query, $images embeddings (whole command) | $s | $m |"
 echo "| cache on disk | $(du -sm "$cache" | cut -f1) MiB | |"

@@ -26,11 +26,17 @@ pub struct Cli {
 pub enum Command {
     /// Train on a folder of images; writes checkpoints, metrics.jsonl and model.safetensors to --out.
     Train(TrainArgs),
-    /// Show what the preprocessed image cache holds, or clear it.
+    /// Show what the preprocessed image cache holds, fill it for a folder ahead of time, or clear it.
     Cache {
         /// Delete every folder's cache (rebuilt on the next use).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fill")]
         clear: bool,
+        /// Decode this folder into the cache now (only new or changed files are decoded).
+        #[arg(long, value_name = "DIR")]
+        fill: Option<PathBuf>,
+        /// Training size the folder is cached for (with --fill).
+        #[arg(long, default_value_t = 32, requires = "fill")]
+        image_size: u32,
     },
     /// Embed every image of a folder with a trained model; writes embeddings + file list (safetensors).
     Embed {

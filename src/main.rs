@@ -41,7 +41,11 @@ fn main() -> Result<()> {
     let cache = &cache;
     match cli.command {
         Command::Train(args) => train_command(args, cache_dir),
-        Command::Cache { clear } => cache_command(cache, clear),
+        Command::Cache {
+            clear,
+            fill,
+            image_size,
+        } => cache_command(cache, clear, fill.as_deref(), image_size),
         Command::Embed {
             model,
             dir,
@@ -114,7 +118,26 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn cache_command(cache: &data::PixelCache, clear: bool) -> Result<()> {
+fn cache_command(
+    cache: &data::PixelCache,
+    clear: bool,
+    fill: Option<&Path>,
+    image_size: u32,
+) -> Result<()> {
+    if let Some(dir) = fill {
+        let start = std::time::Instant::now();
+        let set = data::load_folder(dir, cache, image_size, &progress::loading_bar())?;
+        progress::report_skipped(&set.skipped);
+        println!(
+            "{} images of {} cached for {image_size} px ({} decoded, {} skipped) in {:.1} s",
+            set.len(),
+            dir.display(),
+            set.decoded,
+            set.skipped.len(),
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     if clear {
         let freed = cache.clear()?;
         println!("cleared {} ({:.1} MiB freed)", cache.root().display(), freed as f64 / (1 << 20) as f64);
