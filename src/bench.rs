@@ -250,9 +250,12 @@ pub fn data_pipeline(
         let cached_seconds = start.elapsed().as_secs_f64();
         let rows_of_batch: Vec<usize> = (0..set.len()).chain(0..set.len()).collect();
         let start = Instant::now();
+        // As a training batch: each image read from the cache once, then its two views.
+        let all: Vec<usize> = (0..set.len()).collect();
+        let images = set.images(&all)?;
         let batch = PixelBatch::prepare(
             &data::Subset {
-                source: &set,
+                source: images.as_slice(),
                 indices: &rows_of_batch,
             },
             size,

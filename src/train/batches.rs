@@ -36,10 +36,12 @@ pub(crate) fn prepare(
     epoch: usize,
     step: usize,
 ) -> Result<PixelBatch, DataError> {
-    let rows: Vec<usize> = indices.iter().chain(indices).copied().collect();
+    // Each image is read from the cache (a JPEG decode at large sizes) once for both its views.
+    let images = train.images(indices)?;
+    let rows: Vec<usize> = (0..images.len()).chain(0..images.len()).collect();
     PixelBatch::prepare(
         &Subset {
-            source: train,
+            source: images.as_slice(),
             indices: &rows,
         },
         config.image_size,
