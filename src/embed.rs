@@ -266,12 +266,12 @@ impl EmbeddedFolder {
         out: &std::path::Path,
         model: &std::path::Path,
     ) -> Result<(), crate::export::ExportError> {
-        // Text, lossily where a name is not UTF-8 (see `crate::paths`).
+        // Text, with bytes that are not UTF-8 escaped (see `crate::paths`).
         let paths: Vec<String> = self
             .set
             .entries
             .iter()
-            .map(|e| e.path.to_string_lossy().into_owned())
+            .map(|e| crate::paths::to_text(&e.path).into_owned())
             .collect();
         let mut metadata = std::collections::BTreeMap::new();
         metadata.insert(

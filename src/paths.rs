@@ -2,23 +2,78 @@
 //! (cache keys, fingerprints).
 //!
 //! serde's own `PathBuf` support fails on a name that is not valid UTF-8 (old Latin-1 archives,
-//! Samba shares), and one such file among 100 000 must not stop a run. Paths are written as text,
-//! lossily where they have to be (the bad bytes become U+FFFD), which is what any display of them
-//! shows too; the process itself keeps using the exact `PathBuf` it scanned.
+//! Samba shares), and one such file among 100 000 must not stop a run. Paths are written as text
+//! ([`to_text`]): each byte that is not UTF-8 becomes a private-use character (U+F780–U+F7FF, the
+//! mapping Samba and macOS use for unrepresentable bytes), which displays as a placeholder and
+//! converts back to the exact bytes ([`from_text`]), so a file the UI names (a thumbnail, a
+//! preview) is the file that was scanned.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+/// Byte `b` (0x80–0xFF, never a whole UTF-8 character) is written as U+F700 + `b`.
+const ESCAPE_BASE: u32 = 0xF700;
+
+/// `path` as text: unchanged when it is UTF-8, otherwise with each stray byte escaped (Unix;
+/// Windows names that are not Unicode are shown with U+FFFD).
+pub fn to_text(path: &Path) -> Cow<'_, str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return Cow::Borrowed(text);
+        }
+        let mut text = String::with_capacity(bytes.len() + 8);
+        for chunk in bytes.utf8_chunks() {
+            text.push_str(chunk.valid());
+            for &byte in chunk.invalid() {
+                text.push(char::from_u32(ESCAPE_BASE + u32::from(byte)).expect("a private-use character"));
+            }
+        }
+        Cow::Owned(text)
+    }
+    #[cfg(not(unix))]
+    {
+        path.to_string_lossy()
+    }
+}
+
+/// The path [`to_text`] wrote (a plain path when it holds no escapes).
+pub fn from_text(text: &str) -> PathBuf {
+    let escaped = |c: char| (ESCAPE_BASE + 0x80..=ESCAPE_BASE + 0xFF).contains(&u32::from(c));
+    #[cfg(unix)]
+    if text.chars().any(escaped) {
+        let mut bytes = Vec::with_capacity(text.len());
+        for c in text.chars() {
+            if escaped(c) {
+                bytes.push((u32::from(c) - ESCAPE_BASE) as u8);
+            } else {
+                bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+        }
+        return from_os_bytes(&bytes);
+    }
+    let _ = escaped;
+    PathBuf::from(text)
+}
+
+/// A path received as text from the UI, with escapes turned back into bytes.
+pub fn resolve(path: &Path) -> PathBuf {
+    path.to_str().map_or_else(|| path.to_owned(), from_text)
+}
 
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// `#[serde(with = "crate::paths")]` for a `PathBuf` field.
 pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&path.to_string_lossy())
+    serializer.serialize_str(&to_text(path))
 }
 
 /// Reads what [`serialize`] wrote.
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
-    Ok(PathBuf::from(String::deserialize(deserializer)?))
+    Ok(from_text(&String::deserialize(deserializer)?))
 }
 
 /// `#[serde(with = "crate::paths::option")]` for an `Option<PathBuf>` field.
@@ -37,7 +92,7 @@ pub mod option {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<PathBuf>, D::Error> {
-        Ok(Option::<String>::deserialize(deserializer)?.map(PathBuf::from))
+        Ok(Option::<String>::deserialize(deserializer)?.map(|text| from_text(&text)))
     }
 }
 
@@ -50,7 +105,7 @@ pub mod list {
     pub fn serialize<S: Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(paths.len()))?;
         for path in paths {
-            seq.serialize_element(&path.to_string_lossy())?;
+            seq.serialize_element(&to_text(path))?;
         }
         seq.end()
     }
@@ -58,8 +113,8 @@ pub mod list {
     /// Reads what [`serialize`] wrote.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
         Ok(Vec::<String>::deserialize(deserializer)?
-            .into_iter()
-            .map(PathBuf::from)
+            .iter()
+            .map(|text| from_text(text))
             .collect())
     }
 }
@@ -109,11 +164,17 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_name_that_is_not_utf8_serialises_lossily_and_keys_exactly() {
+    fn a_name_that_is_not_utf8_round_trips_exactly_through_text() {
         use std::os::unix::ffi::OsStrExt;
-        let path = PathBuf::from(OsStr::from_bytes(b"photos/caf\xe9.jpg"));
+        let path = PathBuf::from(OsStr::from_bytes(b"photos/caf\xe9 \xff.jpg"));
         let json = serde_json::to_string(&Record { path: path.clone() }).unwrap();
-        assert_eq!(json, "{\"path\":\"photos/caf\u{fffd}.jpg\"}");
+        assert_eq!(json, "{\"path\":\"photos/caf\u{f7e9} \u{f7ff}.jpg\"}");
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.path, path);
+        assert_eq!(resolve(Path::new(to_text(&path).as_ref())), path);
         assert_eq!(from_os_bytes(&os_bytes(path.as_os_str())), path);
+        // Ordinary names are untouched.
+        assert_eq!(to_text(Path::new("a/é.png")), "a/é.png");
+        assert_eq!(from_text("a/é.png"), PathBuf::from("a/é.png"));
     }
 }

@@ -198,11 +198,11 @@ pub fn serve(
         .request(path, move |response| responder.respond(response));
 }
 
-/// The file a URL path names: percent-decoded to raw bytes, so a name that is not UTF-8 (sent by
-/// the UI as the percent-encoded bytes of its lossy text) is at least not mangled further.
+/// The file a URL path names: percent-decoded, then the escapes of bytes that are not UTF-8 turned
+/// back into those bytes ([`spreadout::paths::from_text`]), so such a file is found exactly.
 fn decode_path(url_path: &str) -> PathBuf {
-    let bytes: Vec<u8> = percent_encoding::percent_decode_str(url_path.trim_start_matches('/')).collect();
-    spreadout::paths::from_os_bytes(&bytes)
+    let text = percent_encoding::percent_decode_str(url_path.trim_start_matches('/')).decode_utf8_lossy();
+    spreadout::paths::from_text(&text)
 }
 
 fn jpeg(bytes: Vec<u8>) -> Response<Vec<u8>> {
@@ -277,6 +277,20 @@ mod tests {
         let edited = image::load_from_memory(ask(&restarted, good).body()).unwrap();
         assert!(edited.to_rgb8().get_pixel(64, 64).0[1] > 150);
         assert_eq!(kept(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_thumbnail_url_names_a_file_that_is_not_utf8_exactly() {
+        use std::os::unix::ffi::OsStrExt;
+        let photos = tempfile::tempdir().unwrap();
+        let latin1 = photos.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+        image::RgbImage::from_pixel(20, 20, image::Rgb([1, 2, 3])).save(&latin1).unwrap();
+        // What the UI does: convertFileSrc percent-encodes the path's text as UTF-8.
+        let text = spreadout::paths::to_text(&latin1);
+        let url_path: String =
+            percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string();
+        assert_eq!(decode_path(&format!("/{url_path}")), latin1);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize)]
 pub struct FolderSummary {
     /// The folder.
+    #[serde(with = "spreadout::paths")]
     pub root: PathBuf,
     /// Image files, sorted by path, with their labels.
     #[serde(flatten)]
@@ -125,6 +126,7 @@ pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(PathBuf,
 #[derive(Debug, Serialize)]
 pub struct ViewPair {
     /// The file.
+    #[serde(with = "spreadout::paths")]
     pub path: PathBuf,
     /// The image as training loads it (shorter side = image size).
     pub original: String,
@@ -145,6 +147,7 @@ pub async fn augment_preview(
             .into_iter()
             .enumerate()
             .map(|(i, path)| {
+                let path = spreadout::paths::resolve(&path);
                 let image = data::load_image(&path, image_size)?;
                 let views =
                     augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));

@@ -98,6 +98,7 @@ pub async fn query_file(
     k: usize,
 ) -> CommandResult<Vec<Neighbour>> {
     let collection = state.collection(&key)?;
+    let path = spreadout::paths::resolve(&path);
     state.allow(&path);
     blocking(move || Ok(collection.query_file(&path, k)?)).await
 }

@@ -18,7 +18,8 @@ use crate::state::AppState;
 /// Images in row order with their label folders, as the grids show them.
 #[derive(Debug, Serialize)]
 pub struct ImageList {
-    /// The files.
+    /// The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+    #[serde(with = "spreadout::paths::list")]
     pub files: Vec<PathBuf>,
     /// Label index of each file, when the layout defines labels.
     pub labels: Vec<Option<usize>>,
