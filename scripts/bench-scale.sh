@@ -2,7 +2,10 @@
 # The scale benchmark of issue 8: one folder through the whole product, timed, with peak resident
 # memory, and the cache's disk use. Prints a Markdown table.
 #
-#   scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]
+#   scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M] [--model RUN]
+#
+# --model RUN skips the training epoch and embeds with that run's model (for folders too large to
+# train an epoch on here).
 #
 # Rows: the first load (decoding DIR into a fresh cache), the second (from the cache), one
 # training epoch, embedding the folder with the trained model (pixels cached, embeddings not), the
@@ -11,9 +14,10 @@
 set -euo pipefail
 dir=${1:?usage: scripts/bench-scale.sh DIR [--size PX] [--width W] [--batch M]}
 shift
-size=96 width=16 batch=64
+size=96 width=16 batch=64 model=
 while [ $# -gt 0 ]; do
   case $1 in
+    --model) model=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --width) width=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
@@ -44,12 +48,15 @@ IFS=$'\t' read -r s m < <(measure "$bin" cache --fill "$dir" --image-size "$size
 echo "| first load: $images files decoded into a new cache for $size px | $s | $m |"
 IFS=$'\t' read -r s m < <(measure "$bin" cache --fill "$dir" --image-size "$size")
 echo "| second load: the same folder from the cache | $s | $m |"
-IFS=$'\t' read -r s m < <(measure "$bin" train "$dir" --out "$work/run" --epochs 1 \
-  --image-size "$size" --width "$width" --batch-size "$batch" --device cpu)
-echo "| 1 training epoch at $size px, ResNet-18 width $width, batch $batch×2 (with its evaluation) | $s | $m |"
-IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
+if [ -z "$model" ]; then
+  IFS=$'\t' read -r s m < <(measure "$bin" train "$dir" --out "$work/run" --epochs 1 \
+    --image-size "$size" --width "$width" --batch-size "$batch" --device cpu)
+  echo "| 1 training epoch at $size px, ResNet-18 width $width, batch $batch×2 (with its evaluation) | $s | $m |"
+  model=$work/run
+fi
+IFS=$'\t' read -r s m < <(measure "$bin" embed "$model" "$dir" --out "$work/e.safetensors" --device cpu)
 echo "| embed the folder (pixels from the cache) | $s | $m |"
-IFS=$'\t' read -r s m < <(measure "$bin" embed "$work/run" "$dir" --out "$work/e.safetensors" --device cpu)
+IFS=$'\t' read -r s m < <(measure "$bin" embed "$model" "$dir" --out "$work/e.safetensors" --device cpu)
 echo "| embed again (pixels and embeddings from the cache) | $s | $m |"
 query=$(find -L "$dir" -type f \( -iname '*.jpg' -o -iname '*.png' \) -print -quit)
 IFS=$'\t' read -r s m < <(measure "$bin" neighbors "$work/e.safetensors" "$query" --k 10)
