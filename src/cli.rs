@@ -215,6 +215,9 @@ pub struct TrainArgs {
     /// Convolution precision: f16 uses a GPU's 16-bit (tensor-core) paths, weights and loss stay f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Minutes between checkpoints inside an epoch (one is also written at each epoch's end and on Ctrl-C).
+    #[arg(long, default_value_t = 10.0)]
+    pub checkpoint_minutes: f64,
     #[command(flatten)]
     pub device: DeviceArg,
 }

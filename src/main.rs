@@ -101,6 +101,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         },
         knn_k: args.knn_k,
         precision: args.precision,
+        checkpoint_minutes: args.checkpoint_minutes,
         ..TrainConfig::default()
     };
     let request = TrainRequest {
