@@ -20,7 +20,7 @@ use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{PixelBatch, View};
 use crate::model::{Precision, Stem};
-use crate::train::{EpochStart, Control, EpochRunner, Sgd, TrainConfig, TrainError};
+use crate::train::{Control, EpochRunner, EpochStart, Sgd, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -310,9 +310,15 @@ pub fn data_pipeline(
 ///
 /// # Errors
 /// [`EvalError`] for an empty or ragged matrix.
-pub fn neighbour_query(rows: usize, dim: usize, k: usize) -> Result<BenchRow, crate::eval::EvalError> {
+pub fn neighbour_query(
+    rows: usize,
+    dim: usize,
+    k: usize,
+) -> Result<BenchRow, crate::eval::EvalError> {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut values: Vec<f32> = (0..rows * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut values: Vec<f32> = (0..rows * dim)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     for row in values.chunks_mut(dim) {
         let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v /= norm);

@@ -257,7 +257,8 @@ mod tests {
             &PixelCache::at(dir.path().join("cache")),
             &device,
             &|_, _| true,
-        ).unwrap();
+        )
+        .unwrap();
         (dir, collection)
     }
 

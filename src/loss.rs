@@ -53,7 +53,7 @@ impl LossMasks {
     /// If `rows` is odd or below four (two instances), which the training loop never produces.
     pub fn new(rows: usize, device: &Device) -> Self {
         assert!(
-            rows >= 4 && rows % 2 == 0,
+            rows >= 4 && rows.is_multiple_of(2),
             "the loss needs an even number of rows (two views per image) and at least two images, got {rows}"
         );
         let positives = positive_mask(rows);

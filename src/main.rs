@@ -141,12 +141,20 @@ fn cache_command(
     }
     if clear {
         let freed = cache.clear()?;
-        println!("cleared {} ({:.1} MiB freed)", cache.root().display(), freed as f64 / (1 << 20) as f64);
+        println!(
+            "cleared {} ({:.1} MiB freed)",
+            cache.root().display(),
+            freed as f64 / (1 << 20) as f64
+        );
         return Ok(());
     }
     let folders = cache.usage();
     let total = cache.disk_bytes();
-    println!("image cache in {}: {:.1} MiB", cache.root().display(), total as f64 / (1 << 20) as f64);
+    println!(
+        "image cache in {}: {:.1} MiB",
+        cache.root().display(),
+        total as f64 / (1 << 20) as f64
+    );
     for folder in folders {
         println!(
             "{:>10.1} MiB  {:>7} files at {:>4} px  {}",

@@ -29,7 +29,9 @@ pub fn to_text(path: &Path) -> Cow<'_, str> {
         for chunk in bytes.utf8_chunks() {
             text.push_str(chunk.valid());
             for &byte in chunk.invalid() {
-                text.push(char::from_u32(ESCAPE_BASE + u32::from(byte)).expect("a private-use character"));
+                text.push(
+                    char::from_u32(ESCAPE_BASE + u32::from(byte)).expect("a private-use character"),
+                );
             }
         }
         Cow::Owned(text)
@@ -81,7 +83,10 @@ pub mod option {
     use super::*;
 
     /// Writes `None` as null and a path as [`super::serialize`] does.
-    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        path: &Option<PathBuf>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match path {
             Some(path) => super::serialize(path, serializer),
             None => serializer.serialize_none(),
@@ -111,7 +116,9 @@ pub mod list {
     }
 
     /// Reads what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<PathBuf>, D::Error> {
         Ok(Vec::<String>::deserialize(deserializer)?
             .iter()
             .map(|text| from_text(text))

@@ -46,9 +46,11 @@ fn interrupted() -> bool {
 /// while images are decoded into the cache. Ctrl-C stops the fill; what was decoded stays cached.
 pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     move |done, total| {
         bar.set_length(total as u64);

@@ -119,8 +119,22 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
     let folders = spreadout::demo::generate(&dir.path().join("data"), &spec).unwrap();
     let run = dir.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_spreadout"))
-        .args(["train", folders.train.to_str().unwrap(), "--out", run.to_str().unwrap()])
-        .args(["--epochs", "500", "--width", "4", "--image-size", "16", "--batch-size", "8"])
+        .args([
+            "train",
+            folders.train.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .args([
+            "--epochs",
+            "500",
+            "--width",
+            "4",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "8",
+        ])
         .args(["--device", "cpu"])
         .env("SPREADOUT_CACHE_DIR", dir.path().join("image-cache"))
         .stdout(std::process::Stdio::piped())
@@ -132,14 +146,23 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
     let mut line = String::new();
     while !line.starts_with("epoch") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "training ended early");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "training ended early"
+        );
     }
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("stopped at") && stderr.contains("--resume"), "{stderr}");
+    assert!(
+        stderr.contains("stopped at") && stderr.contains("--resume"),
+        "{stderr}"
+    );
     let state = spreadout::train::checkpoint::read_state(&run).unwrap();
     assert!(state.epochs_completed >= 1 && state.epochs_completed < 500);
 }

@@ -334,13 +334,17 @@ fn a_torn_metrics_line_is_skipped_and_the_run_stays_resumable() {
     let run = dir.path().join("run");
     let config = tiny_config(3, 8);
     let control = Control::default();
-    train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
-        if let TrainEvent::Epoch(metrics) = event
-            && metrics.epoch == 2
-        {
-            control.cancel();
-        }
-    })
+    train::run(
+        &request(&folders, &run, config.clone()),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Epoch(metrics) = event
+                && metrics.epoch == 2
+            {
+                control.cancel();
+            }
+        },
+    )
     .unwrap();
     // A crash in the middle of an append leaves half a line.
     let metrics = run.join("metrics.jsonl");
@@ -374,11 +378,15 @@ fn resume_refuses_a_changed_folder_unless_asked() {
     let run = dir.path().join("run");
     let config = tiny_config(2, 8);
     let control = Control::default();
-    train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
-        if let TrainEvent::Epoch(_) = event {
-            control.cancel();
-        }
-    })
+    train::run(
+        &request(&folders, &run, config.clone()),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Epoch(_) = event {
+                control.cancel();
+            }
+        },
+    )
     .unwrap();
     let first_class = std::fs::read_dir(&folders.train)
         .unwrap()
@@ -386,7 +394,12 @@ fn resume_refuses_a_changed_folder_unless_asked() {
         .find(|entry| entry.path().is_dir())
         .unwrap()
         .path();
-    let any_image = std::fs::read_dir(&first_class).unwrap().flatten().next().unwrap().path();
+    let any_image = std::fs::read_dir(&first_class)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
     std::fs::copy(&any_image, first_class.join("added-later.png")).unwrap();
 
     let resumed = TrainRequest {
@@ -411,7 +424,10 @@ fn resume_refuses_a_changed_folder_unless_asked() {
     })
     .unwrap();
     assert_eq!(summary.epochs_completed, 2);
-    assert!(warnings.iter().any(|w| w.contains("continuing as asked")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("continuing as asked")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -423,13 +439,29 @@ fn extending_a_run_keeps_the_rate_it_ended_with() {
         lr: 0.1,
         ..tiny_config(5, 8)
     };
-    train::run(&request(&folders, &run, config.clone()), &Control::default(), &mut |_| {}).unwrap();
+    train::run(
+        &request(&folders, &run, config.clone()),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
     let extended = TrainRequest {
         resume: true,
-        ..request(&folders, &run, TrainConfig { epochs: 8, ..config })
+        ..request(
+            &folders,
+            &run,
+            TrainConfig {
+                epochs: 8,
+                ..config
+            },
+        )
     };
     train::run(&extended, &Control::default(), &mut |_| {}).unwrap();
-    let rates: Vec<f64> = train::read_metrics(&run).unwrap().iter().map(|m| m.lr).collect();
+    let rates: Vec<f64> = train::read_metrics(&run)
+        .unwrap()
+        .iter()
+        .map(|m| m.lr)
+        .collect();
     // Five epochs: ×0.1 from 60 %, ×0.01 from 80 %. Replanned over 8, epoch 6 would be back at
     // ×0.1; the extension continues at the ×0.01 the run ended with.
     let expected = [0.1, 0.1, 0.1, 0.01, 0.001, 0.001, 0.001, 0.001];
@@ -453,7 +485,12 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
         .find(|entry| entry.path().is_dir())
         .unwrap()
         .path();
-    let original = std::fs::read_dir(&class).unwrap().flatten().next().unwrap().path();
+    let original = std::fs::read_dir(&class)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
     let latin1 = class.join(std::ffi::OsStr::from_bytes(b"caf\xe9 cr\xe8me.png"));
     std::fs::rename(&original, &latin1).unwrap();
 
@@ -501,14 +538,18 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     let config = tiny_config(3, 8);
     let run = dir.path().join("run");
     let control = Control::default();
-    let summary = train::run(&request(&folders, &run, config.clone()), &control, &mut |event| {
-        if let TrainEvent::Step {
-            epoch: 2, step: 2, ..
-        } = event
-        {
-            control.cancel();
-        }
-    })
+    let summary = train::run(
+        &request(&folders, &run, config.clone()),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Step {
+                epoch: 2, step: 2, ..
+            } = event
+            {
+                control.cancel();
+            }
+        },
+    )
     .unwrap();
     // The Stop (Ctrl-C in the CLI) came while step 3 of epoch 2 waited (losses are read a step
     // late): the checkpoint holds the three steps done, not just epoch 1.
@@ -528,7 +569,11 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
         }
     })
     .unwrap();
-    assert_eq!(first_step, Some((2, 4)), "only the step not yet trained runs again");
+    assert_eq!(
+        first_step,
+        Some((2, 4)),
+        "only the step not yet trained runs again"
+    );
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&run).unwrap().len(), 3);
 

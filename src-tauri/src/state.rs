@@ -37,7 +37,12 @@ pub struct AppState {
 
 impl AppState {
     /// State for an app whose data lives in `data_dir` and whose image cache is `pixel_cache`.
-    pub fn new(data_dir: &Path, pixel_cache: PixelCache, open_demo: bool, test_hooks: bool) -> Self {
+    pub fn new(
+        data_dir: &Path,
+        pixel_cache: PixelCache,
+        open_demo: bool,
+        test_hooks: bool,
+    ) -> Self {
         Self {
             runs_root: data_dir.join("runs"),
             demo_root: data_dir.join("demo"),
@@ -161,7 +166,12 @@ mod tests {
         for dir in [&chosen, &other] {
             std::fs::write(dir.path().join("a.png"), b"x").unwrap();
         }
-        let state = AppState::new(data.path(), PixelCache::at(data.path().join("cache")), false, false);
+        let state = AppState::new(
+            data.path(),
+            PixelCache::at(data.path().join("cache")),
+            false,
+            false,
+        );
         assert!(!state.is_allowed(&chosen.path().join("a.png")));
         state.allow(chosen.path());
         assert!(state.is_allowed(&chosen.path().join("a.png")));
@@ -172,7 +182,12 @@ mod tests {
     #[test]
     fn only_one_training_run_at_a_time() {
         let data = tempfile::tempdir().unwrap();
-        let state = AppState::new(data.path(), PixelCache::at(data.path().join("cache")), false, false);
+        let state = AppState::new(
+            data.path(),
+            PixelCache::at(data.path().join("cache")),
+            false,
+            false,
+        );
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
         state.begin_training(|| ((), Arc::default())).unwrap();
         let mut started_again = false;

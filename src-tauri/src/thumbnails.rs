@@ -95,9 +95,10 @@ impl Thumbnails {
         };
         match self.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => (job.reply)(
-                plain(StatusCode::SERVICE_UNAVAILABLE, "too many thumbnails are being made; try again"),
-            ),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => (job.reply)(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many thumbnails are being made; try again",
+            )),
         }
     }
 }
@@ -113,13 +114,13 @@ fn work(queue: &Mutex<Receiver<Job>>, make: impl Fn(&Path) -> Response<Vec<u8>>)
         };
         let path = job.path;
         let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(&path)))
-        .unwrap_or_else(|panic| {
-            error_image(&format!(
-                "making the thumbnail of {} crashed: {}",
-                path.display(),
-                spreadout::train::panic_message(panic.as_ref())
-            ))
-        });
+            .unwrap_or_else(|panic| {
+                error_image(&format!(
+                    "making the thumbnail of {} crashed: {}",
+                    path.display(),
+                    spreadout::train::panic_message(panic.as_ref())
+                ))
+            });
         (job.reply)(response);
     }
 }
@@ -201,7 +202,8 @@ pub fn serve(
 /// The file a URL path names: percent-decoded, then the escapes of bytes that are not UTF-8 turned
 /// back into those bytes ([`spreadout::paths::from_text`]), so such a file is found exactly.
 fn decode_path(url_path: &str) -> PathBuf {
-    let text = percent_encoding::percent_decode_str(url_path.trim_start_matches('/')).decode_utf8_lossy();
+    let text =
+        percent_encoding::percent_decode_str(url_path.trim_start_matches('/')).decode_utf8_lossy();
     spreadout::paths::from_text(&text)
 }
 
@@ -218,7 +220,13 @@ fn error_image(reason: &str) -> Response<Vec<u8>> {
     // Header values must be visible ASCII.
     let header_text: String = reason
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     Response::builder()
         .header(header::CONTENT_TYPE, "image/svg+xml")
@@ -242,7 +250,9 @@ mod tests {
     fn ask(service: &Thumbnails, path: PathBuf) -> Response<Vec<u8>> {
         let (sender, receiver) = std::sync::mpsc::channel();
         service.request(path, move |response| sender.send(response).unwrap());
-        receiver.recv_timeout(std::time::Duration::from_secs(30)).unwrap()
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap()
     }
 
     #[test]
@@ -284,12 +294,17 @@ mod tests {
     fn a_thumbnail_url_names_a_file_that_is_not_utf8_exactly() {
         use std::os::unix::ffi::OsStrExt;
         let photos = tempfile::tempdir().unwrap();
-        let latin1 = photos.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
-        image::RgbImage::from_pixel(20, 20, image::Rgb([1, 2, 3])).save(&latin1).unwrap();
+        let latin1 = photos
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+        image::RgbImage::from_pixel(20, 20, image::Rgb([1, 2, 3]))
+            .save(&latin1)
+            .unwrap();
         // What the UI does: convertFileSrc percent-encodes the path's text as UTF-8.
         let text = spreadout::paths::to_text(&latin1);
         let url_path: String =
-            percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string();
+            percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         assert_eq!(decode_path(&format!("/{url_path}")), latin1);
     }
 
@@ -358,7 +373,10 @@ mod tests {
         let hostile = receiver.recv().unwrap();
         assert_eq!(hostile.headers()[header::CONTENT_TYPE], "image/svg+xml");
         let reason = hostile.headers()[ERROR_HEADER].to_str().unwrap();
-        assert!(reason.contains("hostile.jpg") && reason.contains("decoder bug"), "{reason}");
+        assert!(
+            reason.contains("hostile.jpg") && reason.contains("decoder bug"),
+            "{reason}"
+        );
         let fine = receiver.recv().unwrap();
         assert_eq!(fine.headers()[header::CONTENT_TYPE], "image/jpeg");
     }

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use rayon::prelude::*;
 
+use super::DataError;
 use super::decode::decode;
 use super::scan::{FileStamp, Scan};
-use super::DataError;
 use crate::augment::ChannelTotals;
 
 /// Images whose raw pixels take at most this are stored raw (CIFAR's 32 px: 3 KiB).
@@ -105,7 +105,7 @@ impl PixelCache {
                 })
             })
             .collect();
-        folders.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        folders.sort_by_key(|folder| std::cmp::Reverse(folder.bytes));
         folders
     }
 
@@ -127,7 +127,10 @@ impl PixelCache {
         let mut freed = 0;
         for item in listing.flatten() {
             let dir = item.path();
-            let lock = File::options().create(true).append(true).open(dir.join("lock"));
+            let lock = File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("lock"));
             if let Ok(lock) = &lock
                 && lock.try_lock().is_err()
             {
@@ -173,7 +176,12 @@ impl PixelCache {
     ///
     /// # Errors
     /// [`DataError::Cache`] when the file cannot be written.
-    pub fn keep_embeddings(&self, key: &str, embeddings: &[f32], dim: usize) -> Result<(), DataError> {
+    pub fn keep_embeddings(
+        &self,
+        key: &str,
+        embeddings: &[f32],
+        dim: usize,
+    ) -> Result<(), DataError> {
         let mut out = Bytes(Vec::with_capacity(32 + embeddings.len() * 4));
         out.0.extend_from_slice(EMBEDDINGS_MAGIC);
         out.u64((embeddings.len() / dim.max(1)) as u64);
@@ -192,7 +200,9 @@ impl PixelCache {
 
     fn embeddings_path(&self, key: &str) -> PathBuf {
         let digest = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
-        self.root.join("embeddings").join(format!("{digest:032x}.bin"))
+        self.root
+            .join("embeddings")
+            .join(format!("{digest:032x}.bin"))
     }
 
     fn folder_dir(&self, folder: &Path, side: u32) -> Result<PathBuf, DataError> {
@@ -254,7 +264,9 @@ impl Store {
         };
         image
             .filter(|image| image.dimensions() == location.dimensions())
-            .ok_or_else(|| corrupt("an entry does not decode; clear the cache to rebuild it".to_owned()))
+            .ok_or_else(|| {
+                corrupt("an entry does not decode; clear the cache to rebuild it".to_owned())
+            })
     }
 }
 
@@ -327,7 +339,9 @@ pub(crate) fn fill(
         let path = path.to_path_buf();
         move |err: std::io::Error| DataError::Cache {
             path,
-            reason: format!("{err}; pass another cache folder (--cache-dir) if this one cannot be written"),
+            reason: format!(
+                "{err}; pass another cache folder (--cache-dir) if this one cannot be written"
+            ),
         }
     };
     fs::create_dir_all(&dir).map_err(cache_error(&dir))?;
@@ -338,7 +352,10 @@ pub(crate) fn fill(
         .open(&lock_path)
         .map_err(cache_error(&lock_path))?;
     if lock.try_lock().is_err() {
-        tracing::info!("waiting for another Spreadout process to finish filling {}", dir.display());
+        tracing::info!(
+            "waiting for another Spreadout process to finish filling {}",
+            dir.display()
+        );
         lock.lock().map_err(cache_error(&lock_path))?;
     }
 
@@ -365,7 +382,8 @@ pub(crate) fn fill(
         .open(&data_path)
         .map_err(cache_error(&data_path))?;
     // Bytes past the index's end come from a fill that stopped before its next checkpoint.
-    data.set_len(index.data_len).map_err(cache_error(&data_path))?;
+    data.set_len(index.data_len)
+        .map_err(cache_error(&data_path))?;
 
     let known_count = index.records.len();
     let known: HashMap<Vec<u8>, Record> = std::mem::take(&mut index.records)
@@ -399,7 +417,10 @@ pub(crate) fn fill(
     };
     let mut done = hits;
     let mut last_checkpoint = Instant::now();
-    let stop = AtomicBool::new(!progress(if misses.is_empty() { total } else { hits }, total));
+    let stop = AtomicBool::new(!progress(
+        if misses.is_empty() { total } else { hits },
+        total,
+    ));
     let step = (total / 100).max(1);
     let write_result: Result<(), DataError> = std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel(64);
@@ -416,9 +437,7 @@ pub(crate) fn fill(
         for (i, encoded) in receiver {
             let content = match encoded {
                 Ok(encoded) => Content::Image {
-                    location: writer
-                        .append(&encoded)
-                        .map_err(cache_error(&data_path))?,
+                    location: writer.append(&encoded).map_err(cache_error(&data_path))?,
                     original: encoded.original,
                     totals: encoded.totals,
                 },
@@ -477,16 +496,18 @@ pub(crate) fn fill(
         .collect();
     let results = relative
         .iter()
-        .map(|key| match by_path.get(key.as_slice()).map(|record| &record.content) {
-            Some(Content::Image {
-                location, totals, ..
-            }) => Ok(CachedImage {
-                location: *location,
-                totals: *totals,
-            }),
-            Some(Content::Failed(reason)) => Err(reason.clone()),
-            None => Err("it was not decoded (the cache fill stopped early)".to_owned()),
-        })
+        .map(
+            |key| match by_path.get(key.as_slice()).map(|record| &record.content) {
+                Some(Content::Image {
+                    location, totals, ..
+                }) => Ok(CachedImage {
+                    location: *location,
+                    totals: *totals,
+                }),
+                Some(Content::Failed(reason)) => Err(reason.clone()),
+                None => Err("it was not decoded (the cache fill stopped early)".to_owned()),
+            },
+        )
         .collect();
     drop(lock);
     Ok(Filled {
@@ -676,7 +697,8 @@ impl Index {
         for record in &self.records {
             out.bytes(&record.relative);
             out.u64(record.stamp.size);
-            out.0.extend_from_slice(&record.stamp.modified_ns.to_le_bytes());
+            out.0
+                .extend_from_slice(&record.stamp.modified_ns.to_le_bytes());
             match &record.content {
                 Content::Failed(reason) => {
                     out.0.push(0);
@@ -736,7 +758,11 @@ impl Index {
                 0 => Content::Failed(String::from_utf8_lossy(input.bytes()?).into_owned()),
                 tag @ (1 | 2) => {
                     let location = Location {
-                        encoding: if tag == 1 { Encoding::Raw } else { Encoding::Jpeg },
+                        encoding: if tag == 1 {
+                            Encoding::Raw
+                        } else {
+                            Encoding::Jpeg
+                        },
                         offset: input.u64()?,
                         len: input.u32()?,
                         width: input.u32()?,
@@ -833,16 +859,23 @@ mod tests {
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = PixelCache::at(cache_dir.path());
         for i in 0..5u8 {
-            photo(300, 200, i * 40).save(photos.path().join(format!("{i}.png"))).unwrap();
+            photo(300, 200, i * 40)
+                .save(photos.path().join(format!("{i}.png")))
+                .unwrap();
         }
         // Big enough to be stored as JPEG: 1.5 × 128 = 192 px shorter side.
-        photo(600, 400, 9).save(photos.path().join("big.jpg")).unwrap();
+        photo(600, 400, 9)
+            .save(photos.path().join("big.jpg"))
+            .unwrap();
         std::fs::write(photos.path().join("broken.png"), b"not a png").unwrap();
 
         let first = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
         assert_eq!((first.len(), first.decoded, first.skipped.len()), (6, 7, 1));
         let second = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
-        assert_eq!(second.decoded, 0, "everything, the broken file too, came from the cache");
+        assert_eq!(
+            second.decoded, 0,
+            "everything, the broken file too, came from the cache"
+        );
         assert_eq!(second.skipped, first.skipped);
         for i in 0..first.len() {
             assert_eq!(first.image(i).unwrap(), second.image(i).unwrap());
@@ -852,10 +885,16 @@ mod tests {
 
         // Same name, new content (and so a new size and time): only that file is decoded.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        photo(330, 200, 250).save(photos.path().join("2.png")).unwrap();
+        photo(330, 200, 250)
+            .save(photos.path().join("2.png"))
+            .unwrap();
         let third = load(&scan(photos.path()).unwrap(), &cache, 128, &no_progress).unwrap();
         assert_eq!(third.decoded, 1);
-        let changed = third.entries.iter().position(|e| e.path.ends_with("2.png")).unwrap();
+        let changed = third
+            .entries
+            .iter()
+            .position(|e| e.path.ends_with("2.png"))
+            .unwrap();
         assert_eq!(third.image(changed).unwrap().get_pixel(0, 0).0[0], 250);
 
         // Another resolution is another cache; the first stays.
@@ -863,7 +902,11 @@ mod tests {
         assert_eq!(other.decoded, 7);
         let usage = cache.usage();
         assert_eq!(usage.len(), 2);
-        assert!(usage.iter().all(|folder| folder.files == 7 && folder.bytes > 0));
+        assert!(
+            usage
+                .iter()
+                .all(|folder| folder.files == 7 && folder.bytes > 0)
+        );
         assert!(cache.clear().unwrap() > 0);
         assert!(cache.usage().is_empty());
     }
@@ -874,7 +917,9 @@ mod tests {
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = PixelCache::at(cache_dir.path());
         for i in 0..300u32 {
-            photo(8, 8, (i % 250) as u8).save(photos.path().join(format!("{i:03}.png"))).unwrap();
+            photo(8, 8, (i % 250) as u8)
+                .save(photos.path().join(format!("{i:03}.png")))
+                .unwrap();
         }
         let listed = scan(photos.path()).unwrap();
         let stopped = load(&listed, &cache, 8, &|done, _| done < 100);
@@ -899,19 +944,26 @@ mod tests {
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = PixelCache::at(cache_dir.path());
         for i in 0..4u8 {
-            photo(1200, 800, i * 60).save(photos.path().join(format!("{i}.png"))).unwrap();
+            photo(1200, 800, i * 60)
+                .save(photos.path().join(format!("{i}.png")))
+                .unwrap();
         }
         load(&scan(photos.path()).unwrap(), &cache, 512, &no_progress).unwrap();
         for i in 0..3u8 {
             std::fs::remove_file(photos.path().join(format!("{i}.png"))).unwrap();
         }
-        photo(1200, 800, 1).save(photos.path().join("new.png")).unwrap();
+        photo(1200, 800, 1)
+            .save(photos.path().join("new.png"))
+            .unwrap();
         let after = load(&scan(photos.path()).unwrap(), &cache, 512, &no_progress).unwrap();
         assert_eq!((after.len(), after.decoded), (2, 1));
         let dir = cache.folder_dir(photos.path(), cached_side(512)).unwrap();
         let index = Index::read(&dir.join("index")).unwrap();
         assert_eq!(index.records.len(), 2);
-        assert_eq!(index.generation, 1, "three of four entries were dead: compacted");
+        assert_eq!(
+            index.generation, 1,
+            "three of four entries were dead: compacted"
+        );
         assert_eq!(index.dead_bytes(), 0);
         assert!(after.image(0).is_ok() && after.image(1).is_ok());
     }

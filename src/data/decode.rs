@@ -143,8 +143,9 @@ fn decode_jpeg_scaled(bytes: &[u8], short_side: u32) -> Result<Option<Decoded>, 
     let pixels = decoder.decode().map_err(|err| describe_jpeg(&err))?;
     let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
     let image = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => image::GrayImage::from_raw(w, h, pixels)
-            .map(DynamicImage::ImageLuma8),
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
         _ => RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
     }
     .ok_or("the JPEG decoder returned fewer pixels than its header promises")?;
@@ -170,8 +171,7 @@ fn finish(image: RgbImage, short_side: u32) -> Result<Decoded, String> {
     }
     let short = width.min(height);
     let long = width.max(height);
-    if u64::from(long) * u64::from(short_side.min(short)) / u64::from(short) > u64::from(MAX_SIDE)
-    {
+    if u64::from(long) * u64::from(short_side.min(short)) / u64::from(short) > u64::from(MAX_SIDE) {
         return Err(format!(
             "its {width}×{height} shape is too elongated: with its shorter side at {short_side} px its longer side would exceed {MAX_SIDE} px"
         ));
@@ -291,7 +291,10 @@ struct DecodeMemory {
 impl DecodeMemory {
     fn reserve(&'static self, bytes: u64) -> Reservation {
         let bytes = bytes.min(PROCESS_DECODE_BYTES);
-        let mut claimed = self.claimed.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut claimed = self
+            .claimed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         while *claimed > 0 && *claimed + bytes > PROCESS_DECODE_BYTES {
             claimed = self
                 .released
@@ -332,7 +335,11 @@ mod tests {
     fn large_jpegs_decode_scaled_in_the_dct_domain_close_to_a_full_decode() {
         // Smooth content, so the 1/4-scale DCT decode and the full decode + resize agree closely.
         let big = RgbImage::from_fn(800, 600, |x, y| {
-            image::Rgb([(x * 255 / 800) as u8, (y * 255 / 600) as u8, ((x + y) % 256) as u8 / 2 + 60])
+            image::Rgb([
+                (x * 255 / 800) as u8,
+                (y * 255 / 600) as u8,
+                ((x + y) % 256) as u8 / 2 + 60,
+            ])
         });
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.jpg");
@@ -355,7 +362,10 @@ mod tests {
     #[test]
     fn a_panicking_decoder_costs_only_its_file() {
         let reason = guarded(|| panic!("boom in the decoder")).err().unwrap();
-        assert!(reason.contains("crashed") && reason.contains("boom in the decoder"), "{reason}");
+        assert!(
+            reason.contains("crashed") && reason.contains("boom in the decoder"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -444,8 +444,8 @@ fn skipped_summary(skipped: &[SkippedFile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageBuffer, Rgb, RgbaImage};
+    use std::fs;
 
     fn no_progress(_: usize, _: usize) -> bool {
         true
@@ -788,7 +788,12 @@ mod tests {
             let scan = scan(dir.path()).unwrap();
             assert!(scan.label_names.is_empty());
             assert!(scan.entries.iter().all(|e| e.label.is_none()));
-            assert_eq!(load(&scan, &cache_in(dir.path()), 4, &no_progress).unwrap().labels(), None);
+            assert_eq!(
+                load(&scan, &cache_in(dir.path()), 4, &no_progress)
+                    .unwrap()
+                    .labels(),
+                None
+            );
         }
     }
 
@@ -882,7 +887,8 @@ mod tests {
         for i in 0..300 {
             save(dir.path(), &format!("{i}.png"), ramp(4, 4));
         }
-        let err = load_folder(dir.path(), &cache_in(dir.path()), 4, &|done, _| done < 10).unwrap_err();
+        let err =
+            load_folder(dir.path(), &cache_in(dir.path()), 4, &|done, _| done < 10).unwrap_err();
         assert!(matches!(err, DataError::Cancelled(_)), "{err}");
     }
 

@@ -35,7 +35,9 @@ const UNSUPPORTED_FORMATS: &[(&[&str], &str)] = &[
         "unsupported format: Photoshop documents are not decoded here; export a flattened JPEG or PNG",
     ),
     (
-        &["dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "srw", "pef"],
+        &[
+            "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "srw", "pef",
+        ],
         "unsupported format: camera raw files are not developed here; export JPEGs from your raw editor",
     ),
 ];
@@ -52,13 +54,13 @@ pub struct FileStamp {
 
 impl FileStamp {
     fn of(meta: &fs::Metadata) -> Self {
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .map_or(0, |time| match time.duration_since(UNIX_EPOCH) {
-                Ok(after) => after.as_nanos() as i128,
-                Err(before) => -(before.duration().as_nanos() as i128),
-            });
+        let modified_ns =
+            meta.modified()
+                .ok()
+                .map_or(0, |time| match time.duration_since(UNIX_EPOCH) {
+                    Ok(after) => after.as_nanos() as i128,
+                    Err(before) => -(before.duration().as_nanos() as i128),
+                });
         Self {
             size: meta.len(),
             modified_ns,

@@ -135,7 +135,7 @@ impl TrainConfig {
             "tau must be a positive number"
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
             "learning rate must be a positive number"
-        } else if !(self.checkpoint_minutes > 0.0) {
+        } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
             "the checkpoint interval must be a positive number of minutes"
         } else {
             return Ok(());
@@ -396,13 +396,11 @@ fn run_inner(
     });
     let cache = request.pixel_cache();
     let loaded = load_with_progress(&request.train_dir, config.image_size, &cache, control, emit)
-        .and_then(
-        |train| {
+        .and_then(|train| {
             let evals =
                 evaluation::load_eval_sets(request, &train, config.image_size, control, emit)?;
             Ok((train, evals))
-        },
-    );
+        });
     let cancelled = |epochs_completed, metrics, steps_into_epoch| RunSummary {
         epochs_completed,
         cancelled: true,
@@ -524,7 +522,7 @@ fn run_inner(
             emit,
         )?;
         let trained = match trained {
-            EpochOutcome::Trained(trained) => trained,
+            EpochOutcome::Trained(trained) => *trained,
             EpochOutcome::Stopped { step } => return Ok(cancelled(epoch, metrics, step)),
         };
         net = trained.net;
@@ -659,16 +657,18 @@ pub(crate) type SavePosition<'s> =
 
 /// How an epoch ended.
 pub(crate) enum EpochOutcome {
-    Trained(TrainedEpoch),
+    Trained(Box<TrainedEpoch>),
     /// Stopped by the user after `step` steps of it (checkpointed when a saver was given).
-    Stopped { step: usize },
+    Stopped {
+        step: usize,
+    },
 }
 
 impl EpochOutcome {
     /// The trained epoch, unless it was stopped.
     pub(crate) fn trained(self) -> Option<TrainedEpoch> {
         match self {
-            Self::Trained(trained) => Some(trained),
+            Self::Trained(trained) => Some(*trained),
             Self::Stopped { .. } => None,
         }
     }
@@ -872,7 +872,7 @@ impl<'a> EpochRunner<'a> {
             let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
             let timed =
                 first_read.map_or(0.0, |first| last_read.duration_since(first).as_secs_f64());
-            Ok(EpochOutcome::Trained(TrainedEpoch {
+            Ok(EpochOutcome::Trained(Box::new(TrainedEpoch {
                 net,
                 steps,
                 loss_sum,
@@ -884,7 +884,7 @@ impl<'a> EpochRunner<'a> {
                 },
                 seconds: train_seconds,
                 data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
-            }))
+            })))
         })
     }
 }
@@ -1069,13 +1069,7 @@ mod tests {
         };
         let set = noise_set(40);
         let device = Device::flex().autodiff();
-        let runner = EpochRunner::new(
-            &config,
-            &set,
-            set.normalization(),
-            &device,
-            false,
-        );
+        let runner = EpochRunner::new(&config, &set, set.normalization(), &device, false);
         let control = Control::default();
         let mut steps_after_cancel = 0;
         let outcome = runner

@@ -94,8 +94,7 @@ mod tests {
         let images: Vec<RgbImage> = (0..8)
             .map(|_| RgbImage::from_fn(8, 8, |_, _| image::Rgb(rng.random())))
             .collect();
-        let pixels =
-            PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::Center).unwrap();
+        let pixels = PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::Center).unwrap();
         let step = DeviceStep::new(&config, Normalization::from_images(&images), 4, &device);
         let net = config.model_config().init_seeded(&device, 2);
         let mut sgd = Sgd::new(0.9, 5e-4);
