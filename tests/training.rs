@@ -606,3 +606,53 @@ fn assert_same_weights(a: &Path, b: &Path) {
         }
     }
 }
+
+/// The paper's unseen-category protocol (§4.2): the test folder's classes are not the training
+/// folder's, so Recall@K and NMI are computed within the test folder and kNN is not reported.
+#[test]
+fn unseen_test_classes_are_scored_within_the_test_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 4, 8, 9);
+    let classes = |folder: &Path| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(folder)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
+        found.sort();
+        found
+    };
+    // Train on the first two classes, test on the other two.
+    for class in &classes(&folders.train)[2..] {
+        std::fs::remove_dir_all(class).unwrap();
+    }
+    for class in &classes(&folders.test)[..2] {
+        std::fs::remove_dir_all(class).unwrap();
+    }
+    let run = dir.path().join("run");
+    let mut warnings = Vec::new();
+    let summary = train::run(
+        &request(&folders, &run, tiny_config(1, 8)),
+        &Control::default(),
+        &mut |event| {
+            if let TrainEvent::Warning { message } = event {
+                warnings.push(message);
+            }
+        },
+    )
+    .unwrap();
+    let metrics = &summary.metrics[0];
+    assert_eq!(metrics.knn_accuracy, None);
+    assert_eq!(metrics.scored_on, Some(train::ScoredOn::TestFolder));
+    let recall = metrics.recall_at.as_ref().unwrap();
+    assert!(recall.iter().all(|&(_, r)| (0.0..=100.0).contains(&r)));
+    assert!(metrics.nmi.is_some());
+    assert!(
+        warnings.iter().any(|w| w.contains("unseen categories")),
+        "{warnings:?}"
+    );
+    // Computed on the 8 test images (two classes of 4): Recall@8 looks at 7 others, and with 3
+    // same-class images among them it is 100 %.
+    assert_eq!(recall.iter().find(|&&(k, _)| k == 8).unwrap().1, 100.0);
+}

@@ -16,7 +16,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Control, EpochMetrics, Neighbour, ProbeNeighbours, TrainConfig, TrainError, TrainEvent,
+    Control, EpochMetrics, Neighbour, ProbeNeighbours, ScoredOn, TrainConfig, TrainError,
+    TrainEvent,
     TrainRequest, derive_seed, load_with_progress,
 };
 
@@ -24,6 +25,9 @@ use super::{
 pub(super) struct EvalSets {
     memory: Option<LabelledSet>,
     test: Option<LabelledSet>,
+    /// Whether the test folder's classes are among the memory's, so kNN can classify them; when
+    /// not (the paper's unseen-category setting, §4.2) the test folder is scored on its own.
+    test_classes_seen: bool,
 }
 
 /// A labelled evaluation set: its own images, or the training images (already decoded, so not
@@ -104,22 +108,36 @@ pub(super) fn load_eval_sets(
             labels,
         }),
     };
-    let test_given = test.is_some();
-    let evals = EvalSets {
-        memory,
-        test: test.and_then(|set| {
-            aligned(&set).map(|labels| LabelledSet {
-                images: Some(set),
-                labels,
-            })
-        }),
+    let (test, test_classes_seen) = match test {
+        Some(set) => match aligned(&set) {
+            Some(labels) => (
+                Some(LabelledSet {
+                    images: Some(set),
+                    labels,
+                }),
+                true,
+            ),
+            None => {
+                emit(TrainEvent::Warning {
+                    message: "the test folder's classes are not all among the training labels (unseen categories): Recall@K and NMI are computed within the test folder, and kNN is not scored".to_owned(),
+                });
+                let labels = set.labels().expect("only labelled folders are kept");
+                (
+                    Some(LabelledSet {
+                        images: Some(set),
+                        labels,
+                    }),
+                    false,
+                )
+            }
+        },
+        None => (None, false),
     };
-    if test_given && evals.test.is_none() {
-        emit(TrainEvent::Warning {
-            message: "the test folder's label folders do not all appear in the training labels; kNN is not scored".to_owned(),
-        });
-    }
-    Ok(evals)
+    Ok(EvalSets {
+        memory,
+        test,
+        test_classes_seen,
+    })
 }
 
 /// Scores the network on the evaluation sets (or, without labels, on two views of training
@@ -162,7 +180,9 @@ pub(super) fn evaluate(
         },
         None => None,
     };
-    if let (Some((memory, memory_labels)), Some((test, test_labels))) = (&memory, &test) {
+    if let (Some((memory, memory_labels)), Some((test, test_labels)), true) =
+        (&memory, &test, evals.test_classes_seen)
+    {
         let memory = Embeddings::new(memory, config.dim)?;
         let test = Embeddings::new(test, config.dim)?;
         let k = config.knn_k.min(memory.len());
@@ -190,6 +210,11 @@ pub(super) fn evaluate(
         return Ok(false);
     }
     if let Some((features, labels)) = test.as_ref().or(memory.as_ref()) {
+        metrics.scored_on = Some(if test.is_some() {
+            ScoredOn::TestFolder
+        } else {
+            ScoredOn::MemoryFolder
+        });
         let features = Embeddings::new(features, config.dim)?;
         metrics.recall_at = Some(eval::recall_at_k(features, labels, &[1, 2, 4, 8])?);
         if !keep_going() {
@@ -224,6 +249,7 @@ pub(super) fn evaluate(
         let (Some(a), Some(b)) = (view(0)?, view(1 << 32)?) else {
             return Ok(false);
         };
+        metrics.scored_on = Some(ScoredOn::TrainingViews);
         metrics.similarity = Some(eval::view_similarity_distributions(
             Embeddings::new(&a, config.dim)?,
             Embeddings::new(&b, config.dim)?,

@@ -41,6 +41,9 @@ pub struct EpochMetrics {
     pub knn_accuracy: Option<f64>,
     /// Recall@1/2/4/8 in percent on the labelled evaluation set.
     pub recall_at: Option<Vec<(usize, f64)>>,
+    /// Which images Recall@K, NMI and the histograms were computed on.
+    #[serde(default)]
+    pub scored_on: Option<ScoredOn>,
     /// NMI of k-means on the labelled evaluation set.
     pub nmi: Option<f64>,
     /// Positive vs negative cosine-similarity histograms (paper Fig. 5).
@@ -50,6 +53,19 @@ pub struct EpochMetrics {
     pub probes: Vec<ProbeNeighbours>,
     /// Seconds the epoch took, training and evaluation included.
     pub seconds: f64,
+}
+
+/// The images an epoch's retrieval metrics come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoredOn {
+    /// The labelled test folder (its own classes; queries and gallery both from it, as in the
+    /// paper's unseen-category protocol when its classes differ from the training folder's).
+    TestFolder,
+    /// The kNN memory folder (the training folder itself unless another was given).
+    MemoryFolder,
+    /// Two augmented views of training images (no labels anywhere).
+    TrainingViews,
 }
 
 /// One probe image and its nearest neighbours in a fixed sample of the training images, so a

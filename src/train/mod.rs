@@ -41,7 +41,7 @@ use crate::eval::EvalError;
 use crate::export::{ExportError, ExportedConfig};
 use crate::loss::NegativeSampling;
 use crate::model::{EmbeddingNet, ModelConfig, Precision};
-pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, TrainEvent};
+pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, ScoredOn, TrainEvent};
 pub use optim::{Schedule, Sgd};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
@@ -538,6 +538,7 @@ fn run_inner(
             data_wait_fraction: trained.data_wait_fraction,
             knn_accuracy: None,
             recall_at: None,
+            scored_on: None,
             nmi: None,
             similarity: None,
             probes: Vec::new(),
