@@ -176,6 +176,13 @@ fn epoch_line(m: &EpochMetrics) -> String {
     if let Some(nmi) = m.nmi {
         line += &format!("  NMI {nmi:.3}");
     }
+    match m.scored_on {
+        Some(train::ScoredOn::TestFolder) if m.knn_accuracy.is_none() => {
+            line += "  (R@K, NMI within the test folder: unseen classes)";
+        }
+        Some(train::ScoredOn::MemoryFolder) => line += "  (R@K, NMI on the kNN memory folder)",
+        _ => {}
+    }
     line + &format!("  ({:.1} s)", m.seconds)
 }
 

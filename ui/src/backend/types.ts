@@ -139,6 +139,8 @@ export interface EpochMetrics {
   data_wait_fraction: number;
   knn_accuracy: number | null;
   recall_at: [number, number][] | null;
+  /** Which images Recall@K, NMI and the histograms were computed on (absent in older runs). */
+  scored_on?: 'test_folder' | 'memory_folder' | 'training_views' | null;
   nmi: number | null;
   similarity: SimilarityDistributions | null;
   probes: ProbeNeighbours[];

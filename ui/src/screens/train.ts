@@ -325,6 +325,7 @@ export class TrainScreen implements Screen {
       `Epoch ${metrics.epoch}: loss ${metrics.loss.toFixed(4)}, kNN ${percent(metrics.knn_accuracy)}`,
       metrics.recall_at ? `, R@1 ${percent(metrics.recall_at[0]?.[1])}` : '',
       metrics.nmi !== null ? `, NMI ${metrics.nmi.toFixed(3)}` : '',
+      metrics.scored_on === 'test_folder' && metrics.knn_accuracy === null ? ' (R@1 and NMI within the test folder: its classes are unseen)' : '',
       `, ${rate(metrics.images_per_sec)}, waited for data ${percent(100 * (metrics.data_wait_fraction ?? 0))} of the time, ${duration(metrics.seconds)}`,
     );
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
