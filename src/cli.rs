@@ -81,6 +81,9 @@ pub enum Command {
         /// kNN vote temperature: weights exp(similarity / sigma).
         #[arg(long, default_value_t = 0.1)]
         sigma: f32,
+        /// The K of Recall@K, e.g. 1,10,100 for Stanford Online Products.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        recall_k: Vec<usize>,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -212,6 +215,9 @@ pub struct TrainArgs {
     /// kNN neighbours for the per-epoch evaluation.
     #[arg(long, default_value_t = 200)]
     pub knn_k: usize,
+    /// The K of Recall@K, e.g. 1,10,100 for Stanford Online Products.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub recall_k: Vec<usize>,
     /// Convolution precision: f16 uses a GPU's 16-bit (tensor-core) paths, weights and loss stay f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,

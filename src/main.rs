@@ -65,8 +65,18 @@ fn main() -> Result<()> {
             test,
             k,
             sigma,
+            recall_k,
             device,
-        } => eval_command(&model, &train, &test, k, sigma, cache, device.device),
+        } => eval_command(
+            &model,
+            &train,
+            &test,
+            k,
+            sigma,
+            &recall_k,
+            cache,
+            device.device,
+        ),
         Command::Demo {
             out,
             epochs,
@@ -100,6 +110,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
             NegativesArg::Easy => NegativeSampling::EasiestHalf,
         },
         knn_k: args.knn_k,
+        recall_k: args.recall_k,
         precision: args.precision,
         checkpoint_minutes: args.checkpoint_minutes,
         ..TrainConfig::default()
@@ -316,6 +327,7 @@ fn eval_command(
     test_dir: &Path,
     k: usize,
     sigma: f32,
+    recall_k: &[usize],
     cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
@@ -362,7 +374,7 @@ fn eval_command(
         k.min(memory.len()),
         sigma,
     )?;
-    let recall = eval::recall_at_k(test, &test_labels, &[1, 2, 4, 8])?;
+    let recall = eval::recall_at_k(test, &test_labels, recall_k)?;
     let nmi = eval::clustering_nmi(test, &test_labels, 0)?;
     let report = serde_json::json!({
         "model": model,

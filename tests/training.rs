@@ -632,8 +632,12 @@ fn unseen_test_classes_are_scored_within_the_test_folder() {
     }
     let run = dir.path().join("run");
     let mut warnings = Vec::new();
+    let config = TrainConfig {
+        recall_k: vec![1, 3, 7],
+        ..tiny_config(1, 8)
+    };
     let summary = train::run(
-        &request(&folders, &run, tiny_config(1, 8)),
+        &request(&folders, &run, config),
         &Control::default(),
         &mut |event| {
             if let TrainEvent::Warning { message } = event {
@@ -652,7 +656,9 @@ fn unseen_test_classes_are_scored_within_the_test_folder() {
         warnings.iter().any(|w| w.contains("unseen categories")),
         "{warnings:?}"
     );
-    // Computed on the 8 test images (two classes of 4): Recall@8 looks at 7 others, and with 3
-    // same-class images among them it is 100 %.
-    assert_eq!(recall.iter().find(|&&(k, _)| k == 8).unwrap().1, 100.0);
+    let ks: Vec<usize> = recall.iter().map(|&(k, _)| k).collect();
+    assert_eq!(ks, [1, 3, 7], "the requested K");
+    // Computed on the 8 test images (two classes of 4): Recall@7 looks at all 7 others, 3 of
+    // them of the query's class, so it is 100 %.
+    assert_eq!(recall[2].1, 100.0);
 }

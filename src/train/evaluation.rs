@@ -17,8 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     Control, EpochMetrics, Neighbour, ProbeNeighbours, ScoredOn, TrainConfig, TrainError,
-    TrainEvent,
-    TrainRequest, derive_seed, load_with_progress,
+    TrainEvent, TrainRequest, derive_seed, load_with_progress,
 };
 
 /// Evaluation sets with labels aligned to one list of class names.
@@ -216,7 +215,7 @@ pub(super) fn evaluate(
             ScoredOn::MemoryFolder
         });
         let features = Embeddings::new(features, config.dim)?;
-        metrics.recall_at = Some(eval::recall_at_k(features, labels, &[1, 2, 4, 8])?);
+        metrics.recall_at = Some(eval::recall_at_k(features, labels, &config.recall_k)?);
         if !keep_going() {
             return Ok(false);
         }

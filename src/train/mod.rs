@@ -79,6 +79,10 @@ pub struct TrainConfig {
     pub knn_k: usize,
     /// Temperature of the kNN vote weights exp(s/σ).
     pub knn_sigma: f32,
+    /// The K of Recall@K (1, 2, 4, 8 as in the paper's CUB and Cars tables; 1, 10, 100 for
+    /// Products).
+    #[serde(default = "default_recall_k")]
+    pub recall_k: Vec<usize>,
     /// Number format of the convolutions (runs recorded before it existed trained in f32).
     #[serde(default)]
     pub precision: Precision,
@@ -90,6 +94,11 @@ pub struct TrainConfig {
 
 fn default_checkpoint_minutes() -> f64 {
     10.0
+}
+
+/// Recall@1, 2, 4 and 8, the paper's CUB-200 and Cars-196 columns.
+pub fn default_recall_k() -> Vec<usize> {
+    vec![1, 2, 4, 8]
 }
 
 impl Default for TrainConfig {
@@ -110,6 +119,7 @@ impl Default for TrainConfig {
             negatives: NegativeSampling::All,
             knn_k: 200,
             knn_sigma: 0.1,
+            recall_k: default_recall_k(),
             precision: Precision::F32,
             checkpoint_minutes: default_checkpoint_minutes(),
         }
@@ -135,6 +145,8 @@ impl TrainConfig {
             "tau must be a positive number"
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
             "learning rate must be a positive number"
+        } else if self.recall_k.is_empty() || self.recall_k.contains(&0) {
+            "Recall@K needs at least one K, each at least 1"
         } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
             "the checkpoint interval must be a positive number of minutes"
         } else {
