@@ -226,9 +226,8 @@ pub fn embed_folder(
 ) -> Result<EmbeddedFolder, DataError> {
     let size = model.config.model.image_size;
     let dim = model.config.model.dim;
-    let scan = crate::data::scan(dir)?;
-    let key = format!("{}-{}-{size}", model.digest, scan.fingerprint().digest);
-    let set = crate::data::load(&scan, cache, size, progress)?;
+    let set = crate::data::load_folder(dir, cache, size, progress)?;
+    let key = format!("{}-{}-{size}", model.digest, set.fingerprint.digest);
     let embeddings = match cache.embeddings(&key, set.len(), dim) {
         Some(embeddings) => embeddings,
         None => {

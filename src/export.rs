@@ -177,17 +177,25 @@ pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>
 /// Reads every tensor and the metadata of a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
     let bytes = fs::read(path).map_err(ExportError::io(path))?;
+    parse_tensors(path, &bytes)
+}
+
+/// [`read_tensors`] of bytes already read from `path` (named in errors).
+fn parse_tensors(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
     let not_safetensors = |error: safetensors::SafeTensorError| {
         ExportError::format(path, format!("not a safetensors file ({error})"))
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     let metadata = header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let file = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
+    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         let values = match view.dtype() {
@@ -381,7 +389,9 @@ pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportErr
     let config_bytes = fs::read(&config_path).map_err(ExportError::io(&config_path))?;
     let config: ExportedConfig = serde_json::from_slice(&config_bytes)
         .map_err(|error| ExportError::format(&config_path, error))?;
-    let (torch, _) = read_tensors(&weights)?;
+    // Read once: parsed for the weights, hashed for the digest.
+    let weight_bytes = fs::read(&weights).map_err(ExportError::io(&weights))?;
+    let (torch, _) = parse_tensors(&weights, &weight_bytes)?;
     let net = config.model.init(device);
     // Map PyTorch keys back to Burn paths by exporting the fresh model's names.
     let mut by_burn_path = BTreeMap::new();
@@ -405,7 +415,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportErr
     }
     let net = load_module_tensors(net, &by_burn_path, &weights)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(&fs::read(&weights).map_err(ExportError::io(&weights))?);
+    hasher.update(&weight_bytes);
     hasher.update(&config_bytes);
     Ok(LoadedModel {
         net,

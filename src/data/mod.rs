@@ -196,14 +196,7 @@ impl ImageSet {
     ) -> Self {
         assert_eq!(entries.len(), images.len(), "one entry per image");
         let totals = ChannelTotals::of(&images);
-        let fingerprint = Scan {
-            root: root.clone(),
-            entries: entries.clone(),
-            label_names: label_names.clone(),
-            formats: BTreeMap::new(),
-            unsupported: Vec::new(),
-        }
-        .fingerprint();
+        let fingerprint = FolderFingerprint::of(&root, &entries);
         let mut formats = BTreeMap::new();
         formats.insert("memory".to_owned(), images.len());
         Self {

@@ -103,17 +103,24 @@ impl Scan {
     /// Identity of the folder's content: the number of images and a digest of their paths
     /// (relative to the root), sizes and modification times, in scan order.
     pub fn fingerprint(&self) -> FolderFingerprint {
+        FolderFingerprint::of(&self.root, &self.entries)
+    }
+}
+
+impl FolderFingerprint {
+    /// The fingerprint of `entries` found below `root` (see [`Scan::fingerprint`]).
+    pub fn of(root: &Path, entries: &[ImageEntry]) -> Self {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for entry in &self.entries {
-            let relative = entry.path.strip_prefix(&self.root).unwrap_or(&entry.path);
+        for entry in entries {
+            let relative = entry.path.strip_prefix(root).unwrap_or(&entry.path);
             let bytes = crate::paths::os_bytes(relative.as_os_str());
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(&bytes);
             hasher.update(&entry.stamp.size.to_le_bytes());
             hasher.update(&entry.stamp.modified_ns.to_le_bytes());
         }
-        FolderFingerprint {
-            images: self.entries.len(),
+        Self {
+            images: entries.len(),
             digest: format!("{:032x}", hasher.digest128()),
         }
     }
