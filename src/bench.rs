@@ -20,6 +20,7 @@ use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{PixelBatch, View};
 use crate::model::{Precision, Stem};
+use crate::method::MethodState;
 use crate::train::{Control, EpochRunner, EpochStart, Sgd, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.
@@ -157,6 +158,7 @@ pub fn training(
                     first_of_run: false,
                 },
                 &mut sgd,
+                &mut MethodState::Stateless,
                 &control,
                 None,
                 &mut |_| {},

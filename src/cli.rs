@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use spreadout::device::DeviceChoice;
+use spreadout::method::Method;
 use spreadout::model::Precision;
 use spreadout::train::Schedule;
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Train on a folder of images; writes checkpoints, metrics.jsonl and model.safetensors to --out.
     Train(TrainArgs),
+    /// Train several methods or ablations on one folder and print kNN per epoch for each (the paper's Fig. 3, Tables 1, 7 and 8).
+    Compare(CompareArgs),
     /// Show what the preprocessed image cache holds, fill it for a folder ahead of time, or clear it.
     Cache {
         /// Delete every folder's cache (rebuilt on the next use).
@@ -167,10 +170,50 @@ pub struct TrainArgs {
     /// Run folder for checkpoints, metrics and the exported model.
     #[arg(long)]
     pub out: PathBuf,
+    /// Training method: the paper's (spreadout) or a baseline it is compared with. npsoftmax / nce:
+    /// memory bank of Wu et al. 2018 (tau 0.07, memory momentum 0.5, nce: 4096 noise samples);
+    /// exemplar: one classifier output per image (Dosovitskiy et al. 2014); triplet / triplet-hard:
+    /// margin 0.5 on the two-view batch, all negatives or the hardest one.
+    #[arg(long, value_enum, default_value_t = Method::SpreadOut)]
+    pub method: Method,
+    /// Negatives used by the spread-out loss (paper Table 8).
+    #[arg(long, value_enum, default_value_t = NegativesArg::All)]
+    pub negatives: NegativesArg,
+    /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
+    #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
+    pub no_aug: Vec<String>,
+    /// Continue the run in --out from its last checkpoint (--epochs may extend it).
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: continue even if the training folder changed since the run started.
+    #[arg(long, requires = "resume")]
+    pub accept_changed_folder: bool,
+    #[command(flatten)]
+    pub eval: EvalFolders,
+    #[command(flatten)]
+    pub settings: TrainSettings,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// The labelled folders a run is scored on after every epoch.
+#[derive(Args)]
+pub struct EvalFolders {
+    /// Labelled folder used as the kNN memory (default: DIR, when it has label folders).
+    #[arg(long)]
+    pub eval_train: Option<PathBuf>,
+    /// Labelled folder scored after every epoch (kNN where its classes are in the memory; Recall@K and NMI).
+    #[arg(long)]
+    pub eval_test: Option<PathBuf>,
+}
+
+/// The hyper-parameters `train` and `compare` share.
+#[derive(Args)]
+pub struct TrainSettings {
     /// Passes over the data.
     #[arg(long, default_value_t = 200)]
     pub epochs: usize,
-    /// Images per batch; each contributes two augmented views.
+    /// Images per batch; each contributes two augmented views (one for npsoftmax, nce, exemplar).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Square input size in pixels (≤ 64 uses the CIFAR stem, larger the ImageNet stem).
@@ -182,36 +225,18 @@ pub struct TrainArgs {
     /// Embedding dimension.
     #[arg(long, default_value_t = 128)]
     pub dim: usize,
-    /// Softmax temperature.
-    #[arg(long, default_value_t = 0.1)]
-    pub tau: f32,
+    /// Softmax temperature (default: each method's published one, 0.1 for spreadout, 0.07 for npsoftmax and nce).
+    #[arg(long)]
+    pub tau: Option<f32>,
     /// Base learning rate (SGD, momentum 0.9, weight decay 5e-4).
     #[arg(long, default_value_t = 0.03)]
     pub lr: f64,
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = Schedule::Step)]
     pub schedule: Schedule,
-    /// Negatives used by the loss (paper Table 8).
-    #[arg(long, value_enum, default_value_t = NegativesArg::All)]
-    pub negatives: NegativesArg,
     /// Seed for initialisation, order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Continue the run in --out from its last checkpoint (--epochs may extend it).
-    #[arg(long)]
-    pub resume: bool,
-    /// With --resume: continue even if the training folder changed since the run started.
-    #[arg(long, requires = "resume")]
-    pub accept_changed_folder: bool,
-    /// Labelled folder used as the kNN memory (default: DIR, when it has label folders).
-    #[arg(long)]
-    pub eval_train: Option<PathBuf>,
-    /// Labelled folder scored after every epoch (kNN, Recall@K, NMI).
-    #[arg(long)]
-    pub eval_test: Option<PathBuf>,
-    /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
-    #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
-    pub no_aug: Vec<String>,
     /// kNN neighbours for the per-epoch evaluation.
     #[arg(long, default_value_t = 200)]
     pub knn_k: usize,
@@ -224,6 +249,25 @@ pub struct TrainArgs {
     /// Minutes between checkpoints inside an epoch (one is also written at each epoch's end and on Ctrl-C).
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Folder of training images.
+    pub dir: PathBuf,
+    /// Folder holding one run folder per variant (existing runs are resumed or reused) and compare.md.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Variants to train: methods (spreadout, npsoftmax, nce, exemplar, triplet, triplet-hard),
+    /// ablations of spreadout (no-crop, no-color, no-gray, no-flip, no-aug, hard, easy), or the
+    /// presets fig3 (spreadout, npsoftmax, nce, exemplar), table1 (every method), table7
+    /// (spreadout and each augmentation removed) and table8 (spreadout, no-aug, hard, easy).
+    #[arg(long, value_delimiter = ',', default_value = "fig3")]
+    pub variants: Vec<String>,
+    #[command(flatten)]
+    pub eval: EvalFolders,
+    #[command(flatten)]
+    pub settings: TrainSettings,
     #[command(flatten)]
     pub device: DeviceArg,
 }

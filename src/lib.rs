@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod augment;
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod demo;
 pub mod device;
@@ -15,7 +16,7 @@ pub mod embed;
 pub mod eval;
 pub mod explore;
 pub mod export;
-pub mod loss;
+pub mod method;
 pub mod model;
 pub mod paths;
 pub mod prefetch;

@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cli::{BenchArgs, Cli, Command, NegativesArg, TrainArgs};
+use cli::{BenchArgs, Cli, Command, CompareArgs, NegativesArg, TrainArgs, TrainSettings};
 use spreadout::augment::AugmentOps;
 use spreadout::bench;
+use spreadout::compare;
 use spreadout::data;
 use spreadout::demo::{self, DemoSpec};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, View};
 use spreadout::eval::{self, Embeddings};
 use spreadout::export::{self, TensorValues};
-use spreadout::loss::NegativeSampling;
+use spreadout::method::{Method, NegativeSampling};
 use spreadout::train::{self, TrainConfig, TrainRequest};
 
 fn main() -> Result<()> {
@@ -41,6 +42,7 @@ fn main() -> Result<()> {
     let cache = &cache;
     match cli.command {
         Command::Train(args) => train_command(args, cache_dir),
+        Command::Compare(args) => compare_command(args, cache_dir),
         Command::Cache {
             clear,
             fill,
@@ -88,38 +90,49 @@ fn main() -> Result<()> {
     }
 }
 
-fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
+/// The configuration of `settings` with `augment_off` switched off and `negatives` chosen; the
+/// temperature is the method's published one unless `--tau` was given.
+fn train_config(
+    settings: &TrainSettings,
+    method: Method,
+    negatives: NegativesArg,
+    augment_off: &[String],
+) -> Result<TrainConfig> {
     let mut augment = AugmentOps::default();
-    for op in &args.no_aug {
+    for op in augment_off {
         augment.disable(op).map_err(anyhow::Error::msg)?;
     }
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        image_size: args.image_size,
-        width: args.width,
-        dim: args.dim,
-        tau: args.tau,
-        lr: args.lr,
-        schedule: args.schedule,
-        seed: args.seed,
+    Ok(TrainConfig {
+        epochs: settings.epochs,
+        batch_size: settings.batch_size,
+        image_size: settings.image_size,
+        width: settings.width,
+        dim: settings.dim,
+        tau: settings.tau.unwrap_or_else(|| method.default_tau()),
+        lr: settings.lr,
+        schedule: settings.schedule,
+        seed: settings.seed,
         augment,
-        negatives: match args.negatives {
+        method,
+        negatives: match negatives {
             NegativesArg::All => NegativeSampling::All,
             NegativesArg::Hard => NegativeSampling::HardestHalf,
             NegativesArg::Easy => NegativeSampling::EasiestHalf,
         },
-        knn_k: args.knn_k,
-        recall_k: args.recall_k,
-        precision: args.precision,
-        checkpoint_minutes: args.checkpoint_minutes,
+        knn_k: settings.knn_k,
+        recall_k: settings.recall_k.clone(),
+        precision: settings.precision,
+        checkpoint_minutes: settings.checkpoint_minutes,
         ..TrainConfig::default()
-    };
+    })
+}
+
+fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let request = TrainRequest {
-        config,
+        config: train_config(&args.settings, args.method, args.negatives, &args.no_aug)?,
         train_dir: args.dir,
-        eval_train_dir: args.eval_train,
-        eval_test_dir: args.eval_test,
+        eval_train_dir: args.eval.eval_train,
+        eval_test_dir: args.eval.eval_test,
         out: args.out,
         resume: args.resume,
         device: args.device.device,
@@ -127,6 +140,56 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         accept_changed_folder: args.accept_changed_folder,
     };
     progress::run_with_progress(request)?;
+    Ok(())
+}
+
+fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> {
+    let variants = compare::Variant::parse_list(&args.variants)?;
+    let base = TrainRequest {
+        config: train_config(&args.settings, Method::SpreadOut, NegativesArg::All, &[])?,
+        train_dir: args.dir,
+        eval_train_dir: args.eval.eval_train,
+        eval_test_dir: args.eval.eval_test,
+        out: args.out.clone(),
+        resume: false,
+        device: args.device.device,
+        cache_dir,
+        accept_changed_folder: false,
+    };
+    for (index, variant) in variants.iter().enumerate() {
+        eprintln!(
+            "── {} ({} of {}) ──",
+            variant.name(),
+            index + 1,
+            variants.len()
+        );
+        let summary =
+            progress::run_with_progress(variant.request(&base, &args.out, args.settings.tau))?;
+        if summary.cancelled {
+            bail!("stopped; run the same command again to continue where it was");
+        }
+    }
+    let table = compare::collect(&args.out, &variants)?;
+    let mut report = format!(
+        "kNN top-1 (%) after each epoch, {} epochs, width {}, batch {}, seed {}\n\n{}",
+        args.settings.epochs,
+        args.settings.width,
+        args.settings.batch_size,
+        args.settings.seed,
+        table.to_markdown()
+    );
+    let baselines = ["npsoftmax", "nce", "exemplar"];
+    if let Some(leads) = table.leads_at_every_epoch("spreadout", &baselines) {
+        report.push_str(&format!(
+            "\nspreadout above npsoftmax, nce and exemplar at every epoch: {}\n",
+            if leads { "yes" } else { "no" }
+        ));
+    }
+    print!("{report}");
+    let file = args.out.join("compare.md");
+    spreadout::atomic_file::write(&file, report.as_bytes())
+        .with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("table written to {}", file.display());
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use spreadout::device::{self, DeviceChoice};
-use spreadout::loss::{LossMasks, NegativeSampling, spread_out_loss};
+use spreadout::method::{LossMasks, NegativeSampling, spread_out_loss};
 use spreadout::model::ModelConfig;
 use spreadout::train::Sgd;
 

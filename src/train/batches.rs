@@ -27,8 +27,9 @@ pub(crate) fn epoch_batches(
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
-/// Both views of the images at `indices`: rows `0..m` the first views, `m..2m` the second
-/// views of the same images (row `r` draws from `seed(epoch, step) + r`).
+/// The augmented views of the images at `indices` the run's method trains on: rows `0..m` the
+/// first views and, for two-view methods, `m..2m` the second views of the same images (row `r`
+/// draws from `seed(epoch, step) + r`).
 pub(crate) fn prepare(
     config: &TrainConfig,
     train: &ImageSet,
@@ -36,9 +37,11 @@ pub(crate) fn prepare(
     epoch: usize,
     step: usize,
 ) -> Result<PixelBatch, DataError> {
-    // Each image is read from the cache (a JPEG decode at large sizes) once for both its views.
+    // Each image is read from the cache (a JPEG decode at large sizes) once for all its views.
     let images = train.images(indices)?;
-    let rows: Vec<usize> = (0..images.len()).chain(0..images.len()).collect();
+    let rows: Vec<usize> = (0..config.method.views())
+        .flat_map(|_| 0..images.len())
+        .collect();
     PixelBatch::prepare(
         &Subset {
             source: images.as_slice(),

@@ -1,4 +1,4 @@
-//! Checkpoints: the model, the optimiser's momentum and the run's position, written atomically
+//! Checkpoints: the model, the optimiser's momentum, the method's state and the run's position, written atomically
 //! into one safetensors file after every epoch, every few minutes inside one, and when a run is
 //! stopped, so `--resume` continues exactly where it was.
 //!
@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
 use super::optim::Sgd;
 use crate::augment::Normalization;
-use crate::export::{self, ExportError, NamedTensor, TensorValues};
+use crate::export::{self, ExportError, NamedTensor};
+use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 
 /// File name of the checkpoint inside a run folder.
@@ -45,6 +46,9 @@ pub struct RunState {
     /// Learning rate of the last step trained (the cap of an extended run's schedule).
     #[serde(default)]
     pub last_lr: Option<f64>,
+    /// Training images, the rows of a method's per-instance state.
+    #[serde(default)]
+    pub instances: usize,
 }
 
 /// A checkpoint read back from disk.
@@ -55,6 +59,8 @@ pub struct Checkpoint {
     pub net: EmbeddingNet,
     /// The optimiser with its momentum.
     pub sgd: Sgd,
+    /// The method's own state (memory bank, instance classifier).
+    pub method: MethodState,
 }
 
 /// Path of the checkpoint in `run_dir`.
@@ -70,6 +76,7 @@ pub fn save(
     state: &RunState,
     model_tensors: &[NamedTensor],
     sgd: &Sgd,
+    method: &MethodState,
 ) -> Result<(), ExportError> {
     let mut tensors: Vec<NamedTensor> = model_tensors
         .iter()
@@ -78,25 +85,8 @@ pub fn save(
             ..t.clone()
         })
         .collect();
-    // One read of all momentum buffers, concatenated, instead of one per parameter.
-    let buffers: Vec<Tensor<1>> = sgd.velocity.values().cloned().collect();
-    if !buffers.is_empty() {
-        let all: Vec<f32> = Tensor::cat(buffers, 0)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("momentum is f32");
-        let mut rest = all.as_slice();
-        for (key, velocity) in &sgd.velocity {
-            let (values, tail) = rest.split_at(velocity.dims()[0]);
-            rest = tail;
-            tensors.push(NamedTensor {
-                name: format!("{MOMENTUM_PREFIX}{key}"),
-                shape: vec![values.len()],
-                values: TensorValues::F32(values.to_vec()),
-            });
-        }
-    }
+    tensors.extend(sgd.momentum_tensors(MOMENTUM_PREFIX));
+    tensors.extend(method.tensors());
     let mut metadata = BTreeMap::new();
     metadata.insert(
         STATE_KEY.to_owned(),
@@ -126,35 +116,33 @@ fn parse_state(file: &Path, metadata: &BTreeMap<String, String>) -> Result<RunSt
 /// Loads the checkpoint of `run_dir` onto `device` (an autodiff device for training).
 pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> {
     let file = path(run_dir);
-    let (tensors, metadata) = export::read_tensors(&file)?;
+    let (mut tensors, metadata) = export::read_tensors(&file)?;
     let state = parse_state(&file, &metadata)?;
-    let mut model_tensors = BTreeMap::new();
-    let mut sgd = Sgd::new(state.config.momentum, state.config.weight_decay);
-    for (name, tensor) in tensors {
-        if let Some(key) = name.strip_prefix(MODEL_PREFIX) {
-            model_tensors.insert(
-                key.to_owned(),
-                NamedTensor {
-                    name: key.to_owned(),
-                    ..tensor
-                },
-            );
-        } else if let Some(key) = name.strip_prefix(MOMENTUM_PREFIX) {
-            let TensorValues::F32(values) = tensor.values else {
-                return Err(ExportError::Format {
-                    path: file,
-                    message: format!("momentum '{key}' is not f32"),
-                });
-            };
-            let count = values.len();
-            let velocity = Tensor::from_data(
-                TensorData::new(values, [count]),
-                &device.clone().without_autodiff(),
-            );
-            sgd.velocity.insert(key.to_owned(), velocity);
-        }
-    }
-    let net = state.config.model_config().init(device);
+    let config = &state.config;
+    let method = MethodState::new(
+        config.method,
+        state.instances,
+        config.dim,
+        config.seed,
+        (config.momentum, config.weight_decay),
+        device,
+    )
+    .restore(&mut tensors, &file)?;
+    let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+    sgd.restore_momentum(&tensors, MOMENTUM_PREFIX, &file, &device.clone().without_autodiff())?;
+    let model_tensors: BTreeMap<String, NamedTensor> = tensors
+        .into_iter()
+        .filter_map(|(name, tensor)| {
+            let key = name.strip_prefix(MODEL_PREFIX)?.to_owned();
+            Some((key.clone(), NamedTensor { name: key, ..tensor }))
+        })
+        .collect();
+    let net = config.model_config().init(device);
     let net = export::load_module_tensors(net, &model_tensors, &file)?;
-    Ok(Checkpoint { state, net, sgd })
+    Ok(Checkpoint {
+        state,
+        net,
+        sgd,
+        method,
+    })
 }

@@ -39,7 +39,7 @@ use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::{self, DeviceChoice, DeviceError};
 use crate::eval::EvalError;
 use crate::export::{ExportError, ExportedConfig};
-use crate::loss::NegativeSampling;
+use crate::method::{Method, MethodSettings, MethodState, NegativeSampling};
 use crate::model::{EmbeddingNet, ModelConfig, Precision};
 pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, ScoredOn, TrainEvent};
 pub use optim::{Schedule, Sgd};
@@ -73,7 +73,13 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Augmentations in use.
     pub augment: AugmentOps,
-    /// Which negatives enter the loss.
+    /// The objective: the paper's, or one of the methods it is compared with.
+    #[serde(default)]
+    pub method: Method,
+    /// Settings of the comparison methods (memory momentum, NCE noise, triplet margin).
+    #[serde(default)]
+    pub method_settings: MethodSettings,
+    /// Which negatives enter the spread-out loss.
     pub negatives: NegativeSampling,
     /// Neighbours of the weighted kNN evaluation.
     pub knn_k: usize,
@@ -116,6 +122,8 @@ impl Default for TrainConfig {
             schedule: Schedule::Step,
             seed: 0,
             augment: AugmentOps::default(),
+            method: Method::SpreadOut,
+            method_settings: MethodSettings::default(),
             negatives: NegativeSampling::All,
             knn_k: 200,
             knn_sigma: 0.1,
@@ -149,6 +157,16 @@ impl TrainConfig {
             "Recall@K needs at least one K, each at least 1"
         } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
             "the checkpoint interval must be a positive number of minutes"
+        } else if self.method != Method::SpreadOut && self.negatives != NegativeSampling::All {
+            "hard and easy negatives (Table 8) are an ablation of the spread-out method only"
+        } else if !(0.0..1.0).contains(&self.method_settings.memory_momentum) {
+            "the memory momentum must be at least 0 and below 1"
+        } else if self.method_settings.nce_noise == 0 {
+            "NCE needs at least one noise sample"
+        } else if !(self.method_settings.triplet_margin.is_finite()
+            && self.method_settings.triplet_margin >= 0.0)
+        {
+            "the triplet margin must be a number of at least 0"
         } else {
             return Ok(());
         };
@@ -446,7 +464,7 @@ fn run_inner(
     }
 
     let device = selected.device.clone().autodiff();
-    let (mut net, mut sgd, normalization, first_epoch, mut steps, mut resume_at, last_lr) =
+    let (mut net, mut sgd, mut method_state, normalization, first_epoch, mut steps, mut resume_at, last_lr) =
         match resumed {
             Some(_) => {
                 let restored = checkpoint::load(out, &device)?;
@@ -455,6 +473,7 @@ fn run_inner(
                 (
                     restored.net,
                     restored.sgd,
+                    restored.method,
                     state.normalization,
                     state.epochs_completed,
                     state.steps,
@@ -468,6 +487,14 @@ fn run_inner(
                 (
                     config.model_config().init_seeded(&device, config.seed),
                     Sgd::new(config.momentum, config.weight_decay),
+                    MethodState::new(
+                        config.method,
+                        train.len(),
+                        config.dim,
+                        config.seed,
+                        (config.momentum, config.weight_decay),
+                        &device,
+                    ),
                     train.normalization(),
                     0,
                     0,
@@ -495,7 +522,10 @@ fn run_inner(
         .is_some_and(|state| config.epochs > state.config.epochs);
     let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu)
         .with_lr_cap(last_lr.filter(|_| extended));
-    let mut save_position = |position: &EpochPosition, net: &EmbeddingNet, sgd: &Sgd| {
+    let mut save_position = |position: &EpochPosition,
+                             net: &EmbeddingNet,
+                             sgd: &Sgd,
+                             method_state: &MethodState| {
         let state = checkpoint::RunState {
             config: config.clone(),
             normalization,
@@ -504,8 +534,9 @@ fn run_inner(
             steps_into_epoch: position.step,
             epoch_loss_sum: position.loss_sum,
             last_lr: Some(position.lr),
+            instances: train.len(),
         };
-        folder.save_position(&state, net, sgd)
+        folder.save_position(&state, net, sgd, method_state)
     };
     let steps_per_epoch = run.steps_per_epoch();
     emit(TrainEvent::Started {
@@ -529,6 +560,7 @@ fn run_inner(
                 first_of_run: epoch == first_epoch,
             },
             &mut sgd,
+            &mut method_state,
             control,
             Some(&mut save_position),
             emit,
@@ -578,6 +610,7 @@ fn run_inner(
             steps_into_epoch: 0,
             epoch_loss_sum: 0.0,
             last_lr: Some(trained.lr),
+            instances: train.len(),
         };
         let exported = ExportedConfig {
             model: config.model_config(),
@@ -585,7 +618,7 @@ fn run_inner(
             tau: config.tau,
             steps,
         };
-        folder.end_epoch(&state, &net, &sgd, &epoch_metrics, &exported)?;
+        folder.end_epoch(&state, &net, &sgd, &method_state, &epoch_metrics, &exported)?;
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
         if !evaluated || control.is_cancelled() {
@@ -634,6 +667,8 @@ pub(crate) struct EpochRunner<'a> {
     train: &'a ImageSet,
     device_step: step::DeviceStep,
     batch: usize,
+    /// Rows the network sees per step: the batch times the method's views.
+    rows: usize,
     total_steps: u64,
     /// Whether the first step compiles and tunes kernels (a wgpu device) and says so.
     warm_up: bool,
@@ -665,8 +700,12 @@ pub(crate) struct EpochPosition {
 }
 
 /// Writes a mid-epoch checkpoint.
-pub(crate) type SavePosition<'s> =
-    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd) -> Result<(), ExportError>;
+pub(crate) type SavePosition<'s> = &'s mut dyn FnMut(
+    &EpochPosition,
+    &EmbeddingNet,
+    &Sgd,
+    &MethodState,
+) -> Result<(), ExportError>;
 
 /// How an epoch ended.
 pub(crate) enum EpochOutcome {
@@ -725,6 +764,7 @@ impl<'a> EpochRunner<'a> {
             train,
             device_step: step::DeviceStep::new(config, normalization, batch, device),
             batch,
+            rows: batch * config.method.views(),
             total_steps: (config.epochs * (train.len() / batch)) as u64,
             warm_up,
             lr_cap: f64::INFINITY,
@@ -754,6 +794,7 @@ impl<'a> EpochRunner<'a> {
         &self,
         start: EpochStart,
         sgd: &mut Sgd,
+        method_state: &mut MethodState,
         control: &Control,
         mut save: Option<SavePosition<'_>>,
         emit: &mut dyn FnMut(TrainEvent),
@@ -822,7 +863,7 @@ impl<'a> EpochRunner<'a> {
                     steps_per_epoch,
                     loss,
                     lr: done.lr,
-                    images_per_sec: (images * 2 * self.batch) as f64
+                    images_per_sec: (images * self.rows) as f64
                         / seconds.as_secs_f64().max(1e-9),
                 });
                 Ok(loss)
@@ -851,7 +892,7 @@ impl<'a> EpochRunner<'a> {
                         loss_sum,
                         lr,
                     };
-                    save(&position, &net, sgd)?;
+                    save(&position, &net, sgd, method_state)?;
                     tracing::info!("checkpoint at epoch {}, step {step}", epoch + 1);
                     last_checkpoint = Instant::now();
                 }
@@ -872,7 +913,15 @@ impl<'a> EpochRunner<'a> {
                         steps as f64 / self.total_steps as f64,
                     )
                     .min(self.lr_cap);
-                let (next, loss) = self.device_step.record(net, sgd, lr, &pixels);
+                let (next, loss) = self.device_step.record(
+                    net,
+                    sgd,
+                    method_state,
+                    lr,
+                    &pixels,
+                    &plan[step],
+                    step::StepPosition { epoch, step },
+                );
                 net = next;
                 steps += 1;
                 if let Some(done) = pending.replace(PendingLoss { step, loss, lr }) {
@@ -891,7 +940,7 @@ impl<'a> EpochRunner<'a> {
                 loss_sum,
                 lr,
                 images_per_sec: if timed > 0.0 {
-                    (reads * 2 * self.batch) as f64 / timed
+                    (reads * self.rows) as f64 / timed
                 } else {
                     0.0
                 },
@@ -946,7 +995,7 @@ pub(super) fn derive_seed(seed: u64, epoch: usize, step: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::export::{self, TensorValues};
-    use crate::loss::{LossMasks, spread_out_loss};
+    use crate::method::{LossMasks, spread_out_loss};
     use burn::optim::GradientsParams;
     use burn::tensor::Device;
     use image::RgbImage;
@@ -1032,6 +1081,7 @@ mod tests {
                         first_of_run: epoch == 0,
                     },
                     &mut sgd,
+                    &mut MethodState::Stateless,
                     &Control::default(),
                     None,
                     &mut |e| events.push(e),
@@ -1095,6 +1145,7 @@ mod tests {
                     first_of_run: true,
                 },
                 &mut Sgd::new(0.9, 5e-4),
+                &mut MethodState::Stateless,
                 &control,
                 None,
                 &mut |event| {

@@ -7,11 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
+use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+
+use crate::export::{ExportError, NamedTensor, TensorValues};
 
 /// How the learning rate changes over a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -76,6 +79,58 @@ impl Sgd {
         };
         module.map(&mut mapper)
     }
+
+    /// The momentum buffers as named tensors `<prefix><module path>`, read from the device at
+    /// once (one concatenation instead of one read per parameter).
+    pub fn momentum_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+        let buffers: Vec<Tensor<1>> = self.velocity.values().cloned().collect();
+        if buffers.is_empty() {
+            return Vec::new();
+        }
+        let all: Vec<f32> = Tensor::cat(buffers, 0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .expect("momentum is f32");
+        let mut rest = all.as_slice();
+        self.velocity
+            .iter()
+            .map(|(key, velocity)| {
+                let (values, tail) = rest.split_at(velocity.dims()[0]);
+                rest = tail;
+                NamedTensor {
+                    name: format!("{prefix}{key}"),
+                    shape: vec![values.len()],
+                    values: TensorValues::F32(values.to_vec()),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes the buffers named `<prefix><module path>` in `tensors` (as written by
+    /// [`Sgd::momentum_tensors`]) onto `device`; `file` is named in errors.
+    pub fn restore_momentum(
+        &mut self,
+        tensors: &BTreeMap<String, NamedTensor>,
+        prefix: &str,
+        file: &Path,
+        device: &Device,
+    ) -> Result<(), ExportError> {
+        for (name, tensor) in tensors {
+            let Some(key) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let TensorValues::F32(values) = &tensor.values else {
+                return Err(ExportError::Format {
+                    path: file.to_owned(),
+                    message: format!("momentum '{key}' is not f32"),
+                });
+            };
+            let velocity = Tensor::from_data(TensorData::new(values.clone(), [values.len()]), device);
+            self.velocity.insert(key.to_owned(), velocity);
+        }
+        Ok(())
+    }
 }
 
 struct SgdMapper<'a> {
@@ -125,7 +180,6 @@ impl ModuleMapper for SgdMapper<'_> {
 mod tests {
     use super::*;
     use burn::nn::{Linear, LinearConfig};
-    use burn::tensor::{Device, TensorData};
 
     #[test]
     fn step_schedule_follows_the_paper_scaled() {

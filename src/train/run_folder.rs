@@ -13,6 +13,7 @@ use super::checkpoint::{self, RunState};
 use super::{EpochMetrics, Sgd, runs};
 use crate::data::SkippedFile;
 use crate::export::{self, ExportError, ExportedConfig};
+use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 
 /// File of per-epoch metrics in a run folder, one JSON object per line.
@@ -82,12 +83,13 @@ impl RunFolder {
         state: &RunState,
         net: &EmbeddingNet,
         sgd: &Sgd,
+        method: &MethodState,
         metrics: &EpochMetrics,
         exported: &ExportedConfig,
     ) -> Result<(), ExportError> {
         self.append_metrics(metrics)?;
         let tensors = export::module_tensors(net);
-        checkpoint::save(&self.dir, state, &tensors, sgd)?;
+        checkpoint::save(&self.dir, state, &tensors, sgd, method)?;
         let torch_state = export::torch_state_from(tensors, exported.steps);
         export::write_model(&self.dir, &torch_state, exported)?;
         if runs::keeps_snapshot(state.epochs_completed, state.config.epochs) {
@@ -107,11 +109,12 @@ impl RunFolder {
         state: &RunState,
         net: &EmbeddingNet,
         sgd: &Sgd,
+        method: &MethodState,
     ) -> Result<(), ExportError> {
         // Burn's batch-norm running statistics are read one update behind until synced, which
         // `valid()` does (at an epoch's end the evaluation already has).
         let _ = net.valid();
-        checkpoint::save(&self.dir, state, &export::module_tensors(net), sgd)
+        checkpoint::save(&self.dir, state, &export::module_tensors(net), sgd, method)
     }
 
     fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), ExportError> {

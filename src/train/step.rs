@@ -8,25 +8,38 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
-use super::{Sgd, TrainConfig};
+use super::{Sgd, TrainConfig, derive_seed};
 use crate::augment::Normalization;
 use crate::embed::PixelBatch;
-use crate::loss::{LossMasks, NegativeSampling, spread_out_loss};
+use crate::method::{
+    self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, nce_loss,
+    npsoftmax_loss, spread_out_loss, triplet_loss,
+};
 use crate::model::{EmbeddingNet, Precision};
 
 /// What every step of a run shares.
 pub(crate) struct DeviceStep {
     device: Device,
     normalization: Normalization,
-    masks: LossMasks,
+    /// The two-view masks of the in-batch methods; `None` for one-view methods.
+    masks: Option<LossMasks>,
+    method: Method,
+    settings: MethodSettings,
     tau: f32,
     negatives: NegativeSampling,
     precision: Precision,
+    seed: u64,
+}
+
+/// Where in the run a step is (NCE's noise draw derives from it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepPosition {
+    pub(crate) epoch: usize,
+    pub(crate) step: usize,
 }
 
 impl DeviceStep {
-    /// Steps of `config` over batches of `batch` images (2·`batch` rows) on `device` (an
-    /// autodiff device).
+    /// Steps of `config` over batches of `batch` images on `device` (an autodiff device).
     pub(crate) fn new(
         config: &TrainConfig,
         normalization: Normalization,
@@ -36,29 +49,95 @@ impl DeviceStep {
         Self {
             device: device.clone(),
             normalization,
-            masks: LossMasks::new(2 * batch, device),
+            masks: (config.method.views() == 2).then(|| LossMasks::new(2 * batch, device)),
+            method: config.method,
+            settings: config.method_settings,
             tau: config.tau,
             negatives: config.negatives,
             precision: config.precision,
+            seed: config.seed,
         }
     }
 
-    /// Records forward, Eq. 7, backward and the SGD update for `pixels` (rows `0..m` the first
-    /// views, `m..2m` the second views of the same images). Returns the updated network and the
-    /// loss, still on the device.
+    /// Records forward, the method's loss, backward and the SGD update for `pixels` (the views
+    /// of the training images `indices`: rows `0..m` the first views and, for two-view methods,
+    /// `m..2m` the second). Updates the method's state (memory rows, classifier). Returns the
+    /// updated network and the loss, still on the device.
     pub(crate) fn record(
         &self,
         net: EmbeddingNet,
         sgd: &mut Sgd,
+        state: &mut MethodState,
         lr: f64,
         pixels: &PixelBatch,
+        indices: &[usize],
+        at: StepPosition,
     ) -> (EmbeddingNet, Tensor<1>) {
         let input = pixels.to_device(&self.normalization, &self.device);
         let features = net.forward_at(input, self.precision);
-        let loss = spread_out_loss(features, self.tau, self.negatives, &self.masks);
+        let masks = || self.masks.as_ref().expect("two-view methods have masks");
+        let loss = match (self.method, &mut *state) {
+            (Method::SpreadOut, _) => spread_out_loss(features, self.tau, self.negatives, masks()),
+            (Method::Triplet | Method::TripletHard, _) => triplet_loss(
+                features,
+                self.settings.triplet_margin,
+                self.method == Method::TripletHard,
+                masks(),
+            ),
+            (Method::NpSoftmax | Method::Nce, MethodState::Memory(bank)) => {
+                let targets = method::index_tensor(indices, &self.device);
+                let loss = if self.method == Method::NpSoftmax {
+                    npsoftmax_loss(features.clone(), &bank.memory, targets.clone(), self.tau)
+                } else {
+                    let instances = bank.instances();
+                    let noise = self.settings.nce_noise.min(instances - 1).max(1);
+                    let candidates = method::nce_candidates(
+                        indices,
+                        noise,
+                        instances,
+                        derive_seed(self.seed, at.epoch, at.step as u64),
+                        &self.device,
+                    );
+                    let z = match bank.z {
+                        Some(z) => z,
+                        None => {
+                            let z = bank.estimate_z(
+                                features.clone().detach(),
+                                candidates.clone(),
+                                self.tau,
+                            );
+                            bank.z = Some(z);
+                            z
+                        }
+                    };
+                    nce_loss(features.clone(), &bank.memory, candidates, self.tau, z, instances)
+                };
+                bank.update(features.detach(), targets, self.settings.memory_momentum);
+                loss
+            }
+            (Method::Exemplar, MethodState::Classifier { classifier, .. }) => {
+                classifier.loss(features, method::index_tensor(indices, &self.device))
+            }
+            (method, _) => unreachable!("{method:?} was given another method's state"),
+        };
         // The value without its graph: kept to be read after the next step is queued.
         let value = loss.clone().inner();
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let mut gradients = loss.backward();
+        if matches!(state, MethodState::Classifier { .. }) {
+            let MethodState::Classifier {
+                classifier,
+                sgd: mut classifier_sgd,
+            } = std::mem::replace(state, MethodState::Stateless)
+            else {
+                unreachable!("matched above")
+            };
+            let grads = GradientsParams::from_module(&mut gradients, &classifier);
+            *state = MethodState::Classifier {
+                classifier: classifier_sgd.step(lr, classifier, grads),
+                sgd: classifier_sgd,
+            };
+        }
+        let grads = GradientsParams::from_grads(gradients, &net);
         (sgd.step(lr, net, grads), value)
     }
 }
@@ -98,7 +177,15 @@ mod tests {
         let step = DeviceStep::new(&config, Normalization::from_images(&images), 4, &device);
         let net = config.model_config().init_seeded(&device, 2);
         let mut sgd = Sgd::new(0.9, 5e-4);
-        let (net, loss) = step.record(net, &mut sgd, 0.1, &pixels);
+        let (net, loss) = step.record(
+            net,
+            &mut sgd,
+            &mut MethodState::Stateless,
+            0.1,
+            &pixels,
+            &[0, 1, 2, 3],
+            StepPosition { epoch: 0, step: 0 },
+        );
         let weights = export::module_tensors(&net)
             .into_iter()
             .find(|t| t.name == "conv1.weight")

@@ -1,4 +1,4 @@
-//! The training objective: Eq. 7 of Ye et al. (CVPR 2019), the instance spread-out loss.
+//! The paper's objective: Eq. 7 of Ye et al. (CVPR 2019), the instance spread-out loss.
 //!
 //! A batch holds `2m` L2-normalised rows: rows `0..m` are the first views of `m` images and rows
 //! `m..2m` the second views of the same images. For each row `i` with positive `p(i)` (its other
@@ -37,13 +37,13 @@ pub enum NegativeSampling {
 pub struct LossMasks {
     rows: usize,
     /// 1 where column j is row i's other view.
-    positives: Tensor<2>,
+    pub(super) positives: Tensor<2>,
     /// 1 where column j is a negative of row i: neither itself nor its other view.
-    negatives: Tensor<2>,
+    pub(super) negatives: Tensor<2>,
     /// Where a column is outside row i's denominator when every negative is kept: the row itself.
     not_in_denominator: Tensor<2, Bool>,
     /// Where a column cannot be a negative (the row itself and its other view).
-    not_negative: Tensor<2, Bool>,
+    pub(super) not_negative: Tensor<2, Bool>,
 }
 
 impl LossMasks {

@@ -1,0 +1,252 @@
+//! Training methods: the paper's spread-out objective and the baselines its Table 1 and Fig. 3
+//! compare it with, all trained by the same loop on the same network and data.
+//!
+//! Each method owns its loss and whatever state it keeps beside the network between steps (a
+//! memory of every instance, a classifier with one output per instance). That state is part of
+//! the checkpoint, so a stopped run of any method resumes exactly.
+//!
+//! | method | file | batch | state |
+//! |---|---|---|---|
+//! | spread-out (Ye et al. 2019, Eq. 7) | `spread_out.rs` | two views of m images | none |
+//! | NPSoftmax, NCE (Wu et al. 2018) | `memory_bank.rs` | one view of m images | memory N × d |
+//! | Exemplar CNN (Dosovitskiy et al. 2014) | `exemplar.rs` | one view of m images | classifier N × d |
+//! | Triplet, Triplet (hard) | `triplet.rs` | two views of m images | none |
+
+mod exemplar;
+mod memory_bank;
+mod spread_out;
+mod triplet;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+pub use exemplar::InstanceClassifier;
+pub use memory_bank::{MemoryBank, nce_candidates, nce_loss, npsoftmax_loss};
+pub use spread_out::{LossMasks, NegativeSampling, spread_out_loss};
+pub use triplet::triplet_loss;
+
+use crate::export::{self, ExportError, NamedTensor};
+use crate::train::Sgd;
+
+/// The objective a run trains with.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Ye et al. 2019 (Eq. 7): the two augmented views of an image are pulled together and every
+    /// other row of the batch pushed away, τ = 0.1.
+    #[default]
+    #[serde(rename = "spreadout")]
+    #[value(name = "spreadout")]
+    SpreadOut,
+    /// Wu et al. 2018, non-parametric softmax over a memory of every training image: each image's
+    /// feature is classified against all N memory rows, τ = 0.07, memory momentum 0.5.
+    #[serde(rename = "npsoftmax")]
+    #[value(name = "npsoftmax")]
+    NpSoftmax,
+    /// Wu et al. 2018, the same memory with noise-contrastive estimation: 4096 noise rows drawn
+    /// uniformly per image, normalising constant Z estimated on the first batch, τ = 0.07.
+    Nce,
+    /// Dosovitskiy et al. 2014, Exemplar CNN: a linear classifier with one output per training
+    /// image on the embedding, cross-entropy, trained with the network by the same SGD.
+    Exemplar,
+    /// Triplet loss over the two-view batch: each row's other view is its positive, every other
+    /// row a negative, all triplets averaged; Euclidean distance of unit vectors, margin 0.5.
+    Triplet,
+    /// Triplet loss with in-batch hard mining: each row's most similar negative only, margin 0.5.
+    TripletHard,
+}
+
+impl Method {
+    /// Every method, in the order of the paper's comparisons.
+    pub const ALL: [Method; 6] = [
+        Method::SpreadOut,
+        Method::NpSoftmax,
+        Method::Nce,
+        Method::Exemplar,
+        Method::Triplet,
+        Method::TripletHard,
+    ];
+
+    /// Augmented views of each image in a batch: the instance methods of Wu et al. and
+    /// Dosovitskiy et al. see one view per step, as published; the in-batch methods need two.
+    pub fn views(self) -> usize {
+        match self {
+            Method::SpreadOut | Method::Triplet | Method::TripletHard => 2,
+            Method::NpSoftmax | Method::Nce | Method::Exemplar => 1,
+        }
+    }
+
+    /// The temperature each method was published with (Exemplar and the triplets have none; the
+    /// value is then unused).
+    pub fn default_tau(self) -> f32 {
+        match self {
+            Method::NpSoftmax | Method::Nce => 0.07,
+            _ => 0.1,
+        }
+    }
+
+    /// The name used on the command line, in run files and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::SpreadOut => "spreadout",
+            Method::NpSoftmax => "npsoftmax",
+            Method::Nce => "nce",
+            Method::Exemplar => "exemplar",
+            Method::Triplet => "triplet",
+            Method::TripletHard => "triplet-hard",
+        }
+    }
+}
+
+/// The settings of the comparison methods, from their papers where the seed paper does not fix
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MethodSettings {
+    /// Weight of a memory row's old value when its image's new feature is written (Wu et al.: 0.5).
+    pub memory_momentum: f32,
+    /// Noise rows per image for NCE (Wu et al.: 4096; capped at N − 1 for small folders).
+    pub nce_noise: usize,
+    /// Margin of the triplet losses on the Euclidean distance of unit vectors (Ye et al.: 0.5).
+    pub triplet_margin: f32,
+}
+
+impl Default for MethodSettings {
+    fn default() -> Self {
+        Self {
+            memory_momentum: 0.5,
+            nce_noise: 4096,
+            triplet_margin: 0.5,
+        }
+    }
+}
+
+/// What a method keeps between steps besides the network.
+#[derive(Debug)]
+pub enum MethodState {
+    /// Spread-out and the triplets: nothing.
+    Stateless,
+    /// NPSoftmax and NCE: the memory of every instance.
+    Memory(MemoryBank),
+    /// Exemplar CNN: the instance classifier and its own momentum buffers.
+    Classifier {
+        /// One output per training image.
+        classifier: InstanceClassifier,
+        /// Its SGD state (same settings as the network's).
+        sgd: Sgd,
+    },
+}
+
+const STATE_PREFIX: &str = "method/";
+const MOMENTUM_PREFIX: &str = "method/momentum/";
+
+impl MethodState {
+    /// The fresh state of `method` for `instances` training images of `dim`-d embeddings, drawn
+    /// from `seed`, on `device` (the training device).
+    pub fn new(
+        method: Method,
+        instances: usize,
+        dim: usize,
+        seed: u64,
+        sgd: (f64, f64),
+        device: &Device,
+    ) -> Self {
+        match method {
+            Method::SpreadOut | Method::Triplet | Method::TripletHard => MethodState::Stateless,
+            Method::NpSoftmax | Method::Nce => {
+                MethodState::Memory(MemoryBank::new_seeded(instances, dim, seed, device))
+            }
+            Method::Exemplar => MethodState::Classifier {
+                classifier: InstanceClassifier::new_seeded(instances, dim, seed, device),
+                sgd: Sgd::new(sgd.0, sgd.1),
+            },
+        }
+    }
+
+    /// The state as named tensors for the checkpoint (one device read each).
+    pub fn tensors(&self) -> Vec<NamedTensor> {
+        match self {
+            MethodState::Stateless => Vec::new(),
+            MethodState::Memory(bank) => bank.tensors(STATE_PREFIX),
+            MethodState::Classifier { classifier, sgd } => {
+                let mut tensors: Vec<NamedTensor> = export::module_tensors(classifier)
+                    .into_iter()
+                    .map(|t| NamedTensor {
+                        name: format!("{STATE_PREFIX}classifier.{}", t.name),
+                        ..t
+                    })
+                    .collect();
+                tensors.extend(sgd.momentum_tensors(MOMENTUM_PREFIX));
+                tensors
+            }
+        }
+    }
+
+    /// Takes this state's tensors out of a checkpoint's (`fresh` is the state to fill, built by
+    /// [`MethodState::new`] with the run's settings); errors name `file`.
+    pub fn restore(
+        self,
+        tensors: &mut BTreeMap<String, NamedTensor>,
+        file: &std::path::Path,
+    ) -> Result<Self, ExportError> {
+        let mut owned = BTreeMap::new();
+        let keys: Vec<String> = tensors
+            .keys()
+            .filter(|k| k.starts_with(STATE_PREFIX))
+            .cloned()
+            .collect();
+        for key in keys {
+            let tensor = tensors.remove(&key).expect("key listed");
+            owned.insert(key, tensor);
+        }
+        let missing = |what: &str| ExportError::Format {
+            path: file.to_owned(),
+            message: format!("the checkpoint lacks the method's {what}"),
+        };
+        Ok(match self {
+            MethodState::Stateless => MethodState::Stateless,
+            MethodState::Memory(bank) => MethodState::Memory(
+                bank.restore(&owned, STATE_PREFIX, file)?
+                    .ok_or_else(|| missing("memory bank"))?,
+            ),
+            MethodState::Classifier { classifier, mut sgd } => {
+                let weights: BTreeMap<String, NamedTensor> = owned
+                    .iter()
+                    .filter_map(|(key, t)| {
+                        let name = key.strip_prefix(&format!("{STATE_PREFIX}classifier."))?;
+                        Some((name.to_owned(), NamedTensor { name: name.to_owned(), ..t.clone() }))
+                    })
+                    .collect();
+                if weights.is_empty() {
+                    return Err(missing("instance classifier"));
+                }
+                let classifier = export::load_module_tensors(classifier, &weights, file)?;
+                sgd.restore_momentum(&owned, MOMENTUM_PREFIX, file, &classifier_device(&classifier))?;
+                MethodState::Classifier { classifier, sgd }
+            }
+        })
+    }
+}
+
+fn classifier_device(classifier: &InstanceClassifier) -> Device {
+    classifier.device().without_autodiff()
+}
+
+/// The instance indices of a batch as a device tensor.
+pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(values, [indices.len()]), device)
+}
+
+/// A one-element f32 tensor's value as f64 (test helper and Z estimation).
+pub(crate) fn scalar(tensor: Tensor<1>) -> f64 {
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("a float tensor")[0]
+}
