@@ -68,14 +68,14 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Score a model on labelled folders: weighted kNN, Recall@1/2/4/8 and NMI, as JSON.
+    /// Score a model on labelled folders, as JSON: weighted kNN (and --linear) where the test classes are in --train; Recall@K and NMI within --test (seen or unseen categories).
     Eval {
         /// Run folder or model.safetensors.
         model: PathBuf,
-        /// Labelled folder used as the kNN memory.
+        /// Labelled folder used as the kNN memory and the linear classifier's training set.
         #[arg(long)]
         train: PathBuf,
-        /// Labelled folder that is scored.
+        /// Labelled folder that is scored; its classes may differ from --train's (unseen categories).
         #[arg(long)]
         test: PathBuf,
         /// kNN neighbours.
@@ -87,6 +87,10 @@ pub enum Command {
         /// The K of Recall@K, e.g. 1,10,100 for Stanford Online Products.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
         recall_k: Vec<usize>,
+        /// Also fit a linear classifier (multinomial logistic regression, 100 epochs of SGD on
+        /// standardised embeddings) on --train and report its top-1 on --test (paper Table 2).
+        #[arg(long)]
+        linear: bool,
         #[command(flatten)]
         device: DeviceArg,
     },

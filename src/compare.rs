@@ -126,17 +126,47 @@ impl Variant {
         config
     }
 
-    /// The training request of this variant: `base` (folders, device, cache) pointed at the
-    /// variant's run folder under `root`, resuming it when it already holds a run.
-    pub fn request(self, base: &TrainRequest, root: &Path, tau: Option<f32>) -> TrainRequest {
+    /// The training request of this variant up to `epoch`: `base` (folders, device, cache,
+    /// epochs) pointed at the variant's run folder under `root`, resuming it when it already
+    /// holds a run.
+    pub fn request(
+        self,
+        base: &TrainRequest,
+        root: &Path,
+        tau: Option<f32>,
+        epoch: usize,
+    ) -> TrainRequest {
         let out = run_dir(root, self);
         TrainRequest {
             config: self.config(&base.config, tau),
             resume: checkpoint::path(&out).exists(),
             out,
+            stop_after_epoch: Some(epoch),
             ..base.clone()
         }
     }
+}
+
+/// What is left of a comparison of `variants` over `epochs` epochs under `root`, in the order to
+/// run it: one epoch of each variant in turn (`(variant, stop after epoch e)`), so that all
+/// learning curves grow together and a comparison stopped early still compares every variant
+/// at the epochs reached. Epochs already in a variant's checkpoint are skipped.
+pub fn plan(root: &Path, variants: &[Variant], epochs: usize) -> Vec<(Variant, usize)> {
+    let done: Vec<usize> = variants
+        .iter()
+        .map(|&variant| {
+            checkpoint::read_state(&run_dir(root, variant)).map_or(0, |state| state.epochs_completed)
+        })
+        .collect();
+    (1..=epochs)
+        .flat_map(|epoch| {
+            variants
+                .iter()
+                .zip(&done)
+                .filter(move |&(_, &done)| done < epoch)
+                .map(move |(&variant, _)| (variant, epoch))
+        })
+        .collect()
 }
 
 /// The run folder of `variant` under a comparison's `root`.

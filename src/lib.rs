@@ -20,4 +20,5 @@ pub mod method;
 pub mod model;
 pub mod paths;
 pub mod prefetch;
+pub mod score;
 pub mod train;

@@ -12,6 +12,7 @@ use cli::{BenchArgs, Cli, Command, CompareArgs, NegativesArg, TrainArgs, TrainSe
 use spreadout::augment::AugmentOps;
 use spreadout::bench;
 use spreadout::compare;
+use spreadout::score;
 use spreadout::data;
 use spreadout::demo::{self, DemoSpec};
 use spreadout::device::{self, DeviceChoice};
@@ -68,14 +69,19 @@ fn main() -> Result<()> {
             k,
             sigma,
             recall_k,
+            linear,
             device,
         } => eval_command(
             &model,
             &train,
             &test,
-            k,
-            sigma,
-            &recall_k,
+            &score::ScoreSettings {
+                knn_k: k,
+                knn_sigma: sigma,
+                recall_k,
+                linear: linear.then(eval::LinearSettings::default),
+                seed: 0,
+            },
             cache,
             device.device,
         ),
@@ -138,6 +144,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         device: args.device.device,
         cache_dir,
         accept_changed_folder: args.accept_changed_folder,
+        stop_after_epoch: None,
     };
     progress::run_with_progress(request)?;
     Ok(())
@@ -155,17 +162,20 @@ fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> 
         device: args.device.device,
         cache_dir,
         accept_changed_folder: false,
+        stop_after_epoch: None,
     };
-    for (index, variant) in variants.iter().enumerate() {
+    let epochs = args.settings.epochs;
+    let plan = compare::plan(&args.out, &variants, epochs);
+    for (index, &(variant, epoch)) in plan.iter().enumerate() {
         eprintln!(
-            "── {} ({} of {}) ──",
+            "── {}, epoch {epoch} of {epochs} (run {} of {}) ──",
             variant.name(),
             index + 1,
-            variants.len()
+            plan.len()
         );
-        let summary =
-            progress::run_with_progress(variant.request(&base, &args.out, args.settings.tau))?;
-        if summary.cancelled {
+        let request = variant.request(&base, &args.out, args.settings.tau, epoch);
+        let summary = progress::run_with_progress(request)?;
+        if summary.epochs_completed < epoch {
             bail!("stopped; run the same command again to continue where it was");
         }
     }
@@ -388,66 +398,53 @@ fn eval_command(
     model: &Path,
     train_dir: &Path,
     test_dir: &Path,
-    k: usize,
-    sigma: f32,
-    recall_k: &[usize],
+    settings: &score::ScoreSettings,
     cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
     let selected = device::select(choice)?;
     let loaded = export::load_model(model, &selected.device)?;
-    let dim = loaded.config.model.dim;
-    let embed_labelled = |dir: &Path| -> Result<(Vec<f32>, Vec<usize>, Vec<String>)> {
-        let folder = embed::embed_folder(&loaded, dir, cache, &progress::loading_bar())?;
-        progress::report_skipped(&folder.set.skipped);
-        let labels = folder.set.labels().with_context(|| {
-            format!(
-                "{} has no label folders (images in at least two first-level subfolders)",
-                dir.display()
-            )
-        })?;
-        Ok((folder.embeddings, labels, folder.set.label_names))
-    };
-    let (train_embeddings, train_labels, names) = embed_labelled(train_dir)?;
-    let (test_embeddings, test_labels, test_names) = embed_labelled(test_dir)?;
-    // Express test labels in the training folder's numbering.
-    let test_labels = test_labels
-        .iter()
-        .map(|&label| {
-            names
-                .iter()
-                .position(|n| *n == test_names[label])
-                .with_context(|| {
-                    format!(
-                        "label folder '{}' of {} is not in {}",
-                        test_names[label],
-                        test_dir.display(),
-                        train_dir.display()
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let memory = Embeddings::new(&train_embeddings, dim)?;
-    let test = Embeddings::new(&test_embeddings, dim)?;
-    let knn = eval::knn_accuracy(
-        memory,
-        &train_labels,
-        test,
-        &test_labels,
-        k.min(memory.len()),
-        sigma,
+    let scores = score::score_folders(
+        &loaded,
+        train_dir,
+        test_dir,
+        cache,
+        settings,
+        &progress::loading_bar(),
+        &mut |folder| progress::report_skipped(&folder.set.skipped),
     )?;
-    let recall = eval::recall_at_k(test, &test_labels, recall_k)?;
-    let nmi = eval::clustering_nmi(test, &test_labels, 0)?;
+    if scores.knn_accuracy.is_none() {
+        eprintln!(
+            "none of the {} classes of {} is in {}: unseen categories (paper §4.2), so kNN is not scored; Recall@K and NMI are computed within {}",
+            scores.test_classes,
+            test_dir.display(),
+            train_dir.display(),
+            test_dir.display()
+        );
+    } else if scores.test_classes_in_memory < scores.test_classes {
+        eprintln!(
+            "{} of the {} classes of {} are not in {}: kNN scores only the {} test images of the other classes",
+            scores.test_classes - scores.test_classes_in_memory,
+            scores.test_classes,
+            test_dir.display(),
+            train_dir.display(),
+            scores.classified_images
+        );
+    }
     let report = serde_json::json!({
         "model": model,
-        "knn_accuracy": knn,
-        "knn_k": k.min(memory.len()),
-        "knn_sigma": sigma,
-        "recall_at": recall.iter().map(|(k, r)| (k.to_string(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
-        "nmi": nmi,
-        "train_images": memory.len(),
-        "test_images": test.len(),
+        "knn_accuracy": scores.knn_accuracy,
+        "knn_k": scores.knn_k,
+        "knn_sigma": scores.knn_sigma,
+        "linear_accuracy": scores.linear_accuracy,
+        "classified_images": scores.classified_images,
+        "recall_at": scores.recall_at.iter().map(|(k, r)| (k.to_string(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
+        "nmi": scores.nmi,
+        "retrieval_scored_on": scores.retrieval_scored_on,
+        "test_classes": scores.test_classes,
+        "test_classes_in_memory": scores.test_classes_in_memory,
+        "train_images": scores.train_images,
+        "test_images": scores.test_images,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -506,6 +503,7 @@ fn demo_command(
         device: choice,
         cache_dir: Some(cache.root().to_owned()),
         accept_changed_folder: false,
+        stop_after_epoch: None,
     };
     progress::run_with_progress(request)?;
     let metrics = train::read_metrics(&run_dir)?;

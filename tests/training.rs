@@ -47,6 +47,7 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
         device: DeviceChoice::Cpu,
         cache_dir: Some(out.with_file_name("image-cache")),
         accept_changed_folder: false,
+        stop_after_epoch: None,
     }
 }
 
@@ -208,6 +209,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         device: DeviceChoice::Cpu,
         cache_dir: Some(dir.path().join("image-cache")),
         accept_changed_folder: false,
+        stop_after_epoch: None,
     });
     let events: Vec<TrainEvent> = handle.events.iter().collect();
     let Some(TrainEvent::Failed { message }) = events.last() else {
@@ -415,6 +417,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
     let mut warnings = Vec::new();
     let accepted = TrainRequest {
         accept_changed_folder: true,
+        stop_after_epoch: None,
         ..resumed
     };
     let summary = train::run(&accepted, &Control::default(), &mut |event| {
@@ -661,4 +664,75 @@ fn unseen_test_classes_are_scored_within_the_test_folder() {
     // Computed on the 8 test images (two classes of 4): Recall@7 looks at all 7 others, 3 of
     // them of the query's class, so it is 100 %.
     assert_eq!(recall[2].1, 100.0);
+}
+
+/// The comparison methods keep state beside the network (NCE's memory bank and Z, Exemplar's
+/// instance classifier with its momentum): a run stopped inside an epoch resumes to exactly the
+/// weights and state of an uninterrupted one.
+#[test]
+fn the_comparison_methods_resume_their_state_exactly() {
+    use spreadout::method::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 3, 12, 2);
+    for method in [Method::Nce, Method::Exemplar, Method::TripletHard] {
+        let config = TrainConfig {
+            method,
+            tau: method.default_tau(),
+            ..tiny_config(2, 8)
+        };
+        let straight = dir.path().join(format!("{}-straight", method.name()));
+        train::run(
+            &request(&folders, &straight, config.clone()),
+            &Control::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let stopped = dir.path().join(format!("{}-stopped", method.name()));
+        let control = Control::default();
+        let summary = train::run(
+            &request(&folders, &stopped, config.clone()),
+            &control,
+            &mut |event| {
+                if let TrainEvent::Step {
+                    epoch: 2, step: 1, ..
+                } = event
+                {
+                    control.cancel();
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (summary.epochs_completed, summary.steps_into_epoch),
+            (1, 2),
+            "{method:?}"
+        );
+        let resumed = TrainRequest {
+            resume: true,
+            ..request(&folders, &stopped, config)
+        };
+        train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
+        assert_same_weights(&straight, &stopped);
+        let (a, _) = export::read_tensors(&train::checkpoint::path(&straight)).unwrap();
+        let (b, _) = export::read_tensors(&train::checkpoint::path(&stopped)).unwrap();
+        let state: Vec<&String> = a.keys().filter(|k| k.starts_with("method/")).collect();
+        match method {
+            Method::TripletHard => assert!(state.is_empty()),
+            Method::Nce => assert!(state.iter().any(|k| *k == "method/nce_z"), "{state:?}"),
+            _ => assert!(
+                state.iter().any(|k| k.starts_with("method/momentum/")),
+                "{state:?}"
+            ),
+        }
+        for key in state {
+            let (TensorValues::F32(x), TensorValues::F32(y)) = (&a[key].values, &b[key].values)
+            else {
+                panic!("{key} is not f32");
+            };
+            assert_eq!(x.len(), y.len(), "{key}");
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{method:?} {key}: {p} vs {q}");
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::augment::Normalization;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{self, View};
-use crate::eval::{self, Embeddings};
+use crate::eval::{self, Embeddings, EvalError};
 use crate::model::EmbeddingNet;
 
 use rand::SeedableRng;
@@ -219,7 +219,10 @@ pub(super) fn evaluate(
         if !keep_going() {
             return Ok(false);
         }
-        metrics.nmi = Some(eval::clustering_nmi(features, labels, config.seed)?);
+        metrics.nmi = match eval::clustering_nmi(features, labels, config.seed, keep_going) {
+            Err(EvalError::Stopped) => return Ok(false),
+            other => Some(other?),
+        };
         metrics.similarity = Some(eval::labelled_similarity_distributions(
             features, labels, 5, BINS,
         )?);

@@ -289,6 +289,10 @@ pub struct TrainRequest {
     /// On resume, continue even though the training folder changed since the run was recorded.
     #[serde(default)]
     pub accept_changed_folder: bool,
+    /// Stop, as the Stop button does (the run stays resumable), once this many epochs are
+    /// complete: how a comparison trains its runs side by side, an epoch of each in turn.
+    #[serde(default)]
+    pub stop_after_epoch: Option<usize>,
 }
 
 impl TrainRequest {
@@ -621,7 +625,10 @@ fn run_inner(
         folder.end_epoch(&state, &net, &sgd, &method_state, &epoch_metrics, &exported)?;
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
-        if !evaluated || control.is_cancelled() {
+        if !evaluated
+            || control.is_cancelled()
+            || (request.stop_after_epoch == Some(epoch + 1) && epoch + 1 < config.epochs)
+        {
             return Ok(cancelled(epoch + 1, metrics, 0));
         }
     }

@@ -82,6 +82,7 @@ pub fn start_training(
             device: request.device,
             cache_dir: Some(state.pixel_cache.root().to_owned()),
             accept_changed_folder: false,
+            stop_after_epoch: None,
         },
         events,
     )?;
@@ -119,6 +120,7 @@ pub fn resume_training(
             device,
             cache_dir: Some(state.pixel_cache.root().to_owned()),
             accept_changed_folder,
+            stop_after_epoch: None,
         },
         events,
     )
