@@ -77,16 +77,122 @@ fn demo_then_embed_neighbors_and_eval() {
         data.join("train").to_str().unwrap(),
         "--test",
         data.join("test").to_str().unwrap(),
+        "--k",
+        "50",
         "--device",
         "cpu",
     ]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The same model on the same folders with the demo's k (50) and σ: eval reproduces the kNN the run
+    // reported after its last epoch (both embed centre views on the CPU).
     let knn = report["knn_accuracy"].as_f64().unwrap();
-    assert!((0.0..=100.0).contains(&knn));
-    assert!(
-        report["recall_at"]["1"].is_number() && report["nmi"].is_number(),
+    let metrics = spreadout::train::read_metrics(&run).unwrap();
+    let reported = metrics.last().unwrap().knn_accuracy.unwrap();
+    assert!((knn - reported).abs() < 1e-9, "eval {knn} vs run {reported}");
+    assert_eq!(
+        report["classified_images"].as_u64(),
+        report["test_images"].as_u64()
+    );
+
+    // Unseen categories (§4.2): a memory of two classes, a test folder of the other two. kNN is
+    // not scored; Recall@K is computed within the test folder and equals Recall@K recomputed here
+    // by brute force from `spreadout embed` of that folder.
+    let classes: Vec<std::path::PathBuf> = sorted_entries(&data.join("test"));
+    assert!(classes.len() >= 4, "the demo has four classes");
+    let (seen, unseen) = (root.join("seen"), root.join("unseen"));
+    for (target, source, chosen) in [
+        (&seen, data.join("train"), &classes[..2]),
+        (&unseen, data.join("test"), &classes[2..4]),
+    ] {
+        for class in chosen {
+            let name = class.file_name().unwrap();
+            std::fs::create_dir_all(target.join(name)).unwrap();
+            for file in sorted_entries(&source.join(name)) {
+                std::fs::copy(&file, target.join(name).join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let out = spreadout(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--train",
+        seen.to_str().unwrap(),
+        "--test",
+        unseen.to_str().unwrap(),
+        "--recall-k",
+        "1,3",
+        "--device",
+        "cpu",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["knn_accuracy"].is_null(), "{out}");
+    assert_eq!(report["test_classes_in_memory"].as_u64(), Some(0));
+    assert_eq!(
+        report["retrieval_scored_on"].as_str(),
+        unseen.to_str(),
         "{out}"
     );
+    let unseen_embeddings = root.join("unseen.safetensors");
+    spreadout(&[
+        "embed",
+        run.to_str().unwrap(),
+        unseen.to_str().unwrap(),
+        "--out",
+        unseen_embeddings.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let (tensors, metadata) = spreadout::export::read_tensors(&unseen_embeddings).unwrap();
+    let embedded = &tensors["embeddings"];
+    let spreadout::export::TensorValues::F32(values) = &embedded.values else {
+        panic!("embeddings are f32");
+    };
+    let dim = embedded.shape[1];
+    let paths: Vec<String> = serde_json::from_str(&metadata["paths"]).unwrap();
+    let labels: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for k in [1usize, 3] {
+        let hits = (0..paths.len())
+            .filter(|&q| {
+                let row = |i: usize| &values[i * dim..(i + 1) * dim];
+                let mut others: Vec<(usize, f64)> = (0..paths.len())
+                    .filter(|&i| i != q)
+                    .map(|i| {
+                        let s = row(q).iter().zip(row(i)).map(|(a, b)| f64::from(a * b)).sum();
+                        (i, s)
+                    })
+                    .collect();
+                others.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                others[..k].iter().any(|&(i, _)| labels[i] == labels[q])
+            })
+            .count();
+        let expected = 100.0 * hits as f64 / paths.len() as f64;
+        let reported = report["recall_at"][k.to_string()].as_f64().unwrap();
+        assert!(
+            (reported - expected).abs() < 1e-9,
+            "Recall@{k}: eval {reported} vs recomputed {expected}"
+        );
+    }
+    assert!(report["nmi"].is_number(), "{out}");
+}
+
+fn sorted_entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries
 }
 
 fn first_png(dir: &Path) -> std::path::PathBuf {

@@ -1,5 +1,6 @@
-//! End-to-end training on generated images with the CPU backend: the loss falls, kNN rises well
-//! above chance, a cancelled run resumes to exactly the weights of an uninterrupted one.
+//! End-to-end training with the CPU backend: on real photographs (CIFAR-10) kNN rises well above
+//! the untrained network's; on generated images a cancelled run resumes to exactly the weights of
+//! an uninterrupted one.
 
 use std::path::Path;
 
@@ -51,22 +52,100 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
     }
 }
 
+/// kNN points training must add over the untrained network (see the test below).
+const KNN_GAIN_MARGIN: f64 = 10.0;
+
+/// kNN (%) of the run's network before its first step: the seeded initialisation the run started
+/// from, exported with the run's normalisation and scored like the trained one (`spreadout eval`).
+fn untrained_knn(folders: &DemoFolders, run: &Path, k: usize) -> f64 {
+    use spreadout::{export, score, train::runs};
+    let record = runs::read_record(run).unwrap();
+    let device = burn::tensor::Device::flex();
+    let net = record.config.model_config().init_seeded(&device, record.config.seed);
+    let untrained = run.with_file_name("untrained");
+    export::export_model(
+        &untrained,
+        &net,
+        &export::ExportedConfig {
+            model: record.config.model_config(),
+            normalization: record.normalization,
+            tau: record.config.tau,
+            steps: 0,
+        },
+    )
+    .unwrap();
+    let model = export::load_model(&untrained, &device).unwrap();
+    let scores = score::score_folders(
+        &model,
+        &folders.train,
+        &folders.test,
+        &spreadout::data::PixelCache::at(run.with_file_name("image-cache")),
+        &score::ScoreSettings {
+            knn_k: k,
+            knn_sigma: record.config.knn_sigma,
+            recall_k: vec![1],
+            linear: None,
+            seed: 0,
+        },
+        &|_, _| true,
+        &mut |_| {},
+    )
+    .unwrap();
+    scores.knn_accuracy.unwrap()
+}
+
+/// Real photographs for the test that training helps: the first `train` and `test` images (in
+/// file-name order) of each of `classes` from the shared CIFAR-10 archive (also present in CI).
+fn cifar_folders(dir: &Path, classes: &[&str], train: usize, test: usize) -> DemoFolders {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpg.tar.gz");
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let patterns: Vec<String> = classes
+        .iter()
+        .flat_map(|c| [format!("train/{c}/*"), format!("test/{c}/*")])
+        .collect();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("--wildcards")
+        .args(&patterns)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "unpacking {}", archive.display());
+    for (split, count) in [("train", train), ("test", test)] {
+        for class in classes {
+            let mut files: Vec<_> = std::fs::read_dir(unpacked.join(split).join(class))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            let target = dir.join("data").join(split).join(class);
+            std::fs::create_dir_all(&target).unwrap();
+            for file in files.into_iter().take(count) {
+                std::fs::rename(&file, target.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(&unpacked).unwrap();
+    DemoFolders {
+        train: dir.join("data/train"),
+        test: dir.join("data/test"),
+    }
+}
+
 #[test]
-fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
+fn training_lifts_knn_well_above_the_untrained_network() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = DemoSpec {
-        classes: 4,
-        train_per_class: 64,
-        test_per_class: 24,
-        size: 32,
-        seed: 1,
-    };
-    let folders = demo_data(dir.path(), &spec);
+    let classes = ["airplane", "automobile", "frog", "ship"];
+    let folders = cifar_folders(dir.path(), &classes, 150, 40);
+    const EPOCHS: usize = 10;
     let config = TrainConfig {
-        epochs: 15,
-        batch_size: 16,
+        epochs: EPOCHS,
+        batch_size: 32,
         width: 8,
-        knn_k: 20,
+        knn_k: 50,
         ..TrainConfig::default()
     };
     let mut events = Vec::new();
@@ -82,21 +161,29 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
             m.epoch, m.loss, m.knn_accuracy
         );
     }
-    assert_eq!(summary.epochs_completed, 15);
+    assert_eq!(summary.epochs_completed, EPOCHS);
     let first = &summary.metrics[0];
     let last = summary.metrics.last().unwrap();
-    // Measured on this configuration (deterministic: seeded data, initialisation and
-    // augmentation): the loss falls about 5 % and kNN ends near 1.3× chance; the bounds leave
-    // room for floating-point differences between machines.
     assert!(
         last.loss < first.loss * 0.97,
         "loss {} → {}",
         first.loss,
         last.loss
     );
-    let chance = 100.0 / spec.classes as f64;
-    let knn = last.knn_accuracy.expect("labelled evaluation");
-    assert!(knn >= chance + 5.0, "kNN {knn}% vs chance {chance}%");
+    // The trained network against the same network untrained (the run's seeded initialisation),
+    // scored the same way on the same folders. Measured here (deterministic: seeded data,
+    // initialisation and augmentation): untrained UNTRAINED %, trained TRAINED %. The margin is
+    // calibrated so that two broken variants of the method fail it (see the closing note of
+    // issue 9): both views drawn identically (no invariance to learn) reached IDENTICAL %, and
+    // Eq. 7 without the stop-gradient NOGRAD %.
+    let run = dir.path().join("run");
+    let untrained = untrained_knn(&folders, &run, 50);
+    let trained = last.knn_accuracy.expect("labelled evaluation");
+    eprintln!("kNN untrained {untrained:.2} %, trained {trained:.2} %");
+    assert!(
+        trained >= untrained + KNN_GAIN_MARGIN,
+        "kNN {trained:.2} % after training vs {untrained:.2} % untrained: less than {KNN_GAIN_MARGIN} points gained"
+    );
     // Six fixed probes with five labelled neighbours each, best first, never the probe itself.
     assert_eq!(last.probes.len(), 6);
     assert_eq!(
@@ -118,18 +205,17 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
                 .all(|w| w[0].score >= w[1].score)
         );
     }
-    // A 15-epoch run keeps a snapshot of every epoch for Explore to compare.
+    // A short run keeps a snapshot of every epoch for Explore to compare.
     let snapshots = train::runs::snapshots(&dir.path().join("run"));
-    assert_eq!(snapshots.len(), 15);
+    assert_eq!(snapshots.len(), EPOCHS);
     assert!(matches!(
         events.last(),
         Some(TrainEvent::Finished {
             cancelled: false,
-            epochs_completed: 15
+            epochs_completed: EPOCHS
         })
     ));
     // The run folder holds what the issue promises.
-    let run = dir.path().join("run");
     for file in [
         "model.safetensors",
         "config.json",
@@ -140,7 +226,7 @@ fn training_lowers_the_loss_and_lifts_knn_well_above_chance() {
     ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }
-    assert_eq!(train::read_metrics(&run).unwrap().len(), 15);
+    assert_eq!(train::read_metrics(&run).unwrap().len(), EPOCHS);
 }
 
 #[test]

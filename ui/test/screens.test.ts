@@ -61,6 +61,17 @@ describe('Train screen', () => {
     expect(phases.join('\n')).toContain('Warming up');
   });
 
+  it('offers the comparison methods, each with its published temperature', async () => {
+    const app = await mountApp();
+    app.go('train');
+    const method = document.querySelector<HTMLSelectElement>('select[name="method"]')!;
+    expect([...method.options].map((o) => o.value)).toEqual(['spreadout', 'npsoftmax', 'nce', 'exemplar', 'triplet', 'triplet-hard']);
+    method.value = 'nce';
+    method.dispatchEvent(new Event('change'));
+    expect(app.store.shared.config.method).toBe('nce');
+    expect(document.querySelector<HTMLInputElement>('input[name="tau"]')!.value).toBe('0.07');
+  });
+
   it('refuses to start without data and says what to do', async () => {
     const app = await mountApp();
     app.go('train');
@@ -102,6 +113,14 @@ describe('Explore and Export screens', () => {
 
     app.go('export');
     await until(() => document.querySelectorAll('#export-run option').length === 1);
+    // The run's kNN curve in the comparison chart, one point per epoch; unticking removes it.
+    await until(() => document.querySelector('#run-comparison .plot') !== null);
+    expect(document.querySelector<HTMLElement>('#run-comparison .plot')!.dataset.points).toBe('2');
+    const tick = document.querySelector<HTMLInputElement>('#run-comparison input[type="checkbox"]')!;
+    tick.checked = false;
+    tick.dispatchEvent(new Event('change'));
+    expect(document.querySelector('#run-comparison .plot')).toBeNull();
+    expect(text('#run-comparison')).toContain('Tick one or more runs');
     window.spreadoutTest!.answerDialogs(['/chosen/folder']);
     document.querySelector<HTMLButtonElement>('#export-model')!.click();
     await until(() => text('#export-results').includes('loads back'));

@@ -87,6 +87,9 @@ export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | { adapter: number };
 
 export type Schedule = 'step' | 'cosine';
 
+/** The training objective: the paper's, or a method its Table 1 and Fig. 3 compare it with. */
+export type Method = 'spreadout' | 'npsoftmax' | 'nce' | 'exemplar' | 'triplet' | 'triplet-hard';
+
 export interface TrainConfig {
   epochs: number;
   batch_size: number;
@@ -100,6 +103,8 @@ export interface TrainConfig {
   schedule: Schedule;
   seed: number;
   augment: AugmentOps;
+  /** The engine's default (spreadout) when absent. */
+  method?: Method;
   negatives: 'all' | 'hardest_half' | 'easiest_half';
   knn_k: number;
   knn_sigma: number;

@@ -1,6 +1,7 @@
 // Export screen: pick a run (this session's, an earlier one, or any run folder on disk), see its
 // history, resume it if it was interrupted, and export the model and the embeddings.
 import { baseName, h, replace } from '../dom';
+import { CurvePlot } from '../components/charts';
 import { ProgressBar } from '../components/progress';
 import { count, duration, percent } from '../format';
 import type { Exported, RunInfo } from '../backend';
@@ -11,6 +12,15 @@ export interface ExportHooks {
   explore(run: RunInfo): Promise<void>;
 }
 
+/** Distinguishable curve colours, cycled when more runs are ticked. */
+const PALETTE = ['#264653', '#e76f51', '#2a9d8f', '#e9c46a', '#8e44ad', '#f4a261', '#1d3557', '#6a994e'];
+
+/** A run's name in the comparison: its folder and, when not the paper's, its method. */
+const runLabel = (run: RunInfo): string => {
+  const method = run.record.config.method ?? 'spreadout';
+  return method === 'spreadout' ? baseName(run.dir) : `${baseName(run.dir)} (${method})`;
+};
+
 export class ExportScreen implements Screen {
   readonly id = 'export';
   readonly title = 'Export';
@@ -20,6 +30,9 @@ export class ExportScreen implements Screen {
   private readonly runSelect = h('select', { id: 'export-run' });
   private readonly details = h('div', { class: 'run-details' });
   private readonly results = h('div', { id: 'export-results', class: 'export-results' });
+  /** Runs ticked for the comparison chart, by folder. */
+  private readonly compared = new Set<string>();
+  private readonly comparison = h('div', { id: 'run-comparison', class: 'run-comparison' });
   private runs: RunInfo[] = [];
   private job: string | null = null;
 
@@ -42,6 +55,8 @@ export class ExportScreen implements Screen {
         h('button', { id: 'export-model', onclick: () => void this.exportModel() }, 'Export model (safetensors + config)…'),
         h('button', { id: 'export-embeddings', onclick: () => void this.exportEmbeddings() }, 'Export embeddings + file list…'),
       ),
+      h('h3', {}, 'Compare runs: kNN accuracy per epoch'),
+      this.comparison,
       h('p', { class: 'hint' }, 'The model loads in PyTorch (keys follow torchvision\'s ResNet-18 naming; see the README for the module). Files are replaced atomically: a failed export leaves an earlier one intact.'),
       this.results,
     );
@@ -61,7 +76,55 @@ export class ExportScreen implements Screen {
       this.runSelect,
       ...this.runs.map((run) => h('option', { value: run.dir, selected: run.dir === selected }, `${baseName(run.dir)}: ${run.epochs_completed}/${run.record.config.epochs} epochs${run.unfinished ? ' (unfinished)' : ''}`)),
     );
+    if (selected) this.compared.add(selected);
     this.renderDetails();
+    this.renderComparison();
+  }
+
+  /** One chart with a kNN curve per ticked run (the paper's Fig. 3 for runs of several methods). */
+  private renderComparison(): void {
+    const scored = this.runs.filter((run) => run.metrics.some((m) => m.knn_accuracy !== null));
+    if (!scored.length) {
+      replace(this.comparison, h('p', { class: 'empty' }, 'Runs scored on a labelled folder appear here.'));
+      return;
+    }
+    const ticked = scored.filter((run) => this.compared.has(run.dir));
+    const plot = new CurvePlot(
+      'kNN top-1 after each epoch',
+      { x: 'epoch', y: 'kNN %', yMin: 0, yMax: 100 },
+      ticked.map((run, index) => ({ label: runLabel(run), colour: PALETTE[index % PALETTE.length] })),
+    );
+    ticked.forEach((run, index) =>
+      plot.set(
+        index,
+        run.metrics.flatMap((m) => (m.knn_accuracy === null ? [] : [{ x: m.epoch, y: m.knn_accuracy }])),
+      ),
+    );
+    replace(
+      this.comparison,
+      h(
+        'div',
+        { class: 'run-choices' },
+        ...scored.map((run) =>
+          h(
+            'label',
+            { class: 'run-choice' },
+            h('input', {
+              type: 'checkbox',
+              value: run.dir,
+              checked: this.compared.has(run.dir),
+              onchange: (event: Event) => {
+                if ((event.target as HTMLInputElement).checked) this.compared.add(run.dir);
+                else this.compared.delete(run.dir);
+                this.renderComparison();
+              },
+            }),
+            ` ${runLabel(run)}`,
+          ),
+        ),
+      ),
+      ticked.length ? plot.element : h('p', { class: 'empty' }, 'Tick one or more runs to draw their kNN curves in one chart.'),
+    );
   }
 
   private selected(): RunInfo | undefined {
@@ -97,7 +160,7 @@ export class ExportScreen implements Screen {
         h('dt', {}, 'Trained on'),
         h('dd', {}, `${count(record.images)} images in ${record.train_dir} (${record.skipped} skipped), ${record.device}`),
         h('dt', {}, 'Network'),
-        h('dd', {}, `ResNet-18 width ${record.config.width}, ${record.config.dim}-d, ${record.config.image_size} px, batch ${record.config.batch_size}, τ ${record.config.tau}, lr ${record.config.lr}`),
+        h('dd', {}, `${record.config.method ?? 'spreadout'}, ResNet-18 width ${record.config.width}, ${record.config.dim}-d, ${record.config.image_size} px, batch ${record.config.batch_size}, τ ${record.config.tau}, lr ${record.config.lr}`),
         h('dt', {}, 'Progress'),
         h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, run.unfinished ? h('button', { class: 'secondary inline', onclick: () => void this.hooks.resume(run) }, 'Resume training') : null, h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
       ),

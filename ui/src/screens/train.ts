@@ -5,7 +5,7 @@ import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot } from '../components/charts';
 import { neighbourStrip } from '../components/neighbours';
 import { count, duration, eta, percent, rate } from '../format';
-import type { Adapter, DeviceChoice, Devices, EpochMetrics, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import type { Adapter, DeviceChoice, Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr';
@@ -18,6 +18,16 @@ const FIELDS: { key: NumberKey; label: string; explain: string; min: number; ste
   { key: 'dim', label: 'Embedding size', explain: 'length of each image\'s feature vector (128 in the paper)', min: 2, step: 1 },
   { key: 'tau', label: 'Temperature τ', explain: 'sharpness of the softmax over instances; the paper uses 0.1', min: 0.01, step: 0.01 },
   { key: 'lr', label: 'Learning rate', explain: 'SGD step size (momentum 0.9, weight decay 5e-4)', min: 0.0001, step: 0.001 },
+];
+
+/** Each method as the selector offers it, with the temperature it was published with. */
+const METHODS: { value: Method; label: string; tau: number }[] = [
+  { value: 'spreadout', label: 'Spread-out (Ye et al. 2019, the paper)', tau: 0.1 },
+  { value: 'npsoftmax', label: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)', tau: 0.07 },
+  { value: 'nce', label: 'NCE: memory bank, 4096 noise samples (Wu et al. 2018)', tau: 0.07 },
+  { value: 'exemplar', label: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)', tau: 0.1 },
+  { value: 'triplet', label: 'Triplet loss, margin 0.5, all in-batch negatives', tau: 0.1 },
+  { value: 'triplet-hard', label: 'Triplet loss, margin 0.5, hardest in-batch negative', tau: 0.1 },
 ];
 
 const PRESETS: Record<string, Partial<TrainConfig>> = {
@@ -120,10 +130,24 @@ export class TrainScreen implements Screen {
       h('option', { value: 'f32' }, 'f32 (every device)'),
       h('option', { value: 'f16' }, 'f16 convolutions (GPUs with shader-f16; weights and loss stay f32)'),
     );
+    const method = h(
+      'select',
+      {
+        name: 'method',
+        onchange: (event: Event) => {
+          const chosen = METHODS.find((m) => m.value === (event.target as HTMLSelectElement).value) ?? METHODS[0];
+          // A method change brings its published temperature; the τ field can still override it.
+          store.update({ config: { ...store.shared.config, method: chosen.value, tau: chosen.tau } });
+          this.syncForm();
+        },
+      },
+      ...METHODS.map((m) => h('option', { value: m.value }, m.label)),
+    );
     this.deviceSelect.addEventListener('change', () => store.update({ device: parseDevice(this.deviceSelect.value) }));
     replace(
       this.form,
       h('label', { class: 'field' }, h('span', {}, 'Preset'), preset, h('small', {}, 'starting points; every value below can be changed')),
+      h('label', { class: 'field' }, h('span', {}, 'Method'), method, h('small', {}, 'the paper\'s method, or a baseline it is compared with, trained the same way on the same data')),
       ...rows,
       h('label', { class: 'field' }, h('span', {}, 'Learning-rate schedule'), schedule, h('small', {}, 'how the rate decays over the run')),
       h('label', { class: 'field' }, h('span', {}, 'Precision'), precision, h('small', {}, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none')),
@@ -142,6 +166,8 @@ export class TrainScreen implements Screen {
     if (schedule) schedule.value = config.schedule;
     const precision = this.form.querySelector<HTMLSelectElement>('select[name="precision"]');
     if (precision) precision.value = config.precision ?? 'f32';
+    const method = this.form.querySelector<HTMLSelectElement>('select[name="method"]');
+    if (method) method.value = config.method ?? 'spreadout';
   }
 
   private async loadDevices(): Promise<void> {
