@@ -324,6 +324,48 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
+    /// Training normalises with the batch's own statistics (the spread of the 2m rows matters,
+    /// so the same image comes out differently beside other images); evaluation with the running
+    /// statistics (an image's embedding does not depend on its batch), which training updates.
+    #[test]
+    fn batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation() {
+        let device = Device::flex().autodiff();
+        let net = ModelConfig::resnet18(2, 4, 8).init_seeded(&device, 1);
+        let image = Tensor::<4>::random([1, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let company = |seed: f64| {
+            Tensor::<4>::random([3, 3, 8, 8], Distribution::Normal(seed, 2.0), &device)
+        };
+        let first_row = |net: &EmbeddingNet, others: Tensor<4>| -> Vec<f32> {
+            net.forward(Tensor::cat(vec![image.clone(), others], 0))
+                .slice([0..1, 0..4])
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap()
+        };
+        let differ = |a: &[f32], b: &[f32]| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4);
+        let before = net.valid();
+        let evaluated = |net: &EmbeddingNet| {
+            let inner = image.clone().inner();
+            let rows = |others: Tensor<4>| -> Vec<f32> {
+                net.forward(Tensor::cat(vec![inner.clone(), others.inner()], 0))
+                    .slice([0..1, 0..4])
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec()
+                    .unwrap()
+            };
+            (rows(company(0.0)), rows(company(3.0)))
+        };
+        let (alone, beside) = evaluated(&before);
+        assert!(!differ(&alone, &beside), "evaluation depends on the batch");
+        let (a, b) = (first_row(&net, company(0.0)), first_row(&net, company(3.0)));
+        assert!(differ(&a, &b), "training ignores the batch's statistics");
+        // The training forwards above moved the running statistics.
+        let (after, _) = evaluated(&net.valid());
+        assert!(differ(&alone, &after), "training left the running statistics unchanged");
+    }
+
     #[test]
     fn stem_follows_image_size() {
         assert_eq!(Stem::for_image_size(32), Stem::Cifar);

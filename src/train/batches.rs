@@ -54,3 +54,62 @@ pub(crate) fn prepare(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::AugmentOps;
+    use crate::data::{ImageEntry, ImageSet};
+    use crate::method::Method;
+    use image::RgbImage;
+    use rand::{Rng, SeedableRng};
+
+    fn set(count: usize) -> ImageSet {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let images: Vec<RgbImage> = (0..count)
+            .map(|_| RgbImage::from_fn(12, 12, |_, _| image::Rgb(rng.random())))
+            .collect();
+        let entries = (0..count)
+            .map(|i| ImageEntry {
+                path: format!("{i}.png").into(),
+                label: None,
+                stamp: Default::default(),
+            })
+            .collect();
+        ImageSet::in_memory("views".into(), entries, images, Vec::new())
+    }
+
+    /// Rows `i` and `m + i` are two views of image `i`: drawn independently they differ (the
+    /// invariance the method learns); with augmentation off they coincide, and one-view methods
+    /// get `m` rows.
+    #[test]
+    fn the_two_views_of_an_image_are_different_draws() {
+        let images = set(4);
+        let config = TrainConfig {
+            image_size: 8,
+            ..TrainConfig::default()
+        };
+        let rows = |config: &TrainConfig| {
+            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0).unwrap();
+            let row = batch.bytes().len() / batch.len();
+            (batch.len(), batch.bytes().chunks(row).map(<[u8]>::to_vec).collect::<Vec<_>>())
+        };
+        let (count, views) = rows(&config);
+        assert_eq!(count, 8);
+        for i in 0..4 {
+            assert_ne!(views[i], views[4 + i], "image {i}: both views are the same pixels");
+        }
+        let (_, plain) = rows(&TrainConfig {
+            augment: AugmentOps::none(),
+            ..config.clone()
+        });
+        for i in 0..4 {
+            assert_eq!(plain[i], plain[4 + i], "without augmentation the views coincide");
+        }
+        let (count, _) = rows(&TrainConfig {
+            method: Method::Nce,
+            ..config
+        });
+        assert_eq!(count, 4, "one view per image for the memory-bank methods");
+    }
+}
