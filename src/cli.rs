@@ -268,6 +268,9 @@ pub struct CompareArgs {
     /// (spreadout and each augmentation removed) and table8 (spreadout, no-aug, hard, easy).
     #[arg(long, value_delimiter = ',', default_value = "fig3")]
     pub variants: Vec<String>,
+    /// Train nothing: print the table of the runs as they are now (a comparison still going, or stopped).
+    #[arg(long)]
+    pub report: bool,
     #[command(flatten)]
     pub eval: EvalFolders,
     #[command(flatten)]

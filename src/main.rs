@@ -165,7 +165,11 @@ fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> 
         stop_after_epoch: None,
     };
     let epochs = args.settings.epochs;
-    let plan = compare::plan(&args.out, &variants, epochs);
+    let plan = if args.report {
+        Vec::new()
+    } else {
+        compare::plan(&args.out, &variants, epochs)
+    };
     for (index, &(variant, epoch)) in plan.iter().enumerate() {
         eprintln!(
             "── {}, epoch {epoch} of {epochs} (run {} of {}) ──",
@@ -180,12 +184,16 @@ fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> 
         }
     }
     let table = compare::collect(&args.out, &variants)?;
+    // The settings the runs were trained with (the first variant's record), not this invocation's.
+    let config = train::runs::read_record(&compare::run_dir(&args.out, variants[0]))?.config;
     let mut report = format!(
-        "kNN top-1 (%) after each epoch, {} epochs, width {}, batch {}, seed {}\n\n{}",
-        args.settings.epochs,
-        args.settings.width,
-        args.settings.batch_size,
-        args.settings.seed,
+        "kNN top-1 (%) after each epoch of {} ({} epochs planned, width {}, batch {}, {} px, seed {})\n\n{}",
+        base.train_dir.display(),
+        config.epochs,
+        config.width,
+        config.batch_size,
+        config.image_size,
+        config.seed,
         table.to_markdown()
     );
     let baselines = ["npsoftmax", "nce", "exemplar"];
