@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use spreadout::device::DeviceChoice;
-use spreadout::method::Method;
+use spreadout::method::{Method, Positive};
 use spreadout::model::Precision;
 use spreadout::train::Schedule;
 
@@ -183,6 +183,10 @@ pub struct TrainArgs {
     /// Negatives used by the spread-out loss (paper Table 8).
     #[arg(long, value_enum, default_value_t = NegativesArg::All)]
     pub negatives: NegativesArg,
+    /// Each image's positive: its other view (augmented), or with probability 1/2 per step its
+    /// most similar other image in the batch (nearest, §4.2; meant for a pretrained network).
+    #[arg(long, value_enum, default_value_t = Positive::Augmented)]
+    pub positive: Positive,
     /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
     #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
     pub no_aug: Vec<String>,

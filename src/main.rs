@@ -19,7 +19,7 @@ use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, View};
 use spreadout::eval::{self, Embeddings};
 use spreadout::export::{self, TensorValues};
-use spreadout::method::{Method, NegativeSampling};
+use spreadout::method::{Method, NegativeSampling, Positive};
 use spreadout::train::{self, TrainConfig, TrainRequest};
 
 fn main() -> Result<()> {
@@ -102,6 +102,7 @@ fn train_config(
     settings: &TrainSettings,
     method: Method,
     negatives: NegativesArg,
+    positive: Positive,
     augment_off: &[String],
 ) -> Result<TrainConfig> {
     let mut augment = AugmentOps::default();
@@ -125,6 +126,7 @@ fn train_config(
             NegativesArg::Hard => NegativeSampling::HardestHalf,
             NegativesArg::Easy => NegativeSampling::EasiestHalf,
         },
+        positive,
         knn_k: settings.knn_k,
         recall_k: settings.recall_k.clone(),
         precision: settings.precision,
@@ -135,7 +137,13 @@ fn train_config(
 
 fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let request = TrainRequest {
-        config: train_config(&args.settings, args.method, args.negatives, &args.no_aug)?,
+        config: train_config(
+            &args.settings,
+            args.method,
+            args.negatives,
+            args.positive,
+            &args.no_aug,
+        )?,
         train_dir: args.dir,
         eval_train_dir: args.eval.eval_train,
         eval_test_dir: args.eval.eval_test,
@@ -153,7 +161,13 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
 fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let variants = compare::Variant::parse_list(&args.variants)?;
     let base = TrainRequest {
-        config: train_config(&args.settings, Method::SpreadOut, NegativesArg::All, &[])?,
+        config: train_config(
+            &args.settings,
+            Method::SpreadOut,
+            NegativesArg::All,
+            Positive::Augmented,
+            &[],
+        )?,
         train_dir: args.dir,
         eval_train_dir: args.eval.eval_train,
         eval_test_dir: args.eval.eval_test,

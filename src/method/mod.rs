@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 pub use exemplar::InstanceClassifier;
 pub use memory_bank::{MemoryBank, nce_candidates, nce_loss, npsoftmax_loss};
-pub use spread_out::{LossMasks, NegativeSampling, spread_out_loss};
+pub use spread_out::{
+    LossMasks, NegativeSampling, nearest_positive_rows, spread_out_loss, spread_out_loss_nearest,
+};
 pub use triplet::triplet_loss;
 
 use crate::export::{self, ExportError, NamedTensor};
@@ -100,6 +102,20 @@ impl Method {
             Method::TripletHard => "triplet-hard",
         }
     }
+}
+
+/// What each image's positive is in the spread-out loss.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Positive {
+    /// Its other augmented view (§3, the method as published for training from scratch).
+    #[default]
+    Augmented,
+    /// Randomly, with probability ½ per row and step, its other view or its most similar other
+    /// image in the batch (§4.2, meant for a pretrained start).
+    Nearest,
 }
 
 /// The settings of the comparison methods, from their papers where the seed paper does not fix

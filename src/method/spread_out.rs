@@ -93,11 +93,7 @@ pub fn spread_out_loss(
         "loss masks are for {} rows, the batch has {rows}",
         masks.rows
     );
-    let similarity = features
-        .clone()
-        .matmul(features.detach().transpose())
-        .div_scalar(tau);
-
+    let similarity = scaled_similarity(features, tau);
     let positives = masks.positives.clone();
     let (negatives, excluded) = match sampling {
         NegativeSampling::All => (masks.negatives.clone(), masks.not_in_denominator.clone()),
@@ -124,7 +120,68 @@ pub fn spread_out_loss(
             (negatives, excluded)
         }
     };
+    eq7(similarity, positives, negatives, excluded)
+}
 
+/// The positive choice of the paper's §4.2 (a pretrained start, where nearest neighbours are
+/// already meaningful): row `i` whose `takes_nearest[i]` is 1 takes as its positive its most
+/// similar row of another image in the batch instead of its other view; that row then is not
+/// one of its negatives, and the other view stays in the denominator only. All other rows are
+/// as in [`spread_out_loss`] with every negative kept. `takes_nearest` is `[2m, 1]` of 0 and 1.
+pub fn spread_out_loss_nearest(
+    features: Tensor<2>,
+    tau: f32,
+    masks: &LossMasks,
+    takes_nearest: Tensor<2>,
+) -> Tensor<1> {
+    let [rows, _] = features.dims();
+    assert_eq!(rows, masks.rows, "loss masks are for another batch shape");
+    let similarity = scaled_similarity(features, tau);
+    let device = similarity.device();
+    let nearest = similarity
+        .clone()
+        .detach()
+        .mask_fill(masks.not_negative.clone(), f32::NEG_INFINITY)
+        .argmax(1);
+    let chosen = Tensor::<2>::zeros([rows, rows], &device).scatter(
+        1,
+        nearest,
+        Tensor::ones([rows, 1], &device),
+        IndexingUpdateOp::Add,
+    ) * takes_nearest.clone();
+    let positives = masks.positives.clone() * takes_nearest.neg().add_scalar(1.0) + chosen.clone();
+    let negatives = masks.negatives.clone() - chosen;
+    eq7(similarity, positives, negatives, masks.not_in_denominator.clone())
+}
+
+/// Which rows of a `rows`-row batch take their nearest neighbour as positive: each with
+/// probability ½ ("we randomly select the augmented instance and its corresponding nearest
+/// instance as positive", §4.2), drawn from `seed`, as a `[rows, 1]` tensor of 0 and 1.
+pub fn nearest_positive_rows(rows: usize, seed: u64, device: &Device) -> Tensor<2> {
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x6E65_6172);
+    let values: Vec<f32> = (0..rows)
+        .map(|_| f32::from(u8::from(rand::Rng::random_bool(&mut rng, 0.5))))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [rows, 1]), device)
+}
+
+/// `f_i · f_jᵀ / τ` with the right-hand factor detached, as in the paper's released code.
+fn scaled_similarity(features: Tensor<2>, tau: f32) -> Tensor<2> {
+    features
+        .clone()
+        .matmul(features.detach().transpose())
+        .div_scalar(tau)
+}
+
+/// Eq. 7 for the given positive and negative masks; `excluded` marks the columns outside each
+/// row's denominator.
+fn eq7(
+    similarity: Tensor<2>,
+    positives: Tensor<2>,
+    negatives: Tensor<2>,
+    excluded: Tensor<2, Bool>,
+) -> Tensor<1> {
+    let [rows, _] = similarity.dims();
     // e_ik = exp(s_ik − max_k s_ik) over the denominator's columns (0 elsewhere): the shift keeps
     // every exponential ≤ 1, and it cancels out of every probability.
     let row_max = similarity
@@ -274,6 +331,56 @@ mod tests {
             values[0] != values[1] && values[1] != values[2],
             "{values:?}"
         );
+    }
+
+    /// §4.2's nearest-neighbour positive, written out row by row in f64.
+    #[test]
+    fn nearest_positives_match_a_row_by_row_reference() {
+        let device = Device::flex();
+        let (rows, dim, tau) = (8usize, 4usize, 0.3f64);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+        let features: Vec<Vec<f32>> = (0..rows)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+                    .collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        let coins = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0];
+        let dot =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum::<f64>();
+        let mut total = 0.0;
+        for i in 0..rows {
+            let view = (i + rows / 2) % rows;
+            let s: Vec<f64> = (0..rows).map(|j| dot(&features[i], &features[j]) / tau).collect();
+            let others: Vec<usize> = (0..rows).filter(|&j| j != i && j != view).collect();
+            let nearest = *others
+                .iter()
+                .max_by(|&&a, &&b| s[a].total_cmp(&s[b]))
+                .unwrap();
+            let positive = if coins[i] == 1.0 { nearest } else { view };
+            let denominator: f64 = (0..rows).filter(|&k| k != i).map(|k| s[k].exp()).sum();
+            total += (s[positive].exp() / denominator).ln();
+            for &j in others.iter().filter(|&&j| j != positive) {
+                total += (1.0 - s[j].exp() / denominator).ln();
+            }
+        }
+        let expected = -total / rows as f64;
+        let masks = LossMasks::new(rows, &device);
+        let tensor =
+            Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
+        let takes = Tensor::<2>::from_data(TensorData::new(coins.to_vec(), [rows, 1]), &device);
+        let loss: f32 = spread_out_loss_nearest(tensor.clone(), tau as f32, &masks, takes).into_scalar();
+        assert!((f64::from(loss) - expected).abs() <= 1e-4 * expected.abs(), "{loss} vs {expected}");
+        // With no row taking its nearest neighbour it is Eq. 7 itself.
+        let none = Tensor::<2>::zeros([rows, 1], &device);
+        let plain: f32 = spread_out_loss(tensor.clone(), tau as f32, NegativeSampling::All, &masks).into_scalar();
+        let same: f32 = spread_out_loss_nearest(tensor, tau as f32, &masks, none).into_scalar();
+        assert!((plain - same).abs() < 1e-6);
+        let drawn: f32 = nearest_positive_rows(1000, 3, &device).sum().into_scalar();
+        assert!((400.0f32..600.0).contains(&drawn), "{drawn} of 1000 rows");
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::{self, DeviceChoice, DeviceError};
 use crate::eval::EvalError;
 use crate::export::{ExportError, ExportedConfig};
-use crate::method::{Method, MethodSettings, MethodState, NegativeSampling};
+use crate::method::{Method, MethodSettings, MethodState, NegativeSampling, Positive};
 use crate::model::{EmbeddingNet, ModelConfig, Precision};
 pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, ScoredOn, TrainEvent};
 pub use optim::{Schedule, Sgd};
@@ -81,6 +81,10 @@ pub struct TrainConfig {
     pub method_settings: MethodSettings,
     /// Which negatives enter the spread-out loss.
     pub negatives: NegativeSampling,
+    /// What each image's positive is in the spread-out loss (§4.2's nearest neighbour or the
+    /// other view).
+    #[serde(default)]
+    pub positive: Positive,
     /// Neighbours of the weighted kNN evaluation.
     pub knn_k: usize,
     /// Temperature of the kNN vote weights exp(s/σ).
@@ -125,6 +129,7 @@ impl Default for TrainConfig {
             method: Method::SpreadOut,
             method_settings: MethodSettings::default(),
             negatives: NegativeSampling::All,
+            positive: Positive::Augmented,
             knn_k: 200,
             knn_sigma: 0.1,
             recall_k: default_recall_k(),
@@ -159,6 +164,10 @@ impl TrainConfig {
             "the checkpoint interval must be a positive number of minutes"
         } else if self.method != Method::SpreadOut && self.negatives != NegativeSampling::All {
             "hard and easy negatives (Table 8) are an ablation of the spread-out method only"
+        } else if self.positive == Positive::Nearest
+            && (self.method != Method::SpreadOut || self.negatives != NegativeSampling::All)
+        {
+            "the nearest-neighbour positive (§4.2) is an option of the spread-out method with every negative kept"
         } else if !(0.0..1.0).contains(&self.method_settings.memory_momentum) {
             "the memory momentum must be at least 0 and below 1"
         } else if self.method_settings.nce_noise == 0 {

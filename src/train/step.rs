@@ -12,7 +12,7 @@ use super::{Sgd, TrainConfig, derive_seed};
 use crate::augment::Normalization;
 use crate::embed::PixelBatch;
 use crate::method::{
-    self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, nce_loss,
+    self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, Positive, nce_loss,
     npsoftmax_loss, spread_out_loss, triplet_loss,
 };
 use crate::model::{EmbeddingNet, Precision};
@@ -27,6 +27,7 @@ pub(crate) struct DeviceStep {
     settings: MethodSettings,
     tau: f32,
     negatives: NegativeSampling,
+    positive: Positive,
     precision: Precision,
     seed: u64,
 }
@@ -54,6 +55,7 @@ impl DeviceStep {
             settings: config.method_settings,
             tau: config.tau,
             negatives: config.negatives,
+            positive: config.positive,
             precision: config.precision,
             seed: config.seed,
         }
@@ -77,7 +79,15 @@ impl DeviceStep {
         let features = net.forward_at(input, self.precision);
         let masks = || self.masks.as_ref().expect("two-view methods have masks");
         let loss = match (self.method, &mut *state) {
-            (Method::SpreadOut, _) => spread_out_loss(features, self.tau, self.negatives, masks()),
+            (Method::SpreadOut, _) => match self.positive {
+                Positive::Augmented => spread_out_loss(features, self.tau, self.negatives, masks()),
+                Positive::Nearest => {
+                    let rows = features.dims()[0];
+                    let seed = derive_seed(self.seed, at.epoch, at.step as u64);
+                    let takes = method::nearest_positive_rows(rows, seed, &self.device);
+                    method::spread_out_loss_nearest(features, self.tau, masks(), takes)
+                }
+            },
             (Method::Triplet | Method::TripletHard, _) => triplet_loss(
                 features,
                 self.settings.triplet_margin,
