@@ -339,6 +339,61 @@ fn transpose(tensor: NamedTensor) -> NamedTensor {
     }
 }
 
+/// The key torchvision's ResNet-18 gives the tensor of Burn path `burn_path`, or `None` for the
+/// embedding head (torchvision's `fc` is a classifier; a pretrained start replaces it).
+fn torchvision_key(burn_path: &str) -> Option<String> {
+    let key = torch_key(burn_path);
+    (!key.starts_with("linear."))
+        .then(|| key.replace("shortcut.0.", "downsample.0.").replace("shortcut.1.", "downsample.1."))
+}
+
+/// Starts `net` from pretrained weights under torchvision's ResNet-18 names (`conv1`, `bn1`,
+/// `layerN.M.…`, `downsample.0/1`; `fc` and `num_batches_tracked` are ignored) in a safetensors
+/// file: every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
+/// A file without one of the tensors, or with one of another shape (another architecture,
+/// width or stem), is refused naming the first that does not fit.
+pub fn load_pretrained_backbone(net: EmbeddingNet, file: &Path) -> Result<EmbeddingNet, ExportError> {
+    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    if matches!(extension, "pth" | "pt" | "bin" | "ckpt") {
+        return Err(ExportError::format(
+            file,
+            "a PyTorch pickle checkpoint; Spreadout reads the same weights as safetensors: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('FILE.pth'), 'FILE.safetensors')\"",
+        ));
+    }
+    let (stored, _) = read_tensors(file)?;
+    let mut replaced = BTreeMap::new();
+    let fresh = module_tensors(&net);
+    for tensor in &fresh {
+        let Some(key) = torchvision_key(&tensor.name) else {
+            replaced.insert(tensor.name.clone(), tensor.clone());
+            continue;
+        };
+        let found = stored.get(&key).ok_or_else(|| {
+            ExportError::format(
+                file,
+                format!("no tensor '{key}': not a torchvision ResNet-18 state dict"),
+            )
+        })?;
+        if found.shape != tensor.shape {
+            return Err(ExportError::format(
+                file,
+                format!(
+                    "'{key}' is {:?} but this network needs {:?}: another architecture, width or stem (torchvision's ResNet-18 is width 64 with the ImageNet stem, i.e. --width 64 and --image-size above 64)",
+                    found.shape, tensor.shape
+                ),
+            ));
+        }
+        replaced.insert(
+            tensor.name.clone(),
+            NamedTensor {
+                name: tensor.name.clone(),
+                ..found.clone()
+            },
+        );
+    }
+    load_module_tensors(net, &replaced, file)
+}
+
 /// Writes `model.safetensors` and `config.json` into `directory`, each atomically.
 pub fn export_model(
     directory: &Path,
@@ -503,6 +558,65 @@ impl ModuleMapper for Loader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A torchvision-style ResNet-18 state dict of a `width` network with the ImageNet stem, as
+    /// torchvision names it: `downsample.*`, an `fc` classifier, `num_batches_tracked`.
+    fn torchvision_file(dir: &Path, width: usize, seed: u64) -> (PathBuf, Vec<NamedTensor>) {
+        let device = Device::flex();
+        let net = ModelConfig::resnet18(width, 8, 96).init_seeded(&device, seed);
+        let mut state: Vec<NamedTensor> = torch_state_dict(&net, 7)
+            .into_iter()
+            .filter(|t| !t.name.starts_with("linear."))
+            .map(|t| NamedTensor {
+                name: t.name.replace("shortcut.", "downsample."),
+                ..t
+            })
+            .collect();
+        state.push(NamedTensor {
+            name: "fc.weight".into(),
+            shape: vec![1000, 8 * width],
+            values: TensorValues::F32(vec![0.5; 1000 * 8 * width]),
+        });
+        let file = dir.join(format!("resnet18-w{width}.safetensors"));
+        write_tensors(&file, &state, BTreeMap::new()).unwrap();
+        (file, module_tensors(&net))
+    }
+
+    #[test]
+    fn a_torchvision_state_dict_starts_the_backbone_and_a_fresh_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, source) = torchvision_file(dir.path(), 2, 1);
+        let device = Device::flex();
+        let fresh = ModelConfig::resnet18(2, 8, 96).init_seeded(&device, 2);
+        let fresh_head: Vec<NamedTensor> = module_tensors(&fresh)
+            .into_iter()
+            .filter(|t| t.name.starts_with("linear."))
+            .collect();
+        let loaded = module_tensors(&load_pretrained_backbone(fresh, &file).unwrap());
+        for tensor in &loaded {
+            let expected = if tensor.name.starts_with("linear.") {
+                fresh_head.iter().find(|t| t.name == tensor.name).unwrap()
+            } else {
+                source.iter().find(|t| t.name == tensor.name).unwrap()
+            };
+            assert_eq!(tensor.values, expected.values, "{}", tensor.name);
+        }
+
+        // Another width: refused, naming the first tensor that does not fit.
+        let wider = ModelConfig::resnet18(4, 8, 96).init(&device);
+        let error = load_pretrained_backbone(wider, &file).unwrap_err().to_string();
+        assert!(error.contains("'conv1.weight' is [2, 3, 7, 7]"), "{error}");
+        // The CIFAR stem (3×3) does not take ImageNet weights either.
+        let cifar = ModelConfig::resnet18(2, 8, 32).init(&device);
+        let error = load_pretrained_backbone(cifar, &file).unwrap_err().to_string();
+        assert!(error.contains("conv1.weight"), "{error}");
+        // A pickle checkpoint gets the conversion command.
+        let pth = dir.path().join("resnet18-f37072fd.pth");
+        std::fs::write(&pth, b"PK").unwrap();
+        let net = ModelConfig::resnet18(2, 8, 96).init(&device);
+        let error = load_pretrained_backbone(net, &pth).unwrap_err().to_string();
+        assert!(error.contains("safetensors"), "{error}");
+    }
     use crate::augment::Normalization;
 
     fn config() -> ExportedConfig {

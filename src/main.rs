@@ -153,6 +153,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         cache_dir,
         accept_changed_folder: args.accept_changed_folder,
         stop_after_epoch: None,
+        init_weights: args.init,
     };
     progress::run_with_progress(request)?;
     Ok(())
@@ -177,6 +178,7 @@ fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> 
         cache_dir,
         accept_changed_folder: false,
         stop_after_epoch: None,
+        init_weights: None,
     };
     let epochs = args.settings.epochs;
     let plan = if args.report {
@@ -526,6 +528,7 @@ fn demo_command(
         cache_dir: Some(cache.root().to_owned()),
         accept_changed_folder: false,
         stop_after_epoch: None,
+        init_weights: None,
     };
     progress::run_with_progress(request)?;
     let metrics = train::read_metrics(&run_dir)?;

@@ -49,6 +49,7 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
         cache_dir: Some(out.with_file_name("image-cache")),
         accept_changed_folder: false,
         stop_after_epoch: None,
+        init_weights: None,
     }
 }
 
@@ -357,6 +358,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         cache_dir: Some(dir.path().join("image-cache")),
         accept_changed_folder: false,
         stop_after_epoch: None,
+        init_weights: None,
     });
     let events: Vec<TrainEvent> = handle.events.iter().collect();
     let Some(TrainEvent::Failed { message }) = events.last() else {
@@ -565,6 +567,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
     let accepted = TrainRequest {
         accept_changed_folder: true,
         stop_after_epoch: None,
+        init_weights: None,
         ..resumed
     };
     let summary = train::run(&accepted, &Control::default(), &mut |event| {

@@ -302,6 +302,10 @@ pub struct TrainRequest {
     /// complete: how a comparison trains its runs side by side, an epoch of each in turn.
     #[serde(default)]
     pub stop_after_epoch: Option<usize>,
+    /// Start a fresh run's backbone from these pretrained weights (torchvision ResNet-18 names,
+    /// safetensors; §4.2's ImageNet start) instead of random ones; ignored on resume.
+    #[serde(default, with = "crate::paths::option")]
+    pub init_weights: Option<PathBuf>,
 }
 
 impl TrainRequest {
@@ -497,8 +501,13 @@ fn run_inner(
             }
             None => {
                 folder.start_metrics(None)?;
+                let fresh = config.model_config().init_seeded(&device, config.seed);
+                let net = match &request.init_weights {
+                    Some(file) => crate::export::load_pretrained_backbone(fresh, file)?,
+                    None => fresh,
+                };
                 (
-                    config.model_config().init_seeded(&device, config.seed),
+                    net,
                     Sgd::new(config.momentum, config.weight_decay),
                     MethodState::new(
                         config.method,
@@ -527,6 +536,7 @@ fn run_inner(
         normalization,
         config: config.clone(),
         folder: Some(train.fingerprint.clone()),
+        init_weights: request.init_weights.clone(),
     })?;
 
     // An extended run never raises the rate above the one it last trained at (see `lr_cap`).

@@ -50,6 +50,9 @@ pub struct RunRecord {
     /// What the training folder held (runs recorded before this existed have none).
     #[serde(default)]
     pub folder: Option<FolderFingerprint>,
+    /// Pretrained weights the run started from (`--init`), if any.
+    #[serde(default, with = "crate::paths::option")]
+    pub init_weights: Option<PathBuf>,
 }
 
 /// Reads a run folder's `run.json`.

@@ -83,6 +83,7 @@ pub fn start_training(
             cache_dir: Some(state.pixel_cache.root().to_owned()),
             accept_changed_folder: false,
             stop_after_epoch: None,
+            init_weights: None,
         },
         events,
     )?;
@@ -121,6 +122,7 @@ pub fn resume_training(
             cache_dir: Some(state.pixel_cache.root().to_owned()),
             accept_changed_folder,
             stop_after_epoch: None,
+            init_weights: None,
         },
         events,
     )
