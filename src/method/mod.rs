@@ -202,8 +202,8 @@ impl MethodState {
         }
     }
 
-    /// Takes this state's tensors out of a checkpoint's (`fresh` is the state to fill, built by
-    /// [`MethodState::new`] with the run's settings); errors name `file`.
+    /// This state (fresh from [`MethodState::new`] with the run's settings) filled from a
+    /// checkpoint's tensors, which it takes out of `tensors`; errors name `file`.
     pub fn restore(
         self,
         tensors: &mut BTreeMap<String, NamedTensor>,
