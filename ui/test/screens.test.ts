@@ -72,6 +72,15 @@ describe('Train screen', () => {
     expect(document.querySelector<HTMLInputElement>('input[name="tau"]')!.value).toBe('0.07');
   });
 
+  it('starts from chosen pretrained weights or from random ones', async () => {
+    const app = await mountApp();
+    app.go('train');
+    document.querySelector<HTMLButtonElement>('#pick-weights')!.click();
+    await until(() => text('#init-weights').includes('resnet18.safetensors'));
+    document.querySelector<HTMLButtonElement>('#clear-weights')!.click();
+    expect(text('#init-weights')).toContain('random initialisation');
+  });
+
   it('refuses to start without data and says what to do', async () => {
     const app = await mountApp();
     app.go('train');

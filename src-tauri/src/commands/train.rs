@@ -53,6 +53,9 @@ pub struct StartTraining {
     pub eval_test_dir: Option<PathBuf>,
     /// Device.
     pub device: DeviceChoice,
+    /// Pretrained backbone to start from (safetensors, torchvision names); random when absent.
+    #[serde(default)]
+    pub init_weights: Option<PathBuf>,
 }
 
 /// Starts a new run in a fresh folder under the app's runs folder; returns that folder. Events
@@ -83,7 +86,7 @@ pub fn start_training(
             cache_dir: Some(state.pixel_cache.root().to_owned()),
             accept_changed_folder: false,
             stop_after_epoch: None,
-            init_weights: None,
+            init_weights: request.init_weights,
         },
         events,
     )?;

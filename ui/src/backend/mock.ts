@@ -139,6 +139,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs' }),
     pickFolder: async () => '/mock/photos',
     pickImage: async () => '/mock/outside/query.png',
+    pickWeights: async () => '/mock/weights/resnet18.safetensors',
     pickSaveFile: async (name) => `/mock/exports/${name}`,
     thumbnailUrl: thumbnail,
     onFileDrop: async (handler) => {

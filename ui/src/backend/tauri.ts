@@ -19,6 +19,8 @@ export const tauriBackend: Backend = {
   pickFolder: async (title) => (await open({ directory: true, multiple: false, title })) ?? null,
   pickImage: async () =>
     (await open({ multiple: false, filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }] })) ?? null,
+  pickWeights: async () =>
+    (await open({ multiple: false, title: 'Pretrained weights: torchvision ResNet-18 saved as safetensors', filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
   pickSaveFile: async (defaultPath) =>
     (await save({ defaultPath, filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
   thumbnailUrl: (path) => convertFileSrc(path, 'thumb'),

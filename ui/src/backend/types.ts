@@ -185,6 +185,8 @@ export interface StartTraining {
   trainDir: string;
   evalTestDir: string | null;
   device: DeviceChoice;
+  /** Pretrained backbone (torchvision ResNet-18 as safetensors) to start from; random when null. */
+  initWeights: string | null;
 }
 
 export interface RunRecord {
@@ -246,6 +248,8 @@ export interface Backend {
   startup(): Promise<Startup>;
   pickFolder(title: string): Promise<Picked>;
   pickImage(): Promise<Picked>;
+  /** A safetensors file of pretrained weights. */
+  pickWeights(): Promise<Picked>;
   pickSaveFile(defaultName: string): Promise<Picked>;
   thumbnailUrl(path: string): string;
   /** Calls `handler` with the paths of files dropped on the window; returns an unsubscribe. */

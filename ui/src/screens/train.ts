@@ -64,6 +64,9 @@ export class TrainScreen implements Screen {
   readonly histogram = new HistogramPlot('Similarity: positive vs negative pairs (latest epoch)');
   private readonly probes = h('div', { id: 'probes', class: 'probes' });
   private devices: Devices | null = null;
+  /** Pretrained weights the next run starts from; random initialisation when null. */
+  private initWeights: string | null = null;
+  private readonly initNote = h('small', { id: 'init-weights' }, 'random initialisation (as in the paper\'s CIFAR experiments)');
   private paused = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
@@ -152,7 +155,27 @@ export class TrainScreen implements Screen {
       h('label', { class: 'field' }, h('span', {}, 'Learning-rate schedule'), schedule, h('small', {}, 'how the rate decays over the run')),
       h('label', { class: 'field' }, h('span', {}, 'Precision'), precision, h('small', {}, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none')),
       h('label', { class: 'field' }, h('span', {}, 'Device'), this.deviceSelect, this.deviceNote),
+      h(
+        'div',
+        { class: 'field' },
+        h('span', {}, 'Start from'),
+        h('button', { type: 'button', class: 'secondary', id: 'pick-weights', onclick: () => void this.pickWeights() }, 'Start from weights…'),
+        h('button', { type: 'button', class: 'secondary', id: 'clear-weights', onclick: () => this.setInitWeights(null) }, 'Random'),
+        this.initNote,
+      ),
     );
+  }
+
+  private async pickWeights(): Promise<void> {
+    const file = await this.context.backend.pickWeights();
+    if (file) this.setInitWeights(file);
+  }
+
+  private setInitWeights(file: string | null): void {
+    this.initWeights = file;
+    this.initNote.textContent = file
+      ? `${file}: torchvision ResNet-18 weights for the backbone, a new embedding head (needs width 64 and an image size above 64)`
+      : 'random initialisation (as in the paper\'s CIFAR experiments)';
   }
 
   /** Puts the store's settings back into the form (after a preset or a resumed run). */
@@ -217,7 +240,7 @@ export class TrainScreen implements Screen {
     this.setRunning(true);
     try {
       const dir = await backend.startTraining(
-        { config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device },
+        { config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device, initWeights: this.initWeights },
         (event) => this.onEvent(event),
       );
       store.update({ run: { dir, trainDir: folder.root, metrics: [], status: 'running', labels: folder.label_names } });
