@@ -19,8 +19,8 @@ use crate::data::{self, DataError, ImageSet};
 use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{PixelBatch, View};
-use crate::model::{Precision, Stem};
 use crate::method::MethodState;
+use crate::model::{Precision, Stem};
 use crate::train::{Control, EpochRunner, EpochStart, Sgd, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.

@@ -155,7 +155,8 @@ pub fn plan(root: &Path, variants: &[Variant], epochs: usize) -> Vec<(Variant, u
     let done: Vec<usize> = variants
         .iter()
         .map(|&variant| {
-            checkpoint::read_state(&run_dir(root, variant)).map_or(0, |state| state.epochs_completed)
+            checkpoint::read_state(&run_dir(root, variant))
+                .map_or(0, |state| state.epochs_completed)
         })
         .collect();
     (1..=epochs)
@@ -212,10 +213,7 @@ fn row(variant: String, metrics: &[EpochMetrics]) -> CompareRow {
     let last = metrics.last();
     CompareRow {
         variant,
-        knn: metrics
-            .iter()
-            .map(|m| m.knn_accuracy)
-            .collect(),
+        knn: metrics.iter().map(|m| m.knn_accuracy).collect(),
         recall_at_1: last
             .and_then(|m| m.recall_at.as_ref())
             .and_then(|recall| recall.iter().find(|(k, _)| *k == 1).map(|(_, r)| *r)),
@@ -290,7 +288,15 @@ mod tests {
         let names: Vec<String> = variants.iter().map(|v| v.name()).collect();
         assert_eq!(
             names,
-            ["spreadout", "npsoftmax", "nce", "exemplar", "no-aug", "hard", "easy"]
+            [
+                "spreadout",
+                "npsoftmax",
+                "nce",
+                "exemplar",
+                "no-aug",
+                "hard",
+                "easy"
+            ]
         );
         let error = Variant::parse_list(&["fig3", "simclr"]).unwrap_err();
         assert!(error.to_string().contains("\"simclr\""), "{error}");
@@ -304,7 +310,10 @@ mod tests {
             ..TrainConfig::default()
         };
         let nce = Variant::Method(Method::Nce).config(&base, None);
-        assert_eq!((nce.method, nce.tau, nce.epochs, nce.width), (Method::Nce, 0.07, 3, 16));
+        assert_eq!(
+            (nce.method, nce.tau, nce.epochs, nce.width),
+            (Method::Nce, 0.07, 3, 16)
+        );
         let no_crop = Variant::Without("crop").config(&base, Some(0.2));
         assert!(!no_crop.augment.crop && no_crop.augment.flip);
         assert_eq!((no_crop.method, no_crop.tau), (Method::SpreadOut, 0.2));
@@ -332,12 +341,21 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(table.leads_at_every_epoch("spreadout", &["nce"]), Some(false));
+        assert_eq!(
+            table.leads_at_every_epoch("spreadout", &["nce"]),
+            Some(false)
+        );
         let mut ahead = table.clone();
         ahead.rows[1].knn[1] = Some(39.0);
-        assert_eq!(ahead.leads_at_every_epoch("spreadout", &["nce"]), Some(true));
+        assert_eq!(
+            ahead.leads_at_every_epoch("spreadout", &["nce"]),
+            Some(true)
+        );
         assert_eq!(ahead.leads_at_every_epoch("spreadout", &["exemplar"]), None);
         let markdown = ahead.to_markdown();
-        assert!(markdown.contains("| spreadout | 30.0 | 40.0 | – |"), "{markdown}");
+        assert!(
+            markdown.contains("| spreadout | 30.0 | 40.0 | – |"),
+            "{markdown}"
+        );
     }
 }

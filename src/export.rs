@@ -343,8 +343,10 @@ fn transpose(tensor: NamedTensor) -> NamedTensor {
 /// embedding head (torchvision's `fc` is a classifier; a pretrained start replaces it).
 fn torchvision_key(burn_path: &str) -> Option<String> {
     let key = torch_key(burn_path);
-    (!key.starts_with("linear."))
-        .then(|| key.replace("shortcut.0.", "downsample.0.").replace("shortcut.1.", "downsample.1."))
+    (!key.starts_with("linear.")).then(|| {
+        key.replace("shortcut.0.", "downsample.0.")
+            .replace("shortcut.1.", "downsample.1.")
+    })
 }
 
 /// Starts `net` from pretrained weights under torchvision's ResNet-18 names (`conv1`, `bn1`,
@@ -352,8 +354,14 @@ fn torchvision_key(burn_path: &str) -> Option<String> {
 /// file: every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
 /// A file without one of the tensors, or with one of another shape (another architecture,
 /// width or stem), is refused naming the first that does not fit.
-pub fn load_pretrained_backbone(net: EmbeddingNet, file: &Path) -> Result<EmbeddingNet, ExportError> {
-    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+pub fn load_pretrained_backbone(
+    net: EmbeddingNet,
+    file: &Path,
+) -> Result<EmbeddingNet, ExportError> {
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
     if matches!(extension, "pth" | "pt" | "bin" | "ckpt") {
         return Err(ExportError::format(
             file,
@@ -604,11 +612,15 @@ mod tests {
 
         // Another width: refused, naming the first tensor that does not fit.
         let wider = ModelConfig::resnet18(4, 8, 96).init(&device);
-        let error = load_pretrained_backbone(wider, &file).unwrap_err().to_string();
+        let error = load_pretrained_backbone(wider, &file)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("'conv1.weight' is [2, 3, 7, 7]"), "{error}");
         // The CIFAR stem (3×3) does not take ImageNet weights either.
         let cifar = ModelConfig::resnet18(2, 8, 32).init(&device);
-        let error = load_pretrained_backbone(cifar, &file).unwrap_err().to_string();
+        let error = load_pretrained_backbone(cifar, &file)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("conv1.weight"), "{error}");
         // A pickle checkpoint gets the conversion command.
         let pth = dir.path().join("resnet18-f37072fd.pth");

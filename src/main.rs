@@ -12,7 +12,6 @@ use cli::{BenchArgs, Cli, Command, CompareArgs, NegativesArg, TrainArgs, TrainSe
 use spreadout::augment::AugmentOps;
 use spreadout::bench;
 use spreadout::compare;
-use spreadout::score;
 use spreadout::data;
 use spreadout::demo::{self, DemoSpec};
 use spreadout::device::{self, DeviceChoice};
@@ -20,6 +19,7 @@ use spreadout::embed::{self, View};
 use spreadout::eval::{self, Embeddings};
 use spreadout::export::{self, TensorValues};
 use spreadout::method::{Method, NegativeSampling, Positive};
+use spreadout::score;
 use spreadout::train::{self, TrainConfig, TrainRequest};
 
 fn main() -> Result<()> {

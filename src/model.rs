@@ -332,9 +332,8 @@ mod tests {
         let device = Device::flex().autodiff();
         let net = ModelConfig::resnet18(2, 4, 8).init_seeded(&device, 1);
         let image = Tensor::<4>::random([1, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-        let company = |seed: f64| {
-            Tensor::<4>::random([3, 3, 8, 8], Distribution::Normal(seed, 2.0), &device)
-        };
+        let company =
+            |seed: f64| Tensor::<4>::random([3, 3, 8, 8], Distribution::Normal(seed, 2.0), &device);
         let first_row = |net: &EmbeddingNet, others: Tensor<4>| -> Vec<f32> {
             net.forward(Tensor::cat(vec![image.clone(), others], 0))
                 .slice([0..1, 0..4])
@@ -363,7 +362,10 @@ mod tests {
         assert!(differ(&a, &b), "training ignores the batch's statistics");
         // The training forwards above moved the running statistics.
         let (after, _) = evaluated(&net.valid());
-        assert!(differ(&alone, &after), "training left the running statistics unchanged");
+        assert!(
+            differ(&alone, &after),
+            "training left the running statistics unchanged"
+        );
     }
 
     #[test]

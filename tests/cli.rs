@@ -88,7 +88,10 @@ fn demo_then_embed_neighbors_and_eval() {
     let knn = report["knn_accuracy"].as_f64().unwrap();
     let metrics = spreadout::train::read_metrics(&run).unwrap();
     let reported = metrics.last().unwrap().knn_accuracy.unwrap();
-    assert!((knn - reported).abs() < 1e-9, "eval {knn} vs run {reported}");
+    assert!(
+        (knn - reported).abs() < 1e-9,
+        "eval {knn} vs run {reported}"
+    );
     assert_eq!(
         report["classified_images"].as_u64(),
         report["test_images"].as_u64()
@@ -168,7 +171,11 @@ fn demo_then_embed_neighbors_and_eval() {
                 let mut others: Vec<(usize, f64)> = (0..paths.len())
                     .filter(|&i| i != q)
                     .map(|i| {
-                        let s = row(q).iter().zip(row(i)).map(|(a, b)| f64::from(a * b)).sum();
+                        let s = row(q)
+                            .iter()
+                            .zip(row(i))
+                            .map(|(a, b)| f64::from(a * b))
+                            .sum();
                         (i, s)
                     })
                     .collect();

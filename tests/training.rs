@@ -63,7 +63,10 @@ fn untrained_model(run: &Path) -> spreadout::export::LoadedModel {
     use spreadout::{export, train::runs};
     let record = runs::read_record(run).unwrap();
     let device = burn::tensor::Device::flex();
-    let net = record.config.model_config().init_seeded(&device, record.config.seed);
+    let net = record
+        .config
+        .model_config()
+        .init_seeded(&device, record.config.seed);
     let untrained = run.with_file_name("untrained");
     export::export_model(
         &untrained,
@@ -137,7 +140,11 @@ fn view_retrieval(model: &spreadout::export::LoadedModel, folder: &Path, run: &P
         false,
     )
     .unwrap();
-    let hits = nearest.iter().enumerate().filter(|(i, n)| n[0].0 == *i).count();
+    let hits = nearest
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| n[0].0 == *i)
+        .count();
     100.0 * hits as f64 / nearest.len() as f64
 }
 
@@ -229,7 +236,10 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
     let run = dir.path().join("run");
     let untrained = untrained_model(&run);
     let trained = spreadout::export::load_model(&run, &burn::tensor::Device::flex()).unwrap();
-    let (knn_before, knn_after) = (knn_of(&untrained, &folders, &run), knn_of(&trained, &folders, &run));
+    let (knn_before, knn_after) = (
+        knn_of(&untrained, &folders, &run),
+        knn_of(&trained, &folders, &run),
+    );
     let views = |model, folder| view_retrieval(model, folder, &run);
     let (views_before, views_after) = (
         views(&untrained, &folders.train),
@@ -881,7 +891,10 @@ fn the_comparison_methods_resume_their_state_exactly() {
             };
             assert_eq!(x.len(), y.len(), "{key}");
             for (p, q) in x.iter().zip(y) {
-                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{method:?} {key}: {p} vs {q}");
+                assert!(
+                    (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                    "{method:?} {key}: {p} vs {q}"
+                );
             }
         }
     }

@@ -62,12 +62,19 @@ impl LinearClassifier {
         labels: &[usize],
         settings: &LinearSettings,
     ) -> Result<Self, EvalError> {
-        check_same_count("train embeddings", train.len(), "train labels", labels.len())?;
+        check_same_count(
+            "train embeddings",
+            train.len(),
+            "train labels",
+            labels.len(),
+        )?;
         if train.is_empty() {
             return Err(EvalError::Empty("train embeddings"));
         }
         if settings.epochs == 0 || settings.batch_size == 0 {
-            return Err(EvalError::ZeroParameter("linear classifier epochs and batch size"));
+            return Err(EvalError::ZeroParameter(
+                "linear classifier epochs and batch size",
+            ));
         }
         let (n, dim) = (train.len(), train.dim());
         let classes = labels.iter().max().map_or(0, |&l| l + 1);
@@ -96,7 +103,9 @@ impl LinearClassifier {
             weights: vec![0.0; classes * dim],
             bias: vec![0.0; classes],
         };
-        let standardised: Vec<f32> = (0..n).flat_map(|i| model.standardise(train.row(i))).collect();
+        let standardised: Vec<f32> = (0..n)
+            .flat_map(|i| model.standardise(train.row(i)))
+            .collect();
         let mut velocity_w = vec![0.0f32; classes * dim];
         let mut velocity_b = vec![0.0f32; classes];
         let mut gradient_w = vec![0.0f32; classes * dim];
@@ -127,7 +136,12 @@ impl LinearClassifier {
                     * 0.5
                     * (1.0 + (std::f32::consts::PI * step as f32 / total_steps).cos());
                 let scale = 1.0 / batch.len() as f32;
-                for ((w, v), g) in model.weights.iter_mut().zip(&mut velocity_w).zip(&gradient_w) {
+                for ((w, v), g) in model
+                    .weights
+                    .iter_mut()
+                    .zip(&mut velocity_w)
+                    .zip(&gradient_w)
+                {
                     *v = settings.momentum * *v + g * scale + settings.weight_decay * *w;
                     *w -= lr * *v;
                 }
@@ -196,7 +210,12 @@ pub fn linear_accuracy(
     test_labels: &[usize],
     settings: &LinearSettings,
 ) -> Result<f64, EvalError> {
-    check_same_count("test embeddings", test.len(), "test labels", test_labels.len())?;
+    check_same_count(
+        "test embeddings",
+        test.len(),
+        "test labels",
+        test_labels.len(),
+    )?;
     let classifier = LinearClassifier::fit(train, train_labels, settings)?;
     Ok(super::accuracy(&classifier.predict(test), test_labels))
 }

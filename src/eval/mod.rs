@@ -838,10 +838,7 @@ impl Collector for NearestCentre<'_> {
 /// through the same blocked, parallel scan as the neighbour search.
 fn assign(features: Embeddings, centres: &[f32]) -> Vec<(usize, f32)> {
     let dim = features.dim();
-    let centres = Embeddings {
-        data: centres,
-        dim,
-    };
+    let centres = Embeddings { data: centres, dim };
     let half_norms: Vec<f32> = (0..centres.len())
         .map(|c| 0.5 * dot(centres.row(c), centres.row(c)))
         .collect();
@@ -1733,7 +1730,8 @@ mod tests {
                 "seed {seed}"
             );
             assert!(
-                (clustering_nmi(emb(&data, 8), &labels, seed, &|| true).unwrap() - 1.0).abs() < 1e-12,
+                (clustering_nmi(emb(&data, 8), &labels, seed, &|| true).unwrap() - 1.0).abs()
+                    < 1e-12,
                 "seed {seed}"
             );
         }
@@ -1854,7 +1852,10 @@ mod tests {
         assert!(recall_at_k(set, &[0, 1], &[]).is_err());
         assert!(message(nmi(&[], &[]).unwrap_err()).contains("empty"));
         assert!(message(nmi(&[0, 1], &[0]).unwrap_err()).contains("mismatch"));
-        assert!(message(kmeans(set, 3, 0, 10, &|| true).unwrap_err()).contains("3 clusters from 2 rows"));
+        assert!(
+            message(kmeans(set, 3, 0, 10, &|| true).unwrap_err())
+                .contains("3 clusters from 2 rows")
+        );
         assert!(kmeans(set, 0, 0, 10, &|| true).is_err());
         assert!(clustering_nmi(set, &[0], 0, &|| true).is_err());
         assert!(message(Histogram::new(0).unwrap_err()).contains("bins"));

@@ -26,7 +26,9 @@ impl InstanceClassifier {
         let bound = 1.0 / (dim as f32).sqrt();
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6578_656D_706C_6172);
         let mut draw = |count: usize| -> Vec<f32> {
-            (0..count).map(|_| rng.random_range(-bound..bound)).collect()
+            (0..count)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect()
         };
         let weight = draw(instances * dim);
         let bias = draw(instances);

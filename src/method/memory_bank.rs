@@ -59,7 +59,8 @@ impl MemoryBank {
     /// Writes the batch's features (detached) into the rows of `targets` with momentum.
     pub fn update(&mut self, features: Tensor<2>, targets: Tensor<1, Int>, momentum: f32) {
         let old = self.memory.clone().select(0, targets.clone());
-        let new = l2_normalize(old.clone().mul_scalar(momentum) + features.mul_scalar(1.0 - momentum));
+        let new =
+            l2_normalize(old.clone().mul_scalar(momentum) + features.mul_scalar(1.0 - momentum));
         // Each image appears once in a batch, so adding the difference replaces the row.
         self.memory = self
             .memory
@@ -201,7 +202,11 @@ pub fn nce_loss(
 }
 
 /// `[m, K + 1]` inner products of each feature with its candidate memory rows.
-fn candidate_scores(features: Tensor<2>, memory: &Tensor<2>, candidates: Tensor<2, Int>) -> Tensor<2> {
+fn candidate_scores(
+    features: Tensor<2>,
+    memory: &Tensor<2>,
+    candidates: Tensor<2, Int>,
+) -> Tensor<2> {
     let [rows, columns] = candidates.dims();
     let [_, dim] = features.dims();
     let weights = memory
@@ -236,7 +241,10 @@ mod tests {
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
     }
 
     #[test]
@@ -262,7 +270,10 @@ mod tests {
             .sum::<f64>()
             / 3.0;
         let value = super::super::scalar(loss);
-        assert!((value - expected).abs() < 1e-4 * expected, "{value} vs {expected}");
+        assert!(
+            (value - expected).abs() < 1e-4 * expected,
+            "{value} vs {expected}"
+        );
     }
 
     #[test]
@@ -297,7 +308,10 @@ mod tests {
             .sum::<f64>()
             / 2.0;
         let value = super::super::scalar(loss);
-        assert!((value - expected).abs() < 1e-4 * expected.abs(), "{value} vs {expected}");
+        assert!(
+            (value - expected).abs() < 1e-4 * expected.abs(),
+            "{value} vs {expected}"
+        );
     }
 
     #[test]
@@ -313,7 +327,11 @@ mod tests {
         );
         let after: Vec<f32> = bank.memory.clone().into_data().try_to_vec().unwrap();
         let old = &before[6..9];
-        let mixed: Vec<f32> = old.iter().zip(&feature[0]).map(|(o, f)| 0.5 * o + 0.5 * f).collect();
+        let mixed: Vec<f32> = old
+            .iter()
+            .zip(&feature[0])
+            .map(|(o, f)| 0.5 * o + 0.5 * f)
+            .collect();
         let norm = mixed.iter().map(|x| x * x).sum::<f32>().sqrt();
         for (a, m) in after[6..9].iter().zip(&mixed) {
             assert!((a - m / norm).abs() < 1e-6);

@@ -33,9 +33,7 @@ use crate::export::{self, ExportError, NamedTensor};
 use crate::train::Sgd;
 
 /// The objective a run trains with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Ye et al. 2019 (Eq. 7): the two augmented views of an image are pulled together and every
@@ -105,9 +103,7 @@ impl Method {
 }
 
 /// What each image's positive is in the spread-out loss.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Positive {
     /// Its other augmented view (§3, the method as published for training from scratch).
@@ -229,19 +225,33 @@ impl MethodState {
                 bank.restore(&owned, STATE_PREFIX, file)?
                     .ok_or_else(|| missing("memory bank"))?,
             ),
-            MethodState::Classifier { classifier, mut sgd } => {
+            MethodState::Classifier {
+                classifier,
+                mut sgd,
+            } => {
                 let weights: BTreeMap<String, NamedTensor> = owned
                     .iter()
                     .filter_map(|(key, t)| {
                         let name = key.strip_prefix(&format!("{STATE_PREFIX}classifier."))?;
-                        Some((name.to_owned(), NamedTensor { name: name.to_owned(), ..t.clone() }))
+                        Some((
+                            name.to_owned(),
+                            NamedTensor {
+                                name: name.to_owned(),
+                                ..t.clone()
+                            },
+                        ))
                     })
                     .collect();
                 if weights.is_empty() {
                     return Err(missing("instance classifier"));
                 }
                 let classifier = export::load_module_tensors(classifier, &weights, file)?;
-                sgd.restore_momentum(&owned, MOMENTUM_PREFIX, file, &classifier_device(&classifier))?;
+                sgd.restore_momentum(
+                    &owned,
+                    MOMENTUM_PREFIX,
+                    file,
+                    &classifier_device(&classifier),
+                )?;
                 MethodState::Classifier { classifier, sgd }
             }
         })

@@ -151,7 +151,12 @@ pub fn spread_out_loss_nearest(
     ) * takes_nearest.clone();
     let positives = masks.positives.clone() * takes_nearest.neg().add_scalar(1.0) + chosen.clone();
     let negatives = masks.negatives.clone() - chosen;
-    eq7(similarity, positives, negatives, masks.not_in_denominator.clone())
+    eq7(
+        similarity,
+        positives,
+        negatives,
+        masks.not_in_denominator.clone(),
+    )
 }
 
 /// Which rows of a `rows`-row batch take their nearest neighbour as positive: each with
@@ -354,7 +359,9 @@ mod tests {
         let mut total = 0.0;
         for i in 0..rows {
             let view = (i + rows / 2) % rows;
-            let s: Vec<f64> = (0..rows).map(|j| dot(&features[i], &features[j]) / tau).collect();
+            let s: Vec<f64> = (0..rows)
+                .map(|j| dot(&features[i], &features[j]) / tau)
+                .collect();
             let others: Vec<usize> = (0..rows).filter(|&j| j != i && j != view).collect();
             let nearest = *others
                 .iter()
@@ -372,11 +379,16 @@ mod tests {
         let tensor =
             Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
         let takes = Tensor::<2>::from_data(TensorData::new(coins.to_vec(), [rows, 1]), &device);
-        let loss: f32 = spread_out_loss_nearest(tensor.clone(), tau as f32, &masks, takes).into_scalar();
-        assert!((f64::from(loss) - expected).abs() <= 1e-4 * expected.abs(), "{loss} vs {expected}");
+        let loss: f32 =
+            spread_out_loss_nearest(tensor.clone(), tau as f32, &masks, takes).into_scalar();
+        assert!(
+            (f64::from(loss) - expected).abs() <= 1e-4 * expected.abs(),
+            "{loss} vs {expected}"
+        );
         // With no row taking its nearest neighbour it is Eq. 7 itself.
         let none = Tensor::<2>::zeros([rows, 1], &device);
-        let plain: f32 = spread_out_loss(tensor.clone(), tau as f32, NegativeSampling::All, &masks).into_scalar();
+        let plain: f32 = spread_out_loss(tensor.clone(), tau as f32, NegativeSampling::All, &masks)
+            .into_scalar();
         let same: f32 = spread_out_loss_nearest(tensor, tau as f32, &masks, none).into_scalar();
         assert!((plain - same).abs() < 1e-6);
         let drawn: f32 = nearest_positive_rows(1000, 3, &device).sum().into_scalar();

@@ -73,15 +73,30 @@ mod tests {
                 all += (d(a, p) - d(a, n) + margin).max(0.0);
                 all_count += 1;
             }
-            let nearest = negatives.iter().map(|&n| d(a, n)).fold(f64::INFINITY, f64::min);
+            let nearest = negatives
+                .iter()
+                .map(|&n| d(a, n))
+                .fold(f64::INFINITY, f64::min);
             hard += (d(a, p) - nearest + margin).max(0.0);
         }
-        let tensor = Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
+        let tensor =
+            Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
         let masks = LossMasks::new(rows, &device);
         let value = |hard| super::super::scalar(triplet_loss(tensor.clone(), 0.5, hard, &masks));
         let (expected_all, expected_hard) = (all / all_count as f64, hard / rows as f64);
-        assert!((value(false) - expected_all).abs() < 1e-5, "{} vs {expected_all}", value(false));
-        assert!((value(true) - expected_hard).abs() < 1e-5, "{} vs {expected_hard}", value(true));
-        assert!(expected_hard > expected_all, "hard mining picks the larger hinges");
+        assert!(
+            (value(false) - expected_all).abs() < 1e-5,
+            "{} vs {expected_all}",
+            value(false)
+        );
+        assert!(
+            (value(true) - expected_hard).abs() < 1e-5,
+            "{} vs {expected_hard}",
+            value(true)
+        );
+        assert!(
+            expected_hard > expected_all,
+            "hard mining picks the larger hinges"
+        );
     }
 }

@@ -92,19 +92,34 @@ mod tests {
         let rows = |config: &TrainConfig| {
             let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0).unwrap();
             let row = batch.bytes().len() / batch.len();
-            (batch.len(), batch.bytes().chunks(row).map(<[u8]>::to_vec).collect::<Vec<_>>())
+            (
+                batch.len(),
+                batch
+                    .bytes()
+                    .chunks(row)
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>(),
+            )
         };
         let (count, views) = rows(&config);
         assert_eq!(count, 8);
         for i in 0..4 {
-            assert_ne!(views[i], views[4 + i], "image {i}: both views are the same pixels");
+            assert_ne!(
+                views[i],
+                views[4 + i],
+                "image {i}: both views are the same pixels"
+            );
         }
         let (_, plain) = rows(&TrainConfig {
             augment: AugmentOps::none(),
             ..config.clone()
         });
         for i in 0..4 {
-            assert_eq!(plain[i], plain[4 + i], "without augmentation the views coincide");
+            assert_eq!(
+                plain[i],
+                plain[4 + i],
+                "without augmentation the views coincide"
+            );
         }
         let (count, _) = rows(&TrainConfig {
             method: Method::Nce,

@@ -129,12 +129,23 @@ pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> 
     )
     .restore(&mut tensors, &file)?;
     let mut sgd = Sgd::new(config.momentum, config.weight_decay);
-    sgd.restore_momentum(&tensors, MOMENTUM_PREFIX, &file, &device.clone().without_autodiff())?;
+    sgd.restore_momentum(
+        &tensors,
+        MOMENTUM_PREFIX,
+        &file,
+        &device.clone().without_autodiff(),
+    )?;
     let model_tensors: BTreeMap<String, NamedTensor> = tensors
         .into_iter()
         .filter_map(|(name, tensor)| {
             let key = name.strip_prefix(MODEL_PREFIX)?.to_owned();
-            Some((key.clone(), NamedTensor { name: key, ..tensor }))
+            Some((
+                key.clone(),
+                NamedTensor {
+                    name: key,
+                    ..tensor
+                },
+            ))
         })
         .collect();
     let net = config.model_config().init(device);

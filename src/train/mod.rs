@@ -481,50 +481,58 @@ fn run_inner(
     }
 
     let device = selected.device.clone().autodiff();
-    let (mut net, mut sgd, mut method_state, normalization, first_epoch, mut steps, mut resume_at, last_lr) =
-        match resumed {
-            Some(_) => {
-                let restored = checkpoint::load(out, &device)?;
-                let state = restored.state;
-                folder.start_metrics(Some(state.epochs_completed))?;
-                (
-                    restored.net,
-                    restored.sgd,
-                    restored.method,
-                    state.normalization,
-                    state.epochs_completed,
-                    state.steps,
-                    (state.steps_into_epoch > 0)
-                        .then_some((state.steps_into_epoch, state.epoch_loss_sum)),
-                    state.last_lr,
-                )
-            }
-            None => {
-                folder.start_metrics(None)?;
-                let fresh = config.model_config().init_seeded(&device, config.seed);
-                let net = match &request.init_weights {
-                    Some(file) => crate::export::load_pretrained_backbone(fresh, file)?,
-                    None => fresh,
-                };
-                (
-                    net,
-                    Sgd::new(config.momentum, config.weight_decay),
-                    MethodState::new(
-                        config.method,
-                        train.len(),
-                        config.dim,
-                        config.seed,
-                        (config.momentum, config.weight_decay),
-                        &device,
-                    ),
-                    train.normalization(),
-                    0,
-                    0,
-                    None,
-                    None,
-                )
-            }
-        };
+    let (
+        mut net,
+        mut sgd,
+        mut method_state,
+        normalization,
+        first_epoch,
+        mut steps,
+        mut resume_at,
+        last_lr,
+    ) = match resumed {
+        Some(_) => {
+            let restored = checkpoint::load(out, &device)?;
+            let state = restored.state;
+            folder.start_metrics(Some(state.epochs_completed))?;
+            (
+                restored.net,
+                restored.sgd,
+                restored.method,
+                state.normalization,
+                state.epochs_completed,
+                state.steps,
+                (state.steps_into_epoch > 0)
+                    .then_some((state.steps_into_epoch, state.epoch_loss_sum)),
+                state.last_lr,
+            )
+        }
+        None => {
+            folder.start_metrics(None)?;
+            let fresh = config.model_config().init_seeded(&device, config.seed);
+            let net = match &request.init_weights {
+                Some(file) => crate::export::load_pretrained_backbone(fresh, file)?,
+                None => fresh,
+            };
+            (
+                net,
+                Sgd::new(config.momentum, config.weight_decay),
+                MethodState::new(
+                    config.method,
+                    train.len(),
+                    config.dim,
+                    config.seed,
+                    (config.momentum, config.weight_decay),
+                    &device,
+                ),
+                train.normalization(),
+                0,
+                0,
+                None,
+                None,
+            )
+        }
+    };
     folder.write_record(&runs::RunRecord {
         device: selected.name.clone(),
         train_dir: request.train_dir.clone(),
@@ -545,22 +553,20 @@ fn run_inner(
         .is_some_and(|state| config.epochs > state.config.epochs);
     let run = EpochRunner::new(&config, &train, normalization, &device, selected.is_wgpu)
         .with_lr_cap(last_lr.filter(|_| extended));
-    let mut save_position = |position: &EpochPosition,
-                             net: &EmbeddingNet,
-                             sgd: &Sgd,
-                             method_state: &MethodState| {
-        let state = checkpoint::RunState {
-            config: config.clone(),
-            normalization,
-            epochs_completed: position.epoch,
-            steps: position.steps,
-            steps_into_epoch: position.step,
-            epoch_loss_sum: position.loss_sum,
-            last_lr: Some(position.lr),
-            instances: train.len(),
+    let mut save_position =
+        |position: &EpochPosition, net: &EmbeddingNet, sgd: &Sgd, method_state: &MethodState| {
+            let state = checkpoint::RunState {
+                config: config.clone(),
+                normalization,
+                epochs_completed: position.epoch,
+                steps: position.steps,
+                steps_into_epoch: position.step,
+                epoch_loss_sum: position.loss_sum,
+                last_lr: Some(position.lr),
+                instances: train.len(),
+            };
+            folder.save_position(&state, net, sgd, method_state)
         };
-        folder.save_position(&state, net, sgd, method_state)
-    };
     let steps_per_epoch = run.steps_per_epoch();
     emit(TrainEvent::Started {
         device: selected.name.clone(),
@@ -726,12 +732,8 @@ pub(crate) struct EpochPosition {
 }
 
 /// Writes a mid-epoch checkpoint.
-pub(crate) type SavePosition<'s> = &'s mut dyn FnMut(
-    &EpochPosition,
-    &EmbeddingNet,
-    &Sgd,
-    &MethodState,
-) -> Result<(), ExportError>;
+pub(crate) type SavePosition<'s> =
+    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd, &MethodState) -> Result<(), ExportError>;
 
 /// How an epoch ended.
 pub(crate) enum EpochOutcome {
@@ -889,8 +891,7 @@ impl<'a> EpochRunner<'a> {
                     steps_per_epoch,
                     loss,
                     lr: done.lr,
-                    images_per_sec: (images * self.rows) as f64
-                        / seconds.as_secs_f64().max(1e-9),
+                    images_per_sec: (images * self.rows) as f64 / seconds.as_secs_f64().max(1e-9),
                 });
                 Ok(loss)
             };

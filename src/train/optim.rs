@@ -126,7 +126,8 @@ impl Sgd {
                     message: format!("momentum '{key}' is not f32"),
                 });
             };
-            let velocity = Tensor::from_data(TensorData::new(values.clone(), [values.len()]), device);
+            let velocity =
+                Tensor::from_data(TensorData::new(values.clone(), [values.len()]), device);
             self.velocity.insert(key.to_owned(), velocity);
         }
         Ok(())

@@ -120,7 +120,14 @@ impl DeviceStep {
                             z
                         }
                     };
-                    nce_loss(features.clone(), &bank.memory, candidates, self.tau, z, instances)
+                    nce_loss(
+                        features.clone(),
+                        &bank.memory,
+                        candidates,
+                        self.tau,
+                        z,
+                        instances,
+                    )
                 };
                 bank.update(features.detach(), targets, self.settings.memory_momentum);
                 loss
