@@ -241,30 +241,23 @@ mod tests {
             labels.push(label);
         }
         let (train, test) = rows.split_at(400 * 2);
-        let accuracy = linear_accuracy(
-            Embeddings::new(train, 2).unwrap(),
-            &labels[..400],
-            Embeddings::new(test, 2).unwrap(),
-            &labels[400..],
-            &LinearSettings {
-                epochs: 20,
-                ..LinearSettings::default()
-            },
-        )
-        .unwrap();
+        let fit = || {
+            linear_accuracy(
+                Embeddings::new(train, 2).unwrap(),
+                &labels[..400],
+                Embeddings::new(test, 2).unwrap(),
+                &labels[400..],
+                &LinearSettings {
+                    epochs: 20,
+                    ..LinearSettings::default()
+                },
+            )
+            .unwrap()
+        };
+        let accuracy = fit();
         assert!(accuracy > 95.0, "accuracy {accuracy}");
         // The fit is deterministic for a seed.
-        let again = linear_accuracy(
-            Embeddings::new(train, 2).unwrap(),
-            &labels[..400],
-            Embeddings::new(test, 2).unwrap(),
-            &labels[400..],
-            &LinearSettings {
-                epochs: 20,
-                ..LinearSettings::default()
-            },
-        )
-        .unwrap();
+        let again = fit();
         assert_eq!(accuracy, again);
     }
 }

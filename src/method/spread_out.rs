@@ -301,12 +301,10 @@ mod tests {
         -total / rows as f64
     }
 
-    #[test]
-    fn hard_and_easy_halves_match_a_row_by_row_reference() {
-        let device = Device::flex();
-        let (rows, dim) = (8, 5);
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-        let features: Vec<Vec<f32>> = (0..rows)
+    /// `rows` random unit vectors of `dim` entries, drawn from `seed`.
+    fn unit_rows(rows: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        (0..rows)
             .map(|_| {
                 let v: Vec<f32> = (0..dim)
                     .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
@@ -314,7 +312,14 @@ mod tests {
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
                 v.iter().map(|x| x / norm).collect()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn hard_and_easy_halves_match_a_row_by_row_reference() {
+        let device = Device::flex();
+        let (rows, dim) = (8, 5);
+        let features = unit_rows(rows, dim, 3);
         let masks = LossMasks::new(rows, &device);
         let tensor =
             Tensor::<2>::from_data(TensorData::new(features.concat(), [rows, dim]), &device);
@@ -343,16 +348,7 @@ mod tests {
     fn nearest_positives_match_a_row_by_row_reference() {
         let device = Device::flex();
         let (rows, dim, tau) = (8usize, 4usize, 0.3f64);
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
-        let features: Vec<Vec<f32>> = (0..rows)
-            .map(|_| {
-                let v: Vec<f32> = (0..dim)
-                    .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
-                    .collect();
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter().map(|x| x / norm).collect()
-            })
-            .collect();
+        let features = unit_rows(rows, dim, 5);
         let coins = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0];
         let dot =
             |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum::<f64>();
