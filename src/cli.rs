@@ -68,6 +68,61 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Find near-duplicate images: groups linked by cosine similarity above a threshold (by
+    /// default the one the model's own distributions suggest), largest first. Never touches the images.
+    Duplicates {
+        /// Run folder or model.safetensors.
+        model: PathBuf,
+        /// Folder of images to search.
+        dir: PathBuf,
+        /// Cosine similarity above which two images are near-duplicates.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Print {"threshold": t, "groups": [[path, …], …]} instead of a listing.
+        #[arg(long)]
+        json: bool,
+        /// Also write the groups as CSV (group,path,similarity).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// A planted-copies.csv (from `spreadout plant-copies`): also print the precision and
+        /// recall of the groups on its planted pairs (to stderr with --json).
+        #[arg(long, value_name = "FILE")]
+        truth: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Cluster a folder with k-means on the embedding: each cluster's size and most typical images.
+    Clusters {
+        /// Run folder or model.safetensors.
+        model: PathBuf,
+        /// Folder of images to cluster.
+        dir: PathBuf,
+        /// Number of clusters (default: one per label folder, else √(n/2) within 2–50).
+        #[arg(long)]
+        k: Option<usize>,
+        /// Also write every image's cluster as CSV (path,cluster,similarity_to_centre).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Typical images listed per cluster.
+        #[arg(long, default_value_t = 5)]
+        show: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Copy a folder and plant an edited copy beside a fraction of its images (low-quality JPEG,
+    /// downscaled, cropped, brightened, noised), listed in planted-copies.csv: a benchmark for `duplicates`.
+    PlantCopies {
+        /// Folder of images to copy.
+        source: PathBuf,
+        /// New (empty) folder for the copy.
+        out: PathBuf,
+        /// Fraction of the images that get an edited copy.
+        #[arg(long, default_value_t = 0.2)]
+        fraction: f64,
+        /// Seed of the sample and the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Score a model on labelled folders, as JSON: weighted kNN (and --linear) where the test classes are in --train; Recall@K and NMI within --test (seen or unseen categories).
     Eval {
         /// Run folder or model.safetensors.

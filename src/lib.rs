@@ -19,6 +19,7 @@ pub mod export;
 pub mod method;
 pub mod model;
 pub mod paths;
+pub mod planted;
 pub mod prefetch;
 pub mod score;
 pub mod train;

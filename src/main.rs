@@ -2,6 +2,7 @@
 //! library functions and prints; no training or evaluation logic lives here.
 
 mod cli;
+mod collection_commands;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,40 @@ fn main() -> Result<()> {
             cache,
             device.device,
         ),
+        Command::Duplicates {
+            model,
+            dir,
+            threshold,
+            json,
+            csv,
+            truth,
+            device,
+        } => collection_commands::duplicates(
+            &collection_commands::Opened::new(&model, &dir, cache, device.device)?,
+            threshold,
+            json,
+            csv.as_deref(),
+            truth.as_deref(),
+        ),
+        Command::Clusters {
+            model,
+            dir,
+            k,
+            csv,
+            show,
+            device,
+        } => collection_commands::clusters(
+            &collection_commands::Opened::new(&model, &dir, cache, device.device)?,
+            k,
+            csv.as_deref(),
+            show,
+        ),
+        Command::PlantCopies {
+            source,
+            out,
+            fraction,
+            seed,
+        } => collection_commands::plant_copies(&source, &out, fraction, seed),
         Command::Demo {
             out,
             epochs,

@@ -42,6 +42,11 @@ fn interrupted() -> bool {
     INTERRUPTS.load(Ordering::SeqCst) > 0
 }
 
+/// For long library calls that ask whether to go on (k-means, maps): no after Ctrl-C.
+pub fn keep_going() -> bool {
+    !interrupted()
+}
+
 /// A progress callback for [`spreadout::data::load`]: a bar on stderr (when it is a terminal)
 /// while images are decoded into the cache. Ctrl-C stops the fill; what was decoded stays cached.
 pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {

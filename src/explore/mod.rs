@@ -1,16 +1,27 @@
 //! What a trained model learned about a folder: every image's embedding, its nearest neighbours
 //! (paper Fig. 4/7), queries with an outside image, similarity distributions (Fig. 5, and per
-//! label folder Fig. 6) and a 2-D map of the embedding (PCA).
+//! label folder Fig. 6), near-duplicates (`duplicates`), clusters (`clusters`) and 2-D maps of
+//! the embedding (PCA, UMAP).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use rand::SeedableRng;
+use rayon::prelude::*;
 
-use crate::data::{self, DataError, ImageEntry, PixelCache, SkippedFile};
+use crate::data::{self, DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
 use crate::eval::{self, Embeddings, EvalError, Histogram, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
+use crate::planted;
 use crate::train::Neighbour;
+
+pub mod clusters;
+pub mod duplicates;
+pub mod tables;
+
+pub use clusters::{Cluster, Clustering, suggested_clusters};
+pub use duplicates::{DuplicateGroup, ThresholdSuggestion};
 
 /// Bins of the similarity histograms.
 const BINS: usize = 50;
@@ -20,6 +31,14 @@ const DISTRIBUTION_NEIGHBOURS: usize = 5;
 const RANDOM_PAIRS: usize = 200_000;
 /// Images whose neighbours make the labelled distributions.
 const DISTRIBUTION_SAMPLE: usize = 5000;
+/// Images whose nearest other image calibrates the duplicate threshold.
+const NEAREST_SAMPLE: usize = 5000;
+/// Images given an edited copy to calibrate the duplicate threshold (embedding them costs a
+/// little inference).
+const COPY_SAMPLE: usize = 1000;
+/// Strength of the calibration copies' edits: half that of the planted copies
+/// ([`crate::planted`]), so the suggestion is not fitted to the benchmark's own edits.
+const COPY_STRENGTH: f32 = 0.5;
 
 /// `0..n` when `n <= most`, else a seeded sorted sample of `most` of them.
 fn sample_rows(n: usize, most: usize) -> Vec<usize> {
@@ -207,6 +226,84 @@ impl Collection {
             labelled: Some(eval::merge_distributions(&per_label, BINS)?),
             per_label: self.label_names().iter().cloned().zip(per_label).collect(),
         })
+    }
+
+    /// The duplicate threshold this model suggests for this folder, with the two distributions
+    /// it comes from ([`duplicates::suggest_threshold`]): sampled images against an edited copy
+    /// of themselves (one of JPEG, downscale, crop, brighten, noise each, at half the planted
+    /// strength), and against their nearest other image. Seeded: the same answer every time.
+    ///
+    /// # Errors
+    /// [`ExploreError::Data`] when a cached image cannot be read; [`ExploreError::Eval`] for a
+    /// collection of fewer than two images.
+    pub fn suggest_duplicate_threshold(&self) -> Result<ThresholdSuggestion, ExploreError> {
+        let all = self.embeddings()?;
+        if all.len() < 2 {
+            return Err(EvalError::TooFewRows {
+                what: "a duplicate threshold",
+                needed: 2,
+                got: all.len(),
+            }
+            .into());
+        }
+        let rows = sample_rows(all.len(), NEAREST_SAMPLE);
+        let queries: Vec<f32> = rows.iter().flat_map(|&row| all.row(row)).copied().collect();
+        let nearest: Vec<f32> = eval::top_k(Embeddings::new(&queries, all.dim())?, all, 2, false)?
+            .iter()
+            .zip(&rows)
+            .filter_map(|(hits, &row)| hits.iter().find(|hit| hit.0 != row).map(|hit| hit.1))
+            .collect();
+        let copied = sample_rows(all.len(), COPY_SAMPLE);
+        let edited = copied
+            .par_iter()
+            .enumerate()
+            .map(|(i, &row)| {
+                let image = self.folder.set.image(row)?;
+                let edit = planted::Edit::ALL[i % planted::Edit::ALL.len()];
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(row as u64);
+                Ok(edit.edited(&image, COPY_STRENGTH, &mut rng))
+            })
+            .collect::<Result<Vec<_>, DataError>>()?;
+        let features = embed::embed_images(
+            &self.model.net,
+            edited.as_slice(),
+            self.model.config.model.image_size,
+            &self.model.config.normalization,
+            View::Center,
+            256,
+        )?;
+        let copies: Vec<f32> = copied
+            .iter()
+            .zip(features.chunks_exact(all.dim()))
+            .map(|(&row, copy)| all.row(row).iter().zip(copy).map(|(a, b)| a * b).sum())
+            .collect();
+        Ok(duplicates::suggest_threshold(&copies, &nearest)?)
+    }
+
+    /// Groups of images more similar than `threshold`, largest first.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for an empty collection.
+    pub fn duplicates(&self, threshold: f32) -> Result<Vec<DuplicateGroup>, ExploreError> {
+        Ok(duplicates::find_duplicates(self.embeddings()?, threshold)?)
+    }
+
+    /// k-means clusters of the collection ([`clusters::cluster`]); stops with
+    /// [`EvalError::Stopped`] when `keep_going` says so.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for `k` of 0 or above the number of images, or when stopped.
+    pub fn clusters(
+        &self,
+        k: usize,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Clustering, ExploreError> {
+        Ok(clusters::cluster(self.embeddings()?, k, 0, keep_going)?)
+    }
+
+    /// The number of clusters to offer first ([`suggested_clusters`]).
+    pub fn suggested_clusters(&self) -> usize {
+        suggested_clusters(self.entries().len(), self.label_names().len())
     }
 
     /// Each image's position on the embedding's two principal components.

@@ -1,0 +1,140 @@
+//! The files Explore writes for the person: duplicate groups (CSV, JSON) and cluster assignments
+//! (CSV). Written atomically, so a failed export leaves any previous file intact; the images
+//! themselves are never touched.
+
+use std::path::{Path, PathBuf};
+
+use crate::atomic_file;
+use crate::data::ImageEntry;
+use crate::paths;
+
+use super::{Clustering, DuplicateGroup};
+
+/// Why an export could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", .path.display())]
+pub struct TableError {
+    /// The file.
+    pub path: PathBuf,
+    /// What the operating system said.
+    pub source: std::io::Error,
+}
+
+/// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn path_field(entries: &[ImageEntry], row: usize) -> String {
+    field(&paths::to_text(&entries[row].path))
+}
+
+/// `group,path,similarity`: one line per member, groups numbered from 1 in their order, the
+/// similarity to the group's first member.
+pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
+    let mut text = String::from("group,path,similarity\n");
+    for (g, group) in groups.iter().enumerate() {
+        for (&row, similarity) in group.members.iter().zip(&group.similarities) {
+            text += &format!("{},{},{similarity:.4}\n", g + 1, path_field(entries, row));
+        }
+    }
+    text
+}
+
+/// `{"threshold": t, "groups": [[path, …], …]}`, members in group order.
+pub fn duplicates_json(threshold: f32, groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
+    let groups: Vec<Vec<String>> = groups
+        .iter()
+        .map(|group| {
+            group
+                .members
+                .iter()
+                .map(|&row| paths::to_text(&entries[row].path).into_owned())
+                .collect()
+        })
+        .collect();
+    serde_json::json!({ "threshold": threshold, "groups": groups }).to_string()
+}
+
+/// `path,cluster,similarity_to_centre`: every image in row order, clusters numbered from 1
+/// (largest first).
+pub fn clusters_csv(clustering: &Clustering, entries: &[ImageEntry]) -> String {
+    let mut similarity = vec![0.0f32; entries.len()];
+    for cluster in &clustering.clusters {
+        for (&row, &s) in cluster.members.iter().zip(&cluster.similarities) {
+            similarity[row] = s;
+        }
+    }
+    let mut text = String::from("path,cluster,similarity_to_centre\n");
+    for (row, &cluster) in clustering.assignment.iter().enumerate() {
+        text += &format!(
+            "{},{},{:.4}\n",
+            path_field(entries, row),
+            cluster + 1,
+            similarity[row]
+        );
+    }
+    text
+}
+
+/// Writes `text` to `path` atomically.
+///
+/// # Errors
+/// [`TableError`] naming the file.
+pub fn write(path: &Path, text: &str) -> Result<(), TableError> {
+    atomic_file::write(path, text.as_bytes()).map_err(|source| TableError {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::FileStamp;
+
+    fn entry(path: &str) -> ImageEntry {
+        ImageEntry {
+            path: PathBuf::from(path),
+            label: None,
+            stamp: FileStamp::default(),
+        }
+    }
+
+    #[test]
+    fn groups_and_clusters_become_csv_with_quoted_names() {
+        let entries = [entry("a.jpg"), entry("b, \"old\".jpg"), entry("c.png")];
+        let groups = [DuplicateGroup {
+            members: vec![1, 0],
+            similarities: vec![1.0, 0.97],
+            weakest_link: 0.97,
+        }];
+        assert_eq!(
+            duplicates_csv(&groups, &entries),
+            "group,path,similarity\n1,\"b, \"\"old\"\".jpg\",1.0000\n1,a.jpg,0.9700\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&duplicates_json(0.9, &groups, &entries)).unwrap();
+        assert_eq!(json["groups"][0][1], "a.jpg");
+        assert!((json["threshold"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+        let clustering = Clustering {
+            clusters: vec![
+                crate::explore::Cluster {
+                    members: vec![0, 2],
+                    similarities: vec![0.9, 0.8],
+                },
+                crate::explore::Cluster {
+                    members: vec![1],
+                    similarities: vec![1.0],
+                },
+            ],
+            assignment: vec![0, 1, 0],
+        };
+        let csv = clusters_csv(&clustering, &entries);
+        assert_eq!(csv.lines().nth(3), Some("c.png,1,0.8000"));
+    }
+}
