@@ -307,6 +307,38 @@ pub fn data_pipeline(
     Ok(rows)
 }
 
+/// `rows` random unit embeddings of `dim` values.
+fn random_unit_rows(rows: usize, dim: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut values: Vec<f32> = (0..rows * dim)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    for row in values.chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    values
+}
+
+/// A row for host work over `rows` embeddings that took `seconds`.
+fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    BenchRow {
+        task: task.to_owned(),
+        detail,
+        device: format!("CPU, {cores} threads"),
+        backend: "cpu".to_owned(),
+        compiler: "native".to_owned(),
+        precision: "f32".to_owned(),
+        width: None,
+        batch: 1,
+        image_size: 0,
+        images_per_sec: rows as f64 / seconds,
+        seconds,
+        data_wait_fraction: None,
+    }
+}
+
 /// One neighbour query over `rows` random unit embeddings of `dim` values (the host search Explore
 /// runs when an image is clicked): the median of 21 queries, `k` neighbours each.
 ///
@@ -317,14 +349,7 @@ pub fn neighbour_query(
     dim: usize,
     k: usize,
 ) -> Result<BenchRow, crate::eval::EvalError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut values: Vec<f32> = (0..rows * dim)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    for row in values.chunks_mut(dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
+    let values = random_unit_rows(rows, dim);
     let base = crate::eval::Embeddings::new(&values, dim)?;
     let mut times = Vec::new();
     for query in 0..21 {
@@ -336,22 +361,51 @@ pub fn neighbour_query(
         assert_eq!(hits[0][0].0, row, "a row is its own nearest neighbour");
     }
     times.sort_by(f64::total_cmp);
-    let seconds = times[times.len() / 2];
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(BenchRow {
-        task: "neighbours".to_owned(),
-        detail: format!("one neighbour query over {rows} embeddings ({dim}-d, k {k})"),
-        device: format!("CPU, {cores} threads"),
-        backend: "cpu".to_owned(),
-        compiler: "native".to_owned(),
-        precision: "f32".to_owned(),
-        width: None,
-        batch: 1,
-        image_size: 0,
-        images_per_sec: rows as f64 / seconds,
+    Ok(host_row(
+        "neighbours",
+        format!("one neighbour query over {rows} embeddings ({dim}-d, k {k})"),
+        rows,
+        times[times.len() / 2],
+    ))
+}
+
+/// The near-duplicate search of `rows` random unit embeddings: every pair above cosine 0.9
+/// (the all-pairs blocked scan), then the groups.
+///
+/// # Errors
+/// [`EvalError`] for an empty matrix.
+pub fn duplicate_search(rows: usize, dim: usize) -> Result<BenchRow, crate::eval::EvalError> {
+    let values = random_unit_rows(rows, dim);
+    let features = crate::eval::Embeddings::new(&values, dim)?;
+    let start = Instant::now();
+    let groups = crate::explore::duplicates::find_duplicates(features, 0.9)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(host_row(
+        "duplicates",
+        format!(
+            "all pairs above cosine 0.9 among {rows} embeddings ({dim}-d), {} groups",
+            groups.len()
+        ),
+        rows,
         seconds,
-        data_wait_fraction: None,
-    })
+    ))
+}
+
+/// A UMAP map of `rows` random unit embeddings (Explore's map).
+///
+/// # Errors
+/// [`EvalError`] for fewer than 3 rows.
+pub fn umap_map(rows: usize, dim: usize) -> Result<BenchRow, crate::eval::EvalError> {
+    let values = random_unit_rows(rows, dim);
+    let features = crate::eval::Embeddings::new(&values, dim)?;
+    let start = Instant::now();
+    crate::eval::umap_2d(features, 0, &|_, _| true)?;
+    Ok(host_row(
+        "map",
+        format!("UMAP of {rows} embeddings ({dim}-d): 15-neighbour graph and layout"),
+        rows,
+        start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// `count` random-noise images of `size`²: content does not change a network's cost.

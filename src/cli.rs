@@ -207,6 +207,12 @@ pub struct BenchArgs {
     /// Embeddings searched by the neighbour-query row (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     pub neighbours: usize,
+    /// Embeddings searched for near-duplicates by the duplicates row (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub duplicates: usize,
+    /// Embeddings laid out by the UMAP map row (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    pub map: usize,
     /// Skip the training rows.
     #[arg(long)]
     pub no_train: bool,

@@ -644,6 +644,12 @@ fn bench_command(args: &BenchArgs) -> Result<()> {
     if args.neighbours > 0 {
         print(&bench::neighbour_query(args.neighbours, 128, 10)?);
     }
+    if args.duplicates > 0 {
+        print(&bench::duplicate_search(args.duplicates, 128)?);
+    }
+    if args.map > 0 {
+        print(&bench::umap_map(args.map, 128)?);
+    }
     if !args.no_data {
         for row in bench::data_pipeline(args.photos.as_deref(), 2000, &args.data_sizes)? {
             print(&row);

@@ -53,7 +53,17 @@ impl From<spreadout::export::ExportError> for CommandError {
 
 impl From<spreadout::eval::EvalError> for CommandError {
     fn from(error: spreadout::eval::EvalError) -> Self {
-        Self::new("eval", error.to_string())
+        let code = match error {
+            spreadout::eval::EvalError::Stopped => "cancelled",
+            _ => "eval",
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<spreadout::explore::tables::TableError> for CommandError {
+    fn from(error: spreadout::explore::tables::TableError) -> Self {
+        Self::new("files", error.to_string())
     }
 }
 

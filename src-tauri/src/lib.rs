@@ -99,6 +99,11 @@ pub fn run() {
             commands::explore::query_file,
             commands::explore::distributions,
             commands::explore::embedding_map,
+            commands::explore::duplicate_threshold,
+            commands::explore::find_duplicates,
+            commands::explore::save_duplicates,
+            commands::explore::cluster_collection,
+            commands::explore::save_clusters,
             commands::export::export_model,
             commands::export::export_embeddings,
         ])

@@ -31,7 +31,7 @@ pub use umap::umap_2d;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EvalError {
     /// The caller asked a long computation (k-means) to stop.
-    #[error("stopped before the clustering finished")]
+    #[error("stopped before it finished")]
     Stopped,
     /// An embedding set was declared with zero columns.
     #[error("embedding dimension must be at least 1")]

@@ -306,13 +306,33 @@ impl Collection {
         suggested_clusters(self.entries().len(), self.label_names().len())
     }
 
-    /// Each image's position on the embedding's two principal components.
+    /// Each image's position on a 2-D map of the embedding. `progress(done, total)` reports
+    /// UMAP's epochs; returning `false` stops it with [`EvalError::Stopped`].
     ///
     /// # Errors
-    /// [`ExploreError::Eval`] for an empty collection.
-    pub fn map(&self) -> Result<Vec<[f32; 2]>, ExploreError> {
-        Ok(eval::pca_2d(self.embeddings()?)?)
+    /// [`ExploreError::Eval`] for an empty collection (or below 3 images for UMAP), or when
+    /// stopped.
+    pub fn map(
+        &self,
+        method: MapMethod,
+        progress: &dyn Fn(usize, usize) -> bool,
+    ) -> Result<Vec<[f32; 2]>, ExploreError> {
+        let all = self.embeddings()?;
+        Ok(match method {
+            MapMethod::Pca => eval::pca_2d(all)?,
+            MapMethod::Umap => eval::umap_2d(all, 0, progress)?,
+        })
     }
+}
+
+/// How [`Collection::map`] flattens the embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MapMethod {
+    /// The first two principal components: global directions, instant.
+    Pca,
+    /// UMAP: each image's neighbourhood kept, seconds for 10 000 images.
+    Umap,
 }
 
 #[cfg(test)]
@@ -407,6 +427,7 @@ mod tests {
         assert!(distributions.random_pairs.total() > 0);
         assert_eq!(distributions.per_label.len(), 3);
         assert_eq!(distributions.per_label[0].0, collection.label_names()[0]);
-        assert_eq!(collection.map().unwrap().len(), 18);
+        assert_eq!(collection.map(MapMethod::Pca, &|_, _| true).unwrap().len(), 18);
+        assert_eq!(collection.map(MapMethod::Umap, &|_, _| true).unwrap().len(), 18);
     }
 }

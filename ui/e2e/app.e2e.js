@@ -1,6 +1,7 @@
-// Drives the real app: open a generated folder, check augmentations, train a tiny model for two
-// epochs, watch the curves and histogram fill, query neighbours in Explore, export the model and
-// the embeddings, and read both files back. Saves a screenshot of every screen.
+// Drives the real app: open a generated folder (with planted copies), check augmentations, train
+// a tiny model for two epochs, watch the curves and histogram fill, query neighbours in Explore,
+// find the planted copies among the near-duplicates, cluster the folder, draw its UMAP map, export
+// the model and the embeddings, and read both files back. Saves a screenshot of every screen.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,6 +48,17 @@ function generateFolder(root, perClass, seed) {
   }
 }
 
+/** Copies planted beside originals: byte-identical, brightened, and with a few pixels changed. */
+const PLANTED = [
+  { original: 'stripes/0.bmp', copy: 'stripes/0-copy.bmp', paint: (x, y) => ((y + 0) % 8 < 4 ? [220, 60, 40] : [250, 240, 220]) },
+  { original: 'columns/2.bmp', copy: 'columns/2-brighter.bmp', paint: (x, y) => ((x + 2) % 8 < 4 ? [52, 102, 212] : [245, 250, 255]) },
+  {
+    original: 'blob/5.bmp',
+    copy: 'blob/5-speckled.bmp',
+    paint: (x, y) => ((x * 7 + y * 13) % 97 === 0 ? [0, 0, 0] : (x - 16 - 0) ** 2 + (y - 16) ** 2 < 90 + 10 * 1 ? [30, 160, 80] : [245, 245, 240]),
+  },
+];
+
 async function screenshot(name) {
   mkdirSync(SHOTS, { recursive: true });
   // Let the webview paint what the DOM already holds before capturing it.
@@ -73,6 +85,7 @@ describe('Spreadout desktop app', () => {
 
   before(async () => {
     generateFolder(train, 12, 0);
+    for (const { copy, paint } of PLANTED) writeFileSync(join(train, copy), bmp(paint));
     generateFolder(test, 4, 100);
     writeFileSync(join(train, 'stripes', 'broken.jpg'), 'not really a JPEG');
     await browser.setWindowSize(1400, 900);
@@ -83,8 +96,8 @@ describe('Spreadout desktop app', () => {
 
   it('opens a folder and reports what it holds', async () => {
     await browser.executeAsync((train, test, done) => window.spreadoutTest.openFolder(train, test).then(done), train, test);
-    await expect($('#image-count')).toHaveText('37');
-    await expect($('#label-folders')).toHaveText(expect.stringContaining('blob (12)'));
+    await expect($('#image-count')).toHaveText('40');
+    await expect($('#label-folders')).toHaveText(expect.stringContaining('blob (13)'));
     await expect($('#check-result')).toHaveText(expect.stringContaining('1 skipped'));
     await expect($('.skipped-table')).toHaveText(expect.stringContaining('broken.jpg'));
     await browser.waitUntil(async () => (await $$('.grid .cell img')).length > 10);
@@ -124,12 +137,52 @@ describe('Spreadout desktop app', () => {
     assert.ok(scores.every((s) => s >= -1 && s <= 1), `scores are cosines: ${scores}`);
     assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
     assert.equal((await $$('#neighbours .neighbour.same, #neighbours .neighbour.other')).length, 10, 'label frames');
-    await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 36);
+    await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 39);
     assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors (file drop listener registered)');
     await $('#compare').click();
     // Two epochs keep two snapshots, the second being the latest model: two rows of neighbours.
     await browser.waitUntil(async () => (await $$('.comparison .strip-block')).length === 2, { timeout: 120_000, timeoutMsg: 'no comparison across snapshots' });
     await screenshot('explore');
+  });
+
+  it('finds the planted copies among the near-duplicates', async () => {
+    await $('#explore-tab-duplicates').click();
+    await browser.waitUntil(async () => (await $$('#duplicate-groups .dup-group')).length > 0, { timeout: 120_000, timeoutMsg: 'no near-duplicate groups' });
+    await expect($('#duplicate-how')).toHaveText(expect.stringContaining('Suggested threshold'));
+    const groups = await browser.execute(() =>
+      [...document.querySelectorAll('#duplicate-groups .dup-group')].map((group) => [...group.querySelectorAll('.dup-member')].map((member) => member.title.split('\n')[0])),
+    );
+    for (const { original, copy } of PLANTED) {
+      const together = groups.some((members) => members.includes(join(train, original)) && members.includes(join(train, copy)));
+      assert.ok(together, `${copy} is grouped with ${original}: ${JSON.stringify(groups)}`);
+    }
+    await screenshot('duplicates');
+    const csv = join(work, 'near-duplicates.csv');
+    await browser.execute((answer) => window.spreadoutTest.answerDialogs([answer]), csv);
+    await $('#duplicate-csv').click();
+    await browser.waitUntil(() => existsSync(csv), { timeoutMsg: 'no CSV written' });
+    const lines = readFileSync(csv, 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'group,path,similarity');
+    assert.ok(lines.some((line) => line.includes(PLANTED[0].copy)), 'the CSV lists the byte-identical copy');
+  });
+
+  it('clusters the folder into groups with their typical images', async () => {
+    await $('#explore-tab-clusters').click();
+    await browser.waitUntil(async () => (await $$('#cluster-list .cluster')).length === 3, { timeout: 120_000, timeoutMsg: 'no clusters' });
+    await expect($('#cluster-suggested')).toHaveText(expect.stringContaining('one per label folder'));
+    const sizes = await browser.execute(() => [...document.querySelectorAll('#cluster-list .cluster')].map((c) => c.querySelectorAll('.cluster-member').length));
+    assert.ok(sizes.every((size) => size > 0), `every cluster shows members: ${sizes}`);
+    await expect($('#cluster-summary')).toHaveText(expect.stringContaining('3 clusters of 39 images'));
+    await screenshot('clusters');
+  });
+
+  it('draws the UMAP map', async () => {
+    await $('#explore-tab-neighbours').click();
+    await $('#map-method').selectByAttribute('value', 'umap');
+    await browser.waitUntil(async () => (await $('.plot.scatter').getAttribute('data-method')) === 'umap', { timeout: 120_000, timeoutMsg: 'no UMAP map' });
+    assert.equal(Number(await $('.plot.scatter').getAttribute('data-points')), 39);
+    assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors');
+    await screenshot('explore-umap');
   });
 
   it('exports the model and the embeddings, and both load back', async () => {
@@ -143,10 +196,10 @@ describe('Spreadout desktop app', () => {
     assert.deepEqual(safetensorsHeader(join(modelDir, 'model.safetensors'))['linear.weight'].shape, [128, 32]);
     await browser.execute((answer) => window.spreadoutTest.answerDialogs([answer]), embeddings);
     await $('#export-embeddings').click();
-    await expect($('#export-results')).toHaveText(expect.stringContaining('embeddings [36, 128]'), { wait: 60_000 });
+    await expect($('#export-results')).toHaveText(expect.stringContaining('embeddings [39, 128]'), { wait: 60_000 });
     const header = safetensorsHeader(embeddings);
-    assert.deepEqual(header.embeddings.shape, [36, 128]);
-    assert.equal(JSON.parse(header.__metadata__.paths).length, 36);
+    assert.deepEqual(header.embeddings.shape, [39, 128]);
+    assert.equal(JSON.parse(header.__metadata__.paths).length, 39);
     await screenshot('export');
   });
 });

@@ -1,4 +1,5 @@
-//! Explore screen: embed a folder with a run's model (or one of its snapshots), then query it.
+//! Explore screen: embed a folder with a run's model (or one of its snapshots), then query it:
+//! neighbours, distributions, maps, near-duplicates and clusters.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,7 +7,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use spreadout::data::SkippedFile;
 use spreadout::device::{self, DeviceChoice};
-use spreadout::explore::{Collection, Distributions};
+use spreadout::explore::{
+    Clustering, Collection, Distributions, DuplicateGroup, MapMethod, ThresholdSuggestion, tables,
+};
 use spreadout::train::Neighbour;
 use tauri::State;
 use tauri::ipc::Channel;
@@ -25,6 +28,8 @@ pub struct CollectionInfo {
     pub images: ImageList,
     /// Files that could not be used.
     pub skipped: Vec<SkippedFile>,
+    /// The number of clusters to offer first.
+    pub suggested_clusters: usize,
 }
 
 /// Embeds `folder` with `model` (a run folder, snapshot folder or model file); reuses an earlier
@@ -74,6 +79,7 @@ pub async fn open_collection(
         key,
         images: ImageList::new(collection.entries(), collection.label_names()),
         skipped: collection.skipped().to_vec(),
+        suggested_clusters: collection.suggested_clusters(),
     })
 }
 
@@ -113,12 +119,109 @@ pub async fn distributions(
     blocking(move || Ok(collection.distributions()?)).await
 }
 
-/// 2-D PCA coordinates of every image.
+/// 2-D coordinates of every image (PCA, or UMAP with progress; cancellable through `job`).
 #[tauri::command]
 pub async fn embedding_map(
     state: State<'_, AppState>,
     key: String,
+    method: MapMethod,
+    job: String,
+    progress: Channel<Progress>,
 ) -> CommandResult<Vec<[f32; 2]>> {
     let collection = state.collection(&key)?;
-    blocking(move || Ok(collection.map()?)).await
+    cancellable(&state, &job, progress, move |report| {
+        Ok(collection.map(method, report)?)
+    })
+    .await
+}
+
+/// The near-duplicate threshold the model suggests for the folder, with its distributions.
+#[tauri::command]
+pub async fn duplicate_threshold(
+    state: State<'_, AppState>,
+    key: String,
+) -> CommandResult<ThresholdSuggestion> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.suggest_duplicate_threshold()?)).await
+}
+
+/// Groups of images more similar than `threshold`, largest first.
+#[tauri::command]
+pub async fn find_duplicates(
+    state: State<'_, AppState>,
+    key: String,
+    threshold: f32,
+) -> CommandResult<Vec<DuplicateGroup>> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.duplicates(threshold)?)).await
+}
+
+/// A file format for the groups.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// `group,path,similarity`.
+    Csv,
+    /// `{"threshold": t, "groups": [[path, …], …]}`.
+    Json,
+}
+
+/// Writes the groups above `threshold` to `destination` (atomically); the images are not touched.
+#[tauri::command]
+pub async fn save_duplicates(
+    state: State<'_, AppState>,
+    key: String,
+    threshold: f32,
+    format: TableFormat,
+    destination: PathBuf,
+) -> CommandResult<PathBuf> {
+    let collection = state.collection(&key)?;
+    blocking(move || {
+        let groups = collection.duplicates(threshold)?;
+        let entries = collection.entries();
+        let text = match format {
+            TableFormat::Csv => tables::duplicates_csv(&groups, entries),
+            TableFormat::Json => tables::duplicates_json(threshold, &groups, entries),
+        };
+        tables::write(&destination, &text)?;
+        Ok(destination)
+    })
+    .await
+}
+
+/// k-means clusters of the collection; cancellable through `job`.
+#[tauri::command]
+pub async fn cluster_collection(
+    state: State<'_, AppState>,
+    key: String,
+    k: usize,
+    job: String,
+    progress: Channel<Progress>,
+) -> CommandResult<Clustering> {
+    let collection = state.collection(&key)?;
+    cancellable(&state, &job, progress, move |report| {
+        Ok(collection.clusters(k, &|| report(0, 0))?)
+    })
+    .await
+}
+
+/// Writes every image's cluster (k-means with `k`, the same clustering as
+/// [`cluster_collection`]: seeded) to `destination` as CSV.
+#[tauri::command]
+pub async fn save_clusters(
+    state: State<'_, AppState>,
+    key: String,
+    k: usize,
+    destination: PathBuf,
+) -> CommandResult<PathBuf> {
+    let collection = state.collection(&key)?;
+    blocking(move || {
+        let clustering = collection.clusters(k, &|| true)?;
+        tables::write(
+            &destination,
+            &tables::clusters_csv(&clustering, collection.entries()),
+        )?;
+        Ok(destination)
+    })
+    .await
 }

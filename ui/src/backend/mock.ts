@@ -3,7 +3,10 @@
 // labels. Used by the Vitest suite and when the UI runs in a plain browser (`npm run dev`).
 import type {
   Backend,
+  Cluster,
+  Clustering,
   CollectionInfo,
+  DuplicateGroup,
   DeviceChoice,
   Distributions,
   EpochMetrics,
@@ -23,6 +26,11 @@ export interface MockOptions {
   perClass?: number;
   /** Milliseconds between simulated training steps (0 in tests). */
   stepMs?: number;
+  /**
+   * Makes every start fail: refused by the command ('rejected'), or by the run's worker, whose
+   * `failed` event overtakes the command's answer ('event'), as on the desktop backend.
+   */
+  failStart?: 'rejected' | 'event';
 }
 
 function summary(root: string, perClass: number): FolderSummary {
@@ -53,6 +61,35 @@ function labelOf(path: string): number {
 function thumbnail(path: string): string {
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[Math.max(0, labelOf(path))]}"/></svg>`;
   return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+}
+
+/** Planted near-duplicates: image 3n and its successor, similarity 0.90 + (n mod 10) / 100; image
+ * 3n + 2 joins every fifth group. */
+function mockDuplicates(info: CollectionInfo, threshold: number): DuplicateGroup[] {
+  const groups: DuplicateGroup[] = [];
+  for (let i = 0; i + 2 < info.files.length; i += 3) {
+    const similarity = 0.9 + ((i / 3) % 10) / 100;
+    if (similarity <= threshold) continue;
+    const third = (i / 3) % 5 === 0 && similarity - 0.01 > threshold;
+    groups.push({
+      members: third ? [i, i + 1, i + 2] : [i, i + 1],
+      similarities: third ? [1, similarity, similarity - 0.01] : [1, similarity],
+      weakest_link: third ? similarity - 0.01 : similarity,
+    });
+  }
+  return groups.sort((a, b) => b.members.length - a.members.length || a.members[0] - b.members[0]);
+}
+
+/** k clusters by label (wrapping when k is below the number of labels), most typical first. */
+function mockClustering(info: CollectionInfo, k: number): Clustering {
+  const assignment = info.files.map((_, i) => (info.labels[i] ?? i) % k);
+  const clusters: Cluster[] = Array.from({ length: k }, (_, c) => {
+    const members = assignment.flatMap((a, i) => (a === c ? [i] : []));
+    return { members, similarities: members.map((_, n) => 0.95 - n * 0.002) };
+  }).filter((c) => c.members.length > 0);
+  clusters.sort((a, b) => b.members.length - a.members.length || a.members[0] - b.members[0]);
+  const order = new Map(clusters.map((c, n) => [c.members[0], n]));
+  return { clusters, assignment: info.files.map((_, i) => order.get(clusters.find((c) => c.members.includes(i))!.members[0])!) };
 }
 
 /** The mock, plus what a test does that a person would do with the OS: drop files on the window. */
@@ -183,6 +220,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     }),
     startTraining: async (request: StartTraining, onEvent) => {
       if (training) throw { code: 'busy', message: 'a training run is already active; stop it before starting another' };
+      if (options.failStart === 'rejected') throw { code: 'train', message: 'batch size must be at least 2 (each image needs other images as negatives)' };
       const runDir = `/mock/runs/run-${runs.size + 1}`;
       const images = CLASSES.length * perClass;
       runs.set(runDir, {
@@ -202,7 +240,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         snapshots: [],
         unfinished: true,
       });
-      void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, onEvent);
+      if (options.failStart === 'event') {
+        onEvent({ type: 'phase', phase: 'loading_data' });
+        onEvent({ type: 'failed', message: 'the GPU could not be opened: device lost' });
+      } else void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, onEvent);
       return runDir;
     },
     resumeTraining: async (runDir, epochs, _device: DeviceChoice, onEvent) => {
@@ -230,7 +271,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     openCollection: async (model, folder, _device, _job, progress) => {
       const scan = summary(folder, perClass);
       progress({ done: scan.files.length, total: scan.files.length });
-      const info: CollectionInfo = { key: `${model}\n${folder}`, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [] };
+      const info: CollectionInfo = { key: `${model}\n${folder}`, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [], suggested_clusters: CLASSES.length };
       collections.set(info.key, info);
       return info;
     },
@@ -254,14 +295,37 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         { positive: histogram(0.5 + i * 0.05, 0.1, 100), negative: histogram(0.2, 0.1, 100), kind: 'SameClassNeighbours' },
       ]),
     }),
-    embeddingMap: async (key) => {
+    embeddingMap: async (key, method, job, progress) => {
       const info = collections.get(key)!;
+      // UMAP reports epochs and can be cancelled, as the desktop's does.
+      const epochs = method === 'umap' ? 20 : 0;
+      for (let epoch = 1; epoch <= epochs; epoch++) {
+        if (cancelled.delete(job)) throw { code: 'cancelled', message: 'stopped before it finished' };
+        progress({ done: epoch, total: epochs });
+        await wait(stepMs > 0 ? 5 : 0);
+      }
+      const radius = method === 'umap' ? 6 : 3;
       return info.files.map((_, i) => {
         const label = info.labels[i] ?? 0;
         const angle = (label / CLASSES.length) * 2 * Math.PI;
-        return [Math.cos(angle) * 3 + ((i * 37) % 11) / 10, Math.sin(angle) * 3 + ((i * 53) % 13) / 10];
+        return [Math.cos(angle) * radius + ((i * 37) % 11) / 10, Math.sin(angle) * radius + ((i * 53) % 13) / 10];
       });
     },
+    duplicateThreshold: async () => ({
+      threshold: 0.93,
+      how: 'equal-error point between 240 images\' edited copies and their nearest other images: 2.1 % of copies fall below it, 1.7 % of nearest neighbours lie above it',
+      copies: histogram(0.97, 0.02, 240),
+      nearest: histogram(0.75, 0.08, 240),
+    }),
+    findDuplicates: async (key, threshold) => mockDuplicates(collections.get(key)!, threshold),
+    saveDuplicates: async (_key, _threshold, _format, destination) => destination,
+    clusterCollection: async (key, k, job, progress) => {
+      const info = collections.get(key)!;
+      progress({ done: 0, total: 0 });
+      if (cancelled.delete(job)) throw { code: 'cancelled', message: 'stopped before it finished' };
+      return mockClustering(info, k);
+    },
+    saveClusters: async (_key, _k, destination) => destination,
 
     exportModel: async (modelDir, destination) => ({
       files: [`${destination}/model.safetensors`, `${destination}/config.json`],

@@ -3,7 +3,9 @@
 import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import { open, save } from '@tauri-apps/plugin-dialog';
-import type { Backend, Progress, TrainEvent } from './types';
+import type { Backend, Progress, SaveKind, TrainEvent } from './types';
+
+const SAVE_FILTERS: Record<SaveKind, string> = { safetensors: 'safetensors', csv: 'CSV table', json: 'JSON' };
 
 const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff'];
 
@@ -21,8 +23,8 @@ export const tauriBackend: Backend = {
     (await open({ multiple: false, filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }] })) ?? null,
   pickWeights: async () =>
     (await open({ multiple: false, title: 'Pretrained weights: torchvision ResNet-18 saved as safetensors', filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
-  pickSaveFile: async (defaultPath) =>
-    (await save({ defaultPath, filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
+  pickSaveFile: async (defaultPath, kind = 'safetensors') =>
+    (await save({ defaultPath, filters: [{ name: SAVE_FILTERS[kind], extensions: [kind] }] })) ?? null,
   thumbnailUrl: (path) => convertFileSrc(path, 'thumb'),
   onFileDrop: async (handler) =>
     getCurrentWebview().onDragDropEvent((event) => {
@@ -54,7 +56,12 @@ export const tauriBackend: Backend = {
   neighbours: (key, index, k) => invoke('neighbours', { key, index, k }),
   queryFile: (key, path, k) => invoke('query_file', { key, path, k }),
   distributions: (key) => invoke('distributions', { key }),
-  embeddingMap: (key) => invoke('embedding_map', { key }),
+  embeddingMap: (key, method, job, progress) => invoke('embedding_map', { key, method, job, progress: channel(progress) }),
+  duplicateThreshold: (key) => invoke('duplicate_threshold', { key }),
+  findDuplicates: (key, threshold) => invoke('find_duplicates', { key, threshold }),
+  saveDuplicates: (key, threshold, format, destination) => invoke('save_duplicates', { key, threshold, format, destination }),
+  clusterCollection: (key, k, job, progress) => invoke('cluster_collection', { key, k, job, progress: channel(progress) }),
+  saveClusters: (key, k, destination) => invoke('save_clusters', { key, k, destination }),
 
   exportModel: (modelDir, destination) => invoke('export_model', { modelDir, destination }),
   exportEmbeddings: (key, destination) => invoke('export_embeddings', { key, destination }),

@@ -220,7 +220,50 @@ export interface CollectionInfo {
   labels: (number | null)[];
   label_names: string[];
   skipped: SkippedFile[];
+  /** The number of clusters to offer first (one per label folder, else √(n/2) within 2–50). */
+  suggested_clusters: number;
 }
+
+/** How the map flattens the embedding. */
+export type MapMethod = 'pca' | 'umap';
+
+/** Near-duplicate images: row indices, the most central first. */
+export interface DuplicateGroup {
+  members: number[];
+  /** Cosine similarity of each member to the first. */
+  similarities: number[];
+  /** The lowest similarity of a pair that joined the group. */
+  weakest_link: number;
+}
+
+/** The duplicate threshold a model suggests for a folder, and the distributions it comes from. */
+export interface ThresholdSuggestion {
+  threshold: number;
+  /** How it was chosen, for a person. */
+  how: string;
+  /** Similarity of sampled images to a mildly edited copy of themselves. */
+  copies: Histogram;
+  /** Similarity of sampled images to their nearest other image. */
+  nearest: Histogram;
+}
+
+export interface Cluster {
+  /** Row indices, most typical (closest to the centre) first. */
+  members: number[];
+  similarities: number[];
+}
+
+export interface Clustering {
+  /** Largest first. */
+  clusters: Cluster[];
+  /** Each row's index into `clusters`. */
+  assignment: number[];
+}
+
+export type TableFormat = 'csv' | 'json';
+
+/** What a save dialog offers to write. */
+export type SaveKind = 'safetensors' | TableFormat;
 
 export interface Distributions {
   random_pairs: Histogram;
@@ -250,7 +293,7 @@ export interface Backend {
   pickImage(): Promise<Picked>;
   /** A safetensors file of pretrained weights. */
   pickWeights(): Promise<Picked>;
-  pickSaveFile(defaultName: string): Promise<Picked>;
+  pickSaveFile(defaultName: string, kind?: SaveKind): Promise<Picked>;
   thumbnailUrl(path: string): string;
   /** Calls `handler` with the paths of files dropped on the window; returns an unsubscribe. */
   onFileDrop(handler: (paths: string[]) => void): Promise<() => void>;
@@ -277,7 +320,13 @@ export interface Backend {
   neighbours(key: string, index: number, k: number): Promise<Neighbour[]>;
   queryFile(key: string, path: string, k: number): Promise<Neighbour[]>;
   distributions(key: string): Promise<Distributions>;
-  embeddingMap(key: string): Promise<[number, number][]>;
+  embeddingMap(key: string, method: MapMethod, job: string, progress: (p: Progress) => void): Promise<[number, number][]>;
+  duplicateThreshold(key: string): Promise<ThresholdSuggestion>;
+  findDuplicates(key: string, threshold: number): Promise<DuplicateGroup[]>;
+  /** Writes the groups above `threshold`; resolves to the file written. */
+  saveDuplicates(key: string, threshold: number, format: TableFormat, destination: string): Promise<string>;
+  clusterCollection(key: string, k: number, job: string, progress: (p: Progress) => void): Promise<Clustering>;
+  saveClusters(key: string, k: number, destination: string): Promise<string>;
 
   exportModel(modelDir: string, destination: string): Promise<Exported>;
   exportEmbeddings(key: string, destination: string): Promise<Exported>;

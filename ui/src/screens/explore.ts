@@ -1,13 +1,24 @@
 // Explore screen: embed the training folder with a run's model (or an earlier snapshot), click
 // any image for its nearest neighbours, compare the same query across snapshots, query with an
-// outside image, and look at the similarity distributions and a 2-D map of the embedding.
+// outside image, look at the similarity distributions and a 2-D map of the embedding (PCA or
+// UMAP); and, in their own tabs, its near-duplicates and clusters.
 import { baseName, h, replace } from '../dom';
 import { HistogramPlot, ScatterPlot } from '../components/charts';
 import { ThumbnailGrid } from '../components/grid';
 import { neighbourStrip } from '../components/neighbours';
 import { ProgressBar } from '../components/progress';
-import type { CollectionInfo, Distributions, RunInfo } from '../backend';
+import type { CollectionInfo, Distributions, MapMethod, RunInfo } from '../backend';
+import { ClustersPanel } from './explore-clusters';
+import { DuplicatesPanel } from './explore-duplicates';
+import { Latest } from './latest';
 import { Notices, newJob, type Context, type Screen } from './screen';
+
+type View = 'neighbours' | 'duplicates' | 'clusters';
+const VIEWS: { id: View; title: string }[] = [
+  { id: 'neighbours', title: 'Neighbours & map' },
+  { id: 'duplicates', title: 'Near-duplicates' },
+  { id: 'clusters', title: 'Clusters' },
+];
 
 interface Source {
   label: string;
@@ -29,6 +40,24 @@ export class ExploreScreen implements Screen {
   private readonly labelSelect = h('select', { id: 'distribution-label' });
   readonly map: ScatterPlot;
   private readonly hover = h('img', { class: 'hover-thumb', hidden: true, alt: '' });
+  private readonly mapSelect = h(
+    'select',
+    { id: 'map-method', 'aria-label': 'Map method' },
+    h('option', { value: 'pca' }, 'PCA: two principal components'),
+    h('option', { value: 'umap' }, 'UMAP: neighbourhoods kept'),
+  );
+  private readonly mapProgress: ProgressBar;
+  private mapJob: string | null = null;
+  readonly duplicates: DuplicatesPanel;
+  readonly clusters: ClustersPanel;
+  private readonly tabs: HTMLButtonElement[];
+  private readonly panels: Record<View, HTMLElement>;
+  private view: View = 'neighbours';
+  /** The collection key each tab last showed, so a tab is computed once per collection. */
+  private readonly shownKey: Partial<Record<View, string>> = {};
+  private readonly latestOpen = new Latest();
+  private readonly latestQuery = new Latest();
+  private readonly latestMap = new Latest();
   private runs: RunInfo[] = [];
   private collection: CollectionInfo | null = null;
   private distributions: Distributions | null = null;
@@ -39,10 +68,19 @@ export class ExploreScreen implements Screen {
   constructor(private readonly context: Context) {
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
     this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path), onActivate: (index) => void this.query(index), cell: 88 });
-    this.map = new ScatterPlot('Embedding map: first two principal components (click a point to query it)', {
+    this.map = new ScatterPlot('Embedding map (click a point to query it)', {
       onHover: (index, x, y) => this.showHover(index, x, y),
       onClick: (index) => void this.query(index),
     });
+    this.mapProgress = new ProgressBar(() => this.mapJob && void context.backend.cancelJob(this.mapJob));
+    this.mapSelect.addEventListener('change', () => void this.drawMap());
+    const queryFromPanel = (index: number) => {
+      this.showView('neighbours');
+      this.grid.select(index);
+      void this.query(index);
+    };
+    this.duplicates = new DuplicatesPanel(context.backend, this.notices, queryFromPanel);
+    this.clusters = new ClustersPanel(context.backend, this.notices, queryFromPanel);
     this.runSelect.addEventListener('change', () => void this.fillSources());
     this.sourceSelect.addEventListener('change', () => void this.openSelected());
     this.labelSelect.addEventListener('change', () => this.drawDistributions());
@@ -52,15 +90,45 @@ export class ExploreScreen implements Screen {
       'Drop an image from anywhere on this window to find its neighbours, or ',
       h('button', { class: 'link', onclick: () => void this.pickOutside() }, 'choose one…'),
     );
+    this.tabs = VIEWS.map(({ id, title }) =>
+      h('button', { role: 'tab', id: `explore-tab-${id}`, 'aria-controls': `explore-panel-${id}`, onclick: () => this.showView(id) }, title),
+    );
+    const tablist = h('div', { role: 'tablist', class: 'subtabs', 'aria-label': 'Explore views' }, ...this.tabs);
+    tablist.addEventListener('keydown', (event) => {
+      const at = VIEWS.findIndex((v) => v.id === this.view);
+      const moves: Record<string, number> = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: VIEWS.length - 1 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      const next = VIEWS[(moves[event.key] + VIEWS.length) % VIEWS.length].id;
+      this.showView(next);
+      this.tabs[VIEWS.findIndex((v) => v.id === next)].focus();
+    });
+    const panel = (id: View, ...children: HTMLElement[]) =>
+      h('div', { role: 'tabpanel', id: `explore-panel-${id}`, 'aria-labelledby': `explore-tab-${id}`, class: 'subpanel' }, ...children);
+    this.panels = {
+      neighbours: panel(
+        'neighbours',
+        h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
+        h(
+          'div',
+          { class: 'plots two' },
+          h('div', {}, h('label', {}, 'Pairs ', this.labelSelect), this.distributionPlot.element),
+          h('div', { class: 'map-wrap' }, h('label', {}, 'Map ', this.mapSelect), this.mapProgress.element, this.map.element, this.hover),
+        ),
+      ),
+      duplicates: panel('duplicates', this.duplicates.element),
+      clusters: panel('clusters', this.clusters.element),
+    };
     this.element = h(
       'section',
       { class: 'screen explore' },
       h('div', { class: 'toolbar' }, h('label', {}, 'Run ', this.runSelect), h('label', {}, 'Model ', this.sourceSelect), this.kSelect, h('button', { class: 'secondary', id: 'compare', onclick: () => void this.compare() }, 'Compare across snapshots')),
       this.notices.element,
       this.progress.element,
-      h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
-      h('div', { class: 'plots two' }, h('div', {}, h('label', {}, 'Pairs ', this.labelSelect), this.distributionPlot.element), h('div', { class: 'map-wrap' }, this.map.element, this.hover)),
+      tablist,
+      ...Object.values(this.panels),
     );
+    this.showView('neighbours');
     context.backend
       .onFileDrop((paths) => {
         // A drop anywhere in the window is a query: show where its answer appears.
@@ -141,7 +209,10 @@ export class ExploreScreen implements Screen {
     if (!run) return;
     this.notices.clear();
     try {
+      const turn = this.latestOpen.next();
       const collection = await this.open(this.sourceSelect.value, run.record.train_dir);
+      // The person may have picked another run or snapshot meanwhile: show only the newest.
+      if (!this.latestOpen.is(turn)) return;
       // Coming back to the screen with the same model (the key changes when the model file does):
       // keep the grid, the answer on screen and the plots instead of recomputing them.
       if (collection.key === this.collection?.key) return;
@@ -149,10 +220,11 @@ export class ExploreScreen implements Screen {
       this.grid.setItems(collection.files.map((path, i) => ({ path, label: labelOf(collection, i) })));
       if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be embedded (see the Data screen).`);
       replace(this.results, h('p', { class: 'empty' }, 'Click an image (or select it with the arrow keys and press Enter) to see its nearest neighbours.'));
-      const [distributions, points] = await Promise.all([
-        this.context.backend.distributions(collection.key),
-        this.context.backend.embeddingMap(collection.key),
-      ]);
+      // Each tab computes for this collection when it is first shown.
+      for (const view of VIEWS) delete this.shownKey[view.id];
+      void this.openView(this.view);
+      const distributions = await this.context.backend.distributions(collection.key);
+      if (this.collection !== collection) return;
       this.distributions = distributions;
       replace(
         this.labelSelect,
@@ -160,9 +232,58 @@ export class ExploreScreen implements Screen {
         ...distributions.per_label.map(([name]) => h('option', { value: name }, name)),
       );
       this.drawDistributions();
-      this.map.set(points, collection.labels, collection.label_names);
     } catch (error) {
       this.notices.error('Could not embed the images', error);
+    }
+  }
+
+  /** Shows one of the Explore tabs (and computes it for the open collection the first time). */
+  showView(view: View): void {
+    this.view = view;
+    VIEWS.forEach(({ id }, i) => {
+      const selected = id === view;
+      this.tabs[i].setAttribute('aria-selected', String(selected));
+      this.tabs[i].tabIndex = selected ? 0 : -1;
+      this.panels[id].hidden = !selected;
+    });
+    void this.openView(view);
+  }
+
+  private async openView(view: View): Promise<void> {
+    const collection = this.collection;
+    if (!collection || this.shownKey[view] === collection.key) return;
+    this.shownKey[view] = collection.key;
+    if (view === 'neighbours') return this.drawMap();
+    if (view === 'duplicates') return this.duplicates.open(collection);
+    return this.clusters.open(collection);
+  }
+
+  /** Draws the map with the chosen method; UMAP shows its progress and can be cancelled. */
+  private async drawMap(): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return;
+    const method = this.mapSelect.value as MapMethod;
+    const turn = this.latestMap.next();
+    if (this.mapJob) void this.context.backend.cancelJob(this.mapJob);
+    const job = newJob('map');
+    this.mapJob = job;
+    try {
+      const points = await this.context.backend.embeddingMap(
+        collection.key,
+        method,
+        job,
+        this.mapProgress.reporter((done, total) => `UMAP layout of ${collection.files.length} images: epoch ${done} / ${total}`),
+      );
+      if (!this.latestMap.is(turn) || this.collection !== collection) return;
+      this.map.set(points, collection.labels, collection.label_names);
+      this.map.element.dataset.method = method;
+    } catch (error) {
+      if (this.latestMap.is(turn) && (error as { code?: string }).code !== 'cancelled') this.notices.error('Could not draw the map', error);
+    } finally {
+      if (this.mapJob === job) {
+        this.mapJob = null;
+        this.mapProgress.hide();
+      }
     }
   }
 
@@ -190,8 +311,10 @@ export class ExploreScreen implements Screen {
   async query(index: number): Promise<void> {
     const collection = this.collection;
     if (!collection) return;
+    const turn = this.latestQuery.next();
     try {
       const found = await this.context.backend.neighbours(collection.key, index, this.k());
+      if (!this.latestQuery.is(turn)) return;
       replace(this.results, this.strip(collection.files[index], found, `Nearest ${found.length} of ${baseName(collection.files[index])}`));
       this.results.querySelector<HTMLButtonElement>('.neighbour')?.focus();
     } catch (error) {
@@ -221,8 +344,10 @@ export class ExploreScreen implements Screen {
   async queryOutside(path: string): Promise<void> {
     const collection = this.collection;
     if (!collection) return this.notices.warn('Open a run first, then drop an image to query it.');
+    const turn = this.latestQuery.next();
     try {
       const found = await this.context.backend.queryFile(collection.key, path, this.k());
+      if (!this.latestQuery.is(turn)) return;
       replace(this.results, this.strip(path, found, `Nearest ${found.length} of the outside image ${baseName(path)}`));
     } catch (error) {
       this.notices.error(`Could not query with ${path}`, error);

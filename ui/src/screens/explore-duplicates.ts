@@ -1,0 +1,162 @@
+// Explore › Near-duplicates: groups of images the model finds more alike than a threshold, the
+// threshold dragged on the two distributions it was suggested from, and the groups exported as
+// CSV or JSON. Nothing here moves or deletes the person's files.
+import { baseName, h, replace } from '../dom';
+import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../components/threshold';
+import type { Backend, CollectionInfo, DuplicateGroup, TableFormat, ThresholdSuggestion } from '../backend';
+import { Latest } from './latest';
+import type { Notices } from './screen';
+
+/** Groups drawn at first; more on request, so 10 000 groups do not stall the window. */
+const PAGE = 60;
+
+export class DuplicatesPanel {
+  readonly element: HTMLElement;
+  readonly histogram: ThresholdHistogram;
+  private readonly how = h('p', { class: 'how', id: 'duplicate-how' });
+  private readonly summary = h('p', { class: 'summary', id: 'duplicate-summary', role: 'status' });
+  private readonly groupsList = h('div', { class: 'dup-groups', id: 'duplicate-groups' });
+  private readonly more = h('button', { class: 'secondary', hidden: true, onclick: () => this.showMore() }, 'Show more groups');
+  private collection: CollectionInfo | null = null;
+  private suggestion: ThresholdSuggestion | null = null;
+  private groups: DuplicateGroup[] = [];
+  private shown = 0;
+  /** Answers to an older threshold or collection are dropped (the person drags quickly). */
+  private readonly latest = new Latest();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly notices: Notices,
+    private readonly onQuery: (index: number) => void,
+  ) {
+    this.histogram = new ThresholdHistogram(
+      'Drag the threshold: similarity of images to an edited copy of themselves, and to their nearest other image',
+      (threshold) => void this.find(threshold),
+      describeThreshold,
+    );
+    this.element = h(
+      'section',
+      { class: 'duplicates', 'aria-label': 'Near-duplicates' },
+      h(
+        'div',
+        { class: 'toolbar' },
+        h('button', { class: 'secondary', id: 'duplicate-reset', onclick: () => this.resetThreshold() }, 'Use the suggested threshold'),
+        h('button', { class: 'secondary', id: 'duplicate-csv', onclick: () => void this.save('csv') }, 'Export groups as CSV…'),
+        h('button', { class: 'secondary', id: 'duplicate-json', onclick: () => void this.save('json') }, 'Export groups as JSON…'),
+      ),
+      this.histogram.element,
+      this.how,
+      h('p', { class: 'hint' }, 'Spreadout never moves or deletes images: export the groups and act on them in your file manager.'),
+      this.summary,
+      this.groupsList,
+      this.more,
+    );
+  }
+
+  /** Shows the collection's suggestion and the groups above it. */
+  async open(collection: CollectionInfo): Promise<void> {
+    this.collection = collection;
+    const turn = this.latest.next();
+    replace(this.groupsList);
+    this.summary.textContent = 'Measuring the model on this folder…';
+    try {
+      const suggestion = await this.backend.duplicateThreshold(collection.key);
+      if (!this.latest.is(turn)) return;
+      this.suggestion = suggestion;
+      this.histogram.setSeries(seriesOf(suggestion));
+      this.histogram.set(suggestion.threshold);
+      this.how.textContent = `Suggested threshold ${suggestion.threshold.toFixed(3)}: ${suggestion.how}.`;
+      await this.find(suggestion.threshold);
+    } catch (error) {
+      if (this.latest.is(turn)) this.notices.error('Could not measure the duplicate threshold', error);
+    }
+  }
+
+  private resetThreshold(): void {
+    if (!this.suggestion) return;
+    this.histogram.set(this.suggestion.threshold);
+    void this.find(this.suggestion.threshold);
+  }
+
+  private async find(threshold: number): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return;
+    const turn = this.latest.next();
+    this.summary.textContent = `Finding groups above ${threshold.toFixed(3)}…`;
+    try {
+      const groups = await this.backend.findDuplicates(collection.key, threshold);
+      if (!this.latest.is(turn)) return;
+      this.groups = groups;
+      const images = groups.reduce((sum, group) => sum + group.members.length, 0);
+      this.summary.textContent = groups.length
+        ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) above cosine ${threshold.toFixed(3)}, largest first.`
+        : `No two images are more similar than ${threshold.toFixed(3)}.`;
+      replace(this.groupsList);
+      this.shown = 0;
+      this.showMore();
+    } catch (error) {
+      if (this.latest.is(turn)) this.notices.error('Could not find near-duplicates', error);
+    }
+  }
+
+  private showMore(): void {
+    const collection = this.collection;
+    if (!collection) return;
+    const next = this.groups.slice(this.shown, this.shown + PAGE);
+    this.groupsList.append(...next.map((group, i) => this.card(collection, group, this.shown + i + 1)));
+    this.shown += next.length;
+    this.more.hidden = this.shown >= this.groups.length;
+  }
+
+  private card(collection: CollectionInfo, group: DuplicateGroup, number: number): HTMLElement {
+    return h(
+      'article',
+      { class: 'dup-group', 'aria-label': `Group ${number}, ${group.members.length} images` },
+      h('header', {}, `Group ${number} · ${group.members.length} images · weakest link ${group.weakest_link.toFixed(3)}`),
+      h(
+        'div',
+        { class: 'dup-members' },
+        ...group.members.map((row, m) => {
+          const path = collection.files[row];
+          const score = m === 0 ? 'most central' : `${group.similarities[m].toFixed(3)}`;
+          return h(
+            'button',
+            { class: 'dup-member', title: `${path}\nclick for its nearest neighbours`, onclick: () => this.onQuery(row) },
+            h('img', { src: this.backend.thumbnailUrl(path), alt: baseName(path), loading: 'lazy' }),
+            h('span', { class: 'name' }, baseName(path)),
+            h('span', { class: 'score' }, score),
+          );
+        }),
+      ),
+    );
+  }
+
+  private async save(format: TableFormat): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return this.notices.warn('Open a run first.');
+    const destination = await this.backend.pickSaveFile(`near-duplicates.${format}`, format);
+    if (!destination) return;
+    try {
+      const written = await this.backend.saveDuplicates(collection.key, this.histogram.threshold, format, destination);
+      this.notices.info(`Wrote the ${this.groups.length} groups above ${this.histogram.threshold.toFixed(3)} to ${written}.`);
+    } catch (error) {
+      this.notices.error('Could not export the groups', error);
+    }
+  }
+}
+
+function seriesOf(suggestion: ThresholdSuggestion): ThresholdSeries[] {
+  return [
+    { label: 'image vs its edited copy', histogram: suggestion.copies, className: 'series-copies' },
+    { label: 'image vs its nearest other image', histogram: suggestion.nearest, className: 'series-nearest' },
+  ];
+}
+
+/** What the threshold means on the two sampled distributions, in one sentence. */
+export function describeThreshold(threshold: number, series: ThresholdSeries[]): string {
+  const [copies, nearest] = series;
+  if (!copies || !nearest) return `Threshold ${threshold.toFixed(3)}`;
+  const kept = (100 * fractionAbove(copies.histogram, threshold)).toFixed(1);
+  const crowded = (100 * fractionAbove(nearest.histogram, threshold)).toFixed(1);
+  return `Threshold ${threshold.toFixed(3)}: ${kept} % of edited copies are above it; ${crowded} % of images have another image above it.`;
+}

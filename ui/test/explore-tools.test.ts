@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { fractionAbove } from '../src/components/threshold';
+import { mockBackend } from '../src/backend/mock';
+import { Latest } from '../src/screens/latest';
+import { mountApp, quickBackend, startTraining, text, until } from './helpers';
+
+/** An app with a finished mock run, on the Explore screen. */
+async function exploring(backend = quickBackend()) {
+  const app = await mountApp(backend);
+  await startTraining(app, { epochs: 1, batch_size: 10 });
+  await until(() => app.store.shared.run?.status === 'finished');
+  app.go('explore');
+  await until(() => document.querySelectorAll('.explore .grid .cell').length > 0);
+  return app;
+}
+
+function press(element: Element, key: string): void {
+  element.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true }));
+}
+
+describe('Explore tabs', () => {
+  it('are a tablist the arrow keys move through, one panel shown at a time', async () => {
+    await exploring();
+    const tabs = [...document.querySelectorAll<HTMLButtonElement>('.explore [role="tab"]')];
+    expect(tabs.map((t) => t.textContent)).toEqual(['Neighbours & map', 'Near-duplicates', 'Clusters']);
+    expect(tabs.map((t) => t.getAttribute('aria-selected'))).toEqual(['true', 'false', 'false']);
+    press(tabs[0], 'ArrowRight');
+    expect(document.activeElement).toBe(tabs[1]);
+    expect(document.querySelector<HTMLElement>('#explore-panel-duplicates')!.hidden).toBe(false);
+    expect(document.querySelector<HTMLElement>('#explore-panel-neighbours')!.hidden).toBe(true);
+    press(tabs[1], 'End');
+    expect(tabs[2].getAttribute('aria-selected')).toBe('true');
+    press(tabs[2], 'ArrowRight');
+    expect(tabs[0].getAttribute('aria-selected')).toBe('true');
+    expect(tabs.map((t) => t.tabIndex)).toEqual([0, -1, -1]);
+  });
+});
+
+describe('Near-duplicates', () => {
+  it('opens at the suggested threshold, says how it was chosen, and lists groups largest first', async () => {
+    const app = await exploring();
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    expect(text('#duplicate-how')).toContain('Suggested threshold 0.930');
+    expect(text('#duplicate-how')).toContain('equal-error point');
+    const handle = document.querySelector('.threshold-handle')!;
+    expect(handle.getAttribute('role')).toBe('slider');
+    expect(handle.getAttribute('aria-valuenow')).toBe('0.930');
+    // The mock's pairs n = 4..9 are above 0.93 (0.90 + n / 100), and n = 5 has a third member.
+    const sizes = [...document.querySelectorAll('#duplicate-groups .dup-group')].map((g) => g.querySelectorAll('.dup-member').length);
+    expect(sizes).toEqual([3, 2, 2, 2, 2, 2]);
+    expect(text('#duplicate-summary')).toMatch(/^\d+ groups? of near-duplicates/);
+    expect(text('.dup-group .score')).toBe('most central');
+    expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);
+  });
+
+  it('follows the threshold the person moves, and drops answers to older thresholds', async () => {
+    const app = await exploring();
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    const before = document.querySelectorAll('#duplicate-groups .dup-group').length;
+    const handle = document.querySelector('.threshold-handle')!;
+    for (let i = 0; i < 8; i++) press(handle, 'ArrowRight');
+    await until(() => handle.getAttribute('aria-valuenow') === '0.970');
+    await until(() => text('#duplicate-summary').includes('0.970'));
+    const after = document.querySelectorAll('#duplicate-groups .dup-group').length;
+    expect(after).toBeLessThan(before);
+    document.querySelector<HTMLButtonElement>('#duplicate-reset')!.click();
+    await until(() => text('#duplicate-summary').includes('0.930'));
+    expect(document.querySelectorAll('#duplicate-groups .dup-group').length).toBe(before);
+  });
+
+  it('exports the groups where the person chose, as CSV or JSON', async () => {
+    const backend = mockBackend({ perClass: 5, stepMs: 0 });
+    const saved: unknown[][] = [];
+    const save = backend.saveDuplicates;
+    backend.saveDuplicates = async (...args) => {
+      saved.push(args);
+      return save(...args);
+    };
+    const app = await exploring(backend);
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    window.spreadoutTest!.answerDialogs(['/chosen/dups.csv']);
+    document.querySelector<HTMLButtonElement>('#duplicate-csv')!.click();
+    await until(() => saved.length === 1);
+    expect(saved[0].slice(1)).toEqual([0.93, 'csv', '/chosen/dups.csv']);
+    await until(() => text('.explore .notices').includes('/chosen/dups.csv'));
+  });
+
+  it('clicking a member shows its neighbours', async () => {
+    const app = await exploring();
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('.dup-member').length > 0);
+    document.querySelector<HTMLButtonElement>('.dup-member')!.click();
+    await until(() => document.querySelectorAll('#neighbours .neighbour').length > 0);
+    expect(document.querySelector<HTMLElement>('#explore-panel-neighbours')!.hidden).toBe(false);
+  });
+});
+
+describe('Clusters', () => {
+  it('offer the suggested k, show sizes and typical members, and export the assignment', async () => {
+    const app = await exploring();
+    app.screens.explore.showView('clusters');
+    await until(() => document.querySelectorAll('#cluster-list .cluster').length === 6);
+    expect(document.querySelector<HTMLInputElement>('#cluster-k')!.value).toBe('6');
+    expect(text('#cluster-suggested')).toContain('one per label folder');
+    expect(text('#cluster-summary')).toBe('6 clusters of 30 images, largest first: sizes 5, 5, 5, 5, 5, 5.');
+    expect(text('#cluster-list .cluster header')).toContain('100 %');
+    const k = document.querySelector<HTMLInputElement>('#cluster-k')!;
+    k.value = '3';
+    document.querySelector<HTMLButtonElement>('#cluster-run')!.click();
+    await until(() => document.querySelectorAll('#cluster-list .cluster').length === 3);
+    expect(text('#cluster-summary')).toContain('sizes 10, 10, 10');
+    k.value = '0';
+    document.querySelector<HTMLButtonElement>('#cluster-run')!.click();
+    await until(() => text('.explore .notices').includes('whole number from 1 to 30'));
+    window.spreadoutTest!.answerDialogs(['/chosen/clusters.csv']);
+    k.value = '3';
+    document.querySelector<HTMLButtonElement>('#cluster-csv')!.click();
+    await until(() => text('.explore .notices').includes('/chosen/clusters.csv'));
+  });
+});
+
+describe('Map', () => {
+  it('switches between PCA and UMAP, with progress for UMAP', async () => {
+    const app = await exploring();
+    await until(() => app.screens.explore.map.element.dataset.method === 'pca');
+    const select = document.querySelector<HTMLSelectElement>('#map-method')!;
+    select.value = 'umap';
+    select.dispatchEvent(new Event('change'));
+    await until(() => app.screens.explore.map.element.dataset.method === 'umap');
+    expect(app.screens.explore.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
+  });
+});
+
+describe('Small parts', () => {
+  it('a threshold splits a histogram bin linearly', () => {
+    const histogram = { lo: 0, hi: 1, counts: [0, 2, 2, 0] };
+    expect(fractionAbove(histogram, 0.5)).toBe(0.5);
+    expect(fractionAbove(histogram, 0.375)).toBe(0.75);
+    expect(fractionAbove(histogram, 0.9)).toBe(0);
+    expect(fractionAbove({ lo: 0, hi: 1, counts: [0, 0] }, 0.5)).toBe(0);
+  });
+
+  it('only the newest request counts', () => {
+    const latest = new Latest();
+    const first = latest.next();
+    const second = latest.next();
+    expect([latest.is(first), latest.is(second)]).toEqual([false, true]);
+  });
+});
