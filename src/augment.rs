@@ -41,7 +41,7 @@ const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 const DISABLE_NAMES: &str = "crop, color, gray, flip, all";
 
 /// Which of the four operations are on (paper Table 7 ablation). Default: all on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct AugmentOps {
     /// `RandomResizedCrop`; when off, the deterministic [`center_view`] geometry is used.
     pub crop: bool,
@@ -102,7 +102,7 @@ impl AugmentOps {
 }
 
 /// Per-channel mean/std used by Normalize.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Normalization {
     /// Per-channel (R, G, B) mean, in `[0, 1]` units.
     pub mean: [f32; 3],

@@ -13,7 +13,7 @@ use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
 /// What kind of hardware an adapter is, as its driver reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum AdapterKind {
     /// A discrete GPU.
@@ -39,7 +39,7 @@ impl AdapterKind {
 }
 
 /// One wgpu adapter, numbered as `--device N` accepts it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Adapter {
     /// Position in [`list_adapters`], the number `--device` takes.
     pub index: usize,
@@ -61,7 +61,7 @@ pub struct Adapter {
 }
 
 /// How Burn computes on an adapter once it opens it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Compute {
     /// The shader language kernels are compiled to: `SPIR-V` (Vulkan's native compiler, with
     /// cooperative-matrix kernels), `MSL` (Metal's, with simdgroup matrices) or `WGSL` (the
@@ -260,7 +260,7 @@ fn enumerate_adapters() -> Vec<Adapter> {
 }
 
 /// What the user asked for with `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     /// The first real GPU, else the CPU with a notice.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// An error as the UI receives it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct CommandError {
     /// Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
     /// `cancelled`, `forbidden`.
@@ -56,6 +56,18 @@ impl From<spreadout::eval::EvalError> for CommandError {
         let code = match error {
             spreadout::eval::EvalError::Stopped => "cancelled",
             _ => "eval",
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<spreadout::train::runs::RunFolderError> for CommandError {
+    fn from(error: spreadout::train::runs::RunFolderError) -> Self {
+        use spreadout::train::runs::RunFolderError;
+        let code = match error {
+            RunFolderError::NotARun(_) => "not_found",
+            RunFolderError::BadName(_) | RunFolderError::Taken(_) => "config",
+            RunFolderError::Io { .. } => "files",
         };
         Self::new(code, error.to_string())
     }

@@ -1,9 +1,11 @@
 //! Spreadout's desktop app: a thin Tauri adapter over the `spreadout` library. Commands live in
 //! [`commands`] (one module per screen), shared state in [`state`], the `{code, message}` error
-//! shape in [`error`], and the thumbnail protocol in [`thumbnails`].
+//! shape in [`error`], the thumbnail protocol in [`thumbnails`], and the generated TypeScript
+//! declarations of the IPC types in [`ipc_types`].
 
 mod commands;
 mod error;
+mod ipc_types;
 mod state;
 mod thumbnails;
 
@@ -13,7 +15,7 @@ use tauri::{Manager, State};
 use state::AppState;
 
 /// What the UI needs to know when it starts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 struct Startup {
     /// Open the demo data set right away (`--demo`).
@@ -94,6 +96,8 @@ pub fn run() {
             commands::train::stop_training,
             commands::train::list_runs,
             commands::train::open_run,
+            commands::train::rename_run,
+            commands::train::delete_run,
             commands::explore::open_collection,
             commands::explore::neighbours,
             commands::explore::query_file,

@@ -29,7 +29,8 @@ pub struct AppState {
     pub test_hooks: bool,
     /// The preprocessed image cache (shared with the CLI unless `SPREADOUT_CACHE_DIR` says otherwise).
     pub pixel_cache: PixelCache,
-    training: Mutex<Option<Arc<Control>>>,
+    /// The active run's folder and control.
+    training: Mutex<Option<(PathBuf, Arc<Control>)>>,
     collections: Mutex<Vec<(String, Arc<Collection>)>>,
     allowed_roots: RwLock<Vec<PathBuf>>,
     jobs: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -75,9 +76,13 @@ impl AppState {
         roots.iter().any(|root| file.starts_with(root))
     }
 
-    /// Starts a run with `start` unless another run is active (then nothing is started), and
-    /// keeps the new run's control for pause/resume/stop.
-    pub fn begin_training<T>(&self, start: impl FnOnce() -> (T, Arc<Control>)) -> CommandResult<T> {
+    /// Starts a run in `run_dir` with `start` unless another run is active (then nothing is
+    /// started), and keeps the new run's control for pause/resume/stop.
+    pub fn begin_training<T>(
+        &self,
+        run_dir: &Path,
+        start: impl FnOnce() -> (T, Arc<Control>),
+    ) -> CommandResult<T> {
         let mut slot = self.training.lock().expect("lock");
         if slot.is_some() {
             return Err(CommandError::new(
@@ -86,7 +91,7 @@ impl AppState {
             ));
         }
         let (run, control) = start();
-        *slot = Some(control);
+        *slot = Some((run_dir.to_owned(), control));
         Ok(run)
     }
 
@@ -97,12 +102,23 @@ impl AppState {
 
     /// Applies `action` to the active run's control.
     pub fn with_training(&self, action: impl FnOnce(&Control)) -> CommandResult<()> {
-        match self.training.lock().expect("lock").as_deref() {
-            Some(control) => {
+        match self.training.lock().expect("lock").as_ref() {
+            Some((_, control)) => {
                 action(control);
                 Ok(())
             }
             None => Err(CommandError::new("not_found", "no training run is active")),
+        }
+    }
+
+    /// Refuses to change `run_dir` while it is training.
+    pub fn ensure_idle(&self, run_dir: &Path) -> CommandResult<()> {
+        match self.training.lock().expect("lock").as_ref() {
+            Some((active, _)) if active == run_dir => Err(CommandError::new(
+                "busy",
+                format!("{} is training; stop it first", run_dir.display()),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -189,9 +205,12 @@ mod tests {
             false,
         );
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
-        state.begin_training(|| ((), Arc::default())).unwrap();
+        let run = data.path().join("runs/first");
+        state.begin_training(&run, || ((), Arc::default())).unwrap();
+        assert_eq!(state.ensure_idle(&run).unwrap_err().code, "busy");
+        assert!(state.ensure_idle(&data.path().join("runs/other")).is_ok());
         let mut started_again = false;
-        let refused = state.begin_training(|| {
+        let refused = state.begin_training(&run, || {
             started_again = true;
             ((), Arc::default())
         });
@@ -199,6 +218,7 @@ mod tests {
         assert!(!started_again, "a refused run must not start");
         state.with_training(Control::pause).unwrap();
         state.end_training();
-        state.begin_training(|| ((), Arc::default())).unwrap();
+        assert!(state.ensure_idle(&run).is_ok());
+        state.begin_training(&run, || ((), Arc::default())).unwrap();
     }
 }

@@ -56,10 +56,11 @@ pub struct PixelCache {
 }
 
 /// One folder's cache, for the app's list of what the cache holds.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct CachedFolder {
     /// The image folder it caches.
     #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
     pub folder: PathBuf,
     /// Shorter side of its images, in pixels.
     pub side: u32,

@@ -91,10 +91,11 @@ pub enum DataError {
 }
 
 /// A file that could not be used, and why (shown to the user and written to the run folder).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 pub struct SkippedFile {
     /// The file.
     #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
     pub path: PathBuf,
     /// What went wrong, in words.
     pub reason: String,

@@ -127,7 +127,7 @@ impl FolderFingerprint {
 }
 
 /// What a run records about its training folder, to tell on resume whether it changed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct FolderFingerprint {
     /// Image files found.
     pub images: usize,

@@ -1029,7 +1029,7 @@ pub fn clustering_nmi(
 // ---------------------------------------------------------------------------------------------
 
 /// A histogram of cosine similarities over `[lo, hi] = [-1, 1]` in equal bins.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 pub struct Histogram {
     /// Lower edge of the first bin.
     pub lo: f32,
@@ -1101,7 +1101,7 @@ impl Histogram {
 }
 
 /// How the positive pairs of a [`SimilarityDistributions`] were formed.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
 pub enum PairKind {
     /// Positives are a row's nearest neighbours of the same class, negatives its nearest of other
     /// classes (paper Fig. 5; needs labels).
@@ -1111,7 +1111,7 @@ pub enum PairKind {
 }
 
 /// Cosine-similarity distributions of positive and negative pairs.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 pub struct SimilarityDistributions {
     /// Similarities of positive pairs.
     pub positive: Histogram,

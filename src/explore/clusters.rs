@@ -4,7 +4,7 @@
 use crate::eval::{self, Embeddings, EvalError};
 
 /// One cluster of a [`Clustering`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Cluster {
     /// Row indices, most typical first (highest cosine similarity to the cluster's centre).
     pub members: Vec<usize>,
@@ -13,7 +13,7 @@ pub struct Cluster {
 }
 
 /// k-means clusters of a folder, largest first.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Clustering {
     /// The clusters, largest first (equal sizes: the one holding the lower row first).
     pub clusters: Vec<Cluster>,

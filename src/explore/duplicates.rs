@@ -16,7 +16,7 @@ use crate::eval::{self, Embeddings, EvalError, Histogram};
 pub const THRESHOLD_BINS: usize = 200;
 
 /// A group of near-duplicate images.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct DuplicateGroup {
     /// Row indices, the most central member first (highest total similarity to the others),
     /// then by similarity to it.
@@ -111,7 +111,7 @@ pub fn find_duplicates(
 }
 
 /// The threshold [`suggest_threshold`] chose and the distributions it came from.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct ThresholdSuggestion {
     /// The suggested cosine threshold.
     pub threshold: f32,

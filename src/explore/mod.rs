@@ -83,7 +83,7 @@ pub struct Collection {
 }
 
 /// The distributions the Explore screen plots.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Distributions {
     /// Cosine similarity of random pairs of images: how spread out the embedding is.
     pub random_pairs: Histogram,
@@ -326,7 +326,7 @@ impl Collection {
 }
 
 /// How [`Collection::map`] flattens the embedding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum MapMethod {
     /// The first two principal components: global directions, instant.

@@ -33,7 +33,7 @@ use crate::export::{self, ExportError, NamedTensor};
 use crate::train::Sgd;
 
 /// The objective a run trains with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Ye et al. 2019 (Eq. 7): the two augmented views of an image are pulled together and every
@@ -103,7 +103,7 @@ impl Method {
 }
 
 /// What each image's positive is in the spread-out loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum Positive {
     /// Its other augmented view (§3, the method as published for training from scratch).
@@ -116,7 +116,7 @@ pub enum Positive {
 
 /// The settings of the comparison methods, from their papers where the seed paper does not fix
 /// them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct MethodSettings {
     /// Weight of a memory row's old value when its image's new feature is written (Wu et al.: 0.5).

@@ -19,7 +19,7 @@ use burn::tensor::{Bool, Device, IndexingUpdateOp, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Which negatives enter the loss (paper Table 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum NegativeSampling {
     /// All `2m − 2` other rows (the method as published).

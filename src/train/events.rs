@@ -9,7 +9,7 @@ use crate::data::SkippedFile;
 use crate::eval::SimilarityDistributions;
 
 /// What the run is doing right now, for status lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Decoding and resizing images.
@@ -23,7 +23,7 @@ pub enum Phase {
 }
 
 /// Metrics of one finished epoch; one line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -56,7 +56,7 @@ pub struct EpochMetrics {
 }
 
 /// The images an epoch's retrieval metrics come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoredOn {
     /// The labelled test folder (its own classes; queries and gallery both from it, as in the
@@ -70,20 +70,22 @@ pub enum ScoredOn {
 
 /// One probe image and its nearest neighbours in a fixed sample of the training images, so a
 /// person can watch retrieval improve epoch by epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ProbeNeighbours {
     /// The probe image.
     #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
     pub query: PathBuf,
     /// Nearest other images, best first.
     pub neighbours: Vec<Neighbour>,
 }
 
 /// A retrieved image with its cosine similarity to the query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Neighbour {
     /// The image file.
     #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
     pub path: PathBuf,
     /// Cosine similarity in [-1, 1].
     pub score: f32,
@@ -92,7 +94,7 @@ pub struct Neighbour {
 }
 
 /// Everything a consumer of a training run is told, in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrainEvent {
     /// The run's phase changed.

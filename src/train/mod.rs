@@ -47,7 +47,7 @@ use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
 
 /// Hyper-parameters of a run. Defaults are the paper's (§4.1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct TrainConfig {
     /// Passes over the training images.
     pub epochs: usize,

@@ -24,18 +24,21 @@ use crate::export::{self, ExportError};
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 /// What a run was started with; `run.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct RunRecord {
     /// Name of the device it trained on.
     pub device: String,
     /// Training images.
     #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
     pub train_dir: PathBuf,
     /// Labelled kNN memory folder, if one was given.
     #[serde(with = "crate::paths::option")]
+    #[ts(type = "string | null")]
     pub eval_train_dir: Option<PathBuf>,
     /// Labelled test folder, if one was given.
     #[serde(with = "crate::paths::option")]
+    #[ts(type = "string | null")]
     pub eval_test_dir: Option<PathBuf>,
     /// Usable training images.
     pub images: usize,
@@ -52,6 +55,7 @@ pub struct RunRecord {
     pub folder: Option<FolderFingerprint>,
     /// Pretrained weights the run started from (`--init`), if any.
     #[serde(default, with = "crate::paths::option")]
+    #[ts(type = "string | null")]
     pub init_weights: Option<PathBuf>,
 }
 
@@ -81,7 +85,7 @@ pub fn keeps_snapshot(epoch: usize, epochs: usize) -> bool {
 }
 
 /// A kept model snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Snapshot {
     /// Epoch after which it was taken (1-based).
     pub epoch: usize,
@@ -113,7 +117,7 @@ pub fn snapshots(run_dir: &Path) -> Vec<Snapshot> {
 }
 
 /// Everything the app shows about a run folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct RunInfo {
     /// The run folder.
     pub dir: PathBuf,
@@ -128,6 +132,8 @@ pub struct RunInfo {
     /// Whether the run stopped before its last epoch (closed, crashed or stopped), so it can be
     /// resumed.
     pub unfinished: bool,
+    /// Bytes the run folder takes on disk (checkpoint, model, snapshots).
+    pub bytes: u64,
 }
 
 /// Reads a run folder back.
@@ -150,7 +156,91 @@ pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
         epochs_completed,
         metrics,
         snapshots: snapshots(run_dir),
+        bytes: disk_use(run_dir),
     })
+}
+
+/// Bytes of the files below `dir` (links not followed; unreadable entries count as 0).
+pub fn disk_use(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_use(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Why a run folder could not be renamed or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFolderError {
+    /// The folder holds no `run.json`: it is not a run, and is left alone.
+    #[error("{} is not a run folder (it has no {RUN_FILE}); nothing was changed", .0.display())]
+    NotARun(PathBuf),
+    /// The new name is empty, has a path separator or starts with a dot.
+    #[error("\"{0}\" cannot name a run folder: use a plain name without / or \\ that does not start with a dot")]
+    BadName(String),
+    /// A folder of that name exists already.
+    #[error("{} exists already; choose another name", .0.display())]
+    Taken(PathBuf),
+    /// The file system refused.
+    #[error("cannot change {}: {source}", .path.display())]
+    Io {
+        /// The run folder.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
+fn ensure_run(run_dir: &Path) -> Result<(), RunFolderError> {
+    if run_dir.join(RUN_FILE).is_file() {
+        Ok(())
+    } else {
+        Err(RunFolderError::NotARun(run_dir.to_owned()))
+    }
+}
+
+/// Renames the run folder `run_dir` to `name` beside it; returns the new folder. Snapshot paths
+/// are found afresh from the folder, so nothing inside needs rewriting.
+///
+/// # Errors
+/// [`RunFolderError`]: not a run, a bad or taken name, or the rename failed.
+pub fn rename(run_dir: &Path, name: &str) -> Result<PathBuf, RunFolderError> {
+    ensure_run(run_dir)?;
+    let name = name.trim();
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return Err(RunFolderError::BadName(name.to_owned()));
+    }
+    let target = run_dir.with_file_name(name);
+    if target.exists() {
+        return Err(RunFolderError::Taken(target));
+    }
+    fs::rename(run_dir, &target).map_err(|source| RunFolderError::Io {
+        path: run_dir.to_owned(),
+        source,
+    })?;
+    Ok(target)
+}
+
+/// Deletes the run folder `run_dir` (checkpoint, model, snapshots, metrics) and returns the bytes
+/// freed. Only a folder holding a `run.json` is deleted, so a wrong path cannot remove anything
+/// else; the images it trained on are never touched.
+///
+/// # Errors
+/// [`RunFolderError`]: not a run, or the removal failed.
+pub fn delete(run_dir: &Path) -> Result<u64, RunFolderError> {
+    ensure_run(run_dir)?;
+    let bytes = disk_use(run_dir);
+    fs::remove_dir_all(run_dir).map_err(|source| RunFolderError::Io {
+        path: run_dir.to_owned(),
+        source,
+    })?;
+    Ok(bytes)
 }
 
 /// The run folders directly inside `root`, most recently changed first; folders that are not
@@ -198,6 +288,28 @@ mod tests {
         fs::create_dir_all(snapshot_dir(run.path(), 3)).unwrap();
         let epochs: Vec<usize> = snapshots(run.path()).iter().map(|s| s.epoch).collect();
         assert_eq!(epochs, vec![1, 2, 10]);
+    }
+
+    #[test]
+    fn runs_are_renamed_and_deleted_only_when_they_are_runs() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("photos-20261201");
+        fs::create_dir_all(snapshot_dir(&run, 1)).unwrap();
+        fs::write(run.join(RUN_FILE), b"{}").unwrap();
+        fs::write(snapshot_dir(&run, 1).join(export::MODEL_FILE), [0u8; 100]).unwrap();
+        assert_eq!(disk_use(&run), 102);
+        assert!(matches!(rename(&run, "a/b"), Err(RunFolderError::BadName(_))));
+        assert!(matches!(rename(&run, ".hidden"), Err(RunFolderError::BadName(_))));
+        fs::create_dir(root.path().join("taken")).unwrap();
+        assert!(matches!(rename(&run, "taken"), Err(RunFolderError::Taken(_))));
+        let renamed = rename(&run, " holiday photos ").unwrap();
+        assert_eq!(renamed, root.path().join("holiday photos"));
+        assert_eq!(snapshots(&renamed).len(), 1);
+        let not_a_run = root.path().join("taken");
+        assert!(matches!(delete(&not_a_run), Err(RunFolderError::NotARun(_))));
+        assert!(not_a_run.exists(), "a folder that is not a run is never deleted");
+        assert_eq!(delete(&renamed).unwrap(), 102);
+        assert!(!renamed.exists());
     }
 
     #[test]

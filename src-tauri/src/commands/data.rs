@@ -17,10 +17,11 @@ use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
 /// What the Data screen shows about a folder before decoding anything.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct FolderSummary {
     /// The folder.
     #[serde(with = "spreadout::paths")]
+    #[ts(type = "string")]
     pub root: PathBuf,
     /// Image files, sorted by path, with their labels.
     #[serde(flatten)]
@@ -45,7 +46,7 @@ pub async fn scan_folder(
 }
 
 /// Result of decoding every file of a folder the way training will.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct FolderCheck {
     /// Files that decode.
     pub usable: usize,
@@ -74,7 +75,7 @@ pub async fn check_folder(
 }
 
 /// What the preprocessed image cache holds, for the Data screen.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct CacheSummary {
     /// The cache folder.
     pub root: PathBuf,
@@ -123,10 +124,11 @@ pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(PathBuf,
 }
 
 /// One image and two training views of it, as PNG data URLs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct ViewPair {
     /// The file.
     #[serde(with = "spreadout::paths")]
+    #[ts(type = "string")]
     pub path: PathBuf,
     /// The image as training loads it (shorter side = image size).
     pub original: String,

@@ -19,7 +19,7 @@ use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
 /// A collection as the UI sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct CollectionInfo {
     /// Key for later queries.
     pub key: String,
@@ -157,7 +157,7 @@ pub async fn find_duplicates(
 }
 
 /// A file format for the groups.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum TableFormat {
     /// `group,path,similarity`.

@@ -11,7 +11,7 @@ use crate::error::{CommandError, CommandResult, blocking};
 use crate::state::AppState;
 
 /// What was written and checked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct Exported {
     /// Files written.
     pub files: Vec<PathBuf>,

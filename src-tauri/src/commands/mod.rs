@@ -16,10 +16,11 @@ use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
 /// Images in row order with their label folders, as the grids show them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct ImageList {
     /// The files (names that are not UTF-8 escaped, see `spreadout::paths`).
     #[serde(with = "spreadout::paths::list")]
+    #[ts(type = "string[]")]
     pub files: Vec<PathBuf>,
     /// Label index of each file, when the layout defines labels.
     pub labels: Vec<Option<usize>>,
@@ -39,7 +40,7 @@ impl ImageList {
 }
 
 /// Progress of a long job, as the UI draws it.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ts_rs::TS)]
 pub struct Progress {
     /// Items done.
     pub done: usize,

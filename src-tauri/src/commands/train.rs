@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// The adapters and what "auto" would pick, so the picker can say honestly when training would
 /// fall back to the CPU.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ts_rs::TS)]
 pub struct Devices {
     /// wgpu adapters, in driver order.
     pub adapters: Vec<Adapter>,
@@ -42,7 +42,7 @@ pub async fn list_devices() -> CommandResult<Devices> {
 }
 
 /// What the UI sends to start a run.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct StartTraining {
     /// Hyper-parameters.
@@ -142,7 +142,8 @@ fn launch(
     if let Some(test) = &request.eval_test_dir {
         state.allow(test);
     }
-    let handle = state.begin_training(|| {
+    let out = request.out.clone();
+    let handle = state.begin_training(&out, || {
         let handle = train::spawn(request);
         let control = handle.control.clone();
         (handle, control)
@@ -198,6 +199,30 @@ pub async fn open_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandRe
     state.allow(&info.dir);
     state.allow(&info.record.train_dir);
     Ok(info)
+}
+
+/// Renames a run folder (beside where it is); returns it as read back from its new place.
+#[tauri::command]
+pub async fn rename_run(
+    state: State<'_, AppState>,
+    run_dir: PathBuf,
+    name: String,
+) -> CommandResult<RunInfo> {
+    state.ensure_idle(&run_dir)?;
+    let info = blocking(move || {
+        let renamed = runs::rename(&run_dir, &name)?;
+        Ok(runs::describe(&renamed)?)
+    })
+    .await?;
+    state.allow(&info.dir);
+    Ok(info)
+}
+
+/// Deletes a run folder (never its images); resolves to the bytes freed.
+#[tauri::command]
+pub async fn delete_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandResult<u64> {
+    state.ensure_idle(&run_dir)?;
+    blocking(move || Ok(runs::delete(&run_dir)?)).await
 }
 
 /// Step events arrive at most this often; a GPU can finish hundreds of steps a second and the UI

@@ -1,0 +1,889 @@
+// Generated from the Rust types by src-tauri/src/ipc_types.rs: do not edit. To update after
+// changing a type: SPREADOUT_WRITE_IPC_TYPES=1 cargo test -p spreadout-app ipc_types
+
+/**
+ * An error as the UI receives it.
+ */
+export type CommandError = { 
+/**
+ * Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
+ * `cancelled`, `forbidden`.
+ */
+code: string, 
+/**
+ * What went wrong and what to do, for a person.
+ */
+message: string, };
+
+/**
+ * Progress of a long job, as the UI draws it.
+ */
+export type Progress = { 
+/**
+ * Items done.
+ */
+done: number, 
+/**
+ * Items in all.
+ */
+total: number, };
+
+/**
+ * What the UI needs to know when it starts.
+ */
+export type Startup = { 
+/**
+ * Open the demo data set right away (`--demo`).
+ */
+openDemo: boolean, 
+/**
+ * Expose the end-to-end test hooks.
+ */
+testHooks: boolean, 
+/**
+ * Where runs are written.
+ */
+runsRoot: string, };
+
+/**
+ * Images in row order with their label folders, as the grids show them.
+ */
+export type ImageList = { 
+/**
+ * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ */
+files: string[], 
+/**
+ * Label index of each file, when the layout defines labels.
+ */
+labels: Array<number | null>, 
+/**
+ * Label folder names (empty without labels).
+ */
+label_names: Array<string>, };
+
+/**
+ * What the Data screen shows about a folder before decoding anything.
+ */
+export type FolderSummary = { 
+/**
+ * The folder.
+ */
+root: string, 
+/**
+ * Files per extension.
+ */
+formats: { [key in string]: number }, 
+/**
+ * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ */
+files: string[], 
+/**
+ * Label index of each file, when the layout defines labels.
+ */
+labels: Array<number | null>, 
+/**
+ * Label folder names (empty without labels).
+ */
+label_names: Array<string>, };
+
+/**
+ * A file that could not be used, and why (shown to the user and written to the run folder).
+ */
+export type SkippedFile = { 
+/**
+ * The file.
+ */
+path: string, 
+/**
+ * What went wrong, in words.
+ */
+reason: string, };
+
+/**
+ * Result of decoding every file of a folder the way training will.
+ */
+export type FolderCheck = { 
+/**
+ * Files that decode.
+ */
+usable: number, 
+/**
+ * Files that do not, with reasons.
+ */
+skipped: Array<SkippedFile>, };
+
+/**
+ * One folder's cache, for the app's list of what the cache holds.
+ */
+export type CachedFolder = { 
+/**
+ * The image folder it caches.
+ */
+folder: string, 
+/**
+ * Shorter side of its images, in pixels.
+ */
+side: number, 
+/**
+ * Files it knows (decoded or failed).
+ */
+files: number, 
+/**
+ * Disk space it takes.
+ */
+bytes: number, };
+
+/**
+ * What the preprocessed image cache holds, for the Data screen.
+ */
+export type CacheSummary = { 
+/**
+ * The cache folder.
+ */
+root: string, 
+/**
+ * Disk space of the whole cache (folder caches, embeddings, thumbnails).
+ */
+bytes: number, 
+/**
+ * One row per cached (folder, resolution), largest first.
+ */
+folders: Array<CachedFolder>, };
+
+/**
+ * Which of the four operations are on (paper Table 7 ablation). Default: all on.
+ */
+export type AugmentOps = { 
+/**
+ * `RandomResizedCrop`; when off, the deterministic [`center_view`] geometry is used.
+ */
+crop: boolean, 
+/**
+ * `ColorJitter(0.4, 0.4, 0.4, 0.4)`.
+ */
+color_jitter: boolean, 
+/**
+ * `RandomGrayscale(p = 0.2)`.
+ */
+grayscale: boolean, 
+/**
+ * `RandomHorizontalFlip(p = 0.5)`.
+ */
+flip: boolean, };
+
+/**
+ * Per-channel mean/std used by Normalize.
+ */
+export type Normalization = { 
+/**
+ * Per-channel (R, G, B) mean, in `[0, 1]` units.
+ */
+mean: [number, number, number], 
+/**
+ * Per-channel (R, G, B) standard deviation, in `[0, 1]` units.
+ */
+std: [number, number, number], };
+
+/**
+ * One image and two training views of it, as PNG data URLs.
+ */
+export type ViewPair = { 
+/**
+ * The file.
+ */
+path: string, 
+/**
+ * The image as training loads it (shorter side = image size).
+ */
+original: string, 
+/**
+ * Two random views, exactly as a training batch makes them.
+ */
+views: [string, string], };
+
+/**
+ * How Burn computes on an adapter once it opens it.
+ */
+export type Compute = { 
+/**
+ * The shader language kernels are compiled to: `SPIR-V` (Vulkan's native compiler, with
+ * cooperative-matrix kernels), `MSL` (Metal's, with simdgroup matrices) or `WGSL` (the
+ * portable fallback, no matrix units).
+ */
+compiler: string, 
+/**
+ * Operand types of the matrix (tensor-core) instructions the kernels may use, e.g.
+ * `f16×f16→f32`; empty when matrix kernels are unavailable.
+ */
+matrix_units: Array<string>, 
+/**
+ * Whether 16-bit float arithmetic is available, which `--precision f16` needs.
+ */
+f16: boolean, };
+
+/**
+ * What kind of hardware an adapter is, as its driver reports it.
+ */
+export type AdapterKind = "discrete" | "integrated" | "virtual" | "software" | "other";
+
+/**
+ * One wgpu adapter, numbered as `--device N` accepts it.
+ */
+export type Adapter = { 
+/**
+ * Position in [`list_adapters`], the number `--device` takes.
+ */
+index: number, 
+/**
+ * The driver's name for the device, e.g. "NVIDIA GeForce RTX 4090".
+ */
+name: string, 
+/**
+ * Hardware kind.
+ */
+kind: AdapterKind, 
+/**
+ * Graphics API, e.g. "Vulkan".
+ */
+api: string, 
+/**
+ * Driver name and version, as reported.
+ */
+driver: string, 
+/**
+ * What Burn compiles for it and which fast paths it has; filled by [`describe_compute`]
+ * (which opens the device), `None` until then.
+ */
+compute: Compute | null, };
+
+/**
+ * The adapters and what "auto" would pick, so the picker can say honestly when training would
+ * fall back to the CPU.
+ */
+export type Devices = { 
+/**
+ * wgpu adapters, in driver order.
+ */
+adapters: Array<Adapter>, 
+/**
+ * Name of the device "auto" selects.
+ */
+auto_name: string, 
+/**
+ * Why auto is not a GPU, when it is not.
+ */
+auto_notice: string | null, };
+
+/**
+ * What the user asked for with `--device`.
+ */
+export type DeviceChoice = "auto" | "gpu" | "cpu" | { "adapter": number };
+
+/**
+ * How the learning rate changes over a run.
+ */
+export type Schedule = "step" | "cosine";
+
+/**
+ * The objective a run trains with.
+ */
+export type Method = "spreadout" | "npsoftmax" | "nce" | "exemplar" | "triplet" | "triplet-hard";
+
+/**
+ * Which negatives enter the loss (paper Table 8).
+ */
+export type NegativeSampling = "all" | "hardest_half" | "easiest_half";
+
+/**
+ * What each image's positive is in the spread-out loss.
+ */
+export type Positive = "augmented" | "nearest";
+
+/**
+ * The settings of the comparison methods, from their papers where the seed paper does not fix
+ * them.
+ */
+export type MethodSettings = { 
+/**
+ * Weight of a memory row's old value when its image's new feature is written (Wu et al.: 0.5).
+ */
+memory_momentum: number, 
+/**
+ * Noise rows per image for NCE (Wu et al.: 4096; capped at N − 1 for small folders).
+ */
+nce_noise: number, 
+/**
+ * Margin of the triplet losses on the Euclidean distance of unit vectors (Ye et al.: 0.5).
+ */
+triplet_margin: number, };
+
+/**
+ * The number format the convolutions compute in. Weights, batch norm, the head, the
+ * normalisation and the loss always stay `f32`: `f16` is mixed precision made by hand (Burn
+ * has no autocast), casting each convolution's input and weight to `f16` and its output back,
+ * which is where a GPU's matrix units (NVIDIA's Vulkan cooperative matrices take `f16`) pay off.
+ */
+export type Precision = "f32" | "f16";
+
+/**
+ * Hyper-parameters of a run. Defaults are the paper's (§4.1).
+ */
+export type TrainConfig = { 
+/**
+ * Passes over the training images.
+ */
+epochs: number, 
+/**
+ * Images per batch (m); each contributes two views, so the network sees 2m rows.
+ */
+batch_size: number, 
+/**
+ * Square training input side in pixels.
+ */
+image_size: number, 
+/**
+ * ResNet-18 base width (64 in the paper).
+ */
+width: number, 
+/**
+ * Embedding dimension.
+ */
+dim: number, 
+/**
+ * Softmax temperature τ.
+ */
+tau: number, 
+/**
+ * Base learning rate.
+ */
+lr: number, 
+/**
+ * SGD momentum.
+ */
+momentum: number, 
+/**
+ * SGD weight decay.
+ */
+weight_decay: number, 
+/**
+ * Learning-rate schedule.
+ */
+schedule: Schedule, 
+/**
+ * Seed of every random choice (initialisation, order, augmentation).
+ */
+seed: number, 
+/**
+ * Augmentations in use.
+ */
+augment: AugmentOps, 
+/**
+ * The objective: the paper's, or one of the methods it is compared with.
+ */
+method: Method, 
+/**
+ * Settings of the comparison methods (memory momentum, NCE noise, triplet margin).
+ */
+method_settings: MethodSettings, 
+/**
+ * Which negatives enter the spread-out loss.
+ */
+negatives: NegativeSampling, 
+/**
+ * What each image's positive is in the spread-out loss (§4.2's nearest neighbour or the
+ * other view).
+ */
+positive: Positive, 
+/**
+ * Neighbours of the weighted kNN evaluation.
+ */
+knn_k: number, 
+/**
+ * Temperature of the kNN vote weights exp(s/σ).
+ */
+knn_sigma: number, 
+/**
+ * The K of Recall@K (1, 2, 4, 8 as in the paper's CUB and Cars tables; 1, 10, 100 for
+ * Products).
+ */
+recall_k: Array<number>, 
+/**
+ * Number format of the convolutions (runs recorded before it existed trained in f32).
+ */
+precision: Precision, 
+/**
+ * Minutes between checkpoints within an epoch (one is also written at every epoch's end and
+ * when the run is stopped), so a crash or a power cut costs at most this much training.
+ */
+checkpoint_minutes: number, };
+
+/**
+ * A histogram of cosine similarities over `[lo, hi] = [-1, 1]` in equal bins.
+ */
+export type Histogram = { 
+/**
+ * Lower edge of the first bin.
+ */
+lo: number, 
+/**
+ * Upper edge of the last bin.
+ */
+hi: number, 
+/**
+ * Number of values in each bin.
+ */
+counts: Array<number>, };
+
+/**
+ * How the positive pairs of a [`SimilarityDistributions`] were formed.
+ */
+export type PairKind = "SameClassNeighbours" | "TwoViews";
+
+/**
+ * Cosine-similarity distributions of positive and negative pairs.
+ */
+export type SimilarityDistributions = { 
+/**
+ * Similarities of positive pairs.
+ */
+positive: Histogram, 
+/**
+ * Similarities of negative pairs.
+ */
+negative: Histogram, 
+/**
+ * How the pairs were formed.
+ */
+kind: PairKind, };
+
+/**
+ * A retrieved image with its cosine similarity to the query.
+ */
+export type Neighbour = { 
+/**
+ * The image file.
+ */
+path: string, 
+/**
+ * Cosine similarity in [-1, 1].
+ */
+score: number, 
+/**
+ * Whether its label folder is the query's, when the folder has labels.
+ */
+same_label: boolean | null, };
+
+/**
+ * One probe image and its nearest neighbours in a fixed sample of the training images, so a
+ * person can watch retrieval improve epoch by epoch.
+ */
+export type ProbeNeighbours = { 
+/**
+ * The probe image.
+ */
+query: string, 
+/**
+ * Nearest other images, best first.
+ */
+neighbours: Array<Neighbour>, };
+
+/**
+ * The images an epoch's retrieval metrics come from.
+ */
+export type ScoredOn = "test_folder" | "memory_folder" | "training_views";
+
+/**
+ * Metrics of one finished epoch; one line of `metrics.jsonl`.
+ */
+export type EpochMetrics = { 
+/**
+ * 1-based epoch number.
+ */
+epoch: number, 
+/**
+ * Mean training loss over the epoch's steps.
+ */
+loss: number, 
+/**
+ * Learning rate at the epoch's last step.
+ */
+lr: number, 
+/**
+ * Training throughput over the epoch (both views counted), images per second.
+ */
+images_per_sec: number, 
+/**
+ * Share of the epoch's training time the device waited for the batch producer: near 0 when
+ * augmentation keeps up, near 1 when the host is the bottleneck.
+ */
+data_wait_fraction: number, 
+/**
+ * Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
+ */
+knn_accuracy: number | null, 
+/**
+ * Recall@1/2/4/8 in percent on the labelled evaluation set.
+ */
+recall_at: Array<[number, number]> | null, 
+/**
+ * Which images Recall@K, NMI and the histograms were computed on.
+ */
+scored_on: ScoredOn | null, 
+/**
+ * NMI of k-means on the labelled evaluation set.
+ */
+nmi: number | null, 
+/**
+ * Positive vs negative cosine-similarity histograms (paper Fig. 5).
+ */
+similarity: SimilarityDistributions | null, 
+/**
+ * Fixed probe images of the training set and their nearest training images this epoch.
+ */
+probes: Array<ProbeNeighbours>, 
+/**
+ * Seconds the epoch took, training and evaluation included.
+ */
+seconds: number, };
+
+/**
+ * What the run is doing right now, for status lines.
+ */
+export type Phase = "loading_data" | "warming_up" | "training" | "evaluating";
+
+/**
+ * Everything a consumer of a training run is told, in order.
+ */
+export type TrainEvent = { "type": "phase", 
+/**
+ * The new phase.
+ */
+phase: Phase, } | { "type": "loading", 
+/**
+ * Files done.
+ */
+done: number, 
+/**
+ * Files in all.
+ */
+total: number, } | { "type": "started", 
+/**
+ * The device's name, e.g. "NVIDIA H100 (Vulkan, discrete GPU)".
+ */
+device: string, 
+/**
+ * Usable training images.
+ */
+images: number, 
+/**
+ * Files that were skipped, with reasons.
+ */
+skipped: Array<SkippedFile>, 
+/**
+ * Optimiser steps per epoch.
+ */
+steps_per_epoch: number, 
+/**
+ * Epochs in the whole run.
+ */
+epochs: number, 
+/**
+ * First epoch this run will train (1 unless resumed).
+ */
+first_epoch: number, } | { "type": "warning", 
+/**
+ * What happened and what to do.
+ */
+message: string, } | { "type": "step", 
+/**
+ * 1-based epoch.
+ */
+epoch: number, 
+/**
+ * 1-based step within the epoch.
+ */
+step: number, 
+/**
+ * Steps in this epoch.
+ */
+steps_per_epoch: number, 
+/**
+ * The step's loss.
+ */
+loss: number, 
+/**
+ * Learning rate used.
+ */
+lr: number, 
+/**
+ * Training throughput so far this epoch (both views counted), images per second.
+ */
+images_per_sec: number, } | { "type": "epoch" } & EpochMetrics | { "type": "finished", 
+/**
+ * Whether the user stopped it.
+ */
+cancelled: boolean, 
+/**
+ * Epochs completed in total, resumed ones included.
+ */
+epochs_completed: number, } | { "type": "failed", 
+/**
+ * What went wrong and what to do.
+ */
+message: string, };
+
+/**
+ * What the UI sends to start a run.
+ */
+export type StartTraining = { 
+/**
+ * Hyper-parameters.
+ */
+config: TrainConfig, 
+/**
+ * Training images.
+ */
+trainDir: string, 
+/**
+ * Labelled test folder scored each epoch, if any.
+ */
+evalTestDir: string | null, 
+/**
+ * Device.
+ */
+device: DeviceChoice, 
+/**
+ * Pretrained backbone to start from (safetensors, torchvision names); random when absent.
+ */
+initWeights: string | null, };
+
+/**
+ * What a run was started with; `run.json`.
+ */
+export type RunRecord = { 
+/**
+ * Name of the device it trained on.
+ */
+device: string, 
+/**
+ * Training images.
+ */
+train_dir: string, 
+/**
+ * Labelled kNN memory folder, if one was given.
+ */
+eval_train_dir: string | null, 
+/**
+ * Labelled test folder, if one was given.
+ */
+eval_test_dir: string | null, 
+/**
+ * Usable training images.
+ */
+images: number, 
+/**
+ * Skipped training files.
+ */
+skipped: number, 
+/**
+ * Label folder names of the training folder (empty without labels).
+ */
+labels: Array<string>, 
+/**
+ * Input normalisation estimated from the training images.
+ */
+normalization: Normalization, 
+/**
+ * Hyper-parameters.
+ */
+config: TrainConfig, 
+/**
+ * What the training folder held (runs recorded before this existed have none).
+ */
+folder: FolderFingerprint | null, 
+/**
+ * Pretrained weights the run started from (`--init`), if any.
+ */
+init_weights: string | null, };
+
+/**
+ * A kept model snapshot.
+ */
+export type Snapshot = { 
+/**
+ * Epoch after which it was taken (1-based).
+ */
+epoch: number, 
+/**
+ * Its folder (holds `model.safetensors` and `config.json`).
+ */
+dir: string, };
+
+/**
+ * Everything the app shows about a run folder.
+ */
+export type RunInfo = { 
+/**
+ * The run folder.
+ */
+dir: string, 
+/**
+ * How it was started.
+ */
+record: RunRecord, 
+/**
+ * Epochs finished and checkpointed.
+ */
+epochs_completed: number, 
+/**
+ * Metrics of every finished epoch.
+ */
+metrics: Array<EpochMetrics>, 
+/**
+ * Kept model snapshots.
+ */
+snapshots: Array<Snapshot>, 
+/**
+ * Whether the run stopped before its last epoch (closed, crashed or stopped), so it can be
+ * resumed.
+ */
+unfinished: boolean, 
+/**
+ * Bytes the run folder takes on disk (checkpoint, model, snapshots).
+ */
+bytes: number, };
+
+/**
+ * A collection as the UI sees it.
+ */
+export type CollectionInfo = { 
+/**
+ * Key for later queries.
+ */
+key: string, 
+/**
+ * Files that could not be used.
+ */
+skipped: Array<SkippedFile>, 
+/**
+ * The number of clusters to offer first.
+ */
+suggested_clusters: number, 
+/**
+ * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ */
+files: string[], 
+/**
+ * Label index of each file, when the layout defines labels.
+ */
+labels: Array<number | null>, 
+/**
+ * Label folder names (empty without labels).
+ */
+label_names: Array<string>, };
+
+/**
+ * How [`Collection::map`] flattens the embedding.
+ */
+export type MapMethod = "pca" | "umap";
+
+/**
+ * A group of near-duplicate images.
+ */
+export type DuplicateGroup = { 
+/**
+ * Row indices, the most central member first (highest total similarity to the others),
+ * then by similarity to it.
+ */
+members: Array<number>, 
+/**
+ * Cosine similarity of each member to the first (1 for the first itself).
+ */
+similarities: Array<number>, 
+/**
+ * The lowest similarity of a pair that joined the group (at or above the threshold).
+ */
+weakest_link: number, };
+
+/**
+ * The threshold [`suggest_threshold`] chose and the distributions it came from.
+ */
+export type ThresholdSuggestion = { 
+/**
+ * The suggested cosine threshold.
+ */
+threshold: number, 
+/**
+ * How it was chosen, in a sentence for the person.
+ */
+how: string, 
+/**
+ * Similarity of each (sampled) image to a mildly edited version of itself.
+ */
+copies: Histogram, 
+/**
+ * Similarity of each (sampled) image to its nearest other image in the folder.
+ */
+nearest: Histogram, };
+
+/**
+ * One cluster of a [`Clustering`].
+ */
+export type Cluster = { 
+/**
+ * Row indices, most typical first (highest cosine similarity to the cluster's centre).
+ */
+members: Array<number>, 
+/**
+ * Cosine similarity of each member to the centre (the normalised mean of the members).
+ */
+similarities: Array<number>, };
+
+/**
+ * k-means clusters of a folder, largest first.
+ */
+export type Clustering = { 
+/**
+ * The clusters, largest first (equal sizes: the one holding the lower row first).
+ */
+clusters: Array<Cluster>, 
+/**
+ * For each row, the index of its cluster in `clusters`.
+ */
+assignment: Array<number>, };
+
+/**
+ * A file format for the groups.
+ */
+export type TableFormat = "csv" | "json";
+
+/**
+ * The distributions the Explore screen plots.
+ */
+export type Distributions = { 
+/**
+ * Cosine similarity of random pairs of images: how spread out the embedding is.
+ */
+random_pairs: Histogram, 
+/**
+ * Same-label vs other-label neighbours (Fig. 5), when the folder has labels.
+ */
+labelled: SimilarityDistributions | null, 
+/**
+ * The same split by the query's label folder (Fig. 6), in label order.
+ */
+per_label: Array<[string, SimilarityDistributions]>, };
+
+/**
+ * What was written and checked.
+ */
+export type Exported = { 
+/**
+ * Files written.
+ */
+files: Array<string>, 
+/**
+ * What reading them back found, for a person.
+ */
+verified: string, };
