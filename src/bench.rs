@@ -369,18 +369,22 @@ pub fn neighbour_query(
     ))
 }
 
-/// The near-duplicate search of `rows` random unit embeddings: every pair above cosine 0.9
-/// (the all-pairs blocked scan), then the groups.
+/// The near-duplicate search of `rows` random unit embeddings on `device`: every pair above
+/// cosine 0.9 (blocked matrix products), then the groups.
 ///
 /// # Errors
 /// [`EvalError`] for an empty matrix.
-pub fn duplicate_search(rows: usize, dim: usize) -> Result<BenchRow, crate::eval::EvalError> {
+pub fn duplicate_search(
+    rows: usize,
+    dim: usize,
+    device: &SelectedDevice,
+) -> Result<BenchRow, crate::eval::EvalError> {
     let values = random_unit_rows(rows, dim);
     let features = crate::eval::Embeddings::new(&values, dim)?;
     let start = Instant::now();
-    let groups = crate::explore::duplicates::find_duplicates(features, 0.9)?;
+    let groups = crate::explore::duplicates::find_duplicates(features, 0.9, &device.device)?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(host_row(
+    let mut row = host_row(
         "duplicates",
         format!(
             "all pairs above cosine 0.9 among {rows} embeddings ({dim}-d), {} groups",
@@ -388,7 +392,10 @@ pub fn duplicate_search(rows: usize, dim: usize) -> Result<BenchRow, crate::eval
         ),
         rows,
         seconds,
-    ))
+    );
+    row.device = device.name.clone();
+    row.backend = device.backend.to_owned();
+    Ok(row)
 }
 
 /// A UMAP map of `rows` random unit embeddings (Explore's map).

@@ -645,7 +645,9 @@ fn bench_command(args: &BenchArgs) -> Result<()> {
         print(&bench::neighbour_query(args.neighbours, 128, 10)?);
     }
     if args.duplicates > 0 {
-        print(&bench::duplicate_search(args.duplicates, 128)?);
+        // On the device a collection would use: the chosen one, else the first GPU or the CPU.
+        let selected = device::select(args.device.unwrap_or_default())?;
+        print(&bench::duplicate_search(args.duplicates, 128, &selected)?);
     }
     if args.map > 0 {
         print(&bench::umap_map(args.map, 128)?);

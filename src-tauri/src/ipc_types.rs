@@ -57,6 +57,7 @@ mod tests {
             declaration::<library_train::Phase>(&config),
             declaration::<library_train::TrainEvent>(&config),
             declaration::<train::StartTraining>(&config),
+            declaration::<library_data::FolderFingerprint>(&config),
             declaration::<library_train::runs::RunRecord>(&config),
             declaration::<library_train::runs::Snapshot>(&config),
             declaration::<library_train::runs::RunInfo>(&config),

@@ -151,6 +151,11 @@ impl<'a> Embeddings<'a> {
         self.dim
     }
 
+    /// All rows, row-major.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
     /// Row `i`; panics when `i >= len()`.
     pub fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
@@ -559,53 +564,6 @@ pub fn top_k(
     Ok(collectors
         .into_iter()
         .map(|c| c.best.into_sorted())
-        .collect())
-}
-
-/// Collects every later base row scoring above a threshold: the pairs behind
-/// [`pairs_above`].
-struct Above {
-    query: usize,
-    threshold: f32,
-    hits: Vec<(usize, f32)>,
-}
-
-impl Collector for Above {
-    #[inline]
-    fn floor(&self) -> f32 {
-        self.threshold
-    }
-
-    #[inline]
-    fn offer(&mut self, base_index: usize, score: f32) {
-        if base_index > self.query {
-            self.hits.push((base_index, score));
-        }
-    }
-}
-
-/// Every pair of rows `(i, j)`, `i < j`, whose cosine similarity is above `threshold`, with
-/// its score, ordered by `i` then `j`. The pairs come from the same blocked scan as [`top_k`]
-/// (every row against every row, SIMD panels, parallel over rows), so no host loop visits the
-/// n² pairs one by one; only pairs above the threshold are kept.
-pub fn pairs_above(
-    features: Embeddings,
-    threshold: f32,
-) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    if features.is_empty() {
-        return Err(EvalError::Empty("features"));
-    }
-    let mut collectors: Vec<Above> = (0..features.len())
-        .map(|query| Above {
-            query,
-            threshold,
-            hits: Vec::new(),
-        })
-        .collect();
-    scan(features, features, &mut collectors);
-    Ok(collectors
-        .into_iter()
-        .flat_map(|c| c.hits.into_iter().map(move |(j, s)| (c.query, j, s)))
         .collect())
 }
 
@@ -1653,35 +1611,6 @@ mod tests {
             r.iter().map(|l| l.iter().map(|p| p.0).collect()).collect()
         };
         assert_eq!(indices(&fast), indices(&slow));
-    }
-
-    #[test]
-    fn pairs_above_match_brute_force() {
-        // 300 rows of dim 16 leave a partial panel and span three parallel chunks; planted
-        // near-copies make the pairs above the threshold more than chance.
-        let (dim, n) = (16, 300);
-        let mut data = unit_rows(n, dim, 5);
-        for (copy, original) in [(10, 3), (299, 150), (151, 150)] {
-            let row: Vec<f32> = data[original * dim..(original + 1) * dim].to_vec();
-            data[copy * dim..(copy + 1) * dim].copy_from_slice(&row);
-        }
-        let features = emb(&data, dim);
-        let threshold = 0.6;
-        let fast = pairs_above(features, threshold).unwrap();
-        let mut slow = Vec::new();
-        for i in 0..n {
-            for j in i + 1..n {
-                let s = dot(features.row(i), features.row(j));
-                if s > threshold {
-                    slow.push((i, j, s));
-                }
-            }
-        }
-        assert!(slow.len() > 3, "the test has pairs besides the planted ones");
-        let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
-        assert_eq!(key(&fast), key(&slow));
-        assert!(fast.iter().zip(&slow).all(|(a, b)| (a.2 - b.2).abs() < 1e-5));
-        assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! nearest other image (mostly distinct images). The suggestion is where the first's low tail
 //! meets the second's high tail.
 
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::eval::{self, Embeddings, EvalError, Histogram};
+use crate::eval::{Embeddings, EvalError, Histogram};
 
 /// Bins of the two threshold histograms: fine enough to drag a threshold in steps of 0.01.
 pub const THRESHOLD_BINS: usize = 200;
@@ -55,25 +56,86 @@ pub fn connected_groups(n: usize, pairs: &[(usize, usize, f32)]) -> Vec<Vec<usiz
     groups
 }
 
+/// Similarities computed per block of rows: `rows × n` floats on the device stay near 256 MB.
+const BLOCK_VALUES: usize = 64 << 20;
+
+/// Every pair of rows `(i, j)`, `i < j`, with cosine similarity above `threshold`, ordered by
+/// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
+/// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first,
+/// compared with the threshold there, and only the indices above it come back to the host, where
+/// their scores are summed again in dimension order (the same value the neighbour search gives).
+///
+/// # Errors
+/// [`EvalError::Empty`] for no rows.
+pub fn pairs_above(
+    features: Embeddings,
+    threshold: f32,
+    device: &Device,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    let block = (BLOCK_VALUES / features.len().max(1)).clamp(64, 8192);
+    pairs_above_in_blocks(features, threshold, device, block)
+}
+
+/// [`pairs_above`] with `block` rows per matrix product.
+fn pairs_above_in_blocks(
+    features: Embeddings,
+    threshold: f32,
+    device: &Device,
+    block: usize,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    let (n, dim) = (features.len(), features.dim());
+    if n == 0 {
+        return Err(EvalError::Empty("features"));
+    }
+    let all = Tensor::<2>::from_data(TensorData::new(features.data().to_vec(), [n, dim]), device);
+    let transposed = all.clone().transpose();
+    let mut pairs = Vec::new();
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        // Columns from `start`: pairs with an earlier row were found by an earlier block.
+        let scores = all
+            .clone()
+            .slice([start..end, 0..dim])
+            .matmul(transposed.clone().slice([0..dim, start..n]));
+        let hits: Tensor<2, Int> = scores.greater_elem(threshold).argwhere();
+        let hits: Vec<i64> = hits
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("indices are integers");
+        for hit in hits.chunks_exact(2) {
+            let (i, j) = (start + hit[0] as usize, start + hit[1] as usize);
+            if j > i {
+                let score = dot(features.row(i), features.row(j));
+                // The device may round differently at the threshold itself; the host's sum decides.
+                if score > threshold {
+                    pairs.push((i, j, score));
+                }
+            }
+        }
+    }
+    pairs.sort_unstable_by_key(|&(i, j, _)| (i, j));
+    Ok(pairs)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// Groups of rows linked by a chain of pairs with cosine similarity above `threshold`, largest
-/// first (a copy of a copy joins its original's group).
+/// first (a copy of a copy joins its original's group); the pairs come from [`pairs_above`] on
+/// `device`.
 ///
 /// # Errors
 /// [`EvalError::Empty`] for no rows.
 pub fn find_duplicates(
     features: Embeddings,
     threshold: f32,
+    device: &Device,
 ) -> Result<Vec<DuplicateGroup>, EvalError> {
-    let pairs = eval::pairs_above(features, threshold)?;
+    let pairs = pairs_above(features, threshold, device)?;
     let groups = connected_groups(features.len(), &pairs);
-    let dot = |a: usize, b: usize| -> f32 {
-        features
-            .row(a)
-            .iter()
-            .zip(features.row(b))
-            .map(|(x, y)| x * y)
-            .sum()
-    };
+    let dot = |a: usize, b: usize| dot(features.row(a), features.row(b));
     Ok(groups
         .into_par_iter()
         .map(|rows| {
@@ -189,6 +251,47 @@ pub fn suggest_threshold(copies: &[f32], nearest: &[f32]) -> Result<ThresholdSug
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut data: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for row in data.chunks_mut(dim) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        data
+    }
+
+    #[test]
+    fn pairs_above_match_brute_force() {
+        // 300 rows of dim 16 in blocks of 64 rows (the smallest block): planted near-copies make
+        // the pairs above the threshold more than chance, and some cross blocks.
+        let (dim, n) = (16, 300);
+        let mut data = random_unit_rows(n, dim, 5);
+        for (copy, original) in [(10, 3), (299, 150), (151, 150)] {
+            let row: Vec<f32> = data[original * dim..(original + 1) * dim].to_vec();
+            data[copy * dim..(copy + 1) * dim].copy_from_slice(&row);
+        }
+        let features = Embeddings::new(&data, dim).unwrap();
+        let threshold = 0.6;
+        let fast = pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
+        let mut slow = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let s = dot(features.row(i), features.row(j));
+                if s > threshold {
+                    slow.push((i, j, s));
+                }
+            }
+        }
+        assert!(slow.len() > 3, "the test has pairs besides the planted ones");
+        let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
+        assert_eq!(key(&fast), key(&slow));
+        assert!(fast.iter().zip(&slow).all(|(a, b)| (a.2 - b.2).abs() < 1e-5));
+        assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
+    }
+
 
     #[test]
     fn chained_pairs_form_one_group_and_singletons_none() {
@@ -211,7 +314,8 @@ mod tests {
             .flat_map(angle)
             .collect();
         let features = Embeddings::new(&rows, 2).unwrap();
-        let groups = find_duplicates(features, 0.9).unwrap();
+        let device = crate::device::cpu().device;
+        let groups = find_duplicates(features, 0.9, &device).unwrap();
         assert_eq!(groups.len(), 1);
         let group = &groups[0];
         // 5° lies between 0° and 20°: the highest total similarity, so the centre.
@@ -220,7 +324,7 @@ mod tests {
         assert!((group.similarities[1] - 5f32.to_radians().cos()).abs() < 1e-6);
         assert!((group.weakest_link - 20f32.to_radians().cos()).abs() < 1e-6);
         // A stricter threshold drops the weaker copy.
-        let strict = find_duplicates(features, 0.99).unwrap();
+        let strict = find_duplicates(features, 0.99, &device).unwrap();
         assert_eq!(strict[0].members.len(), 2);
     }
 

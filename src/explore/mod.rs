@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -280,12 +281,19 @@ impl Collection {
         Ok(duplicates::suggest_threshold(&copies, &nearest)?)
     }
 
-    /// Groups of images more similar than `threshold`, largest first.
+    /// Groups of images more similar than `threshold`, largest first, the similarities computed on
+    /// the device the collection was embedded on.
     ///
     /// # Errors
     /// [`ExploreError::Eval`] for an empty collection.
     pub fn duplicates(&self, threshold: f32) -> Result<Vec<DuplicateGroup>, ExploreError> {
-        Ok(duplicates::find_duplicates(self.embeddings()?, threshold)?)
+        // Where the model lives: the device the collection was embedded on.
+        let device = self.model.net.devices().first().cloned().unwrap_or_default();
+        Ok(duplicates::find_duplicates(
+            self.embeddings()?,
+            threshold,
+            &device,
+        )?)
     }
 
     /// k-means clusters of the collection ([`clusters::cluster`]); stops with

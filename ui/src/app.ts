@@ -1,14 +1,15 @@
-// The app shell: tabs for the five screens, keyboard shortcuts, startup (demo data, unfinished
-// runs) and the end-to-end test hooks.
+// The app shell: tabs for the five screens, keyboard shortcuts, the run badge, startup (demo data,
+// unfinished runs) and the end-to-end test hooks.
 import type { Backend, Picked, RunInfo, TrainConfig } from './backend';
 import { h, replace } from './dom';
+import { count } from './format';
 import { AugmentScreen } from './screens/augment';
 import { DataScreen } from './screens/data';
 import { ExploreScreen } from './screens/explore';
 import { ExportScreen } from './screens/export';
 import type { Context, Screen } from './screens/screen';
 import { TrainScreen } from './screens/train';
-import { Store } from './store';
+import { Store, type RunView, type Shared } from './store';
 
 /** What the end-to-end test drives instead of native dialogs (only with SPREADOUT_TEST_HOOKS=1). */
 export interface TestHooks {
@@ -29,7 +30,7 @@ export class App {
   readonly store = new Store();
   readonly screens: { data: DataScreen; augment: AugmentScreen; train: TrainScreen; explore: ExploreScreen; export: ExportScreen };
   private readonly tabs: HTMLButtonElement[];
-  private readonly main = h('main', { id: 'screen' });
+  private readonly panel = h('div', { id: 'screen', role: 'tabpanel' });
   private readonly banner = h('div', { class: 'resume-offers', id: 'resume-offers' });
   private current: Screen | null = null;
   private readonly dialogAnswers: string[] = [];
@@ -52,18 +53,24 @@ export class App {
       }),
     };
     const all = Object.values(this.screens) as Screen[];
+    // One panel shows whichever screen is selected, so every tab controls it. Only the selected
+    // tab is in the Tab order (roving tabindex); see onTabKey for the arrow keys.
     this.tabs = all.map((screen, i) =>
-      h('button', { role: 'tab', id: `tab-${screen.id}`, 'aria-controls': 'screen', title: `${screen.title} (Ctrl+${i + 1})`, onclick: () => this.go(screen.id) }, screen.title),
+      h('button', { role: 'tab', id: `tab-${screen.id}`, 'aria-controls': 'screen', 'aria-selected': 'false', tabindex: '-1', title: `${screen.title} (Ctrl+${i + 1})`, onclick: () => this.go(screen.id) }, screen.title),
     );
-    const runBadge = h('span', { class: 'run-badge', id: 'run-badge' });
-    this.store.subscribe(({ run, folder }) => {
-      replace(runBadge, run ? `run ${run.status}: ${run.metrics.length} epoch(s)` : folder ? `${folder.files.length} images open` : '');
+    const tablist = h('nav', { role: 'tablist', 'aria-label': 'Screens' }, ...this.tabs);
+    tablist.addEventListener('keydown', (event) => this.onTabKey(event));
+    const runBadge = h('span', { class: 'run-badge', id: 'run-badge', role: 'status' });
+    this.store.subscribe((shared) => {
+      replace(runBadge, badgeText(shared));
+      if (shared.run) runBadge.dataset.status = shared.run.status;
+      else delete runBadge.dataset.status;
     });
     this.element = h(
       'div',
       { class: 'app' },
-      h('header', {}, h('h1', {}, 'Spreadout'), h('nav', { role: 'tablist', 'aria-label': 'Screens' }, ...this.tabs), runBadge),
-      h('div', { class: 'body' }, this.banner, this.main),
+      h('header', {}, h('h1', {}, 'Spreadout'), tablist, runBadge),
+      h('div', { class: 'body' }, this.banner, h('main', {}, this.panel)),
       h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
     );
     document.addEventListener('keydown', (event) => {
@@ -80,9 +87,34 @@ export class App {
     const screen = (Object.values(this.screens) as Screen[]).find((s) => s.id === id);
     if (!screen || screen === this.current) return;
     this.current = screen;
-    for (const tab of this.tabs) tab.setAttribute('aria-selected', String(tab.id === `tab-${id}`));
-    replace(this.main, screen.element);
+    for (const tab of this.tabs) {
+      const selected = tab.id === `tab-${id}`;
+      tab.setAttribute('aria-selected', String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+    }
+    this.panel.setAttribute('aria-labelledby', `tab-${id}`);
+    replace(this.panel, screen.element);
     screen.shown?.();
+  }
+
+  /**
+   * Left/Right (wrapping), Home and End move the focus between the tabs; Enter or Space opens the
+   * focused one. Opening is not automatic because showing a screen can start work (Explore embeds
+   * the training folder), which passing over its tab should not.
+   */
+  private onTabKey(event: KeyboardEvent): void {
+    const index = this.tabs.indexOf(document.activeElement as HTMLButtonElement);
+    if (index < 0) return;
+    const last = this.tabs.length - 1;
+    const targets: Record<string, number> = {
+      ArrowRight: index === last ? 0 : index + 1,
+      ArrowLeft: index === 0 ? last : index - 1,
+      Home: 0,
+      End: last,
+    };
+    if (!(event.key in targets)) return;
+    event.preventDefault();
+    this.tabs[targets[event.key]].focus();
   }
 
   /** Opens the first screen and does what the app was started for. */
@@ -92,8 +124,9 @@ export class App {
     if (startup.testHooks) {
       window.spreadoutTest = {
         openFolder: (path, testDir) => this.screens.data.open(path, testDir),
+        // What the person would type into the form, so it is remembered and wins over defaults.
         setConfig: (change) => {
-          this.store.update({ config: { ...this.store.shared.config, ...change } });
+          this.store.choose(change);
           this.screens.train.syncForm();
         },
         answerDialogs: (answers) => this.dialogAnswers.push(...answers),
@@ -134,7 +167,24 @@ export class App {
       ...backend,
       pickFolder: (title) => answer(() => backend.pickFolder(title)),
       pickImage: () => answer(() => backend.pickImage()),
-      pickSaveFile: (name) => answer(() => backend.pickSaveFile(name)),
+      pickSaveFile: (name, kind) => answer(() => backend.pickSaveFile(name, kind)),
     };
   }
+}
+
+const STATUS_WORDS: Record<RunView['status'], string> = {
+  running: 'Training',
+  paused: 'Paused',
+  finished: 'Finished',
+  stopped: 'Stopped',
+  failed: 'Failed',
+};
+
+/** The header's one line about what the app is doing: the run, else the open folder. */
+function badgeText({ run, folder }: Shared): string {
+  if (run) {
+    const epochs = run.metrics.length;
+    return `${STATUS_WORDS[run.status]}: ${epochs} epoch${epochs === 1 ? '' : 's'} done`;
+  }
+  return folder ? `${count(folder.files.length)} images open` : '';
 }

@@ -19,6 +19,11 @@ export function percent(value: number | null | undefined): string {
   return value === null || value === undefined ? '—' : `${value.toFixed(1)} %`;
 }
 
+/** Disk space in MiB (the unit file managers on Linux and Windows use). */
+export function mebibytes(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
 export function count(value: number): string {
   return value.toLocaleString('en-US');
 }

@@ -150,3 +150,31 @@ describe('Small parts', () => {
     expect([latest.is(first), latest.is(second)]).toEqual([false, true]);
   });
 });
+
+describe('Run folders', () => {
+  it('show their disk use and can be renamed, and deleted after a second confirmation', async () => {
+    const backend = quickBackend();
+    const app = await mountApp(backend);
+    await startTraining(app, { epochs: 2, batch_size: 10 });
+    await until(() => app.store.shared.run?.status === 'finished');
+    app.go('export');
+    await until(() => text('#run-disk').includes('MiB'));
+    expect(text('#run-disk')).toContain('16.6 MiB (checkpoint, model, 2 snapshots)');
+    document.querySelector<HTMLButtonElement>('#run-rename')!.click();
+    const name = document.querySelector<HTMLInputElement>('#run-new-name')!;
+    expect(name.value).toBe('run-1');
+    name.value = 'holiday/photos';
+    document.querySelector<HTMLButtonElement>('#run-rename-confirm')!.click();
+    await until(() => text('.export .notices').includes('cannot name a run folder'));
+    document.querySelector<HTMLButtonElement>('#run-rename')!.click();
+    document.querySelector<HTMLInputElement>('#run-new-name')!.value = 'holiday photos';
+    document.querySelector<HTMLButtonElement>('#run-rename-confirm')!.click();
+    await until(() => document.querySelector<HTMLSelectElement>('#export-run')!.value === '/mock/runs/holiday photos');
+    document.querySelector<HTMLButtonElement>('#run-delete')!.click();
+    expect(text('[role="alertdialog"]')).toContain('The images it trained on are not touched');
+    document.querySelector<HTMLButtonElement>('#run-delete-confirm')!.click();
+    await until(() => text('.export .notices').includes('Deleted /mock/runs/holiday photos (16.6 MiB freed)'));
+    expect(document.querySelectorAll('#export-run option').length).toBe(0);
+    expect((await backend.listRuns()).length).toBe(0);
+  });
+});

@@ -1,9 +1,9 @@
 import { App } from '../src/app';
 import type { TrainConfig } from '../src/backend';
-import { mockBackend, type MockBackend } from '../src/backend/mock';
+import { mockBackend, type MockBackend, type MockOptions } from '../src/backend/mock';
 
 /** A mock backend with instant training steps and 5 images per class. */
-export const quickBackend = (): MockBackend => mockBackend({ perClass: 5, stepMs: 0 });
+export const quickBackend = (options: MockOptions = {}): MockBackend => mockBackend({ perClass: 5, stepMs: 0, ...options });
 
 /** An app over `backend`, mounted in the document and started. */
 export async function mountApp(backend: MockBackend = quickBackend()): Promise<App> {

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
+
+// Each test starts without the settings an earlier one chose (they are remembered).
+beforeEach(() => localStorage.clear());
 
 describe('Data screen', () => {
   it('shows count, labels, every skipped file with its reason, and a grid', async () => {

@@ -659,6 +659,19 @@ device: DeviceChoice,
 initWeights: string | null, };
 
 /**
+ * What a run records about its training folder, to tell on resume whether it changed.
+ */
+export type FolderFingerprint = { 
+/**
+ * Image files found.
+ */
+images: number, 
+/**
+ * xxh3-128 of every file's relative path, size and modification time, in scan order.
+ */
+digest: string, };
+
+/**
  * What a run was started with; `run.json`.
  */
 export type RunRecord = { 

@@ -102,7 +102,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   const collections = new Map<string, CollectionInfo>();
   const cancelled = new Set<string>();
   let cacheBytes = 0;
-  let training: { paused: boolean; stopped: boolean } | null = null;
+  let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -114,7 +114,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     batch: number,
     emit: (event: TrainEvent) => void,
   ) {
-    const state = { paused: false, stopped: false };
+    const state = { paused: false, stopped: false, runDir };
     training = state;
     const steps = Math.max(1, Math.floor(images / batch));
     const run = runs.get(runDir)!;
@@ -145,6 +145,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         data_wait_fraction: 0.02,
         knn_accuracy: 30 + (40 * epoch) / epochs,
         recall_at: [[1, 30 + epoch], [2, 40 + epoch], [4, 50 + epoch], [8, 60 + epoch]],
+        scored_on: 'test_folder',
         nmi: 0.1 + 0.02 * epoch,
         similarity: {
           positive: histogram(0.2 + (0.5 * epoch) / epochs, 0.15, 300),
@@ -165,6 +166,8 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       run.epochs_completed = epoch;
       run.snapshots.push({ epoch, dir: `${runDir}/snapshots/epoch-${String(epoch).padStart(4, '0')}` });
       run.unfinished = epoch < epochs;
+      // A checkpoint, a model and a snapshot per epoch, as a width-16 ResNet-18 writes them.
+      run.bytes += 3 * 2_900_000;
       emit({ type: 'epoch', ...metrics });
     }
     training = null;
@@ -233,12 +236,16 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
           images,
           skipped: 0,
           labels: CLASSES,
+          normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
           config: request.config,
+          folder: { images, digest: 'mock' },
+          init_weights: request.initWeights,
         },
         epochs_completed: 0,
         metrics: [],
         snapshots: [],
         unfinished: true,
+        bytes: 4096,
       });
       if (options.failStart === 'event') {
         onEvent({ type: 'phase', phase: 'loading_data' });
@@ -262,6 +269,25 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       if (training) training.stopped = true;
     },
     listRuns: async () => [...runs.values()].reverse(),
+    renameRun: async (runDir, name) => {
+      if (training?.runDir === runDir) throw { code: 'busy', message: `${runDir} is training; stop it first` };
+      const run = runs.get(runDir);
+      if (!run) throw { code: 'not_found', message: `${runDir} is not a run folder (it has no run.json); nothing was changed` };
+      if (!name.trim() || name.includes('/') || name.startsWith('.')) throw { code: 'config', message: `"${name}" cannot name a run folder` };
+      const dir = `${runDir.slice(0, runDir.lastIndexOf('/'))}/${name.trim()}`;
+      if (runs.has(dir)) throw { code: 'config', message: `${dir} exists already; choose another name` };
+      runs.delete(runDir);
+      const renamed = { ...run, dir, snapshots: run.snapshots.map((s) => ({ ...s, dir: s.dir.replace(runDir, dir) })) };
+      runs.set(dir, renamed);
+      return renamed;
+    },
+    deleteRun: async (runDir) => {
+      const run = runs.get(runDir);
+      if (!run) throw { code: 'not_found', message: `${runDir} is not a run folder (it has no run.json); nothing was changed` };
+      if (training?.runDir === runDir) throw { code: 'busy', message: `${runDir} is training; stop it first` };
+      runs.delete(runDir);
+      return run.bytes;
+    },
     openRun: async (runDir) => {
       const run = runs.get(runDir);
       if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: No such file or directory` };

@@ -50,6 +50,8 @@ export const tauriBackend: Backend = {
   stopTraining: () => invoke('stop_training'),
   listRuns: () => invoke('list_runs'),
   openRun: (runDir) => invoke('open_run', { runDir }),
+  renameRun: (runDir, name) => invoke('rename_run', { runDir, name }),
+  deleteRun: (runDir) => invoke('delete_run', { runDir }),
 
   openCollection: (model, folder, device, job, progress) =>
     invoke('open_collection', { model, folder, device, job, progress: channel(progress) }),

@@ -1,286 +1,84 @@
 // The app's contract with its backend: every screen talks to this interface only. `tauri.ts`
 // implements it over Tauri commands; `mock.ts` implements it in memory for tests and for running
-// the UI in a plain browser.
+// the UI in a plain browser. The values that cross the IPC are declared in `ipc.ts`, generated
+// from the Rust types (a Rust test fails when it is out of date), and re-exported here.
+import type {
+  AugmentOps,
+  CacheSummary,
+  Clustering,
+  CollectionInfo,
+  CommandError,
+  DeviceChoice,
+  Devices,
+  Distributions,
+  DuplicateGroup,
+  Exported,
+  FolderCheck,
+  FolderSummary,
+  MapMethod,
+  Neighbour,
+  Progress,
+  RunInfo,
+  StartTraining,
+  Startup,
+  TableFormat,
+  ThresholdSuggestion,
+  TrainEvent,
+  ViewPair,
+} from './ipc';
 
-export interface CommandError {
-  code: string;
-  message: string;
-}
-
-export interface Progress {
-  done: number;
-  total: number;
-}
-
-export interface FolderSummary {
-  root: string;
-  files: string[];
-  labels: (number | null)[];
-  label_names: string[];
-  formats: Record<string, number>;
-}
-
-export interface SkippedFile {
-  path: string;
-  reason: string;
-}
-
-export interface FolderCheck {
-  usable: number;
-  skipped: SkippedFile[];
-}
-
-/** One folder's preprocessed cache at one resolution. */
-export interface CachedFolder {
-  folder: string;
-  side: number;
-  files: number;
-  bytes: number;
-}
-
-/** Where the preprocessed image cache is and what it takes on disk. */
-export interface CacheSummary {
-  root: string;
-  bytes: number;
-  folders: CachedFolder[];
-}
-
-export interface AugmentOps {
-  crop: boolean;
-  color_jitter: boolean;
-  grayscale: boolean;
-  flip: boolean;
-}
-
-export interface ViewPair {
-  path: string;
-  original: string;
-  views: [string, string];
-}
-
-/** How Burn computes on an adapter (`device::Compute`). */
-export interface Compute {
-  /** 'SPIR-V', 'MSL' or 'WGSL'. */
-  compiler: string;
-  /** Matrix-unit operand types, e.g. 'f16×f16→f32'; empty without matrix kernels. */
-  matrix_units: string[];
-  f16: boolean;
-}
-
-export interface Adapter {
-  index: number;
-  name: string;
-  kind: 'discrete' | 'integrated' | 'virtual' | 'software' | 'other';
-  api: string;
-  driver: string;
-  /** Null when the device could not be opened. */
-  compute: Compute | null;
-}
-
-export interface Devices {
-  adapters: Adapter[];
-  auto_name: string;
-  auto_notice: string | null;
-}
-
-export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | { adapter: number };
-
-export type Schedule = 'step' | 'cosine';
-
-/** The training objective: the paper's, or a method its Table 1 and Fig. 3 compare it with. */
-export type Method = 'spreadout' | 'npsoftmax' | 'nce' | 'exemplar' | 'triplet' | 'triplet-hard';
-
-export interface TrainConfig {
-  epochs: number;
-  batch_size: number;
-  image_size: number;
-  width: number;
-  dim: number;
-  tau: number;
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  schedule: Schedule;
-  seed: number;
-  augment: AugmentOps;
-  /** The engine's default (spreadout) when absent. */
-  method?: Method;
-  negatives: 'all' | 'hardest_half' | 'easiest_half';
-  knn_k: number;
-  knn_sigma: number;
-  /** Convolution precision; the engine's default (f32) when absent. */
-  precision?: 'f32' | 'f16';
-}
-
-export interface Histogram {
-  lo: number;
-  hi: number;
-  counts: number[];
-}
-
-export interface SimilarityDistributions {
-  positive: Histogram;
-  negative: Histogram;
-  kind: 'SameClassNeighbours' | 'TwoViews';
-}
-
-export interface Neighbour {
-  path: string;
-  score: number;
-  same_label: boolean | null;
-}
-
-export interface ProbeNeighbours {
-  query: string;
-  neighbours: Neighbour[];
-}
-
-export interface EpochMetrics {
-  epoch: number;
-  loss: number;
-  lr: number;
-  images_per_sec: number;
-  /** Share of training time the device waited for augmented batches (0–1). */
-  data_wait_fraction: number;
-  knn_accuracy: number | null;
-  recall_at: [number, number][] | null;
-  /** Which images Recall@K, NMI and the histograms were computed on (absent in older runs). */
-  scored_on?: 'test_folder' | 'memory_folder' | 'training_views' | null;
-  nmi: number | null;
-  similarity: SimilarityDistributions | null;
-  probes: ProbeNeighbours[];
-  seconds: number;
-}
-
-export type Phase = 'loading_data' | 'warming_up' | 'training' | 'evaluating';
-
-export type TrainEvent =
-  | { type: 'phase'; phase: Phase }
-  | { type: 'loading'; done: number; total: number }
-  | {
-      type: 'started';
-      device: string;
-      images: number;
-      skipped: SkippedFile[];
-      steps_per_epoch: number;
-      epochs: number;
-      first_epoch: number;
-    }
-  | { type: 'warning'; message: string }
-  | {
-      type: 'step';
-      epoch: number;
-      step: number;
-      steps_per_epoch: number;
-      loss: number;
-      lr: number;
-      images_per_sec: number;
-    }
-  | ({ type: 'epoch' } & EpochMetrics)
-  | { type: 'finished'; cancelled: boolean; epochs_completed: number }
-  | { type: 'failed'; message: string };
-
-export interface StartTraining {
-  config: TrainConfig;
-  trainDir: string;
-  evalTestDir: string | null;
-  device: DeviceChoice;
-  /** Pretrained backbone (torchvision ResNet-18 as safetensors) to start from; random when null. */
-  initWeights: string | null;
-}
-
-export interface RunRecord {
-  device: string;
-  train_dir: string;
-  eval_train_dir: string | null;
-  eval_test_dir: string | null;
-  images: number;
-  skipped: number;
-  labels: string[];
-  config: TrainConfig;
-}
-
-export interface Snapshot {
-  epoch: number;
-  dir: string;
-}
-
-export interface RunInfo {
-  dir: string;
-  record: RunRecord;
-  epochs_completed: number;
-  metrics: EpochMetrics[];
-  snapshots: Snapshot[];
-  unfinished: boolean;
-}
-
-export interface CollectionInfo {
-  key: string;
-  files: string[];
-  labels: (number | null)[];
-  label_names: string[];
-  skipped: SkippedFile[];
-  /** The number of clusters to offer first (one per label folder, else √(n/2) within 2–50). */
-  suggested_clusters: number;
-}
-
-/** How the map flattens the embedding. */
-export type MapMethod = 'pca' | 'umap';
-
-/** Near-duplicate images: row indices, the most central first. */
-export interface DuplicateGroup {
-  members: number[];
-  /** Cosine similarity of each member to the first. */
-  similarities: number[];
-  /** The lowest similarity of a pair that joined the group. */
-  weakest_link: number;
-}
-
-/** The duplicate threshold a model suggests for a folder, and the distributions it comes from. */
-export interface ThresholdSuggestion {
-  threshold: number;
-  /** How it was chosen, for a person. */
-  how: string;
-  /** Similarity of sampled images to a mildly edited copy of themselves. */
-  copies: Histogram;
-  /** Similarity of sampled images to their nearest other image. */
-  nearest: Histogram;
-}
-
-export interface Cluster {
-  /** Row indices, most typical (closest to the centre) first. */
-  members: number[];
-  similarities: number[];
-}
-
-export interface Clustering {
-  /** Largest first. */
-  clusters: Cluster[];
-  /** Each row's index into `clusters`. */
-  assignment: number[];
-}
-
-export type TableFormat = 'csv' | 'json';
+export type {
+  Adapter,
+  AdapterKind,
+  AugmentOps,
+  CacheSummary,
+  CachedFolder,
+  Cluster,
+  Clustering,
+  CollectionInfo,
+  CommandError,
+  Compute,
+  DeviceChoice,
+  Devices,
+  Distributions,
+  DuplicateGroup,
+  EpochMetrics,
+  Exported,
+  FolderCheck,
+  FolderFingerprint,
+  FolderSummary,
+  Histogram,
+  ImageList,
+  MapMethod,
+  Method,
+  MethodSettings,
+  NegativeSampling,
+  Neighbour,
+  Normalization,
+  PairKind,
+  Phase,
+  Positive,
+  Precision,
+  ProbeNeighbours,
+  Progress,
+  RunInfo,
+  RunRecord,
+  Schedule,
+  ScoredOn,
+  SimilarityDistributions,
+  SkippedFile,
+  Snapshot,
+  StartTraining,
+  Startup,
+  TableFormat,
+  ThresholdSuggestion,
+  TrainConfig,
+  TrainEvent,
+  ViewPair,
+} from './ipc';
 
 /** What a save dialog offers to write. */
 export type SaveKind = 'safetensors' | TableFormat;
-
-export interface Distributions {
-  random_pairs: Histogram;
-  labelled: SimilarityDistributions | null;
-  per_label: [string, SimilarityDistributions][];
-}
-
-export interface Exported {
-  files: string[];
-  verified: string;
-}
-
-export interface Startup {
-  openDemo: boolean;
-  testHooks: boolean;
-  runsRoot: string;
-}
 
 /** A folder or file the person picked, or null when they cancelled the dialog. */
 export type Picked = string | null;
@@ -315,6 +113,10 @@ export interface Backend {
   stopTraining(): Promise<void>;
   listRuns(): Promise<RunInfo[]>;
   openRun(runDir: string): Promise<RunInfo>;
+  /** Renames a run folder beside where it is; resolves to the run read back from there. */
+  renameRun(runDir: string, name: string): Promise<RunInfo>;
+  /** Deletes a run folder (never its images); resolves to the bytes freed. */
+  deleteRun(runDir: string): Promise<number>;
 
   openCollection(model: string, folder: string, device: DeviceChoice, job: string, progress: (p: Progress) => void): Promise<CollectionInfo>;
   neighbours(key: string, index: number, k: number): Promise<Neighbour[]>;

@@ -1,6 +1,8 @@
 // Chart.js wrappers for the three kinds of plot the app draws: curves (loss, kNN), overlapping
 // histograms (similarity distributions) and a scatter map (PCA). Each keeps its data so it can be
-// redrawn as events arrive, and draws only where a canvas context exists (not in unit tests).
+// redrawn as events arrive, says in words what it shows (read by screen readers beside the
+// canvas, and by the tests, which have no canvas), and takes its colours from the stylesheet's
+// custom properties, so it follows the light or the dark palette.
 import {
   BarController,
   BarElement,
@@ -17,7 +19,9 @@ import {
   type ChartDataset,
 } from 'chart.js';
 import { h } from '../dom';
+import { count } from '../format';
 import type { Histogram } from '../backend';
+import { Decimator, type Point } from './decimate';
 
 Chart.register(
   BarController,
@@ -32,71 +36,184 @@ Chart.register(
   Legend,
 );
 
-const POSITIVE = '#2a9d8f';
-const NEGATIVE = '#e76f51';
+/** The categorical palette: custom properties `--plot-1` … `--plot-10` in styles.css. */
+const PALETTE_SIZE = 10;
+
+/** The palette colour for series or group `index` (cycling), as a custom property name. */
+export function paletteColour(index: number): string {
+  return `--plot-${(index % PALETTE_SIZE) + 1}`;
+}
+
+/** The current value of a colour custom property; grey where no stylesheet sets it (unit tests). */
+function colour(property: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(property).trim() || '#808080';
+}
+
+/** A `#rrggbb` colour made translucent; any other notation is returned opaque. */
+function translucent(hex: string, alpha: number): string {
+  return /^#[0-9a-f]{6}$/i.test(hex) ? `${hex}${Math.round(alpha * 255).toString(16).padStart(2, '0')}` : hex;
+}
+
+/** A value in a summary: whole numbers as counts, others to four significant digits. */
+function value(x: number): string {
+  return Number.isInteger(x) ? count(x) : String(Number(x.toPrecision(4)));
+}
+
+/** Text and grid lines in the palette's muted ink and line colours. */
+function themeDefaults(): void {
+  Chart.defaults.color = colour('--muted');
+  Chart.defaults.borderColor = colour('--line');
+}
 
 type AnyConfiguration = ChartConfiguration<'line'> | ChartConfiguration<'bar'> | ChartConfiguration<'scatter'>;
+
+/** Every plot that has a chart, to repaint when the colour scheme changes. */
+const painted = new Set<Plot>();
+globalThis.matchMedia?.('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  themeDefaults();
+  for (const plot of painted) plot.repaint();
+});
+
+let plotCount = 0;
 
 abstract class Plot {
   readonly element: HTMLElement;
   private chart: Chart | null = null;
   private readonly canvas: HTMLCanvasElement;
+  private readonly summary: HTMLElement;
 
   constructor(title: string, className: string) {
-    this.canvas = h('canvas');
-    this.element = h('figure', { class: `plot ${className}` }, h('figcaption', {}, title), h('div', { class: 'plot-area' }, this.canvas));
+    plotCount += 1;
+    const summaryId = `plot-summary-${plotCount}`;
+    this.canvas = h('canvas', { role: 'img', 'aria-label': title, 'aria-describedby': summaryId });
+    this.summary = h('p', { class: 'visually-hidden plot-summary', id: summaryId });
+    this.element = h('figure', { class: `plot ${className}` }, h('figcaption', {}, title), h('div', { class: 'plot-area' }, this.canvas), this.summary);
   }
 
-  protected draw(config: AnyConfiguration): void {
-    // The number of drawn values, readable without a canvas (tests, assistive tools).
-    const datasets = config.data.datasets as { data: unknown[] }[];
-    this.element.dataset.points = String(datasets.reduce((sum, set) => sum + set.data.length, 0));
+  /** The whole chart configuration, in the current colours. */
+  protected abstract configuration(): AnyConfiguration;
+
+  /** How many values are drawn. */
+  protected abstract drawnCount(): number;
+
+  /** What the plot shows, in a sentence or two. */
+  abstract describe(): string;
+
+  /**
+   * Shows changed data: the first time by creating the chart (where a canvas context exists),
+   * afterwards by updating the same chart.
+   */
+  protected refresh(): void {
+    this.summarise();
     if (this.chart) {
-      this.chart.data = config.data as Chart['data'];
+      this.sync(this.chart);
       this.chart.update('none');
       return;
     }
     if (!this.canvas.getContext?.('2d')) return;
+    themeDefaults();
+    const config = this.configuration();
     const options = { animation: false as const, maintainAspectRatio: false, ...config.options };
     this.chart = new Chart(this.canvas, { ...config, options } as ChartConfiguration);
+    painted.add(this);
+  }
+
+  /** Writes what is drawn where it is readable without a canvas: by assistive tools, and tests. */
+  protected summarise(): void {
+    this.element.dataset.points = String(this.drawnCount());
+    this.summary.textContent = this.describe();
+  }
+
+  /** Brings an existing chart's data up to date; by default, a fresh configuration's. */
+  protected sync(chart: Chart): void {
+    chart.data = this.configuration().data as Chart['data'];
+  }
+
+  /** Redraws in the current colour scheme. */
+  repaint(): void {
+    if (!this.chart) return;
+    this.chart.data = this.configuration().data as Chart['data'];
+    this.chart.update('none');
+  }
+
+  /** Releases the chart: Chart.js keeps every chart it made until it is destroyed. */
+  destroy(): void {
+    this.chart?.destroy();
+    this.chart = null;
+    painted.delete(this);
   }
 }
 
-/** One or more curves over a numeric x axis (steps, epochs). */
+/**
+ * One or more curves over a numeric x axis (steps, epochs). Each series is decimated (see
+ * decimate.ts), so a long run keeps drawing at most `limit` points per curve, and a new point
+ * updates the existing chart instead of rebuilding it.
+ */
 export class CurvePlot extends Plot {
-  private series: { label: string; colour: string; points: { x: number; y: number }[] }[];
+  private readonly series: { label: string; colour: string; points: Decimator }[];
 
+  /** `series[].colour`: a colour custom property, e.g. `paletteColour(0)`. */
   constructor(
     title: string,
     private readonly axes: { x: string; y: string; yMin?: number; yMax?: number },
     series: { label: string; colour: string }[],
+    limit = 2000,
   ) {
     super(title, 'curve');
-    this.series = series.map((s) => ({ ...s, points: [] }));
+    this.series = series.map((s) => ({ ...s, points: new Decimator(limit) }));
+    this.summarise();
   }
 
   add(series: number, x: number, y: number): void {
     this.series[series].points.push({ x, y });
-    this.redraw();
+    this.refresh();
   }
 
-  set(series: number, points: { x: number; y: number }[]): void {
-    this.series[series].points = points;
-    this.redraw();
+  set(series: number, points: Point[]): void {
+    const decimator = this.series[series].points;
+    decimator.clear();
+    for (const point of points) decimator.push(point);
+    this.refresh();
   }
 
-  /** The drawn values, for tests and for the accessible text beside the chart. */
-  points(series = 0): { x: number; y: number }[] {
-    return this.series[series].points;
+  /** The drawn values of one series (all of them until there are more than the limit). */
+  points(series = 0): readonly Point[] {
+    return this.series[series].points.drawn;
   }
 
-  private redraw(): void {
-    this.draw({
+  describe(): string {
+    const x = this.axes.x;
+    return this.series
+      .map(({ label, points }) => {
+        const seen = points.extremes;
+        if (!seen) return `${label}: no values yet.`;
+        const { first, latest, lowest, highest } = seen;
+        return (
+          `${label}${label === this.axes.y ? '' : ` (${this.axes.y})`}: ${count(points.count)} value${points.count === 1 ? '' : 's'}, ${x} ${value(first.x)} to ${value(latest.x)}; ` +
+          `latest ${value(latest.y)}, lowest ${value(lowest.y)} at ${x} ${value(lowest.x)}, highest ${value(highest.y)} at ${x} ${value(highest.x)}.`
+        );
+      })
+      .join(' ');
+  }
+
+  protected drawnCount(): number {
+    return this.series.reduce((sum, s) => sum + s.points.drawn.length, 0);
+  }
+
+  /** Dots on short curves (a few epochs); long ones read better as a plain line. */
+  private radius(series: number): number {
+    return this.series[series].points.drawn.length > 40 ? 0 : 3;
+  }
+
+  protected configuration(): ChartConfiguration<'line'> {
+    return {
       type: 'line',
       data: {
-        datasets: this.series.map(
-          (s): ChartDataset<'line'> => ({ label: s.label, data: s.points, borderColor: s.colour, backgroundColor: s.colour, pointRadius: s.points.length > 40 ? 0 : 3, borderWidth: 2 }),
-        ),
+        // Each dataset holds its decimator's array, which the chart watches for changes.
+        datasets: this.series.map((s, i): ChartDataset<'line'> => {
+          const line = colour(s.colour);
+          return { label: s.label, data: s.points.drawn, borderColor: line, backgroundColor: line, pointRadius: this.radius(i), borderWidth: 2 };
+        }),
       },
       options: {
         parsing: false,
@@ -106,6 +223,12 @@ export class CurvePlot extends Plot {
         },
         plugins: { legend: { display: this.series.length > 1 } },
       },
+    };
+  }
+
+  protected sync(chart: Chart): void {
+    chart.data.datasets.forEach((dataset, i) => {
+      (dataset as ChartDataset<'line'>).pointRadius = this.radius(i);
     });
   }
 }
@@ -116,26 +239,54 @@ export class HistogramPlot extends Plot {
 
   constructor(title: string) {
     super(title, 'histogram');
+    this.summarise();
   }
 
   set(histograms: { label: string; histogram: Histogram }[]): void {
     this.shown = histograms;
-    const first = histograms[0]?.histogram;
-    if (!first) return;
-    const width = (first.hi - first.lo) / first.counts.length;
-    const labels = first.counts.map((_, i) => (Math.round((first.lo + (i + 0.5) * width) * 10) / 10 || 0).toFixed(1));
-    const colours = [POSITIVE, NEGATIVE, '#6c757d'];
-    this.draw({
+    this.refresh();
+  }
+
+  /** Mean similarity of each histogram (bin centres weighted by counts). */
+  means(): { label: string; mean: number }[] {
+    return this.shown.map(({ label, histogram }) => {
+      const total = histogram.counts.reduce((a, b) => a + b, 0);
+      const sum = histogram.counts.reduce((acc, c, i) => acc + c * binCentre(histogram, i), 0);
+      return { label, mean: total ? sum / total : NaN };
+    });
+  }
+
+  describe(): string {
+    if (!this.shown.length) return 'No pairs yet.';
+    const means = this.means();
+    return this.shown
+      .map(({ label, histogram }, i) => {
+        const peak = histogram.counts.indexOf(Math.max(...histogram.counts));
+        return `${label}: mean cosine similarity ${value(means[i].mean)}, most pairs near ${value(binCentre(histogram, peak))}.`;
+      })
+      .join(' ');
+  }
+
+  protected drawnCount(): number {
+    return this.shown.reduce((sum, { histogram }) => sum + histogram.counts.length, 0);
+  }
+
+  protected configuration(): ChartConfiguration<'bar'> {
+    const first = this.shown[0]?.histogram;
+    const labels = first ? first.counts.map((_, i) => (Math.round(binCentre(first, i) * 10) / 10 || 0).toFixed(1)) : [];
+    const colours = ['--plot-positive', '--plot-negative', '--plot-neutral'].map(colour);
+    return {
       type: 'bar',
       data: {
         labels,
-        datasets: histograms.map(({ label, histogram }, i) => {
+        datasets: this.shown.map(({ label, histogram }, i) => {
           const total = histogram.counts.reduce((a, b) => a + b, 0) || 1;
+          const edge = colours[i % colours.length];
           return {
             label,
             data: histogram.counts.map((c) => c / total),
-            backgroundColor: `${colours[i % colours.length]}99`,
-            borderColor: colours[i % colours.length],
+            backgroundColor: translucent(edge, 0.6),
+            borderColor: edge,
             borderWidth: 1,
             barPercentage: 1,
             categoryPercentage: 1,
@@ -146,22 +297,21 @@ export class HistogramPlot extends Plot {
       options: {
         scales: { x: { title: { display: true, text: 'cosine similarity' }, ticks: { maxTicksLimit: 9 } }, y: { title: { display: true, text: 'fraction of pairs' } } },
       },
-    });
-  }
-
-  /** Mean similarity of each histogram (bin centres weighted by counts). */
-  means(): { label: string; mean: number }[] {
-    return this.shown.map(({ label, histogram }) => {
-      const width = (histogram.hi - histogram.lo) / histogram.counts.length;
-      const total = histogram.counts.reduce((a, b) => a + b, 0);
-      const sum = histogram.counts.reduce((acc, c, i) => acc + c * (histogram.lo + (i + 0.5) * width), 0);
-      return { label, mean: total ? sum / total : NaN };
-    });
+    };
   }
 }
 
+function binCentre(histogram: Histogram, bin: number): number {
+  return histogram.lo + ((bin + 0.5) * (histogram.hi - histogram.lo)) / histogram.counts.length;
+}
+
+/** Groups named one by one in the summary; the rest are counted. */
+const NAMED_GROUPS = 10;
+
 /** A 2-D scatter with one colour per group; hover and click report the point's index. */
 export class ScatterPlot extends Plot {
+  private points: [number, number][] = [];
+  private names: string[] = [];
   private indices: number[][] = [];
 
   constructor(
@@ -169,22 +319,43 @@ export class ScatterPlot extends Plot {
     private readonly handlers: { onHover: (index: number | null, x: number, y: number) => void; onClick: (index: number) => void },
   ) {
     super(title, 'scatter');
+    this.summarise();
   }
 
   set(points: [number, number][], groups: (number | null)[], groupNames: string[]): void {
-    const names = groupNames.length ? groupNames : ['images'];
-    this.indices = names.map(() => []);
+    this.points = points;
+    this.names = groupNames.length ? groupNames : ['images'];
+    this.indices = this.names.map(() => []);
     points.forEach((_, i) => this.indices[groups[i] ?? 0].push(i));
-    const palette = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d', '#9b5de5', '#00bbf9', '#f15bb5', '#6c757d'];
+    this.refresh();
+  }
+
+  /** Number of points per group, for tests and the summary. */
+  groupSizes(): number[] {
+    return this.indices.map((group) => group.length);
+  }
+
+  describe(): string {
+    if (!this.points.length) return 'No points yet.';
+    const sizes = this.groupSizes().map((size, g) => `${this.names[g]} ${count(size)}`);
+    const rest = sizes.length - NAMED_GROUPS;
+    return `${count(this.points.length)} images in ${count(sizes.length)} group${sizes.length === 1 ? '' : 's'}: ${sizes.slice(0, NAMED_GROUPS).join(', ')}${rest > 0 ? ` and ${count(rest)} more` : ''}.`;
+  }
+
+  protected drawnCount(): number {
+    return this.points.length;
+  }
+
+  protected configuration(): ChartConfiguration<'scatter'> {
     const resolve = (datasetIndex: number, index: number) => this.indices[datasetIndex][index];
-    this.draw({
+    return {
       type: 'scatter',
       data: {
-        datasets: names.map((name, g) => ({
+        datasets: this.names.map((name, g) => ({
           label: name,
-          data: this.indices[g].map((i) => ({ x: points[i][0], y: points[i][1] })),
-          backgroundColor: palette[g % palette.length],
-          pointRadius: points.length > 5000 ? 1.5 : 3,
+          data: this.indices[g].map((i) => ({ x: this.points[i][0], y: this.points[i][1] })),
+          backgroundColor: colour(paletteColour(g)),
+          pointRadius: this.points.length > 5000 ? 1.5 : 3,
         })),
       },
       options: {
@@ -199,11 +370,6 @@ export class ScatterPlot extends Plot {
         plugins: { tooltip: { enabled: false } },
         scales: { x: { title: { display: true, text: 'PC 1' } }, y: { title: { display: true, text: 'PC 2' } } },
       },
-    });
-  }
-
-  /** Number of points per group, for tests and the legend text. */
-  groupSizes(): number[] {
-    return this.indices.map((group) => group.length);
+    };
   }
 }

@@ -1,6 +1,8 @@
 // A virtualised thumbnail grid: only the rows in view exist in the DOM (TanStack Virtual), so
 // 100 000 images scroll as smoothly as 100. Arrow keys, Page Up/Down, Home/End move the
-// selection; Enter or a click activates an image.
+// selection; Enter or a click activates an image. Focus stays on the grid itself and
+// aria-activedescendant names the selected cell, because the cells come and go as rows scroll
+// (ARIA grid pattern; rows carry their index among all rows, not only the drawn ones).
 import {
   Virtualizer,
   elementScroll,
@@ -20,7 +22,11 @@ export interface GridOptions {
   onActivate?: (index: number) => void;
   /** Cell size in CSS pixels (square thumbnail plus caption). */
   cell?: number;
+  /** What the grid holds, for screen readers. */
+  label?: string;
 }
+
+let gridCount = 0;
 
 export class ThumbnailGrid {
   readonly element: HTMLDivElement;
@@ -31,11 +37,15 @@ export class ThumbnailGrid {
   private readonly cell: number;
   private readonly virtualizer: Virtualizer<HTMLDivElement, HTMLDivElement>;
   private cleanup: (() => void) | null = null;
+  /** Prefix of the cells' ids, unique per grid (a screen can hold two). */
+  private readonly idPrefix: string;
 
   constructor(private readonly options: GridOptions) {
+    gridCount += 1;
+    this.idPrefix = `grid-${gridCount}-cell`;
     this.cell = options.cell ?? 112;
-    this.inner = h('div', { class: 'grid-inner' });
-    this.element = h('div', { class: 'grid', tabindex: '0', role: 'grid', 'aria-label': 'Images' }, this.inner);
+    this.inner = h('div', { class: 'grid-inner', role: 'rowgroup' });
+    this.element = h('div', { class: 'grid', tabindex: '0', role: 'grid', 'aria-label': options.label ?? 'Images', 'aria-readonly': 'true' }, this.inner);
     this.element.addEventListener('keydown', (event) => this.onKey(event));
     this.virtualizer = new Virtualizer<HTMLDivElement, HTMLDivElement>({
       count: 0,
@@ -88,8 +98,15 @@ export class ThumbnailGrid {
     this.render();
   }
 
+  /** The id of cell `index` (present in the DOM only while its row is drawn). */
+  private cellId(index: number): string {
+    return `${this.idPrefix}-${index}`;
+  }
+
   private render(): void {
     this.inner.style.height = `${this.virtualizer.getTotalSize()}px`;
+    this.element.setAttribute('aria-rowcount', String(Math.ceil(this.items.length / this.columns)));
+    this.element.setAttribute('aria-colcount', String(this.columns));
     const rows = this.virtualizer.getVirtualItems();
     // Without layout (tests, hidden tab) no rows are measured: draw the first rows instead.
     const visible = rows.length
@@ -106,16 +123,20 @@ export class ThumbnailGrid {
           if (i >= this.items.length) break;
           cells.push(this.cellFor(i));
         }
-        return h('div', { class: 'grid-row', role: 'row', style: `transform: translateY(${start}px)` }, ...cells);
+        return h('div', { class: 'grid-row', role: 'row', 'aria-rowindex': String(index + 1), style: `transform: translateY(${start}px)` }, ...cells);
       }),
     );
+    const active = this.selected >= 0 ? this.inner.querySelector(`#${this.cellId(this.selected)}`) : null;
+    if (active) this.element.setAttribute('aria-activedescendant', active.id);
+    else this.element.removeAttribute('aria-activedescendant');
   }
 
   private cellFor(index: number): HTMLElement {
     const item = this.items[index];
     const image = h('img', {
       src: this.options.thumbnailUrl(item.path),
-      alt: baseName(item.path),
+      // The caption below names the image; the same name twice would only be read twice.
+      alt: '',
       loading: 'lazy',
       width: String(this.cell),
       height: String(this.cell),
@@ -128,6 +149,9 @@ export class ThumbnailGrid {
       {
         class: index === this.selected ? 'cell selected' : 'cell',
         role: 'gridcell',
+        id: this.cellId(index),
+        'aria-selected': String(index === this.selected),
+        'aria-colindex': String((index % this.columns) + 1),
         tabindex: '-1',
         title: item.path,
         dataset: { index: String(index) },

@@ -1,6 +1,8 @@
 // A row of retrieved images with their cosine scores, framed green (same label folder as the
-// query) or red (another label) when labels exist, as in the paper's Fig. 4/7. Arrow keys move
-// between images; Enter (or a click) makes one the new query.
+// query) or red (another label) when labels exist, as in the paper's Fig. 4/7. The frame's
+// meaning is also written under each image (✓ same / ✗ other) and spoken in its name, so it does
+// not rest on colour alone. Arrow keys move between images; Enter (or a click) makes one the new
+// query.
 import { baseName, h } from '../dom';
 import type { Neighbour } from '../backend';
 
@@ -10,26 +12,35 @@ export interface StripOptions {
   caption?: string;
 }
 
+const MARKS = {
+  same: { text: '✓ same', spoken: 'same label as the query' },
+  other: { text: '✗ other', spoken: 'another label than the query' },
+};
+
 export function neighbourStrip(query: string | null, neighbours: Neighbour[], options: StripOptions): HTMLElement {
   const tiles = neighbours.map((neighbour, i) => {
-    const frame = neighbour.same_label === null ? 'unknown' : neighbour.same_label ? 'same' : 'other';
+    const frame = neighbour.same_label === null ? null : neighbour.same_label ? 'same' : 'other';
+    const mark = frame ? MARKS[frame] : null;
+    const score = neighbour.score.toFixed(3);
     return h(
       'button',
       {
-        class: `neighbour ${frame}`,
-        title: `${neighbour.path}\ncosine ${neighbour.score.toFixed(3)}`,
+        class: `neighbour ${frame ?? 'unknown'}`,
+        title: `${neighbour.path}\ncosine ${score}`,
+        'aria-label': `${i + 1}: ${baseName(neighbour.path)}, cosine ${score}${mark ? `, ${mark.spoken}` : ''}`,
         dataset: { rank: String(i + 1), path: neighbour.path },
         onclick: () => options.onPick?.(neighbour.path),
       },
-      h('img', { src: options.thumbnailUrl(neighbour.path), alt: baseName(neighbour.path), draggable: 'false' }),
-      h('span', { class: 'score' }, neighbour.score.toFixed(3)),
+      h('img', { src: options.thumbnailUrl(neighbour.path), alt: '', draggable: 'false' }),
+      h('span', { class: 'score' }, score),
+      mark ? h('span', { class: 'label-mark' }, mark.text) : null,
     );
   });
   const strip = h(
     'div',
-    { class: 'strip', role: 'list', 'aria-label': options.caption ?? 'Nearest neighbours' },
+    { class: 'strip', role: 'group', 'aria-label': options.caption ?? 'Nearest neighbours' },
     query
-      ? h('div', { class: 'query', title: query }, h('img', { src: options.thumbnailUrl(query), alt: baseName(query) }), h('span', { class: 'score' }, 'query'))
+      ? h('div', { class: 'query', title: query }, h('img', { src: options.thumbnailUrl(query), alt: `query: ${baseName(query)}` }), h('span', { class: 'score' }, 'query'))
       : null,
     ...tiles,
   );

@@ -1,22 +1,28 @@
-// A labelled progress bar with an optional Cancel button, for every long action.
+// A labelled progress bar with an optional Cancel button, for every long action. Its label is a
+// live region that stays in the page while idle (empty, taking no space), so screen readers hear
+// each job start and move on; a region that appeared together with its text would go unread.
 import { h, replace } from '../dom';
+
+let barCount = 0;
 
 export class ProgressBar {
   readonly element: HTMLElement;
   private readonly bar: HTMLProgressElement;
   private readonly label: HTMLSpanElement;
-  private readonly cancel: HTMLButtonElement;
+  private readonly cancel: HTMLButtonElement | null;
   private generation = 0;
 
   constructor(onCancel?: () => void) {
-    this.bar = h('progress', { max: 1, value: 0 });
-    this.label = h('span', { class: 'progress-label' });
-    this.cancel = h('button', { class: 'secondary', onclick: () => onCancel?.(), hidden: !onCancel }, 'Cancel');
-    this.element = h('div', { class: 'progress', hidden: true }, this.bar, this.label, this.cancel);
+    barCount += 1;
+    const labelId = `progress-label-${barCount}`;
+    this.bar = h('progress', { max: 1, value: 0, hidden: true, 'aria-labelledby': labelId });
+    this.label = h('span', { class: 'progress-label', id: labelId, role: 'status' });
+    this.cancel = onCancel ? h('button', { class: 'secondary', hidden: true, onclick: onCancel }, 'Cancel') : null;
+    this.element = h('div', { class: 'progress', dataset: { idle: '' } }, this.bar, this.label, this.cancel);
   }
 
   show(text: string, done?: number, total?: number): void {
-    this.element.hidden = false;
+    this.setActive(true);
     if (done === undefined || !total) this.bar.removeAttribute('value');
     else {
       this.bar.max = total;
@@ -38,6 +44,14 @@ export class ProgressBar {
 
   hide(): void {
     this.generation += 1;
-    this.element.hidden = true;
+    this.setActive(false);
+    replace(this.label);
+  }
+
+  private setActive(active: boolean): void {
+    this.bar.hidden = !active;
+    if (this.cancel) this.cancel.hidden = !active;
+    if (active) delete this.element.dataset.idle;
+    else this.element.dataset.idle = '';
   }
 }

@@ -32,8 +32,8 @@ export class AugmentScreen implements Screen {
           name: key,
           checked: context.store.shared.config.augment[key],
           onchange: (event: Event) => {
-            const config = context.store.shared.config;
-            context.store.update({ config: { ...config, augment: { ...config.augment, [key]: (event.target as HTMLInputElement).checked } } });
+            const { augment } = context.store.shared.config;
+            context.store.choose({ augment: { ...augment, [key]: (event.target as HTMLInputElement).checked } });
             void this.refresh();
           },
         }),

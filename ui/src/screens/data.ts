@@ -3,7 +3,7 @@
 import { baseName, h, replace } from '../dom';
 import { ThumbnailGrid } from '../components/grid';
 import { ProgressBar } from '../components/progress';
-import { count } from '../format';
+import { count, mebibytes } from '../format';
 import type { FolderSummary } from '../backend';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
@@ -21,7 +21,7 @@ export class DataScreen implements Screen {
 
   constructor(private readonly context: Context) {
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
-    this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path) });
+    this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path), label: 'Images in the folder' });
     this.element = h(
       'section',
       { class: 'screen data' },
@@ -44,6 +44,8 @@ export class DataScreen implements Screen {
 
   shown(): void {
     this.grid.attach();
+    // The test folder can have changed on the Train screen.
+    this.renderSummary(this.context.store.shared.folder);
   }
 
   private async choose(): Promise<void> {
@@ -119,13 +121,12 @@ export class DataScreen implements Screen {
   private async renderCache(): Promise<void> {
     const { backend } = this.context;
     const summary = await backend.cacheSummary();
-    const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
     replace(
       this.cache,
       h(
         'p',
         { class: 'hint' },
-        `Decoded images are cached in ${summary.root}: ${mib(summary.bytes)} for ${count(summary.folders.length)} folder${summary.folders.length === 1 ? '' : 's'}, so later passes decode nothing. `,
+        `Decoded images are cached in ${summary.root}: ${mebibytes(summary.bytes)} for ${count(summary.folders.length)} folder${summary.folders.length === 1 ? '' : 's'}, so later passes decode nothing. `,
         h(
           'button',
           {
@@ -135,7 +136,7 @@ export class DataScreen implements Screen {
             onclick: async () => {
               try {
                 const freed = await backend.clearCache();
-                this.notices.info(`Cleared the image cache (${mib(freed)} freed); folders are decoded again when next used.`);
+                this.notices.info(`Cleared the image cache (${mebibytes(freed)} freed); folders are decoded again when next used.`);
               } catch (error) {
                 this.notices.error('Could not clear the image cache', error);
               }

@@ -1,9 +1,9 @@
 // Export screen: pick a run (this session's, an earlier one, or any run folder on disk), see its
 // history, resume it if it was interrupted, and export the model and the embeddings.
 import { baseName, h, replace } from '../dom';
-import { CurvePlot } from '../components/charts';
+import { CurvePlot, paletteColour } from '../components/charts';
 import { ProgressBar } from '../components/progress';
-import { count, duration, percent } from '../format';
+import { count, duration, mebibytes, percent } from '../format';
 import type { Exported, RunInfo } from '../backend';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
@@ -11,9 +11,6 @@ export interface ExportHooks {
   resume(run: RunInfo): Promise<void>;
   explore(run: RunInfo): Promise<void>;
 }
-
-/** Distinguishable curve colours, cycled when more runs are ticked. */
-const PALETTE = ['#264653', '#e76f51', '#2a9d8f', '#e9c46a', '#8e44ad', '#f4a261', '#1d3557', '#6a994e'];
 
 /** A run's name in the comparison: its folder and, when not the paper's, its method. */
 const runLabel = (run: RunInfo): string => {
@@ -29,10 +26,12 @@ export class ExportScreen implements Screen {
   private readonly progress: ProgressBar;
   private readonly runSelect = h('select', { id: 'export-run' });
   private readonly details = h('div', { class: 'run-details' });
-  private readonly results = h('div', { id: 'export-results', class: 'export-results' });
+  private readonly results = h('div', { id: 'export-results', class: 'export-results', 'aria-live': 'polite' });
   /** Runs ticked for the comparison chart, by folder. */
   private readonly compared = new Set<string>();
   private readonly comparison = h('div', { id: 'run-comparison', class: 'run-comparison' });
+  /** The comparison chart on screen, released when a new one replaces it. */
+  private comparisonPlot: CurvePlot | null = null;
   private runs: RunInfo[] = [];
   private job: string | null = null;
 
@@ -83,6 +82,8 @@ export class ExportScreen implements Screen {
 
   /** One chart with a kNN curve per ticked run (the paper's Fig. 3 for runs of several methods). */
   private renderComparison(): void {
+    this.comparisonPlot?.destroy();
+    this.comparisonPlot = null;
     const scored = this.runs.filter((run) => run.metrics.some((m) => m.knn_accuracy !== null));
     if (!scored.length) {
       replace(this.comparison, h('p', { class: 'empty' }, 'Runs scored on a labelled folder appear here.'));
@@ -92,8 +93,9 @@ export class ExportScreen implements Screen {
     const plot = new CurvePlot(
       'kNN top-1 after each epoch',
       { x: 'epoch', y: 'kNN %', yMin: 0, yMax: 100 },
-      ticked.map((run, index) => ({ label: runLabel(run), colour: PALETTE[index % PALETTE.length] })),
+      ticked.map((run, index) => ({ label: runLabel(run), colour: paletteColour(index) })),
     );
+    this.comparisonPlot = plot;
     ticked.forEach((run, index) =>
       plot.set(
         index,
@@ -161,6 +163,14 @@ export class ExportScreen implements Screen {
         h('dd', {}, `${count(record.images)} images in ${record.train_dir} (${record.skipped} skipped), ${record.device}`),
         h('dt', {}, 'Network'),
         h('dd', {}, `${record.config.method ?? 'spreadout'}, ResNet-18 width ${record.config.width}, ${record.config.dim}-d, ${record.config.image_size} px, batch ${record.config.batch_size}, τ ${record.config.tau}, lr ${record.config.lr}`),
+        h('dt', {}, 'On disk'),
+        h(
+          'dd',
+          { id: 'run-disk' },
+          `${mebibytes(run.bytes)} (checkpoint, model, ${run.snapshots.length} snapshot${run.snapshots.length === 1 ? '' : 's'})`,
+          h('button', { class: 'secondary inline', id: 'run-rename', onclick: () => this.askRename(run) }, 'Rename…'),
+          h('button', { class: 'secondary inline danger', id: 'run-delete', onclick: () => this.askDelete(run) }, 'Delete…'),
+        ),
         h('dt', {}, 'Progress'),
         h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, run.unfinished ? h('button', { class: 'secondary inline', onclick: () => void this.hooks.resume(run) }, 'Resume training') : null, h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
       ),
@@ -179,6 +189,63 @@ export class ExportScreen implements Screen {
           )
         : null,
     );
+  }
+
+  /** An inline form under the run's facts: the folder's new name, Rename, Cancel. */
+  private askRename(run: RunInfo): void {
+    const input = h('input', { id: 'run-new-name', type: 'text', value: baseName(run.dir), 'aria-label': 'New name of the run folder' });
+    const form = h(
+      'form',
+      { class: 'notice info run-action' },
+      h('label', {}, 'New folder name ', input),
+      h('button', { type: 'submit', id: 'run-rename-confirm' }, 'Rename'),
+      h('button', { type: 'button', class: 'link', onclick: () => this.renderDetails() }, 'Cancel'),
+    );
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.rename(run, input.value);
+    });
+    this.details.append(form);
+    input.focus();
+    input.select();
+  }
+
+  private async rename(run: RunInfo, name: string): Promise<void> {
+    try {
+      const renamed = await this.context.backend.renameRun(run.dir, name);
+      this.runs = this.runs.map((known) => (known.dir === run.dir ? renamed : known));
+      if (this.compared.delete(run.dir)) this.compared.add(renamed.dir);
+      this.notices.info(`Renamed ${run.dir} to ${renamed.dir}.`);
+      this.fillRuns(renamed.dir);
+    } catch (error) {
+      this.notices.error(`Could not rename ${run.dir}`, error);
+    }
+  }
+
+  /** Deleting asks once more, in the page, saying what is lost and what is not. */
+  private askDelete(run: RunInfo): void {
+    this.details.append(
+      h(
+        'div',
+        { class: 'notice warning run-action', role: 'alertdialog', 'aria-label': 'Delete the run?' },
+        h('span', {}, `Delete ${run.dir} and its ${mebibytes(run.bytes)} (checkpoint, model, snapshots, metrics)? The images it trained on are not touched.`),
+        h('button', { class: 'danger', id: 'run-delete-confirm', onclick: () => void this.remove(run) }, 'Delete the run'),
+        h('button', { class: 'link', onclick: () => this.renderDetails() }, 'Keep it'),
+      ),
+    );
+    this.details.querySelector<HTMLButtonElement>('#run-delete-confirm')?.focus();
+  }
+
+  private async remove(run: RunInfo): Promise<void> {
+    try {
+      const freed = await this.context.backend.deleteRun(run.dir);
+      this.runs = this.runs.filter((known) => known.dir !== run.dir);
+      this.compared.delete(run.dir);
+      this.notices.info(`Deleted ${run.dir} (${mebibytes(freed)} freed).`);
+      this.fillRuns(this.runs[0]?.dir);
+    } catch (error) {
+      this.notices.error(`Could not delete ${run.dir}`, error);
+    }
   }
 
   private showResult(what: string, exported: Exported): void {

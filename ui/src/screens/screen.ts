@@ -18,9 +18,13 @@ export interface Context {
   go(id: string): void;
 }
 
-/** A place on a screen where errors (and other notices) appear until dismissed. */
+/**
+ * A place on a screen where errors (and other notices) appear until dismissed. It is a polite live
+ * region from the start, so screen readers read each notice as it is added; an error interrupts
+ * (role alert) instead of waiting its turn.
+ */
 export class Notices {
-  readonly element = h('div', { class: 'notices', role: 'status', 'aria-live': 'polite' });
+  readonly element = h('div', { class: 'notices', 'aria-live': 'polite' });
 
   error(what: string, error: unknown): void {
     const { code, message } = asCommandError(error);
@@ -41,7 +45,12 @@ export class Notices {
   }
 
   private add(kind: string, message: string): void {
-    const notice = h('div', { class: `notice ${kind}` }, h('span', {}, message), h('button', { class: 'link', 'aria-label': 'Dismiss', onclick: () => notice.remove() }, '×'));
+    const notice = h(
+      'div',
+      { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : null },
+      h('span', {}, message),
+      h('button', { class: 'link', 'aria-label': 'Dismiss', onclick: () => notice.remove() }, '×'),
+    );
     this.element.append(notice);
   }
 }

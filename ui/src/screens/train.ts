@@ -1,24 +1,37 @@
-// Train screen: settings with one-line explanations, device picker, start/pause/resume/stop, and
-// live feedback (progress, throughput, ETA, loss curve, kNN curve, similarity histogram, probe
-// neighbours) from the run's event stream.
+// Train screen: settings with one-line explanations (remembered between launches, with defaults
+// that fit the chosen device), device picker, start/pause/resume/stop, and live feedback
+// (progress, throughput, ETA, loss curve, kNN curve, similarity histogram, probe neighbours) from
+// the run's event stream.
 import { h, replace } from '../dom';
-import { CurvePlot, HistogramPlot } from '../components/charts';
+import { CurvePlot, HistogramPlot, paletteColour } from '../components/charts';
 import { neighbourStrip } from '../components/neighbours';
 import { count, duration, eta, percent, rate } from '../format';
 import type { Adapter, DeviceChoice, Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
 import { Notices, type Context, type Screen } from './screen';
 
-type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr';
+type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
 
-const FIELDS: { key: NumberKey; label: string; explain: string; min: number; step: number }[] = [
-  { key: 'epochs', label: 'Epochs', explain: 'passes over all images; the paper trains 200, kNN is already useful after a few', min: 1, step: 1 },
-  { key: 'batch_size', label: 'Batch size', explain: 'images per step (m); each brings two views, and every other image is a negative', min: 2, step: 1 },
-  { key: 'image_size', label: 'Image size', explain: 'training resolution in pixels; 32 for CIFAR-like images, 96–224 for photos', min: 8, step: 8 },
-  { key: 'width', label: 'Network width', explain: 'ResNet-18 base channels: 64 as in the paper, 16 or 8 train many times faster', min: 1, step: 1 },
-  { key: 'dim', label: 'Embedding size', explain: 'length of each image\'s feature vector (128 in the paper)', min: 2, step: 1 },
-  { key: 'tau', label: 'Temperature τ', explain: 'sharpness of the softmax over instances; the paper uses 0.1', min: 0.01, step: 0.01 },
-  { key: 'lr', label: 'Learning rate', explain: 'SGD step size (momentum 0.9, weight decay 5e-4)', min: 0.0001, step: 0.001 },
-];
+const FIELDS: Record<NumberKey, { label: string; explain: string; step: number }> = {
+  epochs: { label: 'Epochs', explain: 'passes over all images; kNN is already useful after a few', step: 1 },
+  batch_size: { label: 'Batch size', explain: 'images per step (m); each brings two views, and every other image is a negative', step: 1 },
+  image_size: { label: 'Image size', explain: 'training resolution in pixels; 32 for CIFAR-like images, 96–224 for photos', step: 8 },
+  width: { label: 'Network width', explain: 'ResNet-18 base channels; narrower networks train many times faster', step: 1 },
+  dim: { label: 'Embedding size', explain: 'length of each image\'s feature vector (128 in the paper)', step: 1 },
+  tau: { label: 'Temperature τ', explain: 'sharpness of the softmax over instances; the paper uses 0.1', step: 0.01 },
+  lr: { label: 'Learning rate', explain: 'SGD step size (momentum 0.9, weight decay 5e-4)', step: 0.001 },
+  seed: { label: 'Seed', explain: 'of every random choice (initial weights, batch order, augmentations): the same seed repeats a run', step: 1 },
+  knn_k: { label: 'kNN neighbours k', explain: 'training images that vote on each test image\'s label (200 in the paper)', step: 1 },
+};
+
+/** Why each device-dependent default is what it is, shown under its field. */
+const DEVICE_REASONS: Record<DeviceClass, Record<keyof (typeof DEVICE_DEFAULTS)['gpu'], string>> = {
+  gpu: { width: 'GPU: width 64, as in the paper', epochs: 'GPU: 200 epochs, as in the paper' },
+  cpu: {
+    width: 'CPU: width 16 trains ~8× faster; the paper uses 64 on a GPU',
+    epochs: 'CPU: 30 epochs take minutes on the demo set instead of hours; the paper trains 200 on a GPU',
+  },
+};
 
 /** Each method as the selector offers it, with the temperature it was published with. */
 const METHODS: { value: Method; label: string; tau: number }[] = [
@@ -28,6 +41,13 @@ const METHODS: { value: Method; label: string; tau: number }[] = [
   { value: 'exemplar', label: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)', tau: 0.1 },
   { value: 'triplet', label: 'Triplet loss, margin 0.5, all in-batch negatives', tau: 0.1 },
   { value: 'triplet-hard', label: 'Triplet loss, margin 0.5, hardest in-batch negative', tau: 0.1 },
+];
+
+/** The negatives of the paper's Table 8 ablation. */
+const NEGATIVES: { value: TrainConfig['negatives']; label: string }[] = [
+  { value: 'all', label: 'All other images in the batch (the paper)' },
+  { value: 'hardest_half', label: 'Hardest half: the more similar half of them' },
+  { value: 'easiest_half', label: 'Easiest half: the less similar half of them' },
 ];
 
 const PRESETS: Record<string, Partial<TrainConfig>> = {
@@ -43,30 +63,41 @@ const PHASES: Record<string, string> = {
   evaluating: 'Evaluating: embedding the images and scoring neighbours',
 };
 
+const NO_TEST_FOLDER = 'none: Recall@K and NMI are scored on the training folder\'s own labels; kNN accuracy needs a test folder with the same class subfolders';
+
 export class TrainScreen implements Screen {
   readonly id = 'train';
   readonly title = 'Train';
   readonly element: HTMLElement;
   private readonly notices = new Notices();
-  private readonly form = h('form', { class: 'settings', onsubmit: (event: Event) => event.preventDefault() });
+  private readonly form = h('form', { class: 'settings', 'aria-label': 'Training settings', onsubmit: (event: Event) => event.preventDefault() });
   private readonly deviceSelect = h('select', { id: 'device', name: 'device' });
   private readonly deviceNote = h('small', { class: 'device-note' });
+  private readonly negatives = h('select', { name: 'negatives' }, ...NEGATIVES.map((n) => h('option', { value: n.value }, n.label)));
+  /** Under width and epochs: the device's default and why. */
+  private readonly defaultNotes = {
+    width: h('small', { id: 'width-default', class: 'device-default' }),
+    epochs: h('small', { id: 'epochs-default', class: 'device-default' }),
+  };
   private readonly buttons = {
     start: h('button', { id: 'start', onclick: () => void this.start() }, 'Start training'),
     pause: h('button', { id: 'pause', class: 'secondary', disabled: true, onclick: () => void this.pause() }, 'Pause'),
     stop: h('button', { id: 'stop', class: 'danger', disabled: true, onclick: () => void this.stop() }, 'Stop'),
   };
-  private readonly status = h('p', { id: 'train-status', class: 'status' }, 'Not started.');
-  private readonly bar = h('progress', { id: 'train-progress', max: 1, value: 0 });
+  private readonly status = h('p', { id: 'train-status', class: 'status', role: 'status' }, 'Not started.');
+  private readonly bar = h('progress', { id: 'train-progress', max: 1, value: 0, 'aria-label': 'Training progress' });
   private readonly numbers = h('div', { id: 'train-numbers', class: 'numbers' });
-  readonly loss = new CurvePlot('Training loss (Eq. 7) per step', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: '#264653' }]);
-  readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', colour: '#2a9d8f' }]);
+  readonly loss = new CurvePlot('Training loss (Eq. 7) per step', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: paletteColour(0) }]);
+  readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', colour: paletteColour(2) }]);
   readonly histogram = new HistogramPlot('Similarity: positive vs negative pairs (latest epoch)');
   private readonly probes = h('div', { id: 'probes', class: 'probes' });
   private devices: Devices | null = null;
   /** Pretrained weights the next run starts from; random initialisation when null. */
   private initWeights: string | null = null;
   private readonly initNote = h('small', { id: 'init-weights' }, 'random initialisation (as in the paper\'s CIFAR experiments)');
+  private readonly testDirNote = h('small', { id: 'test-dir' });
+  private shownTestDir: string | null = null;
+  private running = false;
   private paused = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
@@ -78,11 +109,45 @@ export class TrainScreen implements Screen {
       this.notices.element,
       h('div', { class: 'train-layout' }, this.form, h('div', { class: 'live' }, h('div', { class: 'controls' }, this.buttons.start, this.buttons.pause, this.buttons.stop), this.status, this.bar, this.numbers, h('div', { class: 'plots' }, this.loss.element, this.knn.element, this.histogram.element), h('h3', {}, 'Probe images and their 5 nearest neighbours, refreshed every epoch'), this.probes)),
     );
+    // The Data screen sets the test folder with the training folder (the demo brings one).
+    context.store.subscribe(({ testDir }) => {
+      if (testDir !== this.shownTestDir) this.renderTestDir();
+    });
+    this.renderTestDir();
+    this.syncForm();
     void this.loadDevices();
   }
 
-  private buildForm(): void {
+  private numberField(key: NumberKey, preset: HTMLSelectElement, note?: HTMLElement): HTMLElement {
     const { store } = this.context;
+    const { label, explain, step } = FIELDS[key];
+    const { min, whole } = LIMITS[key];
+    const input = h('input', {
+      type: 'number',
+      name: key,
+      min: String(min),
+      step: String(step),
+      onchange: () => {
+        const value = Number(input.value);
+        if (input.value !== '' && validSetting(key, value)) {
+          store.choose({ [key]: value });
+          preset.value = '';
+        } else {
+          this.notices.warn(`${label} must be ${whole ? 'a whole number' : 'a number'} of at least ${min}.`);
+        }
+        this.syncForm();
+      },
+    });
+    return h('label', { class: 'field' }, h('span', {}, label), input, h('small', {}, explain), note);
+  }
+
+  private choiceField(name: string, label: string, select: HTMLSelectElement, explain: string | null, note?: HTMLElement): HTMLElement {
+    select.name = name;
+    return h('label', { class: 'field' }, h('span', {}, label), select, explain ? h('small', {}, explain) : null, note);
+  }
+
+  private buildForm(): void {
+    const { backend, store } = this.context;
     const preset = h(
       'select',
       {
@@ -90,7 +155,7 @@ export class TrainScreen implements Screen {
         onchange: (event: Event) => {
           const chosen = PRESETS[(event.target as HTMLSelectElement).value];
           if (chosen) {
-            store.update({ config: { ...store.shared.config, ...chosen } });
+            store.choose(chosen);
             this.syncForm();
           }
         },
@@ -100,70 +165,95 @@ export class TrainScreen implements Screen {
       h('option', { value: 'fast' }, 'Fast: width 16, batch 128, 30 epochs'),
       h('option', { value: 'tiny' }, 'Tiny: width 8, batch 32, 12 epochs (demo, CPU)'),
     );
-    const rows = FIELDS.map(({ key, label, explain, min, step }) =>
-      h(
-        'label',
-        { class: 'field' },
-        h('span', {}, label),
-        h('input', {
-          type: 'number',
-          name: key,
-          min: String(min),
-          step: String(step),
-          value: String(store.shared.config[key]),
-          onchange: (event: Event) => {
-            const value = Number((event.target as HTMLInputElement).value);
-            if (Number.isFinite(value) && value >= min) store.update({ config: { ...store.shared.config, [key]: value } });
-            else this.notices.warn(`${label} must be a number of at least ${min}.`);
-            preset.value = '';
-          },
-        }),
-        h('small', {}, explain),
-      ),
+    const select = <T extends string>(options: { value: T; label: string }[], onchange: (value: T) => void) =>
+      h('select', { onchange: (event: Event) => onchange((event.target as HTMLSelectElement).value as T) }, ...options.map((o) => h('option', { value: o.value }, o.label)));
+    const schedule = select<TrainConfig['schedule']>(
+      [
+        { value: 'step', label: 'Steps (×0.1 at 60 %, ×0.01 at 80 %)' },
+        { value: 'cosine', label: 'Cosine decay to zero' },
+      ],
+      (value) => store.choose({ schedule: value }),
     );
-    const schedule = h(
-      'select',
-      { name: 'schedule', onchange: (event: Event) => store.update({ config: { ...store.shared.config, schedule: (event.target as HTMLSelectElement).value as TrainConfig['schedule'] } }) },
-      h('option', { value: 'step' }, 'Steps (×0.1 at 60 %, ×0.01 at 80 %)'),
-      h('option', { value: 'cosine' }, 'Cosine decay to zero'),
+    const precision = select<'f32' | 'f16'>(
+      [
+        { value: 'f32', label: 'f32 (every device)' },
+        { value: 'f16', label: 'f16 convolutions (GPUs with shader-f16; weights and loss stay f32)' },
+      ],
+      (value) => store.choose({ precision: value }),
     );
-    const precision = h(
-      'select',
-      { name: 'precision', onchange: (event: Event) => store.update({ config: { ...store.shared.config, precision: (event.target as HTMLSelectElement).value as 'f32' | 'f16' } }) },
-      h('option', { value: 'f32' }, 'f32 (every device)'),
-      h('option', { value: 'f16' }, 'f16 convolutions (GPUs with shader-f16; weights and loss stay f32)'),
-    );
-    const method = h(
-      'select',
-      {
-        name: 'method',
-        onchange: (event: Event) => {
-          const chosen = METHODS.find((m) => m.value === (event.target as HTMLSelectElement).value) ?? METHODS[0];
-          // A method change brings its published temperature; the τ field can still override it.
-          store.update({ config: { ...store.shared.config, method: chosen.value, tau: chosen.tau } });
-          this.syncForm();
-        },
-      },
-      ...METHODS.map((m) => h('option', { value: m.value }, m.label)),
-    );
-    this.deviceSelect.addEventListener('change', () => store.update({ device: parseDevice(this.deviceSelect.value) }));
+    const method = select<Method>(METHODS, (value) => {
+      const chosen = METHODS.find((m) => m.value === value) ?? METHODS[0];
+      // A method change brings its published temperature; the τ field can still override it.
+      // Hard and easy negatives are an ablation of the paper's method only.
+      const negatives = chosen.value !== 'spreadout' && store.shared.config.negatives !== 'all' ? { negatives: 'all' as const } : {};
+      store.choose({ method: chosen.value, tau: chosen.tau, ...negatives });
+      this.syncForm();
+    });
+    this.negatives.addEventListener('change', () => store.choose({ negatives: this.negatives.value as TrainConfig['negatives'] }));
+    this.deviceSelect.addEventListener('change', () => {
+      store.chooseDevice(parseDevice(this.deviceSelect.value));
+      this.applyDeviceDefaults();
+    });
     replace(
       this.form,
-      h('label', { class: 'field' }, h('span', {}, 'Preset'), preset, h('small', {}, 'starting points; every value below can be changed')),
-      h('label', { class: 'field' }, h('span', {}, 'Method'), method, h('small', {}, 'the paper\'s method, or a baseline it is compared with, trained the same way on the same data')),
-      ...rows,
-      h('label', { class: 'field' }, h('span', {}, 'Learning-rate schedule'), schedule, h('small', {}, 'how the rate decays over the run')),
-      h('label', { class: 'field' }, h('span', {}, 'Precision'), precision, h('small', {}, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none')),
-      h('label', { class: 'field' }, h('span', {}, 'Device'), this.deviceSelect, this.deviceNote),
+      this.choiceField('preset', 'Preset', preset, 'starting points; every value below can be changed'),
+      this.choiceField('method', 'Method', method, 'the paper\'s method, or a baseline it is compared with, trained the same way on the same data'),
+      this.choiceField('device', 'Device', this.deviceSelect, null, this.deviceNote),
+      this.numberField('epochs', preset, this.defaultNotes.epochs),
+      this.numberField('batch_size', preset),
+      this.numberField('image_size', preset),
+      this.numberField('width', preset, this.defaultNotes.width),
+      this.numberField('dim', preset),
+      this.numberField('tau', preset),
+      this.numberField('lr', preset),
+      this.choiceField('schedule', 'Learning-rate schedule', schedule, 'how the rate decays over the run'),
+      this.choiceField('negatives', 'Negatives', this.negatives, 'which negatives enter the loss (paper Table 8); the spread-out method only'),
+      this.numberField('seed', preset),
+      this.choiceField('precision', 'Precision', precision, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none'),
       h(
         'div',
-        { class: 'field' },
-        h('span', {}, 'Start from'),
-        h('button', { type: 'button', class: 'secondary', id: 'pick-weights', onclick: () => void this.pickWeights() }, 'Start from weights…'),
-        h('button', { type: 'button', class: 'secondary', id: 'clear-weights', onclick: () => this.setInitWeights(null) }, 'Random'),
+        { class: 'field', role: 'group', 'aria-labelledby': 'start-from-label' },
+        h('span', { id: 'start-from-label' }, 'Start from'),
+        h(
+          'div',
+          { class: 'field-buttons' },
+          h('button', { type: 'button', class: 'secondary', id: 'pick-weights', onclick: () => void this.pickWeights() }, 'Start from weights…'),
+          h('button', { type: 'button', class: 'secondary', id: 'clear-weights', onclick: () => this.setInitWeights(null) }, 'Random'),
+        ),
         this.initNote,
       ),
+      h(
+        'div',
+        { class: 'field', role: 'group', 'aria-labelledby': 'test-dir-label' },
+        h('span', { id: 'test-dir-label' }, 'Test folder'),
+        h(
+          'div',
+          { class: 'field-buttons' },
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              id: 'pick-test-dir',
+              onclick: async () => {
+                const dir = await backend.pickFolder('Choose a labelled test folder (one subfolder per class)');
+                if (dir) store.update({ testDir: dir });
+              },
+            },
+            'Choose test folder…',
+          ),
+          h('button', { type: 'button', class: 'secondary', id: 'clear-test-dir', onclick: () => store.update({ testDir: null }) }, 'None'),
+        ),
+        this.testDirNote,
+      ),
+      this.numberField('knn_k', preset),
     );
+  }
+
+  private renderTestDir(): void {
+    const { testDir } = this.context.store.shared;
+    this.shownTestDir = testDir;
+    this.testDirNote.textContent = testDir ? `${testDir}: scored after every epoch (kNN accuracy, Recall@K, NMI)` : NO_TEST_FOLDER;
   }
 
   private async pickWeights(): Promise<void> {
@@ -178,22 +268,73 @@ export class TrainScreen implements Screen {
       : 'random initialisation (as in the paper\'s CIFAR experiments)';
   }
 
-  /** Puts the store's settings back into the form (after a preset or a resumed run). */
+  /** Puts the store's settings into the form (after a choice, a preset, a device or a resumed run). */
   syncForm(): void {
     const { config } = this.context.store.shared;
-    for (const { key } of FIELDS) {
+    for (const key of Object.keys(FIELDS) as NumberKey[]) {
       const input = this.form.querySelector<HTMLInputElement>(`input[name="${key}"]`);
       if (input) input.value = String(config[key]);
     }
-    const schedule = this.form.querySelector<HTMLSelectElement>('select[name="schedule"]');
-    if (schedule) schedule.value = config.schedule;
-    const precision = this.form.querySelector<HTMLSelectElement>('select[name="precision"]');
-    if (precision) precision.value = config.precision ?? 'f32';
-    const method = this.form.querySelector<HTMLSelectElement>('select[name="method"]');
-    if (method) method.value = config.method ?? 'spreadout';
+    const selects: Record<string, string> = { schedule: config.schedule, precision: config.precision ?? 'f32', method: config.method ?? 'spreadout', negatives: config.negatives };
+    for (const [name, value] of Object.entries(selects)) {
+      const select = this.form.querySelector<HTMLSelectElement>(`select[name="${name}"]`);
+      if (select) select.value = value;
+    }
+    this.negatives.disabled = this.running || (config.method ?? 'spreadout') !== 'spreadout';
+    this.renderDefaults();
+  }
+
+  /** Whether the chosen device is a GPU: 'auto' is one unless the backend says it falls back. */
+  private deviceClass(): DeviceClass {
+    return deviceClass(this.context.store.shared.device, this.devices);
+  }
+
+  private applyDeviceDefaults(): void {
+    this.context.store.applyDefaults(DEVICE_DEFAULTS[this.deviceClass()]);
+    const device = this.context.store.shared.device;
+    replace(
+      this.deviceNote,
+      device === 'cpu'
+        ? 'every computer has one, but training is much slower than on a GPU'
+        : device === 'auto' && this.devices?.auto_notice
+          ? this.devices.auto_notice
+          : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
+    );
+    this.syncForm();
+  }
+
+  /** Under each device-dependent field: the device's default, why, and a way back to it. */
+  private renderDefaults(): void {
+    const { store } = this.context;
+    const kind = this.deviceClass();
+    const defaults = DEVICE_DEFAULTS[kind];
+    for (const key of ['width', 'epochs'] as const) {
+      const overridden = store.isChosen(key) && store.shared.config[key] !== defaults[key];
+      replace(
+        this.defaultNotes[key],
+        DEVICE_REASONS[kind][key],
+        overridden ? '; your value is kept. ' : null,
+        overridden
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: 'link',
+                disabled: this.running,
+                onclick: () => {
+                  store.forget(key, defaults);
+                  this.syncForm();
+                },
+              },
+              `Use ${defaults[key]}`,
+            )
+          : null,
+      );
+    }
   }
 
   private async loadDevices(): Promise<void> {
+    const { store } = this.context;
     replace(this.deviceSelect, h('option', { value: 'auto' }, 'Looking for GPUs…'));
     try {
       this.devices = await this.context.backend.listDevices();
@@ -209,7 +350,12 @@ export class TrainScreen implements Screen {
       ),
       h('option', { value: 'cpu' }, 'CPU (Burn flex backend)'),
     );
-    replace(this.deviceNote, devices?.auto_notice ?? 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)');
+    // The remembered device, unless it is gone (an unplugged GPU): then automatic, for this
+    // session only, so that the GPU is chosen again once it is back.
+    const wanted = deviceValue(store.shared.device);
+    if ([...this.deviceSelect.options].some((option) => option.value === wanted)) this.deviceSelect.value = wanted;
+    else store.update({ device: 'auto' });
+    this.applyDeviceDefaults();
   }
 
   /** Continues an interrupted run (also offered on the Export screen). */
@@ -217,13 +363,15 @@ export class TrainScreen implements Screen {
     const { backend, store } = this.context;
     this.resetLive(run.metrics);
     store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
-    this.syncForm();
     this.setRunning(true);
+    this.syncForm();
     this.context.go('train');
     try {
       await backend.resumeTraining(run.dir, null, store.shared.device, (event) => this.onEvent(event));
     } catch (error) {
       this.setRunning(false);
+      this.setStatus('stopped');
+      replace(this.status, 'Not resumed.');
       this.notices.error('Could not resume', error);
     }
   }
@@ -238,14 +386,24 @@ export class TrainScreen implements Screen {
     this.notices.clear();
     this.resetLive([]);
     this.setRunning(true);
+    replace(this.status, 'Starting…');
+    delete this.status.dataset.phase;
+    // The run exists for the screen only once the backend names its folder, and the desktop
+    // backend's first events (a `failed` one among them) can overtake that answer: hold them
+    // until then, and replay them in order.
+    let held: TrainEvent[] | null = [];
     try {
       const dir = await backend.startTraining(
         { config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device, initWeights: this.initWeights },
-        (event) => this.onEvent(event),
+        (event) => (held ? held.push(event) : this.onEvent(event)),
       );
       store.update({ run: { dir, trainDir: folder.root, metrics: [], status: 'running', labels: folder.label_names } });
+      const early = held;
+      held = null;
+      for (const event of early) this.onEvent(event);
     } catch (error) {
       this.setRunning(false);
+      replace(this.status, 'Not started.');
       this.notices.error('Could not start training', error);
     }
   }
@@ -274,12 +432,15 @@ export class TrainScreen implements Screen {
   }
 
   private setRunning(running: boolean): void {
+    this.running = running;
     this.buttons.start.disabled = running;
     this.buttons.pause.disabled = !running;
     this.buttons.stop.disabled = !running;
     this.paused = false;
     this.buttons.pause.textContent = 'Pause';
-    for (const input of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select')) input.disabled = running;
+    // A run keeps the settings it started with: the form shows them until it ends.
+    for (const control of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) control.disabled = running;
+    this.syncForm();
   }
 
   private setStatus(status: 'running' | 'paused' | 'finished' | 'stopped' | 'failed'): void {
@@ -385,6 +546,26 @@ export class TrainScreen implements Screen {
 function parseDevice(value: string): DeviceChoice {
   if (value === 'auto' || value === 'cpu' || value === 'gpu') return value;
   return { adapter: Number(value) };
+}
+
+/** The device picker's value for a choice. */
+function deviceValue(device: DeviceChoice): string {
+  return typeof device === 'string' ? device : String(device.adapter);
+}
+
+/** Adapter kinds that train as a GPU does; a software rasteriser is slower than the CPU backend. */
+const GPU_KINDS: readonly Adapter['kind'][] = ['discrete', 'integrated', 'virtual'];
+
+/**
+ * Whether `device` trains on a GPU. Automatic is a GPU unless the backend's notice says it falls
+ * back to the CPU; without the adapter list (still loading, or failed) it counts as the CPU, whose
+ * defaults are the safe ones.
+ */
+export function deviceClass(device: DeviceChoice, devices: Devices | null): DeviceClass {
+  if (device === 'cpu' || device === 'gpu') return device;
+  if (device === 'auto') return devices && devices.auto_notice === null ? 'gpu' : 'cpu';
+  const adapter = devices?.adapters.find((a) => a.index === device.adapter);
+  return adapter && GPU_KINDS.includes(adapter.kind) ? 'gpu' : 'cpu';
 }
 
 /** One line per adapter: name, API, kind, and what Burn compiles for it. */
