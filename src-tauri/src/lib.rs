@@ -1,11 +1,12 @@
 //! Spreadout's desktop app: a thin Tauri adapter over the `spreadout` library. Commands live in
 //! [`commands`] (one module per screen), shared state in [`state`], the `{code, message}` error
 //! shape in [`error`], the thumbnail protocol in [`thumbnails`], and the generated TypeScript
-//! declarations of the IPC types in [`ipc_types`].
+//! declarations of the IPC types in [`ipc_types`]; [`notify`] says when a long run ends.
 
 mod commands;
 mod error;
 mod ipc_types;
+mod notify;
 mod state;
 mod thumbnails;
 

@@ -148,10 +148,20 @@ fn launch(
         let control = handle.control.clone();
         (handle, control)
     })?;
+    let run_name = out.file_name().map_or_else(
+        || out.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let started = std::time::Instant::now();
     std::thread::Builder::new()
         .name("spreadout-events".to_owned())
         .spawn(move || {
             forward(&handle.events, STEP_INTERVAL, |event| {
+                if started.elapsed() >= crate::notify::LONG_RUN
+                    && let Some((title, body)) = crate::notify::ending(&event, &run_name)
+                {
+                    crate::notify::tell(&app, &title, &body);
+                }
                 // A closed window only stops the updates; the run keeps its checkpoints.
                 let _ = events.send(event);
             });
