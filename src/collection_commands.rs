@@ -18,8 +18,13 @@ pub struct Opened(Collection);
 impl Opened {
     pub fn new(model: &Path, dir: &Path, cache: &PixelCache, choice: DeviceChoice) -> Result<Self> {
         let selected = device::select(choice)?;
-        let collection =
-            Collection::build(model, dir, cache, &selected.device, &progress::loading_bar())?;
+        let collection = Collection::build(
+            model,
+            dir,
+            cache,
+            &selected.device,
+            &progress::loading_bar(),
+        )?;
         progress::report_skipped(collection.skipped());
         Ok(Self(collection))
     }
@@ -75,7 +80,12 @@ pub fn duplicates(
             .collect();
         let found: Vec<Vec<PathBuf>> = groups
             .iter()
-            .map(|g| g.members.iter().map(|&row| canonical(&entries[row].path)).collect())
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(|&row| canonical(&entries[row].path))
+                    .collect()
+            })
             .collect();
         let score = planted::score_pairs(&found, &planted);
         let per_edit: Vec<String> = score
@@ -111,7 +121,11 @@ pub fn clusters(
     }
     println!("{k} clusters of {} images", entries.len());
     for (c, cluster) in clustering.clusters.iter().enumerate() {
-        println!("cluster {} ({} images), most typical:", c + 1, cluster.members.len());
+        println!(
+            "cluster {} ({} images), most typical:",
+            c + 1,
+            cluster.members.len()
+        );
         for (&row, similarity) in cluster.members.iter().zip(&cluster.similarities).take(show) {
             println!("  {similarity:.4}\t{}", entries[row].path.display());
         }

@@ -46,7 +46,9 @@ impl Stem {
 /// normalisation and the loss always stay `f32`: `f16` is mixed precision made by hand (Burn
 /// has no autocast), casting each convolution's input and weight to `f16` and its output back,
 /// which is where a GPU's matrix units (NVIDIA's Vulkan cooperative matrices take `f16`) pay off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// Everything in 32-bit floats.

@@ -256,7 +256,8 @@ pub fn plant_copies(
 fn write_image(image: &RgbImage, path: &Path, jpeg: bool) -> Result<(), PlantError> {
     if jpeg {
         let file = fs::File::create(path).map_err(|error| file_error(path, error))?;
-        let mut encoder = JpegEncoder::new_with_quality(std::io::BufWriter::new(file), jpeg_quality(1.0));
+        let mut encoder =
+            JpegEncoder::new_with_quality(std::io::BufWriter::new(file), jpeg_quality(1.0));
         encoder
             .encode_image(image)
             .map_err(|error| file_error(path, error))
@@ -449,8 +450,15 @@ mod tests {
     fn a_malformed_truth_line_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TRUTH_FILE);
-        fs::write(&path, "original,copy,edit\na.png,b.png,jpeg\na.png,b.png,blur\n").unwrap();
+        fs::write(
+            &path,
+            "original,copy,edit\na.png,b.png,jpeg\na.png,b.png,blur\n",
+        )
+        .unwrap();
         let error = read_truth(&path).unwrap_err();
-        assert!(matches!(error, PlantError::Truth { line: 3, .. }), "{error}");
+        assert!(
+            matches!(error, PlantError::Truth { line: 3, .. }),
+            "{error}"
+        );
     }
 }

@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn the_ui_declarations_match_the_rust_types() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/backend/ipc.ts");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/backend/ipc.ts");
         let generated = declarations();
         if std::env::var_os("SPREADOUT_WRITE_IPC_TYPES").is_some() {
             std::fs::write(&path, &generated).unwrap();

@@ -19,7 +19,9 @@ pub fn ending(event: &TrainEvent, run_name: &str) -> Option<(String, String)> {
             epochs_completed,
         } => Some((
             "Training finished".to_owned(),
-            format!("{run_name}: {epochs_completed} epochs done; its model is ready to explore and export."),
+            format!(
+                "{run_name}: {epochs_completed} epochs done; its model is ready to explore and export."
+            ),
         )),
         TrainEvent::Finished {
             cancelled: true,
@@ -28,9 +30,10 @@ pub fn ending(event: &TrainEvent, run_name: &str) -> Option<(String, String)> {
             "Training stopped".to_owned(),
             format!("{run_name}: stopped after {epochs_completed} epochs; it can be resumed."),
         )),
-        TrainEvent::Failed { message } => {
-            Some(("Training failed".to_owned(), format!("{run_name}: {message}")))
-        }
+        TrainEvent::Failed { message } => Some((
+            "Training failed".to_owned(),
+            format!("{run_name}: {message}"),
+        )),
         _ => None,
     }
 }
@@ -50,7 +53,10 @@ pub fn tell(app: &AppHandle, title: &str, body: &str) {
             .spawn()
     } else if cfg!(target_os = "macos") {
         std::process::Command::new("osascript")
-            .args(["-e", &format!("display notification {body:?} with title {title:?}")])
+            .args([
+                "-e",
+                &format!("display notification {body:?} with title {title:?}"),
+            ])
             .spawn()
     } else {
         // Windows: the taskbar button flashes (above); a toast needs an installed app identity.
@@ -84,6 +90,14 @@ mod tests {
             "photos",
         );
         assert_eq!(failed.unwrap().1, "photos: device lost");
-        assert!(ending(&TrainEvent::Warning { message: "x".to_owned() }, "photos").is_none());
+        assert!(
+            ending(
+                &TrainEvent::Warning {
+                    message: "x".to_owned()
+                },
+                "photos"
+            )
+            .is_none()
+        );
     }
 }

@@ -97,7 +97,11 @@ fn fuzzy_graph(neighbours: &[Vec<(usize, f32)>]) -> Vec<Edge> {
             d.iter()
                 .map(|&x| {
                     let excess = x - rho;
-                    if excess <= 0.0 { 1.0 } else { (-excess / sigma).exp() }
+                    if excess <= 0.0 {
+                        1.0
+                    } else {
+                        (-excess / sigma).exp()
+                    }
                 })
                 .sum()
         };
@@ -113,7 +117,11 @@ fn fuzzy_graph(neighbours: &[Vec<(usize, f32)>]) -> Vec<Edge> {
                 sigma = 0.5 * (lo + hi);
             } else {
                 lo = sigma;
-                sigma = if hi.is_infinite() { 2.0 * sigma } else { 0.5 * (lo + hi) };
+                sigma = if hi.is_infinite() {
+                    2.0 * sigma
+                } else {
+                    0.5 * (lo + hi)
+                };
             }
         }
         // umap's floor on σ, so that no point's memberships collapse to zero.
@@ -121,7 +129,11 @@ fn fuzzy_graph(neighbours: &[Vec<(usize, f32)>]) -> Vec<Edge> {
         let floor = 1e-3 * if rho > 0.0 { mean_i } else { mean_distance };
         let sigma = sigma.max(floor);
         for (&(j, _), &x) in hits.iter().zip(d) {
-            let w = if x - rho <= 0.0 { 1.0 } else { (-(x - rho) / sigma).exp() };
+            let w = if x - rho <= 0.0 {
+                1.0
+            } else {
+                (-(x - rho) / sigma).exp()
+            };
             let entry = directed.entry((i.min(j), i.max(j))).or_insert((0.0, 0.0));
             if i < j {
                 entry.0 = w;
@@ -162,7 +174,11 @@ fn initial_layout(features: Embeddings) -> Result<Vec<[f32; 2]>, EvalError> {
         .iter()
         .flat_map(|p| p.iter().map(|v| v.abs()))
         .fold(0.0f32, f32::max);
-    let scale = if extent > 0.0 { INIT_EXTENT / extent } else { 1.0 };
+    let scale = if extent > 0.0 {
+        INIT_EXTENT / extent
+    } else {
+        1.0
+    };
     for point in &mut layout {
         point[0] *= scale;
         point[1] *= scale;
@@ -187,7 +203,10 @@ fn optimise(
         .map(|&e| (e, max_weight / e.weight))
         .collect();
     let per_sample: Vec<f32> = kept.iter().map(|k| k.1).collect();
-    let per_negative: Vec<f32> = per_sample.iter().map(|p| p / NEGATIVE_RATE as f32).collect();
+    let per_negative: Vec<f32> = per_sample
+        .iter()
+        .map(|p| p / NEGATIVE_RATE as f32)
+        .collect();
     let mut next_sample = per_sample.clone();
     let mut next_negative = per_negative.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -266,7 +285,10 @@ mod tests {
         let mut rows = Vec::new();
         for centre in &centres {
             for _ in 0..per {
-                let row: Vec<f32> = centre.iter().map(|c| c + spread * normal(&mut rng)).collect();
+                let row: Vec<f32> = centre
+                    .iter()
+                    .map(|c| c + spread * normal(&mut rng))
+                    .collect();
                 let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
                 rows.extend(row.iter().map(|v| v / norm));
             }
@@ -321,7 +343,11 @@ mod tests {
                 .unwrap();
             agree += usize::from(nearest / per == i / per);
         }
-        assert!(agree as f32 / map.len() as f32 > 0.95, "{agree} of {}", map.len());
+        assert!(
+            agree as f32 / map.len() as f32 > 0.95,
+            "{agree} of {}",
+            map.len()
+        );
         assert_eq!(map, umap_2d(features, 0, &|_, _| true).unwrap(), "seeded");
         let stopped = umap_2d(features, 0, &|done, _| done < 10);
         assert_eq!(stopped, Err(EvalError::Stopped));

@@ -70,7 +70,12 @@ pub fn cluster(
             let mut scored: Vec<(usize, f32)> = rows
                 .iter()
                 .map(|&row| {
-                    let s = features.row(row).iter().zip(&centre).map(|(a, b)| a * b).sum();
+                    let s = features
+                        .row(row)
+                        .iter()
+                        .zip(&centre)
+                        .map(|(a, b)| a * b)
+                        .sum();
                     (row, s)
                 })
                 .collect();
@@ -128,12 +133,19 @@ mod tests {
             .collect();
         let features = Embeddings::new(&rows, 3).unwrap();
         let clustering = cluster(features, 3, 0, &|| true).unwrap();
-        let sizes: Vec<usize> = clustering.clusters.iter().map(|c| c.members.len()).collect();
+        let sizes: Vec<usize> = clustering
+            .clusters
+            .iter()
+            .map(|c| c.members.len())
+            .collect();
         assert_eq!(sizes, vec![4, 3, 2]);
         let mut x = clustering.clusters[0].members.clone();
         x.sort_unstable();
         assert_eq!(x, vec![0, 1, 2, 3]);
-        assert_eq!(clustering.clusters[0].members[0], 0, "on the axis: the most typical");
+        assert_eq!(
+            clustering.clusters[0].members[0], 0,
+            "on the axis: the most typical"
+        );
         assert_eq!(clustering.assignment, vec![0, 0, 0, 0, 1, 1, 1, 2, 2]);
         for c in &clustering.clusters {
             assert!(c.similarities.windows(2).all(|w| w[0] >= w[1]));
@@ -142,7 +154,10 @@ mod tests {
             cluster(features, 10, 0, &|| true),
             Err(EvalError::TooManyClusters { .. })
         ));
-        assert!(matches!(cluster(features, 3, 0, &|| false), Err(EvalError::Stopped)));
+        assert!(matches!(
+            cluster(features, 3, 0, &|| false),
+            Err(EvalError::Stopped)
+        ));
     }
 
     #[test]

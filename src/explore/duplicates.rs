@@ -191,7 +191,10 @@ pub struct ThresholdSuggestion {
 ///
 /// # Errors
 /// [`EvalError::Empty`] when either sample is empty.
-pub fn suggest_threshold(copies: &[f32], nearest: &[f32]) -> Result<ThresholdSuggestion, EvalError> {
+pub fn suggest_threshold(
+    copies: &[f32],
+    nearest: &[f32],
+) -> Result<ThresholdSuggestion, EvalError> {
     if copies.is_empty() {
         return Err(EvalError::Empty("copy similarities"));
     }
@@ -204,7 +207,11 @@ pub fn suggest_threshold(copies: &[f32], nearest: &[f32]) -> Result<ThresholdSug
     nearest_sorted.sort_by(f32::total_cmp);
     // The error only changes at sample values; try each candidate cut (between consecutive
     // distinct values of the pooled samples) and keep the lowest error.
-    let mut candidates: Vec<f32> = copies_sorted.iter().chain(&nearest_sorted).copied().collect();
+    let mut candidates: Vec<f32> = copies_sorted
+        .iter()
+        .chain(&nearest_sorted)
+        .copied()
+        .collect();
     candidates.sort_by(f32::total_cmp);
     candidates.dedup();
     let below = |sorted: &[f32], t: f32| sorted.partition_point(|&v| v < t);
@@ -275,7 +282,8 @@ mod tests {
         }
         let features = Embeddings::new(&data, dim).unwrap();
         let threshold = 0.6;
-        let fast = pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
+        let fast =
+            pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
         let mut slow = Vec::new();
         for i in 0..n {
             for j in i + 1..n {
@@ -285,13 +293,19 @@ mod tests {
                 }
             }
         }
-        assert!(slow.len() > 3, "the test has pairs besides the planted ones");
+        assert!(
+            slow.len() > 3,
+            "the test has pairs besides the planted ones"
+        );
         let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
         assert_eq!(key(&fast), key(&slow));
-        assert!(fast.iter().zip(&slow).all(|(a, b)| (a.2 - b.2).abs() < 1e-5));
+        assert!(
+            fast.iter()
+                .zip(&slow)
+                .all(|(a, b)| (a.2 - b.2).abs() < 1e-5)
+        );
         assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
     }
-
 
     #[test]
     fn chained_pairs_form_one_group_and_singletons_none() {
@@ -335,7 +349,11 @@ mod tests {
         let suggestion = suggest_threshold(&copies, &nearest).unwrap();
         // Errors: t in (0.85, 0.93] misses no copy and admits one nearest (0.94), error 1/6;
         // t in (0.94, 0.95] misses one copy of five, error 1/5: the first wins.
-        assert!((suggestion.threshold - 0.89).abs() < 1e-6, "{}", suggestion.threshold);
+        assert!(
+            (suggestion.threshold - 0.89).abs() < 1e-6,
+            "{}",
+            suggestion.threshold
+        );
         assert_eq!(suggestion.copies.total(), 5);
         assert_eq!(suggestion.nearest.total(), 6);
         assert!(suggestion.how.contains("5 images"), "{}", suggestion.how);

@@ -288,7 +288,13 @@ impl Collection {
     /// [`ExploreError::Eval`] for an empty collection.
     pub fn duplicates(&self, threshold: f32) -> Result<Vec<DuplicateGroup>, ExploreError> {
         // Where the model lives: the device the collection was embedded on.
-        let device = self.model.net.devices().first().cloned().unwrap_or_default();
+        let device = self
+            .model
+            .net
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_default();
         Ok(duplicates::find_duplicates(
             self.embeddings()?,
             threshold,
@@ -435,7 +441,13 @@ mod tests {
         assert!(distributions.random_pairs.total() > 0);
         assert_eq!(distributions.per_label.len(), 3);
         assert_eq!(distributions.per_label[0].0, collection.label_names()[0]);
-        assert_eq!(collection.map(MapMethod::Pca, &|_, _| true).unwrap().len(), 18);
-        assert_eq!(collection.map(MapMethod::Umap, &|_, _| true).unwrap().len(), 18);
+        assert_eq!(
+            collection.map(MapMethod::Pca, &|_, _| true).unwrap().len(),
+            18
+        );
+        assert_eq!(
+            collection.map(MapMethod::Umap, &|_, _| true).unwrap().len(),
+            18
+        );
     }
 }

@@ -46,7 +46,11 @@ pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> Stri
 }
 
 /// `{"threshold": t, "groups": [[path, …], …]}`, members in group order.
-pub fn duplicates_json(threshold: f32, groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
+pub fn duplicates_json(
+    threshold: f32,
+    groups: &[DuplicateGroup],
+    entries: &[ImageEntry],
+) -> String {
     let groups: Vec<Vec<String>> = groups
         .iter()
         .map(|group| {

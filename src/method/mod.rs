@@ -33,7 +33,9 @@ use crate::export::{self, ExportError, NamedTensor};
 use crate::train::Sgd;
 
 /// The objective a run trains with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Ye et al. 2019 (Eq. 7): the two augmented views of an image are pulled together and every
@@ -103,7 +105,9 @@ impl Method {
 }
 
 /// What each image's positive is in the spread-out loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Positive {
     /// Its other augmented view (§3, the method as published for training from scratch).

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::export::{ExportError, NamedTensor, TensorValues};
 
 /// How the learning rate changes over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// The paper's steps (×0.1 at epoch 120 of 200, ×0.01 at 160) scaled to the run: ×0.1 from

@@ -182,7 +182,9 @@ pub enum RunFolderError {
     #[error("{} is not a run folder (it has no {RUN_FILE}); nothing was changed", .0.display())]
     NotARun(PathBuf),
     /// The new name is empty, has a path separator or starts with a dot.
-    #[error("\"{0}\" cannot name a run folder: use a plain name without / or \\ that does not start with a dot")]
+    #[error(
+        "\"{0}\" cannot name a run folder: use a plain name without / or \\ that does not start with a dot"
+    )]
     BadName(String),
     /// A folder of that name exists already.
     #[error("{} exists already; choose another name", .0.display())]
@@ -298,16 +300,31 @@ mod tests {
         fs::write(run.join(RUN_FILE), b"{}").unwrap();
         fs::write(snapshot_dir(&run, 1).join(export::MODEL_FILE), [0u8; 100]).unwrap();
         assert_eq!(disk_use(&run), 102);
-        assert!(matches!(rename(&run, "a/b"), Err(RunFolderError::BadName(_))));
-        assert!(matches!(rename(&run, ".hidden"), Err(RunFolderError::BadName(_))));
+        assert!(matches!(
+            rename(&run, "a/b"),
+            Err(RunFolderError::BadName(_))
+        ));
+        assert!(matches!(
+            rename(&run, ".hidden"),
+            Err(RunFolderError::BadName(_))
+        ));
         fs::create_dir(root.path().join("taken")).unwrap();
-        assert!(matches!(rename(&run, "taken"), Err(RunFolderError::Taken(_))));
+        assert!(matches!(
+            rename(&run, "taken"),
+            Err(RunFolderError::Taken(_))
+        ));
         let renamed = rename(&run, " holiday photos ").unwrap();
         assert_eq!(renamed, root.path().join("holiday photos"));
         assert_eq!(snapshots(&renamed).len(), 1);
         let not_a_run = root.path().join("taken");
-        assert!(matches!(delete(&not_a_run), Err(RunFolderError::NotARun(_))));
-        assert!(not_a_run.exists(), "a folder that is not a run is never deleted");
+        assert!(matches!(
+            delete(&not_a_run),
+            Err(RunFolderError::NotARun(_))
+        ));
+        assert!(
+            not_a_run.exists(),
+            "a folder that is not a run is never deleted"
+        );
         assert_eq!(delete(&renamed).unwrap(), 102);
         assert!(!renamed.exists());
     }
