@@ -1,5 +1,5 @@
-//! Near-duplicates: groups of images whose embeddings are more alike than a threshold, and the
-//! threshold a run's own distributions suggest.
+//! Near-duplicates: groups of images in which every two embeddings are more alike than a
+//! threshold, and the threshold a run's own distributions suggest.
 //!
 //! The embedding is trained to be invariant to crops, colour changes and flips while spreading
 //! distinct images apart, so an edited copy of an image lands next to it. Two distributions
@@ -24,34 +24,50 @@ pub struct DuplicateGroup {
     pub members: Vec<usize>,
     /// Cosine similarity of each member to the first (1 for the first itself).
     pub similarities: Vec<f32>,
-    /// The lowest similarity of a pair that joined the group (at or above the threshold).
+    /// The lowest similarity of two members (above the threshold: every pair of a group is).
     pub weakest_link: f32,
 }
 
-/// Connected components of the graph whose edges are `pairs` over `n` rows, components of at
-/// least two rows only, each sorted; largest first, then by first row.
-pub fn connected_groups(n: usize, pairs: &[(usize, usize, f32)]) -> Vec<Vec<usize>> {
-    // Union–find with path halving; ranks are not needed at these sizes.
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
+/// Groups in which every two rows are linked: complete-linkage agglomeration of the `pairs`
+/// (visited from the most similar down, ties by row), where two groups merge only if `linked`
+/// holds for every row of one with every row of the other. Unlike connected components, a chain
+/// of distinct images, each a little like the next, never becomes one group. Groups of at least
+/// two rows, each sorted; largest first, then by first row.
+pub fn complete_linkage_groups(
+    n: usize,
+    pairs: &[(usize, usize, f32)],
+    linked: impl Fn(usize, usize) -> bool,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<&(usize, usize, f32)> = pairs.iter().collect();
+    order.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+    // `group[i]` names the group of row `i`; `members[g]` lists group g (empty once merged).
+    let mut group: Vec<usize> = (0..n).collect();
+    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    for &&(a, b, _) in &order {
+        let (ga, gb) = (group[a], group[b]);
+        if ga == gb {
+            continue;
         }
-        i
-    }
-    for &(a, b, _) in pairs {
-        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
-        if ra != rb {
-            parent[ra.max(rb)] = ra.min(rb);
+        let all_linked = members[ga]
+            .iter()
+            .all(|&i| members[gb].iter().all(|&j| linked(i, j)));
+        if all_linked {
+            let (keep, gone) = (ga.min(gb), ga.max(gb));
+            let moved = std::mem::take(&mut members[gone]);
+            for &row in &moved {
+                group[row] = keep;
+            }
+            members[keep].extend(moved);
         }
     }
-    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for i in 0..n {
-        let r = root(&mut parent, i);
-        groups.entry(r).or_default().push(i);
-    }
-    let mut groups: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    let mut groups: Vec<Vec<usize>> = members
+        .into_iter()
+        .filter(|g| g.len() > 1)
+        .map(|mut g| {
+            g.sort_unstable();
+            g
+        })
+        .collect();
     groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
     groups
 }
@@ -122,9 +138,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Groups of rows linked by a chain of pairs with cosine similarity above `threshold`, largest
-/// first (a copy of a copy joins its original's group); the pairs come from [`pairs_above`] on
-/// `device`.
+/// Groups of rows in which every two have cosine similarity above `threshold`
+/// ([`complete_linkage_groups`]), largest first; the pairs come from [`pairs_above`] on `device`.
 ///
 /// # Errors
 /// [`EvalError::Empty`] for no rows.
@@ -134,15 +149,16 @@ pub fn find_duplicates(
     device: &Device,
 ) -> Result<Vec<DuplicateGroup>, EvalError> {
     let pairs = pairs_above(features, threshold, device)?;
-    let groups = connected_groups(features.len(), &pairs);
     let dot = |a: usize, b: usize| dot(features.row(a), features.row(b));
+    let groups = complete_linkage_groups(features.len(), &pairs, |a, b| dot(a, b) > threshold);
     Ok(groups
         .into_par_iter()
         .map(|rows| {
-            let weakest_link = pairs
+            let weakest_link = rows
                 .iter()
-                .filter(|(a, _, _)| rows.binary_search(a).is_ok())
-                .map(|p| p.2)
+                .enumerate()
+                .flat_map(|(k, &a)| rows[k + 1..].iter().map(move |&b| (a, b)))
+                .map(|(a, b)| dot(a, b))
                 .fold(f32::INFINITY, f32::min);
             // The member most similar to all others stands for the group; groups are small, so
             // the quadratic sum is cheap.
@@ -308,11 +324,25 @@ mod tests {
     }
 
     #[test]
-    fn chained_pairs_form_one_group_and_singletons_none() {
-        let pairs = [(0, 4, 0.9), (4, 7, 0.95), (2, 3, 0.99), (7, 0, 0.91)];
-        let groups = connected_groups(9, &pairs);
+    fn a_group_holds_only_rows_linked_to_every_other_and_a_chain_is_cut() {
+        let linked_by = |pairs: &'static [(usize, usize, f32)]| {
+            move |a: usize, b: usize| {
+                pairs
+                    .iter()
+                    .any(|&(i, j, _)| (i, j) == (a.min(b), a.max(b)))
+            }
+        };
+        // 0, 4 and 7 are all alike; 2 and 3 too.
+        const CLIQUES: &[(usize, usize, f32)] =
+            &[(0, 4, 0.9), (4, 7, 0.95), (2, 3, 0.99), (0, 7, 0.91)];
+        let groups = complete_linkage_groups(9, CLIQUES, linked_by(CLIQUES));
         assert_eq!(groups, vec![vec![0, 4, 7], vec![2, 3]]);
-        assert!(connected_groups(3, &[]).is_empty());
+        // A chain 0 ~ 1 ~ 2 ~ 3 where 0 and 2 are not alike: the closest pairs pair up and
+        // connected components would have made one group of four.
+        const CHAIN: &[(usize, usize, f32)] = &[(0, 1, 0.97), (1, 2, 0.95), (2, 3, 0.96)];
+        let groups = complete_linkage_groups(4, CHAIN, linked_by(CHAIN));
+        assert_eq!(groups, vec![vec![0, 1], vec![2, 3]]);
+        assert!(complete_linkage_groups(3, &[], |_, _| false).is_empty());
     }
 
     #[test]
