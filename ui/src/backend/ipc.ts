@@ -815,7 +815,7 @@ members: Array<number>,
  */
 similarities: Array<number>, 
 /**
- * The lowest similarity of a pair that joined the group (at or above the threshold).
+ * The lowest similarity of two members (above the threshold: every pair of a group is).
  */
 weakest_link: number, };
 

@@ -313,6 +313,8 @@ export class ScatterPlot extends Plot {
   private points: [number, number][] = [];
   private names: string[] = [];
   private indices: number[][] = [];
+  /** What the two coordinates are (PCA's components, or UMAP's unitless axes). */
+  private axes: [string, string] = ['PC 1', 'PC 2'];
 
   constructor(
     title: string,
@@ -322,8 +324,9 @@ export class ScatterPlot extends Plot {
     this.summarise();
   }
 
-  set(points: [number, number][], groups: (number | null)[], groupNames: string[]): void {
+  set(points: [number, number][], groups: (number | null)[], groupNames: string[], axes: [string, string] = ['PC 1', 'PC 2']): void {
     this.points = points;
+    this.axes = axes;
     this.names = groupNames.length ? groupNames : ['images'];
     this.indices = this.names.map(() => []);
     points.forEach((_, i) => this.indices[groups[i] ?? 0].push(i));
@@ -368,7 +371,7 @@ export class ScatterPlot extends Plot {
           if (hit) this.handlers.onClick(resolve(hit.datasetIndex, hit.index));
         },
         plugins: { tooltip: { enabled: false } },
-        scales: { x: { title: { display: true, text: 'PC 1' } }, y: { title: { display: true, text: 'PC 2' } } },
+        scales: { x: { title: { display: true, text: this.axes[0] } }, y: { title: { display: true, text: this.axes[1] } } },
       },
     };
   }

@@ -275,7 +275,7 @@ export class ExploreScreen implements Screen {
         this.mapProgress.reporter((done, total) => `UMAP layout of ${collection.files.length} images: epoch ${done} / ${total}`),
       );
       if (!this.latestMap.is(turn) || this.collection !== collection) return;
-      this.map.set(points, collection.labels, collection.label_names);
+      this.map.set(points, collection.labels, collection.label_names, method === 'umap' ? ['UMAP 1', 'UMAP 2'] : ['PC 1', 'PC 2']);
       this.map.element.dataset.method = method;
     } catch (error) {
       if (this.latestMap.is(turn) && (error as { code?: string }).code !== 'cancelled') this.notices.error('Could not draw the map', error);
