@@ -13,8 +13,9 @@ use rayon::prelude::*;
 
 use crate::eval::{Embeddings, EvalError, Histogram};
 
-/// Bins of the two threshold histograms: fine enough to drag a threshold in steps of 0.01.
-pub const THRESHOLD_BINS: usize = 200;
+/// Bins of the two threshold histograms over [−1, 1]: steps of 0.001, fine enough for the
+/// crowded top of a young model's similarities (16 KB each in the IPC).
+pub const THRESHOLD_BINS: usize = 2000;
 
 /// A group of near-duplicate images.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]

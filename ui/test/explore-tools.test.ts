@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fractionAbove } from '../src/components/threshold';
+import { fractionAbove, startOf } from '../src/components/threshold';
 import { mockBackend } from '../src/backend/mock';
 import { Latest } from '../src/screens/latest';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
@@ -141,6 +141,16 @@ describe('Small parts', () => {
     expect(fractionAbove(histogram, 0.375)).toBe(0.75);
     expect(fractionAbove(histogram, 0.9)).toBe(0);
     expect(fractionAbove({ lo: 0, hi: 1, counts: [0, 0] }, 0.5)).toBe(0);
+  });
+
+  it('the threshold plot starts a little below the lowest similarity', () => {
+    const at = (lowestBin: number) => {
+      const counts = Array.from({ length: 2000 }, (_, i) => (i >= lowestBin ? 1 : 0));
+      return startOf([{ label: 'x', className: 'x', histogram: { lo: -1, hi: 1, counts } }]);
+    };
+    expect(at(1600)).toBe(0.56); // data from 0.6: a tenth of the range below it
+    expect(at(1999)).toBe(0.99); // everything at the top: the last 0.01 shown
+    expect(at(0)).toBe(0); // never below 0
   });
 
   it('only the newest request counts', () => {

@@ -8,8 +8,8 @@ import type { Histogram } from '../backend';
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 600;
 const HEIGHT = 160;
-/** The x range shown: near-duplicates live in the upper half of cosine similarity. */
-const LO = 0;
+/** The x range shown ends at 1; it starts where the data does (at most at 0), so that a model
+ * whose similarities crowd the top still spreads them across the plot. */
 const HI = 1;
 
 export interface ThresholdSeries {
@@ -39,6 +39,20 @@ export function fractionAbove(histogram: Histogram, t: number): number {
   return above / total;
 }
 
+/** Where the plot starts: a little below the lowest value any series holds, on a step of 0.01
+ * (0.001 above 0.99), and never above 0.99 or below 0. */
+export function startOf(series: ThresholdSeries[]): number {
+  let lowest = HI;
+  for (const { histogram } of series) {
+    const width = (histogram.hi - histogram.lo) / histogram.counts.length;
+    const first = histogram.counts.findIndex((c) => c > 0);
+    if (first >= 0) lowest = Math.min(lowest, histogram.lo + first * width);
+  }
+  const margin = Math.max(0.002, (HI - lowest) * 0.1);
+  const step = lowest > 0.99 ? 1000 : 100;
+  return Math.max(0, Math.min(0.99, Math.floor((lowest - margin) * step) / step));
+}
+
 export class ThresholdHistogram {
   readonly element: HTMLElement;
   private readonly plot = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: 'none', class: 'threshold-plot' });
@@ -48,6 +62,8 @@ export class ThresholdHistogram {
   private readonly readout = h('p', { class: 'threshold-readout', 'aria-live': 'polite' });
   private series: ThresholdSeries[] = [];
   private value = 0.9;
+  private lo = 0;
+  private readonly axis = h('div', { class: 'threshold-axis', 'aria-hidden': 'true' });
 
   /** `onChange` fires when the person lets go (pointer up, or each key step). */
   constructor(
@@ -61,7 +77,6 @@ export class ThresholdHistogram {
       role: 'slider',
       tabindex: '0',
       'aria-label': 'Near-duplicate threshold (cosine similarity)',
-      'aria-valuemin': String(LO),
       'aria-valuemax': String(HI),
     });
     const area = h('div', { class: 'threshold-area' }, this.plot, this.handle);
@@ -70,12 +85,12 @@ export class ThresholdHistogram {
       { class: 'plot threshold' },
       h('figcaption', {}, title),
       area,
-      h('div', { class: 'threshold-axis', 'aria-hidden': 'true' }, ...[0, 0.25, 0.5, 0.75, 1].map((x) => h('span', {}, x.toFixed(2)))),
+      this.axis,
       this.readout,
     );
     const at = (event: PointerEvent) => {
       const box = area.getBoundingClientRect();
-      return box.width ? LO + ((event.clientX - box.left) / box.width) * (HI - LO) : this.value;
+      return box.width ? this.lo + ((event.clientX - box.left) / box.width) * (HI - this.lo) : this.value;
     };
     let dragging = false;
     area.addEventListener('pointerdown', (event) => {
@@ -114,6 +129,10 @@ export class ThresholdHistogram {
       return histogram.counts.map((c) => c / total);
     });
     const peak = Math.max(1e-9, ...fractions.flat());
+    this.lo = startOf(series);
+    const LO = this.lo;
+    this.axis.replaceChildren(...[0, 0.25, 0.5, 0.75, 1].map((f) => h('span', {}, (LO + f * (HI - LO)).toFixed(LO > 0.9 ? 3 : 2))));
+    this.handle.setAttribute('aria-valuemin', LO.toFixed(3));
     series.forEach(({ histogram, className, label }, s) => {
       const width = (histogram.hi - histogram.lo) / histogram.counts.length;
       const group = svg('g', { class: className });
@@ -134,6 +153,7 @@ export class ThresholdHistogram {
 
   /** Moves the threshold without reporting it (the suggestion, a reset). */
   set(threshold: number): void {
+    const LO = this.lo;
     this.value = Math.round(Math.min(HI, Math.max(LO, threshold)) * 1000) / 1000;
     const x = ((this.value - LO) / (HI - LO)) * WIDTH;
     this.line.setAttribute('x1', String(x));
