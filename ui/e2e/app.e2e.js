@@ -188,6 +188,7 @@ describe('Spreadout desktop app', () => {
     await browser.waitUntil(async () => (await $('.plot.scatter').getAttribute('data-method')) === 'umap', { timeout: 120_000, timeoutMsg: 'no UMAP map' });
     assert.equal(Number(await $('.plot.scatter').getAttribute('data-points')), 39);
     assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors');
+    await $('.map-wrap').scrollIntoView({ block: 'end' });
     await screenshot('explore-umap');
   });
 

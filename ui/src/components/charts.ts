@@ -129,6 +129,16 @@ abstract class Plot {
     chart.data = this.configuration().data as Chart['data'];
   }
 
+  /** Fits the chart to its box again and redraws it: after it was hidden (a tab), where it
+   * measured zero; on the next frame, once the box has its size. */
+  resize(): void {
+    requestAnimationFrame(() => {
+      if (!this.chart) return;
+      this.chart.resize();
+      this.chart.update('none');
+    });
+  }
+
   /** Redraws in the current colour scheme. */
   repaint(): void {
     if (!this.chart) return;
@@ -331,6 +341,13 @@ export class ScatterPlot extends Plot {
     this.indices = this.names.map(() => []);
     points.forEach((_, i) => this.indices[groups[i] ?? 0].push(i));
     this.refresh();
+  }
+
+  /** The axis titles follow the map's method, so they are brought up to date with the data. */
+  protected override sync(chart: Chart): void {
+    super.sync(chart);
+    const scales = chart.options.scales as Record<'x' | 'y', { title?: { text?: string } }> | undefined;
+    if (scales?.x?.title && scales.y?.title) [scales.x.title.text, scales.y.title.text] = this.axes;
   }
 
   /** Number of points per group, for tests and the summary. */
