@@ -61,6 +61,11 @@ pub fn duplicates_json(
                 .collect()
         })
         .collect();
+    // The threshold as it reads in f32 (0.97, not 0.9700000286102295).
+    let threshold: f64 = threshold
+        .to_string()
+        .parse()
+        .unwrap_or(f64::from(threshold));
     serde_json::json!({ "threshold": threshold, "groups": groups }).to_string()
 }
 
@@ -124,7 +129,7 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&duplicates_json(0.9, &groups, &entries)).unwrap();
         assert_eq!(json["groups"][0][1], "a.jpg");
-        assert!((json["threshold"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+        assert_eq!(json["threshold"].as_f64(), Some(0.9));
         let clustering = Clustering {
             clusters: vec![
                 crate::explore::Cluster {
