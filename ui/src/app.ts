@@ -2,6 +2,7 @@
 // unfinished runs) and the end-to-end test hooks.
 import type { Backend, Picked, RunInfo, TrainConfig } from './backend';
 import { h, replace } from './dom';
+import { onTablistKey } from './components/tabs';
 import { count } from './format';
 import { AugmentScreen } from './screens/augment';
 import { DataScreen } from './screens/data';
@@ -54,12 +55,13 @@ export class App {
     };
     const all = Object.values(this.screens) as Screen[];
     // One panel shows whichever screen is selected, so every tab controls it. Only the selected
-    // tab is in the Tab order (roving tabindex); see onTabKey for the arrow keys.
+    // tab is in the Tab order (roving tabindex).
     this.tabs = all.map((screen, i) =>
       h('button', { role: 'tab', id: `tab-${screen.id}`, 'aria-controls': 'screen', 'aria-selected': 'false', tabindex: '-1', title: `${screen.title} (Ctrl+${i + 1})`, onclick: () => this.go(screen.id) }, screen.title),
     );
     const tablist = h('nav', { role: 'tablist', 'aria-label': 'Screens' }, ...this.tabs);
-    tablist.addEventListener('keydown', (event) => this.onTabKey(event));
+    // The arrow keys only move the focus; Enter or Space opens the focused screen.
+    tablist.addEventListener('keydown', (event) => onTablistKey(event, this.tabs));
     const runBadge = h('span', { class: 'run-badge', id: 'run-badge', role: 'status' });
     this.store.subscribe((shared) => {
       replace(runBadge, badgeText(shared));
@@ -95,26 +97,6 @@ export class App {
     this.panel.setAttribute('aria-labelledby', `tab-${id}`);
     replace(this.panel, screen.element);
     screen.shown?.();
-  }
-
-  /**
-   * Left/Right (wrapping), Home and End move the focus between the tabs; Enter or Space opens the
-   * focused one. Opening is not automatic because showing a screen can start work (Explore embeds
-   * the training folder), which passing over its tab should not.
-   */
-  private onTabKey(event: KeyboardEvent): void {
-    const index = this.tabs.indexOf(document.activeElement as HTMLButtonElement);
-    if (index < 0) return;
-    const last = this.tabs.length - 1;
-    const targets: Record<string, number> = {
-      ArrowRight: index === last ? 0 : index + 1,
-      ArrowLeft: index === 0 ? last : index - 1,
-      Home: 0,
-      End: last,
-    };
-    if (!(event.key in targets)) return;
-    event.preventDefault();
-    this.tabs[targets[event.key]].focus();
   }
 
   /** Opens the first screen and does what the app was started for. */

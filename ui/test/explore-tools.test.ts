@@ -14,7 +14,9 @@ async function exploring(backend = quickBackend()) {
   return app;
 }
 
-function press(element: Element, key: string): void {
+/** A key pressed on `element`, which has the focus as it would when a person presses it. */
+function press(element: HTMLElement, key: string): void {
+  element.focus();
   element.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true }));
 }
 
@@ -43,7 +45,7 @@ describe('Near-duplicates', () => {
     await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
     expect(text('#duplicate-how')).toContain('Suggested threshold 0.930');
     expect(text('#duplicate-how')).toContain('equal-error point');
-    const handle = document.querySelector('.threshold-handle')!;
+    const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
     expect(handle.getAttribute('role')).toBe('slider');
     expect(handle.getAttribute('aria-valuenow')).toBe('0.930');
     // The mock's pairs n = 4..9 are above 0.93 (0.90 + n / 100), and n = 5 has a third member.
@@ -59,7 +61,7 @@ describe('Near-duplicates', () => {
     app.screens.explore.showView('duplicates');
     await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
     const before = document.querySelectorAll('#duplicate-groups .dup-group').length;
-    const handle = document.querySelector('.threshold-handle')!;
+    const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
     for (let i = 0; i < 8; i++) press(handle, 'ArrowRight');
     await until(() => handle.getAttribute('aria-valuenow') === '0.970');
     await until(() => text('#duplicate-summary').includes('0.970'));

@@ -5,6 +5,7 @@
 import { baseName, h, replace } from '../dom';
 import { HistogramPlot, ScatterPlot } from '../components/charts';
 import { ThumbnailGrid } from '../components/grid';
+import { onTablistKey } from '../components/tabs';
 import { neighbourStrip } from '../components/neighbours';
 import { ProgressBar } from '../components/progress';
 import type { CollectionInfo, Distributions, MapMethod, RunInfo } from '../backend';
@@ -94,15 +95,8 @@ export class ExploreScreen implements Screen {
       h('button', { role: 'tab', id: `explore-tab-${id}`, 'aria-controls': `explore-panel-${id}`, onclick: () => this.showView(id) }, title),
     );
     const tablist = h('div', { role: 'tablist', class: 'subtabs', 'aria-label': 'Explore views' }, ...this.tabs);
-    tablist.addEventListener('keydown', (event) => {
-      const at = VIEWS.findIndex((v) => v.id === this.view);
-      const moves: Record<string, number> = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: VIEWS.length - 1 };
-      if (!(event.key in moves)) return;
-      event.preventDefault();
-      const next = VIEWS[(moves[event.key] + VIEWS.length) % VIEWS.length].id;
-      this.showView(next);
-      this.tabs[VIEWS.findIndex((v) => v.id === next)].focus();
-    });
+    // A view opens as the focus reaches its tab.
+    tablist.addEventListener('keydown', (event) => onTablistKey(event, this.tabs, (index) => this.showView(VIEWS[index].id)));
     const panel = (id: View, ...children: HTMLElement[]) =>
       h('div', { role: 'tabpanel', id: `explore-panel-${id}`, 'aria-labelledby': `explore-tab-${id}`, class: 'subpanel' }, ...children);
     this.panels = {
