@@ -10,22 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
-archive="${CIFAR_ARCHIVE:-../shared/data/cifar10-jpg.tar.gz}"
+. scripts/cifar-sample.sh
 work="${DUPLICATES_WORK:-data/duplicates}"      # git-ignored
 run="${DUPLICATES_RUN:-runs/duplicates}"
 spreadout() { cargo run --quiet --bin spreadout -- "$@"; }
 if [ ! -f "$work/planted/planted-copies.csv" ]; then
-  full="$(mktemp -d)"
-  trap 'rm -rf "$full"' EXIT
-  tar -xzf "$archive" -C "$full"
-  root="$(dirname "$(find "$full" -maxdepth 3 -type d -name train | head -n1)")"
   rm -rf "$work"
-  for class_dir in "$root/train"/*/; do
-    class="$(basename "$class_dir")"
-    mkdir -p "$work/originals/$class"
-    find "$class_dir" -type f | sort | sed -n "1,200p" | xargs -I{} cp {} "$work/originals/$class/"
-  done
-  spreadout plant-copies "$work/originals" "$work/planted" --fraction 0.2 --seed 0
+  cifar_sample "$work/originals" train:200
+  spreadout plant-copies "$work/originals/train" "$work/planted" --fraction 0.2 --seed 0
 fi
 rm -rf "$run"
 spreadout train "$work/planted" --out "$run" --epochs 16 --width 16 --image-size 32 --batch-size 64 "$@"

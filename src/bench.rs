@@ -307,19 +307,6 @@ pub fn data_pipeline(
     Ok(rows)
 }
 
-/// `rows` random unit embeddings of `dim` values.
-fn random_unit_rows(rows: usize, dim: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut values: Vec<f32> = (0..rows * dim)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    for row in values.chunks_mut(dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
-    values
-}
-
 /// A row for host work over `rows` embeddings that took `seconds`.
 fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -349,7 +336,7 @@ pub fn neighbour_query(
     dim: usize,
     k: usize,
 ) -> Result<BenchRow, crate::eval::EvalError> {
-    let values = random_unit_rows(rows, dim);
+    let values = crate::eval::random_unit_rows(rows, dim, 11);
     let base = crate::eval::Embeddings::new(&values, dim)?;
     let mut times = Vec::new();
     for query in 0..21 {
@@ -379,7 +366,7 @@ pub fn duplicate_search(
     dim: usize,
     device: &SelectedDevice,
 ) -> Result<BenchRow, crate::eval::EvalError> {
-    let values = random_unit_rows(rows, dim);
+    let values = crate::eval::random_unit_rows(rows, dim, 11);
     let features = crate::eval::Embeddings::new(&values, dim)?;
     let start = Instant::now();
     let groups = crate::explore::duplicates::find_duplicates(features, 0.9, &device.device)?;
@@ -403,7 +390,7 @@ pub fn duplicate_search(
 /// # Errors
 /// [`EvalError`] for fewer than 3 rows.
 pub fn umap_map(rows: usize, dim: usize) -> Result<BenchRow, crate::eval::EvalError> {
-    let values = random_unit_rows(rows, dim);
+    let values = crate::eval::random_unit_rows(rows, dim, 11);
     let features = crate::eval::Embeddings::new(&values, dim)?;
     let start = Instant::now();
     crate::eval::umap_2d(features, 0, &|_, _| true)?;

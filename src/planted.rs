@@ -127,7 +127,7 @@ fn map_channels(image: &RgbImage, mut f: impl FnMut(f32) -> f32) -> RgbImage {
 }
 
 /// Box–Muller: one standard normal draw from two uniforms.
-fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
     let u: f32 = 1.0 - rng.random::<f32>();
     let v: f32 = rng.random();
     (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()

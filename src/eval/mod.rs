@@ -190,7 +190,7 @@ const QUERY_CHUNK: usize = 128;
 const BASE_BLOCK_BYTES: usize = 128 * 1024;
 
 /// Cosine similarity of two normalised rows.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -488,6 +488,20 @@ fn panel_dots<const Q: usize, const P: usize, const FMA: bool>(
         }
     }
     acc
+}
+
+/// `n` seeded random unit rows of `dim` values (uniform in the cube, then normalised): the
+/// embeddings benchmarks and tests search when no model is at hand.
+pub fn random_unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut data: Vec<f32> = (0..n * dim)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    for row in data.chunks_mut(dim) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
+    data
 }
 
 /// Fails with a named [`EvalError::DimensionMismatch`] unless both sets have the same row length.
@@ -1431,18 +1445,6 @@ mod tests {
     }
 
     /// `n` random unit rows of `dim` values.
-    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut data: Vec<f32> = (0..n * dim)
-            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-            .collect();
-        for row in data.chunks_mut(dim) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-        data
-    }
-
     /// Exhaustive reference for `top_k`: scores every pair and sorts.
     fn brute_top_k(
         queries: Embeddings,
@@ -1590,8 +1592,8 @@ mod tests {
         // dim 200 makes 168-row blocks; 500 rows end in a partial panel; 131 queries span two
         // parallel chunks and leave a remainder of 3 outside the 4-query tiles.
         let (dim, n, nq) = (200, 500, 131);
-        let base_data = unit_rows(n, dim, 1);
-        let query_data = unit_rows(nq, dim, 2);
+        let base_data = random_unit_rows(n, dim, 1);
+        let query_data = random_unit_rows(nq, dim, 2);
         let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
         for k in [1, 7, 40] {
             let fast = top_k(queries, base, k, false).unwrap();
@@ -1618,8 +1620,8 @@ mod tests {
         // The SSE2 fallback sums in dimension order, exactly like `dot`: check it directly, since
         // an AVX2 machine never reaches it through `top_k`.
         let (dim, n, nq) = (13, 45, 7);
-        let base_data = unit_rows(n, dim, 3);
-        let query_data = unit_rows(nq, dim, 4);
+        let base_data = random_unit_rows(n, dim, 3);
+        let query_data = random_unit_rows(nq, dim, 4);
         let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
         let panels = pack_panels(base);
         let mut collectors: Vec<Nearest> = (0..nq)
@@ -1812,14 +1814,14 @@ mod tests {
 
     #[test]
     fn view_distributions_count_every_pair_and_are_seeded() {
-        let small_a = unit_rows(20, 16, 1);
-        let small_b = unit_rows(20, 16, 2);
+        let small_a = random_unit_rows(20, 16, 1);
+        let small_b = random_unit_rows(20, 16, 2);
         let all =
             view_similarity_distributions(emb(&small_a, 16), emb(&small_b, 16), 10, 0).unwrap();
         assert_eq!(all.kind, PairKind::TwoViews);
         assert_eq!(all.positive.total(), 20);
         assert_eq!(all.negative.total(), 20 * 19);
-        let (a, b) = (unit_rows(300, 16, 3), unit_rows(300, 16, 4));
+        let (a, b) = (random_unit_rows(300, 16, 3), random_unit_rows(300, 16, 4));
         let sampled = view_similarity_distributions(emb(&a, 16), emb(&b, 16), 10, 7).unwrap();
         assert_eq!(sampled.positive.total(), 300);
         assert_eq!(sampled.negative.total(), 300 * NEGATIVES_PER_ROW as u64);
@@ -1896,7 +1898,7 @@ mod tests {
 
     #[test]
     fn per_label_distributions_add_up_to_the_overall_ones() {
-        let features = unit_rows(30, 8, 3);
+        let features = random_unit_rows(30, 8, 3);
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
         let features = Embeddings::new(&features, 8).unwrap();
         let total = labelled_similarity_distributions(features, &labels, 4, 20).unwrap();
@@ -1921,7 +1923,7 @@ mod tests {
 
     #[test]
     fn assignment_through_the_scan_matches_brute_force() {
-        let data = unit_rows(300, 7, 9);
+        let data = random_unit_rows(300, 7, 9);
         let centres: Vec<f32> = data[..7 * 13].iter().map(|x| x * 0.7 + 0.05).collect();
         let assigned = assign(emb(&data, 7), &centres);
         for (i, &(c, d)) in assigned.iter().enumerate() {

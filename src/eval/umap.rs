@@ -276,11 +276,7 @@ mod tests {
     /// `clusters` bundles of `per` unit rows in `dim` dimensions around random centres.
     fn bundles(clusters: usize, per: usize, dim: usize, spread: f32, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let normal = |rng: &mut ChaCha8Rng| -> f32 {
-            let u: f32 = 1.0 - rng.random::<f32>();
-            let v: f32 = rng.random();
-            (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-        };
+        let normal = crate::planted::standard_normal;
         let centres: Vec<Vec<f32>> = (0..clusters)
             .map(|_| (0..dim).map(|_| normal(&mut rng)).collect())
             .collect();

@@ -11,7 +11,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::eval::{Embeddings, EvalError, Histogram};
+use crate::eval::{Embeddings, EvalError, Histogram, dot};
 
 /// Bins of the two threshold histograms over [−1, 1]: steps of 0.001, fine enough for the
 /// crowded top of a young model's similarities (16 KB each in the IPC).
@@ -133,10 +133,6 @@ fn pairs_above_in_blocks(
     }
     pairs.sort_unstable_by_key(|&(i, j, _)| (i, j));
     Ok(pairs)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Groups of rows in which every two have cosine similarity above `threshold`
@@ -275,17 +271,7 @@ pub fn suggest_threshold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
-
-    fn random_unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut data: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        for row in data.chunks_mut(dim) {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
-        data
-    }
+    use crate::eval::random_unit_rows;
 
     #[test]
     fn pairs_above_match_brute_force() {

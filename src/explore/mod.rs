@@ -81,6 +81,31 @@ pub struct Collection {
     pub model_path: PathBuf,
     model: LoadedModel,
     folder: EmbeddedFolder,
+    /// The last duplicate search (by threshold) and clustering (by k), so that exporting what
+    /// is on screen does not compute it again.
+    last_duplicates: Memo<u32, Vec<DuplicateGroup>>,
+    last_clusters: Memo<usize, Clustering>,
+}
+
+/// The most recent answer of one computation and the argument it was for.
+struct Memo<K, V>(std::sync::Mutex<Option<(K, V)>>);
+
+impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    /// The remembered answer for `key`, or `compute`'s (remembered when it succeeds).
+    fn get_or_try<E>(&self, key: K, compute: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some((known, value)) = &*self.0.lock().expect("lock") {
+            if *known == key {
+                return Ok(value.clone());
+            }
+        }
+        let value = compute()?;
+        *self.0.lock().expect("lock") = Some((key, value.clone()));
+        Ok(value)
+    }
 }
 
 /// The distributions the Explore screen plots.
@@ -113,6 +138,8 @@ impl Collection {
             model_path: model.to_owned(),
             model: loaded,
             folder,
+            last_duplicates: Memo::new(),
+            last_clusters: Memo::new(),
         })
     }
 
@@ -276,34 +303,38 @@ impl Collection {
         let copies: Vec<f32> = copied
             .iter()
             .zip(features.chunks_exact(all.dim()))
-            .map(|(&row, copy)| all.row(row).iter().zip(copy).map(|(a, b)| a * b).sum())
+            .map(|(&row, copy)| eval::dot(all.row(row), copy))
             .collect();
         Ok(duplicates::suggest_threshold(&copies, &nearest)?)
     }
 
     /// Groups of images more similar than `threshold`, largest first, the similarities computed on
-    /// the device the collection was embedded on.
+    /// the device the collection was embedded on; asking again for the same threshold (an
+    /// export of what is shown) answers from memory.
     ///
     /// # Errors
     /// [`ExploreError::Eval`] for an empty collection.
     pub fn duplicates(&self, threshold: f32) -> Result<Vec<DuplicateGroup>, ExploreError> {
-        // Where the model lives: the device the collection was embedded on.
-        let device = self
-            .model
-            .net
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        Ok(duplicates::find_duplicates(
-            self.embeddings()?,
-            threshold,
-            &device,
-        )?)
+        self.last_duplicates.get_or_try(threshold.to_bits(), || {
+            // Where the model lives: the device the collection was embedded on.
+            let device = self
+                .model
+                .net
+                .devices()
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            Ok(duplicates::find_duplicates(
+                self.embeddings()?,
+                threshold,
+                &device,
+            )?)
+        })
     }
 
-    /// k-means clusters of the collection ([`clusters::cluster`]); stops with
-    /// [`EvalError::Stopped`] when `keep_going` says so.
+    /// k-means clusters of the collection ([`clusters::cluster`], seeded); stops with
+    /// [`EvalError::Stopped`] when `keep_going` says so. The last clustering is remembered, so
+    /// exporting it does not run k-means again.
     ///
     /// # Errors
     /// [`ExploreError::Eval`] for `k` of 0 or above the number of images, or when stopped.
@@ -312,7 +343,9 @@ impl Collection {
         k: usize,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<Clustering, ExploreError> {
-        Ok(clusters::cluster(self.embeddings()?, k, 0, keep_going)?)
+        self.last_clusters.get_or_try(k, || {
+            Ok(clusters::cluster(self.embeddings()?, k, 0, keep_going)?)
+        })
     }
 
     /// The number of clusters to offer first ([`suggested_clusters`]).
@@ -423,6 +456,27 @@ mod tests {
             .query_file(Path::new("/no/such.png"), 3)
             .unwrap_err();
         assert!(error.to_string().contains("/no/such.png"), "{error}");
+    }
+
+    #[test]
+    fn the_last_answer_is_remembered_for_its_argument_only() {
+        let memo: Memo<u32, u32> = Memo::new();
+        let calls = std::cell::Cell::new(0);
+        let square = |k: u32| {
+            calls.set(calls.get() + 1);
+            Ok::<_, ()>(k * k)
+        };
+        assert_eq!(memo.get_or_try(3, || square(3)), Ok(9));
+        assert_eq!(memo.get_or_try(3, || square(3)), Ok(9));
+        assert_eq!(calls.get(), 1, "the same argument is answered from memory");
+        assert_eq!(memo.get_or_try(4, || square(4)), Ok(16));
+        assert_eq!(memo.get_or_try(5, || Err(())), Err(()));
+        assert_eq!(memo.get_or_try(4, || square(4)), Ok(16));
+        assert_eq!(
+            calls.get(),
+            2,
+            "a failure is not remembered, the last success stays"
+        );
     }
 
     #[test]

@@ -205,8 +205,8 @@ pub async fn cluster_collection(
     .await
 }
 
-/// Writes every image's cluster (k-means with `k`, the same clustering as
-/// [`cluster_collection`]: seeded) to `destination` as CSV.
+/// Writes every image's cluster (the clustering with `k` that [`cluster_collection`] showed,
+/// remembered by the collection) to `destination` as CSV.
 #[tauri::command]
 pub async fn save_clusters(
     state: State<'_, AppState>,
