@@ -88,6 +88,13 @@ abstract class Plot {
     this.canvas = h('canvas', { role: 'img', 'aria-label': title, 'aria-describedby': summaryId });
     this.summary = h('p', { class: 'visually-hidden plot-summary', id: summaryId });
     this.element = h('figure', { class: `plot ${className}` }, h('figcaption', {}, title), h('div', { class: 'plot-area' }, this.canvas), this.summary);
+    // A chart measured while hidden (a tab not shown) has an empty box and draws nothing until it
+    // is fitted again: do that whenever the plot comes into view.
+    if (typeof IntersectionObserver !== 'undefined') {
+      new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) this.resize();
+      }).observe(this.element);
+    }
   }
 
   /** The whole chart configuration, in the current colours. */
@@ -129,9 +136,9 @@ abstract class Plot {
     chart.data = this.configuration().data as Chart['data'];
   }
 
-  /** Fits the chart to its box again and redraws it: after it was hidden (a tab), where it
-   * measured zero; on the next frame, once the box has its size. */
-  resize(): void {
+  /** Fits the chart to its box again and redraws it, on the next frame, once the box has its
+   * size. */
+  private resize(): void {
     requestAnimationFrame(() => {
       if (!this.chart) return;
       this.chart.resize();

@@ -240,11 +240,6 @@ export class ExploreScreen implements Screen {
       this.tabs[i].tabIndex = selected ? 0 : -1;
       this.panels[id].hidden = !selected;
     });
-    // Charts measured their box as empty while their tab was hidden.
-    if (view === 'neighbours') {
-      this.distributionPlot.resize();
-      this.map.resize();
-    }
     void this.openView(view);
   }
 
