@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, then runs every test: the UI's unit and
+# The README's test command: installs what is missing, holds the line on formatting and lints
+# (`cargo fmt --check`, `cargo clippy -D warnings`, the same feature selection as the build so no
+# dependency is checked twice), then runs every test: the UI's unit and
 # component tests (Vitest, mock backend), every Rust test of the workspace, and the end-to-end
 # test of the real app under Xvfb. Ends with its wall time and one line adding up the three
 # runners' counts, `total: N passed, M failed`.
@@ -7,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/setup.sh
-scripts/build.sh >/dev/null
 . scripts/env.sh
+cargo fmt --all --check
+scripts/build.sh >/dev/null
+cargo clippy --workspace --all-targets --features spreadout-app/custom-protocol -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 NO_COLOR=1 npx vitest run 2>&1 | tee -a "$log"

@@ -1,0 +1,203 @@
+//! The shape of the source tree, held by a test: no file of the engine or the app grows past
+//! ~600 production lines (the CLI's `main.rs` past 300), and the engine's top-level modules import
+//! each other in one direction only. `cargo test --test layout -- --nocapture` prints the line
+//! counts and the import graph it checked.
+//!
+//! Production lines are those before a file's test module; references are the `crate::module`
+//! paths outside comments (a doc link is not an import).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const MAX_LINES: usize = 600;
+const MAX_MAIN_LINES: usize = 300;
+
+/// The binary's own modules: a shell over the library, not a layer of it.
+const BIN_MODULES: &[&str] = &["main", "cli", "progress", "collection_commands", "lib"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The lines a file ships: everything before its test module (the first `#[cfg(test)]` followed
+/// by a `mod`), as the issue and the review count them.
+fn production(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = (0..lines.len())
+        .find(|&i| {
+            lines[i].trim_start().starts_with("#[cfg(test)]")
+                && lines[i + 1..]
+                    .iter()
+                    .find(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.trim_start().starts_with("mod "))
+        })
+        .unwrap_or(lines.len());
+    lines[..end].to_vec()
+}
+
+/// Production code without comments, so doc links are not taken for imports.
+fn code(text: &str) -> String {
+    production(text)
+        .into_iter()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn sorted_files(root: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(root), &mut files);
+    files.sort();
+    files
+}
+
+#[test]
+fn no_file_passes_its_line_budget() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut over = Vec::new();
+    for root in ["src", "src-tauri/src"] {
+        for file in sorted_files(root) {
+            let text = fs::read_to_string(&file).unwrap();
+            let lines = production(&text).len();
+            let relative = file.strip_prefix(base).unwrap().display().to_string();
+            let budget = if relative == "src/main.rs" {
+                MAX_MAIN_LINES
+            } else {
+                MAX_LINES
+            };
+            println!("{lines:5}  {relative}");
+            if lines > budget {
+                over.push(format!("{relative}: {lines} production lines (budget {budget})"));
+            }
+        }
+    }
+    assert!(over.is_empty(), "files over their budget:\n{}", over.join("\n"));
+}
+
+/// The first path segment after each `crate::` (and each item of `crate::{a, b::c}`).
+fn referenced_modules(code: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            // Split the group at top-level commas only.
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        found.insert(ident(&group[start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.insert(ident(&group[start..i]));
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            found.insert(ident(after));
+        }
+        rest = after;
+    }
+    found.remove("");
+    found
+}
+
+fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in sorted_files("src") {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if BIN_MODULES.contains(&top.as_str()) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let code = code(&text);
+        let targets = graph.entry(top.clone()).or_default();
+        targets.extend(referenced_modules(&code).into_iter().filter(|m| *m != top));
+    }
+    graph
+}
+
+/// A cycle through `start`, if there is one, as the modules along it.
+fn cycle_through(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in graph.get(at).into_iter().flatten() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if walk(graph, start, next, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    walk(graph, start, start, &mut path, &mut BTreeSet::new()).then_some(path)
+}
+
+#[test]
+fn the_engine_modules_import_in_one_direction() {
+    let graph = import_graph();
+    for (module, targets) in &graph {
+        let targets: Vec<_> = targets.iter().map(String::as_str).collect();
+        println!("{module:>14} -> {}", targets.join(", "));
+    }
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|m| cycle_through(&graph, m))
+        .map(|cycle| cycle.join(" -> "))
+        .collect();
+    assert!(cycles.is_empty(), "module cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn references_are_read_from_paths_and_groups() {
+    let code = "use crate::{data::{self, X}, eval};\nlet a = crate::train::run();";
+    let found: Vec<_> = referenced_modules(code).into_iter().collect();
+    assert_eq!(found, ["data", "eval", "train"]);
+    let mut graph = BTreeMap::new();
+    graph.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    graph.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
+    assert_eq!(cycle_through(&graph, "a").unwrap(), ["a", "b", "a"]);
+    graph.get_mut("b").unwrap().clear();
+    assert!(cycle_through(&graph, "a").is_none());
+}
