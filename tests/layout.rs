@@ -54,7 +54,10 @@ fn code(text: &str) -> String {
 
 fn sorted_files(root: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(root), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(root),
+        &mut files,
+    );
     files.sort();
     files
 }
@@ -75,11 +78,17 @@ fn no_file_passes_its_line_budget() {
             };
             println!("{lines:5}  {relative}");
             if lines > budget {
-                over.push(format!("{relative}: {lines} production lines (budget {budget})"));
+                over.push(format!(
+                    "{relative}: {lines} production lines (budget {budget})"
+                ));
             }
         }
     }
-    assert!(over.is_empty(), "files over their budget:\n{}", over.join("\n"));
+    assert!(
+        over.is_empty(),
+        "files over their budget:\n{}",
+        over.join("\n")
+    );
 }
 
 /// The first path segment after each `crate::` (and each item of `crate::{a, b::c}`).
