@@ -1,6 +1,10 @@
 //! Replacing a file so that a crash at any moment leaves either the old content or the new, never
 //! a mix: write a temporary sibling, flush it to disk, rename it over the target, then flush the
 //! folder so the rename itself survives a power cut.
+//!
+//! Each call gets a temporary of its own (`tempfile` picks an unused name), so two writers of one
+//! target, two threads or two processes, never share a half-written file: the last rename wins
+//! and the target always holds one complete content.
 
 use std::fs;
 use std::io::Write;
@@ -12,6 +16,20 @@ use std::path::Path;
 /// # Errors
 /// The first I/O error.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// [`write`] without flushing to disk: still atomic for readers (never half a file), but a power
+/// cut may lose it. For files that are only a cache of something that can be made again
+/// (thumbnails), where a flush per file would cost more than losing one.
+///
+/// # Errors
+/// The first I/O error.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -20,23 +38,25 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("not a file path"))?;
-    let temporary = directory.join(format!(
-        ".{}.{}.partial",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        sync_dir(directory)
-    })();
-    if result.is_err() {
-        // The partial file is useless; the previous target is untouched.
-        let _ = fs::remove_file(&temporary);
+    // `.name.XXXXXX.partial`: hidden, and recognisable should a crash leave one behind.
+    let prefix = format!(".{}.", file_name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    // tempfile creates owner-only files; the target gets the permissions a plain `File::create`
+    // gives (0666 less the umask), as before.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    // Dropped on any error before `persist`, the temporary deletes itself.
+    let mut temporary = builder.tempfile_in(directory)?;
+    temporary.write_all(bytes)?;
+    if durable {
+        temporary.as_file().sync_all()?;
     }
-    result
+    temporary.persist(path).map_err(|failed| failed.error)?;
+    if durable {
+        sync_dir(directory)?;
+    }
+    Ok(())
 }
 
 /// Flushes a folder's entries (a rename or a new file in it) to disk. Only Unix can open a folder
@@ -66,5 +86,50 @@ mod tests {
         fs::write(dir.path().join("taken/inside"), b"x").unwrap();
         assert!(write(&dir.path().join("taken"), b"y").is_err());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn two_threads_writing_one_target_both_succeed_with_one_whole_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.bin");
+        // Large enough that the two writes overlap in time.
+        let contents = [vec![b'a'; 1 << 20], vec![b'b'; 1 << 20]];
+        for _ in 0..10 {
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                let writers: Vec<_> = contents
+                    .iter()
+                    .map(|content| {
+                        let (path, barrier) = (&path, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            write(path, content)
+                        })
+                    })
+                    .collect();
+                for writer in writers {
+                    writer.join().unwrap().unwrap();
+                }
+            });
+            let written = fs::read(&path).unwrap();
+            assert!(contents.contains(&written), "a mix of the two writes");
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "a temporary is left"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_target_is_readable_by_others_as_a_plain_file_would_be() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, atomic) = (dir.path().join("plain"), dir.path().join("atomic"));
+        fs::write(&plain, b"x").unwrap();
+        write_unsynced(&atomic, b"x").unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode(&atomic), mode(&plain));
     }
 }

@@ -155,16 +155,6 @@ pub fn configure_kernel_cache(dir: &std::path::Path) -> bool {
     CubeClRuntimeConfig::try_set(config)
 }
 
-/// The CLI's kernel cache folder: `~/.cache/spreadout` (`$XDG_CACHE_HOME` honoured; the
-/// platform's cache folder elsewhere, the temporary folder when there is no home).
-pub fn default_cache_dir() -> std::path::PathBuf {
-    use etcetera::BaseStrategy;
-    etcetera::choose_base_strategy()
-        .map(|strategy| strategy.cache_dir())
-        .unwrap_or_else(|_| std::env::temp_dir())
-        .join("spreadout")
-}
-
 /// Refuses a precision the device cannot compute in, with the reason and what to do.
 ///
 /// # Errors

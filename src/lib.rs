@@ -21,5 +21,6 @@ pub mod model;
 pub mod paths;
 pub mod planted;
 pub mod prefetch;
+pub mod resample;
 pub mod score;
 pub mod train;

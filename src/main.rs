@@ -33,7 +33,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     progress::handle_interrupts();
     // Before any device opens: a second launch then finds its tuned and compiled kernels.
-    device::configure_kernel_cache(&device::default_cache_dir());
+    device::configure_kernel_cache(&spreadout::paths::default_cache_dir());
     let cache_dir = cli
         .cache_dir
         .clone()
@@ -600,7 +600,7 @@ fn devices_command() -> Result<()> {
     }
     let auto = device::select_from(DeviceChoice::Auto, &adapters)?;
     println!("auto → {}", auto.name);
-    println!("kernel cache: {}", device::default_cache_dir().display());
+    println!("kernel cache: {}", spreadout::paths::default_cache_dir().display());
     Ok(())
 }
 

@@ -7,10 +7,16 @@
 //! mapping Samba and macOS use for unrepresentable bytes), which displays as a placeholder and
 //! converts back to the exact bytes ([`from_text`]), so a file the UI names (a thumbnail, a
 //! preview) is the file that was scanned.
+//!
+//! The places themselves (the per-user cache folder, a folder's disk use) are in `places`.
+
+mod places;
 
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+pub use places::{default_cache_dir, disk_use};
 
 /// Byte `b` (0x80–0xFF, never a whole UTF-8 character) is written as U+F700 + `b`.
 const ESCAPE_BASE: u32 = 0xF700;

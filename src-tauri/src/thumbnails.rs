@@ -167,18 +167,10 @@ fn thumbnail(caches: &Caches, path: &Path) -> Response<Vec<u8>> {
     jpeg(bytes.as_ref().clone())
 }
 
-/// Writes a thumbnail through a temporary file and a rename; no fsync, since a thumbnail lost to a
-/// power cut is only made again.
+/// Writes a thumbnail atomically; no fsync, since a thumbnail lost to a power cut is only made
+/// again.
 fn keep(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path.parent().expect("thumbnails live in a folder");
-    std::fs::create_dir_all(folder)?;
-    let temporary = folder.join(format!(
-        ".{}.{:?}.partial",
-        path.file_name().expect("a file name").to_string_lossy(),
-        std::thread::current().id()
-    ));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+    spreadout::atomic_file::write_unsynced(path, bytes)
 }
 
 /// Answers one `thumb:` request: refused outside the opened folders, queued otherwise.

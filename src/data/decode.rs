@@ -177,7 +177,7 @@ fn finish(image: RgbImage, short_side: u32) -> Result<Decoded, String> {
         ));
     }
     let image = if short > short_side {
-        crate::augment::resize_shorter_side(&image, short_side)
+        crate::resample::resize_shorter_side(&image, short_side)
     } else {
         image
     };
@@ -347,7 +347,7 @@ mod tests {
         let scaled = decode(&path, 120).unwrap();
         assert_eq!(scaled.original, (800, 600));
         assert_eq!(scaled.image.dimensions(), (160, 120));
-        let reference = crate::augment::resize_shorter_side(&big, 120);
+        let reference = crate::resample::resize_shorter_side(&big, 120);
         let mean_difference: f64 = scaled
             .image
             .as_raw()

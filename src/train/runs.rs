@@ -19,6 +19,7 @@ use super::{EpochMetrics, RUN_FILE, TrainConfig, checkpoint, read_metrics};
 use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
 use crate::export::{self, ExportError};
+use crate::paths::disk_use;
 
 /// Folder of per-epoch model snapshots inside a run folder.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
@@ -158,21 +159,6 @@ pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
         snapshots: snapshots(run_dir),
         bytes: disk_use(run_dir),
     })
-}
-
-/// Bytes of the files below `dir` (links not followed; unreadable entries count as 0).
-pub fn disk_use(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_dir() => disk_use(&entry.path()),
-            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Why a run folder could not be renamed or deleted.

@@ -1,4 +1,6 @@
-//! Training augmentations, the deterministic evaluation view, and input normalisation.
+//! Training augmentations and the deterministic evaluation view; input normalisation, the
+//! pipeline's last step, is in `normalization`, and the resampling both views cut their pixels
+//! with in [`crate::resample`] (the data cache uses it too).
 //!
 //! The training view follows torchvision semantics as used by the paper (Ye et al., CVPR 2019,
 //! §4.1): `RandomResizedCrop(scale 0.2–1)`, `ColorJitter(0.4, 0.4, 0.4, 0.4)`,
@@ -12,11 +14,15 @@
 //! normalised on the training device. Each operation draws from the rng only when it
 //! is switched on, always in the same order, so a seeded rng reproduces a view exactly.
 
-use std::num::NonZeroUsize;
+mod normalization;
 
 use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+use crate::resample::{FloatImage, PixelRect, check_inputs, resize_region, resized_shorter_side};
+pub(crate) use normalization::ChannelTotals;
+pub use normalization::Normalization;
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);
@@ -28,13 +34,6 @@ const CROP_ATTEMPTS: usize = 10;
 const JITTER_STRENGTH: f32 = 0.4;
 const GRAYSCALE_PROBABILITY: f64 = 0.2;
 const FLIP_PROBABILITY: f64 = 0.5;
-/// Keeps `Normalize` finite for datasets with a (near-)constant channel.
-const MIN_STD: f32 = 1e-3;
-/// A `[0, 1]` value as the 8-bit pixel PIL would store (ToTensor later divides by 255).
-fn to_u8(value: f32) -> u8 {
-    (value.clamp(0.0, 1.0) * 255.0).round() as u8
-}
-
 /// ITU-R 601 luma weights, as used by PIL's `convert("L")`; they sum to 1, so grey stays grey.
 const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 /// Names accepted by [`AugmentOps::disable`].
@@ -98,107 +97,6 @@ impl AugmentOps {
             }
         }
         Ok(())
-    }
-}
-
-/// Per-channel mean/std used by Normalize.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
-pub struct Normalization {
-    /// Per-channel (R, G, B) mean, in `[0, 1]` units.
-    pub mean: [f32; 3],
-    /// Per-channel (R, G, B) standard deviation, in `[0, 1]` units.
-    pub std: [f32; 3],
-}
-
-impl Normalization {
-    /// Leaves values unchanged: mean 0, std 1.
-    pub const IDENTITY: Self = Self {
-        mean: [0.0; 3],
-        std: [1.0; 3],
-    };
-
-    /// Channel mean and std (population) over all pixels of all images, in `[0, 1]` units; a std
-    /// below 1e-3 is clamped to 1e-3.
-    ///
-    /// Images are weighted by their pixel count. With no pixels at all this returns
-    /// [`Normalization::IDENTITY`], since there is nothing to estimate from.
-    pub fn from_images(images: &[RgbImage]) -> Self {
-        Self::from_totals(&ChannelTotals::of_parallel(images))
-    }
-
-    /// [`Normalization::from_images`] from sums gathered beforehand (the cache keeps them per image).
-    pub(crate) fn from_totals(totals: &ChannelTotals) -> Self {
-        if totals.pixels == 0 {
-            return Self::IDENTITY;
-        }
-        let pixels = totals.pixels as f64;
-        let mut mean = [0.0; 3];
-        let mut std = [0.0; 3];
-        for channel in 0..3 {
-            // Totals are exact integers, so E[x²] − E[x]² loses nothing to summation order.
-            let channel_mean = totals.sum[channel] as f64 / pixels;
-            let variance = (totals.sum_of_squares[channel] as f64 / pixels
-                - channel_mean * channel_mean)
-                .max(0.0);
-            mean[channel] = (channel_mean / 255.0) as f32;
-            std[channel] = ((variance.sqrt() / 255.0) as f32).max(MIN_STD);
-        }
-        Self { mean, std }
-    }
-}
-
-/// Exact per-channel sums of 8-bit values over a set of images.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChannelTotals {
-    pub(crate) sum: [u64; 3],
-    pub(crate) sum_of_squares: [u64; 3],
-    pub(crate) pixels: u64,
-}
-
-impl ChannelTotals {
-    /// Splits the images over the available cores; the sums are integers, so the split does not
-    /// change the result.
-    fn of_parallel(images: &[RgbImage]) -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let images_per_thread = images.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = images
-                .chunks(images_per_thread)
-                .map(|chunk| scope.spawn(|| Self::of(chunk)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .fold(Self::default(), Self::merge)
-        })
-    }
-
-    pub(crate) fn of(images: &[RgbImage]) -> Self {
-        let mut totals = Self::default();
-        for image in images {
-            for pixel in image.pixels() {
-                for (channel, &value) in pixel.0.iter().enumerate() {
-                    let value = u64::from(value);
-                    totals.sum[channel] += value;
-                    totals.sum_of_squares[channel] += value * value;
-                }
-            }
-            totals.pixels += u64::from(image.width()) * u64::from(image.height());
-        }
-        totals
-    }
-
-    pub(crate) fn merge(mut self, other: Self) -> Self {
-        for channel in 0..3 {
-            self.sum[channel] += other.sum[channel];
-            self.sum_of_squares[channel] += other.sum_of_squares[channel];
-        }
-        self.pixels += other.pixels;
-        self
     }
 }
 
@@ -284,47 +182,6 @@ fn random_view(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl Rng) 
     view
 }
 
-fn check_inputs(src: &RgbImage, size: u32) {
-    assert!(size > 0, "augmentation output size must be positive");
-    assert!(
-        src.width() > 0 && src.height() > 0,
-        "cannot augment an empty {}x{} image",
-        src.width(),
-        src.height()
-    );
-}
-
-/// torchvision `Resize(size)` on a PIL image: the shorter side becomes `size`, the longer one is
-/// scaled and truncated, with PIL's antialiased bilinear filter. The data cache shrinks photos
-/// with it, so cached pixels are those torchvision's first resize would give.
-///
-/// # Panics
-/// If `size` is 0 or `src` has no pixels.
-pub fn resize_shorter_side(src: &RgbImage, size: u32) -> RgbImage {
-    check_inputs(src, size);
-    let (width, height) = resized_shorter_side(src, size);
-    let whole = PixelRect {
-        left: 0,
-        top: 0,
-        width,
-        height,
-    };
-    resize_region(src, PixelRect::covering(src), (width, height), whole).to_rgb8()
-}
-
-/// Width and height after torchvision's `Resize(size)`.
-fn resized_shorter_side(src: &RgbImage, size: u32) -> (u32, u32) {
-    let (width, height) = src.dimensions();
-    let scaled_long_side = |long: u32, short: u32| {
-        u32::try_from(u64::from(size) * u64::from(long) / u64::from(short)).unwrap_or(u32::MAX)
-    };
-    if width <= height {
-        (size, scaled_long_side(height, width))
-    } else {
-        (scaled_long_side(width, height), size)
-    }
-}
-
 /// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
 /// `CenterCrop(size)`; only the kept window is actually resampled.
 fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
@@ -340,26 +197,6 @@ fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
         height: size,
     };
     resize_region(src, PixelRect::covering(src), resized, window)
-}
-
-/// An axis-aligned rectangle of pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PixelRect {
-    pub(crate) left: u32,
-    pub(crate) top: u32,
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-}
-
-impl PixelRect {
-    fn covering(image: &RgbImage) -> Self {
-        Self {
-            left: 0,
-            top: 0,
-            width: image.width(),
-            height: image.height(),
-        }
-    }
 }
 
 /// torchvision `RandomResizedCrop.get_params(scale=(0.2, 1), ratio=(3/4, 4/3))` for a
@@ -407,122 +244,9 @@ pub(crate) fn sample_crop_rect(width: u32, height: u32, rng: &mut impl Rng) -> P
     }
 }
 
-/// Resamples `region` of `src` to `resized` (width, height) with PIL's antialiased bilinear
-/// (triangle) filter, which is what torchvision uses for PIL images, but computes only the
-/// `window` of that resized image. This keeps the centre view cheap for extreme aspect ratios.
-fn resize_region(
-    src: &RgbImage,
-    region: PixelRect,
-    resized: (u32, u32),
-    window: PixelRect,
-) -> FloatImage {
-    let row_taps = triangle_taps(region.height, resized.1, window.top, window.height);
-    let column_taps = triangle_taps(region.width, resized.0, window.left, window.width);
-    let source = src.as_raw();
-    let source_stride = src.width() as usize * 3;
-    let region_width = region.width as usize;
-    let region_start = region.left as usize * 3;
-
-    // Vertical pass first, over the region's columns, in 0–255 units.
-    let mut rows_resampled = vec![[0.0f32; 3]; window.height as usize * region_width];
-    for (taps, resampled_row) in row_taps
-        .iter()
-        .zip(rows_resampled.chunks_exact_mut(region_width))
-    {
-        for (offset, &weight) in taps.weights.iter().enumerate() {
-            let y = region.top as usize + taps.first + offset;
-            let row_start = y * source_stride + region_start;
-            let source_row = &source[row_start..row_start + region_width * 3];
-            for (accumulated, pixel) in resampled_row.iter_mut().zip(source_row.chunks_exact(3)) {
-                for channel in 0..3 {
-                    accumulated[channel] += weight * f32::from(pixel[channel]);
-                }
-            }
-        }
-    }
-
-    let mut pixels = Vec::with_capacity(window.width as usize * window.height as usize);
-    for resampled_row in rows_resampled.chunks_exact(region_width) {
-        for taps in &column_taps {
-            let mut accumulated = [0.0f32; 3];
-            for (weight, pixel) in taps.weights.iter().zip(&resampled_row[taps.first..]) {
-                for channel in 0..3 {
-                    accumulated[channel] += weight * pixel[channel];
-                }
-            }
-            pixels.push(accumulated.map(|value| (value / 255.0).clamp(0.0, 1.0)));
-        }
-    }
-    FloatImage {
-        width: window.width,
-        height: window.height,
-        pixels,
-    }
-}
-
-/// The source samples, and their normalised weights, that make up one output sample.
-#[derive(Debug, Clone, PartialEq)]
-struct Taps {
-    first: usize,
-    weights: Vec<f32>,
-}
-
-/// Per-output taps along one axis, for outputs `window_start..window_start + window_len` of a
-/// resize from `input_len` to `output_len` samples. Mirrors PIL's `precompute_coeffs`: when
-/// downscaling the triangle widens by the scale factor, which is the antialiasing.
-fn triangle_taps(input_len: u32, output_len: u32, window_start: u32, window_len: u32) -> Vec<Taps> {
-    let scale = f64::from(input_len) / f64::from(output_len);
-    let filter_scale = scale.max(1.0);
-    let support = filter_scale;
-    (window_start..window_start + window_len)
-        .map(|output| {
-            let center = (f64::from(output) + 0.5) * scale;
-            let first = (center - support + 0.5).floor().max(0.0) as usize;
-            let end = ((center + support + 0.5).floor() as usize).min(input_len as usize);
-            let raw: Vec<f64> = (first..end)
-                .map(|input| (1.0 - ((input as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
-                .collect();
-            // The source sample containing `center` always has weight >= 0.5, so total > 0.
-            let total: f64 = raw.iter().sum();
-            Taps {
-                first,
-                weights: raw.iter().map(|weight| (weight / total) as f32).collect(),
-            }
-        })
-        .collect()
-}
-
-/// An RGB image as `f32` in `[0, 1]`, row-major HWC.
-#[derive(Debug, Clone, PartialEq)]
-struct FloatImage {
-    width: u32,
-    height: u32,
-    pixels: Vec<[f32; 3]>,
-}
-
+/// The photometric operations of a view, on the resampler's float pixels (kept there so that
+/// resampling does not depend on augmentation).
 impl FloatImage {
-    fn to_rgb8(&self) -> RgbImage {
-        RgbImage::from_fn(self.width, self.height, |x, y| {
-            image::Rgb(self.pixels[y as usize * self.width as usize + x as usize].map(to_u8))
-        })
-    }
-
-    fn write_planar_u8(&self, out: &mut [u8]) {
-        let plane = self.pixels.len();
-        assert_eq!(
-            out.len(),
-            3 * plane,
-            "output buffer must hold 3 * {} * {} bytes",
-            self.width,
-            self.height
-        );
-        for (channel, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-            for (value, pixel) in out_plane.iter_mut().zip(&self.pixels) {
-                *value = to_u8(pixel[channel]);
-            }
-        }
-    }
-
     fn make_grayscale(&mut self) {
         for pixel in &mut self.pixels {
             *pixel = [luma(*pixel); 3];
@@ -674,6 +398,7 @@ impl ColorJitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resample::resize_shorter_side;
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -1015,76 +740,6 @@ mod tests {
     }
 
     #[test]
-    fn resizing_a_window_matches_cropping_the_full_resize() {
-        let src = noise_image(37, 23, 3);
-        let region = PixelRect {
-            left: 3,
-            top: 2,
-            width: 30,
-            height: 19,
-        };
-        let resized = (50, 31);
-        let full = resize_region(
-            &src,
-            region,
-            resized,
-            PixelRect {
-                left: 0,
-                top: 0,
-                width: 50,
-                height: 31,
-            },
-        );
-        let window = PixelRect {
-            left: 7,
-            top: 5,
-            width: 20,
-            height: 10,
-        };
-        let windowed = resize_region(&src, region, resized, window);
-        for y in 0..window.height {
-            for x in 0..window.width {
-                let full_index = ((y + window.top) * full.width + x + window.left) as usize;
-                assert_eq!(
-                    windowed.pixels[(y * window.width + x) as usize],
-                    full.pixels[full_index]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn triangle_taps_follow_pil_antialiased_bilinear() {
-        // Halving: the triangle widens to support 2, centred at 1.0 for the first output.
-        let halving = triangle_taps(4, 2, 0, 2);
-        assert_eq!(halving[0].first, 0);
-        let expected = [0.75 / 1.75, 0.75 / 1.75, 0.25 / 1.75];
-        for (weight, expected) in halving[0].weights.iter().zip(expected) {
-            assert!((weight - expected).abs() < 1e-6, "{:?}", halving[0]);
-        }
-        for taps in triangle_taps(7, 3, 0, 3)
-            .iter()
-            .chain(&triangle_taps(3, 7, 0, 7))
-        {
-            let total: f32 = taps.weights.iter().sum();
-            assert!((total - 1.0).abs() < 1e-6);
-        }
-        for (output, taps) in triangle_taps(5, 5, 0, 5).iter().enumerate() {
-            let kept: Vec<_> = taps
-                .weights
-                .iter()
-                .enumerate()
-                .filter(|(_, weight)| **weight > 0.0)
-                .collect();
-            assert_eq!(
-                kept,
-                [(output - taps.first, &1.0)],
-                "same size must be the identity"
-            );
-        }
-    }
-
-    #[test]
     fn color_jitter_keeps_gray_gray_and_bounds_brightness() {
         let src = RgbImage::from_pixel(10, 10, image::Rgb([128; 3]));
         let mut rng = seeded(10);
@@ -1233,29 +888,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn normalization_statistics_are_population_moments_weighted_by_pixels() {
-        let black = RgbImage::from_pixel(1, 1, image::Rgb([0; 3]));
-        let white = RgbImage::from_pixel(3, 1, image::Rgb([255; 3]));
-        let stats = Normalization::from_images(&[black, white]);
-        for channel in 0..3 {
-            assert!((stats.mean[channel] - 0.75).abs() < 1e-6, "{stats:?}");
-            assert!(
-                (stats.std[channel] - 0.75f32.sqrt() * 0.5).abs() < 1e-6,
-                "{stats:?}"
-            );
-        }
-
-        let per_channel = RgbImage::from_fn(4, 2, |x, _| {
-            image::Rgb([255, 51, if x % 2 == 0 { 0 } else { 255 }])
-        });
-        let stats = Normalization::from_images(&[per_channel]);
-        assert_eq!(stats.mean, [1.0, 0.2, 0.5]);
-        assert_eq!(stats.std, [MIN_STD, MIN_STD, 0.5]);
-
-        assert_eq!(Normalization::from_images(&[]), Normalization::IDENTITY);
     }
 
     #[test]

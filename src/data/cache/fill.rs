@@ -1,0 +1,274 @@
+//! Filling a folder cache: one process at a time (a lock file), the files the index does not know
+//! or that changed decoded in parallel, appended to the data file on this thread, and the index
+//! written at checkpoints so an interrupted fill keeps its work.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::PixelCache;
+use super::index::{
+    Content, Index, Record, data_file_name, next_generation, remove_old_generations,
+};
+use super::store::{DataWriter, Encoding, Location, Store};
+use crate::augment::ChannelTotals;
+use crate::data::DataError;
+use crate::data::decode::decode;
+use crate::data::scan::Scan;
+
+/// Images whose raw pixels take at most this are stored raw (CIFAR's 32 px: 3 KiB).
+const RAW_MAX_BYTES: usize = 64 * 1024;
+/// JPEG quality of re-encoded entries: differences from the raw pixels stay around one level.
+const JPEG_QUALITY: u8 = 95;
+/// How often a long fill writes its index, so an interruption loses at most this much work.
+const INDEX_CHECKPOINT: Duration = Duration::from_secs(20);
+
+/// A cached image or the reason a file was skipped, per scan entry.
+pub(crate) type EntryResult = Result<CachedImage, String>;
+
+/// One usable image in the cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CachedImage {
+    pub(crate) location: Location,
+    pub(crate) totals: ChannelTotals,
+}
+
+/// The outcome of [`fill`]: the data file and, per scan entry, its image or why it was skipped.
+pub(crate) struct Filled {
+    pub(crate) store: Arc<Store>,
+    pub(crate) results: Vec<EntryResult>,
+    /// Entries that had to be decoded (the rest came from the cache).
+    pub(crate) decoded: usize,
+}
+
+/// Brings the cache of `scan`'s folder at `side` up to date and opens it: files it knows with the
+/// same size and modification time are reused, the others decoded in parallel. `progress(done,
+/// total)` is called on this thread; `false` stops the fill, keeping what was cached so far.
+pub(crate) fn fill(
+    cache: &PixelCache,
+    scan: &Scan,
+    side: u32,
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Result<Filled, DataError> {
+    let dir = cache.folder_dir(&scan.root, side)?;
+    let cache_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: std::io::Error| DataError::Cache {
+            path,
+            reason: format!(
+                "{err}; pass another cache folder (--cache-dir) if this one cannot be written"
+            ),
+        }
+    };
+    fs::create_dir_all(&dir).map_err(cache_error(&dir))?;
+    let lock_path = dir.join("lock");
+    let lock = File::options()
+        .create(true)
+        .append(true)
+        .open(&lock_path)
+        .map_err(cache_error(&lock_path))?;
+    if lock.try_lock().is_err() {
+        tracing::info!(
+            "waiting for another Spreadout process to finish filling {}",
+            dir.display()
+        );
+        lock.lock().map_err(cache_error(&lock_path))?;
+    }
+
+    let index_path = dir.join("index");
+    let mut index = match Index::read(&index_path) {
+        Some(index) if index.side == side => index,
+        // A fresh data file, never one an open image set may still be reading from.
+        _ => Index {
+            side,
+            folder: scan.root.clone(),
+            generation: next_generation(&dir),
+            data_len: 0,
+            records: Vec::new(),
+        },
+    };
+    index.folder = scan.root.clone();
+    remove_old_generations(&dir, index.generation);
+    let data_path = dir.join(data_file_name(index.generation));
+    let data = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(&data_path)
+        .map_err(cache_error(&data_path))?;
+    // Bytes past the index's end come from a fill that stopped before its next checkpoint.
+    data.set_len(index.data_len)
+        .map_err(cache_error(&data_path))?;
+
+    let known_count = index.records.len();
+    let known: HashMap<Vec<u8>, Record> = std::mem::take(&mut index.records)
+        .into_iter()
+        .map(|record| (record.relative.clone(), record))
+        .collect();
+    let total = scan.entries.len();
+    let relative: Vec<Vec<u8>> = scan
+        .entries
+        .iter()
+        .map(|entry| {
+            let path = entry.path.strip_prefix(&scan.root).unwrap_or(&entry.path);
+            crate::paths::os_bytes(path.as_os_str())
+        })
+        .collect();
+    let mut records: Vec<Option<Record>> = vec![None; total];
+    let mut misses = Vec::new();
+    for (i, entry) in scan.entries.iter().enumerate() {
+        match known.get(&relative[i]) {
+            Some(record) if record.stamp == entry.stamp => records[i] = Some(record.clone()),
+            _ => misses.push(i),
+        }
+    }
+    drop(known);
+
+    let hits = total - misses.len();
+    let prior_records = known_count;
+    let mut writer = DataWriter {
+        file: BufWriter::new(data),
+        len: index.data_len,
+    };
+    let mut done = hits;
+    let mut last_checkpoint = Instant::now();
+    let stop = AtomicBool::new(!progress(
+        if misses.is_empty() { total } else { hits },
+        total,
+    ));
+    let step = (total / 100).max(1);
+    let write_result: Result<(), DataError> = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(64);
+        let stop = &stop;
+        let misses = &misses;
+        scope.spawn(move || {
+            misses.par_iter().for_each_with(sender, |sender, &i| {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let _ = sender.send((i, encode(&scan.entries[i].path, side)));
+            });
+        });
+        for (i, encoded) in receiver {
+            let content = match encoded {
+                Ok(encoded) => Content::Image {
+                    location: writer.append(&encoded).map_err(cache_error(&data_path))?,
+                    original: encoded.original,
+                    totals: encoded.totals,
+                },
+                Err(reason) => Content::Failed(reason),
+            };
+            records[i] = Some(Record {
+                relative: relative[i].clone(),
+                stamp: scan.entries[i].stamp,
+                content,
+            });
+            done += 1;
+            if !stop.load(Ordering::Relaxed)
+                && (done.is_multiple_of(step) || done == total)
+                && !progress(done, total)
+            {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if last_checkpoint.elapsed() > INDEX_CHECKPOINT {
+                writer.sync().map_err(cache_error(&data_path))?;
+                index.data_len = writer.len;
+                index.records = records.iter().flatten().cloned().collect();
+                index.write(&index_path)?;
+                last_checkpoint = Instant::now();
+            }
+        }
+        Ok(())
+    });
+    write_result?;
+    let cancelled = stop.load(Ordering::Relaxed);
+    writer.sync().map_err(cache_error(&data_path))?;
+    index.data_len = writer.len;
+    drop(writer);
+    index.records = records.iter().flatten().cloned().collect();
+    if !misses.is_empty() || index.records.len() != prior_records {
+        index.write(&index_path)?;
+    }
+    if cancelled {
+        return Err(DataError::Cancelled(scan.root.clone()));
+    }
+    // More garbage than images: copy the images into a fresh file (cheap next to decoding them).
+    if index.dead_bytes() > index.live_bytes() {
+        index.compact(&dir)?;
+        index.write(&index_path)?;
+        remove_old_generations(&dir, index.generation);
+    }
+
+    let data_path = dir.join(data_file_name(index.generation));
+    let store = Store {
+        file: File::open(&data_path).map_err(cache_error(&data_path))?,
+        path: data_path,
+    };
+    let by_path: HashMap<&[u8], &Record> = index
+        .records
+        .iter()
+        .map(|record| (record.relative.as_slice(), record))
+        .collect();
+    let results = relative
+        .iter()
+        .map(
+            |key| match by_path.get(key.as_slice()).map(|record| &record.content) {
+                Some(Content::Image {
+                    location, totals, ..
+                }) => Ok(CachedImage {
+                    location: *location,
+                    totals: *totals,
+                }),
+                Some(Content::Failed(reason)) => Err(reason.clone()),
+                None => Err("it was not decoded (the cache fill stopped early)".to_owned()),
+            },
+        )
+        .collect();
+    drop(lock);
+    Ok(Filled {
+        store: Arc::new(store),
+        results,
+        decoded: misses.len(),
+    })
+}
+
+/// One file decoded and encoded for the cache.
+pub(super) struct Encoded {
+    pub(super) bytes: Vec<u8>,
+    pub(super) encoding: Encoding,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) original: (u32, u32),
+    pub(super) totals: ChannelTotals,
+}
+
+fn encode(path: &Path, side: u32) -> Result<Encoded, String> {
+    let decoded = decode(path, side)?;
+    let image = decoded.image;
+    let (width, height) = image.dimensions();
+    let totals = ChannelTotals::of(std::slice::from_ref(&image));
+    let (bytes, encoding) = if image.as_raw().len() <= RAW_MAX_BYTES {
+        (image.into_raw(), Encoding::Raw)
+    } else {
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
+            .encode_image(&image)
+            .map_err(|err| format!("cannot encode its cache entry: {err}"))?;
+        (bytes, Encoding::Jpeg)
+    };
+    Ok(Encoded {
+        bytes,
+        encoding,
+        width,
+        height,
+        original: decoded.original,
+        totals,
+    })
+}

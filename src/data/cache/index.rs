@@ -1,0 +1,244 @@
+//! A folder cache's index file: what the cache knows about each file of the folder, in a
+//! checksummed binary format, and the generations of the data file it points into (a fresh
+//! generation when the old one is damaged or mostly garbage, so an open image set never reads a
+//! file that is being rewritten).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::binary::{Bytes, Reader, checked};
+use super::store::{DataWriter, Encoding, Location, read_exact_at};
+use crate::augment::ChannelTotals;
+use crate::data::DataError;
+use crate::data::scan::FileStamp;
+
+const INDEX_MAGIC: &[u8; 8] = b"SPXCIDX1";
+
+/// What the cache knows about one file.
+#[derive(Debug, Clone)]
+pub(super) struct Record {
+    pub(super) relative: Vec<u8>,
+    pub(super) stamp: FileStamp,
+    pub(super) content: Content,
+}
+
+/// A file's pixels, or why it could not be decoded.
+#[derive(Debug, Clone)]
+pub(super) enum Content {
+    Image {
+        location: Location,
+        original: (u32, u32),
+        totals: ChannelTotals,
+    },
+    Failed(String),
+}
+
+/// A folder cache's index file.
+#[derive(Debug)]
+pub(super) struct Index {
+    pub(super) side: u32,
+    pub(super) folder: PathBuf,
+    pub(super) generation: u64,
+    pub(super) data_len: u64,
+    pub(super) records: Vec<Record>,
+}
+
+impl Index {
+    pub(super) fn live_bytes(&self) -> u64 {
+        self.records
+            .iter()
+            .map(|record| match &record.content {
+                Content::Image { location, .. } => u64::from(location.len),
+                Content::Failed(_) => 0,
+            })
+            .sum()
+    }
+
+    pub(super) fn dead_bytes(&self) -> u64 {
+        self.data_len - self.live_bytes()
+    }
+
+    /// Copies the live entries into the next generation's data file, in record order.
+    pub(super) fn compact(&mut self, dir: &Path) -> Result<(), DataError> {
+        let old_path = dir.join(data_file_name(self.generation));
+        let new_path = dir.join(data_file_name(self.generation + 1));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |err: std::io::Error| DataError::Cache {
+                path,
+                reason: format!("cannot compact the cache: {err}"),
+            }
+        };
+        let old = File::open(&old_path).map_err(io(&old_path))?;
+        let mut writer = DataWriter {
+            file: BufWriter::new(File::create(&new_path).map_err(io(&new_path))?),
+            len: 0,
+        };
+        for record in &mut self.records {
+            if let Content::Image { location, .. } = &mut record.content {
+                let mut bytes = vec![0; location.len as usize];
+                read_exact_at(&old, &mut bytes, location.offset).map_err(io(&old_path))?;
+                location.offset = writer.len;
+                writer.file.write_all(&bytes).map_err(io(&new_path))?;
+                writer.len += bytes.len() as u64;
+            }
+        }
+        writer.sync().map_err(io(&new_path))?;
+        self.generation += 1;
+        self.data_len = writer.len;
+        Ok(())
+    }
+
+    pub(super) fn write(&self, path: &Path) -> Result<(), DataError> {
+        let mut out = Bytes(Vec::with_capacity(64 + self.records.len() * 96));
+        out.0.extend_from_slice(INDEX_MAGIC);
+        out.u32(self.side);
+        out.u64(self.generation);
+        out.u64(self.data_len);
+        out.bytes(&crate::paths::os_bytes(self.folder.as_os_str()));
+        out.u64(self.records.len() as u64);
+        for record in &self.records {
+            out.bytes(&record.relative);
+            out.u64(record.stamp.size);
+            out.0
+                .extend_from_slice(&record.stamp.modified_ns.to_le_bytes());
+            match &record.content {
+                Content::Failed(reason) => {
+                    out.0.push(0);
+                    out.bytes(reason.as_bytes());
+                }
+                Content::Image {
+                    location,
+                    original,
+                    totals,
+                } => {
+                    out.0.push(match location.encoding {
+                        Encoding::Raw => 1,
+                        Encoding::Jpeg => 2,
+                    });
+                    out.u64(location.offset);
+                    out.u32(location.len);
+                    out.u32(location.width);
+                    out.u32(location.height);
+                    out.u32(original.0);
+                    out.u32(original.1);
+                    for value in totals.sum.iter().chain(&totals.sum_of_squares) {
+                        out.u64(*value);
+                    }
+                    out.u64(totals.pixels);
+                }
+            }
+        }
+        crate::atomic_file::write(path, &out.with_checksum()).map_err(|err| DataError::Cache {
+            path: path.to_path_buf(),
+            reason: format!("cannot write the cache index: {err}"),
+        })
+    }
+
+    /// The index at `path`; `None` when missing, from another version, or damaged (the cache is
+    /// then rebuilt, which costs time but never a wrong image).
+    pub(super) fn read(path: &Path) -> Option<Self> {
+        let bytes = fs::read(path).ok()?;
+        let Some(body) = checked(&bytes) else {
+            tracing::warn!("{} is damaged; its folder is decoded again", path.display());
+            return None;
+        };
+        let mut input = Reader(body.strip_prefix(INDEX_MAGIC)?);
+        let side = input.u32()?;
+        let generation = input.u64()?;
+        let data_len = input.u64()?;
+        let folder = crate::paths::from_os_bytes(input.bytes()?);
+        let count = input.u64()?;
+        // The count is read from disk before any record is: a damaged or hostile file could claim
+        // 2^64 records and abort the process on allocation. Reserving at most 16 M (far above any
+        // real folder) bounds that; a true count beyond it only grows the vector, and a false one
+        // runs out of input and returns `None`.
+        let mut records = Vec::with_capacity(count.min(1 << 24) as usize);
+        for _ in 0..count {
+            let relative = input.bytes()?.to_vec();
+            let size = input.u64()?;
+            let modified_ns = i128::from_le_bytes(input.take(16)?.try_into().ok()?);
+            let content = match input.take(1)?[0] {
+                0 => Content::Failed(String::from_utf8_lossy(input.bytes()?).into_owned()),
+                tag @ (1 | 2) => {
+                    let location = Location {
+                        encoding: if tag == 1 {
+                            Encoding::Raw
+                        } else {
+                            Encoding::Jpeg
+                        },
+                        offset: input.u64()?,
+                        len: input.u32()?,
+                        width: input.u32()?,
+                        height: input.u32()?,
+                    };
+                    let original = (input.u32()?, input.u32()?);
+                    let mut totals = ChannelTotals::default();
+                    for value in totals.sum.iter_mut().chain(&mut totals.sum_of_squares) {
+                        *value = input.u64()?;
+                    }
+                    totals.pixels = input.u64()?;
+                    if location.offset + u64::from(location.len) > data_len {
+                        return None;
+                    }
+                    Content::Image {
+                        location,
+                        original,
+                        totals,
+                    }
+                }
+                _ => return None,
+            };
+            records.push(Record {
+                relative,
+                stamp: FileStamp { size, modified_ns },
+                content,
+            });
+        }
+        Some(Self {
+            side,
+            folder,
+            generation,
+            data_len,
+            records,
+        })
+    }
+}
+
+/// One past the highest data file generation in `dir` (0 in an empty folder).
+pub(super) fn next_generation(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|item| {
+            let name = item.file_name();
+            name.to_str()?
+                .strip_prefix("pixels-")?
+                .strip_suffix(".bin")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |highest| highest + 1)
+}
+
+pub(super) fn data_file_name(generation: u64) -> String {
+    format!("pixels-{generation}.bin")
+}
+
+/// Deletes data files of earlier generations (on Windows one still open elsewhere stays until a
+/// later fill).
+pub(super) fn remove_old_generations(dir: &Path, current: u64) {
+    let Ok(listing) = fs::read_dir(dir) else {
+        return;
+    };
+    for item in listing.flatten() {
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("pixels-") && name != data_file_name(current) {
+            let _ = fs::remove_file(item.path());
+        }
+    }
+}
