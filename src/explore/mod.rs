@@ -120,6 +120,30 @@ pub struct Distributions {
 }
 
 impl Collection {
+    /// What identifies the collection of `folder` embedded with `model` among those an app keeps:
+    /// xxh3-128 (hex) of both paths' exact bytes (two names that display alike stay apart) and
+    /// the model file's modification time, so that a run that trained further since is embedded
+    /// again rather than served from memory.
+    pub fn key(model: &Path, folder: &Path) -> String {
+        let modified = std::fs::metadata(export::weights_file(model))
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            // No time (a file that is gone): a value no existing file has.
+            .map_or(u128::MAX, |since| since.as_nanos());
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for path in [model, folder] {
+            let bytes = crate::paths::os_bytes(path.as_os_str());
+            // Length first, so that no two pairs of paths hash the same bytes.
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+        hasher.update(&modified.to_le_bytes());
+        format!("{:032x}", hasher.digest128())
+    }
+}
+
+impl Collection {
     /// Loads `model` (a `model.safetensors` or a folder holding one) onto `device` and embeds
     /// every image of `folder`. `progress` is that of [`data::load`] (return `false` to cancel).
     ///
@@ -503,5 +527,29 @@ mod tests {
             collection.map(MapMethod::Umap, &|_, _| true).unwrap().len(),
             18
         );
+    }
+
+    #[test]
+    fn keys_tell_apart_names_that_display_alike_and_a_model_trained_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        std::fs::write(&model, b"weights").unwrap();
+        let folder = dir.path().join("photos");
+        let key = Collection::key(&model, &folder);
+        assert_eq!(key, Collection::key(&model, &folder));
+        assert_ne!(key, Collection::key(&model, &dir.path().join("photo")));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            // Both display as "a\u{FFFD}".
+            let a = dir.path().join(std::ffi::OsStr::from_bytes(b"a\xfe"));
+            let b = dir.path().join(std::ffi::OsStr::from_bytes(b"a\xff"));
+            assert_eq!(a.display().to_string(), b.display().to_string());
+            assert_ne!(Collection::key(&model, &a), Collection::key(&model, &b));
+        }
+        let file = std::fs::File::options().write(true).open(&model).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert_ne!(key, Collection::key(&model, &folder));
     }
 }

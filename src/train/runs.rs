@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,26 @@ pub fn read_record(run_dir: &Path) -> Result<RunRecord, ExportError> {
     let record_path = run_dir.join(RUN_FILE);
     let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
     serde_json::from_slice(&bytes).map_err(|error| ExportError::format(&record_path, error))
+}
+
+/// The folder for a new run on `train_dir` started at `now`, under `root`:
+/// `<train folder's name>-YYYY-MM-DD-HHMMSS` in UTC, readable, sorting by start time, and safe in
+/// a folder name on every platform (no colons).
+pub fn new_run_dir(root: &Path, train_dir: &Path, now: SystemTime) -> PathBuf {
+    let name = train_dir.file_name().map_or_else(
+        || "images".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let utc = time::OffsetDateTime::from(now);
+    root.join(format!(
+        "{name}-{:04}-{:02}-{:02}-{:02}{:02}{:02}",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second()
+    ))
 }
 
 /// Where the snapshot of `epoch` lives in `run_dir`.
@@ -257,6 +278,28 @@ pub fn list(root: &Path) -> Vec<RunInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_folder_times_are_utc_calendar_dates() {
+        let at = |seconds| {
+            new_run_dir(
+                Path::new("runs"),
+                Path::new("/data/photos"),
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+            )
+        };
+        assert_eq!(at(0), Path::new("runs/photos-1970-01-01-000000"));
+        assert_eq!(
+            at(951_782_400 + 3_723),
+            Path::new("runs/photos-2000-02-29-010203")
+        );
+        assert_eq!(
+            at(1_795_748_100),
+            Path::new("runs/photos-2026-11-27-025500")
+        );
+        let unnamed = new_run_dir(Path::new("runs"), Path::new("/"), std::time::UNIX_EPOCH);
+        assert_eq!(unnamed, Path::new("runs/images-1970-01-01-000000"));
+    }
 
     #[test]
     fn short_runs_keep_every_epoch_long_runs_powers_of_two_and_the_last() {

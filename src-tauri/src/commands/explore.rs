@@ -14,7 +14,7 @@ use spreadout::train::Neighbour;
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{ImageList, Progress, cancellable};
+use super::{ImageList, Progress, cancellable, cancellable_without_progress};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -43,17 +43,7 @@ pub async fn open_collection(
     job: String,
     progress: Channel<Progress>,
 ) -> CommandResult<CollectionInfo> {
-    // The model's modification time is part of the key: a run that trained further since must be
-    // embedded again, not served from the cache.
-    let weights = if model.is_dir() {
-        model.join(spreadout::export::MODEL_FILE)
-    } else {
-        model.clone()
-    };
-    let modified = std::fs::metadata(&weights)
-        .and_then(|meta| meta.modified())
-        .ok();
-    let key = format!("{}\n{}\n{modified:?}", model.display(), folder.display());
+    let key = Collection::key(&model, &folder);
     let collection = match state.collection(&key) {
         Ok(existing) => existing,
         Err(_) => {
@@ -189,18 +179,18 @@ pub async fn save_duplicates(
     .await
 }
 
-/// k-means clusters of the collection; cancellable through `job`.
+/// k-means clusters of the collection; cancellable through `job`. (k-means reports no progress:
+/// it runs until it settles.)
 #[tauri::command]
 pub async fn cluster_collection(
     state: State<'_, AppState>,
     key: String,
     k: usize,
     job: String,
-    progress: Channel<Progress>,
 ) -> CommandResult<Clustering> {
     let collection = state.collection(&key)?;
-    cancellable(&state, &job, progress, move |report| {
-        Ok(collection.clusters(k, &|| report(0, 0))?)
+    cancellable_without_progress(&state, &job, move |keep_going| {
+        Ok(collection.clusters(k, keep_going)?)
     })
     .await
 }

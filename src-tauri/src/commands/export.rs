@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use spreadout::export::{self, CONFIG_FILE, MODEL_FILE};
+use spreadout::export;
 use tauri::State;
 
-use crate::error::{CommandError, CommandResult, blocking};
+use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
 /// What was written and checked.
@@ -20,35 +20,15 @@ pub struct Exported {
 }
 
 /// Copies `model.safetensors` and `config.json` of `model_dir` (a run or snapshot folder) into
-/// `destination`, then loads the copy back. Each file is replaced atomically, so a failed export
-/// leaves an earlier one intact.
+/// `destination`, then loads the copy back ([`export::copy_model`]: a failed export leaves an
+/// earlier one intact).
 #[tauri::command]
 pub async fn export_model(model_dir: PathBuf, destination: PathBuf) -> CommandResult<Exported> {
     blocking(move || {
-        let mut files = Vec::new();
-        for name in [MODEL_FILE, CONFIG_FILE] {
-            let source = model_dir.join(name);
-            let bytes = std::fs::read(&source).map_err(|error| {
-                CommandError::new(
-                    "files",
-                    format!("cannot read {}: {error}", source.display()),
-                )
-            })?;
-            let target = destination.join(name);
-            export::write_atomically(&target, &bytes)?;
-            files.push(target);
-        }
-        let loaded = export::load_model(&destination, &spreadout::device::cpu().device)?;
-        let (tensors, _) = export::read_header(&files[0])?;
+        let verified = export::copy_model(&model_dir, &destination)?;
         Ok(Exported {
-            verified: format!(
-                "loads back: ResNet-18 width {}, {}-d embedding, {} tensors, {} training steps",
-                loaded.config.model.width,
-                loaded.config.model.dim,
-                tensors.len(),
-                loaded.config.steps
-            ),
-            files,
+            verified: verified.to_string(),
+            files: verified.files.into(),
         })
     })
     .await

@@ -57,15 +57,25 @@ pub async fn cancellable<T: Send + 'static>(
     progress: Channel<Progress>,
     work: impl FnOnce(&(dyn Fn(usize, usize) -> bool + Sync)) -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
-    let cancel = state.start_job(job);
-    let result = blocking(move || {
+    cancellable_without_progress(state, job, move |keep_going| {
         work(&move |done, total| {
             // A closed window only stops the reports; the job itself decides when to stop.
             let _ = progress.send(Progress { done, total });
-            !cancel.load(Ordering::SeqCst)
+            keep_going()
         })
     })
-    .await;
+    .await
+}
+
+/// [`cancellable`] for work with nothing to report on the way: `work` gets only whether to keep
+/// going, so polling it sends nothing to the UI.
+pub async fn cancellable_without_progress<T: Send + 'static>(
+    state: &AppState,
+    job: &str,
+    work: impl FnOnce(&(dyn Fn() -> bool + Sync)) -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    let cancel = state.start_job(job);
+    let result = blocking(move || work(&move || !cancel.load(Ordering::SeqCst))).await;
     state.finish_job(job);
     result
 }

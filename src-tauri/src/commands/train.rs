@@ -67,11 +67,11 @@ pub fn start_training(
     request: StartTraining,
     events: Channel<TrainEvent>,
 ) -> CommandResult<PathBuf> {
-    let name = request.train_dir.file_name().map_or_else(
-        || "images".into(),
-        |name| name.to_string_lossy().into_owned(),
+    let out = runs::new_run_dir(
+        &state.runs_root,
+        &request.train_dir,
+        std::time::SystemTime::now(),
     );
-    let out = state.runs_root.join(format!("{name}-{}", timestamp()));
     launch(
         app,
         &state,
@@ -285,35 +285,6 @@ fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnM
     }
 }
 
-/// The current UTC time as `YYYY-MM-DD-HHMMSS`: readable, sortable, and safe in a folder name on
-/// every platform (no colons).
-fn timestamp() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    utc_name(seconds)
-}
-
-fn utc_name(seconds: u64) -> String {
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}-{:02}{:02}{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,13 +298,6 @@ mod tests {
             lr: 0.1,
             images_per_sec: 1.0,
         }
-    }
-
-    #[test]
-    fn run_folder_times_are_utc_calendar_dates() {
-        assert_eq!(utc_name(0), "1970-01-01-000000");
-        assert_eq!(utc_name(951_782_400 + 3_723), "2000-02-29-010203");
-        assert_eq!(utc_name(1_795_748_100), "2026-11-27-025500");
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! PyTorch's names and layout for the network's tensors: the keys of the module the README
+//! prints (`bn1.weight` for Burn's `bn1.gamma`, `layer2.0.shortcut.0.weight` for
+//! `shortcut.conv.weight`, `linear.weight` transposed to `[out, in]`), so an export loads with
+//! `strict=True`, and the same way back; and torchvision's ResNet-18 names (`downsample.*`), so
+//! `--init` can start from its pretrained weights. Kept apart from the file format because these
+//! rules follow the Python side, not safetensors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{
+    ExportError, NamedTensor, TensorValues, TensorsByName, load_module_tensors, module_tensors,
+    read_tensors,
+};
+use crate::model::EmbeddingNet;
+
+/// PyTorch key for a Burn module path of [`EmbeddingNet`].
+pub fn torch_key(burn_path: &str) -> String {
+    burn_path
+        .split('.')
+        .map(|part| match part {
+            "gamma" => "weight",
+            "beta" => "bias",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace("shortcut.conv.", "shortcut.0.")
+        .replace("shortcut.bn.", "shortcut.1.")
+}
+
+/// The network's weights under PyTorch keys and in PyTorch's layout, with
+/// `num_batches_tracked` = `steps` for every batch norm.
+pub fn torch_state_dict(model: &EmbeddingNet, steps: u64) -> Vec<NamedTensor> {
+    torch_state_from(module_tensors(model), steps)
+}
+
+/// [`torch_state_dict`] of tensors already read from the device with [`module_tensors`].
+pub fn torch_state_from(module_tensors: Vec<NamedTensor>, steps: u64) -> Vec<NamedTensor> {
+    let mut state = Vec::new();
+    for tensor in module_tensors {
+        let name = torch_key(&tensor.name);
+        if let Some(prefix) = name.strip_suffix(".running_var") {
+            state.push(NamedTensor {
+                name: format!("{prefix}.num_batches_tracked"),
+                shape: Vec::new(),
+                values: TensorValues::I64(vec![steps as i64]),
+            });
+        }
+        state.push(if name == "linear.weight" {
+            transpose(NamedTensor { name, ..tensor })
+        } else {
+            NamedTensor { name, ..tensor }
+        });
+    }
+    state
+}
+
+/// The tensors of a state dict under PyTorch keys (`torch`, read from `source`) under the Burn
+/// paths of `net` and in Burn's layout, ready for [`load_module_tensors`]: the inverse of
+/// [`torch_state_from`] (`num_batches_tracked` is not needed back).
+pub(super) fn burn_tensors_from_torch(
+    net: &EmbeddingNet,
+    torch: &TensorsByName,
+    source: &Path,
+) -> Result<TensorsByName, ExportError> {
+    // Map PyTorch keys back to Burn paths by exporting the fresh model's names.
+    let mut by_burn_path = BTreeMap::new();
+    for tensor in module_tensors(net) {
+        let key = torch_key(&tensor.name);
+        let stored = torch
+            .get(&key)
+            .ok_or_else(|| ExportError::format(source, format!("missing tensor '{key}'")))?;
+        let stored = if key == "linear.weight" {
+            transpose(stored.clone())
+        } else {
+            stored.clone()
+        };
+        by_burn_path.insert(
+            tensor.name.clone(),
+            NamedTensor {
+                name: tensor.name,
+                ..stored
+            },
+        );
+    }
+    Ok(by_burn_path)
+}
+
+fn transpose(tensor: NamedTensor) -> NamedTensor {
+    let [rows, cols] = tensor.shape[..] else {
+        panic!("transpose expects a matrix, got shape {:?}", tensor.shape);
+    };
+    let TensorValues::F32(values) = &tensor.values else {
+        panic!("transpose expects f32 values");
+    };
+    let transposed = (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| values[r * cols + c]))
+        .collect();
+    NamedTensor {
+        shape: vec![cols, rows],
+        values: TensorValues::F32(transposed),
+        ..tensor
+    }
+}
+
+/// The key torchvision's ResNet-18 gives the tensor of Burn path `burn_path`, or `None` for the
+/// embedding head (torchvision's `fc` is a classifier; a pretrained start replaces it).
+fn torchvision_key(burn_path: &str) -> Option<String> {
+    let key = torch_key(burn_path);
+    (!key.starts_with("linear.")).then(|| {
+        key.replace("shortcut.0.", "downsample.0.")
+            .replace("shortcut.1.", "downsample.1.")
+    })
+}
+
+/// Starts `net` from pretrained weights under torchvision's ResNet-18 names (`conv1`, `bn1`,
+/// `layerN.M.…`, `downsample.0/1`; `fc` and `num_batches_tracked` are ignored) in a safetensors
+/// file: every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
+/// A file without one of the tensors, or with one of another shape (another architecture,
+/// width or stem), is refused naming the first that does not fit.
+pub fn load_pretrained_backbone(
+    net: EmbeddingNet,
+    file: &Path,
+) -> Result<EmbeddingNet, ExportError> {
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if matches!(extension, "pth" | "pt" | "bin" | "ckpt") {
+        return Err(ExportError::format(
+            file,
+            "a PyTorch pickle checkpoint; Spreadout reads the same weights as safetensors: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('FILE.pth'), 'FILE.safetensors')\"",
+        ));
+    }
+    let (stored, _) = read_tensors(file)?;
+    let mut replaced = BTreeMap::new();
+    let fresh = module_tensors(&net);
+    for tensor in &fresh {
+        let Some(key) = torchvision_key(&tensor.name) else {
+            replaced.insert(tensor.name.clone(), tensor.clone());
+            continue;
+        };
+        let found = stored.get(&key).ok_or_else(|| {
+            ExportError::format(
+                file,
+                format!("no tensor '{key}': not a torchvision ResNet-18 state dict"),
+            )
+        })?;
+        if found.shape != tensor.shape {
+            return Err(ExportError::format(
+                file,
+                format!(
+                    "'{key}' is {:?} but this network needs {:?}: another architecture, width or stem (torchvision's ResNet-18 is width 64 with the ImageNet stem, i.e. --width 64 and --image-size above 64)",
+                    found.shape, tensor.shape
+                ),
+            ));
+        }
+        replaced.insert(
+            tensor.name.clone(),
+            NamedTensor {
+                name: tensor.name.clone(),
+                ..found.clone()
+            },
+        );
+    }
+    load_module_tensors(net, &replaced, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::export::write_tensors;
+    use crate::model::ModelConfig;
+
+    /// A torchvision-style ResNet-18 state dict of a `width` network with the ImageNet stem, as
+    /// torchvision names it: `downsample.*`, an `fc` classifier, `num_batches_tracked`.
+    fn torchvision_file(dir: &Path, width: usize, seed: u64) -> (PathBuf, Vec<NamedTensor>) {
+        let device = Device::flex();
+        let net = ModelConfig::resnet18(width, 8, 96).init_seeded(&device, seed);
+        let mut state: Vec<NamedTensor> = torch_state_dict(&net, 7)
+            .into_iter()
+            .filter(|t| !t.name.starts_with("linear."))
+            .map(|t| NamedTensor {
+                name: t.name.replace("shortcut.", "downsample."),
+                ..t
+            })
+            .collect();
+        state.push(NamedTensor {
+            name: "fc.weight".into(),
+            shape: vec![1000, 8 * width],
+            values: TensorValues::F32(vec![0.5; 1000 * 8 * width]),
+        });
+        let file = dir.join(format!("resnet18-w{width}.safetensors"));
+        write_tensors(&file, &state, BTreeMap::new()).unwrap();
+        (file, module_tensors(&net))
+    }
+
+    #[test]
+    fn a_torchvision_state_dict_starts_the_backbone_and_a_fresh_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, source) = torchvision_file(dir.path(), 2, 1);
+        let device = Device::flex();
+        let fresh = ModelConfig::resnet18(2, 8, 96).init_seeded(&device, 2);
+        let fresh_head: Vec<NamedTensor> = module_tensors(&fresh)
+            .into_iter()
+            .filter(|t| t.name.starts_with("linear."))
+            .collect();
+        let loaded = module_tensors(&load_pretrained_backbone(fresh, &file).unwrap());
+        for tensor in &loaded {
+            let expected = if tensor.name.starts_with("linear.") {
+                fresh_head.iter().find(|t| t.name == tensor.name).unwrap()
+            } else {
+                source.iter().find(|t| t.name == tensor.name).unwrap()
+            };
+            assert_eq!(tensor.values, expected.values, "{}", tensor.name);
+        }
+
+        // Another width: refused, naming the first tensor that does not fit.
+        let wider = ModelConfig::resnet18(4, 8, 96).init(&device);
+        let error = load_pretrained_backbone(wider, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("'conv1.weight' is [2, 3, 7, 7]"), "{error}");
+        // The CIFAR stem (3×3) does not take ImageNet weights either.
+        let cifar = ModelConfig::resnet18(2, 8, 32).init(&device);
+        let error = load_pretrained_backbone(cifar, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("conv1.weight"), "{error}");
+        // A pickle checkpoint gets the conversion command.
+        let pth = dir.path().join("resnet18-f37072fd.pth");
+        std::fs::write(&pth, b"PK").unwrap();
+        let net = ModelConfig::resnet18(2, 8, 96).init(&device);
+        let error = load_pretrained_backbone(net, &pth).unwrap_err().to_string();
+        assert!(error.contains("safetensors"), "{error}");
+    }
+    #[test]
+    fn keys_follow_the_pytorch_module() {
+        let model = ModelConfig::resnet18(4, 8, 16).init(&Device::flex());
+        let state = torch_state_dict(&model, 3);
+        let names: Vec<&str> = state.iter().map(|t| t.name.as_str()).collect();
+        for expected in [
+            "conv1.weight",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "bn1.num_batches_tracked",
+            "layer1.0.conv1.weight",
+            "layer1.1.bn2.running_var",
+            "layer2.0.shortcut.0.weight",
+            "layer2.0.shortcut.1.weight",
+            "layer4.1.conv2.weight",
+            "linear.weight",
+            "linear.bias",
+        ] {
+            assert!(names.contains(&expected), "missing {expected} in {names:?}");
+        }
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("gamma") || n.contains("layer1.0.shortcut"))
+        );
+        // 20 convolutions, 20 batch norms × 5 entries, linear weight and bias.
+        assert_eq!(names.len(), 20 + 20 * 5 + 2);
+        let linear = state.iter().find(|t| t.name == "linear.weight").unwrap();
+        assert_eq!(linear.shape, vec![8, 32], "PyTorch stores [out, in]");
+    }
+}
