@@ -8,7 +8,7 @@ mod system_commands;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, CompareArgs, NegativesArg, TrainArgs, TrainSettings};
 use spreadout::augment::AugmentOps;

@@ -53,7 +53,7 @@ pub fn duplicates_json(
             group
                 .members
                 .iter()
-                .map(|&row| paths::to_text(&entries[row].path).into_owned())
+                .map(|&row| path_field(entries, row))
                 .collect()
         })
         .collect();
