@@ -1,14 +1,18 @@
-//! The commands over a folder embedded with a model (`duplicates`, `clusters`) and the planted-
-//! copies benchmark (`plant-copies`): parse, call [`spreadout::explore`] / [`spreadout::planted`],
-//! print.
+//! The commands over a folder embedded with a model (`embed`, `neighbors`, `eval`, `duplicates`,
+//! `clusters`) and the planted-copies benchmark (`plant-copies`): parse, call
+//! [`spreadout::explore`], [`spreadout::score`] or [`spreadout::planted`], print.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde::Serialize;
 use spreadout::data::PixelCache;
 use spreadout::device::{self, DeviceChoice};
-use spreadout::explore::{Collection, tables};
+use spreadout::embed::{self, EmbeddingsFile};
+use spreadout::explore::{Collection, stored, tables};
+use spreadout::export;
 use spreadout::planted;
+use spreadout::score::{self, FolderScores};
 
 use crate::progress;
 
@@ -69,25 +73,16 @@ pub fn duplicates(
         }
     }
     if let Some(truth) = truth {
-        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-        let planted: Vec<planted::PlantedCopy> = planted::read_truth(truth)?
-            .into_iter()
-            .map(|row| planted::PlantedCopy {
-                original: canonical(&row.original),
-                copy: canonical(&row.copy),
-                edit: row.edit,
-            })
-            .collect();
         let found: Vec<Vec<PathBuf>> = groups
             .iter()
             .map(|g| {
                 g.members
                     .iter()
-                    .map(|&row| canonical(&entries[row].path))
+                    .map(|&row| entries[row].path.clone())
                     .collect()
             })
             .collect();
-        let score = planted::score_pairs(&found, &planted);
+        let score = planted::score_groups(&found, truth)?;
         let per_edit: Vec<String> = score
             .recall_per_edit
             .iter()
@@ -143,4 +138,145 @@ pub fn plant_copies(source: &Path, out: &Path, fraction: f64, seed: u64) -> Resu
         out.join(planted::TRUTH_FILE).display()
     );
     Ok(())
+}
+
+pub fn embed(
+    model: &Path,
+    dir: &Path,
+    out: &Path,
+    cache: &PixelCache,
+    choice: DeviceChoice,
+) -> Result<()> {
+    let selected = device::select(choice)?;
+    let loaded = export::load_model(model, &selected.device)?;
+    let folder = embed::embed_folder(&loaded, dir, cache, &progress::loading_bar())?;
+    progress::report_skipped(&folder.set.skipped);
+    folder.write(out, model)?;
+    let (set, dim) = (&folder.set, folder.dim);
+    println!(
+        "embedded {} images ({} skipped) into {} [{} × {dim}]",
+        set.len(),
+        set.skipped.len(),
+        out.display(),
+        set.len()
+    );
+    Ok(())
+}
+
+pub fn neighbors(
+    source: &Path,
+    query: &Path,
+    k: usize,
+    among: Option<&Path>,
+    cache: &PixelCache,
+    choice: DeviceChoice,
+) -> Result<()> {
+    let neighbours = if EmbeddingsFile::is_one(source) {
+        let device = device::select(choice)?.device;
+        stored::nearest_in_file(&EmbeddingsFile::read(source)?, query, k, &device)?
+    } else {
+        let among =
+            among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
+        Opened::new(source, among, cache, choice)?
+            .0
+            .nearest_to(query, k)?
+    };
+    for neighbour in neighbours {
+        println!("{:.4}\t{}", neighbour.score, neighbour.path.display());
+    }
+    Ok(())
+}
+
+/// What `eval` prints: the model, then its scores.
+#[derive(Serialize)]
+struct EvalReport<'a> {
+    #[serde(serialize_with = "spreadout::paths::serialize")]
+    model: &'a Path,
+    #[serde(flatten)]
+    scores: &'a FolderScores,
+}
+
+pub fn eval(
+    model: &Path,
+    train_dir: &Path,
+    test_dir: &Path,
+    settings: &score::ScoreSettings,
+    cache: &PixelCache,
+    choice: DeviceChoice,
+) -> Result<()> {
+    let selected = device::select(choice)?;
+    let loaded = export::load_model(model, &selected.device)?;
+    let scores = score::score_folders(
+        &loaded,
+        train_dir,
+        test_dir,
+        cache,
+        settings,
+        &progress::loading_bar(),
+        &mut |folder| progress::report_skipped(&folder.set.skipped),
+    )?;
+    if scores.knn_accuracy.is_none() {
+        eprintln!(
+            "none of the {} classes of {} is in {}: unseen categories (paper §4.2), so kNN is not scored; Recall@K and NMI are computed within {}",
+            scores.test_classes,
+            test_dir.display(),
+            train_dir.display(),
+            test_dir.display()
+        );
+    } else if scores.test_classes_in_memory < scores.test_classes {
+        eprintln!(
+            "{} of the {} classes of {} are not in {}: kNN scores only the {} test images of the other classes",
+            scores.test_classes - scores.test_classes_in_memory,
+            scores.test_classes,
+            test_dir.display(),
+            train_dir.display(),
+            scores.classified_images
+        );
+    }
+    let report = EvalReport {
+        model,
+        scores: &scores,
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eval_report_names_paths_that_are_not_utf8() {
+        #[cfg(unix)]
+        let odd = {
+            use std::os::unix::ffi::OsStrExt;
+            PathBuf::from(std::ffi::OsStr::from_bytes(b"runs/caf\xe9"))
+        };
+        #[cfg(not(unix))]
+        let odd = PathBuf::from("runs/café");
+        let scores = FolderScores {
+            knn_accuracy: Some(50.0),
+            knn_k: 200,
+            knn_sigma: 0.1,
+            linear_accuracy: None,
+            classified_images: 10,
+            recall_at: vec![(1, 40.0), (10, 90.0)],
+            nmi: 0.5,
+            retrieval_scored_on: odd.join("test"),
+            test_classes: 2,
+            test_classes_in_memory: 2,
+            train_images: 20,
+            test_images: 10,
+        };
+        let json: serde_json::Value = serde_json::to_value(EvalReport {
+            model: &odd,
+            scores: &scores,
+        })
+        .unwrap();
+        let text = |path: &Path| spreadout::paths::to_text(path).into_owned();
+        assert_eq!(json["model"], text(&odd));
+        assert_eq!(json["retrieval_scored_on"], text(&odd.join("test")));
+        assert_eq!(json["recall_at"]["10"], 90.0);
+        assert_eq!(json["knn_accuracy"], 50.0);
+    }
 }

@@ -209,6 +209,49 @@ pub fn collect(root: &Path, variants: &[Variant]) -> Result<CompareTable, Export
     Ok(CompareTable { rows })
 }
 
+/// The report's file in the comparison's folder.
+pub const REPORT_FILE: &str = "compare.md";
+
+/// The comparison's report on `train_dir`: what the runs were trained with (the first variant's
+/// record, not the settings of the command that asks), the table of `variants`, and whether
+/// spread-out led the paper's baselines at every epoch (Fig. 3's claim). Also written to
+/// [`REPORT_FILE`] under `root`.
+///
+/// # Errors
+/// [`ExportError`] naming a run file that cannot be read or the report that cannot be written.
+pub fn write_report(
+    root: &Path,
+    variants: &[Variant],
+    train_dir: &Path,
+) -> Result<String, ExportError> {
+    let table = collect(root, variants)?;
+    let config = match variants.first() {
+        Some(&first) => train::runs::read_record(&run_dir(root, first))?.config,
+        None => TrainConfig::default(),
+    };
+    let mut report = format!(
+        "kNN top-1 (%) after each epoch of {} ({} epochs planned, width {}, batch {}, {} px, seed {})\n\n{}",
+        train_dir.display(),
+        config.epochs,
+        config.width,
+        config.batch_size,
+        config.image_size,
+        config.seed,
+        table.to_markdown()
+    );
+    let baselines = ["npsoftmax", "nce", "exemplar"];
+    if let Some(leads) = table.leads_at_every_epoch("spreadout", &baselines) {
+        let _ = writeln!(
+            report,
+            "\nspreadout above npsoftmax, nce and exemplar at every epoch: {}",
+            if leads { "yes" } else { "no" }
+        );
+    }
+    let file = root.join(REPORT_FILE);
+    crate::atomic_file::write(&file, report.as_bytes()).map_err(ExportError::io(&file))?;
+    Ok(report)
+}
+
 fn row(variant: String, metrics: &[EpochMetrics]) -> CompareRow {
     let last = metrics.last();
     CompareRow {

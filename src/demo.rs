@@ -5,6 +5,8 @@
 //! [`crate::data::scan`] turns into labels for evaluation. Classes differ by shape only; colours,
 //! position, size and (where it keeps the class) rotation are random, so a good embedding has to
 //! learn shape.
+//!
+//! [`DemoRun`] is what `spreadout demo` trains on it, and how a second demo reuses the first.
 
 use std::f32::consts::PI;
 use std::fs;
@@ -15,6 +17,9 @@ use image::{ExtendedColorType, ImageEncoder, Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+
+use crate::device::DeviceChoice;
+use crate::train::{TrainConfig, TrainRequest, checkpoint};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +98,72 @@ pub enum DemoError {
         /// What the encoder said.
         source: image::ImageError,
     },
+}
+
+/// `spreadout demo --out DIR`: the data set in `DIR/data` and its run in `DIR/run`. A second
+/// demo in the same folder reuses the data the first generated and resumes its run, so an
+/// interrupted demo goes on where it stopped.
+#[derive(Debug, Clone)]
+pub struct DemoRun {
+    /// What the data set holds.
+    pub spec: DemoSpec,
+    /// `DIR/data`.
+    pub data_dir: PathBuf,
+    /// The run's training: a fresh one, or the resumption of the checkpoint in `DIR/run`.
+    pub request: TrainRequest,
+}
+
+impl DemoRun {
+    /// Generates the default data set under `root` (unless an earlier demo did) and prepares a
+    /// run of `epochs` epochs of a network `width` wide on `device`, images cached in `cache_dir`.
+    ///
+    /// # Errors
+    /// Those of [`generate`].
+    pub fn prepare(
+        root: &Path,
+        epochs: usize,
+        width: usize,
+        device: DeviceChoice,
+        cache_dir: &Path,
+    ) -> Result<Self, DemoError> {
+        let spec = DemoSpec::default();
+        let data_dir = root.join("data");
+        let folders = if data_dir.join("train").is_dir() {
+            DemoFolders {
+                train: data_dir.join("train"),
+                test: data_dir.join("test"),
+            }
+        } else {
+            generate(&data_dir, &spec)?
+        };
+        let run_dir = root.join("run");
+        let resume = checkpoint::path(&run_dir).exists();
+        let request = TrainRequest {
+            config: TrainConfig {
+                epochs,
+                batch_size: 32,
+                image_size: spec.size,
+                width,
+                knn_k: 50,
+                ..TrainConfig::default()
+            },
+            train_dir: folders.train,
+            eval_train_dir: None,
+            eval_test_dir: Some(folders.test),
+            out: run_dir,
+            resume,
+            device,
+            cache_dir: Some(cache_dir.to_owned()),
+            accept_changed_folder: false,
+            stop_after_epoch: None,
+            init_weights: None,
+        };
+        Ok(Self {
+            spec,
+            data_dir,
+            request,
+        })
+    }
 }
 
 /// Below this, shapes are a few pixels wide and hard to tell apart even for a person.

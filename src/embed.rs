@@ -3,6 +3,11 @@
 //! The network runs in evaluation mode (batch norm uses its running statistics) on the
 //! deterministic centre view of each image, or on random training views when the two-view
 //! similarity distribution is wanted.
+//!
+//! The file `spreadout embed` writes ([`EmbeddedFolder::write`]) is read back here too
+//! ([`EmbeddingsFile`]), so the format has one home.
+
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -12,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::augment::{self, AugmentOps, Normalization};
 use crate::data::{DataError, ImageSource, Subset};
+use crate::export::{self, ExportError};
 use crate::model::EmbeddingNet;
 
 /// How each image is turned into the network's input.
@@ -88,16 +94,13 @@ impl PixelBatch {
     /// channel, the `[n, 3, size, size]` float input of the network.
     pub fn to_device(&self, normalization: &Normalization, device: &Device) -> Tensor<4> {
         let total = self.bytes.len();
-        // Little-endian words: byte k of word w is pixel 4w + k; the tail is zero-padded.
-        let words: Vec<i32> = self
-            .bytes
-            .chunks(4)
-            .map(|chunk| {
-                let mut word = [0u8; 4];
-                word[..chunk.len()].copy_from_slice(chunk);
-                i32::from_le_bytes(word)
-            })
-            .collect();
+        // Little-endian words: byte k of word w is pixel 4w + k, which the shifts below undo; the
+        // tail is zero-padded. `from_le` costs nothing on little-endian hosts and keeps that
+        // order on the others.
+        let mut words: Vec<i32> = bytemuck::pod_collect_to_vec(&self.bytes);
+        for word in &mut words {
+            *word = i32::from_le(*word);
+        }
         let word_count = words.len();
         let packed = Tensor::<1, Int>::from_data(TensorData::new(words, [word_count]), device);
         // An arithmetic shift sign-extends the top byte; the mask keeps the eight bits wanted.
@@ -196,6 +199,24 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
     })
 }
 
+/// The embedding of one image file from anywhere with `model`, decoded and centre-cropped the
+/// way its training data was: a query from outside a collection.
+///
+/// # Errors
+/// [`DataError`] naming the file when it cannot be decoded.
+pub fn embed_file(model: &export::LoadedModel, path: &Path) -> Result<Vec<f32>, DataError> {
+    let size = model.config.model.image_size;
+    let image = crate::data::load_image(path, size)?;
+    embed_images(
+        &model.net,
+        std::slice::from_ref(&image),
+        size,
+        &model.config.normalization,
+        View::Center,
+        1,
+    )
+}
+
 /// Batches prepared ahead of the device while embedding.
 const PREFETCH_DEPTH: usize = 2;
 
@@ -219,8 +240,8 @@ pub struct EmbeddedFolder {
 /// # Errors
 /// Those of [`crate::data::load`].
 pub fn embed_folder(
-    model: &crate::export::LoadedModel,
-    dir: &std::path::Path,
+    model: &export::LoadedModel,
+    dir: &Path,
     cache: &crate::data::PixelCache,
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<EmbeddedFolder, DataError> {
@@ -253,19 +274,20 @@ pub fn embed_folder(
     })
 }
 
+/// The names an embeddings file is written under: tensor `embeddings` `[n, dim]`, metadata
+/// `paths` (a JSON list of the files, row order) and `model` (the model file that made it), both
+/// as [`crate::paths::to_text`] writes them.
+const EMBEDDINGS: &str = "embeddings";
+const PATHS: &str = "paths";
+const MODEL: &str = "model";
+
 impl EmbeddedFolder {
-    /// Writes the embeddings as safetensors: tensor `embeddings` `[n, dim]`, metadata `paths` (a
-    /// JSON list of the files, row order) and `model` (where the model came from). Atomic: a
+    /// Writes the embeddings as safetensors ([`EmbeddingsFile`] reads them back). Atomic: a
     /// failed write leaves any previous file intact.
     ///
     /// # Errors
-    /// [`crate::export::ExportError`] naming the file.
-    pub fn write(
-        &self,
-        out: &std::path::Path,
-        model: &std::path::Path,
-    ) -> Result<(), crate::export::ExportError> {
-        // Text, with bytes that are not UTF-8 escaped (see `crate::paths`).
+    /// [`ExportError`] naming the file.
+    pub fn write(&self, out: &Path, model: &Path) -> Result<(), ExportError> {
         let paths: Vec<String> = self
             .set
             .entries
@@ -274,25 +296,80 @@ impl EmbeddedFolder {
             .collect();
         let mut metadata = std::collections::BTreeMap::new();
         metadata.insert(
-            "paths".to_owned(),
+            PATHS.to_owned(),
             serde_json::to_string(&paths).expect("paths serialise"),
         );
-        metadata.insert(
-            "model".to_owned(),
-            std::fs::canonicalize(model)
-                .unwrap_or_else(|_| model.to_owned())
-                .display()
-                .to_string(),
-        );
-        crate::export::write_tensors(
+        // Absolute, so that a query from outside finds the model wherever it is run from.
+        let model = crate::paths::real(model);
+        metadata.insert(MODEL.to_owned(), crate::paths::to_text(&model).into_owned());
+        export::write_tensors(
             out,
-            &[crate::export::NamedTensor {
-                name: "embeddings".to_owned(),
+            &[export::NamedTensor {
+                name: EMBEDDINGS.to_owned(),
                 shape: vec![self.set.entries.len(), self.dim],
-                values: crate::export::TensorValues::F32(self.embeddings.clone()),
+                values: export::TensorValues::F32(self.embeddings.clone()),
             }],
             metadata,
         )
+    }
+}
+
+/// An embeddings file read back: what [`EmbeddedFolder::write`] wrote, without the images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingsFile {
+    /// Row-major `paths.len() × dim` embeddings.
+    pub embeddings: Vec<f32>,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// The file of each row.
+    pub paths: Vec<PathBuf>,
+    /// The model file that made the embeddings.
+    pub model: PathBuf,
+}
+
+impl EmbeddingsFile {
+    /// Whether `path` is a safetensors file holding embeddings (rather than, say, a model).
+    pub fn is_one(path: &Path) -> bool {
+        path.is_file()
+            && export::read_header(path)
+                .is_ok_and(|(names, _)| names.iter().any(|name| name == EMBEDDINGS))
+    }
+
+    /// Reads an embeddings file.
+    ///
+    /// # Errors
+    /// [`ExportError`] naming the file when it cannot be read or is not an embeddings file.
+    pub fn read(path: &Path) -> Result<Self, ExportError> {
+        let (mut tensors, metadata) = export::read_tensors(path)?;
+        let missing =
+            |what: &str| ExportError::format(path, format!("no {what}; not an embeddings file"));
+        let stored = tensors
+            .remove(EMBEDDINGS)
+            .ok_or_else(|| missing("'embeddings' tensor"))?;
+        let export::TensorValues::F32(embeddings) = stored.values else {
+            return Err(ExportError::format(path, "the embeddings are not f32"));
+        };
+        let [rows, dim] = stored.shape[..] else {
+            return Err(ExportError::format(path, "the embeddings are not a matrix"));
+        };
+        let paths: Vec<String> =
+            serde_json::from_str(metadata.get(PATHS).ok_or_else(|| missing("file list"))?)
+                .map_err(|error| ExportError::format(path, format!("the file list: {error}")))?;
+        if paths.len() != rows {
+            return Err(ExportError::format(
+                path,
+                format!("{} files listed for {rows} embeddings", paths.len()),
+            ));
+        }
+        Ok(Self {
+            embeddings,
+            dim,
+            paths: paths
+                .iter()
+                .map(|text| crate::paths::from_text(text))
+                .collect(),
+            model: crate::paths::from_text(metadata.get(MODEL).ok_or_else(|| missing("model"))?),
+        })
     }
 }
 
@@ -357,6 +434,52 @@ mod tests {
             .try_to_vec()
             .unwrap();
         assert!(values.iter().all(|value| value.abs() < 1e-4), "{values:?}");
+    }
+
+    #[test]
+    fn an_embeddings_file_reads_back_names_that_are_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        #[cfg(unix)]
+        let odd = {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::OsStr::from_bytes(b"caf\xe9, \xff.png").to_owned()
+        };
+        #[cfg(not(unix))]
+        let odd = std::ffi::OsString::from("café, ü.png");
+        let names = [std::ffi::OsString::from("a.png"), odd];
+        let entries = names
+            .iter()
+            .map(|name| crate::data::ImageEntry {
+                path: dir.path().join(name),
+                label: None,
+                stamp: crate::data::FileStamp::default(),
+            })
+            .collect();
+        let folder = EmbeddedFolder {
+            set: crate::data::ImageSet::in_memory(
+                dir.path().to_owned(),
+                entries,
+                vec![RgbImage::new(2, 2); 2],
+                Vec::new(),
+            ),
+            embeddings: vec![1.0, 0.0, 0.6, 0.8],
+            dim: 2,
+        };
+        // The model's name is not UTF-8 either; it need not exist to be recorded.
+        let model = dir.path().join(&names[1]).with_extension("safetensors");
+        let out = dir.path().join("embeddings.safetensors");
+        folder.write(&out, &model).unwrap();
+        assert!(EmbeddingsFile::is_one(&out));
+        let read = EmbeddingsFile::read(&out).unwrap();
+        assert_eq!(
+            read,
+            EmbeddingsFile {
+                embeddings: folder.embeddings.clone(),
+                dim: 2,
+                paths: names.iter().map(|name| dir.path().join(name)).collect(),
+                model,
+            }
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod augment;
 pub mod bench;
 pub mod compare;
+pub mod csv_text;
 pub mod data;
 pub mod demo;
 pub mod device;

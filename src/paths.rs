@@ -165,6 +165,12 @@ pub fn from_os_bytes(bytes: &[u8]) -> PathBuf {
     }
 }
 
+/// Where `path` really is (links and `..` resolved), or `path` itself when that cannot be told
+/// (a file since removed): for asking whether two names are the same file.
+pub fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,18 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{RgbImage, imageops};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::csv_text::{self, CsvText};
 use crate::data::{self, DataError};
+use crate::{atomic_file, paths};
 
 /// The ground-truth file [`plant_copies`] writes at the top of the folder.
 pub const TRUTH_FILE: &str = "planted-copies.csv";
@@ -126,11 +128,9 @@ fn map_channels(image: &RgbImage, mut f: impl FnMut(f32) -> f32) -> RgbImage {
     out
 }
 
-/// Box–Muller: one standard normal draw from two uniforms.
+/// One standard normal draw (the noise edit's, and test data elsewhere).
 pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
-    let u: f32 = 1.0 - rng.random::<f32>();
-    let v: f32 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    rng.sample(StandardNormal)
 }
 
 /// An original and its planted copy, relative to the folder.
@@ -266,27 +266,25 @@ fn write_image(image: &RgbImage, path: &Path, jpeg: bool) -> Result<(), PlantErr
     }
 }
 
-/// Paths in the ground-truth file use `/` on every platform.
+/// Paths in the ground-truth file use `/` on every platform, each name as [`paths::to_text`]
+/// writes it, so a name that is not UTF-8 reads back as the same file.
 fn portable(path: &Path) -> String {
     path.components()
-        .map(|part| part.as_os_str().to_string_lossy())
+        .map(|part| paths::to_text(Path::new(part.as_os_str())).into_owned())
         .collect::<Vec<_>>()
         .join("/")
 }
 
 fn write_truth(path: &Path, planted: &[PlantedCopy]) -> Result<(), PlantError> {
-    let mut text = String::from("original,copy,edit\n");
+    let mut csv = CsvText::new(&["original", "copy", "edit"]);
     for row in planted {
-        text += &format!(
-            "{},{},{}\n",
-            portable(&row.original),
-            portable(&row.copy),
-            row.edit.name()
-        );
+        csv.record(&[
+            portable(&row.original).as_str(),
+            portable(&row.copy).as_str(),
+            row.edit.name(),
+        ]);
     }
-    fs::File::create(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|error| file_error(path, error))
+    atomic_file::write(path, csv.into_string().as_bytes()).map_err(|error| file_error(path, error))
 }
 
 /// Reads a [`TRUTH_FILE`]; paths come back joined to the folder holding it.
@@ -296,16 +294,15 @@ fn write_truth(path: &Path, planted: &[PlantedCopy]) -> Result<(), PlantError> {
 pub fn read_truth(path: &Path) -> Result<Vec<PlantedCopy>, PlantError> {
     let text = fs::read_to_string(path).map_err(|error| file_error(path, error))?;
     let folder = path.parent().unwrap_or(Path::new(""));
-    text.lines()
+    csv_text::records(&text)
+        .iter()
         .enumerate()
         .skip(1)
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            let fields: Vec<&str> = line.split(',').collect();
-            match fields.as_slice() {
+        .map(|(i, record)| {
+            match record.as_slice() {
                 [original, copy, edit] => Edit::parse(edit.trim()).map(|edit| PlantedCopy {
-                    original: folder.join(original),
-                    copy: folder.join(copy),
+                    original: folder.join(paths::from_text(original)),
+                    copy: folder.join(paths::from_text(copy)),
                     edit,
                 }),
                 _ => None,
@@ -335,9 +332,31 @@ pub struct PairScore {
     pub recall_per_edit: Vec<(Edit, f64)>,
 }
 
+/// Scores `groups` (each a list of image paths) against the ground truth in `truth` (a
+/// [`TRUTH_FILE`]), comparing where the files really are: the groups may name the folder by
+/// another path (relative, through a link) than the truth file does.
+///
+/// # Errors
+/// Those of [`read_truth`].
+pub fn score_groups(groups: &[Vec<PathBuf>], truth: &Path) -> Result<PairScore, PlantError> {
+    let planted: Vec<PlantedCopy> = read_truth(truth)?
+        .into_iter()
+        .map(|row| PlantedCopy {
+            original: paths::real(&row.original),
+            copy: paths::real(&row.copy),
+            edit: row.edit,
+        })
+        .collect();
+    let found: Vec<Vec<PathBuf>> = groups
+        .iter()
+        .map(|group| group.iter().map(|path| paths::real(path)).collect())
+        .collect();
+    Ok(score_pairs(&found, &planted))
+}
+
 /// Scores `groups` (each a list of image paths) against the planted pairs: every pair of images
 /// sharing a group is a found pair; precision and recall are over pairs.
-pub fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
+fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
     let key = |a: &Path, b: &Path| {
         if a <= b {
             (a.to_owned(), b.to_owned())
@@ -444,6 +463,42 @@ mod tests {
             score.recall_per_edit,
             vec![(Edit::Jpeg, 1.0), (Edit::Crop, 0.0)]
         );
+    }
+
+    #[test]
+    fn names_with_commas_and_quotes_round_trip_through_the_truth_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TRUTH_FILE);
+        #[cfg(unix)]
+        let odd = {
+            use std::os::unix::ffi::OsStrExt;
+            PathBuf::from(std::ffi::OsStr::from_bytes(b"caf\xe9/x.png"))
+        };
+        #[cfg(not(unix))]
+        let odd = PathBuf::from("café/x.png");
+        let planted = vec![
+            PlantedCopy {
+                original: PathBuf::from("Paris, 2019/IMG_1, copy.jpg"),
+                copy: PathBuf::from("Paris, 2019/the \"best\" one.png"),
+                edit: Edit::Crop,
+            },
+            PlantedCopy {
+                original: odd.clone(),
+                copy: odd.with_file_name("x-copy-noise.png"),
+                edit: Edit::Noise,
+            },
+        ];
+        write_truth(&path, &planted).unwrap();
+        let read = read_truth(&path).unwrap();
+        let expected: Vec<PlantedCopy> = planted
+            .iter()
+            .map(|row| PlantedCopy {
+                original: dir.path().join(&row.original),
+                copy: dir.path().join(&row.copy),
+                edit: row.edit,
+            })
+            .collect();
+        assert_eq!(read, expected);
     }
 
     #[test]

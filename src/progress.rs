@@ -3,43 +3,38 @@
 //! output and logs still show every epoch. Ctrl-C stops a run the way the app's Stop does: the
 //! current step finishes, a checkpoint is written, and the command says how to resume.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use signal_hook::consts::SIGINT;
 use spreadout::data::SkippedFile;
 use spreadout::train::{self, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest};
 
-/// Ctrl-C presses since the handler was installed.
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+/// Set by the first Ctrl-C once the handler is installed.
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-/// Makes Ctrl-C ask for a clean stop (the first press) or quit at once (the second). On Unix;
-/// elsewhere Ctrl-C keeps its default and the last checkpoint (at most `checkpoint_minutes` old)
-/// is what a resume finds.
+/// Makes Ctrl-C ask for a clean stop (the first press) or quit at once with status 130 (the
+/// second). Where the handler cannot be installed, Ctrl-C keeps its default and the last
+/// checkpoint (at most `checkpoint_minutes` old) is what a resume finds.
 pub fn handle_interrupts() {
-    #[cfg(unix)]
-    {
-        extern "C" fn on_interrupt(_: libc::c_int) {
-            // Only async-signal-safe work here: an atomic add, and `_exit` on the second press.
-            if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
-                // SAFETY: `_exit` is async-signal-safe and ends the process at once.
-                unsafe { libc::_exit(130) };
-            }
-        }
-        let handler: extern "C" fn(libc::c_int) = on_interrupt;
-        // SAFETY: the handler only touches an atomic and calls `_exit`, both allowed in a
-        // signal handler; SIGINT is a valid signal number.
-        let previous = unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
-        if previous == libc::SIG_ERR {
-            tracing::warn!("Ctrl-C will quit without a checkpoint: the handler could not be set");
-        }
+    // The shutdown hook goes first: it runs before the flag is set, so it only fires when an
+    // earlier press has already set it.
+    let installed =
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&INTERRUPTED))
+            .and_then(|_| signal_hook::flag::register(SIGINT, Arc::clone(&INTERRUPTED)));
+    if let Err(error) = installed {
+        tracing::warn!(
+            "Ctrl-C will quit without a checkpoint: the handler could not be set ({error})"
+        );
     }
 }
 
 fn interrupted() -> bool {
-    INTERRUPTS.load(Ordering::SeqCst) > 0
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// For long library calls that ask whether to go on (k-means, maps): no after Ctrl-C.

@@ -49,11 +49,13 @@ pub struct FolderScores {
     pub linear_accuracy: Option<f64>,
     /// Test images scored by kNN and the linear classifier.
     pub classified_images: usize,
-    /// Recall@K (%) within the test folder.
+    /// Recall@K (%) within the test folder; `{"K": recall}` in JSON.
+    #[serde(serialize_with = "recall_by_k")]
     pub recall_at: Vec<(usize, f64)>,
     /// NMI of a k-means clustering of the test folder with one cluster per test class.
     pub nmi: f64,
     /// Where Recall@K and NMI were computed: always the test folder.
+    #[serde(serialize_with = "crate::paths::serialize")]
     pub retrieval_scored_on: PathBuf,
     /// Classes of the test folder, and how many of them the memory folder has.
     pub test_classes: usize,
@@ -63,6 +65,14 @@ pub struct FolderScores {
     pub train_images: usize,
     /// Images of the test folder.
     pub test_images: usize,
+}
+
+/// Recall@K as a map from K, the shape `spreadout eval` reports it in.
+fn recall_by_k<S: serde::Serializer>(
+    recall: &[(usize, f64)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(recall.iter().map(|(k, r)| (k.to_string(), r)))
 }
 
 /// Why a folder could not be scored.

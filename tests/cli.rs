@@ -145,18 +145,12 @@ fn demo_then_embed_neighbors_and_eval() {
         "--device",
         "cpu",
     ]);
-    let (tensors, metadata) = spreadout::export::read_tensors(&unseen_embeddings).unwrap();
-    let embedded = &tensors["embeddings"];
-    let spreadout::export::TensorValues::F32(values) = &embedded.values else {
-        panic!("embeddings are f32");
-    };
-    let dim = embedded.shape[1];
-    let paths: Vec<String> = serde_json::from_str(&metadata["paths"]).unwrap();
+    let embedded = spreadout::embed::EmbeddingsFile::read(&unseen_embeddings).unwrap();
+    let (values, dim, paths) = (&embedded.embeddings, embedded.dim, &embedded.paths);
     let labels: Vec<String> = paths
         .iter()
         .map(|p| {
-            Path::new(p)
-                .parent()
+            p.parent()
                 .unwrap()
                 .file_name()
                 .unwrap()
@@ -264,11 +258,11 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
             "training ended early"
         );
     }
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-        0
-    );
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");

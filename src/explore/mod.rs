@@ -19,6 +19,7 @@ use crate::train::Neighbour;
 
 pub mod clusters;
 pub mod duplicates;
+pub mod stored;
 pub mod tables;
 
 pub use clusters::{Cluster, Clustering, suggested_clusters};

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file;
+use crate::csv_text::CsvText;
 use crate::data::ImageEntry;
 use crate::paths;
 
@@ -20,29 +21,24 @@ pub struct TableError {
     pub source: std::io::Error,
 }
 
-/// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 fn path_field(entries: &[ImageEntry], row: usize) -> String {
-    field(&paths::to_text(&entries[row].path))
+    paths::to_text(&entries[row].path).into_owned()
 }
 
 /// `group,path,similarity`: one line per member, groups numbered from 1 in their order, the
 /// similarity to the group's first member.
 pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
-    let mut text = String::from("group,path,similarity\n");
+    let mut csv = CsvText::new(&["group", "path", "similarity"]);
     for (g, group) in groups.iter().enumerate() {
         for (&row, similarity) in group.members.iter().zip(&group.similarities) {
-            text += &format!("{},{},{similarity:.4}\n", g + 1, path_field(entries, row));
+            csv.record(&[
+                (g + 1).to_string(),
+                path_field(entries, row),
+                format!("{similarity:.4}"),
+            ]);
         }
     }
-    text
+    csv.into_string()
 }
 
 /// `{"threshold": t, "groups": [[path, …], …]}`, members in group order.
@@ -57,7 +53,7 @@ pub fn duplicates_json(
             group
                 .members
                 .iter()
-                .map(|&row| paths::to_text(&entries[row].path).into_owned())
+                .map(|&row| path_field(entries, row))
                 .collect()
         })
         .collect();
@@ -78,16 +74,15 @@ pub fn clusters_csv(clustering: &Clustering, entries: &[ImageEntry]) -> String {
             similarity[row] = s;
         }
     }
-    let mut text = String::from("path,cluster,similarity_to_centre\n");
+    let mut csv = CsvText::new(&["path", "cluster", "similarity_to_centre"]);
     for (row, &cluster) in clustering.assignment.iter().enumerate() {
-        text += &format!(
-            "{},{},{:.4}\n",
+        csv.record(&[
             path_field(entries, row),
-            cluster + 1,
-            similarity[row]
-        );
+            (cluster + 1).to_string(),
+            format!("{:.4}", similarity[row]),
+        ]);
     }
-    text
+    csv.into_string()
 }
 
 /// Writes `text` to `path` atomically.
