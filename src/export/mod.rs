@@ -280,15 +280,15 @@ mod tests {
     #[test]
     fn a_failed_write_leaves_the_previous_file() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("model.safetensors");
-        write_atomically(&target, b"previous").unwrap();
-        // A directory where the temporary file should go makes the write fail midway.
-        let blocker = dir
+        // A name of 240 bytes is a valid file, but its temporary sibling (`.NAME.XXXXXX.partial`)
+        // passes the 255-byte limit of a name: the write fails before anything is renamed.
+        let target = dir
             .path()
-            .join(format!(".model.safetensors.{}.partial", std::process::id()));
-        fs::create_dir(&blocker).unwrap();
+            .join(format!("{}.safetensors", "m".repeat(228)));
+        write_atomically(&target, b"previous").unwrap();
         assert!(write_atomically(&target, b"new").is_err());
         assert_eq!(fs::read(&target).unwrap(), b"previous");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
 
     #[test]
