@@ -21,7 +21,8 @@ use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::embed::{PixelBatch, View};
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
-use crate::train::{Control, EpochRunner, EpochStart, Sgd, TrainConfig, TrainError};
+use crate::optim::Sgd;
+use crate::train::{Control, EpochRunner, EpochStart, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]

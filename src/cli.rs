@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use spreadout::device::DeviceChoice;
 use spreadout::method::{Method, Positive};
 use spreadout::model::Precision;
-use spreadout::train::Schedule;
+use spreadout::optim::Schedule;
 
 #[derive(Parser)]
 #[command(

@@ -177,24 +177,40 @@ fn train_config(
 }
 
 fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
-    let request = TrainRequest {
-        config: train_config(
-            &args.settings,
-            args.method,
-            args.negatives,
-            args.positive,
-            &args.no_aug,
-        )?,
-        train_dir: args.dir,
-        eval_train_dir: args.eval.eval_train,
-        eval_test_dir: args.eval.eval_test,
-        out: args.out,
-        resume: args.resume,
-        device: args.device.device,
-        cache_dir,
-        accept_changed_folder: args.accept_changed_folder,
-        stop_after_epoch: None,
-        init_weights: args.init,
+    // A resume continues the run as its folder recorded it; the flags given here take precedence.
+    let request = if args.resume {
+        TrainRequest::resume(
+            &args.out,
+            train::ResumeOverrides {
+                epochs: Some(args.settings.epochs),
+                train_dir: Some(args.dir),
+                eval_train_dir: args.eval.eval_train,
+                eval_test_dir: args.eval.eval_test,
+                device: args.device.device,
+                cache_dir,
+                accept_changed_folder: args.accept_changed_folder,
+            },
+        )?
+    } else {
+        TrainRequest {
+            config: train_config(
+                &args.settings,
+                args.method,
+                args.negatives,
+                args.positive,
+                &args.no_aug,
+            )?,
+            train_dir: args.dir,
+            eval_train_dir: args.eval.eval_train,
+            eval_test_dir: args.eval.eval_test,
+            out: args.out,
+            resume: false,
+            device: args.device.device,
+            cache_dir,
+            accept_changed_folder: false,
+            stop_after_epoch: None,
+            init_weights: args.init,
+        }
     };
     progress::run_with_progress(request)?;
     Ok(())

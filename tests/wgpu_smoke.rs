@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::method::{LossMasks, NegativeSampling, spread_out_loss};
 use spreadout::model::ModelConfig;
-use spreadout::train::Sgd;
+use spreadout::optim::Sgd;
 
 /// Embeddings of the first input before training, then the loss of one SGD step per input.
 fn run(device: &Device, inputs: &[Vec<f32>], rows: usize, size: usize) -> (Vec<f32>, Vec<f32>) {

@@ -113,7 +113,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> CommandResult<T> {
     tauri::async_runtime::spawn_blocking(move || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-            let message = spreadout::train::panic_message(panic.as_ref());
+            let message = spreadout::panics::panic_message(panic.as_ref());
             Err(CommandError::new(
                 "crashed",
                 format!("the operation crashed ({message}); nothing was changed, please try again"),

@@ -40,7 +40,7 @@ mod tests {
             declaration::<device::Adapter>(&config),
             declaration::<train::Devices>(&config),
             declaration::<device::DeviceChoice>(&config),
-            declaration::<library_train::Schedule>(&config),
+            declaration::<spreadout::optim::Schedule>(&config),
             declaration::<method::Method>(&config),
             declaration::<method::NegativeSampling>(&config),
             declaration::<method::Positive>(&config),

@@ -118,7 +118,7 @@ fn work(queue: &Mutex<Receiver<Job>>, make: impl Fn(&Path) -> Response<Vec<u8>>)
                 error_image(&format!(
                     "making the thumbnail of {} crashed: {}",
                     path.display(),
-                    spreadout::train::panic_message(panic.as_ref())
+                    spreadout::panics::panic_message(panic.as_ref())
                 ))
             });
         (job.reply)(response);

@@ -21,10 +21,10 @@ pub struct InstanceClassifier {
 
 impl InstanceClassifier {
     /// PyTorch's `nn.Linear` initialisation (uniform in ±1/√d for weight and bias), drawn from
-    /// `seed`.
+    /// `seed` (the run's `rng::Stream::InstanceClassifier`).
     pub fn new_seeded(instances: usize, dim: usize, seed: u64, device: &Device) -> Self {
         let bound = 1.0 / (dim as f32).sqrt();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6578_656D_706C_6172);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut draw = |count: usize| -> Vec<f32> {
             (0..count)
                 .map(|_| rng.random_range(-bound..bound))

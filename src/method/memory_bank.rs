@@ -38,10 +38,11 @@ pub struct MemoryBank {
 }
 
 impl MemoryBank {
-    /// The released code's initial memory: uniform in ±1/√(d/3), drawn from `seed`.
+    /// The released code's initial memory: uniform in ±1/√(d/3), drawn from `seed` (the run's
+    /// `rng::Stream::MemoryBank`).
     pub fn new_seeded(instances: usize, dim: usize, seed: u64, device: &Device) -> Self {
         let bound = 1.0 / (dim as f32 / 3.0).sqrt();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6D65_6D6F_7279);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let values: Vec<f32> = (0..instances * dim)
             .map(|_| rng.random_range(-bound..bound))
             .collect();
@@ -78,8 +79,8 @@ impl MemoryBank {
         super::scalar(exponentials.mean()) * self.instances() as f64
     }
 
-    /// The checkpoint's tensors: `<prefix>memory` and, once estimated, `<prefix>nce_z`.
-    pub fn tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+    /// The bank as a checkpoint keeps it: `memory` and, once estimated, `nce_z`.
+    pub fn tensors(&self) -> Vec<NamedTensor> {
         let shape = self.memory.dims().to_vec();
         let values: Vec<f32> = self
             .memory
@@ -89,13 +90,13 @@ impl MemoryBank {
             .try_to_vec()
             .expect("memory is f32");
         let mut tensors = vec![NamedTensor {
-            name: format!("{prefix}memory"),
+            name: "memory".to_owned(),
             shape,
             values: TensorValues::F32(values),
         }];
         if let Some(z) = self.z {
             tensors.push(NamedTensor {
-                name: format!("{prefix}nce_z"),
+                name: "nce_z".to_owned(),
                 shape: vec![1],
                 values: TensorValues::F32(vec![z as f32]),
             });
@@ -103,15 +104,14 @@ impl MemoryBank {
         tensors
     }
 
-    /// This bank filled from a checkpoint's tensors; `None` when they hold no memory. A memory of
-    /// another shape (the folder or the dimension changed) is refused.
+    /// This bank filled from the tensors [`MemoryBank::tensors`] names; `None` when they hold no
+    /// memory. A memory of another shape (the folder or the dimension changed) is refused.
     pub fn restore(
         self,
         tensors: &BTreeMap<String, NamedTensor>,
-        prefix: &str,
         file: &Path,
     ) -> Result<Option<Self>, ExportError> {
-        let Some(saved) = tensors.get(&format!("{prefix}memory")) else {
+        let Some(saved) = tensors.get("memory") else {
             return Ok(None);
         };
         let expected = self.memory.dims().to_vec();
@@ -124,7 +124,7 @@ impl MemoryBank {
                 ),
             });
         };
-        let z = match tensors.get(&format!("{prefix}nce_z")).map(|t| &t.values) {
+        let z = match tensors.get("nce_z").map(|t| &t.values) {
             Some(TensorValues::F32(z)) => z.first().map(|&z| f64::from(z)),
             _ => None,
         };
@@ -155,7 +155,7 @@ pub fn npsoftmax_loss(
 
 /// For each image, the noise rows NCE compares it with: column 0 its own index, then `noise`
 /// indices drawn uniformly from all `instances` (with replacement, as the released code's alias
-/// sampler over a uniform distribution), from `seed`.
+/// sampler over a uniform distribution), from `seed` (the step's `rng::Stream::NceNoise`).
 pub fn nce_candidates(
     targets: &[usize],
     noise: usize,
@@ -163,7 +163,7 @@ pub fn nce_candidates(
     seed: u64,
     device: &Device,
 ) -> Tensor<2, Int> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6E63_655F_6E6F_6973);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut values = Vec::with_capacity(targets.len() * (noise + 1));
     for &target in targets {
         values.push(target as i64);

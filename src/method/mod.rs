@@ -3,7 +3,8 @@
 //!
 //! Each method owns its loss and whatever state it keeps beside the network between steps (a
 //! memory of every instance, a classifier with one output per instance). That state is part of
-//! the checkpoint, so a stopped run of any method resumes exactly.
+//! the checkpoint (whose layout `train::checkpoint` owns), so a stopped run of any method resumes
+//! exactly. Its random draws come from the run's streams in `rng`.
 //!
 //! | method | file | batch | state |
 //! |---|---|---|---|
@@ -17,8 +18,6 @@ mod memory_bank;
 mod spread_out;
 mod triplet;
 
-use std::collections::BTreeMap;
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +28,8 @@ pub use spread_out::{
 };
 pub use triplet::triplet_loss;
 
-use crate::export::{self, ExportError, NamedTensor};
-use crate::train::Sgd;
+use crate::optim::Sgd;
+use crate::rng::Stream;
 
 /// The objective a run trains with.
 #[derive(
@@ -157,12 +156,9 @@ pub enum MethodState {
     },
 }
 
-const STATE_PREFIX: &str = "method/";
-const MOMENTUM_PREFIX: &str = "method/momentum/";
-
 impl MethodState {
     /// The fresh state of `method` for `instances` training images of `dim`-d embeddings, drawn
-    /// from `seed`, on `device` (the training device).
+    /// from the streams of the run seeded with `seed`, on `device` (the training device).
     pub fn new(
         method: Method,
         instances: usize,
@@ -173,97 +169,23 @@ impl MethodState {
     ) -> Self {
         match method {
             Method::SpreadOut | Method::Triplet | Method::TripletHard => MethodState::Stateless,
-            Method::NpSoftmax | Method::Nce => {
-                MethodState::Memory(MemoryBank::new_seeded(instances, dim, seed, device))
-            }
+            Method::NpSoftmax | Method::Nce => MethodState::Memory(MemoryBank::new_seeded(
+                instances,
+                dim,
+                Stream::MemoryBank.seed(seed),
+                device,
+            )),
             Method::Exemplar => MethodState::Classifier {
-                classifier: InstanceClassifier::new_seeded(instances, dim, seed, device),
+                classifier: InstanceClassifier::new_seeded(
+                    instances,
+                    dim,
+                    Stream::InstanceClassifier.seed(seed),
+                    device,
+                ),
                 sgd: Sgd::new(sgd.0, sgd.1),
             },
         }
     }
-
-    /// The state as named tensors for the checkpoint (one device read each).
-    pub fn tensors(&self) -> Vec<NamedTensor> {
-        match self {
-            MethodState::Stateless => Vec::new(),
-            MethodState::Memory(bank) => bank.tensors(STATE_PREFIX),
-            MethodState::Classifier { classifier, sgd } => {
-                let mut tensors: Vec<NamedTensor> = export::module_tensors(classifier)
-                    .into_iter()
-                    .map(|t| NamedTensor {
-                        name: format!("{STATE_PREFIX}classifier.{}", t.name),
-                        ..t
-                    })
-                    .collect();
-                tensors.extend(sgd.momentum_tensors(MOMENTUM_PREFIX));
-                tensors
-            }
-        }
-    }
-
-    /// This state (fresh from [`MethodState::new`] with the run's settings) filled from a
-    /// checkpoint's tensors, which it takes out of `tensors`; errors name `file`.
-    pub fn restore(
-        self,
-        tensors: &mut BTreeMap<String, NamedTensor>,
-        file: &std::path::Path,
-    ) -> Result<Self, ExportError> {
-        let mut owned = BTreeMap::new();
-        let keys: Vec<String> = tensors
-            .keys()
-            .filter(|k| k.starts_with(STATE_PREFIX))
-            .cloned()
-            .collect();
-        for key in keys {
-            let tensor = tensors.remove(&key).expect("key listed");
-            owned.insert(key, tensor);
-        }
-        let missing = |what: &str| ExportError::Format {
-            path: file.to_owned(),
-            message: format!("the checkpoint lacks the method's {what}"),
-        };
-        Ok(match self {
-            MethodState::Stateless => MethodState::Stateless,
-            MethodState::Memory(bank) => MethodState::Memory(
-                bank.restore(&owned, STATE_PREFIX, file)?
-                    .ok_or_else(|| missing("memory bank"))?,
-            ),
-            MethodState::Classifier {
-                classifier,
-                mut sgd,
-            } => {
-                let weights: BTreeMap<String, NamedTensor> = owned
-                    .iter()
-                    .filter_map(|(key, t)| {
-                        let name = key.strip_prefix(&format!("{STATE_PREFIX}classifier."))?;
-                        Some((
-                            name.to_owned(),
-                            NamedTensor {
-                                name: name.to_owned(),
-                                ..t.clone()
-                            },
-                        ))
-                    })
-                    .collect();
-                if weights.is_empty() {
-                    return Err(missing("instance classifier"));
-                }
-                let classifier = export::load_module_tensors(classifier, &weights, file)?;
-                sgd.restore_momentum(
-                    &owned,
-                    MOMENTUM_PREFIX,
-                    file,
-                    &classifier_device(&classifier),
-                )?;
-                MethodState::Classifier { classifier, sgd }
-            }
-        })
-    }
-}
-
-fn classifier_device(classifier: &InstanceClassifier) -> Device {
-    classifier.device().without_autodiff()
 }
 
 /// The instance indices of a batch as a device tensor.

@@ -161,9 +161,10 @@ pub fn spread_out_loss_nearest(
 
 /// Which rows of a `rows`-row batch take their nearest neighbour as positive: each with
 /// probability ½ ("we randomly select the augmented instance and its corresponding nearest
-/// instance as positive", §4.2), drawn from `seed`, as a `[rows, 1]` tensor of 0 and 1.
+/// instance as positive", §4.2), drawn from `seed` (the step's `rng::Stream::NearestPositive`),
+/// as a `[rows, 1]` tensor of 0 and 1.
 pub fn nearest_positive_rows(rows: usize, seed: u64, device: &Device) -> Tensor<2> {
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x6E65_6172);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
     let values: Vec<f32> = (0..rows)
         .map(|_| f32::from(u8::from(rand::Rng::random_bool(&mut rng, 0.5))))
         .collect();

@@ -6,9 +6,10 @@
 
 use rand::seq::SliceRandom;
 
-use super::{TrainConfig, derive_seed, rng_for};
+use super::TrainConfig;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{PixelBatch, View};
+use crate::rng::Stream;
 
 /// Batches prepared ahead of the device: enough to cover a slow batch, few enough that memory
 /// stays flat (a 224 px batch of 2×128 views is 38 MB).
@@ -23,7 +24,7 @@ pub(crate) fn epoch_batches(
     batch: usize,
 ) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..images).collect();
-    order.shuffle(&mut rng_for(seed, epoch, u64::MAX));
+    order.shuffle(&mut Stream::BatchOrder { epoch }.rng(seed));
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
@@ -50,7 +51,7 @@ pub(crate) fn prepare(
         config.image_size,
         View::Augmented {
             ops: config.augment,
-            seed: derive_seed(config.seed, epoch, step as u64),
+            seed: Stream::Augmentation { epoch, step }.seed(config.seed),
         },
     )
 }

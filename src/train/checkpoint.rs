@@ -2,7 +2,20 @@
 //! into one safetensors file after every epoch, every few minutes inside one, and when a run is
 //! stopped, so `--resume` continues exactly where it was.
 //!
-//! Random streams are derived from the seed, the epoch and the step (see `train::rng_for`), so the
+//! This module owns the file's layout: the owners of the state (`optim`, `method`, `export`)
+//! hand over and take back tensors named within themselves, and only here do those names get
+//! the prefixes that place them in the file:
+//!
+//! ```text
+//! model/<module path>               the network's weights and batch-norm statistics
+//! momentum/<module path>            the network's SGD momentum
+//! method/memory, method/nce_z       NPSoftmax and NCE's memory bank (and NCE's Z)
+//! method/classifier.<module path>   the Exemplar classifier
+//! method/momentum/<module path>     the Exemplar classifier's SGD momentum
+//! metadata spreadout_state          RunState as JSON
+//! ```
+//!
+//! Random streams are derived from the seed, the epoch and the step (see `rng::Stream`), so the
 //! position in the run is all the generator state a resume needs.
 
 use std::collections::BTreeMap;
@@ -12,17 +25,21 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
-use super::optim::Sgd;
 use crate::augment::Normalization;
 use crate::export::{self, ExportError, NamedTensor};
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
+use crate::optim::Sgd;
 
 /// File name of the checkpoint inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 const MODEL_PREFIX: &str = "model/";
 const MOMENTUM_PREFIX: &str = "momentum/";
+const METHOD_PREFIX: &str = "method/";
+/// Within the method's tensors: the Exemplar classifier and its momentum.
+const CLASSIFIER_PREFIX: &str = "classifier.";
+const CLASSIFIER_MOMENTUM_PREFIX: &str = "momentum/";
 const STATE_KEY: &str = "spreadout_state";
 
 /// Where a run stands, stored as JSON metadata in the checkpoint.
@@ -78,21 +95,28 @@ pub fn save(
     sgd: &Sgd,
     method: &MethodState,
 ) -> Result<(), ExportError> {
-    let mut tensors: Vec<NamedTensor> = model_tensors
-        .iter()
-        .map(|t| NamedTensor {
-            name: format!("{MODEL_PREFIX}{}", t.name),
-            ..t.clone()
-        })
-        .collect();
-    tensors.extend(sgd.momentum_tensors(MOMENTUM_PREFIX));
-    tensors.extend(method.tensors());
+    let mut tensors = prefixed(MODEL_PREFIX, model_tensors.to_vec());
+    tensors.extend(prefixed(MOMENTUM_PREFIX, sgd.momentum_tensors()));
+    tensors.extend(prefixed(METHOD_PREFIX, method_tensors(method)));
     let mut metadata = BTreeMap::new();
     metadata.insert(
         STATE_KEY.to_owned(),
         serde_json::to_string(state).expect("run state serialises"),
     );
     export::write_tensors(&path(run_dir), &tensors, metadata)
+}
+
+/// The method's state as tensors named within `method/` (one device read each).
+fn method_tensors(method: &MethodState) -> Vec<NamedTensor> {
+    match method {
+        MethodState::Stateless => Vec::new(),
+        MethodState::Memory(bank) => bank.tensors(),
+        MethodState::Classifier { classifier, sgd } => {
+            let mut tensors = prefixed(CLASSIFIER_PREFIX, export::module_tensors(classifier));
+            tensors.extend(prefixed(CLASSIFIER_MOMENTUM_PREFIX, sgd.momentum_tensors()));
+            tensors
+        }
+    }
 }
 
 /// Reads only the run state of a checkpoint (cheap: only the file's header is read).
@@ -119,41 +143,96 @@ pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> 
     let (mut tensors, metadata) = export::read_tensors(&file)?;
     let state = parse_state(&file, &metadata)?;
     let config = &state.config;
-    let method = MethodState::new(
-        config.method,
-        state.instances,
-        config.dim,
-        config.seed,
-        (config.momentum, config.weight_decay),
-        device,
-    )
-    .restore(&mut tensors, &file)?;
+    let method = restore_method(
+        MethodState::new(
+            config.method,
+            state.instances,
+            config.dim,
+            config.seed,
+            (config.momentum, config.weight_decay),
+            device,
+        ),
+        take_prefixed(&mut tensors, METHOD_PREFIX),
+        &file,
+    )?;
     let mut sgd = Sgd::new(config.momentum, config.weight_decay);
     sgd.restore_momentum(
-        &tensors,
-        MOMENTUM_PREFIX,
+        &take_prefixed(&mut tensors, MOMENTUM_PREFIX),
         &file,
         &device.clone().without_autodiff(),
     )?;
-    let model_tensors: BTreeMap<String, NamedTensor> = tensors
-        .into_iter()
-        .filter_map(|(name, tensor)| {
-            let key = name.strip_prefix(MODEL_PREFIX)?.to_owned();
-            Some((
-                key.clone(),
-                NamedTensor {
-                    name: key,
-                    ..tensor
-                },
-            ))
-        })
-        .collect();
     let net = config.model_config().init(device);
-    let net = export::load_module_tensors(net, &model_tensors, &file)?;
+    let net = export::load_module_tensors(net, &take_prefixed(&mut tensors, MODEL_PREFIX), &file)?;
     Ok(Checkpoint {
         state,
         net,
         sgd,
         method,
     })
+}
+
+/// `state` (fresh from [`MethodState::new`] with the run's settings) filled from the method's
+/// tensors, named within `method/`; errors name `file`.
+fn restore_method(
+    state: MethodState,
+    mut tensors: BTreeMap<String, NamedTensor>,
+    file: &Path,
+) -> Result<MethodState, ExportError> {
+    let missing = |what: &str| ExportError::Format {
+        path: file.to_owned(),
+        message: format!("the checkpoint lacks the method's {what}"),
+    };
+    Ok(match state {
+        MethodState::Stateless => MethodState::Stateless,
+        MethodState::Memory(bank) => MethodState::Memory(
+            bank.restore(&tensors, file)?
+                .ok_or_else(|| missing("memory bank"))?,
+        ),
+        MethodState::Classifier {
+            classifier,
+            mut sgd,
+        } => {
+            let weights = take_prefixed(&mut tensors, CLASSIFIER_PREFIX);
+            if weights.is_empty() {
+                return Err(missing("instance classifier"));
+            }
+            let classifier = export::load_module_tensors(classifier, &weights, file)?;
+            sgd.restore_momentum(
+                &take_prefixed(&mut tensors, CLASSIFIER_MOMENTUM_PREFIX),
+                file,
+                &classifier.device().without_autodiff(),
+            )?;
+            MethodState::Classifier { classifier, sgd }
+        }
+    })
+}
+
+/// `tensors` renamed `<prefix><name>`, to place them in the file.
+fn prefixed(prefix: &str, tensors: Vec<NamedTensor>) -> Vec<NamedTensor> {
+    tensors
+        .into_iter()
+        .map(|tensor| NamedTensor {
+            name: format!("{prefix}{}", tensor.name),
+            ..tensor
+        })
+        .collect()
+}
+
+/// Takes the tensors named `<prefix><name>` out of `tensors`, keyed and named `<name>`: the
+/// inverse of [`prefixed`].
+fn take_prefixed(
+    tensors: &mut BTreeMap<String, NamedTensor>,
+    prefix: &str,
+) -> BTreeMap<String, NamedTensor> {
+    let (inside, rest): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(tensors)
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(prefix));
+    *tensors = rest;
+    inside
+        .into_iter()
+        .map(|(name, tensor)| {
+            let name = name[prefix.len()..].to_owned();
+            (name.clone(), NamedTensor { name, ..tensor })
+        })
+        .collect()
 }

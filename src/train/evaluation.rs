@@ -11,14 +11,13 @@ use crate::embed::{self, View};
 use crate::eval::{self, Embeddings, EvalError};
 use crate::model::EmbeddingNet;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 use super::{
     Control, EpochMetrics, Neighbour, ProbeNeighbours, ScoredOn, TrainConfig, TrainError,
-    TrainEvent, TrainRequest, derive_seed, load_with_progress,
+    TrainEvent, TrainRequest, load_with_progress,
 };
+use crate::rng::Stream;
 
 /// Evaluation sets with labels aligned to one list of class names.
 pub(super) struct EvalSets {
@@ -233,7 +232,7 @@ pub(super) fn evaluate(
             source: train,
             indices: &first,
         };
-        let seed = derive_seed(config.seed, epoch, u64::MAX - 1);
+        let seed = Stream::EvaluationViews { epoch }.seed(config.seed);
         let view = |offset: u64| {
             embed::embed_images_until(
                 net,
@@ -354,11 +353,7 @@ fn probe_neighbours(
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<Vec<ProbeNeighbours>>, TrainError> {
     let mut sample: Vec<usize> = (0..train.len()).collect();
-    sample.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
-        config.seed,
-        usize::MAX,
-        0,
-    )));
+    sample.shuffle(&mut Stream::Probes.rng(config.seed));
     sample.truncate(PROBE_GALLERY);
     let dim = config.dim;
     let features = match train_features {
@@ -418,7 +413,8 @@ fn probe_neighbours(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn device_top_k_finds_the_host_neighbours() {

@@ -10,11 +10,12 @@ use burn::module::Module;
 use serde::Serialize;
 
 use super::checkpoint::{self, RunState};
-use super::{EpochMetrics, Sgd, runs};
+use super::{EpochMetrics, runs};
 use crate::data::SkippedFile;
 use crate::export::{self, ExportError, ExportedConfig};
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
+use crate::optim::Sgd;
 
 /// File of per-epoch metrics in a run folder, one JSON object per line.
 pub const METRICS_FILE: &str = "metrics.jsonl";

@@ -8,7 +8,7 @@
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
-use super::{Sgd, TrainConfig, derive_seed};
+use super::TrainConfig;
 use crate::augment::Normalization;
 use crate::embed::PixelBatch;
 use crate::method::{
@@ -16,6 +16,8 @@ use crate::method::{
     npsoftmax_loss, spread_out_loss, triplet_loss,
 };
 use crate::model::{EmbeddingNet, Precision};
+use crate::optim::Sgd;
+use crate::rng::Stream;
 
 /// What every step of a run shares.
 pub(crate) struct DeviceStep {
@@ -83,7 +85,11 @@ impl DeviceStep {
                 Positive::Augmented => spread_out_loss(features, self.tau, self.negatives, masks()),
                 Positive::Nearest => {
                     let rows = features.dims()[0];
-                    let seed = derive_seed(self.seed, at.epoch, at.step as u64);
+                    let seed = Stream::NearestPositive {
+                        epoch: at.epoch,
+                        step: at.step,
+                    }
+                    .seed(self.seed);
                     let takes = method::nearest_positive_rows(rows, seed, &self.device);
                     method::spread_out_loss_nearest(features, self.tau, masks(), takes)
                 }
@@ -105,7 +111,11 @@ impl DeviceStep {
                         indices,
                         noise,
                         instances,
-                        derive_seed(self.seed, at.epoch, at.step as u64),
+                        Stream::NceNoise {
+                            epoch: at.epoch,
+                            step: at.step,
+                        }
+                        .seed(self.seed),
                         &self.device,
                     );
                     let z = match bank.z {

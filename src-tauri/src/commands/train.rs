@@ -104,31 +104,19 @@ pub fn resume_training(
     accept_changed_folder: Option<bool>,
     events: Channel<TrainEvent>,
 ) -> CommandResult<()> {
-    let accept_changed_folder = accept_changed_folder.unwrap_or(false);
-    let info = runs::describe(&run_dir)?;
-    let record = info.record;
-    let config = TrainConfig {
-        epochs: epochs.unwrap_or(record.config.epochs),
-        ..record.config
-    };
-    launch(
-        app,
-        &state,
-        TrainRequest {
-            config,
-            train_dir: record.train_dir,
-            eval_train_dir: record.eval_train_dir,
-            eval_test_dir: record.eval_test_dir,
-            out: run_dir,
-            resume: true,
+    let request = TrainRequest::resume(
+        &run_dir,
+        train::ResumeOverrides {
+            epochs,
             device,
             cache_dir: Some(state.pixel_cache.root().to_owned()),
-            accept_changed_folder,
-            stop_after_epoch: None,
-            init_weights: None,
+            accept_changed_folder: accept_changed_folder.unwrap_or(false),
+            ..Default::default()
         },
-        events,
     )
+    // A missing checkpoint or run record: the run folder's files.
+    .map_err(|error| crate::error::CommandError::new("files", error.to_string()))?;
+    launch(app, &state, request, events)
 }
 
 fn launch(

@@ -3,7 +3,8 @@
 //!
 //! Burn ships an SGD, but its state is keyed by parameter ids that do not survive a reload; this
 //! one keys each momentum buffer by the parameter's module path, so a checkpoint restores it
-//! exactly.
+//! exactly. It sits below `method` and `train`, which both step with it (the network and the
+//! Exemplar classifier); where its buffers go in a checkpoint is the checkpoint's business.
 
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
@@ -82,9 +83,9 @@ impl Sgd {
         module.map(&mut mapper)
     }
 
-    /// The momentum buffers as named tensors `<prefix><module path>`, read from the device at
-    /// once (one concatenation instead of one read per parameter).
-    pub fn momentum_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+    /// The momentum buffers as tensors named by their parameter's module path, read from the
+    /// device at once (one concatenation instead of one read per parameter).
+    pub fn momentum_tensors(&self) -> Vec<NamedTensor> {
         let buffers: Vec<Tensor<1>> = self.velocity.values().cloned().collect();
         if buffers.is_empty() {
             return Vec::new();
@@ -101,7 +102,7 @@ impl Sgd {
                 let (values, tail) = rest.split_at(velocity.dims()[0]);
                 rest = tail;
                 NamedTensor {
-                    name: format!("{prefix}{key}"),
+                    name: key.clone(),
                     shape: vec![values.len()],
                     values: TensorValues::F32(values.to_vec()),
                 }
@@ -109,19 +110,15 @@ impl Sgd {
             .collect()
     }
 
-    /// Takes the buffers named `<prefix><module path>` in `tensors` (as written by
-    /// [`Sgd::momentum_tensors`]) onto `device`; `file` is named in errors.
+    /// Takes the buffers in `tensors`, keyed by module path as [`Sgd::momentum_tensors`] names
+    /// them, onto `device`; `file` is named in errors.
     pub fn restore_momentum(
         &mut self,
         tensors: &BTreeMap<String, NamedTensor>,
-        prefix: &str,
         file: &Path,
         device: &Device,
     ) -> Result<(), ExportError> {
-        for (name, tensor) in tensors {
-            let Some(key) = name.strip_prefix(prefix) else {
-                continue;
-            };
+        for (key, tensor) in tensors {
             let TensorValues::F32(values) = &tensor.values else {
                 return Err(ExportError::Format {
                     path: file.to_owned(),

@@ -1,0 +1,148 @@
+//! A run's settings: the hyper-parameters with the paper's defaults, and the one check of their
+//! ranges that every way of starting a run (CLI, app, comparison, demo) goes through before any
+//! image is read.
+
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::augment::AugmentOps;
+use crate::method::{Method, MethodSettings, NegativeSampling, Positive};
+use crate::model::{ModelConfig, Precision};
+use crate::optim::Schedule;
+
+/// Hyper-parameters of a run. Defaults are the paper's (§4.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct TrainConfig {
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Images per batch (m); each contributes two views, so the network sees 2m rows.
+    pub batch_size: usize,
+    /// Square training input side in pixels.
+    pub image_size: u32,
+    /// ResNet-18 base width (64 in the paper).
+    pub width: usize,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Softmax temperature τ.
+    pub tau: f32,
+    /// Base learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Seed of every random choice (initialisation, order, augmentation).
+    pub seed: u64,
+    /// Augmentations in use.
+    pub augment: AugmentOps,
+    /// The objective: the paper's, or one of the methods it is compared with.
+    #[serde(default)]
+    pub method: Method,
+    /// Settings of the comparison methods (memory momentum, NCE noise, triplet margin).
+    #[serde(default)]
+    pub method_settings: MethodSettings,
+    /// Which negatives enter the spread-out loss.
+    pub negatives: NegativeSampling,
+    /// What each image's positive is in the spread-out loss (§4.2's nearest neighbour or the
+    /// other view).
+    #[serde(default)]
+    pub positive: Positive,
+    /// Neighbours of the weighted kNN evaluation.
+    pub knn_k: usize,
+    /// Temperature of the kNN vote weights exp(s/σ).
+    pub knn_sigma: f32,
+    /// The K of Recall@K (1, 2, 4, 8 as in the paper's CUB and Cars tables; 1, 10, 100 for
+    /// Products).
+    #[serde(default = "default_recall_k")]
+    pub recall_k: Vec<usize>,
+    /// Number format of the convolutions (runs recorded before it existed trained in f32).
+    #[serde(default)]
+    pub precision: Precision,
+    /// Minutes between checkpoints within an epoch (one is also written at every epoch's end and
+    /// when the run is stopped), so a crash or a power cut costs at most this much training.
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
+}
+
+fn default_checkpoint_minutes() -> f64 {
+    10.0
+}
+
+/// Recall@1, 2, 4 and 8, the paper's CUB-200 and Cars-196 columns.
+pub fn default_recall_k() -> Vec<usize> {
+    vec![1, 2, 4, 8]
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 200,
+            batch_size: 128,
+            image_size: 32,
+            width: 64,
+            dim: 128,
+            tau: 0.1,
+            lr: 0.03,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Step,
+            seed: 0,
+            augment: AugmentOps::default(),
+            method: Method::SpreadOut,
+            method_settings: MethodSettings::default(),
+            negatives: NegativeSampling::All,
+            positive: Positive::Augmented,
+            knn_k: 200,
+            knn_sigma: 0.1,
+            recall_k: default_recall_k(),
+            precision: Precision::F32,
+            checkpoint_minutes: default_checkpoint_minutes(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The network this configuration trains.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig::resnet18(self.width, self.dim, self.image_size)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), TrainError> {
+        let problem = if self.epochs == 0 {
+            "epochs must be at least 1"
+        } else if self.batch_size < 2 {
+            "batch size must be at least 2 (each image needs other images as negatives)"
+        } else if self.image_size < 8 {
+            "image size must be at least 8 pixels"
+        } else if self.width == 0 || self.dim == 0 {
+            "width and dim must be positive"
+        } else if !(self.tau.is_finite() && self.tau > 0.0) {
+            "tau must be a positive number"
+        } else if !(self.lr.is_finite() && self.lr > 0.0) {
+            "learning rate must be a positive number"
+        } else if self.recall_k.is_empty() || self.recall_k.contains(&0) {
+            "Recall@K needs at least one K, each at least 1"
+        } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
+            "the checkpoint interval must be a positive number of minutes"
+        } else if self.method != Method::SpreadOut && self.negatives != NegativeSampling::All {
+            "hard and easy negatives (Table 8) are an ablation of the spread-out method only"
+        } else if self.positive == Positive::Nearest
+            && (self.method != Method::SpreadOut || self.negatives != NegativeSampling::All)
+        {
+            "the nearest-neighbour positive (§4.2) is an option of the spread-out method with every negative kept"
+        } else if !(0.0..1.0).contains(&self.method_settings.memory_momentum) {
+            "the memory momentum must be at least 0 and below 1"
+        } else if self.method_settings.nce_noise == 0 {
+            "NCE needs at least one noise sample"
+        } else if !(self.method_settings.triplet_margin.is_finite()
+            && self.method_settings.triplet_margin >= 0.0)
+        {
+            "the triplet margin must be a number of at least 0"
+        } else {
+            return Ok(());
+        };
+        Err(TrainError::Config(problem.to_owned()))
+    }
+}

@@ -1,0 +1,474 @@
+//! One epoch of training ([`EpochRunner::train_epoch`]): batches from the producer thread, each
+//! step recorded on the device, its loss read one step late so the device never idles waiting for
+//! the host, and a checkpoint of the position on a timer or a Stop. The run (`train::run`) and
+//! the benchmark (`bench`) both train through it, so what is measured is what trains.
+
+use std::time::{Duration, Instant};
+
+use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
+use crate::augment::Normalization;
+use crate::data::ImageSet;
+use crate::export::ExportError;
+use crate::method::MethodState;
+use crate::model::EmbeddingNet;
+use crate::optim::Sgd;
+use crate::prefetch;
+
+/// What the epochs of one run share.
+pub(crate) struct EpochRunner<'a> {
+    config: &'a TrainConfig,
+    train: &'a ImageSet,
+    device_step: step::DeviceStep,
+    batch: usize,
+    /// Rows the network sees per step: the batch times the method's views.
+    rows: usize,
+    total_steps: u64,
+    /// Whether the first step compiles and tunes kernels (a wgpu device) and says so.
+    warm_up: bool,
+    lr_cap: f64,
+}
+
+/// Where an epoch starts: its number, the network and step count so far, and, when resuming
+/// inside it, the step to start at and the loss summed over the steps before.
+pub(crate) struct EpochStart {
+    pub(crate) epoch: usize,
+    pub(crate) net: EmbeddingNet,
+    pub(crate) steps: u64,
+    pub(crate) resume_at: Option<(usize, f64)>,
+    pub(crate) first_of_run: bool,
+}
+
+/// A position inside an epoch, as a mid-epoch checkpoint records it.
+pub(crate) struct EpochPosition {
+    /// Epochs completed before this one.
+    pub(crate) epoch: usize,
+    /// Steps of this epoch done.
+    pub(crate) step: usize,
+    /// Optimiser steps of the run.
+    pub(crate) steps: u64,
+    /// Loss summed over this epoch's steps done.
+    pub(crate) loss_sum: f64,
+    /// Rate of the last step.
+    pub(crate) lr: f64,
+}
+
+/// Writes a mid-epoch checkpoint.
+pub(crate) type SavePosition<'s> =
+    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd, &MethodState) -> Result<(), ExportError>;
+
+/// How an epoch ended.
+pub(crate) enum EpochOutcome {
+    Trained(Box<TrainedEpoch>),
+    /// Stopped by the user after `step` steps of it (checkpointed when a saver was given).
+    Stopped {
+        step: usize,
+    },
+}
+
+impl EpochOutcome {
+    /// The trained epoch, unless it was stopped.
+    pub(crate) fn trained(self) -> Option<TrainedEpoch> {
+        match self {
+            Self::Trained(trained) => Some(*trained),
+            Self::Stopped { .. } => None,
+        }
+    }
+}
+
+/// An epoch's training, done.
+pub(crate) struct TrainedEpoch {
+    pub(crate) net: EmbeddingNet,
+    /// Optimiser steps of the run so far.
+    pub(crate) steps: u64,
+    pub(crate) loss_sum: f64,
+    pub(crate) lr: f64,
+    /// Throughput between the first and the last loss read (the first step, which may compile
+    /// kernels, is not counted).
+    pub(crate) images_per_sec: f64,
+    /// Seconds from the epoch's start to its last loss read.
+    pub(crate) seconds: f64,
+    pub(crate) data_wait_fraction: f64,
+}
+
+/// A recorded step whose loss has not been read yet.
+struct PendingLoss {
+    step: usize,
+    loss: burn::tensor::Tensor<1>,
+    lr: f64,
+}
+
+impl<'a> EpochRunner<'a> {
+    /// Epochs of `config` over `train` on `device` (an autodiff device); `warm_up` when the
+    /// first step compiles and tunes GPU kernels, which the run then reports as its own phase.
+    pub(crate) fn new(
+        config: &'a TrainConfig,
+        train: &'a ImageSet,
+        normalization: Normalization,
+        device: &burn::tensor::Device,
+        warm_up: bool,
+    ) -> Self {
+        let batch = config.batch_size.min(train.len());
+        Self {
+            config,
+            train,
+            device_step: step::DeviceStep::new(config, normalization, batch, device),
+            batch,
+            rows: batch * config.method.views(),
+            total_steps: (config.epochs * (train.len() / batch)) as u64,
+            warm_up,
+            lr_cap: f64::INFINITY,
+        }
+    }
+
+    /// Caps every rate at the last one a resumed run trained with, for an extended run (`--resume --epochs 80` after
+    /// 50) it is the rule that keeps the rate from jumping back up: the epochs already trained
+    /// keep their rates, and each new epoch takes the schedule planned over the new length or the
+    /// last rate used, whichever is lower. A finished 50-epoch step run thus continues at its
+    /// final 0.01×; one stopped at epoch 20 of 50 reaches its milestones at 60 % and 80 % of 80.
+    pub(crate) fn with_lr_cap(mut self, last_lr: Option<f64>) -> Self {
+        self.lr_cap = last_lr.unwrap_or(f64::INFINITY);
+        self
+    }
+
+    /// Optimiser steps in each epoch (full batches only).
+    pub(crate) fn steps_per_epoch(&self) -> usize {
+        self.train.len() / self.batch
+    }
+
+    /// Trains one epoch (from `start.resume_at`'s step when resuming inside it): batches come
+    /// from the producer thread, each step is recorded on the device, and the previous step's
+    /// loss is read once the next one is queued. With `save`, a checkpoint of the position is
+    /// written every `checkpoint_minutes` and when the user stops the run.
+    pub(crate) fn train_epoch(
+        &self,
+        start: EpochStart,
+        sgd: &mut Sgd,
+        method_state: &mut MethodState,
+        control: &Control,
+        mut save: Option<SavePosition<'_>>,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<EpochOutcome, TrainError> {
+        let config = self.config;
+        let EpochStart {
+            epoch,
+            net,
+            steps,
+            resume_at,
+            first_of_run,
+        } = start;
+        let (first_step, loss_before) = resume_at.unwrap_or((0, 0.0));
+        let plan = batches::epoch_batches(config.seed, epoch, self.train.len(), self.batch);
+        let steps_per_epoch = plan.len();
+        let first_step = first_step.min(steps_per_epoch);
+        let produce = |i: usize| {
+            let step = first_step + i;
+            batches::prepare(config, self.train, &plan[step], epoch, step)
+        };
+        let interval = Duration::from_secs_f64(config.checkpoint_minutes * 60.0);
+        let epoch_start = Instant::now();
+        let remaining = steps_per_epoch - first_step;
+        prefetch::scoped(batches::PREFETCH_DEPTH, remaining, produce, |queue| {
+            let mut net = net;
+            let mut steps = steps;
+            let mut lr = config.lr.min(self.lr_cap);
+            let mut loss_sum = loss_before;
+            let mut last_checkpoint = Instant::now();
+            let mut pending: Option<PendingLoss> = None;
+            // Throughput is timed between loss reads, after the first: that one includes the
+            // kernel compilation and autotuning of a fresh GPU run.
+            let mut first_read: Option<Instant> = None;
+            let mut last_read = epoch_start;
+            let mut reads = 0usize;
+            let mut report = |done: PendingLoss, emit: &mut dyn FnMut(TrainEvent)| {
+                let loss = step::read_loss(done.loss);
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        step: done.step + 1,
+                        loss,
+                    });
+                }
+                let now = Instant::now();
+                last_read = now;
+                if first_read.is_none() {
+                    first_read = Some(now);
+                    if first_of_run && self.warm_up {
+                        emit(TrainEvent::Phase {
+                            phase: Phase::Training,
+                        });
+                    }
+                } else {
+                    reads += 1;
+                }
+                // The epoch's rate so far: with reads a step late, the gap between two reads is
+                // not one step's time (the last two come back to back).
+                let (images, seconds) = match first_read {
+                    Some(first) if reads > 0 => (reads, now.duration_since(first)),
+                    _ => (1, now.duration_since(epoch_start)),
+                };
+                emit(TrainEvent::Step {
+                    epoch: epoch + 1,
+                    step: done.step + 1,
+                    steps_per_epoch,
+                    loss,
+                    lr: done.lr,
+                    images_per_sec: (images * self.rows) as f64 / seconds.as_secs_f64().max(1e-9),
+                });
+                Ok(loss)
+            };
+            if first_of_run && self.warm_up {
+                emit(TrainEvent::Phase {
+                    phase: Phase::WarmingUp,
+                });
+            }
+            for (i, pixels) in queue.by_ref().enumerate() {
+                let step = first_step + i;
+                let pixels = pixels?;
+                let stopping = !control.wait_while_paused();
+                if let Some(save) = save.as_mut()
+                    && (stopping || last_checkpoint.elapsed() >= interval)
+                    && step > first_step
+                {
+                    // The position must include every step's loss: read the pending one first.
+                    if let Some(done) = pending.take() {
+                        loss_sum += report(done, emit)?;
+                    }
+                    let position = EpochPosition {
+                        epoch,
+                        step,
+                        steps,
+                        loss_sum,
+                        lr,
+                    };
+                    save(&position, &net, sgd, method_state)?;
+                    tracing::info!("checkpoint at epoch {}, step {step}", epoch + 1);
+                    last_checkpoint = Instant::now();
+                }
+                if stopping {
+                    let kept = if save.is_some() && step > first_step {
+                        step
+                    } else {
+                        first_step
+                    };
+                    return Ok(EpochOutcome::Stopped { step: kept });
+                }
+                lr = config
+                    .schedule
+                    .lr(
+                        config.lr,
+                        epoch,
+                        config.epochs,
+                        steps as f64 / self.total_steps as f64,
+                    )
+                    .min(self.lr_cap);
+                let (next, loss) = self.device_step.record(
+                    net,
+                    sgd,
+                    method_state,
+                    lr,
+                    &pixels,
+                    &plan[step],
+                    step::StepPosition { epoch, step },
+                );
+                net = next;
+                steps += 1;
+                if let Some(done) = pending.replace(PendingLoss { step, loss, lr }) {
+                    loss_sum += report(done, emit)?;
+                }
+            }
+            if let Some(done) = pending.take() {
+                loss_sum += report(done, emit)?;
+            }
+            let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
+            let timed =
+                first_read.map_or(0.0, |first| last_read.duration_since(first).as_secs_f64());
+            Ok(EpochOutcome::Trained(Box::new(TrainedEpoch {
+                net,
+                steps,
+                loss_sum,
+                lr,
+                images_per_sec: if timed > 0.0 {
+                    (reads * self.rows) as f64 / timed
+                } else {
+                    0.0
+                },
+                seconds: train_seconds,
+                data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
+            })))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data;
+    use crate::export::{self, TensorValues};
+    use crate::method::{LossMasks, spread_out_loss};
+    use burn::optim::GradientsParams;
+    use burn::tensor::Device;
+    use image::RgbImage;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn config() -> TrainConfig {
+        TrainConfig {
+            epochs: 2,
+            batch_size: 4,
+            image_size: 8,
+            width: 2,
+            dim: 8,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn noise_set(count: usize) -> ImageSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let images: Vec<RgbImage> = (0..count)
+            .map(|_| RgbImage::from_fn(10, 12, |_, _| image::Rgb(rng.random())))
+            .collect();
+        let entries = (0..count)
+            .map(|i| data::ImageEntry {
+                path: format!("noise/{i}.png").into(),
+                label: None,
+                stamp: Default::default(),
+            })
+            .collect();
+        ImageSet::in_memory("noise".into(), entries, images, Vec::new())
+    }
+
+    /// The loop as written before prefetching: each batch prepared on this thread, its loss
+    /// computed and differentiated at once, nothing ahead and nothing deferred.
+    fn serial_reference(config: &TrainConfig, set: &ImageSet) -> EmbeddingNet {
+        let device = Device::flex().autodiff();
+        let normalization = set.normalization();
+        let mut net = config.model_config().init_seeded(&device, config.seed);
+        let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+        let batch = config.batch_size;
+        let masks = LossMasks::new(2 * batch, &device);
+        let total = (config.epochs * (set.len() / batch)) as f64;
+        let mut steps = 0;
+        for epoch in 0..config.epochs {
+            let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
+            for (step, indices) in plan.iter().enumerate() {
+                let pixels = batches::prepare(config, set, indices, epoch, step).unwrap();
+                // The device normalisation is checked against the host formula in `embed`; here
+                // it is shared so the comparison isolates the loop (a tiny network amplifies a
+                // 3e-7 input difference to 1e-3 in the weights within two steps).
+                let input = pixels.to_device(&normalization, &device);
+                let loss =
+                    spread_out_loss(net.forward(input), config.tau, config.negatives, &masks);
+                let lr = config
+                    .schedule
+                    .lr(config.lr, epoch, config.epochs, steps as f64 / total);
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = sgd.step(lr, net, grads);
+                steps += 1;
+            }
+        }
+        net
+    }
+
+    #[test]
+    fn the_overlapped_loop_reaches_the_serial_reference_weights() {
+        let config = config();
+        let set = noise_set(13);
+        let device = Device::flex().autodiff();
+        let normalization = set.normalization();
+        let runner = EpochRunner::new(&config, &set, normalization, &device, false);
+        let mut net = config.model_config().init_seeded(&device, config.seed);
+        let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+        let mut steps = 0;
+        let mut events = Vec::new();
+        for epoch in 0..config.epochs {
+            let trained = runner
+                .train_epoch(
+                    EpochStart {
+                        epoch,
+                        net,
+                        steps,
+                        resume_at: None,
+                        first_of_run: epoch == 0,
+                    },
+                    &mut sgd,
+                    &mut MethodState::Stateless,
+                    &Control::default(),
+                    None,
+                    &mut |e| events.push(e),
+                )
+                .unwrap()
+                .trained()
+                .expect("not cancelled");
+            net = trained.net;
+            steps = trained.steps;
+            assert!((0.0..=1.0).contains(&trained.data_wait_fraction));
+        }
+        assert_eq!(steps, 6, "13 images in batches of 4: three steps an epoch");
+        let reported: Vec<(usize, usize)> = events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::Step { epoch, step, .. } => Some((*epoch, *step)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reported,
+            vec![(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+        );
+
+        let reference = export::module_tensors(&serial_reference(&config, &set));
+        let overlapped = export::module_tensors(&net);
+        assert_eq!(reference.len(), overlapped.len());
+        for (a, b) in reference.iter().zip(&overlapped) {
+            assert_eq!(a.name, b.name);
+            let (TensorValues::F32(x), TensorValues::F32(y)) = (&a.values, &b.values) else {
+                panic!("{} is not f32", a.name);
+            };
+            for (p, q) in x.iter().zip(y) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * (1.0 + p.abs()),
+                    "{}: {p} vs {q}",
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancel_while_batches_are_prefetched_ends_the_epoch_at_the_next_step() {
+        let config = TrainConfig {
+            epochs: 1,
+            ..config()
+        };
+        let set = noise_set(40);
+        let device = Device::flex().autodiff();
+        let runner = EpochRunner::new(&config, &set, set.normalization(), &device, false);
+        let control = Control::default();
+        let mut steps_after_cancel = 0;
+        let outcome = runner
+            .train_epoch(
+                EpochStart {
+                    epoch: 0,
+                    net: config.model_config().init_seeded(&device, 0),
+                    steps: 0,
+                    resume_at: None,
+                    first_of_run: true,
+                },
+                &mut Sgd::new(0.9, 5e-4),
+                &mut MethodState::Stateless,
+                &control,
+                None,
+                &mut |event| {
+                    if let TrainEvent::Step { .. } = event {
+                        if control.is_cancelled() {
+                            steps_after_cancel += 1;
+                        }
+                        control.cancel();
+                    }
+                },
+            )
+            .unwrap();
+        assert!(outcome.trained().is_none(), "cancelled");
+        assert_eq!(steps_after_cancel, 0, "no step is reported after the Stop");
+    }
+}
