@@ -265,6 +265,7 @@ mod tests {
             retrieval_scored_on: odd.join("test"),
             test_classes: 2,
             test_classes_in_memory: 2,
+            test_classes_left_out: Vec::new(),
             train_images: 20,
             test_images: 10,
         };

@@ -61,6 +61,8 @@ pub struct FolderScores {
     pub test_classes: usize,
     /// Test classes the memory folder has.
     pub test_classes_in_memory: usize,
+    /// Test classes the memory folder lacks, whose images kNN and the linear classifier left out.
+    pub test_classes_left_out: Vec<String>,
     /// Images of the memory folder.
     pub train_images: usize,
     /// Images of the test folder.
@@ -114,25 +116,13 @@ pub fn score_folders(
     let dim = memory.dim;
     let test_rows = Embeddings::new(&test.embeddings, dim)?;
 
-    // The test images whose class the memory has, in the memory's label numbering.
-    let in_memory: Vec<Option<usize>> = test
-        .set
-        .label_names
-        .iter()
-        .map(|name| memory.set.label_names.iter().position(|n| n == name))
-        .collect();
-    let (classified, classified_labels): (Vec<usize>, Vec<usize>) = test_labels
-        .iter()
-        .enumerate()
-        .filter_map(|(row, &label)| in_memory[label].map(|mapped| (row, mapped)))
-        .unzip();
-    let classified_rows: Vec<f32> = classified
-        .iter()
-        .flat_map(|&row| test_rows.row(row).iter().copied())
-        .collect();
+    // The test images whose class the memory has, in the memory's label numbering: the rule
+    // per-epoch evaluation follows too.
+    let aligned = eval::align_labels(&memory.set.label_names, &test.set.label_names, &test_labels);
+    let classified_rows = test_rows.gather(&aligned.rows);
     let memory_rows = Embeddings::new(&memory.embeddings, dim)?;
     let knn_k = settings.knn_k.min(memory_rows.len());
-    let (knn_accuracy, linear_accuracy) = if classified.is_empty() {
+    let (knn_accuracy, linear_accuracy) = if aligned.rows.is_empty() {
         (None, None)
     } else {
         let queries = Embeddings::new(&classified_rows, dim)?;
@@ -140,7 +130,7 @@ pub fn score_folders(
             memory_rows,
             &memory_labels,
             queries,
-            &classified_labels,
+            &aligned.labels,
             knn_k,
             settings.knn_sigma,
         )?;
@@ -152,7 +142,7 @@ pub fn score_folders(
                     memory_rows,
                     &memory_labels,
                     queries,
-                    &classified_labels,
+                    &aligned.labels,
                     linear,
                 )
             })
@@ -164,12 +154,13 @@ pub fn score_folders(
         knn_k,
         knn_sigma: settings.knn_sigma,
         linear_accuracy,
-        classified_images: classified.len(),
+        classified_images: aligned.rows.len(),
         recall_at: eval::recall_at_k(test_rows, &test_labels, &settings.recall_k)?,
         nmi: eval::clustering_nmi(test_rows, &test_labels, settings.seed, &|| true)?,
         retrieval_scored_on: test_dir.to_owned(),
         test_classes: test.set.label_names.len(),
-        test_classes_in_memory: in_memory.iter().flatten().count(),
+        test_classes_in_memory: test.set.label_names.len() - aligned.left_out.len(),
+        test_classes_left_out: aligned.left_out,
         train_images: memory_rows.len(),
         test_images: test_rows.len(),
     })

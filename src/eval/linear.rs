@@ -11,7 +11,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Embeddings, EvalError, check_same_count};
+use super::error::check_same_count;
+use super::{Embeddings, EvalError};
 
 /// How the classifier is fitted.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

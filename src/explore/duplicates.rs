@@ -8,10 +8,10 @@
 //! nearest other image (mostly distinct images). The suggestion is where the first's low tail
 //! meets the second's high tail.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use rayon::prelude::*;
 
-use crate::eval::{Embeddings, EvalError, Histogram, dot};
+use crate::eval::{self, Embeddings, EvalError, Histogram, dot};
 
 /// Bins of the two threshold histograms over [−1, 1]: steps of 0.001, fine enough for the
 /// crowded top of a young model's similarities (16 KB each in the IPC).
@@ -73,70 +73,9 @@ pub fn complete_linkage_groups(
     groups
 }
 
-/// Similarities computed per block of rows: `rows × n` floats on the device stay near 256 MB.
-const BLOCK_VALUES: usize = 64 << 20;
-
-/// Every pair of rows `(i, j)`, `i < j`, with cosine similarity above `threshold`, ordered by
-/// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
-/// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first,
-/// compared with the threshold there, and only the indices above it come back to the host, where
-/// their scores are summed again in dimension order (the same value the neighbour search gives).
-///
-/// # Errors
-/// [`EvalError::Empty`] for no rows.
-pub fn pairs_above(
-    features: Embeddings,
-    threshold: f32,
-    device: &Device,
-) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    let block = (BLOCK_VALUES / features.len().max(1)).clamp(64, 8192);
-    pairs_above_in_blocks(features, threshold, device, block)
-}
-
-/// [`pairs_above`] with `block` rows per matrix product.
-fn pairs_above_in_blocks(
-    features: Embeddings,
-    threshold: f32,
-    device: &Device,
-    block: usize,
-) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    let (n, dim) = (features.len(), features.dim());
-    if n == 0 {
-        return Err(EvalError::Empty("features"));
-    }
-    let all = Tensor::<2>::from_data(TensorData::new(features.data().to_vec(), [n, dim]), device);
-    let transposed = all.clone().transpose();
-    let mut pairs = Vec::new();
-    for start in (0..n).step_by(block) {
-        let end = (start + block).min(n);
-        // Columns from `start`: pairs with an earlier row were found by an earlier block.
-        let scores = all
-            .clone()
-            .slice([start..end, 0..dim])
-            .matmul(transposed.clone().slice([0..dim, start..n]));
-        let hits: Tensor<2, Int> = scores.greater_elem(threshold).argwhere();
-        let hits: Vec<i64> = hits
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .expect("indices are integers");
-        for hit in hits.chunks_exact(2) {
-            let (i, j) = (start + hit[0] as usize, start + hit[1] as usize);
-            if j > i {
-                let score = dot(features.row(i), features.row(j));
-                // The device may round differently at the threshold itself; the host's sum decides.
-                if score > threshold {
-                    pairs.push((i, j, score));
-                }
-            }
-        }
-    }
-    pairs.sort_unstable_by_key(|&(i, j, _)| (i, j));
-    Ok(pairs)
-}
-
 /// Groups of rows in which every two have cosine similarity above `threshold`
-/// ([`complete_linkage_groups`]), largest first; the pairs come from [`pairs_above`] on `device`.
+/// ([`complete_linkage_groups`]), largest first; the pairs come from [`eval::pairs_above`] on
+/// `device`.
 ///
 /// # Errors
 /// [`EvalError::Empty`] for no rows.
@@ -145,7 +84,7 @@ pub fn find_duplicates(
     threshold: f32,
     device: &Device,
 ) -> Result<Vec<DuplicateGroup>, EvalError> {
-    let pairs = pairs_above(features, threshold, device)?;
+    let pairs = eval::pairs_above(features, threshold, device)?;
     let dot = |a: usize, b: usize| dot(features.row(a), features.row(b));
     let groups = complete_linkage_groups(features.len(), &pairs, |a, b| dot(a, b) > threshold);
     Ok(groups
@@ -271,44 +210,6 @@ pub fn suggest_threshold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::random_unit_rows;
-
-    #[test]
-    fn pairs_above_match_brute_force() {
-        // 300 rows of dim 16 in blocks of 64 rows (the smallest block): planted near-copies make
-        // the pairs above the threshold more than chance, and some cross blocks.
-        let (dim, n) = (16, 300);
-        let mut data = random_unit_rows(n, dim, 5);
-        for (copy, original) in [(10, 3), (299, 150), (151, 150)] {
-            let row: Vec<f32> = data[original * dim..(original + 1) * dim].to_vec();
-            data[copy * dim..(copy + 1) * dim].copy_from_slice(&row);
-        }
-        let features = Embeddings::new(&data, dim).unwrap();
-        let threshold = 0.6;
-        let fast =
-            pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
-        let mut slow = Vec::new();
-        for i in 0..n {
-            for j in i + 1..n {
-                let s = dot(features.row(i), features.row(j));
-                if s > threshold {
-                    slow.push((i, j, s));
-                }
-            }
-        }
-        assert!(
-            slow.len() > 3,
-            "the test has pairs besides the planted ones"
-        );
-        let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
-        assert_eq!(key(&fast), key(&slow));
-        assert!(
-            fast.iter()
-                .zip(&slow)
-                .all(|(a, b)| (a.2 - b.2).abs() < 1e-5)
-        );
-        assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
-    }
 
     #[test]
     fn a_group_holds_only_rows_linked_to_every_other_and_a_chain_is_cut() {

@@ -12,10 +12,9 @@ use rayon::prelude::*;
 
 use crate::data::{self, DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
-use crate::eval::{self, Embeddings, EvalError, Histogram, SimilarityDistributions};
+use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbour, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
 use crate::planted;
-use crate::train::Neighbour;
 
 pub mod clusters;
 pub mod duplicates;
@@ -204,13 +203,8 @@ impl Collection {
                 len: all.len(),
             });
         }
-        let query = Embeddings::new(all.row(index), all.dim())?;
-        let label = self.entries()[index].label;
-        let hits = eval::top_k(query, all, k + 1, false)?.remove(0);
-        Ok(self.describe(
-            hits.into_iter().filter(|&(row, _)| row != index).take(k),
-            label,
-        ))
+        let hits = eval::nearest(all.row(index), all, k, Some(index))?;
+        Ok(self.describe(hits, self.entries()[index].label))
     }
 
     /// The `k` images most similar to an image file from anywhere (decoded and centre-cropped the
@@ -229,25 +223,17 @@ impl Collection {
             View::Center,
             1,
         )?;
-        let query = Embeddings::new(&features, self.folder.dim)?;
-        let hits = eval::top_k(query, self.embeddings()?, k, false)?.remove(0);
-        Ok(self.describe(hits.into_iter(), None))
+        let hits = eval::nearest(&features, self.embeddings()?, k, None)?;
+        Ok(self.describe(hits, None))
     }
 
-    fn describe(
-        &self,
-        hits: impl Iterator<Item = (usize, f32)>,
-        query_label: Option<usize>,
-    ) -> Vec<Neighbour> {
-        hits.map(|(row, score)| {
-            let entry = &self.entries()[row];
-            Neighbour {
-                path: entry.path.clone(),
-                score,
-                same_label: query_label.zip(entry.label).map(|(a, b)| a == b),
-            }
-        })
-        .collect()
+    fn describe(&self, hits: Vec<(usize, f32)>, query_label: Option<usize>) -> Vec<Neighbour> {
+        hits.into_iter()
+            .map(|(row, score)| {
+                let entry = &self.entries()[row];
+                Neighbour::new(entry.path.clone(), score, query_label, entry.label)
+            })
+            .collect()
     }
 
     /// Similarity distributions of the collection.
@@ -300,12 +286,13 @@ impl Collection {
             .into());
         }
         let rows = sample_rows(all.len(), NEAREST_SAMPLE);
-        let queries: Vec<f32> = rows.iter().flat_map(|&row| all.row(row)).copied().collect();
-        let nearest: Vec<f32> = eval::top_k(Embeddings::new(&queries, all.dim())?, all, 2, false)?
-            .iter()
-            .zip(&rows)
-            .filter_map(|(hits, &row)| hits.iter().find(|hit| hit.0 != row).map(|hit| hit.1))
-            .collect();
+        let queries = all.gather(&rows);
+        let skip: Vec<Option<usize>> = rows.iter().copied().map(Some).collect();
+        let nearest: Vec<f32> =
+            eval::top_k_skipping(Embeddings::new(&queries, all.dim())?, all, 1, &skip)?
+                .iter()
+                .filter_map(|hits| hits.first().map(|hit| hit.1))
+                .collect();
         let copied = sample_rows(all.len(), COPY_SAMPLE);
         let edited = copied
             .par_iter()

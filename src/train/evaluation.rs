@@ -3,29 +3,29 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use crate::augment::Normalization;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{self, View};
-use crate::eval::{self, Embeddings, EvalError};
+use crate::eval::{self, AlignedLabels, Embeddings, EvalError, Neighbour};
 use crate::model::EmbeddingNet;
 
 use rand::seq::SliceRandom;
 
 use super::{
-    Control, EpochMetrics, Neighbour, ProbeNeighbours, ScoredOn, TrainConfig, TrainError,
-    TrainEvent, TrainRequest, load_with_progress,
+    Control, EpochMetrics, ProbeNeighbours, ScoredOn, TrainConfig, TrainError, TrainEvent,
+    TrainRequest, load_with_progress,
 };
 use crate::rng::Stream;
 
-/// Evaluation sets with labels aligned to one list of class names.
+/// The labelled evaluation sets, each in its own label numbering, and the test images kNN classifies.
 pub(super) struct EvalSets {
     memory: Option<LabelledSet>,
     test: Option<LabelledSet>,
-    /// Whether the test folder's classes are among the memory's, so kNN can classify them; when
-    /// not (the paper's unseen-category setting, §4.2) the test folder is scored on its own.
-    test_classes_seen: bool,
+    /// The test images kNN classifies against the memory ([`eval::align_labels`]: those whose
+    /// class the memory has); `None` unless there are both.
+    knn_queries: Option<AlignedLabels>,
 }
 
 /// A labelled evaluation set: its own images, or the training images (already decoded, so not
@@ -78,64 +78,62 @@ pub(super) fn load_eval_sets(
             });
         }
     }
-    // Both sets must use one label numbering: the memory's names, which default to the
-    // training folder's own labels (never used for training).
-    let names = match (&memory, &test) {
-        (Some(memory), _) => memory.label_names.clone(),
-        (None, _) if train.labels().is_some() => train.label_names.clone(),
-        (None, Some(test)) => test.label_names.clone(),
-        (None, None) => Vec::new(),
-    };
-    let aligned = |set: &ImageSet| -> Option<Vec<usize>> {
-        set.labels()?
-            .into_iter()
-            .map(|label| {
-                names
-                    .iter()
-                    .position(|name| *name == set.label_names[label])
-            })
-            .collect()
-    };
+    // The memory is the memory folder, or else the training folder when it has labels (they are
+    // never used for training). Each set keeps its own label numbering; kNN's queries are
+    // relabelled into the memory's.
     let memory = match memory {
-        Some(set) => aligned(&set).map(|labels| LabelledSet {
+        Some(set) => set.labels().map(|labels| LabelledSet {
             images: Some(set),
             labels,
         }),
-        None => aligned(train).map(|labels| LabelledSet {
+        None => train.labels().map(|labels| LabelledSet {
             images: None,
             labels,
         }),
     };
-    let (test, test_classes_seen) = match test {
-        Some(set) => match aligned(&set) {
-            Some(labels) => (
-                Some(LabelledSet {
-                    images: Some(set),
-                    labels,
-                }),
-                true,
-            ),
-            None => {
-                emit(TrainEvent::Warning {
-                    message: "the test folder's classes are not all among the training labels (unseen categories): Recall@K and NMI are computed within the test folder, and kNN is not scored".to_owned(),
-                });
-                let labels = set.labels().expect("only labelled folders are kept");
-                (
-                    Some(LabelledSet {
-                        images: Some(set),
-                        labels,
-                    }),
-                    false,
-                )
+    let test = test.map(|set| LabelledSet {
+        labels: set.labels().expect("only labelled folders are kept"),
+        images: Some(set),
+    });
+    let knn_queries = match (&memory, &test) {
+        (Some(memory), Some(test)) => {
+            let test_names = &test.images(train).label_names;
+            let aligned =
+                eval::align_labels(&memory.images(train).label_names, test_names, &test.labels);
+            if let Some(message) = left_out_warning(&aligned.left_out, test_names.len()) {
+                emit(TrainEvent::Warning { message });
             }
-        },
-        None => (None, false),
+            Some(aligned)
+        }
+        _ => None,
     };
     Ok(EvalSets {
         memory,
         test,
-        test_classes_seen,
+        knn_queries,
     })
+}
+
+/// Test class names listed in a warning before the rest are counted.
+const NAMED_CLASSES: usize = 5;
+
+/// What the person is told when kNN must leave out test classes the memory lacks (`None` when it
+/// has them all).
+fn left_out_warning(left_out: &[String], test_classes: usize) -> Option<String> {
+    if left_out.is_empty() {
+        return None;
+    }
+    if left_out.len() == test_classes {
+        return Some("none of the test folder's classes is among the kNN memory's (unseen categories): Recall@K and NMI are computed within the test folder, and kNN is not scored".to_owned());
+    }
+    let mut named = left_out[..left_out.len().min(NAMED_CLASSES)].join(", ");
+    if left_out.len() > NAMED_CLASSES {
+        named += &format!(" and {} more", left_out.len() - NAMED_CLASSES);
+    }
+    Some(format!(
+        "{} of the test folder's {test_classes} classes are not among the kNN memory's ({named}): kNN is scored on the images of the other classes, Recall@K and NMI within the whole test folder",
+        left_out.len()
+    ))
 }
 
 /// Scores the network on the evaluation sets (or, without labels, on two views of training
@@ -178,31 +176,35 @@ pub(super) fn evaluate(
         },
         None => None,
     };
-    if let (Some((memory, memory_labels)), Some((test, test_labels)), true) =
-        (&memory, &test, evals.test_classes_seen)
+    if let (Some((memory, memory_labels)), Some((test, _)), Some(aligned)) =
+        (&memory, &test, &evals.knn_queries)
     {
-        let memory = Embeddings::new(memory, config.dim)?;
-        let test = Embeddings::new(test, config.dim)?;
-        let k = config.knn_k.min(memory.len());
-        metrics.knn_accuracy = Some(match scoring_device {
-            // The similarity search (test × memory × dim multiply-adds) on the GPU.
-            Some(device) => {
-                let neighbours = top_k_on(device, test, memory, k, keep_going);
-                let Some(neighbours) = neighbours else {
-                    return Ok(false);
-                };
-                let predictions = eval::knn_vote(&neighbours, memory_labels, config.knn_sigma);
-                eval::accuracy(&predictions, test_labels)
-            }
-            None => eval::knn_accuracy(
-                memory,
-                memory_labels,
-                test,
-                test_labels,
-                k,
-                config.knn_sigma,
-            )?,
-        });
+        metrics.knn_classes_left_out = aligned.left_out.clone();
+        if !aligned.rows.is_empty() {
+            let memory = Embeddings::new(memory, config.dim)?;
+            let queries = Embeddings::new(test, config.dim)?.gather(&aligned.rows);
+            let queries = Embeddings::new(&queries, config.dim)?;
+            let k = config.knn_k.min(memory.len());
+            metrics.knn_accuracy = Some(match scoring_device {
+                // The similarity search (test × memory × dim multiply-adds) on the GPU.
+                Some(device) => {
+                    let neighbours = match eval::top_k_on(device, queries, memory, k, keep_going) {
+                        Err(EvalError::Stopped) => return Ok(false),
+                        other => other?,
+                    };
+                    let predictions = eval::knn_vote(&neighbours, memory_labels, config.knn_sigma);
+                    eval::accuracy(&predictions, &aligned.labels)
+                }
+                None => eval::knn_accuracy(
+                    memory,
+                    memory_labels,
+                    queries,
+                    &aligned.labels,
+                    k,
+                    config.knn_sigma,
+                )?,
+            });
+        }
     }
     if !keep_going() {
         return Ok(false);
@@ -283,57 +285,6 @@ pub(super) fn evaluate(
 
 /// Images embedded per batch during evaluation.
 const EVAL_BATCH: usize = 256;
-/// Queries scored per similarity matrix on the device: 1024 × 50 000 floats is 200 MB.
-const QUERY_CHUNK: usize = 1024;
-
-/// The `k` most similar `base` rows of each query, best first, found on `device` (a matrix
-/// product and a top-k per chunk of queries; only the `k` winners come back). `None` when
-/// `keep_going` said no. Ties may be ordered differently from [`eval::top_k`].
-fn top_k_on(
-    device: &Device,
-    queries: Embeddings,
-    base: Embeddings,
-    k: usize,
-    keep_going: &(dyn Fn() -> bool + Sync),
-) -> Option<Vec<Vec<(usize, f32)>>> {
-    let dim = base.dim();
-    let upload = |rows: std::ops::Range<usize>, from: Embeddings| {
-        let values: Vec<f32> = rows.clone().flat_map(|i| from.row(i)).copied().collect();
-        Tensor::<2>::from_data(TensorData::new(values, [rows.len(), dim]), device)
-    };
-    let base_t = upload(0..base.len(), base).transpose();
-    let mut found = Vec::with_capacity(queries.len());
-    for start in (0..queries.len()).step_by(QUERY_CHUNK) {
-        if !keep_going() {
-            return None;
-        }
-        let rows = start..(start + QUERY_CHUNK).min(queries.len());
-        let (scores, indices) = upload(rows.clone(), queries)
-            .matmul(base_t.clone())
-            .topk_with_indices(k, 1);
-        let scores: Vec<f32> = scores
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("scores are floats");
-        let indices: Vec<i64> = indices
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .expect("indices are integers");
-        for (row_scores, row_indices) in scores.chunks(k).zip(indices.chunks(k)) {
-            found.push(
-                row_indices
-                    .iter()
-                    .map(|&i| i as usize)
-                    .zip(row_scores.iter().copied())
-                    .collect(),
-            );
-        }
-    }
-    Some(found)
-}
-
 /// Probe images shown with their neighbours after every epoch.
 const PROBES: usize = 6;
 /// Neighbours listed per probe.
@@ -384,7 +335,9 @@ fn probe_neighbours(
     let gallery = Embeddings::new(&features, config.dim)?;
     let probes = PROBES.min(sample.len());
     let queries = Embeddings::new(&features[..probes * config.dim], config.dim)?;
-    let found = eval::top_k(queries, gallery, PROBE_NEIGHBOURS + 1, false)?;
+    // Each probe is one of the gallery's rows and must not find itself.
+    let skip: Vec<Option<usize>> = (0..probes).map(Some).collect();
+    let found = eval::top_k_skipping(queries, gallery, PROBE_NEIGHBOURS, &skip)?;
     let entry = |row: usize| &train.entries[sample[row]];
     Ok(Some(
         found
@@ -394,15 +347,13 @@ fn probe_neighbours(
                 query: entry(probe).path.clone(),
                 neighbours: hits
                     .into_iter()
-                    .filter(|&(row, _)| row != probe)
-                    .take(PROBE_NEIGHBOURS)
-                    .map(|(row, score)| Neighbour {
-                        path: entry(row).path.clone(),
-                        score,
-                        same_label: entry(probe)
-                            .label
-                            .zip(entry(row).label)
-                            .map(|(a, b)| a == b),
+                    .map(|(row, score)| {
+                        Neighbour::new(
+                            entry(row).path.clone(),
+                            score,
+                            entry(probe).label,
+                            entry(row).label,
+                        )
                     })
                     .collect(),
             })
@@ -413,36 +364,20 @@ fn probe_neighbours(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
     #[test]
-    fn device_top_k_finds_the_host_neighbours() {
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
-        let dim = 6;
-        let mut unit_rows = |n: usize| -> Vec<f32> {
-            (0..n)
-                .flat_map(|_| {
-                    let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    v.into_iter().map(move |x| x / norm)
-                })
-                .collect()
-        };
-        let (base, queries) = (unit_rows(2500), unit_rows(1100));
-        let base = Embeddings::new(&base, dim).unwrap();
-        let queries = Embeddings::new(&queries, dim).unwrap();
-        let host = eval::top_k(queries, base, 7, false).unwrap();
-        let device = top_k_on(&Device::flex(), queries, base, 7, &|| true).unwrap();
-        assert_eq!(device.len(), host.len());
-        for (d, h) in device.iter().zip(&host) {
-            let d_rows: Vec<usize> = d.iter().map(|&(row, _)| row).collect();
-            let h_rows: Vec<usize> = h.iter().map(|&(row, _)| row).collect();
-            assert_eq!(d_rows, h_rows);
-            for (a, b) in d.iter().zip(h) {
-                assert!((a.1 - b.1).abs() < 1e-5);
-            }
-        }
-        assert!(top_k_on(&Device::flex(), queries, base, 7, &|| false).is_none());
+    fn the_warning_names_the_classes_knn_leaves_out() {
+        let names = |n: usize| -> Vec<String> { (0..n).map(|i| format!("c{i}")).collect() };
+        assert_eq!(left_out_warning(&[], 4), None);
+        let some = left_out_warning(&names(2), 4).unwrap();
+        assert!(
+            some.starts_with("2 of the test folder's 4 classes"),
+            "{some}"
+        );
+        assert!(some.contains("(c0, c1)"), "{some}");
+        let many = left_out_warning(&names(8), 9).unwrap();
+        assert!(many.contains("c4 and 3 more"), "{many}");
+        let all = left_out_warning(&names(3), 3).unwrap();
+        assert!(all.contains("unseen categories") && all.contains("kNN is not scored"));
     }
 }

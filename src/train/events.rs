@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::SkippedFile;
+// `Neighbour` belongs to retrieval (`eval`); probes carry it, and callers name it from here too.
+pub use crate::eval::Neighbour;
 use crate::eval::SimilarityDistributions;
 
 /// What the run is doing right now, for status lines.
@@ -39,6 +41,9 @@ pub struct EpochMetrics {
     pub data_wait_fraction: f64,
     /// Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
     pub knn_accuracy: Option<f64>,
+    /// Test classes the kNN memory lacks, whose images kNN left out (empty when it has them all).
+    #[serde(default)]
+    pub knn_classes_left_out: Vec<String>,
     /// Recall@1/2/4/8 in percent on the labelled evaluation set.
     pub recall_at: Option<Vec<(usize, f64)>>,
     /// Which images Recall@K, NMI and the histograms were computed on.
@@ -78,19 +83,6 @@ pub struct ProbeNeighbours {
     pub query: PathBuf,
     /// Nearest other images, best first.
     pub neighbours: Vec<Neighbour>,
-}
-
-/// A retrieved image with its cosine similarity to the query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-pub struct Neighbour {
-    /// The image file.
-    #[serde(with = "crate::paths")]
-    #[ts(type = "string")]
-    pub path: PathBuf,
-    /// Cosine similarity in [-1, 1].
-    pub score: f32,
-    /// Whether its label folder is the query's, when the folder has labels.
-    pub same_label: Option<bool>,
 }
 
 /// Everything a consumer of a training run is told, in order.

@@ -486,6 +486,7 @@ fn train_epochs(
             images_per_sec: trained.images_per_sec,
             data_wait_fraction: trained.data_wait_fraction,
             knn_accuracy: None,
+            knn_classes_left_out: Vec::new(),
             recall_at: None,
             scored_on: None,
             nmi: None,

@@ -523,6 +523,10 @@ data_wait_fraction: number,
  */
 knn_accuracy: number | null, 
 /**
+ * Test classes the kNN memory lacks, whose images kNN left out (empty when it has them all).
+ */
+knn_classes_left_out: Array<string>, 
+/**
  * Recall@1/2/4/8 in percent on the labelled evaluation set.
  */
 recall_at: Array<[number, number]> | null, 

@@ -144,6 +144,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         images_per_sec: 900,
         data_wait_fraction: 0.02,
         knn_accuracy: 30 + (40 * epoch) / epochs,
+        knn_classes_left_out: [],
         recall_at: [[1, 30 + epoch], [2, 40 + epoch], [4, 50 + epoch], [8, 60 + epoch]],
         scored_on: 'test_folder',
         nmi: 0.1 + 0.02 * epoch,

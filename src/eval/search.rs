@@ -1,0 +1,481 @@
+//! Similarity search: the one place that finds the most similar rows of an embedding, on the host
+//! or on a device. The `k` most similar rows of each query serve kNN, Recall@K, UMAP, training's
+//! probes and Explore's and the CLI's neighbour queries; every pair above a threshold serves the
+//! near-duplicates.
+//!
+//! The host search ([`top_k`], over the blocked scan of [`super::scan`]) is exact and
+//! deterministic, ties broken by lower index, and fast enough for one query or a few thousand. The
+//! device searches are matrix products for the large cases where the host would hold the caller
+//! up (every test image each epoch, every pair of a folder); they read back only what they found.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::error::{check_same_count, check_same_dim};
+use super::scan::{Best, Nearest, dot, scan};
+use super::{Embeddings, EvalError};
+
+/// A retrieved image with its cosine similarity to the query.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct Neighbour {
+    /// The image file.
+    #[serde(with = "crate::paths")]
+    #[ts(type = "string")]
+    pub path: PathBuf,
+    /// Cosine similarity in [-1, 1].
+    pub score: f32,
+    /// Whether its label folder is the query's, when the folder has labels.
+    pub same_label: Option<bool>,
+}
+
+impl Neighbour {
+    /// The image at `path`, found at `score`; `same_label` is known only when both the query and
+    /// the image have a label.
+    pub fn new(
+        path: PathBuf,
+        score: f32,
+        query_label: Option<usize>,
+        label: Option<usize>,
+    ) -> Self {
+        Self {
+            path,
+            score,
+            same_label: query_label.zip(label).map(|(a, b)| a == b),
+        }
+    }
+}
+
+/// Indices and cosine scores (dot products) of the `k` most similar rows of `base` for each row of
+/// `queries`, best first, ties broken by lower index first.
+///
+/// With `exclude_self` the queries are the base set (same length required) and query `i` never
+/// returns row `i`. When fewer than `k` candidates exist every candidate is returned, so `k` larger
+/// than the base set is not an error. Parallel over queries.
+pub fn top_k(
+    queries: Embeddings,
+    base: Embeddings,
+    k: usize,
+    exclude_self: bool,
+) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
+    if k == 0 {
+        return Err(EvalError::ZeroParameter("k"));
+    }
+    if base.is_empty() {
+        return Err(EvalError::Empty("base set"));
+    }
+    check_same_dim("queries", queries, "base", base)?;
+    if exclude_self {
+        check_same_count(
+            "queries (excluding self)",
+            queries.len(),
+            "base",
+            base.len(),
+        )?;
+    }
+    let candidates = base.len() - usize::from(exclude_self);
+    let mut collectors: Vec<Nearest> = (0..queries.len())
+        .map(|q| Nearest {
+            skip: exclude_self.then_some(q),
+            best: Best::new(k.min(candidates)),
+        })
+        .collect();
+    scan(queries, base, &mut collectors);
+    Ok(collectors
+        .into_iter()
+        .map(|c| c.best.into_sorted())
+        .collect())
+}
+
+/// [`top_k`] where query `q` never returns base row `skip[q]` (its own row, when the queries are
+/// some of the base rows): each query asks for one more row and the skipped one is dropped, which
+/// is exactly the search of `base` without that row.
+pub fn top_k_skipping(
+    queries: Embeddings,
+    base: Embeddings,
+    k: usize,
+    skip: &[Option<usize>],
+) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
+    check_same_count("queries", queries.len(), "skipped rows", skip.len())?;
+    let extra = usize::from(skip.iter().any(Option::is_some));
+    let found = top_k(queries, base, k.saturating_add(extra), false)?;
+    Ok(found
+        .into_iter()
+        .zip(skip)
+        .map(|(hits, &skip)| {
+            hits.into_iter()
+                .filter(|&(row, _)| Some(row) != skip)
+                .take(k)
+                .collect()
+        })
+        .collect())
+}
+
+/// The `k` rows of `base` most similar to the one row `query`, best first; `skip` names the
+/// query's own row when it is one of `base` (an image of the collection asking for its
+/// neighbours), so that it does not find itself.
+pub fn nearest(
+    query: &[f32],
+    base: Embeddings,
+    k: usize,
+    skip: Option<usize>,
+) -> Result<Vec<(usize, f32)>, EvalError> {
+    if query.len() != base.dim() {
+        return Err(EvalError::DimensionMismatch {
+            left_name: "query",
+            left: query.len(),
+            right_name: "base",
+            right: base.dim(),
+        });
+    }
+    let query = Embeddings::new(query, base.dim())?;
+    Ok(top_k_skipping(query, base, k, &[skip])?.remove(0))
+}
+
+/// Queries scored per similarity matrix on the device: 1024 × 50 000 floats is 200 MB.
+const DEVICE_QUERY_CHUNK: usize = 1024;
+
+/// [`top_k`] on `device`: a matrix product and a top-k per chunk of queries, and only the `k`
+/// winners come back; for the tens of thousands of queries an epoch's kNN asks, which would keep
+/// the host busy while the device waits. Stops with [`EvalError::Stopped`] between chunks when
+/// `keep_going` says no. The device sums in its own order, so a score may differ from the host's
+/// in the last bits and near-ties may come in another order.
+pub fn top_k_on(
+    device: &Device,
+    queries: Embeddings,
+    base: Embeddings,
+    k: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
+    if k == 0 {
+        return Err(EvalError::ZeroParameter("k"));
+    }
+    if base.is_empty() {
+        return Err(EvalError::Empty("base set"));
+    }
+    check_same_dim("queries", queries, "base", base)?;
+    // As on the host, a `k` beyond the base set returns every row.
+    let k = k.min(base.len());
+    let dim = base.dim();
+    let upload = |rows: std::ops::Range<usize>, from: Embeddings| {
+        let values: Vec<f32> = rows.clone().flat_map(|i| from.row(i)).copied().collect();
+        Tensor::<2>::from_data(TensorData::new(values, [rows.len(), dim]), device)
+    };
+    let base_t = upload(0..base.len(), base).transpose();
+    let mut found = Vec::with_capacity(queries.len());
+    for start in (0..queries.len()).step_by(DEVICE_QUERY_CHUNK) {
+        if !keep_going() {
+            return Err(EvalError::Stopped);
+        }
+        let rows = start..(start + DEVICE_QUERY_CHUNK).min(queries.len());
+        let (scores, indices) = upload(rows.clone(), queries)
+            .matmul(base_t.clone())
+            .topk_with_indices(k, 1);
+        let scores: Vec<f32> = scores
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .expect("scores are floats");
+        let indices: Vec<i64> = indices
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .expect("indices are integers");
+        for (row_scores, row_indices) in scores.chunks(k).zip(indices.chunks(k)) {
+            found.push(
+                row_indices
+                    .iter()
+                    .map(|&i| i as usize)
+                    .zip(row_scores.iter().copied())
+                    .collect(),
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Similarities computed per block of rows: `rows × n` floats on the device stay near 256 MB.
+const BLOCK_VALUES: usize = 64 << 20;
+
+/// Every pair of rows `(i, j)`, `i < j`, with cosine similarity above `threshold`, ordered by
+/// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
+/// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first,
+/// compared with the threshold there, and only the indices above it come back to the host, where
+/// their scores are summed again in dimension order (the same value the neighbour search gives).
+///
+/// # Errors
+/// [`EvalError::Empty`] for no rows.
+pub fn pairs_above(
+    features: Embeddings,
+    threshold: f32,
+    device: &Device,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    let block = (BLOCK_VALUES / features.len().max(1)).clamp(64, 8192);
+    pairs_above_in_blocks(features, threshold, device, block)
+}
+
+/// [`pairs_above`] with `block` rows per matrix product.
+fn pairs_above_in_blocks(
+    features: Embeddings,
+    threshold: f32,
+    device: &Device,
+    block: usize,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    let (n, dim) = (features.len(), features.dim());
+    if n == 0 {
+        return Err(EvalError::Empty("features"));
+    }
+    let all = Tensor::<2>::from_data(TensorData::new(features.data().to_vec(), [n, dim]), device);
+    let transposed = all.clone().transpose();
+    let mut pairs = Vec::new();
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        // Columns from `start`: pairs with an earlier row were found by an earlier block.
+        let scores = all
+            .clone()
+            .slice([start..end, 0..dim])
+            .matmul(transposed.clone().slice([0..dim, start..n]));
+        let hits: Tensor<2, Int> = scores.greater_elem(threshold).argwhere();
+        let hits: Vec<i64> = hits
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("indices are integers");
+        for hit in hits.chunks_exact(2) {
+            let (i, j) = (start + hit[0] as usize, start + hit[1] as usize);
+            if j > i {
+                let score = dot(features.row(i), features.row(j));
+                // The device may round differently at the threshold itself; the host's sum decides.
+                if score > threshold {
+                    pairs.push((i, j, score));
+                }
+            }
+        }
+    }
+    pairs.sort_unstable_by_key(|&(i, j, _)| (i, j));
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::random_unit_rows;
+    use crate::eval::testing::{brute_top_k, emb};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn top_k_orders_best_first_and_excludes_self() {
+        // Unit vectors at angles 0, 10, 30, 65 and 90 degrees in the plane.
+        let data: Vec<f32> = [0.0f32, 10.0, 30.0, 65.0, 90.0]
+            .iter()
+            .flat_map(|deg| {
+                let r = deg.to_radians();
+                [r.cos(), r.sin()]
+            })
+            .collect();
+        let set = emb(&data, 2);
+        let result = top_k(set, set, 3, true).unwrap();
+        let indices: Vec<Vec<usize>> = result
+            .iter()
+            .map(|l| l.iter().map(|&(i, _)| i).collect())
+            .collect();
+        assert_eq!(
+            indices,
+            vec![
+                vec![1, 2, 3],
+                vec![0, 2, 3],
+                vec![1, 0, 3],
+                vec![4, 2, 1],
+                vec![3, 2, 1]
+            ]
+        );
+        for (q, list) in result.iter().enumerate() {
+            assert!(
+                list.iter().all(|&(i, _)| i != q),
+                "query {q} returned itself"
+            );
+            assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "not best first");
+        }
+        assert!((result[0][0].1 - 10f32.to_radians().cos()).abs() < 1e-6);
+        // Without exclusion each row is its own best match.
+        let with_self = top_k(set, set, 1, false).unwrap();
+        assert!(with_self.iter().enumerate().all(|(q, l)| l[0].0 == q));
+    }
+
+    #[test]
+    fn top_k_breaks_ties_by_lower_index_and_clamps_k() {
+        // Rows 1, 3 and 4 are identical, so they tie for every query.
+        let data = [1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let set = emb(&data, 2);
+        let query_data = [0.0, 1.0];
+        let result = top_k(emb(&query_data, 2), set, 100, false).unwrap();
+        let indices: Vec<usize> = result[0].iter().map(|&(i, _)| i).collect();
+        assert_eq!(
+            indices,
+            vec![1, 3, 4, 0, 2],
+            "k beyond the base returns all rows"
+        );
+        let excluded = top_k(set, set, 100, true).unwrap();
+        assert!(excluded.iter().all(|l| l.len() == 4));
+        assert_eq!(excluded[3][0].0, 1);
+        assert_eq!(excluded[3][1].0, 4);
+    }
+
+    #[test]
+    fn top_k_matches_brute_force_across_tile_and_block_edges() {
+        // dim 200 makes 168-row blocks; 500 rows end in a partial panel; 131 queries span two
+        // parallel chunks and leave a remainder of 3 outside the 4-query tiles.
+        let (dim, n, nq) = (200, 500, 131);
+        let base_data = random_unit_rows(n, dim, 1);
+        let query_data = random_unit_rows(nq, dim, 2);
+        let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
+        for k in [1, 7, 40] {
+            let fast = top_k(queries, base, k, false).unwrap();
+            let slow = brute_top_k(queries, base, k, false);
+            for (q, (f, s)) in fast.iter().zip(&slow).enumerate() {
+                let fi: Vec<usize> = f.iter().map(|p| p.0).collect();
+                let si: Vec<usize> = s.iter().map(|p| p.0).collect();
+                assert_eq!(fi, si, "query {q}, k {k}");
+                for (a, b) in f.iter().zip(s) {
+                    assert!((a.1 - b.1).abs() < 1e-5, "query {q}: {} vs {}", a.1, b.1);
+                }
+            }
+        }
+        let fast = top_k(base, base, 5, true).unwrap();
+        let slow = brute_top_k(base, base, 5, true);
+        let indices = |r: &Vec<Vec<(usize, f32)>>| -> Vec<Vec<usize>> {
+            r.iter().map(|l| l.iter().map(|p| p.0).collect()).collect()
+        };
+        assert_eq!(indices(&fast), indices(&slow));
+    }
+
+    #[test]
+    fn a_skipped_row_is_never_found_and_the_rest_is_the_plain_search() {
+        let (dim, n) = (12, 300);
+        let data = random_unit_rows(n, dim, 6);
+        let base = emb(&data, dim);
+        // The first 40 rows ask for their neighbours among all, each skipping itself; the answer
+        // is the exhaustive search without the query's own row.
+        let queries = emb(&data[..40 * dim], dim);
+        let skip: Vec<Option<usize>> = (0..40).map(Some).collect();
+        let found = top_k_skipping(queries, base, 9, &skip).unwrap();
+        let slow = brute_top_k(queries, base, 9, true);
+        let rows = |lists: &[Vec<(usize, f32)>]| -> Vec<Vec<usize>> {
+            lists
+                .iter()
+                .map(|l| l.iter().map(|p| p.0).collect())
+                .collect()
+        };
+        // The scan may fuse multiply-adds where the exhaustive `dot` does not: rows exactly,
+        // scores to rounding.
+        assert_eq!(rows(&found), rows(&slow));
+        for (f, s) in found.iter().flatten().zip(slow.iter().flatten()) {
+            assert!((f.1 - s.1).abs() < 1e-5);
+        }
+        // Without a row to skip, the plain search.
+        let none = top_k_skipping(queries, base, 9, &[None; 40]).unwrap();
+        assert_eq!(none, top_k(queries, base, 9, false).unwrap());
+        // One query: a member skipping itself, and an outside vector.
+        assert_eq!(nearest(base.row(7), base, 9, Some(7)).unwrap(), found[7]);
+        assert_eq!(nearest(base.row(7), base, 1, None).unwrap()[0].0, 7);
+        assert!(top_k_skipping(queries, base, 9, &[None]).is_err());
+        assert!(nearest(&data[..dim - 1], base, 9, None).is_err());
+    }
+
+    #[test]
+    fn a_neighbour_shares_the_label_only_when_both_have_one() {
+        let at = |query, label| Neighbour::new("a.png".into(), 0.5, query, label).same_label;
+        assert_eq!(at(Some(2), Some(2)), Some(true));
+        assert_eq!(at(Some(2), Some(3)), Some(false));
+        assert_eq!(at(None, Some(3)), None);
+        assert_eq!(at(Some(2), None), None);
+    }
+
+    #[test]
+    fn invalid_inputs_are_reported() {
+        let data = [1.0, 0.0, 0.0, 1.0];
+        let set = emb(&data, 2);
+        let wide = [1.0, 0.0, 0.0];
+        let wide = emb(&wide, 3);
+        let message = |e: EvalError| e.to_string();
+        assert!(message(top_k(set, wide, 1, false).unwrap_err()).contains("dimension mismatch"));
+        assert!(message(top_k(set, set, 0, false).unwrap_err()).contains("k must be at least 1"));
+        assert!(message(top_k(set, emb(&[], 2), 1, false).unwrap_err()).contains("empty"));
+        assert!(message(top_k(set, emb(&data[..2], 2), 1, true).unwrap_err()).contains("count"));
+        let device = Device::flex();
+        assert!(top_k_on(&device, set, wide, 1, &|| true).is_err());
+        assert!(top_k_on(&device, set, set, 0, &|| true).is_err());
+        assert!(top_k_on(&device, set, emb(&[], 2), 1, &|| true).is_err());
+    }
+
+    #[test]
+    fn device_top_k_finds_the_host_neighbours() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let dim = 6;
+        let mut unit_rows = |n: usize| -> Vec<f32> {
+            (0..n)
+                .flat_map(|_| {
+                    let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    v.into_iter().map(move |x| x / norm)
+                })
+                .collect()
+        };
+        let (base, queries) = (unit_rows(2500), unit_rows(1100));
+        let base = Embeddings::new(&base, dim).unwrap();
+        let queries = Embeddings::new(&queries, dim).unwrap();
+        let host = top_k(queries, base, 7, false).unwrap();
+        let device = top_k_on(&Device::flex(), queries, base, 7, &|| true).unwrap();
+        assert_eq!(device.len(), host.len());
+        for (d, h) in device.iter().zip(&host) {
+            let d_rows: Vec<usize> = d.iter().map(|&(row, _)| row).collect();
+            let h_rows: Vec<usize> = h.iter().map(|&(row, _)| row).collect();
+            assert_eq!(d_rows, h_rows);
+            for (a, b) in d.iter().zip(h) {
+                assert!((a.1 - b.1).abs() < 1e-5);
+            }
+        }
+        assert_eq!(
+            top_k_on(&Device::flex(), queries, base, 7, &|| false),
+            Err(EvalError::Stopped)
+        );
+    }
+
+    #[test]
+    fn pairs_above_match_brute_force() {
+        // 300 rows of dim 16 in blocks of 64 rows (the smallest block): planted near-copies make
+        // the pairs above the threshold more than chance, and some cross blocks.
+        let (dim, n) = (16, 300);
+        let mut data = random_unit_rows(n, dim, 5);
+        for (copy, original) in [(10, 3), (299, 150), (151, 150)] {
+            let row: Vec<f32> = data[original * dim..(original + 1) * dim].to_vec();
+            data[copy * dim..(copy + 1) * dim].copy_from_slice(&row);
+        }
+        let features = Embeddings::new(&data, dim).unwrap();
+        let threshold = 0.6;
+        let fast =
+            pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
+        let mut slow = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let s = dot(features.row(i), features.row(j));
+                if s > threshold {
+                    slow.push((i, j, s));
+                }
+            }
+        }
+        assert!(
+            slow.len() > 3,
+            "the test has pairs besides the planted ones"
+        );
+        let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
+        assert_eq!(key(&fast), key(&slow));
+        assert!(
+            fast.iter()
+                .zip(&slow)
+                .all(|(a, b)| (a.2 - b.2).abs() < 1e-5)
+        );
+        assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
+    }
+}
