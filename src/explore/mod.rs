@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::data::{self, DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
+use crate::data::{DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
 use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbour, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
@@ -213,16 +213,7 @@ impl Collection {
     /// # Errors
     /// [`ExploreError::Data`] naming the file when it cannot be decoded.
     pub fn query_file(&self, path: &Path, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
-        let size = self.model.config.model.image_size;
-        let image = data::load_image(path, size)?;
-        let features = embed::embed_images(
-            &self.model.net,
-            std::slice::from_ref(&image),
-            size,
-            &self.model.config.normalization,
-            View::Center,
-            1,
-        )?;
+        let features = embed::embed_file(&self.model, path)?;
         let hits = eval::nearest(&features, self.embeddings()?, k, None)?;
         Ok(self.describe(hits, None))
     }

@@ -55,16 +55,11 @@ pub fn nearest_in_file(
 ) -> Result<Vec<Neighbour>, ExploreError> {
     let all = Embeddings::new(&file.embeddings, file.dim)?;
     let hits = match row_of(file.paths.iter().map(PathBuf::as_path), query) {
-        Some(row) => eval::top_k(Embeddings::new(all.row(row), all.dim())?, all, k + 1, false)?
-            .remove(0)
-            .into_iter()
-            .filter(|&(hit, _)| hit != row)
-            .take(k)
-            .collect(),
+        Some(row) => eval::nearest(all.row(row), all, k, Some(row))?,
         None => {
             let model = export::load_model(&file.model, device)?;
             let features = embed::embed_file(&model, query)?;
-            eval::top_k(Embeddings::new(&features, all.dim())?, all, k, false)?.remove(0)
+            eval::nearest(&features, all, k, None)?
         }
     };
     Ok(hits
