@@ -23,5 +23,5 @@ tar xzf ../shared/data/cifar10-jpg.tar.gz -C "$cifar"
 test_dir=$(find "$cifar" -maxdepth 3 -type d -name test | head -1)
 cargo build --quiet --bin spreadout --features spreadout-app/custom-protocol --workspace
 bin=$CARGO_TARGET_DIR/debug/spreadout
-"$bin" bench --no-train --neighbours 0 --photos "$test_dir" --data-sizes 32
-"$bin" bench --no-train --neighbours 0 --photos "$photos" --data-sizes 224 | tail -n +3
+"$bin" bench --no-train --neighbors 0 --photos "$test_dir" --data-sizes 32
+"$bin" bench --no-train --neighbors 0 --photos "$photos" --data-sizes 224 | tail -n +3

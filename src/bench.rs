@@ -332,7 +332,7 @@ fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
 ///
 /// # Errors
 /// [`EvalError`] for an empty or ragged matrix.
-pub fn neighbour_query(
+pub fn neighbor_query(
     rows: usize,
     dim: usize,
     k: usize,
@@ -350,7 +350,7 @@ pub fn neighbour_query(
     }
     times.sort_by(f64::total_cmp);
     Ok(host_row(
-        "neighbours",
+        "neighbors",
         format!("one neighbour query over {rows} embeddings ({dim}-d, k {k})"),
         rows,
         times[times.len() / 2],
@@ -479,9 +479,9 @@ mod tests {
     }
 
     #[test]
-    fn a_neighbour_query_is_timed_and_finds_its_own_row() {
-        let row = neighbour_query(500, 16, 10).unwrap();
-        assert_eq!(row.task, "neighbours");
+    fn a_neighbor_query_is_timed_and_finds_its_own_row() {
+        let row = neighbor_query(500, 16, 10).unwrap();
+        assert_eq!(row.task, "neighbors");
         assert!(row.seconds > 0.0 && row.images_per_sec > 0.0);
     }
 

@@ -100,7 +100,7 @@ pub enum Command {
         /// Number of clusters (default: one per label folder, else √(n/2) within 2–50).
         #[arg(long)]
         k: Option<usize>,
-        /// Also write every image's cluster as CSV (path,cluster,similarity_to_centre).
+        /// Also write every image's cluster as CSV (path,cluster,similarity_to_center).
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
         /// Typical images listed per cluster.
@@ -205,8 +205,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_data: bool,
     /// Embeddings searched by the neighbour-query row (0 skips it).
-    #[arg(long, default_value_t = 100_000)]
-    pub neighbours: usize,
+    #[arg(long, alias = "neighbours", default_value_t = 100_000)]
+    pub neighbors: usize,
     /// Embeddings searched for near-duplicates by the duplicates row (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     pub duplicates: usize,

@@ -171,7 +171,7 @@ pub fn neighbors(
     cache: &PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
-    let neighbours = if EmbeddingsFile::is_one(source) {
+    let neighbors = if EmbeddingsFile::is_one(source) {
         let device = device::select(choice)?.device;
         stored::nearest_in_file(&EmbeddingsFile::read(source)?, query, k, &device)?
     } else {
@@ -181,8 +181,8 @@ pub fn neighbors(
             .0
             .nearest_to(query, k)?
     };
-    for neighbour in neighbours {
-        println!("{:.4}\t{}", neighbour.score, neighbour.path.display());
+    for neighbor in neighbors {
+        println!("{:.4}\t{}", neighbor.score, neighbor.path.display());
     }
     Ok(())
 }

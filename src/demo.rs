@@ -369,16 +369,16 @@ impl Shape {
 
 /// Where and how a shape is drawn: centre and radius in pixels, rotation as cosine and sine.
 struct Placement {
-    centre: (f32, f32),
+    center: (f32, f32),
     radius: f32,
     cos: f32,
     sin: f32,
 }
 
 impl Placement {
-    fn new(centre: (f32, f32), radius: f32, turn: f32) -> Self {
+    fn new(center: (f32, f32), radius: f32, turn: f32) -> Self {
         Self {
-            centre,
+            center,
             radius,
             cos: turn.cos(),
             sin: turn.sin(),
@@ -395,9 +395,9 @@ impl Placement {
         let radius = size * rng.random_range(0.3..0.42);
         let slack = (size / 2.0 - radius).clamp(0.0, size * 0.1);
         let mut coordinate = || size / 2.0 + rng.random_range(-slack..=slack);
-        let centre = (coordinate(), coordinate());
+        let center = (coordinate(), coordinate());
         let max_turn = shape.max_turn();
-        Self::new(centre, radius, rng.random_range(-max_turn..=max_turn))
+        Self::new(center, radius, rng.random_range(-max_turn..=max_turn))
     }
 
     /// Fraction of pixel `(x, y)` that the shape covers, from 4×4 samples, for smooth edges.
@@ -406,8 +406,8 @@ impl Placement {
         let hits = (0..GRID * GRID)
             .filter(|sample| {
                 let offset = |k: u32| (k as f32 + 0.5) / GRID as f32;
-                let dx = x as f32 + offset(sample % GRID) - self.centre.0;
-                let dy = y as f32 + offset(sample / GRID) - self.centre.1;
+                let dx = x as f32 + offset(sample % GRID) - self.center.0;
+                let dy = y as f32 + offset(sample / GRID) - self.center.1;
                 let u = (dx * self.cos + dy * self.sin) / self.radius;
                 let v = (dy * self.cos - dx * self.sin) / self.radius;
                 shape.contains(u, v)
@@ -426,10 +426,10 @@ const NOISE: f32 = 6.0;
 
 /// One demo image: colours, gradient and noise are drawn the same way for every class.
 fn render(shape: Shape, size: u32, rng: &mut ChaCha8Rng) -> RgbImage {
-    let mut colour = || [(); 3].map(|()| rng.random_range(0.0..=255.0f32));
-    let background = colour();
+    let mut color = || [(); 3].map(|()| rng.random_range(0.0..=255.0f32));
+    let background = color();
     let foreground = loop {
-        let candidate = colour();
+        let candidate = color();
         let distance = background
             .iter()
             .zip(&candidate)
@@ -608,7 +608,7 @@ mod tests {
             rng.set_stream(stream);
             let shape = SHAPES[usize::try_from(stream).unwrap() % SHAPES.len()];
             let placement = Placement::random(shape, size, &mut rng);
-            let (x, y) = placement.centre;
+            let (x, y) = placement.center;
             let r = placement.radius;
             assert!(x - r >= 0.0 && y - r >= 0.0 && x + r <= size as f32 && y + r <= size as f32);
         }

@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_skips_software_rasterisers_and_falls_back_to_cpu() {
+    fn auto_skips_software_rasterizers_and_falls_back_to_cpu() {
         let lavapipe = [adapter(0, AdapterKind::Software, Some(DeviceKind::Cpu))];
         let selected = select_from(DeviceChoice::Auto, &lavapipe).unwrap();
         assert!(!selected.is_wgpu);

@@ -379,7 +379,7 @@ mod tests {
     use image::RgbImage;
 
     #[test]
-    fn device_normalisation_is_the_host_formula_for_every_byte() {
+    fn device_normalization_is_the_host_formula_for_every_byte() {
         // 3 images of 5×5: 225 bytes, not a multiple of four, so the last word is padded.
         let images: Vec<RgbImage> = (0..3u32)
             .map(|k| {
@@ -420,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn an_image_at_the_mean_normalises_to_zero() {
+    fn an_image_at_the_mean_normalizes_to_zero() {
         let color = [30u8, 140, 220];
         let image = RgbImage::from_pixel(17, 11, image::Rgb(color));
         let norm = Normalization {

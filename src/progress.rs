@@ -87,7 +87,7 @@ pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
         .worker
         .join()
         .map_err(|_| anyhow::anyhow!("the training thread could not be joined"))??;
-    if summary.cancelled {
+    if summary.canceled {
         let position = if summary.steps_into_epoch > 0 {
             format!(
                 "epoch {}, step {}",

@@ -88,7 +88,7 @@ pub enum ScoreError {
     Eval(#[from] EvalError),
     /// A folder has no class folders.
     #[error("{} has no label folders (images in at least two first-level subfolders)", .0.display())]
-    Unlabelled(PathBuf),
+    Unlabeled(PathBuf),
 }
 
 /// Embeds both folders with `model` (through the cache) and scores it; `progress` is the folder
@@ -102,17 +102,17 @@ pub fn score_folders(
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
     on_skipped: &mut dyn FnMut(&EmbeddedFolder),
 ) -> Result<FolderScores, ScoreError> {
-    let mut embed_labelled = |dir: &Path| -> Result<(EmbeddedFolder, Vec<usize>), ScoreError> {
+    let mut embed_labeled = |dir: &Path| -> Result<(EmbeddedFolder, Vec<usize>), ScoreError> {
         let folder = embed::embed_folder(model, dir, cache, progress)?;
         on_skipped(&folder);
         let labels = folder
             .set
             .labels()
-            .ok_or_else(|| ScoreError::Unlabelled(dir.to_owned()))?;
+            .ok_or_else(|| ScoreError::Unlabeled(dir.to_owned()))?;
         Ok((folder, labels))
     };
-    let (memory, memory_labels) = embed_labelled(train_dir)?;
-    let (test, test_labels) = embed_labelled(test_dir)?;
+    let (memory, memory_labels) = embed_labeled(train_dir)?;
+    let (test, test_labels) = embed_labeled(test_dir)?;
     let dim = memory.dim;
     let test_rows = Embeddings::new(&test.embeddings, dim)?;
 

@@ -119,8 +119,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    if args.neighbours > 0 {
-        print(&bench::neighbour_query(args.neighbours, 128, 10)?);
+    if args.neighbors > 0 {
+        print(&bench::neighbor_query(args.neighbors, 128, 10)?);
     }
     if args.duplicates > 0 {
         // On the device a collection would use: the chosen one, else the first GPU or the CPU.

@@ -35,9 +35,9 @@ fn a_run_folder_from_bd697c5_opens_and_resumes() {
     let last = &info.metrics[1];
     assert!(last.knn_accuracy.is_some());
     let similarity = last.similarity.as_ref().expect("similarity histograms");
-    assert_eq!(similarity.kind, PairKind::SameClassNeighbours);
+    assert_eq!(similarity.kind, PairKind::SameClassNeighbors);
     assert!(!last.probes.is_empty());
-    assert!(last.probes.iter().all(|probe| !probe.neighbours.is_empty()));
+    assert!(last.probes.iter().all(|probe| !probe.neighbors.is_empty()));
     assert_eq!(runs::list(temp.path()).len(), 1);
 
     // Resumed for one more epoch; the images it was trained on lived in a temporary folder, so a

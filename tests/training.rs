@@ -263,16 +263,16 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
         "probes are fixed"
     );
     for probe in &last.probes {
-        assert_eq!(probe.neighbours.len(), 5);
+        assert_eq!(probe.neighbors.len(), 5);
         assert!(
             probe
-                .neighbours
+                .neighbors
                 .iter()
                 .all(|n| n.path != probe.query && n.same_label.is_some())
         );
         assert!(
             probe
-                .neighbours
+                .neighbors
                 .windows(2)
                 .all(|w| w[0].score >= w[1].score)
         );
@@ -283,7 +283,7 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
     assert!(matches!(
         events.last(),
         Some(TrainEvent::Finished {
-            cancelled: false,
+            canceled: false,
             epochs_completed: EPOCHS
         })
     ));
@@ -302,7 +302,7 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
 }
 
 #[test]
-fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
+fn a_canceled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 3, 12, 2);
     let config = tiny_config(3, 8);
@@ -330,7 +330,7 @@ fn a_cancelled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
         },
     )
     .unwrap();
-    assert!(summary.cancelled);
+    assert!(summary.canceled);
     assert_eq!(summary.epochs_completed, 1);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 1);
 
@@ -426,7 +426,7 @@ fn a_stop_during_evaluation_ends_the_run_and_keeps_the_epoch_just_trained() {
         },
     )
     .unwrap();
-    assert!(summary.cancelled);
+    assert!(summary.canceled);
     assert_eq!(summary.epochs_completed, 1);
     // The evaluation stopped before scoring anything, and the epoch's checkpoint and model were
     // still written, so a resume starts at epoch 2.
@@ -681,7 +681,7 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
         .iter()
         .position(|entry| entry.path == latin1)
         .expect("the exact name is kept");
-    assert_eq!(collection.neighbours(row, 3).unwrap().len(), 3);
+    assert_eq!(collection.neighbors(row, 3).unwrap().len(), 3);
     let exported = dir.path().join("embeddings.safetensors");
     collection.embedded().write(&exported, &run).unwrap();
     let (_, metadata) = export::read_tensors(&exported).unwrap();
@@ -716,7 +716,7 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     .unwrap();
     // The Stop (Ctrl-C in the CLI) came while step 3 of epoch 2 waited (losses are read a step
     // late): the checkpoint holds the three steps done, not just epoch 1.
-    assert!(summary.cancelled);
+    assert!(summary.canceled);
     assert_eq!((summary.epochs_completed, summary.steps_into_epoch), (1, 3));
     let state = train::checkpoint::read_state(&run).unwrap();
     assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 3));

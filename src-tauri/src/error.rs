@@ -7,7 +7,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct CommandError {
     /// Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
-    /// `cancelled`, `forbidden`.
+    /// `canceled`, `forbidden`.
     pub code: &'static str,
     /// What went wrong and what to do, for a person.
     pub message: String,
@@ -32,7 +32,7 @@ impl std::fmt::Display for CommandError {
 impl From<spreadout::data::DataError> for CommandError {
     fn from(error: spreadout::data::DataError) -> Self {
         let code = match error {
-            spreadout::data::DataError::Cancelled(_) => "cancelled",
+            spreadout::data::DataError::Canceled(_) => "canceled",
             _ => "data",
         };
         Self::new(code, error.to_string())
@@ -54,7 +54,7 @@ impl From<spreadout::export::ExportError> for CommandError {
 impl From<spreadout::eval::EvalError> for CommandError {
     fn from(error: spreadout::eval::EvalError) -> Self {
         let code = match error {
-            spreadout::eval::EvalError::Stopped => "cancelled",
+            spreadout::eval::EvalError::Stopped => "canceled",
             _ => "eval",
         };
         Self::new(code, error.to_string())
@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_serialise_as_code_and_message() {
+    fn errors_serialize_as_code_and_message() {
         let error: CommandError =
             spreadout::data::DataError::NotADirectory("/tmp/x.png".into()).into();
         let json = serde_json::to_value(&error).unwrap();

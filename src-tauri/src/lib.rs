@@ -100,7 +100,7 @@ pub fn run() {
             commands::train::rename_run,
             commands::train::delete_run,
             commands::explore::open_collection,
-            commands::explore::neighbours,
+            commands::explore::neighbors,
             commands::explore::query_file,
             commands::explore::distributions,
             commands::explore::embedding_map,

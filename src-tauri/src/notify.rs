@@ -15,7 +15,7 @@ pub const LONG_RUN: Duration = Duration::from_secs(60);
 pub fn ending(event: &TrainEvent, run_name: &str) -> Option<(String, String)> {
     match event {
         TrainEvent::Finished {
-            cancelled: false,
+            canceled: false,
             epochs_completed,
         } => Some((
             "Training finished".to_owned(),
@@ -24,7 +24,7 @@ pub fn ending(event: &TrainEvent, run_name: &str) -> Option<(String, String)> {
             ),
         )),
         TrainEvent::Finished {
-            cancelled: true,
+            canceled: true,
             epochs_completed,
         } => Some((
             "Training stopped".to_owned(),
@@ -75,7 +75,7 @@ mod tests {
     fn only_the_last_event_of_a_run_is_announced() {
         let (title, body) = ending(
             &TrainEvent::Finished {
-                cancelled: false,
+                canceled: false,
                 epochs_completed: 200,
             },
             "photos",

@@ -188,11 +188,11 @@ fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
     check_inputs(src, size);
     let resized = resized_shorter_side(src, size);
     // CenterCrop uses Python's round(), which rounds halves to even.
-    let centred_offset =
+    let centered_offset =
         |resized_len: u32| (f64::from(resized_len - size) / 2.0).round_ties_even() as u32;
     let window = PixelRect {
-        left: centred_offset(resized.0),
-        top: centred_offset(resized.1),
+        left: centered_offset(resized.0),
+        top: centered_offset(resized.1),
         width: size,
         height: size,
     };
@@ -686,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn random_crops_fall_back_to_a_centred_crop_for_extreme_aspect_ratios() {
+    fn random_crops_fall_back_to_a_centered_crop_for_extreme_aspect_ratios() {
         let cases = [
             ((1, 400), (0, 199, 1, 1)),
             ((400, 1), (199, 0, 1, 1)),

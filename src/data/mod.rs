@@ -87,7 +87,7 @@ pub enum DataError {
     InvalidSize(u32),
     /// The caller asked to stop while images were being decoded.
     #[error("loading {} was cancelled", .0.display())]
-    Cancelled(PathBuf),
+    Canceled(PathBuf),
 }
 
 /// A file that could not be used, and why (shown to the user and written to the run folder).
@@ -526,7 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn every_colour_type_becomes_rgb8() {
+    fn every_color_type_becomes_rgb8() {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         let pixel = |name: &str| load_image(&path(name), 4).unwrap().get_pixel(0, 0).0;
@@ -883,7 +883,7 @@ mod tests {
         }
         let err =
             load_folder(dir.path(), &cache_in(dir.path()), 4, &|done, _| done < 10).unwrap_err();
-        assert!(matches!(err, DataError::Cancelled(_)), "{err}");
+        assert!(matches!(err, DataError::Canceled(_)), "{err}");
     }
 
     #[test]

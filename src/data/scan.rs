@@ -271,7 +271,7 @@ fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEnt
             Some(first.as_os_str().to_string_lossy().into_owned())
         })
         .collect();
-    let unlabelled = |files: Vec<(PathBuf, FileStamp)>| {
+    let unlabeled = |files: Vec<(PathBuf, FileStamp)>| {
         let entries = files
             .into_iter()
             .map(|(path, stamp)| ImageEntry {
@@ -283,7 +283,7 @@ fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEnt
         (entries, Vec::new())
     };
     let Some(folders) = top_folders else {
-        return unlabelled(files);
+        return unlabeled(files);
     };
     let label_names: Vec<String> = folders
         .iter()
@@ -293,7 +293,7 @@ fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEnt
         .collect();
     // A single folder is just where the images happen to live, not a class.
     if label_names.len() < 2 {
-        return unlabelled(files);
+        return unlabeled(files);
     }
     let entries = files
         .into_iter()

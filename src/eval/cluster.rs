@@ -90,15 +90,15 @@ fn kmeans_plus_plus(
     keep_going: &dyn Fn() -> bool,
 ) -> Result<Vec<f32>, EvalError> {
     let n = features.len();
-    let mut centres = Vec::with_capacity(k * features.dim());
-    centres.extend_from_slice(features.row(rng.random_range(0..n)));
+    let mut centers = Vec::with_capacity(k * features.dim());
+    centers.extend_from_slice(features.row(rng.random_range(0..n)));
     let mut nearest: Vec<f32> = (0..n)
         .into_par_iter()
-        .map(|i| squared_distance(features.row(i), &centres))
+        .map(|i| squared_distance(features.row(i), &centers))
         .collect();
-    while centres.len() < k * features.dim() {
+    while centers.len() < k * features.dim() {
         // Seeding thousands of clusters is itself a long pass: stop between centres.
-        if centres.len() % (64 * features.dim()) == 0 && !keep_going() {
+        if centers.len() % (64 * features.dim()) == 0 && !keep_going() {
             return Err(EvalError::Stopped);
         }
         let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
@@ -119,24 +119,24 @@ fn kmeans_plus_plus(
             // Every row coincides with a centre (duplicated data): any row will do.
             rng.random_range(0..n)
         };
-        let centre = features.row(pick).to_vec();
+        let center = features.row(pick).to_vec();
         nearest.par_iter_mut().enumerate().for_each(|(i, d)| {
-            *d = d.min(squared_distance(features.row(i), &centre));
+            *d = d.min(squared_distance(features.row(i), &center));
         });
-        centres.extend_from_slice(&centre);
+        centers.extend_from_slice(&center);
     }
-    Ok(centres)
+    Ok(centers)
 }
 
 /// The nearest centre of one row, fed by the blocked scan: with `‖x − c‖² = ‖x‖² + ‖c‖² − 2x·c`
 /// the nearest centre maximises `x·c − ‖c‖²/2`, so the scan's dot products are all it needs.
-struct NearestCentre<'a> {
+struct NearestCenter<'a> {
     /// `‖c‖²/2` of every centre.
     half_norms: &'a [f32],
     best: (usize, f32),
 }
 
-impl Collector for NearestCentre<'_> {
+impl Collector for NearestCenter<'_> {
     fn floor(&self) -> f32 {
         // The score offered is the raw dot product, not the ranking value: nothing may be
         // skipped wholesale.
@@ -155,19 +155,19 @@ impl Collector for NearestCentre<'_> {
 
 /// Nearest centre and squared distance to it for every row (centres are rows of `centres`),
 /// through the same blocked, parallel scan as the neighbour search.
-fn assign(features: Embeddings, centres: &[f32]) -> Vec<(usize, f32)> {
+fn assign(features: Embeddings, centers: &[f32]) -> Vec<(usize, f32)> {
     let dim = features.dim();
-    let centres = Embeddings::trusted(centres, dim);
-    let half_norms: Vec<f32> = (0..centres.len())
-        .map(|c| 0.5 * dot(centres.row(c), centres.row(c)))
+    let centers = Embeddings::trusted(centers, dim);
+    let half_norms: Vec<f32> = (0..centers.len())
+        .map(|c| 0.5 * dot(centers.row(c), centers.row(c)))
         .collect();
-    let mut collectors: Vec<NearestCentre> = (0..features.len())
-        .map(|_| NearestCentre {
+    let mut collectors: Vec<NearestCenter> = (0..features.len())
+        .map(|_| NearestCenter {
             half_norms: &half_norms,
             best: (0, f32::NEG_INFINITY),
         })
         .collect();
-    scan(features, centres, &mut collectors);
+    scan(features, centers, &mut collectors);
     collectors
         .into_iter()
         .enumerate()
@@ -181,9 +181,9 @@ fn assign(features: Embeddings, centres: &[f32]) -> Vec<(usize, f32)> {
 
 /// Lloyd update: each centre moves to the mean of its rows; a centre left without rows moves to
 /// the row lying farthest from its assigned centre, so that no cluster is lost.
-fn update_centres(features: Embeddings, assignment: &[(usize, f32)], centres: &mut [f32]) {
+fn update_centers(features: Embeddings, assignment: &[(usize, f32)], centers: &mut [f32]) {
     let dim = features.dim();
-    let k = centres.len() / dim;
+    let k = centers.len() / dim;
     // Means in f64 and in row order: deterministic, and no drift on large clusters.
     let mut sums = vec![0.0f64; k * dim];
     let mut sizes = vec![0usize; k];
@@ -194,17 +194,17 @@ fn update_centres(features: Embeddings, assignment: &[(usize, f32)], centres: &m
         }
     }
     let mut distances: Vec<f32> = assignment.iter().map(|&(_, d)| d).collect();
-    for (c, centre) in centres.chunks_exact_mut(dim).enumerate() {
+    for (c, center) in centers.chunks_exact_mut(dim).enumerate() {
         if sizes[c] == 0 {
             // Farthest row, lowest index on ties.
             let far = (0..distances.len())
                 .max_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(b.cmp(&a)))
                 .expect("features is non-empty");
-            centre.copy_from_slice(features.row(far));
+            center.copy_from_slice(features.row(far));
             // The same row must not re-seed a second empty cluster.
             distances[far] = f32::NEG_INFINITY;
         } else {
-            for (x, &s) in centre.iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
+            for (x, &s) in center.iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
                 *x = (s / sizes[c] as f64) as f32;
             }
         }
@@ -239,14 +239,14 @@ pub fn kmeans(
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut centres = kmeans_plus_plus(features, k, &mut rng, keep_going)?;
-    let mut assignment = assign(features, &centres);
+    let mut centers = kmeans_plus_plus(features, k, &mut rng, keep_going)?;
+    let mut assignment = assign(features, &centers);
     for _ in 0..max_iters {
         if !keep_going() {
             return Err(EvalError::Stopped);
         }
-        update_centres(features, &assignment, &mut centres);
-        let next = assign(features, &centres);
+        update_centers(features, &assignment, &mut centers);
+        let next = assign(features, &centers);
         let converged = next.iter().zip(&assignment).all(|(a, b)| a.0 == b.0);
         assignment = next;
         if converged {
@@ -377,10 +377,10 @@ mod tests {
         let data = [0.0, 0.0, 1.0, 0.0, 0.0, 3.0, 0.0, 2.0];
         let features = emb(&data, 2);
         // Clusters 1 and 2 have no rows; rows 2 and 3 are farthest from their centre.
-        let mut centres = vec![0.0, 0.0, 9.0, 9.0, -9.0, -9.0];
+        let mut centers = vec![0.0, 0.0, 9.0, 9.0, -9.0, -9.0];
         let assignment = assign(features, &[0.0, 0.0]);
-        update_centres(features, &assignment, &mut centres);
-        assert_eq!(centres, vec![0.25, 1.25, 0.0, 3.0, 0.0, 2.0]);
+        update_centers(features, &assignment, &mut centers);
+        assert_eq!(centers, vec![0.25, 1.25, 0.0, 3.0, 0.0, 2.0]);
     }
 
     #[test]
@@ -398,12 +398,12 @@ mod tests {
     #[test]
     fn assignment_through_the_scan_matches_brute_force() {
         let data = random_unit_rows(300, 7, 9);
-        let centres: Vec<f32> = data[..7 * 13].iter().map(|x| x * 0.7 + 0.05).collect();
-        let assigned = assign(emb(&data, 7), &centres);
+        let centers: Vec<f32> = data[..7 * 13].iter().map(|x| x * 0.7 + 0.05).collect();
+        let assigned = assign(emb(&data, 7), &centers);
         for (i, &(c, d)) in assigned.iter().enumerate() {
             let row = &data[i * 7..(i + 1) * 7];
             let (best, distance) = (0..13)
-                .map(|j| (j, squared_distance(row, &centres[j * 7..(j + 1) * 7])))
+                .map(|j| (j, squared_distance(row, &centers[j * 7..(j + 1) * 7])))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .unwrap();
             assert_eq!(c, best, "row {i}");

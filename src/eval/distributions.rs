@@ -57,7 +57,7 @@ impl Histogram {
     }
 
     /// Centre of bin `i`.
-    pub fn bin_centre(&self, i: usize) -> f32 {
+    pub fn bin_center(&self, i: usize) -> f32 {
         let width = (self.hi - self.lo) / self.bins() as f32;
         self.lo + (i as f32 + 0.5) * width
     }
@@ -67,7 +67,7 @@ impl Histogram {
         let total = self.total();
         (total > 0).then(|| {
             let weighted: f64 = (0..self.bins())
-                .map(|i| f64::from(self.bin_centre(i)) * self.counts[i] as f64)
+                .map(|i| f64::from(self.bin_center(i)) * self.counts[i] as f64)
                 .sum();
             weighted / total as f64
         })
@@ -87,7 +87,8 @@ impl Histogram {
 pub enum PairKind {
     /// Positives are a row's nearest neighbours of the same class, negatives its nearest of other
     /// classes (paper Fig. 5; needs labels).
-    SameClassNeighbours,
+    #[serde(alias = "SameClassNeighbours")] // as run folders written before identifiers took one spelling say
+    SameClassNeighbors,
     /// Positives are two augmented views of one image, negatives views of different images.
     TwoViews,
 }
@@ -133,13 +134,13 @@ impl Collector for ClassSplit<'_> {
 /// Paper Fig. 5: for each row, its `neighbours` nearest rows of the same class (itself excluded)
 /// give positive similarities and its `neighbours` nearest rows of other classes give negative
 /// ones. A class with too few members contributes the ones it has.
-pub fn labelled_similarity_distributions(
+pub fn labeled_similarity_distributions(
     features: Embeddings,
     labels: &[usize],
-    neighbours: usize,
+    neighbors: usize,
     bins: usize,
 ) -> Result<SimilarityDistributions, EvalError> {
-    let per_label = similarity_distributions_per_label(features, labels, neighbours, bins)?;
+    let per_label = similarity_distributions_per_label(features, labels, neighbors, bins)?;
     merge_distributions(&per_label, bins)
 }
 
@@ -152,7 +153,7 @@ pub fn merge_distributions(
     let mut total = SimilarityDistributions {
         positive: Histogram::new(bins)?,
         negative: Histogram::new(bins)?,
-        kind: PairKind::SameClassNeighbours,
+        kind: PairKind::SameClassNeighbors,
     };
     for part in parts {
         total.positive.absorb(&part.positive);
@@ -166,11 +167,11 @@ pub fn merge_distributions(
 pub fn similarity_distributions_per_label(
     features: Embeddings,
     labels: &[usize],
-    neighbours: usize,
+    neighbors: usize,
     bins: usize,
 ) -> Result<Vec<SimilarityDistributions>, EvalError> {
     check_same_count("features", features.len(), "labels", labels.len())?;
-    if neighbours == 0 {
+    if neighbors == 0 {
         return Err(EvalError::ZeroParameter("number of neighbours"));
     }
     if features.len() < 2 {
@@ -183,7 +184,7 @@ pub fn similarity_distributions_per_label(
     let empty = SimilarityDistributions {
         positive: Histogram::new(bins)?,
         negative: Histogram::new(bins)?,
-        kind: PairKind::SameClassNeighbours,
+        kind: PairKind::SameClassNeighbors,
     };
     let classes = labels.iter().max().map_or(0, |&max| max + 1);
     let mut per_label = vec![empty; classes];
@@ -191,8 +192,8 @@ pub fn similarity_distributions_per_label(
         .map(|query| ClassSplit {
             query,
             labels,
-            same: Best::new(neighbours),
-            other: Best::new(neighbours),
+            same: Best::new(neighbors),
+            other: Best::new(neighbors),
         })
         .collect();
     scan(features, features, &mut collectors);
@@ -315,7 +316,7 @@ mod tests {
     use crate::eval::testing::{blobs, emb};
 
     #[test]
-    fn histogram_places_values_and_summarises() {
+    fn histogram_places_values_and_summarizes() {
         let mut h = Histogram::new(4).unwrap();
         for v in [-1.0, -0.75, -0.5, 0.0, 0.49, 0.5, 1.0, 1.000_001, -1.5] {
             h.add(v);
@@ -323,7 +324,7 @@ mod tests {
         h.add(f32::NAN);
         assert_eq!(h.counts, vec![3, 1, 2, 3]);
         assert_eq!(h.total(), 9);
-        assert_eq!(h.bin_centre(0), -0.75);
+        assert_eq!(h.bin_center(0), -0.75);
         assert!(Histogram::new(10).unwrap().mean().is_none());
         let mut single = Histogram::new(10).unwrap();
         single.add(0.31);
@@ -331,18 +332,18 @@ mod tests {
     }
 
     #[test]
-    fn labelled_distributions_count_every_pair() {
+    fn labeled_distributions_count_every_pair() {
         let (data, labels) = blobs(8, 3);
         let features = emb(&data, 8);
-        let dists = labelled_similarity_distributions(features, &labels, 5, 20).unwrap();
-        assert_eq!(dists.kind, PairKind::SameClassNeighbours);
+        let dists = labeled_similarity_distributions(features, &labels, 5, 20).unwrap();
+        assert_eq!(dists.kind, PairKind::SameClassNeighbors);
         assert_eq!(dists.positive.total(), 120 * 5);
         assert_eq!(dists.negative.total(), 120 * 5);
         // Tight blobs: same-class pairs are near 1, other-class pairs near 0.
         assert!(dists.positive.mean().unwrap() > 0.9);
         assert!(dists.negative.mean().unwrap().abs() < 0.2);
         // A class smaller than `neighbours` contributes what it has: 30 - 1 others each.
-        let few = labelled_similarity_distributions(features, &labels, 100, 20).unwrap();
+        let few = labeled_similarity_distributions(features, &labels, 100, 20).unwrap();
         assert_eq!(few.positive.total(), 120 * 29);
         assert_eq!(few.negative.total(), 120 * 90);
         let json = serde_json::to_string(&dists).unwrap();
@@ -375,7 +376,7 @@ mod tests {
         let features = random_unit_rows(30, 8, 3);
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
         let features = Embeddings::new(&features, 8).unwrap();
-        let total = labelled_similarity_distributions(features, &labels, 4, 20).unwrap();
+        let total = labeled_similarity_distributions(features, &labels, 4, 20).unwrap();
         let parts = similarity_distributions_per_label(features, &labels, 4, 20).unwrap();
         assert_eq!(parts.len(), 3);
         let positive: u64 = parts.iter().map(|p| p.positive.total()).sum();
@@ -392,8 +393,8 @@ mod tests {
         let message = |e: EvalError| e.to_string();
 
         assert!(message(Histogram::new(0).unwrap_err()).contains("bins"));
-        assert!(labelled_similarity_distributions(set, &[0, 1], 0, 10).is_err());
-        assert!(labelled_similarity_distributions(set, &[0, 1], 5, 0).is_err());
+        assert!(labeled_similarity_distributions(set, &[0, 1], 0, 10).is_err());
+        assert!(labeled_similarity_distributions(set, &[0, 1], 5, 0).is_err());
         assert!(view_similarity_distributions(set, wide, 10, 0).is_err());
         assert!(
             view_similarity_distributions(emb(&data[..2], 2), emb(&data[..2], 2), 10, 0).is_err()

@@ -21,8 +21,8 @@ pub fn knn_predict(
     if !(sigma.is_finite() && sigma > 0.0) {
         return Err(EvalError::InvalidSigma(sigma));
     }
-    let neighbours = top_k(test, train, k, false)?;
-    Ok(knn_vote(&neighbours, train_labels, sigma))
+    let neighbors = top_k(test, train, k, false)?;
+    Ok(knn_vote(&neighbors, train_labels, sigma))
 }
 
 /// The weighted vote of [`knn_predict`] over neighbour lists already found (best first, as
@@ -31,12 +31,12 @@ pub fn knn_predict(
 /// # Panics
 /// If a list is empty or names a row outside `train_labels`.
 pub fn knn_vote(
-    neighbours: &[Vec<(usize, f32)>],
+    neighbors: &[Vec<(usize, f32)>],
     train_labels: &[usize],
     sigma: f32,
 ) -> Vec<usize> {
     let sigma = f64::from(sigma);
-    neighbours
+    neighbors
         .iter()
         .map(|list| {
             // Weights are shifted by the best similarity (a common factor that cannot change the

@@ -104,8 +104,8 @@ impl LinearClassifier {
             weights: vec![0.0; classes * dim],
             bias: vec![0.0; classes],
         };
-        let standardised: Vec<f32> = (0..n)
-            .flat_map(|i| model.standardise(train.row(i)))
+        let standardized: Vec<f32> = (0..n)
+            .flat_map(|i| model.standardize(train.row(i)))
             .collect();
         let mut velocity_w = vec![0.0f32; classes * dim];
         let mut velocity_b = vec![0.0f32; classes];
@@ -123,7 +123,7 @@ impl LinearClassifier {
                 gradient_w.fill(0.0);
                 gradient_b.fill(0.0);
                 for &i in batch {
-                    let x = &standardised[i * dim..(i + 1) * dim];
+                    let x = &standardized[i * dim..(i + 1) * dim];
                     model.softmax_into(x, &mut probabilities);
                     probabilities[labels[i]] -= 1.0;
                     for (c, &p) in probabilities.iter().enumerate() {
@@ -156,7 +156,7 @@ impl LinearClassifier {
         Ok(model)
     }
 
-    fn standardise(&self, row: &[f32]) -> Vec<f32> {
+    fn standardize(&self, row: &[f32]) -> Vec<f32> {
         row.iter()
             .zip(&self.mean)
             .zip(&self.inverse_std)
@@ -190,7 +190,7 @@ impl LinearClassifier {
         let mut probabilities = vec![0.0f32; self.classes];
         (0..rows.len())
             .map(|i| {
-                self.softmax_into(&self.standardise(rows.row(i)), &mut probabilities);
+                self.softmax_into(&self.standardize(rows.row(i)), &mut probabilities);
                 probabilities
                     .iter()
                     .enumerate()
@@ -233,12 +233,12 @@ mod tests {
         let mut labels = Vec::new();
         for i in 0..600 {
             let label = i % 3;
-            let centre = [[1.0f32, 0.0], [-0.5, 0.8], [-0.5, -0.8]][label];
+            let center = [[1.0f32, 0.0], [-0.5, 0.8], [-0.5, -0.8]][label];
             let noise: [f32; 2] = [
                 rand::Rng::random_range(&mut rng, -0.4..0.4),
                 rand::Rng::random_range(&mut rng, -0.4..0.4),
             ];
-            rows.extend([centre[0] + noise[0], centre[1] + noise[1]]);
+            rows.extend([center[0] + noise[0], center[1] + noise[1]]);
             labels.push(label);
         }
         let (train, test) = rows.split_at(400 * 2);

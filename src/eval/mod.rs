@@ -36,7 +36,7 @@ mod umap;
 
 pub use cluster::{clustering_iterations, clustering_nmi, kmeans, nmi};
 pub use distributions::{
-    Histogram, PairKind, SimilarityDistributions, labelled_similarity_distributions,
+    Histogram, PairKind, SimilarityDistributions, labeled_similarity_distributions,
     merge_distributions, random_pair_histogram, similarity_distributions_per_label,
     view_similarity_distributions,
 };
@@ -47,5 +47,5 @@ pub use linear::{LinearClassifier, LinearSettings, linear_accuracy};
 pub use pca::pca_2d;
 pub use recall::recall_at_k;
 pub(crate) use scan::dot;
-pub use search::{Neighbour, nearest, pairs_above, top_k, top_k_on, top_k_skipping};
+pub use search::{Neighbor, nearest, pairs_above, top_k, top_k_on, top_k_skipping};
 pub use umap::umap_2d;

@@ -25,14 +25,14 @@ pub fn pca_2d(features: Embeddings) -> Result<Vec<[f32; 2]>, EvalError> {
         .fold(
             || vec![0f64; dim * dim],
             |mut acc, i| {
-                let centred: Vec<f64> = features
+                let centered: Vec<f64> = features
                     .row(i)
                     .iter()
                     .zip(&mean)
                     .map(|(&v, m)| f64::from(v) - m)
                     .collect();
-                for (a, &x) in centred.iter().enumerate() {
-                    for (b, &y) in centred.iter().enumerate() {
+                for (a, &x) in centered.iter().enumerate() {
+                    for (b, &y) in centered.iter().enumerate() {
                         acc[a * dim + b] += x * y;
                     }
                 }

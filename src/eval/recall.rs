@@ -24,9 +24,9 @@ pub fn recall_at_k(
     let Some(&k_max) = ks.iter().max() else {
         return Err(EvalError::Empty("list of K values"));
     };
-    let neighbours = top_k(features, features, k_max, true)?;
+    let neighbors = top_k(features, features, k_max, true)?;
     // Rank of the first same-label neighbour per query; a query counts for K iff that rank < K.
-    let first_hit: Vec<Option<usize>> = neighbours
+    let first_hit: Vec<Option<usize>> = neighbors
         .iter()
         .zip(labels)
         .map(|(list, &label)| list.iter().position(|&(i, _)| labels[i] == label))
@@ -71,7 +71,7 @@ mod tests {
     }
 
     #[test]
-    fn recall_counts_any_same_label_neighbour_within_k() {
+    fn recall_counts_any_same_label_neighbor_within_k() {
         // Angles 0, 10, 30, 60 degrees; labels make query 0's first same-label neighbour rank 3.
         let data: Vec<f32> = [0.0f32, 10.0, 30.0, 60.0]
             .iter()

@@ -18,7 +18,7 @@ use super::{Embeddings, EvalError};
 
 /// A retrieved image with its cosine similarity to the query.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
-pub struct Neighbour {
+pub struct Neighbor {
     /// The image file.
     #[serde(with = "crate::paths")]
     #[ts(type = "string")]
@@ -29,7 +29,7 @@ pub struct Neighbour {
     pub same_label: Option<bool>,
 }
 
-impl Neighbour {
+impl Neighbor {
     /// The image at `path`, found at `score`; `same_label` is known only when both the query and
     /// the image have a label.
     pub fn new(
@@ -384,8 +384,8 @@ mod tests {
     }
 
     #[test]
-    fn a_neighbour_shares_the_label_only_when_both_have_one() {
-        let at = |query, label| Neighbour::new("a.png".into(), 0.5, query, label).same_label;
+    fn a_neighbor_shares_the_label_only_when_both_have_one() {
+        let at = |query, label| Neighbor::new("a.png".into(), 0.5, query, label).same_label;
         assert_eq!(at(Some(2), Some(2)), Some(true));
         assert_eq!(at(Some(2), Some(3)), Some(false));
         assert_eq!(at(None, Some(3)), None);
@@ -410,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn device_top_k_finds_the_host_neighbours() {
+    fn device_top_k_finds_the_host_neighbors() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let dim = 6;
         let mut unit_rows = |n: usize| -> Vec<f32> {

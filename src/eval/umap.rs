@@ -19,7 +19,7 @@ use super::{Embeddings, EvalError};
 
 /// Neighbourhood size (umap's `n_neighbors` default), counting the point itself as umap does:
 /// 14 other points.
-const NEIGHBOURS: usize = 15;
+const NEIGHBORS: usize = 15;
 /// Curve parameters for `min_dist = 0.1`, `spread = 1` (what umap fits for its defaults).
 const A: f32 = 1.577;
 const B: f32 = 0.8951;
@@ -56,14 +56,14 @@ pub fn umap_2d(
     }
     let epochs = epochs_for(n);
     let total = epochs + 1;
-    let k = (NEIGHBOURS - 1).min(n - 1);
-    let neighbours = super::top_k(features, features, k, true)?;
+    let k = (NEIGHBORS - 1).min(n - 1);
+    let neighbors = super::top_k(features, features, k, true)?;
     if !progress(1, total) {
         return Err(EvalError::Stopped);
     }
-    let edges = fuzzy_graph(&neighbours);
+    let edges = fuzzy_graph(&neighbors);
     let mut layout = initial_layout(features)?;
-    optimise(&mut layout, &edges, epochs, seed, &|epoch| {
+    optimize(&mut layout, &edges, epochs, seed, &|epoch| {
         progress(epoch + 1, total)
     })?;
     Ok(layout)
@@ -80,17 +80,17 @@ struct Edge {
 /// Memberships `exp(-(d - ρ) / σ)` of each point's neighbours (cosine distance `1 − s`), with
 /// `ρ` the distance to the nearest neighbour at a positive distance and `σ` such that the
 /// memberships sum to `log2(k + 1)` (the neighbourhood with the point itself); then the fuzzy union `w + wᵀ − w ∘ wᵀ`, both directions listed.
-fn fuzzy_graph(neighbours: &[Vec<(usize, f32)>]) -> Vec<Edge> {
-    let n = neighbours.len();
-    let distances: Vec<Vec<f32>> = neighbours
+fn fuzzy_graph(neighbors: &[Vec<(usize, f32)>]) -> Vec<Edge> {
+    let n = neighbors.len();
+    let distances: Vec<Vec<f32>> = neighbors
         .iter()
         .map(|hits| hits.iter().map(|&(_, s)| (1.0 - s).max(0.0)).collect())
         .collect();
     let mean_distance = distances.iter().flatten().sum::<f32>()
         / distances.iter().map(Vec::len).sum::<usize>().max(1) as f32;
     let mut directed: std::collections::HashMap<(usize, usize), (f32, f32)> =
-        std::collections::HashMap::with_capacity(n * NEIGHBOURS);
-    for (i, (hits, d)) in neighbours.iter().zip(&distances).enumerate() {
+        std::collections::HashMap::with_capacity(n * NEIGHBORS);
+    for (i, (hits, d)) in neighbors.iter().zip(&distances).enumerate() {
         let target = (d.len() as f32 + 1.0).log2();
         let rho = d.iter().copied().find(|&x| x > 0.0).unwrap_or(0.0);
         let membership_sum = |sigma: f32| -> f32 {
@@ -187,7 +187,7 @@ fn initial_layout(features: Embeddings) -> Result<Vec<[f32; 2]>, EvalError> {
 }
 
 /// umap's `optimize_layout_euclidean` for one embedding moving against itself.
-fn optimise(
+fn optimize(
     layout: &mut [[f32; 2]],
     edges: &[Edge],
     epochs: usize,
@@ -277,13 +277,13 @@ mod tests {
     fn bundles(clusters: usize, per: usize, dim: usize, spread: f32, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = crate::planted::standard_normal;
-        let centres: Vec<Vec<f32>> = (0..clusters)
+        let centers: Vec<Vec<f32>> = (0..clusters)
             .map(|_| (0..dim).map(|_| normal(&mut rng)).collect())
             .collect();
         let mut rows = Vec::new();
-        for centre in &centres {
+        for center in &centers {
             for _ in 0..per {
-                let row: Vec<f32> = centre
+                let row: Vec<f32> = center
                     .iter()
                     .map(|c| c + spread * normal(&mut rng))
                     .collect();
@@ -297,12 +297,12 @@ mod tests {
     #[test]
     fn memberships_follow_the_nearest_distance_and_are_symmetric() {
         // Point 0's neighbours at cosine 0.9 and 0.5; 1's and 2's at their own distances.
-        let neighbours = vec![
+        let neighbors = vec![
             vec![(1, 0.9), (2, 0.5)],
             vec![(0, 0.9), (2, 0.6)],
             vec![(1, 0.6), (0, 0.5)],
         ];
-        let edges = fuzzy_graph(&neighbours);
+        let edges = fuzzy_graph(&neighbors);
         assert_eq!(edges.len(), 6, "three pairs, both directions");
         let weight = |a: usize, b: usize| {
             edges

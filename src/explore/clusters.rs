@@ -59,21 +59,21 @@ pub fn cluster(
         .into_iter()
         .filter(|rows| !rows.is_empty())
         .map(|rows| {
-            let mut centre = vec![0.0f64; dim];
+            let mut center = vec![0.0f64; dim];
             for &row in &rows {
-                for (c, &v) in centre.iter_mut().zip(features.row(row)) {
+                for (c, &v) in center.iter_mut().zip(features.row(row)) {
                     *c += f64::from(v);
                 }
             }
-            let norm = centre.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-12);
-            let centre: Vec<f32> = centre.iter().map(|c| (c / norm) as f32).collect();
+            let norm = center.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-12);
+            let center: Vec<f32> = center.iter().map(|c| (c / norm) as f32).collect();
             let mut scored: Vec<(usize, f32)> = rows
                 .iter()
                 .map(|&row| {
                     let s = features
                         .row(row)
                         .iter()
-                        .zip(&centre)
+                        .zip(&center)
                         .map(|(a, b)| a * b)
                         .sum();
                     (row, s)

@@ -98,7 +98,7 @@ pub fn find_duplicates(
                 .fold(f32::INFINITY, f32::min);
             // The member most similar to all others stands for the group; groups are small, so
             // the quadratic sum is cheap.
-            let centre = *rows
+            let center = *rows
                 .iter()
                 .max_by(|&&a, &&b| {
                     let total = |i: usize| rows.iter().map(|&j| dot(i, j)).sum::<f32>();
@@ -107,11 +107,11 @@ pub fn find_duplicates(
                 .expect("groups have two rows or more");
             let mut members: Vec<(usize, f32)> = rows
                 .iter()
-                .map(|&i| (i, if i == centre { 1.0 } else { dot(centre, i) }))
+                .map(|&i| (i, if i == center { 1.0 } else { dot(center, i) }))
                 .collect();
             members.sort_by(|a, b| {
-                (b.0 == centre)
-                    .cmp(&(a.0 == centre))
+                (b.0 == center)
+                    .cmp(&(a.0 == center))
                     .then(b.1.total_cmp(&a.1))
                     .then(a.0.cmp(&b.0))
             });

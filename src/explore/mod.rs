@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::data::{DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder, View};
-use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbour, SimilarityDistributions};
+use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbor, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
 use crate::planted;
 
@@ -27,7 +27,7 @@ pub use duplicates::{DuplicateGroup, ThresholdSuggestion};
 /// Bins of the similarity histograms.
 const BINS: usize = 50;
 /// Same- and other-label neighbours per image in the labelled distributions (as in training).
-const DISTRIBUTION_NEIGHBOURS: usize = 5;
+const DISTRIBUTION_NEIGHBORS: usize = 5;
 /// Random pairs in the all-pairs distribution: enough for a smooth histogram at any folder size.
 const RANDOM_PAIRS: usize = 200_000;
 /// Images whose neighbours make the labelled distributions.
@@ -114,7 +114,7 @@ pub struct Distributions {
     /// Cosine similarity of random pairs of images: how spread out the embedding is.
     pub random_pairs: Histogram,
     /// Same-label vs other-label neighbours (Fig. 5), when the folder has labels.
-    pub labelled: Option<SimilarityDistributions>,
+    pub labeled: Option<SimilarityDistributions>,
     /// The same split by the query's label folder (Fig. 6), in label order.
     pub per_label: Vec<(String, SimilarityDistributions)>,
 }
@@ -195,7 +195,7 @@ impl Collection {
     ///
     /// # Errors
     /// [`ExploreError::NoSuchImage`] for an index out of range.
-    pub fn neighbours(&self, index: usize, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
+    pub fn neighbors(&self, index: usize, k: usize) -> Result<Vec<Neighbor>, ExploreError> {
         let all = self.embeddings()?;
         if index >= all.len() {
             return Err(ExploreError::NoSuchImage {
@@ -212,17 +212,17 @@ impl Collection {
     ///
     /// # Errors
     /// [`ExploreError::Data`] naming the file when it cannot be decoded.
-    pub fn query_file(&self, path: &Path, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
+    pub fn query_file(&self, path: &Path, k: usize) -> Result<Vec<Neighbor>, ExploreError> {
         let features = embed::embed_file(&self.model, path)?;
         let hits = eval::nearest(&features, self.embeddings()?, k, None)?;
         Ok(self.describe(hits, None))
     }
 
-    fn describe(&self, hits: Vec<(usize, f32)>, query_label: Option<usize>) -> Vec<Neighbour> {
+    fn describe(&self, hits: Vec<(usize, f32)>, query_label: Option<usize>) -> Vec<Neighbor> {
         hits.into_iter()
             .map(|(row, score)| {
                 let entry = &self.entries()[row];
-                Neighbour::new(entry.path.clone(), score, query_label, entry.label)
+                Neighbor::new(entry.path.clone(), score, query_label, entry.label)
             })
             .collect()
     }
@@ -237,7 +237,7 @@ impl Collection {
         let Some(labels) = self.folder.set.labels() else {
             return Ok(Distributions {
                 random_pairs,
-                labelled: None,
+                labeled: None,
                 per_label: Vec::new(),
             });
         };
@@ -248,12 +248,12 @@ impl Collection {
         let per_label = eval::similarity_distributions_per_label(
             Embeddings::new(&features, all.dim())?,
             &labels,
-            DISTRIBUTION_NEIGHBOURS,
+            DISTRIBUTION_NEIGHBORS,
             BINS,
         )?;
         Ok(Distributions {
             random_pairs,
-            labelled: Some(eval::merge_distributions(&per_label, BINS)?),
+            labeled: Some(eval::merge_distributions(&per_label, BINS)?),
             per_label: self.label_names().iter().cloned().zip(per_label).collect(),
         })
     }
@@ -430,10 +430,10 @@ mod tests {
     }
 
     #[test]
-    fn neighbours_exclude_the_query_and_come_best_first_with_label_agreement() {
+    fn neighbors_exclude_the_query_and_come_best_first_with_label_agreement() {
         let (_dir, collection) = tiny_collection();
         assert_eq!(collection.entries().len(), 18);
-        let hits = collection.neighbours(4, 5).unwrap();
+        let hits = collection.neighbors(4, 5).unwrap();
         assert_eq!(hits.len(), 5);
         assert!(
             hits.iter()
@@ -441,7 +441,7 @@ mod tests {
         );
         assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
         assert!(hits.iter().all(|hit| hit.same_label.is_some()));
-        let error = collection.neighbours(18, 5).unwrap_err();
+        let error = collection.neighbors(18, 5).unwrap_err();
         assert!(matches!(
             error,
             ExploreError::NoSuchImage { index: 18, len: 18 }

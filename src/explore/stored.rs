@@ -12,7 +12,7 @@ use crate::embed::{self, EmbeddingsFile};
 use crate::eval::{self, Embeddings};
 use crate::{export, paths};
 
-use super::{Collection, ExploreError, Neighbour};
+use super::{Collection, ExploreError, Neighbor};
 
 /// The row of `query` among `files`, comparing where the files really are (a relative path, or a
 /// path through a linked folder, names the same file). Each folder is resolved once, not each
@@ -52,7 +52,7 @@ pub fn nearest_in_file(
     query: &Path,
     k: usize,
     device: &Device,
-) -> Result<Vec<Neighbour>, ExploreError> {
+) -> Result<Vec<Neighbor>, ExploreError> {
     let all = Embeddings::new(&file.embeddings, file.dim)?;
     let hits = match row_of(file.paths.iter().map(PathBuf::as_path), query) {
         Some(row) => eval::nearest(all.row(row), all, k, Some(row))?,
@@ -64,7 +64,7 @@ pub fn nearest_in_file(
     };
     Ok(hits
         .into_iter()
-        .map(|(row, score)| Neighbour {
+        .map(|(row, score)| Neighbor {
             path: file.paths[row].clone(),
             score,
             same_label: None,
@@ -78,9 +78,9 @@ impl Collection {
     ///
     /// # Errors
     /// Those of [`Collection::neighbours`] and [`Collection::query_file`].
-    pub fn nearest_to(&self, query: &Path, k: usize) -> Result<Vec<Neighbour>, ExploreError> {
+    pub fn nearest_to(&self, query: &Path, k: usize) -> Result<Vec<Neighbor>, ExploreError> {
         match row_of(self.entries().iter().map(|e| e.path.as_path()), query) {
-            Some(row) => self.neighbours(row, k),
+            Some(row) => self.neighbors(row, k),
             None => self.query_file(query, k),
         }
     }

@@ -65,7 +65,7 @@ pub fn duplicates_json(
     serde_json::json!({ "threshold": threshold, "groups": groups }).to_string()
 }
 
-/// `path,cluster,similarity_to_centre`: every image in row order, clusters numbered from 1
+/// `path,cluster,similarity_to_center`: every image in row order, clusters numbered from 1
 /// (largest first).
 pub fn clusters_csv(clustering: &Clustering, entries: &[ImageEntry]) -> String {
     let mut similarity = vec![0.0f32; entries.len()];
@@ -74,7 +74,7 @@ pub fn clusters_csv(clustering: &Clustering, entries: &[ImageEntry]) -> String {
             similarity[row] = s;
         }
     }
-    let mut csv = CsvText::new(&["path", "cluster", "similarity_to_centre"]);
+    let mut csv = CsvText::new(&["path", "cluster", "similarity_to_center"]);
     for (row, &cluster) in clustering.assignment.iter().enumerate() {
         csv.record(&[
             path_field(entries, row),

@@ -26,14 +26,14 @@ impl Control {
         self.pause.store(false, Ordering::SeqCst);
     }
     /// Whether a cancel was requested.
-    pub fn is_cancelled(&self) -> bool {
+    pub fn is_canceled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
     /// Blocks while paused; returns whether the run should go on.
     pub(super) fn wait_while_paused(&self) -> bool {
-        while self.pause.load(Ordering::SeqCst) && !self.is_cancelled() {
+        while self.pause.load(Ordering::SeqCst) && !self.is_canceled() {
             thread::sleep(Duration::from_millis(50));
         }
-        !self.is_cancelled()
+        !self.is_canceled()
     }
 }

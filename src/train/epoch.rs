@@ -460,7 +460,7 @@ mod tests {
                 None,
                 &mut |event| {
                     if let TrainEvent::Step { .. } = event {
-                        if control.is_cancelled() {
+                        if control.is_canceled() {
                             steps_after_cancel += 1;
                         }
                         control.cancel();

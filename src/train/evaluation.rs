@@ -8,21 +8,21 @@ use burn::tensor::Device;
 use crate::augment::Normalization;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{self, View};
-use crate::eval::{self, AlignedLabels, Embeddings, EvalError, Neighbour};
+use crate::eval::{self, AlignedLabels, Embeddings, EvalError, Neighbor};
 use crate::model::EmbeddingNet;
 
 use rand::seq::SliceRandom;
 
 use super::{
-    Control, EpochMetrics, ProbeNeighbours, ScoredOn, TrainConfig, TrainError, TrainEvent,
+    Control, EpochMetrics, ProbeNeighbors, ScoredOn, TrainConfig, TrainError, TrainEvent,
     TrainRequest, load_with_progress,
 };
 use crate::rng::Stream;
 
 /// The labelled evaluation sets, each in its own label numbering, and the test images kNN classifies.
 pub(super) struct EvalSets {
-    memory: Option<LabelledSet>,
-    test: Option<LabelledSet>,
+    memory: Option<LabeledSet>,
+    test: Option<LabeledSet>,
     /// The test images kNN classifies against the memory ([`eval::align_labels`]: those whose
     /// class the memory has); `None` unless there are both.
     knn_queries: Option<AlignedLabels>,
@@ -30,12 +30,12 @@ pub(super) struct EvalSets {
 
 /// A labelled evaluation set: its own images, or the training images (already decoded, so not
 /// loaded or held twice).
-struct LabelledSet {
+struct LabeledSet {
     images: Option<ImageSet>,
     labels: Vec<usize>,
 }
 
-impl LabelledSet {
+impl LabeledSet {
     fn images<'a>(&'a self, train: &'a ImageSet) -> &'a ImageSet {
         self.images.as_ref().unwrap_or(train)
     }
@@ -49,7 +49,7 @@ pub(super) fn load_eval_sets(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<EvalSets, DataError> {
     let cache = request.pixel_cache();
-    let mut load_labelled = |dir: &Path| -> Result<Option<ImageSet>, DataError> {
+    let mut load_labeled = |dir: &Path| -> Result<Option<ImageSet>, DataError> {
         let set = load_with_progress(dir, image_size, &cache, control, emit)?;
         Ok(if set.labels().is_some() {
             Some(set)
@@ -58,11 +58,11 @@ pub(super) fn load_eval_sets(
         })
     };
     let memory = match &request.eval_train_dir {
-        Some(dir) => load_labelled(dir)?,
+        Some(dir) => load_labeled(dir)?,
         None => None,
     };
     let test = match &request.eval_test_dir {
-        Some(dir) => load_labelled(dir)?,
+        Some(dir) => load_labeled(dir)?,
         None => None,
     };
     for (dir, set) in [
@@ -82,16 +82,16 @@ pub(super) fn load_eval_sets(
     // never used for training). Each set keeps its own label numbering; kNN's queries are
     // relabelled into the memory's.
     let memory = match memory {
-        Some(set) => set.labels().map(|labels| LabelledSet {
+        Some(set) => set.labels().map(|labels| LabeledSet {
             images: Some(set),
             labels,
         }),
-        None => train.labels().map(|labels| LabelledSet {
+        None => train.labels().map(|labels| LabeledSet {
             images: None,
             labels,
         }),
     };
-    let test = test.map(|set| LabelledSet {
+    let test = test.map(|set| LabeledSet {
         labels: set.labels().expect("only labelled folders are kept"),
         images: Some(set),
     });
@@ -151,7 +151,7 @@ pub(super) fn evaluate(
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool, TrainError> {
     const BINS: usize = 50;
-    let embed_set = |set: &LabelledSet| {
+    let embed_set = |set: &LabeledSet| {
         embed::embed_images_until(
             net,
             set.images(train),
@@ -188,11 +188,11 @@ pub(super) fn evaluate(
             metrics.knn_accuracy = Some(match scoring_device {
                 // The similarity search (test × memory × dim multiply-adds) on the GPU.
                 Some(device) => {
-                    let neighbours = match eval::top_k_on(device, queries, memory, k, keep_going) {
+                    let neighbors = match eval::top_k_on(device, queries, memory, k, keep_going) {
                         Err(EvalError::Stopped) => return Ok(false),
                         other => other?,
                     };
-                    let predictions = eval::knn_vote(&neighbours, memory_labels, config.knn_sigma);
+                    let predictions = eval::knn_vote(&neighbors, memory_labels, config.knn_sigma);
                     eval::accuracy(&predictions, &aligned.labels)
                 }
                 None => eval::knn_accuracy(
@@ -224,7 +224,7 @@ pub(super) fn evaluate(
             Err(EvalError::Stopped) => return Ok(false),
             other => Some(other?),
         };
-        metrics.similarity = Some(eval::labelled_similarity_distributions(
+        metrics.similarity = Some(eval::labeled_similarity_distributions(
             features, labels, 5, BINS,
         )?);
     } else {
@@ -269,7 +269,7 @@ pub(super) fn evaluate(
         (Some(set), Some((features, _))) if set.images.is_none() => Some(features.as_slice()),
         _ => None,
     };
-    match probe_neighbours(
+    match probe_neighbors(
         config,
         normalization,
         net,
@@ -288,21 +288,21 @@ const EVAL_BATCH: usize = 256;
 /// Probe images shown with their neighbours after every epoch.
 const PROBES: usize = 6;
 /// Neighbours listed per probe.
-const PROBE_NEIGHBOURS: usize = 5;
+const PROBE_NEIGHBORS: usize = 5;
 /// Training images searched for the probes' neighbours: a fixed sample keeps the cost per epoch
 /// bounded on large folders.
 const PROBE_GALLERY: usize = 1000;
 
 /// The probes (the first images of a fixed, seeded sample of the training set) and their nearest
 /// neighbours in that sample under the current network.
-fn probe_neighbours(
+fn probe_neighbors(
     config: &TrainConfig,
     normalization: &Normalization,
     net: &EmbeddingNet,
     train: &ImageSet,
     train_features: Option<&[f32]>,
     keep_going: &(dyn Fn() -> bool + Sync),
-) -> Result<Option<Vec<ProbeNeighbours>>, TrainError> {
+) -> Result<Option<Vec<ProbeNeighbors>>, TrainError> {
     let mut sample: Vec<usize> = (0..train.len()).collect();
     sample.shuffle(&mut Stream::Probes.rng(config.seed));
     sample.truncate(PROBE_GALLERY);
@@ -337,18 +337,18 @@ fn probe_neighbours(
     let queries = Embeddings::new(&features[..probes * config.dim], config.dim)?;
     // Each probe is one of the gallery's rows and must not find itself.
     let skip: Vec<Option<usize>> = (0..probes).map(Some).collect();
-    let found = eval::top_k_skipping(queries, gallery, PROBE_NEIGHBOURS, &skip)?;
+    let found = eval::top_k_skipping(queries, gallery, PROBE_NEIGHBORS, &skip)?;
     let entry = |row: usize| &train.entries[sample[row]];
     Ok(Some(
         found
             .into_iter()
             .enumerate()
-            .map(|(probe, hits)| ProbeNeighbours {
+            .map(|(probe, hits)| ProbeNeighbors {
                 query: entry(probe).path.clone(),
-                neighbours: hits
+                neighbors: hits
                     .into_iter()
                     .map(|(row, score)| {
-                        Neighbour::new(
+                        Neighbor::new(
                             entry(row).path.clone(),
                             score,
                             entry(probe).label,

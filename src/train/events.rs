@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::SkippedFile;
 // `Neighbour` belongs to retrieval (`eval`); probes carry it, and callers name it from here too.
-pub use crate::eval::Neighbour;
+pub use crate::eval::Neighbor;
 use crate::eval::SimilarityDistributions;
 
 /// What the run is doing right now, for status lines.
@@ -55,7 +55,7 @@ pub struct EpochMetrics {
     pub similarity: Option<SimilarityDistributions>,
     /// Fixed probe images of the training set and their nearest training images this epoch.
     #[serde(default)]
-    pub probes: Vec<ProbeNeighbours>,
+    pub probes: Vec<ProbeNeighbors>,
     /// Seconds the epoch took, training and evaluation included.
     pub seconds: f64,
 }
@@ -76,13 +76,14 @@ pub enum ScoredOn {
 /// One probe image and its nearest neighbours in a fixed sample of the training images, so a
 /// person can watch retrieval improve epoch by epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-pub struct ProbeNeighbours {
+pub struct ProbeNeighbors {
     /// The probe image.
     #[serde(with = "crate::paths")]
     #[ts(type = "string")]
     pub query: PathBuf,
     /// Nearest other images, best first.
-    pub neighbours: Vec<Neighbour>,
+    #[serde(alias = "neighbours")] // as run folders written before identifiers took one spelling say
+    pub neighbors: Vec<Neighbor>,
 }
 
 /// Everything a consumer of a training run is told, in order.
@@ -141,7 +142,7 @@ pub enum TrainEvent {
     /// The run ended; `cancelled` when stopped by the user (the last checkpoint is kept).
     Finished {
         /// Whether the user stopped it.
-        cancelled: bool,
+        canceled: bool,
         /// Epochs completed in total, resumed ones included.
         epochs_completed: usize,
     },

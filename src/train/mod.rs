@@ -43,7 +43,7 @@ use crate::panics::panic_message;
 pub use config::{TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
-pub use events::{EpochMetrics, Neighbour, Phase, ProbeNeighbours, ScoredOn, TrainEvent};
+pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
@@ -161,7 +161,7 @@ pub fn run(
     let result = run_inner(request, control, emit);
     match &result {
         Ok(summary) => emit(TrainEvent::Finished {
-            cancelled: summary.cancelled,
+            canceled: summary.canceled,
             epochs_completed: summary.epochs_completed,
         }),
         Err(error) => emit(TrainEvent::Failed {
@@ -190,7 +190,7 @@ fn run_inner(
     config.validate()?;
     let selected = select_device(request, &config, emit)?;
     let (train, evals) = match load_data(request, &config, control, emit) {
-        Err(DataError::Cancelled(_)) => {
+        Err(DataError::Canceled(_)) => {
             return Ok(RunSummary::stopped(
                 resumed.as_ref().map_or(0, |state| state.epochs_completed),
                 Vec::new(),
@@ -505,7 +505,7 @@ fn train_epochs(
             epoch,
             &mut epoch_metrics,
             selected.is_wgpu.then_some(&selected.device),
-            &|| !control.is_cancelled(),
+            &|| !control.is_canceled(),
         )?;
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();
         let state = state_at(epoch + 1, steps, 0, 0.0, trained.lr);
@@ -519,7 +519,7 @@ fn train_epochs(
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
         if !evaluated
-            || control.is_cancelled()
+            || control.is_canceled()
             || (request.stop_after_epoch == Some(epoch + 1) && epoch + 1 < config.epochs)
         {
             return Ok(RunSummary::stopped(epoch + 1, metrics, 0));
@@ -527,7 +527,7 @@ fn train_epochs(
     }
     Ok(RunSummary {
         epochs_completed: config.epochs,
-        cancelled: false,
+        canceled: false,
         metrics,
         steps_into_epoch: 0,
     })
@@ -575,7 +575,7 @@ pub(super) fn load_with_progress(
         let loader = scope.spawn(move || {
             data::load_folder(dir, cache, image_size, &|done, total| {
                 let _ = sender.send((done, total));
-                !control.is_cancelled()
+                !control.is_canceled()
             })
         });
         // The loop ends when the loader drops its sender.

@@ -111,7 +111,8 @@ pub struct RunSummary {
     /// Epochs completed in total.
     pub epochs_completed: usize,
     /// Whether the user stopped it.
-    pub cancelled: bool,
+    #[serde(alias = "cancelled")]
+    pub canceled: bool,
     /// Metrics of every epoch of this invocation.
     pub metrics: Vec<EpochMetrics>,
     /// Steps of the next epoch already trained and checkpointed (a run stopped mid-epoch).
@@ -129,7 +130,7 @@ impl RunSummary {
     ) -> Self {
         Self {
             epochs_completed,
-            cancelled: true,
+            canceled: true,
             metrics,
             steps_into_epoch,
         }

@@ -130,7 +130,7 @@ describe('Spreadout desktop app', () => {
     assert.equal(knn, 2, 'kNN curve has a point per epoch');
     assert.ok((await points('.plot.histogram')) > 0, 'histogram drawn');
     await expect($('#epoch-summary')).toHaveText(expect.stringContaining('Epoch 2'));
-    assert.ok((await $$('#probes .neighbour')).length >= 5, 'probe neighbours shown');
+    assert.ok((await $$('#probes .neighbor')).length >= 5, 'probe neighbours shown');
     await screenshot('train');
   });
 
@@ -138,11 +138,11 @@ describe('Spreadout desktop app', () => {
     await tab('explore');
     await browser.waitUntil(async () => (await $$('.explore .grid .cell')).length > 5, { timeout: 120_000, timeoutMsg: 'collection not embedded' });
     await (await $$('.explore .grid .cell'))[3].click();
-    await browser.waitUntil(async () => (await $$('#neighbours .neighbour')).length === 10, { timeoutMsg: 'no neighbours' });
-    const scores = await browser.execute(() => [...document.querySelectorAll('#neighbours .neighbour .score')].map((s) => Number(s.textContent)));
+    await browser.waitUntil(async () => (await $$('#neighbors .neighbor')).length === 10, { timeoutMsg: 'no neighbours' });
+    const scores = await browser.execute(() => [...document.querySelectorAll('#neighbors .neighbor .score')].map((s) => Number(s.textContent)));
     assert.ok(scores.every((s) => s >= -1 && s <= 1), `scores are cosines: ${scores}`);
     assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
-    assert.equal((await $$('#neighbours .neighbour.same, #neighbours .neighbour.other')).length, 10, 'label frames');
+    assert.equal((await $$('#neighbors .neighbor.same, #neighbors .neighbor.other')).length, 10, 'label frames');
     await browser.waitUntil(async () => Number(await $('.plot.scatter').getAttribute('data-points')) === 39);
     assert.equal((await $$('.explore .notice.error')).length, 0, 'no errors (file drop listener registered)');
     await $('#compare').click();
@@ -183,7 +183,7 @@ describe('Spreadout desktop app', () => {
   });
 
   it('draws the UMAP map', async () => {
-    await $('#explore-tab-neighbours').click();
+    await $('#explore-tab-neighbors').click();
     await $('#map-method').selectByAttribute('value', 'umap');
     await browser.waitUntil(async () => (await $('.plot.scatter').getAttribute('data-method')) === 'umap', { timeout: 120_000, timeoutMsg: 'no UMAP map' });
     assert.equal(Number(await $('.plot.scatter').getAttribute('data-points')), 39);

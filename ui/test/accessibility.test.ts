@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ThumbnailGrid } from '../src/components/grid';
-import { neighbourStrip } from '../src/components/neighbours';
+import { neighborStrip } from '../src/components/neighbors';
 import { ProgressBar } from '../src/components/progress';
 import { Notices } from '../src/screens/screen';
 import { mountApp, startTraining, text, until } from './helpers';
@@ -121,7 +121,7 @@ describe('live regions', () => {
 
 describe('neighbour strips', () => {
   it('say same or other label in words as well as by the frame colour', () => {
-    const strip = neighbourStrip(
+    const strip = neighborStrip(
       '/q/cat/1.png',
       [
         { path: '/d/cat/2.png', score: 0.91, same_label: true },
@@ -130,7 +130,7 @@ describe('neighbour strips', () => {
       ],
       { thumbnailUrl: (path) => path },
     );
-    const tiles = [...strip.querySelectorAll('.neighbour')];
+    const tiles = [...strip.querySelectorAll('.neighbor')];
     expect(tiles.map((tile) => tile.querySelector('.label-mark')?.textContent ?? null)).toEqual(['✓ same', '✗ other', null]);
     expect(tiles.map((tile) => tile.getAttribute('aria-label'))).toEqual([
       '1: 2.png, cosine 0.910, same label as the query',
@@ -144,7 +144,7 @@ describe('neighbour strips', () => {
     const app = await mountApp();
     await startTraining(app, { epochs: 1, batch_size: 10 });
     await until(() => app.store.shared.run?.status === 'finished');
-    expect(document.querySelectorAll('#probes .neighbour.same .label-mark').length).toBe(document.querySelectorAll('#probes .neighbour.same').length);
+    expect(document.querySelectorAll('#probes .neighbor.same .label-mark').length).toBe(document.querySelectorAll('#probes .neighbor.same').length);
     expect(text('#probes')).toContain('✗ other');
   });
 });
@@ -157,6 +157,6 @@ describe('training charts', () => {
     const summaries = [...document.querySelectorAll('.train .plot-summary')].map((p) => p.textContent);
     expect(summaries[0]).toMatch(/^loss: 6 values, step 1 to 6; latest [\d.]+, lowest [\d.]+ at step 6, highest [\d.]+ at step 1\.$/);
     expect(summaries[1]).toBe('kNN (top-1 %): 2 values, epoch 1 to 2; latest 70, lowest 50 at epoch 1, highest 70 at epoch 2.');
-    expect(summaries[2]).toMatch(/^same-label neighbours: mean cosine similarity [\d.]+, most pairs near [\d.]+\. other-label neighbours: /);
+    expect(summaries[2]).toMatch(/^same-label neighbors: mean cosine similarity [\d.]+, most pairs near [\d.]+\. other-label neighbors: /);
   });
 });

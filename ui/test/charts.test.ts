@@ -25,7 +25,7 @@ const { FakeChart } = vi.hoisted(() => {
 });
 vi.mock('chart.js', async (original) => ({ ...(await original<typeof import('chart.js')>()), Chart: FakeChart }));
 
-import { CurvePlot, HistogramPlot, ScatterPlot, paletteColour } from '../src/components/charts';
+import { CurvePlot, HistogramPlot, ScatterPlot, paletteColor } from '../src/components/charts';
 
 beforeAll(() => {
   HTMLCanvasElement.prototype.getContext = (() => ({})) as unknown as HTMLCanvasElement['getContext'];
@@ -40,7 +40,7 @@ const summary = (plot: { element: HTMLElement }) => plot.element.querySelector('
 
 describe('curve plots', () => {
   it('draw a 200-epoch run with one chart, updated in place, at most 2000 points', () => {
-    const plot = new CurvePlot('Training loss per step', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: paletteColour(0) }]);
+    const plot = new CurvePlot('Training loss per step', { x: 'step', y: 'loss' }, [{ label: 'loss', color: paletteColor(0) }]);
     for (let step = 1; step <= 78_000; step++) plot.add(0, step, 5.5 - step / 78_000);
     expect(FakeChart.made.length).toBe(1);
     const chart = FakeChart.made[0];
@@ -53,7 +53,7 @@ describe('curve plots', () => {
   });
 
   it('are an image with a text alternative that follows the data', () => {
-    const plot = new CurvePlot('kNN accuracy per epoch', { x: 'epoch', y: 'top-1 %' }, [{ label: 'kNN', colour: paletteColour(2) }]);
+    const plot = new CurvePlot('kNN accuracy per epoch', { x: 'epoch', y: 'top-1 %' }, [{ label: 'kNN', color: paletteColor(2) }]);
     const canvas = plot.element.querySelector('canvas')!;
     expect(canvas.getAttribute('role')).toBe('img');
     expect(canvas.getAttribute('aria-label')).toBe('kNN accuracy per epoch');
@@ -68,7 +68,7 @@ describe('curve plots', () => {
 
   it('take their colours from the stylesheet, and repaint in a new scheme', () => {
     document.documentElement.style.setProperty('--plot-1', '#123456');
-    const plot = new CurvePlot('Loss', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: paletteColour(0) }]);
+    const plot = new CurvePlot('Loss', { x: 'step', y: 'loss' }, [{ label: 'loss', color: paletteColor(0) }]);
     plot.add(0, 1, 2);
     const chart = FakeChart.made[0];
     expect(chart.data.datasets[0].borderColor).toBe('#123456');

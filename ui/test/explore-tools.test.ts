@@ -29,7 +29,7 @@ describe('Explore tabs', () => {
     press(tabs[0], 'ArrowRight');
     expect(document.activeElement).toBe(tabs[1]);
     expect(document.querySelector<HTMLElement>('#explore-panel-duplicates')!.hidden).toBe(false);
-    expect(document.querySelector<HTMLElement>('#explore-panel-neighbours')!.hidden).toBe(true);
+    expect(document.querySelector<HTMLElement>('#explore-panel-neighbors')!.hidden).toBe(true);
     press(tabs[1], 'End');
     expect(tabs[2].getAttribute('aria-selected')).toBe('true');
     press(tabs[2], 'ArrowRight');
@@ -95,8 +95,8 @@ describe('Near-duplicates', () => {
     app.screens.explore.showView('duplicates');
     await until(() => document.querySelectorAll('.dup-member').length > 0);
     document.querySelector<HTMLButtonElement>('.dup-member')!.click();
-    await until(() => document.querySelectorAll('#neighbours .neighbour').length > 0);
-    expect(document.querySelector<HTMLElement>('#explore-panel-neighbours')!.hidden).toBe(false);
+    await until(() => document.querySelectorAll('#neighbors .neighbor').length > 0);
+    expect(document.querySelector<HTMLElement>('#explore-panel-neighbors')!.hidden).toBe(false);
   });
 });
 

@@ -41,8 +41,8 @@ describe('Train screen', () => {
     expect(train.knn.points().map((p) => p.x)).toEqual([1, 2, 3]);
     expect(train.histogram.means().length).toBe(2);
     expect(document.querySelectorAll('#probes .strip').length).toBe(3);
-    expect(document.querySelectorAll('#probes .neighbour.same').length).toBeGreaterThan(0);
-    expect(document.querySelectorAll('#probes .neighbour.other').length).toBeGreaterThan(0);
+    expect(document.querySelectorAll('#probes .neighbor.same').length).toBeGreaterThan(0);
+    expect(document.querySelectorAll('#probes .neighbor.other').length).toBeGreaterThan(0);
     expect(text('#train-status')).toContain('Finished: 3 epochs');
     expect(app.store.shared.run?.status).toBe('finished');
     expect((document.querySelector('#start') as HTMLButtonElement).disabled).toBe(false);
@@ -104,16 +104,16 @@ describe('Explore and Export screens', () => {
     expect(app.screens.explore.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
     expect(app.screens.explore.distributionPlot.means().map((m) => m.label)).toContain('random pairs');
     document.querySelector<HTMLButtonElement>('.explore .grid .cell')!.click();
-    await until(() => document.querySelectorAll('#neighbours .neighbour').length === 10);
-    const scores = [...document.querySelectorAll('#neighbours .neighbour .score')].map((s) => Number(s.textContent));
+    await until(() => document.querySelectorAll('#neighbors .neighbor').length === 10);
+    const scores = [...document.querySelectorAll('#neighbors .neighbor .score')].map((s) => Number(s.textContent));
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
-    expect(document.querySelectorAll('#neighbours .neighbour.same, #neighbours .neighbour.other').length).toBe(10);
+    expect(document.querySelectorAll('#neighbors .neighbor.same, #neighbors .neighbor.other').length).toBe(10);
 
     // Coming back with the same model keeps the answer instead of recomputing everything.
     app.go('data');
     app.go('explore');
     await app.screens.explore.shown();
-    expect(document.querySelectorAll('#neighbours .neighbour').length).toBe(10);
+    expect(document.querySelectorAll('#neighbors .neighbor').length).toBe(10);
 
     document.querySelector<HTMLButtonElement>('#compare')!.click();
     // The mock keeps a snapshot per epoch; the last one is the latest model. Oldest first.
@@ -121,7 +121,7 @@ describe('Explore and Export screens', () => {
     expect([...document.querySelectorAll('.comparison h4')].map((h) => h.textContent)).toEqual(['epoch 1', 'epoch 2 (latest)']);
 
     await app.screens.explore.queryOutside('/elsewhere/cat.jpg');
-    expect(text('#neighbours')).toContain('outside image cat.jpg');
+    expect(text('#neighbors')).toContain('outside image cat.jpg');
 
     app.go('export');
     await until(() => document.querySelectorAll('#export-run option').length === 1);
@@ -148,7 +148,7 @@ describe('Dropping a file', () => {
     await until(() => app.store.shared.run?.status === 'finished');
     app.go('data');
     backend.dropFiles(['/elsewhere/dog.png']);
-    await until(() => text('#neighbours').includes('outside image dog.png'));
+    await until(() => text('#neighbors').includes('outside image dog.png'));
     expect(document.querySelector('#tab-explore')?.getAttribute('aria-selected')).toBe('true');
   });
 });

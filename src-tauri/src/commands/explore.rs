@@ -10,7 +10,7 @@ use spreadout::device::{self, DeviceChoice};
 use spreadout::explore::{
     Clustering, Collection, Distributions, DuplicateGroup, MapMethod, ThresholdSuggestion, tables,
 };
-use spreadout::train::Neighbour;
+use spreadout::train::Neighbor;
 use tauri::State;
 use tauri::ipc::Channel;
 
@@ -75,14 +75,14 @@ pub async fn open_collection(
 
 /// The `k` nearest images of image `index`.
 #[tauri::command]
-pub async fn neighbours(
+pub async fn neighbors(
     state: State<'_, AppState>,
     key: String,
     index: usize,
     k: usize,
-) -> CommandResult<Vec<Neighbour>> {
+) -> CommandResult<Vec<Neighbor>> {
     let collection = state.collection(&key)?;
-    blocking(move || Ok(collection.neighbours(index, k)?)).await
+    blocking(move || Ok(collection.neighbors(index, k)?)).await
 }
 
 /// The `k` nearest images of an outside image file (dropped on the window).
@@ -92,7 +92,7 @@ pub async fn query_file(
     key: String,
     path: PathBuf,
     k: usize,
-) -> CommandResult<Vec<Neighbour>> {
+) -> CommandResult<Vec<Neighbor>> {
     let collection = state.collection(&key)?;
     let path = spreadout::paths::resolve(&path);
     state.allow(&path);

@@ -296,7 +296,7 @@ mod tests {
         }
         sender
             .send(TrainEvent::Finished {
-                cancelled: false,
+                canceled: false,
                 epochs_completed: 1,
             })
             .unwrap();

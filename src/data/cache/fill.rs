@@ -188,7 +188,7 @@ pub(crate) fn fill(
         Ok(())
     });
     write_result?;
-    let cancelled = stop.load(Ordering::Relaxed);
+    let canceled = stop.load(Ordering::Relaxed);
     writer.sync().map_err(cache_error(&data_path))?;
     index.data_len = writer.len;
     drop(writer);
@@ -196,8 +196,8 @@ pub(crate) fn fill(
     if !misses.is_empty() || index.records.len() != prior_records {
         index.write(&index_path)?;
     }
-    if cancelled {
-        return Err(DataError::Cancelled(scan.root.clone()));
+    if canceled {
+        return Err(DataError::Canceled(scan.root.clone()));
     }
     // More garbage than images: copy the images into a fresh file (cheap next to decoding them).
     if index.dead_bytes() > index.live_bytes() {

@@ -244,7 +244,7 @@ mod tests {
         }
         let listed = scan(photos.path()).unwrap();
         let stopped = load(&listed, &cache, 8, &|done, _| done < 100);
-        assert!(matches!(stopped, Err(DataError::Cancelled(_))));
+        assert!(matches!(stopped, Err(DataError::Canceled(_))));
         let resumed = load(&listed, &cache, 8, &no_progress).unwrap();
         assert!(resumed.decoded < 300, "decoded {} again", resumed.decoded);
 

@@ -460,7 +460,7 @@ kind: PairKind, };
 /**
  * A retrieved image with its cosine similarity to the query.
  */
-export type Neighbour = { 
+export type Neighbor = { 
 /**
  * The image file.
  */
@@ -478,7 +478,7 @@ same_label: boolean | null, };
  * One probe image and its nearest neighbours in a fixed sample of the training images, so a
  * person can watch retrieval improve epoch by epoch.
  */
-export type ProbeNeighbours = { 
+export type ProbeNeighbors = { 
 /**
  * The probe image.
  */
@@ -486,7 +486,7 @@ query: string,
 /**
  * Nearest other images, best first.
  */
-neighbours: Array<Neighbour>, };
+neighbors: Array<Neighbor>, };
 
 /**
  * The images an epoch's retrieval metrics come from.
@@ -545,7 +545,7 @@ similarity: SimilarityDistributions | null,
 /**
  * Fixed probe images of the training set and their nearest training images this epoch.
  */
-probes: Array<ProbeNeighbours>, 
+probes: Array<ProbeNeighbors>, 
 /**
  * Seconds the epoch took, training and evaluation included.
  */
@@ -627,7 +627,7 @@ images_per_sec: number, } | { "type": "epoch" } & EpochMetrics | { "type": "fini
 /**
  * Whether the user stopped it.
  */
-cancelled: boolean, 
+canceled: boolean, 
 /**
  * Epochs completed in total, resumed ones included.
  */
@@ -886,7 +886,7 @@ random_pairs: Histogram,
 /**
  * Same-label vs other-label neighbours (Fig. 5), when the folder has labels.
  */
-labelled: SimilarityDistributions | null, 
+labeled: SimilarityDistributions | null, 
 /**
  * The same split by the query's label folder (Fig. 6), in label order.
  */

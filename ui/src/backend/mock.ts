@@ -12,14 +12,14 @@ import type {
   EpochMetrics,
   FolderSummary,
   Histogram,
-  Neighbour,
+  Neighbor,
   RunInfo,
   StartTraining,
   TrainEvent,
 } from './types';
 
 const CLASSES = ['checker', 'cross', 'disc', 'ring', 'square', 'triangle'];
-const COLOURS = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d'];
+const COLORS = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d'];
 
 export interface MockOptions {
   /** Images per class in the generated folder. */
@@ -45,10 +45,10 @@ function summary(root: string, perClass: number): FolderSummary {
   return { root, files, labels, label_names: CLASSES, formats: { png: files.length, jpg: 1 } };
 }
 
-function histogram(centre: number, spread: number, total: number): Histogram {
+function histogram(center: number, spread: number, total: number): Histogram {
   const counts = Array.from({ length: 50 }, (_, i) => {
     const x = -1 + (i + 0.5) * 0.04;
-    return Math.round(total * Math.exp(-((x - centre) ** 2) / (2 * spread ** 2)));
+    return Math.round(total * Math.exp(-((x - center) ** 2) / (2 * spread ** 2)));
   });
   return { lo: -1, hi: 1, counts };
 }
@@ -59,7 +59,7 @@ function labelOf(path: string): number {
 
 /** A square in the colour of the image's label folder. */
 function thumbnail(path: string): string {
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLOURS[Math.max(0, labelOf(path))]}"/></svg>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="${COLORS[Math.max(0, labelOf(path))]}"/></svg>`;
   return `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }
 
@@ -100,7 +100,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   const stepMs = options.stepMs ?? 60;
   const runs = new Map<string, RunInfo>();
   const collections = new Map<string, CollectionInfo>();
-  const cancelled = new Set<string>();
+  const canceled = new Set<string>();
   let cacheBytes = 0;
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
@@ -126,7 +126,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       for (let step = 1; step <= steps; step++) {
         while (state.paused && !state.stopped) await wait(10);
         if (state.stopped) {
-          emit({ type: 'finished', cancelled: true, epochs_completed: epoch - 1 });
+          emit({ type: 'finished', canceled: true, epochs_completed: epoch - 1 });
           training = null;
           return;
         }
@@ -151,11 +151,11 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         similarity: {
           positive: histogram(0.2 + (0.5 * epoch) / epochs, 0.15, 300),
           negative: histogram(0.1, 0.2, 300),
-          kind: 'SameClassNeighbours',
+          kind: 'SameClassNeighbors',
         },
         probes: [0, 1, 2].map((p) => ({
           query: files[p * perClass],
-          neighbours: [1, 2, 3, 4, 5].map((n) => ({
+          neighbors: [1, 2, 3, 4, 5].map((n) => ({
             path: files[(p * perClass + n * (epoch % 3 === 0 ? 7 : 1)) % files.length],
             score: 0.9 - n * 0.05,
             same_label: n < 4,
@@ -172,7 +172,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       emit({ type: 'epoch', ...metrics });
     }
     training = null;
-    emit({ type: 'finished', cancelled: false, epochs_completed: epochs });
+    emit({ type: 'finished', canceled: false, epochs_completed: epochs });
   }
 
   return {
@@ -194,11 +194,11 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       const total = CLASSES.length * perClass + 1;
       cacheBytes = total * 3 * 48 * 48;
       progress({ done: total, total });
-      if (cancelled.has(job)) throw { code: 'cancelled', message: `loading ${path} was cancelled` };
+      if (canceled.has(job)) throw { code: 'canceled', message: `loading ${path} was cancelled` };
       return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }] };
     },
     cancelJob: async (job) => {
-      cancelled.add(job);
+      canceled.add(job);
     },
     cacheSummary: async () => ({
       root: '/mock/cache/pixels',
@@ -302,10 +302,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       collections.set(info.key, info);
       return info;
     },
-    neighbours: async (key, index, k) => {
+    neighbors: async (key, index, k) => {
       const info = collections.get(key)!;
       const label = info.labels[index];
-      return Array.from({ length: Math.min(k, info.files.length - 1) }, (_, n): Neighbour => {
+      return Array.from({ length: Math.min(k, info.files.length - 1) }, (_, n): Neighbor => {
         const other = (index + 1 + n * (n % 3 === 2 ? perClass : 1)) % info.files.length;
         return { path: info.files[other], score: 0.95 - n * 0.03, same_label: info.labels[other] === label };
       });
@@ -316,10 +316,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     },
     distributions: async (): Promise<Distributions> => ({
       random_pairs: histogram(0.05, 0.2, 1000),
-      labelled: { positive: histogram(0.6, 0.15, 500), negative: histogram(0.2, 0.15, 500), kind: 'SameClassNeighbours' },
+      labeled: { positive: histogram(0.6, 0.15, 500), negative: histogram(0.2, 0.15, 500), kind: 'SameClassNeighbors' },
       per_label: CLASSES.map((name, i) => [
         name,
-        { positive: histogram(0.5 + i * 0.05, 0.1, 100), negative: histogram(0.2, 0.1, 100), kind: 'SameClassNeighbours' },
+        { positive: histogram(0.5 + i * 0.05, 0.1, 100), negative: histogram(0.2, 0.1, 100), kind: 'SameClassNeighbors' },
       ]),
     }),
     embeddingMap: async (key, method, job, progress) => {
@@ -327,7 +327,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       // UMAP reports epochs and can be cancelled, as the desktop's does.
       const epochs = method === 'umap' ? 20 : 0;
       for (let epoch = 1; epoch <= epochs; epoch++) {
-        if (cancelled.delete(job)) throw { code: 'cancelled', message: 'stopped before it finished' };
+        if (canceled.delete(job)) throw { code: 'canceled', message: 'stopped before it finished' };
         progress({ done: epoch, total: epochs });
         await wait(stepMs > 0 ? 5 : 0);
       }
@@ -349,7 +349,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     clusterCollection: async (key, k, job, progress) => {
       const info = collections.get(key)!;
       progress({ done: 0, total: 0 });
-      if (cancelled.delete(job)) throw { code: 'cancelled', message: 'stopped before it finished' };
+      if (canceled.delete(job)) throw { code: 'canceled', message: 'stopped before it finished' };
       return mockClustering(info, k);
     },
     saveClusters: async (_key, _k, destination) => destination,

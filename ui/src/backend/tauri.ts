@@ -55,7 +55,7 @@ export const tauriBackend: Backend = {
 
   openCollection: (model, folder, device, job, progress) =>
     invoke('open_collection', { model, folder, device, job, progress: channel(progress) }),
-  neighbours: (key, index, k) => invoke('neighbours', { key, index, k }),
+  neighbors: (key, index, k) => invoke('neighbors', { key, index, k }),
   queryFile: (key, path, k) => invoke('query_file', { key, path, k }),
   distributions: (key) => invoke('distributions', { key }),
   embeddingMap: (key, method, job, progress) => invoke('embedding_map', { key, method, job, progress: channel(progress) }),

@@ -16,7 +16,7 @@ import type {
   FolderCheck,
   FolderSummary,
   MapMethod,
-  Neighbour,
+  Neighbor,
   Progress,
   RunInfo,
   StartTraining,
@@ -53,13 +53,13 @@ export type {
   Method,
   MethodSettings,
   NegativeSampling,
-  Neighbour,
+  Neighbor,
   Normalization,
   PairKind,
   Phase,
   Positive,
   Precision,
-  ProbeNeighbours,
+  ProbeNeighbors,
   Progress,
   RunInfo,
   RunRecord,
@@ -119,8 +119,8 @@ export interface Backend {
   deleteRun(runDir: string): Promise<number>;
 
   openCollection(model: string, folder: string, device: DeviceChoice, job: string, progress: (p: Progress) => void): Promise<CollectionInfo>;
-  neighbours(key: string, index: number, k: number): Promise<Neighbour[]>;
-  queryFile(key: string, path: string, k: number): Promise<Neighbour[]>;
+  neighbors(key: string, index: number, k: number): Promise<Neighbor[]>;
+  queryFile(key: string, path: string, k: number): Promise<Neighbor[]>;
   distributions(key: string): Promise<Distributions>;
   embeddingMap(key: string, method: MapMethod, job: string, progress: (p: Progress) => void): Promise<[number, number][]>;
   duplicateThreshold(key: string): Promise<ThresholdSuggestion>;

@@ -40,12 +40,12 @@ Chart.register(
 const PALETTE_SIZE = 10;
 
 /** The palette colour for series or group `index` (cycling), as a custom property name. */
-export function paletteColour(index: number): string {
+export function paletteColor(index: number): string {
   return `--plot-${(index % PALETTE_SIZE) + 1}`;
 }
 
 /** The current value of a colour custom property; grey where no stylesheet sets it (unit tests). */
-function colour(property: string): string {
+function color(property: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(property).trim() || '#808080';
 }
 
@@ -61,8 +61,8 @@ function value(x: number): string {
 
 /** Text and grid lines in the palette's muted ink and line colours. */
 function themeDefaults(): void {
-  Chart.defaults.color = colour('--muted');
-  Chart.defaults.borderColor = colour('--line');
+  Chart.defaults.color = color('--muted');
+  Chart.defaults.borderColor = color('--line');
 }
 
 type AnyConfiguration = ChartConfiguration<'line'> | ChartConfiguration<'bar'> | ChartConfiguration<'scatter'>;
@@ -111,7 +111,7 @@ abstract class Plot {
    * afterwards by updating the same chart.
    */
   protected refresh(): void {
-    this.summarise();
+    this.summarize();
     if (this.chart) {
       this.sync(this.chart);
       this.chart.update('none');
@@ -126,7 +126,7 @@ abstract class Plot {
   }
 
   /** Writes what is drawn where it is readable without a canvas: by assistive tools, and tests. */
-  protected summarise(): void {
+  protected summarize(): void {
     this.element.dataset.points = String(this.drawnCount());
     this.summary.textContent = this.describe();
   }
@@ -167,18 +167,18 @@ abstract class Plot {
  * updates the existing chart instead of rebuilding it.
  */
 export class CurvePlot extends Plot {
-  private readonly series: { label: string; colour: string; points: Decimator }[];
+  private readonly series: { label: string; color: string; points: Decimator }[];
 
   /** `series[].colour`: a colour custom property, e.g. `paletteColour(0)`. */
   constructor(
     title: string,
     private readonly axes: { x: string; y: string; yMin?: number; yMax?: number },
-    series: { label: string; colour: string }[],
+    series: { label: string; color: string }[],
     limit = 2000,
   ) {
     super(title, 'curve');
     this.series = series.map((s) => ({ ...s, points: new Decimator(limit) }));
-    this.summarise();
+    this.summarize();
   }
 
   add(series: number, x: number, y: number): void {
@@ -228,7 +228,7 @@ export class CurvePlot extends Plot {
       data: {
         // Each dataset holds its decimator's array, which the chart watches for changes.
         datasets: this.series.map((s, i): ChartDataset<'line'> => {
-          const line = colour(s.colour);
+          const line = color(s.color);
           return { label: s.label, data: s.points.drawn, borderColor: line, backgroundColor: line, pointRadius: this.radius(i), borderWidth: 2 };
         }),
       },
@@ -256,7 +256,7 @@ export class HistogramPlot extends Plot {
 
   constructor(title: string) {
     super(title, 'histogram');
-    this.summarise();
+    this.summarize();
   }
 
   set(histograms: { label: string; histogram: Histogram }[]): void {
@@ -268,7 +268,7 @@ export class HistogramPlot extends Plot {
   means(): { label: string; mean: number }[] {
     return this.shown.map(({ label, histogram }) => {
       const total = histogram.counts.reduce((a, b) => a + b, 0);
-      const sum = histogram.counts.reduce((acc, c, i) => acc + c * binCentre(histogram, i), 0);
+      const sum = histogram.counts.reduce((acc, c, i) => acc + c * binCenter(histogram, i), 0);
       return { label, mean: total ? sum / total : NaN };
     });
   }
@@ -279,7 +279,7 @@ export class HistogramPlot extends Plot {
     return this.shown
       .map(({ label, histogram }, i) => {
         const peak = histogram.counts.indexOf(Math.max(...histogram.counts));
-        return `${label}: mean cosine similarity ${value(means[i].mean)}, most pairs near ${value(binCentre(histogram, peak))}.`;
+        return `${label}: mean cosine similarity ${value(means[i].mean)}, most pairs near ${value(binCenter(histogram, peak))}.`;
       })
       .join(' ');
   }
@@ -290,15 +290,15 @@ export class HistogramPlot extends Plot {
 
   protected configuration(): ChartConfiguration<'bar'> {
     const first = this.shown[0]?.histogram;
-    const labels = first ? first.counts.map((_, i) => (Math.round(binCentre(first, i) * 10) / 10 || 0).toFixed(1)) : [];
-    const colours = ['--plot-positive', '--plot-negative', '--plot-neutral'].map(colour);
+    const labels = first ? first.counts.map((_, i) => (Math.round(binCenter(first, i) * 10) / 10 || 0).toFixed(1)) : [];
+    const colors = ['--plot-positive', '--plot-negative', '--plot-neutral'].map(color);
     return {
       type: 'bar',
       data: {
         labels,
         datasets: this.shown.map(({ label, histogram }, i) => {
           const total = histogram.counts.reduce((a, b) => a + b, 0) || 1;
-          const edge = colours[i % colours.length];
+          const edge = colors[i % colors.length];
           return {
             label,
             data: histogram.counts.map((c) => c / total),
@@ -318,7 +318,7 @@ export class HistogramPlot extends Plot {
   }
 }
 
-function binCentre(histogram: Histogram, bin: number): number {
+function binCenter(histogram: Histogram, bin: number): number {
   return histogram.lo + ((bin + 0.5) * (histogram.hi - histogram.lo)) / histogram.counts.length;
 }
 
@@ -338,7 +338,7 @@ export class ScatterPlot extends Plot {
     private readonly handlers: { onHover: (index: number | null, x: number, y: number) => void; onClick: (index: number) => void },
   ) {
     super(title, 'scatter');
-    this.summarise();
+    this.summarize();
   }
 
   set(points: [number, number][], groups: (number | null)[], groupNames: string[], axes: [string, string] = ['PC 1', 'PC 2']): void {
@@ -381,7 +381,7 @@ export class ScatterPlot extends Plot {
         datasets: this.names.map((name, g) => ({
           label: name,
           data: this.indices[g].map((i) => ({ x: this.points[i][0], y: this.points[i][1] })),
-          backgroundColor: colour(paletteColour(g)),
+          backgroundColor: color(paletteColor(g)),
           pointRadius: this.points.length > 5000 ? 1.5 : 3,
         })),
       },

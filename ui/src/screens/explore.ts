@@ -6,7 +6,7 @@ import { baseName, h, replace } from '../dom';
 import { HistogramPlot, ScatterPlot } from '../components/charts';
 import { ThumbnailGrid } from '../components/grid';
 import { onTablistKey } from '../components/tabs';
-import { neighbourStrip } from '../components/neighbours';
+import { neighborStrip } from '../components/neighbors';
 import { ProgressBar } from '../components/progress';
 import type { CollectionInfo, Distributions, MapMethod, RunInfo } from '../backend';
 import { ClustersPanel } from './explore-clusters';
@@ -14,9 +14,9 @@ import { DuplicatesPanel } from './explore-duplicates';
 import { Latest } from './latest';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
-type View = 'neighbours' | 'duplicates' | 'clusters';
+type View = 'neighbors' | 'duplicates' | 'clusters';
 const VIEWS: { id: View; title: string }[] = [
-  { id: 'neighbours', title: 'Neighbours & map' },
+  { id: 'neighbors', title: 'Neighbours & map' },
   { id: 'duplicates', title: 'Near-duplicates' },
   { id: 'clusters', title: 'Clusters' },
 ];
@@ -35,7 +35,7 @@ export class ExploreScreen implements Screen {
   private readonly runSelect = h('select', { id: 'explore-run' });
   private readonly sourceSelect = h('select', { id: 'explore-source' });
   private readonly kSelect = h('select', { id: 'explore-k' }, ...[5, 10, 20, 50].map((k) => h('option', { value: String(k), selected: k === 10 }, `${k} neighbours`)));
-  private readonly results = h('div', { id: 'neighbours', class: 'results' });
+  private readonly results = h('div', { id: 'neighbors', class: 'results' });
   private readonly grid: ThumbnailGrid;
   readonly distributionPlot = new HistogramPlot('Cosine similarity distributions (paper Fig. 5)');
   private readonly labelSelect = h('select', { id: 'distribution-label' });
@@ -53,7 +53,7 @@ export class ExploreScreen implements Screen {
   readonly clusters: ClustersPanel;
   private readonly tabs: HTMLButtonElement[];
   private readonly panels: Record<View, HTMLElement>;
-  private view: View = 'neighbours';
+  private view: View = 'neighbors';
   /** The collection key each tab last showed, so a tab is computed once per collection. */
   private readonly shownKey: Partial<Record<View, string>> = {};
   private readonly latestOpen = new Latest();
@@ -76,7 +76,7 @@ export class ExploreScreen implements Screen {
     this.mapProgress = new ProgressBar(() => this.mapJob && void context.backend.cancelJob(this.mapJob));
     this.mapSelect.addEventListener('change', () => void this.drawMap());
     const queryFromPanel = (index: number) => {
-      this.showView('neighbours');
+      this.showView('neighbors');
       this.grid.select(index);
       void this.query(index);
     };
@@ -100,8 +100,8 @@ export class ExploreScreen implements Screen {
     const panel = (id: View, ...children: HTMLElement[]) =>
       h('div', { role: 'tabpanel', id: `explore-panel-${id}`, 'aria-labelledby': `explore-tab-${id}`, class: 'subpanel' }, ...children);
     this.panels = {
-      neighbours: panel(
-        'neighbours',
+      neighbors: panel(
+        'neighbors',
         h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
         h(
           'div',
@@ -122,7 +122,7 @@ export class ExploreScreen implements Screen {
       tablist,
       ...Object.values(this.panels),
     );
-    this.showView('neighbours');
+    this.showView('neighbors');
     context.backend
       .onFileDrop((paths) => {
         // A drop anywhere in the window is a query: show where its answer appears.
@@ -222,7 +222,7 @@ export class ExploreScreen implements Screen {
       this.distributions = distributions;
       replace(
         this.labelSelect,
-        h('option', { value: '' }, distributions.labelled ? 'all labels' : 'random pairs'),
+        h('option', { value: '' }, distributions.labeled ? 'all labels' : 'random pairs'),
         ...distributions.per_label.map(([name]) => h('option', { value: name }, name)),
       );
       this.drawDistributions();
@@ -247,7 +247,7 @@ export class ExploreScreen implements Screen {
     const collection = this.collection;
     if (!collection || this.shownKey[view] === collection.key) return;
     this.shownKey[view] = collection.key;
-    if (view === 'neighbours') return this.drawMap();
+    if (view === 'neighbors') return this.drawMap();
     if (view === 'duplicates') return this.duplicates.open(collection);
     return this.clusters.open(collection);
   }
@@ -272,7 +272,7 @@ export class ExploreScreen implements Screen {
       this.map.set(points, collection.labels, collection.label_names, method === 'umap' ? ['UMAP 1', 'UMAP 2'] : ['PC 1', 'PC 2']);
       this.map.element.dataset.method = method;
     } catch (error) {
-      if (this.latestMap.is(turn) && (error as { code?: string }).code !== 'cancelled') this.notices.error('Could not draw the map', error);
+      if (this.latestMap.is(turn) && (error as { code?: string }).code !== 'canceled') this.notices.error('Could not draw the map', error);
     } finally {
       if (this.mapJob === job) {
         this.mapJob = null;
@@ -285,7 +285,7 @@ export class ExploreScreen implements Screen {
     const d = this.distributions;
     if (!d) return;
     const label = this.labelSelect.value;
-    const chosen = label ? d.per_label.find(([name]) => name === label)?.[1] : d.labelled;
+    const chosen = label ? d.per_label.find(([name]) => name === label)?.[1] : d.labeled;
     this.distributionPlot.set(
       chosen
         ? [
@@ -307,17 +307,17 @@ export class ExploreScreen implements Screen {
     if (!collection) return;
     const turn = this.latestQuery.next();
     try {
-      const found = await this.context.backend.neighbours(collection.key, index, this.k());
+      const found = await this.context.backend.neighbors(collection.key, index, this.k());
       if (!this.latestQuery.is(turn)) return;
       replace(this.results, this.strip(collection.files[index], found, `Nearest ${found.length} of ${baseName(collection.files[index])}`));
-      this.results.querySelector<HTMLButtonElement>('.neighbour')?.focus();
+      this.results.querySelector<HTMLButtonElement>('.neighbor')?.focus();
     } catch (error) {
       this.notices.error('Could not find neighbours', error);
     }
   }
 
-  private strip(query: string, found: import('../backend').Neighbour[], caption: string): HTMLElement {
-    return neighbourStrip(query, found, {
+  private strip(query: string, found: import('../backend').Neighbor[], caption: string): HTMLElement {
+    return neighborStrip(query, found, {
       thumbnailUrl: (path) => this.context.backend.thumbnailUrl(path),
       caption,
       onPick: (path) => {
@@ -360,7 +360,7 @@ export class ExploreScreen implements Screen {
         const collection = await this.open(source.model, run.record.train_dir);
         const at = collection.files.indexOf(query);
         if (at < 0) continue;
-        const found = await this.context.backend.neighbours(collection.key, at, this.k());
+        const found = await this.context.backend.neighbors(collection.key, at, this.k());
         rows.push(this.strip(query, found, source.label));
         replace(this.results, h('div', { class: 'comparison' }, ...rows));
       }

@@ -1,7 +1,7 @@
 // Export screen: pick a run (this session's, an earlier one, or any run folder on disk), see its
 // history, resume it if it was interrupted, and export the model and the embeddings.
 import { baseName, h, replace } from '../dom';
-import { CurvePlot, paletteColour } from '../components/charts';
+import { CurvePlot, paletteColor } from '../components/charts';
 import { ProgressBar } from '../components/progress';
 import { count, duration, mebibytes, percent } from '../format';
 import type { Exported, RunInfo } from '../backend';
@@ -93,7 +93,7 @@ export class ExportScreen implements Screen {
     const plot = new CurvePlot(
       'kNN top-1 after each epoch',
       { x: 'epoch', y: 'kNN %', yMin: 0, yMax: 100 },
-      ticked.map((run, index) => ({ label: runLabel(run), colour: paletteColour(index) })),
+      ticked.map((run, index) => ({ label: runLabel(run), color: paletteColor(index) })),
     );
     this.comparisonPlot = plot;
     ticked.forEach((run, index) =>

@@ -28,7 +28,7 @@ export class Notices {
 
   error(what: string, error: unknown): void {
     const { code, message } = asCommandError(error);
-    if (code === 'cancelled') return this.info(`${what}: cancelled.`);
+    if (code === 'canceled') return this.info(`${what}: cancelled.`);
     this.add('error', `${what}: ${message}`);
   }
 

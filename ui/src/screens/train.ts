@@ -3,8 +3,8 @@
 // (progress, throughput, ETA, loss curve, kNN curve, similarity histogram, probe neighbours) from
 // the run's event stream.
 import { h, replace } from '../dom';
-import { CurvePlot, HistogramPlot, paletteColour } from '../components/charts';
-import { neighbourStrip } from '../components/neighbours';
+import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
+import { neighborStrip } from '../components/neighbors';
 import { count, duration, eta, percent, rate } from '../format';
 import type { Adapter, DeviceChoice, Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
@@ -87,8 +87,8 @@ export class TrainScreen implements Screen {
   private readonly status = h('p', { id: 'train-status', class: 'status', role: 'status' }, 'Not started.');
   private readonly bar = h('progress', { id: 'train-progress', max: 1, value: 0, 'aria-label': 'Training progress' });
   private readonly numbers = h('div', { id: 'train-numbers', class: 'numbers' });
-  readonly loss = new CurvePlot('Training loss (Eq. 7) per step', { x: 'step', y: 'loss' }, [{ label: 'loss', colour: paletteColour(0) }]);
-  readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', colour: paletteColour(2) }]);
+  readonly loss = new CurvePlot('Training loss (Eq. 7) per step', { x: 'step', y: 'loss' }, [{ label: 'loss', color: paletteColor(0) }]);
+  readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', color: paletteColor(2) }]);
   readonly histogram = new HistogramPlot('Similarity: positive vs negative pairs (latest epoch)');
   private readonly probes = h('div', { id: 'probes', class: 'probes' });
   private devices: Devices | null = null;
@@ -506,8 +506,8 @@ export class TrainScreen implements Screen {
       }
       case 'finished':
         this.setRunning(false);
-        this.setStatus(event.cancelled ? 'stopped' : 'finished');
-        replace(this.status, event.cancelled ? `Stopped after ${event.epochs_completed} epoch(s); resume it any time from the Export screen.` : `Finished: ${event.epochs_completed} epochs. Explore what the model learned, or export it.`);
+        this.setStatus(event.canceled ? 'stopped' : 'finished');
+        replace(this.status, event.canceled ? `Stopped after ${event.epochs_completed} epoch(s); resume it any time from the Export screen.` : `Finished: ${event.epochs_completed} epochs. Explore what the model learned, or export it.`);
         this.status.dataset.phase = 'finished';
         break;
       case 'failed':
@@ -523,10 +523,10 @@ export class TrainScreen implements Screen {
   private showEpoch(metrics: EpochMetrics): void {
     if (metrics.knn_accuracy !== null) this.knn.add(0, metrics.epoch, metrics.knn_accuracy);
     if (metrics.similarity) {
-      const labelled = metrics.similarity.kind === 'SameClassNeighbours';
+      const labeled = metrics.similarity.kind === 'SameClassNeighbors';
       this.histogram.set([
-        { label: labelled ? 'same-label neighbours' : 'two views of one image', histogram: metrics.similarity.positive },
-        { label: labelled ? 'other-label neighbours' : 'different images', histogram: metrics.similarity.negative },
+        { label: labeled ? 'same-label neighbours' : 'two views of one image', histogram: metrics.similarity.positive },
+        { label: labeled ? 'other-label neighbours' : 'different images', histogram: metrics.similarity.negative },
       ]);
     }
     const summary = h(
@@ -539,7 +539,7 @@ export class TrainScreen implements Screen {
       `, ${rate(metrics.images_per_sec)}, waited for data ${percent(100 * (metrics.data_wait_fraction ?? 0))} of the time, ${duration(metrics.seconds)}`,
     );
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
-    replace(this.probes, summary, ...metrics.probes.map((probe) => neighbourStrip(probe.query, probe.neighbours, { thumbnailUrl })));
+    replace(this.probes, summary, ...metrics.probes.map((probe) => neighborStrip(probe.query, probe.neighbors, { thumbnailUrl })));
   }
 }
 

@@ -4,7 +4,7 @@
 // not rest on colour alone. Arrow keys move between images; Enter (or a click) makes one the new
 // query.
 import { baseName, h } from '../dom';
-import type { Neighbour } from '../backend';
+import type { Neighbor } from '../backend';
 
 export interface StripOptions {
   thumbnailUrl: (path: string) => string;
@@ -17,21 +17,21 @@ const MARKS = {
   other: { text: '✗ other', spoken: 'another label than the query' },
 };
 
-export function neighbourStrip(query: string | null, neighbours: Neighbour[], options: StripOptions): HTMLElement {
-  const tiles = neighbours.map((neighbour, i) => {
-    const frame = neighbour.same_label === null ? null : neighbour.same_label ? 'same' : 'other';
+export function neighborStrip(query: string | null, neighbors: Neighbor[], options: StripOptions): HTMLElement {
+  const tiles = neighbors.map((neighbor, i) => {
+    const frame = neighbor.same_label === null ? null : neighbor.same_label ? 'same' : 'other';
     const mark = frame ? MARKS[frame] : null;
-    const score = neighbour.score.toFixed(3);
+    const score = neighbor.score.toFixed(3);
     return h(
       'button',
       {
-        class: `neighbour ${frame ?? 'unknown'}`,
-        title: `${neighbour.path}\ncosine ${score}`,
-        'aria-label': `${i + 1}: ${baseName(neighbour.path)}, cosine ${score}${mark ? `, ${mark.spoken}` : ''}`,
-        dataset: { rank: String(i + 1), path: neighbour.path },
-        onclick: () => options.onPick?.(neighbour.path),
+        class: `neighbor ${frame ?? 'unknown'}`,
+        title: `${neighbor.path}\ncosine ${score}`,
+        'aria-label': `${i + 1}: ${baseName(neighbor.path)}, cosine ${score}${mark ? `, ${mark.spoken}` : ''}`,
+        dataset: { rank: String(i + 1), path: neighbor.path },
+        onclick: () => options.onPick?.(neighbor.path),
       },
-      h('img', { src: options.thumbnailUrl(neighbour.path), alt: '', draggable: 'false' }),
+      h('img', { src: options.thumbnailUrl(neighbor.path), alt: '', draggable: 'false' }),
       h('span', { class: 'score' }, score),
       mark ? h('span', { class: 'label-mark' }, mark.text) : null,
     );
