@@ -78,7 +78,10 @@ pub fn devices() -> Result<()> {
     }
     let auto = device::select_from(DeviceChoice::Auto, &adapters)?;
     println!("auto → {}", auto.name);
-    println!("kernel cache: {}", spreadout::paths::default_cache_dir().display());
+    println!(
+        "kernel cache: {}",
+        spreadout::paths::default_cache_dir().display()
+    );
     Ok(())
 }
 

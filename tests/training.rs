@@ -270,12 +270,7 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
                 .iter()
                 .all(|n| n.path != probe.query && n.same_label.is_some())
         );
-        assert!(
-            probe
-                .neighbors
-                .windows(2)
-                .all(|w| w[0].score >= w[1].score)
-        );
+        assert!(probe.neighbors.windows(2).all(|w| w[0].score >= w[1].score));
     }
     // A short run keeps a snapshot of every epoch for Explore to compare.
     let snapshots = train::runs::snapshots(&dir.path().join("run"));

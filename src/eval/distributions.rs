@@ -87,7 +87,8 @@ impl Histogram {
 pub enum PairKind {
     /// Positives are a row's nearest neighbours of the same class, negatives its nearest of other
     /// classes (paper Fig. 5; needs labels).
-    #[serde(alias = "SameClassNeighbours")] // as run folders written before identifiers took one spelling say
+    #[serde(alias = "SameClassNeighbours")]
+    // as run folders written before identifiers took one spelling say
     SameClassNeighbors,
     /// Positives are two augmented views of one image, negatives views of different images.
     TwoViews,

@@ -30,11 +30,7 @@ pub fn knn_predict(
 ///
 /// # Panics
 /// If a list is empty or names a row outside `train_labels`.
-pub fn knn_vote(
-    neighbors: &[Vec<(usize, f32)>],
-    train_labels: &[usize],
-    sigma: f32,
-) -> Vec<usize> {
+pub fn knn_vote(neighbors: &[Vec<(usize, f32)>], train_labels: &[usize], sigma: f32) -> Vec<usize> {
     let sigma = f64::from(sigma);
     neighbors
         .iter()

@@ -97,10 +97,10 @@ impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
 
     /// The remembered answer for `key`, or `compute`'s (remembered when it succeeds).
     fn get_or_try<E>(&self, key: K, compute: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        if let Some((known, value)) = &*self.0.lock().expect("lock") {
-            if *known == key {
-                return Ok(value.clone());
-            }
+        if let Some((known, value)) = &*self.0.lock().expect("lock")
+            && *known == key
+        {
+            return Ok(value.clone());
         }
         let value = compute()?;
         *self.0.lock().expect("lock") = Some((key, value.clone()));

@@ -139,6 +139,10 @@ fn left_out_warning(left_out: &[String], test_classes: usize) -> Option<String> 
 /// Scores the network on the evaluation sets (or, without labels, on two views of training
 /// images) and fills `metrics`. Asks `keep_going` before every batch it embeds and between
 /// scores; returns `false` when it said no (what was scored by then stays in `metrics`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the epoch's network and the run's fixed sets, each borrowed from a different owner"
+)]
 pub(super) fn evaluate(
     config: &TrainConfig,
     normalization: &Normalization,

@@ -82,7 +82,8 @@ pub struct ProbeNeighbors {
     #[ts(type = "string")]
     pub query: PathBuf,
     /// Nearest other images, best first.
-    #[serde(alias = "neighbours")] // as run folders written before identifiers took one spelling say
+    #[serde(alias = "neighbours")]
+    // as run folders written before identifiers took one spelling say
     pub neighbors: Vec<Neighbor>,
 }
 

@@ -67,6 +67,10 @@ impl DeviceStep {
     /// of the training images `indices`: rows `0..m` the first views and, for two-view methods,
     /// `m..2m` the second). Updates the method's state (memory rows, classifier). Returns the
     /// updated network and the loss, still on the device.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the step's inputs, each owned by a different part of the epoch loop"
+    )]
     pub(crate) fn record(
         &self,
         net: EmbeddingNet,
