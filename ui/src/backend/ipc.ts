@@ -7,7 +7,7 @@
 export type CommandError = { 
 /**
  * Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
- * `cancelled`, `forbidden`.
+ * `canceled`, `forbidden`.
  */
 code: string, 
 /**
@@ -438,7 +438,7 @@ counts: Array<number>, };
 /**
  * How the positive pairs of a [`SimilarityDistributions`] were formed.
  */
-export type PairKind = "SameClassNeighbours" | "TwoViews";
+export type PairKind = "SameClassNeighbors" | "TwoViews";
 
 /**
  * Cosine-similarity distributions of positive and negative pairs.
