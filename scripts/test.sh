@@ -12,7 +12,10 @@ scripts/setup.sh
 . scripts/env.sh
 cargo fmt --all --check
 scripts/build.sh >/dev/null
-cargo clippy --workspace --all-targets --features spreadout-app/custom-protocol -- -D warnings
+# Clippy's type-checked dependencies never serve a build, so they live in a folder of their own
+# beside the build's, persistent like it.
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR-check" \
+  cargo clippy --workspace --all-targets --features spreadout-app/custom-protocol -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 NO_COLOR=1 npx vitest run 2>&1 | tee -a "$log"
