@@ -182,7 +182,8 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
         PixelBatch::prepare(&chunk, size, view)
     };
     crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |batches| {
-        let mut out = Vec::with_capacity(order.len() * 128);
+        // Grows batch by batch: the row width is the model's `dim`, known once a batch is back.
+        let mut out = Vec::new();
         for batch in batches {
             if !keep_going() {
                 return Ok(None);

@@ -194,7 +194,7 @@ pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int>
     Tensor::from_data(TensorData::new(values, [indices.len()]), device)
 }
 
-/// A one-element f32 tensor's value as f64 (test helper and Z estimation).
+/// A one-element f32 tensor's value as f64, waiting for the device: a step's loss, NCE's Z.
 pub(crate) fn scalar(tensor: Tensor<1>) -> f64 {
     tensor
         .into_data()

@@ -180,7 +180,7 @@ impl<'a> EpochRunner<'a> {
             let mut last_read = epoch_start;
             let mut reads = 0usize;
             let mut report = |done: PendingLoss, emit: &mut dyn FnMut(TrainEvent)| {
-                let loss = step::read_loss(done.loss);
+                let loss = crate::method::scalar(done.loss);
                 if !loss.is_finite() {
                     return Err(TrainError::NonFinite {
                         epoch: epoch + 1,

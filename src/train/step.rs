@@ -2,7 +2,7 @@
 //! pixels, with nothing read back to the host.
 //!
 //! Everything constant is built once: the loss masks of the batch shape stay on the device. The
-//! loss comes back as a device tensor; the loop reads it one step later ([`read_loss`]), when the
+//! loss comes back as a device tensor; the loop reads it one step later ([`crate::method::scalar`]), when the
 //! next step is already queued, so the device never drains waiting for the host.
 
 use burn::optim::GradientsParams;
@@ -173,14 +173,6 @@ impl DeviceStep {
     }
 }
 
-/// Waits for a recorded step's loss and reads it.
-pub(crate) fn read_loss(loss: Tensor<1>) -> f64 {
-    loss.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("loss is a float")[0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +217,7 @@ mod tests {
                 TensorValues::I64(_) => unreachable!(),
             })
             .unwrap();
-        (read_loss(loss), weights)
+        (crate::method::scalar(loss), weights)
     }
 
     #[test]

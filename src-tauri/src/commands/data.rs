@@ -130,7 +130,8 @@ pub struct ViewPair {
     #[serde(with = "spreadout::paths")]
     #[ts(type = "string")]
     pub path: PathBuf,
-    /// The image as training loads it (shorter side = image size).
+    /// The image as training loads it: from the cache, shorter side 1.5 × the image size (room for
+    /// the crops).
     pub original: String,
     /// Two random views, exactly as a training batch makes them.
     pub views: [String; 2],

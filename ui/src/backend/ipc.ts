@@ -194,7 +194,8 @@ export type ViewPair = {
  */
 path: string, 
 /**
- * The image as training loads it (shorter side = image size).
+ * The image as training loads it: from the cache, shorter side 1.5 × the image size (room for
+ * the crops).
  */
 original: string, 
 /**
