@@ -82,6 +82,14 @@ pub enum DataError {
         /// What went wrong, in words.
         reason: String,
     },
+    /// Clearing the cache deleted everything else but left these entries.
+    #[error("{}", cache_left(*.freed, .left))]
+    CacheLeft {
+        /// Bytes freed by what was deleted.
+        freed: u64,
+        /// Each entry left, and why.
+        left: Vec<(PathBuf, String)>,
+    },
     /// Images cannot be resized to nothing.
     #[error("the image size (shorter side) must be at least 1 pixel, got {0}")]
     InvalidSize(u32),
@@ -408,6 +416,22 @@ fn extension_list() -> String {
         .map(|ext| format!(".{ext}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The message of [`DataError::CacheLeft`]: what was freed, then every entry left and why (there
+/// are few: one per folder being filled).
+fn cache_left(freed: u64, left: &[(PathBuf, String)]) -> String {
+    let entries: Vec<String> = left
+        .iter()
+        .map(|(path, reason)| format!("{}: {reason}", path.display()))
+        .collect();
+    format!(
+        "cleared the image cache ({:.1} MiB freed) except {} {}: {}",
+        freed as f64 / (1 << 20) as f64,
+        left.len(),
+        if left.len() == 1 { "entry" } else { "entries" },
+        entries.join("; ")
+    )
 }
 
 /// " (3 files skipped: a.jpg: reason; …)" for [`DataError::TooFewImages`], empty when none were.

@@ -28,6 +28,8 @@ const RAW_MAX_BYTES: usize = 64 * 1024;
 const JPEG_QUALITY: u8 = 95;
 /// How often a long fill writes its index, so an interruption loses at most this much work.
 const INDEX_CHECKPOINT: Duration = Duration::from_secs(20);
+/// How often a fill waiting for another one's lock asks its caller whether to go on waiting.
+const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// A cached image or the reason a file was skipped, per scan entry.
 pub(crate) type EntryResult = Result<CachedImage, String>;
@@ -57,29 +59,8 @@ pub(crate) fn fill(
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<Filled, DataError> {
     let dir = cache.folder_dir(&scan.root, side)?;
-    let cache_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |err: std::io::Error| DataError::Cache {
-            path,
-            reason: format!(
-                "{err}; pass another cache folder (--cache-dir) if this one cannot be written"
-            ),
-        }
-    };
-    fs::create_dir_all(&dir).map_err(cache_error(&dir))?;
-    let lock_path = dir.join("lock");
-    let lock = File::options()
-        .create(true)
-        .append(true)
-        .open(&lock_path)
-        .map_err(cache_error(&lock_path))?;
-    if lock.try_lock().is_err() {
-        tracing::info!(
-            "waiting for another Spreadout process to finish filling {}",
-            dir.display()
-        );
-        lock.lock().map_err(cache_error(&lock_path))?;
-    }
+    let total = scan.entries.len();
+    let lock = lock_folder(&dir, scan, total, progress)?;
 
     let index_path = dir.join("index");
     let mut index = match Index::read(&index_path) {
@@ -112,7 +93,6 @@ pub(crate) fn fill(
         .into_iter()
         .map(|record| (record.relative.clone(), record))
         .collect();
-    let total = scan.entries.len();
     let relative: Vec<Vec<u8>> = scan
         .entries
         .iter()
@@ -144,19 +124,11 @@ pub(crate) fn fill(
         total,
     ));
     let step = (total / 100).max(1);
-    let write_result: Result<(), DataError> = std::thread::scope(|scope| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(64);
-        let stop = &stop;
-        let misses = &misses;
-        scope.spawn(move || {
-            misses.par_iter().for_each_with(sender, |sender, &i| {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let _ = sender.send((i, encode(&scan.entries[i].path, side)));
-            });
-        });
-        for (i, encoded) in receiver {
+    decode_into(
+        &misses,
+        &stop,
+        |i| encode(&scan.entries[i].path, side),
+        |i, encoded| {
             let content = match encoded {
                 Ok(encoded) => Content::Image {
                     location: writer.append(&encoded).map_err(cache_error(&data_path))?,
@@ -184,10 +156,9 @@ pub(crate) fn fill(
                 index.write(&index_path)?;
                 last_checkpoint = Instant::now();
             }
-        }
-        Ok(())
-    });
-    write_result?;
+            Ok(())
+        },
+    )?;
     let canceled = stop.load(Ordering::Relaxed);
     writer.sync().map_err(cache_error(&data_path))?;
     index.data_len = writer.len;
@@ -239,6 +210,89 @@ pub(crate) fn fill(
     })
 }
 
+/// An I/O error on `path`, with what the person can do about it.
+fn cache_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError {
+    let path = path.to_path_buf();
+    move |err| DataError::Cache {
+        path,
+        reason: format!(
+            "{err}; pass another cache folder (--cache-dir) if this one cannot be written"
+        ),
+    }
+}
+
+/// Takes `dir`'s lock (creating the folder), waiting while another fill holds it. The wait polls,
+/// so that `progress` (called with nothing done) can cancel it, and it is announced, so a person
+/// knows why nothing moves.
+fn lock_folder(
+    dir: &Path,
+    scan: &Scan,
+    total: usize,
+    progress: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Result<File, DataError> {
+    let lock_path = dir.join("lock");
+    let mut announced = false;
+    loop {
+        fs::create_dir_all(dir).map_err(cache_error(dir))?;
+        let lock = File::options()
+            .create(true)
+            .append(true)
+            .open(&lock_path)
+            .map_err(cache_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) if lock_path.exists() => return Ok(lock),
+            // A cache clear deleted the folder while this waited: lock the one made anew.
+            Ok(()) => continue,
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(err)) => return Err(cache_error(&lock_path)(err)),
+        }
+        if !announced {
+            tracing::warn!(
+                "waiting for another fill of this folder ({}) to finish",
+                scan.root.display()
+            );
+            announced = true;
+        }
+        if !progress(0, total) {
+            return Err(DataError::Canceled(scan.root.clone()));
+        }
+        std::thread::sleep(LOCK_POLL);
+    }
+}
+
+/// Runs `encode` on every miss in parallel and hands each result to `consume` on this thread, as
+/// they come. No new miss is started once `stop` is set or `consume` fails (its error is
+/// returned): a fill that cannot write would otherwise decode the rest of the folder, minutes to
+/// hours, before saying so.
+fn decode_into<T: Send, E>(
+    misses: &[usize],
+    stop: &AtomicBool,
+    encode: impl Fn(usize) -> T + Sync,
+    mut consume: impl FnMut(usize, T) -> Result<(), E>,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(64);
+        let encode = &encode;
+        scope.spawn(move || {
+            misses.par_iter().for_each_with(sender, |sender, &i| {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if sender.send((i, encode(i))).is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            });
+        });
+        let consumed = receiver
+            .into_iter()
+            .try_for_each(|(i, item)| consume(i, item));
+        if consumed.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        consumed
+    })
+}
+
 /// One file decoded and encoded for the cache.
 pub(super) struct Encoded {
     pub(super) bytes: Vec<u8>,
@@ -271,4 +325,30 @@ fn encode(path: &Path, side: u32) -> Result<Encoded, String> {
         original: decoded.original,
         totals,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_write_error_stops_the_decoding() {
+        let misses: Vec<usize> = (0..100_000).collect();
+        let encoded = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let result = decode_into(
+            &misses,
+            &stop,
+            |i| {
+                encoded.fetch_add(1, Ordering::Relaxed);
+                i
+            },
+            |_, _| Err("the disk is full"),
+        );
+        assert_eq!(result, Err("the disk is full"));
+        // What was already in flight: the channel's 64 and one per worker, not the folder.
+        let encoded = encoded.load(Ordering::Relaxed);
+        assert!(encoded < 1_000, "{encoded} misses decoded after the error");
+    }
 }

@@ -136,8 +136,9 @@ impl Index {
         })
     }
 
-    /// The index at `path`; `None` when missing, from another version, or damaged (the cache is
-    /// then rebuilt, which costs time but never a wrong image).
+    /// The index at `path`; `None` when missing, from another version, damaged, or when its data
+    /// file does not hold the bytes it counts (the cache is then rebuilt, which costs time but
+    /// never a wrong image).
     pub(super) fn read(path: &Path) -> Option<Self> {
         let bytes = fs::read(path).ok()?;
         let Some(body) = checked(&bytes) else {
@@ -196,6 +197,16 @@ impl Index {
                 content,
             });
         }
+        // A missing or short data file (deleted to free space, restored from a partial backup)
+        // would otherwise be zero-extended by the next fill and read back as black images.
+        let data_path = path.with_file_name(data_file_name(generation));
+        if !fs::metadata(&data_path).is_ok_and(|data| data.len() >= data_len) {
+            tracing::warn!(
+                "{} is missing or shorter than its index says; its folder is decoded again",
+                data_path.display()
+            );
+            return None;
+        }
         Some(Self {
             side,
             folder,
@@ -204,6 +215,15 @@ impl Index {
             records,
         })
     }
+}
+
+/// Whether `path` starts like an index file: how clearing the cache tells a folder cache from a
+/// folder it must not touch (a damaged index still marks a cache).
+pub(super) fn has_magic(path: &Path) -> bool {
+    let mut start = [0; INDEX_MAGIC.len()];
+    File::open(path).is_ok_and(|mut file| {
+        std::io::Read::read_exact(&mut file, &mut start).is_ok() && &start == INDEX_MAGIC
+    })
 }
 
 /// One past the highest data file generation in `dir` (0 in an empty folder).

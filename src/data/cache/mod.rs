@@ -110,40 +110,64 @@ impl PixelCache {
         disk_use(&self.root)
     }
 
-    /// Deletes every folder cache that no process is filling; returns the bytes freed. Caches in
-    /// use by a fill are left and named in the error.
+    /// Deletes what Spreadout keeps under the root: every folder cache no process is filling
+    /// (recognised by its index file), the kept embeddings and the app's thumbnails; anything
+    /// else there is left alone, since the root may be a folder the person also uses. Returns the
+    /// bytes freed.
     ///
     /// # Errors
-    /// [`DataError::Cache`] naming what could not be deleted.
+    /// [`DataError::CacheLeft`] naming the entries that were left (being filled, or refusing to
+    /// be deleted), after everything else was deleted.
     pub fn clear(&self) -> Result<u64, DataError> {
         let Ok(listing) = fs::read_dir(&self.root) else {
             return Ok(0);
         };
         let mut freed = 0;
+        let mut left = Vec::new();
         for item in listing.flatten() {
-            let dir = item.path();
-            let lock = File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join("lock"));
-            if let Ok(lock) = &lock
-                && lock.try_lock().is_err()
-            {
-                return Err(DataError::Cache {
-                    path: dir,
-                    reason: "another Spreadout process is filling it; try again when it is done"
-                        .to_owned(),
-                });
+            // Not followed: a link is never Spreadout's, and what it points to is not ours to delete.
+            if !item.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
             }
+            let dir = item.path();
+            let name = item.file_name();
+            // Held until the folder is gone, so no fill starts writing into it in between.
+            let _lock = if name == "embeddings" || name == "thumbnails" {
+                None
+            } else if index::has_magic(&dir.join("index")) {
+                match File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("lock"))
+                {
+                    Ok(lock) if lock.try_lock().is_ok() => Some(lock),
+                    Ok(_) => {
+                        left.push((
+                            dir,
+                            "another Spreadout process is filling it; try again when it is done"
+                                .to_owned(),
+                        ));
+                        continue;
+                    }
+                    Err(err) => {
+                        left.push((dir, format!("cannot lock it: {err}")));
+                        continue;
+                    }
+                }
+            } else {
+                continue;
+            };
             let size = disk_use(&dir);
-            drop(lock);
-            fs::remove_dir_all(&dir).map_err(|err| DataError::Cache {
-                path: dir.clone(),
-                reason: format!("cannot delete it: {err}"),
-            })?;
-            freed += size;
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => freed += size,
+                Err(err) => left.push((dir, format!("cannot delete it: {err}"))),
+            }
         }
-        Ok(freed)
+        if left.is_empty() {
+            Ok(freed)
+        } else {
+            Err(DataError::CacheLeft { freed, left })
+        }
     }
 
     /// The folder cache of `folder` at `side`, named from its canonical path so that two ways of
@@ -257,6 +281,148 @@ mod tests {
         let rebuilt = load(&listed, &cache, 8, &no_progress).unwrap();
         assert_eq!(rebuilt.decoded, 300);
         assert_eq!(rebuilt.image(7).unwrap(), resumed.image(7).unwrap());
+    }
+
+    #[test]
+    fn clearing_deletes_only_the_caches_entries_and_names_the_locked_ones() {
+        let photos = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(root.path());
+        for i in 0..3u8 {
+            photo(8, 8, i * 60)
+                .save(photos.path().join(format!("{i}.png")))
+                .unwrap();
+        }
+        // The person's own things beside the cache: a photo folder, a plain file, and a folder
+        // with a file called `index` that is not one of ours.
+        let holiday = root.path().join("holiday");
+        std::fs::create_dir(&holiday).unwrap();
+        photo(8, 8, 1).save(holiday.join("beach.png")).unwrap();
+        std::fs::write(root.path().join("README"), "my notes").unwrap();
+        let notes = root.path().join("notes");
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("index"), "chapter 1").unwrap();
+        load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
+        load(&scan(photos.path()).unwrap(), &cache, 16, &no_progress).unwrap();
+        cache.keep_embeddings("model", &[1.0; 4], 2).unwrap();
+        std::fs::create_dir(root.path().join("thumbnails")).unwrap();
+        std::fs::write(root.path().join("thumbnails/a.jpg"), b"jpeg").unwrap();
+        let free = cache.folder_dir(photos.path(), cached_side(8)).unwrap();
+        let busy = cache.folder_dir(photos.path(), cached_side(16)).unwrap();
+        let lock = File::options()
+            .append(true)
+            .open(busy.join("lock"))
+            .unwrap();
+        lock.lock().unwrap();
+
+        let err = cache.clear().unwrap_err();
+        assert!(
+            err.to_string().contains(&busy.display().to_string()),
+            "{err}"
+        );
+        let DataError::CacheLeft { freed, left } = err else {
+            panic!("{err}")
+        };
+        assert!(freed > 0);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].0, busy);
+        for gone in [
+            &free,
+            &root.path().join("embeddings"),
+            &root.path().join("thumbnails"),
+        ] {
+            assert!(!gone.exists(), "{} was left", gone.display());
+        }
+        for kept in [
+            &holiday.join("beach.png"),
+            &root.path().join("README"),
+            &notes.join("index"),
+        ] {
+            assert!(kept.exists(), "{} was deleted", kept.display());
+        }
+        assert!(busy.join("index").exists());
+
+        drop(lock);
+        assert!(cache.clear().unwrap() > 0);
+        assert!(!busy.exists());
+        assert!(holiday.join("beach.png").exists() && notes.join("index").exists());
+    }
+
+    #[test]
+    fn a_missing_or_short_data_file_is_decoded_again_never_read_as_black() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for i in 0..8u8 {
+            photo(8, 8, 100 + i)
+                .save(photos.path().join(format!("{i}.png")))
+                .unwrap();
+        }
+        let listed = scan(photos.path()).unwrap();
+        let first = load(&listed, &cache, 8, &no_progress).unwrap();
+        let expected: Vec<RgbImage> = (0..8)
+            .map(|i| first.image(i).unwrap().into_owned())
+            .collect();
+        let dir = cache.folder_dir(photos.path(), cached_side(8)).unwrap();
+        let data_file = || {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|item| item.path())
+                .find(|path| path.to_string_lossy().ends_with(".bin"))
+                .unwrap()
+        };
+
+        let short = std::fs::OpenOptions::new()
+            .write(true)
+            .open(data_file())
+            .unwrap();
+        short.set_len(short.metadata().unwrap().len() / 2).unwrap();
+        drop(short);
+        let after_short = load(&listed, &cache, 8, &no_progress).unwrap();
+        assert_eq!(after_short.decoded, 8);
+        for (i, image) in expected.iter().enumerate() {
+            assert_eq!(after_short.image(i).unwrap().as_ref(), image);
+        }
+
+        std::fs::remove_file(data_file()).unwrap();
+        let after_missing = load(&listed, &cache, 8, &no_progress).unwrap();
+        assert_eq!(after_missing.decoded, 8);
+        for (i, image) in expected.iter().enumerate() {
+            assert_eq!(after_missing.image(i).unwrap().as_ref(), image);
+        }
+    }
+
+    #[test]
+    fn waiting_for_another_fill_can_be_cancelled() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for i in 0..2u8 {
+            photo(8, 8, i)
+                .save(photos.path().join(format!("{i}.png")))
+                .unwrap();
+        }
+        let dir = cache.folder_dir(photos.path(), cached_side(8)).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let other_fill = File::create(dir.join("lock")).unwrap();
+        other_fill.lock().unwrap();
+
+        let listed = scan(photos.path()).unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            // Asked again while it waits, with nothing done; the third time, the person stops it.
+            let result = load(&listed, &cache, 8, &|done, _| {
+                assert_eq!(done, 0);
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2
+            });
+            sender.send(result.map(|_| ())).unwrap();
+        });
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the wait for the other fill was not cancelled");
+        assert!(matches!(result, Err(DataError::Canceled(_))), "{result:?}");
     }
 
     #[test]
