@@ -80,7 +80,7 @@ pub enum TrainError {
     OutHoldsImages {
         /// The run folder asked for.
         out: PathBuf,
-        /// The training or evaluation folder inside it.
+        /// The training or evaluation folder at or inside it.
         images: PathBuf,
     },
     /// `--resume` without a checkpoint.
@@ -506,9 +506,8 @@ fn train_epochs(
             probes: Vec::new(),
             seconds: 0.0,
         };
-        // A Stop during evaluation keeps the epoch just trained: its checkpoint is written with
-        // whatever was scored before the Stop. So does a failed evaluation, before its error is
-        // reported: the epoch's training is not lost to its scoring.
+        // A Stop or an error during evaluation keeps the epoch just trained: its checkpoint is
+        // written with whatever was scored by then, before the error is reported.
         let evaluated = evaluation::evaluate(
             config,
             &normalization,
