@@ -894,3 +894,204 @@ fn the_comparison_methods_resume_their_state_exactly() {
         }
     }
 }
+
+/// Names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_run_folder_on_or_above_its_images_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 3);
+    let data = folders.train.parent().unwrap().to_owned();
+    let before = (
+        listing(&data),
+        listing(&folders.train),
+        listing(&folders.test),
+    );
+    let mut refused = vec![
+        folders.train.clone(),
+        data.clone(),
+        folders.test.clone(),
+        folders.train.join(".."),
+    ];
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link to photos");
+        std::os::unix::fs::symlink(&folders.train, &link).unwrap();
+        refused.push(link);
+    }
+    for out in refused {
+        let mut events = Vec::new();
+        let error = train::run(
+            &request(&folders, &out, tiny_config(1, 4)),
+            &Control::default(),
+            &mut |event| events.push(event),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, train::TrainError::OutHoldsImages { .. }),
+            "{}: {error}",
+            out.display()
+        );
+        assert!(
+            error.to_string().contains("apart from the images"),
+            "{error}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, TrainEvent::Phase { .. })),
+            "refused before loading anything"
+        );
+        assert_eq!(
+            (
+                listing(&data),
+                listing(&folders.train),
+                listing(&folders.test)
+            ),
+            before,
+            "nothing written for {}",
+            out.display()
+        );
+    }
+
+    // Beside the images (a run folder not made yet, under their parent) is fine.
+    let beside = data.join("runs").join("first");
+    let summary = train::run(
+        &request(&folders, &beside, tiny_config(1, 4)),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.epochs_completed, 1);
+    assert!(beside.join(train::RUN_FILE).is_file());
+}
+
+#[test]
+fn an_evaluation_setting_out_of_range_is_refused_before_the_first_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 3);
+    let run = dir.path().join("run");
+    let config = TrainConfig {
+        knn_k: 0,
+        ..tiny_config(1, 4)
+    };
+    let mut stepped = false;
+    let error = train::run(
+        &request(&folders, &run, config),
+        &Control::default(),
+        &mut |event| stepped |= matches!(event, TrainEvent::Step { .. }),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("--knn-k"), "{error}");
+    assert!(!stepped, "no step was trained");
+    assert!(!run.exists(), "nothing was written");
+}
+
+#[test]
+fn a_failed_evaluation_keeps_the_epoch_and_the_run_resumes_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 3, 8, 4);
+    let run = dir.path().join("run");
+    let cache = dir.path().join("image-cache");
+    // The cached pixels become unreadable once the epoch is trained, so its evaluation fails
+    // reading the test images.
+    let truncate_cached_pixels = || {
+        for entry in walkdir::WalkDir::new(&cache) {
+            let path = entry.unwrap().into_path();
+            let name = path.file_name().unwrap().to_string_lossy();
+            if name.starts_with("pixels-") && name.ends_with(".bin") {
+                let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                file.set_len(0).unwrap();
+            }
+        }
+    };
+    let error = train::run(
+        &request(&folders, &run, tiny_config(2, 4)),
+        &Control::default(),
+        &mut |event| {
+            if let TrainEvent::Phase {
+                phase: train::Phase::Evaluating,
+            } = event
+            {
+                truncate_cached_pixels();
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, train::TrainError::Data(_)),
+        "the evaluation failed reading: {error}"
+    );
+    let state = train::checkpoint::read_state(&run).unwrap();
+    assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 0));
+    assert!(run.join("model.safetensors").is_file());
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 1);
+
+    // With the cache made afresh, the resume trains epoch 2 only.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let mut first_step = None;
+    let resumed = TrainRequest {
+        resume: true,
+        ..request(&folders, &run, tiny_config(2, 4))
+    };
+    let summary = train::run(&resumed, &Control::default(), &mut |event| {
+        if let TrainEvent::Step { epoch, step, .. } = event {
+            first_step.get_or_insert((epoch, step));
+        }
+    })
+    .unwrap();
+    assert_eq!(first_step, Some((2, 1)));
+    assert_eq!(summary.epochs_completed, 2);
+    assert_eq!(train::read_metrics(&run).unwrap().len(), 2);
+}
+
+#[test]
+fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
+    use spreadout::train::runs;
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 3, 12, 2);
+    let config = tiny_config(2, 8);
+    let run = dir.path().join("run");
+    let control = Control::default();
+    let summary = train::run(
+        &request(&folders, &run, config.clone()),
+        &control,
+        &mut |event| {
+            if let TrainEvent::Step {
+                epoch: 1, step: 2, ..
+            } = event
+            {
+                control.cancel();
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!((summary.epochs_completed, summary.steps_into_epoch), (0, 3));
+    assert!(!run.join(train::METRICS_FILE).exists());
+
+    let listed = runs::list(dir.path());
+    assert_eq!(listed.len(), 1, "the run is listed");
+    let info = &listed[0];
+    assert_eq!(info.dir, run);
+    assert_eq!((info.epochs_completed, info.metrics.len()), (0, 0));
+    assert!(info.unfinished);
+
+    let resumed = TrainRequest::resume(
+        &run,
+        train::ResumeOverrides {
+            device: DeviceChoice::Cpu,
+            cache_dir: Some(dir.path().join("image-cache")),
+            ..train::ResumeOverrides::default()
+        },
+    )
+    .unwrap();
+    let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
+    assert_eq!(summary.epochs_completed, 2);
+    assert!(!runs::describe(&run).unwrap().unfinished);
+}

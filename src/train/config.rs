@@ -109,6 +109,8 @@ impl TrainConfig {
         ModelConfig::resnet18(self.width, self.dim, self.image_size)
     }
 
+    /// Checks every setting, so that none fails only after an epoch was trained (the
+    /// evaluation's among them); messages name the CLI flag where there is one.
     pub(super) fn validate(&self) -> Result<(), TrainError> {
         let problem = if self.epochs == 0 {
             "epochs must be at least 1"
@@ -122,8 +124,12 @@ impl TrainConfig {
             "tau must be a positive number"
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
             "learning rate must be a positive number"
+        } else if self.knn_k == 0 {
+            "--knn-k must be at least 1: the kNN evaluation votes with that many neighbours"
+        } else if !(self.knn_sigma.is_finite() && self.knn_sigma > 0.0) {
+            "the kNN vote temperature (knn_sigma) must be a positive number"
         } else if self.recall_k.is_empty() || self.recall_k.contains(&0) {
-            "Recall@K needs at least one K, each at least 1"
+            "--recall-k needs at least one K, each at least 1"
         } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
             "the checkpoint interval must be a positive number of minutes"
         } else if self.method != Method::SpreadOut && self.negatives != NegativeSampling::All {
@@ -144,5 +150,31 @@ impl TrainConfig {
             return Ok(());
         };
         Err(TrainError::Config(problem.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(config: TrainConfig) -> String {
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_evaluation_settings_are_refused_up_front_naming_their_flag() {
+        let base = TrainConfig::default;
+        assert!(refusal(TrainConfig { knn_k: 0, ..base() }).contains("--knn-k"));
+        for sigma in [0.0, -0.1, f32::NAN, f32::INFINITY] {
+            let message = refusal(TrainConfig {
+                knn_sigma: sigma,
+                ..base()
+            });
+            assert!(message.contains("knn_sigma"), "{sigma}: {message}");
+        }
+        for recall_k in [vec![], vec![1, 0]] {
+            assert!(refusal(TrainConfig { recall_k, ..base() }).contains("--recall-k"));
+        }
+        assert!(base().validate().is_ok());
     }
 }

@@ -72,6 +72,17 @@ pub enum TrainError {
         .0.display(), checkpoint::CHECKPOINT_FILE
     )]
     ExistingRun(PathBuf),
+    /// The run folder is a folder of images the run reads, or above one.
+    #[error(
+        "cannot write the run into {}: it is or holds {}, whose images this run reads. Choose a run folder apart from the images, so that the run's files never mix with them and deleting the run can never touch them",
+        .out.display(), .images.display()
+    )]
+    OutHoldsImages {
+        /// The run folder asked for.
+        out: PathBuf,
+        /// The training or evaluation folder at or inside it.
+        images: PathBuf,
+    },
     /// `--resume` without a checkpoint.
     #[error("nothing to resume: {} has no {}; start without --resume", .0.display(), checkpoint::CHECKPOINT_FILE)]
     NothingToResume(PathBuf),
@@ -179,6 +190,7 @@ fn run_inner(
     control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, TrainError> {
+    request.check_out()?;
     let resumed = previous_state(request)?;
     let config = match &resumed {
         Some(state) => TrainConfig {
@@ -494,8 +506,8 @@ fn train_epochs(
             probes: Vec::new(),
             seconds: 0.0,
         };
-        // A Stop during evaluation keeps the epoch just trained: its checkpoint is written with
-        // whatever was scored before the Stop.
+        // A Stop or an error during evaluation keeps the epoch just trained: its checkpoint is
+        // written with whatever was scored by then, before the error is reported.
         let evaluated = evaluation::evaluate(
             config,
             &normalization,
@@ -506,7 +518,7 @@ fn train_epochs(
             &mut epoch_metrics,
             selected.is_wgpu.then_some(&selected.device),
             &|| !control.is_canceled(),
-        )?;
+        );
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();
         let state = state_at(epoch + 1, steps, 0, 0.0, trained.lr);
         let exported = ExportedConfig {
@@ -518,6 +530,7 @@ fn train_epochs(
         folder.end_epoch(&state, &net, &sgd, &method_state, &epoch_metrics, &exported)?;
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
+        let evaluated = evaluated?;
         if !evaluated
             || control.is_canceled()
             || (request.stop_after_epoch == Some(epoch + 1) && epoch + 1 < config.epochs)

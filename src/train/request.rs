@@ -2,7 +2,7 @@
 //! from the run folder's own record, so the CLI and the app continue a run the same way; and how
 //! a run ended ([`RunSummary`]).
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,62 @@ impl TrainRequest {
             init_weights: record.init_weights,
         })
     }
+}
+
+impl TrainRequest {
+    /// Refuses a run folder that is, or is above, a folder of images the run reads: its files
+    /// would mix with the photos, and deleting the run would be deleting in the photos' folder.
+    /// Paths are compared with links and `..` resolved; `out` need not exist yet.
+    ///
+    /// # Errors
+    /// [`TrainError::OutHoldsImages`] naming both folders.
+    pub(super) fn check_out(&self) -> Result<(), TrainError> {
+        let Some(out) = resolved(&self.out) else {
+            return Ok(());
+        };
+        let image_folders = [
+            Some(&self.train_dir),
+            self.eval_train_dir.as_ref(),
+            self.eval_test_dir.as_ref(),
+        ];
+        for images in image_folders.into_iter().flatten() {
+            // A folder that cannot be resolved does not exist; loading it reports that.
+            if let Ok(resolved_images) = images.canonicalize()
+                && resolved_images.starts_with(&out)
+            {
+                return Err(TrainError::OutHoldsImages {
+                    out: self.out.clone(),
+                    images: images.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` absolute with links, `.` and `..` resolved, also when its last components do not exist
+/// yet: its nearest existing ancestor canonicalised, then the rest (which cannot be links)
+/// applied by name.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let components: Vec<Component> = absolute.components().collect();
+    (0..=components.len()).rev().find_map(|existing| {
+        let mut found = components[..existing]
+            .iter()
+            .collect::<PathBuf>()
+            .canonicalize()
+            .ok()?;
+        for component in &components[existing..] {
+            match component {
+                Component::ParentDir => {
+                    found.pop();
+                }
+                Component::Normal(name) => found.push(name),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+        Some(found)
+    })
 }
 
 /// What a resume sets itself ([`TrainRequest::resume`]): the options of this invocation, and in

@@ -16,7 +16,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochMetrics, RUN_FILE, TrainConfig, checkpoint, read_metrics};
+use super::{
+    EpochMetrics, METRICS_FILE, RUN_FILE, SKIPPED_FILE, TrainConfig, checkpoint, read_metrics,
+};
 use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
 use crate::export::{self, ExportError};
@@ -151,8 +153,8 @@ pub struct RunInfo {
     pub metrics: Vec<EpochMetrics>,
     /// Kept model snapshots.
     pub snapshots: Vec<Snapshot>,
-    /// Whether the run stopped before its last epoch (closed, crashed or stopped), so it can be
-    /// resumed.
+    /// Whether the run stopped before its last epoch (closed, crashed or stopped, in its first
+    /// epoch too) with a checkpoint, so it can be resumed.
     pub unfinished: bool,
     /// Bytes the run folder takes on disk (checkpoint, model, snapshots).
     pub bytes: u64,
@@ -161,19 +163,25 @@ pub struct RunInfo {
 /// Reads a run folder back.
 ///
 /// # Errors
-/// [`ExportError`] naming the file when `run.json`, the checkpoint or the metrics are missing or
-/// unreadable.
+/// [`ExportError`] naming the file when `run.json` is missing, or it, the checkpoint or the
+/// metrics are unreadable. A run without metrics has not finished an epoch yet.
 pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
     let record = read_record(run_dir)?;
-    let epochs_completed = if checkpoint::path(run_dir).exists() {
+    let resumable = checkpoint::path(run_dir).exists();
+    let epochs_completed = if resumable {
         checkpoint::read_state(run_dir)?.epochs_completed
     } else {
         0
     };
-    let metrics = read_metrics(run_dir)?;
+    // A fresh run starts its metrics file at its first epoch's end: until then it has none.
+    let metrics = if run_dir.join(METRICS_FILE).exists() {
+        read_metrics(run_dir)?
+    } else {
+        Vec::new()
+    };
     Ok(RunInfo {
         dir: run_dir.to_owned(),
-        unfinished: epochs_completed < record.config.epochs,
+        unfinished: resumable && epochs_completed < record.config.epochs,
         record,
         epochs_completed,
         metrics,
@@ -236,20 +244,97 @@ pub fn rename(run_dir: &Path, name: &str) -> Result<PathBuf, RunFolderError> {
     Ok(target)
 }
 
-/// Deletes the run folder `run_dir` (checkpoint, model, snapshots, metrics) and returns the bytes
-/// freed. Only a folder holding a `run.json` is deleted, so a wrong path cannot remove anything
-/// else; the images it trained on are never touched.
+/// What deleting a run removed and what it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRun {
+    /// Bytes the run's files took.
+    pub bytes: u64,
+    /// What the run folder held besides a run's own files, left where it was with the folder;
+    /// empty when the folder itself is gone.
+    pub kept: Vec<PathBuf>,
+}
+
+/// Files a run writes at the top of its folder ([`SNAPSHOTS_DIR`] holds the rest).
+const RUN_FILES: [&str; 6] = [
+    RUN_FILE,
+    METRICS_FILE,
+    SKIPPED_FILE,
+    checkpoint::CHECKPOINT_FILE,
+    export::MODEL_FILE,
+    export::CONFIG_FILE,
+];
+
+/// Deletes the run in `run_dir`: the files a run writes (`run.json`, metrics, checkpoint, model,
+/// `skipped.json`, snapshots), then the folder if that left it empty. Anything else in it (a run
+/// folder can have been pointed at a folder of photos) is never touched and is listed in the
+/// result; only a folder holding a `run.json` is changed at all.
 ///
 /// # Errors
-/// [`RunFolderError`]: not a run, or the removal failed.
-pub fn delete(run_dir: &Path) -> Result<u64, RunFolderError> {
+/// [`RunFolderError`]: not a run, or a removal failed.
+pub fn delete(run_dir: &Path) -> Result<DeletedRun, RunFolderError> {
     ensure_run(run_dir)?;
-    let bytes = disk_use(run_dir);
-    fs::remove_dir_all(run_dir).map_err(|source| RunFolderError::Io {
-        path: run_dir.to_owned(),
-        source,
-    })?;
-    Ok(bytes)
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| RunFolderError::Io { path, source }
+    };
+    let before = disk_use(run_dir);
+    let snapshots = run_dir.join(SNAPSHOTS_DIR);
+    if is_real_dir(&snapshots) {
+        for entry in fs::read_dir(&snapshots).map_err(io(&snapshots))? {
+            let epoch_dir = entry.map_err(io(&snapshots))?.path();
+            let is_snapshot = epoch_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("epoch-"));
+            if is_snapshot && is_real_dir(&epoch_dir) {
+                for name in [export::MODEL_FILE, export::CONFIG_FILE] {
+                    remove_file(&epoch_dir.join(name)).map_err(io(&epoch_dir))?;
+                }
+                remove_if_empty(&epoch_dir).map_err(io(&epoch_dir))?;
+            }
+        }
+        remove_if_empty(&snapshots).map_err(io(&snapshots))?;
+    }
+    for name in RUN_FILES {
+        remove_file(&run_dir.join(name)).map_err(io(run_dir))?;
+    }
+    remove_if_empty(run_dir).map_err(io(run_dir))?;
+    let mut kept: Vec<PathBuf> = match fs::read_dir(run_dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io(run_dir))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(io(run_dir)(error)),
+    };
+    kept.sort();
+    Ok(DeletedRun {
+        bytes: before.saturating_sub(disk_use(run_dir)),
+        kept,
+    })
+}
+
+/// Whether `path` is a folder itself, not a link to one (a link is never followed into).
+fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
+/// Removes the file (or link) `path` if there is one; a folder of that name is left alone.
+fn remove_file(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_dir() => fs::remove_file(path),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Removes the folder `dir` when nothing is left in it.
+fn remove_if_empty(dir: &Path) -> std::io::Result<()> {
+    if fs::read_dir(dir)?.next().is_none() {
+        fs::remove_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// The run folders directly inside `root`, most recently changed first; folders that are not
@@ -354,8 +439,82 @@ mod tests {
             not_a_run.exists(),
             "a folder that is not a run is never deleted"
         );
-        assert_eq!(delete(&renamed).unwrap(), 102);
+        assert_eq!(delete(&renamed).unwrap().bytes, 102);
         assert!(!renamed.exists());
+    }
+
+    #[test]
+    fn deleting_a_run_leaves_what_it_did_not_write_and_then_the_folder() {
+        // A run pointed at a folder of photos (`--out ~/Photos` before it was refused).
+        let photos = tempfile::tempdir().unwrap();
+        let run = photos.path();
+        fs::write(run.join("beach.jpg"), [1u8; 7]).unwrap();
+        fs::create_dir_all(run.join("2024")).unwrap();
+        fs::write(run.join("2024/cat.jpg"), [2u8; 5]).unwrap();
+        for name in RUN_FILES {
+            fs::write(run.join(name), [0u8; 10]).unwrap();
+        }
+        let snapshot = snapshot_dir(run, 4);
+        fs::create_dir_all(&snapshot).unwrap();
+        fs::write(snapshot.join(export::MODEL_FILE), [0u8; 20]).unwrap();
+        fs::write(snapshot.join(export::CONFIG_FILE), [0u8; 3]).unwrap();
+        fs::write(run.join(SNAPSHOTS_DIR).join("notes.txt"), [3u8; 2]).unwrap();
+
+        let deleted = delete(run).unwrap();
+        assert_eq!(deleted.bytes, 6 * 10 + 20 + 3);
+        assert_eq!(
+            deleted.kept,
+            vec![
+                run.join("2024"),
+                run.join("beach.jpg"),
+                run.join(SNAPSHOTS_DIR)
+            ]
+        );
+        assert_eq!(fs::read(run.join("beach.jpg")).unwrap(), [1u8; 7]);
+        assert_eq!(fs::read(run.join("2024/cat.jpg")).unwrap(), [2u8; 5]);
+        assert!(run.join(SNAPSHOTS_DIR).join("notes.txt").is_file());
+        assert!(!snapshot.exists(), "the emptied snapshot folder goes");
+        for name in RUN_FILES {
+            assert!(!run.join(name).exists(), "{name} is a run's file");
+        }
+
+        // A run folder holding only a run's files goes entirely.
+        let root = tempfile::tempdir().unwrap();
+        let only = root.path().join("run");
+        fs::create_dir_all(snapshot_dir(&only, 1)).unwrap();
+        fs::write(only.join(RUN_FILE), b"{}").unwrap();
+        fs::write(snapshot_dir(&only, 1).join(export::MODEL_FILE), b"x").unwrap();
+        let deleted = delete(&only).unwrap();
+        assert_eq!((deleted.bytes, deleted.kept), (3, Vec::new()));
+        assert!(!only.exists());
+    }
+
+    #[test]
+    fn a_run_without_metrics_has_no_epochs_yet_and_is_resumable_with_a_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        fs::create_dir_all(&run).unwrap();
+        let record = RunRecord {
+            device: "CPU".to_owned(),
+            train_dir: root.path().join("photos"),
+            eval_train_dir: None,
+            eval_test_dir: None,
+            images: 10,
+            skipped: 0,
+            labels: Vec::new(),
+            normalization: Normalization::IDENTITY,
+            config: TrainConfig::default(),
+            folder: None,
+            init_weights: None,
+        };
+        fs::write(run.join(RUN_FILE), serde_json::to_vec(&record).unwrap()).unwrap();
+        let info = describe(&run).unwrap();
+        assert_eq!((info.epochs_completed, info.metrics.len()), (0, 0));
+        assert!(
+            !info.unfinished,
+            "without a checkpoint there is nothing to resume"
+        );
+        assert_eq!(list(root.path()).len(), 1);
     }
 
     #[test]

@@ -122,7 +122,7 @@ export class App {
   private async offerResume(): Promise<void> {
     let unfinished: RunInfo[] = [];
     try {
-      unfinished = (await this.backend.listRuns()).filter((run) => run.unfinished && run.epochs_completed > 0);
+      unfinished = (await this.backend.listRuns()).filter((run) => run.unfinished);
     } catch {
       // Listing runs only feeds this offer; the Export screen reports the error when opened.
     }

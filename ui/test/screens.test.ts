@@ -169,4 +169,18 @@ describe('Resuming', () => {
     expect(text('#train-status')).toContain('Finished: 40 epochs');
     expect(text('#resume-offers')).toBe('');
   });
+
+  it('offers a run stopped in its first epoch', async () => {
+    const backend = quickBackend({ stepMs: 5 });
+    const first = await mountApp(backend);
+    await startTraining(first, { epochs: 2, batch_size: 2 });
+    (document.querySelector('#stop') as HTMLButtonElement).click();
+    await until(() => first.store.shared.run?.status === 'stopped');
+    expect(first.store.shared.run?.metrics.length).toBe(0);
+
+    const second = await mountApp(backend);
+    expect(text('#resume-offers')).toContain('0 of 2 epochs done');
+    [...document.querySelectorAll<HTMLButtonElement>('#resume-offers button')].find((b) => b.textContent === 'Resume')!.click();
+    await until(() => second.store.shared.run?.status === 'finished', 10_000);
+  });
 });

@@ -220,7 +220,7 @@ pub async fn rename_run(
 #[tauri::command]
 pub async fn delete_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandResult<u64> {
     state.ensure_idle(&run_dir)?;
-    blocking(move || Ok(runs::delete(&run_dir)?)).await
+    blocking(move || Ok(runs::delete(&run_dir)?.bytes)).await
 }
 
 /// Step events arrive at most this often; a GPU can finish hundreds of steps a second and the UI
