@@ -1,12 +1,15 @@
-//! The command line's arguments (clap): what each subcommand accepts, with its help text.
+//! The command line's arguments (clap): what each subcommand accepts, with its help text, and
+//! how the training flags become the library's configuration.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use spreadout::augment::AugmentOps;
 use spreadout::device::DeviceChoice;
-use spreadout::method::{Method, Positive};
+use spreadout::method::{Method, NegativeSampling, Positive};
 use spreadout::model::Precision;
 use spreadout::optim::Schedule;
+use spreadout::train::TrainConfig;
 
 #[derive(Parser)]
 #[command(
@@ -357,4 +360,45 @@ pub enum NegativesArg {
     Hard,
     /// The least similar half.
     Easy,
+}
+
+impl TrainSettings {
+    /// The library's configuration for these flags, with `augment_off` switched off and
+    /// `negatives` chosen; the temperature is the method's published one unless `--tau` was given.
+    pub fn config(
+        &self,
+        method: Method,
+        negatives: NegativesArg,
+        positive: Positive,
+        augment_off: &[String],
+    ) -> anyhow::Result<TrainConfig> {
+        let mut augment = AugmentOps::default();
+        for op in augment_off {
+            augment.disable(op).map_err(anyhow::Error::msg)?;
+        }
+        Ok(TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            image_size: self.image_size,
+            width: self.width,
+            dim: self.dim,
+            tau: self.tau.unwrap_or_else(|| method.default_tau()),
+            lr: self.lr,
+            schedule: self.schedule,
+            seed: self.seed,
+            augment,
+            method,
+            negatives: match negatives {
+                NegativesArg::All => NegativeSampling::All,
+                NegativesArg::Hard => NegativeSampling::HardestHalf,
+                NegativesArg::Easy => NegativeSampling::EasiestHalf,
+            },
+            positive,
+            knn_k: self.knn_k,
+            recall_k: self.recall_k.clone(),
+            precision: self.precision,
+            checkpoint_minutes: self.checkpoint_minutes,
+            ..TrainConfig::default()
+        })
+    }
 }

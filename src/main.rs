@@ -10,17 +10,16 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use cli::{Cli, Command, CompareArgs, NegativesArg, TrainArgs, TrainSettings};
-use spreadout::augment::AugmentOps;
+use cli::{Cli, Command, CompareArgs, NegativesArg, TrainArgs};
 use spreadout::compare;
 use spreadout::data;
 use spreadout::demo::DemoRun;
 use spreadout::device::{self, DeviceChoice};
 use spreadout::eval;
 use spreadout::export;
-use spreadout::method::{Method, NegativeSampling, Positive};
+use spreadout::method::{Method, Positive};
 use spreadout::score;
-use spreadout::train::{self, TrainConfig, TrainRequest};
+use spreadout::train::{self, TrainRequest};
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -137,45 +136,6 @@ fn main() -> Result<()> {
     }
 }
 
-/// The configuration of `settings` with `augment_off` switched off and `negatives` chosen; the
-/// temperature is the method's published one unless `--tau` was given.
-fn train_config(
-    settings: &TrainSettings,
-    method: Method,
-    negatives: NegativesArg,
-    positive: Positive,
-    augment_off: &[String],
-) -> Result<TrainConfig> {
-    let mut augment = AugmentOps::default();
-    for op in augment_off {
-        augment.disable(op).map_err(anyhow::Error::msg)?;
-    }
-    Ok(TrainConfig {
-        epochs: settings.epochs,
-        batch_size: settings.batch_size,
-        image_size: settings.image_size,
-        width: settings.width,
-        dim: settings.dim,
-        tau: settings.tau.unwrap_or_else(|| method.default_tau()),
-        lr: settings.lr,
-        schedule: settings.schedule,
-        seed: settings.seed,
-        augment,
-        method,
-        negatives: match negatives {
-            NegativesArg::All => NegativeSampling::All,
-            NegativesArg::Hard => NegativeSampling::HardestHalf,
-            NegativesArg::Easy => NegativeSampling::EasiestHalf,
-        },
-        positive,
-        knn_k: settings.knn_k,
-        recall_k: settings.recall_k.clone(),
-        precision: settings.precision,
-        checkpoint_minutes: settings.checkpoint_minutes,
-        ..TrainConfig::default()
-    })
-}
-
 fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     // A resume continues the run as its folder recorded it; the flags given here take precedence.
     let request = if args.resume {
@@ -193,8 +153,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         )?
     } else {
         TrainRequest {
-            config: train_config(
-                &args.settings,
+            config: args.settings.config(
                 args.method,
                 args.negatives,
                 args.positive,
@@ -219,8 +178,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
 fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let variants = compare::Variant::parse_list(&args.variants)?;
     let base = TrainRequest {
-        config: train_config(
-            &args.settings,
+        config: args.settings.config(
             Method::SpreadOut,
             NegativesArg::All,
             Positive::Augmented,

@@ -45,7 +45,7 @@ fn a_run_folder_from_bd697c5_opens_and_resumes() {
     let data = demo::generate(
         &temp.path().join("data"),
         &DemoSpec {
-            classes: 10,
+            classes: 8,
             train_per_class: 4,
             test_per_class: 2,
             size: 32,
