@@ -157,6 +157,6 @@ describe('training charts', () => {
     const summaries = [...document.querySelectorAll('.train .plot-summary')].map((p) => p.textContent);
     expect(summaries[0]).toMatch(/^loss: 6 values, step 1 to 6; latest [\d.]+, lowest [\d.]+ at step 6, highest [\d.]+ at step 1\.$/);
     expect(summaries[1]).toBe('kNN (top-1 %): 2 values, epoch 1 to 2; latest 70, lowest 50 at epoch 1, highest 70 at epoch 2.');
-    expect(summaries[2]).toMatch(/^same-label neighbors: mean cosine similarity [\d.]+, most pairs near [\d.]+\. other-label neighbors: /);
+    expect(summaries[2]).toMatch(/^same-label neighbours: mean cosine similarity [\d.]+, most pairs near [\d.]+\. other-label neighbours: /);
   });
 });
