@@ -763,8 +763,8 @@ metrics: Array<EpochMetrics>,
  */
 snapshots: Array<Snapshot>, 
 /**
- * Whether the run stopped before its last epoch (closed, crashed or stopped), so it can be
- * resumed.
+ * Whether the run stopped before its last epoch (closed, crashed or stopped, in its first
+ * epoch too) with a checkpoint, so it can be resumed.
  */
 unfinished: boolean, 
 /**
