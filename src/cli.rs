@@ -226,7 +226,7 @@ pub struct BenchArgs {
 
 #[derive(Args, Clone, Copy)]
 pub struct DeviceArg {
-    /// auto (first real GPU, else CPU), gpu, cpu, or an adapter number from `spreadout devices`.
+    /// auto (a discrete GPU, else another real GPU, else CPU), gpu, cpu, or an adapter number from `spreadout devices`.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }

@@ -253,7 +253,8 @@ fn enumerate_adapters() -> Vec<Adapter> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
-    /// The first real GPU, else the CPU with a notice.
+    /// A discrete GPU, else another real GPU (each in the driver's order), else the CPU with a
+    /// notice.
     #[default]
     Auto,
     /// A real GPU or an error.
@@ -395,9 +396,13 @@ pub fn select_from(
     choice: DeviceChoice,
     adapters: &[Adapter],
 ) -> Result<SelectedDevice, DeviceError> {
+    // The fast GPU first: a discrete one, else any other, each in the driver's order. On hybrid
+    // laptops Mesa's device-select layer lists the default, usually integrated, GPU first.
+    // (`min_by_key` keeps the first of equal keys, so the driver's order breaks ties.)
     let first_gpu = adapters
         .iter()
-        .find(|a| a.kind.is_gpu() && a.selector.is_some());
+        .filter(|a| a.kind.is_gpu() && a.selector.is_some())
+        .min_by_key(|a| a.kind != AdapterKind::Discrete);
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Auto => Ok(match first_gpu {
@@ -489,6 +494,29 @@ mod tests {
                 .unwrap()
                 .is_wgpu
         );
+    }
+
+    #[test]
+    fn auto_and_gpu_prefer_a_discrete_gpu_to_an_integrated_one_listed_first() {
+        let integrated = |i| {
+            adapter(
+                i,
+                AdapterKind::Integrated,
+                Some(DeviceKind::IntegratedGpu(i)),
+            )
+        };
+        let hybrid = [
+            integrated(0),
+            adapter(1, AdapterKind::Discrete, Some(DeviceKind::DiscreteGpu(0))),
+        ];
+        for choice in [DeviceChoice::Auto, DeviceChoice::Gpu] {
+            let selected = select_from(choice, &hybrid).unwrap();
+            assert!(selected.name.contains("adapter 1"), "{}", selected.name);
+        }
+        // Between equals, the driver's order.
+        let two = [integrated(0), integrated(1)];
+        let selected = select_from(DeviceChoice::Auto, &two).unwrap();
+        assert!(selected.name.contains("adapter 0"), "{}", selected.name);
     }
 
     #[test]
