@@ -154,7 +154,8 @@ pub enum Command {
     },
     /// Generate a small synthetic labelled data set and train on it end to end, printing kNN per epoch.
     Demo {
-        /// Where to put the data and the run (a temporary folder if omitted).
+        /// Where to put the data and the run (default: `demo` in the per-user data folder,
+        /// ~/.local/share/spreadout/demo on Linux), kept afterwards.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Epochs.

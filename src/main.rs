@@ -232,21 +232,16 @@ fn demo_command(
     cache: &data::PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
-    let temporary;
-    let root = match out {
-        Some(dir) => dir,
-        None => {
-            temporary = tempfile::tempdir()?;
-            temporary.path().to_owned()
-        }
-    };
+    // Kept where the person can find it again (and where a second `demo` resumes it), never in a
+    // temporary folder that would vanish with the model the last line points to.
+    let root = out.unwrap_or_else(|| spreadout::paths::default_data_dir().join("demo"));
     let DemoRun {
         spec,
         data_dir,
         request,
     } = DemoRun::prepare(&root, epochs, width, choice, cache.root())?;
     println!(
-        "demo data: {} classes × {} training + {} test images of {} px in {}",
+        "demo data: {} classes × {} training + {} test images of {} px in {} (kept)",
         spec.classes,
         spec.train_per_class,
         spec.test_per_class,

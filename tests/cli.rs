@@ -273,3 +273,35 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
     let state = spreadout::train::checkpoint::read_state(&run).unwrap();
     assert!(state.epochs_completed >= 1 && state.epochs_completed < 500);
 }
+
+#[test]
+fn the_demo_keeps_its_data_and_run_where_its_last_line_says() {
+    let home = tempfile::tempdir().unwrap();
+    let data_home = home.path().join("data-home");
+    let output = Command::new(env!("CARGO_BIN_EXE_spreadout"))
+        .args(["demo", "--epochs", "1", "--width", "4", "--device", "cpu"])
+        .env("SPREADOUT_CACHE_DIR", home.path().join("image-cache"))
+        .env("XDG_DATA_HOME", &data_home)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let model = stdout
+        .rsplit_once("model in ")
+        .map(|(_, path)| Path::new(path.trim()).to_owned())
+        .expect("the last line names the model");
+    assert!(
+        model.starts_with(data_home.join("spreadout/demo")),
+        "{}",
+        model.display()
+    );
+    assert!(
+        model.is_file(),
+        "{} exists after the demo ended",
+        model.display()
+    );
+}

@@ -15,6 +15,17 @@ pub fn default_cache_dir() -> PathBuf {
         .join("spreadout")
 }
 
+/// The per-user data folder: `~/.local/share/spreadout` (`$XDG_DATA_HOME` honoured; the
+/// platform's data folder elsewhere). For what Spreadout makes that a person may come back to,
+/// such as the demo's images and run, which a cache folder may lose and a temporary one does.
+pub fn default_data_dir() -> PathBuf {
+    use etcetera::BaseStrategy;
+    etcetera::choose_base_strategy()
+        .map(|strategy| strategy.data_dir())
+        .unwrap_or_else(|_| std::env::temp_dir())
+        .join("spreadout")
+}
+
 /// Bytes of the files at or below `path` (links not followed; unreadable entries count as 0).
 pub fn disk_use(path: &Path) -> u64 {
     walkdir::WalkDir::new(path)
