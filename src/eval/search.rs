@@ -46,6 +46,18 @@ impl Neighbor {
     }
 }
 
+/// What every search asks of its inputs, on the host or the device: a `k`, a base set, and rows
+/// of one width.
+fn check_search(queries: Embeddings, base: Embeddings, k: usize) -> Result<(), EvalError> {
+    if k == 0 {
+        return Err(EvalError::ZeroParameter("k"));
+    }
+    if base.is_empty() {
+        return Err(EvalError::Empty("base set"));
+    }
+    check_same_dim("queries", queries, "base", base)
+}
+
 /// Indices and cosine scores (dot products) of the `k` most similar rows of `base` for each row of
 /// `queries`, best first, ties broken by lower index first.
 ///
@@ -58,13 +70,7 @@ pub fn top_k(
     k: usize,
     exclude_self: bool,
 ) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
-    if k == 0 {
-        return Err(EvalError::ZeroParameter("k"));
-    }
-    if base.is_empty() {
-        return Err(EvalError::Empty("base set"));
-    }
-    check_same_dim("queries", queries, "base", base)?;
+    check_search(queries, base, k)?;
     if exclude_self {
         check_same_count(
             "queries (excluding self)",
@@ -147,13 +153,7 @@ pub fn top_k_on(
     k: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
-    if k == 0 {
-        return Err(EvalError::ZeroParameter("k"));
-    }
-    if base.is_empty() {
-        return Err(EvalError::Empty("base set"));
-    }
-    check_same_dim("queries", queries, "base", base)?;
+    check_search(queries, base, k)?;
     // As on the host, a `k` beyond the base set returns every row.
     let k = k.min(base.len());
     let dim = base.dim();

@@ -102,13 +102,18 @@ pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>
         serde_json::from_slice(&header).map_err(|e| not_safetensors(e.to_string()))?;
     let mut names: Vec<String> = header.tensors().into_keys().collect();
     names.sort_unstable();
-    let metadata = header
+    let metadata = string_metadata(&header);
+    Ok((names, metadata))
+}
+
+/// A header's `__metadata__` strings, sorted by key (none when it has none).
+fn string_metadata(header: &Metadata) -> BTreeMap<String, String> {
+    header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .collect();
-    Ok((names, metadata))
+        .collect()
 }
 
 /// Reads every tensor and the metadata of a safetensors file.
@@ -126,12 +131,7 @@ pub(super) fn parse_tensors(
         ExportError::format(path, format!("not a safetensors file ({error})"))
     };
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
-    let metadata = header
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let metadata = string_metadata(&header);
     let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
