@@ -170,6 +170,53 @@ describe('Resuming', () => {
     expect(text('#resume-offers')).toBe('');
   });
 
+  it('is not offered for the run that is training, and a refused resume leaves Pause and Stop working', async () => {
+    const backend = quickBackend({ stepMs: 2 });
+    const app = await mountApp(backend);
+    await startTraining(app, { epochs: 50, batch_size: 2 });
+    await until(() => (app.store.shared.run?.metrics.length ?? 0) >= 1);
+    const live = app.store.shared.run!;
+    const config = app.store.shared.config;
+
+    app.go('export');
+    await until(() => text('#run-training').includes('training now'));
+    expect(document.querySelector('#run-resume')).toBeNull();
+    expect(document.querySelector<HTMLButtonElement>('#run-rename')!.disabled).toBe(true);
+    expect(document.querySelector<HTMLButtonElement>('#run-delete')!.disabled).toBe(true);
+
+    // The banner at startup can still offer it: the backend refuses, and nothing of the live run changes.
+    const [listed] = await backend.listRuns();
+    await app.screens.train.resume({ ...listed, record: { ...listed.record, config: { ...config, seed: 99 } } });
+    expect(text('.train [role="alert"]')).toContain('a training run is already active');
+    expect(app.store.shared.run?.dir).toBe(live.dir);
+    expect(app.store.shared.run?.status).toBe('running');
+    expect(app.store.shared.config.seed).toBe(config.seed);
+    expect(document.querySelector<HTMLButtonElement>('#pause')!.disabled).toBe(false);
+    const stop = document.querySelector<HTMLButtonElement>('#stop')!;
+    expect(stop.disabled).toBe(false);
+    stop.click();
+    await until(() => app.store.shared.run?.status === 'stopped');
+
+    app.go('export');
+    await until(() => document.querySelector('#run-resume') !== null);
+    expect(document.querySelector<HTMLButtonElement>('#run-rename')!.disabled).toBe(false);
+  });
+
+  it('clears the notices of the earlier run', async () => {
+    const backend = quickBackend();
+    const app = await mountApp(backend);
+    await startTraining(app, { epochs: 40, batch_size: 10 });
+    await until(() => (app.store.shared.run?.metrics.length ?? 0) >= 1);
+    document.querySelector<HTMLButtonElement>('#stop')!.click();
+    await until(() => app.store.shared.run?.status === 'stopped');
+    app.screens.train.onEvent({ type: 'warning', message: 'an earlier warning' });
+    expect(text('.train .notices')).toContain('an earlier warning');
+    const [run] = await backend.listRuns();
+    await app.screens.train.resume(run);
+    expect(text('.train .notices')).not.toContain('an earlier warning');
+    await until(() => app.store.shared.run?.status === 'finished', 10_000);
+  });
+
   it('offers a run stopped in its first epoch', async () => {
     const backend = quickBackend({ stepMs: 5 });
     const first = await mountApp(backend);

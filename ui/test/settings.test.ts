@@ -232,7 +232,7 @@ describe('the run badge', () => {
     expect(document.querySelector<HTMLButtonElement>('#start')!.disabled).toBe(false);
   });
 
-  it('goes back to Stopped when a resume is refused', async () => {
+  it('stays as it was when a resume is refused', async () => {
     const app = await mountApp();
     const gone: RunInfo = {
       dir: '/mock/runs/deleted',
@@ -256,9 +256,10 @@ describe('the run badge', () => {
       bytes: 0,
     };
     await app.screens.train.resume(gone);
-    expect(app.store.shared.run?.status).toBe('stopped');
-    expect(text('#run-badge')).toBe('Stopped: 0 epochs done');
-    expect(text('#train-status')).toBe('Not resumed.');
+    expect(app.store.shared.run).toBeNull();
+    expect(document.querySelector('#run-badge')!.hasAttribute('data-status')).toBe(false);
+    expect(text('#train-status')).toBe('Not started.');
+    expect(document.querySelector('.train [role="alert"]')!.textContent).toContain('Could not resume');
     expect(document.querySelector<HTMLButtonElement>('#start')!.disabled).toBe(false);
   });
 });

@@ -105,6 +105,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** One run at a time, as the desktop backend's `begin_training` allows. */
+  const refuseWhileTraining = () => {
+    if (training) throw { code: 'busy', message: 'a training run is already active; stop it before starting another' };
+  };
 
   async function simulate(
     runDir: string,
@@ -223,7 +227,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       auto_notice: null,
     }),
     startTraining: async (request: StartTraining, onEvent) => {
-      if (training) throw { code: 'busy', message: 'a training run is already active; stop it before starting another' };
+      refuseWhileTraining();
       if (options.failStart === 'rejected') throw { code: 'train', message: 'batch size must be at least 2 (each image needs other images as negatives)' };
       const runDir = `/mock/runs/run-${runs.size + 1}`;
       const images = CLASSES.length * perClass;
@@ -255,6 +259,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       return runDir;
     },
     resumeTraining: async (runDir, epochs, _device: DeviceChoice, onEvent) => {
+      refuseWhileTraining();
       const run = runs.get(runDir);
       if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: not found` };
       const total = epochs ?? run.record.config.epochs;

@@ -34,6 +34,8 @@ export class ExportScreen implements Screen {
   private comparisonPlot: CurvePlot | null = null;
   private runs: RunInfo[] = [];
   private job: string | null = null;
+  /** The run training now (running or paused), whose folder must not be resumed, renamed or deleted. */
+  private training: string | null = null;
 
   constructor(
     private readonly context: Context,
@@ -41,6 +43,12 @@ export class ExportScreen implements Screen {
   ) {
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
     this.runSelect.addEventListener('change', () => this.renderDetails());
+    context.store.subscribe(({ run }) => {
+      const training = run && (run.status === 'running' || run.status === 'paused') ? run.dir : null;
+      if (training === this.training) return;
+      this.training = training;
+      this.renderDetails();
+    });
     this.element = h(
       'section',
       { class: 'screen export' },
@@ -152,6 +160,7 @@ export class ExportScreen implements Screen {
       return;
     }
     const { record } = run;
+    const training = run.dir === this.training;
     replace(
       this.details,
       h(
@@ -168,11 +177,11 @@ export class ExportScreen implements Screen {
           'dd',
           { id: 'run-disk' },
           `${mebibytes(run.bytes)} (checkpoint, model, ${run.snapshots.length} snapshot${run.snapshots.length === 1 ? '' : 's'})`,
-          h('button', { class: 'secondary inline', id: 'run-rename', onclick: () => this.askRename(run) }, 'Rename…'),
-          h('button', { class: 'secondary inline danger', id: 'run-delete', onclick: () => this.askDelete(run) }, 'Delete…'),
+          h('button', { class: 'secondary inline', id: 'run-rename', disabled: training, onclick: () => this.askRename(run) }, 'Rename…'),
+          h('button', { class: 'secondary inline danger', id: 'run-delete', disabled: training, onclick: () => this.askDelete(run) }, 'Delete…'),
         ),
         h('dt', {}, 'Progress'),
-        h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, run.unfinished ? h('button', { class: 'secondary inline', onclick: () => void this.hooks.resume(run) }, 'Resume training') : null, h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
+        h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, this.resumeOffer(run), h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
       ),
       run.metrics.length
         ? h(
@@ -189,6 +198,17 @@ export class ExportScreen implements Screen {
           )
         : null,
     );
+  }
+
+  /**
+   * Resume for an unfinished run, unless a run is training: the backend trains one at a time, and
+   * the run training now is continuing already.
+   */
+  private resumeOffer(run: RunInfo): HTMLElement | null {
+    if (!run.unfinished) return null;
+    if (run.dir === this.training) return h('span', { class: 'hint', id: 'run-training' }, ' training now');
+    if (this.training) return h('span', { class: 'hint', id: 'run-resume-later' }, ' can be resumed once the run training now has ended');
+    return h('button', { class: 'secondary inline', id: 'run-resume', onclick: () => void this.hooks.resume(run) }, 'Resume training');
   }
 
   /** An inline form under the run's facts: the folder's new name, Rename, Cancel. */

@@ -358,20 +358,27 @@ export class TrainScreen implements Screen {
     this.applyDeviceDefaults();
   }
 
-  /** Continues an interrupted run (also offered on the Export screen). */
+  /**
+   * Continues an interrupted run (also offered on the Export screen). The screen becomes the run's
+   * only once the backend has accepted it: a refusal (another run is training) leaves the live
+   * run's charts, settings, Pause and Stop as they were.
+   */
   async resume(run: RunInfo): Promise<void> {
     const { backend, store } = this.context;
-    this.resetLive(run.metrics);
-    store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
-    this.setRunning(true);
-    this.syncForm();
     this.context.go('train');
     try {
-      await backend.resumeTraining(run.dir, null, store.shared.device, (event) => this.onEvent(event));
+      await this.launch(
+        (onEvent) => backend.resumeTraining(run.dir, null, store.shared.device, onEvent),
+        () => {
+          this.notices.clear();
+          this.resetLive(run.metrics);
+          store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
+          this.setRunning(true);
+          replace(this.status, 'Resuming…');
+          delete this.status.dataset.phase;
+        },
+      );
     } catch (error) {
-      this.setRunning(false);
-      this.setStatus('stopped');
-      replace(this.status, 'Not resumed.');
       this.notices.error('Could not resume', error);
     }
   }
@@ -388,24 +395,30 @@ export class TrainScreen implements Screen {
     this.setRunning(true);
     replace(this.status, 'Starting…');
     delete this.status.dataset.phase;
-    // The run exists for the screen only once the backend names its folder, and the desktop
-    // backend's first events (a `failed` one among them) can overtake that answer: hold them
-    // until then, and replay them in order.
-    let held: TrainEvent[] | null = [];
     try {
-      const dir = await backend.startTraining(
-        { config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device, initWeights: this.initWeights },
-        (event) => (held ? held.push(event) : this.onEvent(event)),
+      await this.launch(
+        (onEvent) => backend.startTraining({ config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device, initWeights: this.initWeights }, onEvent),
+        (dir) => store.update({ run: { dir, trainDir: folder.root, metrics: [], status: 'running', labels: folder.label_names } }),
       );
-      store.update({ run: { dir, trainDir: folder.root, metrics: [], status: 'running', labels: folder.label_names } });
-      const early = held;
-      held = null;
-      for (const event of early) this.onEvent(event);
     } catch (error) {
       this.setRunning(false);
       replace(this.status, 'Not started.');
       this.notices.error('Could not start training', error);
     }
+  }
+
+  /**
+   * Starts or resumes a run with `call`, and `accepted` makes it the screen's once the backend
+   * has answered. The desktop backend's first events (a `failed` one among them) can overtake that
+   * answer: they are held until then, and replayed in order.
+   */
+  private async launch<T>(call: (onEvent: (event: TrainEvent) => void) => Promise<T>, accepted: (answer: T) => void): Promise<void> {
+    let held: TrainEvent[] | null = [];
+    const answer = await call((event) => (held ? held.push(event) : this.onEvent(event)));
+    accepted(answer);
+    const early = held;
+    held = null;
+    for (const event of early) this.onEvent(event);
   }
 
   private async pause(): Promise<void> {
