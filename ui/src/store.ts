@@ -208,6 +208,14 @@ export class Store {
     this.applyDefaults(defaults);
   }
 
+  /**
+   * Puts back the settings a new run starts from: the person's, over `defaults` and the engine's.
+   * A resumed run brings its own settings into `shared.config`; they must not outlive it.
+   */
+  restoreChosen(defaults: Partial<TrainConfig>): void {
+    this.update({ config: { ...defaultConfig(), ...defaults, ...this.chosen } });
+  }
+
   /** Applies `defaults` to every setting the person has not set. */
   applyDefaults(defaults: Partial<TrainConfig>): void {
     const unset = Object.entries(defaults).filter(([key]) => !this.isChosen(key as keyof TrainConfig));

@@ -41,6 +41,28 @@ describe('training settings', () => {
     expect(requests[0].config).toMatchObject({ seed: 7, negatives: 'hardest_half', knn_k: 50, epochs: 1 });
   });
 
+  it('are the person\'s again for the next new run once a resumed run has ended', async () => {
+    const backend = quickBackend();
+    const requests: StartTraining[] = [];
+    const start = backend.startTraining;
+    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const app = await onTrainScreen(backend);
+    await startTraining(app, { epochs: 40, batch_size: 10, seed: 5, method: 'nce' });
+    await until(() => (app.store.shared.run?.metrics.length ?? 0) >= 1);
+    document.querySelector<HTMLButtonElement>('#stop')!.click();
+    await until(() => app.store.shared.run?.status === 'stopped');
+    set('seed', '9');
+    set('method', 'spreadout');
+    const [run] = await backend.listRuns();
+    await app.screens.train.resume(run);
+    // While it trains, the form shows the resumed run's own settings.
+    expect(input('seed').value).toBe('5');
+    await until(() => app.store.shared.run?.status === 'finished', 10_000);
+    expect(input('seed').value).toBe('9');
+    await app.screens.train.start();
+    expect(requests[1].config).toMatchObject({ seed: 9, method: 'spreadout', epochs: 40, batch_size: 10 });
+  });
+
   it('refuse values the engine would, keeping the last good one', async () => {
     const app = await onTrainScreen();
     set('seed', '3');

@@ -451,7 +451,9 @@ export class TrainScreen implements Screen {
     this.buttons.stop.disabled = !running;
     this.paused = false;
     this.buttons.pause.textContent = 'Pause';
-    // A run keeps the settings it started with: the form shows them until it ends.
+    // A run keeps the settings it started with: the form shows them until it ends, and then the
+    // person's own again (a resumed run's are not theirs).
+    if (!running) this.context.store.restoreChosen(DEVICE_DEFAULTS[this.deviceClass()]);
     for (const control of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) control.disabled = running;
     this.syncForm();
   }
