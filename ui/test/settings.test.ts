@@ -63,6 +63,20 @@ describe('training settings', () => {
     expect(requests[1].config).toMatchObject({ seed: 9, method: 'spreadout', epochs: 40, batch_size: 10 });
   });
 
+  it('give the ETA from the views each method trains on per image', async () => {
+    const app = await onTrainScreen();
+    const train = app.screens.train;
+    // 100 rows a second and 1 000 steps left: 1 s per step of 100 one-view images, 2 s of two-view ones.
+    const etaOf = (method: 'nce' | 'spreadout') => {
+      window.spreadoutTest!.setConfig({ method, batch_size: 100 });
+      train.onEvent({ type: 'started', device: 'Mock GPU', images: 100_100, skipped: [], steps_per_epoch: 1001, epochs: 1, first_epoch: 1 });
+      train.onEvent({ type: 'step', epoch: 1, step: 1, steps_per_epoch: 1001, loss: 1, lr: 0.03, images_per_sec: 100 });
+      return text('#eta');
+    };
+    expect(etaOf('nce')).toBe('ETA 16 min 40 s');
+    expect(etaOf('spreadout')).toBe('ETA 33 min 20 s');
+  });
+
   it('refuse values the engine would, keeping the last good one', async () => {
     const app = await onTrainScreen();
     set('seed', '3');

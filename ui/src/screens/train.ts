@@ -33,14 +33,18 @@ const DEVICE_REASONS: Record<DeviceClass, Record<keyof (typeof DEVICE_DEFAULTS)[
   },
 };
 
-/** Each method as the selector offers it, with the temperature it was published with. */
-const METHODS: { value: Method; label: string; tau: number }[] = [
-  { value: 'spreadout', label: 'Spread-out (Ye et al. 2019, the paper)', tau: 0.1 },
-  { value: 'npsoftmax', label: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)', tau: 0.07 },
-  { value: 'nce', label: 'NCE: memory bank, 4096 noise samples (Wu et al. 2018)', tau: 0.07 },
-  { value: 'exemplar', label: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)', tau: 0.1 },
-  { value: 'triplet', label: 'Triplet loss, margin 0.5, all in-batch negatives', tau: 0.1 },
-  { value: 'triplet-hard', label: 'Triplet loss, margin 0.5, hardest in-batch negative', tau: 0.1 },
+/**
+ * Each method as the selector offers it, with the temperature it was published with and the
+ * augmented views of each image per step (the engine's `Method::views`): the instance methods of
+ * Wu et al. and Dosovitskiy et al. see one, the in-batch methods two.
+ */
+const METHODS: { value: Method; label: string; tau: number; views: 1 | 2 }[] = [
+  { value: 'spreadout', label: 'Spread-out (Ye et al. 2019, the paper)', tau: 0.1, views: 2 },
+  { value: 'npsoftmax', label: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)', tau: 0.07, views: 1 },
+  { value: 'nce', label: 'NCE: memory bank, 4096 noise samples (Wu et al. 2018)', tau: 0.07, views: 1 },
+  { value: 'exemplar', label: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)', tau: 0.1, views: 1 },
+  { value: 'triplet', label: 'Triplet loss, margin 0.5, all in-batch negatives', tau: 0.1, views: 2 },
+  { value: 'triplet-hard', label: 'Triplet loss, margin 0.5, hardest in-batch negative', tau: 0.1, views: 2 },
 ];
 
 /** The negatives of the paper's Table 8 ablation. */
@@ -500,7 +504,10 @@ export class TrainScreen implements Screen {
         const done = (event.epoch - 1) * event.steps_per_epoch + event.step;
         this.bar.value = done;
         this.loss.add(0, done, event.loss);
-        const seconds = (2 * this.context.store.shared.config.batch_size) / event.images_per_sec;
+        // The throughput counts rows, each a view of an image: a step is batch × views rows.
+        const { batch_size, method } = this.context.store.shared.config;
+        const views = (METHODS.find((m) => m.value === (method ?? 'spreadout')) ?? METHODS[0]).views;
+        const seconds = (views * batch_size) / event.images_per_sec;
         this.run.stepSeconds = Number.isFinite(this.run.stepSeconds) ? 0.8 * this.run.stepSeconds + 0.2 * seconds : seconds;
         replace(
           this.numbers,
