@@ -75,8 +75,9 @@ export class App {
       h('div', { class: 'body' }, this.banner, h('main', {}, this.panel)),
       h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
     );
+    // By the key's place, not its character: on AZERTY layouts the digits need Shift.
     document.addEventListener('keydown', (event) => {
-      const n = Number(event.key);
+      const n = Number(/^Digit(\d)$/.exec(event.code)?.[1]);
       if ((event.ctrlKey || event.metaKey) && n >= 1 && n <= all.length) {
         event.preventDefault();
         this.go(all[n - 1].id);

@@ -52,6 +52,19 @@ describe('screen tabs', () => {
   });
 });
 
+describe('shortcuts', () => {
+  it('Ctrl+1…5 open the screens by the digit keys\' place, so they work on AZERTY too', async () => {
+    await mountApp();
+    // On AZERTY the key left of 3 types "é" (the digit needs Shift); its code is still Digit2.
+    document.dispatchEvent(new KeyboardEvent('keydown', { key: 'é', code: 'Digit2', ctrlKey: true, bubbles: true }));
+    expect(document.getElementById('tab-augment')!.getAttribute('aria-selected')).toBe('true');
+    document.dispatchEvent(new KeyboardEvent('keydown', { key: '5', code: 'Digit5', ctrlKey: true, bubbles: true }));
+    expect(document.getElementById('tab-export')!.getAttribute('aria-selected')).toBe('true');
+    document.dispatchEvent(new KeyboardEvent('keydown', { key: '6', code: 'Digit6', ctrlKey: true, bubbles: true }));
+    expect(document.getElementById('tab-export')!.getAttribute('aria-selected')).toBe('true');
+  });
+});
+
 describe('thumbnail grid', () => {
   it('marks the selected cell and names it as the active descendant', async () => {
     await mountApp();
