@@ -4,10 +4,10 @@ import { mockBackend } from '../src/backend/mock';
 import { Latest } from '../src/screens/latest';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
-/** An app with a finished mock run, on the Explore screen. */
-async function exploring(backend = quickBackend()) {
+/** An app with a finished mock run of `epochs` epochs, on the Explore screen. */
+async function exploring(backend = quickBackend(), epochs = 1) {
   const app = await mountApp(backend);
-  await startTraining(app, { epochs: 1, batch_size: 10 });
+  await startTraining(app, { epochs, batch_size: 10 });
   await until(() => app.store.shared.run?.status === 'finished');
   app.go('explore');
   await until(() => document.querySelectorAll('.explore .grid .cell').length > 0);
@@ -35,6 +35,41 @@ describe('Explore tabs', () => {
     press(tabs[2], 'ArrowRight');
     expect(tabs[0].getAttribute('aria-selected')).toBe('true');
     expect(tabs.map((t) => t.tabIndex)).toEqual([0, -1, -1]);
+  });
+});
+
+describe('Picking another snapshot while one is embedded', () => {
+  it('cancels the earlier embedding and keeps the newer one\'s progress and Cancel', async () => {
+    const backend = quickBackend();
+    const canceled: string[] = [];
+    backend.cancelJob = async (job) => void canceled.push(job);
+    // Once `holding`, each embedding waits until the test lets it answer.
+    let holding = false;
+    const held: { job: string; answer: () => void }[] = [];
+    const open = backend.openCollection;
+    backend.openCollection = (model, folder, device, job, progress) => {
+      if (!holding) return open(model, folder, device, job, progress);
+      progress({ done: 1, total: 30 });
+      return new Promise<void>((resolve) => held.push({ job, answer: resolve })).then(() => open(model, folder, device, job, () => {}));
+    };
+    await exploring(backend, 2);
+    holding = true;
+    const source = document.querySelector<HTMLSelectElement>('#explore-source')!;
+    const pick = (index: number) => {
+      source.selectedIndex = index;
+      source.dispatchEvent(new Event('change'));
+    };
+    pick(1);
+    pick(0);
+    await until(() => held.length === 2);
+    expect(canceled).toEqual([held[0].job]);
+    held[0].answer();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(text('.explore > .progress .progress-label')).toContain('Embedding');
+    expect(document.querySelector<HTMLButtonElement>('.explore > .progress button')!.hidden).toBe(false);
+    held[1].answer();
+    await until(() => text('.explore > .progress .progress-label') === '');
+    expect(text('.explore .notices')).toBe('');
   });
 });
 

@@ -31,6 +31,47 @@ describe('Data screen', () => {
   });
 });
 
+describe('Opening a folder while another is checked', () => {
+  it('cancels the earlier check, never shows its answer, and keeps the newer one\'s progress and Cancel', async () => {
+    const backend = quickBackend();
+    const canceled: string[] = [];
+    const cancel = backend.cancelJob;
+    backend.cancelJob = (job) => (canceled.push(job), cancel(job));
+    // Each check waits until the test lets it answer, and answers as if it had finished before
+    // seeing any cancel (the race the screen must survive).
+    const jobs = new Map<string, string>();
+    const answer = new Map<string, () => void>();
+    const check = backend.checkFolder;
+    backend.checkFolder = (path, size, job, progress) => {
+      jobs.set(path, job);
+      progress({ done: 1, total: 31 });
+      return new Promise<void>((resolve) => answer.set(path, resolve)).then(() => check(path, size, `${job}-done`, () => {}));
+    };
+    const app = await mountApp(backend);
+    const first = window.spreadoutTest!.openFolder('/mock/a', null);
+    await until(() => answer.has('/mock/a'));
+    const second = window.spreadoutTest!.openFolder('/mock/b', null);
+    await until(() => answer.has('/mock/b'));
+    expect(canceled).toEqual([jobs.get('/mock/a')]);
+
+    answer.get('/mock/a')!();
+    await first;
+    expect(app.store.shared.folder?.root).toBe('/mock/b');
+    expect(app.store.shared.check).toBeNull();
+    expect(text('.data .skipped')).toBe('');
+    expect(text('.data .progress-label')).toContain('Checking every file decodes');
+    const cancelButton = document.querySelector<HTMLButtonElement>('.data .progress button')!;
+    expect(cancelButton.hidden).toBe(false);
+    cancelButton.click();
+    expect(canceled).toEqual([jobs.get('/mock/a'), jobs.get('/mock/b')]);
+
+    answer.get('/mock/b')!();
+    await second;
+    expect(app.store.shared.check?.skipped[0].path).toBe('/mock/b/broken.jpg');
+    expect(text('.skipped-table')).toContain('broken.jpg');
+  });
+});
+
 describe('Train screen', () => {
   it('runs to the end and draws loss, kNN, histogram and probes', async () => {
     const app = await mountApp();

@@ -33,10 +33,11 @@ export class ProgressBar {
 
   /**
    * A progress callback for one job. Reports can arrive after the job's result (they travel on
-   * their own channel), so a callback goes quiet once the bar is hidden.
+   * their own channel), so a callback goes quiet once the bar is hidden, or once a newer job has
+   * taken the bar over.
    */
   reporter(describe: (done: number, total: number) => string): (progress: { done: number; total: number }) => void {
-    const generation = this.generation;
+    const generation = ++this.generation;
     return ({ done, total }) => {
       if (generation === this.generation) this.show(describe(done, total), done, total);
     };

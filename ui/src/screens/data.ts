@@ -5,6 +5,7 @@ import { ThumbnailGrid } from '../components/grid';
 import { ProgressBar } from '../components/progress';
 import { count, mebibytes } from '../format';
 import type { FolderSummary } from '../backend';
+import { Latest } from './latest';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
 export class DataScreen implements Screen {
@@ -17,7 +18,9 @@ export class DataScreen implements Screen {
   private readonly notices = new Notices();
   private readonly progress: ProgressBar;
   private readonly grid: ThumbnailGrid;
+  /** The folder check in progress, cancelled when another folder is opened. */
   private job: string | null = null;
+  private readonly latestOpen = new Latest();
 
   constructor(private readonly context: Context) {
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
@@ -64,31 +67,44 @@ export class DataScreen implements Screen {
     }
   }
 
-  /** Opens `path` as the training folder; `testDir` is a labelled folder scored each epoch. */
+  /**
+   * Opens `path` as the training folder; `testDir` is a labelled folder scored each epoch. Opening
+   * another folder meanwhile cancels this one's check and drops its answers, so one folder's
+   * results never land in another's, and the newer check keeps its progress bar and Cancel.
+   */
   async open(path: string, testDir: string | null): Promise<void> {
     const { backend, store } = this.context;
+    const turn = this.latestOpen.next();
+    if (this.job) void backend.cancelJob(this.job);
+    this.job = null;
     this.notices.clear();
     try {
       this.progress.show(`Listing ${path}…`);
       const folder = await backend.scanFolder(path);
+      if (!this.latestOpen.is(turn)) return;
       store.update({ folder, check: null, testDir });
       this.renderSummary(folder);
+      this.renderSkipped();
       this.grid.setItems(folder.files.map((file, i) => ({ path: file, label: labelName(folder, i) })));
-      this.job = newJob('check');
+      const job = newJob('check');
+      this.job = job;
       const check = await backend.checkFolder(
         path,
         store.shared.config.image_size,
-        this.job,
+        job,
         this.progress.reporter((done, total) => `Checking every file decodes: ${count(done)} / ${count(total)}`),
       );
+      if (!this.latestOpen.is(turn)) return;
       store.update({ check });
       this.renderSkipped();
       await this.renderCache();
     } catch (error) {
-      this.notices.error(`Could not open ${path}`, error);
+      if (this.latestOpen.is(turn)) this.notices.error(`Could not open ${path}`, error);
     } finally {
-      this.job = null;
-      this.progress.hide();
+      if (this.latestOpen.is(turn)) {
+        this.job = null;
+        this.progress.hide();
+      }
     }
   }
 

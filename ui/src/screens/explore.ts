@@ -182,19 +182,28 @@ export class ExploreScreen implements Screen {
     return this.ready;
   }
 
+  /**
+   * Embeds `folder` with `model`. A newer open (another run or snapshot picked meanwhile) cancels
+   * this one, and only the newest owns the progress bar and its Cancel.
+   */
   private async open(model: string, folder: string): Promise<CollectionInfo> {
-    this.job = newJob('embed');
+    const { backend } = this.context;
+    if (this.job) void backend.cancelJob(this.job);
+    const job = newJob('embed');
+    this.job = job;
     try {
-      return await this.context.backend.openCollection(
+      return await backend.openCollection(
         model,
         folder,
         this.context.store.shared.device,
-        this.job,
+        job,
         this.progress.reporter((done, total) => `Embedding ${folder}: ${done} / ${total}`),
       );
     } finally {
-      this.job = null;
-      this.progress.hide();
+      if (this.job === job) {
+        this.job = null;
+        this.progress.hide();
+      }
     }
   }
 
@@ -202,8 +211,8 @@ export class ExploreScreen implements Screen {
     const run = this.selectedRun();
     if (!run) return;
     this.notices.clear();
+    const turn = this.latestOpen.next();
     try {
-      const turn = this.latestOpen.next();
       const collection = await this.open(this.sourceSelect.value, run.record.train_dir);
       // The person may have picked another run or snapshot meanwhile: show only the newest.
       if (!this.latestOpen.is(turn)) return;
@@ -227,7 +236,7 @@ export class ExploreScreen implements Screen {
       );
       this.drawDistributions();
     } catch (error) {
-      this.notices.error('Could not embed the images', error);
+      if (this.latestOpen.is(turn)) this.notices.error('Could not embed the images', error);
     }
   }
 
