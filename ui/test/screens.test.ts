@@ -72,6 +72,41 @@ describe('Opening a folder while another is checked', () => {
   });
 });
 
+describe('Augmentations screen', () => {
+  it('follows the store\'s augmentations, as a resumed run changes them', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    app.go('augment');
+    const crop = document.querySelector<HTMLInputElement>('.toggles input[name="crop"]')!;
+    expect(crop.checked).toBe(true);
+    const { config } = app.store.shared;
+    app.store.update({ config: { ...config, augment: { ...config.augment, crop: false } } });
+    expect(crop.checked).toBe(false);
+  });
+
+  it('shows the newest draw when earlier ones answer last', async () => {
+    const backend = quickBackend();
+    const draws: { crop: boolean; answer: () => void }[] = [];
+    const preview = backend.augmentPreview;
+    backend.augmentPreview = (paths, ops, size, seed) =>
+      new Promise<void>((resolve) => draws.push({ crop: ops.crop, answer: resolve })).then(async () =>
+        (await preview(paths, ops, size, seed)).map((pair) => ({ ...pair, original: `data:crop=${ops.crop}` })),
+      );
+    const app = await mountApp(backend);
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    app.go('augment');
+    const crop = document.querySelector<HTMLInputElement>('.toggles input[name="crop"]')!;
+    crop.checked = false;
+    crop.dispatchEvent(new Event('change'));
+    await until(() => draws.length === 2);
+    draws[1].answer();
+    await until(() => document.querySelector('.previews img') !== null);
+    draws[0].answer();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(document.querySelector<HTMLImageElement>('.previews img')!.getAttribute('src')).toBe('data:crop=false');
+  });
+});
+
 describe('Train screen', () => {
   it('runs to the end and draws loss, kNN, histogram and probes', async () => {
     const app = await mountApp();

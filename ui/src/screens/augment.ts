@@ -2,6 +2,7 @@
 // several images, drawn by the same code training uses.
 import { baseName, h, replace } from '../dom';
 import type { AugmentOps } from '../backend';
+import { Latest } from './latest';
 import { Notices, type Context, type Screen } from './screen';
 
 const OPERATIONS: { key: keyof AugmentOps; name: string; explain: string }[] = [
@@ -21,24 +22,27 @@ export class AugmentScreen implements Screen {
   private readonly previews = h('div', { class: 'previews' });
   private readonly notices = new Notices();
   private seed = 0;
+  /** Fast toggling asks for several draws: only the newest is shown. */
+  private readonly latest = new Latest();
 
   constructor(private readonly context: Context) {
-    const toggles = OPERATIONS.map(({ key, name, explain }) =>
-      h(
-        'label',
-        { class: 'toggle' },
-        h('input', {
-          type: 'checkbox',
-          name: key,
-          checked: context.store.shared.config.augment[key],
-          onchange: (event: Event) => {
-            const { augment } = context.store.shared.config;
-            context.store.choose({ augment: { ...augment, [key]: (event.target as HTMLInputElement).checked } });
-            void this.refresh();
-          },
-        }),
-        h('span', {}, h('strong', {}, name), h('small', {}, explain)),
-      ),
+    const checkboxes = OPERATIONS.map(({ key }) =>
+      h('input', {
+        type: 'checkbox',
+        name: key,
+        onchange: (event: Event) => {
+          const { augment } = context.store.shared.config;
+          context.store.choose({ augment: { ...augment, [key]: (event.target as HTMLInputElement).checked } });
+          void this.refresh();
+        },
+      }),
+    );
+    // The toggles show the store's augmentations, which a resumed run or a run's end can change.
+    const sync = () => OPERATIONS.forEach(({ key }, i) => (checkboxes[i].checked = context.store.shared.config.augment[key]));
+    context.store.subscribe(sync);
+    sync();
+    const toggles = OPERATIONS.map(({ name, explain }, i) =>
+      h('label', { class: 'toggle' }, checkboxes[i], h('span', {}, h('strong', {}, name), h('small', {}, explain))),
     );
     this.element = h(
       'section',
@@ -62,6 +66,7 @@ export class AugmentScreen implements Screen {
   }
 
   private async refresh(): Promise<void> {
+    const turn = this.latest.next();
     const paths = this.samples();
     if (!paths.length) {
       replace(this.previews, h('p', { class: 'empty' }, 'Open a folder on the Data screen first.'));
@@ -70,6 +75,7 @@ export class AugmentScreen implements Screen {
     const { config } = this.context.store.shared;
     try {
       const pairs = await this.context.backend.augmentPreview(paths, config.augment, config.image_size, this.seed);
+      if (!this.latest.is(turn)) return;
       replace(
         this.previews,
         ...pairs.map((pair) =>
@@ -84,7 +90,7 @@ export class AugmentScreen implements Screen {
         ),
       );
     } catch (error) {
-      this.notices.error('Could not draw the views', error);
+      if (this.latest.is(turn)) this.notices.error('Could not draw the views', error);
     }
   }
 }
