@@ -65,6 +65,36 @@ describe('shortcuts', () => {
   });
 });
 
+describe('run folder dialogs', () => {
+  it('open one at a time, take the focus, and give it back when Escape or Cancel closes them', async () => {
+    const app = await mountApp();
+    await startTraining(app, { epochs: 1, batch_size: 10 });
+    await until(() => app.store.shared.run?.status === 'finished');
+    app.go('export');
+    await until(() => document.querySelector('#run-rename') !== null);
+    const rename = document.querySelector<HTMLButtonElement>('#run-rename')!;
+    const remove = document.querySelector<HTMLButtonElement>('#run-delete')!;
+    rename.click();
+    rename.click();
+    expect(document.querySelectorAll('#run-new-name').length).toBe(1);
+    expect(document.activeElement).toBe(document.querySelector('#run-new-name'));
+    remove.click();
+    remove.click();
+    expect(document.querySelectorAll('#run-new-name').length).toBe(0);
+    const dialogs = document.querySelectorAll<HTMLElement>('[role="alertdialog"]');
+    expect(dialogs.length).toBe(1);
+    expect(dialogs[0].getAttribute('aria-modal')).toBe('true');
+    expect(document.activeElement).toBe(document.querySelector('#run-delete-confirm'));
+    key(document.activeElement!, 'Escape');
+    expect(document.querySelector('[role="alertdialog"]')).toBeNull();
+    expect(document.activeElement).toBe(remove);
+    rename.click();
+    [...document.querySelectorAll<HTMLButtonElement>('.run-action button')].find((b) => b.textContent === 'Cancel')!.click();
+    expect(document.querySelector('#run-new-name')).toBeNull();
+    expect(document.activeElement).toBe(rename);
+  });
+});
+
 describe('thumbnail grid', () => {
   it('marks the selected cell and names it as the active descendant', async () => {
     await mountApp();

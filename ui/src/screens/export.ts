@@ -36,6 +36,8 @@ export class ExportScreen implements Screen {
   private job: string | null = null;
   /** The run training now (running or paused), whose folder must not be resumed, renamed or deleted. */
   private training: string | null = null;
+  /** The rename form or delete confirmation open under the run's facts, and the button that opened it. */
+  private dialog: { element: HTMLElement; opener: HTMLElement } | null = null;
 
   constructor(
     private readonly context: Context,
@@ -154,6 +156,8 @@ export class ExportScreen implements Screen {
   }
 
   private renderDetails(): void {
+    // A dialog belongs to the run it was opened for; redrawing the details closes it.
+    this.dialog = null;
     const run = this.selected();
     if (!run) {
       replace(this.details, h('p', { class: 'empty' }, 'No runs yet. Train one, or open a run folder.'));
@@ -177,8 +181,8 @@ export class ExportScreen implements Screen {
           'dd',
           { id: 'run-disk' },
           `${mebibytes(run.bytes)} (checkpoint, model, ${run.snapshots.length} snapshot${run.snapshots.length === 1 ? '' : 's'})`,
-          h('button', { class: 'secondary inline', id: 'run-rename', disabled: training, onclick: () => this.askRename(run) }, 'Rename…'),
-          h('button', { class: 'secondary inline danger', id: 'run-delete', disabled: training, onclick: () => this.askDelete(run) }, 'Delete…'),
+          h('button', { class: 'secondary inline', id: 'run-rename', disabled: training, onclick: (event: Event) => this.askRename(run, event.currentTarget as HTMLElement) }, 'Rename…'),
+          h('button', { class: 'secondary inline danger', id: 'run-delete', disabled: training, onclick: (event: Event) => this.askDelete(run, event.currentTarget as HTMLElement) }, 'Delete…'),
         ),
         h('dt', {}, 'Progress'),
         h('dd', {}, `${run.epochs_completed} of ${record.config.epochs} epochs`, this.resumeOffer(run), h('button', { class: 'secondary inline', onclick: () => void this.hooks.explore(run) }, 'Explore')),
@@ -212,21 +216,20 @@ export class ExportScreen implements Screen {
   }
 
   /** An inline form under the run's facts: the folder's new name, Rename, Cancel. */
-  private askRename(run: RunInfo): void {
+  private askRename(run: RunInfo, opener: HTMLElement): void {
     const input = h('input', { id: 'run-new-name', type: 'text', value: baseName(run.dir), 'aria-label': 'New name of the run folder' });
     const form = h(
       'form',
-      { class: 'notice info run-action' },
+      { class: 'notice info run-action', 'aria-label': 'Rename the run folder' },
       h('label', {}, 'New folder name ', input),
       h('button', { type: 'submit', id: 'run-rename-confirm' }, 'Rename'),
-      h('button', { type: 'button', class: 'link', onclick: () => this.renderDetails() }, 'Cancel'),
+      h('button', { type: 'button', class: 'link', onclick: () => this.closeDialog() }, 'Cancel'),
     );
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       void this.rename(run, input.value);
     });
-    this.details.append(form);
-    input.focus();
+    this.openDialog(form, opener, input);
     input.select();
   }
 
@@ -243,17 +246,44 @@ export class ExportScreen implements Screen {
   }
 
   /** Deleting asks once more, in the page, saying what is lost and what is not. */
-  private askDelete(run: RunInfo): void {
-    this.details.append(
+  private askDelete(run: RunInfo, opener: HTMLElement): void {
+    const confirm = h('button', { class: 'danger', id: 'run-delete-confirm', onclick: () => void this.remove(run) }, 'Delete the run');
+    this.openDialog(
       h(
         'div',
-        { class: 'notice warning run-action', role: 'alertdialog', 'aria-label': 'Delete the run?' },
-        h('span', {}, `Delete ${run.dir} and its ${mebibytes(run.bytes)} (checkpoint, model, snapshots, metrics)? The images it trained on are not touched.`),
-        h('button', { class: 'danger', id: 'run-delete-confirm', onclick: () => void this.remove(run) }, 'Delete the run'),
-        h('button', { class: 'link', onclick: () => this.renderDetails() }, 'Keep it'),
+        { class: 'notice warning run-action', role: 'alertdialog', 'aria-modal': 'true', 'aria-label': 'Delete the run?', 'aria-describedby': 'run-delete-what' },
+        h('span', { id: 'run-delete-what' }, `Delete ${run.dir} and its ${mebibytes(run.bytes)} (checkpoint, model, snapshots, metrics)? The images it trained on are not touched.`),
+        confirm,
+        h('button', { class: 'link', onclick: () => this.closeDialog() }, 'Keep it'),
       ),
+      opener,
+      confirm,
     );
-    this.details.querySelector<HTMLButtonElement>('#run-delete-confirm')?.focus();
+  }
+
+  /**
+   * Shows `dialog` under the run's facts as the only one (a second click replaces the first, so
+   * ids stay unique) and moves the focus to `focus` in it. Escape closes it, and closing gives the
+   * focus back to `opener`.
+   */
+  private openDialog(dialog: HTMLElement, opener: HTMLElement, focus: HTMLElement): void {
+    this.dialog?.element.remove();
+    dialog.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape') return;
+      event.preventDefault();
+      this.closeDialog();
+    });
+    this.dialog = { element: dialog, opener };
+    this.details.append(dialog);
+    focus.focus();
+  }
+
+  private closeDialog(): void {
+    if (!this.dialog) return;
+    const { element, opener } = this.dialog;
+    this.dialog = null;
+    element.remove();
+    opener.focus();
   }
 
   private async remove(run: RunInfo): Promise<void> {
