@@ -91,15 +91,21 @@ describe('Near-duplicates', () => {
     expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);
   });
 
-  it('follows the threshold the person moves, and drops answers to older thresholds', async () => {
-    const app = await exploring();
+  it('follows the threshold the person moves, searching once it rests, and drops answers to older thresholds', async () => {
+    const backend = quickBackend();
+    const searched: number[] = [];
+    const find = backend.findDuplicates;
+    backend.findDuplicates = (key, threshold) => (searched.push(threshold), find(key, threshold));
+    const app = await exploring(backend);
     app.screens.explore.showView('duplicates');
     await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
     const before = document.querySelectorAll('#duplicate-groups .dup-group').length;
     const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
     for (let i = 0; i < 8; i++) press(handle, 'ArrowRight');
     await until(() => handle.getAttribute('aria-valuenow') === '0.970');
-    await until(() => text('#duplicate-summary').includes('0.970'));
+    await until(() => /near-duplicates .* above cosine 0\.970/.test(text('#duplicate-summary')));
+    // Eight key presses in quick succession make one search, at the threshold they end on.
+    expect(searched).toEqual([0.93, 0.97]);
     const after = document.querySelectorAll('#duplicate-groups .dup-group').length;
     expect(after).toBeLessThan(before);
     document.querySelector<HTMLButtonElement>('#duplicate-reset')!.click();

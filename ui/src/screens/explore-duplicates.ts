@@ -10,6 +10,12 @@ import type { Notices } from './screen';
 /** Groups drawn at first; more on request, so 10 000 groups do not stall the window. */
 const PAGE = 60;
 
+/**
+ * Milliseconds the threshold rests before a search starts: every search is a full pass over the
+ * collection that cannot be cancelled, and a held arrow key repeats many times a second.
+ */
+export const SETTLE_MS = 200;
+
 export class DuplicatesPanel {
   readonly element: HTMLElement;
   readonly histogram: ThresholdHistogram;
@@ -20,6 +26,8 @@ export class DuplicatesPanel {
   private collection: CollectionInfo | null = null;
   private suggestion: ThresholdSuggestion | null = null;
   private groups: DuplicateGroup[] = [];
+  /** The search waiting for the threshold to rest. */
+  private settling: ReturnType<typeof setTimeout> | undefined;
   private shown = 0;
   /** Answers to an older threshold or collection are dropped (the person drags quickly). */
   private readonly latest = new Latest();
@@ -31,7 +39,7 @@ export class DuplicatesPanel {
   ) {
     this.histogram = new ThresholdHistogram(
       'Drag the threshold: similarity of images to an edited copy of themselves, and to their nearest other image',
-      (threshold) => void this.find(threshold),
+      (threshold) => this.settle(threshold),
       describeThreshold,
     );
     this.element = h(
@@ -56,6 +64,7 @@ export class DuplicatesPanel {
   /** Shows the collection's suggestion and the groups above it. */
   async open(collection: CollectionInfo): Promise<void> {
     this.collection = collection;
+    clearTimeout(this.settling);
     const turn = this.latest.next();
     replace(this.groupsList);
     this.summary.textContent = 'Measuring the model on this folder…';
@@ -78,7 +87,16 @@ export class DuplicatesPanel {
     void this.find(this.suggestion.threshold);
   }
 
+  /** Searches at `threshold` once it has rested for SETTLE_MS; an answer to an earlier one is dropped. */
+  private settle(threshold: number): void {
+    clearTimeout(this.settling);
+    this.latest.next();
+    this.summary.textContent = `Finding groups above ${threshold.toFixed(3)}…`;
+    this.settling = setTimeout(() => void this.find(threshold), SETTLE_MS);
+  }
+
   private async find(threshold: number): Promise<void> {
+    clearTimeout(this.settling);
     const collection = this.collection;
     if (!collection) return;
     const turn = this.latest.next();
