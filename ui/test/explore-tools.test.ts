@@ -131,6 +131,19 @@ describe('Near-duplicates', () => {
     await until(() => text('.explore .notices').includes('/chosen/dups.csv'));
   });
 
+  it('counts the groups it wrote, not those of an earlier threshold still on screen', async () => {
+    const app = await exploring();
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length === 6);
+    const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
+    for (let i = 0; i < 8; i++) press(handle, 'ArrowRight');
+    // Exported before the search at 0.970 has answered: the six groups above 0.930 are still shown.
+    window.spreadoutTest!.answerDialogs(['/chosen/dups.csv']);
+    document.querySelector<HTMLButtonElement>('#duplicate-csv')!.click();
+    await until(() => text('.explore .notices').includes('/chosen/dups.csv'));
+    expect(text('.explore .notices')).toContain('Wrote the 2 groups above 0.970');
+  });
+
   it('clicking a member shows its neighbours', async () => {
     const app = await exploring();
     app.screens.explore.showView('duplicates');

@@ -26,6 +26,8 @@ export class DuplicatesPanel {
   private collection: CollectionInfo | null = null;
   private suggestion: ThresholdSuggestion | null = null;
   private groups: DuplicateGroup[] = [];
+  /** The threshold `groups` were found at (the handle can be ahead of it while a search runs). */
+  private groupsAt: number | null = null;
   /** The search waiting for the threshold to rest. */
   private settling: ReturnType<typeof setTimeout> | undefined;
   private shown = 0;
@@ -64,6 +66,7 @@ export class DuplicatesPanel {
   /** Shows the collection's suggestion and the groups above it. */
   async open(collection: CollectionInfo): Promise<void> {
     this.collection = collection;
+    this.groupsAt = null;
     clearTimeout(this.settling);
     const turn = this.latest.next();
     replace(this.groupsList);
@@ -105,6 +108,7 @@ export class DuplicatesPanel {
       const groups = await this.backend.findDuplicates(collection.key, threshold);
       if (!this.latest.is(turn)) return;
       this.groups = groups;
+      this.groupsAt = threshold;
       const images = groups.reduce((sum, group) => sum + group.members.length, 0);
       this.summary.textContent = groups.length
         ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) above cosine ${threshold.toFixed(3)}, largest first.`
@@ -154,9 +158,13 @@ export class DuplicatesPanel {
     if (!collection) return this.notices.warn('Open a run first.');
     const destination = await this.backend.pickSaveFile(`near-duplicates.${format}`, format);
     if (!destination) return;
+    const threshold = this.histogram.threshold;
     try {
-      const written = await this.backend.saveDuplicates(collection.key, this.histogram.threshold, format, destination);
-      this.notices.info(`Wrote the ${this.groups.length} groups above ${this.histogram.threshold.toFixed(3)} to ${written}.`);
+      const written = await this.backend.saveDuplicates(collection.key, threshold, format, destination);
+      // The groups on screen may be an earlier threshold's while a search is pending: count the
+      // groups written, searching at their threshold if need be.
+      const groups = this.groupsAt === threshold && this.collection === collection ? this.groups : await this.backend.findDuplicates(collection.key, threshold);
+      this.notices.info(`Wrote the ${groups.length} group${groups.length === 1 ? '' : 's'} above ${threshold.toFixed(3)} to ${written}.`);
     } catch (error) {
       this.notices.error('Could not export the groups', error);
     }
