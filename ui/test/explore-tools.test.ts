@@ -88,6 +88,8 @@ describe('Near-duplicates', () => {
     expect(sizes).toEqual([3, 2, 2, 2, 2, 2]);
     expect(text('#duplicate-summary')).toMatch(/^\d+ groups? of near-duplicates/);
     expect(text('.dup-group .score')).toBe('most central');
+    // Each member is named once, by the visible name under its picture.
+    expect([...document.querySelectorAll('.dup-member img')].every((img) => img.getAttribute('alt') === '')).toBe(true);
     expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);
   });
 

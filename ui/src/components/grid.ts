@@ -28,6 +28,12 @@ export interface GridOptions {
 
 let gridCount = 0;
 
+/** A transparent image, so that a thumbnail waiting to be asked for again shows its background. */
+const WAITING = 'data:image/svg+xml,%3Csvg%20xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22%2F%3E';
+
+/** Milliseconds before each new request of a thumbnail the server was too busy to answer. */
+const RETRY_MS = [250, 500, 1000, 2000];
+
 export class ThumbnailGrid {
   readonly element: HTMLDivElement;
   private readonly inner: HTMLDivElement;
@@ -133,17 +139,6 @@ export class ThumbnailGrid {
 
   private cellFor(index: number): HTMLElement {
     const item = this.items[index];
-    const image = h('img', {
-      src: this.options.thumbnailUrl(item.path),
-      // The caption below names the image; the same name twice would only be read twice.
-      alt: '',
-      loading: 'lazy',
-      width: String(this.cell),
-      height: String(this.cell),
-      draggable: 'false',
-      // A file that cannot be decoded says so instead of showing a broken-image icon.
-      onerror: () => image.replaceWith(h('span', { class: 'unreadable', style: `width: ${this.cell}px; height: ${this.cell}px` }, 'cannot be read')),
-    });
     return h(
       'button',
       {
@@ -163,9 +158,41 @@ export class ThumbnailGrid {
           this.options.onActivate?.(index);
         },
       },
-      image,
+      this.thumbnail(item.path),
       h('span', { class: 'caption' }, item.label ? `${item.label} · ${baseName(item.path)}` : baseName(item.path)),
     );
+  }
+
+  /**
+   * The thumbnail of `path`. The server draws a file it cannot read as an image that says so, so a
+   * failed load means only that its queue was full (HTTP 503): the cell shows its plain background
+   * and asks again, later each time, while it is on screen. A cell drawn again starts afresh.
+   */
+  private thumbnail(path: string): HTMLImageElement {
+    let tries = 0;
+    let waiting = false;
+    const image = h('img', {
+      src: this.options.thumbnailUrl(path),
+      // The caption below names the image; the same name twice would only be read twice.
+      alt: '',
+      loading: 'lazy',
+      width: String(this.cell),
+      height: String(this.cell),
+      draggable: 'false',
+      onerror: () => {
+        if (waiting) return;
+        waiting = true;
+        image.src = WAITING;
+        const wait = RETRY_MS[tries++];
+        if (wait === undefined) return;
+        setTimeout(() => {
+          if (!image.isConnected) return;
+          waiting = false;
+          image.src = this.options.thumbnailUrl(path);
+        }, wait);
+      },
+    });
+    return image;
   }
 
   private onKey(event: KeyboardEvent): void {

@@ -144,7 +144,8 @@ export class DuplicatesPanel {
           return h(
             'button',
             { class: 'dup-member', title: `${path}\nclick for its nearest neighbours`, onclick: () => this.onQuery(row) },
-            h('img', { src: this.backend.thumbnailUrl(path), alt: baseName(path), loading: 'lazy' }),
+            // The name under the image says which file it is; in `alt` too it would be read twice.
+            h('img', { src: this.backend.thumbnailUrl(path), alt: '', loading: 'lazy' }),
             h('span', { class: 'name' }, baseName(path)),
             h('span', { class: 'score' }, score),
           );
