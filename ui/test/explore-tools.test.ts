@@ -73,6 +73,25 @@ describe('Picking another snapshot while one is embedded', () => {
   });
 });
 
+describe('Comparing across more snapshots than the backend keeps', () => {
+  it('leaves the snapshot on screen working: an embedding the backend dropped is opened again', async () => {
+    const app = await exploring(quickBackend(), 10);
+    const source = document.querySelector<HTMLSelectElement>('#explore-source')!;
+    expect(source.options.length).toBe(10);
+    // The oldest snapshot on screen, then ten embeddings for the comparison: the backend keeps 8.
+    source.selectedIndex = 9;
+    source.dispatchEvent(new Event('change'));
+    await until(() => text('#neighbors').includes('Click an image'));
+    document.querySelector<HTMLButtonElement>('#compare')!.click();
+    await until(() => document.querySelectorAll('.comparison .strip-block').length === 10);
+    document.querySelector<HTMLButtonElement>('.explore .grid .cell')!.click();
+    await until(() => text('#neighbors').includes('Nearest 10 of'));
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    expect(text('.explore .notices')).toBe('');
+  });
+});
+
 describe('Near-duplicates', () => {
   it('opens at the suggested threshold, says how it was chosen, and lists groups largest first', async () => {
     const app = await exploring();
@@ -111,7 +130,7 @@ describe('Near-duplicates', () => {
     const after = document.querySelectorAll('#duplicate-groups .dup-group').length;
     expect(after).toBeLessThan(before);
     document.querySelector<HTMLButtonElement>('#duplicate-reset')!.click();
-    await until(() => text('#duplicate-summary').includes('0.930'));
+    await until(() => /near-duplicates .* above cosine 0\.930/.test(text('#duplicate-summary')));
     expect(document.querySelectorAll('#duplicate-groups .dup-group').length).toBe(before);
   });
 

@@ -21,6 +21,9 @@ import type {
 const CLASSES = ['checker', 'cross', 'disc', 'ring', 'square', 'triangle'];
 const COLORS = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d'];
 
+/** Embeddings kept at once, as the desktop backend's `KEPT_COLLECTIONS`. */
+const KEPT_COLLECTIONS = 8;
+
 export interface MockOptions {
   /** Images per class in the generated folder. */
   perClass?: number;
@@ -105,6 +108,12 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** A kept embedding, or the desktop backend's answer for one it has dropped. */
+  const loaded = (key: string): CollectionInfo => {
+    const info = collections.get(key);
+    if (!info) throw { code: 'not_found', message: 'that embedding is no longer loaded; open the run in Explore again' };
+    return info;
+  };
   /** One run at a time, as the desktop backend's `begin_training` allows. */
   const refuseWhileTraining = () => {
     if (training) throw { code: 'busy', message: 'a training run is already active; stop it before starting another' };
@@ -301,14 +310,19 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     },
 
     openCollection: async (model, folder, _device, _job, progress) => {
+      const key = `${model}\n${folder}`;
+      const kept = collections.get(key);
+      if (kept) return kept;
       const scan = summary(folder, perClass);
       progress({ done: scan.files.length, total: scan.files.length });
-      const info: CollectionInfo = { key: `${model}\n${folder}`, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [], suggested_clusters: CLASSES.length };
-      collections.set(info.key, info);
+      const info: CollectionInfo = { key, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [], suggested_clusters: CLASSES.length };
+      collections.set(key, info);
+      // The oldest opened goes first; opening a kept one again does not make it newer.
+      if (collections.size > KEPT_COLLECTIONS) collections.delete(collections.keys().next().value!);
       return info;
     },
     neighbors: async (key, index, k) => {
-      const info = collections.get(key)!;
+      const info = loaded(key);
       const label = info.labels[index];
       return Array.from({ length: Math.min(k, info.files.length - 1) }, (_, n): Neighbor => {
         const other = (index + 1 + n * (n % 3 === 2 ? perClass : 1)) % info.files.length;
@@ -316,7 +330,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       });
     },
     queryFile: async (key, _path, k) => {
-      const info = collections.get(key)!;
+      const info = loaded(key);
       return info.files.slice(0, k).map((path, n) => ({ path, score: 0.8 - n * 0.02, same_label: null }));
     },
     distributions: async (): Promise<Distributions> => ({
@@ -328,7 +342,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       ]),
     }),
     embeddingMap: async (key, method, job, progress) => {
-      const info = collections.get(key)!;
+      const info = loaded(key);
       // UMAP reports epochs and can be cancelled, as the desktop's does.
       const epochs = method === 'umap' ? 20 : 0;
       for (let epoch = 1; epoch <= epochs; epoch++) {
@@ -349,10 +363,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       copies: histogram(0.97, 0.02, 240),
       nearest: histogram(0.75, 0.08, 240),
     }),
-    findDuplicates: async (key, threshold) => mockDuplicates(collections.get(key)!, threshold),
+    findDuplicates: async (key, threshold) => mockDuplicates(loaded(key), threshold),
     saveDuplicates: async (_key, _threshold, _format, destination) => destination,
     clusterCollection: async (key, k, job, progress) => {
-      const info = collections.get(key)!;
+      const info = loaded(key);
       progress({ done: 0, total: 0 });
       if (canceled.delete(job)) throw { code: 'canceled', message: 'stopped before it finished' };
       return mockClustering(info, k);
@@ -365,7 +379,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     }),
     exportEmbeddings: async (key, destination) => ({
       files: [destination],
-      verified: `loads back: embeddings [${collections.get(key)!.files.length}, 128]`,
+      verified: `loads back: embeddings [${loaded(key).files.length}, 128]`,
     }),
   };
 }

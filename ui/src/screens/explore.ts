@@ -8,10 +8,11 @@ import { ThumbnailGrid } from '../components/grid';
 import { onTablistKey } from '../components/tabs';
 import { neighborStrip } from '../components/neighbors';
 import { ProgressBar } from '../components/progress';
-import type { CollectionInfo, Distributions, MapMethod, RunInfo } from '../backend';
+import type { Backend, CollectionInfo, Distributions, MapMethod, Neighbor, RunInfo } from '../backend';
 import { ClustersPanel } from './explore-clusters';
 import { DuplicatesPanel } from './explore-duplicates';
 import { Latest } from './latest';
+import { reopening } from './reopen';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
 type View = 'neighbors' | 'duplicates' | 'clusters';
@@ -63,10 +64,15 @@ export class ExploreScreen implements Screen {
   private collection: CollectionInfo | null = null;
   private distributions: Distributions | null = null;
   private job: string | null = null;
+  /** The backend, with calls on an embedding it has dropped made again once it is reopened. */
+  private readonly backend: Backend;
+  /** What each embedding opened here was made from, to open it again when the backend drops it. */
+  private readonly madeFrom = new Map<string, { model: string; folder: string }>();
   /** Settles when the screen has opened its collection (or failed to). */
   private ready: Promise<void> = Promise.resolve();
 
   constructor(private readonly context: Context) {
+    this.backend = reopening(context.backend, (key) => this.reopen(key));
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
     this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path), onActivate: (index) => void this.query(index), cell: 88 });
     this.map = new ScatterPlot('Embedding map (click a point to query it)', {
@@ -80,8 +86,8 @@ export class ExploreScreen implements Screen {
       this.grid.select(index);
       void this.query(index);
     };
-    this.duplicates = new DuplicatesPanel(context.backend, this.notices, queryFromPanel);
-    this.clusters = new ClustersPanel(context.backend, this.notices, queryFromPanel);
+    this.duplicates = new DuplicatesPanel(this.backend, this.notices, queryFromPanel);
+    this.clusters = new ClustersPanel(this.backend, this.notices, queryFromPanel);
     this.runSelect.addEventListener('change', () => void this.fillSources());
     this.sourceSelect.addEventListener('change', () => void this.openSelected());
     this.labelSelect.addEventListener('change', () => this.drawDistributions());
@@ -192,19 +198,27 @@ export class ExploreScreen implements Screen {
     const job = newJob('embed');
     this.job = job;
     try {
-      return await backend.openCollection(
+      const collection = await backend.openCollection(
         model,
         folder,
         this.context.store.shared.device,
         job,
         this.progress.reporter((done, total) => `Embedding ${folder}: ${done} / ${total}`),
       );
+      this.madeFrom.set(collection.key, { model, folder });
+      return collection;
     } finally {
       if (this.job === job) {
         this.job = null;
         this.progress.hide();
       }
     }
+  }
+
+  /** Embeds again what the backend has dropped; false for an embedding not opened here. */
+  private async reopen(key: string): Promise<boolean> {
+    const source = this.madeFrom.get(key);
+    return source !== undefined && (await this.open(source.model, source.folder)).key === key;
   }
 
   private async openSelected(): Promise<void> {
@@ -226,7 +240,7 @@ export class ExploreScreen implements Screen {
       // Each tab computes for this collection when it is first shown.
       for (const view of VIEWS) delete this.shownKey[view.id];
       void this.openView(this.view);
-      const distributions = await this.context.backend.distributions(collection.key);
+      const distributions = await this.backend.distributions(collection.key);
       if (this.collection !== collection) return;
       this.distributions = distributions;
       replace(
@@ -271,7 +285,7 @@ export class ExploreScreen implements Screen {
     const job = newJob('map');
     this.mapJob = job;
     try {
-      const points = await this.context.backend.embeddingMap(
+      const points = await this.backend.embeddingMap(
         collection.key,
         method,
         job,
@@ -316,7 +330,7 @@ export class ExploreScreen implements Screen {
     if (!collection) return;
     const turn = this.latestQuery.next();
     try {
-      const found = await this.context.backend.neighbors(collection.key, index, this.k());
+      const found = await this.backend.neighbors(collection.key, index, this.k());
       if (!this.latestQuery.is(turn)) return;
       replace(this.results, this.strip(collection.files[index], found, `Nearest ${found.length} of ${baseName(collection.files[index])}`));
       this.results.querySelector<HTMLButtonElement>('.neighbor')?.focus();
@@ -325,7 +339,7 @@ export class ExploreScreen implements Screen {
     }
   }
 
-  private strip(query: string, found: import('../backend').Neighbor[], caption: string): HTMLElement {
+  private strip(query: string, found: Neighbor[], caption: string): HTMLElement {
     return neighborStrip(query, found, {
       thumbnailUrl: (path) => this.context.backend.thumbnailUrl(path),
       caption,
@@ -349,7 +363,7 @@ export class ExploreScreen implements Screen {
     if (!collection) return this.notices.warn('Open a run first, then drop an image to query it.');
     const turn = this.latestQuery.next();
     try {
-      const found = await this.context.backend.queryFile(collection.key, path, this.k());
+      const found = await this.backend.queryFile(collection.key, path, this.k());
       if (!this.latestQuery.is(turn)) return;
       replace(this.results, this.strip(path, found, `Nearest ${found.length} of the outside image ${baseName(path)}`));
     } catch (error) {
@@ -369,7 +383,7 @@ export class ExploreScreen implements Screen {
         const collection = await this.open(source.model, run.record.train_dir);
         const at = collection.files.indexOf(query);
         if (at < 0) continue;
-        const found = await this.context.backend.neighbors(collection.key, at, this.k());
+        const found = await this.backend.neighbors(collection.key, at, this.k());
         rows.push(this.strip(query, found, source.label));
         replace(this.results, h('div', { class: 'comparison' }, ...rows));
       }
