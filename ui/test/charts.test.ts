@@ -80,6 +80,36 @@ describe('curve plots', () => {
   });
 });
 
+describe('a destroyed plot', () => {
+  it('lets go of its chart and of the observer that refits it', () => {
+    const observers: { observed: number; disconnected: boolean }[] = [];
+    vi.stubGlobal(
+      'IntersectionObserver',
+      class {
+        private readonly record = { observed: 0, disconnected: false };
+        constructor() {
+          observers.push(this.record);
+        }
+        observe(): void {
+          this.record.observed += 1;
+        }
+        disconnect(): void {
+          this.record.disconnected = true;
+        }
+      },
+    );
+    try {
+      const plot = new CurvePlot('kNN', { x: 'epoch', y: '%' }, [{ label: 'kNN', color: paletteColor(0) }]);
+      plot.add(0, 1, 50);
+      plot.destroy();
+      expect(FakeChart.made[0].destroyed).toBe(true);
+      expect(observers).toEqual([{ observed: 1, disconnected: true }]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
 describe('histogram and scatter plots', () => {
   it('say what they show', () => {
     const histogram = new HistogramPlot('Similarity');

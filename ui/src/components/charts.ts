@@ -81,6 +81,8 @@ abstract class Plot {
   private chart: Chart | null = null;
   private readonly canvas: HTMLCanvasElement;
   private readonly summary: HTMLElement;
+  /** Refits the chart as it comes into view; it would keep the plot alive after `destroy`. */
+  private observer: IntersectionObserver | null = null;
 
   constructor(title: string, className: string) {
     plotCount += 1;
@@ -91,9 +93,10 @@ abstract class Plot {
     // A chart measured while hidden (a tab not shown) has an empty box and draws nothing until it
     // is fitted again: do that whenever the plot comes into view.
     if (typeof IntersectionObserver !== 'undefined') {
-      new IntersectionObserver((entries) => {
+      this.observer = new IntersectionObserver((entries) => {
         if (entries.some((entry) => entry.isIntersecting)) this.resize();
-      }).observe(this.element);
+      });
+      this.observer.observe(this.element);
     }
   }
 
@@ -153,8 +156,10 @@ abstract class Plot {
     this.chart.update('none');
   }
 
-  /** Releases the chart: Chart.js keeps every chart it made until it is destroyed. */
+  /** Releases the chart (Chart.js keeps every chart it made until it is destroyed) and its observer. */
   destroy(): void {
+    this.observer?.disconnect();
+    this.observer = null;
     this.chart?.destroy();
     this.chart = null;
     painted.delete(this);
