@@ -17,6 +17,26 @@ describe('Data screen', () => {
     expect(app.store.shared.folder?.files.length).toBe(30);
   });
 
+  it('counts the images per label folder in one pass over the files', async () => {
+    const backend = quickBackend();
+    const labelCount = 100;
+    const files = Array.from({ length: 3000 }, (_, i) => `/big/${i % labelCount}/${i}.jpg`);
+    // Counts every read of a file's label: filtering all files once per label folder would read
+    // each label a hundred times here.
+    let reads = 0;
+    const labels = new Proxy(files.map((_, i) => i % labelCount), {
+      get: (target, key, receiver) => {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads += 1;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    backend.scanFolder = async (root) => ({ root, files, labels, label_names: Array.from({ length: labelCount }, (_, l) => `class${l}`), formats: { jpg: files.length } });
+    await mountApp(backend);
+    await window.spreadoutTest!.openFolder('/big', null);
+    expect(text('#label-folders')).toContain('class99 (30)');
+    expect(reads).toBeLessThan(10 * files.length);
+  });
+
   it('moves the grid selection with the keyboard', async () => {
     await mountApp();
     await window.spreadoutTest!.openFolder('/mock/photos', null);

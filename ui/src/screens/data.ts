@@ -113,7 +113,10 @@ export class DataScreen implements Screen {
       replace(this.summary, h('p', { class: 'empty' }, 'Choose a folder of images (JPEG, PNG, WebP, BMP, GIF, TIFF; subfolders included), or try the built-in demo data set.'));
       return;
     }
-    const perLabel = folder.label_names.map((name, label) => `${name} (${count(folder.labels.filter((l) => l === label).length)})`);
+    // One pass over the files, however many label folders there are.
+    const sizes = folder.label_names.map(() => 0);
+    for (const label of folder.labels) if (label !== null) sizes[label] += 1;
+    const perLabel = folder.label_names.map((name, label) => `${name} (${count(sizes[label])})`);
     replace(
       this.summary,
       h(
