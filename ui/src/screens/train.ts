@@ -33,11 +33,8 @@ const DEVICE_REASONS: Record<DeviceClass, Record<keyof (typeof DEVICE_DEFAULTS)[
   },
 };
 
-/**
- * Each method as the selector offers it, with the temperature it was published with and the
- * augmented views of each image per step (the engine's `Method::views`): the instance methods of
- * Wu et al. and Dosovitskiy et al. see one, the in-batch methods two.
- */
+/** Each method as the selector offers it, with its published temperature and the augmented views
+ * of each image per step (the engine's `Method::views`: one for instance methods, two in-batch). */
 const METHODS: { value: Method; label: string; tau: number; views: 1 | 2 }[] = [
   { value: 'spreadout', label: 'Spread-out (Ye et al. 2019, the paper)', tau: 0.1, views: 2 },
   { value: 'npsoftmax', label: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)', tau: 0.07, views: 1 },
@@ -420,9 +417,9 @@ export class TrainScreen implements Screen {
     let held: TrainEvent[] | null = [];
     const answer = await call((event) => (held ? held.push(event) : this.onEvent(event)));
     accepted(answer);
-    const early = held;
+    // Replayed at once, so no new event can come between them.
+    for (const event of held) this.onEvent(event);
     held = null;
-    for (const event of early) this.onEvent(event);
   }
 
   private async pause(): Promise<void> {
