@@ -5,8 +5,8 @@
 // asking the person to open the run again.
 import { asCommandError, type Backend } from '../backend';
 
-/** The backend calls whose first argument is an embedding's key. */
-const KEYED = ['neighbors', 'queryFile', 'distributions', 'embeddingMap', 'duplicateThreshold', 'findDuplicates', 'saveDuplicates', 'clusterCollection', 'saveClusters', 'exportEmbeddings'] as const;
+/** The calls Explore makes whose first argument is an embedding's key. */
+const KEYED = ['neighbors', 'queryFile', 'distributions', 'embeddingMap', 'duplicateThreshold', 'findDuplicates', 'saveDuplicates', 'clusterCollection', 'saveClusters'] as const;
 
 /**
  * `backend`, with each keyed call repeated once after `reopen(key)` when the embedding was no
