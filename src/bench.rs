@@ -473,7 +473,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("f16") && error.contains("--precision f32"),
+            error.contains("f16") && error.contains("train at f32"),
             "{error}"
         );
     }

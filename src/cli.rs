@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use spreadout::augment::AugmentOps;
-use spreadout::device::DeviceChoice;
+use spreadout::data::DataError;
+use spreadout::device::{DeviceChoice, DeviceError};
 use spreadout::method::{Method, NegativeSampling, Positive};
 use spreadout::model::Precision;
 use spreadout::optim::Schedule;
-use spreadout::train::TrainConfig;
+use spreadout::train::{TrainConfig, TrainError};
 
 #[derive(Parser)]
 #[command(
@@ -402,4 +403,80 @@ impl TrainSettings {
             ..TrainConfig::default()
         })
     }
+}
+
+/// `error` with the command line's remedy appended where there is one. The library says what went
+/// wrong and leaves what to do to its shell, because the remedy is a control of the shell: a flag
+/// here, a button or a field in the app.
+pub fn with_remedy(error: anyhow::Error) -> anyhow::Error {
+    match remedy(&error) {
+        Some(remedy) => anyhow::anyhow!("{error:#}. {remedy}"),
+        None => error,
+    }
+}
+
+fn remedy(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        if let Some(error) = cause.downcast_ref::<TrainError>() {
+            train_remedy(error)
+        } else if let Some(error) = cause.downcast_ref::<DeviceError>() {
+            device_remedy(error)
+        } else {
+            cause.downcast_ref::<DataError>().and_then(data_remedy)
+        }
+    })
+}
+
+fn train_remedy(error: &TrainError) -> Option<String> {
+    Some(match error {
+        TrainError::FolderChanged { .. } => {
+            "Pass --accept-changed-folder to continue on the folder as it is now".to_owned()
+        }
+        TrainError::NonFinite { .. } => {
+            "Lower the learning rate (--lr) or raise --tau, then continue with --resume".to_owned()
+        }
+        TrainError::ExistingRun(_) => {
+            "Pass --resume to continue it, or choose another folder with --out".to_owned()
+        }
+        TrainError::NothingToResume(_) => "Start without --resume".to_owned(),
+        TrainError::Config { setting, .. } => format!("Set it with {}", flag(setting)?),
+        TrainError::Device(error) => return device_remedy(error),
+        TrainError::Data(error) => return data_remedy(error),
+        _ => return None,
+    })
+}
+
+fn device_remedy(error: &DeviceError) -> Option<String> {
+    match error {
+        DeviceError::Precision(_) => Some("Use --precision f32".to_owned()),
+        DeviceError::NoGpu(_) => Some("Use --device cpu to train on the CPU".to_owned()),
+        _ => None,
+    }
+}
+
+fn data_remedy(error: &DataError) -> Option<String> {
+    matches!(error, DataError::Cache { .. }).then(|| {
+        "Pass another cache folder with --cache-dir if this one cannot be written".to_owned()
+    })
+}
+
+/// The `train` flag that sets the configuration's `setting`, where there is one.
+fn flag(setting: &str) -> Option<String> {
+    const WITH_FLAGS: [&str; 12] = [
+        "epochs",
+        "batch_size",
+        "image_size",
+        "width",
+        "dim",
+        "tau",
+        "lr",
+        "knn_k",
+        "recall_k",
+        "checkpoint_minutes",
+        "negatives",
+        "positive",
+    ];
+    WITH_FLAGS
+        .contains(&setting)
+        .then(|| format!("--{}", setting.replace('_', "-")))
 }

@@ -167,7 +167,7 @@ pub fn check_precision(
     match precision {
         Precision::F32 => Ok(()),
         Precision::F16 if !selected.is_wgpu => Err(DeviceError::Precision(format!(
-            "--precision f16 needs a GPU; {} computes f16 in software, slower than f32. Use --precision f32",
+            "f16 precision needs a GPU; {} computes f16 in software, slower than f32: train at f32",
             selected.name
         ))),
         Precision::F16
@@ -176,7 +176,7 @@ pub fn check_precision(
                 .supports_dtype(burn::tensor::FloatDType::F16) =>
         {
             Err(DeviceError::Precision(format!(
-                "{} has no 16-bit float support (its driver does not offer shader-f16); use --precision f32",
+                "{} has no 16-bit float support (its driver does not offer shader-f16): train at f32",
                 selected.name
             )))
         }
@@ -296,7 +296,7 @@ impl fmt::Display for DeviceChoice {
 pub enum DeviceError {
     /// `--device gpu` on a machine without one.
     #[error(
-        "no GPU adapter found{}; install your GPU's Vulkan/Metal/DX12 driver, or use --device cpu",
+        "no GPU adapter found{}; install your GPU's Vulkan/Metal/DX12 driver, or train on the CPU",
         software_note(.0)
     )]
     NoGpu(Vec<Adapter>),

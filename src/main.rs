@@ -40,7 +40,7 @@ fn main() -> Result<()> {
         .clone()
         .map_or_else(data::PixelCache::default_location, data::PixelCache::at);
     let cache = &cache;
-    match cli.command {
+    let result = match cli.command {
         Command::Train(args) => train_command(args, cache_dir),
         Command::Compare(args) => compare_command(args, cache_dir),
         Command::Cache {
@@ -133,7 +133,8 @@ fn main() -> Result<()> {
         } => demo_command(out, epochs, width, cache, device.device),
         Command::Devices => system_commands::devices(),
         Command::Bench(args) => system_commands::bench(&args),
-    }
+    };
+    result.map_err(cli::with_remedy)
 }
 
 fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {

@@ -1,8 +1,10 @@
 //! Spreadout's desktop app: a thin Tauri adapter over the `spreadout` library. Commands live in
 //! [`commands`] (one module per screen), shared state in [`state`], the `{code, message}` error
 //! shape in [`error`], the thumbnail protocol in [`thumbnails`], and the generated TypeScript
-//! declarations of the IPC types in [`ipc_types`]; [`notify`] says when a long run ends.
+//! declarations of the IPC types in [`ipc_types`]; [`notify`] says when a long run ends, and
+//! [`closing`] lets a run write its checkpoint before the app closes.
 
+mod closing;
 mod commands;
 mod error;
 mod ipc_types;
@@ -79,6 +81,16 @@ pub fn run() {
             app.manage(AppState::new(&data_dir, pixel_cache, open_demo, test_hooks));
             Ok(())
         })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                let closed = window.clone();
+                if closing::stop_training_first(window.app_handle(), move || {
+                    let _ = closed.destroy();
+                }) {
+                    api.prevent_close();
+                }
+            }
+        })
         .register_asynchronous_uri_scheme_protocol("thumb", thumbnails::serve)
         .invoke_handler(tauri::generate_handler![
             startup,
@@ -112,6 +124,18 @@ pub fn run() {
             commands::export::export_model,
             commands::export::export_embeddings,
         ])
-        .run(tauri::generate_context!())
-        .expect("error while running Spreadout");
+        .build(tauri::generate_context!())
+        .expect("error while building Spreadout")
+        .run(|app, event| {
+            // Quitting (the app menu, the OS) rather than closing the window: the same stop.
+            if let tauri::RunEvent::ExitRequested {
+                api, code: None, ..
+            } = event
+            {
+                let quitting = app.clone();
+                if closing::stop_training_first(app, move || quitting.exit(0)) {
+                    api.prevent_exit();
+                }
+            }
+        });
 }

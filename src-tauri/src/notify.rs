@@ -30,7 +30,7 @@ pub fn ending(event: &TrainEvent, run_name: &str) -> Option<(String, String)> {
             "Training stopped".to_owned(),
             format!("{run_name}: stopped after {epochs_completed} epochs; it can be resumed."),
         )),
-        TrainEvent::Failed { message } => Some((
+        TrainEvent::Failed { message, .. } => Some((
             "Training failed".to_owned(),
             format!("{run_name}: {message}"),
         )),
@@ -85,6 +85,7 @@ mod tests {
         assert!(body.starts_with("photos: 200 epochs done"), "{body}");
         let failed = ending(
             &TrainEvent::Failed {
+                code: spreadout::train::Failure::Device,
                 message: "device lost".to_owned(),
             },
             "photos",

@@ -95,9 +95,33 @@ impl AppState {
         Ok(run)
     }
 
-    /// Forgets the run once it has ended.
-    pub fn end_training(&self) {
-        *self.training.lock().expect("lock") = None;
+    /// Forgets the run in `run_dir` once it has ended (and only that run: a later one may
+    /// already hold the slot).
+    pub fn end_training(&self, run_dir: &Path) {
+        let mut slot = self.training.lock().expect("lock");
+        if slot.as_ref().is_some_and(|(active, _)| active == run_dir) {
+            *slot = None;
+        }
+    }
+
+    /// Asks the active run, if any, to stop after its current step, which writes a checkpoint;
+    /// returns whether there was one.
+    pub fn stop_training(&self) -> bool {
+        self.with_training(Control::cancel).is_ok()
+    }
+
+    /// Waits until no run is active, for at most `limit`; returns whether none is.
+    pub fn wait_until_idle(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.training.lock().expect("lock").is_none() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Applies `action` to the active run's control.
@@ -217,8 +241,45 @@ mod tests {
         assert_eq!(refused.unwrap_err().code, "busy");
         assert!(!started_again, "a refused run must not start");
         state.with_training(Control::pause).unwrap();
-        state.end_training();
+        state.end_training(&data.path().join("runs/other"));
+        assert_eq!(
+            state.ensure_idle(&run).unwrap_err().code,
+            "busy",
+            "the end of another run leaves this one in place"
+        );
+        state.end_training(&run);
         assert!(state.ensure_idle(&run).is_ok());
         state.begin_training(&run, || ((), Arc::default())).unwrap();
+    }
+
+    #[test]
+    fn closing_stops_the_active_run_and_waits_for_its_end() {
+        let data = tempfile::tempdir().unwrap();
+        let state = Arc::new(AppState::new(
+            data.path(),
+            PixelCache::at(data.path().join("cache")),
+            false,
+            false,
+        ));
+        assert!(!state.stop_training(), "nothing to stop");
+        assert!(state.wait_until_idle(std::time::Duration::ZERO));
+        let run = data.path().join("runs/first");
+        let control: Arc<Control> = Arc::default();
+        state
+            .begin_training(&run, || ((), control.clone()))
+            .unwrap();
+        assert!(!state.wait_until_idle(std::time::Duration::from_millis(100)));
+        assert!(state.stop_training());
+        assert!(control.is_canceled());
+        // The worker ends a moment later, as a run finishing its step and checkpoint does.
+        let ending = {
+            let (state, run) = (state.clone(), run.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                state.end_training(&run);
+            })
+        };
+        assert!(state.wait_until_idle(std::time::Duration::from_secs(10)));
+        ending.join().unwrap();
     }
 }

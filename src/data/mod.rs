@@ -231,6 +231,11 @@ impl ImageSet {
         self.entries.is_empty()
     }
 
+    /// The key of each image's per-instance rows (see [`scan::instance_keys`]).
+    pub fn instance_keys(&self) -> Vec<i64> {
+        scan::instance_keys(&self.root, &self.entries)
+    }
+
     /// Labels of all entries when every entry has one.
     pub fn labels(&self) -> Option<Vec<usize>> {
         self.entries.iter().map(|entry| entry.label).collect()

@@ -126,6 +126,21 @@ impl FolderFingerprint {
     }
 }
 
+/// A key per image naming it by its path below `root`: the xxh3-64 of the path's bytes. A
+/// method's per-instance rows (memory bank, instance classifier) are saved with these keys, so a
+/// run resumed on a changed folder finds each image's row by its path. Two of a million paths
+/// share a key with odds of about 1 in 37 million; such a pair would share one row's history.
+pub fn instance_keys(root: &Path, entries: &[ImageEntry]) -> Vec<i64> {
+    entries
+        .iter()
+        .map(|entry| {
+            let relative = entry.path.strip_prefix(root).unwrap_or(&entry.path);
+            // The key is a bit pattern; i64 is the integer type safetensors files carry.
+            xxhash_rust::xxh3::xxh3_64(&crate::paths::os_bytes(relative.as_os_str())) as i64
+        })
+        .collect()
+}
+
 /// What a run records about its training folder, to tell on resume whether it changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct FolderFingerprint {

@@ -25,6 +25,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::export::{ExportError, NamedTensor, TensorValues};
 use crate::model::l2_normalize;
 
+/// Name of NCE's normalising constant among the bank's tensors.
+pub const NCE_Z: &str = "nce_z";
+
 /// Added to NCE's denominators, as in the released code.
 const NCE_EPSILON: f32 = 1e-7;
 
@@ -96,7 +99,7 @@ impl MemoryBank {
         }];
         if let Some(z) = self.z {
             tensors.push(NamedTensor {
-                name: "nce_z".to_owned(),
+                name: NCE_Z.to_owned(),
                 shape: vec![1],
                 values: TensorValues::F32(vec![z as f32]),
             });
@@ -124,7 +127,7 @@ impl MemoryBank {
                 ),
             });
         };
-        let z = match tensors.get("nce_z").map(|t| &t.values) {
+        let z = match tensors.get(NCE_Z).map(|t| &t.values) {
             Some(TensorValues::F32(z)) => z.first().map(|&z| f64::from(z)),
             _ => None,
         };

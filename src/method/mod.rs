@@ -14,6 +14,7 @@
 //! | Triplet, Triplet (hard) | `triplet.rs` | two views of m images | none |
 
 mod exemplar;
+pub mod instances;
 mod memory_bank;
 mod spread_out;
 mod triplet;
@@ -22,7 +23,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 pub use exemplar::InstanceClassifier;
-pub use memory_bank::{MemoryBank, nce_candidates, nce_loss, npsoftmax_loss};
+pub use memory_bank::{MemoryBank, NCE_Z, nce_candidates, nce_loss, npsoftmax_loss};
 pub use spread_out::{
     LossMasks, NegativeSampling, nearest_positive_rows, spread_out_loss, spread_out_loss_nearest,
 };

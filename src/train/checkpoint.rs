@@ -12,6 +12,7 @@
 //! method/memory, method/nce_z       NPSoftmax and NCE's memory bank (and NCE's Z)
 //! method/classifier.<module path>   the Exemplar classifier
 //! method/momentum/<module path>     the Exemplar classifier's SGD momentum
+//! method/instance_keys              the image each of those rows belongs to (i64 keys)
 //! metadata spreadout_state          RunState as JSON
 //! ```
 //!
@@ -26,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
 use crate::augment::Normalization;
-use crate::export::{self, ExportError, NamedTensor};
-use crate::method::MethodState;
+use crate::export::{self, ExportError, NamedTensor, TensorValues};
+use crate::method::{self, MethodState, instances};
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
 
@@ -87,17 +88,27 @@ pub fn path(run_dir: &Path) -> PathBuf {
 
 /// Writes the checkpoint atomically: an interrupted write keeps the previous one.
 /// `model_tensors` are the network's, read once with [`export::module_tensors`] for the
-/// checkpoint and the exports alike.
+/// checkpoint and the exports alike; `instance_keys` name the training images in row order
+/// (kept only for a method with per-instance rows).
 pub fn save(
     run_dir: &Path,
     state: &RunState,
     model_tensors: &[NamedTensor],
     sgd: &Sgd,
     method: &MethodState,
+    instance_keys: &[i64],
 ) -> Result<(), ExportError> {
     let mut tensors = prefixed(MODEL_PREFIX, model_tensors.to_vec());
     tensors.extend(prefixed(MOMENTUM_PREFIX, sgd.momentum_tensors()));
-    tensors.extend(prefixed(METHOD_PREFIX, method_tensors(method)));
+    let mut method_tensors = method_tensors(method);
+    if !method_tensors.is_empty() {
+        method_tensors.push(NamedTensor {
+            name: instances::KEYS.to_owned(),
+            shape: vec![instance_keys.len()],
+            values: TensorValues::I64(instance_keys.to_vec()),
+        });
+    }
+    tensors.extend(prefixed(METHOD_PREFIX, method_tensors));
     let mut metadata = BTreeMap::new();
     metadata.insert(
         STATE_KEY.to_owned(),
@@ -137,24 +148,37 @@ fn parse_state(file: &Path, metadata: &BTreeMap<String, String>) -> Result<RunSt
     })
 }
 
-/// Loads the checkpoint of `run_dir` onto `device` (an autodiff device for training).
-pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> {
+/// Loads the checkpoint of `run_dir` onto `device` (an autodiff device for training), for the
+/// training images `instance_keys` (see `data::scan::instance_keys`): a method's per-instance
+/// rows saved for other images (a folder that changed, accepted by the person) are rearranged to
+/// follow them, see [`method::instances`].
+pub fn load(
+    run_dir: &Path,
+    device: &Device,
+    instance_keys: &[i64],
+) -> Result<Checkpoint, ExportError> {
     let file = path(run_dir);
     let (mut tensors, metadata) = export::read_tensors(&file)?;
-    let state = parse_state(&file, &metadata)?;
+    let mut state = parse_state(&file, &metadata)?;
     let config = &state.config;
-    let method = restore_method(
-        MethodState::new(
-            config.method,
-            state.instances,
-            config.dim,
-            config.seed,
-            (config.momentum, config.weight_decay),
-            device,
-        ),
+    let fresh = MethodState::new(
+        config.method,
+        instance_keys.len(),
+        config.dim,
+        config.seed,
+        (config.momentum, config.weight_decay),
+        device,
+    );
+    let saved = follow_images(
         take_prefixed(&mut tensors, METHOD_PREFIX),
+        state.instances,
+        instance_keys,
+        &fresh,
         &file,
     )?;
+    let method = restore_method(fresh, saved, &file)?;
+    state.instances = instance_keys.len();
+    let config = &state.config;
     let mut sgd = Sgd::new(config.momentum, config.weight_decay);
     sgd.restore_momentum(
         &take_prefixed(&mut tensors, MOMENTUM_PREFIX),
@@ -168,6 +192,47 @@ pub fn load(run_dir: &Path, device: &Device) -> Result<Checkpoint, ExportError> 
         net,
         sgd,
         method,
+    })
+}
+
+/// The method's saved tensors (`saved_rows` rows each) with their rows following the images
+/// `now`: unchanged when the saved keys are the same, rearranged by key otherwise. A checkpoint
+/// written before keys were kept can only continue on as many images as it has rows.
+fn follow_images(
+    mut saved: BTreeMap<String, NamedTensor>,
+    saved_rows: usize,
+    now: &[i64],
+    fresh: &MethodState,
+    file: &Path,
+) -> Result<BTreeMap<String, NamedTensor>, ExportError> {
+    let format = |message: String| ExportError::Format {
+        path: file.to_owned(),
+        message,
+    };
+    let keys = match saved.remove(instances::KEYS).map(|keys| keys.values) {
+        Some(TensorValues::I64(keys)) => keys,
+        Some(TensorValues::F32(_)) => return Err(format("its image keys are not integers".into())),
+        None if saved.is_empty() || saved_rows == now.len() => return Ok(saved),
+        None => {
+            return Err(format(format!(
+                "its method keeps a row per training image, {saved_rows} of them, and was saved before Spreadout recorded which image each row belongs to, so its rows cannot follow a folder that now has {} images. Restore the folder as it was to resume, or start a new run",
+                now.len()
+            )));
+        }
+    };
+    if keys == now {
+        return Ok(saved);
+    }
+    let fresh: BTreeMap<String, NamedTensor> = method_tensors(fresh)
+        .into_iter()
+        .map(|tensor| (tensor.name.clone(), tensor))
+        .collect();
+    let rows = instances::rows_by_key(&keys, now);
+    instances::rearrange(saved, keys.len(), &rows, &fresh, method::NCE_Z).map_err(|name| {
+        format(format!(
+            "the method's '{name}' is not one row per training image ({} rows)",
+            keys.len()
+        ))
     })
 }
 

@@ -110,46 +110,61 @@ impl TrainConfig {
     }
 
     /// Checks every setting, so that none fails only after an epoch was trained (the
-    /// evaluation's among them); messages name the CLI flag where there is one.
+    /// evaluation's among them); the error names the setting, which each shell words as its own
+    /// control (the CLI as its flag).
     pub(super) fn validate(&self) -> Result<(), TrainError> {
-        let problem = if self.epochs == 0 {
-            "epochs must be at least 1"
+        let (setting, problem) = if self.epochs == 0 {
+            ("epochs", "must be at least 1")
         } else if self.batch_size < 2 {
-            "batch size must be at least 2 (each image needs other images as negatives)"
+            (
+                "batch_size",
+                "must be at least 2 (each image needs other images as negatives)",
+            )
         } else if self.image_size < 8 {
-            "image size must be at least 8 pixels"
-        } else if self.width == 0 || self.dim == 0 {
-            "width and dim must be positive"
+            ("image_size", "must be at least 8 pixels")
+        } else if self.width == 0 {
+            ("width", "must be positive")
+        } else if self.dim == 0 {
+            ("dim", "must be positive")
         } else if !(self.tau.is_finite() && self.tau > 0.0) {
-            "tau must be a positive number"
+            ("tau", "must be a positive number")
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
-            "learning rate must be a positive number"
+            ("lr", "must be a positive number")
         } else if self.knn_k == 0 {
-            "--knn-k must be at least 1: the kNN evaluation votes with that many neighbours"
+            (
+                "knn_k",
+                "must be at least 1: the kNN evaluation votes with that many neighbours",
+            )
         } else if !(self.knn_sigma.is_finite() && self.knn_sigma > 0.0) {
-            "the kNN vote temperature (knn_sigma) must be a positive number"
+            ("knn_sigma", "must be a positive number")
         } else if self.recall_k.is_empty() || self.recall_k.contains(&0) {
-            "--recall-k needs at least one K, each at least 1"
+            ("recall_k", "needs at least one K, each at least 1")
         } else if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
-            "the checkpoint interval must be a positive number of minutes"
+            ("checkpoint_minutes", "must be a positive number of minutes")
         } else if self.method != Method::SpreadOut && self.negatives != NegativeSampling::All {
-            "hard and easy negatives (Table 8) are an ablation of the spread-out method only"
+            (
+                "negatives",
+                "hard and easy negatives (Table 8) are an ablation of the spread-out method only",
+            )
         } else if self.positive == Positive::Nearest
             && (self.method != Method::SpreadOut || self.negatives != NegativeSampling::All)
         {
-            "the nearest-neighbour positive (§4.2) is an option of the spread-out method with every negative kept"
+            (
+                "positive",
+                "the nearest-neighbour positive (§4.2) is an option of the spread-out method with every negative kept",
+            )
         } else if !(0.0..1.0).contains(&self.method_settings.memory_momentum) {
-            "the memory momentum must be at least 0 and below 1"
+            ("memory_momentum", "must be at least 0 and below 1")
         } else if self.method_settings.nce_noise == 0 {
-            "NCE needs at least one noise sample"
+            ("nce_noise", "must be at least 1")
         } else if !(self.method_settings.triplet_margin.is_finite()
             && self.method_settings.triplet_margin >= 0.0)
         {
-            "the triplet margin must be a number of at least 0"
+            ("triplet_margin", "must be a number of at least 0")
         } else {
             return Ok(());
         };
-        Err(TrainError::Config(problem.to_owned()))
+        Err(TrainError::Config { setting, problem })
     }
 }
 
@@ -162,9 +177,9 @@ mod tests {
     }
 
     #[test]
-    fn the_evaluation_settings_are_refused_up_front_naming_their_flag() {
+    fn the_evaluation_settings_are_refused_up_front_naming_their_setting() {
         let base = TrainConfig::default;
-        assert!(refusal(TrainConfig { knn_k: 0, ..base() }).contains("--knn-k"));
+        assert!(refusal(TrainConfig { knn_k: 0, ..base() }).contains("knn_k"));
         for sigma in [0.0, -0.1, f32::NAN, f32::INFINITY] {
             let message = refusal(TrainConfig {
                 knn_sigma: sigma,
@@ -173,7 +188,7 @@ mod tests {
             assert!(message.contains("knn_sigma"), "{sigma}: {message}");
         }
         for recall_k in [vec![], vec![1, 0]] {
-            assert!(refusal(TrainConfig { recall_k, ..base() }).contains("--recall-k"));
+            assert!(refusal(TrainConfig { recall_k, ..base() }).contains("recall_k"));
         }
         assert!(base().validate().is_ok());
     }

@@ -25,6 +25,10 @@ impl Control {
     pub fn resume(&self) {
         self.pause.store(false, Ordering::SeqCst);
     }
+    /// Whether a pause was requested (and not yet lifted).
+    pub(super) fn is_paused(&self) -> bool {
+        self.pause.load(Ordering::SeqCst)
+    }
     /// Whether a cancel was requested.
     pub fn is_canceled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)

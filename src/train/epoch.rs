@@ -5,6 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+
 use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
 use crate::augment::Normalization;
 use crate::data::ImageSet;
@@ -93,8 +96,45 @@ pub(crate) struct TrainedEpoch {
 /// A recorded step whose loss has not been read yet.
 struct PendingLoss {
     step: usize,
-    loss: burn::tensor::Tensor<1>,
+    loss: Tensor<1>,
     lr: f64,
+}
+
+impl PendingLoss {
+    /// This loss made non-finite when any parameter of `net` or of the method's state is: read
+    /// before a checkpoint, so weights that the last update overflowed (while the loss it was
+    /// computed from was still finite) are never saved as "the last good checkpoint". The check
+    /// costs one sum per parameter, on the device, and travels in the loss's read.
+    fn with_weights_check(self, net: &EmbeddingNet, method: &MethodState) -> Self {
+        let mut sums = ParameterSums::default();
+        net.visit(&mut sums);
+        match method {
+            MethodState::Stateless => {}
+            MethodState::Memory(bank) => sums.sums.push(bank.memory.clone().sum()),
+            MethodState::Classifier { classifier, .. } => classifier.visit(&mut sums),
+        }
+        let Some(total) = sums.sums.into_iter().reduce(|a, b| a + b) else {
+            return self;
+        };
+        // 0 · x is 0 for every finite x and NaN for ±∞ and NaN, so the loss is unchanged unless
+        // a parameter is not finite (or so large that its sum overflows, a divergence too).
+        Self {
+            loss: self.loss + total.detach().mul_scalar(0.0),
+            ..self
+        }
+    }
+}
+
+/// The sum of each float parameter of a module, on its device.
+#[derive(Default)]
+struct ParameterSums {
+    sums: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for ParameterSums {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.sums.push(param.val().detach().sum());
+    }
 }
 
 impl<'a> EpochRunner<'a> {
@@ -224,24 +264,41 @@ impl<'a> EpochRunner<'a> {
             for (i, pixels) in queue.by_ref().enumerate() {
                 let step = first_step + i;
                 let pixels = pixels?;
-                let stopping = !control.wait_while_paused();
-                if let Some(save) = save.as_mut()
-                    && (stopping || last_checkpoint.elapsed() >= interval)
-                    && step > first_step
-                {
-                    // The position must include every step's loss: read the pending one first.
+                // A pause writes the position before it waits, so that quitting while paused
+                // loses nothing; a Stop writes it unless that was just done.
+                let mut write_position = |loss_sum: &mut f64,
+                                          pending: &mut Option<PendingLoss>,
+                                          emit: &mut dyn FnMut(TrainEvent)|
+                 -> Result<bool, TrainError> {
+                    let Some(save) = save.as_mut().filter(|_| step > first_step) else {
+                        return Ok(false);
+                    };
+                    // The position must include every step's loss: read the pending one first,
+                    // with the check that the weights about to be saved are finite.
                     if let Some(done) = pending.take() {
-                        loss_sum += report(done, emit)?;
+                        *loss_sum += report(done.with_weights_check(&net, method_state), emit)?;
                     }
                     let position = EpochPosition {
                         epoch,
                         step,
                         steps,
-                        loss_sum,
+                        loss_sum: *loss_sum,
                         lr,
                     };
                     save(&position, &net, sgd, method_state)?;
                     tracing::info!("checkpoint at epoch {}, step {step}", epoch + 1);
+                    Ok(true)
+                };
+                let pausing = control.is_paused() && !control.is_canceled();
+                let mut written = false;
+                if pausing || last_checkpoint.elapsed() >= interval {
+                    written = write_position(&mut loss_sum, &mut pending, emit)?;
+                }
+                let stopping = !control.wait_while_paused();
+                if stopping && !written {
+                    written = write_position(&mut loss_sum, &mut pending, emit)?;
+                }
+                if written {
                     last_checkpoint = Instant::now();
                 }
                 if stopping {
@@ -276,8 +333,9 @@ impl<'a> EpochRunner<'a> {
                     loss_sum += report(done, emit)?;
                 }
             }
+            // The epoch's end writes a checkpoint of these weights.
             if let Some(done) = pending.take() {
-                loss_sum += report(done, emit)?;
+                loss_sum += report(done.with_weights_check(&net, method_state), emit)?;
             }
             let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
             let timed =
@@ -367,6 +425,83 @@ mod tests {
             }
         }
         net
+    }
+
+    #[test]
+    fn the_weights_check_makes_the_loss_non_finite_exactly_when_a_weight_is() {
+        let device = Device::flex();
+        let net = config().model_config().init_seeded(&device, 1);
+        let loss = || Tensor::<1>::from_floats([0.5], &device);
+        let pending = |net: &EmbeddingNet, method: &MethodState| {
+            let checked = PendingLoss {
+                step: 0,
+                loss: loss(),
+                lr: 0.1,
+            }
+            .with_weights_check(net, method);
+            crate::method::scalar(checked.loss)
+        };
+        assert_eq!(pending(&net, &MethodState::Stateless), 0.5);
+        let mut tensors = export::module_tensors(&net);
+        let TensorValues::F32(values) = &mut tensors[3].values else {
+            panic!("f32 weights");
+        };
+        values[0] = f32::INFINITY;
+        let named = tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let broken = export::load_module_tensors(net.clone(), &named, "test".as_ref()).unwrap();
+        assert!(pending(&broken, &MethodState::Stateless).is_nan());
+        // The method's state counts too: a memory bank that overflowed.
+        let mut bank = crate::method::MemoryBank::new_seeded(4, 8, 1, &device);
+        bank.memory = bank.memory.mul_scalar(f32::INFINITY);
+        assert!(pending(&net, &MethodState::Memory(bank)).is_nan());
+    }
+
+    #[test]
+    fn a_checkpoint_after_an_overflowing_update_is_refused_not_written() {
+        // A rate beyond f32's range makes the first update's weights infinite, while the loss
+        // read before the next checkpoint (the first step's, computed before that update) is
+        // still finite; with a checkpoint due at every step, that checkpoint must be refused.
+        let config = TrainConfig {
+            lr: 1e39,
+            checkpoint_minutes: 1e-9,
+            ..config()
+        };
+        let set = noise_set(16);
+        let device = Device::flex().autodiff();
+        let runner = EpochRunner::new(&config, &set, set.normalization(), &device, false);
+        let mut saved = 0;
+        let mut save = |_: &EpochPosition, net: &EmbeddingNet, _: &Sgd, _: &MethodState| {
+            for tensor in export::module_tensors(net) {
+                if let TensorValues::F32(values) = &tensor.values {
+                    assert!(
+                        values.iter().all(|v| v.is_finite()),
+                        "{} was saved with a non-finite value",
+                        tensor.name
+                    );
+                }
+            }
+            saved += 1;
+            Ok(())
+        };
+        let outcome = runner.train_epoch(
+            EpochStart {
+                epoch: 0,
+                net: config.model_config().init_seeded(&device, config.seed),
+                steps: 0,
+                resume_at: None,
+                first_of_run: true,
+            },
+            &mut Sgd::new(config.momentum, config.weight_decay),
+            &mut MethodState::Stateless,
+            &Control::default(),
+            Some(&mut save),
+            &mut |_| {},
+        );
+        assert!(
+            matches!(outcome, Err(TrainError::NonFinite { step: 1, .. })),
+            "the run stops at the first step's read"
+        );
+        assert_eq!(saved, 0);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use crate::panics::panic_message;
 pub use config::{TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
-pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
+pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
@@ -64,11 +64,17 @@ pub enum TrainError {
     #[error("evaluation: {0}")]
     Eval(#[from] EvalError),
     /// A setting is out of range.
-    #[error("invalid setting: {0}")]
-    Config(String),
+    #[error("invalid setting {setting}: {problem}")]
+    Config {
+        /// The setting's name in the configuration (`knn_k`, `lr`, …), which a shell words as
+        /// its own control (a CLI flag, a field of the app).
+        setting: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// Starting fresh would overwrite a run.
     #[error(
-        "{} already holds a run ({}); pass --resume to continue it or choose another output folder",
+        "{} already holds a run ({}); resume it or choose another run folder",
         .0.display(), checkpoint::CHECKPOINT_FILE
     )]
     ExistingRun(PathBuf),
@@ -84,11 +90,11 @@ pub enum TrainError {
         images: PathBuf,
     },
     /// `--resume` without a checkpoint.
-    #[error("nothing to resume: {} has no {}; start without --resume", .0.display(), checkpoint::CHECKPOINT_FILE)]
+    #[error("nothing to resume: {} has no {}; start a new run instead", .0.display(), checkpoint::CHECKPOINT_FILE)]
     NothingToResume(PathBuf),
     /// The training folder is not what the run was trained on.
     #[error(
-        "{} changed since this run started: it had {before} image files, now {now}{}; resuming would train on different data. Pass --accept-changed-folder to continue on the folder as it is now",
+        "{} changed since this run started: it had {before} image files, now {now}{}; resuming would train on different data",
         .dir.display(),
         if .before == .now { " (same count, but files were replaced, renamed or modified)" } else { "" }
     )]
@@ -100,9 +106,9 @@ pub enum TrainError {
         /// Image files now.
         now: usize,
     },
-    /// The loss became NaN or infinite.
+    /// The loss, or the weights about to be saved, became NaN or infinite.
     #[error(
-        "the loss became {loss} at epoch {epoch}, step {step}; the last good checkpoint is kept. Lower the learning rate (--lr) or raise tau and resume"
+        "training diverged at epoch {epoch}, step {step}: the loss or the weights became {loss}; the last good checkpoint is kept"
     )]
     NonFinite {
         /// Epoch (1-based).
@@ -115,6 +121,25 @@ pub enum TrainError {
     /// The worker thread panicked.
     #[error("training crashed: {0}; the last good checkpoint is kept")]
     Panicked(String),
+}
+
+impl TrainError {
+    /// The kind of failure, for a shell to word its own remedy (a CLI flag, a button).
+    pub fn failure(&self) -> Failure {
+        match self {
+            Self::Data(_) => Failure::Data,
+            Self::Device(_) => Failure::Device,
+            Self::Files(_) => Failure::Files,
+            Self::Eval(_) => Failure::Eval,
+            Self::Config { .. } => Failure::Config,
+            Self::ExistingRun(_) => Failure::ExistingRun,
+            Self::OutHoldsImages { .. } => Failure::OutHoldsImages,
+            Self::NothingToResume(_) => Failure::NothingToResume,
+            Self::FolderChanged { .. } => Failure::ChangedFolder,
+            Self::NonFinite { .. } => Failure::Diverged,
+            Self::Panicked(_) => Failure::Crashed,
+        }
+    }
 }
 
 /// A run on its own worker thread.
@@ -148,6 +173,7 @@ pub fn spawn(request: TrainRequest) -> TrainingHandle {
                 Err(panic) => {
                     let error = TrainError::Panicked(panic_message(panic.as_ref()));
                     emit(TrainEvent::Failed {
+                        code: error.failure(),
                         message: error.to_string(),
                     });
                     Err(error)
@@ -176,6 +202,7 @@ pub fn run(
             epochs_completed: summary.epochs_completed,
         }),
         Err(error) => emit(TrainEvent::Failed {
+            code: error.failure(),
             message: error.to_string(),
         }),
     }
@@ -309,7 +336,7 @@ fn create_folder(
     train: &ImageSet,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunFolder, TrainError> {
-    let folder = RunFolder::create(&request.out)?;
+    let folder = RunFolder::create(&request.out, train.instance_keys())?;
     folder.write_skipped(&train.skipped)?;
     if !train.skipped.is_empty() {
         emit(TrainEvent::Warning {
@@ -364,7 +391,7 @@ fn open(
     resuming: bool,
 ) -> Result<Restored, TrainError> {
     if resuming {
-        let restored = checkpoint::load(&request.out, device)?;
+        let restored = checkpoint::load(&request.out, device, folder.instance_keys())?;
         let state = restored.state;
         folder.start_metrics(Some(state.epochs_completed))?;
         return Ok(Restored {

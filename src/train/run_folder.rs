@@ -27,18 +27,26 @@ pub const RUN_FILE: &str = "run.json";
 /// One run's folder.
 pub(super) struct RunFolder {
     dir: PathBuf,
+    /// The training images' keys in row order, saved with a method's per-instance rows.
+    instance_keys: Vec<i64>,
 }
 
 impl RunFolder {
-    /// The folder at `dir`, created if needed.
-    pub(super) fn create(dir: &Path) -> Result<Self, ExportError> {
+    /// The folder at `dir`, created if needed, for a run on the images `instance_keys`.
+    pub(super) fn create(dir: &Path, instance_keys: Vec<i64>) -> Result<Self, ExportError> {
         fs::create_dir_all(dir).map_err(|source| ExportError::Io {
             path: dir.to_owned(),
             source,
         })?;
         Ok(Self {
             dir: dir.to_owned(),
+            instance_keys,
         })
+    }
+
+    /// The training images' keys in row order.
+    pub(super) fn instance_keys(&self) -> &[i64] {
+        &self.instance_keys
     }
 
     /// Where `skipped.json` is.
@@ -90,7 +98,7 @@ impl RunFolder {
     ) -> Result<(), ExportError> {
         self.append_metrics(metrics)?;
         let tensors = export::module_tensors(net);
-        checkpoint::save(&self.dir, state, &tensors, sgd, method)?;
+        checkpoint::save(&self.dir, state, &tensors, sgd, method, &self.instance_keys)?;
         let torch_state = export::torch_state_from(tensors, exported.steps);
         export::write_model(&self.dir, &torch_state, exported)?;
         if runs::keeps_snapshot(state.epochs_completed, state.config.epochs) {
@@ -115,7 +123,14 @@ impl RunFolder {
         // Burn's batch-norm running statistics are read one update behind until synced, which
         // `valid()` does (at an epoch's end the evaluation already has).
         let _ = net.valid();
-        checkpoint::save(&self.dir, state, &export::module_tensors(net), sgd, method)
+        checkpoint::save(
+            &self.dir,
+            state,
+            &export::module_tensors(net),
+            sgd,
+            method,
+            &self.instance_keys,
+        )
     }
 
     fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), ExportError> {

@@ -245,12 +245,14 @@ pub fn rename(run_dir: &Path, name: &str) -> Result<PathBuf, RunFolderError> {
 }
 
 /// What deleting a run removed and what it left.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct DeletedRun {
     /// Bytes the run's files took.
     pub bytes: u64,
     /// What the run folder held besides a run's own files, left where it was with the folder;
     /// empty when the folder itself is gone.
+    #[serde(with = "crate::paths::list")]
+    #[ts(type = "Array<string>")]
     pub kept: Vec<PathBuf>,
 }
 

@@ -61,6 +61,9 @@ describe('training settings', () => {
     expect(input('seed').value).toBe('9');
     await app.screens.train.start();
     expect(requests[1].config).toMatchObject({ seed: 9, method: 'spreadout', epochs: 40, batch_size: 10 });
+    // The new run must not outlive the test (its events would reach a torn-down page).
+    document.querySelector<HTMLButtonElement>('#stop')!.click();
+    await until(() => app.store.shared.run?.status === 'stopped');
   });
 
   it('give the ETA from the views each method trains on per image', async () => {

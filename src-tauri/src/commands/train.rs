@@ -61,62 +61,72 @@ pub struct StartTraining {
 /// Starts a new run in a fresh folder under the app's runs folder; returns that folder. Events
 /// arrive on `events`, the last always `finished` or `failed`.
 #[tauri::command]
-pub fn start_training(
+pub async fn start_training(
     app: AppHandle,
-    state: State<'_, AppState>,
     request: StartTraining,
     events: Channel<TrainEvent>,
 ) -> CommandResult<PathBuf> {
-    let out = runs::new_run_dir(
-        &state.runs_root,
-        &request.train_dir,
-        std::time::SystemTime::now(),
-    );
-    launch(
-        app,
-        &state,
-        TrainRequest {
-            config: request.config,
-            eval_train_dir: None,
-            eval_test_dir: request.eval_test_dir,
-            train_dir: request.train_dir,
-            out: out.clone(),
-            resume: false,
-            device: request.device,
-            cache_dir: Some(state.pixel_cache.root().to_owned()),
-            accept_changed_folder: false,
-            stop_after_epoch: None,
-            init_weights: request.init_weights,
-        },
-        events,
-    )?;
-    Ok(out)
+    // Off the UI thread: the run folder's name is checked against the disk.
+    blocking(move || {
+        let state = app.state::<AppState>();
+        let out = runs::new_run_dir(
+            &state.runs_root,
+            &request.train_dir,
+            std::time::SystemTime::now(),
+        );
+        launch(
+            app.clone(),
+            &state,
+            TrainRequest {
+                config: request.config,
+                eval_train_dir: None,
+                eval_test_dir: request.eval_test_dir,
+                train_dir: request.train_dir,
+                out: out.clone(),
+                resume: false,
+                device: request.device,
+                cache_dir: Some(state.pixel_cache.root().to_owned()),
+                accept_changed_folder: false,
+                stop_after_epoch: None,
+                init_weights: request.init_weights,
+            },
+            events,
+        )?;
+        Ok(out)
+    })
+    .await
 }
 
-/// Continues an interrupted run from its checkpoint, optionally for more epochs.
+/// Continues an interrupted run from its checkpoint, optionally for more epochs; with
+/// `accept_changed_folder`, on its training folder as it is now.
 #[tauri::command]
-pub fn resume_training(
+pub async fn resume_training(
     app: AppHandle,
-    state: State<'_, AppState>,
     run_dir: PathBuf,
     epochs: Option<usize>,
     device: DeviceChoice,
     accept_changed_folder: Option<bool>,
     events: Channel<TrainEvent>,
 ) -> CommandResult<()> {
-    let request = TrainRequest::resume(
-        &run_dir,
-        train::ResumeOverrides {
-            epochs,
-            device,
-            cache_dir: Some(state.pixel_cache.root().to_owned()),
-            accept_changed_folder: accept_changed_folder.unwrap_or(false),
-            ..Default::default()
-        },
-    )
-    // A missing checkpoint or run record: the run folder's files.
-    .map_err(|error| crate::error::CommandError::new("files", error.to_string()))?;
-    launch(app, &state, request, events)
+    // Off the UI thread: the run's record and checkpoint header are read from disk.
+    blocking(move || {
+        let state = app.state::<AppState>();
+        let run_dir = spreadout::paths::resolve(&run_dir);
+        let request = TrainRequest::resume(
+            &run_dir,
+            train::ResumeOverrides {
+                epochs,
+                device,
+                cache_dir: Some(state.pixel_cache.root().to_owned()),
+                accept_changed_folder: accept_changed_folder.unwrap_or(false),
+                ..Default::default()
+            },
+        )
+        // A missing checkpoint or run record: the run folder's files.
+        .map_err(|error| crate::error::CommandError::new("files", error.to_string()))?;
+        launch(app.clone(), &state, request, events)
+    })
+    .await
 }
 
 fn launch(
@@ -150,12 +160,20 @@ fn launch(
                 {
                     crate::notify::tell(&app, &title, &body);
                 }
+                // The run's last event comes after its last write: the slot is free before the
+                // UI hears of the end, so a Start clicked at once is not refused as busy.
+                if matches!(
+                    event,
+                    TrainEvent::Finished { .. } | TrainEvent::Failed { .. }
+                ) {
+                    app.state::<AppState>().end_training(&out);
+                }
                 // A closed window only stops the updates; the run keeps its checkpoints.
                 let _ = events.send(event);
             });
             // The worker already turned a panic into a `failed` event; joining only reaps it.
             let _ = handle.worker.join();
-            app.state::<AppState>().end_training();
+            app.state::<AppState>().end_training(&out);
         })
         .map_err(|error| crate::error::CommandError::new("app", error.to_string()))?;
     Ok(())
@@ -216,11 +234,15 @@ pub async fn rename_run(
     Ok(info)
 }
 
-/// Deletes a run folder (never its images); resolves to the bytes freed.
+/// Deletes a run's files (never its images, nor anything else in its folder); resolves to the
+/// bytes freed and what was left.
 #[tauri::command]
-pub async fn delete_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandResult<u64> {
+pub async fn delete_run(
+    state: State<'_, AppState>,
+    run_dir: PathBuf,
+) -> CommandResult<runs::DeletedRun> {
     state.ensure_idle(&run_dir)?;
-    blocking(move || Ok(runs::delete(&run_dir)?.bytes)).await
+    blocking(move || Ok(runs::delete(&run_dir)?)).await
 }
 
 /// Step events arrive at most this often; a GPU can finish hundreds of steps a second and the UI

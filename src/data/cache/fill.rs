@@ -210,14 +210,12 @@ pub(crate) fn fill(
     })
 }
 
-/// An I/O error on `path`, with what the person can do about it.
+/// An I/O error on `path` (each shell adds how to choose another cache folder).
 fn cache_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError {
     let path = path.to_path_buf();
     move |err| DataError::Cache {
         path,
-        reason: format!(
-            "{err}; pass another cache folder (--cache-dir) if this one cannot be written"
-        ),
+        reason: err.to_string(),
     }
 }
 

@@ -558,6 +558,12 @@ seconds: number, };
 export type Phase = "loading_data" | "warming_up" | "training" | "evaluating";
 
 /**
+ * Kinds of [`TrainEvent::Failed`]: the engine says what happened, each shell says what to do
+ * about it in its own terms (a CLI flag, an app button).
+ */
+export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed";
+
+/**
  * Everything a consumer of a training run is told, in order.
  */
 export type TrainEvent = { "type": "phase", 
@@ -634,7 +640,11 @@ canceled: boolean,
  */
 epochs_completed: number, } | { "type": "failed", 
 /**
- * What went wrong and what to do.
+ * The kind of failure, for the shell's remedy.
+ */
+code: Failure, 
+/**
+ * What went wrong.
  */
 message: string, };
 
@@ -771,6 +781,20 @@ unfinished: boolean,
  * Bytes the run folder takes on disk (checkpoint, model, snapshots).
  */
 bytes: number, };
+
+/**
+ * What deleting a run removed and what it left.
+ */
+export type DeletedRun = { 
+/**
+ * Bytes the run's files took.
+ */
+bytes: number, 
+/**
+ * What the run folder held besides a run's own files, left where it was with the folder;
+ * empty when the folder itself is gone.
+ */
+kept: Array<string>, };
 
 /**
  * A collection as the UI sees it.

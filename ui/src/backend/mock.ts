@@ -34,6 +34,8 @@ export interface MockOptions {
    * `failed` event overtakes the command's answer ('event'), as on the desktop backend.
    */
   failStart?: 'rejected' | 'event';
+  /** The training folders changed since their runs started: a resume fails unless accepted. */
+  folderChanged?: boolean;
 }
 
 function summary(root: string, perClass: number): FolderSummary {
@@ -263,14 +265,26 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       });
       if (options.failStart === 'event') {
         onEvent({ type: 'phase', phase: 'loading_data' });
-        onEvent({ type: 'failed', message: 'the GPU could not be opened: device lost' });
+        onEvent({ type: 'failed', code: 'device', message: 'the GPU could not be opened: device lost' });
       } else void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, onEvent);
       return runDir;
     },
-    resumeTraining: async (runDir, epochs, _device: DeviceChoice, onEvent) => {
+    resumeTraining: async (runDir, epochs, _device: DeviceChoice, acceptChangedFolder, onEvent) => {
       refuseWhileTraining();
       const run = runs.get(runDir);
       if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: not found` };
+      if (options.folderChanged && !acceptChangedFolder) {
+        // As the engine: the worker finds the change after loading the images.
+        setTimeout(() => {
+          onEvent({ type: 'phase', phase: 'loading_data' });
+          onEvent({
+            type: 'failed',
+            code: 'changed_folder',
+            message: `${run.record.train_dir} changed since this run started: it had ${run.record.images} image files, now ${run.record.images + 1}; resuming would train on different data`,
+          });
+        });
+        return;
+      }
       const total = epochs ?? run.record.config.epochs;
       void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, onEvent);
     },
@@ -301,7 +315,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       if (!run) throw { code: 'not_found', message: `${runDir} is not a run folder (it has no run.json); nothing was changed` };
       if (training?.runDir === runDir) throw { code: 'busy', message: `${runDir} is training; stop it first` };
       runs.delete(runDir);
-      return run.bytes;
+      return { bytes: run.bytes, kept: [] };
     },
     openRun: async (runDir) => {
       const run = runs.get(runDir);

@@ -43,8 +43,8 @@ export const tauriBackend: Backend = {
   listDevices: () => invoke('list_devices'),
   startTraining: (request, onEvent: (event: TrainEvent) => void) =>
     invoke('start_training', { request, events: channel(onEvent) }),
-  resumeTraining: (runDir, epochs, device, onEvent) =>
-    invoke('resume_training', { runDir, epochs, device, events: channel(onEvent) }),
+  resumeTraining: (runDir, epochs, device, acceptChangedFolder, onEvent) =>
+    invoke('resume_training', { runDir, epochs, device, acceptChangedFolder, events: channel(onEvent) }),
   pauseTraining: () => invoke('pause_training'),
   resumePausedTraining: () => invoke('resume_paused_training'),
   stopTraining: () => invoke('stop_training'),

@@ -8,6 +8,7 @@ import type {
   Clustering,
   CollectionInfo,
   CommandError,
+  DeletedRun,
   DeviceChoice,
   Devices,
   Distributions,
@@ -38,12 +39,14 @@ export type {
   CollectionInfo,
   CommandError,
   Compute,
+  DeletedRun,
   DeviceChoice,
   Devices,
   Distributions,
   DuplicateGroup,
   EpochMetrics,
   Exported,
+  Failure,
   FolderCheck,
   FolderFingerprint,
   FolderSummary,
@@ -107,7 +110,12 @@ export interface Backend {
 
   listDevices(): Promise<Devices>;
   startTraining(request: StartTraining, onEvent: (event: TrainEvent) => void): Promise<string>;
-  resumeTraining(runDir: string, epochs: number | null, device: DeviceChoice, onEvent: (event: TrainEvent) => void): Promise<void>;
+  /**
+   * Continues a run from its checkpoint; with `acceptChangedFolder`, on its training folder as it
+   * is now (otherwise a changed folder ends the run with a `failed` event of code
+   * `changed_folder`).
+   */
+  resumeTraining(runDir: string, epochs: number | null, device: DeviceChoice, acceptChangedFolder: boolean, onEvent: (event: TrainEvent) => void): Promise<void>;
   pauseTraining(): Promise<void>;
   resumePausedTraining(): Promise<void>;
   stopTraining(): Promise<void>;
@@ -115,8 +123,11 @@ export interface Backend {
   openRun(runDir: string): Promise<RunInfo>;
   /** Renames a run folder beside where it is; resolves to the run read back from there. */
   renameRun(runDir: string, name: string): Promise<RunInfo>;
-  /** Deletes a run folder (never its images); resolves to the bytes freed. */
-  deleteRun(runDir: string): Promise<number>;
+  /**
+   * Deletes a run's files (never its images, nor anything else in its folder); resolves to the
+   * bytes freed and what the folder also held, left there with it.
+   */
+  deleteRun(runDir: string): Promise<DeletedRun>;
 
   openCollection(model: string, folder: string, device: DeviceChoice, job: string, progress: (p: Progress) => void): Promise<CollectionInfo>;
   neighbors(key: string, index: number, k: number): Promise<Neighbor[]>;

@@ -288,10 +288,17 @@ export class ExportScreen implements Screen {
 
   private async remove(run: RunInfo): Promise<void> {
     try {
-      const freed = await this.context.backend.deleteRun(run.dir);
+      const deleted = await this.context.backend.deleteRun(run.dir);
       this.runs = this.runs.filter((known) => known.dir !== run.dir);
       this.compared.delete(run.dir);
-      this.notices.info(`Deleted ${run.dir} (${mebibytes(freed)} freed).`);
+      const freed = mebibytes(deleted.bytes);
+      if (deleted.kept.length === 0) this.notices.info(`Deleted ${run.dir} (${freed} freed).`);
+      else {
+        // The folder held more than a run writes: those were never Spreadout's to delete.
+        const shown = deleted.kept.slice(0, 5).join(', ');
+        const more = deleted.kept.length > 5 ? ` and ${deleted.kept.length - 5} more` : '';
+        this.notices.info(`Deleted the run's files (${freed} freed). ${run.dir} was kept because it also holds ${shown}${more}, which Spreadout did not write.`);
+      }
       this.fillRuns(this.runs[0]?.dir);
     } catch (error) {
       this.notices.error(`Could not delete ${run.dir}`, error);

@@ -369,7 +369,7 @@ export class TrainScreen implements Screen {
     this.context.go('train');
     try {
       await this.launch(
-        (onEvent) => backend.resumeTraining(run.dir, null, store.shared.device, onEvent),
+        (onEvent) => backend.resumeTraining(run.dir, null, store.shared.device, false, onEvent),
         () => {
           this.notices.clear();
           this.resetLive(run.metrics);
