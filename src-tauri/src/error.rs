@@ -7,7 +7,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct CommandError {
     /// Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
-    /// `canceled`, `forbidden`.
+    /// `canceled`, `forbidden`, `threshold_too_low` (a near-duplicate search found too many pairs).
     pub code: &'static str,
     /// What went wrong and what to do, for a person.
     pub message: String,
@@ -55,6 +55,7 @@ impl From<spreadout::eval::EvalError> for CommandError {
     fn from(error: spreadout::eval::EvalError) -> Self {
         let code = match error {
             spreadout::eval::EvalError::Stopped => "canceled",
+            spreadout::eval::EvalError::TooManyPairs { .. } => "threshold_too_low",
             _ => "eval",
         };
         Self::new(code, error.to_string())

@@ -26,6 +26,8 @@ struct Startup {
     /// Expose the end-to-end test hooks.
     test_hooks: bool,
     /// Where runs are written.
+    #[serde(with = "spreadout::paths")]
+    #[ts(type = "string")]
     runs_root: std::path::PathBuf,
 }
 

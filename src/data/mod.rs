@@ -797,6 +797,29 @@ mod tests {
         assert_eq!(set.labels(), Some(vec![0, 1, 1]));
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn label_folders_whose_names_differ_only_in_bytes_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        // "café" in Latin-1 and "cafè" in Latin-1: both decode lossily to "caf\u{FFFD}".
+        for folder in [b"caf\xe9".as_slice(), b"caf\xe8".as_slice()] {
+            let folder = dir.path().join(std::ffi::OsStr::from_bytes(folder));
+            std::fs::create_dir(&folder).unwrap();
+            ramp(4, 4).save(folder.join("a.png")).unwrap();
+        }
+        let scan = scan(dir.path()).unwrap();
+        assert_eq!(scan.label_names.len(), 2, "{:?}", scan.label_names);
+        let labels: Vec<_> = scan.entries.iter().map(|e| e.label).collect();
+        assert_eq!(labels, [Some(0), Some(1)]);
+        // Each name converts back to its folder's exact bytes.
+        for (entry, label) in scan.entries.iter().zip(labels) {
+            let folder = entry.path.parent().unwrap().file_name().unwrap();
+            let name = crate::paths::from_text(&scan.label_names[label.unwrap()]);
+            assert_eq!(name.as_os_str(), folder);
+        }
+    }
+
     #[test]
     fn no_labels_unless_every_image_is_in_one_of_several_folders() {
         let with_root_image = tempfile::tempdir().unwrap();

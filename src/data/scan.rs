@@ -283,7 +283,9 @@ fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEnt
             let first = parts.next()?;
             // An image directly in the root has nothing after its first component.
             parts.next()?;
-            Some(first.as_os_str().to_string_lossy().into_owned())
+            // The escaped text keeps every byte (a lossy name would merge two folders whose
+            // names differ only in bytes that are not UTF-8).
+            Some(crate::paths::to_text(Path::new(first.as_os_str())).into_owned())
         })
         .collect();
     let unlabeled = |files: Vec<(PathBuf, FileStamp)>| {

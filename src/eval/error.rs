@@ -52,6 +52,16 @@ pub enum EvalError {
         /// Its length.
         right: usize,
     },
+    /// A threshold so low that the pairs above it would fill memory and mean nothing.
+    #[error(
+        "more than {limit} pairs of images are more alike than {threshold:.3}, too many to be near-duplicates: the threshold is too low, raise it"
+    )]
+    TooManyPairs {
+        /// The threshold asked for.
+        threshold: f32,
+        /// Pairs kept at most.
+        limit: usize,
+    },
     /// An input that must contain something is empty.
     #[error("{0} is empty")]
     Empty(&'static str),

@@ -197,6 +197,11 @@ pub fn top_k_on(
 /// Similarities computed per block of rows: `rows × n` floats on the device stay near 256 MB.
 const BLOCK_VALUES: usize = 64 << 20;
 
+/// Pairs [`pairs_above`] keeps per row at most: far more than any folder's near-duplicates
+/// (a photo shot 50 times over is one group of 51), far fewer than a threshold below the
+/// similarity of unrelated images finds (n²/2, billions for 100 000 images).
+pub const PAIRS_PER_ROW: usize = 50;
+
 /// Every pair of rows `(i, j)`, `i < j`, with cosine similarity above `threshold`, ordered by
 /// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
 /// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first,
@@ -204,27 +209,31 @@ const BLOCK_VALUES: usize = 64 << 20;
 /// their scores are summed again in dimension order (the same value the neighbour search gives).
 ///
 /// # Errors
-/// [`EvalError::Empty`] for no rows.
+/// [`EvalError::Empty`] for no rows; [`EvalError::TooManyPairs`] past [`PAIRS_PER_ROW`] × rows,
+/// found before they are read back.
 pub fn pairs_above(
     features: Embeddings,
     threshold: f32,
     device: &Device,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
     let block = (BLOCK_VALUES / features.len().max(1)).clamp(64, 8192);
-    pairs_above_in_blocks(features, threshold, device, block)
+    let limit = PAIRS_PER_ROW * features.len();
+    pairs_above_in_blocks(features, threshold, device, block, limit)
 }
 
-/// [`pairs_above`] with `block` rows per matrix product.
+/// [`pairs_above`] with `block` rows per matrix product and at most `limit` pairs.
 fn pairs_above_in_blocks(
     features: Embeddings,
     threshold: f32,
     device: &Device,
     block: usize,
+    limit: usize,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
     let (n, dim) = (features.len(), features.dim());
     if n == 0 {
         return Err(EvalError::Empty("features"));
     }
+    let too_many = || EvalError::TooManyPairs { threshold, limit };
     let all = Tensor::<2>::from_data(TensorData::new(features.data().to_vec(), [n, dim]), device);
     let transposed = all.clone().transpose();
     let mut pairs = Vec::new();
@@ -235,7 +244,23 @@ fn pairs_above_in_blocks(
             .clone()
             .slice([start..end, 0..dim])
             .matmul(transposed.clone().slice([0..dim, start..n]));
-        let hits: Tensor<2, Int> = scores.greater_elem(threshold).argwhere();
+        let above = scores.greater_elem(threshold);
+        // Counted on the device first: a block's hits are its rows themselves (on the diagonal),
+        // each pair inside its square twice and every other pair once, so at least half of the
+        // rest are new pairs; past the limit, none is read back.
+        let count = above
+            .clone()
+            .int()
+            .sum()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("a count is an integer")[0]
+            .max(0) as usize;
+        if pairs.len() + count.saturating_sub(end - start) / 2 > limit {
+            return Err(too_many());
+        }
+        let hits: Tensor<2, Int> = above.argwhere();
         let hits: Vec<i64> = hits
             .into_data()
             .convert::<i64>()
@@ -250,6 +275,9 @@ fn pairs_above_in_blocks(
                     pairs.push((i, j, score));
                 }
             }
+        }
+        if pairs.len() > limit {
+            return Err(too_many());
         }
     }
     pairs.sort_unstable_by_key(|&(i, j, _)| (i, j));
@@ -454,8 +482,14 @@ mod tests {
         }
         let features = Embeddings::new(&data, dim).unwrap();
         let threshold = 0.6;
-        let fast =
-            pairs_above_in_blocks(features, threshold, &crate::device::cpu().device, 64).unwrap();
+        let fast = pairs_above_in_blocks(
+            features,
+            threshold,
+            &crate::device::cpu().device,
+            64,
+            usize::MAX,
+        )
+        .unwrap();
         let mut slow = Vec::new();
         for i in 0..n {
             for j in i + 1..n {
@@ -477,5 +511,33 @@ mod tests {
                 .all(|(a, b)| (a.2 - b.2).abs() < 1e-5)
         );
         assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
+    }
+
+    #[test]
+    fn a_threshold_too_low_is_refused_instead_of_keeping_every_pair() {
+        let (dim, n) = (16, 300);
+        let data = random_unit_rows(n, dim, 5);
+        let features = Embeddings::new(&data, dim).unwrap();
+        let device = &crate::device::cpu().device;
+        // Below −1 every one of the 44 850 pairs is above: refused, whether the device count
+        // (a block over the limit at once) or the host count (blocks adding up) finds it.
+        for (block, limit) in [(64, 1000), (64, 20_000), (300, 44_849)] {
+            let refused = pairs_above_in_blocks(features, -1.5, device, block, limit).unwrap_err();
+            assert!(
+                matches!(refused, EvalError::TooManyPairs { limit: l, .. } if l == limit),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains("too low"), "{refused}");
+        }
+        let all = pairs_above_in_blocks(features, -1.5, device, 64, 44_850).unwrap();
+        assert_eq!(all.len(), n * (n - 1) / 2, "exactly at the limit is kept");
+        assert_eq!(
+            pairs_above(features, -1.5, device).unwrap_err().to_string(),
+            EvalError::TooManyPairs {
+                threshold: -1.5,
+                limit: PAIRS_PER_ROW * n
+            }
+            .to_string()
+        );
     }
 }

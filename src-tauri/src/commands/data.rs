@@ -12,7 +12,7 @@ use spreadout::demo::{self, DemoSpec};
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{ImageList, Progress, cancellable};
+use super::{ImageList, Progress, UiPath, cancellable};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -32,10 +32,7 @@ pub struct FolderSummary {
 
 /// Lists a folder's images and detects label folders.
 #[tauri::command]
-pub async fn scan_folder(
-    state: State<'_, AppState>,
-    path: PathBuf,
-) -> CommandResult<FolderSummary> {
+pub async fn scan_folder(state: State<'_, AppState>, path: UiPath) -> CommandResult<FolderSummary> {
     let scan = blocking(move || Ok(data::scan(&path)?)).await?;
     state.allow(&scan.root);
     Ok(FolderSummary {
@@ -58,7 +55,7 @@ pub struct FolderCheck {
 #[tauri::command]
 pub async fn check_folder(
     state: State<'_, AppState>,
-    path: PathBuf,
+    path: UiPath,
     image_size: u32,
     job: String,
     progress: Channel<Progress>,
@@ -78,6 +75,8 @@ pub async fn check_folder(
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct CacheSummary {
     /// The cache folder.
+    #[serde(with = "spreadout::paths")]
+    #[ts(type = "string")]
     pub root: PathBuf,
     /// Disk space of the whole cache (folder caches, embeddings, thumbnails).
     pub bytes: u64,
@@ -116,11 +115,11 @@ pub fn cancel_job(state: State<'_, AppState>, job: String) {
 /// The built-in demo data set: six procedural shape classes, generated once into the app's data
 /// folder. Returns its `train` and `test` folders.
 #[tauri::command]
-pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(PathBuf, PathBuf)> {
+pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(UiPath, UiPath)> {
     let root = state.demo_root.clone();
     let folders = blocking(move || Ok(demo::generate(&root, &DemoSpec::default())?)).await?;
     state.allow(&state.demo_root);
-    Ok((folders.train, folders.test))
+    Ok((folders.train.into(), folders.test.into()))
 }
 
 /// One image and two training views of it, as PNG data URLs.
@@ -140,7 +139,7 @@ pub struct ViewPair {
 /// Training views of `paths` with the given operations; `seed` changes the draw.
 #[tauri::command]
 pub async fn augment_preview(
-    paths: Vec<PathBuf>,
+    paths: Vec<UiPath>,
     ops: AugmentOps,
     image_size: u32,
     seed: u64,
@@ -149,8 +148,7 @@ pub async fn augment_preview(
         paths
             .into_iter()
             .enumerate()
-            .map(|(i, path)| {
-                let path = spreadout::paths::resolve(&path);
+            .map(|(i, UiPath(path))| {
                 let image = data::load_image(&path, image_size)?;
                 let views =
                     augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));

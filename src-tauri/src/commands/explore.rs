@@ -1,7 +1,6 @@
 //! Explore screen: embed a folder with a run's model (or one of its snapshots), then query it:
 //! neighbours, distributions, maps, near-duplicates and clusters.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -14,7 +13,7 @@ use spreadout::train::Neighbor;
 use tauri::State;
 use tauri::ipc::Channel;
 
-use super::{ImageList, Progress, cancellable, cancellable_without_progress};
+use super::{ImageList, Progress, UiPath, cancellable, cancellable_without_progress};
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -37,8 +36,8 @@ pub struct CollectionInfo {
 #[tauri::command]
 pub async fn open_collection(
     state: State<'_, AppState>,
-    model: PathBuf,
-    folder: PathBuf,
+    model: UiPath,
+    folder: UiPath,
     device: DeviceChoice,
     job: String,
     progress: Channel<Progress>,
@@ -90,11 +89,10 @@ pub async fn neighbors(
 pub async fn query_file(
     state: State<'_, AppState>,
     key: String,
-    path: PathBuf,
+    path: UiPath,
     k: usize,
 ) -> CommandResult<Vec<Neighbor>> {
     let collection = state.collection(&key)?;
-    let path = spreadout::paths::resolve(&path);
     state.allow(&path);
     blocking(move || Ok(collection.query_file(&path, k)?)).await
 }
@@ -163,8 +161,8 @@ pub async fn save_duplicates(
     key: String,
     threshold: f32,
     format: TableFormat,
-    destination: PathBuf,
-) -> CommandResult<PathBuf> {
+    destination: UiPath,
+) -> CommandResult<UiPath> {
     let collection = state.collection(&key)?;
     blocking(move || {
         let groups = collection.duplicates(threshold)?;
@@ -202,8 +200,8 @@ pub async fn save_clusters(
     state: State<'_, AppState>,
     key: String,
     k: usize,
-    destination: PathBuf,
-) -> CommandResult<PathBuf> {
+    destination: UiPath,
+) -> CommandResult<UiPath> {
     let collection = state.collection(&key)?;
     blocking(move || {
         let clustering = collection.clusters(k, &|| true)?;

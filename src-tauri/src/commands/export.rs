@@ -7,6 +7,7 @@ use serde::Serialize;
 use spreadout::export;
 use tauri::State;
 
+use super::UiPath;
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -14,6 +15,8 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct Exported {
     /// Files written.
+    #[serde(with = "spreadout::paths::list")]
+    #[ts(type = "string[]")]
     pub files: Vec<PathBuf>,
     /// What reading them back found, for a person.
     pub verified: String,
@@ -23,7 +26,7 @@ pub struct Exported {
 /// `destination`, then loads the copy back ([`export::copy_model`]: a failed export leaves an
 /// earlier one intact).
 #[tauri::command]
-pub async fn export_model(model_dir: PathBuf, destination: PathBuf) -> CommandResult<Exported> {
+pub async fn export_model(model_dir: UiPath, destination: UiPath) -> CommandResult<Exported> {
     blocking(move || {
         let verified = export::copy_model(&model_dir, &destination)?;
         Ok(Exported {
@@ -40,7 +43,7 @@ pub async fn export_model(model_dir: PathBuf, destination: PathBuf) -> CommandRe
 pub async fn export_embeddings(
     state: State<'_, AppState>,
     key: String,
-    destination: PathBuf,
+    destination: UiPath,
 ) -> CommandResult<Exported> {
     let collection = state.collection(&key)?;
     blocking(move || {
@@ -61,7 +64,7 @@ pub async fn export_embeddings(
                 "loads back: embeddings {shape:?} with {} file paths",
                 paths.len()
             ),
-            files: vec![destination],
+            files: vec![destination.0],
         })
     })
     .await

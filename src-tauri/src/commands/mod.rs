@@ -8,12 +8,35 @@ pub mod train;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spreadout::data::ImageEntry;
 use tauri::ipc::Channel;
 
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
+
+/// A path crossing the IPC in either direction, as text in which each byte that is not UTF-8 is
+/// escaped (see `spreadout::paths`): commands take and return this instead of a bare `PathBuf`,
+/// whose own serde support fails on such a name going out and would keep its escapes coming in,
+/// so a folder with a Latin-1 name opens, trains and exports like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(transparent)]
+#[ts(type = "string")]
+pub struct UiPath(#[serde(with = "spreadout::paths")] pub PathBuf);
+
+impl std::ops::Deref for UiPath {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<PathBuf> for UiPath {
+    fn from(path: PathBuf) -> Self {
+        Self(path)
+    }
+}
 
 /// Images in row order with their label folders, as the grids show them.
 #[derive(Debug, Serialize, ts_rs::TS)]
@@ -78,4 +101,28 @@ pub async fn cancellable_without_progress<T: Send + 'static>(
     let result = blocking(move || work(&move || !cancel.load(Ordering::SeqCst))).await;
     state.finish_job(job);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_crosses_the_ipc_both_ways_with_its_exact_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/photos/caf\xe9/a.jpg"));
+        let json = serde_json::to_string(&UiPath(path.clone())).unwrap();
+        let back: UiPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.0, path);
+        // What the UI sends to start a run carries its folders the same way.
+        let request: train::StartTraining = serde_json::from_value(serde_json::json!({
+            "config": spreadout::train::TrainConfig::default(),
+            "trainDir": serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            "evalTestDir": null,
+            "device": "cpu",
+        }))
+        .unwrap();
+        assert_eq!(request.train_dir, path);
+    }
 }

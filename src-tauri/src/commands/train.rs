@@ -11,6 +11,7 @@ use spreadout::train::{self, TrainConfig, TrainEvent, TrainRequest};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
 
+use super::UiPath;
 use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
@@ -48,13 +49,18 @@ pub struct StartTraining {
     /// Hyper-parameters.
     pub config: TrainConfig,
     /// Training images.
+    #[serde(with = "spreadout::paths")]
+    #[ts(type = "string")]
     pub train_dir: PathBuf,
     /// Labelled test folder scored each epoch, if any.
+    #[serde(with = "spreadout::paths::option")]
+    #[ts(type = "string | null")]
     pub eval_test_dir: Option<PathBuf>,
     /// Device.
     pub device: DeviceChoice,
     /// Pretrained backbone to start from (safetensors, torchvision names); random when absent.
-    #[serde(default)]
+    #[serde(default, with = "spreadout::paths::option")]
+    #[ts(type = "string | null")]
     pub init_weights: Option<PathBuf>,
 }
 
@@ -65,7 +71,7 @@ pub async fn start_training(
     app: AppHandle,
     request: StartTraining,
     events: Channel<TrainEvent>,
-) -> CommandResult<PathBuf> {
+) -> CommandResult<UiPath> {
     // Off the UI thread: the run folder's name is checked against the disk.
     blocking(move || {
         let state = app.state::<AppState>();
@@ -92,7 +98,7 @@ pub async fn start_training(
             },
             events,
         )?;
-        Ok(out)
+        Ok(out.into())
     })
     .await
 }
@@ -102,7 +108,7 @@ pub async fn start_training(
 #[tauri::command]
 pub async fn resume_training(
     app: AppHandle,
-    run_dir: PathBuf,
+    run_dir: UiPath,
     epochs: Option<usize>,
     device: DeviceChoice,
     accept_changed_folder: Option<bool>,
@@ -111,7 +117,6 @@ pub async fn resume_training(
     // Off the UI thread: the run's record and checkpoint header are read from disk.
     blocking(move || {
         let state = app.state::<AppState>();
-        let run_dir = spreadout::paths::resolve(&run_dir);
         let request = TrainRequest::resume(
             &run_dir,
             train::ResumeOverrides {
@@ -210,7 +215,7 @@ pub async fn list_runs(state: State<'_, AppState>) -> CommandResult<Vec<RunInfo>
 
 /// Reads a run folder chosen by the person (anywhere on disk).
 #[tauri::command]
-pub async fn open_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandResult<RunInfo> {
+pub async fn open_run(state: State<'_, AppState>, run_dir: UiPath) -> CommandResult<RunInfo> {
     let info = blocking(move || Ok(runs::describe(&run_dir)?)).await?;
     state.allow(&info.dir);
     state.allow(&info.record.train_dir);
@@ -221,9 +226,10 @@ pub async fn open_run(state: State<'_, AppState>, run_dir: PathBuf) -> CommandRe
 #[tauri::command]
 pub async fn rename_run(
     state: State<'_, AppState>,
-    run_dir: PathBuf,
+    run_dir: UiPath,
     name: String,
 ) -> CommandResult<RunInfo> {
+    let run_dir = run_dir.0;
     state.ensure_idle(&run_dir)?;
     let info = blocking(move || {
         let renamed = runs::rename(&run_dir, &name)?;
@@ -239,8 +245,9 @@ pub async fn rename_run(
 #[tauri::command]
 pub async fn delete_run(
     state: State<'_, AppState>,
-    run_dir: PathBuf,
+    run_dir: UiPath,
 ) -> CommandResult<runs::DeletedRun> {
+    let run_dir = run_dir.0;
     state.ensure_idle(&run_dir)?;
     blocking(move || Ok(runs::delete(&run_dir)?)).await
 }

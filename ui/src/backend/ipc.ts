@@ -7,7 +7,7 @@
 export type CommandError = { 
 /**
  * Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
- * `canceled`, `forbidden`.
+ * `canceled`, `forbidden`, `threshold_too_low` (a near-duplicate search found too many pairs).
  */
 code: string, 
 /**
@@ -924,7 +924,7 @@ export type Exported = {
 /**
  * Files written.
  */
-files: Array<string>, 
+files: string[], 
 /**
  * What reading them back found, for a person.
  */
