@@ -433,7 +433,8 @@ fn train_remedy(error: &TrainError) -> Option<String> {
             "Pass --accept-changed-folder to continue on the folder as it is now".to_owned()
         }
         TrainError::NonFinite { .. } => {
-            "Lower the learning rate (--lr) or raise --tau, then continue with --resume".to_owned()
+            // A resume keeps the run's own settings, so it would diverge again.
+            "Start a new run with a lower learning rate (--lr) or a higher --tau".to_owned()
         }
         TrainError::ExistingRun(_) => {
             "Pass --resume to continue it, or choose another folder with --out".to_owned()

@@ -253,14 +253,19 @@ pub fn embed_folder(
     let embeddings = match cache.embeddings(&key, set.len(), dim) {
         Some(embeddings) => embeddings,
         None => {
-            let embeddings = embed_images(
+            // The fill is done; asking its callback again at its end before each batch keeps a
+            // cancel (the app's, the CLI's Ctrl-C) honoured during the forward passes too.
+            let keep_going = || progress(set.len(), set.len());
+            let embeddings = embed_images_until(
                 &model.net,
                 &set,
                 size,
                 &model.config.normalization,
                 View::Center,
                 256,
-            )?;
+                &keep_going,
+            )?
+            .ok_or_else(|| DataError::Canceled(dir.to_owned()))?;
             if let Err(error) = cache.keep_embeddings(&key, &embeddings, dim) {
                 // Only a later reopening gets slower.
                 tracing::warn!("{error}");
@@ -481,6 +486,43 @@ mod tests {
                 model,
             }
         );
+    }
+
+    #[test]
+    fn a_cancel_during_the_forward_passes_of_a_folder_is_honoured() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        for i in 0..3 {
+            RgbImage::new(8, 8)
+                .save(images.join(format!("{i}.png")))
+                .unwrap();
+        }
+        let model_config = crate::model::ModelConfig::resnet18(2, 4, 8);
+        let model = export::LoadedModel {
+            net: model_config.init(&Device::flex()),
+            config: export::ExportedConfig {
+                model: model_config,
+                normalization: Normalization::IDENTITY,
+                tau: 0.1,
+                steps: 0,
+            },
+            digest: "test".to_owned(),
+        };
+        let cache = crate::data::PixelCache::at(dir.path().join("cache"));
+        // The fill ends by reporting all done; a Ctrl-C (or the app's Cancel) comes after it,
+        // while the images are embedded.
+        let ends = std::sync::atomic::AtomicUsize::new(0);
+        let progress = |done: usize, total: usize| {
+            done < total || ends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        };
+        let canceled = embed_folder(&model, &images, &cache, &progress);
+        assert!(
+            matches!(canceled, Err(DataError::Canceled(ref folder)) if *folder == images),
+            "{:?}",
+            canceled.err()
+        );
+        assert!(embed_folder(&model, &images, &cache, &|_, _| true).is_ok());
     }
 
     #[test]

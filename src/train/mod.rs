@@ -622,6 +622,9 @@ pub(super) fn load_with_progress(
         for (done, total) in receiver {
             emit(TrainEvent::Loading { done, total });
         }
-        loader.join().expect("image loader thread")
+        // A panic in the loader is re-raised with its own message (the worker reports it).
+        loader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
