@@ -6,8 +6,9 @@ import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
 import { neighborStrip } from '../components/neighbors';
 import { count, duration, eta, percent, rate } from '../format';
-import type { Adapter, DeviceChoice, Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import type { Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
+import { adapterLabel, deviceClass, deviceValue, parseDevice } from './devices';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
@@ -560,39 +561,4 @@ export class TrainScreen implements Screen {
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
     replace(this.probes, summary, ...metrics.probes.map((probe) => neighborStrip(probe.query, probe.neighbors, { thumbnailUrl })));
   }
-}
-
-function parseDevice(value: string): DeviceChoice {
-  if (value === 'auto' || value === 'cpu' || value === 'gpu') return value;
-  return { adapter: Number(value) };
-}
-
-/** The device picker's value for a choice. */
-function deviceValue(device: DeviceChoice): string {
-  return typeof device === 'string' ? device : String(device.adapter);
-}
-
-/** Adapter kinds that train as a GPU does; a software rasteriser is slower than the CPU backend. */
-const GPU_KINDS: readonly Adapter['kind'][] = ['discrete', 'integrated', 'virtual'];
-
-/**
- * Whether `device` trains on a GPU. Automatic is a GPU unless the backend's notice says it falls
- * back to the CPU; without the adapter list (still loading, or failed) it counts as the CPU, whose
- * defaults are the safe ones.
- */
-export function deviceClass(device: DeviceChoice, devices: Devices | null): DeviceClass {
-  if (device === 'cpu' || device === 'gpu') return device;
-  if (device === 'auto') return devices && devices.auto_notice === null ? 'gpu' : 'cpu';
-  const adapter = devices?.adapters.find((a) => a.index === device.adapter);
-  return adapter && GPU_KINDS.includes(adapter.kind) ? 'gpu' : 'cpu';
-}
-
-/** One line per adapter: name, API, kind, and what Burn compiles for it. */
-export function adapterLabel(adapter: Adapter): string {
-  const kind = adapter.kind === 'software' ? 'software rasteriser: very slow' : adapter.kind;
-  const compute = adapter.compute;
-  const fast = compute === null
-    ? 'could not be opened'
-    : `${compute.compiler}, ${compute.matrix_units.length > 0 ? `matrix units ${compute.matrix_units.join(' ')}` : 'no matrix units'}${compute.f16 ? ', f16' : ''}`;
-  return `${adapter.name} (${adapter.api}, ${kind}; ${fast})`;
 }
