@@ -9,6 +9,7 @@ import { count, duration, eta, percent, rate } from '../format';
 import type { Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
 import { adapterLabel, deviceClass, deviceValue, parseDevice } from './devices';
+import { failureMessage } from './failures';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
@@ -535,7 +536,7 @@ export class TrainScreen implements Screen {
         this.setStatus('failed');
         replace(this.status, 'Failed.');
         this.status.dataset.phase = 'failed';
-        this.notices.error('Training stopped', { code: 'train', message: event.message });
+        this.notices.error('Training stopped', { code: 'train', message: failureMessage(event.code, event.message, this.form) });
         break;
     }
   }
