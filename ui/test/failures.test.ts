@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Failure } from '../src/backend';
-import { mountApp, text } from './helpers';
+import type { DeviceChoice, Failure } from '../src/backend';
+import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
 
@@ -37,5 +37,49 @@ describe('a failed run', () => {
     expect(text('.train .notices')).not.toContain('--');
     expect(alerts().find((alert) => alert.includes('(device)'))).toContain('Pick another device, or the CPU, in the Device picker.');
     expect(alerts().find((alert) => alert.includes('(crashed)'))).toContain('Resume the run from the Export screen');
+  });
+});
+
+describe('a resumed run whose training folder changed', () => {
+  /** A run of the mock's changed folders, stopped after its first epoch and resumed on the CPU. */
+  async function resumedOnChangedFolder() {
+    const backend = quickBackend({ folderChanged: true });
+    const resumes: { device: DeviceChoice; accept: boolean }[] = [];
+    const resume = backend.resumeTraining;
+    backend.resumeTraining = (dir, epochs, device, accept, onEvent) => (resumes.push({ device, accept }), resume(dir, epochs, device, accept, onEvent));
+    const app = await mountApp(backend);
+    await startTraining(app, { epochs: 30, batch_size: 10 });
+    await until(() => (app.store.shared.run?.metrics.length ?? 0) >= 1);
+    document.querySelector<HTMLButtonElement>('#stop')!.click();
+    await until(() => app.store.shared.run?.status === 'stopped');
+    app.store.chooseDevice('cpu');
+    const [run] = await backend.listRuns();
+    await app.screens.train.resume(run);
+    await until(() => app.store.shared.run?.status === 'failed');
+    return { app, resumes };
+  }
+
+  it('offers to accept the changed folder, and continues the run on the same device to its end', async () => {
+    const { app, resumes } = await resumedOnChangedFolder();
+    expect(text('.train [role="alert"]')).toContain('changed since this run started');
+    expect(text('#changed-folder')).toContain('new ones start fresh');
+    // A device chosen since then does not move the run.
+    const device = document.querySelector<HTMLSelectElement>('#device')!;
+    device.value = '0';
+    device.dispatchEvent(new Event('change'));
+    document.querySelector<HTMLButtonElement>('#accept-changed-folder')!.click();
+    expect(document.querySelector('#accept-changed-folder')).toBeNull();
+    await until(() => app.store.shared.run?.status === 'finished', 10_000);
+    expect(text('#train-status')).toContain('Finished: 30 epochs');
+    expect(resumes).toEqual([{ device: 'cpu', accept: false }, { device: 'cpu', accept: true }]);
+    expect(document.querySelector('#accept-changed-folder')).toBeNull();
+  });
+
+  it('is no longer offered once another run starts', async () => {
+    const { app } = await resumedOnChangedFolder();
+    expect(document.querySelector('#accept-changed-folder')).not.toBeNull();
+    await app.screens.train.start();
+    expect(document.querySelector('#accept-changed-folder')).toBeNull();
+    await until(() => app.store.shared.run?.status === 'finished', 10_000);
   });
 });

@@ -1,7 +1,9 @@
 // How the app words a failed run: the engine's message says only what happened, and the remedy
 // is each shell's to word in its own terms (here the app's settings, picker and screens, never a
-// command-line flag). The Train screen shows the result.
+// command-line flag), and the offer to continue a run whose training folder changed. The Train
+// screen shows both.
 import type { Failure } from '../backend';
+import { h } from '../dom';
 
 /**
  * What to do about each kind of failure, where the app offers a way. A diverged run is not to be
@@ -28,4 +30,19 @@ export function failureMessage(code: Failure, message: string, form: HTMLElement
     if (label) remedy = `Change “${label}” in the training settings.`;
   }
   return remedy ? `${message.replace(/\.$/, '')}. ${remedy}` : message;
+}
+
+/**
+ * Offers, among `notices`, to continue a run that failed because its training folder changed;
+ * `accept` resumes it on the folder as it is now. The offer goes once used, or with the notices
+ * when another run starts.
+ */
+export function offerChangedFolder(notices: HTMLElement, accept: () => void): void {
+  const offer: HTMLElement = h(
+    'div',
+    { class: 'notice info', id: 'changed-folder' },
+    h('span', {}, 'Accepting continues the run on the folder as it is now: images still there keep what the run learned about them, and new ones start fresh.'),
+    h('button', { class: 'secondary', id: 'accept-changed-folder', onclick: () => (offer.remove(), accept()) }, 'Accept the changed folder and continue'),
+  );
+  notices.append(offer);
 }

@@ -9,7 +9,7 @@ import { count, duration, eta, percent, rate } from '../format';
 import type { Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
 import { adapterLabel, deviceClass, deviceValue, parseDevice } from './devices';
-import { failureMessage } from './failures';
+import { failureMessage, offerChangedFolder } from './failures';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
@@ -101,6 +101,8 @@ export class TrainScreen implements Screen {
   private readonly testDirNote = h('small', { id: 'test-dir' });
   private shownTestDir: string | null = null;
   private running = false;
+  /** Resumes the screen's run on its folder as it is now; null when the run was not resumed. */
+  private continueChanged: (() => void) | null = null;
   private paused = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
@@ -362,19 +364,21 @@ export class TrainScreen implements Screen {
   }
 
   /**
-   * Continues an interrupted run (also offered on the Export screen). The screen becomes the run's
+   * Continues an interrupted run (also offered on the Export screen) on `device`; with
+   * `acceptChangedFolder`, on its training folder as it is now. The screen becomes the run's
    * only once the backend has accepted it: a refusal (another run is training) leaves the live
    * run's charts, settings, Pause and Stop as they were.
    */
-  async resume(run: RunInfo): Promise<void> {
+  async resume(run: RunInfo, device = this.context.store.shared.device, acceptChangedFolder = false): Promise<void> {
     const { backend, store } = this.context;
     this.context.go('train');
     try {
       await this.launch(
-        (onEvent) => backend.resumeTraining(run.dir, null, store.shared.device, false, onEvent),
+        (onEvent) => backend.resumeTraining(run.dir, null, device, acceptChangedFolder, onEvent),
         () => {
           this.notices.clear();
           this.resetLive(run.metrics);
+          this.continueChanged = () => void this.resume(run, device, true);
           store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
           this.setRunning(true);
           replace(this.status, 'Resuming…');
@@ -394,6 +398,7 @@ export class TrainScreen implements Screen {
       return;
     }
     this.notices.clear();
+    this.continueChanged = null;
     this.resetLive([]);
     this.setRunning(true);
     replace(this.status, 'Starting…');
@@ -537,6 +542,7 @@ export class TrainScreen implements Screen {
         replace(this.status, 'Failed.');
         this.status.dataset.phase = 'failed';
         this.notices.error('Training stopped', { code: 'train', message: failureMessage(event.code, event.message, this.form) });
+        if (event.code === 'changed_folder' && this.continueChanged) offerChangedFolder(this.notices.element, this.continueChanged);
         break;
     }
   }
