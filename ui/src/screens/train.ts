@@ -104,6 +104,8 @@ export class TrainScreen implements Screen {
   /** Resumes the screen's run on its folder as it is now; null when the run was not resumed. */
   private continueChanged: (() => void) | null = null;
   private paused = false;
+  /** Set once the app is closing: the run is stopping for it, and no run may start. */
+  private appClosing = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
   constructor(private readonly context: Context) {
@@ -454,9 +456,9 @@ export class TrainScreen implements Screen {
 
   private setRunning(running: boolean): void {
     this.running = running;
-    this.buttons.start.disabled = running;
-    this.buttons.pause.disabled = !running;
-    this.buttons.stop.disabled = !running;
+    this.buttons.start.disabled = running || this.appClosing;
+    this.buttons.pause.disabled = !running || this.appClosing;
+    this.buttons.stop.disabled = !running || this.appClosing;
     this.paused = false;
     this.buttons.pause.textContent = 'Pause';
     // A run keeps the settings it started with: the form shows them until it ends, and then the
@@ -464,6 +466,12 @@ export class TrainScreen implements Screen {
     if (!running) this.context.store.restoreChosen(DEVICE_DEFAULTS[this.deviceClass()]);
     for (const control of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) control.disabled = running;
     this.syncForm();
+  }
+
+  /** The app closes once the run, which its backend has stopped, has saved its checkpoint. */
+  closing(): void {
+    this.appClosing = true;
+    for (const button of Object.values(this.buttons)) button.disabled = true;
   }
 
   private setStatus(status: 'running' | 'paused' | 'finished' | 'stopped' | 'failed'): void {
