@@ -1,13 +1,13 @@
-// How the app words a failed run: the engine's message says only what happened, and the remedy
-// is each shell's to word in its own terms (here the app's settings, picker and screens, never a
-// command-line flag), and the offer to continue a run whose training folder changed. The Train
-// screen shows both.
+// A failed run as the app presents it: the engine's message says only what happened, and the
+// remedy is each shell's to word in its own terms (here the app's settings, picker and screens,
+// never a command-line flag); a run whose training folder changed also gets the offer to continue
+// on the folder as it is now. The Train screen shows both.
 import type { Failure } from '../backend';
 import { h } from '../dom';
 
 /**
- * What to do about each kind of failure, where the app offers a way. A diverged run is not to be
- * resumed with a lower rate: a resume continues with the settings the run started with.
+ * What to do about each kind of failure, where the app offers a way. A lower rate cannot help a
+ * resume of the diverged run: a resume continues with the settings the run started with.
  */
 const REMEDIES: Partial<Record<Failure, string>> = {
   diverged: 'Lower the learning rate (or raise the temperature τ) in the training settings and start a new run; resuming this one would continue with its own settings.',
@@ -42,7 +42,7 @@ export function offerChangedFolder(notices: HTMLElement, accept: () => void): vo
     'div',
     { class: 'notice info', id: 'changed-folder' },
     h('span', {}, 'Accepting continues the run on the folder as it is now: images still there keep what the run learned about them, and new ones start fresh.'),
-    h('button', { class: 'secondary', id: 'accept-changed-folder', onclick: () => (offer.remove(), accept()) }, 'Accept the changed folder and continue'),
+    h('button', { class: 'secondary', id: 'accept-changed-folder', onclick: () => { offer.remove(); accept(); } }, 'Accept the changed folder and continue'),
   );
   notices.append(offer);
 }
