@@ -33,6 +33,7 @@ export class App {
   private readonly tabs: HTMLButtonElement[];
   private readonly panel = h('div', { id: 'screen', role: 'tabpanel' });
   private readonly banner = h('div', { class: 'resume-offers', id: 'resume-offers' });
+  private readonly closingNotice = h('p', { class: 'notice info closing-notice', id: 'closing-notice', role: 'status', hidden: true }, 'Saving the run\'s checkpoint before closing…');
   private current: Screen | null = null;
   private readonly dialogAnswers: string[] = [];
 
@@ -72,9 +73,15 @@ export class App {
       'div',
       { class: 'app' },
       h('header', {}, h('h1', {}, 'Spreadout'), tablist, runBadge),
-      h('div', { class: 'body' }, this.banner, h('main', {}, this.panel)),
+      h('div', { class: 'body' }, this.closingNotice, this.banner, h('main', {}, this.panel)),
       h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
     );
+    // The window stays open until the stopped run has written its checkpoint: the notice says
+    // why, and stays until the window closes.
+    backend.onClosing(() => {
+      this.closingNotice.hidden = false;
+      train.closing();
+    });
     // By the key's place, not its character: on AZERTY layouts the digits need Shift.
     document.addEventListener('keydown', (event) => {
       const n = Number(/^Digit(\d)$/.exec(event.code)?.[1]);

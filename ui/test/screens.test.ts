@@ -327,3 +327,23 @@ describe('Resuming', () => {
     await until(() => second.store.shared.run?.status === 'finished', 10_000);
   });
 });
+
+describe('Closing the app while a run trains', () => {
+  it('says the checkpoint is being saved, and leaves nothing to pause, stop or start meanwhile', async () => {
+    const backend = quickBackend({ stepMs: 2 });
+    const app = await mountApp(backend);
+    const notice = document.querySelector<HTMLElement>('#closing-notice')!;
+    expect(notice.hidden).toBe(true);
+    await startTraining(app, { epochs: 50, batch_size: 2 });
+    await until(() => app.screens.train.loss.points().length > 0);
+    backend.simulateClosing();
+    expect(notice.hidden).toBe(false);
+    expect(notice.textContent).toBe('Saving the run\'s checkpoint before closing…');
+    const button = (id: string) => document.querySelector<HTMLButtonElement>(`#${id}`)!;
+    expect([button('pause').disabled, button('stop').disabled]).toEqual([true, true]);
+    // The backend stopped the run; its end leaves them so, and the notice in place.
+    await until(() => app.store.shared.run?.status === 'stopped');
+    expect([button('start').disabled, button('pause').disabled, button('stop').disabled]).toEqual([true, true, true]);
+    expect(notice.hidden).toBe(false);
+  });
+});

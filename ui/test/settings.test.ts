@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Devices, RunInfo, StartTraining } from '../src/backend';
 import { SETTINGS_KEY } from '../src/store';
-import { deviceClass } from '../src/screens/train';
+import { deviceClass } from '../src/screens/devices';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());

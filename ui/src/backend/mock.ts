@@ -97,8 +97,11 @@ function mockClustering(info: CollectionInfo, k: number): Clustering {
   return { clusters, assignment: info.files.map((_, i) => order.get(clusters.find((c) => c.members.includes(i))!.members[0])!) };
 }
 
-/** The mock, plus what a test does that a person would do with the OS: drop files on the window. */
-export type MockBackend = Backend & { dropFiles(paths: string[]): void };
+/**
+ * The mock, plus what a test does that a person would do with the OS: drop files on the window,
+ * or close it (which, while a run trains, stops the run and tells the UI, as the desktop backend).
+ */
+export type MockBackend = Backend & { dropFiles(paths: string[]): void; simulateClosing(): void };
 
 export function mockBackend(options: MockOptions = {}): MockBackend {
   const perClass = options.perClass ?? 40;
@@ -109,6 +112,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   let cacheBytes = 0;
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
+  const closingListeners = new Set<() => void>();
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** A kept embedding, or the desktop backend's answer for one it has dropped. */
   const loaded = (key: string): CollectionInfo => {
@@ -203,6 +207,12 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       return () => dropHandlers.delete(handler);
     },
     dropFiles: (paths) => dropHandlers.forEach((handler) => handler(paths)),
+    onClosing: (listener) => void closingListeners.add(listener),
+    simulateClosing: () => {
+      if (!training) return;
+      training.stopped = true;
+      closingListeners.forEach((listener) => listener());
+    },
 
     scanFolder: async (path) => summary(path, perClass),
     checkFolder: async (path, _size, job, progress) => {

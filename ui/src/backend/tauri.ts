@@ -1,6 +1,7 @@
 // The desktop backend: Tauri commands, channels, dialogs and the thumbnail protocol. This folder
 // is the only place in the UI that imports @tauri-apps.
 import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import { open, save } from '@tauri-apps/plugin-dialog';
 import type { Backend, Progress, SaveKind, TrainEvent } from './types';
@@ -30,6 +31,8 @@ export const tauriBackend: Backend = {
     getCurrentWebview().onDragDropEvent((event) => {
       if (event.payload.type === 'drop') handler(event.payload.paths);
     }),
+  // The app listens for as long as it runs, so the unsubscribe is not kept.
+  onClosing: (listener) => void listen('closing', () => listener()),
 
   scanFolder: (path) => invoke('scan_folder', { path }),
   checkFolder: (path, imageSize, job, progress: (p: Progress) => void) =>

@@ -98,6 +98,11 @@ export interface Backend {
   thumbnailUrl(path: string): string;
   /** Calls `handler` with the paths of files dropped on the window; returns an unsubscribe. */
   onFileDrop(handler: (paths: string[]) => void): Promise<() => void>;
+  /**
+   * Calls `listener` when the person closes the window or quits while a run trains: the backend
+   * has stopped the run, and closes once its checkpoint is written (or after a minute).
+   */
+  onClosing(listener: () => void): void;
 
   scanFolder(path: string): Promise<FolderSummary>;
   checkFolder(path: string, imageSize: number, job: string, progress: (p: Progress) => void): Promise<FolderCheck>;

@@ -6,8 +6,10 @@ import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
 import { neighborStrip } from '../components/neighbors';
 import { count, duration, eta, percent, rate } from '../format';
-import type { Adapter, DeviceChoice, Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import type { Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
+import { adapterLabel, deviceClass, deviceValue, parseDevice } from './devices';
+import { failureMessage, offerChangedFolder } from './failures';
 import { Notices, type Context, type Screen } from './screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
@@ -99,7 +101,11 @@ export class TrainScreen implements Screen {
   private readonly testDirNote = h('small', { id: 'test-dir' });
   private shownTestDir: string | null = null;
   private running = false;
+  /** Resumes the screen's run on its folder as it is now; null when the run was not resumed. */
+  private continueChanged: (() => void) | null = null;
   private paused = false;
+  /** Set once the app is closing: the run is stopping for it, and no run may start. */
+  private appClosing = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
   constructor(private readonly context: Context) {
@@ -360,19 +366,21 @@ export class TrainScreen implements Screen {
   }
 
   /**
-   * Continues an interrupted run (also offered on the Export screen). The screen becomes the run's
+   * Continues an interrupted run (also offered on the Export screen) on `device`; with
+   * `acceptChangedFolder`, on its training folder as it is now. The screen becomes the run's
    * only once the backend has accepted it: a refusal (another run is training) leaves the live
    * run's charts, settings, Pause and Stop as they were.
    */
-  async resume(run: RunInfo): Promise<void> {
+  async resume(run: RunInfo, device = this.context.store.shared.device, acceptChangedFolder = false): Promise<void> {
     const { backend, store } = this.context;
     this.context.go('train');
     try {
       await this.launch(
-        (onEvent) => backend.resumeTraining(run.dir, null, store.shared.device, false, onEvent),
+        (onEvent) => backend.resumeTraining(run.dir, null, device, acceptChangedFolder, onEvent),
         () => {
           this.notices.clear();
           this.resetLive(run.metrics);
+          this.continueChanged = () => void this.resume(run, device, true);
           store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
           this.setRunning(true);
           replace(this.status, 'Resuming…');
@@ -392,6 +400,7 @@ export class TrainScreen implements Screen {
       return;
     }
     this.notices.clear();
+    this.continueChanged = null;
     this.resetLive([]);
     this.setRunning(true);
     replace(this.status, 'Starting…');
@@ -447,9 +456,9 @@ export class TrainScreen implements Screen {
 
   private setRunning(running: boolean): void {
     this.running = running;
-    this.buttons.start.disabled = running;
-    this.buttons.pause.disabled = !running;
-    this.buttons.stop.disabled = !running;
+    this.buttons.start.disabled = running || this.appClosing;
+    this.buttons.pause.disabled = !running || this.appClosing;
+    this.buttons.stop.disabled = !running || this.appClosing;
     this.paused = false;
     this.buttons.pause.textContent = 'Pause';
     // A run keeps the settings it started with: the form shows them until it ends, and then the
@@ -457,6 +466,12 @@ export class TrainScreen implements Screen {
     if (!running) this.context.store.restoreChosen(DEVICE_DEFAULTS[this.deviceClass()]);
     for (const control of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) control.disabled = running;
     this.syncForm();
+  }
+
+  /** The app closes once the run, which its backend has stopped, has saved its checkpoint. */
+  closing(): void {
+    this.appClosing = true;
+    for (const button of Object.values(this.buttons)) button.disabled = true;
   }
 
   private setStatus(status: 'running' | 'paused' | 'finished' | 'stopped' | 'failed'): void {
@@ -534,7 +549,8 @@ export class TrainScreen implements Screen {
         this.setStatus('failed');
         replace(this.status, 'Failed.');
         this.status.dataset.phase = 'failed';
-        this.notices.error('Training stopped', { code: 'train', message: event.message });
+        this.notices.error('Training stopped', { code: 'train', message: failureMessage(event.code, event.message, this.form) });
+        if (event.code === 'changed_folder' && this.continueChanged) offerChangedFolder(this.notices.element, this.continueChanged);
         break;
     }
   }
@@ -560,39 +576,4 @@ export class TrainScreen implements Screen {
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
     replace(this.probes, summary, ...metrics.probes.map((probe) => neighborStrip(probe.query, probe.neighbors, { thumbnailUrl })));
   }
-}
-
-function parseDevice(value: string): DeviceChoice {
-  if (value === 'auto' || value === 'cpu' || value === 'gpu') return value;
-  return { adapter: Number(value) };
-}
-
-/** The device picker's value for a choice. */
-function deviceValue(device: DeviceChoice): string {
-  return typeof device === 'string' ? device : String(device.adapter);
-}
-
-/** Adapter kinds that train as a GPU does; a software rasteriser is slower than the CPU backend. */
-const GPU_KINDS: readonly Adapter['kind'][] = ['discrete', 'integrated', 'virtual'];
-
-/**
- * Whether `device` trains on a GPU. Automatic is a GPU unless the backend's notice says it falls
- * back to the CPU; without the adapter list (still loading, or failed) it counts as the CPU, whose
- * defaults are the safe ones.
- */
-export function deviceClass(device: DeviceChoice, devices: Devices | null): DeviceClass {
-  if (device === 'cpu' || device === 'gpu') return device;
-  if (device === 'auto') return devices && devices.auto_notice === null ? 'gpu' : 'cpu';
-  const adapter = devices?.adapters.find((a) => a.index === device.adapter);
-  return adapter && GPU_KINDS.includes(adapter.kind) ? 'gpu' : 'cpu';
-}
-
-/** One line per adapter: name, API, kind, and what Burn compiles for it. */
-export function adapterLabel(adapter: Adapter): string {
-  const kind = adapter.kind === 'software' ? 'software rasteriser: very slow' : adapter.kind;
-  const compute = adapter.compute;
-  const fast = compute === null
-    ? 'could not be opened'
-    : `${compute.compiler}, ${compute.matrix_units.length > 0 ? `matrix units ${compute.matrix_units.join(' ')}` : 'no matrix units'}${compute.f16 ? ', f16' : ''}`;
-  return `${adapter.name} (${adapter.api}, ${kind}; ${fast})`;
 }
