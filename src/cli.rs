@@ -481,3 +481,43 @@ fn flag(setting: &str) -> Option<String> {
         .contains(&setting)
         .then(|| format!("--{}", setting.replace('_', "-")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worded(error: impl Into<anyhow::Error>) -> String {
+        with_remedy(error.into()).to_string()
+    }
+
+    #[test]
+    fn the_command_line_words_each_remedy_as_its_own_flag() {
+        let changed = worded(TrainError::FolderChanged {
+            dir: "photos".into(),
+            before: 3,
+            now: 4,
+        });
+        assert!(changed.contains("--accept-changed-folder"), "{changed}");
+        let setting = worded(TrainError::Config {
+            setting: "knn_k",
+            problem: "must be at least 1",
+        });
+        assert!(
+            setting.contains("knn_k") && setting.ends_with("Set it with --knn-k"),
+            "{setting}"
+        );
+        // A setting the command line has no flag for gets no made-up one.
+        let unflagged = worded(TrainError::Config {
+            setting: "knn_sigma",
+            problem: "must be a positive number",
+        });
+        assert!(!unflagged.contains("--"), "{unflagged}");
+        let precision = worded(TrainError::Device(DeviceError::Precision("no f16".into())));
+        assert!(precision.ends_with("Use --precision f32"), "{precision}");
+        // The remedy is found below a context the command added, too.
+        let wrapped = worded(
+            anyhow::Error::new(TrainError::NothingToResume("run".into())).context("resuming run"),
+        );
+        assert!(wrapped.ends_with("Start without --resume"), "{wrapped}");
+    }
+}

@@ -47,12 +47,17 @@ pub fn keep_going() -> bool {
 pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
-            "caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta}",
+            "caching images [{bar:30}] {pos}/{len} · {elapsed_precise} < {eta} {msg}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
     move |done, total| {
+        if done == spreadout::data::WAITING {
+            bar.set_message("waiting for another fill of this folder to finish (Ctrl-C stops)");
+            return !interrupted();
+        }
+        bar.set_message("");
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         if done == total {

@@ -31,7 +31,7 @@ pub struct AppState {
     pub pixel_cache: PixelCache,
     /// The active run's folder and control.
     training: Mutex<Option<(PathBuf, Arc<Control>)>>,
-    collections: Mutex<Vec<(String, Arc<Collection>)>>,
+    collections: Mutex<Recent<Collection>>,
     allowed_roots: RwLock<Vec<PathBuf>>,
     jobs: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -51,7 +51,7 @@ impl AppState {
             test_hooks,
             pixel_cache,
             training: Mutex::new(None),
-            collections: Mutex::new(Vec::new()),
+            collections: Mutex::new(Recent::new(KEPT_COLLECTIONS)),
             allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
             jobs: Mutex::new(HashMap::new()),
         }
@@ -168,14 +168,13 @@ impl AppState {
         }
     }
 
-    /// An embedded collection by key.
+    /// An embedded collection by key; it becomes the most recently used, the last to be dropped
+    /// (the one on screen stays while a comparison opens others).
     pub fn collection(&self, key: &str) -> CommandResult<Arc<Collection>> {
         self.collections
             .lock()
             .expect("lock")
-            .iter()
-            .find(|(stored, _)| stored == key)
-            .map(|(_, collection)| collection.clone())
+            .get(key)
             .ok_or_else(|| {
                 CommandError::new(
                     "not_found",
@@ -184,13 +183,47 @@ impl AppState {
             })
     }
 
-    /// Keeps `collection` under `key`, dropping the oldest beyond [`KEPT_COLLECTIONS`].
+    /// Keeps `collection` under `key`, dropping the least recently used beyond
+    /// [`KEPT_COLLECTIONS`].
     pub fn store_collection(&self, key: String, collection: Arc<Collection>) {
-        let mut collections = self.collections.lock().expect("lock");
-        collections.retain(|(stored, _)| *stored != key);
-        collections.push((key, collection));
-        let excess = collections.len().saturating_sub(KEPT_COLLECTIONS);
-        collections.drain(..excess);
+        self.collections
+            .lock()
+            .expect("lock")
+            .insert(key, collection);
+    }
+}
+
+/// At most `kept` values by key, the least recently used dropped first.
+struct Recent<T> {
+    kept: usize,
+    /// Least recently used first.
+    entries: Vec<(String, Arc<T>)>,
+}
+
+impl<T> Recent<T> {
+    fn new(kept: usize) -> Self {
+        Self {
+            kept,
+            entries: Vec::new(),
+        }
+    }
+
+    /// The value of `key`, now the most recently used.
+    fn get(&mut self, key: &str) -> Option<Arc<T>> {
+        let at = self.entries.iter().position(|(stored, _)| stored == key)?;
+        let used = self.entries.remove(at);
+        let value = used.1.clone();
+        self.entries.push(used);
+        Some(value)
+    }
+
+    /// Keeps `value` under `key` as the most recently used, dropping the least recently used
+    /// beyond `kept`.
+    fn insert(&mut self, key: String, value: Arc<T>) {
+        self.entries.retain(|(stored, _)| *stored != key);
+        self.entries.push((key, value));
+        let excess = self.entries.len().saturating_sub(self.kept);
+        self.entries.drain(..excess);
     }
 }
 
@@ -250,6 +283,21 @@ mod tests {
         state.end_training(&run);
         assert!(state.ensure_idle(&run).is_ok());
         state.begin_training(&run, || ((), Arc::default())).unwrap();
+    }
+
+    #[test]
+    fn the_collection_in_use_is_the_last_to_be_dropped() {
+        let mut kept = Recent::new(3);
+        for key in ["viewed", "b", "c"] {
+            kept.insert(key.to_owned(), Arc::new(key.len()));
+        }
+        // The person works in the first one while a comparison opens two more.
+        assert!(kept.get("viewed").is_some());
+        kept.insert("d".to_owned(), Arc::new(0));
+        kept.insert("e".to_owned(), Arc::new(0));
+        assert!(kept.get("viewed").is_some());
+        assert!(kept.get("b").is_none() && kept.get("c").is_none());
+        assert_eq!(kept.entries.len(), 3);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::augment::{ChannelTotals, Normalization};
-pub use cache::{CachedFolder, PixelCache, cached_side};
+pub use cache::{CachedFolder, PixelCache, WAITING, cached_side};
 pub use scan::{FileStamp, FolderFingerprint, IMAGE_EXTENSIONS, ImageEntry, Scan, scan};
 
 /// Training contrasts every image with the others, so it needs at least two.
@@ -280,8 +280,9 @@ impl ImageSource for ImageSet {
 ///
 /// Files that fail to open or decode, exceed the size limits, or decode to an empty image go to
 /// [`ImageSet::skipped`] with the reason, as do files in formats read nowhere here (HEIC, SVG,
-/// …). `progress(done, total)` is called now and then, last with `done == total`; when it returns
-/// `false` the fill stops (what was decoded stays cached) and the load ends with
+/// …). `progress(done, total)` is called now and then, last with `done == total`, and with
+/// `done ==` [`WAITING`] while another fill of the same folder holds it; when it returns `false`
+/// the fill stops (what was decoded stays cached) and the load ends with
 /// [`DataError::Cancelled`] (100 000 photos take minutes, and a person must be able to change
 /// their mind). Fewer than two usable images is [`DataError::TooFewImages`].
 ///

@@ -619,8 +619,18 @@ pub(super) fn load_with_progress(
             })
         });
         // The loop ends when the loader drops its sender.
+        let mut told = false;
         for (done, total) in receiver {
-            emit(TrainEvent::Loading { done, total });
+            if done != data::WAITING {
+                emit(TrainEvent::Loading { done, total });
+            } else if !std::mem::replace(&mut told, true) {
+                emit(TrainEvent::Warning {
+                    message: format!(
+                        "waiting for another fill of {} to finish (another Spreadout window or command is caching it)",
+                        dir.display()
+                    ),
+                });
+            }
         }
         // A panic in the loader is re-raised with its own message (the worker reports it).
         loader

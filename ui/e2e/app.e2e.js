@@ -1,8 +1,9 @@
 // Drives the real app: open a generated folder (with planted copies), check augmentations, train
 // a tiny model for two epochs, watch the curves and histogram fill, query neighbours in Explore,
 // find the planted copies among the near-duplicates, cluster the folder, draw its UMAP map, export
-// the model and the embeddings, and read both files back. Saves a screenshot of every screen.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// the model and the embeddings, and read both files back; then close the window in the middle of
+// a run, start the app again and resume the run to its end. Saves a screenshot of every screen.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -208,5 +209,44 @@ describe('Spreadout desktop app', () => {
     assert.deepEqual(header.embeddings.shape, [39, 128]);
     assert.equal(JSON.parse(header.__metadata__.paths).length, 39);
     await screenshot('export');
+  });
+
+  it('closes mid-run without losing a step, and the app started again resumes the run to its end', async () => {
+    // Batches of 2 from 39 usable images: 19 steps an epoch.
+    await browser.execute(() => window.spreadoutTest.setConfig({ epochs: 4, batch_size: 2, width: 8, image_size: 32 }));
+    await tab('train');
+    await $('#device').selectByAttribute('value', 'cpu');
+    await $('#start').click();
+    const stepsDone = () => browser.execute(() => Number(document.querySelector('#train-progress')?.value ?? 0));
+    // Inside the second epoch: past the first epoch's checkpoint, long before the timer's.
+    await browser.waitUntil(async () => (await stepsDone()) >= 19 + 3, { timeout: 10 * 60_000, interval: 50, timeoutMsg: 'the run did not reach its second epoch' });
+    const seen = await stepsDone();
+    // The answer may never come: the app may be gone before it could send it.
+    await browser.execute(() => void window.spreadoutTest.closeWindow()).catch(() => {});
+    // The app stops the run, writes its checkpoint and only then closes and exits.
+    await browser.waitUntil(async () => {
+      try {
+        await browser.getWindowHandles();
+        return false;
+      } catch {
+        return true;
+      }
+    }, { timeout: 90_000, interval: 250, timeoutMsg: 'the app did not close' });
+    const runs = join(process.env.SPREADOUT_DATA_DIR, 'runs');
+    const run = readdirSync(runs)
+      .map((name) => join(runs, name))
+      .find((dir) => existsSync(join(dir, 'checkpoint.safetensors')) && JSON.parse(safetensorsHeader(join(dir, 'checkpoint.safetensors')).__metadata__.spreadout_state).config.epochs === 4);
+    assert.ok(run, 'the closed run has a checkpoint');
+    const state = JSON.parse(safetensorsHeader(join(run, 'checkpoint.safetensors')).__metadata__.spreadout_state);
+    assert.ok(state.epochs_completed * 19 + state.steps_into_epoch >= seen, `checkpoint at ${state.epochs_completed} epochs + ${state.steps_into_epoch} steps, ${seen} steps were trained before closing`);
+
+    await browser.reloadSession();
+    await browser.waitUntil(() => browser.execute(() => window.spreadoutTest !== undefined), { timeout: 60_000, timeoutMsg: 'the app did not start again' });
+    const offer = await $('.resume-offer');
+    await expect(offer).toHaveText(expect.stringContaining(`${state.epochs_completed} of 4 epochs done`));
+    await offer.$('button.secondary').click();
+    await browser.waitUntil(async () => (await $('#train-status').getAttribute('data-phase')) === 'finished', { timeout: 10 * 60_000, interval: 1000, timeoutMsg: 'the resumed run did not finish' });
+    await expect($('#train-status')).toHaveText(expect.stringContaining('Finished: 4 epochs'));
+    assert.equal(JSON.parse(safetensorsHeader(join(run, 'checkpoint.safetensors')).__metadata__.spreadout_state).epochs_completed, 4);
   });
 });

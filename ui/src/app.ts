@@ -18,6 +18,8 @@ export interface TestHooks {
   setConfig(change: Partial<TrainConfig>): void;
   /** Answers for the next native dialogs, in order. */
   answerDialogs(answers: string[]): void;
+  /** Closes the window as its close button does. */
+  closeWindow(): Promise<void>;
 }
 
 declare global {
@@ -120,6 +122,7 @@ export class App {
           this.screens.train.syncForm();
         },
         answerDialogs: (answers) => this.dialogAnswers.push(...answers),
+        closeWindow: () => this.backend.closeWindow(),
       };
     }
     await this.offerResume();

@@ -49,7 +49,7 @@ describe('Picking another snapshot while one is embedded', () => {
     const open = backend.openCollection;
     backend.openCollection = (model, folder, device, job, progress) => {
       if (!holding) return open(model, folder, device, job, progress);
-      progress({ done: 1, total: 30 });
+      progress({ done: 1, total: 30, waiting: false });
       return new Promise<void>((resolve) => held.push({ job, answer: resolve })).then(() => open(model, folder, device, job, () => {}));
     };
     await exploring(backend, 2);

@@ -64,7 +64,7 @@ describe('Opening a folder while another is checked', () => {
     const check = backend.checkFolder;
     backend.checkFolder = (path, size, job, progress) => {
       jobs.set(path, job);
-      progress({ done: 1, total: 31 });
+      progress({ done: 1, total: 31, waiting: false });
       return new Promise<void>((resolve) => answer.set(path, resolve)).then(() => check(path, size, `${job}-done`, () => {}));
     };
     const app = await mountApp(backend);
@@ -345,5 +345,30 @@ describe('Closing the app while a run trains', () => {
     await until(() => app.store.shared.run?.status === 'stopped');
     expect([button('start').disabled, button('pause').disabled, button('stop').disabled]).toEqual([true, true, true]);
     expect(notice.hidden).toBe(false);
+  });
+});
+
+describe('A folder another fill is caching', () => {
+  it('says the check waits for it, can be cancelled meanwhile, and goes on once it is done', async () => {
+    const backend = quickBackend();
+    const canceled: string[] = [];
+    const cancel = backend.cancelJob;
+    backend.cancelJob = (job) => (canceled.push(job), cancel(job));
+    let release = () => {};
+    const check = backend.checkFolder;
+    backend.checkFolder = (path, size, job, progress) => {
+      // As the desktop backend while another window or command holds the folder's cache lock.
+      progress({ done: 0, total: 31, waiting: true });
+      return new Promise<void>((resolve) => (release = resolve)).then(() => check(path, size, job, progress));
+    };
+    await mountApp(backend);
+    const opened = window.spreadoutTest!.openFolder('/mock/a', null);
+    await until(() => text('.data .progress-label').includes('Waiting for another fill of this folder'));
+    const cancelButton = document.querySelector<HTMLButtonElement>('.data .progress button')!;
+    expect(cancelButton.hidden).toBe(false);
+    release();
+    await opened;
+    expect(text('.skipped-table')).toContain('broken.jpg');
+    expect(canceled).toEqual([]);
   });
 });

@@ -69,6 +69,20 @@ pub struct Progress {
     pub done: usize,
     /// Items in all.
     pub total: usize,
+    /// Waiting for another fill of the same folder (another window or command) to finish.
+    pub waiting: bool,
+}
+
+impl Progress {
+    /// A library report (`data::WAITING` as `done` while it waits) as the UI draws it.
+    fn of(done: usize, total: usize) -> Self {
+        let waiting = done == spreadout::data::WAITING;
+        Self {
+            done: if waiting { 0 } else { done },
+            total,
+            waiting,
+        }
+    }
 }
 
 /// Runs `work` off the async runtime as the cancellable job `job` (an id chosen by the UI):
@@ -83,7 +97,7 @@ pub async fn cancellable<T: Send + 'static>(
     cancellable_without_progress(state, job, move |keep_going| {
         work(&move |done, total| {
             // A closed window only stops the reports; the job itself decides when to stop.
-            let _ = progress.send(Progress { done, total });
+            let _ = progress.send(Progress::of(done, total));
             keep_going()
         })
     })

@@ -219,6 +219,10 @@ fn cache_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError {
     }
 }
 
+/// What a fill's `progress` hears as `done` while it waits for another fill of the same folder:
+/// no count moves then, and a shell says why (a busy lock looks like a hang otherwise).
+pub const WAITING: usize = usize::MAX;
+
 /// Takes `dir`'s lock (creating the folder), waiting while another fill holds it. The wait polls,
 /// so that `progress` (called with nothing done) can cancel it, and it is announced, so a person
 /// knows why nothing moves.
@@ -251,7 +255,7 @@ fn lock_folder(
             );
             announced = true;
         }
-        if !progress(0, total) {
+        if !progress(WAITING, total) {
             return Err(DataError::Canceled(scan.root.clone()));
         }
         std::thread::sleep(LOCK_POLL);

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use super::DataError;
 use crate::paths::disk_use;
+pub use fill::WAITING;
 pub(crate) use fill::fill;
 use index::Index;
 pub(crate) use store::{Location, Store};
@@ -412,9 +413,9 @@ mod tests {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let calls = std::sync::atomic::AtomicUsize::new(0);
-            // Asked again while it waits, with nothing done; the third time, the person stops it.
+            // Told again and again that it waits; the third time, the person stops it.
             let result = load(&listed, &cache, 8, &|done, _| {
-                assert_eq!(done, 0);
+                assert_eq!(done, WAITING);
                 calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2
             });
             sender.send(result.map(|_| ())).unwrap();

@@ -26,7 +26,11 @@ done: number,
 /**
  * Items in all.
  */
-total: number, };
+total: number, 
+/**
+ * Waiting for another fill of the same folder (another window or command) to finish.
+ */
+waiting: boolean, };
 
 /**
  * What the UI needs to know when it starts.

@@ -113,6 +113,12 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const closingListeners = new Set<() => void>();
+  /** As the desktop backend when the window closes: a run is stopped, then the UI is told. */
+  const closing = () => {
+    if (!training) return;
+    training.stopped = true;
+    closingListeners.forEach((listener) => listener());
+  };
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** A kept embedding, or the desktop backend's answer for one it has dropped. */
   const loaded = (key: string): CollectionInfo => {
@@ -208,17 +214,15 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     },
     dropFiles: (paths) => dropHandlers.forEach((handler) => handler(paths)),
     onClosing: (listener) => void closingListeners.add(listener),
-    simulateClosing: () => {
-      if (!training) return;
-      training.stopped = true;
-      closingListeners.forEach((listener) => listener());
-    },
+    simulateClosing: closing,
+    // A page in a browser cannot close its window; what the app does first is the same.
+    closeWindow: async () => closing(),
 
     scanFolder: async (path) => summary(path, perClass),
     checkFolder: async (path, _size, job, progress) => {
       const total = CLASSES.length * perClass + 1;
       cacheBytes = total * 3 * 48 * 48;
-      progress({ done: total, total });
+      progress({ done: total, total, waiting: false });
       if (canceled.has(job)) throw { code: 'canceled', message: `loading ${path} was cancelled` };
       return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }] };
     },
@@ -338,7 +342,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       const kept = collections.get(key);
       if (kept) return kept;
       const scan = summary(folder, perClass);
-      progress({ done: scan.files.length, total: scan.files.length });
+      progress({ done: scan.files.length, total: scan.files.length, waiting: false });
       const info: CollectionInfo = { key, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [], suggested_clusters: CLASSES.length };
       collections.set(key, info);
       // The oldest opened goes first; opening a kept one again does not make it newer.
@@ -371,7 +375,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       const epochs = method === 'umap' ? 20 : 0;
       for (let epoch = 1; epoch <= epochs; epoch++) {
         if (canceled.delete(job)) throw { code: 'canceled', message: 'stopped before it finished' };
-        progress({ done: epoch, total: epochs });
+        progress({ done: epoch, total: epochs, waiting: false });
         await wait(stepMs > 0 ? 5 : 0);
       }
       const radius = method === 'umap' ? 6 : 3;
@@ -391,7 +395,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     saveDuplicates: async (_key, _threshold, _format, destination) => destination,
     clusterCollection: async (key, k, job, progress) => {
       const info = loaded(key);
-      progress({ done: 0, total: 0 });
+      progress({ done: 0, total: 0, waiting: false });
       if (canceled.delete(job)) throw { code: 'canceled', message: 'stopped before it finished' };
       return mockClustering(info, k);
     },

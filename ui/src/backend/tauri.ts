@@ -3,6 +3,7 @@
 import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
+import { getCurrentWindow } from '@tauri-apps/api/window';
 import { open, save } from '@tauri-apps/plugin-dialog';
 import type { Backend, Progress, SaveKind, TrainEvent } from './types';
 
@@ -33,6 +34,7 @@ export const tauriBackend: Backend = {
     }),
   // The app listens for as long as it runs, so the unsubscribe is not kept.
   onClosing: (listener) => void listen('closing', () => listener()),
+  closeWindow: () => getCurrentWindow().close(),
 
   scanFolder: (path) => invoke('scan_folder', { path }),
   checkFolder: (path, imageSize, job, progress: (p: Progress) => void) =>

@@ -103,6 +103,8 @@ export interface Backend {
    * has stopped the run, and closes once its checkpoint is written (or after a minute).
    */
   onClosing(listener: () => void): void;
+  /** Asks the window to close, as its close button does (a run still writes its checkpoint first). */
+  closeWindow(): Promise<void>;
 
   scanFolder(path: string): Promise<FolderSummary>;
   checkFolder(path: string, imageSize: number, job: string, progress: (p: Progress) => void): Promise<FolderCheck>;

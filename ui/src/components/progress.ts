@@ -34,12 +34,15 @@ export class ProgressBar {
   /**
    * A progress callback for one job. Reports can arrive after the job's result (they travel on
    * their own channel), so a callback goes quiet once the bar is hidden, or once a newer job has
-   * taken the bar over.
+   * taken the bar over. While the job waits for another fill of the same folder (another window
+   * or a command caching it), the bar says so instead of standing still unexplained.
    */
-  reporter(describe: (done: number, total: number) => string): (progress: { done: number; total: number }) => void {
+  reporter(describe: (done: number, total: number) => string): (progress: { done: number; total: number; waiting?: boolean }) => void {
     const generation = ++this.generation;
-    return ({ done, total }) => {
-      if (generation === this.generation) this.show(describe(done, total), done, total);
+    return ({ done, total, waiting }) => {
+      if (generation !== this.generation) return;
+      if (waiting) this.show('Waiting for another fill of this folder to finish (another Spreadout window or command is caching it)…');
+      else this.show(describe(done, total), done, total);
     };
   }
 
