@@ -17,7 +17,9 @@ pub(crate) mod batches;
 pub mod checkpoint;
 mod config;
 mod control;
+
 mod epoch;
+mod error;
 mod evaluation;
 pub mod events;
 mod request;
@@ -25,7 +27,7 @@ mod run_folder;
 pub mod runs;
 pub(crate) mod step;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
@@ -33,9 +35,8 @@ use std::time::Instant;
 
 use crate::augment::Normalization;
 use crate::data::{self, DataError, ImageSet, PixelCache};
-use crate::device::{self, DeviceError, SelectedDevice};
-use crate::eval::EvalError;
-use crate::export::{ExportError, ExportedConfig};
+use crate::device::{self, SelectedDevice};
+use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
@@ -43,104 +44,11 @@ use crate::panics::panic_message;
 pub use config::{TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
+pub use error::TrainError;
 pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
-
-/// Everything that can stop a run.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The images could not be used.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// The requested device is not available.
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    /// A file of the run folder could not be written or read.
-    #[error(transparent)]
-    Files(#[from] ExportError),
-    /// Evaluation inputs were inconsistent.
-    #[error("evaluation: {0}")]
-    Eval(#[from] EvalError),
-    /// A setting is out of range.
-    #[error("invalid setting {setting}: {problem}")]
-    Config {
-        /// The setting's name in the configuration (`knn_k`, `lr`, …), which a shell words as
-        /// its own control (a CLI flag, a field of the app).
-        setting: &'static str,
-        /// What is wrong with it.
-        problem: &'static str,
-    },
-    /// Starting fresh would overwrite a run.
-    #[error(
-        "{} already holds a run ({}); resume it or choose another run folder",
-        .0.display(), checkpoint::CHECKPOINT_FILE
-    )]
-    ExistingRun(PathBuf),
-    /// The run folder is a folder of images the run reads, or above one.
-    #[error(
-        "cannot write the run into {}: it is or holds {}, whose images this run reads. Choose a run folder apart from the images, so that the run's files never mix with them and deleting the run can never touch them",
-        .out.display(), .images.display()
-    )]
-    OutHoldsImages {
-        /// The run folder asked for.
-        out: PathBuf,
-        /// The training or evaluation folder at or inside it.
-        images: PathBuf,
-    },
-    /// `--resume` without a checkpoint.
-    #[error("nothing to resume: {} has no {}; start a new run instead", .0.display(), checkpoint::CHECKPOINT_FILE)]
-    NothingToResume(PathBuf),
-    /// The training folder is not what the run was trained on.
-    #[error(
-        "{} changed since this run started: it had {before} image files, now {now}{}; resuming would train on different data",
-        .dir.display(),
-        if .before == .now { " (same count, but files were replaced, renamed or modified)" } else { "" }
-    )]
-    FolderChanged {
-        /// The training folder.
-        dir: PathBuf,
-        /// Image files when the run was recorded.
-        before: usize,
-        /// Image files now.
-        now: usize,
-    },
-    /// The loss, or the weights about to be saved, became NaN or infinite.
-    #[error(
-        "training diverged at epoch {epoch}, step {step}: the loss or the weights became {loss}; the last good checkpoint is kept"
-    )]
-    NonFinite {
-        /// Epoch (1-based).
-        epoch: usize,
-        /// Step (1-based).
-        step: usize,
-        /// The value.
-        loss: f64,
-    },
-    /// The worker thread panicked.
-    #[error("training crashed: {0}; the last good checkpoint is kept")]
-    Panicked(String),
-}
-
-impl TrainError {
-    /// The kind of failure, for a shell to word its own remedy (a CLI flag, a button).
-    pub fn failure(&self) -> Failure {
-        match self {
-            Self::Data(_) => Failure::Data,
-            Self::Device(_) => Failure::Device,
-            Self::Files(_) => Failure::Files,
-            Self::Eval(_) => Failure::Eval,
-            Self::Config { .. } => Failure::Config,
-            Self::ExistingRun(_) => Failure::ExistingRun,
-            Self::OutHoldsImages { .. } => Failure::OutHoldsImages,
-            Self::NothingToResume(_) => Failure::NothingToResume,
-            Self::FolderChanged { .. } => Failure::ChangedFolder,
-            Self::NonFinite { .. } => Failure::Diverged,
-            Self::Panicked(_) => Failure::Crashed,
-        }
-    }
-}
 
 /// A run on its own worker thread.
 pub struct TrainingHandle {
