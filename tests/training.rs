@@ -1228,23 +1228,23 @@ fn a_pause_writes_a_checkpoint_so_quitting_while_paused_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 3, 12, 2);
     let run = dir.path().join("run");
-    let handle = train::spawn(request(&folders, &run, tiny_config(2, 8)));
-    // Pause once the second step is reported, as the app's Pause button does.
-    let mut paused = false;
-    while !paused {
-        match handle.events.recv().unwrap() {
-            TrainEvent::Step { step: 2, .. } => {
-                handle.control.pause();
-                paused = true;
-            }
-            TrainEvent::Failed { message, .. } => panic!("{message}"),
-            _ => {}
-        }
-    }
+    let control = std::sync::Arc::new(Control::default());
+    let worker = {
+        let (control, request) = (control.clone(), request(&folders, &run, tiny_config(2, 8)));
+        std::thread::spawn(move || {
+            // Paused as the second step is reported, as the app's Pause button does; here on the
+            // worker's own thread, so the pause lands inside the first epoch on a busy machine too.
+            train::run(&request, &control, &mut |event| {
+                if let TrainEvent::Step { step: 2, .. } = event {
+                    control.pause();
+                }
+            })
+        })
+    };
     let waited = std::time::Instant::now();
     while !train::checkpoint::path(&run).exists() {
         assert!(
-            waited.elapsed() < std::time::Duration::from_secs(60),
+            waited.elapsed() < std::time::Duration::from_secs(120),
             "no checkpoint while paused"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -1253,7 +1253,7 @@ fn a_pause_writes_a_checkpoint_so_quitting_while_paused_loses_nothing() {
     assert_eq!(state.epochs_completed, 0);
     assert!(state.steps_into_epoch >= 2, "{}", state.steps_into_epoch);
     // Quitting now (the process ends while paused) leaves exactly this position to resume from.
-    handle.control.cancel();
-    let summary = handle.worker.join().unwrap().unwrap();
+    control.cancel();
+    let summary = worker.join().unwrap().unwrap();
     assert_eq!(summary.steps_into_epoch, state.steps_into_epoch);
 }
