@@ -1,7 +1,10 @@
-//! Smoke test of the GPU path: a tiny network on a wgpu adapter (Mesa's lavapipe on machines
-//! without a GPU) computes the same embeddings and training losses as the CPU backend.
+//! The GPU path on a wgpu adapter (Mesa's lavapipe on machines without a GPU), compared with the
+//! flex CPU backend: a few plain steps; then the production run itself (pixels unpacked on the
+//! device, the step of every method and option, f16, the evaluation's device top-k, the
+//! checkpoint) against the same run on flex; and a checkpoint written on wgpu resumed on both.
 //!
-//! lavapipe compiles kernels slowly (minutes for the first step), so the shapes are tiny.
+//! lavapipe compiles kernels slowly (minutes for the first step), so the shapes are tiny, and the
+//! cases share one binary: the adapter and its compiled kernels are made once.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -85,6 +88,233 @@ fn a_few_steps_on_wgpu_match_the_cpu_backend() {
         assert!(
             (c - g).abs() <= 1e-3 * c.abs().max(1.0),
             "step {step}: cpu loss {c} vs wgpu {g}"
+        );
+    }
+}
+
+/// One small run of `config` on `device` into `out`, on the generated folders `data`.
+fn train_on(
+    device: DeviceChoice,
+    data: &spreadout::demo::DemoFolders,
+    out: &std::path::Path,
+    config: spreadout::train::TrainConfig,
+    resume: bool,
+    stop_after_epoch: Option<usize>,
+) -> spreadout::train::RunSummary {
+    use spreadout::train::{self, Control, TrainRequest};
+    let request = TrainRequest {
+        config,
+        train_dir: data.train.clone(),
+        eval_train_dir: None,
+        eval_test_dir: Some(data.test.clone()),
+        out: out.to_owned(),
+        resume,
+        device,
+        cache_dir: Some(out.with_file_name("image-cache")),
+        accept_changed_folder: false,
+        stop_after_epoch,
+        init_weights: None,
+    };
+    train::run(&request, &Control::default(), &mut |_| {})
+        .unwrap_or_else(|error| panic!("{device:?}: {error}"))
+}
+
+/// The largest difference between the exported weights of two runs, relative to the weight.
+fn weights_apart(a: &std::path::Path, b: &std::path::Path) -> (String, f32) {
+    use spreadout::export::{self, TensorValues};
+    let (a, _) = export::read_tensors(&a.join("model.safetensors")).unwrap();
+    let (b, _) = export::read_tensors(&b.join("model.safetensors")).unwrap();
+    let mut worst = (String::new(), 0.0f32);
+    for (name, tensor) in &a {
+        let (TensorValues::F32(x), TensorValues::F32(y)) = (&tensor.values, &b[name].values) else {
+            continue;
+        };
+        for (p, q) in x.iter().zip(y) {
+            let apart = (p - q).abs() / (1.0 + p.abs());
+            if apart > worst.1 || apart.is_nan() {
+                worst = (name.clone(), apart);
+            }
+        }
+    }
+    worst
+}
+
+/// Two classes of four 16 px images, and two test images each.
+fn small_data(dir: &std::path::Path, seed: u64) -> spreadout::demo::DemoFolders {
+    spreadout::demo::generate(
+        &dir.join("data"),
+        &spreadout::demo::DemoSpec {
+            classes: 2,
+            train_per_class: 4,
+            test_per_class: 2,
+            size: 16,
+            seed,
+        },
+    )
+    .unwrap()
+}
+
+/// One epoch of two steps of 4 images: pixels unpacked on the device, the step, the method's
+/// state, the evaluation's device top-k, the checkpoint and the export all run.
+fn small_config() -> spreadout::train::TrainConfig {
+    spreadout::train::TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        image_size: 16,
+        width: 2,
+        dim: 8,
+        knn_k: 3,
+        recall_k: vec![1, 2],
+        ..spreadout::train::TrainConfig::default()
+    }
+}
+
+#[test]
+fn the_production_run_on_wgpu_matches_flex_for_every_method_and_option() {
+    use spreadout::method::{Method, Positive};
+    use spreadout::train::TrainConfig;
+    let base = small_config();
+    let mut cases: Vec<(&str, TrainConfig, f32)> = Vec::new();
+    for negatives in [
+        NegativeSampling::All,
+        NegativeSampling::HardestHalf,
+        NegativeSampling::EasiestHalf,
+    ] {
+        cases.push((
+            "spreadout",
+            TrainConfig {
+                negatives,
+                ..base.clone()
+            },
+            2e-3,
+        ));
+    }
+    cases.push((
+        "spreadout, nearest positive",
+        TrainConfig {
+            positive: Positive::Nearest,
+            ..base.clone()
+        },
+        2e-3,
+    ));
+    for method in [
+        Method::NpSoftmax,
+        Method::Nce,
+        Method::Exemplar,
+        Method::Triplet,
+        Method::TripletHard,
+    ] {
+        cases.push((
+            method.name(),
+            TrainConfig {
+                method,
+                tau: method.default_tau(),
+                ..base.clone()
+            },
+            2e-3,
+        ));
+    }
+    compare_with_flex(cases);
+}
+
+/// Ignored until the f16 path is fixed: on lavapipe (which offers shader-f16) two f16 steps of
+/// the paper's method end with `layer1.0.conv2.weight` 0.32 away from flex's (the f32 runs of
+/// every method agree within 1e-4), and compiling its kernels takes nearly 4 minutes of CI. Run
+/// with `cargo test --test wgpu_smoke -- --ignored`.
+#[test]
+#[ignore = "f16 on wgpu differs from flex by 0.32 after two steps (issue 18)"]
+fn the_production_run_at_f16_on_wgpu_matches_flex() {
+    use spreadout::model::Precision;
+    let config = spreadout::train::TrainConfig {
+        precision: Precision::F16,
+        ..small_config()
+    };
+    compare_with_flex(vec![("spreadout, f16", config, 5e-2)]);
+}
+
+/// Each case trained on flex (at f32) and on the wgpu adapter from the same seed; fails naming
+/// every case whose weights end further apart than its tolerance.
+fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
+    use spreadout::model::Precision;
+    use spreadout::train::TrainConfig;
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let gpu = DeviceChoice::Adapter(adapter);
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_data(dir.path(), 3);
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    for (i, (name, config, tolerance)) in cases.into_iter().enumerate() {
+        let case = std::time::Instant::now();
+        let flex = dir.path().join(format!("{i}-flex"));
+        let wgpu = dir.path().join(format!("{i}-wgpu"));
+        let flex_config = TrainConfig {
+            precision: Precision::F32,
+            ..config.clone()
+        };
+        train_on(DeviceChoice::Cpu, &data, &flex, flex_config, false, None);
+        train_on(gpu, &data, &wgpu, config, false, None);
+        let (tensor, apart) = weights_apart(&flex, &wgpu);
+        eprintln!(
+            "{name}: weights within {apart:.1e} of flex (largest in {tensor}), {:.0} s",
+            case.elapsed().as_secs_f64()
+        );
+        if !(apart <= tolerance) {
+            failures.push(format!("{name}: {tensor} differs by {apart:e}"));
+        }
+    }
+    eprintln!(
+        "every method and option on wgpu: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn a_checkpoint_written_on_wgpu_resumes_on_flex_and_on_wgpu() {
+    use spreadout::train::TrainConfig;
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_data(dir.path(), 4);
+    let config = TrainConfig {
+        epochs: 2,
+        ..small_config()
+    };
+    let straight = dir.path().join("straight");
+    train_on(
+        DeviceChoice::Cpu,
+        &data,
+        &straight,
+        config.clone(),
+        false,
+        None,
+    );
+    for (name, second) in [
+        ("flex", DeviceChoice::Cpu),
+        ("wgpu", DeviceChoice::Adapter(adapter)),
+    ] {
+        let run = dir.path().join(format!("then-{name}"));
+        // The first epoch on wgpu, the second wherever the run is resumed.
+        train_on(
+            DeviceChoice::Adapter(adapter),
+            &data,
+            &run,
+            config.clone(),
+            false,
+            Some(1),
+        );
+        let summary = train_on(second, &data, &run, config.clone(), true, None);
+        assert_eq!(summary.epochs_completed, 2);
+        let (tensor, apart) = weights_apart(&straight, &run);
+        eprintln!("wgpu then {name}: within {apart:.1e} of flex throughout ({tensor})");
+        assert!(
+            apart <= 2e-3,
+            "wgpu then {name}: {tensor} differs by {apart:e}"
         );
     }
 }
