@@ -76,7 +76,9 @@ for round in $(seq 1 "$rounds"); do
 done
 "$python" - "$results" <<'PY'
 import json, statistics, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+# Training rows only: a Spreadout asked for more rows (data, search) prints them with no width.
+rows = [row for row in map(json.loads, filter(str.strip, open(sys.argv[1])))
+        if row.get("backend") == "pytorch" or row.get("task") == "train"]
 def key(row):
     return (row["width"], row["image_size"], row["batch"])
 ours, theirs = {}, {}

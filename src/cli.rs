@@ -209,14 +209,15 @@ pub struct BenchArgs {
     /// Skip the decode and augment rows.
     #[arg(long)]
     pub no_data: bool,
-    /// Embeddings searched by the neighbour-query row (0 skips it).
-    #[arg(long, alias = "neighbours", default_value_t = 100_000)]
+    /// Embeddings searched by the neighbour-query row, e.g. 100000 (0, the default, skips it:
+    /// the training and data rows come alone unless the others are asked for).
+    #[arg(long, alias = "neighbours", default_value_t = 0)]
     pub neighbors: usize,
-    /// Embeddings searched for near-duplicates by the duplicates row (0 skips it).
-    #[arg(long, default_value_t = 100_000)]
+    /// Embeddings searched for near-duplicates by the duplicates row, e.g. 100000 (0 skips it).
+    #[arg(long, default_value_t = 0)]
     pub duplicates: usize,
-    /// Embeddings laid out by the UMAP map row (0 skips it).
-    #[arg(long, default_value_t = 10_000)]
+    /// Embeddings laid out by the UMAP map row, e.g. 10000 (0 skips it).
+    #[arg(long, default_value_t = 0)]
     pub map: usize,
     /// Skip the training rows.
     #[arg(long)]

@@ -261,7 +261,7 @@ fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
             "{name}: weights within {apart:.1e} of flex (largest in {tensor}), {:.0} s",
             case.elapsed().as_secs_f64()
         );
-        if !(apart <= tolerance) {
+        if apart.is_nan() || apart > tolerance {
             failures.push(format!("{name}: {tensor} differs by {apart:e}"));
         }
     }
