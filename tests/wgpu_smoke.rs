@@ -318,3 +318,54 @@ fn a_checkpoint_written_on_wgpu_resumes_on_flex_and_on_wgpu() {
         );
     }
 }
+
+#[test]
+fn the_device_searches_on_wgpu_find_what_the_host_finds() {
+    use spreadout::eval::{self, Embeddings};
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
+    // 300 unit rows of 16 values, three of them planted copies (pairs far above the rest).
+    let (n, dim) = (300, 16);
+    let mut values: Vec<f32> = (0..n * dim)
+        .map(|i| ((i * 7919 % 1009) as f32 / 504.5) - 1.0)
+        .collect();
+    for (copy, original) in [(10, 3), (299, 150), (151, 150)] {
+        let row = values[original * dim..(original + 1) * dim].to_vec();
+        values[copy * dim..(copy + 1) * dim].copy_from_slice(&row);
+    }
+    for row in values.chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    let features = Embeddings::new(&values, dim).unwrap();
+    let queries = Embeddings::new(&values[..40 * dim], dim).unwrap();
+
+    // The evaluation's kNN and Explore's neighbours: top-k on the device.
+    let host = eval::top_k(queries, features, 7, false).unwrap();
+    let device = eval::top_k_on(&gpu.device, queries, features, 7, &|| true).unwrap();
+    for (q, (h, d)) in host.iter().zip(&device).enumerate() {
+        let ids = |hits: &Vec<(usize, f32)>| hits.iter().map(|hit| hit.0).collect::<Vec<_>>();
+        assert_eq!(ids(h), ids(d), "query {q}");
+        for (a, b) in h.iter().zip(d) {
+            assert!((a.1 - b.1).abs() < 1e-5, "query {q}: {} vs {}", a.1, b.1);
+        }
+    }
+
+    // Near-duplicates: the pairs above a threshold, found by `argwhere` on the device.
+    let threshold = 0.9;
+    let on_wgpu = eval::pairs_above(features, threshold, &gpu.device).unwrap();
+    let on_flex = eval::pairs_above(features, threshold, &burn::tensor::Device::flex()).unwrap();
+    let pairs =
+        |found: &[(usize, usize, f32)]| found.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
+    assert_eq!(pairs(&on_wgpu), pairs(&on_flex));
+    for planted in [(3, 10), (150, 151), (150, 299), (151, 299)] {
+        assert!(
+            pairs(&on_wgpu).contains(&planted),
+            "{planted:?} in {:?}",
+            pairs(&on_wgpu)
+        );
+    }
+}

@@ -138,8 +138,19 @@ pub fn nearest(
     Ok(top_k_skipping(query, base, k, &[skip])?.remove(0))
 }
 
-/// Queries scored per similarity matrix on the device: 1024 × 50 000 floats is 200 MB.
-const DEVICE_QUERY_CHUNK: usize = 1024;
+/// Similarities on the device per block of rows: 16 Mi values, 64 MiB of f32. Every adapter binds
+/// storage buffers of 128 MiB (WebGPU's guaranteed minimum of `max_storage_buffer_binding_size`;
+/// lavapipe and many GPUs stop there), and a block of scores, its comparison mask (32-bit bools on
+/// wgpu) and whatever the backend derives from them must each fit: a 256 MiB block made the
+/// 100 000-embedding duplicate search fail on lavapipe ("can't allocate buffer of size:
+/// 268400000").
+const DEVICE_BLOCK_VALUES: usize = 16 << 20;
+
+/// Rows of a device block whose rows are `columns` long: within [`DEVICE_BLOCK_VALUES`], at least
+/// one, at most `most`.
+fn rows_per_block(columns: usize, most: usize) -> usize {
+    (DEVICE_BLOCK_VALUES / columns.max(1)).clamp(1, most)
+}
 
 /// [`top_k`] on `device`: a matrix product and a top-k per chunk of queries, and only the `k`
 /// winners come back; for the tens of thousands of queries an epoch's kNN asks, which would keep
@@ -163,11 +174,12 @@ pub fn top_k_on(
     };
     let base_t = upload(0..base.len(), base).transpose();
     let mut found = Vec::with_capacity(queries.len());
-    for start in (0..queries.len()).step_by(DEVICE_QUERY_CHUNK) {
+    let chunk = rows_per_block(base.len(), 1024);
+    for start in (0..queries.len()).step_by(chunk) {
         if !keep_going() {
             return Err(EvalError::Stopped);
         }
-        let rows = start..(start + DEVICE_QUERY_CHUNK).min(queries.len());
+        let rows = start..(start + chunk).min(queries.len());
         let (scores, indices) = upload(rows.clone(), queries)
             .matmul(base_t.clone())
             .topk_with_indices(k, 1);
@@ -194,9 +206,6 @@ pub fn top_k_on(
     Ok(found)
 }
 
-/// Similarities computed per block of rows: `rows × n` floats on the device stay near 256 MB.
-const BLOCK_VALUES: usize = 64 << 20;
-
 /// Pairs [`pairs_above`] keeps per row at most: far more than any folder's near-duplicates
 /// (a photo shot 50 times over is one group of 51), far fewer than a threshold below the
 /// similarity of unrelated images finds (n²/2, billions for 100 000 images).
@@ -216,7 +225,7 @@ pub fn pairs_above(
     threshold: f32,
     device: &Device,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    let block = (BLOCK_VALUES / features.len().max(1)).clamp(64, 8192);
+    let block = rows_per_block(features.len(), 8192);
     let limit = PAIRS_PER_ROW * features.len();
     pairs_above_in_blocks(features, threshold, device, block, limit)
 }
@@ -511,6 +520,20 @@ mod tests {
                 .all(|(a, b)| (a.2 - b.2).abs() < 1e-5)
         );
         assert!(key(&fast).contains(&(3, 10)) && key(&fast).contains(&(150, 299)));
+    }
+
+    #[test]
+    fn a_device_block_fits_every_adapters_buffer_limit() {
+        // WebGPU's guaranteed max_storage_buffer_binding_size: 128 MiB; blocks keep to half.
+        for columns in [1, 300, 50_000, 100_000, 1_000_000, 20_000_000] {
+            let rows = rows_per_block(columns, 8192);
+            assert!(rows >= 1);
+            assert!(
+                rows == 1 || rows * columns * 4 <= 64 << 20,
+                "{rows} rows of {columns}"
+            );
+        }
+        assert_eq!(rows_per_block(300, 1024), 1024);
     }
 
     #[test]
