@@ -71,6 +71,60 @@ pub struct BenchRow {
     pub seconds: f64,
     /// Share of step time the device waited for its input (training rows).
     pub data_wait_fraction: Option<f64>,
+    /// What a step costs the host and asks of the device (training rows).
+    #[serde(flatten)]
+    pub budget: Option<StepBudget>,
+}
+
+/// What one training step costs the host and asks of the device, averaged over the timed steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepBudget {
+    /// Kernel launches, counted by CubeCL's launch observer; absent on the flex CPU backend,
+    /// whose kernels are native Rust.
+    pub launches_per_step: Option<f64>,
+    /// Times the training thread waited for data from the device.
+    pub blocking_reads_per_step: f64,
+    /// Milliseconds the training thread spent recording a step (building its work).
+    pub host_ms_per_step: f64,
+    /// Launches per step by kernel name, most first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub launches: Vec<(String, f64)>,
+}
+
+/// Kernel launches by name while installed: CubeCL calls it on the thread that issues each launch,
+/// before the launch reaches the device.
+#[derive(Default)]
+struct LaunchCounts(std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>);
+
+impl cubecl::logging::LaunchObserver for LaunchCounts {
+    fn launched(&self, kernel: &'static str) {
+        *self.0.lock().expect("lock").entry(kernel).or_default() += 1;
+    }
+}
+
+/// A kernel's type name without its module paths (`KernelBinop<MulOp>`), generic arguments cut
+/// at 80 characters: CubeCL names a matmul with a dozen nested generic types.
+fn kernel_name(full: &str) -> String {
+    let mut name = String::with_capacity(full.len());
+    let mut word = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+        } else if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            name.push_str(&word);
+            word.clear();
+            name.push(c);
+        }
+    }
+    name.push_str(&word);
+    match name.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name,
+    }
 }
 
 /// One training configuration to time.
@@ -140,6 +194,7 @@ pub fn training(
     let control = Control::default();
     let mut steps_done = 0;
     let mut timed = None;
+    let launches = std::sync::Arc::new(LaunchCounts::default());
     // Two epochs over two sets of random images: the first as long as the warm-up, the second
     // as long as the timed part.
     for (epoch, count) in [warmup, steps.max(1)].into_iter().enumerate() {
@@ -149,6 +204,9 @@ pub fn training(
         let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
         let normalization = set.normalization();
         let runner = EpochRunner::new(&config, &set, normalization, &autodiff, false);
+        // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
+        let watching = (epoch == 1 && device.is_wgpu)
+            .then(|| cubecl::logging::LaunchObservation::new(launches.clone()));
         let trained = runner
             .train_epoch(
                 EpochStart {
@@ -166,11 +224,28 @@ pub fn training(
             )?
             .trained()
             .expect("a benchmark is never cancelled");
+        drop(watching);
         net = trained.net;
         steps_done = trained.steps;
-        timed = Some((count, trained.seconds, trained.data_wait_fraction));
+        let per_step = |value: f64| value / count as f64;
+        // Kernels whose short names agree are one line.
+        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
+        for (&kernel, &launched) in launches.0.lock().expect("lock").iter() {
+            *by_name.entry(kernel_name(kernel)).or_default() += per_step(launched as f64);
+        }
+        let mut by_kernel: Vec<(String, f64)> = by_name.into_iter().collect();
+        by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let budget = StepBudget {
+            launches_per_step: device
+                .is_wgpu
+                .then(|| by_kernel.iter().map(|(_, launched)| launched).sum()),
+            blocking_reads_per_step: per_step(trained.blocking_reads as f64),
+            host_ms_per_step: per_step(1000.0 * trained.record_seconds),
+            launches: by_kernel,
+        };
+        timed = Some((count, trained.seconds, trained.data_wait_fraction, budget));
     }
-    let (count, seconds, wait) = timed.expect("at least one timed step");
+    let (count, seconds, wait, budget) = timed.expect("at least one timed step");
     let per_step = seconds / count as f64;
     let stem = match Stem::for_image_size(case.image_size) {
         Stem::Cifar => "CIFAR stem",
@@ -192,6 +267,7 @@ pub fn training(
         images_per_sec: (2 * case.batch_size) as f64 / per_step,
         seconds: per_step,
         data_wait_fraction: Some(wait),
+        budget: Some(budget),
     })
 }
 
@@ -281,6 +357,7 @@ pub fn data_pipeline(
             images_per_sec: count as f64 / seconds,
             seconds,
             data_wait_fraction: None,
+            budget: None,
         };
         rows.push(row(
             "decode",
@@ -324,6 +401,7 @@ fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
         images_per_sec: rows as f64 / seconds,
         seconds,
         data_wait_fraction: None,
+        budget: None,
     }
 }
 
@@ -426,6 +504,20 @@ fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_names_lose_their_module_paths() {
+        assert_eq!(
+            kernel_name(
+                "burn_cubecl::kernel::binary::kernel_binop::KernelBinop<burn_cubecl::kernel::binary::MulOp>"
+            ),
+            "KernelBinop<MulOp>"
+        );
+        assert_eq!(kernel_name("a::B"), "B");
+        let long = kernel_name(&format!("m::Entry<{}>", "x::Arg, ".repeat(40)));
+        assert_eq!(long.chars().count(), 81);
+        assert!(long.starts_with("Entry<Arg, Arg") && long.ends_with('…'));
+    }
 
     #[test]
     fn a_training_row_times_real_steps_on_the_cpu() {

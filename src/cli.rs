@@ -222,6 +222,9 @@ pub struct BenchArgs {
     /// Skip the training rows.
     #[arg(long)]
     pub no_train: bool,
+    /// After each training row, its kernel launches per step by kernel name.
+    #[arg(long)]
+    pub launches: bool,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -369,3 +369,74 @@ fn the_device_searches_on_wgpu_find_what_the_host_finds() {
         );
     }
 }
+
+#[test]
+fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
+    use spreadout::bench::{self, TrainingCase};
+    use spreadout::model::Precision;
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
+    let case = TrainingCase {
+        width: 2,
+        batch_size: 4,
+        image_size: 16,
+        precision: Precision::F32,
+    };
+    let row = bench::training(&gpu, case, 1, 3).unwrap();
+    let budget = row.budget.expect("a training row has a step budget");
+    let launches = budget
+        .launches_per_step
+        .expect("CubeCL's launches are counted");
+    eprintln!(
+        "{}: {launches:.0} launches, {:.3} blocking reads, {:.1} host ms per step",
+        row.detail, budget.blocking_reads_per_step, budget.host_ms_per_step
+    );
+    for (kernel, per_step) in &budget.launches {
+        eprintln!("  {per_step:6.1} × {kernel}");
+    }
+    // A ResNet-18 step launches hundreds of kernels (forward, backward, update).
+    assert!(launches > 100.0, "{launches}");
+    let summed: f64 = budget.launches.iter().map(|(_, n)| n).sum();
+    assert!((summed - launches).abs() < 1e-9);
+    assert!(budget.blocking_reads_per_step > 0.0 && budget.host_ms_per_step > 0.0);
+}
+
+#[test]
+fn half_precision_convolutions_on_wgpu_stay_close_to_f32() {
+    use spreadout::model::Precision;
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
+    if !gpu.device.supports_dtype(burn::tensor::FloatDType::F16) {
+        panic!("{} offers no shader-f16, which lavapipe does", gpu.name);
+    }
+    let (rows, size) = (8, 16);
+    let values: Vec<f32> = (0..rows * 3 * size * size)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let net = ModelConfig::resnet18(2, 8, size as u32).init_seeded(&gpu.device, 7);
+    let images =
+        Tensor::<4>::from_data(TensorData::new(values, [rows, 3, size, size]), &gpu.device);
+    let at = |precision| -> Vec<f32> {
+        net.forward_at(images.clone(), precision)
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    };
+    let (full, half) = (at(Precision::F32), at(Precision::F16));
+    let worst = full
+        .iter()
+        .zip(&half)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "f16 forward on {}: embeddings within {worst:e} of f32",
+        gpu.name
+    );
+    assert!(worst < 2e-2, "f16 embeddings differ from f32 by {worst}");
+}

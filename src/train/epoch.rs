@@ -91,6 +91,10 @@ pub(crate) struct TrainedEpoch {
     /// Seconds from the epoch's start to its last loss read.
     pub(crate) seconds: f64,
     pub(crate) data_wait_fraction: f64,
+    /// Seconds this thread spent recording the steps (building their work for the device).
+    pub(crate) record_seconds: f64,
+    /// Times this thread waited for the device's data (the loss reads).
+    pub(crate) blocking_reads: usize,
 }
 
 /// A recorded step whose loss has not been read yet.
@@ -255,8 +259,11 @@ impl<'a> EpochRunner<'a> {
             let recorded = std::cell::Cell::new(first_step);
             let mut last_read = epoch_start;
             let mut rate = 0.0;
+            let mut blocking_reads = 0;
+            let mut record_seconds = 0.0;
             let mut report = |done: PendingLoss, emit: &mut dyn FnMut(TrainEvent)| {
                 let loss = crate::method::scalar(done.loss);
+                blocking_reads += 1;
                 if !loss.is_finite() {
                     return Err(TrainError::NonFinite {
                         epoch: epoch + 1,
@@ -344,6 +351,7 @@ impl<'a> EpochRunner<'a> {
                         steps as f64 / self.total_steps as f64,
                     )
                     .min(self.lr_cap);
+                let recording = Instant::now();
                 let (next, loss) = self.device_step.record(
                     net,
                     sgd,
@@ -353,6 +361,7 @@ impl<'a> EpochRunner<'a> {
                     &plan[step],
                     step::StepPosition { epoch, step },
                 );
+                record_seconds += recording.elapsed().as_secs_f64();
                 net = next;
                 steps += 1;
                 recorded.set(step + 1);
@@ -373,6 +382,8 @@ impl<'a> EpochRunner<'a> {
                 images_per_sec: rate,
                 seconds: train_seconds,
                 data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
+                record_seconds,
+                blocking_reads,
             })))
         })
     }
