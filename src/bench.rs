@@ -86,6 +86,8 @@ pub struct StepBudget {
     pub blocking_reads_per_step: f64,
     /// Milliseconds the training thread spent recording a step (building its work).
     pub host_ms_per_step: f64,
+    /// Bytes uploaded to the device per step: the pixels and what else the step sends.
+    pub upload_bytes_per_step: f64,
     /// Launches per step by kernel name, most first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub launches: Vec<(String, f64)>,
@@ -241,6 +243,7 @@ pub fn training(
                 .then(|| by_kernel.iter().map(|(_, launched)| launched).sum()),
             blocking_reads_per_step: per_step(trained.blocking_reads as f64),
             host_ms_per_step: per_step(1000.0 * trained.record_seconds),
+            upload_bytes_per_step: per_step(trained.uploaded_bytes as f64),
             launches: by_kernel,
         };
         timed = Some((count, trained.seconds, trained.data_wait_fraction, budget));
@@ -504,6 +507,29 @@ fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steps_uploads_are_its_pixels_and_the_normalization() {
+        let case = TrainingCase {
+            width: 2,
+            batch_size: 4,
+            image_size: 16,
+            precision: Precision::F32,
+        };
+        let row = training(&device::cpu(), case, 0, 2).unwrap();
+        let budget = row.budget.unwrap();
+        // Two 8-bit views of 4 images of 3 × 16 × 16, and the two 3-value f32 constants of the
+        // normalisation.
+        assert_eq!(
+            budget.upload_bytes_per_step,
+            (2 * 4 * 3 * 16 * 16 + 2 * 3 * 4) as f64
+        );
+        assert_eq!(budget.blocking_reads_per_step, 1.0);
+        assert_eq!(
+            budget.launches_per_step, None,
+            "flex launches no CubeCL kernels"
+        );
+    }
 
     #[test]
     fn kernel_names_lose_their_module_paths() {

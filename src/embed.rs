@@ -102,7 +102,10 @@ impl PixelBatch {
             *word = i32::from_le(*word);
         }
         let word_count = words.len();
-        let packed = Tensor::<1, Int>::from_data(TensorData::new(words, [word_count]), device);
+        let packed = Tensor::<1, Int>::from_data(
+            crate::uploads::counted(TensorData::new(words, [word_count])),
+            device,
+        );
         // An arithmetic shift sign-extends the top byte; the mask keeps the eight bits wanted.
         let planes: Vec<Tensor<1, Int>> = (0..4)
             .map(|k| {
@@ -125,7 +128,10 @@ impl PixelBatch {
             .map(|c| -normalization.mean[c] / normalization.std[c])
             .collect();
         let channel = |values: Vec<f32>| {
-            Tensor::<4>::from_data(TensorData::new(values, [1, 3, 1, 1]), device)
+            Tensor::<4>::from_data(
+                crate::uploads::counted(TensorData::new(values, [1, 3, 1, 1])),
+                device,
+            )
         };
         pixels * channel(scale) + channel(shift)
     }

@@ -28,3 +28,4 @@ pub mod resample;
 pub mod rng;
 pub mod score;
 pub mod train;
+mod uploads;

@@ -93,34 +93,36 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             let wait = row
                 .data_wait_fraction
                 .map_or_else(String::new, |w| format!("{:.1} %", 100.0 * w));
-            let (launches, reads, host) = row.budget.as_ref().map_or_else(
-                || (String::new(), String::new(), String::new()),
+            let budget = row.budget.as_ref().map_or_else(
+                || " | | | ".to_owned(),
                 |budget| {
-                    (
+                    format!(
+                        "{} | {:.3} | {:.1} | {:.1}",
                         budget
                             .launches_per_step
                             .map_or_else(|| "native".to_owned(), |n| format!("{n:.0}")),
-                        format!("{:.3}", budget.blocking_reads_per_step),
-                        format!("{:.1}", budget.host_ms_per_step),
+                        budget.blocking_reads_per_step,
+                        budget.host_ms_per_step,
+                        budget.upload_bytes_per_step / 1024.0
                     )
                 },
             );
             println!(
-                "| {} | {} | {} | {:.1} | {:.4} | {wait} | {launches} | {reads} | {host} |",
+                "| {} | {} | {} | {:.1} | {:.4} | {wait} | {budget} |",
                 row.detail, row.device, row.compiler, row.images_per_sec, row.seconds
             );
             if let Some(budget) = row.budget.as_ref().filter(|_| args.launches) {
                 for (kernel, per_step) in &budget.launches {
-                    println!("|   {per_step:.1} × {kernel} | | | | | | | | |");
+                    println!("|   {per_step:.1} × {kernel} | | | | | | | | | |");
                 }
             }
         }
     };
     if !args.json {
         println!(
-            "| task | device | compiler | images/s | seconds | data wait | launches/step | blocking reads/step | host ms/step |"
+            "| task | device | compiler | images/s | seconds | data wait | launches/step | blocking reads/step | host ms/step | upload KiB/step |"
         );
-        println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     }
     if !args.no_train {
         for selected in bench::devices(args.device, args.include_software)? {

@@ -402,6 +402,8 @@ fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
     let summed: f64 = budget.launches.iter().map(|(_, n)| n).sum();
     assert!((summed - launches).abs() < 1e-9);
     assert!(budget.blocking_reads_per_step > 0.0 && budget.host_ms_per_step > 0.0);
+    // At least the two 8-bit views of the batch.
+    assert!(budget.upload_bytes_per_step >= (2 * 4 * 3 * 16 * 16) as f64);
 }
 
 #[test]

@@ -172,7 +172,10 @@ pub fn nce_candidates(
         values.push(target as i64);
         values.extend((0..noise).map(|_| rng.random_range(0..instances) as i64));
     }
-    Tensor::from_data(TensorData::new(values, [targets.len(), noise + 1]), device)
+    Tensor::from_data(
+        crate::uploads::counted(TensorData::new(values, [targets.len(), noise + 1])),
+        device,
+    )
 }
 
 /// NCE's loss for `features` against the memory rows `candidates` (column 0 the positive), with

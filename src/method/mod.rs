@@ -192,7 +192,10 @@ impl MethodState {
 /// The instance indices of a batch as a device tensor.
 pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
     let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-    Tensor::from_data(TensorData::new(values, [indices.len()]), device)
+    Tensor::from_data(
+        crate::uploads::counted(TensorData::new(values, [indices.len()])),
+        device,
+    )
 }
 
 /// A one-element f32 tensor's value as f64, waiting for the device: a step's loss, NCE's Z.

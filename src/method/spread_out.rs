@@ -168,7 +168,10 @@ pub fn nearest_positive_rows(rows: usize, seed: u64, device: &Device) -> Tensor<
     let values: Vec<f32> = (0..rows)
         .map(|_| f32::from(u8::from(rand::Rng::random_bool(&mut rng, 0.5))))
         .collect();
-    Tensor::from_data(TensorData::new(values, [rows, 1]), device)
+    Tensor::from_data(
+        crate::uploads::counted(TensorData::new(values, [rows, 1])),
+        device,
+    )
 }
 
 /// `f_i · f_jᵀ / τ` with the right-hand factor detached, as in the paper's released code.

@@ -95,6 +95,8 @@ pub(crate) struct TrainedEpoch {
     pub(crate) record_seconds: f64,
     /// Times this thread waited for the device's data (the loss reads).
     pub(crate) blocking_reads: usize,
+    /// Bytes this thread uploaded to the device for the steps (see `crate::uploads`).
+    pub(crate) uploaded_bytes: u64,
 }
 
 /// A recorded step whose loss has not been read yet.
@@ -261,6 +263,7 @@ impl<'a> EpochRunner<'a> {
             let mut rate = 0.0;
             let mut blocking_reads = 0;
             let mut record_seconds = 0.0;
+            let uploaded_before = crate::uploads::uploaded();
             let mut report = |done: PendingLoss, emit: &mut dyn FnMut(TrainEvent)| {
                 let loss = crate::method::scalar(done.loss);
                 blocking_reads += 1;
@@ -384,6 +387,7 @@ impl<'a> EpochRunner<'a> {
                 data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
                 record_seconds,
                 blocking_reads,
+                uploaded_bytes: crate::uploads::uploaded() - uploaded_before,
             })))
         })
     }
