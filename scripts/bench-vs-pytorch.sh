@@ -90,9 +90,13 @@ for row in rows:
 median = lambda group: statistics.median(r["images_per_sec"] for r in group)
 # PyTorch's default fp32 step is the anchor: TF32 convolutions on CUDA, plain fp32 on the CPU.
 anchor_mode = "default" if any(k[3] == "default" for k in theirs) else "fp32"
-print("| configuration | Spreadout device | compiler | Spreadout img/s | data wait | PyTorch img/s (anchor) | ratio |")
-print("|---|---|---|---:|---:|---:|---:|")
+print("| configuration | Spreadout device | compiler | Spreadout img/s | data wait | launches/step | blocking reads/step | host ms/step | upload KiB/step | PyTorch img/s (anchor) | ratio |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 summary = {}
+def budget(group, field, scale=1.0, digits=1):
+    """The median of a step-budget field over the rounds; blank where it is not measured."""
+    values = [r[field] * scale for r in group if r.get(field) is not None]
+    return f"{statistics.median(values):.{digits}f}" if values else ("native" if field == "launches_per_step" else "")
 for k in sorted(ours):
     group = ours[k]
     anchor = theirs.get(k[:3] + (anchor_mode,))
@@ -100,8 +104,10 @@ for k in sorted(ours):
     wait = statistics.median(r["data_wait_fraction"] or 0 for r in group)
     ratio = mine / median(anchor) if anchor else float("nan")
     summary[(k[3], k[0], k[1])] = ratio
+    costs = " | ".join([budget(group, "launches_per_step", digits=0), budget(group, "blocking_reads_per_step", digits=3),
+                        budget(group, "host_ms_per_step"), budget(group, "upload_bytes_per_step", 1 / 1024)])
     print(f"| w{k[0]}, {k[1]} px, batch {k[2]}x2, {k[3]} | {group[0]['device']} | {group[0]['compiler']} | {mine:.1f} | {100 * wait:.1f} % | "
-          f"{median(anchor) if anchor else float('nan'):.1f} ({anchor_mode}) | {ratio:.2f} |")
+          f"{costs} | {median(anchor) if anchor else float('nan'):.1f} ({anchor_mode}) | {ratio:.2f} |")
 print()
 print("| PyTorch configuration | device | img/s |")
 print("|---|---|---:|")
