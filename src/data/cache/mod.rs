@@ -145,7 +145,7 @@ impl PixelCache {
                     Ok(_) => {
                         left.push((
                             dir,
-                            "another Spreadout process is filling it; try again when it is done"
+                            "a fill of this folder is running (in this window, another one or a command); try again when it is done"
                                 .to_owned(),
                         ));
                         continue;
