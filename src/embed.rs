@@ -90,9 +90,10 @@ impl PixelBatch {
         &self.bytes
     }
 
-    /// Uploads the pixels and normalises them on `device`: `(x / 255 − mean) / std` per
-    /// channel, the `[n, 3, size, size]` float input of the network.
-    pub fn to_device(&self, normalization: &Normalization, device: &Device) -> Tensor<4> {
+    /// Uploads the pixels and normalises them on the device of `normalization`:
+    /// `(x / 255 − mean) / std` per channel, the `[n, 3, size, size]` float input of the network.
+    pub fn to_device(&self, normalization: &DeviceNormalization) -> Tensor<4> {
+        let device = &normalization.scale.device();
         let total = self.bytes.len();
         // Little-endian words: byte k of word w is pixel 4w + k, which the shifts below undo; the
         // tail is zero-padded. `from_le` costs nothing on little-endian hosts and keeps that
@@ -121,19 +122,32 @@ impl PixelBatch {
             .slice(0..total)
             .reshape([self.count, 3, side, side])
             .float();
-        let scale: Vec<f32> = (0..3)
-            .map(|c| 1.0 / (255.0 * normalization.std[c]))
-            .collect();
-        let shift: Vec<f32> = (0..3)
-            .map(|c| -normalization.mean[c] / normalization.std[c])
-            .collect();
-        let channel = |values: Vec<f32>| {
+        pixels * normalization.scale.clone() + normalization.shift.clone()
+    }
+}
+
+/// A [`Normalization`] as the two per-channel constants the device applies,
+/// `x · 1 / (255 · std) − mean / std`: uploaded once per run or embedding pass, not per batch.
+#[derive(Debug, Clone)]
+pub struct DeviceNormalization {
+    scale: Tensor<4>,
+    shift: Tensor<4>,
+}
+
+impl DeviceNormalization {
+    /// The constants of `normalization` on `device`.
+    pub fn new(normalization: &Normalization, device: &Device) -> Self {
+        let channel = |value: &dyn Fn(usize) -> f32| {
+            let values: Vec<f32> = (0..3).map(value).collect();
             Tensor::<4>::from_data(
                 crate::uploads::counted(TensorData::new(values, [1, 3, 1, 1])),
                 device,
             )
         };
-        pixels * channel(scale) + channel(shift)
+        Self {
+            scale: channel(&|c| 1.0 / (255.0 * normalization.std[c])),
+            shift: channel(&|c| -normalization.mean[c] / normalization.std[c]),
+        }
     }
 }
 
@@ -170,6 +184,7 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
 ) -> Result<Option<Vec<f32>>, DataError> {
     let net = net.valid();
     let device = net.devices().first().cloned().unwrap_or_default();
+    let constants = DeviceNormalization::new(normalization, &device);
     let batch_size = batch_size.max(1);
     let order: Vec<usize> = (0..images.image_count()).collect();
     let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
@@ -195,7 +210,7 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
                 return Ok(None);
             }
             let embeddings: Vec<f32> = net
-                .forward(batch?.to_device(normalization, &device))
+                .forward(batch?.to_device(&constants))
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec()
@@ -412,7 +427,7 @@ mod tests {
             std: [0.2, 0.25, 0.3],
         };
         let on_device: Vec<f32> = batch
-            .to_device(&norm, &Device::flex())
+            .to_device(&DeviceNormalization::new(&norm, &Device::flex()))
             .into_data()
             .try_to_vec()
             .unwrap();
@@ -441,7 +456,7 @@ mod tests {
         };
         let values: Vec<f32> = PixelBatch::prepare(std::slice::from_ref(&image), 8, View::Center)
             .unwrap()
-            .to_device(&norm, &Device::flex())
+            .to_device(&DeviceNormalization::new(&norm, &Device::flex()))
             .into_data()
             .try_to_vec()
             .unwrap();

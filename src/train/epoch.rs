@@ -449,7 +449,10 @@ mod tests {
                 // The device normalisation is checked against the host formula in `embed`; here
                 // it is shared so the comparison isolates the loop (a tiny network amplifies a
                 // 3e-7 input difference to 1e-3 in the weights within two steps).
-                let input = pixels.to_device(&normalization, &device);
+                let input = pixels.to_device(&crate::embed::DeviceNormalization::new(
+                    &normalization,
+                    &device,
+                ));
                 let loss =
                     spread_out_loss(net.forward(input), config.tau, config.negatives, &masks);
                 let lr = config

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::TrainConfig;
 use crate::augment::Normalization;
-use crate::embed::PixelBatch;
+use crate::embed::{DeviceNormalization, PixelBatch};
 use crate::method::{
     self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, Positive, nce_loss,
     npsoftmax_loss, spread_out_loss, triplet_loss,
@@ -22,7 +22,8 @@ use crate::rng::Stream;
 /// What every step of a run shares.
 pub(crate) struct DeviceStep {
     device: Device,
-    normalization: Normalization,
+    /// The input normalisation's constants, uploaded once.
+    normalization: DeviceNormalization,
     /// The two-view masks of the in-batch methods; `None` for one-view methods.
     masks: Option<LossMasks>,
     method: Method,
@@ -51,7 +52,7 @@ impl DeviceStep {
     ) -> Self {
         Self {
             device: device.clone(),
-            normalization,
+            normalization: DeviceNormalization::new(&normalization, device),
             masks: (config.method.views() == 2).then(|| LossMasks::new(2 * batch, device)),
             method: config.method,
             settings: config.method_settings,
@@ -81,7 +82,7 @@ impl DeviceStep {
         indices: &[usize],
         at: StepPosition,
     ) -> (EmbeddingNet, Tensor<1>) {
-        let input = pixels.to_device(&self.normalization, &self.device);
+        let input = pixels.to_device(&self.normalization);
         let features = net.forward_at(input, self.precision);
         let masks = || self.masks.as_ref().expect("two-view methods have masks");
         let loss = match (self.method, &mut *state) {
