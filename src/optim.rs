@@ -12,7 +12,7 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::export::{ExportError, NamedTensor, TensorValues};
@@ -84,27 +84,27 @@ impl Sgd {
     }
 
     /// The momentum buffers as tensors named by their parameter's module path, read from the
-    /// device at once (one concatenation instead of one read per parameter).
+    /// device at once (one transaction: one submission, no copy into one buffer).
     pub fn momentum_tensors(&self) -> Vec<NamedTensor> {
-        let buffers: Vec<Tensor<1>> = self.velocity.values().cloned().collect();
-        if buffers.is_empty() {
+        if self.velocity.is_empty() {
             return Vec::new();
         }
-        let all: Vec<f32> = Tensor::cat(buffers, 0)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .expect("momentum is f32");
-        let mut rest = all.as_slice();
+        let read = self
+            .velocity
+            .values()
+            .fold(Transaction::default(), |read, velocity| {
+                read.register(velocity.clone())
+            })
+            .execute();
         self.velocity
-            .iter()
-            .map(|(key, velocity)| {
-                let (values, tail) = rest.split_at(velocity.dims()[0]);
-                rest = tail;
+            .keys()
+            .zip(read)
+            .map(|(key, data)| {
+                let values: Vec<f32> = data.convert::<f32>().try_to_vec().expect("momentum is f32");
                 NamedTensor {
                     name: key.clone(),
                     shape: vec![values.len()],
-                    values: TensorValues::F32(values.to_vec()),
+                    values: TensorValues::F32(values),
                 }
             })
             .collect()

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
 
 use super::error::{check_same_count, check_same_dim};
 use super::scan::{Best, Nearest, dot, scan};
@@ -183,13 +183,18 @@ pub fn top_k_on(
         let (scores, indices) = upload(rows.clone(), queries)
             .matmul(base_t.clone())
             .topk_with_indices(k, 1);
+        // Scores and indices come back in one read.
+        let [scores, indices]: [TensorData; 2] = Transaction::default()
+            .register(scores)
+            .register(indices)
+            .execute()
+            .try_into()
+            .expect("two tensors were registered");
         let scores: Vec<f32> = scores
-            .into_data()
             .convert::<f32>()
             .try_to_vec()
             .expect("scores are floats");
         let indices: Vec<i64> = indices
-            .into_data()
             .convert::<i64>()
             .try_to_vec()
             .expect("indices are integers");

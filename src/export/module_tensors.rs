@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, Transaction};
 
 use super::{ExportError, NamedTensor, TensorValues};
 
@@ -15,27 +15,23 @@ use super::{ExportError, NamedTensor, TensorValues};
 pub fn module_tensors<M: Module>(module: &M) -> Vec<NamedTensor> {
     let mut collector = Collector::default();
     module.visit(&mut collector);
-    if collector.flat.is_empty() {
+    if collector.named.is_empty() {
         return Vec::new();
     }
-    // One read from the device for the whole module instead of one per tensor.
-    let values: Vec<f32> = Tensor::cat(collector.flat, 0)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("parameters are floats");
-    let mut rest = values.as_slice();
+    // One read from the device for the whole module (one submission, no copy into one buffer)
+    // instead of one per tensor.
     collector
         .named
         .into_iter()
-        .map(|(name, shape)| {
-            let (values, tail) = rest.split_at(shape.iter().product());
-            rest = tail;
-            NamedTensor {
-                name,
-                shape,
-                values: TensorValues::F32(values.to_vec()),
-            }
+        .zip(collector.transaction.execute())
+        .map(|((name, shape), data)| NamedTensor {
+            name,
+            shape,
+            values: TensorValues::F32(
+                data.convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("parameters are floats"),
+            ),
         })
         .collect()
 }
@@ -64,8 +60,8 @@ struct Collector {
     path: Vec<String>,
     /// Name and shape of each tensor, in visiting order.
     named: Vec<(String, Vec<usize>)>,
-    /// The same tensors, flattened, still on their device.
-    flat: Vec<Tensor<1>>,
+    /// The same tensors, to be read together.
+    transaction: Transaction,
 }
 
 impl ModuleVisitor for Collector {
@@ -79,10 +75,9 @@ impl ModuleVisitor for Collector {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let tensor = param.val().detach();
-        let shape = tensor.dims().to_vec();
-        self.flat
-            .push(tensor.reshape([shape.iter().product::<usize>()]));
-        self.named.push((self.path.join("."), shape));
+        self.named
+            .push((self.path.join("."), tensor.dims().to_vec()));
+        self.transaction = std::mem::take(&mut self.transaction).register(tensor);
     }
 }
 
