@@ -204,18 +204,30 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
     };
     crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |batches| {
         // Grows batch by batch: the row width is the model's `dim`, known once a batch is back.
+        // Each batch is read one batch late, once the next is queued, so the device works on
+        // the next while the host waits for this one (as training reads its loss).
         let mut out = Vec::new();
+        let read = |embedded: Tensor<2>, out: &mut Vec<f32>| {
+            out.extend(
+                embedded
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("embeddings are floats"),
+            );
+        };
+        let mut pending: Option<Tensor<2>> = None;
         for batch in batches {
             if !keep_going() {
                 return Ok(None);
             }
-            let embeddings: Vec<f32> = net
-                .forward(batch?.to_device(&constants))
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec()
-                .expect("embeddings are floats");
-            out.extend(embeddings);
+            let embedded = net.forward(batch?.to_device(&constants));
+            if let Some(previous) = pending.replace(embedded) {
+                read(previous, &mut out);
+            }
+        }
+        if let Some(last) = pending {
+            read(last, &mut out);
         }
         Ok(Some(out))
     })
