@@ -217,10 +217,20 @@ describe('Spreadout desktop app', () => {
     await tab('train');
     await $('#device').selectByAttribute('value', 'cpu');
     await $('#start').click();
-    const stepsDone = () => browser.execute(() => Number(document.querySelector('#train-progress')?.value ?? 0));
-    // Inside the second epoch: past the first epoch's checkpoint, long before the timer's.
-    await browser.waitUntil(async () => (await stepsDone()) >= 19 + 3, { timeout: 10 * 60_000, interval: 50, timeoutMsg: 'the run did not reach its second epoch' });
-    const seen = await stepsDone();
+    // The epoch and step the Train screen shows, read together from one line.
+    const position = () => browser.execute(() => {
+      const text = document.querySelector('#train-numbers')?.textContent ?? '';
+      const epoch = /epoch (\d+) \//.exec(text);
+      const step = /step (\d+) \//.exec(text);
+      return epoch && step ? { epoch: Number(epoch[1]), step: Number(step[1]), text } : null;
+    });
+    // Inside the first epoch: no epoch's checkpoint exists yet, and the timer's is minutes away,
+    // so a checkpoint can only come from the close.
+    let seen = null;
+    await browser.waitUntil(async () => {
+      seen = await position();
+      return seen !== null && seen.epoch === 1 && seen.step >= 3;
+    }, { timeout: 10 * 60_000, interval: 20, timeoutMsg: 'the run did not reach its third step' });
     // The answer may never come: the app may be gone before it could send it.
     await browser.execute(() => void window.spreadoutTest.closeWindow()).catch(() => {});
     // The app stops the run, writes its checkpoint and only then closes and exits.
@@ -236,9 +246,9 @@ describe('Spreadout desktop app', () => {
     const run = readdirSync(runs)
       .map((name) => join(runs, name))
       .find((dir) => existsSync(join(dir, 'checkpoint.safetensors')) && JSON.parse(safetensorsHeader(join(dir, 'checkpoint.safetensors')).__metadata__.spreadout_state).config.epochs === 4);
-    assert.ok(run, 'the closed run has a checkpoint');
+    assert.ok(run, `the run closed at "${seen.text}" has a checkpoint`);
     const state = JSON.parse(safetensorsHeader(join(run, 'checkpoint.safetensors')).__metadata__.spreadout_state);
-    assert.ok(state.epochs_completed * 19 + state.steps_into_epoch >= seen, `checkpoint at ${state.epochs_completed} epochs + ${state.steps_into_epoch} steps, ${seen} steps were trained before closing`);
+    assert.ok(state.epochs_completed * 19 + state.steps_into_epoch >= seen.step, `checkpoint at ${state.epochs_completed} epochs + ${state.steps_into_epoch} steps; the screen showed "${seen.text}" before closing`);
 
     await browser.reloadSession();
     await browser.waitUntil(() => browser.execute(() => window.spreadoutTest !== undefined), { timeout: 60_000, timeoutMsg: 'the app did not start again' });
