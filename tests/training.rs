@@ -53,6 +53,24 @@ fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainReque
     }
 }
 
+/// Runs `request`, stopping it (as Stop or Ctrl-C does) once step `step` of epoch `epoch` is
+/// reported.
+fn run_stopped_at(request: &TrainRequest, epoch: usize, step: usize) -> train::RunSummary {
+    let control = Control::default();
+    train::run(request, &control, &mut |event| {
+        if let TrainEvent::Step {
+            epoch: at_epoch,
+            step: at_step,
+            ..
+        } = event
+            && (at_epoch, at_step) == (epoch, step)
+        {
+            control.cancel();
+        }
+    })
+    .unwrap()
+}
+
 /// Points of view retrieval training must add over the untrained network; see the test below
 /// for how it was calibrated.
 const VIEW_RETRIEVAL_MARGIN: f64 = 2.0;
@@ -311,20 +329,7 @@ fn a_canceled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
 
     // Interrupt at the end of epoch 1 (a Stop during its evaluation keeps the epoch).
     let interrupted = dir.path().join("interrupted");
-    let control = Control::default();
-    let summary = train::run(
-        &request(&folders, &interrupted, config.clone()),
-        &control,
-        &mut |event| {
-            if let TrainEvent::Step {
-                epoch: 1, step: 4, ..
-            } = event
-            {
-                control.cancel();
-            }
-        },
-    )
-    .unwrap();
+    let summary = run_stopped_at(&request(&folders, &interrupted, config.clone()), 1, 4);
     assert!(summary.canceled);
     assert_eq!(summary.epochs_completed, 1);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 1);
@@ -699,20 +704,7 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     let folders = tiny_data(dir.path(), 3, 12, 2);
     let config = tiny_config(3, 8);
     let run = dir.path().join("run");
-    let control = Control::default();
-    let summary = train::run(
-        &request(&folders, &run, config.clone()),
-        &control,
-        &mut |event| {
-            if let TrainEvent::Step {
-                epoch: 2, step: 2, ..
-            } = event
-            {
-                control.cancel();
-            }
-        },
-    )
-    .unwrap();
+    let summary = run_stopped_at(&request(&folders, &run, config.clone()), 2, 2);
     // The Stop (Ctrl-C in the CLI) came while step 3 of epoch 2 waited (losses are read a step
     // late): the checkpoint holds the three steps done, not just epoch 1.
     assert!(summary.canceled);
@@ -847,20 +839,7 @@ fn the_comparison_methods_resume_their_state_exactly() {
         )
         .unwrap();
         let stopped = dir.path().join(format!("{}-stopped", method.name()));
-        let control = Control::default();
-        let summary = train::run(
-            &request(&folders, &stopped, config.clone()),
-            &control,
-            &mut |event| {
-                if let TrainEvent::Step {
-                    epoch: 2, step: 1, ..
-                } = event
-                {
-                    control.cancel();
-                }
-            },
-        )
-        .unwrap();
+        let summary = run_stopped_at(&request(&folders, &stopped, config.clone()), 2, 1);
         assert_eq!(
             (summary.epochs_completed, summary.steps_into_epoch),
             (1, 2),
@@ -1072,20 +1051,7 @@ fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
     let folders = tiny_data(dir.path(), 3, 12, 2);
     let config = tiny_config(2, 8);
     let run = dir.path().join("run");
-    let control = Control::default();
-    let summary = train::run(
-        &request(&folders, &run, config.clone()),
-        &control,
-        &mut |event| {
-            if let TrainEvent::Step {
-                epoch: 1, step: 2, ..
-            } = event
-            {
-                control.cancel();
-            }
-        },
-    )
-    .unwrap();
+    let summary = run_stopped_at(&request(&folders, &run, config.clone()), 1, 2);
     assert_eq!((summary.epochs_completed, summary.steps_into_epoch), (0, 3));
     assert!(!run.join(train::METRICS_FILE).exists());
 
