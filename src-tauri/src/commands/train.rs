@@ -177,6 +177,8 @@ fn launch(
                 let _ = events.send(event);
             });
             // The worker already turned a panic into a `failed` event; joining only reaps it.
+            // After that final event the slot is already free and this is a no-op; it frees the
+            // slot should the stream ever end without one, so Start is never refused for good.
             let _ = handle.worker.join();
             app.state::<AppState>().end_training(&out);
         })
