@@ -205,7 +205,7 @@ pub fn training(
         }
         let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
         let normalization = set.normalization();
-        let runner = EpochRunner::new(&config, &set, normalization, &autodiff, false);
+        let runner = EpochRunner::new(&config, &set, normalization, &autodiff, device.is_wgpu);
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
         let watching = (epoch == 1 && device.is_wgpu)
             .then(|| cubecl::logging::LaunchObservation::new(launches.clone()));

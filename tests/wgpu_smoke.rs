@@ -385,7 +385,7 @@ fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
         image_size: 16,
         precision: Precision::F32,
     };
-    let row = bench::training(&gpu, case, 1, 3).unwrap();
+    let row = bench::training(&gpu, case, 1, 32).unwrap();
     let budget = row.budget.expect("a training row has a step budget");
     let launches = budget
         .launches_per_step
@@ -401,7 +401,9 @@ fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
     assert!(launches > 100.0, "{launches}");
     let summed: f64 = budget.launches.iter().map(|(_, n)| n).sum();
     assert!((summed - launches).abs() < 1e-9);
-    assert!(budget.blocking_reads_per_step > 0.0 && budget.host_ms_per_step > 0.0);
+    // Thirty-two steps, their losses read sixteen at a time.
+    assert_eq!(budget.blocking_reads_per_step, 1.0 / 16.0);
+    assert!(budget.host_ms_per_step > 0.0);
     // At least the two 8-bit views of the batch.
     assert!(budget.upload_bytes_per_step >= (2 * 4 * 3 * 16 * 16) as f64);
 }
