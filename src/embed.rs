@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -35,18 +35,26 @@ pub enum View {
 }
 
 /// A batch of network inputs as the host prepares them: planar 8-bit pixels, `[n, 3, size,
-/// size]`. They cross to the device packed four to a 32-bit word (a quarter of the bytes of
-/// `f32`) and are unpacked and normalised there ([`PixelBatch::to_device`]), so the host does
-/// only what must be done per image: decoding-time geometry and colour augmentation.
+/// size]`, packed four to a 32-bit word (a quarter of the bytes of `f32`) on the producer's
+/// thread, so that uploading them is a move, not a copy, on the thread that feeds the device.
+/// They are unpacked and normalised there ([`PixelBatch::to_device`]), so the host does only what
+/// must be done per image: decoding-time geometry and colour augmentation.
+///
+/// The packing is strided: byte `k` of word `w` is pixel `k · words + w`. Shifting the row of
+/// words by 0, 8, 16 and 24 bits (a broadcast against a constant column) then gives the four
+/// quarters of the batch as the four rows of one `[4, words]` tensor, already in pixel order: an
+/// element-wise expression fusion runs as one kernel, where bytes packed in order would need
+/// their four planes interleaved again (a stack, a copy and a slice of their own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PixelBatch {
-    bytes: Vec<u8>,
+    /// `4 · words` bytes as the device reads them: little-endian 32-bit words.
+    packed: Vec<u8>,
     count: usize,
     size: u32,
 }
 
 impl PixelBatch {
-    /// The views of every image of `images`, read and prepared in parallel on the host.
+    /// The views of every image of `images`, read, prepared and packed in parallel on the host.
     ///
     /// # Errors
     /// [`DataError::Cache`] when an image cannot be read from the cache.
@@ -72,7 +80,21 @@ impl PixelBatch {
                 }
                 Ok(())
             })?;
-        Ok(Self { bytes, count, size })
+        let words = bytes.len().div_ceil(4);
+        let mut packed = vec![0u8; 4 * words];
+        packed.par_chunks_mut(4).enumerate().for_each(|(w, word)| {
+            for k in 0..4 {
+                // The byte of value `b << 8k` in the host's own order (the device reads words
+                // as the host wrote them).
+                let at = if cfg!(target_endian = "little") { k } else { 3 - k };
+                word[at] = bytes.get(k * words + w).copied().unwrap_or(0);
+            }
+        });
+        Ok(Self {
+            packed,
+            count,
+            size,
+        })
     }
 
     /// Images in the batch.
@@ -85,53 +107,63 @@ impl PixelBatch {
         self.count == 0
     }
 
-    /// The planar pixels, image after image.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// Bytes of pixels in the batch.
+    fn pixel_count(&self) -> usize {
+        self.count * 3 * (self.size as usize).pow(2)
+    }
+
+    /// The planar pixels, image after image, unpacked on the host.
+    #[cfg(test)]
+    pub(crate) fn pixels(&self) -> Vec<u8> {
+        let words = self.packed.len() / 4;
+        (0..self.pixel_count())
+            .map(|p| {
+                let k = p / words;
+                let at = if cfg!(target_endian = "little") { k } else { 3 - k };
+                self.packed[4 * (p % words) + at]
+            })
+            .collect()
     }
 
     /// Uploads the pixels and normalises them on the device of `normalization`:
     /// `(x / 255 − mean) / std` per channel, the `[n, 3, size, size]` float input of the network.
-    pub fn to_device(&self, normalization: &DeviceNormalization) -> Tensor<4> {
+    pub fn to_device(self, normalization: &DeviceNormalization) -> Tensor<4> {
         let device = &normalization.scale.device();
-        let total = self.bytes.len();
-        // Little-endian words: byte k of word w is pixel 4w + k, which the shifts below undo; the
-        // tail is zero-padded. `from_le` costs nothing on little-endian hosts and keeps that
-        // order on the others.
-        let mut words: Vec<i32> = bytemuck::pod_collect_to_vec(&self.bytes);
-        for word in &mut words {
-            *word = i32::from_le(*word);
-        }
-        let word_count = words.len();
-        let packed = Tensor::<1, Int>::from_data(
-            crate::uploads::counted(TensorData::new(words, [word_count])),
+        let total = self.pixel_count();
+        let words = self.packed.len() / 4;
+        let packed = Tensor::<2, Int>::from_data(
+            crate::uploads::counted(TensorData::from_bytes_vec(
+                self.packed,
+                [1, words],
+                DType::I32,
+            )),
             device,
         );
         // An arithmetic shift sign-extends the top byte; the mask keeps the eight bits wanted.
-        let planes: Vec<Tensor<1, Int>> = (0..4)
-            .map(|k| {
-                packed
-                    .clone()
-                    .bitwise_right_shift_scalar(8 * k)
-                    .bitwise_and_scalar(0xff)
-            })
-            .collect();
         let side = self.size as usize;
-        let pixels = Tensor::stack::<2>(planes, 1)
-            .reshape([4 * word_count])
-            .slice(0..total)
-            .reshape([self.count, 3, side, side])
-            .float();
+        let pixels = packed
+            .bitwise_right_shift(normalization.byte_shifts.clone())
+            .bitwise_and_scalar(0xff)
+            .reshape([4 * words]);
+        let pixels = if total == 4 * words {
+            pixels
+        } else {
+            pixels.slice(0..total)
+        };
+        let pixels = pixels.reshape([self.count, 3, side, side]).float();
         pixels * normalization.scale.clone() + normalization.shift.clone()
     }
 }
 
-/// A [`Normalization`] as the two per-channel constants the device applies,
-/// `x · 1 / (255 · std) − mean / std`: uploaded once per run or embedding pass, not per batch.
+/// The constants of the device's input path, uploaded once per run or embedding pass, not per
+/// batch: a [`Normalization`] as the two per-channel constants the device applies,
+/// `x · 1 / (255 · std) − mean / std`, and the column of shifts that unpacks a [`PixelBatch`].
 #[derive(Debug, Clone)]
 pub struct DeviceNormalization {
     scale: Tensor<4>,
     shift: Tensor<4>,
+    /// `[[0], [8], [16], [24]]`: the bits of each byte of a packed word.
+    byte_shifts: Tensor<2, Int>,
 }
 
 impl DeviceNormalization {
@@ -147,6 +179,10 @@ impl DeviceNormalization {
         Self {
             scale: channel(&|c| 1.0 / (255.0 * normalization.std[c])),
             shift: channel(&|c| -normalization.mean[c] / normalization.std[c]),
+            byte_shifts: Tensor::from_data(
+                crate::uploads::counted(TensorData::new(vec![0i32, 8, 16, 24], [4, 1])),
+                device,
+            ),
         }
     }
 }
@@ -433,17 +469,18 @@ mod tests {
             .collect();
         let batch = PixelBatch::prepare(images.as_slice(), 5, View::Center).unwrap();
         assert_eq!(batch.len(), 3);
-        assert_eq!(batch.bytes().len(), 3 * 3 * 25);
+        assert_eq!(batch.pixels().len(), 3 * 3 * 25);
         let norm = Normalization {
             mean: [0.45, 0.5, 0.55],
             std: [0.2, 0.25, 0.3],
         };
+        let bytes = batch.pixels();
         let on_device: Vec<f32> = batch
             .to_device(&DeviceNormalization::new(&norm, &Device::flex()))
             .into_data()
             .try_to_vec()
             .unwrap();
-        for (index, (&byte, &value)) in batch.bytes().iter().zip(&on_device).enumerate() {
+        for (index, (&byte, &value)) in bytes.iter().zip(&on_device).enumerate() {
             let channel = (index / 25) % 3;
             let expected = (f32::from(byte) / 255.0 - norm.mean[channel]) / norm.std[channel];
             assert!(
@@ -453,7 +490,7 @@ mod tests {
         }
         // The centre view of a 5×5 image at size 5 is the image itself, planar.
         assert_eq!(
-            batch.bytes()[..25],
+            bytes[..25],
             images[0].pixels().map(|p| p[0]).collect::<Vec<_>>()[..]
         );
     }

@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::export::{ExportError, NamedTensor, TensorValues};
+use super::index_value;
 use crate::model::l2_normalize;
 
 /// Name of NCE's normalising constant among the bank's tensors.
@@ -158,24 +159,18 @@ pub fn npsoftmax_loss(
 
 /// For each image, the noise rows NCE compares it with: column 0 its own index, then `noise`
 /// indices drawn uniformly from all `instances` (with replacement, as the released code's alias
-/// sampler over a uniform distribution), from `seed` (the step's `rng::Stream::NceNoise`).
-pub fn nce_candidates(
-    targets: &[usize],
-    noise: usize,
-    instances: usize,
-    seed: u64,
-    device: &Device,
-) -> Tensor<2, Int> {
+/// sampler over a uniform distribution), from `seed` (the step's `rng::Stream::NceNoise`). Host
+/// data, `[targets, 1 + noise]` i32 (the device's index type): the batch producer draws it off the
+/// training thread, and at 4 096 noise rows it is the largest upload of an NCE step after the
+/// pixels.
+pub fn nce_candidates(targets: &[usize], noise: usize, instances: usize, seed: u64) -> TensorData {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut values = Vec::with_capacity(targets.len() * (noise + 1));
     for &target in targets {
-        values.push(target as i64);
-        values.extend((0..noise).map(|_| rng.random_range(0..instances) as i64));
+        values.push(index_value(target));
+        values.extend((0..noise).map(|_| index_value(rng.random_range(0..instances))));
     }
-    Tensor::from_data(
-        crate::uploads::counted(TensorData::new(values, [targets.len(), noise + 1])),
-        device,
-    )
+    TensorData::new(values, [targets.len(), noise + 1])
 }
 
 /// NCE's loss for `features` against the memory rows `candidates` (column 0 the positive), with

@@ -189,9 +189,15 @@ impl MethodState {
     }
 }
 
+/// An instance index as the device's index type: i32, the integer wgpu's shaders have (an i64
+/// upload is converted on arrival, at twice the bytes). Training sets stay far below 2³¹ images.
+pub(crate) fn index_value(index: usize) -> i32 {
+    i32::try_from(index).expect("fewer than 2³¹ training images")
+}
+
 /// The instance indices of a batch as a device tensor.
 pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
-    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    let values: Vec<i32> = indices.iter().copied().map(index_value).collect();
     Tensor::from_data(
         crate::uploads::counted(TensorData::new(values, [indices.len()])),
         device,

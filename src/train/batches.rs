@@ -1,14 +1,17 @@
-//! The batch producer's work: which images each step of an epoch takes, and their two augmented
-//! views as 8-bit pixels. [`crate::prefetch`] runs it on a worker thread ahead of the device.
+//! The batch producer's work: which images each step of an epoch takes, their two augmented
+//! views as packed 8-bit pixels, and NCE's noise draw: everything a step uploads, ready to move
+//! to the device. [`crate::prefetch`] runs it on a worker thread ahead of the device.
 //!
 //! Every random draw derives from the seed, the epoch and the step, so a batch is the same
 //! whether it was prepared ahead, serially, or after a resume.
 
+use burn::tensor::TensorData;
 use rand::seq::SliceRandom;
 
 use super::TrainConfig;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{PixelBatch, View};
+use crate::method::{self, Method};
 use crate::rng::Stream;
 
 /// Batches prepared ahead of the device: enough to cover a slow batch, few enough that memory
@@ -28,22 +31,30 @@ pub(crate) fn epoch_batches(
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
+/// What one step uploads, prepared on the producer's thread.
+pub(crate) struct StepInput {
+    /// The views (see [`prepare`]).
+    pub(crate) pixels: PixelBatch,
+    /// NCE's candidate rows ([`method::nce_candidates`]); `None` for the other methods.
+    pub(crate) nce_candidates: Option<TensorData>,
+}
+
 /// The augmented views of the images at `indices` the run's method trains on: rows `0..m` the
 /// first views and, for two-view methods, `m..2m` the second views of the same images (row `r`
-/// draws from `seed(epoch, step) + r`).
+/// draws from `seed(epoch, step) + r`); and NCE's noise for the step.
 pub(crate) fn prepare(
     config: &TrainConfig,
     train: &ImageSet,
     indices: &[usize],
     epoch: usize,
     step: usize,
-) -> Result<PixelBatch, DataError> {
+) -> Result<StepInput, DataError> {
     // Each image is read from the cache (a JPEG decode at large sizes) once for all its views.
     let images = train.images(indices)?;
     let rows: Vec<usize> = (0..config.method.views())
         .flat_map(|_| 0..images.len())
         .collect();
-    PixelBatch::prepare(
+    let pixels = PixelBatch::prepare(
         &Subset {
             source: images.as_slice(),
             indices: &rows,
@@ -53,7 +64,22 @@ pub(crate) fn prepare(
             ops: config.augment,
             seed: Stream::Augmentation { epoch, step }.seed(config.seed),
         },
-    )
+    )?;
+    // The memory bank has a row per training image (a changed folder's rows are remapped to its
+    // images before the first step).
+    let instances = train.len();
+    let nce_candidates = (config.method == Method::Nce).then(|| {
+        method::nce_candidates(
+            indices,
+            config.method_settings.nce_noise.min(instances - 1).max(1),
+            instances,
+            Stream::NceNoise { epoch, step }.seed(config.seed),
+        )
+    });
+    Ok(StepInput {
+        pixels,
+        nce_candidates,
+    })
 }
 
 #[cfg(test)]
@@ -61,7 +87,6 @@ mod tests {
     use super::*;
     use crate::augment::AugmentOps;
     use crate::data::{ImageEntry, ImageSet};
-    use crate::method::Method;
     use image::RgbImage;
     use rand::{Rng, SeedableRng};
 
@@ -91,12 +116,12 @@ mod tests {
             ..TrainConfig::default()
         };
         let rows = |config: &TrainConfig| {
-            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0).unwrap();
-            let row = batch.bytes().len() / batch.len();
+            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0).unwrap().pixels;
+            let pixels = batch.pixels();
+            let row = pixels.len() / batch.len();
             (
                 batch.len(),
-                batch
-                    .bytes()
+                pixels
                     .chunks(row)
                     .map(<[u8]>::to_vec)
                     .collect::<Vec<_>>(),

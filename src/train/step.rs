@@ -2,15 +2,17 @@
 //! pixels, with nothing read back to the host.
 //!
 //! Everything constant is built once: the loss masks of the batch shape stay on the device. The
-//! loss comes back as a device tensor; the loop reads it one step later ([`crate::method::scalar`]), when the
-//! next step is already queued, so the device never drains waiting for the host.
+//! loss comes back as a device tensor; the epoch loop reads it later, once the next step is
+//! already queued (on a GPU sixteen steps' losses at once), so the device never drains waiting for
+//! the host.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
 use super::TrainConfig;
 use crate::augment::Normalization;
-use crate::embed::{DeviceNormalization, PixelBatch};
+use super::batches::StepInput;
+use crate::embed::DeviceNormalization;
 use crate::method::{
     self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, Positive, nce_loss,
     npsoftmax_loss, spread_out_loss, triplet_loss,
@@ -64,7 +66,7 @@ impl DeviceStep {
         }
     }
 
-    /// Records forward, the method's loss, backward and the SGD update for `pixels` (the views
+    /// Records forward, the method's loss, backward and the SGD update for `input` (the views
     /// of the training images `indices`: rows `0..m` the first views and, for two-view methods,
     /// `m..2m` the second). Updates the method's state (memory rows, classifier). Returns the
     /// updated network and the loss, still on the device.
@@ -78,12 +80,11 @@ impl DeviceStep {
         sgd: &mut Sgd,
         state: &mut MethodState,
         lr: f64,
-        pixels: &PixelBatch,
+        input: StepInput,
         indices: &[usize],
         at: StepPosition,
     ) -> (EmbeddingNet, Tensor<1>) {
-        let input = pixels.to_device(&self.normalization);
-        let features = net.forward_at(input, self.precision);
+        let features = net.forward_at(input.pixels.to_device(&self.normalization), self.precision);
         let masks = || self.masks.as_ref().expect("two-view methods have masks");
         let loss = match (self.method, &mut *state) {
             (Method::SpreadOut, _) => match self.positive {
@@ -111,16 +112,12 @@ impl DeviceStep {
                     npsoftmax_loss(features.clone(), &bank.memory, targets.clone(), self.tau)
                 } else {
                     let instances = bank.instances();
-                    let noise = self.settings.nce_noise.min(instances - 1).max(1);
-                    let candidates = method::nce_candidates(
-                        indices,
-                        noise,
-                        instances,
-                        Stream::NceNoise {
-                            epoch: at.epoch,
-                            step: at.step,
-                        }
-                        .seed(self.seed),
+                    let candidates = Tensor::from_data(
+                        crate::uploads::counted(
+                            input
+                                .nce_candidates
+                                .expect("the producer draws NCE's candidates"),
+                        ),
                         &self.device,
                     );
                     let z = match bank.z {
@@ -197,7 +194,9 @@ mod tests {
         let images: Vec<RgbImage> = (0..8)
             .map(|_| RgbImage::from_fn(8, 8, |_, _| image::Rgb(rng.random())))
             .collect();
-        let pixels = PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::Center).unwrap();
+        let pixels =
+            crate::embed::PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::Center)
+                .unwrap();
         let step = DeviceStep::new(&config, Normalization::from_images(&images), 4, &device);
         let net = config.model_config().init_seeded(&device, 2);
         let mut sgd = Sgd::new(0.9, 5e-4);
@@ -206,7 +205,10 @@ mod tests {
             &mut sgd,
             &mut MethodState::Stateless,
             0.1,
-            &pixels,
+            StepInput {
+                pixels,
+                nce_candidates: None,
+            },
             &[0, 1, 2, 3],
             StepPosition { epoch: 0, step: 0 },
         );
