@@ -159,14 +159,16 @@ impl ModuleMapper for SgdMapper<'_> {
         let value = tensor.inner();
         let dims = value.dims();
         let count = dims.iter().product::<usize>();
-        let grad = grad.inner().to_device(&value.device());
-        let grad = grad + value.clone().mul_scalar(self.sgd.weight_decay);
-        let grad = grad.reshape([count]);
-        let velocity = match self.sgd.velocity.remove(&key) {
-            Some(previous) => previous.mul_scalar(self.sgd.momentum) + grad,
-            None => grad,
-        };
-        let updated = value - velocity.clone().reshape(dims).mul_scalar(self.lr);
+        // One element-wise expression over the flattened parameter, which Burn's fusion runs as
+        // one kernel: the flattening comes first, where it costs nothing (a reshape to fewer
+        // dimensions ends a fused kernel in Burn 0.22, and the buffers are stored flat).
+        let flat = value.reshape([count]);
+        let grad = grad.inner().to_device(&flat.device()).reshape([count]);
+        let mut velocity = grad + flat.clone().mul_scalar(self.sgd.weight_decay);
+        if let Some(previous) = self.sgd.velocity.remove(&key) {
+            velocity = previous.mul_scalar(self.sgd.momentum) + velocity;
+        }
+        let updated = (flat - velocity.clone().mul_scalar(self.lr)).reshape(dims);
         self.sgd.velocity.insert(key, velocity);
         let mut updated = Tensor::from_inner(updated);
         if require_grad {
