@@ -86,7 +86,11 @@ impl PixelBatch {
             for k in 0..4 {
                 // The byte of value `b << 8k` in the host's own order (the device reads words
                 // as the host wrote them).
-                let at = if cfg!(target_endian = "little") { k } else { 3 - k };
+                let at = if cfg!(target_endian = "little") {
+                    k
+                } else {
+                    3 - k
+                };
                 word[at] = bytes.get(k * words + w).copied().unwrap_or(0);
             }
         });
@@ -119,7 +123,11 @@ impl PixelBatch {
         (0..self.pixel_count())
             .map(|p| {
                 let k = p / words;
-                let at = if cfg!(target_endian = "little") { k } else { 3 - k };
+                let at = if cfg!(target_endian = "little") {
+                    k
+                } else {
+                    3 - k
+                };
                 self.packed[4 * (p % words) + at]
             })
             .collect()
@@ -218,6 +226,62 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
     batch_size: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<Vec<f32>>, DataError> {
+    let batches = EmbeddingBatches {
+        images,
+        size,
+        view,
+        batch_size,
+    };
+    embed_batches(net, &batches, normalization, false, keep_going)
+        .map(|embedded| embedded.map(|(rows, _)| rows))
+}
+
+/// [`embed_images_until`] of centre views that also keeps the embeddings on the device, as one
+/// `[n, dim]` tensor (`None` for no images): for a search there (an evaluation's kNN) that then
+/// needs no second upload.
+///
+/// # Errors
+/// [`DataError::Cache`] when an image cannot be read from the cache.
+pub fn embed_images_kept<S: ImageSource + ?Sized>(
+    net: &EmbeddingNet,
+    images: &S,
+    size: u32,
+    normalization: &Normalization,
+    batch_size: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<(Vec<f32>, Option<Tensor<2>>)>, DataError> {
+    let batches = EmbeddingBatches {
+        images,
+        size,
+        view: View::Center,
+        batch_size,
+    };
+    embed_batches(net, &batches, normalization, true, keep_going)
+}
+
+/// What to embed, batch by batch.
+struct EmbeddingBatches<'a, S: ?Sized> {
+    images: &'a S,
+    size: u32,
+    view: View,
+    batch_size: usize,
+}
+
+/// The loop behind [`embed_images_until`] and [`embed_images_kept`]: the rows read back, and,
+/// with `keep`, the same rows still on the device.
+fn embed_batches<S: ImageSource + ?Sized>(
+    net: &EmbeddingNet,
+    batches: &EmbeddingBatches<'_, S>,
+    normalization: &Normalization,
+    keep: bool,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<(Vec<f32>, Option<Tensor<2>>)>, DataError> {
+    let EmbeddingBatches {
+        images,
+        size,
+        view,
+        batch_size,
+    } = *batches;
     let net = net.valid();
     let device = net.devices().first().cloned().unwrap_or_default();
     let constants = DeviceNormalization::new(normalization, &device);
@@ -238,12 +302,16 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
         };
         PixelBatch::prepare(&chunk, size, view)
     };
-    crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |batches| {
+    crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |prepared| {
         // Grows batch by batch: the row width is the model's `dim`, known once a batch is back.
         // Each batch is read one batch late, once the next is queued, so the device works on
         // the next while the host waits for this one (as training reads its loss).
         let mut out = Vec::new();
-        let read = |embedded: Tensor<2>, out: &mut Vec<f32>| {
+        let mut kept = Vec::new();
+        let mut read = |embedded: Tensor<2>, out: &mut Vec<f32>| {
+            if keep {
+                kept.push(embedded.clone());
+            }
             out.extend(
                 embedded
                     .into_data()
@@ -253,7 +321,7 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
             );
         };
         let mut pending: Option<Tensor<2>> = None;
-        for batch in batches {
+        for batch in prepared {
             if !keep_going() {
                 return Ok(None);
             }
@@ -265,7 +333,8 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
         if let Some(last) = pending {
             read(last, &mut out);
         }
-        Ok(Some(out))
+        let on_device = (keep && !kept.is_empty()).then(|| Tensor::cat(kept, 0));
+        Ok(Some((out, on_device)))
     })
 }
 

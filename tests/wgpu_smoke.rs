@@ -254,8 +254,17 @@ fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
             precision: Precision::F32,
             ..config.clone()
         };
-        train_on(DeviceChoice::Cpu, &data, &flex, flex_config, false, None);
-        train_on(gpu, &data, &wgpu, config, false, None);
+        let on_flex = train_on(DeviceChoice::Cpu, &data, &flex, flex_config, false, None);
+        let on_wgpu = train_on(gpu, &data, &wgpu, config, false, None);
+        // kNN is scored on the host on flex and on embeddings kept on the device on wgpu.
+        let knn = |run: &spreadout::train::RunSummary| run.metrics[0].knn_accuracy;
+        if knn(&on_flex) != knn(&on_wgpu) {
+            failures.push(format!(
+                "{name}: kNN {:?} on flex, {:?} on wgpu",
+                knn(&on_flex),
+                knn(&on_wgpu)
+            ));
+        }
         let (tensor, apart) = weights_apart(&flex, &wgpu);
         eprintln!(
             "{name}: weights within {apart:.1e} of flex (largest in {tensor}), {:.0} s",
@@ -353,6 +362,16 @@ fn the_device_searches_on_wgpu_find_what_the_host_finds() {
             assert!((a.1 - b.1).abs() < 1e-5, "query {q}: {} vs {}", a.1, b.1);
         }
     }
+
+    // The evaluation's kNN over embeddings it keeps on the device: the queries picked there.
+    let on_gpu = Tensor::<2>::from_data(TensorData::new(values.clone(), [n, dim]), &gpu.device);
+    let picked = Tensor::<1, burn::tensor::Int>::from_data(
+        TensorData::new((0..40).collect::<Vec<i32>>(), [40]),
+        &gpu.device,
+    );
+    let kept =
+        eval::top_k_of_tensors(on_gpu.clone().select(0, picked), on_gpu, 7, &|| true).unwrap();
+    assert_eq!(kept, device);
 
     // Near-duplicates: the pairs above a threshold, found by `argwhere` on the device.
     let threshold = 0.9;

@@ -8,6 +8,7 @@
 //! device searches are matrix products for the large cases where the host would hold the caller
 //! up (every test image each epoch, every pair of a folder); they read back only what they found.
 
+use std::ops::Range;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
@@ -165,24 +166,78 @@ pub fn top_k_on(
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
     check_search(queries, base, k)?;
-    // As on the host, a `k` beyond the base set returns every row.
-    let k = k.min(base.len());
-    let dim = base.dim();
-    let upload = |rows: std::ops::Range<usize>, from: Embeddings| {
+    // The queries go up a chunk at a time: a million of them would pass a buffer's limit.
+    let upload = |rows: Range<usize>, from: Embeddings| {
         let values: Vec<f32> = rows.clone().flat_map(|i| from.row(i)).copied().collect();
-        Tensor::<2>::from_data(TensorData::new(values, [rows.len(), dim]), device)
+        Tensor::<2>::from_data(TensorData::new(values, [rows.len(), from.dim()]), device)
     };
-    let base_t = upload(0..base.len(), base).transpose();
-    let mut found = Vec::with_capacity(queries.len());
-    let chunk = rows_per_block(base.len(), 1024);
-    for start in (0..queries.len()).step_by(chunk) {
+    top_k_by_chunks(
+        queries.len(),
+        |rows| upload(rows, queries),
+        upload(0..base.len(), base),
+        k,
+        keep_going,
+    )
+}
+
+/// [`top_k_on`] for embeddings already on the device (`[rows, dim]` each, an evaluation's, which
+/// then cross to the device once rather than down and up again).
+///
+/// # Errors
+/// [`EvalError::ZeroParameter`] for `k` 0, [`EvalError::Empty`] for an empty base,
+/// [`EvalError::DimensionMismatch`] when the rows differ in width, [`EvalError::Stopped`] when
+/// `keep_going` said no.
+pub fn top_k_of_tensors(
+    queries: Tensor<2>,
+    base: Tensor<2>,
+    k: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
+    let ([query_count, query_dim], [base_count, dim]) = (queries.dims(), base.dims());
+    if k == 0 {
+        return Err(EvalError::ZeroParameter("k"));
+    }
+    if base_count == 0 {
+        return Err(EvalError::Empty("base set"));
+    }
+    if query_dim != dim {
+        return Err(EvalError::DimensionMismatch {
+            left_name: "queries",
+            left: query_dim,
+            right_name: "base",
+            right: dim,
+        });
+    }
+    top_k_by_chunks(
+        query_count,
+        |rows| queries.clone().slice([rows, 0..dim]),
+        base,
+        k,
+        keep_going,
+    )
+}
+
+/// The search of [`top_k_on`] and [`top_k_of_tensors`] over `query_count` queries, whose rows
+/// `chunk(rows)` gives on the device, against `base` there (checked by the callers).
+fn top_k_by_chunks(
+    query_count: usize,
+    chunk: impl Fn(Range<usize>) -> Tensor<2>,
+    base: Tensor<2>,
+    k: usize,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
+    let [base_count, _] = base.dims();
+    // As on the host, a `k` beyond the base set returns every row.
+    let k = k.min(base_count);
+    let base_t = base.transpose();
+    let mut found = Vec::with_capacity(query_count);
+    let rows_per_chunk = rows_per_block(base_count, 1024);
+    for start in (0..query_count).step_by(rows_per_chunk) {
         if !keep_going() {
             return Err(EvalError::Stopped);
         }
-        let rows = start..(start + chunk).min(queries.len());
-        let (scores, indices) = upload(rows.clone(), queries)
-            .matmul(base_t.clone())
-            .topk_with_indices(k, 1);
+        let rows = start..(start + rows_per_chunk).min(query_count);
+        let (scores, indices) = chunk(rows).matmul(base_t.clone()).topk_with_indices(k, 1);
         // Scores and indices come back in one read.
         let [scores, indices]: [TensorData; 2] = Transaction::default()
             .register(scores)
@@ -481,6 +536,30 @@ mod tests {
         assert_eq!(
             top_k_on(&Device::flex(), queries, base, 7, &|| false),
             Err(EvalError::Stopped)
+        );
+        // The same search over embeddings already on the device.
+        let on_device = |rows: Embeddings| {
+            Tensor::<2>::from_data(
+                TensorData::new(rows.data().to_vec(), [rows.len(), dim]),
+                &Device::flex(),
+            )
+        };
+        let kept = top_k_of_tensors(on_device(queries), on_device(base), 7, &|| true).unwrap();
+        assert_eq!(kept, device);
+        let wide = Tensor::<2>::zeros([3, dim + 1], &Device::flex());
+        let search = |queries, base, k| top_k_of_tensors(queries, base, k, &|| true);
+        assert!(matches!(
+            search(on_device(queries), wide, 1),
+            Err(EvalError::DimensionMismatch { .. })
+        ));
+        assert_eq!(
+            search(on_device(queries), on_device(base), 0),
+            Err(EvalError::ZeroParameter("k"))
+        );
+        let nothing = Tensor::<2>::zeros([0, dim], &Device::flex());
+        assert_eq!(
+            search(on_device(queries), nothing, 1),
+            Err(EvalError::Empty("base set"))
         );
     }
 

@@ -22,8 +22,8 @@ use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::export::{ExportError, NamedTensor, TensorValues};
 use super::index_value;
+use crate::export::{ExportError, NamedTensor, TensorValues};
 use crate::model::l2_normalize;
 
 /// Name of NCE's normalising constant among the bank's tensors.

@@ -116,15 +116,14 @@ mod tests {
             ..TrainConfig::default()
         };
         let rows = |config: &TrainConfig| {
-            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0).unwrap().pixels;
+            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0)
+                .unwrap()
+                .pixels;
             let pixels = batch.pixels();
             let row = pixels.len() / batch.len();
             (
                 batch.len(),
-                pixels
-                    .chunks(row)
-                    .map(<[u8]>::to_vec)
-                    .collect::<Vec<_>>(),
+                pixels.chunks(row).map(<[u8]>::to_vec).collect::<Vec<_>>(),
             )
         };
         let (count, views) = rows(&config);

@@ -744,7 +744,11 @@ mod tests {
         // once the next step is queued) and the epoch's last three.
         assert_eq!(one.blocking_reads, 11);
         assert_eq!(windowed.blocking_reads, 3);
-        assert_eq!(losses(&four), losses(&each), "the same losses, step by step");
+        assert_eq!(
+            losses(&four),
+            losses(&each),
+            "the same losses, step by step"
+        );
         assert_eq!(losses(&four).len(), 11);
         assert_eq!(windowed.loss_sum, one.loss_sum);
 
@@ -753,7 +757,14 @@ mod tests {
         let diverging = TrainConfig { lr: 1e39, ..config };
         let (events, outcome) = epoch_in_windows(&diverging, &set, 4);
         assert!(
-            matches!(outcome, Err(TrainError::NonFinite { epoch: 1, step: 2, .. })),
+            matches!(
+                outcome,
+                Err(TrainError::NonFinite {
+                    epoch: 1,
+                    step: 2,
+                    ..
+                })
+            ),
             "stopped at the first non-finite step"
         );
         assert_eq!(losses(&events).len(), 1, "only step 1 was reported");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::augment::Normalization;
 use crate::data::{DataError, ImageSet, Subset};
@@ -151,58 +151,88 @@ pub(super) fn evaluate(
     evals: &EvalSets,
     epoch: usize,
     metrics: &mut EpochMetrics,
-    scoring_device: Option<&Device>,
+    search_on_device: bool,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool, TrainError> {
     const BINS: usize = 50;
+    // Searched on the device, the embeddings stay there too for the kNN.
     let embed_set = |set: &LabeledSet| {
-        embed::embed_images_until(
-            net,
-            set.images(train),
-            config.image_size,
-            normalization,
-            View::Center,
-            EVAL_BATCH,
-            keep_going,
-        )
+        let images = set.images(train);
+        if search_on_device {
+            embed::embed_images_kept(
+                net,
+                images,
+                config.image_size,
+                normalization,
+                EVAL_BATCH,
+                keep_going,
+            )
+        } else {
+            embed::embed_images_until(
+                net,
+                images,
+                config.image_size,
+                normalization,
+                View::Center,
+                EVAL_BATCH,
+                keep_going,
+            )
+            .map(|embedded| embedded.map(|rows| (rows, None)))
+        }
     };
     let memory = match &evals.memory {
         Some(set) => match embed_set(set)? {
-            Some(features) => Some((features, &set.labels)),
+            Some((features, kept)) => Some((features, kept, &set.labels)),
             None => return Ok(false),
         },
         None => None,
     };
     let test = match &evals.test {
         Some(set) => match embed_set(set)? {
-            Some(features) => Some((features, &set.labels)),
+            Some((features, kept)) => Some((features, kept, &set.labels)),
             None => return Ok(false),
         },
         None => None,
     };
-    if let (Some((memory, memory_labels)), Some((test, _)), Some(aligned)) =
+    if let (Some((memory, memory_kept, memory_labels)), Some((test, test_kept, _)), Some(aligned)) =
         (&memory, &test, &evals.knn_queries)
     {
         metrics.knn_classes_left_out = aligned.left_out.clone();
         if !aligned.rows.is_empty() {
             let memory = Embeddings::new(memory, config.dim)?;
-            let queries = Embeddings::new(test, config.dim)?.gather(&aligned.rows);
-            let queries = Embeddings::new(&queries, config.dim)?;
+            let test = Embeddings::new(test, config.dim)?;
             let k = config.knn_k.min(memory.len());
-            metrics.knn_accuracy = Some(match scoring_device {
-                // The similarity search (test × memory × dim multiply-adds) on the GPU.
-                Some(device) => {
-                    let neighbors = match eval::top_k_on(device, queries, memory, k, keep_going) {
+            metrics.knn_accuracy = Some(match (memory_kept, test_kept) {
+                // The similarity search (test × memory × dim multiply-adds) on the GPU, over the
+                // embeddings already there: only the aligned rows' indices go up.
+                (Some(memory_kept), Some(test_kept)) => {
+                    let rows: Vec<i32> = aligned
+                        .rows
+                        .iter()
+                        .copied()
+                        .map(crate::method::index_value)
+                        .collect();
+                    let rows = Tensor::<1, Int>::from_data(
+                        TensorData::new(rows, [aligned.rows.len()]),
+                        &test_kept.device(),
+                    );
+                    let device_queries = test_kept.clone().select(0, rows);
+                    let neighbors = match eval::top_k_of_tensors(
+                        device_queries,
+                        memory_kept.clone(),
+                        k,
+                        keep_going,
+                    ) {
                         Err(EvalError::Stopped) => return Ok(false),
                         other => other?,
                     };
                     let predictions = eval::knn_vote(&neighbors, memory_labels, config.knn_sigma);
                     eval::accuracy(&predictions, &aligned.labels)
                 }
-                None => eval::knn_accuracy(
+                _ => eval::knn_accuracy(
                     memory,
                     memory_labels,
-                    queries,
+                    Embeddings::new(&test.gather(&aligned.rows), config.dim)?,
                     &aligned.labels,
                     k,
                     config.knn_sigma,
@@ -213,7 +243,7 @@ pub(super) fn evaluate(
     if !keep_going() {
         return Ok(false);
     }
-    if let Some((features, labels)) = test.as_ref().or(memory.as_ref()) {
+    if let Some((features, _, labels)) = test.as_ref().or(memory.as_ref()) {
         metrics.scored_on = Some(if test.is_some() {
             ScoredOn::TestFolder
         } else {
@@ -270,7 +300,7 @@ pub(super) fn evaluate(
     // When the kNN memory is the training set itself, its centre-view embeddings are the ones the
     // probes need: reuse them rather than embedding the gallery again.
     let train_features = match (&evals.memory, &memory) {
-        (Some(set), Some((features, _))) if set.images.is_none() => Some(features.as_slice()),
+        (Some(set), Some((features, _, _))) if set.images.is_none() => Some(features.as_slice()),
         _ => None,
     };
     match probe_neighbors(

@@ -451,7 +451,7 @@ fn train_epochs(
             evals,
             epoch,
             &mut epoch_metrics,
-            selected.is_wgpu.then_some(&selected.device),
+            selected.is_wgpu,
             &|| !control.is_canceled(),
         );
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();

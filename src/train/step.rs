@@ -10,8 +10,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
 use super::TrainConfig;
-use crate::augment::Normalization;
 use super::batches::StepInput;
+use crate::augment::Normalization;
 use crate::embed::DeviceNormalization;
 use crate::method::{
     self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, Positive, nce_loss,
