@@ -2,7 +2,7 @@
 """Writes a tiny labelled image folder for scripts/gpu-parity.sh: OUT/train/<class>/NN.png and
 OUT/test/<class>/NN.png, random RGB pixels, the same bytes for the same --seed.
 
-  python3 bench/parity_data.py OUT [--classes 2] [--per-class 8] [--test-per-class 2] [--size 16]
+  python3 bench/parity_data.py OUT [--classes 2] [--per-class 4] [--test-per-class 2] [--size 16]
 
 Standard library only (PNG written with zlib and struct): the GPU machine has PyTorch but no
 promise of numpy or Pillow, and `spreadout demo` cannot make a set this small (its data set is
@@ -30,7 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--classes", type=int, default=2)
-    parser.add_argument("--per-class", type=int, default=8, help="training images per class")
+    parser.add_argument("--per-class", type=int, default=4, help="training images per class")
     parser.add_argument("--test-per-class", type=int, default=2)
     parser.add_argument("--size", type=int, default=16, help="width and height in pixels")
     parser.add_argument("--seed", type=int, default=0)

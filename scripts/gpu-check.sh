@@ -13,7 +13,7 @@
 #   tar xzf spreadout-gpu-check.tar.gz && spreadout-gpu-check/scripts/gpu-check.sh [--parity-only] [--fidelity CIFAR_TARBALL]
 #     unpacks the loader, points it at NVIDIA's Vulkan driver, prints `spreadout devices`, then
 #     checks correctness before speed: scripts/gpu-parity.sh trains every method and loss variant
-#     (and f16) for one tiny epoch on the GPU and on the CPU with the same seed and prints a parity
+#     (and f16) for two tiny steps on the GPU and on the CPU with the same seed and prints a parity
 #     table of the largest difference between the two models (a failed case does not stop the
 #     check, but is repeated at the end and makes the exit status 1). Then, unless --parity-only,
 #     it runs the side-by-side benchmark (f32 and f16; widths 16 and 64, batch 128×2 at 32 px; width 64 with
@@ -82,7 +82,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 # Correctness before speed: a fast GPU step that trains a different model is no result. A failed
 # case is reported and remembered, not fatal, so that one broken method still leaves the rest of
 # the check's numbers.
-echo "== parity: training on the GPU against the CPU (flex), same seed, 1 epoch of 16 images"
+echo "== parity: training on the GPU against the CPU (flex), same seed, 2 steps of 4 images"
 parity_start=$(date +%s)
 parity_failed=""
 scripts/gpu-parity.sh | tee "$root/parity.md" || parity_failed=1
