@@ -43,6 +43,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Runs on Debian's torch 1.13 (CI's smoke run of scripts/bench-vs-pytorch.sh, CPU) as on the 2.x of
+# a GPU machine, measuring the same thing on both: nothing here needs 2.x (no torch.compile, no
+# torch.amp.* spellings, no 2.x-only keywords). The newest APIs it uses are torch.autocast with a
+# device type (1.10; torch.cuda.amp.autocast before it could not do the CPU), the TF32 switches and
+# zero_grad(set_to_none=) (1.7) and channels_last (1.5); an older torch would fail deep inside a
+# step, so it is refused here with the reason.
+_TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+if _TORCH_VERSION < (1, 10):
+    raise SystemExit(f"bench/pytorch_reference.py needs torch 1.10 or newer (torch.autocast with a "
+                     f"device type); this python has {torch.__version__}")
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):

@@ -9,9 +9,10 @@
 #
 # Options: --device auto|gpu|cpu|N (default cpu) --widths LIST --precision LIST --batch-size N
 # --image-size N --steps N --warmup N --rounds N --out FILE (JSON lines of every measurement).
-# PyTorch: $SPREADOUT_PYTHON if set, else a python3 that already imports torch (a GPU machine's),
-# else a venv made in $SPREADOUT_VENV (default /var/cache/spreadout/bench-venv) with torch from
-# the package registry. Spreadout: $SPREADOUT_BIN if set, else the checkout's build.
+# PyTorch: $SPREADOUT_PYTHON if set, else a python3 that already imports torch (a GPU machine's,
+# or /usr/bin/python3 with Debian's python3-torch, which scripts/setup.sh installs for CI's smoke
+# run), else a venv made in $SPREADOUT_VENV (default /var/cache/spreadout/bench-venv) with torch
+# from the package registry. Spreadout: $SPREADOUT_BIN if set, else the checkout's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=cpu widths=16,64 precisions=f32 batch=128 size=32 steps=5 warmup=2 rounds=2 out=""
@@ -34,6 +35,9 @@ if [ -n "${SPREADOUT_PYTHON:-}" ]; then
   python=$SPREADOUT_PYTHON
 elif python3 -c 'import torch' 2>/dev/null; then
   python=python3
+elif /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  # Debian's python3-torch: a python3 earlier on PATH (pyenv's) does not see Debian's packages.
+  python=/usr/bin/python3
 else
   venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
   if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then

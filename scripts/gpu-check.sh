@@ -6,12 +6,17 @@
 #     builds the CLI with Burn's SPIR-V compiler (`--features spirv`; release, or with --debug the
 #     dev profile the tests use), downloads Debian's Vulkan loader (apt-get download libvulkan1) and writes
 #     spreadout-gpu-check.tar.gz: the binary, the loader, and, laid out as in the repository,
-#     this script, the side-by-side script and the PyTorch reference.
+#     this script, the parity script (scripts/gpu-parity.sh with bench/parity_data.py and
+#     bench/compare_weights.py), the side-by-side script and the PyTorch reference.
 #
 # On an NVIDIA Linux machine with the driver and PyTorch but no Rust and no network:
-#   tar xzf spreadout-gpu-check.tar.gz && spreadout-gpu-check/scripts/gpu-check.sh [--fidelity CIFAR_TARBALL]
-#     unpacks the loader, points it at NVIDIA's Vulkan driver, prints `spreadout devices`, runs the
-#     side-by-side benchmark (f32 and f16; widths 16 and 64, batch 128×2 at 32 px; width 64 with
+#   tar xzf spreadout-gpu-check.tar.gz && spreadout-gpu-check/scripts/gpu-check.sh [--parity-only] [--fidelity CIFAR_TARBALL]
+#     unpacks the loader, points it at NVIDIA's Vulkan driver, prints `spreadout devices`, then
+#     checks correctness before speed: scripts/gpu-parity.sh trains every method and loss variant
+#     (and f16) for two tiny steps on the GPU and on the CPU with the same seed and prints a parity
+#     table of the largest difference between the two models (a failed case does not stop the
+#     check, but is repeated at the end and makes the exit status 1). Then, unless --parity-only,
+#     it runs the side-by-side benchmark (f32 and f16; widths 16 and 64, batch 128×2 at 32 px; width 64 with
 #     the ImageNet stem at 224 px, batch 64×2) and ends with one table and the lines
 #     `ratio f32 w64: X` and `ratio f16 w64: Y` (Spreadout over PyTorch's default fp32 step).
 #     --fidelity also trains the paper's setting on CIFAR-10 (50 000 images, width 64, batch 128,
@@ -34,8 +39,8 @@ if [ "${1:-}" = --pack ]; then
   mkdir -p "$stage/bench" "$stage/scripts"
   cp "$CARGO_TARGET_DIR/$profile/spreadout" "$stage/"
   strip "$stage/spreadout" 2>/dev/null || true
-  cp scripts/gpu-check.sh scripts/bench-vs-pytorch.sh "$stage/scripts/"
-  cp bench/pytorch_reference.py "$stage/bench/"
+  cp scripts/gpu-check.sh scripts/gpu-parity.sh scripts/bench-vs-pytorch.sh "$stage/scripts/"
+  cp bench/pytorch_reference.py bench/parity_data.py bench/compare_weights.py "$stage/bench/"
   (cd "$stage" && apt-get download libvulkan1 >&2)
   tar czf spreadout-gpu-check.tar.gz -C "$(dirname "$stage")" spreadout-gpu-check
   rm -rf "$(dirname "$stage")"
@@ -43,11 +48,12 @@ if [ "${1:-}" = --pack ]; then
   exit 0
 fi
 
-fidelity="" fidelity_precision=f32
+fidelity="" fidelity_precision=f32 parity_only=""
 while (($#)); do
   case "$1" in
     --fidelity) fidelity=$(realpath "$2"); shift 2 ;;
     --fidelity-precision) fidelity_precision=$2; shift 2 ;;
+    --parity-only) parity_only=1; shift ;;
     *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -73,16 +79,28 @@ if grep -q '^auto → CPU' "$root/devices.txt"; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 
-results=$root/results.jsonl
-: > "$results"
-echo "== side by side with PyTorch, 32 px (CIFAR stem), batch 128×2"
-scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 16,64 --batch-size 128 --image-size 32 \
-  --steps 20 --warmup 5 --rounds 2 --out "$root/results-32.jsonl" | tee "$root/table-32.md"
-echo "== side by side with PyTorch, 224 px (ImageNet stem), batch 64×2"
-scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
-  --steps 10 --warmup 3 --rounds 1 --out "$root/results-224.jsonl" | tee "$root/table-224.md"
-cat "$root"/results-*.jsonl > "$results"
-echo "== benchmark wall time: $(( $(date +%s) - start )) s"
+# Correctness before speed: a fast GPU step that trains a different model is no result. A failed
+# case is reported and remembered, not fatal, so that one broken method still leaves the rest of
+# the check's numbers.
+echo "== parity: training on the GPU against the CPU (flex), same seed, 2 steps of 4 images"
+parity_start=$(date +%s)
+parity_failed=""
+scripts/gpu-parity.sh | tee "$root/parity.md" || parity_failed=1
+echo "== parity wall time: $(( $(date +%s) - parity_start )) s"
+
+if [ -z "$parity_only" ]; then
+  bench_start=$(date +%s)
+  results=$root/results.jsonl
+  : > "$results"
+  echo "== side by side with PyTorch, 32 px (CIFAR stem), batch 128×2"
+  scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 16,64 --batch-size 128 --image-size 32 \
+    --steps 20 --warmup 5 --rounds 2 --out "$root/results-32.jsonl" | tee "$root/table-32.md"
+  echo "== side by side with PyTorch, 224 px (ImageNet stem), batch 64×2"
+  scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
+    --steps 10 --warmup 3 --rounds 1 --out "$root/results-224.jsonl" | tee "$root/table-224.md"
+  cat "$root"/results-*.jsonl > "$results"
+  echo "== benchmark wall time: $(( $(date +%s) - bench_start )) s"
+fi
 
 if [ -n "$fidelity" ]; then
   echo "== fidelity: CIFAR-10, width 64, batch 128, 2 epochs, $fidelity_precision"
@@ -95,5 +113,15 @@ if [ -n "$fidelity" ]; then
   echo "fidelity wall time: $(( $(date +%s) - fidelity_start )) s"
   python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])]; [print(f"epoch {x[\"epoch\"]}: kNN {x[\"knn_accuracy\"]:.2f} %, {x[\"images_per_sec\"]:.0f} images/s, data wait {100*x.get(\"data_wait_fraction\",0):.1f} %") for x in m]' "$data/run/metrics.jsonl"
 fi
-echo "== ratios (Spreadout / PyTorch default fp32)"
-grep -h '^ratio ' "$root/table-32.md" "$root/table-224.md"
+if [ -z "$parity_only" ]; then
+  echo "== ratios (Spreadout / PyTorch default fp32)"
+  grep -h '^ratio ' "$root/table-32.md" "$root/table-224.md"
+fi
+echo "== gpu check wall time: $(( $(date +%s) - start )) s"
+# The parity verdict last, where it cannot scroll away behind the benchmark's tables.
+if [ -n "$parity_failed" ]; then
+  echo "== parity FAILED: the GPU trained a different model from the CPU's in these cases ($root/parity.md):"
+  grep -F '| FAIL' "$root/parity.md" || echo "(no table: scripts/gpu-parity.sh stopped before printing it)"
+  exit 1
+fi
+echo "== parity: every case within its tolerance"

@@ -3,6 +3,8 @@
 # - Mesa's Vulkan drivers (lavapipe lets wgpu run without a GPU; used by the smoke test),
 # - the libraries the Tauri app links (WebKitGTK 4.1, GTK 3, librsvg, appindicator),
 # - Xvfb and WebKitWebDriver for the end-to-end test,
+# - Debian's PyTorch (python3-torch, 1.13, CPU) for test.sh's smoke run of scripts/bench-vs-pytorch.sh,
+#   unless a python3 already imports torch,
 # - tauri-driver (cargo), and the npm packages of package-lock.json.
 # Rust (rustup) and Node.js >= 20.19 are expected to be installed already.
 set -euo pipefail
@@ -17,12 +19,21 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 if ((${#missing[@]})); then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   echo "installing: ${missing[*]}"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# PyTorch for the side-by-side script's smoke run: Debian's CPU build is ~120 MB without its
+# recommends, where the package registry's wheel is 3 GB. Asked by import, not by dpkg, so that a
+# machine whose python3 already has torch gets nothing; /usr/bin/python3 is asked too because a
+# python3 earlier on PATH (pyenv's) does not see Debian's packages, and bench-vs-pytorch.sh tries it.
+if ! python3 -c 'import torch' 2>/dev/null && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo "installing: python3-torch"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 command -v node >/dev/null || { echo "node not found: install Node.js 20.19 or newer" >&2; exit 1; }
