@@ -155,10 +155,12 @@ pub fn configure_kernel_cache(dir: &std::path::Path) -> bool {
     CubeClRuntimeConfig::try_set(config)
 }
 
-/// Refuses a precision the device cannot compute in, with the reason and what to do.
+/// Refuses a precision the device cannot compute in, or cannot train in faithfully, with the
+/// reason and what to do.
 ///
 /// # Errors
-/// [`DeviceError::Precision`] for `f16` on the CPU backend or on an adapter without f16.
+/// [`DeviceError::Precision`] for `f16` on the CPU backend, on an adapter without f16, or on one
+/// whose f16 weight gradients are inexact ([`crate::model::half_precision_gradient_error`]).
 pub fn check_precision(
     selected: &SelectedDevice,
     precision: crate::model::Precision,
@@ -180,7 +182,20 @@ pub fn check_precision(
                 selected.name
             )))
         }
-        Precision::F16 => Ok(()),
+        Precision::F16 => {
+            let error = crate::model::half_precision_gradient_error(&selected.device);
+            if error <= crate::model::HALF_GRADIENT_TOLERANCE {
+                return Ok(());
+            }
+            Err(DeviceError::Precision(format!(
+                "{}'s f16 convolutions sum their weight gradients in half precision: {:.1} % off \
+                 on a test convolution, where summing in f32 stays within {:.0} %, so an f16 run \
+                 would train a different model: train at f32",
+                selected.name,
+                100.0 * error,
+                100.0 * crate::model::HALF_GRADIENT_TOLERANCE
+            )))
+        }
     }
 }
 
