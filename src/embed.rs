@@ -233,12 +233,19 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
         batch_size,
     };
     embed_batches(net, &batches, normalization, false, keep_going)
-        .map(|embedded| embedded.map(|(rows, _)| rows))
+        .map(|embedded| embedded.map(|embedded| embedded.rows))
+}
+
+/// Embeddings read back to the host and, when asked for, still on the device too.
+pub struct KeptEmbeddings {
+    /// Row-major `n × dim`.
+    pub rows: Vec<f32>,
+    /// The same rows on the device, `[n, dim]`; `None` when not kept or for no images.
+    pub on_device: Option<Tensor<2>>,
 }
 
 /// [`embed_images_until`] of centre views that also keeps the embeddings on the device, as one
-/// `[n, dim]` tensor (`None` for no images): for a search there (an evaluation's kNN) that then
-/// needs no second upload.
+/// `[n, dim]` tensor: for a search there (an evaluation's kNN) that then needs no second upload.
 ///
 /// # Errors
 /// [`DataError::Cache`] when an image cannot be read from the cache.
@@ -249,7 +256,7 @@ pub fn embed_images_kept<S: ImageSource + ?Sized>(
     normalization: &Normalization,
     batch_size: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
-) -> Result<Option<(Vec<f32>, Option<Tensor<2>>)>, DataError> {
+) -> Result<Option<KeptEmbeddings>, DataError> {
     let batches = EmbeddingBatches {
         images,
         size,
@@ -275,7 +282,7 @@ fn embed_batches<S: ImageSource + ?Sized>(
     normalization: &Normalization,
     keep: bool,
     keep_going: &(dyn Fn() -> bool + Sync),
-) -> Result<Option<(Vec<f32>, Option<Tensor<2>>)>, DataError> {
+) -> Result<Option<KeptEmbeddings>, DataError> {
     let EmbeddingBatches {
         images,
         size,
@@ -334,7 +341,10 @@ fn embed_batches<S: ImageSource + ?Sized>(
             read(last, &mut out);
         }
         let on_device = (keep && !kept.is_empty()).then(|| Tensor::cat(kept, 0));
-        Ok(Some((out, on_device)))
+        Ok(Some(KeptEmbeddings {
+            rows: out,
+            on_device,
+        }))
     })
 }
 

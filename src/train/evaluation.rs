@@ -177,19 +177,24 @@ pub(super) fn evaluate(
                 EVAL_BATCH,
                 keep_going,
             )
-            .map(|embedded| embedded.map(|rows| (rows, None)))
+            .map(|embedded| {
+                embedded.map(|rows| embed::KeptEmbeddings {
+                    rows,
+                    on_device: None,
+                })
+            })
         }
     };
     let memory = match &evals.memory {
         Some(set) => match embed_set(set)? {
-            Some((features, kept)) => Some((features, kept, &set.labels)),
+            Some(embedded) => Some((embedded.rows, embedded.on_device, &set.labels)),
             None => return Ok(false),
         },
         None => None,
     };
     let test = match &evals.test {
         Some(set) => match embed_set(set)? {
-            Some((features, kept)) => Some((features, kept, &set.labels)),
+            Some(embedded) => Some((embedded.rows, embedded.on_device, &set.labels)),
             None => return Ok(false),
         },
         None => None,
