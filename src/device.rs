@@ -106,10 +106,11 @@ fn compute_of(selector: Option<DeviceKind>) -> Option<Compute> {
     std::panic::catch_unwind(|| open_compute(selector)).ok()
 }
 
-fn open_compute(selector: DeviceKind) -> Compute {
+/// The compute client of the adapter Burn addresses as `selector`: the same device (and so the
+/// same client) `Device::wgpu(selector)` trains on, for Spreadout's own kernels.
+fn wgpu_client(selector: DeviceKind) -> cubecl::prelude::Client {
     use cubecl::device::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
-    // The same device (and so the same compute client) `Device::wgpu(selector)` trains on.
-    let kind = match selector.clone() {
+    let kind = match selector {
         DeviceKind::DiscreteGpu(i) => WgpuDeviceKind::DiscreteGpu(i),
         DeviceKind::IntegratedGpu(i) => WgpuDeviceKind::IntegratedGpu(i),
         DeviceKind::VirtualGpu(i) => WgpuDeviceKind::VirtualGpu(i),
@@ -117,7 +118,11 @@ fn open_compute(selector: DeviceKind) -> Compute {
         DeviceKind::DefaultDevice => WgpuDeviceKind::DefaultDevice,
         DeviceKind::Existing(id) => WgpuDeviceKind::Existing(id),
     };
-    let client = cubecl::Device::Wgpu(WgpuDevice::new(kind).on(WgpuBackend::Auto)).client();
+    cubecl::Device::Wgpu(WgpuDevice::new(kind).on(WgpuBackend::Auto)).client()
+}
+
+fn open_compute(selector: DeviceKind) -> Compute {
+    let client = wgpu_client(selector.clone());
     let compiler = match client.name() {
         "wgpu<spirv>" => "SPIR-V",
         "wgpu<msl>" => "MSL",
@@ -359,6 +364,12 @@ pub struct SelectedDevice {
 }
 
 impl SelectedDevice {
+    /// The CubeCL client of this wgpu adapter, which Spreadout's own kernels launch on (the
+    /// client Burn's tensors on it use); `None` for the CPU backend.
+    pub fn compute_client(&self) -> Option<cubecl::prelude::Client> {
+        self.selector.clone().map(wgpu_client)
+    }
+
     /// What Burn compiles for this device (opens it); `None` for the CPU backend, whose kernels
     /// are native Rust, or when the driver fails to open it.
     pub fn compute(&self) -> Option<Compute> {

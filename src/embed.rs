@@ -177,16 +177,16 @@ pub struct DeviceNormalization {
 impl DeviceNormalization {
     /// The constants of `normalization` on `device`.
     pub fn new(normalization: &Normalization, device: &Device) -> Self {
-        let channel = |value: &dyn Fn(usize) -> f32| {
-            let values: Vec<f32> = (0..3).map(value).collect();
+        let channel = |values: [f32; 3]| {
             Tensor::<4>::from_data(
-                crate::uploads::counted(TensorData::new(values, [1, 3, 1, 1])),
+                crate::uploads::counted(TensorData::new(values.to_vec(), [1, 3, 1, 1])),
                 device,
             )
         };
+        let (scale, shift) = normalization.byte_scale_and_shift();
         Self {
-            scale: channel(&|c| 1.0 / (255.0 * normalization.std[c])),
-            shift: channel(&|c| -normalization.mean[c] / normalization.std[c]),
+            scale: channel(scale),
+            shift: channel(shift),
             byte_shifts: Tensor::from_data(
                 crate::uploads::counted(TensorData::new(vec![0i32, 8, 16, 24], [4, 1])),
                 device,

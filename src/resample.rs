@@ -8,6 +8,7 @@
 //! augmentation's colour adjustments that follow do not quantise in between.
 
 use image::RgbImage;
+use spreadout_shaders::views::Tap;
 
 /// A `[0, 1]` value as the 8-bit pixel PIL would store (ToTensor later divides by 255).
 fn to_u8(value: f32) -> u8 {
@@ -33,7 +34,7 @@ pub(crate) fn check_inputs(src: &RgbImage, size: u32) {
 /// If `size` is 0 or `src` has no pixels.
 pub fn resize_shorter_side(src: &RgbImage, size: u32) -> RgbImage {
     check_inputs(src, size);
-    let (width, height) = resized_shorter_side(src, size);
+    let (width, height) = resized_shorter_side(src.width(), src.height(), size);
     let whole = PixelRect {
         left: 0,
         top: 0,
@@ -43,9 +44,8 @@ pub fn resize_shorter_side(src: &RgbImage, size: u32) -> RgbImage {
     resize_region(src, PixelRect::covering(src), (width, height), whole).to_rgb8()
 }
 
-/// Width and height after torchvision's `Resize(size)`.
-pub(crate) fn resized_shorter_side(src: &RgbImage, size: u32) -> (u32, u32) {
-    let (width, height) = src.dimensions();
+/// Width and height of a `width`×`height` image after torchvision's `Resize(size)`.
+pub(crate) fn resized_shorter_side(width: u32, height: u32, size: u32) -> (u32, u32) {
     let scaled_long_side = |long: u32, short: u32| {
         u32::try_from(u64::from(size) * u64::from(long) / u64::from(short)).unwrap_or(u32::MAX)
     };
@@ -100,7 +100,7 @@ pub(crate) fn resize_region(
         .zip(rows_resampled.chunks_exact_mut(region_width))
     {
         for (offset, &weight) in taps.weights.iter().enumerate() {
-            let y = region.top as usize + taps.first + offset;
+            let y = region.top as usize + taps.first as usize + offset;
             let row_start = y * source_stride + region_start;
             let source_row = &source[row_start..row_start + region_width * 3];
             for (accumulated, pixel) in resampled_row.iter_mut().zip(source_row.chunks_exact(3)) {
@@ -115,7 +115,11 @@ pub(crate) fn resize_region(
     for resampled_row in rows_resampled.chunks_exact(region_width) {
         for taps in &column_taps {
             let mut accumulated = [0.0f32; 3];
-            for (weight, pixel) in taps.weights.iter().zip(&resampled_row[taps.first..]) {
+            for (weight, pixel) in taps
+                .weights
+                .iter()
+                .zip(&resampled_row[taps.first as usize..])
+            {
                 for channel in 0..3 {
                     accumulated[channel] += weight * pixel[channel];
                 }
@@ -130,17 +134,15 @@ pub(crate) fn resize_region(
     }
 }
 
-/// The source samples, and their normalised weights, that make up one output sample.
-#[derive(Debug, Clone, PartialEq)]
-struct Taps {
-    first: usize,
-    weights: Vec<f32>,
-}
-
-/// Per-output taps along one axis, for outputs `window_start..window_start + window_len` of a
-/// resize from `input_len` to `output_len` samples. Mirrors PIL's `precompute_coeffs`: when
-/// downscaling the triangle widens by the scale factor, which is the antialiasing.
-fn triangle_taps(input_len: u32, output_len: u32, window_start: u32, window_len: u32) -> Vec<Taps> {
+///
+/// A tap (the source samples, and their normalised weights, that make up one output sample) is
+/// the device kernel's type, which builds views from the same taps.
+pub(crate) fn triangle_taps(
+    input_len: u32,
+    output_len: u32,
+    window_start: u32,
+    window_len: u32,
+) -> Vec<Tap> {
     let scale = f64::from(input_len) / f64::from(output_len);
     let filter_scale = scale.max(1.0);
     let support = filter_scale;
@@ -154,8 +156,8 @@ fn triangle_taps(input_len: u32, output_len: u32, window_start: u32, window_len:
                 .collect();
             // The source sample containing `center` always has weight >= 0.5, so total > 0.
             let total: f64 = raw.iter().sum();
-            Taps {
-                first,
+            Tap {
+                first: first as u32,
                 weights: raw.iter().map(|weight| (weight / total) as f32).collect(),
             }
         })
@@ -271,7 +273,7 @@ mod tests {
                 .collect();
             assert_eq!(
                 kept,
-                [(output - taps.first, &1.0)],
+                [(output - taps.first as usize, &1.0)],
                 "same size must be the identity"
             );
         }

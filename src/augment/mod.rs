@@ -21,8 +21,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::resample::{FloatImage, PixelRect, check_inputs, resize_region, resized_shorter_side};
+
+mod on_device;
 pub(crate) use normalization::ChannelTotals;
 pub use normalization::Normalization;
+pub use on_device::augmented_views_on;
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);
@@ -162,45 +165,122 @@ pub fn center_view_into(src: &RgbImage, size: u32, out: &mut [u8]) {
 /// The single implementation behind [`augment_image`] and [`augment_into`].
 fn random_view(src: &RgbImage, size: u32, ops: &AugmentOps, rng: &mut impl Rng) -> FloatImage {
     check_inputs(src, size);
-    let mut view = if ops.crop {
-        let crop = sample_crop_rect(src.width(), src.height(), rng);
-        let whole_output = PixelRect {
-            left: 0,
-            top: 0,
-            width: size,
-            height: size,
-        };
-        resize_region(src, crop, (size, size), whole_output)
-    } else {
-        center_view_float(src, size)
-    };
-    if ops.color_jitter {
-        ColorJitter::sample(rng).apply(&mut view);
+    ViewDraw::sample(src.width(), src.height(), ops, rng).apply(src, size)
+}
+
+/// The random draws of one training view, in torchvision's order: RandomResizedCrop's box,
+/// ColorJitter's parameters, RandomGrayscale, RandomHorizontalFlip. Drawn once on the host from
+/// the view's seeded generator and applied by the CPU path here or by the device's kernel
+/// ([`on_device`]), so both build the same view and a run resumes exactly on either.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ViewDraw {
+    /// The crop box; `None` without the crop (the centre view's geometry).
+    pub(crate) crop: Option<PixelRect>,
+    /// ColorJitter's draw, when it is on.
+    pub(crate) jitter: Option<ColorJitter>,
+    /// Whether the view turns grey.
+    pub(crate) grayscale: bool,
+    /// Whether the view is mirrored.
+    pub(crate) flip: bool,
+}
+
+/// Where a view's pixels come from: the `region` of the source resampled to `resized`, of which
+/// the `window` is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Geometry {
+    pub(crate) region: PixelRect,
+    pub(crate) resized: (u32, u32),
+    pub(crate) window: PixelRect,
+}
+
+impl ViewDraw {
+    /// The draws of `ops` for a `width`×`height` source (each operation that is off draws
+    /// nothing, as before).
+    pub(crate) fn sample(width: u32, height: u32, ops: &AugmentOps, rng: &mut impl Rng) -> Self {
+        let crop = ops.crop.then(|| sample_crop_rect(width, height, rng));
+        let jitter = ops.color_jitter.then(|| ColorJitter::sample(rng));
+        let grayscale = ops.grayscale && rng.random_bool(GRAYSCALE_PROBABILITY);
+        let flip = ops.flip && rng.random_bool(FLIP_PROBABILITY);
+        Self {
+            crop,
+            jitter,
+            grayscale,
+            flip,
+        }
     }
-    if ops.grayscale && rng.random_bool(GRAYSCALE_PROBABILITY) {
-        view.make_grayscale();
+
+    /// The view's geometry on a `width`×`height` source at `size`×`size`.
+    pub(crate) fn geometry(&self, width: u32, height: u32, size: u32) -> Geometry {
+        match self.crop {
+            Some(region) => Geometry {
+                region,
+                resized: (size, size),
+                window: PixelRect {
+                    left: 0,
+                    top: 0,
+                    width: size,
+                    height: size,
+                },
+            },
+            None => center_geometry(width, height, size),
+        }
     }
-    if ops.flip && rng.random_bool(FLIP_PROBABILITY) {
-        view.mirror_horizontally();
+
+    /// The view of `src` on the CPU.
+    fn apply(&self, src: &RgbImage, size: u32) -> FloatImage {
+        let Geometry {
+            region,
+            resized,
+            window,
+        } = self.geometry(src.width(), src.height(), size);
+        let mut view = resize_region(src, region, resized, window);
+        if let Some(jitter) = self.jitter {
+            jitter.apply(&mut view);
+        }
+        if self.grayscale {
+            view.make_grayscale();
+        }
+        if self.flip {
+            view.mirror_horizontally();
+        }
+        view
     }
-    view
 }
 
 /// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
 /// `CenterCrop(size)`; only the kept window is actually resampled.
 fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
     check_inputs(src, size);
-    let resized = resized_shorter_side(src, size);
+    let Geometry {
+        region,
+        resized,
+        window,
+    } = center_geometry(src.width(), src.height(), size);
+    resize_region(src, region, resized, window)
+}
+
+/// The centre view's geometry: the whole source, its shorter side resized to `size`, the centred
+/// `size`×`size` window.
+fn center_geometry(width: u32, height: u32, size: u32) -> Geometry {
+    let resized = resized_shorter_side(width, height, size);
     // CenterCrop uses Python's round(), which rounds halves to even.
     let centered_offset =
         |resized_len: u32| (f64::from(resized_len - size) / 2.0).round_ties_even() as u32;
-    let window = PixelRect {
-        left: centered_offset(resized.0),
-        top: centered_offset(resized.1),
-        width: size,
-        height: size,
-    };
-    resize_region(src, PixelRect::covering(src), resized, window)
+    Geometry {
+        region: PixelRect {
+            left: 0,
+            top: 0,
+            width,
+            height,
+        },
+        resized,
+        window: PixelRect {
+            left: centered_offset(resized.0),
+            top: centered_offset(resized.1),
+            width: size,
+            height: size,
+        },
+    }
 }
 
 /// torchvision `RandomResizedCrop.get_params(scale=(0.2, 1), ratio=(3/4, 4/3))` for a
@@ -358,7 +438,7 @@ enum JitterOp {
 
 /// The random parameters of one `ColorJitter` call.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct ColorJitter {
+pub(crate) struct ColorJitter {
     order: [JitterOp; 4],
     brightness: f32,
     contrast: f32,

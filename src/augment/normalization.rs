@@ -36,6 +36,15 @@ impl Normalization {
         Self::from_totals(&ChannelTotals::of(images))
     }
 
+    /// Per channel, the scale and shift that normalise an 8-bit value `x` as `x · scale + shift`:
+    /// `1 / (255 · std)` and `−mean / std` (what the device applies, in one multiply-add).
+    pub(crate) fn byte_scale_and_shift(&self) -> ([f32; 3], [f32; 3]) {
+        (
+            std::array::from_fn(|c| 1.0 / (255.0 * self.std[c])),
+            std::array::from_fn(|c| -self.mean[c] / self.std[c]),
+        )
+    }
+
     /// [`Normalization::from_images`] from sums gathered beforehand (the cache keeps them per image).
     pub(crate) fn from_totals(totals: &ChannelTotals) -> Self {
         if totals.pixels == 0 {
