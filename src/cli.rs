@@ -10,7 +10,7 @@ use spreadout::device::{DeviceChoice, DeviceError};
 use spreadout::method::{Method, NegativeSampling, Positive};
 use spreadout::model::Precision;
 use spreadout::optim::Schedule;
-use spreadout::train::{TrainConfig, TrainError};
+use spreadout::train::{AugmentOn, TrainConfig, TrainError};
 
 #[derive(Parser)]
 #[command(
@@ -329,6 +329,10 @@ pub struct TrainSettings {
     /// Convolution precision: f16 uses a GPU's 16-bit (tensor-core) paths, weights and loss stay f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Where the training views are built: auto (on a GPU adapter, the GPU; on the CPU backend, the
+    /// CPU), device (the GPU), or cpu. The views are the same either way.
+    #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
+    pub augment_on: AugmentOn,
     /// Minutes between checkpoints inside an epoch (one is also written at each epoch's end and on Ctrl-C).
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
@@ -403,6 +407,7 @@ impl TrainSettings {
             knn_k: self.knn_k,
             recall_k: self.recall_k.clone(),
             precision: self.precision,
+            augment_on: self.augment_on,
             checkpoint_minutes: self.checkpoint_minutes,
             ..TrainConfig::default()
         })

@@ -106,9 +106,9 @@ fn compute_of(selector: Option<DeviceKind>) -> Option<Compute> {
     std::panic::catch_unwind(|| open_compute(selector)).ok()
 }
 
-/// The compute client of the adapter Burn addresses as `selector`: the same device (and so the
-/// same client) `Device::wgpu(selector)` trains on, for Spreadout's own kernels.
-fn wgpu_client(selector: DeviceKind) -> cubecl::prelude::Client {
+/// The CubeCL device of the adapter Burn addresses as `selector`: the same device (and so the
+/// same compute client) `Device::wgpu(selector)` trains on, for Spreadout's own kernels.
+fn cube_device(selector: DeviceKind) -> cubecl::Device {
     use cubecl::device::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
     let kind = match selector {
         DeviceKind::DiscreteGpu(i) => WgpuDeviceKind::DiscreteGpu(i),
@@ -118,11 +118,11 @@ fn wgpu_client(selector: DeviceKind) -> cubecl::prelude::Client {
         DeviceKind::DefaultDevice => WgpuDeviceKind::DefaultDevice,
         DeviceKind::Existing(id) => WgpuDeviceKind::Existing(id),
     };
-    cubecl::Device::Wgpu(WgpuDevice::new(kind).on(WgpuBackend::Auto)).client()
+    cubecl::Device::Wgpu(WgpuDevice::new(kind).on(WgpuBackend::Auto))
 }
 
 fn open_compute(selector: DeviceKind) -> Compute {
-    let client = wgpu_client(selector.clone());
+    let client = cube_device(selector.clone()).client();
     let compiler = match client.name() {
         "wgpu<spirv>" => "SPIR-V",
         "wgpu<msl>" => "MSL",
@@ -364,10 +364,10 @@ pub struct SelectedDevice {
 }
 
 impl SelectedDevice {
-    /// The CubeCL client of this wgpu adapter, which Spreadout's own kernels launch on (the
-    /// client Burn's tensors on it use); `None` for the CPU backend.
-    pub fn compute_client(&self) -> Option<cubecl::prelude::Client> {
-        self.selector.clone().map(wgpu_client)
+    /// The CubeCL device of this wgpu adapter, whose client Spreadout's own kernels launch on
+    /// (the client Burn's tensors on it use); `None` for the CPU backend.
+    pub fn cube_device(&self) -> Option<cubecl::Device> {
+        self.selector.clone().map(cube_device)
     }
 
     /// What Burn compiles for this device (opens it); `None` for the CPU backend, whose kernels

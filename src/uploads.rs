@@ -1,6 +1,6 @@
 //! A tally of the bytes a thread uploads to the device, for the benchmark's step budget: every
 //! upload of the training step passes its data through [`counted`] on the way to
-//! `Tensor::from_data`. Per thread, because the step is recorded on one (the training thread),
+//! `Tensor::from_data`, or its size through [`count`]. Per thread, because the step is recorded on one (the training thread),
 //! and the benchmark reads the difference over an epoch there.
 
 use std::cell::Cell;
@@ -13,8 +13,13 @@ thread_local! {
 
 /// `data`, its bytes added to this thread's tally.
 pub(crate) fn counted(data: TensorData) -> TensorData {
-    UPLOADED.with(|bytes| bytes.set(bytes.get() + data.as_bytes().len() as u64));
+    count(data.as_bytes().len() as u64);
     data
+}
+
+/// Adds `bytes` uploaded another way (Spreadout's own kernels' buffers) to this thread's tally.
+pub(crate) fn count(bytes: u64) {
+    UPLOADED.with(|tally| tally.set(tally.get() + bytes));
 }
 
 /// Bytes this thread has passed through [`counted`] so far.

@@ -494,3 +494,75 @@ fn half_precision_convolutions_on_wgpu_stay_close_to_f32() {
     );
     assert!(worst < 2e-2, "f16 embeddings differ from f32 by {worst}");
 }
+
+#[test]
+fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_across_them() {
+    use spreadout::train::{AugmentOn, TrainConfig};
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let gpu = DeviceChoice::Adapter(adapter);
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_data(dir.path(), 5);
+    // Two epochs of one step (eight images in one batch): beyond two steps, Eq. 7 on this tiny
+    // folder's nearly collapsed features amplifies rounding past any useful tolerance.
+    let config = |augment_on| TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        augment_on,
+        ..small_config()
+    };
+    let on_device = dir.path().join("device");
+    let on_cpu = dir.path().join("cpu");
+    let switched = dir.path().join("switched");
+    train_on(
+        gpu,
+        &data,
+        &on_device,
+        config(AugmentOn::Device),
+        false,
+        None,
+    );
+    train_on(gpu, &data, &on_cpu, config(AugmentOn::Cpu), false, None);
+    // The first epoch's views on the device, the second's on the CPU after a resume.
+    train_on(
+        gpu,
+        &data,
+        &switched,
+        config(AugmentOn::Device),
+        false,
+        Some(1),
+    );
+    train_on(gpu, &data, &switched, config(AugmentOn::Cpu), true, None);
+    for (name, run) in [
+        ("views on the CPU", &on_cpu),
+        ("switched on resume", &switched),
+    ] {
+        let (tensor, apart) = weights_apart(&on_device, run);
+        eprintln!("{name}: within {apart:.1e} of views on the device ({tensor})");
+        assert!(apart < 1e-4, "{name}: {tensor} differs by {apart}");
+    }
+    let run = std::fs::read_to_string(switched.join("run.json")).unwrap();
+    assert!(run.contains("\"augment_on\": \"cpu\""), "{run}");
+    // The CPU backend has no device to build views on.
+    let refused = spreadout::train::run(
+        &spreadout::train::TrainRequest {
+            config: config(AugmentOn::Device),
+            train_dir: data.train.clone(),
+            eval_train_dir: None,
+            eval_test_dir: None,
+            out: dir.path().join("refused"),
+            resume: false,
+            device: DeviceChoice::Cpu,
+            cache_dir: Some(dir.path().join("image-cache")),
+            accept_changed_folder: false,
+            stop_after_epoch: None,
+            init_weights: None,
+        },
+        &Default::default(),
+        &mut |_| {},
+    )
+    .expect_err("views on the device need a GPU");
+    assert!(refused.to_string().contains("augment_on"), "{refused}");
+}

@@ -17,9 +17,9 @@ fn device_views_match_the_cpu_views_for_every_operation() {
         .expect("a wgpu adapter (lavapipe on machines without a GPU)")
         .index;
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
-    let client = gpu
-        .compute_client()
-        .expect("a wgpu adapter has a compute client");
+    let cube = gpu
+        .cube_device()
+        .expect("a wgpu adapter is a CubeCL device");
     let normalization = Normalization {
         mean: [0.45, 0.5, 0.55],
         std: [0.2, 0.25, 0.3],
@@ -55,7 +55,7 @@ fn device_views_match_the_cpu_views_for_every_operation() {
     for size in [16u32, 15] {
         for (name, ops) in cases {
             for seed in [3u64, 40] {
-                let worst = worst_difference(&client, &sources, size, &ops, seed, &normalization);
+                let worst = worst_difference(&cube, &sources, size, &ops, seed, &normalization);
                 eprintln!(
                     "{name}, {size} px, seed {seed}: within {:.3}/255",
                     worst * 255.0
@@ -75,7 +75,7 @@ fn device_views_match_the_cpu_views_for_every_operation() {
         .map(|(width, height)| RgbImage::from_fn(width, height, |_, _| image::Rgb(rng.random())))
         .collect();
     let worst = worst_difference(
-        &client,
+        &cube,
         &large,
         224,
         &AugmentOps::default(),
@@ -92,26 +92,35 @@ fn device_views_match_the_cpu_views_for_every_operation() {
 /// The largest difference, per channel in `[0, 1]` units, between the device's views of `sources`
 /// and the CPU path's, once the normalisation is undone.
 fn worst_difference(
-    client: &cubecl::prelude::Client,
+    cube: &cubecl::Device,
     sources: &[RgbImage],
     size: u32,
     ops: &AugmentOps,
     seed: u64,
     normalization: &Normalization,
 ) -> f32 {
-    let handle = augment::augmented_views_on(client, sources, size, ops, seed, normalization)
-        .unwrap_or_else(|error| panic!("{ops:?}: {error}"));
-    let bytes = client.read_one(handle).expect("the views read back");
-    let device: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    // Through the glue that runs the kernel in Burn's stream, as training takes it.
+    let side = size as usize;
+    let (images, ops, normalization) = (sources.to_vec(), *ops, *normalization);
+    let device: Vec<f32> = spreadout_shaders::burn_glue::float_tensor_from_kernel(
+        "views under test",
+        [sources.len(), 3, side, side],
+        cube,
+        move |client| {
+            augment::augmented_views_on(client, &images, size, &ops, seed, &normalization)
+                .unwrap_or_else(|error| panic!("{ops:?}: {error}"))
+        },
+    )
+    .into_data()
+    .convert::<f32>()
+    .try_to_vec()
+    .expect("views are floats");
     let plane = (size * size) as usize;
     let mut worst = 0.0f32;
     for (i, source) in sources.iter().enumerate() {
         let mut cpu = vec![0u8; 3 * plane];
         let mut view_rng = ChaCha8Rng::seed_from_u64(seed + i as u64);
-        augment::augment_into(source, size, ops, &mut view_rng, &mut cpu);
+        augment::augment_into(source, size, &ops, &mut view_rng, &mut cpu);
         for (k, &byte) in cpu.iter().enumerate() {
             let channel = k / plane;
             let value = device[i * 3 * plane + k] * normalization.std[channel]

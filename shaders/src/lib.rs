@@ -7,4 +7,5 @@
 //! the host: the CPU code stays the reference and the fallback, and the tests comparing the two
 //! live beside that reference, in the engine (`tests/wgpu_views.rs`).
 
+pub mod burn_glue;
 pub mod views;

@@ -14,9 +14,11 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 /// Taps per output sample, at most. PIL's triangle over a crop `s` times the output's side spans
-/// about `2s + 2` source samples; the engine's crops of its cached images stay under 4× the
-/// training side (the cache keeps 1.5× it on the shorter side), so 16 leaves room.
-pub const MAX_TAPS: usize = 16;
+/// about `2s + 2` source samples. The engine's views come from its cache, whose shorter side is
+/// 1.5× the training side, and RandomResizedCrop's aspect limits (3/4 to 4/3) keep a crop within
+/// 2× the output's side on either axis (6 taps); 8 leaves room, and each sample's weights are
+/// padded to it in the uploaded table.
+pub const MAX_TAPS: usize = 8;
 
 /// Units per cube (one cube per view): WebGPU's guaranteed workgroup size.
 const UNITS: u32 = 256;
@@ -228,6 +230,14 @@ pub fn build_views(
     Ok(output)
 }
 
+/// Bytes of the tables [`build_views`] uploads beside the sources for `views` views at `size`:
+/// per view its integers and floats, and per output row and column its first tap, tap count and
+/// [`MAX_TAPS`] weights; and the constants.
+pub fn table_bytes(views: usize, size: u32) -> usize {
+    let per_sample = 2 * 4 + MAX_TAPS * 4;
+    views * (VIEW_INTS * 4 + VIEW_FLOATS * 4 + 2 * size as usize * per_sample) + 9 * 4
+}
+
 /// The kernel's code of a jitter operation.
 fn op_code(op: JitterOp) -> u32 {
     match op {
@@ -240,7 +250,10 @@ fn op_code(op: JitterOp) -> u32 {
 
 /// Every view names a source it fits: one tap per output sample, each inside the source, none
 /// wider than [`MAX_TAPS`].
-fn check(sources: &[Source<'_>], views: &[ViewSpec], size: u32) -> Result<(), ViewError> {
+///
+/// # Errors
+/// [`ViewError`] naming the first view or source that does not.
+pub fn check(sources: &[Source<'_>], views: &[ViewSpec], size: u32) -> Result<(), ViewError> {
     for (index, source) in sources.iter().enumerate() {
         let expected = 3 * source.width as usize * source.height as usize;
         if source.pixels.len() != expected {

@@ -46,6 +46,7 @@ mod tests {
             declaration::<method::Positive>(&config),
             declaration::<method::MethodSettings>(&config),
             declaration::<model::Precision>(&config),
+            declaration::<library_train::AugmentOn>(&config),
             declaration::<library_train::TrainConfig>(&config),
             declaration::<eval::Histogram>(&config),
             declaration::<eval::PairKind>(&config),

@@ -14,13 +14,100 @@ use spreadout_shaders::views::{
 use super::{AugmentOps, ColorJitter, Geometry, JitterOp, LUMA_WEIGHTS, Normalization, ViewDraw};
 use crate::resample::triangle_taps;
 
+/// A batch of training views drawn on the host, to be built on the device: the batch's source
+/// images (each once, however many views it has) and each view's description. Made on the batch
+/// producer's thread ([`DeviceViews::prepare`]); the training thread only uploads and launches
+/// ([`DeviceViews::build`]).
+pub struct DeviceViews {
+    sources: Vec<RgbImage>,
+    specs: Vec<ViewSpec>,
+    size: u32,
+}
+
+impl DeviceViews {
+    /// The views `View::Augmented { ops, seed }` draws for `rows` of `sources` (row `r` from a
+    /// generator seeded `seed + r`, as the CPU path draws them), at `size`×`size`.
+    pub fn prepare(
+        sources: Vec<RgbImage>,
+        rows: &[usize],
+        size: u32,
+        ops: &AugmentOps,
+        seed: u64,
+    ) -> Self {
+        let specs = rows
+            .iter()
+            .enumerate()
+            .map(|(row, &source)| {
+                let image = &sources[source];
+                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(row as u64));
+                let draw = ViewDraw::sample(image.width(), image.height(), ops, &mut rng);
+                view_spec(&draw, source, image.width(), image.height(), size)
+            })
+            .collect();
+        Self {
+            sources,
+            specs,
+            size,
+        }
+    }
+
+    /// The shape of the built views: `[views, 3, size, size]`.
+    pub fn shape(&self) -> [usize; 4] {
+        let side = self.size as usize;
+        [self.specs.len(), 3, side, side]
+    }
+
+    /// Bytes that [`DeviceViews::build`] uploads: the sources and the views' tables.
+    pub fn upload_bytes(&self) -> u64 {
+        let sources: usize = self.sources.iter().map(|image| image.as_raw().len()).sum();
+        (sources + views::table_bytes(self.specs.len(), self.size)) as u64
+    }
+
+    /// Whether the kernel can build these views (each crop within its taps).
+    ///
+    /// # Errors
+    /// [`ViewError`] naming the view that it cannot.
+    pub fn check(&self) -> Result<(), ViewError> {
+        views::check(&self.sources(), &self.specs, self.size)
+    }
+
+    fn sources(&self) -> Vec<Source<'_>> {
+        self.sources
+            .iter()
+            .map(|image| Source {
+                width: image.width(),
+                height: image.height(),
+                pixels: image.as_raw(),
+            })
+            .collect()
+    }
+
+    /// The views built on the device of `client`: the network's input normalised with
+    /// `normalization`, `[n, 3, size, size]` f32, in a buffer there.
+    ///
+    /// # Errors
+    /// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 7× the
+    /// output's side; the cache's images give at most 2×).
+    pub fn build(
+        &self,
+        client: &Client,
+        normalization: &Normalization,
+    ) -> Result<Handle, ViewError> {
+        views::build_views(
+            client,
+            &self.sources(),
+            &self.specs,
+            self.size,
+            &constants(normalization),
+        )
+    }
+}
+
 /// The training views `View::Augmented { ops, seed }` draws for `images` (image `i` from a
-/// generator seeded `seed + i`, as the CPU path draws them), built on the device of `client`:
-/// the network's normalised input, `[n, 3, size, size]` f32, in a buffer there.
+/// generator seeded `seed + i`), built on the device of `client` ([`DeviceViews`]).
 ///
 /// # Errors
-/// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 7× the output's
-/// side).
+/// [`ViewError`] as [`DeviceViews::build`].
 pub fn augmented_views_on(
     client: &Client,
     images: &[RgbImage],
@@ -29,24 +116,8 @@ pub fn augmented_views_on(
     seed: u64,
     normalization: &Normalization,
 ) -> Result<Handle, ViewError> {
-    let specs: Vec<ViewSpec> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-            let draw = ViewDraw::sample(image.width(), image.height(), ops, &mut rng);
-            view_spec(&draw, i, image.width(), image.height(), size)
-        })
-        .collect();
-    let sources: Vec<Source<'_>> = images
-        .iter()
-        .map(|image| Source {
-            width: image.width(),
-            height: image.height(),
-            pixels: image.as_raw(),
-        })
-        .collect();
-    views::build_views(client, &sources, &specs, size, &constants(normalization))
+    let rows: Vec<usize> = (0..images.len()).collect();
+    DeviceViews::prepare(images.to_vec(), &rows, size, ops, seed).build(client, normalization)
 }
 
 /// `draw` on source `source` (`width`×`height`) at `size`, as the kernel takes it.

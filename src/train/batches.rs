@@ -9,6 +9,7 @@ use burn::tensor::TensorData;
 use rand::seq::SliceRandom;
 
 use super::TrainConfig;
+use crate::augment::DeviceViews;
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{PixelBatch, View};
 use crate::method::{self, Method};
@@ -31,40 +32,60 @@ pub(crate) fn epoch_batches(
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
+/// A step's training views as the producer leaves them: built (8-bit pixels to upload), or drawn
+/// and ready to be built on the device from the batch's images.
+pub(crate) enum StepViews {
+    Built(PixelBatch),
+    ToBuild(DeviceViews),
+}
+
 /// What one step uploads, prepared on the producer's thread.
 pub(crate) struct StepInput {
     /// The views (see [`prepare`]).
-    pub(crate) pixels: PixelBatch,
+    pub(crate) views: StepViews,
     /// NCE's candidate rows ([`method::nce_candidates`]); `None` for the other methods.
     pub(crate) nce_candidates: Option<TensorData>,
 }
 
 /// The augmented views of the images at `indices` the run's method trains on: rows `0..m` the
 /// first views and, for two-view methods, `m..2m` the second views of the same images (row `r`
-/// draws from `seed(epoch, step) + r`); and NCE's noise for the step.
+/// draws from `seed(epoch, step) + r`), built here or, `on_device`, drawn here to be built on the
+/// device; and NCE's noise for the step.
 pub(crate) fn prepare(
     config: &TrainConfig,
     train: &ImageSet,
     indices: &[usize],
-    epoch: usize,
-    step: usize,
+    at: (usize, usize),
+    on_device: bool,
 ) -> Result<StepInput, DataError> {
+    let (epoch, step) = at;
     // Each image is read from the cache (a JPEG decode at large sizes) once for all its views.
     let images = train.images(indices)?;
     let rows: Vec<usize> = (0..config.method.views())
         .flat_map(|_| 0..images.len())
         .collect();
-    let pixels = PixelBatch::prepare(
-        &Subset {
-            source: images.as_slice(),
-            indices: &rows,
-        },
-        config.image_size,
-        View::Augmented {
-            ops: config.augment,
-            seed: Stream::Augmentation { epoch, step }.seed(config.seed),
-        },
-    )?;
+    let seed = Stream::Augmentation { epoch, step }.seed(config.seed);
+    let views = if on_device {
+        StepViews::ToBuild(DeviceViews::prepare(
+            images,
+            &rows,
+            config.image_size,
+            &config.augment,
+            seed,
+        ))
+    } else {
+        StepViews::Built(PixelBatch::prepare(
+            &Subset {
+                source: images.as_slice(),
+                indices: &rows,
+            },
+            config.image_size,
+            View::Augmented {
+                ops: config.augment,
+                seed,
+            },
+        )?)
+    };
     // The memory bank has a row per training image (a changed folder's rows are remapped to its
     // images before the first step).
     let instances = train.len();
@@ -77,7 +98,7 @@ pub(crate) fn prepare(
         )
     });
     Ok(StepInput {
-        pixels,
+        views,
         nce_candidates,
     })
 }
@@ -116,9 +137,12 @@ mod tests {
             ..TrainConfig::default()
         };
         let rows = |config: &TrainConfig| {
-            let batch = prepare(config, &images, &[3, 0, 2, 1], 0, 0)
+            let StepViews::Built(batch) = prepare(config, &images, &[3, 0, 2, 1], (0, 0), false)
                 .unwrap()
-                .pixels;
+                .views
+            else {
+                unreachable!("views built on the host")
+            };
             let pixels = batch.pixels();
             let row = pixels.len() / batch.len();
             (

@@ -60,10 +60,47 @@ pub struct TrainConfig {
     /// Number format of the convolutions (runs recorded before it existed trained in f32).
     #[serde(default)]
     pub precision: Precision,
+    /// Where the training views are built; not part of the model (the views are the same either
+    /// way), so a resumed run takes the request's.
+    #[serde(default)]
+    pub augment_on: AugmentOn,
     /// Minutes between checkpoints within an epoch (one is also written at every epoch's end and
     /// when the run is stopped), so a crash or a power cut costs at most this much training.
     #[serde(default = "default_checkpoint_minutes")]
     pub checkpoint_minutes: f64,
+}
+
+/// Where a run's training views are built.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AugmentOn {
+    /// On the device when it is a GPU adapter, else on the CPU.
+    #[default]
+    Auto,
+    /// On the GPU, by `spreadout_shaders::views` (refused on the CPU backend).
+    Device,
+    /// On the CPU, by the batch producer's threads.
+    Cpu,
+}
+
+impl AugmentOn {
+    /// Whether a run on a GPU adapter (`on_gpu`) builds its views there.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for `Device` on the CPU backend.
+    pub fn on_device(self, on_gpu: bool) -> Result<bool, TrainError> {
+        match self {
+            Self::Auto => Ok(on_gpu),
+            Self::Cpu => Ok(false),
+            Self::Device if on_gpu => Ok(true),
+            Self::Device => Err(TrainError::Config {
+                setting: "augment_on",
+                problem: "device needs a GPU adapter; on the CPU backend the views are built on the CPU (cpu or auto)",
+            }),
+        }
+    }
 }
 
 fn default_checkpoint_minutes() -> f64 {
@@ -98,6 +135,7 @@ impl Default for TrainConfig {
             knn_sigma: 0.1,
             recall_k: default_recall_k(),
             precision: Precision::F32,
+            augment_on: AugmentOn::Auto,
             checkpoint_minutes: default_checkpoint_minutes(),
         }
     }

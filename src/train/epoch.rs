@@ -32,6 +32,8 @@ pub(crate) struct EpochRunner<'a> {
     on_gpu: bool,
     /// Steps whose losses are read together ([`LOSS_WINDOW`] on a GPU, 1 on the CPU backend).
     loss_window: usize,
+    /// Whether the training views are built on the device (the producer only draws them).
+    views_on_device: bool,
     lr_cap: f64,
 }
 
@@ -236,8 +238,17 @@ impl<'a> EpochRunner<'a> {
             total_steps: (config.epochs * (train.len() / batch)) as u64,
             on_gpu,
             loss_window: if on_gpu { LOSS_WINDOW } else { 1 },
+            views_on_device: false,
             lr_cap: f64::INFINITY,
         }
+    }
+
+    /// Builds the training views on `views_on` (the training device's CubeCL device) rather than
+    /// on the producer's threads, which then only read the images and draw the views.
+    pub(crate) fn with_views_on(mut self, views_on: cubecl::Device) -> Self {
+        self.device_step = self.device_step.with_views_on(views_on);
+        self.views_on_device = true;
+        self
     }
 
     /// Caps every rate at the last one a resumed run trained with, for an extended run (`--resume --epochs 80` after
@@ -283,7 +294,13 @@ impl<'a> EpochRunner<'a> {
         let first_step = first_step.min(steps_per_epoch);
         let produce = |i: usize| {
             let step = first_step + i;
-            batches::prepare(config, self.train, &plan[step], epoch, step)
+            batches::prepare(
+                config,
+                self.train,
+                &plan[step],
+                (epoch, step),
+                self.views_on_device,
+            )
         };
         let interval = Duration::from_secs_f64(config.checkpoint_minutes * 60.0);
         let epoch_start = Instant::now();
@@ -498,9 +515,13 @@ mod tests {
         for epoch in 0..config.epochs {
             let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
             for (step, indices) in plan.iter().enumerate() {
-                let pixels = batches::prepare(config, set, indices, epoch, step)
-                    .unwrap()
-                    .pixels;
+                let batches::StepViews::Built(pixels) =
+                    batches::prepare(config, set, indices, (epoch, step), false)
+                        .unwrap()
+                        .views
+                else {
+                    unreachable!("views built on the host")
+                };
                 // The device normalisation is checked against the host formula in `embed`; here
                 // it is shared so the comparison isolates the loop (a tiny network amplifies a
                 // 3e-7 input difference to 1e-3 in the weights within two steps).

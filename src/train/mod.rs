@@ -41,7 +41,7 @@ use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
 use crate::panics::panic_message;
-pub use config::{TrainConfig, default_recall_k};
+pub use config::{AugmentOn, TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
@@ -130,6 +130,8 @@ fn run_inner(
     let config = match &resumed {
         Some(state) => TrainConfig {
             epochs: request.config.epochs.max(state.config.epochs),
+            // Where the views are built changes nothing they contain: the request decides.
+            augment_on: request.config.augment_on,
             ..state.config.clone()
         },
         None => request.config.clone(),
@@ -177,7 +179,7 @@ fn run_inner(
     let extended = resumed
         .as_ref()
         .is_some_and(|state| config.epochs > state.config.epochs);
-    let runner = EpochRunner::new(
+    let mut runner = EpochRunner::new(
         &config,
         &train,
         restored.normalization,
@@ -185,6 +187,12 @@ fn run_inner(
         selected.is_wgpu,
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
+    if config.augment_on.on_device(selected.is_wgpu)? {
+        let cube = selected
+            .cube_device()
+            .expect("a GPU adapter is a CubeCL device");
+        runner = runner.with_views_on(cube);
+    }
     emit(TrainEvent::Started {
         device: selected.name.clone(),
         images: train.len(),

@@ -55,6 +55,7 @@ export const defaultConfig = (): TrainConfig => ({
   knn_sigma: 0.1,
   recall_k: [1, 2, 4, 8],
   precision: 'f32',
+  augment_on: 'auto',
   checkpoint_minutes: 10,
 });
 
@@ -84,7 +85,8 @@ const CHOICES = {
   negatives: { all: true, hardest_half: true, easiest_half: true },
   positive: { augmented: true, nearest: true },
   precision: { f32: true, f16: true },
-} satisfies { [K in 'schedule' | 'method' | 'negatives' | 'positive' | 'precision']: Record<NonNullable<TrainConfig[K]>, true> };
+  augment_on: { auto: true, device: true, cpu: true },
+} satisfies { [K in 'schedule' | 'method' | 'negatives' | 'positive' | 'precision' | 'augment_on']: Record<NonNullable<TrainConfig[K]>, true> };
 
 function isNumberKey(key: keyof TrainConfig): key is NumberKey {
   return Object.hasOwn(LIMITS, key);

@@ -332,6 +332,11 @@ triplet_margin: number, };
 export type Precision = "f32" | "f16";
 
 /**
+ * Where a run's training views are built.
+ */
+export type AugmentOn = "auto" | "device" | "cpu";
+
+/**
  * Hyper-parameters of a run. Defaults are the paper's (§4.1).
  */
 export type TrainConfig = { 
@@ -417,6 +422,11 @@ recall_k: Array<number>,
  * Number format of the convolutions (runs recorded before it existed trained in f32).
  */
 precision: Precision, 
+/**
+ * Where the training views are built; not part of the model (the views are the same either
+ * way), so a resumed run takes the request's.
+ */
+augment_on: AugmentOn, 
 /**
  * Minutes between checkpoints within an epoch (one is also written at every epoch's end and
  * when the run is stopped), so a crash or a power cut costs at most this much training.

@@ -188,6 +188,14 @@ export class TrainScreen implements Screen {
       ],
       (value) => store.choose({ precision: value }),
     );
+    const augmentOn = select<TrainConfig['augment_on']>(
+      [
+        { value: 'auto', label: 'Automatic (the GPU when training on one)' },
+        { value: 'device', label: 'On the GPU (spreadout-shaders)' },
+        { value: 'cpu', label: 'On the CPU' },
+      ],
+      (value) => store.choose({ augment_on: value }),
+    );
     const method = select<Method>(METHODS, (value) => {
       const chosen = METHODS.find((m) => m.value === value) ?? METHODS[0];
       // A method change brings its published temperature; the τ field can still override it.
@@ -217,6 +225,7 @@ export class TrainScreen implements Screen {
       this.choiceField('negatives', 'Negatives', this.negatives, 'which negatives enter the loss (paper Table 8); the spread-out method only'),
       this.numberField('seed', preset),
       this.choiceField('precision', 'Precision', precision, 'f16 uses the GPU\'s 16-bit matrix units; refused where the device has none'),
+      this.choiceField('augment_on', 'Training views built', augmentOn, 'The same views either way; on the GPU the CPU only reads the images'),
       h(
         'div',
         { class: 'field', role: 'group', 'aria-labelledby': 'start-from-label' },
@@ -282,7 +291,7 @@ export class TrainScreen implements Screen {
       const input = this.form.querySelector<HTMLInputElement>(`input[name="${key}"]`);
       if (input) input.value = String(config[key]);
     }
-    const selects: Record<string, string> = { schedule: config.schedule, precision: config.precision ?? 'f32', method: config.method ?? 'spreadout', negatives: config.negatives };
+    const selects: Record<string, string> = { schedule: config.schedule, precision: config.precision ?? 'f32', augment_on: config.augment_on ?? 'auto', method: config.method ?? 'spreadout', negatives: config.negatives };
     for (const [name, value] of Object.entries(selects)) {
       const select = this.form.querySelector<HTMLSelectElement>(`select[name="${name}"]`);
       if (select) select.value = value;
