@@ -1,5 +1,5 @@
-//! The device's training views (`spreadout_shaders::views`, through
-//! `augment::augmented_views_on`) against the CPU path that stays their reference, on the first
+//! The device's training views (`spreadout_shaders::views`, through `augment::DeviceViews`)
+//! against the CPU path that stays their reference, on the first
 //! wgpu adapter (lavapipe here and in CI): noise-filled sources of several sizes, odd widths
 //! among them, each operation alone and all together, within 1/255 per channel once the
 //! normalisation is undone. One test, so the binary opens the device once.
@@ -107,7 +107,9 @@ fn worst_difference(
         [sources.len(), 3, side, side],
         cube,
         move |client| {
-            augment::augmented_views_on(client, &images, size, &ops, seed, &normalization)
+            let rows: Vec<usize> = (0..images.len()).collect();
+            augment::DeviceViews::prepare(images.clone(), &rows, size, &ops, seed)
+                .build(client, &normalization)
                 .unwrap_or_else(|error| panic!("{ops:?}: {error}"))
         },
     )

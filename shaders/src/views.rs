@@ -477,7 +477,10 @@ fn resample(
     unit_range(sum / 255.0)
 }
 
+/// `value` held to `[0, 1]`, as the CPU path's `clamp(0.0, 1.0)` (the same for every finite
+/// value, which is all a view holds).
 #[cube]
+#[allow(clippy::manual_clamp)]
 fn unit_range(value: f32) -> f32 {
     f32::min(f32::max(value, 0.0), 1.0)
 }

@@ -86,7 +86,7 @@ impl DeviceViews {
     /// `normalization`, `[n, 3, size, size]` f32, in a buffer there.
     ///
     /// # Errors
-    /// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 7× the
+    /// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 3× the
     /// output's side; the cache's images give at most 2×).
     pub fn build(
         &self,
@@ -101,23 +101,6 @@ impl DeviceViews {
             &constants(normalization),
         )
     }
-}
-
-/// The training views `View::Augmented { ops, seed }` draws for `images` (image `i` from a
-/// generator seeded `seed + i`), built on the device of `client` ([`DeviceViews`]).
-///
-/// # Errors
-/// [`ViewError`] as [`DeviceViews::build`].
-pub fn augmented_views_on(
-    client: &Client,
-    images: &[RgbImage],
-    size: u32,
-    ops: &AugmentOps,
-    seed: u64,
-    normalization: &Normalization,
-) -> Result<Handle, ViewError> {
-    let rows: Vec<usize> = (0..images.len()).collect();
-    DeviceViews::prepare(images.to_vec(), &rows, size, ops, seed).build(client, normalization)
 }
 
 /// `draw` on source `source` (`width`×`height`) at `size`, as the kernel takes it.
