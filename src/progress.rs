@@ -12,7 +12,9 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::consts::SIGINT;
 use spreadout::data::SkippedFile;
-use spreadout::train::{self, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest};
+use spreadout::train::{
+    self, AugmentOn, EpochMetrics, Phase, RunSummary, TrainEvent, TrainRequest,
+};
 
 /// Set by the first Ctrl-C once the handler is installed.
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
@@ -128,10 +130,15 @@ fn render(bar: &ProgressBar, event: &TrainEvent) {
             steps_per_epoch,
             epochs,
             first_epoch,
+            views_on,
         } => {
             report_skipped(skipped);
+            let views = match views_on {
+                AugmentOn::Device => "views built on the GPU",
+                _ => "views built on the CPU",
+            };
             println!(
-                "training on {device}: {images} images, {steps_per_epoch} steps per epoch, epochs {first_epoch}–{epochs}"
+                "training on {device}: {images} images, {views}, {steps_per_epoch} steps per epoch, epochs {first_epoch}–{epochs}"
             );
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_style(

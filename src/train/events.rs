@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::AugmentOn;
 use crate::data::SkippedFile;
 // `Neighbour` belongs to retrieval (`eval`); probes carry it, and callers name it from here too.
 pub use crate::eval::Neighbor;
@@ -39,6 +40,10 @@ pub struct EpochMetrics {
     /// augmentation keeps up, near 1 when the host is the bottleneck.
     #[serde(default)]
     pub data_wait_fraction: f64,
+    /// Milliseconds the training thread spent recording each step (building its work for the
+    /// device): the host's share of a step besides the batch producer's.
+    #[serde(default)]
+    pub host_ms_per_step: f64,
     /// Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
     pub knn_accuracy: Option<f64>,
     /// Test classes the kNN memory lacks, whose images kNN left out (empty when it has them all).
@@ -117,6 +122,8 @@ pub enum TrainEvent {
         epochs: usize,
         /// First epoch this run will train (1 unless resumed).
         first_epoch: usize,
+        /// Where the training views are built: `device` or `cpu` (`auto` resolved).
+        views_on: AugmentOn,
     },
     /// Something the user should know that does not stop the run.
     Warning {

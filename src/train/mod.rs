@@ -187,7 +187,8 @@ fn run_inner(
         selected.is_wgpu,
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
-    if config.augment_on.on_device(selected.is_wgpu)? {
+    let views_on_device = config.augment_on.on_device(selected.is_wgpu)?;
+    if views_on_device {
         let cube = selected
             .cube_device()
             .expect("a GPU adapter is a CubeCL device");
@@ -200,6 +201,11 @@ fn run_inner(
         steps_per_epoch: runner.steps_per_epoch(),
         epochs: config.epochs,
         first_epoch: restored.first_epoch + 1,
+        views_on: if views_on_device {
+            AugmentOn::Device
+        } else {
+            AugmentOn::Cpu
+        },
     });
     let opened = Opened {
         request,
@@ -430,6 +436,7 @@ fn train_epochs(
             EpochOutcome::Stopped { step } => return Ok(RunSummary::stopped(epoch, metrics, step)),
         };
         net = trained.net;
+        let recorded_steps = (trained.steps - steps).max(1);
         steps = trained.steps;
         emit(TrainEvent::Phase {
             phase: Phase::Evaluating,
@@ -440,6 +447,7 @@ fn train_epochs(
             lr: trained.lr,
             images_per_sec: trained.images_per_sec,
             data_wait_fraction: trained.data_wait_fraction,
+            host_ms_per_step: 1000.0 * trained.record_seconds / recorded_steps as f64,
             knn_accuracy: None,
             knn_classes_left_out: Vec::new(),
             recall_at: None,

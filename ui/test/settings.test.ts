@@ -72,12 +72,28 @@ describe('training settings', () => {
     // 100 rows a second and 1 000 steps left: 1 s per step of 100 one-view images, 2 s of two-view ones.
     const etaOf = (method: 'nce' | 'spreadout') => {
       window.spreadoutTest!.setConfig({ method, batch_size: 100 });
-      train.onEvent({ type: 'started', device: 'Mock GPU', images: 100_100, skipped: [], steps_per_epoch: 1001, epochs: 1, first_epoch: 1 });
+      train.onEvent({ type: 'started', device: 'Mock GPU', images: 100_100, skipped: [], steps_per_epoch: 1001, epochs: 1, first_epoch: 1, views_on: 'device' });
       train.onEvent({ type: 'step', epoch: 1, step: 1, steps_per_epoch: 1001, loss: 1, lr: 0.03, images_per_sec: 100 });
       return text('#eta');
     };
     expect(etaOf('nce')).toBe('ETA 16 min 40 s');
     expect(etaOf('spreadout')).toBe('ETA 33 min 20 s');
+  });
+
+  it('say where the training views are built, and the host work a step takes', async () => {
+    const app = await onTrainScreen();
+    const train = app.screens.train;
+    const started = (views_on: 'device' | 'cpu') =>
+      train.onEvent({ type: 'started', device: 'Mock GPU', images: 40, skipped: [], steps_per_epoch: 4, epochs: 1, first_epoch: 1, views_on });
+    started('device');
+    expect(text('#train-numbers')).toBe('40 images on Mock GPU, training views built on the GPU, 4 steps per epoch');
+    started('cpu');
+    expect(text('#train-numbers')).toContain('training views built on the CPU');
+    // The choice reaches the engine's configuration.
+    const choice = document.querySelector<HTMLSelectElement>('select[name="augment_on"]')!;
+    choice.value = 'cpu';
+    choice.dispatchEvent(new Event('change'));
+    expect(app.store.shared.config.augment_on).toBe('cpu');
   });
 
   it('refuse values the engine would, keeping the last good one', async () => {

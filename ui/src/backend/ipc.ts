@@ -534,6 +534,11 @@ images_per_sec: number,
  */
 data_wait_fraction: number, 
 /**
+ * Milliseconds the training thread spent recording each step (building its work for the
+ * device): the host's share of a step besides the batch producer's.
+ */
+host_ms_per_step: number, 
+/**
  * Weighted kNN top-1 accuracy in percent, when labelled evaluation folders were given.
  */
 knn_accuracy: number | null, 
@@ -616,7 +621,11 @@ epochs: number,
 /**
  * First epoch this run will train (1 unless resumed).
  */
-first_epoch: number, } | { "type": "warning", 
+first_epoch: number, 
+/**
+ * Where the training views are built: `device` or `cpu` (`auto` resolved).
+ */
+views_on: AugmentOn, } | { "type": "warning", 
 /**
  * What happened and what to do.
  */

@@ -145,7 +145,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     const run = runs.get(runDir)!;
     emit({ type: 'phase', phase: 'loading_data' });
     emit({ type: 'loading', done: images, total: images });
-    emit({ type: 'started', device: 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch });
+    emit({ type: 'started', device: 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: run.record.config.augment_on === 'cpu' ? 'cpu' : 'device' });
     emit({ type: 'phase', phase: 'warming_up' });
     for (let epoch = firstEpoch; epoch <= epochs; epoch++) {
       for (let step = 1; step <= steps; step++) {
@@ -168,6 +168,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         lr: 0.03,
         images_per_sec: 900,
         data_wait_fraction: 0.02,
+        host_ms_per_step: 3.5,
         knn_accuracy: 30 + (40 * epoch) / epochs,
         knn_classes_left_out: [],
         recall_at: [[1, 30 + epoch], [2, 40 + epoch], [4, 50 + epoch], [8, 60 + epoch]],

@@ -515,7 +515,7 @@ export class TrainScreen implements Screen {
         this.run = { totalSteps: event.epochs * event.steps_per_epoch, stepsPerEpoch: event.steps_per_epoch, epochs: event.epochs, firstEpoch: event.first_epoch, stepSeconds: NaN };
         this.bar.max = this.run.totalSteps;
         this.bar.value = (event.first_epoch - 1) * event.steps_per_epoch;
-        replace(this.numbers, `${count(event.images)} images on ${event.device}, ${event.steps_per_epoch} steps per epoch`);
+        replace(this.numbers, `${count(event.images)} images on ${event.device}, training views built on the ${event.views_on === 'device' ? 'GPU' : 'CPU'}, ${event.steps_per_epoch} steps per epoch`);
         break;
       case 'warning':
         this.notices.warn(event.message);
@@ -580,7 +580,7 @@ export class TrainScreen implements Screen {
       metrics.recall_at ? `, R@1 ${percent(metrics.recall_at[0]?.[1])}` : '',
       metrics.nmi !== null ? `, NMI ${metrics.nmi.toFixed(3)}` : '',
       metrics.scored_on === 'test_folder' && metrics.knn_accuracy === null ? ' (R@1 and NMI within the test folder: its classes are unseen)' : '',
-      `, ${rate(metrics.images_per_sec)}, waited for data ${percent(100 * (metrics.data_wait_fraction ?? 0))} of the time, ${duration(metrics.seconds)}`,
+      `, ${rate(metrics.images_per_sec)}, waited for data ${percent(100 * (metrics.data_wait_fraction ?? 0))} of the time, ${(metrics.host_ms_per_step ?? 0).toFixed(1)} ms of host work a step, ${duration(metrics.seconds)}`,
     );
     const thumbnailUrl = (path: string) => this.context.backend.thumbnailUrl(path);
     replace(this.probes, summary, ...metrics.probes.map((probe) => neighborStrip(probe.query, probe.neighbors, { thumbnailUrl })));
