@@ -22,7 +22,7 @@ use crate::embed::{PixelBatch, View};
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
 use crate::optim::Sgd;
-use crate::train::{Control, EpochRunner, EpochStart, TrainConfig, TrainError};
+use crate::train::{AugmentOn, Control, EpochRunner, EpochStart, TrainConfig, TrainError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,8 @@ pub struct TrainingCase {
     pub image_size: u32,
     /// Convolution precision.
     pub precision: Precision,
+    /// Where the training views are built (`auto`: on a GPU adapter, there).
+    pub augment_on: AugmentOn,
 }
 
 /// The devices a benchmark runs on: the one `choice` names, or, without a choice, the CPU and
@@ -183,6 +185,7 @@ pub fn training(
     steps: usize,
 ) -> Result<BenchRow, BenchError> {
     device::check_precision(device, case.precision)?;
+    let views_on_device = case.augment_on.on_device(device.is_wgpu)?;
     let config = TrainConfig {
         width: case.width,
         batch_size: case.batch_size,
@@ -205,7 +208,14 @@ pub fn training(
         }
         let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
         let normalization = set.normalization();
-        let runner = EpochRunner::new(&config, &set, normalization, &autodiff, device.is_wgpu);
+        let mut runner = EpochRunner::new(&config, &set, normalization, &autodiff, device.is_wgpu);
+        if views_on_device {
+            runner = runner.with_views_on(
+                device
+                    .cube_device()
+                    .expect("views on the device are built on a GPU adapter"),
+            );
+        }
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
         let watching = (epoch == 1 && device.is_wgpu)
             .then(|| cubecl::logging::LaunchObservation::new(launches.clone()));
@@ -257,8 +267,12 @@ pub fn training(
     Ok(BenchRow {
         task: "train".to_owned(),
         detail: format!(
-            "ResNet-18 w{}, {stem}, {} px, batch {}×2, {}",
-            case.width, case.image_size, case.batch_size, case.precision
+            "ResNet-18 w{}, {stem}, {} px, batch {}×2, {}, views built on the {}",
+            case.width,
+            case.image_size,
+            case.batch_size,
+            case.precision,
+            if views_on_device { "GPU" } else { "CPU" }
         ),
         device: device.name.clone(),
         backend: device.backend.to_owned(),
@@ -540,6 +554,7 @@ mod tests {
             batch_size: 4,
             image_size: 16,
             precision: Precision::F32,
+            augment_on: AugmentOn::Auto,
         };
         let row = training(&device::cpu(), case, 0, 2).unwrap();
         let budget = row.budget.unwrap();
@@ -574,6 +589,7 @@ mod tests {
             batch_size: 4,
             image_size: 16,
             precision: Precision::F32,
+            augment_on: AugmentOn::Auto,
         };
         let row = training(&device::cpu(), case, 1, 2).unwrap();
         assert_eq!(row.task, "train");
@@ -608,6 +624,7 @@ mod tests {
             batch_size: 4,
             image_size: 16,
             precision: Precision::F16,
+            augment_on: AugmentOn::Auto,
         };
         let error = training(&device::cpu(), case, 0, 1)
             .unwrap_err()

@@ -188,6 +188,9 @@ pub struct BenchArgs {
     /// Convolution precisions to time (f16 needs a GPU with shader-f16).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
     pub precision: Vec<Precision>,
+    /// Where the training rows build their views: auto (on a GPU adapter, the GPU), device, cpu.
+    #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
+    pub augment_on: AugmentOn,
     /// Timed steps per configuration.
     #[arg(long, default_value_t = 5)]
     pub steps: usize,

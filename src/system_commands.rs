@@ -133,6 +133,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                         batch_size: args.batch_size,
                         image_size: args.image_size,
                         precision,
+                        augment_on: args.augment_on,
                     };
                     match bench::training(&selected, case, args.warmup, args.steps) {
                         Ok(row) => print(&row),

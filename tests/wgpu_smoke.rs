@@ -434,6 +434,7 @@ fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
         batch_size: 4,
         image_size: 16,
         precision: Precision::F32,
+        augment_on: spreadout::train::AugmentOn::Auto,
     };
     let row = bench::training(&gpu, case, 1, 32).unwrap();
     let budget = row.budget.expect("a training row has a step budget");
