@@ -214,6 +214,7 @@ pub fn training(
                 device
                     .cube_device()
                     .expect("views on the device are built on a GPU adapter"),
+                None,
             );
         }
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.

@@ -336,6 +336,10 @@ pub struct TrainSettings {
     /// CPU), device (the GPU), or cpu. The views are the same either way.
     #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
     pub augment_on: AugmentOn,
+    /// With views built on the GPU, the MiB of training images kept there for the whole run (a
+    /// folder above it is uploaded batch by batch); 0: never.
+    #[arg(long, default_value_t = 1024)]
+    pub device_data_mb: u32,
     /// Minutes between checkpoints inside an epoch (one is also written at each epoch's end and on Ctrl-C).
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
@@ -411,6 +415,7 @@ impl TrainSettings {
             recall_k: self.recall_k.clone(),
             precision: self.precision,
             augment_on: self.augment_on,
+            device_data_mb: self.device_data_mb,
             checkpoint_minutes: self.checkpoint_minutes,
             ..TrainConfig::default()
         })

@@ -525,6 +525,14 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
         false,
         None,
     );
+    // The images above were kept on the device for the run (the default budget holds them);
+    // here they are uploaded batch by batch.
+    let uploaded = dir.path().join("uploaded");
+    let batch_by_batch = TrainConfig {
+        device_data_mb: 0,
+        ..config(AugmentOn::Device)
+    };
+    train_on(gpu, &data, &uploaded, batch_by_batch, false, None);
     train_on(gpu, &data, &on_cpu, config(AugmentOn::Cpu), false, None);
     // The first epoch's views on the device, the second's on the CPU after a resume.
     train_on(
@@ -537,6 +545,7 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     );
     train_on(gpu, &data, &switched, config(AugmentOn::Cpu), true, None);
     for (name, run) in [
+        ("images uploaded batch by batch", &uploaded),
         ("views on the CPU", &on_cpu),
         ("switched on resume", &switched),
     ] {

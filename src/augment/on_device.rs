@@ -1,6 +1,9 @@
 //! Augmentation on the device: a view's host draws ([`ViewDraw`]) described as the kernel of
 //! `spreadout_shaders::views` takes them (the taps of the same PIL filter the CPU path uses, the
-//! flip folded into the column taps), and batches of views built there.
+//! flip folded into the column taps), and batches of views built there, from their own images
+//! or from a training set kept there for the run.
+
+use std::sync::Arc;
 
 use cubecl::prelude::Client;
 use cubecl::server::Handle;
@@ -8,18 +11,26 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spreadout_shaders::views::{
-    self, Constants, Jitter, JitterOp as DeviceOp, Source, Tap, ViewError, ViewSpec,
+    self, Constants, DeviceSources, Jitter, JitterOp as DeviceOp, Source, Tap, ViewError, ViewSpec,
 };
 
 use super::{AugmentOps, ColorJitter, Geometry, JitterOp, LUMA_WEIGHTS, Normalization, ViewDraw};
 use crate::resample::triangle_taps;
 
-/// A batch of training views drawn on the host, to be built on the device: the batch's source
-/// images (each once, however many views it has) and each view's description. Made on the batch
-/// producer's thread ([`DeviceViews::prepare`]); the training thread only uploads and launches
-/// ([`DeviceViews::build`]).
+/// Where a batch's views read their pixels on the device.
+enum ViewSources {
+    /// The batch's own images, uploaded with it (each once, however many views it has).
+    Batch(Vec<RgbImage>),
+    /// A training set kept on the device for the run (`train::resident`).
+    Resident(Arc<DeviceSources>),
+}
+
+/// A batch of training views drawn on the host, to be built on the device: where their pixels
+/// are and each view's description. Made on the batch producer's thread
+/// ([`DeviceViews::prepare`], [`DeviceViews::prepare_resident`]); the training thread only
+/// uploads and launches ([`DeviceViews::build`]).
 pub struct DeviceViews {
-    sources: Vec<RgbImage>,
+    sources: ViewSources,
     specs: Vec<ViewSpec>,
     size: u32,
 }
@@ -34,19 +45,26 @@ impl DeviceViews {
         ops: &AugmentOps,
         seed: u64,
     ) -> Self {
-        let specs = rows
-            .iter()
-            .enumerate()
-            .map(|(row, &source)| {
-                let image = &sources[source];
-                let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(row as u64));
-                let draw = ViewDraw::sample(image.width(), image.height(), ops, &mut rng);
-                view_spec(&draw, source, image.width(), image.height(), size)
-            })
-            .collect();
+        let sizes: Vec<(u32, u32)> = sources.iter().map(RgbImage::dimensions).collect();
         Self {
-            sources,
-            specs,
+            specs: draw_specs(&sizes, rows, size, ops, seed),
+            sources: ViewSources::Batch(sources),
+            size,
+        }
+    }
+
+    /// [`DeviceViews::prepare`] for views of images kept on the device: `rows` index `resident`'s
+    /// images, and no pixel is read on the host.
+    pub fn prepare_resident(
+        resident: &Arc<DeviceSources>,
+        rows: &[usize],
+        size: u32,
+        ops: &AugmentOps,
+        seed: u64,
+    ) -> Self {
+        Self {
+            specs: draw_specs(resident.sizes(), rows, size, ops, seed),
+            sources: ViewSources::Resident(Arc::clone(resident)),
             size,
         }
     }
@@ -57,9 +75,12 @@ impl DeviceViews {
         [self.specs.len(), 3, side, side]
     }
 
-    /// Bytes that [`DeviceViews::build`] uploads: the sources and the views' tables.
+    /// Bytes that [`DeviceViews::build`] uploads: a batch's images, and the views' tables.
     pub fn upload_bytes(&self) -> u64 {
-        let sources: usize = self.sources.iter().map(|image| image.as_raw().len()).sum();
+        let sources = match &self.sources {
+            ViewSources::Batch(images) => images.iter().map(|image| image.as_raw().len()).sum(),
+            ViewSources::Resident(_) => 0,
+        };
         (sources + views::table_bytes(self.specs.len(), self.size)) as u64
     }
 
@@ -68,18 +89,15 @@ impl DeviceViews {
     /// # Errors
     /// [`ViewError`] naming the view that it cannot.
     pub fn check(&self) -> Result<(), ViewError> {
-        views::check(&self.sources(), &self.specs, self.size)
-    }
-
-    fn sources(&self) -> Vec<Source<'_>> {
-        self.sources
-            .iter()
-            .map(|image| Source {
-                width: image.width(),
-                height: image.height(),
-                pixels: image.as_raw(),
-            })
-            .collect()
+        match &self.sources {
+            ViewSources::Batch(images) => {
+                let sizes: Vec<(u32, u32)> = images.iter().map(RgbImage::dimensions).collect();
+                views::check(&sizes, &self.specs, self.size)
+            }
+            ViewSources::Resident(resident) => {
+                views::check(resident.sizes(), &self.specs, self.size)
+            }
+        }
     }
 
     /// The views built on the device of `client`: the network's input normalised with
@@ -93,14 +111,48 @@ impl DeviceViews {
         client: &Client,
         normalization: &Normalization,
     ) -> Result<Handle, ViewError> {
-        views::build_views(
-            client,
-            &self.sources(),
-            &self.specs,
-            self.size,
-            &constants(normalization),
-        )
+        let constants = constants(normalization);
+        match &self.sources {
+            ViewSources::Batch(images) => {
+                let uploaded = DeviceSources::upload(client, &as_sources(images))?;
+                views::build_views(client, &uploaded, &self.specs, self.size, &constants)
+            }
+            ViewSources::Resident(resident) => {
+                views::build_views(client, resident, &self.specs, self.size, &constants)
+            }
+        }
     }
+}
+
+/// `images` as the kernel's sources.
+pub(crate) fn as_sources(images: &[RgbImage]) -> Vec<Source<'_>> {
+    images
+        .iter()
+        .map(|image| Source {
+            width: image.width(),
+            height: image.height(),
+            pixels: image.as_raw(),
+        })
+        .collect()
+}
+
+/// The views `View::Augmented { ops, seed }` draws for `rows` of sources of `sizes`.
+fn draw_specs(
+    sizes: &[(u32, u32)],
+    rows: &[usize],
+    size: u32,
+    ops: &AugmentOps,
+    seed: u64,
+) -> Vec<ViewSpec> {
+    rows.iter()
+        .enumerate()
+        .map(|(row, &source)| {
+            let (width, height) = sizes[source];
+            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(row as u64));
+            let draw = ViewDraw::sample(width, height, ops, &mut rng);
+            view_spec(&draw, source, width, height, size)
+        })
+        .collect()
 }
 
 /// `draw` on source `source` (`width`×`height`) at `size`, as the kernel takes it.

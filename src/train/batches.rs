@@ -5,8 +5,11 @@
 //! Every random draw derives from the seed, the epoch and the step, so a batch is the same
 //! whether it was prepared ahead, serially, or after a resume.
 
+use std::sync::Arc;
+
 use burn::tensor::TensorData;
 use rand::seq::SliceRandom;
+use spreadout_shaders::views::DeviceSources;
 
 use super::TrainConfig;
 use crate::augment::DeviceViews;
@@ -39,6 +42,17 @@ pub(crate) enum StepViews {
     ToBuild(DeviceViews),
 }
 
+/// Where the producer leaves a step's views.
+#[derive(Clone, Copy)]
+pub(crate) enum ViewsPlace<'a> {
+    /// Built here, on the CPU.
+    Cpu,
+    /// Drawn here, built on the device from the batch's images, uploaded with it.
+    Device,
+    /// Drawn here, built on the device from the run's images kept there: no pixel is read.
+    Resident(&'a Arc<DeviceSources>),
+}
+
 /// What one step uploads, prepared on the producer's thread.
 pub(crate) struct StepInput {
     /// The views (see [`prepare`]).
@@ -49,42 +63,48 @@ pub(crate) struct StepInput {
 
 /// The augmented views of the images at `indices` the run's method trains on: rows `0..m` the
 /// first views and, for two-view methods, `m..2m` the second views of the same images (row `r`
-/// draws from `seed(epoch, step) + r`), built here or, `on_device`, drawn here to be built on the
-/// device; and NCE's noise for the step.
+/// draws from `seed(epoch, step) + r`), built or drawn as `place` says; and NCE's noise for the
+/// step.
 pub(crate) fn prepare(
     config: &TrainConfig,
     train: &ImageSet,
     indices: &[usize],
     at: (usize, usize),
-    on_device: bool,
+    place: ViewsPlace<'_>,
 ) -> Result<StepInput, DataError> {
     let (epoch, step) = at;
-    // Each image is read from the cache (a JPEG decode at large sizes) once for all its views.
-    let images = train.images(indices)?;
     let rows: Vec<usize> = (0..config.method.views())
-        .flat_map(|_| 0..images.len())
+        .flat_map(|_| 0..indices.len())
         .collect();
     let seed = Stream::Augmentation { epoch, step }.seed(config.seed);
-    let views = if on_device {
-        StepViews::ToBuild(DeviceViews::prepare(
-            images,
+    let (size, ops) = (config.image_size, &config.augment);
+    let views = match place {
+        ViewsPlace::Resident(resident) => {
+            let images: Vec<usize> = rows.iter().map(|&row| indices[row]).collect();
+            StepViews::ToBuild(DeviceViews::prepare_resident(
+                resident, &images, size, ops, seed,
+            ))
+        }
+        // Each image is read from the cache (a JPEG decode at large sizes) once for all its
+        // views.
+        ViewsPlace::Device => StepViews::ToBuild(DeviceViews::prepare(
+            train.images(indices)?,
             &rows,
-            config.image_size,
-            &config.augment,
+            size,
+            ops,
             seed,
-        ))
-    } else {
-        StepViews::Built(PixelBatch::prepare(
-            &Subset {
-                source: images.as_slice(),
-                indices: &rows,
-            },
-            config.image_size,
-            View::Augmented {
-                ops: config.augment,
-                seed,
-            },
-        )?)
+        )),
+        ViewsPlace::Cpu => {
+            let images = train.images(indices)?;
+            StepViews::Built(PixelBatch::prepare(
+                &Subset {
+                    source: images.as_slice(),
+                    indices: &rows,
+                },
+                size,
+                View::Augmented { ops: *ops, seed },
+            )?)
+        }
     };
     // The memory bank has a row per training image (a changed folder's rows are remapped to its
     // images before the first step).
@@ -137,9 +157,10 @@ mod tests {
             ..TrainConfig::default()
         };
         let rows = |config: &TrainConfig| {
-            let StepViews::Built(batch) = prepare(config, &images, &[3, 0, 2, 1], (0, 0), false)
-                .unwrap()
-                .views
+            let StepViews::Built(batch) =
+                prepare(config, &images, &[3, 0, 2, 1], (0, 0), ViewsPlace::Cpu)
+                    .unwrap()
+                    .views
             else {
                 unreachable!("views built on the host")
             };

@@ -4,10 +4,12 @@
 //! a timer or a Stop. The run (`train::run`) and
 //! the benchmark (`bench`) both train through it, so what is measured is what trains.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, Transaction};
+use spreadout_shaders::views::DeviceSources;
 
 use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
 use crate::augment::Normalization;
@@ -34,6 +36,8 @@ pub(crate) struct EpochRunner<'a> {
     loss_window: usize,
     /// Whether the training views are built on the device (the producer only draws them).
     views_on_device: bool,
+    /// The run's images kept on the device, when views are built there and the images fit.
+    resident: Option<Arc<DeviceSources>>,
     lr_cap: f64,
 }
 
@@ -239,15 +243,22 @@ impl<'a> EpochRunner<'a> {
             on_gpu,
             loss_window: if on_gpu { LOSS_WINDOW } else { 1 },
             views_on_device: false,
+            resident: None,
             lr_cap: f64::INFINITY,
         }
     }
 
     /// Builds the training views on `views_on` (the training device's CubeCL device) rather than
-    /// on the producer's threads, which then only read the images and draw the views.
-    pub(crate) fn with_views_on(mut self, views_on: cubecl::Device) -> Self {
+    /// on the producer's threads, which then only draw the views, reading the images unless they
+    /// are `resident` there.
+    pub(crate) fn with_views_on(
+        mut self,
+        views_on: cubecl::Device,
+        resident: Option<Arc<DeviceSources>>,
+    ) -> Self {
         self.device_step = self.device_step.with_views_on(views_on);
         self.views_on_device = true;
+        self.resident = resident;
         self
     }
 
@@ -294,13 +305,12 @@ impl<'a> EpochRunner<'a> {
         let first_step = first_step.min(steps_per_epoch);
         let produce = |i: usize| {
             let step = first_step + i;
-            batches::prepare(
-                config,
-                self.train,
-                &plan[step],
-                (epoch, step),
-                self.views_on_device,
-            )
+            let place = match (&self.resident, self.views_on_device) {
+                (Some(resident), true) => batches::ViewsPlace::Resident(resident),
+                (None, true) => batches::ViewsPlace::Device,
+                (_, false) => batches::ViewsPlace::Cpu,
+            };
+            batches::prepare(config, self.train, &plan[step], (epoch, step), place)
         };
         let interval = Duration::from_secs_f64(config.checkpoint_minutes * 60.0);
         let epoch_start = Instant::now();
@@ -515,10 +525,15 @@ mod tests {
         for epoch in 0..config.epochs {
             let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
             for (step, indices) in plan.iter().enumerate() {
-                let batches::StepViews::Built(pixels) =
-                    batches::prepare(config, set, indices, (epoch, step), false)
-                        .unwrap()
-                        .views
+                let batches::StepViews::Built(pixels) = batches::prepare(
+                    config,
+                    set,
+                    indices,
+                    (epoch, step),
+                    batches::ViewsPlace::Cpu,
+                )
+                .unwrap()
+                .views
                 else {
                     unreachable!("views built on the host")
                 };

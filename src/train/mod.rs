@@ -23,6 +23,7 @@ mod error;
 mod evaluation;
 pub mod events;
 mod request;
+mod resident;
 mod run_folder;
 pub mod runs;
 pub(crate) mod step;
@@ -132,6 +133,7 @@ fn run_inner(
             epochs: request.config.epochs.max(state.config.epochs),
             // Where the views are built changes nothing they contain: the request decides.
             augment_on: request.config.augment_on,
+            device_data_mb: request.config.device_data_mb,
             ..state.config.clone()
         },
         None => request.config.clone(),
@@ -192,7 +194,17 @@ fn run_inner(
         let cube = selected
             .cube_device()
             .expect("a GPU adapter is a CubeCL device");
-        runner = runner.with_views_on(cube);
+        let budget = u64::from(config.device_data_mb) << 20;
+        let kept = resident::upload(&train, &cube.client(), budget)?;
+        match &kept {
+            Some(images) => tracing::info!(
+                "{} training images kept on the device ({:.1} MiB)",
+                train.len(),
+                images.bytes() as f64 / f64::from(1 << 20)
+            ),
+            None => tracing::info!("training images uploaded batch by batch"),
+        }
+        runner = runner.with_views_on(cube, kept);
     }
     emit(TrainEvent::Started {
         device: selected.name.clone(),

@@ -56,6 +56,7 @@ export const defaultConfig = (): TrainConfig => ({
   recall_k: [1, 2, 4, 8],
   precision: 'f32',
   augment_on: 'auto',
+  device_data_mb: 1024,
   checkpoint_minutes: 10,
 });
 
@@ -76,6 +77,7 @@ export const LIMITS: Record<NumberKey, { min: number; whole: boolean }> = {
   knn_k: { min: 1, whole: true },
   knn_sigma: { min: 0.001, whole: false },
   checkpoint_minutes: { min: 0.1, whole: false },
+  device_data_mb: { min: 0, whole: true },
 };
 
 /** The values each choice setting takes, spelt as the engine's serde names them. */

@@ -428,6 +428,12 @@ precision: Precision,
  */
 augment_on: AugmentOn, 
 /**
+ * With views built on the device, the MiB of training images (8-bit, at the cache's size)
+ * kept there for the whole run; a folder above it (or above one buffer of the device) is
+ * uploaded batch by batch instead. 0: never kept.
+ */
+device_data_mb: number, 
+/**
  * Minutes between checkpoints within an epoch (one is also written at every epoch's end and
  * when the run is stopped), so a crash or a power cut costs at most this much training.
  */

@@ -1,0 +1,276 @@
+//! The views kernel itself: one cube per view, two passes over its pixels (the luma summed for
+//! contrast, then every operation and the normalisation), written in CubeCL so it compiles to
+//! WGSL, SPIR-V and MSL alike. Its Rust wrapper is the parent module.
+
+use cubecl::prelude::*;
+
+use super::{MAX_TAPS, UNITS, VIEW_FLOATS, VIEW_INTS};
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn views_kernel(
+    sources: &[u32],
+    ints: &[u32],
+    floats: &[f32],
+    tap_first: &[u32],
+    tap_count: &[u32],
+    tap_weights: &[f32],
+    table: &[f32],
+    output: &mut [f32],
+    size: u32,
+) {
+    let view = CUBE_POS;
+    let unit = UNIT_POS;
+    let pixels = size * size;
+    let source_offset = ints[view * VIEW_INTS];
+    let stride = ints[view * VIEW_INTS + 1];
+    let order = ints[view * VIEW_INTS + 2];
+    let flags = ints[view * VIEW_INTS + 3];
+    let jitter = (flags & 1) == 1;
+    let grayscale = (flags & 2) == 2;
+    let mut sums = Shared::<[f32]>::new_slice(UNITS as usize);
+    let mut mean = 0.0f32;
+    // Pass 0 sums the view's luma as it stands when contrast applies (only a jittered view needs
+    // it); pass 1 applies every op in its order, grey, 8 bits and the normalisation. The passes'
+    // barriers sit outside anything a view's draws decide: every unit of the cube reaches them.
+    for pass in 0..2u32 {
+        let mut partial = 0.0f32;
+        for p in range_stepped(unit, pixels, UNITS) {
+            if pass == 1 || jitter {
+                let mut r = resample(
+                    sources,
+                    tap_first,
+                    tap_count,
+                    tap_weights,
+                    view,
+                    size,
+                    source_offset,
+                    stride,
+                    p,
+                    0,
+                );
+                let mut g = resample(
+                    sources,
+                    tap_first,
+                    tap_count,
+                    tap_weights,
+                    view,
+                    size,
+                    source_offset,
+                    stride,
+                    p,
+                    1,
+                );
+                let mut b = resample(
+                    sources,
+                    tap_first,
+                    tap_count,
+                    tap_weights,
+                    view,
+                    size,
+                    source_offset,
+                    stride,
+                    p,
+                    2,
+                );
+                if jitter {
+                    let mut stopped = false;
+                    for k in 0..4u32 {
+                        let op = (order >> (2 * k)) & 3;
+                        if op == 1 && pass == 0 {
+                            stopped = true;
+                        }
+                        if !stopped {
+                            let factor = floats[view * VIEW_FLOATS + op as usize];
+                            if op == 0 {
+                                r = unit_range(r * factor);
+                                g = unit_range(g * factor);
+                                b = unit_range(b * factor);
+                            } else if op == 1 {
+                                r = blend(r, mean, factor);
+                                g = blend(g, mean, factor);
+                                b = blend(b, mean, factor);
+                            } else if op == 2 {
+                                let gray = luma(table, r, g, b);
+                                r = blend(r, gray, factor);
+                                g = blend(g, gray, factor);
+                                b = blend(b, gray, factor);
+                            } else {
+                                let shifted_r = shifted_hue(r, g, b, factor, 0);
+                                let shifted_g = shifted_hue(r, g, b, factor, 1);
+                                let shifted_b = shifted_hue(r, g, b, factor, 2);
+                                r = shifted_r;
+                                g = shifted_g;
+                                b = shifted_b;
+                            }
+                        }
+                    }
+                }
+                if pass == 0 {
+                    partial += luma(table, r, g, b);
+                } else {
+                    if grayscale {
+                        let gray = luma(table, r, g, b);
+                        r = gray;
+                        g = gray;
+                        b = gray;
+                    }
+                    let plane = pixels as usize;
+                    let at = view * 3 * plane + p as usize;
+                    output[at] = normalized(table, 0, r);
+                    output[at + plane] = normalized(table, 1, g);
+                    output[at + 2 * plane] = normalized(table, 2, b);
+                }
+            }
+        }
+        if pass == 0 {
+            sums[unit as usize] = partial;
+            sync_cube();
+            // Every unit adds the cube's partial sums in the same order, so all agree on the mean
+            // (256 reads of shared memory each; a tree of in-place additions would do it in eight
+            // steps, but CubeCL 0.11's IR verifier rejects a read-modify-write of shared memory
+            // in a loop: "Expected operand type cube.ptr, but found builtin.integer").
+            let mut total = 0.0f32;
+            for k in 0..UNITS {
+                total += sums[k as usize];
+            }
+            mean = total / f32::cast_from(pixels);
+        }
+    }
+}
+
+/// Byte `at` of the packed sources, as a value 0–255.
+#[cube]
+fn source_byte(sources: &[u32], at: u32) -> f32 {
+    let word = sources[(at / 4) as usize];
+    f32::cast_from((word >> ((at % 4) * 8)) & 255)
+}
+
+/// `channel` of output pixel `p` of `view` resampled from its source: the rows' taps summed first
+/// for each source column, then the columns', in the CPU path's order (0–255 units, then to
+/// `[0, 1]`).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn resample(
+    sources: &[u32],
+    tap_first: &[u32],
+    tap_count: &[u32],
+    tap_weights: &[f32],
+    view: usize,
+    size: u32,
+    source_offset: u32,
+    stride: u32,
+    p: u32,
+    channel: u32,
+) -> f32 {
+    let side = size as usize;
+    let row = (view * 2) * side + (p / size) as usize;
+    let column = (view * 2 + 1) * side + (p % size) as usize;
+    let top = tap_first[row];
+    let left = tap_first[column];
+    let mut sum = 0.0f32;
+    for i in 0..tap_count[column] {
+        let across = tap_weights[column * MAX_TAPS + i as usize];
+        let mut down_sum = 0.0f32;
+        for j in 0..tap_count[row] {
+            let down = tap_weights[row * MAX_TAPS + j as usize];
+            let at = source_offset + (top + j) * stride + (left + i) * 3 + channel;
+            down_sum += down * source_byte(sources, at);
+        }
+        sum += across * down_sum;
+    }
+    unit_range(sum / 255.0)
+}
+
+/// `value` held to `[0, 1]`, as the CPU path's `clamp(0.0, 1.0)` (the same for every finite
+/// value, which is all a view holds).
+#[cube]
+#[allow(clippy::manual_clamp)]
+fn unit_range(value: f32) -> f32 {
+    f32::min(f32::max(value, 0.0), 1.0)
+}
+
+#[cube]
+fn luma(table: &[f32], r: f32, g: f32, b: f32) -> f32 {
+    table[6] * r + table[7] * g + table[8] * b
+}
+
+/// torchvision's `_blend`: `factor` 1 keeps `value`, 0 gives `toward`, beyond 1 extrapolates.
+#[cube]
+fn blend(value: f32, toward: f32, factor: f32) -> f32 {
+    unit_range(factor * value + (1.0 - factor) * toward)
+}
+
+/// An 8-bit value of `value` (rounded half up, as the CPU path), normalised for `channel`.
+#[cube]
+fn normalized(table: &[f32], channel: usize, value: f32) -> f32 {
+    let byte = f32::floor(unit_range(value) * 255.0 + 0.5);
+    byte * table[channel] + table[3 + channel]
+}
+
+/// `channel` of the pixel with its hue shifted by `shift`: torchvision's `_rgb2hsv`, the shift
+/// with a floor-based wrap, and `_hsv2rgb`.
+#[cube]
+fn shifted_hue(red: f32, green: f32, blue: f32, shift: f32, channel: u32) -> f32 {
+    let max = f32::max(red, f32::max(green, blue));
+    let min = f32::min(red, f32::min(green, blue));
+    let chroma = max - min;
+    let mut hue = 0.0f32;
+    let mut saturation = 0.0f32;
+    if chroma != 0.0 {
+        saturation = chroma / max;
+        let red_distance = (max - red) / chroma;
+        let green_distance = (max - green) / chroma;
+        let blue_distance = (max - blue) / chroma;
+        let mut sextant = 4.0 + green_distance - red_distance;
+        if max == red {
+            sextant = blue_distance - green_distance;
+        } else if max == green {
+            sextant = 2.0 + red_distance - blue_distance;
+        }
+        // Python's `% 1.0` of a positive value.
+        let turns = sextant / 6.0 + 1.0;
+        hue = turns - f32::floor(turns);
+    }
+    let value = max;
+    let shifted = hue + shift;
+    let wrapped = shifted - f32::floor(shifted);
+    let scaled = wrapped * 6.0;
+    let sextant = f32::floor(scaled);
+    let fraction = scaled - sextant;
+    let p = unit_range(value * (1.0 - saturation));
+    let q = unit_range(value * (1.0 - saturation * fraction));
+    let t = unit_range(value * (1.0 - saturation * (1.0 - fraction)));
+    // A hue of exactly 1 wraps to the colour of 0. Sextant by sextant, (r, g, b) is
+    // (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
+    let part = sextant - 6.0 * f32::floor(sextant / 6.0);
+    let mut out = value;
+    if channel == 0 {
+        if part == 1.0 {
+            out = q;
+        } else if part == 2.0 || part == 3.0 {
+            out = p;
+        } else if part == 4.0 {
+            out = t;
+        }
+    } else if channel == 1 {
+        out = p;
+        if part == 0.0 {
+            out = t;
+        } else if part == 1.0 || part == 2.0 {
+            out = value;
+        } else if part == 3.0 {
+            out = q;
+        }
+    } else {
+        out = p;
+        if part == 2.0 {
+            out = t;
+        } else if part == 3.0 || part == 4.0 {
+            out = value;
+        } else if part == 5.0 {
+            out = q;
+        }
+    }
+    out
+}

@@ -1,0 +1,41 @@
+//! A run's training images kept on the device, when views are built there and the images fit:
+//! uploaded once at the run's start (as 8-bit RGB, the cache's size), so a step uploads only its
+//! views' tables and the producer reads no pixel at all. Built from the folder the run trains on,
+//! so a resume on a changed folder keeps the new images.
+
+use std::sync::Arc;
+
+use cubecl::prelude::Client;
+use spreadout_shaders::views::DeviceSources;
+
+use crate::augment::as_sources;
+use crate::data::{DataError, ImageSet};
+
+/// The images of `train` kept on the device of `client` for a run, when their bytes fit
+/// `budget` and one buffer of the device (`None` otherwise: batches then upload their own).
+/// Reads every image once, from the cache.
+///
+/// # Errors
+/// [`DataError`] naming an image the cache cannot give.
+pub(crate) fn upload(
+    train: &ImageSet,
+    client: &Client,
+    budget: u64,
+) -> Result<Option<Arc<DeviceSources>>, DataError> {
+    let budget = budget.min(client.properties().memory.max_page_size);
+    let mut images = Vec::with_capacity(train.len());
+    let mut bytes = 0u64;
+    let all: Vec<usize> = (0..train.len()).collect();
+    for chunk in all.chunks(1024) {
+        for image in train.images(chunk)? {
+            bytes += image.as_raw().len() as u64;
+            if bytes > budget {
+                return Ok(None);
+            }
+            images.push(image);
+        }
+    }
+    Ok(DeviceSources::upload(client, &as_sources(&images))
+        .ok()
+        .map(Arc::new))
+}
