@@ -1,10 +1,9 @@
 //! Kernel outputs handed to Burn: a kernel that writes a new f32 buffer on a wgpu device runs as
 //! an operation of Burn's fusion stream, and its buffer becomes a Burn tensor on that device
 //! without a copy. Burn's fusion runs its operations on a server of its own, in the order they
-//! were recorded; a kernel launched straight on the device's client from the recording thread
-//! could run before operations recorded earlier or after the ones that read its output (a run
-//! trained on such views drifted 100 away from the same run on CPU views in two epochs), so the
-//! launch waits in that order like any tensor operation. Fusion does not fuse it with others.
+//! were recorded; queued there, the launch keeps its place among them, where one made straight on
+//! the device's client from the recording thread would rely on the two paths reaching the device
+//! in order. Fusion does not fuse it with other operations.
 
 use burn::tensor::{DType, Shape, Tensor};
 use burn_cubecl::fusion::{CubeFusionHandle, FusionCubeRuntime};
