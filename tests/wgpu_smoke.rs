@@ -576,3 +576,74 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     .expect_err("views on the device need a GPU");
     assert!(refused.to_string().contains("augment_on"), "{refused}");
 }
+
+#[test]
+fn the_images_kept_on_the_device_follow_a_changed_folder_on_resume() {
+    use spreadout::train::{self, AugmentOn, Control, TrainConfig, TrainEvent, TrainRequest};
+    let adapter = device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index;
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_data(dir.path(), 7);
+    let out = dir.path().join("run");
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        augment_on: AugmentOn::Device,
+        ..small_config()
+    };
+    train_on(
+        DeviceChoice::Adapter(adapter),
+        &data,
+        &out,
+        config.clone(),
+        false,
+        Some(1),
+    );
+    // Four more images: a set kept for the old folder would have no pixels for them.
+    let class = std::fs::read_dir(&data.train)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap();
+    let first = std::fs::read_dir(&class)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for k in 0..4 {
+        std::fs::copy(&first, class.join(format!("zz-added-{k}.png"))).unwrap();
+    }
+    let mut images = None;
+    let resumed = train::run(
+        &TrainRequest {
+            config,
+            train_dir: data.train.clone(),
+            eval_train_dir: None,
+            eval_test_dir: Some(data.test.clone()),
+            out: out.clone(),
+            resume: true,
+            device: DeviceChoice::Adapter(adapter),
+            cache_dir: Some(out.with_file_name("image-cache")),
+            accept_changed_folder: true,
+            stop_after_epoch: None,
+            init_weights: None,
+        },
+        &Control::default(),
+        &mut |event| {
+            if let TrainEvent::Started { images: count, .. } = event {
+                images = Some(count);
+            }
+        },
+    )
+    .expect("the resumed run trains on the changed folder");
+    assert_eq!(
+        images,
+        Some(12),
+        "the kept set has the folder's twelve images"
+    );
+    assert_eq!(resumed.epochs_completed, 2);
+    assert!(out.join("model.safetensors").exists());
+}
