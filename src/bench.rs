@@ -548,15 +548,20 @@ fn synthetic_set(count: usize, size: u32, seed: u64) -> ImageSet {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_steps_uploads_are_its_pixels_alone() {
-        let case = TrainingCase {
+    /// ResNet-18 at width 2, 16 px, batch 4×2: a step the CPU times in milliseconds.
+    fn tiny_case(precision: Precision) -> TrainingCase {
+        TrainingCase {
             width: 2,
             batch_size: 4,
             image_size: 16,
-            precision: Precision::F32,
+            precision,
             augment_on: AugmentOn::Auto,
-        };
+        }
+    }
+
+    #[test]
+    fn a_steps_uploads_are_its_pixels_alone() {
+        let case = tiny_case(Precision::F32);
         let row = training(&device::cpu(), case, 0, 2).unwrap();
         let budget = row.budget.unwrap();
         // Two 8-bit views of 4 images of 3 × 16 × 16, nothing else: the normalisation's
@@ -585,13 +590,7 @@ mod tests {
 
     #[test]
     fn a_training_row_times_real_steps_on_the_cpu() {
-        let case = TrainingCase {
-            width: 2,
-            batch_size: 4,
-            image_size: 16,
-            precision: Precision::F32,
-            augment_on: AugmentOn::Auto,
-        };
+        let case = tiny_case(Precision::F32);
         let row = training(&device::cpu(), case, 1, 2).unwrap();
         assert_eq!(row.task, "train");
         assert_eq!(
@@ -620,13 +619,7 @@ mod tests {
 
     #[test]
     fn f16_is_refused_on_the_cpu_with_a_reason() {
-        let case = TrainingCase {
-            width: 2,
-            batch_size: 4,
-            image_size: 16,
-            precision: Precision::F16,
-            augment_on: AugmentOn::Auto,
-        };
+        let case = tiny_case(Precision::F16);
         let error = training(&device::cpu(), case, 0, 1)
             .unwrap_err()
             .to_string();

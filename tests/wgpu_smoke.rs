@@ -92,15 +92,23 @@ fn a_few_steps_on_wgpu_match_the_cpu_backend() {
     }
 }
 
+/// The first wgpu adapter (lavapipe on machines without a GPU), which every test here uses.
+fn first_adapter() -> usize {
+    device::list_adapters()
+        .first()
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        .index
+}
+
 /// One small run of `config` on `device` into `out`, on the generated folders `data`.
-fn train_on(
+fn try_train_on(
     device: DeviceChoice,
     data: &spreadout::demo::DemoFolders,
     out: &std::path::Path,
     config: spreadout::train::TrainConfig,
     resume: bool,
     stop_after_epoch: Option<usize>,
-) -> spreadout::train::RunSummary {
+) -> Result<spreadout::train::RunSummary, spreadout::train::TrainError> {
     use spreadout::train::{self, Control, TrainRequest};
     let request = TrainRequest {
         config,
@@ -116,6 +124,18 @@ fn train_on(
         init_weights: None,
     };
     train::run(&request, &Control::default(), &mut |_| {})
+}
+
+/// [`try_train_on`] that must succeed.
+fn train_on(
+    device: DeviceChoice,
+    data: &spreadout::demo::DemoFolders,
+    out: &std::path::Path,
+    config: spreadout::train::TrainConfig,
+    resume: bool,
+    stop_after_epoch: Option<usize>,
+) -> spreadout::train::RunSummary {
+    try_train_on(device, data, out, config, resume, stop_after_epoch)
         .unwrap_or_else(|error| panic!("{device:?}: {error}"))
 }
 
@@ -224,10 +244,7 @@ fn the_production_run_on_wgpu_matches_flex_for_every_method_and_option() {
 #[test]
 fn f16_on_wgpu_trains_like_flex_or_is_refused_with_the_reason() {
     use spreadout::model::Precision;
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
     let config = spreadout::train::TrainConfig {
         precision: Precision::F16,
@@ -241,21 +258,16 @@ fn f16_on_wgpu_trains_like_flex_or_is_refused_with_the_reason() {
             // The run refuses it before training, with the same message.
             let dir = tempfile::tempdir().unwrap();
             let data = small_data(dir.path(), 3);
-            let request = spreadout::train::TrainRequest {
+            let out = dir.path().join("run");
+            let error = try_train_on(
+                DeviceChoice::Adapter(adapter),
+                &data,
+                &out,
                 config,
-                train_dir: data.train.clone(),
-                eval_train_dir: None,
-                eval_test_dir: None,
-                out: dir.path().join("run"),
-                resume: false,
-                device: DeviceChoice::Adapter(adapter),
-                cache_dir: Some(dir.path().join("image-cache")),
-                accept_changed_folder: false,
-                stop_after_epoch: None,
-                init_weights: None,
-            };
-            let error = spreadout::train::run(&request, &Default::default(), &mut |_| {})
-                .expect_err("an f16 run on this adapter is refused");
+                false,
+                None,
+            )
+            .expect_err("an f16 run on this adapter is refused");
             assert!(error.to_string().contains("half precision"), "{error}");
             assert!(!dir.path().join("run/model.safetensors").exists());
         }
@@ -268,10 +280,7 @@ fn f16_on_wgpu_trains_like_flex_or_is_refused_with_the_reason() {
 fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
     use spreadout::model::Precision;
     use spreadout::train::TrainConfig;
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = DeviceChoice::Adapter(adapter);
     let dir = tempfile::tempdir().unwrap();
     let data = small_data(dir.path(), 3);
@@ -315,10 +324,7 @@ fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
 #[test]
 fn a_checkpoint_written_on_wgpu_resumes_on_flex_and_on_wgpu() {
     use spreadout::train::TrainConfig;
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let dir = tempfile::tempdir().unwrap();
     let data = small_data(dir.path(), 4);
     let config = TrainConfig {
@@ -362,10 +368,7 @@ fn a_checkpoint_written_on_wgpu_resumes_on_flex_and_on_wgpu() {
 #[test]
 fn the_device_searches_on_wgpu_find_what_the_host_finds() {
     use spreadout::eval::{self, Embeddings};
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
     // 300 unit rows of 16 values, three of them planted copies (pairs far above the rest).
     let (n, dim) = (300, 16);
@@ -424,10 +427,7 @@ fn the_device_searches_on_wgpu_find_what_the_host_finds() {
 fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
     use spreadout::bench::{self, TrainingCase};
     use spreadout::model::Precision;
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
     let case = TrainingCase {
         width: 2,
@@ -462,10 +462,7 @@ fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
 #[test]
 fn half_precision_convolutions_on_wgpu_stay_close_to_f32() {
     use spreadout::model::Precision;
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");
     if !gpu.device.supports_dtype(burn::tensor::FloatDType::F16) {
         panic!("{} offers no shader-f16, which lavapipe does", gpu.name);
@@ -499,10 +496,7 @@ fn half_precision_convolutions_on_wgpu_stay_close_to_f32() {
 #[test]
 fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_across_them() {
     use spreadout::train::{AugmentOn, TrainConfig};
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let gpu = DeviceChoice::Adapter(adapter);
     let dir = tempfile::tempdir().unwrap();
     let data = small_data(dir.path(), 5);
@@ -556,22 +550,13 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     let run = std::fs::read_to_string(switched.join("run.json")).unwrap();
     assert!(run.contains("\"augment_on\": \"cpu\""), "{run}");
     // The CPU backend has no device to build views on.
-    let refused = spreadout::train::run(
-        &spreadout::train::TrainRequest {
-            config: config(AugmentOn::Device),
-            train_dir: data.train.clone(),
-            eval_train_dir: None,
-            eval_test_dir: None,
-            out: dir.path().join("refused"),
-            resume: false,
-            device: DeviceChoice::Cpu,
-            cache_dir: Some(dir.path().join("image-cache")),
-            accept_changed_folder: false,
-            stop_after_epoch: None,
-            init_weights: None,
-        },
-        &Default::default(),
-        &mut |_| {},
+    let refused = try_train_on(
+        DeviceChoice::Cpu,
+        &data,
+        &dir.path().join("refused"),
+        config(AugmentOn::Device),
+        false,
+        None,
     )
     .expect_err("views on the device need a GPU");
     assert!(refused.to_string().contains("augment_on"), "{refused}");
@@ -580,10 +565,7 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
 #[test]
 fn the_images_kept_on_the_device_follow_a_changed_folder_on_resume() {
     use spreadout::train::{self, AugmentOn, Control, TrainConfig, TrainEvent, TrainRequest};
-    let adapter = device::list_adapters()
-        .first()
-        .expect("a wgpu adapter (lavapipe on machines without a GPU)")
-        .index;
+    let adapter = first_adapter();
     let dir = tempfile::tempdir().unwrap();
     let data = small_data(dir.path(), 7);
     let out = dir.path().join("run");
