@@ -26,7 +26,7 @@ mod on_device;
 pub(crate) use normalization::ChannelTotals;
 pub use normalization::Normalization;
 pub use on_device::DeviceViews;
-pub(crate) use on_device::as_sources;
+pub(crate) use on_device::as_source;
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);

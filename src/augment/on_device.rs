@@ -114,7 +114,10 @@ impl DeviceViews {
         let constants = constants(normalization);
         match &self.sources {
             ViewSources::Batch(images) => {
-                let uploaded = DeviceSources::upload(client, &as_sources(images))?;
+                let uploaded = DeviceSources::upload(
+                    client,
+                    &images.iter().map(as_source).collect::<Vec<_>>(),
+                )?;
                 views::build_views(client, &uploaded, &self.specs, self.size, &constants)
             }
             ViewSources::Resident(resident) => {
@@ -124,16 +127,13 @@ impl DeviceViews {
     }
 }
 
-/// `images` as the kernel's sources.
-pub(crate) fn as_sources(images: &[RgbImage]) -> Vec<Source<'_>> {
-    images
-        .iter()
-        .map(|image| Source {
-            width: image.width(),
-            height: image.height(),
-            pixels: image.as_raw(),
-        })
-        .collect()
+/// `image` as a source of the kernel.
+pub(crate) fn as_source(image: &RgbImage) -> Source<'_> {
+    Source {
+        width: image.width(),
+        height: image.height(),
+        pixels: image.as_raw(),
+    }
 }
 
 /// The views `View::Augmented { ops, seed }` draws for `rows` of sources of `sizes`.

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use cubecl::prelude::Client;
-use spreadout_shaders::views::DeviceSources;
+use spreadout_shaders::views::{DeviceSources, PackedSources};
 
-use crate::augment::as_sources;
+use crate::augment::as_source;
 use crate::data::{DataError, ImageSet};
 
 /// The images of `train` kept on the device of `client` for a run, when their bytes fit
@@ -23,19 +23,18 @@ pub(crate) fn upload(
     budget: u64,
 ) -> Result<Option<Arc<DeviceSources>>, DataError> {
     let budget = budget.min(client.properties().memory.max_page_size);
-    let mut images = Vec::with_capacity(train.len());
-    let mut bytes = 0u64;
+    // Packed as they are read, each image dropped once packed: the run holds the packed bytes
+    // and one chunk of images at a time, not both copies of the set.
+    let mut packed = PackedSources::default();
     let all: Vec<usize> = (0..train.len()).collect();
     for chunk in all.chunks(1024) {
         for image in train.images(chunk)? {
-            bytes += image.as_raw().len() as u64;
-            if bytes > budget {
+            if (packed.len() + image.as_raw().len()) as u64 > budget
+                || packed.push(as_source(&image)).is_err()
+            {
                 return Ok(None);
             }
-            images.push(image);
         }
     }
-    Ok(DeviceSources::upload(client, &as_sources(&images))
-        .ok()
-        .map(Arc::new))
+    Ok(Some(Arc::new(packed.upload(client))))
 }

@@ -168,31 +168,11 @@ impl DeviceSources {
     /// [`ViewError::SourceSize`] when a source's bytes do not match its size;
     /// [`ViewError::TooLarge`] past 4 GiB (the kernel's offsets are 32-bit).
     pub fn upload(client: &Client, sources: &[Source<'_>]) -> Result<Self, ViewError> {
-        let mut bytes = Vec::with_capacity(sources.iter().map(|s| s.pixels.len()).sum());
-        let mut starts = Vec::with_capacity(sources.len());
-        for (index, source) in sources.iter().enumerate() {
-            let expected = 3 * source.width as usize * source.height as usize;
-            if source.pixels.len() != expected {
-                return Err(ViewError::SourceSize {
-                    source_index: index,
-                    bytes: source.pixels.len(),
-                    expected,
-                    width: source.width,
-                    height: source.height,
-                });
-            }
-            let start = u32::try_from(bytes.len()).map_err(|_| ViewError::TooLarge)?;
-            starts.push(start);
-            bytes.extend_from_slice(source.pixels);
+        let mut packed = PackedSources::default();
+        for source in sources {
+            packed.push(*source)?;
         }
-        bytes.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
-        let words = bytes.len() / 4;
-        Ok(Self {
-            handle: client.create_from_slice(&bytes),
-            words,
-            starts,
-            sizes: sources.iter().map(|s| (s.width, s.height)).collect(),
-        })
+        Ok(packed.upload(client))
     }
 
     /// Width and height of each source.
@@ -203,6 +183,62 @@ impl DeviceSources {
     /// Bytes the buffer holds.
     pub fn bytes(&self) -> usize {
         4 * self.words
+    }
+}
+
+/// Sources packed on the host one by one, for [`DeviceSources`]: a caller with many images pushes
+/// each and drops it, so only the packed bytes stay in memory.
+#[derive(Debug, Default)]
+pub struct PackedSources {
+    bytes: Vec<u8>,
+    starts: Vec<u32>,
+    sizes: Vec<(u32, u32)>,
+}
+
+impl PackedSources {
+    /// Appends `source`.
+    ///
+    /// # Errors
+    /// [`ViewError::SourceSize`] when its bytes do not match its size; [`ViewError::TooLarge`]
+    /// past 4 GiB (the kernel's offsets are 32-bit).
+    pub fn push(&mut self, source: Source<'_>) -> Result<(), ViewError> {
+        let expected = 3 * source.width as usize * source.height as usize;
+        if source.pixels.len() != expected {
+            return Err(ViewError::SourceSize {
+                source_index: self.sizes.len(),
+                bytes: source.pixels.len(),
+                expected,
+                width: source.width,
+                height: source.height,
+            });
+        }
+        let start = u32::try_from(self.bytes.len()).map_err(|_| ViewError::TooLarge)?;
+        self.starts.push(start);
+        self.sizes.push((source.width, source.height));
+        self.bytes.extend_from_slice(source.pixels);
+        Ok(())
+    }
+
+    /// Bytes packed so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing is packed.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The packed sources uploaded to the device of `client`, as little-endian 32-bit words.
+    pub fn upload(mut self, client: &Client) -> DeviceSources {
+        self.bytes
+            .resize(self.bytes.len().div_ceil(4).max(1) * 4, 0);
+        DeviceSources {
+            handle: client.create_from_slice(&self.bytes),
+            words: self.bytes.len() / 4,
+            starts: self.starts,
+            sizes: self.sizes,
+        }
     }
 }
 
