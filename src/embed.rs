@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::augment::{self, AugmentOps, Normalization};
+use crate::augment::{self, AugmentOps, DeviceViews, KeptImages, Normalization};
 use crate::data::{DataError, ImageSource, Subset};
 use crate::export::{self, ExportError};
 use crate::model::EmbeddingNet;
@@ -163,11 +163,43 @@ impl PixelBatch {
     }
 }
 
+/// A batch of the network's input as the host leaves it: built there as 8-bit pixels, or drawn
+/// there and built on the device by `spreadout-shaders`' kernel.
+pub enum Input {
+    /// Pixels built on the host, to upload.
+    Built(PixelBatch),
+    /// Views to build on the device.
+    ToBuild(DeviceViews),
+}
+
+impl Input {
+    /// The network's input on the device of `constants`; views to build are built on `views_on`
+    /// (its CubeCL device).
+    ///
+    /// # Panics
+    /// When views to build come without the device to build them on.
+    pub fn to_device(
+        self,
+        constants: &DeviceNormalization,
+        views_on: Option<&cubecl::Device>,
+    ) -> Tensor<4> {
+        match self {
+            Self::Built(pixels) => pixels.to_device(constants),
+            Self::ToBuild(views) => views.to_device(
+                views_on.expect("views drawn for the device are built there"),
+                constants.host,
+            ),
+        }
+    }
+}
+
 /// The constants of the device's input path, uploaded once per run or embedding pass, not per
 /// batch: a [`Normalization`] as the two per-channel constants the device applies,
 /// `x · 1 / (255 · std) − mean / std`, and the column of shifts that unpacks a [`PixelBatch`].
 #[derive(Debug, Clone)]
 pub struct DeviceNormalization {
+    /// The normalisation itself, for views built on the device.
+    host: Normalization,
     scale: Tensor<4>,
     shift: Tensor<4>,
     /// `[[0], [8], [16], [24]]`: the bits of each byte of a packed word.
@@ -185,6 +217,7 @@ impl DeviceNormalization {
         };
         let (scale, shift) = normalization.byte_scale_and_shift();
         Self {
+            host: *normalization,
             scale: channel(scale),
             shift: channel(shift),
             byte_shifts: Tensor::from_data(
@@ -226,13 +259,14 @@ pub fn embed_images_until<S: ImageSource + ?Sized>(
     batch_size: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<Vec<f32>>, DataError> {
-    let batches = EmbeddingBatches {
+    let pass = EmbedPass {
         images,
+        kept: None,
         size,
         view,
         batch_size,
     };
-    embed_batches(net, &batches, normalization, false, keep_going)
+    embed_pass(net, &pass, normalization, false, keep_going)
         .map(|embedded| embedded.map(|embedded| embedded.rows))
 }
 
@@ -257,38 +291,60 @@ pub fn embed_images_kept<S: ImageSource + ?Sized>(
     batch_size: usize,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<KeptEmbeddings>, DataError> {
-    let batches = EmbeddingBatches {
+    let pass = EmbedPass {
         images,
+        kept: None,
         size,
         view: View::Center,
         batch_size,
     };
-    embed_batches(net, &batches, normalization, true, keep_going)
+    embed_pass(net, &pass, normalization, true, keep_going)
 }
 
-/// What to embed, batch by batch.
-struct EmbeddingBatches<'a, S: ?Sized> {
-    images: &'a S,
-    size: u32,
-    view: View,
-    batch_size: usize,
+/// What an embedding pass embeds, batch by batch.
+pub struct EmbedPass<'a, S: ?Sized> {
+    /// The images, read from the cache and prepared on the host ...
+    pub images: &'a S,
+    /// ... unless they are kept on the device too (image `i` as its row `i`, as a run keeps its
+    /// training images): their views are then built there, and no pixel is read on the host.
+    pub kept: Option<&'a KeptImages>,
+    /// The network's input side.
+    pub size: u32,
+    /// How each image becomes the network's input.
+    pub view: View,
+    /// Images per batch.
+    pub batch_size: usize,
 }
 
-/// The loop behind [`embed_images_until`] and [`embed_images_kept`]: the rows read back, and,
-/// with `keep`, the same rows still on the device.
-fn embed_batches<S: ImageSource + ?Sized>(
+/// The loop behind [`embed_images_until`] and [`embed_images_kept`]: the rows of `pass` read
+/// back, and, with `keep`, the same rows still on the device. Asks `keep_going` before each batch
+/// and returns `None` once it says no.
+///
+/// # Errors
+/// [`DataError::Cache`] when an image cannot be read from the cache.
+///
+/// # Panics
+/// When `pass` keeps fewer images on the device than it embeds.
+pub fn embed_pass<S: ImageSource + ?Sized>(
     net: &EmbeddingNet,
-    batches: &EmbeddingBatches<'_, S>,
+    pass: &EmbedPass<'_, S>,
     normalization: &Normalization,
     keep: bool,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<KeptEmbeddings>, DataError> {
-    let EmbeddingBatches {
+    let EmbedPass {
         images,
+        kept,
         size,
         view,
         batch_size,
-    } = *batches;
+    } = *pass;
+    if let Some(kept) = kept {
+        assert!(
+            kept.len() >= images.image_count(),
+            "every image embedded is kept"
+        );
+    }
     let net = net.valid();
     let device = net.devices().first().cloned().unwrap_or_default();
     let constants = DeviceNormalization::new(normalization, &device);
@@ -303,21 +359,33 @@ fn embed_batches<S: ImageSource + ?Sized>(
                 seed: seed.wrapping_add((chunk_index * batch_size) as u64),
             },
         };
-        let chunk = Subset {
-            source: images,
-            indices: chunks[chunk_index],
-        };
-        PixelBatch::prepare(&chunk, size, view)
+        let rows = chunks[chunk_index];
+        Ok(match kept {
+            Some(kept) => Input::ToBuild(match view {
+                View::Center => DeviceViews::centers(kept, rows, size),
+                View::Augmented { ops, seed } => {
+                    DeviceViews::prepare_kept(kept, rows, size, &ops, seed)
+                }
+            }),
+            None => Input::Built(PixelBatch::prepare(
+                &Subset {
+                    source: images,
+                    indices: rows,
+                },
+                size,
+                view,
+            )?),
+        })
     };
     crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |prepared| {
         // Grows batch by batch: the row width is the model's `dim`, known once a batch is back.
         // Each batch is read one batch late, once the next is queued, so the device works on
         // the next while the host waits for this one (as training reads its loss).
         let mut out = Vec::new();
-        let mut kept = Vec::new();
+        let mut on_device = Vec::new();
         let mut read = |embedded: Tensor<2>, out: &mut Vec<f32>| {
             if keep {
-                kept.push(embedded.clone());
+                on_device.push(embedded.clone());
             }
             out.extend(
                 embedded
@@ -332,7 +400,7 @@ fn embed_batches<S: ImageSource + ?Sized>(
             if !keep_going() {
                 return Ok(None);
             }
-            let embedded = net.forward(batch?.to_device(&constants));
+            let embedded = net.forward(batch?.to_device(&constants, kept.map(KeptImages::device)));
             if let Some(previous) = pending.replace(embedded) {
                 read(previous, &mut out);
             }
@@ -340,7 +408,7 @@ fn embed_batches<S: ImageSource + ?Sized>(
         if let Some(last) = pending {
             read(last, &mut out);
         }
-        let on_device = (keep && !kept.is_empty()).then(|| Tensor::cat(kept, 0));
+        let on_device = (keep && !on_device.is_empty()).then(|| Tensor::cat(on_device, 0));
         Ok(Some(KeptEmbeddings {
             rows: out,
             on_device,

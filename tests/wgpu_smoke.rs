@@ -511,7 +511,7 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     let on_device = dir.path().join("device");
     let on_cpu = dir.path().join("cpu");
     let switched = dir.path().join("switched");
-    train_on(
+    let device_summary = train_on(
         gpu,
         &data,
         &on_device,
@@ -527,7 +527,14 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
         ..config(AugmentOn::Device)
     };
     train_on(gpu, &data, &uploaded, batch_by_batch, false, None);
-    train_on(gpu, &data, &on_cpu, config(AugmentOn::Cpu), false, None);
+    let cpu_summary = train_on(gpu, &data, &on_cpu, config(AugmentOn::Cpu), false, None);
+    // The evaluation embeds the training images (kNN's memory) from the images kept on the
+    // device in the first run, and reads them on the host in this one: the same scores.
+    for (device_epoch, cpu_epoch) in device_summary.metrics.iter().zip(&cpu_summary.metrics) {
+        assert_eq!(device_epoch.knn_accuracy, cpu_epoch.knn_accuracy);
+        assert_eq!(device_epoch.recall_at, cpu_epoch.recall_at);
+        assert!(device_epoch.knn_accuracy.is_some());
+    }
     // The first epoch's views on the device, the second's on the CPU after a resume.
     train_on(
         gpu,

@@ -2,7 +2,9 @@
 //! against the CPU path that stays their reference, on the first
 //! wgpu adapter (lavapipe here and in CI): noise-filled sources of several sizes, odd widths
 //! among them, each operation alone and all together, within 1/255 per channel once the
-//! normalisation is undone. One test, so the binary opens the device once.
+//! normalisation is undone; the Augmentations preview built there; and an evaluation's
+//! embedding pass over images kept on the device against the same pass from the host. One test,
+//! so the binary opens the device once.
 
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
@@ -87,6 +89,86 @@ fn device_views_match_the_cpu_views_for_every_operation() {
         failures.push(format!("all, 224 px: {}/255", worst * 255.0));
     }
     assert!(failures.is_empty(), "{failures:#?}");
+    preview_views_match_the_cpu_views(&cube, &sources);
+    embedding_kept_images_matches_embedding_from_the_host(&gpu, &sources);
+}
+
+/// The Augmentations preview built on the device: the CPU's `two_views` draws, within one level.
+fn preview_views_match_the_cpu_views(cube: &cubecl::Device, sources: &[RgbImage]) {
+    let ops = AugmentOps::default();
+    let built = augment::two_views_on(cube, sources.to_vec(), 16, &ops, 21).unwrap();
+    let mut worst = 0u8;
+    for (i, (source, views)) in sources.iter().zip(&built).enumerate() {
+        let cpu = augment::two_views(source, 16, &ops, 21 + 2 * i as u64);
+        for (device_view, cpu_view) in views.iter().zip(&cpu) {
+            for (a, b) in device_view.as_raw().iter().zip(cpu_view.as_raw()) {
+                worst = worst.max(a.abs_diff(*b));
+            }
+        }
+    }
+    eprintln!("preview: within {worst}/255");
+    assert!(worst <= 1, "preview views {worst}/255 from the CPU's");
+}
+
+/// An embedding pass (centre views, then training views) over images kept on the device against
+/// the same pass reading them on the host: the views the kernel builds from the kept images are
+/// the host's, so the embeddings agree to rounding.
+fn embedding_kept_images_matches_embedding_from_the_host(
+    gpu: &device::SelectedDevice,
+    sources: &[RgbImage],
+) {
+    use spreadout::embed::{self, EmbedPass, View};
+    let cube = gpu.cube_device().unwrap();
+    let kept = augment::KeptImages::upload(
+        &cube,
+        [Ok::<_, std::convert::Infallible>(sources.to_vec())],
+        1 << 20,
+    )
+    .unwrap()
+    .expect("six small images fit");
+    let config = spreadout::train::TrainConfig {
+        width: 2,
+        dim: 8,
+        image_size: 16,
+        ..Default::default()
+    };
+    let net = config.model_config().init_seeded(&gpu.device, 3);
+    let normalization = Normalization {
+        mean: [0.45, 0.5, 0.55],
+        std: [0.2, 0.25, 0.3],
+    };
+    let views = [
+        View::Center,
+        View::Augmented {
+            ops: AugmentOps::default(),
+            seed: 8,
+        },
+    ];
+    for view in views {
+        let embedded = |kept: Option<&augment::KeptImages>| {
+            let pass = EmbedPass {
+                images: sources,
+                kept,
+                size: 16,
+                view,
+                // Two batches, the second partial: the seeds follow the image across batches.
+                batch_size: 4,
+            };
+            embed::embed_pass(&net, &pass, &normalization, false, &|| true)
+                .unwrap()
+                .unwrap()
+                .rows
+        };
+        let (from_host, from_kept) = (embedded(None), embedded(Some(&kept)));
+        let apart = from_host
+            .iter()
+            .zip(&from_kept)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{view:?}: embeddings of kept images within {apart:.1e} of the host's");
+        assert_eq!(from_host.len(), from_kept.len());
+        assert!(apart < 1e-4, "{view:?}: {apart}");
+    }
 }
 
 /// The largest difference, per channel in `[0, 1]` units, between the device's views of `sources`
@@ -100,23 +182,14 @@ fn worst_difference(
     normalization: &Normalization,
 ) -> f32 {
     // Through the glue that runs the kernel in Burn's stream, as training takes it.
-    let side = size as usize;
-    let (images, ops, normalization) = (sources.to_vec(), *ops, *normalization);
-    let device: Vec<f32> = spreadout_shaders::burn_glue::float_tensor_from_kernel(
-        "views under test",
-        [sources.len(), 3, side, side],
-        cube,
-        move |client| {
-            let rows: Vec<usize> = (0..images.len()).collect();
-            augment::DeviceViews::prepare(images.clone(), &rows, size, &ops, seed)
-                .build(client, &normalization)
-                .unwrap_or_else(|error| panic!("{ops:?}: {error}"))
-        },
-    )
-    .into_data()
-    .convert::<f32>()
-    .try_to_vec()
-    .expect("views are floats");
+    let rows: Vec<usize> = (0..sources.len()).collect();
+    let views = augment::DeviceViews::prepare(sources.to_vec(), &rows, size, ops, seed);
+    let device: Vec<f32> = views
+        .to_device(cube, *normalization)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("views are floats");
     let plane = (size * size) as usize;
     let mut worst = 0.0f32;
     for (i, source) in sources.iter().enumerate() {

@@ -45,6 +45,22 @@ impl From<spreadout::device::DeviceError> for CommandError {
     }
 }
 
+/// A training error outside a run (the Augmentations preview): its kind where the UI knows one.
+impl From<spreadout::train::TrainError> for CommandError {
+    fn from(error: spreadout::train::TrainError) -> Self {
+        use spreadout::train::Failure;
+        let code = match error.failure() {
+            Failure::Data => "data",
+            Failure::Device => "device",
+            Failure::Files => "files",
+            Failure::Eval => "eval",
+            Failure::Config => "config",
+            _ => "crashed",
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
 impl From<spreadout::export::ExportError> for CommandError {
     fn from(error: spreadout::export::ExportError) -> Self {
         Self::new("files", error.to_string())

@@ -35,6 +35,7 @@ mod tests {
             declaration::<augment::AugmentOps>(&config),
             declaration::<augment::Normalization>(&config),
             declaration::<data::ViewPair>(&config),
+            declaration::<data::ViewsPreview>(&config),
             declaration::<device::Compute>(&config),
             declaration::<device::AdapterKind>(&config),
             declaration::<device::Adapter>(&config),

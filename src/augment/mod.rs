@@ -25,8 +25,7 @@ use crate::resample::{FloatImage, PixelRect, check_inputs, resize_region, resize
 mod on_device;
 pub(crate) use normalization::ChannelTotals;
 pub use normalization::Normalization;
-pub use on_device::DeviceViews;
-pub(crate) use on_device::as_source;
+pub use on_device::{DeviceViews, KeptImages, two_views_on};
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);

@@ -5,16 +5,13 @@
 //! Every random draw derives from the seed, the epoch and the step, so a batch is the same
 //! whether it was prepared ahead, serially, or after a resume.
 
-use std::sync::Arc;
-
 use burn::tensor::TensorData;
 use rand::seq::SliceRandom;
-use spreadout_shaders::views::DeviceSources;
 
 use super::TrainConfig;
-use crate::augment::DeviceViews;
+use crate::augment::{DeviceViews, KeptImages};
 use crate::data::{DataError, ImageSet, Subset};
-use crate::embed::{PixelBatch, View};
+use crate::embed::{Input, PixelBatch, View};
 use crate::method::{self, Method};
 use crate::rng::Stream;
 
@@ -35,13 +32,6 @@ pub(crate) fn epoch_batches(
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
-/// A step's training views as the producer leaves them: built (8-bit pixels to upload), or drawn
-/// and ready to be built on the device from the batch's images.
-pub(crate) enum StepViews {
-    Built(PixelBatch),
-    ToBuild(DeviceViews),
-}
-
 /// Where the producer leaves a step's views.
 #[derive(Clone, Copy)]
 pub(crate) enum ViewsPlace<'a> {
@@ -50,13 +40,13 @@ pub(crate) enum ViewsPlace<'a> {
     /// Drawn here, built on the device from the batch's images, uploaded with it.
     Device,
     /// Drawn here, built on the device from the run's images kept there: no pixel is read.
-    Resident(&'a Arc<DeviceSources>),
+    Kept(&'a KeptImages),
 }
 
 /// What one step uploads, prepared on the producer's thread.
 pub(crate) struct StepInput {
     /// The views (see [`prepare`]).
-    pub(crate) views: StepViews,
+    pub(crate) views: Input,
     /// NCE's candidate rows ([`method::nce_candidates`]); `None` for the other methods.
     pub(crate) nce_candidates: Option<TensorData>,
 }
@@ -79,15 +69,13 @@ pub(crate) fn prepare(
     let seed = Stream::Augmentation { epoch, step }.seed(config.seed);
     let (size, ops) = (config.image_size, &config.augment);
     let views = match place {
-        ViewsPlace::Resident(resident) => {
+        ViewsPlace::Kept(kept) => {
             let images: Vec<usize> = rows.iter().map(|&row| indices[row]).collect();
-            StepViews::ToBuild(DeviceViews::prepare_resident(
-                resident, &images, size, ops, seed,
-            ))
+            Input::ToBuild(DeviceViews::prepare_kept(kept, &images, size, ops, seed))
         }
         // Each image is read from the cache (a JPEG decode at large sizes) once for all its
         // views.
-        ViewsPlace::Device => StepViews::ToBuild(DeviceViews::prepare(
+        ViewsPlace::Device => Input::ToBuild(DeviceViews::prepare(
             train.images(indices)?,
             &rows,
             size,
@@ -96,7 +84,7 @@ pub(crate) fn prepare(
         )),
         ViewsPlace::Cpu => {
             let images = train.images(indices)?;
-            StepViews::Built(PixelBatch::prepare(
+            Input::Built(PixelBatch::prepare(
                 &Subset {
                     source: images.as_slice(),
                     indices: &rows,
@@ -157,7 +145,7 @@ mod tests {
             ..TrainConfig::default()
         };
         let rows = |config: &TrainConfig| {
-            let StepViews::Built(batch) =
+            let Input::Built(batch) =
                 prepare(config, &images, &[3, 0, 2, 1], (0, 0), ViewsPlace::Cpu)
                     .unwrap()
                     .views

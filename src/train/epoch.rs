@@ -4,15 +4,13 @@
 //! a timer or a Stop. The run (`train::run`) and
 //! the benchmark (`bench`) both train through it, so what is measured is what trains.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, Transaction};
-use spreadout_shaders::views::DeviceSources;
 
 use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
-use crate::augment::Normalization;
+use crate::augment::{KeptImages, Normalization};
 use crate::data::ImageSet;
 use crate::export::ExportError;
 use crate::method::MethodState;
@@ -37,7 +35,7 @@ pub(crate) struct EpochRunner<'a> {
     /// Whether the training views are built on the device (the producer only draws them).
     views_on_device: bool,
     /// The run's images kept on the device, when views are built there and the images fit.
-    resident: Option<Arc<DeviceSources>>,
+    kept: Option<KeptImages>,
     lr_cap: f64,
 }
 
@@ -243,23 +241,28 @@ impl<'a> EpochRunner<'a> {
             on_gpu,
             loss_window: if on_gpu { LOSS_WINDOW } else { 1 },
             views_on_device: false,
-            resident: None,
+            kept: None,
             lr_cap: f64::INFINITY,
         }
     }
 
     /// Builds the training views on `views_on` (the training device's CubeCL device) rather than
     /// on the producer's threads, which then only draw the views, reading the images unless they
-    /// are `resident` there.
+    /// are `kept` there.
     pub(crate) fn with_views_on(
         mut self,
         views_on: cubecl::Device,
-        resident: Option<Arc<DeviceSources>>,
+        kept: Option<KeptImages>,
     ) -> Self {
         self.device_step = self.device_step.with_views_on(views_on);
         self.views_on_device = true;
-        self.resident = resident;
+        self.kept = kept;
         self
+    }
+
+    /// The run's images kept on the device, if any.
+    pub(crate) fn kept(&self) -> Option<&KeptImages> {
+        self.kept.as_ref()
     }
 
     /// Caps every rate at the last one a resumed run trained with, for an extended run (`--resume --epochs 80` after
@@ -305,8 +308,8 @@ impl<'a> EpochRunner<'a> {
         let first_step = first_step.min(steps_per_epoch);
         let produce = |i: usize| {
             let step = first_step + i;
-            let place = match (&self.resident, self.views_on_device) {
-                (Some(resident), true) => batches::ViewsPlace::Resident(resident),
+            let place = match (&self.kept, self.views_on_device) {
+                (Some(kept), true) => batches::ViewsPlace::Kept(kept),
                 (None, true) => batches::ViewsPlace::Device,
                 (_, false) => batches::ViewsPlace::Cpu,
             };
@@ -525,7 +528,7 @@ mod tests {
         for epoch in 0..config.epochs {
             let plan = batches::epoch_batches(config.seed, epoch, set.len(), batch);
             for (step, indices) in plan.iter().enumerate() {
-                let batches::StepViews::Built(pixels) = batches::prepare(
+                let crate::embed::Input::Built(pixels) = batches::prepare(
                     config,
                     set,
                     indices,

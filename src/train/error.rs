@@ -19,6 +19,9 @@ pub enum TrainError {
     /// The requested device is not available.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// The device cannot build these training views.
+    #[error("training views on the device: {0}")]
+    Views(#[from] spreadout_shaders::views::ViewError),
     /// A file of the run folder could not be written or read.
     #[error(transparent)]
     Files(#[from] ExportError),
@@ -90,7 +93,7 @@ impl TrainError {
     pub fn failure(&self) -> Failure {
         match self {
             Self::Data(_) => Failure::Data,
-            Self::Device(_) => Failure::Device,
+            Self::Device(_) | Self::Views(_) => Failure::Device,
             Self::Files(_) => Failure::Files,
             Self::Eval(_) => Failure::Eval,
             Self::Config { .. } => Failure::Config,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::augment::Normalization;
+use crate::augment::{KeptImages, Normalization};
 use crate::data::{DataError, ImageSet, Subset};
 use crate::embed::{self, View};
 use crate::eval::{self, AlignedLabels, Embeddings, EvalError, Neighbor};
@@ -152,38 +152,22 @@ pub(super) fn evaluate(
     epoch: usize,
     metrics: &mut EpochMetrics,
     search_on_device: bool,
+    kept: Option<&KeptImages>,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool, TrainError> {
     const BINS: usize = 50;
+    // The training images' views are built where the run keeps them: on the device, when it
+    // does, so an evaluation reads no training pixel on the host.
     // Searched on the device, the embeddings stay there too for the kNN.
     let embed_set = |set: &LabeledSet| {
-        let images = set.images(train);
-        if search_on_device {
-            embed::embed_images_kept(
-                net,
-                images,
-                config.image_size,
-                normalization,
-                EVAL_BATCH,
-                keep_going,
-            )
-        } else {
-            embed::embed_images_until(
-                net,
-                images,
-                config.image_size,
-                normalization,
-                View::Center,
-                EVAL_BATCH,
-                keep_going,
-            )
-            .map(|embedded| {
-                embedded.map(|rows| embed::KeptEmbeddings {
-                    rows,
-                    on_device: None,
-                })
-            })
-        }
+        let pass = embed::EmbedPass {
+            images: set.images(train),
+            kept: kept.filter(|_| set.images.is_none()),
+            size: config.image_size,
+            view: View::Center,
+            batch_size: EVAL_BATCH,
+        };
+        embed::embed_pass(net, &pass, normalization, search_on_device, keep_going)
     };
     let memory = match &evals.memory {
         Some(set) => match embed_set(set)? {
@@ -274,23 +258,24 @@ pub(super) fn evaluate(
             indices: &first,
         };
         let seed = Stream::EvaluationViews { epoch }.seed(config.seed);
+        // The sample is the training set's first images, so kept images are its rows too.
         let view = |offset: u64| {
-            embed::embed_images_until(
-                net,
-                &sample,
-                config.image_size,
-                normalization,
-                View::Augmented {
+            let pass = embed::EmbedPass {
+                images: &sample,
+                kept,
+                size: config.image_size,
+                view: View::Augmented {
                     ops: config.augment,
                     seed: seed.wrapping_add(offset),
                 },
-                EVAL_BATCH,
-                keep_going,
-            )
+                batch_size: EVAL_BATCH,
+            };
+            embed::embed_pass(net, &pass, normalization, false, keep_going)
         };
         let (Some(a), Some(b)) = (view(0)?, view(1 << 32)?) else {
             return Ok(false);
         };
+        let (a, b) = (a.rows, b.rows);
         metrics.scored_on = Some(ScoredOn::TrainingViews);
         metrics.similarity = Some(eval::view_similarity_distributions(
             Embeddings::new(&a, config.dim)?,

@@ -22,8 +22,8 @@ mod epoch;
 mod error;
 mod evaluation;
 pub mod events;
+mod preview;
 mod request;
-mod resident;
 mod run_folder;
 pub mod runs;
 pub(crate) mod step;
@@ -34,7 +34,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use crate::augment::Normalization;
+use crate::augment::{KeptImages, Normalization};
 use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::{self, SelectedDevice};
 use crate::export::ExportedConfig;
@@ -47,6 +47,7 @@ pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
 pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
+pub use preview::{ViewsPreview, preview_views};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
@@ -195,7 +196,11 @@ fn run_inner(
             .cube_device()
             .expect("a GPU adapter is a CubeCL device");
         let budget = u64::from(config.device_data_mb) << 20;
-        let kept = resident::upload(&train, &cube.client(), budget)?;
+        // Read in chunks, each dropped once packed: the run holds the packed bytes and one chunk
+        // of images at a time, not both copies of the set.
+        let all: Vec<usize> = (0..train.len()).collect();
+        let chunks = all.chunks(1024).map(|chunk| train.images(chunk));
+        let kept = KeptImages::upload(&cube, chunks, budget)?;
         match &kept {
             Some(images) => tracing::info!(
                 "{} training images kept on the device ({:.1} MiB)",
@@ -480,6 +485,7 @@ fn train_epochs(
             epoch,
             &mut epoch_metrics,
             selected.is_wgpu,
+            runner.kept(),
             &|| !control.is_canceled(),
         );
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();

@@ -10,7 +10,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
 use super::TrainConfig;
-use super::batches::{StepInput, StepViews};
+use super::batches::StepInput;
 use crate::augment::Normalization;
 use crate::embed::DeviceNormalization;
 use crate::method::{
@@ -26,8 +26,6 @@ pub(crate) struct DeviceStep {
     device: Device,
     /// The input normalisation's constants, uploaded once.
     normalization: DeviceNormalization,
-    /// The normalisation itself, for views built on the device.
-    host_normalization: Normalization,
     /// The CubeCL device views are built on (`None`: the producer builds them).
     views_on: Option<cubecl::Device>,
     /// The two-view masks of the in-batch methods; `None` for one-view methods.
@@ -59,7 +57,6 @@ impl DeviceStep {
         Self {
             device: device.clone(),
             normalization: DeviceNormalization::new(&normalization, device),
-            host_normalization: normalization,
             views_on: None,
             masks: (config.method.views() == 2).then(|| LossMasks::new(2 * batch, device)),
             method: config.method,
@@ -76,38 +73,6 @@ impl DeviceStep {
     pub(crate) fn with_views_on(mut self, views_on: cubecl::Device) -> Self {
         self.views_on = Some(views_on);
         self
-    }
-
-    /// The network's input for `views`: uploaded and normalised, or built on the device.
-    fn input(&self, views: StepViews) -> Tensor<4> {
-        match views {
-            StepViews::Built(pixels) => pixels.to_device(&self.normalization),
-            StepViews::ToBuild(views) => {
-                let cube = self
-                    .views_on
-                    .as_ref()
-                    .expect("views drawn for the device are built there");
-                crate::uploads::count(views.upload_bytes());
-                // The cache's images keep every crop within the kernel's taps (see
-                // `spreadout_shaders::views::MAX_TAPS`); anything else is a defect, and is
-                // refused here rather than inside Burn's fusion stream.
-                views
-                    .check()
-                    .unwrap_or_else(|error| panic!("training views on the device: {error}"));
-                let shape = views.shape();
-                let normalization = self.host_normalization;
-                Tensor::from_inner(spreadout_shaders::burn_glue::float_tensor_from_kernel(
-                    "spreadout training views",
-                    shape,
-                    cube,
-                    move |client| {
-                        views
-                            .build(client, &normalization)
-                            .expect("checked before it was queued")
-                    },
-                ))
-            }
-        }
     }
 
     /// Records forward, the method's loss, backward and the SGD update for `input` (the views
@@ -128,7 +93,12 @@ impl DeviceStep {
         indices: &[usize],
         at: StepPosition,
     ) -> (EmbeddingNet, Tensor<1>) {
-        let features = net.forward_at(self.input(input.views), self.precision);
+        let features = net.forward_at(
+            input
+                .views
+                .to_device(&self.normalization, self.views_on.as_ref()),
+            self.precision,
+        );
         let masks = || self.masks.as_ref().expect("two-view methods have masks");
         let loss = match (self.method, &mut *state) {
             (Method::SpreadOut, _) => match self.positive {
@@ -218,6 +188,7 @@ impl DeviceStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::Input;
     use crate::export::{self, TensorValues};
     use burn::tensor::FloatDType;
     use image::RgbImage;
@@ -250,7 +221,7 @@ mod tests {
             &mut MethodState::Stateless,
             0.1,
             StepInput {
-                views: StepViews::Built(pixels),
+                views: Input::Built(pixels),
                 nce_candidates: None,
             },
             &[0, 1, 2, 3],

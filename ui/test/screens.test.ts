@@ -104,14 +104,26 @@ describe('Augmentations screen', () => {
     expect(crop.checked).toBe(false);
   });
 
+  it('says where the views were built: where training with the chosen settings builds them', async () => {
+    const app = await mountApp();
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    app.go('augment');
+    await until(() => text('#views-built-on').includes('Mock GPU'));
+    app.store.choose({ augment_on: 'cpu' });
+    app.go('train');
+    app.go('augment');
+    await until(() => text('#views-built-on').includes('CPU'));
+  });
+
   it('shows the newest draw when earlier ones answer last', async () => {
     const backend = quickBackend();
     const draws: { crop: boolean; answer: () => void }[] = [];
     const preview = backend.augmentPreview;
-    backend.augmentPreview = (paths, ops, size, seed) =>
-      new Promise<void>((resolve) => draws.push({ crop: ops.crop, answer: resolve })).then(async () =>
-        (await preview(paths, ops, size, seed)).map((pair) => ({ ...pair, original: `data:crop=${ops.crop}` })),
-      );
+    backend.augmentPreview = (paths, ops, size, seed, device, augmentOn) =>
+      new Promise<void>((resolve) => draws.push({ crop: ops.crop, answer: resolve })).then(async () => {
+        const drawn = await preview(paths, ops, size, seed, device, augmentOn);
+        return { ...drawn, pairs: drawn.pairs.map((pair) => ({ ...pair, original: `data:crop=${ops.crop}` })) };
+      });
     const app = await mountApp(backend);
     await window.spreadoutTest!.openFolder('/mock/photos', null);
     app.go('augment');

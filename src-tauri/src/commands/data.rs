@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use serde::Serialize;
-use spreadout::augment::{self, AugmentOps};
+use spreadout::augment::AugmentOps;
 use spreadout::data::{self, SkippedFile};
 use spreadout::demo::{self, DemoSpec};
+use spreadout::device::DeviceChoice;
+use spreadout::train::{self, AugmentOn};
 use tauri::State;
 use tauri::ipc::Channel;
 
@@ -136,29 +138,42 @@ pub struct ViewPair {
     pub views: [String; 2],
 }
 
-/// Training views of `paths` with the given operations; `seed` changes the draw.
+/// Training views of a few images, and where they were built.
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct ViewsPreview {
+    /// Each image and two views of it.
+    pub pairs: Vec<ViewPair>,
+    /// Where a run with these settings builds its views, and these were built: the GPU
+    /// adapter's name, or "CPU".
+    pub built_on: String,
+}
+
+/// Training views of `paths` with the given operations, built where a run on `device` with
+/// `augment_on` builds them; `seed` changes the draw.
 #[tauri::command]
 pub async fn augment_preview(
     paths: Vec<UiPath>,
     ops: AugmentOps,
     image_size: u32,
     seed: u64,
-) -> CommandResult<Vec<ViewPair>> {
+    device: DeviceChoice,
+    augment_on: AugmentOn,
+) -> CommandResult<ViewsPreview> {
     blocking(move || {
-        paths
-            .into_iter()
-            .enumerate()
-            .map(|(i, UiPath(path))| {
-                let image = data::load_image(&path, image_size)?;
-                let views =
-                    augment::two_views(&image, image_size, &ops, seed.wrapping_add(2 * i as u64));
-                Ok(ViewPair {
+        let paths = paths.into_iter().map(|UiPath(path)| path).collect();
+        let preview = train::preview_views(paths, image_size, &ops, seed, device, augment_on)?;
+        Ok(ViewsPreview {
+            pairs: preview
+                .pairs
+                .into_iter()
+                .map(|(path, image, views)| ViewPair {
                     original: png_data_url(&image),
                     views: views.each_ref().map(png_data_url),
                     path,
                 })
-            })
-            .collect()
+                .collect(),
+            built_on: preview.built_on,
+        })
     })
     .await
 }

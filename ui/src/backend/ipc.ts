@@ -208,6 +208,20 @@ original: string,
 views: [string, string], };
 
 /**
+ * Training views of a few images, and where they were built.
+ */
+export type ViewsPreview = { 
+/**
+ * Each image and two views of it.
+ */
+pairs: Array<ViewPair>, 
+/**
+ * Where a run with these settings builds its views, and these were built: the GPU
+ * adapter's name, or "CPU".
+ */
+built_on: string, };
+
+/**
  * How Burn computes on an adapter once it opens it.
  */
 export type Compute = { 

@@ -241,11 +241,13 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       return freed;
     },
     demoFolders: async () => ['/mock/demo/train', '/mock/demo/test'],
-    augmentPreview: async (paths) =>
-      paths.map((path) => {
+    augmentPreview: async (paths, _ops, _size, _seed, device, augmentOn) => ({
+      pairs: paths.map((path) => {
         const url = thumbnail(path);
         return { path, original: url, views: [url, url] as [string, string] };
       }),
+      built_on: augmentOn === 'cpu' || device === 'cpu' ? 'CPU' : 'Mock GPU',
+    }),
 
     listDevices: async () => ({
       adapters: [{ index: 0, name: 'Mock GPU', kind: 'discrete', api: 'Vulkan', driver: 'mock 1.0', compute: { compiler: 'SPIR-V', matrix_units: ['f16×f16→f32'], f16: true } }],

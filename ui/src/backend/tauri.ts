@@ -43,7 +43,7 @@ export const tauriBackend: Backend = {
   cacheSummary: () => invoke('cache_summary'),
   clearCache: () => invoke('clear_cache'),
   demoFolders: () => invoke('demo_folders'),
-  augmentPreview: (paths, ops, imageSize, seed) => invoke('augment_preview', { paths, ops, imageSize, seed }),
+  augmentPreview: (paths, ops, imageSize, seed, device, augmentOn) => invoke('augment_preview', { paths, ops, imageSize, seed, device, augmentOn }),
 
   listDevices: () => invoke('list_devices'),
   startTraining: (request, onEvent: (event: TrainEvent) => void) =>

@@ -3,6 +3,7 @@
 // the UI in a plain browser. The values that cross the IPC are declared in `ipc.ts`, generated
 // from the Rust types (a Rust test fails when it is out of date), and re-exported here.
 import type {
+  AugmentOn,
   AugmentOps,
   CacheSummary,
   Clustering,
@@ -25,7 +26,7 @@ import type {
   TableFormat,
   ThresholdSuggestion,
   TrainEvent,
-  ViewPair,
+  ViewsPreview,
 } from './ipc';
 
 export type {
@@ -78,6 +79,7 @@ export type {
   TrainConfig,
   TrainEvent,
   ViewPair,
+  ViewsPreview,
 } from './ipc';
 
 /** What a save dialog offers to write. */
@@ -113,7 +115,8 @@ export interface Backend {
   clearCache(): Promise<number>;
   cancelJob(job: string): Promise<void>;
   demoFolders(): Promise<[string, string]>;
-  augmentPreview(paths: string[], ops: AugmentOps, imageSize: number, seed: number): Promise<ViewPair[]>;
+  /** Two training views of each of `paths`, built where a run on `device` with `augmentOn` builds them. */
+  augmentPreview(paths: string[], ops: AugmentOps, imageSize: number, seed: number, device: DeviceChoice, augmentOn: AugmentOn): Promise<ViewsPreview>;
 
   listDevices(): Promise<Devices>;
   startTraining(request: StartTraining, onEvent: (event: TrainEvent) => void): Promise<string>;

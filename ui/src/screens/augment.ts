@@ -1,5 +1,6 @@
 // Augmentations screen: switch each of the paper's four operations and see two training views of
-// several images, drawn by the same code training uses.
+// several images, drawn by the same code training uses and built where training builds them (on
+// the GPU by the training kernels, or on the CPU).
 import { baseName, h, replace } from '../dom';
 import type { AugmentOps } from '../backend';
 import { Latest } from './latest';
@@ -20,6 +21,8 @@ export class AugmentScreen implements Screen {
   readonly title = 'Augmentations';
   readonly element: HTMLElement;
   private readonly previews = h('div', { class: 'previews' });
+  /** Where the views shown were built. */
+  private readonly builtOn = h('p', { class: 'hint', id: 'views-built-on' });
   private readonly notices = new Notices();
   private seed = 0;
   /** Fast toggling asks for several draws: only the newest is shown. */
@@ -50,6 +53,7 @@ export class AugmentScreen implements Screen {
       h('div', { class: 'toggles' }, ...toggles, h('button', { class: 'secondary', onclick: () => ((this.seed += 1000), void this.refresh()) }, 'Draw new views')),
       h('p', { class: 'hint' }, 'Each row: the image as training loads it, then two random views of it. Training pulls the two views together and pushes every other image away; what the views have in common is what the embedding learns to keep.'),
       this.notices.element,
+      this.builtOn,
       this.previews,
     );
   }
@@ -72,10 +76,18 @@ export class AugmentScreen implements Screen {
       replace(this.previews, h('p', { class: 'empty' }, 'Open a folder on the Data screen first.'));
       return;
     }
-    const { config } = this.context.store.shared;
+    const { config, device } = this.context.store.shared;
     try {
-      const pairs = await this.context.backend.augmentPreview(paths, config.augment, config.image_size, this.seed);
+      const { pairs, built_on } = await this.context.backend.augmentPreview(
+        paths,
+        config.augment,
+        config.image_size,
+        this.seed,
+        device,
+        config.augment_on ?? 'auto',
+      );
       if (!this.latest.is(turn)) return;
+      this.builtOn.textContent = `Views built on ${built_on}, as training with these settings builds them.`;
       replace(
         this.previews,
         ...pairs.map((pair) =>
