@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::augment::AugmentOps;
+use crate::augment::{AugmentOps, DeviceViews, KeptImages};
 use crate::data::{self, DataError, ImageSet};
 use crate::demo::{self, DemoError, DemoSpec};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
@@ -300,7 +300,9 @@ fn compiler_of(device: &SelectedDevice) -> String {
 /// Decoding (files → RGB at the training size) and augmentation (two random training views per
 /// image, as 8-bit planar pixels) throughput on this machine's CPU cores, at each of `sizes`.
 /// The images are the JPEGs (or any images) under `photos`, at most `limit` of them; without
-/// `photos`, generated PNG shapes (which decode far faster than photographs).
+/// `photos`, generated PNG shapes (which decode far faster than photographs). With `gpu` (a wgpu
+/// adapter), also the views built there by the training kernel, from uploaded and from kept
+/// images.
 ///
 /// # Errors
 /// [`BenchError`] when the images cannot be made or read.
@@ -308,6 +310,7 @@ pub fn data_pipeline(
     photos: Option<&Path>,
     limit: usize,
     sizes: &[u32],
+    gpu: Option<&SelectedDevice>,
 ) -> Result<Vec<BenchRow>, BenchError> {
     let generated;
     let (dir, kind) = match photos {
@@ -366,13 +369,7 @@ pub fn data_pipeline(
         // same reads, then only the draws and the resampling taps.
         let start = Instant::now();
         let images = set.images(&all)?;
-        let drawn = crate::augment::DeviceViews::prepare(
-            images,
-            &rows_of_batch,
-            size,
-            &AugmentOps::default(),
-            0,
-        );
+        let drawn = DeviceViews::prepare(images, &rows_of_batch, size, &AugmentOps::default(), 0);
         let draw_seconds = start.elapsed().as_secs_f64();
         let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
             task: task.to_owned(),
@@ -424,8 +421,81 @@ pub fn data_pipeline(
             drawn.shape()[0],
             draw_seconds,
         ));
+        if let Some(gpu) = gpu {
+            rows.extend(device_view_rows(gpu, &set, size)?);
+        }
     }
     Ok(rows)
+}
+
+/// The training kernel's views on `gpu`: two views of each of the first 64 images of `set` (half
+/// the paper's batch: 128 views at 224 px are 77 MB, within WebGPU's guaranteed 128 MiB binding)
+/// built from their uploaded images and from images kept there, timed to the device's finish (a
+/// one-value read), after a first build that compiles the kernel.
+fn device_view_rows(
+    gpu: &SelectedDevice,
+    set: &ImageSet,
+    size: u32,
+) -> Result<Vec<BenchRow>, BenchError> {
+    let cube = gpu
+        .cube_device()
+        .expect("a wgpu adapter is a CubeCL device");
+    let first: Vec<usize> = (0..set.len().min(64)).collect();
+    let rows_of_batch: Vec<usize> = first.iter().chain(&first).copied().collect();
+    let ops = AugmentOps::default();
+    let images = set.images(&first)?;
+    let kept = KeptImages::upload(&cube, [Ok::<_, DataError>(images.clone())], u64::MAX)?;
+    let timed = |views: DeviceViews| {
+        let start = Instant::now();
+        let built = views.to_device(&cube, crate::augment::Normalization::IDENTITY);
+        let _ = built.sum().into_data();
+        start.elapsed().as_secs_f64()
+    };
+    timed(DeviceViews::prepare(
+        images.clone(),
+        &rows_of_batch,
+        size,
+        &ops,
+        0,
+    ));
+    let mut out = Vec::new();
+    let mut push = |from: &str, seconds: f64| {
+        out.push(BenchRow {
+            device: gpu.name.clone(),
+            backend: gpu.backend.to_owned(),
+            compiler: compiler_of(gpu),
+            precision: "f32".to_owned(),
+            batch: rows_of_batch.len(),
+            image_size: size,
+            ..host_row(
+                "augment",
+                format!(
+                    "the same views' kernel on the GPU, {} views of {} images {from}",
+                    rows_of_batch.len(),
+                    first.len()
+                ),
+                rows_of_batch.len(),
+                seconds,
+            )
+        });
+    };
+    push(
+        "uploaded with them",
+        timed(DeviceViews::prepare(images, &rows_of_batch, size, &ops, 0)),
+    );
+    if let Some(kept) = &kept {
+        push(
+            "kept on the device",
+            timed(DeviceViews::prepare_kept(
+                kept,
+                &rows_of_batch,
+                size,
+                &ops,
+                0,
+            )),
+        );
+    }
+    Ok(out)
 }
 
 /// A row for host work over `rows` embeddings that took `seconds`.
@@ -638,7 +708,7 @@ mod tests {
 
     #[test]
     fn data_rows_cover_each_size() {
-        let rows = data_pipeline(None, 12, &[16, 40]).unwrap();
+        let rows = data_pipeline(None, 12, &[16, 40], None).unwrap();
         let sizes: Vec<(String, u32)> = rows
             .iter()
             .map(|r| (r.task.clone(), r.image_size))

@@ -156,7 +156,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         print(&bench::umap_map(args.map, 128)?);
     }
     if !args.no_data {
-        for row in bench::data_pipeline(args.photos.as_deref(), 2000, &args.data_sizes)? {
+        // The kernel's rows on the adapter asked for (`--device`), when it is a GPU one.
+        let gpu = match args.device {
+            Some(choice) => Some(device::select(choice)?).filter(|selected| selected.is_wgpu),
+            None => None,
+        };
+        for row in
+            bench::data_pipeline(args.photos.as_deref(), 2000, &args.data_sizes, gpu.as_ref())?
+        {
             print(&row);
         }
     }
