@@ -263,9 +263,9 @@ pub struct TrainArgs {
     /// Switch augmentations off: crop, color, gray, flip, or all ("no DA").
     #[arg(long = "no-aug", value_name = "OP", num_args = 1..)]
     pub no_aug: Vec<String>,
-    /// Start the backbone from pretrained weights: torchvision's ResNet-18 state dict saved as
-    /// safetensors (names conv1, bn1, layerN.M…, downsample; fc is replaced by a new embedding
-    /// head). Needs --width 64 and --image-size above 64 (the ImageNet stem), §4.2's setting.
+    /// Start the backbone from pretrained weights: torchvision's ResNet-18 state dict, as the
+    /// .pth torchvision downloads (read without Python) or as safetensors (names conv1, bn1,
+    /// layerN.M…, downsample; fc is replaced by a new embedding head). Needs --width 64 and --image-size above 64 (the ImageNet stem), §4.2's setting.
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint (--epochs may extend it).

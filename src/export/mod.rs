@@ -3,7 +3,8 @@
 //! folder and is renamed over the target ([`crate::atomic_file`]), so a failure leaves the
 //! previous file whole.
 //!
-//! The file format (`safetensors_io`), the walk over Burn's module tree (`module_tensors`) and the
+//! The file format (`safetensors_io`), PyTorch's own checkpoints read for a pretrained start
+//! (`pytorch_file`), the walk over Burn's module tree (`module_tensors`) and the
 //! PyTorch/torchvision naming (`torch_names`) each have a module; this one puts them together into
 //! the model files a run folder and an export hold.
 
@@ -19,10 +20,12 @@ use crate::augment::Normalization;
 use crate::model::{EmbeddingNet, ModelConfig};
 
 mod module_tensors;
+mod pytorch_file;
 mod safetensors_io;
 mod torch_names;
 
 pub use module_tensors::{load_module_tensors, module_tensors};
+pub use pytorch_file::{is_pytorch_file, read_pytorch_tensors};
 pub use safetensors_io::{
     NamedTensor, TensorValues, TensorsByName, read_header, read_tensors, write_atomically,
     write_tensors,

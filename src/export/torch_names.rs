@@ -116,24 +116,18 @@ fn torchvision_key(burn_path: &str) -> Option<String> {
 
 /// Starts `net` from pretrained weights under torchvision's ResNet-18 names (`conv1`, `bn1`,
 /// `layerN.M.…`, `downsample.0/1`; `fc` and `num_batches_tracked` are ignored) in a safetensors
-/// file: every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
+/// file or a PyTorch checkpoint (`.pth`, `.pt`, `.ckpt`: torchvision's own downloads): every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
 /// A file without one of the tensors, or with one of another shape (another architecture,
 /// width or stem), is refused naming the first that does not fit.
 pub fn load_pretrained_backbone(
     net: EmbeddingNet,
     file: &Path,
 ) -> Result<EmbeddingNet, ExportError> {
-    let extension = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    if matches!(extension, "pth" | "pt" | "bin" | "ckpt") {
-        return Err(ExportError::format(
-            file,
-            "a PyTorch pickle checkpoint; Spreadout reads the same weights as safetensors: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('FILE.pth'), 'FILE.safetensors')\"",
-        ));
-    }
-    let (stored, _) = read_tensors(file)?;
+    let stored = if super::is_pytorch_file(file) {
+        super::read_pytorch_tensors(file)?
+    } else {
+        read_tensors(file)?.0
+    };
     let mut replaced = BTreeMap::new();
     let fresh = module_tensors(&net);
     for tensor in &fresh {
@@ -232,12 +226,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("conv1.weight"), "{error}");
-        // A pickle checkpoint gets the conversion command.
+        // A broken pickle checkpoint is named, not converted.
         let pth = dir.path().join("resnet18-f37072fd.pth");
         std::fs::write(&pth, b"PK").unwrap();
         let net = ModelConfig::resnet18(2, 8, 96).init(&device);
         let error = load_pretrained_backbone(net, &pth).unwrap_err().to_string();
-        assert!(error.contains("safetensors"), "{error}");
+        assert!(error.contains("resnet18-f37072fd.pth"), "{error}");
+    }
+
+    /// torchvision's layout written by PyTorch itself (`tests/fixtures/pytorch/make.py`: width 1,
+    /// element `i` of the `k`-th tensor `(k · 1000 + i) / 4096`) starts the backbone.
+    #[test]
+    fn a_pytorch_checkpoint_starts_the_backbone() {
+        let file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch/resnet18-w1.pth");
+        let stored = crate::export::read_pytorch_tensors(&file).unwrap();
+        let device = Device::flex();
+        let fresh = ModelConfig::resnet18(1, 8, 96).init_seeded(&device, 2);
+        let loaded = module_tensors(&load_pretrained_backbone(fresh, &file).unwrap());
+        let mut compared = 0;
+        for tensor in &loaded {
+            if let Some(key) = torchvision_key(&tensor.name) {
+                // Burn's linear layers are transposed, but the backbone holds none.
+                assert_eq!(tensor.values, stored[&key].values, "{}", tensor.name);
+                compared += 1;
+            }
+        }
+        assert!(compared > 60, "{compared} tensors compared");
     }
     #[test]
     fn keys_follow_the_pytorch_module() {

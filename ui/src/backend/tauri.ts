@@ -24,7 +24,11 @@ export const tauriBackend: Backend = {
   pickImage: async () =>
     (await open({ multiple: false, filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }] })) ?? null,
   pickWeights: async () =>
-    (await open({ multiple: false, title: 'Pretrained weights: torchvision ResNet-18 saved as safetensors', filters: [{ name: 'safetensors', extensions: ['safetensors'] }] })) ?? null,
+    (await open({
+      multiple: false,
+      title: 'Pretrained weights: torchvision ResNet-18 (.pth as downloaded, or safetensors)',
+      filters: [{ name: 'PyTorch checkpoint or safetensors', extensions: ['pth', 'pt', 'ckpt', 'safetensors'] }],
+    })) ?? null,
   pickSaveFile: async (defaultPath, kind = 'safetensors') =>
     (await save({ defaultPath, filters: [{ name: SAVE_FILTERS[kind], extensions: [kind] }] })) ?? null,
   thumbnailUrl: (path) => convertFileSrc(path, 'thumb'),
