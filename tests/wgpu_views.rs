@@ -195,7 +195,7 @@ fn worst_difference(
     for (i, source) in sources.iter().enumerate() {
         let mut cpu = vec![0u8; 3 * plane];
         let mut view_rng = ChaCha8Rng::seed_from_u64(seed + i as u64);
-        augment::augment_into(source, size, &ops, &mut view_rng, &mut cpu);
+        augment::augment_into(source, size, ops, &mut view_rng, &mut cpu);
         for (k, &byte) in cpu.iter().enumerate() {
             let channel = k / plane;
             let value = device[i * 3 * plane + k] * normalization.std[channel]
