@@ -278,29 +278,6 @@ pub struct KeptEmbeddings {
     pub on_device: Option<Tensor<2>>,
 }
 
-/// [`embed_images_until`] of centre views that also keeps the embeddings on the device, as one
-/// `[n, dim]` tensor: for a search there (an evaluation's kNN) that then needs no second upload.
-///
-/// # Errors
-/// [`DataError::Cache`] when an image cannot be read from the cache.
-pub fn embed_images_kept<S: ImageSource + ?Sized>(
-    net: &EmbeddingNet,
-    images: &S,
-    size: u32,
-    normalization: &Normalization,
-    batch_size: usize,
-    keep_going: &(dyn Fn() -> bool + Sync),
-) -> Result<Option<KeptEmbeddings>, DataError> {
-    let pass = EmbedPass {
-        images,
-        kept: None,
-        size,
-        view: View::Center,
-        batch_size,
-    };
-    embed_pass(net, &pass, normalization, true, keep_going)
-}
-
 /// What an embedding pass embeds, batch by batch.
 pub struct EmbedPass<'a, S: ?Sized> {
     /// The images, read from the cache and prepared on the host ...
@@ -316,9 +293,9 @@ pub struct EmbedPass<'a, S: ?Sized> {
     pub batch_size: usize,
 }
 
-/// The loop behind [`embed_images_until`] and [`embed_images_kept`]: the rows of `pass` read
-/// back, and, with `keep`, the same rows still on the device. Asks `keep_going` before each batch
-/// and returns `None` once it says no.
+/// The loop behind [`embed_images_until`]: the rows of `pass` read back, and, with `keep`, the
+/// same rows still on the device (for a search there, an evaluation's kNN, that then needs no
+/// second upload). Asks `keep_going` before each batch and returns `None` once it says no.
 ///
 /// # Errors
 /// [`DataError::Cache`] when an image cannot be read from the cache.

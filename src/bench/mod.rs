@@ -3,10 +3,11 @@
 //! assertions: they belong in the README's table (and, with `--json`, in
 //! `scripts/bench-vs-pytorch.sh`'s side-by-side table), never in a timed test.
 //!
+//! The data path's rows (decode, cache, views on the CPU and on the device) are `data_path`'s.
+//!
 //! A training row runs the training loop's own epoch (`train::EpochRunner`): the batch producer
 //! thread, the device step and the deferred loss read, so what is timed is what a run does.
 
-use std::path::Path;
 use std::time::Instant;
 
 use image::{Rgb, RgbImage};
@@ -14,15 +15,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::augment::{AugmentOps, DeviceViews, KeptImages};
 use crate::data::{self, DataError, ImageSet};
-use crate::demo::{self, DemoError, DemoSpec};
+use crate::demo::DemoError;
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
-use crate::embed::{PixelBatch, View};
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
 use crate::optim::Sgd;
 use crate::train::{AugmentOn, Control, EpochRunner, EpochStart, TrainConfig, TrainError};
+
+mod data_path;
+
+pub use data_path::data_pipeline;
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -289,7 +292,7 @@ pub fn training(
     })
 }
 
-fn compiler_of(device: &SelectedDevice) -> String {
+pub(super) fn compiler_of(device: &SelectedDevice) -> String {
     match device.compute() {
         Some(compute) => compute.compiler,
         None if device.is_wgpu => "unknown".to_owned(),
@@ -297,209 +300,8 @@ fn compiler_of(device: &SelectedDevice) -> String {
     }
 }
 
-/// Decoding (files → RGB at the training size) and augmentation (two random training views per
-/// image, as 8-bit planar pixels) throughput on this machine's CPU cores, at each of `sizes`.
-/// The images are the JPEGs (or any images) under `photos`, at most `limit` of them; without
-/// `photos`, generated PNG shapes (which decode far faster than photographs). With `gpu` (a wgpu
-/// adapter), also the views built there by the training kernel, from uploaded and from kept
-/// images.
-///
-/// # Errors
-/// [`BenchError`] when the images cannot be made or read.
-pub fn data_pipeline(
-    photos: Option<&Path>,
-    limit: usize,
-    sizes: &[u32],
-    gpu: Option<&SelectedDevice>,
-) -> Result<Vec<BenchRow>, BenchError> {
-    let generated;
-    let (dir, kind) = match photos {
-        Some(dir) => (dir.to_owned(), "photos"),
-        None => {
-            generated = tempfile::tempdir().map_err(BenchError::TempDir)?;
-            let spec = DemoSpec {
-                classes: 6,
-                train_per_class: limit.div_ceil(6),
-                test_per_class: 0,
-                size: 64,
-                seed: 0,
-            };
-            (
-                demo::generate(generated.path(), &spec)?.train,
-                "generated PNG",
-            )
-        }
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut rows = Vec::new();
-    for &size in sizes {
-        // Only the first `limit` files: the scan is cheap, decoding is what is measured.
-        let mut scan = data::scan(&dir)?;
-        scan.entries.truncate(limit);
-        // A fresh cache, so the first load decodes everything and the second decodes nothing.
-        let cache_dir = tempfile::tempdir().map_err(|source| DataError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        let cache = data::PixelCache::at(cache_dir.path());
-        let start = Instant::now();
-        let _ = data::load(&scan, &cache, size, &|_, _| true)?;
-        let decode_seconds = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let set = data::load(&scan, &cache, size, &|_, _| true)?;
-        let cached_seconds = start.elapsed().as_secs_f64();
-        let rows_of_batch: Vec<usize> = (0..set.len()).chain(0..set.len()).collect();
-        let start = Instant::now();
-        // As a training batch: each image read from the cache once, then its two views.
-        let all: Vec<usize> = (0..set.len()).collect();
-        let images = set.images(&all)?;
-        let batch = PixelBatch::prepare(
-            &data::Subset {
-                source: images.as_slice(),
-                indices: &rows_of_batch,
-            },
-            size,
-            View::Augmented {
-                ops: AugmentOps::default(),
-                seed: 0,
-            },
-        )?;
-        let augment_seconds = start.elapsed().as_secs_f64();
-        // The producer's work when the device builds the views (`--augment-on device`): the
-        // same reads, then only the draws and the resampling taps.
-        let start = Instant::now();
-        let images = set.images(&all)?;
-        let drawn = DeviceViews::prepare(images, &rows_of_batch, size, &AugmentOps::default(), 0);
-        let draw_seconds = start.elapsed().as_secs_f64();
-        let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
-            task: task.to_owned(),
-            detail,
-            device: format!("CPU, {cores} threads"),
-            backend: "cpu".to_owned(),
-            compiler: "native".to_owned(),
-            precision: "u8".to_owned(),
-            width: None,
-            batch: count,
-            image_size: size,
-            images_per_sec: count as f64 / seconds,
-            seconds,
-            data_wait_fraction: None,
-            budget: None,
-        };
-        rows.push(row(
-            "decode",
-            format!(
-                "decode + resize {} {kind} into a new cache ({} px shorter side)",
-                set.len(),
-                data::cached_side(size)
-            ),
-            set.len(),
-            decode_seconds,
-        ));
-        rows.push(row(
-            "cached load",
-            format!("the same {} files again, from the cache", set.len()),
-            set.len(),
-            cached_seconds,
-        ));
-        rows.push(row(
-            "augment",
-            format!(
-                "two augmented views, {size} px ({} views), read and built on the CPU",
-                batch.len()
-            ),
-            batch.len(),
-            augment_seconds,
-        ));
-        rows.push(row(
-            "augment",
-            format!(
-                "the same views read and drawn for the GPU to build ({} views, {:.0} KiB to upload)",
-                drawn.shape()[0],
-                drawn.upload_bytes() as f64 / 1024.0
-            ),
-            drawn.shape()[0],
-            draw_seconds,
-        ));
-        if let Some(gpu) = gpu {
-            rows.extend(device_view_rows(gpu, &set, size)?);
-        }
-    }
-    Ok(rows)
-}
-
-/// The training kernel's views on `gpu`: two views of each of the first 64 images of `set` (half
-/// the paper's batch: 128 views at 224 px are 77 MB, within WebGPU's guaranteed 128 MiB binding)
-/// built from their uploaded images and from images kept there, timed to the device's finish (a
-/// one-value read), after a first build that compiles the kernel.
-fn device_view_rows(
-    gpu: &SelectedDevice,
-    set: &ImageSet,
-    size: u32,
-) -> Result<Vec<BenchRow>, BenchError> {
-    let cube = gpu
-        .cube_device()
-        .expect("a wgpu adapter is a CubeCL device");
-    let first: Vec<usize> = (0..set.len().min(64)).collect();
-    let rows_of_batch: Vec<usize> = first.iter().chain(&first).copied().collect();
-    let ops = AugmentOps::default();
-    let images = set.images(&first)?;
-    let kept = KeptImages::upload(&cube, [Ok::<_, DataError>(images.clone())], u64::MAX)?;
-    let timed = |views: DeviceViews| {
-        let start = Instant::now();
-        let built = views.to_device(&cube, crate::augment::Normalization::IDENTITY);
-        let _ = built.sum().into_data();
-        start.elapsed().as_secs_f64()
-    };
-    timed(DeviceViews::prepare(
-        images.clone(),
-        &rows_of_batch,
-        size,
-        &ops,
-        0,
-    ));
-    let mut out = Vec::new();
-    let mut push = |from: &str, seconds: f64| {
-        out.push(BenchRow {
-            device: gpu.name.clone(),
-            backend: gpu.backend.to_owned(),
-            compiler: compiler_of(gpu),
-            precision: "f32".to_owned(),
-            batch: rows_of_batch.len(),
-            image_size: size,
-            ..host_row(
-                "augment",
-                format!(
-                    "the same views' kernel on the GPU, {} views of {} images {from}",
-                    rows_of_batch.len(),
-                    first.len()
-                ),
-                rows_of_batch.len(),
-                seconds,
-            )
-        });
-    };
-    push(
-        "uploaded with them",
-        timed(DeviceViews::prepare(images, &rows_of_batch, size, &ops, 0)),
-    );
-    if let Some(kept) = &kept {
-        push(
-            "kept on the device",
-            timed(DeviceViews::prepare_kept(
-                kept,
-                &rows_of_batch,
-                size,
-                &ops,
-                0,
-            )),
-        );
-    }
-    Ok(out)
-}
-
 /// A row for host work over `rows` embeddings that took `seconds`.
-fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
+pub(super) fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     BenchRow {
         task: task.to_owned(),
@@ -704,28 +506,5 @@ mod tests {
         let row = neighbor_query(500, 16, 10).unwrap();
         assert_eq!(row.task, "neighbors");
         assert!(row.seconds > 0.0 && row.images_per_sec > 0.0);
-    }
-
-    #[test]
-    fn data_rows_cover_each_size() {
-        let rows = data_pipeline(None, 12, &[16, 40], None).unwrap();
-        let sizes: Vec<(String, u32)> = rows
-            .iter()
-            .map(|r| (r.task.clone(), r.image_size))
-            .collect();
-        assert_eq!(
-            sizes,
-            vec![
-                ("decode".to_owned(), 16),
-                ("cached load".to_owned(), 16),
-                ("augment".to_owned(), 16),
-                ("augment".to_owned(), 16),
-                ("decode".to_owned(), 40),
-                ("cached load".to_owned(), 40),
-                ("augment".to_owned(), 40),
-                ("augment".to_owned(), 40)
-            ]
-        );
-        assert!(rows.iter().all(|r| r.images_per_sec > 0.0));
     }
 }
