@@ -1,6 +1,7 @@
 //! Decoding one file into an upright RGB image no larger than needed: EXIF orientation,
-//! transparency over white, JPEG downscaling in the DCT domain, the PIL-exact resize, size limits
-//! shared by the whole process, and a decoder that panics costing only its own file.
+//! transparency over white, JPEG downscaling in the DCT domain (camera raw files through their
+//! embedded JPEG preview, `raw_preview`), the PIL-exact resize, size limits shared by the whole
+//! process, and a decoder that panics costing only its own file.
 
 use std::fs;
 use std::io::Cursor;
@@ -59,6 +60,17 @@ fn decode_unguarded(path: &Path, short_side: u32) -> Result<Decoded, String> {
         ));
     }
     let bytes = fs::read(path).map_err(|err| err.to_string())?;
+    if is_raw(path) {
+        let preview = super::raw_preview::embedded_preview(&bytes)?;
+        if jpeg_is_truncated(preview.jpeg) {
+            return Err(
+                "the raw file's JPEG preview stops before its end marker; the file is probably truncated"
+                    .to_owned(),
+            );
+        }
+        return decode_jpeg_scaled(preview.jpeg, short_side, preview.orientation)?
+            .ok_or_else(|| "the raw file's JPEG preview is in CMYK, which is not read".to_owned());
+    }
     if bytes.starts_with(&JPEG_SOI) {
         if jpeg_is_truncated(&bytes) {
             return Err(
@@ -66,7 +78,7 @@ fn decode_unguarded(path: &Path, short_side: u32) -> Result<Decoded, String> {
                     .to_owned(),
             );
         }
-        if let Some(decoded) = decode_jpeg_scaled(&bytes, short_side)? {
+        if let Some(decoded) = decode_jpeg_scaled(&bytes, short_side, None)? {
             return Ok(decoded);
         }
     }
@@ -95,11 +107,25 @@ fn decode_any(bytes: Vec<u8>, path: &Path, short_side: u32) -> Result<Decoded, S
     finish(flatten_over_white(image), short_side)
 }
 
+/// Whether `path` is named as a camera raw file.
+fn is_raw(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| {
+            super::raw_preview::RAW_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+        })
+}
+
 /// JPEGs decoded straight to 1/2, 1/4 or 1/8 of their size where the target is that much smaller:
 /// the inverse DCT then computes only the coefficients it keeps, the main cost of a 12 MP photo
 /// that becomes a 336 px cache entry. `None` for layouts it does not convert to RGB itself
-/// (CMYK), which [`decode_any`] handles.
-fn decode_jpeg_scaled(bytes: &[u8], short_side: u32) -> Result<Option<Decoded>, String> {
+/// (CMYK), which [`decode_any`] handles. `orientation`, where given, replaces the JPEG's own
+/// (a raw file's preview is turned by the raw's tag).
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    short_side: u32,
+    orientation: Option<Orientation>,
+) -> Result<Option<Decoded>, String> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
     decoder.read_info().map_err(|err| describe_jpeg(&err))?;
@@ -114,9 +140,8 @@ fn decode_jpeg_scaled(bytes: &[u8], short_side: u32) -> Result<Option<Decoded>, 
     ) {
         return Ok(None);
     }
-    let orientation = decoder
-        .exif_data()
-        .and_then(Orientation::from_exif_chunk)
+    let orientation = orientation
+        .or_else(|| decoder.exif_data().and_then(Orientation::from_exif_chunk))
         .unwrap_or(Orientation::NoTransforms);
     // `scale` picks the smallest of the 1/8 … 8/8 sizes that covers the request; the shorter
     // side is the same before and after any rotation.
@@ -330,6 +355,48 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A raw file (here a synthetic TIFF-based one, named `.nef`) decodes as its embedded
+    /// preview, turned by the raw's Orientation tag; a cut-off or empty one is refused with a
+    /// reason, never a panic.
+    #[test]
+    fn raw_files_decode_as_their_embedded_preview_upright() {
+        use crate::data::raw_preview::tests::{jpeg, synthetic_raw};
+        let dir = tempfile::tempdir().unwrap();
+        let preview = jpeg(40, 24, [10, 120, 200]);
+        let file = dir.path().join("photo.NEF");
+        fs::write(&file, synthetic_raw(&preview, 6)).unwrap();
+        let decoded = decode(&file, 100).unwrap();
+        let reference = image::load_from_memory(&preview)
+            .unwrap()
+            .rotate90()
+            .into_rgb8();
+        assert_eq!(decoded.original, (24, 40));
+        assert_eq!(decoded.image.dimensions(), reference.dimensions());
+        // Another JPEG decoder (the `image` crate's) as the reference: IDCTs round differently.
+        let worst = decoded
+            .image
+            .as_raw()
+            .iter()
+            .zip(reference.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max();
+        assert!(worst <= Some(2), "{worst:?}");
+        let cut = dir.path().join("cut.cr2");
+        let whole = synthetic_raw(&preview, 1);
+        fs::write(&cut, &whole[..whole.len() - 10]).unwrap();
+        let error = decode(&cut, 100).err().unwrap();
+        assert!(error.contains("truncated"), "{error}");
+        let empty = dir.path().join("empty.arw");
+        fs::write(&empty, b"").unwrap();
+        assert!(decode(&empty, 100).err().unwrap().contains("empty"));
+        let garbage = dir.path().join("garbage.dng");
+        fs::write(&garbage, b"II*\0 not a raw at all".repeat(30)).unwrap();
+        assert!(decode(&garbage, 100).err().unwrap().contains("preview"));
+        for ext in crate::data::raw_preview::RAW_EXTENSIONS {
+            assert!(crate::data::IMAGE_EXTENSIONS.contains(ext), "{ext}");
+        }
+    }
 
     #[test]
     fn large_jpegs_decode_scaled_in_the_dct_domain_close_to_a_full_decode() {

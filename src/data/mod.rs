@@ -13,6 +13,7 @@
 
 mod cache;
 mod decode;
+mod raw_preview;
 mod scan;
 
 use std::borrow::Cow;

@@ -8,8 +8,12 @@ use std::time::UNIX_EPOCH;
 
 use super::{DataError, SkippedFile};
 
-/// File extensions (lower case, without the dot) that are treated as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
+/// File extensions (lower case, without the dot) that are treated as images: the formats the
+/// `image` crate reads, and camera raw files (read through their embedded JPEG preview).
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "dng", "cr2", "cr3", "nef", "arw",
+    "orf", "rw2", "raf", "srw", "pef",
+];
 
 /// Image formats people keep beside their photos that no decoder built into Spreadout reads,
 /// with what to do about them. They are listed as skipped rather than passed over in silence.
@@ -33,12 +37,6 @@ const UNSUPPORTED_FORMATS: &[(&[&str], &str)] = &[
     (
         &["psd"],
         "unsupported format: Photoshop documents are not decoded here; export a flattened JPEG or PNG",
-    ),
-    (
-        &[
-            "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "srw", "pef",
-        ],
-        "unsupported format: camera raw files are not developed here; export JPEGs from your raw editor",
     ),
 ];
 
@@ -100,6 +98,15 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Camera raw files among the images (read through their embedded JPEG preview).
+    pub fn raw_files(&self) -> usize {
+        self.formats
+            .iter()
+            .filter(|(ext, _)| super::raw_preview::RAW_EXTENSIONS.contains(&ext.as_str()))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// Identity of the folder's content: the number of images and a digest of their paths
     /// (relative to the root), sizes and modification times, in scan order.
     pub fn fingerprint(&self) -> FolderFingerprint {
@@ -153,7 +160,7 @@ pub struct FolderFingerprint {
 /// Walk `root` recursively (following symbolic links but never around a loop; skipping hidden
 /// files and folders, whose names start with '.'), keep files with an image extension
 /// (case-insensitive), sorted by path for a deterministic order. Files in image formats that
-/// cannot be decoded here (HEIC, SVG, camera raw, …) are listed in [`Scan::unsupported`].
+/// cannot be decoded here (HEIC, SVG, …) are listed in [`Scan::unsupported`].
 ///
 /// Labels: if EVERY image lies inside a first-level subfolder and there are at least 2 such
 /// subfolders, the first-level folder name is the label (`label_names` sorted); otherwise there

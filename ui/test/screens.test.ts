@@ -15,6 +15,16 @@ describe('Data screen', () => {
     expect(text('.skipped-table')).toContain('truncated');
     expect(document.querySelectorAll('.grid .cell').length).toBeGreaterThan(0);
     expect(app.store.shared.folder?.files.length).toBe(30);
+    expect(document.querySelector('#raw-note')).toBeNull();
+  });
+
+  it('says how camera raw files are read', async () => {
+    const backend = quickBackend();
+    const scan = backend.scanFolder;
+    backend.scanFolder = async (path) => ({ ...(await scan(path)), formats: { png: 28, nef: 2 }, raw_files: 2 });
+    await mountApp(backend);
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    expect(text('#raw-note')).toContain('2 read through the full-size JPEG preview');
   });
 
   it('counts the images per label folder in one pass over the files', async () => {
@@ -30,7 +40,7 @@ describe('Data screen', () => {
         return Reflect.get(target, key, receiver);
       },
     });
-    backend.scanFolder = async (root) => ({ root, files, labels, label_names: Array.from({ length: labelCount }, (_, l) => `class${l}`), formats: { jpg: files.length } });
+    backend.scanFolder = async (root) => ({ root, files, labels, label_names: Array.from({ length: labelCount }, (_, l) => `class${l}`), formats: { jpg: files.length }, raw_files: 0 });
     await mountApp(backend);
     await window.spreadoutTest!.openFolder('/big', null);
     expect(text('#label-folders')).toContain('class99 (30)');

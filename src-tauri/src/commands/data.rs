@@ -30,6 +30,8 @@ pub struct FolderSummary {
     pub images: ImageList,
     /// Files per extension.
     pub formats: std::collections::BTreeMap<String, usize>,
+    /// Camera raw files among the images, read through the JPEG preview each embeds.
+    pub raw_files: usize,
 }
 
 /// Lists a folder's images and detects label folders.
@@ -39,6 +41,7 @@ pub async fn scan_folder(state: State<'_, AppState>, path: UiPath) -> CommandRes
     state.allow(&scan.root);
     Ok(FolderSummary {
         images: ImageList::new(&scan.entries, &scan.label_names),
+        raw_files: scan.raw_files(),
         root: scan.root,
         formats: scan.formats,
     })

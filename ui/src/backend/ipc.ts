@@ -79,6 +79,10 @@ root: string,
  */
 formats: { [key in string]: number }, 
 /**
+ * Camera raw files among the images, read through the JPEG preview each embeds.
+ */
+raw_files: number, 
+/**
  * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
  */
 files: string[], 

@@ -9,7 +9,7 @@ import type { Backend, Progress, SaveKind, TrainEvent } from './types';
 
 const SAVE_FILTERS: Record<SaveKind, string> = { safetensors: 'safetensors', csv: 'CSV table', json: 'JSON' };
 
-const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff'];
+const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', 'dng', 'cr2', 'cr3', 'nef', 'arw', 'orf', 'rw2', 'raf', 'srw', 'pef'];
 
 function channel<T>(handler: (message: T) => void): Channel<T> {
   const result = new Channel<T>();

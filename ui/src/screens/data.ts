@@ -128,6 +128,10 @@ export class DataScreen implements Screen {
         h('dd', { id: 'image-count' }, count(folder.files.length)),
         h('dt', {}, 'Formats'),
         h('dd', {}, Object.entries(folder.formats).map(([ext, n]) => `${ext} ${count(n)}`).join(' · ')),
+        folder.raw_files ? h('dt', {}, 'Camera raw') : null,
+        folder.raw_files
+          ? h('dd', { id: 'raw-note' }, `${count(folder.raw_files)} read through the full-size JPEG preview each embeds (the camera's own rendering; the sensor data is not developed)`)
+          : null,
         h('dt', {}, 'Label folders'),
         h('dd', { id: 'label-folders' }, perLabel.length ? perLabel.join(', ') : 'none (kNN accuracy needs one subfolder per class)'),
         this.context.store.shared.testDir ? h('dt', {}, 'Test folder') : null,
