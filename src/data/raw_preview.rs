@@ -139,6 +139,30 @@ pub(crate) mod tests {
         assert_eq!(found.orientation, Some(Orientation::Rotate90));
     }
 
+    /// A folder of a JPEG, a raw file and a HEIC photo: the raw is an image like the JPEG and is
+    /// counted as raw; the HEIC is listed as skipped with its reason.
+    #[test]
+    fn raw_files_are_scanned_loaded_and_counted_beside_jpegs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.jpg"), jpeg(40, 30, [5, 6, 7])).unwrap();
+        std::fs::write(
+            root.join("b.NEF"),
+            synthetic_raw(&jpeg(48, 36, [9, 9, 9]), 1),
+        )
+        .unwrap();
+        std::fs::write(root.join("c.heic"), b"not read here").unwrap();
+        let scan = crate::data::scan(&root).unwrap();
+        assert_eq!(scan.entries.len(), 2);
+        assert_eq!(scan.raw_files(), 1);
+        let cache = crate::data::PixelCache::at(&dir.path().join("cache"));
+        let set = crate::data::load(&scan, &cache, 16, &|_, _| true).unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.skipped.len(), 1);
+        assert!(set.skipped[0].path.ends_with("c.heic"));
+    }
+
     #[test]
     fn a_raw_without_a_preview_says_so() {
         let error = embedded_preview(&[0x4D; 4096]).err().unwrap();
