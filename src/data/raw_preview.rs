@@ -156,7 +156,7 @@ pub(crate) mod tests {
         let scan = crate::data::scan(&root).unwrap();
         assert_eq!(scan.entries.len(), 2);
         assert_eq!(scan.raw_files(), 1);
-        let cache = crate::data::PixelCache::at(&dir.path().join("cache"));
+        let cache = crate::data::PixelCache::at(dir.path().join("cache"));
         let set = crate::data::load(&scan, &cache, 16, &|_, _| true).unwrap();
         assert_eq!(set.len(), 2);
         assert_eq!(set.skipped.len(), 1);
