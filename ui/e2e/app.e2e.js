@@ -1,4 +1,4 @@
-// Drives the real app: open a generated folder (with planted copies), check augmentations, train
+// Drives the real app: open a generated folder (with planted copies and a camera raw file), check augmentations, train
 // a tiny model for two epochs, watch the curves and histogram fill, query neighbours in Explore,
 // find the planted copies among the near-duplicates, cluster the folder, draw its UMAP map, export
 // the model and the embeddings, and read both files back; then close the window in the middle of
@@ -49,6 +49,26 @@ const CLASSES = {
   blob: (x, y, k) => tinted((x - 16 - (k % 5)) ** 2 + (y - 16) ** 2 < 90 + 10 * (k % 4) ? [30, 160, 80] : [245, 245, 240], k),
 };
 
+/**
+ * A camera raw file as cameras lay them out, TIFF-based (byte order, an IFD with the Orientation
+ * tag), holding a 32 px JPEG preview of the "columns" class (written by the `image` crate): the
+ * app reads raw files through that preview.
+ */
+function rawFile() {
+  const header = Buffer.alloc(26);
+  header.write('II*\0', 0, 'latin1');
+  header.writeUInt32LE(8, 4);
+  header.writeUInt16LE(1, 8);
+  header.writeUInt16LE(0x0112, 10);
+  header.writeUInt16LE(3, 12);
+  header.writeUInt32LE(1, 14);
+  header.writeUInt32LE(1, 18);
+  header.writeUInt32LE(0, 22);
+  return Buffer.concat([header, Buffer.from(COLUMNS_JPEG, 'base64')]);
+}
+const COLUMNS_JPEG =
+  '/9j/4AAQSkZJRgABAgAAAQABAAD/wAARCAAgACADAREAAhEBAxEB/9sAQwAGBAUGBQQGBgUGBwcGCAoQCgoJCQoUDg8MEBcUGBgXFBYWGh0lHxobIxwWFiAsICMmJykqKRkfLTAtKDAlKCko/9sAQwEHBwcKCAoTCgoTKBoWGigoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgo/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDsPiX/AMkc8K/9un/pO1fT5f8A7/V/7e/9KR5WJ/3eHy/IPiX/AMkc8K/9un/pO1GX/wC/1f8At7/0pBif93h8vyD4l/8AJHPCv/bp/wCk7UZf/v8AV/7e/wDSkGJ/3eHy/IPiX/yRzwr/ANun/pO1GX/7/V/7e/8ASkGJ/wB3h8vyD4l/8kc8K/8Abp/6TtRl/wDv9X/t7/0pBif93h8vyD4l/wDJHPCv/bp/6TtRl/8Av9X/ALe/9KQYn/d4fL8g+Jf/ACRzwr/26f8ApO1GX/7/AFf+3v8A0pBif93h8vyD4l/8kc8K/wDbp/6TtRl/+/1f+3v/AEpBif8Ad4fL8g+Jf/JHPCv/AG6f+k7UZf8A7/V/7e/9KQYn/d4fL8g+Jf8AyRzwr/26f+k7UZf/AL/V/wC3v/SkGJ/3eHy/IPiX/wAkc8K/9un/AKTtRl/+/wBX/t7/ANKQYn/d4fL8g+Jf/JHPCv8A26f+k7UZf/v9X/t7/wBKQYn/AHeHy/IPiX/yRzwr/wBun/pO1GX/AO/1f+3v/SkGJ/3eHy/IPiX/AMkc8K/9un/pO1GX/wC/1f8At7/0pBif93h8vyD4l/8AJHPCv/bp/wCk7UZf/v8AV/7e/wDSkGJ/3eHy/IPiX/yRzwr/ANun/pO1GX/7/V/7e/8ASkGJ/wB3h8vyP//Z';
+
 /** `perClass` images of each class (numbered from `seed`). */
 function generateFolder(root, perClass, seed) {
   for (const [name, paint] of Object.entries(CLASSES)) {
@@ -88,6 +108,7 @@ describe('Spreadout desktop app', () => {
   const work = mkdtempSync(join(tmpdir(), 'spreadout-e2e-'));
   const train = join(work, 'train');
   const test = join(work, 'test');
+  const rawFolder = join(work, 'with-raw');
   const started = Date.now();
 
   before(async () => {
@@ -95,6 +116,9 @@ describe('Spreadout desktop app', () => {
     for (const { name, index, copy, edit } of PLANTED) writeFileSync(join(train, copy), bmp((x, y) => edit(CLASSES[name](x, y, index), x, y)));
     generateFolder(test, 4, 100);
     writeFileSync(join(train, 'stripes', 'broken.jpg'), 'not really a JPEG');
+    // A folder of its own, so the training folder (and what its runs find) stays as it is.
+    generateFolder(rawFolder, 1, 200);
+    writeFileSync(join(rawFolder, 'columns', 'raw-photo.nef'), rawFile());
     await browser.setWindowSize(1400, 900);
     await browser.waitUntil(() => browser.execute(() => window.spreadoutTest !== undefined), { timeout: 60_000, timeoutMsg: 'the app did not expose its test hooks' });
   });
@@ -109,6 +133,20 @@ describe('Spreadout desktop app', () => {
     await expect($('.skipped-table')).toHaveText(expect.stringContaining('broken.jpg'));
     await browser.waitUntil(async () => (await $$('.grid .cell img')).length > 10);
     await screenshot('data');
+  });
+
+  it('reads a camera raw file through its preview, with a thumbnail', async () => {
+    await browser.executeAsync((folder, done) => window.spreadoutTest.openFolder(folder, null).then(done), rawFolder);
+    await expect($('#image-count')).toHaveText('4');
+    await expect($('#raw-note')).toHaveText(expect.stringContaining('1 read through the full-size JPEG preview'));
+    await expect($('#check-result')).toHaveText('All 4 images decode.');
+    await browser.waitUntil(
+      () => browser.execute(() => [...document.querySelectorAll('.grid .cell')].some((cell) => cell.title.endsWith('raw-photo.nef') && cell.querySelector('img')?.naturalWidth > 0)),
+      { timeoutMsg: 'no thumbnail of the raw file' },
+    );
+    // Back to the folder the rest of the run works on.
+    await browser.executeAsync((train, test, done) => window.spreadoutTest.openFolder(train, test).then(done), train, test);
+    await expect($('#image-count')).toHaveText('40');
   });
 
   it('previews augmented views', async () => {
