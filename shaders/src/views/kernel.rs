@@ -37,7 +37,7 @@ pub(super) fn views_kernel(
         let mut partial = 0.0f32;
         for p in range_stepped(unit, pixels, UNITS) {
             if pass == 1 || jitter {
-                let mut r = resample(
+                let sampled = resample(
                     sources,
                     tap_first,
                     tap_count,
@@ -47,32 +47,10 @@ pub(super) fn views_kernel(
                     source_offset,
                     stride,
                     p,
-                    0,
                 );
-                let mut g = resample(
-                    sources,
-                    tap_first,
-                    tap_count,
-                    tap_weights,
-                    view,
-                    size,
-                    source_offset,
-                    stride,
-                    p,
-                    1,
-                );
-                let mut b = resample(
-                    sources,
-                    tap_first,
-                    tap_count,
-                    tap_weights,
-                    view,
-                    size,
-                    source_offset,
-                    stride,
-                    p,
-                    2,
-                );
+                let mut r = sampled.red;
+                let mut g = sampled.green;
+                let mut b = sampled.blue;
                 if jitter {
                     let mut stopped = false;
                     for k in 0..4u32 {
@@ -96,12 +74,10 @@ pub(super) fn views_kernel(
                                 g = blend(g, gray, factor);
                                 b = blend(b, gray, factor);
                             } else {
-                                let shifted_r = shifted_hue(r, g, b, factor, 0);
-                                let shifted_g = shifted_hue(r, g, b, factor, 1);
-                                let shifted_b = shifted_hue(r, g, b, factor, 2);
-                                r = shifted_r;
-                                g = shifted_g;
-                                b = shifted_b;
+                                let shifted = shifted_hue(r, g, b, factor);
+                                r = shifted.red;
+                                g = shifted.green;
+                                b = shifted.blue;
                             }
                         }
                     }
@@ -146,9 +122,17 @@ fn source_byte(sources: &[u32], at: u32) -> f32 {
     f32::cast_from((word >> ((at % 4) * 8)) & 255)
 }
 
-/// `channel` of output pixel `p` of `view` resampled from its source: the rows' taps summed first
-/// for each source column, then the columns', in the CPU path's order (0–255 units, then to
-/// `[0, 1]`).
+/// A pixel's three channels.
+#[derive(CubeType)]
+struct Rgb {
+    red: f32,
+    green: f32,
+    blue: f32,
+}
+
+/// Output pixel `p` of `view` resampled from its source: the rows' taps summed first for each
+/// source column, then the columns', in the CPU path's order (0–255 units, then to `[0, 1]`);
+/// the three channels in one walk over the taps.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn resample(
@@ -161,25 +145,36 @@ fn resample(
     source_offset: u32,
     stride: u32,
     p: u32,
-    channel: u32,
-) -> f32 {
+) -> Rgb {
     let side = size as usize;
     let row = (view * 2) * side + (p / size) as usize;
     let column = (view * 2 + 1) * side + (p % size) as usize;
     let top = tap_first[row];
     let left = tap_first[column];
-    let mut sum = 0.0f32;
+    let mut red = 0.0f32;
+    let mut green = 0.0f32;
+    let mut blue = 0.0f32;
     for i in 0..tap_count[column] {
         let across = tap_weights[column * MAX_TAPS + i as usize];
-        let mut down_sum = 0.0f32;
+        let mut down_red = 0.0f32;
+        let mut down_green = 0.0f32;
+        let mut down_blue = 0.0f32;
         for j in 0..tap_count[row] {
             let down = tap_weights[row * MAX_TAPS + j as usize];
-            let at = source_offset + (top + j) * stride + (left + i) * 3 + channel;
-            down_sum += down * source_byte(sources, at);
+            let at = source_offset + (top + j) * stride + (left + i) * 3;
+            down_red += down * source_byte(sources, at);
+            down_green += down * source_byte(sources, at + 1);
+            down_blue += down * source_byte(sources, at + 2);
         }
-        sum += across * down_sum;
+        red += across * down_red;
+        green += across * down_green;
+        blue += across * down_blue;
     }
-    unit_range(sum / 255.0)
+    Rgb {
+        red: unit_range(red / 255.0),
+        green: unit_range(green / 255.0),
+        blue: unit_range(blue / 255.0),
+    }
 }
 
 /// `value` held to `[0, 1]`, as the CPU path's `clamp(0.0, 1.0)` (the same for every finite
@@ -208,10 +203,10 @@ fn normalized(table: &[f32], channel: usize, value: f32) -> f32 {
     byte * table[channel] + table[3 + channel]
 }
 
-/// `channel` of the pixel with its hue shifted by `shift`: torchvision's `_rgb2hsv`, the shift
-/// with a floor-based wrap, and `_hsv2rgb`.
+/// The pixel with its hue shifted by `shift`: torchvision's `_rgb2hsv`, the shift with a
+/// floor-based wrap, and `_hsv2rgb`.
 #[cube]
-fn shifted_hue(red: f32, green: f32, blue: f32, shift: f32, channel: u32) -> f32 {
+fn shifted_hue(red: f32, green: f32, blue: f32, shift: f32) -> Rgb {
     let max = f32::max(red, f32::max(green, blue));
     let min = f32::min(red, f32::min(green, blue));
     let chroma = max - min;
@@ -244,33 +239,33 @@ fn shifted_hue(red: f32, green: f32, blue: f32, shift: f32, channel: u32) -> f32
     // A hue of exactly 1 wraps to the colour of 0. Sextant by sextant, (r, g, b) is
     // (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
     let part = sextant - 6.0 * f32::floor(sextant / 6.0);
-    let mut out = value;
-    if channel == 0 {
-        if part == 1.0 {
-            out = q;
-        } else if part == 2.0 || part == 3.0 {
-            out = p;
-        } else if part == 4.0 {
-            out = t;
-        }
-    } else if channel == 1 {
-        out = p;
-        if part == 0.0 {
-            out = t;
-        } else if part == 1.0 || part == 2.0 {
-            out = value;
-        } else if part == 3.0 {
-            out = q;
-        }
-    } else {
-        out = p;
-        if part == 2.0 {
-            out = t;
-        } else if part == 3.0 || part == 4.0 {
-            out = value;
-        } else if part == 5.0 {
-            out = q;
-        }
+    let mut out_red = value;
+    if part == 1.0 {
+        out_red = q;
+    } else if part == 2.0 || part == 3.0 {
+        out_red = p;
+    } else if part == 4.0 {
+        out_red = t;
     }
-    out
+    let mut out_green = p;
+    if part == 0.0 {
+        out_green = t;
+    } else if part == 1.0 || part == 2.0 {
+        out_green = value;
+    } else if part == 3.0 {
+        out_green = q;
+    }
+    let mut out_blue = p;
+    if part == 2.0 {
+        out_blue = t;
+    } else if part == 3.0 || part == 4.0 {
+        out_blue = value;
+    } else if part == 5.0 {
+        out_blue = q;
+    }
+    Rgb {
+        red: out_red,
+        green: out_green,
+        blue: out_blue,
+    }
 }
