@@ -32,8 +32,6 @@ pub(crate) struct EpochRunner<'a> {
     on_gpu: bool,
     /// Steps whose losses are read together ([`LOSS_WINDOW`] on a GPU, 1 on the CPU backend).
     loss_window: usize,
-    /// Whether the training views are built on the device (the producer only draws them).
-    views_on_device: bool,
     /// The run's images kept on the device, when views are built there and the images fit.
     kept: Option<KeptImages>,
     lr_cap: f64,
@@ -240,7 +238,6 @@ impl<'a> EpochRunner<'a> {
             total_steps: (config.epochs * (train.len() / batch)) as u64,
             on_gpu,
             loss_window: if on_gpu { LOSS_WINDOW } else { 1 },
-            views_on_device: false,
             kept: None,
             lr_cap: f64::INFINITY,
         }
@@ -255,7 +252,6 @@ impl<'a> EpochRunner<'a> {
         kept: Option<KeptImages>,
     ) -> Self {
         self.device_step = self.device_step.with_views_on(views_on);
-        self.views_on_device = true;
         self.kept = kept;
         self
     }
@@ -308,7 +304,8 @@ impl<'a> EpochRunner<'a> {
         let first_step = first_step.min(steps_per_epoch);
         let produce = |i: usize| {
             let step = first_step + i;
-            let place = match (&self.kept, self.views_on_device) {
+            // Where the step builds views decides where the producer leaves them.
+            let place = match (&self.kept, self.device_step.builds_views()) {
                 (Some(kept), true) => batches::ViewsPlace::Kept(kept),
                 (None, true) => batches::ViewsPlace::Device,
                 (_, false) => batches::ViewsPlace::Cpu,

@@ -75,6 +75,11 @@ impl DeviceStep {
         self
     }
 
+    /// Whether these steps build their views on the device.
+    pub(crate) fn builds_views(&self) -> bool {
+        self.views_on.is_some()
+    }
+
     /// Records forward, the method's loss, backward and the SGD update for `input` (the views
     /// of the training images `indices`: rows `0..m` the first views and, for two-view methods,
     /// `m..2m` the second). Updates the method's state (memory rows, classifier). Returns the
