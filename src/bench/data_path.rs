@@ -44,7 +44,6 @@ pub fn data_pipeline(
             )
         }
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
     for &size in sizes {
         // Only the first `limit` files: the scan is cheap, decoding is what is measured.
@@ -85,20 +84,12 @@ pub fn data_pipeline(
         let images = set.images(&all)?;
         let drawn = DeviceViews::prepare(images, &rows_of_batch, size, &AugmentOps::default(), 0);
         let draw_seconds = start.elapsed().as_secs_f64();
+        // Host rows of 8-bit pixels at this size.
         let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
-            task: task.to_owned(),
-            detail,
-            device: format!("CPU, {cores} threads"),
-            backend: "cpu".to_owned(),
-            compiler: "native".to_owned(),
             precision: "u8".to_owned(),
-            width: None,
             batch: count,
             image_size: size,
-            images_per_sec: count as f64 / seconds,
-            seconds,
-            data_wait_fraction: None,
-            budget: None,
+            ..host_row(task, detail, count, seconds)
         };
         rows.push(row(
             "decode",
