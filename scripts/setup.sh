@@ -3,6 +3,10 @@
 # - Mesa's Vulkan drivers (lavapipe lets wgpu run without a GPU; used by the smoke test),
 # - the libraries the Tauri app links (WebKitGTK 4.1, GTK 3, librsvg, appindicator),
 # - Xvfb and WebKitWebDriver for the end-to-end test,
+# - cmake, libde265 and dav1d for HEIC/HEIF/AVIF (the `heic-embedded` feature builds libheif
+#   1.23 with cmake, since Debian 12 and Ubuntu 22.04 carry 1.15, older than the 1.17 it needs;
+#   its HEVC and AV1 decoders, both LGPL/BSD, are the distribution's; no encoder is installed,
+#   so no GPL x265 can end up linked),
 # - Debian's PyTorch (python3-torch, 1.13, CPU) for test.sh's smoke run of scripts/bench-vs-pytorch.sh,
 #   unless a python3 already imports torch,
 # - tauri-driver (cargo), and the npm packages of package-lock.json.
@@ -14,6 +18,7 @@ packages=(
   build-essential pkg-config file libssl-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
   xvfb xauth webkit2gtk-driver
+  cmake libde265-dev libdav1d-dev
 )
 missing=()
 for package in "${packages[@]}"; do

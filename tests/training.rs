@@ -698,6 +698,76 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
     );
 }
 
+/// A folder where HEIC and camera raw files sit among the images, some of them broken: the run
+/// trains on every readable one and lists each broken file in `skipped.json` with its reason.
+#[test]
+fn a_run_over_heic_and_raw_files_trains_on_the_readable_and_lists_the_broken_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path(), 2, 8, 11);
+    let class = std::fs::read_dir(&folders.train)
+        .unwrap()
+        .flatten()
+        .find(|entry| entry.path().is_dir())
+        .unwrap()
+        .path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heif");
+    std::fs::copy(fixtures.join("photo.heic"), class.join("iphone.heic")).unwrap();
+    std::fs::copy(fixtures.join("rotated.heic"), class.join("portrait.HEIC")).unwrap();
+    let whole = std::fs::read(fixtures.join("photo.heic")).unwrap();
+    let broken: [(&str, &[u8]); 4] = [
+        ("cut.heic", &whole[..whole.len() / 2]),
+        ("empty.heic", b""),
+        ("garbage.nef", &[0x4D; 4096]),
+        ("empty.cr3", b""),
+    ];
+    for (name, bytes) in broken {
+        std::fs::write(class.join(name), bytes).unwrap();
+    }
+
+    let run = dir.path().join("run");
+    let summary = train::run(
+        &request(&folders, &run, tiny_config(1, 8)),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.epochs_completed, 1);
+    let skipped: Vec<spreadout::data::SkippedFile> =
+        serde_json::from_slice(&std::fs::read(run.join("skipped.json")).unwrap()).unwrap();
+    let mut names: Vec<_> = skipped
+        .iter()
+        .map(|file| {
+            file.path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    if cfg!(feature = "heic") {
+        assert_eq!(
+            names,
+            ["cut.heic", "empty.cr3", "empty.heic", "garbage.nef"]
+        );
+    } else {
+        assert_eq!(
+            names,
+            [
+                "cut.heic",
+                "empty.cr3",
+                "empty.heic",
+                "garbage.nef",
+                "iphone.heic",
+                "portrait.HEIC"
+            ]
+        );
+    }
+    for file in &skipped {
+        assert!(!file.reason.is_empty(), "{}", file.path.display());
+    }
+}
+
 #[test]
 fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     let dir = tempfile::tempdir().unwrap();

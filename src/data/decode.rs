@@ -1,7 +1,10 @@
 //! Decoding one file into an upright RGB image no larger than needed: EXIF orientation,
 //! transparency over white, JPEG downscaling in the DCT domain (camera raw files through their
-//! embedded JPEG preview, `raw_preview`), the PIL-exact resize, size limits shared by the whole
-//! process, and a decoder that panics costing only its own file.
+//! embedded JPEG preview, `raw_preview`; HEIC, HEIF and AVIF through libheif, [`heif`]), the
+//! PIL-exact resize, size limits shared by the whole process, and a decoder that panics costing
+//! only its own file.
+
+pub(super) mod heif;
 
 use std::fs;
 use std::io::Cursor;
@@ -60,7 +63,14 @@ fn decode_unguarded(path: &Path, short_side: u32) -> Result<Decoded, String> {
         ));
     }
     let bytes = fs::read(path).map_err(|err| err.to_string())?;
-    if is_raw(path) {
+    // By content, so a renamed iPhone photo is read; a `.heic` that is nothing else libheif
+    // explains, where the `image` crate could only say it knows no such format.
+    if heif::is_heif(&bytes)
+        || (named_as(path, heif::HEIF_EXTENSIONS) && image::guess_format(&bytes).is_err())
+    {
+        return finish(flatten_over_white(heif::decode(&bytes)?), short_side);
+    }
+    if named_as(path, super::raw_preview::RAW_EXTENSIONS) {
         let preview = super::raw_preview::embedded_preview(&bytes)?;
         if jpeg_is_truncated(preview.jpeg) {
             return Err(
@@ -107,13 +117,11 @@ fn decode_any(bytes: Vec<u8>, path: &Path, short_side: u32) -> Result<Decoded, S
     finish(flatten_over_white(image), short_side)
 }
 
-/// Whether `path` is named as a camera raw file.
-fn is_raw(path: &Path) -> bool {
+/// Whether `path`'s extension (in any case) is one of `extensions` (lower case).
+fn named_as(path: &Path, extensions: &[&str]) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| {
-            super::raw_preview::RAW_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-        })
+        .is_some_and(|ext| extensions.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 /// JPEGs decoded straight to 1/2, 1/4 or 1/8 of their size where the target is that much smaller:

@@ -28,6 +28,15 @@ use crate::augment::{ChannelTotals, Normalization};
 pub use cache::{CachedFolder, PixelCache, WAITING, cached_side};
 pub use scan::{FileStamp, FolderFingerprint, IMAGE_EXTENSIONS, ImageEntry, Scan, scan};
 
+/// The version of libheif that HEIC, HEIF and AVIF files are read with; `None` in a build without
+/// the `heic` feature, which skips them.
+pub fn libheif_version() -> Option<String> {
+    #[cfg(feature = "heic")]
+    return Some(decode::heif::libheif_version());
+    #[cfg(not(feature = "heic"))]
+    None
+}
+
 /// Training contrasts every image with the others, so it needs at least two.
 const MIN_IMAGES: usize = 2;
 

@@ -139,10 +139,11 @@ pub(crate) mod tests {
         assert_eq!(found.orientation, Some(Orientation::Rotate90));
     }
 
-    /// A folder of a JPEG, a raw file and a HEIC photo: the raw is an image like the JPEG and is
-    /// counted as raw; the HEIC is listed as skipped with its reason.
+    /// A folder of a JPEG, a raw file, a HEIC photo and a broken HEIC: the raw and the HEIC are
+    /// images like the JPEG, counted by kind; the broken one is listed as skipped with its reason
+    /// (in a build without libheif, both HEICs are, by the scan).
     #[test]
-    fn raw_files_are_scanned_loaded_and_counted_beside_jpegs() {
+    fn raw_and_heic_files_are_scanned_loaded_and_counted_beside_jpegs() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("photos");
         std::fs::create_dir(&root).unwrap();
@@ -152,15 +153,28 @@ pub(crate) mod tests {
             synthetic_raw(&jpeg(48, 36, [9, 9, 9]), 1),
         )
         .unwrap();
-        std::fs::write(root.join("c.heic"), b"not read here").unwrap();
+        let heic =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heif/photo.heic");
+        std::fs::copy(heic, root.join("c.heic")).unwrap();
+        std::fs::write(root.join("d.heic"), b"not an image").unwrap();
         let scan = crate::data::scan(&root).unwrap();
-        assert_eq!(scan.entries.len(), 2);
         assert_eq!(scan.raw_files(), 1);
         let cache = crate::data::PixelCache::at(dir.path().join("cache"));
         let set = crate::data::load(&scan, &cache, 16, &|_, _| true).unwrap();
-        assert_eq!(set.len(), 2);
-        assert_eq!(set.skipped.len(), 1);
-        assert!(set.skipped[0].path.ends_with("c.heic"));
+        let skipped: Vec<_> = set
+            .skipped
+            .iter()
+            .map(|file| file.path.file_name().unwrap().to_owned())
+            .collect();
+        if cfg!(feature = "heic") {
+            assert_eq!((scan.entries.len(), scan.heif_files()), (4, 2));
+            assert_eq!(set.len(), 3);
+            assert_eq!(skipped, ["d.heic"]);
+        } else {
+            assert_eq!((scan.entries.len(), scan.heif_files()), (2, 0));
+            assert_eq!(set.len(), 2);
+            assert_eq!(skipped, ["c.heic", "d.heic"]);
+        }
     }
 
     #[test]

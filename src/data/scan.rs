@@ -9,22 +9,44 @@ use std::time::UNIX_EPOCH;
 use super::{DataError, SkippedFile};
 
 /// File extensions (lower case, without the dot) that are treated as images: the formats the
-/// `image` crate reads, and camera raw files (read through their embedded JPEG preview).
+/// `image` crate reads, camera raw files (read through their embedded JPEG preview) and, in builds
+/// with the `heic` feature, HEIC, HEIF and AVIF (through libheif).
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "dng", "cr2", "cr3", "nef", "arw",
-    "orf", "rw2", "raf", "srw", "pef",
+    "jpg",
+    "jpeg",
+    "png",
+    "webp",
+    "bmp",
+    "gif",
+    "tif",
+    "tiff",
+    "dng",
+    "cr2",
+    "cr3",
+    "nef",
+    "arw",
+    "orf",
+    "rw2",
+    "raf",
+    "srw",
+    "pef",
+    #[cfg(feature = "heic")]
+    "heic",
+    #[cfg(feature = "heic")]
+    "heif",
+    #[cfg(feature = "heic")]
+    "hif",
+    #[cfg(feature = "heic")]
+    "avif",
 ];
 
 /// Image formats people keep beside their photos that no decoder built into Spreadout reads,
 /// with what to do about them. They are listed as skipped rather than passed over in silence.
 const UNSUPPORTED_FORMATS: &[(&[&str], &str)] = &[
+    #[cfg(not(feature = "heic"))]
     (
-        &["heic", "heif"],
-        "unsupported format: HEIC/HEIF (the iPhone default) has no decoder that builds from Rust's package registry alone (libheif needs its system library, 1.17 or newer); convert these to JPEG, or set the phone to save “Most Compatible”",
-    ),
-    (
-        &["avif"],
-        "unsupported format: AVIF is not decoded here; convert it to JPEG or PNG",
+        super::decode::heif::HEIF_EXTENSIONS,
+        super::decode::heif::NOT_BUILT,
     ),
     (
         &["jxl"],
@@ -107,6 +129,19 @@ impl Scan {
             .sum()
     }
 
+    /// HEIC, HEIF and AVIF files among the images (read through libheif), by extension; 0 in a
+    /// build without libheif, where they are skipped.
+    pub fn heif_files(&self) -> usize {
+        if !cfg!(feature = "heic") {
+            return 0;
+        }
+        self.formats
+            .iter()
+            .filter(|(ext, _)| super::decode::heif::HEIF_EXTENSIONS.contains(&ext.as_str()))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// Identity of the folder's content: the number of images and a digest of their paths
     /// (relative to the root), sizes and modification times, in scan order.
     pub fn fingerprint(&self) -> FolderFingerprint {
@@ -160,7 +195,7 @@ pub struct FolderFingerprint {
 /// Walk `root` recursively (following symbolic links but never around a loop; skipping hidden
 /// files and folders, whose names start with '.'), keep files with an image extension
 /// (case-insensitive), sorted by path for a deterministic order. Files in image formats that
-/// cannot be decoded here (HEIC, SVG, …) are listed in [`Scan::unsupported`].
+/// cannot be decoded here (SVG, Photoshop, …) are listed in [`Scan::unsupported`].
 ///
 /// Labels: if EVERY image lies inside a first-level subfolder and there are at least 2 such
 /// subfolders, the first-level folder name is the label (`label_names` sorted); otherwise there

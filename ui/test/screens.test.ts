@@ -16,6 +16,7 @@ describe('Data screen', () => {
     expect(document.querySelectorAll('.grid .cell').length).toBeGreaterThan(0);
     expect(app.store.shared.folder?.files.length).toBe(30);
     expect(document.querySelector('#raw-note')).toBeNull();
+    expect(document.querySelector('#heif-note')).toBeNull();
   });
 
   it('says how camera raw files are read', async () => {
@@ -25,6 +26,15 @@ describe('Data screen', () => {
     await mountApp(backend);
     await window.spreadoutTest!.openFolder('/mock/photos', null);
     expect(text('#raw-note')).toContain('2 read through the full-size JPEG preview');
+  });
+
+  it('says how HEIC and AVIF files are read, and with which libheif', async () => {
+    const backend = quickBackend();
+    const scan = backend.scanFolder;
+    backend.scanFolder = async (path) => ({ ...(await scan(path)), formats: { png: 27, heic: 2, avif: 1 }, heif_files: 3, libheif: '1.23.1' });
+    await mountApp(backend);
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    expect(text('#heif-note')).toBe('3 decoded through libheif 1.23.1 (the primary image, turned upright, at 8 bits)');
   });
 
   it('counts the images per label folder in one pass over the files', async () => {
@@ -40,7 +50,7 @@ describe('Data screen', () => {
         return Reflect.get(target, key, receiver);
       },
     });
-    backend.scanFolder = async (root) => ({ root, files, labels, label_names: Array.from({ length: labelCount }, (_, l) => `class${l}`), formats: { jpg: files.length }, raw_files: 0 });
+    backend.scanFolder = async (root) => ({ root, files, labels, label_names: Array.from({ length: labelCount }, (_, l) => `class${l}`), formats: { jpg: files.length }, raw_files: 0, heif_files: 0, libheif: null });
     await mountApp(backend);
     await window.spreadoutTest!.openFolder('/big', null);
     expect(text('#label-folders')).toContain('class99 (30)');

@@ -32,6 +32,10 @@ pub struct FolderSummary {
     pub formats: std::collections::BTreeMap<String, usize>,
     /// Camera raw files among the images, read through the JPEG preview each embeds.
     pub raw_files: usize,
+    /// HEIC, HEIF and AVIF files among the images.
+    pub heif_files: usize,
+    /// The libheif version they are read with; `None` in a build without it (they are skipped).
+    pub libheif: Option<String>,
 }
 
 /// Lists a folder's images and detects label folders.
@@ -42,6 +46,8 @@ pub async fn scan_folder(state: State<'_, AppState>, path: UiPath) -> CommandRes
     Ok(FolderSummary {
         images: ImageList::new(&scan.entries, &scan.label_names),
         raw_files: scan.raw_files(),
+        heif_files: scan.heif_files(),
+        libheif: data::libheif_version(),
         root: scan.root,
         formats: scan.formats,
     })

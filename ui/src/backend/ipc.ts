@@ -83,6 +83,14 @@ formats: { [key in string]: number },
  */
 raw_files: number, 
 /**
+ * HEIC, HEIF and AVIF files among the images.
+ */
+heif_files: number, 
+/**
+ * The libheif version they are read with; `None` in a build without it (they are skipped).
+ */
+libheif: string | null, 
+/**
  * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
  */
 files: string[], 

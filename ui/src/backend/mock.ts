@@ -47,7 +47,7 @@ function summary(root: string, perClass: number): FolderSummary {
       labels.push(label);
     }
   });
-  return { root, files, labels, label_names: CLASSES, formats: { png: files.length, jpg: 1 }, raw_files: 0 };
+  return { root, files, labels, label_names: CLASSES, formats: { png: files.length, jpg: 1 }, raw_files: 0, heif_files: 0, libheif: '1.23.1' };
 }
 
 function histogram(center: number, spread: number, total: number): Histogram {

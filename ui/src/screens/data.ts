@@ -132,6 +132,10 @@ export class DataScreen implements Screen {
         folder.raw_files
           ? h('dd', { id: 'raw-note' }, `${count(folder.raw_files)} read through the full-size JPEG preview each embeds (the camera's own rendering; the sensor data is not developed)`)
           : null,
+        folder.heif_files ? h('dt', {}, 'HEIC / AVIF') : null,
+        folder.heif_files
+          ? h('dd', { id: 'heif-note' }, `${count(folder.heif_files)} decoded through libheif ${folder.libheif} (the primary image, turned upright, at 8 bits)`)
+          : null,
         h('dt', {}, 'Label folders'),
         h('dd', { id: 'label-folders' }, perLabel.length ? perLabel.join(', ') : 'none (kNN accuracy needs one subfolder per class)'),
         this.context.store.shared.testDir ? h('dt', {}, 'Test folder') : null,
