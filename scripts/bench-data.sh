@@ -7,16 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
+. scripts/photos.sh
 photos=${SPREADOUT_PHOTOS:-/var/cache/spreadout/bench-photos}
-if [ ! -f "$photos/photo-01999.jpg" ]; then
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -c 'import PIL' 2>/dev/null || "$venv/bin/pip" install --quiet pillow
-  wheel_dir=$(mktemp -d)
-  "$venv/bin/pip" download --quiet --no-deps -d "$wheel_dir" scikit-image
-  "$venv/bin/python" bench/make_photos.py "$wheel_dir"/scikit_image-*.whl "$photos" 2000
-  rm -rf "$wheel_dir"
-fi
+make_photos "$photos" 2000
 cifar=$(mktemp -d)
 trap 'rm -rf "$cifar"' EXIT
 tar xzf ../shared/data/cifar10-jpg.tar.gz -C "$cifar"

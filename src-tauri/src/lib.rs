@@ -29,6 +29,9 @@ struct Startup {
     #[serde(with = "spreadout::paths")]
     #[ts(type = "string")]
     runs_root: std::path::PathBuf,
+    /// Extensions of the files this build reads as images (with HEIC only where libheif is
+    /// built in), for the file dialogs.
+    image_extensions: Vec<String>,
 }
 
 #[tauri::command]
@@ -37,6 +40,10 @@ fn startup(state: State<'_, AppState>) -> Startup {
         open_demo: state.open_demo,
         test_hooks: state.test_hooks,
         runs_root: state.runs_root.clone(),
+        image_extensions: spreadout::data::IMAGE_EXTENSIONS
+            .iter()
+            .map(|&ext| ext.to_owned())
+            .collect(),
     }
 }
 

@@ -289,7 +289,7 @@ impl ImageSource for ImageSet {
 /// PIL-exact resampler torchvision uses.
 ///
 /// Files that fail to open or decode, exceed the size limits, or decode to an empty image go to
-/// [`ImageSet::skipped`] with the reason, as do files in formats read nowhere here (HEIC, SVG,
+/// [`ImageSet::skipped`] with the reason, as do files in formats read nowhere here (SVG, Photoshop,
 /// …). `progress(done, total)` is called now and then, last with `done == total`, and with
 /// `done ==` [`WAITING`] while another fill of the same folder holds it; when it returns `false`
 /// the fill stops (what was decoded stays cached) and the load ends with

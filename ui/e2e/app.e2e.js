@@ -1,9 +1,10 @@
-// Drives the real app: open a generated folder (with planted copies and a camera raw file), check augmentations, train
+// Drives the real app: open a generated folder (with planted copies), then one with a camera raw file and
+// iPhone-style HEIC photos among the pictures, check augmentations, train
 // a tiny model for two epochs, watch the curves and histogram fill, query neighbours in Explore,
 // find the planted copies among the near-duplicates, cluster the folder, draw its UMAP map, export
 // the model and the embeddings, and read both files back; then close the window in the middle of
 // a run, start the app again and resume the run to its end. Saves a screenshot of every screen.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -119,6 +120,9 @@ describe('Spreadout desktop app', () => {
     // A folder of its own, so the training folder (and what its runs find) stays as it is.
     generateFolder(rawFolder, 1, 200);
     writeFileSync(join(rawFolder, 'columns', 'raw-photo.nef'), rawFile());
+    // HEIC photos as iPhones write them (HEVC in a HEIF container; one portrait, turned by its irot
+    // property); the fixtures' README says how they were made.
+    for (const name of ['photo.heic', 'rotated.heic']) copyFileSync(resolve('tests/fixtures/heif', name), join(rawFolder, 'columns', name));
     await browser.setWindowSize(1400, 900);
     await browser.waitUntil(() => browser.execute(() => window.spreadoutTest !== undefined), { timeout: 60_000, timeoutMsg: 'the app did not expose its test hooks' });
   });
@@ -135,15 +139,19 @@ describe('Spreadout desktop app', () => {
     await screenshot('data');
   });
 
-  it('reads a camera raw file through its preview, with a thumbnail', async () => {
+  it('reads camera raw and HEIC files among the pictures, with thumbnails', async () => {
     await browser.executeAsync((folder, done) => window.spreadoutTest.openFolder(folder, null).then(done), rawFolder);
-    await expect($('#image-count')).toHaveText('4');
+    await expect($('#image-count')).toHaveText('6');
     await expect($('#raw-note')).toHaveText(expect.stringContaining('1 read through the full-size JPEG preview'));
-    await expect($('#check-result')).toHaveText('All 4 images decode.');
-    await browser.waitUntil(
-      () => browser.execute(() => [...document.querySelectorAll('.grid .cell')].some((cell) => cell.title.endsWith('raw-photo.nef') && cell.querySelector('img')?.naturalWidth > 0)),
-      { timeoutMsg: 'no thumbnail of the raw file' },
-    );
+    await expect($('#heif-note')).toHaveText(expect.stringContaining('2 decoded through libheif'));
+    await expect($('#check-result')).toHaveText('All 6 images decode.');
+    for (const name of ['raw-photo.nef', 'photo.heic', 'rotated.heic']) {
+      await browser.waitUntil(
+        () => browser.execute((name) => [...document.querySelectorAll('.grid .cell')].some((cell) => cell.title.endsWith(name) && cell.querySelector('img')?.naturalWidth > 0), name),
+        { timeoutMsg: `no thumbnail of ${name}` },
+      );
+    }
+    await screenshot('data-raw-heic');
     // Back to the folder the rest of the run works on.
     await browser.executeAsync((train, test, done) => window.spreadoutTest.openFolder(train, test).then(done), train, test);
     await expect($('#image-count')).toHaveText('40');

@@ -49,7 +49,7 @@ mod with_libheif {
     use super::super::{DECODE_MEMORY, MAX_SIDE, limits_reason};
 
     /// libheif, initialised once for the process (its decoders are registered at start-up).
-    fn library() -> &'static LibHeif {
+    pub(super) fn library() -> &'static LibHeif {
         static LIBRARY: OnceLock<LibHeif> = OnceLock::new();
         LIBRARY.get_or_init(LibHeif::new)
     }
@@ -250,6 +250,37 @@ mod tests {
         let decoded = decode_file(&renamed, 30).unwrap();
         assert_eq!(decoded.original, (90, 60));
         assert_eq!(decoded.image.dimensions(), (45, 30));
+    }
+
+    /// `libheif-sys` turns on every codec it finds on the build machine, and x265 and x264 are
+    /// GPL: linked in, they would make the whole binary GPL. Spreadout only decodes; this fails a
+    /// build that picked up either (install no `libx265-dev`/`libx264-dev` where it is built). The
+    /// two decoders the formats need must be there.
+    #[test]
+    fn the_hevc_and_av1_decoders_are_linked_and_no_gpl_encoder_is() {
+        let library = super::with_libheif::library();
+        let encoders: Vec<String> = library
+            .encoder_descriptors(64, None, None)
+            .iter()
+            .map(|encoder| encoder.name())
+            .collect();
+        assert!(
+            !encoders
+                .iter()
+                .any(|name| name.contains("x265") || name.contains("x264")),
+            "GPL encoder linked: {encoders:?}"
+        );
+        let decoders: Vec<String> = library
+            .decoder_descriptors(64, None)
+            .iter()
+            .map(|decoder| decoder.name())
+            .collect();
+        for wanted in ["libde265", "dav1d"] {
+            assert!(
+                decoders.iter().any(|name| name.contains(wanted)),
+                "{wanted} missing from {decoders:?}"
+            );
+        }
     }
 
     /// Cut-off, empty and garbage files give a reason naming the problem, never a panic.

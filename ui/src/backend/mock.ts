@@ -203,7 +203,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
 
   return {
     kind: 'mock',
-    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs' }),
+    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs', imageExtensions: ['jpg', 'jpeg', 'png', 'heic', 'nef'] }),
     pickFolder: async () => '/mock/photos',
     pickImage: async () => '/mock/outside/query.png',
     pickWeights: async () => '/mock/weights/resnet18.safetensors',

@@ -5,11 +5,12 @@ import { listen } from '@tauri-apps/api/event';
 import { getCurrentWebview } from '@tauri-apps/api/webview';
 import { getCurrentWindow } from '@tauri-apps/api/window';
 import { open, save } from '@tauri-apps/plugin-dialog';
-import type { Backend, Progress, SaveKind, TrainEvent } from './types';
+import type { Backend, Progress, SaveKind, Startup, TrainEvent } from './types';
 
 const SAVE_FILTERS: Record<SaveKind, string> = { safetensors: 'safetensors', csv: 'CSV table', json: 'JSON' };
 
-const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', 'dng', 'cr2', 'cr3', 'nef', 'arw', 'orf', 'rw2', 'raf', 'srw', 'pef'];
+// What this build reads as images, from the backend at start-up (HEIC only where libheif is built in).
+let imageExtensions: string[] = [];
 
 function channel<T>(handler: (message: T) => void): Channel<T> {
   const result = new Channel<T>();
@@ -19,10 +20,14 @@ function channel<T>(handler: (message: T) => void): Channel<T> {
 
 export const tauriBackend: Backend = {
   kind: 'desktop',
-  startup: () => invoke('startup'),
+  startup: async () => {
+    const startup = await invoke<Startup>('startup');
+    imageExtensions = startup.imageExtensions;
+    return startup;
+  },
   pickFolder: async (title) => (await open({ directory: true, multiple: false, title })) ?? null,
   pickImage: async () =>
-    (await open({ multiple: false, filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }] })) ?? null,
+    (await open({ multiple: false, filters: [{ name: 'Images', extensions: imageExtensions }] })) ?? null,
   pickWeights: async () =>
     (await open({
       multiple: false,
