@@ -72,20 +72,25 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Find near-duplicate images: groups linked by cosine similarity above a threshold (by
-    /// default the one the model's own distributions suggest), largest first. Never touches the images.
+    /// Find near-duplicate images: groups in which every two are linked by their perceptual
+    /// hashes (no model needed) or, given a model, by their embeddings' cosine, each stage at the
+    /// threshold the folder's own distributions suggest; largest first. Never touches the images.
     Duplicates {
-        /// Run folder or model.safetensors.
-        model: PathBuf,
-        /// Folder of images to search.
-        dir: PathBuf,
-        /// Cosine similarity above which two images are near-duplicates.
+        /// `[MODEL] DIR`: a run folder or model.safetensors (optional: without one, the hash
+        /// stage alone), then the folder of images to search.
+        #[arg(num_args = 1..=2, required = true, value_names = ["MODEL", "DIR"])]
+        paths: Vec<PathBuf>,
+        /// Cosine similarity above which two embeddings are near-duplicates (needs a model).
         #[arg(long)]
         threshold: Option<f32>,
-        /// Print {"threshold": t, "groups": [[path, …], …]} instead of a listing.
+        /// Most differing bits (of 64) two perceptual hashes may have to be near-duplicates.
+        #[arg(long)]
+        hash_bits: Option<u32>,
+        /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} instead
+        /// of a listing.
         #[arg(long)]
         json: bool,
-        /// Also write the groups as CSV (group,path,similarity).
+        /// Also write the groups as CSV (group,path,similarity,stage,hash_bits).
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
         /// A planted-copies.csv (from `spreadout plant-copies`): also print the precision and

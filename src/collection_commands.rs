@@ -1,15 +1,15 @@
-//! The commands over a folder embedded with a model (`embed`, `neighbors`, `eval`, `duplicates`,
-//! `clusters`) and the planted-copies benchmark (`plant-copies`): parse, call
+//! The commands over a folder embedded with a model (`embed`, `neighbors`, `eval`, `duplicates`
+//! (which also runs without one), `clusters`) and the planted-copies benchmark (`plant-copies`): parse, call
 //! [`spreadout::explore`], [`spreadout::score`] or [`spreadout::planted`], print.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use spreadout::data::PixelCache;
+use spreadout::data::{ImageEntry, PixelCache};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, EmbeddingsFile};
-use spreadout::explore::{Collection, stored, tables};
+use spreadout::explore::{Collection, DuplicateGroup, duplicates, hash_stage, stored, tables};
 use spreadout::export;
 use spreadout::planted;
 use spreadout::score::{self, FolderScores};
@@ -34,45 +34,131 @@ impl Opened {
     }
 }
 
+/// What `spreadout duplicates` was asked for besides the folder.
+pub struct DuplicateOptions<'a> {
+    pub threshold: Option<f32>,
+    pub hash_bits: Option<u32>,
+    pub json: bool,
+    pub csv: Option<&'a Path>,
+    pub truth: Option<&'a Path>,
+}
+
+/// Near-duplicates of `dir`: with a model, by both stages; without one, by the hash stage alone.
 pub fn duplicates(
-    Opened(collection): &Opened,
-    threshold: Option<f32>,
-    json: bool,
-    csv: Option<&Path>,
-    truth: Option<&Path>,
+    model: Option<(&Path, DeviceChoice)>,
+    dir: &Path,
+    cache: &PixelCache,
+    options: &DuplicateOptions<'_>,
 ) -> Result<()> {
-    let threshold = match threshold {
-        Some(threshold) => threshold,
-        None => {
-            let suggestion = collection.suggest_duplicate_threshold()?;
-            eprintln!(
-                "threshold {:.3}, suggested {}",
-                suggestion.threshold, suggestion.how
-            );
-            suggestion.threshold
-        }
-    };
-    let groups = collection.duplicates(threshold)?;
-    let entries = collection.entries();
-    if let Some(csv) = csv {
-        tables::write(csv, &tables::duplicates_csv(&groups, entries))?;
+    if let Some((model, choice)) = model {
+        let Opened(collection) = Opened::new(model, dir, cache, choice)?;
+        let threshold = match options.threshold {
+            Some(threshold) => threshold,
+            None => {
+                let suggestion = collection.suggest_duplicate_threshold()?;
+                eprintln!(
+                    "embedding: threshold {:.3}, suggested {}",
+                    suggestion.threshold, suggestion.how
+                );
+                suggestion.threshold
+            }
+        };
+        let hash_bits = match options.hash_bits {
+            Some(bits) => bits,
+            None => {
+                let hashes = collection.hash_stage()?;
+                eprintln!(
+                    "hashes: at most {} differing bits of 64, suggested {}",
+                    collection.hash_bits()?,
+                    hashes.1.how
+                );
+                collection.hash_bits()?
+            }
+        };
+        let groups = collection.duplicates(threshold, Some(hash_bits))?;
+        let heading = format!("above cosine {threshold:.3} or within {hash_bits} hash bits");
+        return report_duplicates(
+            &groups,
+            collection.entries(),
+            Some(threshold),
+            hash_bits,
+            &heading,
+            options,
+        );
     }
-    if json {
-        println!("{}", tables::duplicates_json(threshold, &groups, entries));
+    if options.threshold.is_some() {
+        anyhow::bail!(
+            "--threshold is the embedding's cosine and needs a model: spreadout duplicates MODEL DIR"
+        );
+    }
+    let set = spreadout::data::load_folder(
+        dir,
+        cache,
+        hash_stage::HASH_IMAGE_SIZE,
+        &progress::loading_bar(),
+    )
+    .with_context(|| format!("cannot read {}", dir.display()))?;
+    progress::report_skipped(&set.skipped);
+    let key = format!("{}-{}", set.fingerprint.digest, hash_stage::HASH_IMAGE_SIZE);
+    let found = duplicates::by_hash_alone(&set, cache, &key, options.hash_bits)?;
+    eprintln!(
+        "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
+        found.max_bits, found.suggestion.how
+    );
+    let heading = format!("within {} hash bits", found.max_bits);
+    report_duplicates(
+        &found.groups,
+        &set.entries,
+        None,
+        found.max_bits,
+        &heading,
+        options,
+    )
+}
+
+/// Prints (or writes) the groups and, with `--truth`, their score on planted copies.
+fn report_duplicates(
+    groups: &[DuplicateGroup],
+    entries: &[ImageEntry],
+    threshold: Option<f32>,
+    hash_bits: u32,
+    heading: &str,
+    options: &DuplicateOptions<'_>,
+) -> Result<()> {
+    if let Some(csv) = options.csv {
+        tables::write(csv, &tables::duplicates_csv(groups, entries))?;
+    }
+    if options.json {
+        println!(
+            "{}",
+            tables::duplicates_json(threshold, hash_bits, groups, entries)
+        );
     } else {
         let images: usize = groups.iter().map(|g| g.members.len()).sum();
         println!(
-            "{} groups of near-duplicates ({images} images) above cosine {threshold:.3}",
+            "{} groups of near-duplicates ({images} images) {heading}",
             groups.len()
         );
         for (g, group) in groups.iter().enumerate() {
             println!("group {} ({} images)", g + 1, group.members.len());
+            let first = group.members[0];
             for (&row, similarity) in group.members.iter().zip(&group.similarities) {
-                println!("  {similarity:.4}\t{}", entries[row].path.display());
+                let found_by = group
+                    .links
+                    .iter()
+                    .find(|link| (link.a, link.b) == (row.min(first), row.max(first)))
+                    .map_or(String::new(), |link| match link.hash_bits {
+                        Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
+                        None => format!("\t{}", link.stage.name()),
+                    });
+                println!(
+                    "  {similarity:.4}\t{}{found_by}",
+                    entries[row].path.display()
+                );
             }
         }
     }
-    if let Some(truth) = truth {
+    if let Some(truth) = options.truth {
         let found: Vec<Vec<PathBuf>> = groups
             .iter()
             .map(|g| {

@@ -22,6 +22,7 @@ pub mod model;
 pub mod optim;
 pub mod panics;
 pub mod paths;
+pub mod phash;
 pub mod planted;
 pub mod prefetch;
 pub mod resample;

@@ -92,20 +92,32 @@ fn main() -> Result<()> {
             device.device,
         ),
         Command::Duplicates {
-            model,
-            dir,
+            paths,
             threshold,
+            hash_bits,
             json,
             csv,
             truth,
             device,
-        } => collection_commands::duplicates(
-            &collection_commands::Opened::new(&model, &dir, cache, device.device)?,
-            threshold,
-            json,
-            csv.as_deref(),
-            truth.as_deref(),
-        ),
+        } => {
+            let (model, dir) = match paths.as_slice() {
+                [dir] => (None, dir),
+                [model, dir] => (Some(model), dir),
+                _ => unreachable!("clap takes one or two paths"),
+            };
+            collection_commands::duplicates(
+                model.map(|model| (model.as_path(), device.device)),
+                dir,
+                cache,
+                &collection_commands::DuplicateOptions {
+                    threshold,
+                    hash_bits,
+                    json,
+                    csv: csv.as_deref(),
+                    truth: truth.as_deref(),
+                },
+            )
+        }
         Command::Clusters {
             model,
             dir,

@@ -151,6 +151,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         // On the device a collection would use: the chosen one, else the first GPU or the CPU.
         let selected = device::select(args.device.unwrap_or_default())?;
         print(&bench::duplicate_search(args.duplicates, 128, &selected)?);
+        print(&bench::hash_search(args.duplicates));
     }
     if args.map > 0 {
         print(&bench::umap_map(args.map, 128)?);

@@ -302,11 +302,13 @@ pub(super) fn compiler_of(device: &SelectedDevice) -> String {
 
 /// A row for host work over `rows` embeddings that took `seconds`.
 pub(super) fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The pool the host work ran on: all cores, unless RAYON_NUM_THREADS says otherwise (the
+    // per-core rates of `scripts/heic-vs-jpeg.sh`).
+    let threads = rayon::current_num_threads();
     BenchRow {
         task: task.to_owned(),
         detail,
-        device: format!("CPU, {cores} threads"),
+        device: format!("CPU, {threads} threads"),
         backend: "cpu".to_owned(),
         compiler: "native".to_owned(),
         precision: "f32".to_owned(),
@@ -363,7 +365,11 @@ pub fn duplicate_search(
     let values = crate::eval::random_unit_rows(rows, dim, 11);
     let features = crate::eval::Embeddings::new(&values, dim)?;
     let start = Instant::now();
-    let groups = crate::explore::duplicates::find_duplicates(features, 0.9, &device.device)?;
+    let stages = crate::explore::duplicates::Stages {
+        embedding: Some((features, 0.9)),
+        hash: None,
+    };
+    let groups = crate::explore::duplicates::find_duplicates(stages, &device.device)?;
     let seconds = start.elapsed().as_secs_f64();
     let mut row = host_row(
         "duplicates",
@@ -377,6 +383,38 @@ pub fn duplicate_search(
     row.device = device.name.clone();
     row.backend = device.backend.to_owned();
     Ok(row)
+}
+
+/// The hash stage's pair search over `rows` 64-bit hashes: distinct images' hashes drawn
+/// uniformly (those of distinct photos sit about 32 bits apart) and one in ten a copy of another
+/// with up to 6 bits flipped; every pair within 10 bits, found by the multi-index search.
+pub fn hash_search(rows: usize) -> BenchRow {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut hashes: Vec<u64> = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let hash = if i % 10 == 9 {
+            let mut copy = hashes[rng.random_range(0..i)];
+            for _ in 0..rng.random_range(0..=6) {
+                copy ^= 1 << rng.random_range(0..64);
+            }
+            copy
+        } else {
+            rng.random()
+        };
+        hashes.push(hash);
+    }
+    let start = Instant::now();
+    let pairs = crate::phash::multi_index::MultiIndex::new(&hashes).pairs_within(10);
+    host_row(
+        "duplicates",
+        format!(
+            "hash stage: every pair within 10 bits among {rows} perceptual hashes ({} pairs)",
+            pairs.len()
+        ),
+        rows,
+        start.elapsed().as_secs_f64(),
+    )
 }
 
 /// A UMAP map of `rows` random unit embeddings (Explore's map).

@@ -1,21 +1,18 @@
-//! Near-duplicates: groups of images in which every two embeddings are more alike than a
-//! threshold, and the threshold a run's own distributions suggest.
-//!
-//! The embedding is trained to be invariant to crops, colour changes and flips while spreading
-//! distinct images apart, so an edited copy of an image lands next to it. Two distributions
-//! measured on the folder itself place the threshold: how similar the model finds an image and a
-//! mildly edited version of it (its *copy* distribution), and how similar each image is to its
-//! nearest other image (mostly distinct images). The suggestion is where the first's low tail
-//! meets the second's high tail.
+//! Near-duplicates: groups of images in which every two are linked by one of two stages, each at
+//! the threshold its own distributions on the folder suggest ([`super::threshold`]). The hash
+//! stage ([`super::hash_stage`]) needs no model and finds re-encoded, resized, brightened and
+//! noisy copies; the embedding, trained to be invariant to crops, colour changes and flips while
+//! spreading distinct images apart, finds what a hash cannot (crops, heavier edits) once a model
+//! has learned enough. Every link of a group says which stage found it, with what score.
 
 use burn::tensor::Device;
 use rayon::prelude::*;
 
-use crate::eval::{self, Embeddings, EvalError, Histogram, dot};
-
-/// Bins of the two threshold histograms over [−1, 1]: steps of 0.001, fine enough for the
-/// crowded top of a young model's similarities (16 KB each in the IPC).
-pub const THRESHOLD_BINS: usize = 2000;
+use super::ExploreError;
+use super::hash_stage::{self, HashStage, similarity};
+use super::threshold::ThresholdSuggestion;
+use crate::data::{ImageSet, PixelCache};
+use crate::eval::{self, Embeddings, EvalError, dot};
 
 /// A group of near-duplicate images.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
@@ -23,10 +20,100 @@ pub struct DuplicateGroup {
     /// Row indices, the most central member first (highest total similarity to the others),
     /// then by similarity to it.
     pub members: Vec<usize>,
-    /// Cosine similarity of each member to the first (1 for the first itself).
+    /// Similarity of each member to the first (1 for the first itself): the embeddings' cosine
+    /// where there is a model, else the hashes' ([`similarity`]).
     pub similarities: Vec<f32>,
-    /// The lowest similarity of two members (above the threshold: every pair of a group is).
+    /// The lowest similarity of two members, on the same scale.
     pub weakest_link: f32,
+    /// Every two members, with the stage that linked them.
+    pub links: Vec<DuplicateLink>,
+}
+
+/// Two members of a group and what says they are copies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct DuplicateLink {
+    /// Row indices, `a < b`.
+    pub a: usize,
+    pub b: usize,
+    /// The stage that found the pair.
+    pub stage: Stage,
+    /// Differing bits of their perceptual hashes (of 64); `None` when their colours rule them
+    /// out as copies for the hash stage, or it was not run.
+    pub hash_bits: Option<u32>,
+    /// Cosine similarity of their embeddings; `None` without a model.
+    pub cosine: Option<f32>,
+}
+
+/// Which stage of the finder linked a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The perceptual hashes, within their threshold.
+    Hash,
+    /// The embeddings, above their threshold.
+    Embedding,
+    /// Both.
+    Both,
+}
+
+impl Stage {
+    /// The name in tables and listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Hash => "hash",
+            Stage::Embedding => "embedding",
+            Stage::Both => "both",
+        }
+    }
+}
+
+/// The stages a duplicate search runs, each with its threshold.
+#[derive(Clone, Copy)]
+pub struct Stages<'a> {
+    /// The embeddings and the cosine above which two are copies.
+    pub embedding: Option<(Embeddings<'a>, f32)>,
+    /// The hashes and the most differing bits two copies may have.
+    pub hash: Option<(&'a HashStage, u32)>,
+}
+
+impl Stages<'_> {
+    /// Which stages link rows `a` and `b`, with their scores; `None` when neither does.
+    fn link(&self, a: usize, b: usize) -> Option<DuplicateLink> {
+        let cosine = self
+            .embedding
+            .map(|(features, _)| dot(features.row(a), features.row(b)));
+        let hash_bits = self.hash.and_then(|(hashes, _)| hashes.distance(a, b));
+        let by_embedding = self
+            .embedding
+            .is_some_and(|(_, threshold)| cosine.is_some_and(|c| c > threshold));
+        let by_hash = self
+            .hash
+            .is_some_and(|(_, max_bits)| hash_bits.is_some_and(|bits| bits <= max_bits));
+        let stage = match (by_hash, by_embedding) {
+            (true, true) => Stage::Both,
+            (true, false) => Stage::Hash,
+            (false, true) => Stage::Embedding,
+            (false, false) => return None,
+        };
+        let (a, b) = (a.min(b), a.max(b));
+        Some(DuplicateLink {
+            a,
+            b,
+            stage,
+            hash_bits,
+            cosine,
+        })
+    }
+
+    /// How alike rows `a` and `b` are on the groups' scale: the cosine where there is a model,
+    /// else the hashes' similarity (0 where colours rule the pair out).
+    fn similarity(&self, a: usize, b: usize) -> f32 {
+        match (self.embedding, self.hash) {
+            (Some((features, _)), _) => dot(features.row(a), features.row(b)),
+            (None, Some((hashes, _))) => hashes.distance(a, b).map_or(0.0, similarity),
+            (None, None) => 0.0,
+        }
+    }
 }
 
 /// Groups in which every two rows are linked: complete-linkage agglomeration of the `pairs`
@@ -73,41 +160,70 @@ pub fn complete_linkage_groups(
     groups
 }
 
-/// Groups of rows in which every two have cosine similarity above `threshold`
-/// ([`complete_linkage_groups`]), largest first; the pairs come from [`eval::pairs_above`] on
-/// `device`.
+/// Groups of rows in which every two are linked by one of `stages` ([`complete_linkage_groups`]),
+/// largest first; the embedding's pairs come from [`eval::pairs_above`] on `device`, the hashes'
+/// from their multi-index search.
 ///
 /// # Errors
-/// [`EvalError::Empty`] for no rows.
+/// [`EvalError::Empty`] for no rows or no stage.
 pub fn find_duplicates(
-    features: Embeddings,
-    threshold: f32,
+    stages: Stages<'_>,
     device: &Device,
 ) -> Result<Vec<DuplicateGroup>, EvalError> {
-    let pairs = eval::pairs_above(features, threshold, device)?;
-    let dot = |a: usize, b: usize| dot(features.row(a), features.row(b));
-    let groups = complete_linkage_groups(features.len(), &pairs, |a, b| dot(a, b) > threshold);
+    let n = match (stages.embedding, stages.hash) {
+        (Some((features, _)), _) => features.len(),
+        (None, Some((hashes, _))) => hashes.len(),
+        (None, None) => return Err(EvalError::Empty("duplicate stages")),
+    };
+    let mut pairs = match stages.embedding {
+        Some((features, threshold)) => eval::pairs_above(features, threshold, device)?,
+        None => Vec::new(),
+    };
+    if let Some((hashes, max_bits)) = stages.hash {
+        let known: std::collections::HashSet<(usize, usize)> = pairs
+            .iter()
+            .map(|&(a, b, _)| (a.min(b), a.max(b)))
+            .collect();
+        pairs.extend(
+            hashes
+                .pairs(max_bits)
+                .into_iter()
+                .filter(|&(a, b, _)| !known.contains(&(a, b)))
+                .map(|(a, b, _)| (a, b, stages.similarity(a, b))),
+        );
+    }
+    let groups = complete_linkage_groups(n, &pairs, |a, b| stages.link(a, b).is_some());
+    let alike = |a: usize, b: usize| stages.similarity(a, b);
     Ok(groups
         .into_par_iter()
         .map(|rows| {
-            let weakest_link = rows
-                .iter()
-                .enumerate()
-                .flat_map(|(k, &a)| rows[k + 1..].iter().map(move |&b| (a, b)))
-                .map(|(a, b)| dot(a, b))
+            let pairs_of_group = || {
+                rows.iter()
+                    .enumerate()
+                    .flat_map(|(k, &a)| rows[k + 1..].iter().map(move |&b| (a, b)))
+            };
+            let weakest_link = pairs_of_group()
+                .map(|(a, b)| alike(a, b))
                 .fold(f32::INFINITY, f32::min);
+            let links = pairs_of_group()
+                .map(|(a, b)| {
+                    stages
+                        .link(a, b)
+                        .expect("complete linkage links every pair")
+                })
+                .collect();
             // The member most similar to all others stands for the group; groups are small, so
             // the quadratic sum is cheap.
             let center = *rows
                 .iter()
                 .max_by(|&&a, &&b| {
-                    let total = |i: usize| rows.iter().map(|&j| dot(i, j)).sum::<f32>();
+                    let total = |i: usize| rows.iter().map(|&j| alike(i, j)).sum::<f32>();
                     total(a).total_cmp(&total(b)).then(b.cmp(&a))
                 })
                 .expect("groups have two rows or more");
             let mut members: Vec<(usize, f32)> = rows
                 .iter()
-                .map(|&i| (i, if i == center { 1.0 } else { dot(center, i) }))
+                .map(|&i| (i, if i == center { 1.0 } else { alike(center, i) }))
                 .collect();
             members.sort_by(|a, b| {
                 (b.0 == center)
@@ -119,91 +235,49 @@ pub fn find_duplicates(
                 members: members.iter().map(|m| m.0).collect(),
                 similarities: members.iter().map(|m| m.1).collect(),
                 weakest_link,
+                links,
             }
         })
         .collect())
 }
 
-/// The threshold [`suggest_threshold`] chose and the distributions it came from.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
-pub struct ThresholdSuggestion {
-    /// The suggested cosine threshold.
-    pub threshold: f32,
-    /// How it was chosen, in a sentence for the person.
-    pub how: String,
-    /// Similarity of each (sampled) image to a mildly edited version of itself.
-    pub copies: Histogram,
-    /// Similarity of each (sampled) image to its nearest other image in the folder.
-    pub nearest: Histogram,
+/// Near-duplicates found by the hash stage alone, for a folder without a model.
+#[derive(Debug, Clone)]
+pub struct HashDuplicates {
+    /// The threshold the folder suggests for the hash stage, and its distributions.
+    pub suggestion: ThresholdSuggestion,
+    /// The most differing bits two copies may have (the suggestion's, unless one was asked for).
+    pub max_bits: u32,
+    /// The groups, largest first.
+    pub groups: Vec<DuplicateGroup>,
 }
 
-/// The threshold where a copy is as likely to fall below it as an image's nearest other image is
-/// to lie above it: the `t` minimising `P(copy < t) + P(nearest ≥ t)` over the two samples (their
-/// equal-error point), the midpoint of the lowest interval of values reaching that minimum.
+/// Near-duplicates of `set` by the hash stage alone: its hashes (kept in `cache` under `key`, which
+/// names the folder's content and resolution), the threshold the folder suggests for them, and
+/// the groups at that threshold or at `max_bits` where given.
 ///
 /// # Errors
-/// [`EvalError::Empty`] when either sample is empty.
-pub fn suggest_threshold(
-    copies: &[f32],
-    nearest: &[f32],
-) -> Result<ThresholdSuggestion, EvalError> {
-    if copies.is_empty() {
-        return Err(EvalError::Empty("copy similarities"));
-    }
-    if nearest.is_empty() {
-        return Err(EvalError::Empty("nearest-image similarities"));
-    }
-    let mut copies_sorted = copies.to_vec();
-    copies_sorted.sort_by(f32::total_cmp);
-    let mut nearest_sorted = nearest.to_vec();
-    nearest_sorted.sort_by(f32::total_cmp);
-    // The error only changes at sample values; try each candidate cut (between consecutive
-    // distinct values of the pooled samples) and keep the lowest error.
-    let mut candidates: Vec<f32> = copies_sorted
-        .iter()
-        .chain(&nearest_sorted)
-        .copied()
-        .collect();
-    candidates.sort_by(f32::total_cmp);
-    candidates.dedup();
-    let below = |sorted: &[f32], t: f32| sorted.partition_point(|&v| v < t);
-    let error = |t: f32| {
-        below(&copies_sorted, t) as f64 / copies.len() as f64
-            + (nearest.len() - below(&nearest_sorted, t)) as f64 / nearest.len() as f64
-    };
-    let mut best = (f64::INFINITY, 0.0f32, 0.0f32);
-    for window in candidates.windows(2) {
-        // Any t in (window[0], window[1]] gives the same error; its cut is the upper end.
-        let e = error(window[1]);
-        if e < best.0 - 1e-12 {
-            best = (e, window[0], window[1]);
-        }
-    }
-    let threshold = if best.0.is_finite() {
-        0.5 * (best.1 + best.2)
-    } else {
-        candidates[0]
-    };
-    let missed = below(&copies_sorted, threshold) as f64 / copies.len() as f64;
-    let crowded = (nearest.len() - below(&nearest_sorted, threshold)) as f64 / nearest.len() as f64;
-    let histogram = |values: &[f32]| {
-        let mut h = Histogram::new(THRESHOLD_BINS).expect("bins > 0");
-        values.iter().for_each(|&v| h.add(v));
-        h
-    };
-    Ok(ThresholdSuggestion {
-        threshold,
-        how: format!(
-            "where edited copies of {} images stop being more similar than images' nearest \
-             neighbours ({} images): {:.1} % of those copies fall below it, {:.1} % of nearest \
-             neighbours lie above it",
-            copies.len(),
-            nearest.len(),
-            100.0 * missed,
-            100.0 * crowded
-        ),
-        copies: histogram(copies),
-        nearest: histogram(nearest),
+/// As [`HashStage::build`] and [`HashStage::suggest_threshold`].
+pub fn by_hash_alone(
+    set: &ImageSet,
+    cache: &PixelCache,
+    key: &str,
+    max_bits: Option<u32>,
+) -> Result<HashDuplicates, ExploreError> {
+    let stage = HashStage::build(set, Some(cache), key)?;
+    let suggestion = stage.suggest_threshold(set)?;
+    let max_bits = max_bits.unwrap_or_else(|| hash_stage::max_bits(suggestion.threshold));
+    let groups = find_duplicates(
+        Stages {
+            embedding: None,
+            hash: Some((&stage, max_bits)),
+        },
+        &Device::default(),
+    )?;
+    Ok(HashDuplicates {
+        suggestion,
+        max_bits,
+        groups,
     })
 }
 
@@ -247,7 +321,11 @@ mod tests {
             .collect();
         let features = Embeddings::new(&rows, 2).unwrap();
         let device = crate::device::cpu().device;
-        let groups = find_duplicates(features, 0.9, &device).unwrap();
+        let by_embedding = |threshold| Stages {
+            embedding: Some((features, threshold)),
+            hash: None,
+        };
+        let groups = find_duplicates(by_embedding(0.9), &device).unwrap();
         assert_eq!(groups.len(), 1);
         let group = &groups[0];
         // 5° lies between 0° and 20°: the highest total similarity, so the centre.
@@ -256,25 +334,14 @@ mod tests {
         assert!((group.similarities[1] - 5f32.to_radians().cos()).abs() < 1e-6);
         assert!((group.weakest_link - 20f32.to_radians().cos()).abs() < 1e-6);
         // A stricter threshold drops the weaker copy.
-        let strict = find_duplicates(features, 0.99, &device).unwrap();
-        assert_eq!(strict[0].members.len(), 2);
-    }
-
-    #[test]
-    fn the_suggested_threshold_separates_the_two_samples() {
-        let copies = [0.97, 0.95, 0.99, 0.93, 0.96];
-        let nearest = [0.5, 0.7, 0.8, 0.85, 0.6, 0.94];
-        let suggestion = suggest_threshold(&copies, &nearest).unwrap();
-        // Errors: t in (0.85, 0.93] misses no copy and admits one nearest (0.94), error 1/6;
-        // t in (0.94, 0.95] misses one copy of five, error 1/5: the first wins.
         assert!(
-            (suggestion.threshold - 0.89).abs() < 1e-6,
-            "{}",
-            suggestion.threshold
+            group
+                .links
+                .iter()
+                .all(|link| link.stage == Stage::Embedding)
         );
-        assert_eq!(suggestion.copies.total(), 5);
-        assert_eq!(suggestion.nearest.total(), 6);
-        assert!(suggestion.how.contains("5 images"), "{}", suggestion.how);
-        assert!(suggest_threshold(&[], &nearest).is_err());
+        assert_eq!(group.links.len(), 3);
+        let strict = find_duplicates(by_embedding(0.99), &device).unwrap();
+        assert_eq!(strict[0].members.len(), 2);
     }
 }

@@ -18,11 +18,15 @@ use crate::planted;
 
 pub mod clusters;
 pub mod duplicates;
+pub mod hash_stage;
 pub mod stored;
 pub mod tables;
+pub mod threshold;
 
 pub use clusters::{Cluster, Clustering, suggested_clusters};
-pub use duplicates::{DuplicateGroup, ThresholdSuggestion};
+pub use duplicates::{DuplicateGroup, DuplicateLink, Stage};
+pub use hash_stage::HashStage;
+pub use threshold::ThresholdSuggestion;
 
 /// Bins of the similarity histograms.
 const BINS: usize = 50;
@@ -83,8 +87,12 @@ pub struct Collection {
     folder: EmbeddedFolder,
     /// The last duplicate search (by threshold) and clustering (by k), so that exporting what
     /// is on screen does not compute it again.
-    last_duplicates: Memo<u32, Vec<DuplicateGroup>>,
+    last_duplicates: Memo<(u32, Option<u32>), Vec<DuplicateGroup>>,
     last_clusters: Memo<usize, Clustering>,
+    /// Where the hash stage keeps its hashes.
+    cache: PixelCache,
+    /// The hash stage and its suggested threshold, made on first use.
+    hash_stage: Memo<(), std::sync::Arc<(HashStage, ThresholdSuggestion)>>,
 }
 
 /// The most recent answer of one computation and the argument it was for.
@@ -164,6 +172,8 @@ impl Collection {
             folder,
             last_duplicates: Memo::new(),
             last_clusters: Memo::new(),
+            cache: cache.clone(),
+            hash_stage: Memo::new(),
         })
     }
 
@@ -259,7 +269,7 @@ impl Collection {
     }
 
     /// The duplicate threshold this model suggests for this folder, with the two distributions
-    /// it comes from ([`duplicates::suggest_threshold`]): sampled images against an edited copy
+    /// it comes from ([`threshold::suggest_threshold`]): sampled images against an edited copy
     /// of themselves (one of JPEG, downscale, crop, brighten, noise each, at half the planted
     /// strength), and against their nearest other image. Seeded: the same answer every time.
     ///
@@ -308,31 +318,74 @@ impl Collection {
             .zip(features.chunks_exact(all.dim()))
             .map(|(&row, copy)| eval::dot(all.row(row), copy))
             .collect();
-        Ok(duplicates::suggest_threshold(&copies, &nearest)?)
+        Ok(threshold::suggest_threshold(&copies, &nearest)?)
     }
 
-    /// Groups of images more similar than `threshold`, largest first, the similarities computed on
-    /// the device the collection was embedded on; asking again for the same threshold (an
-    /// export of what is shown) answers from memory.
+    /// The hash stage over the collection's cached pixels ([`HashStage`], its hashes kept in the
+    /// cache) with the threshold the folder suggests for it; made on first use.
     ///
     /// # Errors
-    /// [`ExploreError::Eval`] for an empty collection.
-    pub fn duplicates(&self, threshold: f32) -> Result<Vec<DuplicateGroup>, ExploreError> {
-        self.last_duplicates.get_or_try(threshold.to_bits(), || {
-            // Where the model lives: the device the collection was embedded on.
-            let device = self
-                .model
-                .net
-                .devices()
-                .first()
-                .cloned()
-                .unwrap_or_default();
-            Ok(duplicates::find_duplicates(
-                self.embeddings()?,
-                threshold,
-                &device,
-            )?)
+    /// As [`HashStage::build`] and [`HashStage::suggest_threshold`].
+    pub fn hash_stage(
+        &self,
+    ) -> Result<std::sync::Arc<(HashStage, ThresholdSuggestion)>, ExploreError> {
+        self.hash_stage.get_or_try((), || {
+            let set = &self.folder.set;
+            let key = format!(
+                "{}-{}",
+                set.fingerprint.digest, self.model.config.model.image_size
+            );
+            let stage = HashStage::build(set, Some(&self.cache), &key)?;
+            let suggestion = stage.suggest_threshold(set)?;
+            Ok(std::sync::Arc::new((stage, suggestion)))
         })
+    }
+
+    /// The most differing bits the hash stage's suggested threshold allows.
+    ///
+    /// # Errors
+    /// As [`Collection::hash_stage`].
+    pub fn hash_bits(&self) -> Result<u32, ExploreError> {
+        Ok(hash_stage::max_bits(self.hash_stage()?.1.threshold))
+    }
+
+    /// Groups of near-duplicate images, largest first: every two members linked by the
+    /// embedding (cosine above `threshold`, computed on the device the collection was embedded
+    /// on) or by the hash stage (at most `hash_bits` differing bits; by default its suggested
+    /// threshold). Asking again for the same threshold
+    /// (an export of what is shown) answers from memory.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for an empty collection; [`ExploreError::Data`] when the hash
+    /// stage cannot read a cached image.
+    pub fn duplicates(
+        &self,
+        threshold: f32,
+        hash_bits: Option<u32>,
+    ) -> Result<Vec<DuplicateGroup>, ExploreError> {
+        self.last_duplicates
+            .get_or_try((threshold.to_bits(), hash_bits), || {
+                // Where the model lives: the device the collection was embedded on.
+                let device = self
+                    .model
+                    .net
+                    .devices()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                let hashes = self.hash_stage()?;
+                let max_bits = match hash_bits {
+                    Some(bits) => bits,
+                    None => self.hash_bits()?,
+                };
+                Ok(duplicates::find_duplicates(
+                    duplicates::Stages {
+                        embedding: Some((self.embeddings()?, threshold)),
+                        hash: Some((&hashes.0, max_bits)),
+                    },
+                    &device,
+                )?)
+            })
     }
 
     /// k-means clusters of the collection ([`clusters::cluster`], seeded); stops with

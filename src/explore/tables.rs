@@ -28,26 +28,38 @@ fn path_field(entries: &[ImageEntry], row: usize) -> String {
 /// `group,path,similarity`: one line per member, groups numbered from 1 in their order, the
 /// similarity to the group's first member.
 pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
-    let mut csv = CsvText::new(&["group", "path", "similarity"]);
+    let mut csv = CsvText::new(&["group", "path", "similarity", "stage", "hash_bits"]);
     for (g, group) in groups.iter().enumerate() {
+        let first = group.members[0];
         for (&row, similarity) in group.members.iter().zip(&group.similarities) {
+            // The stage that links each member to the group's first (none for the first).
+            let link = group
+                .links
+                .iter()
+                .find(|link| (link.a, link.b) == (row.min(first), row.max(first)));
             csv.record(&[
                 (g + 1).to_string(),
                 path_field(entries, row),
                 format!("{similarity:.4}"),
+                link.map_or(String::new(), |link| link.stage.name().to_owned()),
+                link.and_then(|link| link.hash_bits)
+                    .map_or(String::new(), |bits| bits.to_string()),
             ]);
         }
     }
     csv.into_string()
 }
 
-/// `{"threshold": t, "groups": [[path, …], …]}`, members in group order.
+/// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": [[{"a", "b", "stage",
+/// "hash_bits", "cosine"}, …], …]}`, members in group order, links by path; `threshold` is null
+/// without a model.
 pub fn duplicates_json(
-    threshold: f32,
+    threshold: Option<f32>,
+    hash_bits: u32,
     groups: &[DuplicateGroup],
     entries: &[ImageEntry],
 ) -> String {
-    let groups: Vec<Vec<String>> = groups
+    let members: Vec<Vec<String>> = groups
         .iter()
         .map(|group| {
             group
@@ -57,12 +69,33 @@ pub fn duplicates_json(
                 .collect()
         })
         .collect();
-    // The threshold as it reads in f32 (0.97, not 0.9700000286102295).
-    let threshold: f64 = threshold
-        .to_string()
-        .parse()
-        .unwrap_or(f64::from(threshold));
-    serde_json::json!({ "threshold": threshold, "groups": groups }).to_string()
+    // Numbers as they read in f32 (0.97, not 0.9700000286102295).
+    let short = |value: f32| -> f64 { value.to_string().parse().unwrap_or(f64::from(value)) };
+    let links: Vec<Vec<serde_json::Value>> = groups
+        .iter()
+        .map(|group| {
+            group
+                .links
+                .iter()
+                .map(|link| {
+                    serde_json::json!({
+                        "a": path_field(entries, link.a),
+                        "b": path_field(entries, link.b),
+                        "stage": link.stage.name(),
+                        "hash_bits": link.hash_bits,
+                        "cosine": link.cosine.map(short),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    serde_json::json!({
+        "threshold": threshold.map(short),
+        "hash_bits": hash_bits,
+        "groups": members,
+        "links": links,
+    })
+    .to_string()
 }
 
 /// `path,cluster,similarity_to_center`: every image in row order, clusters numbered from 1
@@ -116,15 +149,25 @@ mod tests {
             members: vec![1, 0],
             similarities: vec![1.0, 0.97],
             weakest_link: 0.97,
+            links: vec![crate::explore::DuplicateLink {
+                a: 0,
+                b: 1,
+                stage: crate::explore::Stage::Both,
+                hash_bits: Some(3),
+                cosine: Some(0.97),
+            }],
         }];
         assert_eq!(
             duplicates_csv(&groups, &entries),
-            "group,path,similarity\n1,\"b, \"\"old\"\".jpg\",1.0000\n1,a.jpg,0.9700\n"
+            "group,path,similarity,stage,hash_bits\n1,\"b, \"\"old\"\".jpg\",1.0000,,\n1,a.jpg,0.9700,both,3\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&duplicates_json(0.9, &groups, &entries)).unwrap();
+            serde_json::from_str(&duplicates_json(Some(0.9), 6, &groups, &entries)).unwrap();
         assert_eq!(json["groups"][0][1], "a.jpg");
         assert_eq!(json["threshold"].as_f64(), Some(0.9));
+        assert_eq!(json["hash_bits"], 6);
+        assert_eq!(json["links"][0][0]["stage"], "both");
+        assert_eq!(json["links"][0][0]["cosine"].as_f64(), Some(0.97));
         let clustering = Clustering {
             clusters: vec![
                 crate::explore::Cluster {

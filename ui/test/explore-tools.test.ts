@@ -107,6 +107,10 @@ describe('Near-duplicates', () => {
     expect(sizes).toEqual([3, 2, 2, 2, 2, 2]);
     expect(text('#duplicate-summary')).toMatch(/^\d+ groups? of near-duplicates/);
     expect(text('.dup-group .score')).toBe('most central');
+    // Each other member says which stage linked it to the first: the model, the hashes, or both.
+    const scores = [...document.querySelectorAll('.dup-group')][0].querySelectorAll('.score');
+    expect(scores[1].textContent).toBe('0.950 · model and hash (1 bit)');
+    expect(scores[2].textContent).toBe('0.940 · hash (2 bits)');
     // Each member is named once, by the visible name under its picture.
     expect([...document.querySelectorAll('.dup-member img')].every((img) => img.getAttribute('alt') === '')).toBe(true);
     expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);

@@ -47,7 +47,12 @@ testHooks: boolean,
 /**
  * Where runs are written.
  */
-runsRoot: string, };
+runsRoot: string, 
+/**
+ * Extensions of the files this build reads as images (with HEIC only where libheif is
+ * built in), for the file dialogs.
+ */
+imageExtensions: Array<string>, };
 
 /**
  * Images in row order with their label folders, as the grids show them.
@@ -895,13 +900,45 @@ export type DuplicateGroup = {
  */
 members: Array<number>, 
 /**
- * Cosine similarity of each member to the first (1 for the first itself).
+ * Similarity of each member to the first (1 for the first itself): the embeddings' cosine
+ * where there is a model, else the hashes' ([`similarity`]).
  */
 similarities: Array<number>, 
 /**
- * The lowest similarity of two members (above the threshold: every pair of a group is).
+ * The lowest similarity of two members, on the same scale.
  */
-weakest_link: number, };
+weakest_link: number, 
+/**
+ * Every two members, with the stage that linked them.
+ */
+links: Array<DuplicateLink>, };
+
+/**
+ * Two members of a group and what says they are copies.
+ */
+export type DuplicateLink = { 
+/**
+ * Row indices, `a < b`.
+ */
+a: number, b: number, 
+/**
+ * The stage that found the pair.
+ */
+stage: Stage, 
+/**
+ * Differing bits of their perceptual hashes (of 64); `None` when their colours rule them
+ * out as copies for the hash stage, or it was not run.
+ */
+hash_bits: number | null, 
+/**
+ * Cosine similarity of their embeddings; `None` without a model.
+ */
+cosine: number | null, };
+
+/**
+ * Which stage of the finder linked a pair.
+ */
+export type Stage = "hash" | "embedding" | "both";
 
 /**
  * The threshold [`suggest_threshold`] chose and the distributions it came from.

@@ -68,8 +68,8 @@ function thumbnail(path: string): string {
   return `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }
 
-/** Planted near-duplicates: image 3n and its successor, similarity 0.90 + (n mod 10) / 100; image
- * 3n + 2 joins every fifth group. */
+/** Planted near-duplicates: image 3n and its successor, similarity 0.90 + (n mod 10) / 100, linked
+ * by both stages; image 3n + 2 joins every fifth group, linked by its hash alone (2 bits). */
 function mockDuplicates(info: CollectionInfo, threshold: number): DuplicateGroup[] {
   const groups: DuplicateGroup[] = [];
   for (let i = 0; i + 2 < info.files.length; i += 3) {
@@ -80,6 +80,15 @@ function mockDuplicates(info: CollectionInfo, threshold: number): DuplicateGroup
       members: third ? [i, i + 1, i + 2] : [i, i + 1],
       similarities: third ? [1, similarity, similarity - 0.01] : [1, similarity],
       weakest_link: third ? similarity - 0.01 : similarity,
+      links: [
+        { a: i, b: i + 1, stage: 'both', hash_bits: 1, cosine: similarity },
+        ...(third
+          ? [
+              { a: i, b: i + 2, stage: 'hash' as const, hash_bits: 2, cosine: similarity - 0.01 },
+              { a: i + 1, b: i + 2, stage: 'hash' as const, hash_bits: 3, cosine: similarity - 0.01 },
+            ]
+          : []),
+      ],
     });
   }
   return groups.sort((a, b) => b.members.length - a.members.length || a.members[0] - b.members[0]);

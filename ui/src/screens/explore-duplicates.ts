@@ -140,7 +140,7 @@ export class DuplicatesPanel {
         { class: 'dup-members' },
         ...group.members.map((row, m) => {
           const path = collection.files[row];
-          const score = m === 0 ? 'most central' : `${group.similarities[m].toFixed(3)}`;
+          const score = m === 0 ? 'most central' : `${group.similarities[m].toFixed(3)} · ${foundBy(group, group.members[0], row)}`;
           return h(
             'button',
             { class: 'dup-member', title: `${path}\nclick for its nearest neighbours`, onclick: () => this.onQuery(row) },
@@ -186,4 +186,14 @@ export function describeThreshold(threshold: number, series: ThresholdSeries[]):
   const kept = (100 * fractionAbove(copies.histogram, threshold)).toFixed(1);
   const crowded = (100 * fractionAbove(nearest.histogram, threshold)).toFixed(1);
   return `Threshold ${threshold.toFixed(3)}: ${kept} % of edited copies are above it; ${crowded} % of images have another image above it.`;
+}
+
+/** Which stage linked `row` to the group's first member: the model, the perceptual hashes (with
+ * their differing bits), or both. */
+function foundBy(group: DuplicateGroup, first: number, row: number): string {
+  const [a, b] = first < row ? [first, row] : [row, first];
+  const link = group.links.find((l) => l.a === a && l.b === b);
+  if (!link) return '';
+  const bits = link.hash_bits === null ? '' : ` (${link.hash_bits} bit${link.hash_bits === 1 ? '' : 's'})`;
+  return { both: `model and hash${bits}`, hash: `hash${bits}`, embedding: 'model' }[link.stage];
 }

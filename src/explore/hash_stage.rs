@@ -1,0 +1,177 @@
+//! The near-duplicate finder's hash stage, which needs no model: a perceptual hash
+//! ([`crate::phash`]) of every image of a folder, computed once from the cache's pixels and kept
+//! beside them, the distance below which the folder itself says two images are copies, and every
+//! pair within it (a multi-index search, not all pairs).
+
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use super::threshold::{self, ThresholdSuggestion};
+use super::{COPY_SAMPLE, COPY_STRENGTH, ExploreError, NEAREST_SAMPLE, sample_rows};
+use crate::data::{DataError, ImageSet, ImageSource, PixelCache};
+use crate::eval::EvalError;
+use crate::phash::multi_index::MultiIndex;
+use crate::phash::{DCT_BITS, ImageHash};
+use crate::planted::Edit;
+
+/// Colour signatures further apart than this (mean difference of the chromaticity grid, 0–1)
+/// belong to different pictures whatever their structure: two grey skies, or one layout in two
+/// colours. Edited copies stay under 0.02 (`phash` tests: JPEG quality 15, half size, ×1.3
+/// brightness, noise σ 12).
+pub const MAX_COLOR_DIFFERENCE: f32 = 0.04;
+
+/// The edits a hash is meant to survive. Crops move the whole picture under the hash's grid: they
+/// are the embedding's to find, and calibrating on them would loosen the threshold for all.
+const HASH_EDITS: [Edit; 4] = [Edit::Jpeg, Edit::Downscale, Edit::Brighten, Edit::Noise];
+
+/// The training size whose cache the hash stage reads when there is no model: a 96 px shorter
+/// side holds all the 32×32 grid of the DCT needs, and JPEG photos decode at 1/8 scale for it.
+pub const HASH_IMAGE_SIZE: u32 = 64;
+
+/// Perceptual hashes of every image of a set, in its order.
+pub struct HashStage {
+    hashes: Vec<ImageHash>,
+}
+
+/// The similarity scale the hash stage shares with the embedding's threshold machinery: 1 for
+/// equal hashes, 0 for 64 differing bits.
+pub fn similarity(bits: u32) -> f32 {
+    1.0 - bits as f32 / DCT_BITS as f32
+}
+
+/// The most differing bits a pair may have to count as copies at similarity `threshold` (pairs
+/// count when their similarity is above it; equal hashes always count).
+pub fn max_bits(threshold: f32) -> u32 {
+    (0..=DCT_BITS)
+        .take_while(|&bits| similarity(bits) > threshold)
+        .last()
+        .unwrap_or(0)
+}
+
+impl HashStage {
+    /// The hashes of `set`'s images: those `cache` keeps under `key` (which must name the
+    /// folder's content and the pixels' resolution), else computed in parallel from the cached
+    /// pixels and kept there.
+    ///
+    /// # Errors
+    /// [`DataError::Cache`] when a cached image cannot be read.
+    pub fn build(set: &ImageSet, cache: Option<&PixelCache>, key: &str) -> Result<Self, DataError> {
+        let key = format!("phash-{key}");
+        if let Some(hashes) = cache.and_then(|cache| cache.hashes(&key, set.len())) {
+            return Ok(Self { hashes });
+        }
+        let hashes = (0..set.len())
+            .into_par_iter()
+            .map(|i| set.image(i).map(|image| ImageHash::of(&image)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(cache) = cache
+            && let Err(error) = cache.keep_hashes(&key, &hashes)
+        {
+            // Losing the kept copy costs a recomputation next time, not this answer.
+            tracing::warn!("{error}");
+        }
+        Ok(Self { hashes })
+    }
+
+    /// Number of hashed images.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether no image was hashed.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Differing bits of images `a` and `b`, or `None` when their colours rule them out.
+    pub fn distance(&self, a: usize, b: usize) -> Option<u32> {
+        let (a, b) = (&self.hashes[a], &self.hashes[b]);
+        (a.color_difference(b) <= MAX_COLOR_DIFFERENCE).then(|| a.distance(b))
+    }
+
+    /// Whether images `a` and `b` are copies at `max_bits`.
+    pub fn linked(&self, a: usize, b: usize, max_bits: u32) -> bool {
+        self.distance(a, b).is_some_and(|bits| bits <= max_bits)
+    }
+
+    /// Every pair `(a, b, bits)`, `a < b`, of copies at `max_bits`, sorted by `(a, b)`.
+    pub fn pairs(&self, max_bits: u32) -> Vec<(usize, usize, u32)> {
+        let dct: Vec<u64> = self.hashes.iter().map(|hash| hash.dct).collect();
+        let mut pairs = MultiIndex::new(&dct).pairs_within(max_bits);
+        pairs.retain(|&(a, b, _)| self.distance(a, b).is_some());
+        pairs
+    }
+
+    /// The threshold this folder suggests for the hash stage, on the similarity scale of
+    /// [`similarity`] ([`threshold::suggest_threshold`]): sampled images against a copy of
+    /// themselves edited as the hash is meant to survive (JPEG, downscale, brighten, noise, at
+    /// half the planted strength), and against the nearest mirrored other image of compatible
+    /// colour (mirrored, so that copies already in the folder do not pass for distinct images).
+    /// Seeded: the same answer every time.
+    ///
+    /// # Errors
+    /// [`ExploreError::Data`] when a cached image cannot be read; [`ExploreError::Eval`] for
+    /// fewer than two images.
+    pub fn suggest_threshold(&self, set: &ImageSet) -> Result<ThresholdSuggestion, ExploreError> {
+        let n = self.len();
+        if n < 2 {
+            return Err(EvalError::TooFewRows {
+                what: "a hash threshold",
+                needed: 2,
+                got: n,
+            }
+            .into());
+        }
+        // The nearest *distinct* picture: every other image mirrored. A folder full of copies
+        // (a photo library, the planted benchmark) would otherwise make its own copies the
+        // "nearest other image" of a sixth of its images and pull the threshold below them.
+        let mirrors: Vec<ImageHash> = self.hashes.iter().map(ImageHash::mirror).collect();
+        let nearest: Vec<f32> = sample_rows(n, NEAREST_SAMPLE)
+            .into_par_iter()
+            .map(|a| {
+                let query = &self.hashes[a];
+                let bits = (0..n)
+                    .filter(|&b| b != a)
+                    .filter(|&b| query.color_difference(&mirrors[b]) <= MAX_COLOR_DIFFERENCE)
+                    .map(|b| query.distance(&mirrors[b]))
+                    .min()
+                    .unwrap_or(DCT_BITS);
+                similarity(bits)
+            })
+            .collect();
+        let copies = sample_rows(n, COPY_SAMPLE)
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let image = set.image(row)?;
+                let edit = HASH_EDITS[i % HASH_EDITS.len()];
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(row as u64);
+                let copy = ImageHash::of(&edit.edited(&image, COPY_STRENGTH, &mut rng));
+                let original = &self.hashes[row];
+                // A copy whose colours rule it out is one the stage misses.
+                let bits = if original.color_difference(&copy) <= MAX_COLOR_DIFFERENCE {
+                    original.distance(&copy)
+                } else {
+                    DCT_BITS
+                };
+                Ok(similarity(bits))
+            })
+            .collect::<Result<Vec<f32>, DataError>>()?;
+        Ok(threshold::suggest_threshold(&copies, &nearest)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_and_similarity_agree_on_the_threshold() {
+        assert_eq!(similarity(0), 1.0);
+        assert_eq!(similarity(64), 0.0);
+        // Above 0.9: at most 6 bits (1 − 6/64 = 0.906; 7 bits give 0.891).
+        assert_eq!(max_bits(0.9), 6);
+        assert_eq!(max_bits(similarity(5) - 1e-4), 5);
+        assert_eq!(max_bits(1.0), 0);
+    }
+}
