@@ -68,6 +68,8 @@ mod tests {
             declaration::<explore::CollectionInfo>(&config),
             declaration::<library_explore::MapMethod>(&config),
             declaration::<library_explore::DuplicateGroup>(&config),
+            declaration::<library_explore::DuplicateLink>(&config),
+            declaration::<library_explore::Stage>(&config),
             declaration::<library_explore::ThresholdSuggestion>(&config),
             declaration::<library_explore::Cluster>(&config),
             declaration::<library_explore::Clustering>(&config),

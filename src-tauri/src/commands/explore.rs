@@ -133,7 +133,8 @@ pub async fn duplicate_threshold(
     blocking(move || Ok(collection.suggest_duplicate_threshold()?)).await
 }
 
-/// Groups of images more similar than `threshold`, largest first.
+/// Groups of near-duplicates, largest first: linked by embeddings above `threshold` or by the
+/// hash stage at its suggested threshold.
 #[tauri::command]
 pub async fn find_duplicates(
     state: State<'_, AppState>,
@@ -141,16 +142,16 @@ pub async fn find_duplicates(
     threshold: f32,
 ) -> CommandResult<Vec<DuplicateGroup>> {
     let collection = state.collection(&key)?;
-    blocking(move || Ok(collection.duplicates(threshold)?)).await
+    blocking(move || Ok(collection.duplicates(threshold, None)?)).await
 }
 
 /// A file format for the groups.
 #[derive(Debug, Clone, Copy, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum TableFormat {
-    /// `group,path,similarity`.
+    /// `group,path,similarity,stage,hash_bits`.
     Csv,
-    /// `{"threshold": t, "groups": [[path, …], …]}`.
+    /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …}`.
     Json,
 }
 
@@ -165,11 +166,13 @@ pub async fn save_duplicates(
 ) -> CommandResult<UiPath> {
     let collection = state.collection(&key)?;
     blocking(move || {
-        let groups = collection.duplicates(threshold)?;
+        let groups = collection.duplicates(threshold, None)?;
         let entries = collection.entries();
         let text = match format {
             TableFormat::Csv => tables::duplicates_csv(&groups, entries),
-            TableFormat::Json => tables::duplicates_json(threshold, &groups, entries),
+            TableFormat::Json => {
+                tables::duplicates_json(Some(threshold), collection.hash_bits()?, &groups, entries)
+            }
         };
         tables::write(&destination, &text)?;
         Ok(destination)
