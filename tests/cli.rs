@@ -305,3 +305,93 @@ fn the_demo_keeps_its_data_and_run_where_its_last_line_says() {
         model.display()
     );
 }
+
+/// Before any training: `spreadout duplicates DIR` (no model) finds the re-encoded, resized,
+/// brightened and noisy copies planted among real photographs by their perceptual hashes alone,
+/// at the threshold the folder suggests, with precision at least 0.95.
+#[test]
+fn duplicates_without_a_model_find_planted_copies_by_their_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpg.tar.gz");
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("--wildcards")
+        .args([
+            "train/cat/*",
+            "train/ship/*",
+            "train/frog/*",
+            "train/truck/*",
+        ])
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "unpacking {}", archive.display());
+    let originals = dir.path().join("originals");
+    for class in ["cat", "ship", "frog", "truck"] {
+        let mut files: Vec<_> = std::fs::read_dir(unpacked.join("train").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        std::fs::create_dir_all(originals.join(class)).unwrap();
+        for file in files.into_iter().take(150) {
+            std::fs::rename(&file, originals.join(class).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let cache = dir.path().join("cache");
+    let planted = dir.path().join("planted");
+    let (originals, planted_arg) = (originals.to_str().unwrap(), planted.to_str().unwrap());
+    spreadout_in(
+        &cache,
+        &["plant-copies", originals, planted_arg, "--fraction", "0.25"],
+    );
+    let truth = planted.join("planted-copies.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_spreadout"))
+        .args([
+            "duplicates",
+            planted_arg,
+            "--json",
+            "--truth",
+            truth.to_str().unwrap(),
+        ])
+        .env("SPREADOUT_CACHE_DIR", &cache)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no model: perceptual hashes alone"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        json["threshold"].is_null(),
+        "no embedding threshold without a model"
+    );
+    assert!(json["links"][0][0]["stage"] == "hash", "{json}");
+    // "planted pairs: precision P (…), recall R (…); recall per edit: jpeg a, downscale b, …"
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("planted pairs"))
+        .unwrap();
+    let number_after = |label: &str| -> f64 {
+        let rest = &line[line.find(label).unwrap() + label.len()..];
+        rest.trim_start()
+            .split([' ', ',', ';'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(number_after("precision") >= 0.95, "{line}");
+    let recalls: Vec<f64> = ["jpeg", "downscale", "brighten", "noise"]
+        .iter()
+        .map(|edit| number_after(&format!("{edit} ")))
+        .collect();
+    let mean = recalls.iter().sum::<f64>() / recalls.len() as f64;
+    assert!(mean >= 0.9, "{line}");
+}
