@@ -52,16 +52,21 @@ pub fn duplicates(
 ) -> Result<()> {
     if let Some((model, choice)) = model {
         let Opened(collection) = Opened::new(model, dir, cache, choice)?;
+        let readiness = collection.readiness()?;
+        if let Some(note) = &readiness.note {
+            eprintln!("{note}");
+        }
         let threshold = match options.threshold {
-            Some(threshold) => threshold,
-            None => {
+            Some(threshold) => Some(threshold),
+            None if readiness.separates => {
                 let suggestion = collection.suggest_duplicate_threshold()?;
                 eprintln!(
                     "embedding: threshold {:.3}, suggested {}",
                     suggestion.threshold, suggestion.how
                 );
-                suggestion.threshold
+                Some(suggestion.threshold)
             }
+            None => None,
         };
         let hash_bits = match options.hash_bits {
             Some(bits) => bits,
@@ -76,11 +81,16 @@ pub fn duplicates(
             }
         };
         let groups = collection.duplicates(threshold, Some(hash_bits))?;
-        let heading = format!("above cosine {threshold:.3} or within {hash_bits} hash bits");
+        let heading = match threshold {
+            Some(threshold) => {
+                format!("above cosine {threshold:.3} or within {hash_bits} hash bits")
+            }
+            None => format!("within {hash_bits} hash bits (the hashes alone)"),
+        };
         return report_duplicates(
             &groups,
             collection.entries(),
-            Some(threshold),
+            threshold,
             hash_bits,
             &heading,
             options,

@@ -71,6 +71,7 @@ mod tests {
             declaration::<library_explore::DuplicateLink>(&config),
             declaration::<library_explore::Stage>(&config),
             declaration::<library_explore::ThresholdSuggestion>(&config),
+            declaration::<library_explore::Readiness>(&config),
             declaration::<library_explore::Cluster>(&config),
             declaration::<library_explore::Clustering>(&config),
             declaration::<explore::TableFormat>(&config),

@@ -127,6 +127,7 @@ pub fn run() {
             commands::explore::embedding_map,
             commands::explore::duplicate_threshold,
             commands::explore::find_duplicates,
+            commands::explore::readiness,
             commands::explore::save_duplicates,
             commands::explore::cluster_collection,
             commands::explore::save_clusters,

@@ -36,6 +36,15 @@ const DISTRIBUTION_NEIGHBORS: usize = 5;
 const RANDOM_PAIRS: usize = 200_000;
 /// Images whose neighbours make the labelled distributions.
 const DISTRIBUTION_SAMPLE: usize = 5000;
+/// Where the model cannot tell copies from neighbours yet: at its best threshold, the missed
+/// copies and the crowding neighbours add up to this much (0 is a clean cut, 1 what any threshold
+/// gets on identical distributions). A new user's wallpapers after a short CPU run: 0.68.
+const OVERLAP_LIMIT: f32 = 0.4;
+/// ... or this share of random pairs lies above [`COLLAPSED_COSINE`]: the embedding has not
+/// spread the images out yet.
+const COLLAPSED_SHARE: f64 = 0.9;
+const COLLAPSED_COSINE: f32 = 0.95;
+
 /// Images whose nearest other image calibrates the duplicate threshold.
 const NEAREST_SAMPLE: usize = 5000;
 /// Images given an edited copy to calibrate the duplicate threshold (embedding them costs a
@@ -87,10 +96,13 @@ pub struct Collection {
     folder: EmbeddedFolder,
     /// The last duplicate search (by threshold) and clustering (by k), so that exporting what
     /// is on screen does not compute it again.
-    last_duplicates: Memo<(u32, Option<u32>), Vec<DuplicateGroup>>,
+    last_duplicates: Memo<(Option<u32>, Option<u32>), Vec<DuplicateGroup>>,
     last_clusters: Memo<usize, Clustering>,
     /// Where the hash stage keeps its hashes.
     cache: PixelCache,
+    /// The embedding's suggested duplicate threshold, measured on first use (it embeds 1000
+    /// edited copies).
+    suggestion: Memo<(), ThresholdSuggestion>,
     /// The hash stage and its suggested threshold, made on first use.
     hash_stage: Memo<(), std::sync::Arc<(HashStage, ThresholdSuggestion)>>,
 }
@@ -114,6 +126,16 @@ impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
         *self.0.lock().expect("lock") = Some((key, value.clone()));
         Ok(value)
     }
+}
+
+/// Whether the model tells copies from neighbours yet, and what to say where it does not.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct Readiness {
+    /// Whether the embedding separates edited copies from nearest neighbours well enough to
+    /// find duplicates by.
+    pub separates: bool,
+    /// Why not, and what to do, for the person (`None` where it does).
+    pub note: Option<String>,
 }
 
 /// The distributions the Explore screen plots.
@@ -173,6 +195,7 @@ impl Collection {
             last_duplicates: Memo::new(),
             last_clusters: Memo::new(),
             cache: cache.clone(),
+            suggestion: Memo::new(),
             hash_stage: Memo::new(),
         })
     }
@@ -277,6 +300,11 @@ impl Collection {
     /// [`ExploreError::Data`] when a cached image cannot be read; [`ExploreError::Eval`] for a
     /// collection of fewer than two images.
     pub fn suggest_duplicate_threshold(&self) -> Result<ThresholdSuggestion, ExploreError> {
+        self.suggestion
+            .get_or_try((), || self.measure_duplicate_threshold())
+    }
+
+    fn measure_duplicate_threshold(&self) -> Result<ThresholdSuggestion, ExploreError> {
         let all = self.embeddings()?;
         if all.len() < 2 {
             return Err(EvalError::TooFewRows {
@@ -321,6 +349,48 @@ impl Collection {
         Ok(threshold::suggest_threshold(&copies, &nearest)?)
     }
 
+    /// Whether the model separates copies from neighbours yet ([`Readiness`]): not where, at
+    /// its suggested threshold, the missed copies and crowding neighbours add up to
+    /// [`OVERLAP_LIMIT`], nor where nearly all random pairs lie above [`COLLAPSED_COSINE`]. Where
+    /// it does not, [`Collection::duplicates`] without a threshold uses the hashes alone, and
+    /// Explore shows the note beside groups and neighbour lists.
+    ///
+    /// # Errors
+    /// As [`Collection::suggest_duplicate_threshold`].
+    pub fn readiness(&self) -> Result<Readiness, ExploreError> {
+        let suggestion = self.suggest_duplicate_threshold()?;
+        let random = eval::random_pair_histogram(
+            self.embeddings()?,
+            RANDOM_PAIRS,
+            threshold::THRESHOLD_BINS,
+            0,
+        )?;
+        let above: u64 = (0..random.bins())
+            .filter(|&i| random.bin_center(i) > COLLAPSED_COSINE)
+            .map(|i| random.counts[i])
+            .sum();
+        let collapsed = above as f64 / random.total().max(1) as f64;
+        let note = if collapsed >= COLLAPSED_SHARE {
+            Some(format!(
+                "The model cannot tell copies from neighbours yet: {:.0} % of random pairs of images are more similar than {COLLAPSED_COSINE}, so it has not spread them apart (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.",
+                100.0 * collapsed
+            ))
+        } else if suggestion.missed + suggestion.crowded >= OVERLAP_LIMIT {
+            Some(format!(
+                "The model cannot tell copies from neighbours yet: at its best threshold ({:.3}) {:.1} % of edited copies fall below it and {:.1} % of nearest neighbours lie above it (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.",
+                suggestion.threshold,
+                100.0 * suggestion.missed,
+                100.0 * suggestion.crowded
+            ))
+        } else {
+            None
+        };
+        Ok(Readiness {
+            separates: note.is_none(),
+            note,
+        })
+    }
+
     /// The hash stage over the collection's cached pixels ([`HashStage`], its hashes kept in the
     /// cache) with the threshold the folder suggests for it; made on first use.
     ///
@@ -351,8 +421,9 @@ impl Collection {
 
     /// Groups of near-duplicate images, largest first: every two members linked by the
     /// embedding (cosine above `threshold`, computed on the device the collection was embedded
-    /// on) or by the hash stage (at most `hash_bits` differing bits; by default its suggested
-    /// threshold). Asking again for the same threshold
+    /// on; `None` leaves the embedding out, as where the model cannot separate copies yet,
+    /// [`Collection::readiness`]) or by the hash stage (at most `hash_bits` differing bits; by
+    /// default its suggested threshold). Asking again for the same threshold
     /// (an export of what is shown) answers from memory.
     ///
     /// # Errors
@@ -360,11 +431,11 @@ impl Collection {
     /// stage cannot read a cached image.
     pub fn duplicates(
         &self,
-        threshold: f32,
+        threshold: Option<f32>,
         hash_bits: Option<u32>,
     ) -> Result<Vec<DuplicateGroup>, ExploreError> {
         self.last_duplicates
-            .get_or_try((threshold.to_bits(), hash_bits), || {
+            .get_or_try((threshold.map(f32::to_bits), hash_bits), || {
                 // Where the model lives: the device the collection was embedded on.
                 let device = self
                     .model
@@ -380,7 +451,10 @@ impl Collection {
                 };
                 Ok(duplicates::find_duplicates(
                     duplicates::Stages {
-                        embedding: Some((self.embeddings()?, threshold)),
+                        embedding: match threshold {
+                            Some(threshold) => Some((self.embeddings()?, threshold)),
+                            None => None,
+                        },
                         hash: Some((&hashes.0, max_bits)),
                     },
                     &device,

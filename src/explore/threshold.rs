@@ -21,6 +21,10 @@ pub struct ThresholdSuggestion {
     pub copies: Histogram,
     /// Similarity of each (sampled) image to its nearest other image in the folder.
     pub nearest: Histogram,
+    /// Fraction of the copies below the threshold.
+    pub missed: f32,
+    /// Fraction of the nearest other images above it.
+    pub crowded: f32,
 }
 
 /// The threshold where a copy is as likely to fall below it as an image's nearest other image is
@@ -90,6 +94,8 @@ pub fn suggest_threshold(
         ),
         copies: histogram(copies),
         nearest: histogram(nearest),
+        missed: missed as f32,
+        crowded: crowded as f32,
     })
 }
 

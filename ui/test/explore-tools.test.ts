@@ -116,9 +116,28 @@ describe('Near-duplicates', () => {
     expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);
   });
 
+  it('says when the model cannot tell copies from neighbours yet, and groups by the hashes alone', async () => {
+    const backend = quickBackend({ untrained: true });
+    const searched: (number | null)[] = [];
+    const find = backend.findDuplicates;
+    backend.findDuplicates = (key, threshold) => (searched.push(threshold), find(key, threshold));
+    const app = await exploring(backend);
+    // Over the neighbour lists first.
+    await until(() => !document.querySelector<HTMLElement>('#readiness-note')!.hidden);
+    expect(text('#readiness-note')).toContain('cannot tell copies from neighbours yet');
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    expect(document.querySelector<HTMLElement>('#duplicate-note')!.hidden).toBe(false);
+    expect(text('#duplicate-note')).toContain('from the perceptual hashes alone');
+    expect(searched.every((threshold) => threshold === null)).toBe(true);
+    expect(text('#duplicate-summary')).toContain('with matching perceptual hashes');
+    const scores = [...document.querySelectorAll('.dup-group')][0].querySelectorAll('.score');
+    expect(scores[1].textContent).toContain('hash (1 bit)');
+  });
+
   it('follows the threshold the person moves, searching once it rests, and drops answers to older thresholds', async () => {
     const backend = quickBackend();
-    const searched: number[] = [];
+    const searched: (number | null)[] = [];
     const find = backend.findDuplicates;
     backend.findDuplicates = (key, threshold) => (searched.push(threshold), find(key, threshold));
     const app = await exploring(backend);

@@ -7,7 +7,8 @@ use serde::Serialize;
 use spreadout::data::SkippedFile;
 use spreadout::device::{self, DeviceChoice};
 use spreadout::explore::{
-    Clustering, Collection, Distributions, DuplicateGroup, MapMethod, ThresholdSuggestion, tables,
+    Clustering, Collection, Distributions, DuplicateGroup, MapMethod, Readiness,
+    ThresholdSuggestion, tables,
 };
 use spreadout::train::Neighbor;
 use tauri::State;
@@ -133,13 +134,20 @@ pub async fn duplicate_threshold(
     blocking(move || Ok(collection.suggest_duplicate_threshold()?)).await
 }
 
-/// Groups of near-duplicates, largest first: linked by embeddings above `threshold` or by the
-/// hash stage at its suggested threshold.
+/// Whether the model separates copies from neighbours yet, with the note to show where not.
+#[tauri::command]
+pub async fn readiness(state: State<'_, AppState>, key: String) -> CommandResult<Readiness> {
+    let collection = state.collection(&key)?;
+    blocking(move || Ok(collection.readiness()?)).await
+}
+
+/// Groups of near-duplicates, largest first: linked by embeddings above `threshold` (none: the
+/// hashes alone) or by the hash stage at its suggested threshold.
 #[tauri::command]
 pub async fn find_duplicates(
     state: State<'_, AppState>,
     key: String,
-    threshold: f32,
+    threshold: Option<f32>,
 ) -> CommandResult<Vec<DuplicateGroup>> {
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.duplicates(threshold, None)?)).await
@@ -160,7 +168,7 @@ pub enum TableFormat {
 pub async fn save_duplicates(
     state: State<'_, AppState>,
     key: String,
-    threshold: f32,
+    threshold: Option<f32>,
     format: TableFormat,
     destination: UiPath,
 ) -> CommandResult<UiPath> {
@@ -171,7 +179,7 @@ pub async fn save_duplicates(
         let text = match format {
             TableFormat::Csv => tables::duplicates_csv(&groups, entries),
             TableFormat::Json => {
-                tables::duplicates_json(Some(threshold), collection.hash_bits()?, &groups, entries)
+                tables::duplicates_json(threshold, collection.hash_bits()?, &groups, entries)
             }
         };
         tables::write(&destination, &text)?;

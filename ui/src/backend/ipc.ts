@@ -959,7 +959,29 @@ copies: Histogram,
 /**
  * Similarity of each (sampled) image to its nearest other image in the folder.
  */
-nearest: Histogram, };
+nearest: Histogram, 
+/**
+ * Fraction of the copies below the threshold.
+ */
+missed: number, 
+/**
+ * Fraction of the nearest other images above it.
+ */
+crowded: number, };
+
+/**
+ * Whether the model tells copies from neighbours yet, and what to say where it does not.
+ */
+export type Readiness = { 
+/**
+ * Whether the embedding separates edited copies from nearest neighbours well enough to
+ * find duplicates by.
+ */
+separates: boolean, 
+/**
+ * Why not, and what to do, for the person (`None` where it does).
+ */
+note: string | null, };
 
 /**
  * One cluster of a [`Clustering`].

@@ -74,6 +74,7 @@ export const tauriBackend: Backend = {
   distributions: (key) => invoke('distributions', { key }),
   embeddingMap: (key, method, job, progress) => invoke('embedding_map', { key, method, job, progress: channel(progress) }),
   duplicateThreshold: (key) => invoke('duplicate_threshold', { key }),
+  readiness: (key) => invoke('readiness', { key }),
   findDuplicates: (key, threshold) => invoke('find_duplicates', { key, threshold }),
   saveDuplicates: (key, threshold, format, destination) => invoke('save_duplicates', { key, threshold, format, destination }),
   clusterCollection: (key, k, job, progress) => invoke('cluster_collection', { key, k, job, progress: channel(progress) }),

@@ -25,6 +25,7 @@ import type {
   Startup,
   TableFormat,
   ThresholdSuggestion,
+  Readiness,
   TrainEvent,
   ViewsPreview,
 } from './ipc';
@@ -76,6 +77,7 @@ export type {
   Startup,
   TableFormat,
   ThresholdSuggestion,
+  Readiness,
   TrainConfig,
   TrainEvent,
   ViewPair,
@@ -145,9 +147,12 @@ export interface Backend {
   distributions(key: string): Promise<Distributions>;
   embeddingMap(key: string, method: MapMethod, job: string, progress: (p: Progress) => void): Promise<[number, number][]>;
   duplicateThreshold(key: string): Promise<ThresholdSuggestion>;
-  findDuplicates(key: string, threshold: number): Promise<DuplicateGroup[]>;
-  /** Writes the groups above `threshold`; resolves to the file written. */
-  saveDuplicates(key: string, threshold: number, format: TableFormat, destination: string): Promise<string>;
+  /** Whether the model separates copies from neighbours yet, with the note to show where not. */
+  readiness(key: string): Promise<Readiness>;
+  /** Groups linked by embeddings above `threshold` (null: the perceptual hashes alone) or by hashes. */
+  findDuplicates(key: string, threshold: number | null): Promise<DuplicateGroup[]>;
+  /** Writes the groups `findDuplicates` gives; resolves to the file written. */
+  saveDuplicates(key: string, threshold: number | null, format: TableFormat, destination: string): Promise<string>;
   clusterCollection(key: string, k: number, job: string, progress: (p: Progress) => void): Promise<Clustering>;
   saveClusters(key: string, k: number, destination: string): Promise<string>;
 

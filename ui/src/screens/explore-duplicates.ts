@@ -1,6 +1,8 @@
-// Explore › Near-duplicates: groups of images the model finds more alike than a threshold, the
-// threshold dragged on the two distributions it was suggested from, and the groups exported as
-// CSV or JSON. Nothing here moves or deletes the person's files.
+// Explore › Near-duplicates: groups of images the model finds more alike than a threshold or whose
+// perceptual hashes match, the threshold dragged on the two distributions it was suggested from,
+// and the groups exported as CSV or JSON. Where the model cannot tell copies from neighbours yet,
+// it says so and the groups come from the hashes alone. Nothing here moves or deletes the
+// person's files.
 import { baseName, h, replace } from '../dom';
 import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../components/threshold';
 import type { Backend, CollectionInfo, DuplicateGroup, TableFormat, ThresholdSuggestion } from '../backend';
@@ -20,6 +22,10 @@ export class DuplicatesPanel {
   readonly element: HTMLElement;
   readonly histogram: ThresholdHistogram;
   private readonly how = h('p', { class: 'how', id: 'duplicate-how' });
+  /** Shown where the model cannot separate copies yet. */
+  private readonly note = h('p', { class: 'notice warning', id: 'duplicate-note', role: 'note', hidden: true });
+  /** Whether the embedding takes part (false: the model cannot separate copies yet). */
+  private useModel = true;
   private readonly summary = h('p', { class: 'summary', id: 'duplicate-summary', role: 'status' });
   private readonly groupsList = h('div', { class: 'dup-groups', id: 'duplicate-groups' });
   private readonly more = h('button', { class: 'secondary', hidden: true, onclick: () => this.showMore() }, 'Show more groups');
@@ -54,6 +60,7 @@ export class DuplicatesPanel {
         h('button', { class: 'secondary', id: 'duplicate-csv', onclick: () => void this.save('csv') }, 'Export groups as CSV…'),
         h('button', { class: 'secondary', id: 'duplicate-json', onclick: () => void this.save('json') }, 'Export groups as JSON…'),
       ),
+      this.note,
       this.histogram.element,
       this.how,
       h('p', { class: 'hint' }, 'Spreadout never moves or deletes images: export the groups and act on them in your file manager.'),
@@ -72,9 +79,15 @@ export class DuplicatesPanel {
     replace(this.groupsList);
     this.summary.textContent = 'Measuring the model on this folder…';
     try {
-      const suggestion = await this.backend.duplicateThreshold(collection.key);
+      const [suggestion, readiness] = await Promise.all([
+        this.backend.duplicateThreshold(collection.key),
+        this.backend.readiness(collection.key),
+      ]);
       if (!this.latest.is(turn)) return;
       this.suggestion = suggestion;
+      this.useModel = readiness.separates;
+      this.note.hidden = readiness.separates;
+      this.note.textContent = readiness.note ? `${readiness.note} The groups below come from the perceptual hashes alone.` : '';
       this.histogram.setSeries(seriesOf(suggestion));
       this.histogram.set(suggestion.threshold);
       this.how.textContent = `Suggested threshold ${suggestion.threshold.toFixed(3)}: ${suggestion.how}.`;
@@ -105,14 +118,17 @@ export class DuplicatesPanel {
     const turn = this.latest.next();
     this.summary.textContent = `Finding groups above ${threshold.toFixed(3)}…`;
     try {
-      const groups = await this.backend.findDuplicates(collection.key, threshold);
+      const groups = await this.backend.findDuplicates(collection.key, this.useModel ? threshold : null);
       if (!this.latest.is(turn)) return;
       this.groups = groups;
       this.groupsAt = threshold;
       const images = groups.reduce((sum, group) => sum + group.members.length, 0);
+      const by = this.useModel ? `above cosine ${threshold.toFixed(3)} or with matching hashes` : 'with matching perceptual hashes';
       this.summary.textContent = groups.length
-        ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) above cosine ${threshold.toFixed(3)}, largest first.`
-        : `No two images are more similar than ${threshold.toFixed(3)}.`;
+        ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) ${by}, largest first.`
+        : this.useModel
+          ? `No two images are more similar than ${threshold.toFixed(3)}, and no two hashes match.`
+          : 'No two images have matching perceptual hashes.';
       replace(this.groupsList);
       this.shown = 0;
       this.showMore();
@@ -160,12 +176,14 @@ export class DuplicatesPanel {
     const destination = await this.backend.pickSaveFile(`near-duplicates.${format}`, format);
     if (!destination) return;
     const threshold = this.histogram.threshold;
+    const asked = this.useModel ? threshold : null;
     try {
-      const written = await this.backend.saveDuplicates(collection.key, threshold, format, destination);
+      const written = await this.backend.saveDuplicates(collection.key, asked, format, destination);
       // The groups on screen may be an earlier threshold's while a search is pending: count the
       // groups written, searching at their threshold if need be.
-      const groups = this.groupsAt === threshold && this.collection === collection ? this.groups : await this.backend.findDuplicates(collection.key, threshold);
-      this.notices.info(`Wrote the ${groups.length} group${groups.length === 1 ? '' : 's'} above ${threshold.toFixed(3)} to ${written}.`);
+      const groups = this.groupsAt === threshold && this.collection === collection ? this.groups : await this.backend.findDuplicates(collection.key, asked);
+      const by = this.useModel ? `above ${threshold.toFixed(3)}` : 'found by the hashes';
+      this.notices.info(`Wrote the ${groups.length} group${groups.length === 1 ? '' : 's'} ${by} to ${written}.`);
     } catch (error) {
       this.notices.error('Could not export the groups', error);
     }

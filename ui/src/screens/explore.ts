@@ -37,6 +37,8 @@ export class ExploreScreen implements Screen {
   private readonly sourceSelect = h('select', { id: 'explore-source' });
   private readonly kSelect = h('select', { id: 'explore-k' }, ...[5, 10, 20, 50].map((k) => h('option', { value: String(k), selected: k === 10 }, `${k} neighbours`)));
   private readonly results = h('div', { id: 'neighbors', class: 'results' });
+  /** Shown over the neighbour lists where the model cannot tell copies from neighbours yet. */
+  private readonly readinessNote = h('p', { class: 'notice warning', id: 'readiness-note', role: 'note', hidden: true });
   private readonly grid: ThumbnailGrid;
   readonly distributionPlot = new HistogramPlot('Cosine similarity distributions (paper Fig. 5)');
   private readonly labelSelect = h('select', { id: 'distribution-label' });
@@ -108,6 +110,7 @@ export class ExploreScreen implements Screen {
     this.panels = {
       neighbors: panel(
         'neighbors',
+        this.readinessNote,
         h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
         h(
           'div',
@@ -240,6 +243,7 @@ export class ExploreScreen implements Screen {
       // Each tab computes for this collection when it is first shown.
       for (const view of VIEWS) delete this.shownKey[view.id];
       void this.openView(this.view);
+      void this.checkReadiness(collection);
       const distributions = await this.backend.distributions(collection.key);
       if (this.collection !== collection) return;
       this.distributions = distributions;
@@ -251,6 +255,19 @@ export class ExploreScreen implements Screen {
       this.drawDistributions();
     } catch (error) {
       if (this.latestOpen.is(turn)) this.notices.error('Could not embed the images', error);
+    }
+  }
+
+  /** Says over the neighbour lists when the model cannot tell copies from neighbours yet. */
+  private async checkReadiness(collection: CollectionInfo): Promise<void> {
+    this.readinessNote.hidden = true;
+    try {
+      const readiness = await this.backend.readiness(collection.key);
+      if (this.collection !== collection) return;
+      this.readinessNote.hidden = readiness.separates;
+      this.readinessNote.textContent = readiness.note ?? '';
+    } catch (error) {
+      if (this.collection === collection) this.notices.error('Could not measure whether the model separates copies yet', error);
     }
   }
 

@@ -6,7 +6,7 @@
 import { asCommandError, type Backend } from '../backend';
 
 /** The calls Explore makes whose first argument is an embedding's key. */
-const KEYED = ['neighbors', 'queryFile', 'distributions', 'embeddingMap', 'duplicateThreshold', 'findDuplicates', 'saveDuplicates', 'clusterCollection', 'saveClusters'] as const;
+const KEYED = ['neighbors', 'queryFile', 'distributions', 'embeddingMap', 'duplicateThreshold', 'readiness', 'findDuplicates', 'saveDuplicates', 'clusterCollection', 'saveClusters'] as const;
 
 /**
  * `backend`, with each keyed call repeated once after `reopen(key)` when the embedding was no
