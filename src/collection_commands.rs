@@ -9,7 +9,7 @@ use serde::Serialize;
 use spreadout::data::{ImageEntry, PixelCache};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, EmbeddingsFile};
-use spreadout::explore::{Collection, DuplicateGroup, duplicates, hash_stage, stored, tables};
+use spreadout::explore::{Collection, DuplicateGroup, HashedFolder, stored, tables};
 use spreadout::export;
 use spreadout::planted;
 use spreadout::score::{self, FolderScores};
@@ -101,29 +101,18 @@ pub fn duplicates(
             "--threshold is the embedding's cosine and needs a model: spreadout duplicates MODEL DIR"
         );
     }
-    let set = spreadout::data::load_folder(
-        dir,
-        cache,
-        hash_stage::HASH_IMAGE_SIZE,
-        &progress::loading_bar(),
-    )
-    .with_context(|| format!("cannot read {}", dir.display()))?;
-    progress::report_skipped(&set.skipped);
-    let key = format!("{}-{}", set.fingerprint.digest, hash_stage::HASH_IMAGE_SIZE);
-    let found = duplicates::by_hash_alone(&set, cache, &key, options.hash_bits)?;
+    let folder = HashedFolder::build(dir, cache, &progress::loading_bar())
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    progress::report_skipped(folder.skipped());
+    let max_bits = options.hash_bits.unwrap_or_else(|| folder.max_bits());
+    let groups = folder.duplicates(Some(max_bits))?;
     eprintln!(
         "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
-        found.max_bits, found.suggestion.how
+        folder.max_bits(),
+        folder.suggestion().how
     );
-    let heading = format!("within {} hash bits", found.max_bits);
-    report_duplicates(
-        &found.groups,
-        &set.entries,
-        None,
-        found.max_bits,
-        &heading,
-        options,
-    )
+    let heading = format!("within {max_bits} hash bits");
+    report_duplicates(&groups, folder.entries(), None, max_bits, &heading, options)
 }
 
 /// Prints (or writes) the groups and, with `--truth`, their score on planted copies.

@@ -128,6 +128,7 @@ pub fn run() {
             commands::explore::duplicate_threshold,
             commands::explore::find_duplicates,
             commands::explore::readiness,
+            commands::explore::open_hashed_folder,
             commands::explore::save_duplicates,
             commands::explore::cluster_collection,
             commands::explore::save_clusters,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use spreadout::data::PixelCache;
-use spreadout::explore::Collection;
+use spreadout::explore::{Collection, HashedFolder};
 use spreadout::train::Control;
 
 use crate::error::{CommandError, CommandResult};
@@ -16,6 +16,9 @@ use crate::error::{CommandError, CommandResult};
 /// Embedded collections kept for quick switching (a run's snapshots side by side); each holds
 /// `n × dim` floats, 51 MB for 100 000 images at 128-d.
 pub const KEPT_COLLECTIONS: usize = 8;
+
+/// Folders kept hashed without a model (40 bytes and a file entry per image each).
+pub const KEPT_HASHED: usize = 2;
 
 /// Shared state of the app, managed by Tauri.
 pub struct AppState {
@@ -32,6 +35,8 @@ pub struct AppState {
     /// The active run's folder and control.
     training: Mutex<Option<(PathBuf, Arc<Control>)>>,
     collections: Mutex<Recent<Collection>>,
+    /// Folders opened in Explore without a model (their perceptual hashes only).
+    hashed: Mutex<Recent<HashedFolder>>,
     allowed_roots: RwLock<Vec<PathBuf>>,
     jobs: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
@@ -52,6 +57,7 @@ impl AppState {
             pixel_cache,
             training: Mutex::new(None),
             collections: Mutex::new(Recent::new(KEPT_COLLECTIONS)),
+            hashed: Mutex::new(Recent::new(KEPT_HASHED)),
             allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
             jobs: Mutex::new(HashMap::new()),
         }
@@ -181,6 +187,16 @@ impl AppState {
                     "that embedding is no longer loaded; open the run in Explore again",
                 )
             })
+    }
+
+    /// A folder opened without a model, by key ([`HashedFolder::key`]), if it is still kept.
+    pub fn hashed(&self, key: &str) -> Option<Arc<HashedFolder>> {
+        self.hashed.lock().expect("lock").get(key)
+    }
+
+    /// Keeps `folder` under `key`, dropping the least recently used beyond [`KEPT_HASHED`].
+    pub fn store_hashed(&self, key: String, folder: Arc<HashedFolder>) {
+        self.hashed.lock().expect("lock").insert(key, folder);
     }
 
     /// Keeps `collection` under `key`, dropping the least recently used beyond

@@ -5,13 +5,15 @@
 //! spreading distinct images apart, finds what a hash cannot (crops, heavier edits) once a model
 //! has learned enough. Every link of a group says which stage found it, with what score.
 
+use std::path::Path;
+
 use burn::tensor::Device;
 use rayon::prelude::*;
 
-use super::ExploreError;
 use super::hash_stage::{self, HashStage, similarity};
 use super::threshold::ThresholdSuggestion;
-use crate::data::{ImageSet, PixelCache};
+use super::{ExploreError, Readiness};
+use crate::data::{self, ImageEntry, ImageSet, PixelCache, SkippedFile};
 use crate::eval::{self, Embeddings, EvalError, dot};
 
 /// A group of near-duplicate images.
@@ -241,44 +243,95 @@ pub fn find_duplicates(
         .collect())
 }
 
-/// Near-duplicates found by the hash stage alone, for a folder without a model.
-#[derive(Debug, Clone)]
-pub struct HashDuplicates {
-    /// The threshold the folder suggests for the hash stage, and its distributions.
-    pub suggestion: ThresholdSuggestion,
-    /// The most differing bits two copies may have (the suggestion's, unless one was asked for).
-    pub max_bits: u32,
-    /// The groups, largest first.
-    pub groups: Vec<DuplicateGroup>,
+/// A folder's images with their hash stage: near-duplicates without a model (the CLI's
+/// `duplicates DIR`, Explore before any training).
+pub struct HashedFolder {
+    set: ImageSet,
+    stage: HashStage,
+    suggestion: ThresholdSuggestion,
 }
 
-/// Near-duplicates of `set` by the hash stage alone: its hashes (kept in `cache` under `key`, which
-/// names the folder's content and resolution), the threshold the folder suggests for them, and
-/// the groups at that threshold or at `max_bits` where given.
-///
-/// # Errors
-/// As [`HashStage::build`] and [`HashStage::suggest_threshold`].
-pub fn by_hash_alone(
-    set: &ImageSet,
-    cache: &PixelCache,
-    key: &str,
-    max_bits: Option<u32>,
-) -> Result<HashDuplicates, ExploreError> {
-    let stage = HashStage::build(set, Some(cache), key)?;
-    let suggestion = stage.suggest_threshold(set)?;
-    let max_bits = max_bits.unwrap_or_else(|| hash_stage::max_bits(suggestion.threshold));
-    let groups = find_duplicates(
-        Stages {
-            embedding: None,
-            hash: Some((&stage, max_bits)),
-        },
-        &Device::default(),
-    )?;
-    Ok(HashDuplicates {
-        suggestion,
-        max_bits,
-        groups,
-    })
+impl HashedFolder {
+    /// What identifies the hashed folder among an app's open collections: `hashes-` and xxh3-128
+    /// (hex) of the path's exact bytes.
+    pub fn key(folder: &Path) -> String {
+        let bytes = crate::paths::os_bytes(folder.as_os_str());
+        format!("hashes-{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    }
+
+    /// Brings `folder`'s cache at [`hash_stage::HASH_IMAGE_SIZE`] up to date (`progress` as
+    /// [`data::load`]'s), hashes its images (or reads the hashes the cache keeps) and measures
+    /// the threshold the folder suggests.
+    ///
+    /// # Errors
+    /// [`ExploreError::Data`] naming the folder; [`ExploreError::Eval`] for fewer than two images.
+    pub fn build(
+        folder: &Path,
+        cache: &PixelCache,
+        progress: &(dyn Fn(usize, usize) -> bool + Sync),
+    ) -> Result<Self, ExploreError> {
+        let size = hash_stage::HASH_IMAGE_SIZE;
+        let set = data::load_folder(folder, cache, size, progress)?;
+        let key = format!("{}-{size}", set.fingerprint.digest);
+        let stage = HashStage::build(&set, Some(cache), &key)?;
+        let suggestion = stage.suggest_threshold(&set)?;
+        Ok(Self {
+            set,
+            stage,
+            suggestion,
+        })
+    }
+
+    /// The images, in row order.
+    pub fn entries(&self) -> &[ImageEntry] {
+        &self.set.entries
+    }
+
+    /// Label folder names (empty without labels).
+    pub fn label_names(&self) -> &[String] {
+        &self.set.label_names
+    }
+
+    /// Files that could not be used.
+    pub fn skipped(&self) -> &[SkippedFile] {
+        &self.set.skipped
+    }
+
+    /// The threshold the folder suggests for the hashes, on [`similarity`]'s scale.
+    pub fn suggestion(&self) -> &ThresholdSuggestion {
+        &self.suggestion
+    }
+
+    /// The most differing bits the suggestion allows.
+    pub fn max_bits(&self) -> u32 {
+        hash_stage::max_bits(self.suggestion.threshold)
+    }
+
+    /// What Explore says over a folder without a model.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            separates: false,
+            note: Some(format!(
+                "No model: near-duplicates come from perceptual hashes alone (re-encoded, resized, brightened and noisy copies; at most {} differing bits of 64, suggested by this folder). A trained model also finds crops and heavier edits.",
+                self.max_bits()
+            )),
+        }
+    }
+
+    /// Groups of images whose hashes lie within `hash_bits` (by default the suggestion's),
+    /// largest first.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for an empty folder.
+    pub fn duplicates(&self, hash_bits: Option<u32>) -> Result<Vec<DuplicateGroup>, ExploreError> {
+        Ok(find_duplicates(
+            Stages {
+                embedding: None,
+                hash: Some((&self.stage, hash_bits.unwrap_or_else(|| self.max_bits()))),
+            },
+            &Device::default(),
+        )?)
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub mod tables;
 pub mod threshold;
 
 pub use clusters::{Cluster, Clustering, suggested_clusters};
-pub use duplicates::{DuplicateGroup, DuplicateLink, Stage};
+pub use duplicates::{DuplicateGroup, DuplicateLink, HashedFolder, Stage};
 pub use hash_stage::HashStage;
 pub use threshold::ThresholdSuggestion;
 

@@ -77,7 +77,9 @@ describe('Comparing across more snapshots than the backend keeps', () => {
   it('leaves the snapshot on screen working: an embedding the backend dropped is opened again', async () => {
     const app = await exploring(quickBackend(), 10);
     const source = document.querySelector<HTMLSelectElement>('#explore-source')!;
-    expect(source.options.length).toBe(10);
+    // Ten snapshots, and the folder without a model.
+    expect(source.options.length).toBe(11);
+    expect(source.options[10].textContent).toBe('none: perceptual hashes only');
     // The oldest snapshot on screen, then ten embeddings for the comparison: the backend keeps 8.
     source.selectedIndex = 9;
     source.dispatchEvent(new Event('change'));
@@ -114,6 +116,24 @@ describe('Near-duplicates', () => {
     // Each member is named once, by the visible name under its picture.
     expect([...document.querySelectorAll('.dup-member img')].every((img) => img.getAttribute('alt') === '')).toBe(true);
     expect(text('.threshold-readout')).toMatch(/Threshold 0\.930: [\d.]+ % of edited copies are above it/);
+  });
+
+  it('finds near-duplicates before any training, by perceptual hashes, with the other views off', async () => {
+    const backend = quickBackend();
+    const opened: string[] = [];
+    const open = backend.openHashedFolder;
+    backend.openHashedFolder = (folder, job, progress) => (opened.push(folder), open(folder, job, progress));
+    const app = await mountApp(backend);
+    await window.spreadoutTest!.openFolder('/mock/photos', null);
+    app.go('explore');
+    await until(() => document.querySelector('#explore-without-model') !== null);
+    document.querySelector<HTMLButtonElement>('#explore-without-model')!.click();
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
+    expect(opened).toEqual(['/mock/photos']);
+    expect(text('#duplicate-note')).toContain('No model: near-duplicates come from perceptual hashes alone');
+    expect(document.querySelector<HTMLButtonElement>('#explore-tab-neighbors')!.disabled).toBe(true);
+    expect(document.querySelector<HTMLButtonElement>('#explore-tab-clusters')!.disabled).toBe(true);
+    expect(document.querySelector<HTMLElement>('#explore-panel-duplicates')!.hidden).toBe(false);
   });
 
   it('says when the model cannot tell copies from neighbours yet, and groups by the hashes alone', async () => {

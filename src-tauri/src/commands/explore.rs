@@ -7,7 +7,7 @@ use serde::Serialize;
 use spreadout::data::SkippedFile;
 use spreadout::device::{self, DeviceChoice};
 use spreadout::explore::{
-    Clustering, Collection, Distributions, DuplicateGroup, MapMethod, Readiness,
+    Clustering, Collection, Distributions, DuplicateGroup, HashedFolder, MapMethod, Readiness,
     ThresholdSuggestion, tables,
 };
 use spreadout::train::Neighbor;
@@ -73,6 +73,38 @@ pub async fn open_collection(
     })
 }
 
+/// Opens `folder` without a model: its perceptual hashes only, for Explore's near-duplicates
+/// before any training; the same commands as a collection's answer for its key.
+#[tauri::command]
+pub async fn open_hashed_folder(
+    state: State<'_, AppState>,
+    folder: UiPath,
+    job: String,
+    progress: Channel<Progress>,
+) -> CommandResult<CollectionInfo> {
+    let key = HashedFolder::key(&folder);
+    let hashed = match state.hashed(&key) {
+        Some(existing) => existing,
+        None => {
+            state.allow(&folder);
+            let cache = state.pixel_cache.clone();
+            let built = cancellable(&state, &job, progress, move |report| {
+                Ok(HashedFolder::build(&folder, &cache, report)?)
+            })
+            .await?;
+            let hashed = Arc::new(built);
+            state.store_hashed(key.clone(), hashed.clone());
+            hashed
+        }
+    };
+    Ok(CollectionInfo {
+        key,
+        images: ImageList::new(hashed.entries(), hashed.label_names()),
+        skipped: hashed.skipped().to_vec(),
+        suggested_clusters: 0,
+    })
+}
+
 /// The `k` nearest images of image `index`.
 #[tauri::command]
 pub async fn neighbors(
@@ -130,6 +162,9 @@ pub async fn duplicate_threshold(
     state: State<'_, AppState>,
     key: String,
 ) -> CommandResult<ThresholdSuggestion> {
+    if let Some(hashed) = state.hashed(&key) {
+        return Ok(hashed.suggestion().clone());
+    }
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.suggest_duplicate_threshold()?)).await
 }
@@ -137,6 +172,9 @@ pub async fn duplicate_threshold(
 /// Whether the model separates copies from neighbours yet, with the note to show where not.
 #[tauri::command]
 pub async fn readiness(state: State<'_, AppState>, key: String) -> CommandResult<Readiness> {
+    if let Some(hashed) = state.hashed(&key) {
+        return Ok(hashed.readiness());
+    }
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.readiness()?)).await
 }
@@ -149,6 +187,9 @@ pub async fn find_duplicates(
     key: String,
     threshold: Option<f32>,
 ) -> CommandResult<Vec<DuplicateGroup>> {
+    if let Some(hashed) = state.hashed(&key) {
+        return blocking(move || Ok(hashed.duplicates(None)?)).await;
+    }
     let collection = state.collection(&key)?;
     blocking(move || Ok(collection.duplicates(threshold, None)?)).await
 }
@@ -172,15 +213,28 @@ pub async fn save_duplicates(
     format: TableFormat,
     destination: UiPath,
 ) -> CommandResult<UiPath> {
-    let collection = state.collection(&key)?;
+    let hashed = state.hashed(&key);
+    let collection = match hashed {
+        Some(_) => None,
+        None => Some(state.collection(&key)?),
+    };
     blocking(move || {
-        let groups = collection.duplicates(threshold, None)?;
-        let entries = collection.entries();
+        let (groups, entries, hash_bits) = match (&hashed, &collection) {
+            (Some(hashed), _) => (
+                hashed.duplicates(None)?,
+                hashed.entries(),
+                hashed.max_bits(),
+            ),
+            (None, Some(collection)) => (
+                collection.duplicates(threshold, None)?,
+                collection.entries(),
+                collection.hash_bits()?,
+            ),
+            (None, None) => unreachable!("one of the two is open"),
+        };
         let text = match format {
             TableFormat::Csv => tables::duplicates_csv(&groups, entries),
-            TableFormat::Json => {
-                tables::duplicates_json(threshold, collection.hash_bits()?, &groups, entries)
-            }
+            TableFormat::Json => tables::duplicates_json(threshold, hash_bits, &groups, entries),
         };
         tables::write(&destination, &text)?;
         Ok(destination)

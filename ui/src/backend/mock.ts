@@ -364,6 +364,14 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       if (collections.size > KEPT_COLLECTIONS) collections.delete(collections.keys().next().value!);
       return info;
     },
+    openHashedFolder: async (folder, _job, progress) => {
+      const key = `hashes-${folder}`;
+      const scan = summary(folder, perClass);
+      progress({ done: scan.files.length, total: scan.files.length, waiting: false });
+      const info: CollectionInfo = { key, files: scan.files, labels: scan.labels, label_names: CLASSES, skipped: [], suggested_clusters: 0 };
+      collections.set(key, info);
+      return info;
+    },
     neighbors: async (key, index, k) => {
       const info = loaded(key);
       const label = info.labels[index];
@@ -408,9 +416,11 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       missed: 0.021,
       crowded: 0.017,
     }),
-    readiness: async () =>
-      options.untrained
-        ? { separates: false, note: 'The model cannot tell copies from neighbours yet: at its best threshold (1.000) 33.8 % of edited copies fall below it and 33.8 % of nearest neighbours lie above it (train longer or wider).' }
+    readiness: async (key) =>
+      key.startsWith('hashes-')
+        ? { separates: false, note: 'No model: near-duplicates come from perceptual hashes alone (re-encoded, resized, brightened and noisy copies; at most 7 differing bits of 64, suggested by this folder). A trained model also finds crops and heavier edits.' }
+        : options.untrained
+        ? { separates: false, note: 'The model cannot tell copies from neighbours yet: at its best threshold (1.000) 33.8 % of edited copies fall below it and 33.8 % of nearest neighbours lie above it (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.' }
         : { separates: true, note: null },
     findDuplicates: async (key, threshold) => mockDuplicates(loaded(key), threshold),
     saveDuplicates: async (_key, _threshold, _format, destination) => destination,

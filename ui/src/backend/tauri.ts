@@ -67,6 +67,7 @@ export const tauriBackend: Backend = {
   renameRun: (runDir, name) => invoke('rename_run', { runDir, name }),
   deleteRun: (runDir) => invoke('delete_run', { runDir }),
 
+  openHashedFolder: (folder, job, progress) => invoke('open_hashed_folder', { folder, job, progress: channel(progress) }),
   openCollection: (model, folder, device, job, progress) =>
     invoke('open_collection', { model, folder, device, job, progress: channel(progress) }),
   neighbors: (key, index, k) => invoke('neighbors', { key, index, k }),

@@ -142,6 +142,8 @@ export interface Backend {
   deleteRun(runDir: string): Promise<DeletedRun>;
 
   openCollection(model: string, folder: string, device: DeviceChoice, job: string, progress: (p: Progress) => void): Promise<CollectionInfo>;
+  /** Opens `folder` without a model: its perceptual hashes only (near-duplicates before any training). */
+  openHashedFolder(folder: string, job: string, progress: (p: Progress) => void): Promise<CollectionInfo>;
   neighbors(key: string, index: number, k: number): Promise<Neighbor[]>;
   queryFile(key: string, path: string, k: number): Promise<Neighbor[]>;
   distributions(key: string): Promise<Distributions>;

@@ -87,7 +87,7 @@ export class DuplicatesPanel {
       this.suggestion = suggestion;
       this.useModel = readiness.separates;
       this.note.hidden = readiness.separates;
-      this.note.textContent = readiness.note ? `${readiness.note} The groups below come from the perceptual hashes alone.` : '';
+      this.note.textContent = readiness.note ?? '';
       this.histogram.setSeries(seriesOf(suggestion));
       this.histogram.set(suggestion.threshold);
       this.how.textContent = `Suggested threshold ${suggestion.threshold.toFixed(3)}: ${suggestion.how}.`;

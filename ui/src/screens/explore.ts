@@ -16,6 +16,9 @@ import { reopening } from './reopen';
 import { Notices, newJob, type Context, type Screen } from './screen';
 
 type View = 'neighbors' | 'duplicates' | 'clusters';
+
+/** The Model choice that opens a folder by its perceptual hashes alone (near-duplicates only). */
+const NO_MODEL = '(none)';
 const VIEWS: { id: View; title: string }[] = [
   { id: 'neighbors', title: 'Neighbours & map' },
   { id: 'duplicates', title: 'Near-duplicates' },
@@ -157,7 +160,11 @@ export class ExploreScreen implements Screen {
     const current = this.context.store.shared.run?.dir;
     replace(this.runSelect, ...this.runs.map((run) => h('option', { value: run.dir, selected: run.dir === current }, `${baseName(run.dir)} (${run.epochs_completed} epochs)`)));
     if (!this.runs.length) {
-      replace(this.results, h('p', { class: 'empty' }, 'Train a model first (Train screen), or open a previous run folder on the Export screen.'));
+      replace(
+        this.results,
+        h('p', { class: 'empty' }, 'Train a model first (Train screen), or open a previous run folder on the Export screen.'),
+        h('p', { class: 'empty' }, 'Near-duplicates need no model: ', h('button', { class: 'secondary', id: 'explore-without-model', onclick: () => void this.openWithoutModel() }, 'Find them in the Data folder by their perceptual hashes')),
+      );
       return;
     }
     await this.fillSources();
@@ -186,7 +193,9 @@ export class ExploreScreen implements Screen {
     const run = this.selectedRun();
     if (!run) return Promise.resolve();
     const previous = this.sourceSelect.value;
-    replace(this.sourceSelect, ...this.sources(run).map((source) => h('option', { value: source.model, selected: source.model === previous }, source.label)));
+    // Last, the folder without a model: near-duplicates by perceptual hashes.
+    const choices = [...this.sources(run), { label: 'none: perceptual hashes only', model: NO_MODEL }];
+    replace(this.sourceSelect, ...choices.map((source) => h('option', { value: source.model, selected: source.model === previous }, source.label)));
     this.ready = this.openSelected();
     return this.ready;
   }
@@ -201,13 +210,16 @@ export class ExploreScreen implements Screen {
     const job = newJob('embed');
     this.job = job;
     try {
-      const collection = await backend.openCollection(
-        model,
-        folder,
-        this.context.store.shared.device,
-        job,
-        this.progress.reporter((done, total) => `Embedding ${folder}: ${done} / ${total}`),
-      );
+      const collection =
+        model === NO_MODEL
+          ? await backend.openHashedFolder(folder, job, this.progress.reporter((done, total) => `Reading ${folder}: ${done} / ${total}`))
+          : await backend.openCollection(
+              model,
+              folder,
+              this.context.store.shared.device,
+              job,
+              this.progress.reporter((done, total) => `Embedding ${folder}: ${done} / ${total}`),
+            );
       this.madeFrom.set(collection.key, { model, folder });
       return collection;
     } finally {
@@ -227,21 +239,39 @@ export class ExploreScreen implements Screen {
   private async openSelected(): Promise<void> {
     const run = this.selectedRun();
     if (!run) return;
+    await this.openAndShow(this.sourceSelect.value, run.record.train_dir);
+  }
+
+  /** Before any training: the Data screen's folder by its perceptual hashes, near-duplicates only. */
+  private async openWithoutModel(): Promise<void> {
+    const folder = this.context.store.shared.folder?.root;
+    if (!folder) return this.notices.warn('Choose a folder on the Data screen first.');
+    await this.openAndShow(NO_MODEL, folder);
+  }
+
+  private async openAndShow(model: string, folder: string): Promise<void> {
     this.notices.clear();
     const turn = this.latestOpen.next();
     try {
-      const collection = await this.open(this.sourceSelect.value, run.record.train_dir);
+      const collection = await this.open(model, folder);
       // The person may have picked another run or snapshot meanwhile: show only the newest.
       if (!this.latestOpen.is(turn)) return;
       // Coming back to the screen with the same model (the key changes when the model file does):
       // keep the grid, the answer on screen and the plots instead of recomputing them.
       if (collection.key === this.collection?.key) return;
       this.collection = collection;
+      // Without a model there are no embeddings: only the near-duplicates tab has anything to show.
+      const hashesOnly = model === NO_MODEL;
+      VIEWS.forEach(({ id }, i) => {
+        this.tabs[i].disabled = hashesOnly && id !== 'duplicates';
+        this.tabs[i].title = this.tabs[i].disabled ? 'Needs a trained model' : '';
+      });
       this.grid.setItems(collection.files.map((path, i) => ({ path, label: labelOf(collection, i) })));
-      if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be embedded (see the Data screen).`);
+      if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be read (see the Data screen).`);
       replace(this.results, h('p', { class: 'empty' }, 'Click an image (or select it with the arrow keys and press Enter) to see its nearest neighbours.'));
       // Each tab computes for this collection when it is first shown.
       for (const view of VIEWS) delete this.shownKey[view.id];
+      if (hashesOnly) return this.showView('duplicates');
       void this.openView(this.view);
       void this.checkReadiness(collection);
       const distributions = await this.backend.distributions(collection.key);
