@@ -43,7 +43,8 @@ def read(path: Path, root: Path):
     start, end = tensor["data_offsets"]
     rows = np.frombuffer(data[start:end], dtype="<f4").reshape(tensor["shape"])
     paths = json.loads(header["__metadata__"]["paths"])
-    keys = [str(Path(p).relative_to(root).with_suffix("")) if Path(p).is_absolute() else str(Path(p).with_suffix("")) for p in paths]
+    # `spreadout embed` writes the paths as it was given the folder: relative to it either way.
+    keys = [str(Path(p).relative_to(root).with_suffix("")) for p in paths]
     return dict(zip(keys, rows))
 
 
