@@ -215,8 +215,10 @@ describe('Spreadout desktop app', () => {
     await $('#duplicate-csv').click();
     await browser.waitUntil(() => existsSync(csv), { timeoutMsg: 'no CSV written' });
     const lines = readFileSync(csv, 'utf8').trim().split('\n');
-    assert.equal(lines[0], 'group,path,similarity');
+    assert.equal(lines[0], 'group,path,similarity,stage,hash_bits');
     assert.ok(lines.some((line) => line.includes(PLANTED[0].copy)), 'the CSV lists the byte-identical copy');
+    // The byte-identical copy's hash equals its original's: linked by the hashes at 0 bits.
+    assert.ok(lines.some((line) => /,(both|hash),0$/.test(line)), `a pair linked by its hashes at 0 bits: ${lines.join(' | ')}`);
   });
 
   it('clusters the folder into groups with their typical images', async () => {
