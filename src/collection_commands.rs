@@ -71,13 +71,12 @@ pub fn duplicates(
         let hash_bits = match options.hash_bits {
             Some(bits) => bits,
             None => {
-                let hashes = collection.hash_stage()?;
+                let bits = collection.hash_bits()?;
                 eprintln!(
-                    "hashes: at most {} differing bits of 64, suggested {}",
-                    collection.hash_bits()?,
-                    hashes.1.how
+                    "hashes: at most {bits} differing bits of 64, suggested {}",
+                    collection.hash_stage()?.1.how
                 );
-                collection.hash_bits()?
+                bits
             }
         };
         let groups = collection.duplicates(threshold, Some(hash_bits))?;
@@ -140,16 +139,14 @@ fn report_duplicates(
         );
         for (g, group) in groups.iter().enumerate() {
             println!("group {} ({} images)", g + 1, group.members.len());
-            let first = group.members[0];
             for (&row, similarity) in group.members.iter().zip(&group.similarities) {
-                let found_by = group
-                    .links
-                    .iter()
-                    .find(|link| (link.a, link.b) == (row.min(first), row.max(first)))
-                    .map_or(String::new(), |link| match link.hash_bits {
-                        Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
-                        None => format!("\t{}", link.stage.name()),
-                    });
+                let found_by =
+                    group
+                        .link_to_first(row)
+                        .map_or(String::new(), |link| match link.hash_bits {
+                            Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
+                            None => format!("\t{}", link.stage.name()),
+                        });
                 println!(
                     "  {similarity:.4}\t{}{found_by}",
                     entries[row].path.display()

@@ -553,12 +553,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
         },
     )
     .unwrap();
-    let first_class = std::fs::read_dir(&folders.train)
-        .unwrap()
-        .flatten()
-        .find(|entry| entry.path().is_dir())
-        .unwrap()
-        .path();
+    let first_class = first_class_folder(&folders.train);
     let any_image = std::fs::read_dir(&first_class)
         .unwrap()
         .flatten()
@@ -646,12 +641,7 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 2, 8, 7);
-    let class = std::fs::read_dir(&folders.train)
-        .unwrap()
-        .flatten()
-        .find(|entry| entry.path().is_dir())
-        .unwrap()
-        .path();
+    let class = first_class_folder(&folders.train);
     let original = std::fs::read_dir(&class)
         .unwrap()
         .flatten()
@@ -704,12 +694,7 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
 fn a_run_over_heic_and_raw_files_trains_on_the_readable_and_lists_the_broken_as_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 2, 8, 11);
-    let class = std::fs::read_dir(&folders.train)
-        .unwrap()
-        .flatten()
-        .find(|entry| entry.path().is_dir())
-        .unwrap()
-        .path();
+    let class = first_class_folder(&folders.train);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heif");
     std::fs::copy(fixtures.join("photo.heic"), class.join("iphone.heic")).unwrap();
     std::fs::copy(fixtures.join("rotated.heic"), class.join("portrait.HEIC")).unwrap();
@@ -1292,4 +1277,14 @@ fn a_pause_writes_a_checkpoint_so_quitting_while_paused_loses_nothing() {
     control.cancel();
     let summary = worker.join().unwrap().unwrap();
     assert_eq!(summary.steps_into_epoch, state.steps_into_epoch);
+}
+
+/// The first label folder of a training folder, in directory order.
+fn first_class_folder(train: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(train)
+        .unwrap()
+        .flatten()
+        .find(|entry| entry.path().is_dir())
+        .unwrap()
+        .path()
 }

@@ -122,22 +122,24 @@ pub struct Scan {
 impl Scan {
     /// Camera raw files among the images (read through their embedded JPEG preview).
     pub fn raw_files(&self) -> usize {
-        self.formats
-            .iter()
-            .filter(|(ext, _)| super::raw_preview::RAW_EXTENSIONS.contains(&ext.as_str()))
-            .map(|(_, count)| count)
-            .sum()
+        self.files_named(super::raw_preview::RAW_EXTENSIONS)
     }
 
     /// HEIC, HEIF and AVIF files among the images (read through libheif), by extension; 0 in a
     /// build without libheif, where they are skipped.
     pub fn heif_files(&self) -> usize {
-        if !cfg!(feature = "heic") {
-            return 0;
+        if cfg!(feature = "heic") {
+            self.files_named(super::decode::heif::HEIF_EXTENSIONS)
+        } else {
+            0
         }
+    }
+
+    /// Files found with one of `extensions` (lower case).
+    fn files_named(&self, extensions: &[&str]) -> usize {
         self.formats
             .iter()
-            .filter(|(ext, _)| super::decode::heif::HEIF_EXTENSIONS.contains(&ext.as_str()))
+            .filter(|(ext, _)| extensions.contains(&ext.as_str()))
             .map(|(_, count)| count)
             .sum()
     }

@@ -31,6 +31,15 @@ pub struct DuplicateGroup {
     pub links: Vec<DuplicateLink>,
 }
 
+impl DuplicateGroup {
+    /// The link between member `row` and the group's first member (none for the first itself).
+    pub fn link_to_first(&self, row: usize) -> Option<&DuplicateLink> {
+        let first = self.members[0];
+        let pair = (row.min(first), row.max(first));
+        self.links.iter().find(|link| (link.a, link.b) == pair)
+    }
+}
+
 /// Two members of a group and what says they are copies.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct DuplicateLink {
@@ -272,8 +281,7 @@ impl HashedFolder {
     ) -> Result<Self, ExploreError> {
         let size = hash_stage::HASH_IMAGE_SIZE;
         let set = data::load_folder(folder, cache, size, progress)?;
-        let key = format!("{}-{size}", set.fingerprint.digest);
-        let stage = HashStage::build(&set, Some(cache), &key)?;
+        let stage = HashStage::build(&set, cache, size)?;
         let suggestion = stage.suggest_threshold(&set)?;
         Ok(Self {
             set,

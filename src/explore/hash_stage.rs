@@ -55,24 +55,22 @@ pub fn max_bits(threshold: f32) -> u32 {
 }
 
 impl HashStage {
-    /// The hashes of `set`'s images: those `cache` keeps under `key` (which must name the
-    /// folder's content and the pixels' resolution), else computed in parallel from the cached
-    /// pixels and kept there.
+    /// The hashes of `set`'s images, cached for `image_size`: those `cache` keeps for the
+    /// folder's content at that size, else computed in parallel from the cached pixels and kept
+    /// there.
     ///
     /// # Errors
     /// [`DataError::Cache`] when a cached image cannot be read.
-    pub fn build(set: &ImageSet, cache: Option<&PixelCache>, key: &str) -> Result<Self, DataError> {
-        let key = format!("phash-{key}");
-        if let Some(hashes) = cache.and_then(|cache| cache.hashes(&key, set.len())) {
+    pub fn build(set: &ImageSet, cache: &PixelCache, image_size: u32) -> Result<Self, DataError> {
+        let key = format!("phash-{}-{image_size}", set.fingerprint.digest);
+        if let Some(hashes) = cache.hashes(&key, set.len()) {
             return Ok(Self { hashes });
         }
         let hashes = (0..set.len())
             .into_par_iter()
             .map(|i| set.image(i).map(|image| ImageHash::of(&image)))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(cache) = cache
-            && let Err(error) = cache.keep_hashes(&key, &hashes)
-        {
+        if let Err(error) = cache.keep_hashes(&key, &hashes) {
             // Losing the kept copy costs a recomputation next time, not this answer.
             tracing::warn!("{error}");
         }

@@ -103,6 +103,8 @@ pub struct Collection {
     /// The embedding's suggested duplicate threshold, measured on first use (it embeds 1000
     /// edited copies).
     suggestion: Memo<(), ThresholdSuggestion>,
+    /// Whether the model separates copies yet (asked by both Explore views of one collection).
+    readiness: Memo<(), Readiness>,
     /// The hash stage and its suggested threshold, made on first use.
     hash_stage: Memo<(), std::sync::Arc<(HashStage, ThresholdSuggestion)>>,
 }
@@ -196,6 +198,7 @@ impl Collection {
             last_clusters: Memo::new(),
             cache: cache.clone(),
             suggestion: Memo::new(),
+            readiness: Memo::new(),
             hash_stage: Memo::new(),
         })
     }
@@ -358,6 +361,10 @@ impl Collection {
     /// # Errors
     /// As [`Collection::suggest_duplicate_threshold`].
     pub fn readiness(&self) -> Result<Readiness, ExploreError> {
+        self.readiness.get_or_try((), || self.measure_readiness())
+    }
+
+    fn measure_readiness(&self) -> Result<Readiness, ExploreError> {
         let suggestion = self.suggest_duplicate_threshold()?;
         let random = eval::random_pair_histogram(
             self.embeddings()?,
@@ -401,11 +408,8 @@ impl Collection {
     ) -> Result<std::sync::Arc<(HashStage, ThresholdSuggestion)>, ExploreError> {
         self.hash_stage.get_or_try((), || {
             let set = &self.folder.set;
-            let key = format!(
-                "{}-{}",
-                set.fingerprint.digest, self.model.config.model.image_size
-            );
-            let stage = HashStage::build(set, Some(&self.cache), &key)?;
+            let size = self.model.config.model.image_size;
+            let stage = HashStage::build(set, &self.cache, size)?;
             let suggestion = stage.suggest_threshold(set)?;
             Ok(std::sync::Arc::new((stage, suggestion)))
         })

@@ -30,13 +30,9 @@ fn path_field(entries: &[ImageEntry], row: usize) -> String {
 pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
     let mut csv = CsvText::new(&["group", "path", "similarity", "stage", "hash_bits"]);
     for (g, group) in groups.iter().enumerate() {
-        let first = group.members[0];
         for (&row, similarity) in group.members.iter().zip(&group.similarities) {
             // The stage that links each member to the group's first (none for the first).
-            let link = group
-                .links
-                .iter()
-                .find(|link| (link.a, link.b) == (row.min(first), row.max(first)));
+            let link = group.link_to_first(row);
             csv.record(&[
                 (g + 1).to_string(),
                 path_field(entries, row),
