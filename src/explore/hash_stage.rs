@@ -93,11 +93,6 @@ impl HashStage {
         (a.color_difference(b) <= MAX_COLOR_DIFFERENCE).then(|| a.distance(b))
     }
 
-    /// Whether images `a` and `b` are copies at `max_bits`.
-    pub fn linked(&self, a: usize, b: usize, max_bits: u32) -> bool {
-        self.distance(a, b).is_some_and(|bits| bits <= max_bits)
-    }
-
     /// Every pair `(a, b, bits)`, `a < b`, of copies at `max_bits`, sorted by `(a, b)`.
     pub fn pairs(&self, max_bits: u32) -> Vec<(usize, usize, u32)> {
         let dct: Vec<u64> = self.hashes.iter().map(|hash| hash.dct).collect();
