@@ -9,6 +9,13 @@ threshold keeping pair precision at or above 0.95 and the recall there, overall 
 
   python3 bench/test_time_views.py make PLANTED OUT          # writes OUT/crop and OUT/mirror
   python3 bench/test_time_views.py score PLANTED WHOLE.st CROP.st MIRROR.st
+
+The finder now scores pairs this way (`spreadout duplicates`; `--whole-images` for the plain
+cosine). Its zoomed view is the planted crop's own region, the best case for crops; `recrop`
+copies a planted folder with every crop copy replaced by one of random size (60–90 % of each
+side) and position, seeded, to measure the finder off that best case:
+
+  python3 bench/test_time_views.py recrop PLANTED OUT
 """
 
 import csv
@@ -81,8 +88,29 @@ def score(planted: Path, whole_file: Path, crop_file: Path, mirror_file: Path) -
               + ", ".join(f"{e} {r:.3f}" for e, r in per_edit.items()))
 
 
+def recrop(planted: Path, out: Path) -> None:
+    import random
+    import shutil
+
+    from PIL import Image
+
+    shutil.copytree(planted, out)
+    rng = random.Random(1)
+    with open(out / "planted-copies.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row["edit"] == "crop"]
+    for row in rows:
+        image = Image.open(out / row["original"]).convert("RGB")
+        w, h = image.size
+        side = rng.uniform(0.6, 0.9)
+        cw, ch = round(w * side), round(h * side)
+        left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        image.crop((left, top, left + cw, top + ch)).save(out / row["copy"])
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1] == "recrop":
+        recrop(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         score(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))

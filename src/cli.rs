@@ -86,6 +86,10 @@ pub enum Command {
         /// Most differing bits (of 64) two perceptual hashes may have to be near-duplicates.
         #[arg(long)]
         hash_bits: Option<u32>,
+        /// Score a pair by the cosine of the two whole images alone, not the best over their
+        /// zoomed and mirrored views too (finds fewer crops; embeds each image once).
+        #[arg(long)]
+        whole_images: bool,
         /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} instead
         /// of a listing.
         #[arg(long)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use spreadout::data::{ImageEntry, PixelCache};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, EmbeddingsFile};
-use spreadout::explore::{Collection, DuplicateGroup, HashedFolder, stored, tables};
+use spreadout::explore::{Collection, DuplicateGroup, HashedFolder, PairScore, stored, tables};
 use spreadout::export;
 use spreadout::planted;
 use spreadout::score::{self, FolderScores};
@@ -38,6 +38,7 @@ impl Opened {
 pub struct DuplicateOptions<'a> {
     pub threshold: Option<f32>,
     pub hash_bits: Option<u32>,
+    pub whole_images: bool,
     pub json: bool,
     pub csv: Option<&'a Path>,
     pub truth: Option<&'a Path>,
@@ -52,6 +53,11 @@ pub fn duplicates(
 ) -> Result<()> {
     if let Some((model, choice)) = model {
         let Opened(collection) = Opened::new(model, dir, cache, choice)?;
+        let collection = collection.scoring_pairs_by(if options.whole_images {
+            PairScore::WholeImages
+        } else {
+            PairScore::BestOfViews
+        });
         let readiness = collection.readiness()?;
         if let Some(note) = &readiness.note {
             eprintln!("{note}");
@@ -61,8 +67,13 @@ pub fn duplicates(
             None if readiness.separates => {
                 let suggestion = collection.suggest_duplicate_threshold()?;
                 eprintln!(
-                    "embedding: threshold {:.3}, suggested {}",
-                    suggestion.threshold, suggestion.how
+                    "embedding ({}): threshold {:.3}, suggested {}",
+                    match options.whole_images {
+                        true => "whole images",
+                        false => "best of whole, zoomed and mirrored views",
+                    },
+                    suggestion.threshold,
+                    suggestion.how
                 );
                 Some(suggestion.threshold)
             }
@@ -95,9 +106,9 @@ pub fn duplicates(
             options,
         );
     }
-    if options.threshold.is_some() {
+    if options.threshold.is_some() || options.whole_images {
         anyhow::bail!(
-            "--threshold is the embedding's cosine and needs a model: spreadout duplicates MODEL DIR"
+            "--threshold and --whole-images are about the embedding and need a model: spreadout duplicates MODEL DIR"
         );
     }
     let folder = HashedFolder::build(dir, cache, &progress::loading_bar())

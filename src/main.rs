@@ -95,6 +95,7 @@ fn main() -> Result<()> {
             paths,
             threshold,
             hash_bits,
+            whole_images,
             json,
             csv,
             truth,
@@ -112,6 +113,7 @@ fn main() -> Result<()> {
                 &collection_commands::DuplicateOptions {
                     threshold,
                     hash_bits,
+                    whole_images,
                     json,
                     csv: csv.as_deref(),
                     truth: truth.as_deref(),

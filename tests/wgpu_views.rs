@@ -110,7 +110,8 @@ fn preview_views_match_the_cpu_views(cube: &cubecl::Device, sources: &[RgbImage]
     assert!(worst <= 1, "preview views {worst}/255 from the CPU's");
 }
 
-/// An embedding pass (centre views, then training views) over images kept on the device against
+/// An embedding pass (centre views, the near-duplicate finder's zoomed and mirrored views, then
+/// training views) over images kept on the device against
 /// the same pass reading them on the host: the views the kernel builds from the kept images are
 /// the host's, so the embeddings agree to rounding.
 fn embedding_kept_images_matches_embedding_from_the_host(
@@ -138,7 +139,9 @@ fn embedding_kept_images_matches_embedding_from_the_host(
         std: [0.2, 0.25, 0.3],
     };
     let views = [
-        View::Center,
+        View::CENTER,
+        View::Fixed(augment::FixedView::Zoomed),
+        View::Fixed(augment::FixedView::Mirrored),
         View::Augmented {
             ops: AugmentOps::default(),
             seed: 8,

@@ -7,7 +7,8 @@
 //! `RandomGrayscale(p 0.2)` and `RandomHorizontalFlip`, applied in the order of the paper's
 //! released code (crop → jitter → grayscale → flip → to `[0, 1]` float → `Normalize`).
 //! Both Siamese branches go through [`augment_image`] / [`augment_into`]; evaluation uses
-//! [`center_view`] / [`center_view_into`].
+//! [`center_view`] / [`fixed_view_into`], which also gives the near-duplicate finder's zoomed and
+//! mirrored views.
 //!
 //! Between the crop and the final output, pixels are kept as `f32` in `[0, 1]` so that the
 //! successive colour adjustments do not quantise; the output is 8-bit, as PIL's is, and is
@@ -147,19 +148,70 @@ pub fn augment_into(
 /// # Panics
 /// If `size` is 0 or `src` has no pixels.
 ///
-/// The engine writes the view straight into a batch ([`center_view_into`]); this image form is
+/// The engine writes the view straight into a batch ([`fixed_view_into`]); this image form is
 /// what the tests compare against.
 #[cfg(test)]
 pub fn center_view(src: &RgbImage, size: u32) -> RgbImage {
-    center_view_float(src, size).to_rgb8()
+    check_inputs(src, size);
+    FixedView::Center
+        .draw(src.width(), src.height())
+        .apply(src, size)
+        .to_rgb8()
 }
 
-/// [`center_view`] written as planar (CHW) `u8` into `out` (len 3*size*size).
+/// A deterministic view of an image: evaluation's centre view, and the test-time views the
+/// near-duplicate finder also scores a pair by (`explore::views`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedView {
+    /// [`center_view`]: the shorter side resized to the input size, the middle square kept.
+    Center,
+    /// The middle [`ZOOMED_SIDE`] of the centre view's square, enlarged to the input size: what
+    /// a crop of the picture shows.
+    Zoomed,
+    /// The centre view mirrored left to right.
+    Mirrored,
+}
+
+/// The side of [`FixedView::Zoomed`]'s square, as a fraction of the centre view's: the middle
+/// 64 % of its area, about what a light crop keeps.
+pub const ZOOMED_SIDE: f64 = 0.8;
+
+impl FixedView {
+    /// The view's draw on a `width`×`height` source: no colour change, a fixed crop or flip.
+    pub(crate) fn draw(self, width: u32, height: u32) -> ViewDraw {
+        let mut draw = ViewDraw {
+            crop: None,
+            jitter: None,
+            grayscale: false,
+            flip: false,
+        };
+        match self {
+            FixedView::Center => {}
+            FixedView::Zoomed => {
+                // A square, so that resizing it to the input does not stretch the picture.
+                let side = ((f64::from(width.min(height)) * ZOOMED_SIDE).round() as u32).max(1);
+                draw.crop = Some(PixelRect {
+                    left: (width - side) / 2,
+                    top: (height - side) / 2,
+                    width: side,
+                    height: side,
+                });
+            }
+            FixedView::Mirrored => draw.flip = true,
+        }
+        draw
+    }
+}
+
+/// `view` of `src` written as planar (CHW) `u8` into `out` (len 3*size*size), as a batch holds it.
 ///
 /// # Panics
 /// If `size` is 0, `src` has no pixels, or `out.len() != 3 * size * size`.
-pub fn center_view_into(src: &RgbImage, size: u32, out: &mut [u8]) {
-    center_view_float(src, size).write_planar_u8(out);
+pub fn fixed_view_into(src: &RgbImage, size: u32, view: FixedView, out: &mut [u8]) {
+    check_inputs(src, size);
+    view.draw(src.width(), src.height())
+        .apply(src, size)
+        .write_planar_u8(out);
 }
 
 /// The single implementation behind [`augment_image`] and [`augment_into`].
@@ -245,18 +297,6 @@ impl ViewDraw {
         }
         view
     }
-}
-
-/// torchvision `Resize(size)` (shorter side to `size`, longer side truncated) followed by
-/// `CenterCrop(size)`; only the kept window is actually resampled.
-fn center_view_float(src: &RgbImage, size: u32) -> FloatImage {
-    check_inputs(src, size);
-    let Geometry {
-        region,
-        resized,
-        window,
-    } = center_geometry(src.width(), src.height(), size);
-    resize_region(src, region, resized, window)
 }
 
 /// The centre view's geometry: the whole source, its shorter side resized to `size`, the centred
@@ -626,7 +666,7 @@ mod tests {
                 }
                 assert_eq!(center_view(&src, size).dimensions(), (size, size));
                 let mut out = vec![0u8; (3 * size * size) as usize];
-                center_view_into(&src, size, &mut out);
+                fixed_view_into(&src, size, FixedView::Center, &mut out);
             }
         }
     }
@@ -635,7 +675,7 @@ mod tests {
     #[should_panic(expected = "output buffer must hold")]
     fn wrong_output_length_is_rejected() {
         let mut out = vec![0u8; 10];
-        center_view_into(&gradient_image(4, 4), 4, &mut out);
+        fixed_view_into(&gradient_image(4, 4), 4, FixedView::Center, &mut out);
     }
 
     #[test]
@@ -972,6 +1012,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn fixed_views_are_the_center_view_its_middle_and_its_mirror() {
+        let src = noise_image(50, 40, 5);
+        let size = 16;
+        let plane = (size * size) as usize;
+        let view = |fixed: FixedView| {
+            let mut out = vec![0u8; 3 * plane];
+            fixed_view_into(&src, size, fixed, &mut out);
+            RgbImage::from_fn(size, size, |x, y| {
+                let at = (y * size + x) as usize;
+                image::Rgb([out[at], out[plane + at], out[2 * plane + at]])
+            })
+        };
+        assert_eq!(view(FixedView::Center), center_view(&src, size));
+        assert_eq!(
+            view(FixedView::Mirrored),
+            mirrored(&center_view(&src, size))
+        );
+        // The centre view covers the middle 40×40 (from x 5); its middle 32×32 starts at (9, 4).
+        let middle = image::imageops::crop_imm(&src, 9, 4, 32, 32).to_image();
+        assert_eq!(view(FixedView::Zoomed), center_view(&middle, size));
     }
 
     #[test]

@@ -17,7 +17,9 @@ use spreadout_shaders::views::{
     ViewError, ViewSpec,
 };
 
-use super::{AugmentOps, ColorJitter, Geometry, JitterOp, LUMA_WEIGHTS, Normalization, ViewDraw};
+use super::{
+    AugmentOps, ColorJitter, FixedView, Geometry, JitterOp, LUMA_WEIGHTS, Normalization, ViewDraw,
+};
 use crate::resample::triangle_taps;
 
 /// Images kept on a device for a run (its training set, `train::resident`), with the CubeCL
@@ -89,7 +91,7 @@ enum ViewSources {
 
 /// A batch of training views drawn on the host, to be built on the device: where their pixels
 /// are and each view's description. Made on the batch producer's thread
-/// ([`DeviceViews::prepare`], [`DeviceViews::prepare_kept`], [`DeviceViews::centers`]); the
+/// ([`DeviceViews::prepare`], [`DeviceViews::prepare_kept`], [`DeviceViews::fixed`]); the
 /// thread that feeds the device only uploads and launches ([`DeviceViews::to_device`]).
 pub struct DeviceViews {
     sources: ViewSources,
@@ -131,21 +133,16 @@ impl DeviceViews {
         }
     }
 
-    /// The centre views (evaluation's, `embed::View::Center`) of `rows` of `kept`.
-    pub fn centers(kept: &KeptImages, rows: &[usize], size: u32) -> Self {
-        let center = ViewDraw {
-            crop: None,
-            jitter: None,
-            grayscale: false,
-            flip: false,
-        };
+    /// The `view`s (evaluation's centre views, `embed::View::CENTER`, or a test-time view) of
+    /// `rows` of `kept`.
+    pub fn fixed(kept: &KeptImages, rows: &[usize], size: u32, view: FixedView) -> Self {
         let sizes = kept.sources.sizes();
         Self {
             specs: rows
                 .iter()
                 .map(|&row| {
                     let (width, height) = sizes[row];
-                    view_spec(&center, row, width, height, size)
+                    view_spec(&view.draw(width, height), row, width, height, size)
                 })
                 .collect(),
             sources: ViewSources::Kept(Arc::clone(&kept.sources)),

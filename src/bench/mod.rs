@@ -352,8 +352,9 @@ pub fn neighbor_query(
     ))
 }
 
-/// The near-duplicate search of `rows` random unit embeddings on `device`: every pair above
-/// cosine 0.9 (blocked matrix products), then the groups.
+/// The embedding stage's near-duplicate search of `rows` random unit embeddings on `device`, as
+/// the finder runs it by default: each image's whole, zoomed and mirrored views, every pair whose
+/// best of the five view products is above 0.9 (blocked matrix products), then the groups.
 ///
 /// # Errors
 /// [`EvalError`] for an empty matrix.
@@ -362,11 +363,18 @@ pub fn duplicate_search(
     dim: usize,
     device: &SelectedDevice,
 ) -> Result<BenchRow, crate::eval::EvalError> {
-    let values = crate::eval::random_unit_rows(rows, dim, 11);
-    let features = crate::eval::Embeddings::new(&values, dim)?;
+    let values: Vec<Vec<f32>> = (11..14)
+        .map(|seed| crate::eval::random_unit_rows(rows, dim, seed))
+        .collect();
+    let views = values
+        .iter()
+        .map(|values| crate::eval::Embeddings::new(values, dim))
+        .collect::<Result<Vec<_>, _>>()?;
+    let views = [views[0], views[1], views[2]];
+    let products = crate::explore::embedding_stage::view_products(&views, &views);
     let start = Instant::now();
     let stages = crate::explore::duplicates::Stages {
-        embedding: Some((features, 0.9)),
+        embedding: Some((&products, 0.9)),
         hash: None,
     };
     let groups = crate::explore::duplicates::find_duplicates(stages, &device.device)?;
@@ -374,7 +382,7 @@ pub fn duplicate_search(
     let mut row = host_row(
         "duplicates",
         format!(
-            "all pairs above cosine 0.9 among {rows} embeddings ({dim}-d), {} groups",
+            "all pairs whose best of 5 view products is above cosine 0.9 among {rows} images ({dim}-d, 3 views each), {} groups",
             groups.len()
         ),
         rows,

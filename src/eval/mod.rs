@@ -46,8 +46,8 @@ pub use knn::{AlignedLabels, accuracy, align_labels, knn_accuracy, knn_predict, 
 pub use linear::{LinearClassifier, LinearSettings, linear_accuracy};
 pub use pca::pca_2d;
 pub use recall::recall_at_k;
-pub(crate) use scan::dot;
 pub use search::{
-    Neighbor, nearest, pairs_above, top_k, top_k_of_tensors, top_k_on, top_k_skipping,
+    Neighbor, ViewProduct, best_of, nearest, pairs_above, pairs_above_best_of, top_k,
+    top_k_of_tensors, top_k_on, top_k_skipping,
 };
 pub use umap::umap_2d;

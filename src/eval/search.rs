@@ -272,47 +272,102 @@ fn top_k_by_chunks(
 pub const PAIRS_PER_ROW: usize = 50;
 
 /// Every pair of rows `(i, j)`, `i < j`, with cosine similarity above `threshold`, ordered by
-/// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
-/// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first,
-/// compared with the threshold there, and only the indices above it come back to the host, where
-/// their scores are summed again in dimension order (the same value the neighbour search gives).
+/// `i` then `j`, with its score: [`pairs_above_best_of`] with the one product of the rows with
+/// themselves.
 ///
 /// # Errors
-/// [`EvalError::Empty`] for no rows; [`EvalError::TooManyPairs`] past [`PAIRS_PER_ROW`] × rows,
-/// found before they are read back.
+/// As [`pairs_above_best_of`].
 pub fn pairs_above(
     features: Embeddings,
     threshold: f32,
     device: &Device,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    let block = rows_per_block(features.len(), 8192);
-    let limit = PAIRS_PER_ROW * features.len();
-    pairs_above_in_blocks(features, threshold, device, block, limit)
+    pairs_above_best_of(&[(features, features)], threshold, device)
 }
 
-/// [`pairs_above`] with `block` rows per matrix product and at most `limit` pairs.
+/// Two views of the same rows (an image and its zoomed or mirrored view, embedded) whose product
+/// scores a pair: row `i` of the first against row `j` of the second.
+pub type ViewProduct<'a> = (Embeddings<'a>, Embeddings<'a>);
+
+/// The score of rows `i` and `j` by `products`: the best of their cosines (host order of sums).
+pub fn best_of(products: &[ViewProduct], i: usize, j: usize) -> f32 {
+    products
+        .iter()
+        .map(|(left, right)| dot(left.row(i), right.row(j)))
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Every pair of rows `(i, j)`, `i < j`, whose [`best_of`] score is above `threshold`, ordered by
+/// `i` then `j`, with its score. Blocked matrix products on `device` (the GPU's, or the CPU
+/// backend's multithreaded GEMM): each block of rows is multiplied with the rows after its first
+/// in every product, the best compared with the threshold there, and only the indices above it
+/// come back to the host, where their scores are summed again in dimension order (the same value
+/// the neighbour search gives).
+///
+/// # Errors
+/// [`EvalError::Empty`] for no rows or no product; [`EvalError::CountMismatch`] or
+/// [`EvalError::DimensionMismatch`] for views of different rows; [`EvalError::TooManyPairs`] past
+/// [`PAIRS_PER_ROW`] × rows, found before they are read back.
+pub fn pairs_above_best_of(
+    products: &[ViewProduct],
+    threshold: f32,
+    device: &Device,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    let n = products.first().map_or(0, |(left, _)| left.len());
+    let block = rows_per_block(n, 8192);
+    pairs_above_in_blocks(products, threshold, device, block, PAIRS_PER_ROW * n)
+}
+
+/// [`pairs_above_best_of`] with `block` rows per matrix product and at most `limit` pairs.
 fn pairs_above_in_blocks(
-    features: Embeddings,
+    products: &[ViewProduct],
     threshold: f32,
     device: &Device,
     block: usize,
     limit: usize,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
-    let (n, dim) = (features.len(), features.dim());
+    let Some(&(first, _)) = products.first() else {
+        return Err(EvalError::Empty("view products"));
+    };
+    let (n, dim) = (first.len(), first.dim());
     if n == 0 {
         return Err(EvalError::Empty("features"));
     }
+    for &(left, right) in products {
+        for side in [left, right] {
+            check_same_count("a view", side.len(), "the first view", n)?;
+            check_same_dim("a view", side, "the first view", first)?;
+        }
+    }
     let too_many = || EvalError::TooManyPairs { threshold, limit };
-    let all = Tensor::<2>::from_data(TensorData::new(features.data().to_vec(), [n, dim]), device);
-    let transposed = all.clone().transpose();
+    // Each view crosses to the device once, however many products it is in.
+    let mut uploaded: Vec<(*const f32, Tensor<2>)> = Vec::new();
+    let mut upload = |view: Embeddings| {
+        let key = view.data().as_ptr();
+        if let Some((_, tensor)) = uploaded.iter().find(|(k, _)| *k == key) {
+            return tensor.clone();
+        }
+        let tensor = Tensor::<2>::from_data(TensorData::new(view.data().to_vec(), [n, dim]), device);
+        uploaded.push((key, tensor.clone()));
+        tensor
+    };
+    let on_device: Vec<(Tensor<2>, Tensor<2>)> = products
+        .iter()
+        .map(|&(left, right)| (upload(left), upload(right).transpose()))
+        .collect();
     let mut pairs = Vec::new();
     for start in (0..n).step_by(block) {
         let end = (start + block).min(n);
         // Columns from `start`: pairs with an earlier row were found by an earlier block.
-        let scores = all
-            .clone()
-            .slice([start..end, 0..dim])
-            .matmul(transposed.clone().slice([0..dim, start..n]));
+        let scores = on_device
+            .iter()
+            .map(|(left, right)| {
+                left.clone()
+                    .slice([start..end, 0..dim])
+                    .matmul(right.clone().slice([0..dim, start..n]))
+            })
+            .reduce(Tensor::max_pair)
+            .expect("at least one product");
         let above = scores.greater_elem(threshold);
         // Counted on the device first: a block's hits are its rows themselves (on the diagonal),
         // each pair inside its square twice and every other pair once, so at least half of the
@@ -338,7 +393,7 @@ fn pairs_above_in_blocks(
         for hit in hits.chunks_exact(2) {
             let (i, j) = (start + hit[0] as usize, start + hit[1] as usize);
             if j > i {
-                let score = dot(features.row(i), features.row(j));
+                let score = best_of(products, i, j);
                 // The device may round differently at the threshold itself; the host's sum decides.
                 if score > threshold {
                     pairs.push((i, j, score));
@@ -576,7 +631,7 @@ mod tests {
         let features = Embeddings::new(&data, dim).unwrap();
         let threshold = 0.6;
         let fast = pairs_above_in_blocks(
-            features,
+            &[(features, features)],
             threshold,
             &crate::device::cpu().device,
             64,
@@ -607,6 +662,46 @@ mod tests {
     }
 
     #[test]
+    fn pairs_by_the_best_of_several_views_match_brute_force() {
+        let (dim, n) = (16, 200);
+        let whole = random_unit_rows(n, dim, 7);
+        let mut zoomed = random_unit_rows(n, dim, 8);
+        // Row 40's zoomed view is row 90's whole image: only that product links the two.
+        let copied = whole[90 * dim..91 * dim].to_vec();
+        zoomed[40 * dim..41 * dim].copy_from_slice(&copied);
+        let w = Embeddings::new(&whole, dim).unwrap();
+        let z = Embeddings::new(&zoomed, dim).unwrap();
+        let products = [(w, w), (z, w), (w, z)];
+        let device = &crate::device::cpu().device;
+        let threshold = 0.55;
+        let fast = pairs_above_in_blocks(&products, threshold, device, 64, usize::MAX).unwrap();
+        let mut slow = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let s = best_of(&products, i, j);
+                if s > threshold {
+                    slow.push((i, j, s));
+                }
+            }
+        }
+        let key = |v: &[(usize, usize, f32)]| v.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
+        assert!(slow.len() > 5, "chance pairs besides the planted one");
+        assert_eq!(key(&fast), key(&slow));
+        assert!(key(&fast).contains(&(40, 90)));
+        assert!((best_of(&products, 40, 90) - 1.0).abs() < 1e-5);
+        assert!(!key(&pairs_above(w, threshold, device).unwrap()).contains(&(40, 90)));
+        let short = Embeddings::new(&whole[..dim * 10], dim).unwrap();
+        assert!(matches!(
+            pairs_above_best_of(&[(w, short)], threshold, device),
+            Err(EvalError::CountMismatch { .. })
+        ));
+        assert_eq!(
+            pairs_above_best_of(&[], threshold, device),
+            Err(EvalError::Empty("view products"))
+        );
+    }
+
+    #[test]
     fn a_device_block_fits_every_adapters_buffer_limit() {
         // WebGPU's guaranteed max_storage_buffer_binding_size: 128 MiB; blocks keep to half.
         for columns in [1, 300, 50_000, 100_000, 1_000_000, 20_000_000] {
@@ -629,14 +724,15 @@ mod tests {
         // Below −1 every one of the 44 850 pairs is above: refused, whether the device count
         // (a block over the limit at once) or the host count (blocks adding up) finds it.
         for (block, limit) in [(64, 1000), (64, 20_000), (300, 44_849)] {
-            let refused = pairs_above_in_blocks(features, -1.5, device, block, limit).unwrap_err();
+            let refused = pairs_above_in_blocks(&[(features, features)], -1.5, device, block, limit)
+                .unwrap_err();
             assert!(
                 matches!(refused, EvalError::TooManyPairs { limit: l, .. } if l == limit),
                 "{refused}"
             );
             assert!(refused.to_string().contains("too low"), "{refused}");
         }
-        let all = pairs_above_in_blocks(features, -1.5, device, 64, 44_850).unwrap();
+        let all = pairs_above_in_blocks(&[(features, features)], -1.5, device, 64, 44_850).unwrap();
         assert_eq!(all.len(), n * (n - 1) / 2, "exactly at the limit is kept");
         assert_eq!(
             pairs_above(features, -1.5, device).unwrap_err().to_string(),

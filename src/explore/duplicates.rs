@@ -14,7 +14,7 @@ use super::hash_stage::{self, HashStage, similarity};
 use super::threshold::ThresholdSuggestion;
 use super::{ExploreError, Readiness};
 use crate::data::{self, ImageEntry, ImageSet, PixelCache, SkippedFile};
-use crate::eval::{self, Embeddings, EvalError, dot};
+use crate::eval::{self, EvalError, ViewProduct, best_of};
 
 /// A group of near-duplicate images.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
@@ -51,7 +51,8 @@ pub struct DuplicateLink {
     /// Differing bits of their perceptual hashes (of 64); `None` when their colours rule them
     /// out as copies for the hash stage, or it was not run.
     pub hash_bits: Option<u32>,
-    /// Cosine similarity of their embeddings; `None` without a model.
+    /// Their embeddings' score: the best cosine over the whole images and their zoomed and
+    /// mirrored views (or the whole images' alone where asked); `None` without a model.
     pub cosine: Option<f32>,
 }
 
@@ -81,8 +82,9 @@ impl Stage {
 /// The stages a duplicate search runs, each with its threshold.
 #[derive(Clone, Copy)]
 pub struct Stages<'a> {
-    /// The embeddings and the cosine above which two are copies.
-    pub embedding: Option<(Embeddings<'a>, f32)>,
+    /// The view products that score a pair by the embedding ([`eval::best_of`]) and the score
+    /// above which two are copies.
+    pub embedding: Option<(&'a [ViewProduct<'a>], f32)>,
     /// The hashes and the most differing bits two copies may have.
     pub hash: Option<(&'a HashStage, u32)>,
 }
@@ -92,7 +94,7 @@ impl Stages<'_> {
     fn link(&self, a: usize, b: usize) -> Option<DuplicateLink> {
         let cosine = self
             .embedding
-            .map(|(features, _)| dot(features.row(a), features.row(b)));
+            .map(|(products, _)| best_of(products, a, b));
         let hash_bits = self.hash.and_then(|(hashes, _)| hashes.distance(a, b));
         let by_embedding = self
             .embedding
@@ -120,7 +122,7 @@ impl Stages<'_> {
     /// else the hashes' similarity (0 where colours rule the pair out).
     fn similarity(&self, a: usize, b: usize) -> f32 {
         match (self.embedding, self.hash) {
-            (Some((features, _)), _) => dot(features.row(a), features.row(b)),
+            (Some((products, _)), _) => best_of(products, a, b),
             (None, Some((hashes, _))) => hashes.distance(a, b).map_or(0.0, similarity),
             (None, None) => 0.0,
         }
@@ -172,22 +174,26 @@ pub fn complete_linkage_groups(
 }
 
 /// Groups of rows in which every two are linked by one of `stages` ([`complete_linkage_groups`]),
-/// largest first; the embedding's pairs come from [`eval::pairs_above`] on `device`, the hashes'
-/// from their multi-index search.
+/// largest first; the embedding's pairs come from [`eval::pairs_above_best_of`] on `device`, the
+/// hashes' from their multi-index search.
 ///
 /// # Errors
-/// [`EvalError::Empty`] for no rows or no stage.
+/// [`EvalError::Empty`] for no rows, no stage or no view product.
 pub fn find_duplicates(
     stages: Stages<'_>,
     device: &Device,
 ) -> Result<Vec<DuplicateGroup>, EvalError> {
     let n = match (stages.embedding, stages.hash) {
-        (Some((features, _)), _) => features.len(),
+        (Some((products, _)), _) => products
+            .first()
+            .ok_or(EvalError::Empty("view products"))?
+            .0
+            .len(),
         (None, Some((hashes, _))) => hashes.len(),
         (None, None) => return Err(EvalError::Empty("duplicate stages")),
     };
     let mut pairs = match stages.embedding {
-        Some((features, threshold)) => eval::pairs_above(features, threshold, device)?,
+        Some((products, threshold)) => eval::pairs_above_best_of(products, threshold, device)?,
         None => Vec::new(),
     };
     if let Some((hashes, max_bits)) = stages.hash {
@@ -380,10 +386,11 @@ mod tests {
             .into_iter()
             .flat_map(angle)
             .collect();
-        let features = Embeddings::new(&rows, 2).unwrap();
+        let features = crate::eval::Embeddings::new(&rows, 2).unwrap();
+        let products = [(features, features)];
         let device = crate::device::cpu().device;
         let by_embedding = |threshold| Stages {
-            embedding: Some((features, threshold)),
+            embedding: Some((products.as_slice(), threshold)),
             hash: None,
         };
         let groups = find_duplicates(by_embedding(0.9), &device).unwrap();

@@ -7,17 +7,15 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rayon::prelude::*;
 
-use crate::data::{DataError, ImageEntry, ImageSource, PixelCache, SkippedFile};
-use crate::embed::{self, EmbeddedFolder, View};
+use crate::data::{DataError, ImageEntry, PixelCache, SkippedFile};
+use crate::embed::{self, EmbeddedFolder};
 use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbor, SimilarityDistributions};
 use crate::export::{self, ExportError, LoadedModel};
-use crate::planted;
 
 pub mod clusters;
 pub mod duplicates;
+pub mod embedding_stage;
 pub mod hash_stage;
 pub mod stored;
 pub mod tables;
@@ -25,6 +23,7 @@ pub mod threshold;
 
 pub use clusters::{Cluster, Clustering, suggested_clusters};
 pub use duplicates::{DuplicateGroup, DuplicateLink, HashedFolder, Stage};
+pub use embedding_stage::PairScore;
 pub use hash_stage::HashStage;
 pub use threshold::ThresholdSuggestion;
 
@@ -100,6 +99,11 @@ pub struct Collection {
     last_clusters: Memo<usize, Clustering>,
     /// Where the hash stage keeps its hashes.
     cache: PixelCache,
+    /// How the embedding stage scores a pair ([`PairScore`]).
+    pair_score: PairScore,
+    /// The zoomed and mirrored views' embeddings, made on first use where pairs are scored by
+    /// them.
+    view_rows: std::sync::OnceLock<[Vec<f32>; 2]>,
     /// The embedding's suggested duplicate threshold, measured on first use (it embeds 1000
     /// edited copies).
     suggestion: Memo<(), ThresholdSuggestion>,
@@ -197,6 +201,8 @@ impl Collection {
             last_duplicates: Memo::new(),
             last_clusters: Memo::new(),
             cache: cache.clone(),
+            pair_score: PairScore::default(),
+            view_rows: std::sync::OnceLock::new(),
             suggestion: Memo::new(),
             readiness: Memo::new(),
             hash_stage: Memo::new(),
@@ -294,64 +300,6 @@ impl Collection {
         })
     }
 
-    /// The duplicate threshold this model suggests for this folder, with the two distributions
-    /// it comes from ([`threshold::suggest_threshold`]): sampled images against an edited copy
-    /// of themselves (one of JPEG, downscale, crop, brighten, noise each, at half the planted
-    /// strength), and against their nearest other image. Seeded: the same answer every time.
-    ///
-    /// # Errors
-    /// [`ExploreError::Data`] when a cached image cannot be read; [`ExploreError::Eval`] for a
-    /// collection of fewer than two images.
-    pub fn suggest_duplicate_threshold(&self) -> Result<ThresholdSuggestion, ExploreError> {
-        self.suggestion
-            .get_or_try((), || self.measure_duplicate_threshold())
-    }
-
-    fn measure_duplicate_threshold(&self) -> Result<ThresholdSuggestion, ExploreError> {
-        let all = self.embeddings()?;
-        if all.len() < 2 {
-            return Err(EvalError::TooFewRows {
-                what: "a duplicate threshold",
-                needed: 2,
-                got: all.len(),
-            }
-            .into());
-        }
-        let rows = sample_rows(all.len(), NEAREST_SAMPLE);
-        let queries = all.gather(&rows);
-        let skip: Vec<Option<usize>> = rows.iter().copied().map(Some).collect();
-        let nearest: Vec<f32> =
-            eval::top_k_skipping(Embeddings::new(&queries, all.dim())?, all, 1, &skip)?
-                .iter()
-                .filter_map(|hits| hits.first().map(|hit| hit.1))
-                .collect();
-        let copied = sample_rows(all.len(), COPY_SAMPLE);
-        let edited = copied
-            .par_iter()
-            .enumerate()
-            .map(|(i, &row)| {
-                let image = self.folder.set.image(row)?;
-                let edit = planted::Edit::ALL[i % planted::Edit::ALL.len()];
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(row as u64);
-                Ok(edit.edited(&image, COPY_STRENGTH, &mut rng))
-            })
-            .collect::<Result<Vec<_>, DataError>>()?;
-        let features = embed::embed_images(
-            &self.model.net,
-            edited.as_slice(),
-            self.model.config.model.image_size,
-            &self.model.config.normalization,
-            View::Center,
-            256,
-        )?;
-        let copies: Vec<f32> = copied
-            .iter()
-            .zip(features.chunks_exact(all.dim()))
-            .map(|(&row, copy)| eval::dot(all.row(row), copy))
-            .collect();
-        Ok(threshold::suggest_threshold(&copies, &nearest)?)
-    }
-
     /// Whether the model separates copies from neighbours yet ([`Readiness`]): not where, at
     /// its suggested threshold, the missed copies and crowding neighbours add up to
     /// [`OVERLAP_LIMIT`], nor where nearly all random pairs lie above [`COLLAPSED_COSINE`]. Where
@@ -424,9 +372,9 @@ impl Collection {
     }
 
     /// Groups of near-duplicate images, largest first: every two members linked by the
-    /// embedding (cosine above `threshold`, computed on the device the collection was embedded
-    /// on; `None` leaves the embedding out, as where the model cannot separate copies yet,
-    /// [`Collection::readiness`]) or by the hash stage (at most `hash_bits` differing bits; by
+    /// embedding (their [`PairScore`] above `threshold`, computed on the device the collection
+    /// was embedded on; `None` leaves the embedding out, as where the model cannot separate
+    /// copies yet, [`Collection::readiness`]) or by the hash stage (at most `hash_bits` differing bits; by
     /// default its suggested threshold). Asking again for the same threshold
     /// (an export of what is shown) answers from memory.
     ///
@@ -453,12 +401,14 @@ impl Collection {
                     Some(bits) => bits,
                     None => self.hash_bits()?,
                 };
+                let views = match threshold {
+                    Some(_) => self.views()?,
+                    None => Vec::new(),
+                };
+                let products = embedding_stage::view_products(&views, &views);
                 Ok(duplicates::find_duplicates(
                     duplicates::Stages {
-                        embedding: match threshold {
-                            Some(threshold) => Some((self.embeddings()?, threshold)),
-                            None => None,
-                        },
+                        embedding: threshold.map(|threshold| (products.as_slice(), threshold)),
                         hash: Some((&hashes.0, max_bits)),
                     },
                     &device,
@@ -525,6 +475,12 @@ mod tests {
     use crate::model::ModelConfig;
 
     fn tiny_collection() -> (tempfile::TempDir, Collection) {
+        collection_with(|_| {})
+    }
+
+    /// Three generated classes of six 16-pixel images, `plant` given the folder before it is
+    /// embedded with a seeded width-4 network.
+    fn collection_with(plant: impl FnOnce(&Path)) -> (tempfile::TempDir, Collection) {
         let dir = tempfile::tempdir().unwrap();
         let spec = DemoSpec {
             classes: 3,
@@ -534,6 +490,7 @@ mod tests {
             seed: 1,
         };
         let folders = demo::generate(&dir.path().join("data"), &spec).unwrap();
+        plant(&folders.train);
         let device = crate::device::cpu().device;
         let model = ModelConfig::resnet18(4, 8, 16);
         let net = model.init_seeded(&device, 0);
@@ -577,6 +534,66 @@ mod tests {
             error,
             ExploreError::NoSuchImage { index: 18, len: 18 }
         ));
+    }
+
+    #[test]
+    fn a_crop_is_found_by_the_best_of_the_views_where_the_whole_images_differ() {
+        // A copy of one image's middle 13×13 (its zoomed view's region), saved beside it.
+        let mut original = PathBuf::new();
+        let (dir, collection) = collection_with(|train| {
+            let class = std::fs::read_dir(train).unwrap().next().unwrap().unwrap().path();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&class)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            files.sort();
+            original = files[0].clone();
+            let image = image::open(&original).unwrap().to_rgb8();
+            let middle = image::imageops::crop_imm(&image, 1, 1, 13, 13).to_image();
+            middle.save(class.join("zz-crop.png")).unwrap();
+        });
+        let row = |path: &Path| {
+            collection
+                .entries()
+                .iter()
+                .position(|entry| entry.path == path)
+                .unwrap()
+        };
+        let (a, crop) = (row(&original), row(&original.with_file_name("zz-crop.png")));
+        let views = collection.views().unwrap();
+        assert_eq!(views.len(), 3);
+        assert!(views.iter().all(|view| view.len() == 19));
+        let products = embedding_stage::view_products(&views, &views);
+        let whole = eval::best_of(&products[..1], a, crop);
+        let best = eval::best_of(&products, a, crop);
+        eprintln!("crop: whole images 1 − {:.1e}, best of the views 1 − {:.1e}", 1.0 - whole, 1.0 - best);
+        // An untrained network puts all 16-pixel images close; the crop's own region is closer
+        // by far (the same pixels, up to resampling).
+        assert!((1.0 - best) * 10.0 < 1.0 - whole, "{whole} {best}");
+        let nearest_other = (0..19)
+            .filter(|&b| b != a && b != crop)
+            .map(|b| eval::best_of(&products, crop, b))
+            .fold(f32::MIN, f32::max);
+        assert!(best > nearest_other, "{best} {nearest_other}");
+        assert_eq!(best, eval::best_of(&products, crop, a), "symmetric");
+        // The views are kept in the cache: asking again embeds nothing (a refusal to embed
+        // still answers).
+        let kept = embed::embed_set(
+            &collection.model,
+            &collection.folder.set,
+            &collection.cache,
+            crate::augment::FixedView::Zoomed,
+            &|| false,
+        )
+        .unwrap()
+        .expect("kept");
+        assert_eq!(kept.as_slice(), views[1].data());
+        // The threshold is measured with the same score; the whole images alone give one view.
+        let suggestion = collection.suggest_duplicate_threshold().unwrap();
+        assert_eq!(suggestion.copies.total(), 19);
+        let whole_only = collection.scoring_pairs_by(PairScore::WholeImages);
+        assert_eq!(whole_only.views().unwrap().len(), 1);
+        drop(dir);
     }
 
     #[test]

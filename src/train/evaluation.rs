@@ -164,7 +164,7 @@ pub(super) fn evaluate(
             images: set.images(train),
             kept: kept.filter(|_| set.images.is_none()),
             size: config.image_size,
-            view: View::Center,
+            view: View::CENTER,
             batch_size: EVAL_BATCH,
         };
         embed::embed_pass(net, &pass, normalization, search_on_device, keep_going)
@@ -347,7 +347,7 @@ fn probe_neighbors(
                 &images,
                 config.image_size,
                 normalization,
-                View::Center,
+                View::CENTER,
                 EVAL_BATCH,
                 keep_going,
             )? {

@@ -215,7 +215,7 @@ mod tests {
             .map(|_| RgbImage::from_fn(8, 8, |_, _| image::Rgb(rng.random())))
             .collect();
         let pixels =
-            crate::embed::PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::Center)
+            crate::embed::PixelBatch::prepare(images.as_slice(), 8, crate::embed::View::CENTER)
                 .unwrap();
         let step = DeviceStep::new(&config, Normalization::from_images(&images), 4, &device);
         let net = config.model_config().init_seeded(&device, 2);

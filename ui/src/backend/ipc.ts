@@ -931,7 +931,8 @@ stage: Stage,
  */
 hash_bits: number | null, 
 /**
- * Cosine similarity of their embeddings; `None` without a model.
+ * Their embeddings' score: the best cosine over the whole images and their zoomed and
+ * mirrored views (or the whole images' alone where asked); `None` without a model.
  */
 cosine: number | null, };
 

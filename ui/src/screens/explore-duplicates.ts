@@ -46,7 +46,7 @@ export class DuplicatesPanel {
     private readonly onQuery: (index: number) => void,
   ) {
     this.histogram = new ThresholdHistogram(
-      'Drag the threshold: similarity of images to an edited copy of themselves, and to their nearest other image',
+      'Drag the threshold: similarity of images (the best cosine over whole, zoomed and mirrored views) to an edited copy of themselves, and to their nearest other image',
       (threshold) => this.settle(threshold),
       describeThreshold,
     );

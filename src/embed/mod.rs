@@ -4,10 +4,10 @@
 //! deterministic centre view of each image, or on random training views when the two-view
 //! similarity distribution is wanted.
 //!
-//! The file `spreadout embed` writes ([`EmbeddedFolder::write`]) is read back here too
-//! ([`EmbeddingsFile`]), so the format has one home.
+//! The file `spreadout embed` writes ([`EmbeddedFolder::write`]) and reads back
+//! ([`EmbeddingsFile`]) has its home in `file`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -15,16 +15,20 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::augment::{self, AugmentOps, DeviceViews, KeptImages, Normalization};
+use crate::augment::{self, AugmentOps, DeviceViews, FixedView, KeptImages, Normalization};
 use crate::data::{DataError, ImageSource, Subset};
-use crate::export::{self, ExportError};
+use crate::export;
 use crate::model::EmbeddingNet;
+
+mod file;
+pub use file::EmbeddingsFile;
 
 /// How each image is turned into the network's input.
 #[derive(Debug, Clone, Copy)]
 pub enum View {
-    /// The deterministic centre view (evaluation, retrieval, export).
-    Center,
+    /// A deterministic view: the centre view (evaluation, retrieval, export, [`View::CENTER`]),
+    /// or one of the near-duplicate finder's test-time views.
+    Fixed(FixedView),
     /// A random training view; image `i` uses a generator seeded with `seed + i`.
     Augmented {
         /// Operations to apply.
@@ -32,6 +36,11 @@ pub enum View {
         /// Base seed.
         seed: u64,
     },
+}
+
+impl View {
+    /// The centre view.
+    pub const CENTER: View = View::Fixed(FixedView::Center);
 }
 
 /// A batch of network inputs as the host prepares them: planar 8-bit pixels, `[n, 3, size,
@@ -72,7 +81,7 @@ impl PixelBatch {
             .try_for_each(|(i, out)| {
                 let image = images.image(i)?;
                 match view {
-                    View::Center => augment::center_view_into(&image, size, out),
+                    View::Fixed(fixed) => augment::fixed_view_into(&image, size, fixed, out),
                     View::Augmented { ops, seed } => {
                         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
                         augment::augment_into(&image, size, &ops, &mut rng, out)
@@ -330,7 +339,7 @@ pub fn embed_pass<S: ImageSource + ?Sized>(
     let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
     let prepare = |chunk_index: usize| {
         let view = match view {
-            View::Center => View::Center,
+            View::Fixed(fixed) => View::Fixed(fixed),
             View::Augmented { ops, seed } => View::Augmented {
                 ops,
                 seed: seed.wrapping_add((chunk_index * batch_size) as u64),
@@ -339,7 +348,7 @@ pub fn embed_pass<S: ImageSource + ?Sized>(
         let rows = chunks[chunk_index];
         Ok(match kept {
             Some(kept) => Input::ToBuild(match view {
-                View::Center => DeviceViews::centers(kept, rows, size),
+                View::Fixed(fixed) => DeviceViews::fixed(kept, rows, size, fixed),
                 View::Augmented { ops, seed } => {
                     DeviceViews::prepare_kept(kept, rows, size, &ops, seed)
                 }
@@ -406,7 +415,7 @@ pub fn embed_file(model: &export::LoadedModel, path: &Path) -> Result<Vec<f32>, 
         std::slice::from_ref(&image),
         size,
         &model.config.normalization,
-        View::Center,
+        View::CENTER,
         1,
     )
 }
@@ -428,8 +437,7 @@ pub struct EmbeddedFolder {
 /// Embeds every image of `dir` with `model`, centre views at its input size. Images come from
 /// the folder's pixel cache (filled first where needed; `progress` is that of
 /// [`crate::data::load`], return `false` to cancel), and the embeddings themselves are kept in
-/// the cache per (model file content, folder content), so opening the same pair again embeds
-/// nothing.
+/// the cache ([`embed_set`]), so opening the same pair again embeds nothing.
 ///
 /// # Errors
 /// Those of [`crate::data::load`].
@@ -440,136 +448,64 @@ pub fn embed_folder(
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Result<EmbeddedFolder, DataError> {
     let size = model.config.model.image_size;
-    let dim = model.config.model.dim;
     let set = crate::data::load_folder(dir, cache, size, progress)?;
-    let key = format!("{}-{}-{size}", model.digest, set.fingerprint.digest);
-    let embeddings = match cache.embeddings(&key, set.len(), dim) {
-        Some(embeddings) => embeddings,
-        None => {
-            // The fill is done; asking its callback again at its end before each batch keeps a
-            // cancel (the app's, the CLI's Ctrl-C) honoured during the forward passes too.
-            let keep_going = || progress(set.len(), set.len());
-            let embeddings = embed_images_until(
-                &model.net,
-                &set,
-                size,
-                &model.config.normalization,
-                View::Center,
-                256,
-                &keep_going,
-            )?
-            .ok_or_else(|| DataError::Canceled(dir.to_owned()))?;
-            if let Err(error) = cache.keep_embeddings(&key, &embeddings, dim) {
-                // Only a later reopening gets slower.
-                tracing::warn!("{error}");
-            }
-            embeddings
-        }
-    };
+    // The fill is done; asking its callback again at its end before each batch keeps a cancel
+    // (the app's, the CLI's Ctrl-C) honoured during the forward passes too.
+    let keep_going = || progress(set.len(), set.len());
+    let embeddings = embed_set(model, &set, cache, FixedView::Center, &keep_going)?
+        .ok_or_else(|| DataError::Canceled(dir.to_owned()))?;
     Ok(EmbeddedFolder {
         set,
         embeddings,
-        dim,
+        dim: model.config.model.dim,
     })
 }
 
-/// The names an embeddings file is written under: tensor `embeddings` `[n, dim]`, metadata
-/// `paths` (a JSON list of the files, row order) and `model` (the model file that made it), both
-/// as [`crate::paths::to_text`] writes them.
-const EMBEDDINGS: &str = "embeddings";
-const PATHS: &str = "paths";
-const MODEL: &str = "model";
-
-impl EmbeddedFolder {
-    /// Writes the embeddings as safetensors ([`EmbeddingsFile`] reads them back). Atomic: a
-    /// failed write leaves any previous file intact.
-    ///
-    /// # Errors
-    /// [`ExportError`] naming the file.
-    pub fn write(&self, out: &Path, model: &Path) -> Result<(), ExportError> {
-        let paths: Vec<String> = self
-            .set
-            .entries
-            .iter()
-            .map(|e| crate::paths::to_text(&e.path).into_owned())
-            .collect();
-        let mut metadata = std::collections::BTreeMap::new();
-        metadata.insert(
-            PATHS.to_owned(),
-            serde_json::to_string(&paths).expect("paths serialise"),
-        );
-        // Absolute, so that a query from outside finds the model wherever it is run from.
-        let model = crate::paths::real(model);
-        metadata.insert(MODEL.to_owned(), crate::paths::to_text(&model).into_owned());
-        export::write_tensors(
-            out,
-            &[export::NamedTensor {
-                name: EMBEDDINGS.to_owned(),
-                shape: vec![self.set.entries.len(), self.dim],
-                values: export::TensorValues::F32(self.embeddings.clone()),
-            }],
-            metadata,
-        )
+/// `view` of every image of `set` (cached at `model`'s input size) embedded with `model`:
+/// row-major `n × dim`, kept in `cache` per (model file content, folder content, view), so that
+/// asking again embeds nothing. `None` once `keep_going` says no (asked before each batch).
+///
+/// # Errors
+/// [`DataError::Cache`] when an image cannot be read from the cache.
+pub fn embed_set(
+    model: &export::LoadedModel,
+    set: &crate::data::ImageSet,
+    cache: &crate::data::PixelCache,
+    view: FixedView,
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Vec<f32>>, DataError> {
+    let size = model.config.model.image_size;
+    let dim = model.config.model.dim;
+    let view_name = match view {
+        // The centre view's key has no suffix: caches kept before there were other views stay.
+        FixedView::Center => "",
+        FixedView::Zoomed => "-zoomed",
+        FixedView::Mirrored => "-mirrored",
+    };
+    let key = format!(
+        "{}-{}-{size}{view_name}",
+        model.digest, set.fingerprint.digest
+    );
+    if let Some(embeddings) = cache.embeddings(&key, set.len(), dim) {
+        return Ok(Some(embeddings));
     }
-}
-
-/// An embeddings file read back: what [`EmbeddedFolder::write`] wrote, without the images.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddingsFile {
-    /// Row-major `paths.len() × dim` embeddings.
-    pub embeddings: Vec<f32>,
-    /// Embedding dimension.
-    pub dim: usize,
-    /// The file of each row.
-    pub paths: Vec<PathBuf>,
-    /// The model file that made the embeddings.
-    pub model: PathBuf,
-}
-
-impl EmbeddingsFile {
-    /// Whether `path` is a safetensors file holding embeddings (rather than, say, a model).
-    pub fn is_one(path: &Path) -> bool {
-        path.is_file()
-            && export::read_header(path)
-                .is_ok_and(|(names, _)| names.iter().any(|name| name == EMBEDDINGS))
+    let Some(embeddings) = embed_images_until(
+        &model.net,
+        set,
+        size,
+        &model.config.normalization,
+        View::Fixed(view),
+        256,
+        keep_going,
+    )?
+    else {
+        return Ok(None);
+    };
+    if let Err(error) = cache.keep_embeddings(&key, &embeddings, dim) {
+        // Only a later reopening gets slower.
+        tracing::warn!("{error}");
     }
-
-    /// Reads an embeddings file.
-    ///
-    /// # Errors
-    /// [`ExportError`] naming the file when it cannot be read or is not an embeddings file.
-    pub fn read(path: &Path) -> Result<Self, ExportError> {
-        let (mut tensors, metadata) = export::read_tensors(path)?;
-        let missing =
-            |what: &str| ExportError::format(path, format!("no {what}; not an embeddings file"));
-        let stored = tensors
-            .remove(EMBEDDINGS)
-            .ok_or_else(|| missing("'embeddings' tensor"))?;
-        let export::TensorValues::F32(embeddings) = stored.values else {
-            return Err(ExportError::format(path, "the embeddings are not f32"));
-        };
-        let [rows, dim] = stored.shape[..] else {
-            return Err(ExportError::format(path, "the embeddings are not a matrix"));
-        };
-        let paths: Vec<String> =
-            serde_json::from_str(metadata.get(PATHS).ok_or_else(|| missing("file list"))?)
-                .map_err(|error| ExportError::format(path, format!("the file list: {error}")))?;
-        if paths.len() != rows {
-            return Err(ExportError::format(
-                path,
-                format!("{} files listed for {rows} embeddings", paths.len()),
-            ));
-        }
-        Ok(Self {
-            embeddings,
-            dim,
-            paths: paths
-                .iter()
-                .map(|text| crate::paths::from_text(text))
-                .collect(),
-            model: crate::paths::from_text(metadata.get(MODEL).ok_or_else(|| missing("model"))?),
-        })
-    }
+    Ok(Some(embeddings))
 }
 
 #[cfg(test)]
@@ -591,7 +527,7 @@ mod tests {
                 })
             })
             .collect();
-        let batch = PixelBatch::prepare(images.as_slice(), 5, View::Center).unwrap();
+        let batch = PixelBatch::prepare(images.as_slice(), 5, View::CENTER).unwrap();
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.pixels().len(), 3 * 3 * 25);
         let norm = Normalization {
@@ -627,7 +563,7 @@ mod tests {
             mean: color.map(|value| f32::from(value) / 255.0),
             std: [0.1, 0.2, 0.3],
         };
-        let values: Vec<f32> = PixelBatch::prepare(std::slice::from_ref(&image), 8, View::Center)
+        let values: Vec<f32> = PixelBatch::prepare(std::slice::from_ref(&image), 8, View::CENTER)
             .unwrap()
             .to_device(&DeviceNormalization::new(&norm, &Device::flex()))
             .into_data()
@@ -729,7 +665,7 @@ mod tests {
             images.as_slice(),
             8,
             &Normalization::IDENTITY,
-            View::Center,
+            View::CENTER,
             2,
             &|| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1,
         );
@@ -744,7 +680,7 @@ mod tests {
             images.as_slice(),
             8,
             &Normalization::IDENTITY,
-            View::Center,
+            View::CENTER,
             4,
         )
         .unwrap();
