@@ -270,9 +270,17 @@ pub fn neighbors(
     } else {
         let among =
             among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
-        Opened::new(source, among, cache, choice)?
-            .0
-            .nearest_to(query, k)?
+        let Opened(collection) = Opened::new(source, among, cache, choice)?;
+        let neighbors = collection.nearest_to(query, k)?;
+        // The lists rank by the whole images' embeddings: whether those tell copies from
+        // neighbours yet (1000 edited copies embedded once, not the near-duplicates' views).
+        let readiness = collection
+            .scoring_pairs_by(PairScore::WholeImages)
+            .readiness()?;
+        if let Some(note) = readiness.note {
+            eprintln!("{note}");
+        }
+        neighbors
     };
     for neighbor in neighbors {
         println!("{:.4}\t{}", neighbor.score, neighbor.path.display());

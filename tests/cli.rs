@@ -3,20 +3,25 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Runs the binary with its image cache in `cache` (never the user's).
+/// Runs the binary with its image cache in `cache` (never the user's); its standard output.
 fn spreadout_in(cache: &Path, args: &[&str]) -> String {
+    spreadout_with_stderr(cache, args).0
+}
+
+/// [`spreadout_in`] with what it said on standard error.
+fn spreadout_with_stderr(cache: &Path, args: &[&str]) -> (String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_spreadout"))
         .args(args)
         .env("SPREADOUT_CACHE_DIR", cache)
         .output()
         .expect("the binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         output.status.success(),
         "spreadout {args:?} failed:\n{stdout}\n{stderr}"
     );
-    stdout
+    (stdout, stderr)
 }
 
 #[test]
@@ -69,6 +74,36 @@ fn demo_then_embed_neighbors_and_eval() {
         !out.contains(query.to_str().unwrap()),
         "the query is not its own neighbour"
     );
+    // With the model and a folder instead: the same list's length, and a word on whether the
+    // model separates copies yet, from the same measure as Explore's (printed where it does not).
+    let (out, said) = spreadout_with_stderr(
+        &cache,
+        &[
+            "neighbors",
+            run.to_str().unwrap(),
+            query.to_str().unwrap(),
+            "--among",
+            data.join("test").to_str().unwrap(),
+            "--k",
+            "5",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(out.lines().count(), 5, "{out}");
+    let collection = spreadout::explore::Collection::build(
+        &run,
+        &data.join("test"),
+        &spreadout::data::PixelCache::at(cache.clone()),
+        &spreadout::device::cpu().device,
+        &|_, _| true,
+    )
+    .unwrap()
+    .scoring_pairs_by(spreadout::explore::PairScore::WholeImages);
+    match collection.readiness().unwrap().note {
+        Some(note) => assert!(said.contains(&note), "{said}"),
+        None => assert!(!said.contains("cannot tell"), "{said}"),
+    }
 
     let out = spreadout(&[
         "eval",

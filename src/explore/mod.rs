@@ -144,6 +144,36 @@ pub struct Readiness {
     pub note: Option<String>,
 }
 
+impl Readiness {
+    /// The verdict on an embedding where `collapsed` is the share of random pairs above
+    /// [`COLLAPSED_COSINE`] and `suggestion` its duplicate threshold (needed only where it has not
+    /// collapsed).
+    fn judge(collapsed: f64, suggestion: Option<&ThresholdSuggestion>) -> Self {
+        const WHAT_FOLLOWS: &str = "Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.";
+        let note = if collapsed >= COLLAPSED_SHARE {
+            Some(format!(
+                "The model cannot tell copies from neighbours yet: {:.0} % of random pairs of images are more similar than {COLLAPSED_COSINE}, so it has not spread them apart (train longer or wider). {WHAT_FOLLOWS}",
+                100.0 * collapsed
+            ))
+        } else {
+            suggestion
+                .filter(|s| s.missed + s.crowded >= OVERLAP_LIMIT)
+                .map(|s| {
+                    format!(
+                        "The model cannot tell copies from neighbours yet: at its best threshold ({:.3}) {:.1} % of edited copies fall below it and {:.1} % of nearest neighbours lie above it (train longer or wider). {WHAT_FOLLOWS}",
+                        s.threshold,
+                        100.0 * s.missed,
+                        100.0 * s.crowded
+                    )
+                })
+        };
+        Self {
+            separates: note.is_none(),
+            note,
+        }
+    }
+}
+
 /// The distributions the Explore screen plots.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Distributions {
@@ -313,7 +343,6 @@ impl Collection {
     }
 
     fn measure_readiness(&self) -> Result<Readiness, ExploreError> {
-        let suggestion = self.suggest_duplicate_threshold()?;
         let random = eval::random_pair_histogram(
             self.embeddings()?,
             RANDOM_PAIRS,
@@ -325,25 +354,12 @@ impl Collection {
             .map(|i| random.counts[i])
             .sum();
         let collapsed = above as f64 / random.total().max(1) as f64;
-        let note = if collapsed >= COLLAPSED_SHARE {
-            Some(format!(
-                "The model cannot tell copies from neighbours yet: {:.0} % of random pairs of images are more similar than {COLLAPSED_COSINE}, so it has not spread them apart (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.",
-                100.0 * collapsed
-            ))
-        } else if suggestion.missed + suggestion.crowded >= OVERLAP_LIMIT {
-            Some(format!(
-                "The model cannot tell copies from neighbours yet: at its best threshold ({:.3}) {:.1} % of edited copies fall below it and {:.1} % of nearest neighbours lie above it (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.",
-                suggestion.threshold,
-                100.0 * suggestion.missed,
-                100.0 * suggestion.crowded
-            ))
-        } else {
-            None
-        };
-        Ok(Readiness {
-            separates: note.is_none(),
-            note,
-        })
+        // A collapsed embedding needs no calibration to be judged (it embeds 1000 copies).
+        if collapsed >= COLLAPSED_SHARE {
+            return Ok(Readiness::judge(collapsed, None));
+        }
+        let suggestion = self.suggest_duplicate_threshold()?;
+        Ok(Readiness::judge(collapsed, Some(&suggestion)))
     }
 
     /// The hash stage over the collection's cached pixels ([`HashStage`], its hashes kept in the
@@ -594,6 +610,34 @@ mod tests {
         let whole_only = collection.scoring_pairs_by(PairScore::WholeImages);
         assert_eq!(whole_only.views().unwrap().len(), 1);
         drop(dir);
+    }
+
+    #[test]
+    fn an_untrained_model_is_said_not_to_separate_copies_and_overlap_is_judged_too() {
+        // A seeded width-4 network before any training puts every 16-pixel image close.
+        let (_dir, collection) = tiny_collection();
+        let readiness = collection.readiness().unwrap();
+        assert!(!readiness.separates);
+        let note = readiness.note.unwrap();
+        assert!(note.contains("% of random pairs") && note.contains("train longer"), "{note}");
+        // Where it has spread images out, the overlap of copies and neighbours decides.
+        let apart = threshold::suggest_threshold(&[0.97, 0.98, 0.99], &[0.5, 0.6, 0.7]).unwrap();
+        assert_eq!(
+            Readiness::judge(0.1, Some(&apart)),
+            Readiness {
+                separates: true,
+                note: None
+            }
+        );
+        let overlapping =
+            threshold::suggest_threshold(&[0.6, 0.8, 0.9, 0.95], &[0.7, 0.85, 0.92, 0.97]).unwrap();
+        assert!(overlapping.missed + overlapping.crowded >= OVERLAP_LIMIT);
+        let judged = Readiness::judge(0.1, Some(&overlapping));
+        assert!(!judged.separates);
+        assert!(
+            judged.note.unwrap().contains("of edited copies fall below it"),
+            "the overlap is named"
+        );
     }
 
     #[test]
