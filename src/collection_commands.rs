@@ -68,9 +68,10 @@ pub fn duplicates(
                 let suggestion = collection.suggest_duplicate_threshold()?;
                 eprintln!(
                     "embedding ({}): threshold {:.3}, suggested {}",
-                    match options.whole_images {
-                        true => "whole images",
-                        false => "best of whole, zoomed and mirrored views",
+                    if options.whole_images {
+                        "whole images"
+                    } else {
+                        "best of whole, zoomed and mirrored views"
                     },
                     suggestion.threshold,
                     suggestion.how
@@ -264,26 +265,31 @@ pub fn neighbors(
     cache: &PixelCache,
     choice: DeviceChoice,
 ) -> Result<()> {
-    let neighbors = if EmbeddingsFile::is_one(source) {
-        let device = device::select(choice)?.device;
-        stored::nearest_in_file(&EmbeddingsFile::read(source)?, query, k, &device)?
-    } else {
-        let among =
-            among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
-        let Opened(collection) = Opened::new(source, among, cache, choice)?;
-        let neighbors = collection.nearest_to(query, k)?;
-        // The lists rank by the whole images' embeddings: whether those tell copies from
-        // neighbours yet (1000 edited copies embedded once, not the near-duplicates' views).
-        let readiness = collection
-            .scoring_pairs_by(PairScore::WholeImages)
-            .readiness()?;
-        if let Some(note) = readiness.note {
-            eprintln!("{note}");
+    let print = |neighbors: Vec<spreadout::eval::Neighbor>| {
+        for neighbor in neighbors {
+            println!("{:.4}\t{}", neighbor.score, neighbor.path.display());
         }
-        neighbors
     };
-    for neighbor in neighbors {
-        println!("{:.4}\t{}", neighbor.score, neighbor.path.display());
+    if EmbeddingsFile::is_one(source) {
+        let device = device::select(choice)?.device;
+        print(stored::nearest_in_file(
+            &EmbeddingsFile::read(source)?,
+            query,
+            k,
+            &device,
+        )?);
+        return Ok(());
+    }
+    let among = among.context("with a model as SOURCE, pass --among DIR: the folder to search")?;
+    let Opened(collection) = Opened::new(source, among, cache, choice)?;
+    print(collection.nearest_to(query, k)?);
+    // The lists rank by the whole images' embeddings: whether those tell copies from neighbours
+    // yet (1000 edited copies embedded, not the near-duplicates' views), said after the list.
+    let readiness = collection
+        .scoring_pairs_by(PairScore::WholeImages)
+        .readiness()?;
+    if let Some(note) = readiness.note {
+        eprintln!("{note}");
     }
     Ok(())
 }

@@ -347,7 +347,8 @@ fn pairs_above_in_blocks(
         if let Some((_, tensor)) = uploaded.iter().find(|(k, _)| *k == key) {
             return tensor.clone();
         }
-        let tensor = Tensor::<2>::from_data(TensorData::new(view.data().to_vec(), [n, dim]), device);
+        let tensor =
+            Tensor::<2>::from_data(TensorData::new(view.data().to_vec(), [n, dim]), device);
         uploaded.push((key, tensor.clone()));
         tensor
     };
@@ -724,8 +725,9 @@ mod tests {
         // Below −1 every one of the 44 850 pairs is above: refused, whether the device count
         // (a block over the limit at once) or the host count (blocks adding up) finds it.
         for (block, limit) in [(64, 1000), (64, 20_000), (300, 44_849)] {
-            let refused = pairs_above_in_blocks(&[(features, features)], -1.5, device, block, limit)
-                .unwrap_err();
+            let refused =
+                pairs_above_in_blocks(&[(features, features)], -1.5, device, block, limit)
+                    .unwrap_err();
             assert!(
                 matches!(refused, EvalError::TooManyPairs { limit: l, .. } if l == limit),
                 "{refused}"

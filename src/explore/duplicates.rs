@@ -92,9 +92,7 @@ pub struct Stages<'a> {
 impl Stages<'_> {
     /// Which stages link rows `a` and `b`, with their scores; `None` when neither does.
     fn link(&self, a: usize, b: usize) -> Option<DuplicateLink> {
-        let cosine = self
-            .embedding
-            .map(|(products, _)| best_of(products, a, b));
+        let cosine = self.embedding.map(|(products, _)| best_of(products, a, b));
         let hash_bits = self.hash.and_then(|(hashes, _)| hashes.distance(a, b));
         let by_embedding = self
             .embedding

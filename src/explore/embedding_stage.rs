@@ -52,7 +52,12 @@ pub fn view_products<'a>(
 ) -> Vec<ViewProduct<'a>> {
     match (left, right) {
         (&[lw, lz, lm], &[rw, rz, rm]) => vec![(lw, rw), (lz, rw), (lw, rz), (lm, rw), (lw, rm)],
-        _ => left.iter().copied().zip(right.iter().copied()).take(1).collect(),
+        _ => left
+            .iter()
+            .copied()
+            .zip(right.iter().copied())
+            .take(1)
+            .collect(),
     }
 }
 
@@ -166,16 +171,12 @@ impl Collection {
         let original_rows: Vec<Vec<f32>> = views.iter().map(|view| view.gather(&copied)).collect();
         let (originals, copies) = (as_views(&original_rows, dim)?, as_views(&copy_rows, dim)?);
         let between = view_products(&originals, &copies);
-        let copies: Vec<f32> = (0..copied.len())
-            .map(|i| best_of(&between, i, i))
-            .collect();
+        let copies: Vec<f32> = (0..copied.len()).map(|i| best_of(&between, i, i)).collect();
         Ok(threshold::suggest_threshold(&copies, &nearest)?)
     }
 }
 
 /// Rows of each view as [`Embeddings`] of width `dim`.
 fn as_views(rows: &[Vec<f32>], dim: usize) -> Result<Vec<Embeddings<'_>>, EvalError> {
-    rows.iter()
-        .map(|rows| Embeddings::new(rows, dim))
-        .collect()
+    rows.iter().map(|rows| Embeddings::new(rows, dim)).collect()
 }

@@ -557,7 +557,12 @@ mod tests {
         // A copy of one image's middle 13×13 (its zoomed view's region), saved beside it.
         let mut original = PathBuf::new();
         let (dir, collection) = collection_with(|train| {
-            let class = std::fs::read_dir(train).unwrap().next().unwrap().unwrap().path();
+            let class = std::fs::read_dir(train)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
             let mut files: Vec<PathBuf> = std::fs::read_dir(&class)
                 .unwrap()
                 .map(|entry| entry.unwrap().path())
@@ -582,7 +587,11 @@ mod tests {
         let products = embedding_stage::view_products(&views, &views);
         let whole = eval::best_of(&products[..1], a, crop);
         let best = eval::best_of(&products, a, crop);
-        eprintln!("crop: whole images 1 − {:.1e}, best of the views 1 − {:.1e}", 1.0 - whole, 1.0 - best);
+        eprintln!(
+            "crop: whole images 1 − {:.1e}, best of the views 1 − {:.1e}",
+            1.0 - whole,
+            1.0 - best
+        );
         // An untrained network puts all 16-pixel images close; the crop's own region is closer
         // by far (the same pixels, up to resampling).
         assert!((1.0 - best) * 10.0 < 1.0 - whole, "{whole} {best}");
@@ -619,7 +628,10 @@ mod tests {
         let readiness = collection.readiness().unwrap();
         assert!(!readiness.separates);
         let note = readiness.note.unwrap();
-        assert!(note.contains("% of random pairs") && note.contains("train longer"), "{note}");
+        assert!(
+            note.contains("% of random pairs") && note.contains("train longer"),
+            "{note}"
+        );
         // Where it has spread images out, the overlap of copies and neighbours decides.
         let apart = threshold::suggest_threshold(&[0.97, 0.98, 0.99], &[0.5, 0.6, 0.7]).unwrap();
         assert_eq!(
@@ -635,7 +647,10 @@ mod tests {
         let judged = Readiness::judge(0.1, Some(&overlapping));
         assert!(!judged.separates);
         assert!(
-            judged.note.unwrap().contains("of edited copies fall below it"),
+            judged
+                .note
+                .unwrap()
+                .contains("of edited copies fall below it"),
             "the overlap is named"
         );
     }
