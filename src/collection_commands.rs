@@ -58,6 +58,7 @@ pub fn duplicates(
         } else {
             PairScore::BestOfViews
         });
+        collection.embed_views(&progress::keep_going)?;
         let readiness = collection.readiness()?;
         if let Some(note) = &readiness.note {
             eprintln!("{note}");

@@ -83,23 +83,35 @@ impl Collection {
         if self.pair_score == PairScore::WholeImages {
             return Ok(vec![whole]);
         }
-        let rows = match self.view_rows.get() {
-            Some(rows) => rows,
-            None => {
-                let embed = |view| {
-                    embed::embed_set(&self.model, &self.folder.set, &self.cache, view, &|| true)
-                        .map(|rows| rows.expect("never stopped"))
-                };
-                let rows = [embed(FixedView::Zoomed)?, embed(FixedView::Mirrored)?];
-                // Two threads may both have embedded them; either's rows are the same.
-                self.view_rows.get_or_init(|| rows)
-            }
-        };
+        self.embed_views(&|| true)?;
+        let rows = self.view_rows.get().expect("embedded just now");
         let mut views = vec![whole];
         for rows in rows {
             views.push(Embeddings::new(rows, whole.dim())?);
         }
         Ok(views)
+    }
+
+    /// Embeds the zoomed and mirrored views where pairs are scored by them and they are not yet
+    /// (otherwise done on first use of the near-duplicates), asking `keep_going` before each
+    /// batch: a command's Ctrl-C stops the two passes, which take as long as opening the folder.
+    ///
+    /// # Errors
+    /// [`ExploreError::Data`]: [`DataError::Canceled`] once `keep_going` says no, or an image
+    /// the cache cannot read.
+    pub fn embed_views(&self, keep_going: &(dyn Fn() -> bool + Sync)) -> Result<(), ExploreError> {
+        if self.pair_score == PairScore::WholeImages || self.view_rows.get().is_some() {
+            return Ok(());
+        }
+        let embed = |view| {
+            let set = &self.folder.set;
+            embed::embed_set(&self.model, set, &self.cache, view, keep_going)?
+                .ok_or_else(|| DataError::Canceled(set.root.clone()))
+        };
+        let rows = [embed(FixedView::Zoomed)?, embed(FixedView::Mirrored)?];
+        // Two threads may both have embedded them; either's rows are the same.
+        self.view_rows.get_or_init(|| rows);
+        Ok(())
     }
 
     /// The duplicate threshold this model suggests for this folder, with the two distributions

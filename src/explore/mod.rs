@@ -601,6 +601,8 @@ mod tests {
             .fold(f32::MIN, f32::max);
         assert!(best > nearest_other, "{best} {nearest_other}");
         assert_eq!(best, eval::best_of(&products, crop, a), "symmetric");
+        // Asked to stop, nothing more is embedded: the views are there already.
+        collection.embed_views(&|| false).unwrap();
         // The views are kept in the cache: asking again embeds nothing (a refusal to embed
         // still answers).
         let kept = embed::embed_set(
@@ -619,6 +621,13 @@ mod tests {
         let whole_only = collection.scoring_pairs_by(PairScore::WholeImages);
         assert_eq!(whole_only.views().unwrap().len(), 1);
         drop(dir);
+        // A Ctrl-C before the views of a fresh collection are embedded stops with the folder named.
+        let (_dir, fresh) = tiny_collection();
+        let stopped = fresh.embed_views(&|| false).unwrap_err();
+        assert!(
+            matches!(&stopped, ExploreError::Data(DataError::Canceled(root)) if *root == fresh.folder.set.root),
+            "{stopped}"
+        );
     }
 
     #[test]
