@@ -177,8 +177,18 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// List the GPU adapters `--device` can choose.
-    Devices,
+    /// List the GPU adapters `--device` can choose, or (with --remote) the device a server serves.
+    Devices {
+        /// A machine running `spreadout serve`: describe the device it serves instead.
+        #[arg(long, value_name = "ws://HOST:PORT")]
+        remote: Option<String>,
+        /// The server's token (with --remote).
+        #[arg(long, value_name = "FILE", requires = "remote")]
+        token_file: Option<PathBuf>,
+    },
+    /// Serve this machine's GPU to Spreadout on other machines (`--device ws://HOST:PORT` there).
+    /// The connection is not encrypted: use it on a trusted network or through `ssh -L`.
+    Serve(ServeArgs),
     /// Measure training and data throughput; prints a table (or JSON lines).
     Bench(BenchArgs),
 }
@@ -206,9 +216,12 @@ pub struct BenchArgs {
     /// Untimed warm-up steps (kernel compilation, autotuning).
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// auto, gpu, cpu or an adapter number; without it, the CPU and every GPU.
+    /// auto, gpu, cpu, an adapter number or ws://HOST:PORT; without it, the CPU and every GPU.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
+    /// The server's token, for --device ws://HOST:PORT.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Also time software rasterisers such as lavapipe (very slow); only without --device.
     #[arg(long)]
     pub include_software: bool,
@@ -242,9 +255,44 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-#[derive(Args, Clone, Copy)]
+impl BenchArgs {
+    /// The device asked for, with its token file.
+    pub fn device(&self) -> Option<DeviceChoice> {
+        self.device
+            .clone()
+            .map(|choice| choice.with_token_file(self.token_file.clone()))
+    }
+}
+
+#[derive(Args, Clone)]
 pub struct DeviceArg {
-    /// auto (a discrete GPU, else another real GPU, else CPU), gpu, cpu, or an adapter number from `spreadout devices`.
+    /// auto (a discrete GPU, else another real GPU, else CPU), gpu, cpu, an adapter number from
+    /// `spreadout devices`, or ws://HOST:PORT: the GPU of a machine running `spreadout serve`.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// The server's token, for --device ws://HOST:PORT (the file `spreadout serve` wrote there).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl DeviceArg {
+    /// The device asked for, with its token file.
+    pub fn choice(&self) -> DeviceChoice {
+        self.device.clone().with_token_file(self.token_file.clone())
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default (clients then come through `ssh -L`); give this
+    /// machine's LAN address, or 0.0.0.0 for every interface, to be reached directly.
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], spreadout::remote::DEFAULT_PORT)))]
+    pub listen: std::net::SocketAddr,
+    /// File holding the token clients must present; written with a fresh random token (readable
+    /// by you alone) when it does not exist yet. Copy it to the clients.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// The device to serve: auto, gpu, cpu or an adapter number from `spreadout devices`.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -466,6 +514,10 @@ fn train_remedy(error: &TrainError) -> Option<String> {
             "Pass --resume to continue it, or choose another folder with --out".to_owned()
         }
         TrainError::NothingToResume(_) => "Start without --resume".to_owned(),
+        TrainError::ServerLost { .. } => {
+            "Start `spreadout serve` on that machine again, then rerun this command with --resume"
+                .to_owned()
+        }
         TrainError::Config { setting, .. } => format!("Set it with {}", flag(setting)?),
         TrainError::Device(error) => return device_remedy(error),
         TrainError::Data(error) => return data_remedy(error),

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
+use crate::remote::{RemoteError, RemoteLink, RemoteTarget};
+
 /// What kind of hardware an adapter is, as its driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
@@ -270,7 +272,7 @@ fn enumerate_adapters() -> Vec<Adapter> {
 }
 
 /// What the user asked for with `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     /// A discrete GPU, else another real GPU (each in the driver's order), else the CPU with a
@@ -283,18 +285,36 @@ pub enum DeviceChoice {
     Cpu,
     /// Adapter number N of [`list_adapters`] (including software rasterisers).
     Adapter(usize),
+    /// The device another machine serves with `spreadout serve`.
+    Remote(RemoteTarget),
+}
+
+impl DeviceChoice {
+    /// A served device with `token_file` as its token (when given); any other choice unchanged.
+    pub fn with_token_file(self, token_file: Option<std::path::PathBuf>) -> Self {
+        match self {
+            DeviceChoice::Remote(target) => DeviceChoice::Remote(RemoteTarget {
+                token_file: token_file.or(target.token_file),
+                ..target
+            }),
+            other => other,
+        }
+    }
 }
 
 impl FromStr for DeviceChoice {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(target) = RemoteTarget::parse(text) {
+            return Ok(DeviceChoice::Remote(target));
+        }
         match text.to_ascii_lowercase().as_str() {
             "auto" => Ok(DeviceChoice::Auto),
             "gpu" => Ok(DeviceChoice::Gpu),
             "cpu" => Ok(DeviceChoice::Cpu),
             number => number.parse().map(DeviceChoice::Adapter).map_err(|_| {
-                format!("unknown device '{text}': use auto, gpu, cpu or an adapter number from `spreadout devices`")
+                format!("unknown device '{text}': use auto, gpu, cpu, an adapter number from `spreadout devices`, or ws://HOST:PORT for a machine running `spreadout serve`")
             }),
         }
     }
@@ -307,6 +327,7 @@ impl fmt::Display for DeviceChoice {
             DeviceChoice::Gpu => f.write_str("gpu"),
             DeviceChoice::Cpu => f.write_str("cpu"),
             DeviceChoice::Adapter(n) => write!(f, "{n}"),
+            DeviceChoice::Remote(target) => f.write_str(&target.address),
         }
     }
 }
@@ -334,6 +355,9 @@ pub enum DeviceError {
     /// A precision the device cannot compute in.
     #[error("{0}")]
     Precision(String),
+    /// The served device of another machine cannot be used.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 fn software_note(adapters: &[Adapter]) -> String {
@@ -357,13 +381,22 @@ pub struct SelectedDevice {
     pub is_wgpu: bool,
     /// Set when `auto` fell back to the CPU; to be shown to the user.
     pub notice: Option<String>,
-    /// Burn's backend behind the device: `wgpu`, `flex` or `ndarray`.
+    /// Burn's backend behind the device: `wgpu`, `flex`, `ndarray` or `remote`.
     pub backend: &'static str,
+    /// The server, for a device another machine serves.
+    pub remote: Option<RemoteLink>,
     /// Burn's selector of the wgpu adapter; `None` for the CPU backend.
     selector: Option<DeviceKind>,
 }
 
 impl SelectedDevice {
+    /// Whether the device runs the steps behind the thread that records them, so that reading a
+    /// loss waits on the queue (and, on a served device, a round trip): a GPU or a server, whose
+    /// losses are read a window at a time. Their first step also compiles kernels.
+    pub fn defers_work(&self) -> bool {
+        self.is_wgpu || self.remote.is_some()
+    }
+
     /// The CubeCL device of this wgpu adapter, whose client Spreadout's own kernels launch on
     /// (the client Burn's tensors on it use); `None` for the CPU backend.
     pub fn cube_device(&self) -> Option<cubecl::Device> {
@@ -386,6 +419,7 @@ pub fn cpu() -> SelectedDevice {
         is_wgpu: false,
         notice: None,
         backend: "flex",
+        remote: None,
         selector: None,
     }
 }
@@ -400,6 +434,7 @@ pub fn ndarray() -> SelectedDevice {
         is_wgpu: false,
         notice: None,
         backend: "ndarray",
+        remote: None,
         selector: None,
     }
 }
@@ -409,8 +444,23 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
     match choice {
         // Asking the graphics drivers is slow and noisy; the CPU needs no answer from them.
         DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Remote(target) => remote(&target),
         _ => select_from(choice, &list_adapters()),
     }
+}
+
+/// The device `target` serves, connected and checked (see [`crate::remote::connect`]).
+fn remote(target: &RemoteTarget) -> Result<SelectedDevice, DeviceError> {
+    let (device, link) = crate::remote::connect(target)?;
+    Ok(SelectedDevice {
+        device,
+        name: format!("{} at {}", link.served, link.address),
+        is_wgpu: false,
+        notice: None,
+        backend: "remote",
+        remote: Some(link),
+        selector: None,
+    })
 }
 
 /// [`select`] among adapters already listed by [`list_adapters`] (which is slow: it starts every
@@ -431,6 +481,7 @@ pub fn select_from(
         .min_by_key(|a| a.kind != AdapterKind::Discrete);
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Remote(target) => remote(&target),
         DeviceChoice::Auto => Ok(match first_gpu {
             Some(adapter) => wgpu_device(adapter)?,
             None => SelectedDevice {
@@ -473,6 +524,7 @@ fn wgpu_device(adapter: &Adapter) -> Result<SelectedDevice, DeviceError> {
         is_wgpu: true,
         notice: None,
         backend: "wgpu",
+        remote: None,
         selector: Some(selector),
     })
 }
@@ -501,6 +553,13 @@ mod tests {
         assert_eq!("2".parse(), Ok(DeviceChoice::Adapter(2)));
         let error = "tpu".parse::<DeviceChoice>().unwrap_err();
         assert!(error.contains("auto, gpu, cpu"), "{error}");
+        assert_eq!(
+            "ws://gpu-box:9000".parse(),
+            Ok(DeviceChoice::Remote(RemoteTarget {
+                address: "ws://gpu-box:9000".into(),
+                token_file: None
+            }))
+        );
     }
 
     #[test]

@@ -21,10 +21,15 @@ use spreadout::method::{Method, Positive};
 use spreadout::score;
 use spreadout::train::{self, TrainRequest};
 
+/// Warnings, and `serve`'s log of its clients. Burn's remote client warns once per dropped
+/// message when a server goes away; the run's own error says so once, naming the server.
+const DEFAULT_LOG: &str = "warn,burn_remote=error,spreadout::serve=info";
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| DEFAULT_LOG.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -53,7 +58,7 @@ fn main() -> Result<()> {
             dir,
             out,
             device,
-        } => collection_commands::embed(&model, &dir, &out, cache, device.device),
+        } => collection_commands::embed(&model, &dir, &out, cache, device.choice()),
         Command::Neighbors {
             source,
             query,
@@ -66,7 +71,7 @@ fn main() -> Result<()> {
             k,
             among.as_deref(),
             cache,
-            device.device,
+            device.choice(),
         ),
         Command::Eval {
             model,
@@ -89,7 +94,7 @@ fn main() -> Result<()> {
                 seed: 0,
             },
             cache,
-            device.device,
+            device.choice(),
         ),
         Command::Duplicates {
             paths,
@@ -107,7 +112,7 @@ fn main() -> Result<()> {
                 _ => unreachable!("clap takes one or two paths"),
             };
             collection_commands::duplicates(
-                model.map(|model| (model.as_path(), device.device)),
+                model.map(|model| (model.as_path(), device.choice())),
                 dir,
                 cache,
                 &collection_commands::DuplicateOptions {
@@ -128,7 +133,7 @@ fn main() -> Result<()> {
             show,
             device,
         } => collection_commands::clusters(
-            &collection_commands::Opened::new(&model, &dir, cache, device.device)?,
+            &collection_commands::Opened::new(&model, &dir, cache, device.choice())?,
             k,
             csv.as_deref(),
             show,
@@ -144,8 +149,9 @@ fn main() -> Result<()> {
             epochs,
             width,
             device,
-        } => demo_command(out, epochs, width, cache, device.device),
-        Command::Devices => system_commands::devices(),
+        } => demo_command(out, epochs, width, cache, device.choice()),
+        Command::Devices { remote, token_file } => system_commands::devices(remote, token_file),
+        Command::Serve(args) => system_commands::serve(&args),
         Command::Bench(args) => system_commands::bench(&args),
     };
     result.map_err(cli::with_remedy)
@@ -161,7 +167,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
                 train_dir: Some(args.dir),
                 eval_train_dir: args.eval.eval_train,
                 eval_test_dir: args.eval.eval_test,
-                device: args.device.device,
+                device: args.device.choice(),
                 cache_dir,
                 accept_changed_folder: args.accept_changed_folder,
             },
@@ -179,7 +185,7 @@ fn train_command(args: TrainArgs, cache_dir: Option<PathBuf>) -> Result<()> {
             eval_test_dir: args.eval.eval_test,
             out: args.out,
             resume: false,
-            device: args.device.device,
+            device: args.device.choice(),
             cache_dir,
             accept_changed_folder: false,
             stop_after_epoch: None,
@@ -204,7 +210,7 @@ fn compare_command(args: CompareArgs, cache_dir: Option<PathBuf>) -> Result<()> 
         eval_test_dir: args.eval.eval_test,
         out: args.out.clone(),
         resume: false,
-        device: args.device.device,
+        device: args.device.choice(),
         cache_dir,
         accept_changed_folder: false,
         stop_after_epoch: None,

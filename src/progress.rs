@@ -75,9 +75,10 @@ pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
     let handle = train::spawn(request);
     let bar = ProgressBar::hidden();
     let mut stop_asked = false;
+    let mut network = String::new();
     loop {
         match handle.events.recv_timeout(Duration::from_millis(100)) {
-            Ok(event) => render(&bar, &event),
+            Ok(event) => render(&bar, &event, &mut network),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -114,7 +115,8 @@ pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn render(bar: &ProgressBar, event: &TrainEvent) {
+/// Draws `event`; `network` keeps the last traffic report of a served device for the bar.
+fn render(bar: &ProgressBar, event: &TrainEvent, network: &mut String) {
     match event {
         TrainEvent::Phase { phase } => match phase {
             Phase::LoadingData => bar.suspend(|| eprintln!("loading images…")),
@@ -160,7 +162,19 @@ fn render(bar: &ProgressBar, event: &TrainEvent) {
         } => {
             bar.set_prefix(epoch.to_string());
             bar.set_position(*step as u64);
-            bar.set_message(format!("loss {loss:.4} · {images_per_sec:.0} img/s"));
+            bar.set_message(format!(
+                "loss {loss:.4} · {images_per_sec:.0} img/s{network}"
+            ));
+        }
+        TrainEvent::Traffic {
+            sent_per_step,
+            received_per_step,
+        } => {
+            *network = format!(
+                " · {:.0} KiB sent, {:.0} KiB received per step",
+                sent_per_step / 1024.0,
+                received_per_step / 1024.0
+            );
         }
         TrainEvent::Epoch(metrics) => {
             bar.suspend(|| println!("{}", epoch_line(metrics)));

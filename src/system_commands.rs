@@ -1,14 +1,16 @@
 //! The commands about this machine rather than a folder: what the image cache holds (and filling
 //! or clearing it), the GPU adapters `--device` can choose, and throughput benchmarks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use spreadout::bench;
 use spreadout::data;
 use spreadout::device::{self, DeviceChoice};
+use spreadout::remote;
+use spreadout::serve::{self, Server};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, ServeArgs};
 use crate::progress;
 
 pub fn cache(
@@ -59,7 +61,25 @@ pub fn cache(
     Ok(())
 }
 
-pub fn devices() -> Result<()> {
+pub fn devices(remote: Option<String>, token_file: Option<PathBuf>) -> Result<()> {
+    if let Some(address) = remote {
+        let choice = address
+            .parse::<DeviceChoice>()
+            .map_err(anyhow::Error::msg)?
+            .with_token_file(token_file);
+        if !matches!(choice, DeviceChoice::Remote(_)) {
+            bail!("--remote takes a server's address, ws://HOST:PORT");
+        }
+        let selected = device::select(choice)?;
+        let link = selected.remote.expect("a served device has its link");
+        println!("{} serves {}", link.address, link.served);
+        println!(
+            "handshake: {} bytes sent, {} received",
+            link.traffic.sent(),
+            link.traffic.received()
+        );
+        return Ok(());
+    }
     let adapters = device::describe_compute(device::list_adapters());
     if adapters.is_empty() {
         println!(
@@ -94,10 +114,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                 .data_wait_fraction
                 .map_or_else(String::new, |w| format!("{:.1} %", 100.0 * w));
             let budget = row.budget.as_ref().map_or_else(
-                || " | | | ".to_owned(),
+                || " | | | | ".to_owned(),
                 |budget| {
+                    let network = budget.network.map_or_else(String::new, |n| {
+                        format!(
+                            "{:.1} / {:.1}",
+                            n.sent_bytes / 1024.0,
+                            n.received_bytes / 1024.0
+                        )
+                    });
                     format!(
-                        "{} | {:.3} | {:.1} | {:.1}",
+                        "{} | {:.3} | {:.1} | {:.1} | {network}",
                         budget
                             .launches_per_step
                             .map_or_else(|| "native".to_owned(), |n| format!("{n:.0}")),
@@ -113,19 +140,19 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             );
             if let Some(budget) = row.budget.as_ref().filter(|_| args.launches) {
                 for (kernel, per_step) in &budget.launches {
-                    println!("|   {per_step:.1} × {kernel} | | | | | | | | | |");
+                    println!("|   {per_step:.1} × {kernel} | | | | | | | | | | |");
                 }
             }
         }
     };
     if !args.json {
         println!(
-            "| task | device | compiler | images/s | seconds | data wait | launches/step | blocking reads/step | host ms/step | upload KiB/step |"
+            "| task | device | compiler | images/s | seconds | data wait | launches/step | blocking reads/step | host ms/step | upload KiB/step | network KiB/step sent / received |"
         );
-        println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
     if !args.no_train {
-        for selected in bench::devices(args.device, args.include_software)? {
+        for selected in bench::devices(args.device(), args.include_software)? {
             for &precision in &args.precision {
                 for &width in &args.widths {
                     let case = bench::TrainingCase {
@@ -149,7 +176,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if args.duplicates > 0 {
         // On the device a collection would use: the chosen one, else the first GPU or the CPU.
-        let selected = device::select(args.device.unwrap_or_default())?;
+        let selected = device::select(args.device().unwrap_or_default())?;
         print(&bench::duplicate_search(args.duplicates, 128, &selected)?);
         print(&bench::hash_search(args.duplicates));
     }
@@ -158,7 +185,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if !args.no_data {
         // The kernel's rows on the adapter asked for (`--device`), when it is a GPU one.
-        let gpu = match args.device {
+        let gpu = match args.device() {
             Some(choice) => Some(device::select(choice)?).filter(|selected| selected.is_wgpu),
             None => None,
         };
@@ -168,5 +195,35 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             print(&row);
         }
     }
+    Ok(())
+}
+
+pub fn serve(args: &ServeArgs) -> Result<()> {
+    let token = if args.token_file.exists() {
+        remote::read_token(&args.token_file)?
+    } else {
+        let token = remote::new_token();
+        remote::write_token(&args.token_file, &token, false)?;
+        eprintln!(
+            "wrote a new token to {} (readable by you alone): copy it to each client, which passes it with --token-file",
+            args.token_file.display()
+        );
+        token
+    };
+    let server = Server::bind(args.listen, token, args.device.clone())
+        .with_context(|| format!("cannot serve on {}", args.listen))?;
+    let address = server.address();
+    eprintln!(
+        "serving {} on ws://{address}; clients train with --device ws://HOST:{} --token-file FILE. Ctrl-C stops.",
+        server.device().name,
+        address.port()
+    );
+    if serve::is_exposed(address) {
+        eprintln!(
+            "warning: the connection is not encrypted, and {address} is reachable from other machines: serve only on a network you trust, or listen on 127.0.0.1 and let clients come through an SSH tunnel (ssh -L {port}:127.0.0.1:{port} this-machine)",
+            port = address.port()
+        );
+    }
+    server.serve()?;
     Ok(())
 }

@@ -135,7 +135,7 @@ fn train_on(
     resume: bool,
     stop_after_epoch: Option<usize>,
 ) -> spreadout::train::RunSummary {
-    try_train_on(device, data, out, config, resume, stop_after_epoch)
+    try_train_on(device.clone(), data, out, config, resume, stop_after_epoch)
         .unwrap_or_else(|error| panic!("{device:?}: {error}"))
 }
 
@@ -295,7 +295,7 @@ fn compare_with_flex(cases: Vec<(&str, spreadout::train::TrainConfig, f32)>) {
             ..config.clone()
         };
         let on_flex = train_on(DeviceChoice::Cpu, &data, &flex, flex_config, false, None);
-        let on_wgpu = train_on(gpu, &data, &wgpu, config, false, None);
+        let on_wgpu = train_on(gpu.clone(), &data, &wgpu, config, false, None);
         // kNN is scored on the host on flex and on embeddings kept on the device on wgpu.
         let knn = |run: &spreadout::train::RunSummary| run.metrics[0].knn_accuracy;
         if knn(&on_flex) != knn(&on_wgpu) {
@@ -512,7 +512,7 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     let on_cpu = dir.path().join("cpu");
     let switched = dir.path().join("switched");
     let device_summary = train_on(
-        gpu,
+        gpu.clone(),
         &data,
         &on_device,
         config(AugmentOn::Device),
@@ -526,8 +526,15 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
         device_data_mb: 0,
         ..config(AugmentOn::Device)
     };
-    train_on(gpu, &data, &uploaded, batch_by_batch, false, None);
-    let cpu_summary = train_on(gpu, &data, &on_cpu, config(AugmentOn::Cpu), false, None);
+    train_on(gpu.clone(), &data, &uploaded, batch_by_batch, false, None);
+    let cpu_summary = train_on(
+        gpu.clone(),
+        &data,
+        &on_cpu,
+        config(AugmentOn::Cpu),
+        false,
+        None,
+    );
     // The evaluation embeds the training images (kNN's memory) from the images kept on the
     // device in the first run, and reads them on the host in this one: the same scores.
     for (device_epoch, cpu_epoch) in device_summary.metrics.iter().zip(&cpu_summary.metrics) {
@@ -537,14 +544,21 @@ fn views_built_on_the_device_train_as_views_built_on_the_cpu_and_a_run_resumes_a
     }
     // The first epoch's views on the device, the second's on the CPU after a resume.
     train_on(
-        gpu,
+        gpu.clone(),
         &data,
         &switched,
         config(AugmentOn::Device),
         false,
         Some(1),
     );
-    train_on(gpu, &data, &switched, config(AugmentOn::Cpu), true, None);
+    train_on(
+        gpu.clone(),
+        &data,
+        &switched,
+        config(AugmentOn::Cpu),
+        true,
+        None,
+    );
     for (name, run) in [
         ("images uploaded batch by batch", &uploaded),
         ("views on the CPU", &on_cpu),

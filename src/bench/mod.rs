@@ -79,6 +79,15 @@ pub struct BenchRow {
     pub budget: Option<StepBudget>,
 }
 
+/// Bytes a step sent to and received from the server, counted on the wire by the client's relay.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NetworkPerStep {
+    /// Bytes sent to the server per step.
+    pub sent_bytes: f64,
+    /// Bytes received from it per step.
+    pub received_bytes: f64,
+}
+
 /// What one training step costs the host and asks of the device, averaged over the timed steps.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepBudget {
@@ -91,6 +100,8 @@ pub struct StepBudget {
     pub host_ms_per_step: f64,
     /// Bytes uploaded to the device per step: the pixels and what else the step sends.
     pub upload_bytes_per_step: f64,
+    /// On a served device, the bytes that crossed the network per step, each way.
+    pub network: Option<NetworkPerStep>,
     /// Launches per step by kernel name, most first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub launches: Vec<(String, f64)>,
@@ -211,7 +222,13 @@ pub fn training(
         }
         let set = synthetic_set(case.batch_size * count, case.image_size, epoch as u64);
         let normalization = set.normalization();
-        let mut runner = EpochRunner::new(&config, &set, normalization, &autodiff, device.is_wgpu);
+        let mut runner = EpochRunner::new(
+            &config,
+            &set,
+            normalization,
+            &autodiff,
+            device.defers_work(),
+        );
         if views_on_device {
             runner = runner.with_views_on(
                 device
@@ -223,6 +240,8 @@ pub fn training(
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
         let watching = (epoch == 1 && device.is_wgpu)
             .then(|| cubecl::logging::LaunchObservation::new(launches.clone()));
+        let traffic = device.remote.as_ref().map(|link| link.traffic.clone());
+        let before = traffic.as_ref().map(|t| (t.sent(), t.received()));
         let trained = runner
             .train_epoch(
                 EpochStart {
@@ -258,6 +277,12 @@ pub fn training(
             blocking_reads_per_step: per_step(trained.blocking_reads as f64),
             host_ms_per_step: per_step(1000.0 * trained.record_seconds),
             upload_bytes_per_step: per_step(trained.uploaded_bytes as f64),
+            network: traffic
+                .zip(before)
+                .map(|(t, (sent, received))| NetworkPerStep {
+                    sent_bytes: per_step((t.sent() - sent) as f64),
+                    received_bytes: per_step((t.received() - received) as f64),
+                }),
             launches: by_kernel,
         };
         timed = Some((count, trained.seconds, trained.data_wait_fraction, budget));
@@ -296,6 +321,8 @@ pub(super) fn compiler_of(device: &SelectedDevice) -> String {
     match device.compute() {
         Some(compute) => compute.compiler,
         None if device.is_wgpu => "unknown".to_owned(),
+        // The server compiles; `spreadout devices --remote` says with what.
+        None if device.remote.is_some() => "served".to_owned(),
         None => "native".to_owned(),
     }
 }

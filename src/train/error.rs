@@ -83,6 +83,16 @@ pub enum TrainError {
         /// The value.
         loss: f64,
     },
+    /// The session with the machine serving the device broke off mid-run.
+    #[error(
+        "lost the training server at {address} ({reason}); the last checkpoint is kept: once the server runs again, resume the run"
+    )]
+    ServerLost {
+        /// The server, `ws://HOST:PORT`.
+        address: String,
+        /// What broke.
+        reason: String,
+    },
     /// The worker thread panicked.
     #[error("training crashed: {0}; the last good checkpoint is kept")]
     Panicked(String),
@@ -103,6 +113,7 @@ impl TrainError {
             Self::FolderChanged { .. } => Failure::ChangedFolder,
             Self::NonFinite { .. } => Failure::Diverged,
             Self::Panicked(_) => Failure::Crashed,
+            Self::ServerLost { .. } => Failure::ServerLost,
         }
     }
 }

@@ -145,6 +145,13 @@ pub enum TrainEvent {
         /// Training throughput so far this epoch (both views counted), images per second.
         images_per_sec: f64,
     },
+    /// On a served device, the network's share of the last few steps.
+    Traffic {
+        /// Bytes sent to the server per step.
+        sent_per_step: f64,
+        /// Bytes received from it per step.
+        received_per_step: f64,
+    },
     /// An epoch finished, was evaluated and checkpointed.
     Epoch(EpochMetrics),
     /// The run ended; `cancelled` when stopped by the user (the last checkpoint is kept).
@@ -190,4 +197,6 @@ pub enum Failure {
     Diverged,
     /// The run crashed.
     Crashed,
+    /// The machine serving the device stopped answering; the run resumes once it serves again.
+    ServerLost,
 }

@@ -27,6 +27,7 @@ mod request;
 mod run_folder;
 pub mod runs;
 pub(crate) mod step;
+mod traffic;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use std::time::Instant;
 
 use crate::augment::{KeptImages, Normalization};
 use crate::data::{self, DataError, ImageSet, PixelCache};
-use crate::device::{self, SelectedDevice};
+use crate::device::{self, DeviceChoice, SelectedDevice};
 use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
@@ -51,6 +52,7 @@ pub use preview::{ViewsPreview, preview_views};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
+use traffic::TrafficMeter;
 
 /// A run on its own worker thread.
 pub struct TrainingHandle {
@@ -105,7 +107,29 @@ pub fn run(
     control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, TrainError> {
-    let result = run_inner(request, control, emit);
+    let result = match &request.device {
+        // Burn's remote backend panics when a read finds the session gone (the server stopped,
+        // the network failed): caught here, the run ends like any failed run, its last
+        // checkpoint kept, with the server named.
+        DeviceChoice::Remote(target) => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_inner(request, control, emit)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(TrainError::ServerLost {
+                    address: target.address.clone(),
+                    // Burn's message ends with the cause (e.g. "Failed to read tensor: RecvError").
+                    reason: panic_message(panic.as_ref())
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                })
+            })
+        }
+        _ => run_inner(request, control, emit),
+    };
     match &result {
         Ok(summary) => emit(TrainEvent::Finished {
             canceled: summary.canceled,
@@ -141,6 +165,16 @@ fn run_inner(
     };
     config.validate()?;
     let selected = select_device(request, &config, emit)?;
+    // On a served device, each few steps' network traffic follows their step events.
+    let mut meter = (selected.remote.as_ref()).map(|link| TrafficMeter::new(link.traffic.clone()));
+    let outer = emit;
+    let emit: &mut dyn FnMut(TrainEvent) = &mut |event| {
+        let report = meter.as_mut().and_then(|meter| meter.after(&event));
+        outer(event);
+        if let Some(report) = report {
+            outer(report);
+        }
+    };
     let (train, evals) = match load_data(request, &config, control, emit) {
         Err(DataError::Canceled(_)) => {
             return Ok(RunSummary::stopped(
@@ -187,7 +221,7 @@ fn run_inner(
         &train,
         restored.normalization,
         &device,
-        selected.is_wgpu,
+        selected.defers_work(),
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
     let views_on_device = config.augment_on.on_device(selected.is_wgpu)?;
@@ -242,7 +276,7 @@ fn select_device(
     config: &TrainConfig,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<SelectedDevice, TrainError> {
-    let selected = device::select(request.device)?;
+    let selected = device::select(request.device.clone())?;
     device::check_precision(&selected, config.precision)?;
     if let Some(notice) = &selected.notice {
         emit(TrainEvent::Warning {

@@ -1,0 +1,249 @@
+//! Training on a device another machine serves (`spreadout serve`), over loopback with the CPU
+//! backend served: an epoch through the server equals the same epoch here, a wrong token is
+//! refused with a message, and a server killed mid-run stops the run with its checkpoint kept,
+//! which a resume against the restarted server finishes.
+//!
+//! A binary of its own: a process that hosts a Burn server switches every read to Burn's
+//! asynchronous runtime, which the other test binaries must not inherit.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use spreadout::demo::{self, DemoFolders, DemoSpec};
+use spreadout::device::{self, DeviceChoice, DeviceError};
+use spreadout::export::{self, TensorValues};
+use spreadout::remote::{self, RemoteError, RemoteTarget};
+use spreadout::serve::Server;
+use spreadout::train::{self, Control, TrainConfig, TrainError, TrainEvent, TrainRequest};
+
+fn tiny_data(dir: &Path) -> DemoFolders {
+    let spec = DemoSpec {
+        classes: 4,
+        train_per_class: 12,
+        test_per_class: 4,
+        size: 16,
+        seed: 5,
+    };
+    demo::generate(&dir.join("data"), &spec).expect("demo data")
+}
+
+fn tiny_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 8,
+        image_size: 16,
+        width: 4,
+        dim: 16,
+        knn_k: 5,
+        ..TrainConfig::default()
+    }
+}
+
+fn request(
+    folders: &DemoFolders,
+    out: &Path,
+    config: TrainConfig,
+    device: DeviceChoice,
+) -> TrainRequest {
+    TrainRequest {
+        config,
+        train_dir: folders.train.clone(),
+        eval_train_dir: None,
+        eval_test_dir: Some(folders.test.clone()),
+        out: out.to_owned(),
+        resume: false,
+        device,
+        cache_dir: Some(out.with_file_name("image-cache")),
+        accept_changed_folder: false,
+        stop_after_epoch: None,
+        init_weights: None,
+    }
+}
+
+fn served(address: SocketAddr, token_file: &Path) -> DeviceChoice {
+    DeviceChoice::Remote(RemoteTarget {
+        address: format!("ws://{address}"),
+        token_file: Some(token_file.to_owned()),
+    })
+}
+
+/// A server of this process's CPU on a free loopback port, serving until the process ends.
+fn serve_here(token: &str) -> SocketAddr {
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        token.to_owned(),
+        DeviceChoice::Cpu,
+    )
+    .unwrap();
+    let address = server.address();
+    std::thread::spawn(move || server.serve().unwrap());
+    address
+}
+
+fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+    let path = dir.join(name);
+    remote::write_token(&path, token, false).unwrap();
+    path
+}
+
+/// The losses of each epoch a run recorded in its metrics.jsonl.
+fn epoch_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn assert_close(a: f64, b: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= 1e-3 * a.abs().max(b.abs()),
+        "{what}: {a} vs {b}"
+    );
+}
+
+#[test]
+fn an_epoch_through_the_server_equals_the_same_epoch_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path());
+    let address = serve_here("loopback-token");
+    let token = token_file(dir.path(), "token", "loopback-token");
+
+    let local = dir.path().join("local");
+    train::run(
+        &request(&folders, &local, tiny_config(1), DeviceChoice::Cpu),
+        &Control::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let through = dir.path().join("served");
+    let mut started_on = String::new();
+    train::run(
+        &request(&folders, &through, tiny_config(1), served(address, &token)),
+        &Control::default(),
+        &mut |event| {
+            if let TrainEvent::Started { device, .. } = event {
+                started_on = device;
+            }
+        },
+    )
+    .unwrap();
+    assert!(
+        started_on.contains(&format!("at ws://{address}")),
+        "{started_on}"
+    );
+
+    let (here, there) = (epoch_losses(&local), epoch_losses(&through));
+    assert_eq!(here.len(), 1);
+    assert_close(here[0], there[0], "epoch loss");
+    let (a, _) = export::read_tensors(&local.join("model.safetensors")).unwrap();
+    let (b, _) = export::read_tensors(&through.join("model.safetensors")).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, tensor) in &a {
+        if let (TensorValues::F32(x), TensorValues::F32(y)) = (&tensor.values, &b[name].values) {
+            for (p, q) in x.iter().zip(y) {
+                assert!(
+                    (p - q).abs() <= 1e-3 * (1.0 + p.abs()),
+                    "{name}: {p} vs {q}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wrong_token_is_refused_naming_the_server_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = serve_here("the-right-token");
+    let wrong = token_file(dir.path(), "wrong", "not-the-token");
+    let error = device::select(served(address, &wrong)).unwrap_err();
+    assert!(
+        matches!(error, DeviceError::Remote(RemoteError::Refused { .. })),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(&format!("ws://{address}")), "{message}");
+    assert!(message.contains(&wrong.display().to_string()), "{message}");
+    // Without a token file, nothing is sent at all.
+    let error = device::select(DeviceChoice::Remote(RemoteTarget {
+        address: format!("ws://{address}"),
+        token_file: None,
+    }))
+    .unwrap_err();
+    assert!(error.to_string().contains("--token-file"), "{error}");
+}
+
+/// `spreadout serve` of this build, on `address`, once it listens.
+fn start_server(address: SocketAddr, token: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spreadout"))
+        .args([
+            "serve",
+            "--device",
+            "cpu",
+            "--listen",
+            &address.to_string(),
+            "--token-file",
+        ])
+        .arg(token)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("serving ") {
+            break;
+        }
+    }
+    // Keep draining its log, so that a full pipe never stalls it.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+#[test]
+fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path());
+    let token = token_file(dir.path(), "token", "restart-token");
+    let address = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let run = dir.path().join("run");
+    let mut server = start_server(address, &token);
+    let first = request(&folders, &run, tiny_config(3), served(address, &token));
+    let error = train::run(&first, &Control::default(), &mut |event| {
+        if let TrainEvent::Step {
+            epoch: 2, step: 2, ..
+        } = event
+        {
+            server.kill().unwrap();
+            server.wait().unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&error, TrainError::ServerLost { address: lost, .. } if *lost == format!("ws://{address}")),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("resume"), "{error}");
+    assert_eq!(epoch_losses(&run).len(), 1, "epoch 1 was kept");
+    assert!(train::checkpoint::path(&run).exists());
+
+    let mut server = start_server(address, &token);
+    let resumed = TrainRequest {
+        resume: true,
+        ..first
+    };
+    let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(summary.epochs_completed, 3);
+    assert_eq!(epoch_losses(&run).len(), 3);
+}
