@@ -45,6 +45,12 @@ impl From<spreadout::device::DeviceError> for CommandError {
     }
 }
 
+impl From<spreadout::remote::RemoteError> for CommandError {
+    fn from(error: spreadout::remote::RemoteError) -> Self {
+        Self::new("device", error.to_string())
+    }
+}
+
 /// A training error outside a run (the Augmentations preview): its kind where the UI knows one.
 impl From<spreadout::train::TrainError> for CommandError {
     fn from(error: spreadout::train::TrainError) -> Self {

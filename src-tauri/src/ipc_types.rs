@@ -40,6 +40,8 @@ mod tests {
             declaration::<device::AdapterKind>(&config),
             declaration::<device::Adapter>(&config),
             declaration::<train::Devices>(&config),
+            declaration::<spreadout::remote::RemoteTarget>(&config),
+            declaration::<spreadout::remote::RemoteDevice>(&config),
             declaration::<device::DeviceChoice>(&config),
             declaration::<spreadout::optim::Schedule>(&config),
             declaration::<method::Method>(&config),

@@ -111,6 +111,7 @@ pub fn run() {
             commands::data::demo_folders,
             commands::data::augment_preview,
             commands::train::list_devices,
+            commands::train::connect_remote,
             commands::train::start_training,
             commands::train::resume_training,
             commands::train::pause_training,

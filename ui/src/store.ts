@@ -111,8 +111,13 @@ export function validSetting(key: keyof TrainConfig, value: unknown): boolean {
 
 function validDevice(value: unknown): value is DeviceChoice {
   if (value === 'auto' || value === 'gpu' || value === 'cpu') return true;
-  const adapter = (value as { adapter?: unknown } | null)?.adapter;
-  return typeof value === 'object' && Number.isInteger(adapter) && (adapter as number) >= 0;
+  if (typeof value !== 'object' || value === null) return false;
+  if ('remote' in value) {
+    const target = value.remote as { address?: unknown; token_file?: unknown } | null;
+    return typeof target?.address === 'string' && target.address.startsWith('ws://') && (typeof target.token_file === 'string' || target.token_file === null);
+  }
+  const adapter = (value as { adapter?: unknown }).adapter;
+  return Number.isInteger(adapter) && (adapter as number) >= 0;
 }
 
 /**

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use spreadout::device::{self, Adapter, DeviceChoice};
+use spreadout::remote::{self, RemoteDevice};
 use spreadout::train::runs::{self, RunInfo};
 use spreadout::train::{self, TrainConfig, TrainEvent, TrainRequest};
 use tauri::ipc::Channel;
@@ -40,6 +41,13 @@ pub async fn list_devices() -> CommandResult<Devices> {
         })
     })
     .await
+}
+
+/// "Another machine…": keeps `token` (or the one kept before, when null) for the server at
+/// `address` in a file readable by this user only, connects, and says what it serves.
+#[tauri::command]
+pub async fn connect_remote(address: String, token: Option<String>) -> CommandResult<RemoteDevice> {
+    blocking(move || Ok(remote::remember(&address, token.as_deref())?)).await
 }
 
 /// What the UI sends to start a run.

@@ -312,9 +312,39 @@ auto_name: string,
 auto_notice: string | null, };
 
 /**
+ * A device served by `spreadout serve`, as `--device ws://HOST:PORT --token-file FILE` names it.
+ */
+export type RemoteTarget = { 
+/**
+ * The server, `ws://HOST:PORT`.
+ */
+address: string, 
+/**
+ * The file holding the server's token; a client without one is refused before connecting.
+ */
+token_file: string | null, };
+
+/**
+ * A served device the app connected to: the target to train on, and what it is.
+ */
+export type RemoteDevice = { 
+/**
+ * What the device picker keeps (`{"remote": target}`).
+ */
+target: RemoteTarget, 
+/**
+ * The device the server serves, in its own words.
+ */
+served: string, 
+/**
+ * Whether that device is a GPU: the Train screen's defaults follow it.
+ */
+gpu: boolean, };
+
+/**
  * What the user asked for with `--device`.
  */
-export type DeviceChoice = "auto" | "gpu" | "cpu" | { "adapter": number };
+export type DeviceChoice = "auto" | "gpu" | "cpu" | { "adapter": number } | { "remote": RemoteTarget };
 
 /**
  * How the learning rate changes over a run.
@@ -617,7 +647,7 @@ export type Phase = "loading_data" | "warming_up" | "training" | "evaluating";
  * Kinds of [`TrainEvent::Failed`]: the engine says what happened, each shell says what to do
  * about it in its own terms (a CLI flag, an app button).
  */
-export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed";
+export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed" | "server_lost";
 
 /**
  * Everything a consumer of a training run is told, in order.
@@ -690,7 +720,15 @@ lr: number,
 /**
  * Training throughput so far this epoch (both views counted), images per second.
  */
-images_per_sec: number, } | { "type": "epoch" } & EpochMetrics | { "type": "finished", 
+images_per_sec: number, } | { "type": "traffic", 
+/**
+ * Bytes sent to the server per step.
+ */
+sent_per_step: number, 
+/**
+ * Bytes received from it per step.
+ */
+received_per_step: number, } | { "type": "epoch" } & EpochMetrics | { "type": "finished", 
 /**
  * Whether the user stopped it.
  */

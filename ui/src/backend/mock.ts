@@ -40,6 +40,16 @@ export interface MockOptions {
   untrained?: boolean;
 }
 
+/** The token the mock's training server (any `ws://` address) accepts. */
+export const MOCK_SERVER_TOKEN = 'mock-token';
+
+/** `address` as the engine's `RemoteTarget::parse` reads it: `ws://HOST[:PORT]`, port 7800 by default. */
+function serverAddress(address: string): string | null {
+  const rest = /^ws:\/\/([^\s/]+)\/?$/.exec(address.trim())?.[1];
+  if (!rest) return null;
+  return /:\d+$/.test(rest) ? `ws://${rest}` : `ws://${rest}:7800`;
+}
+
 function summary(root: string, perClass: number): FolderSummary {
   const files: string[] = [];
   const labels: number[] = [];
@@ -125,6 +135,8 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
   const closingListeners = new Set<() => void>();
+  /** Servers whose token the mock keeps, as the desktop backend keeps them in files. */
+  const serverTokens = new Map<string, string>();
   /** As the desktop backend when the window closes: a run is stopped, then the UI is told. */
   const closing = () => {
     if (!training) return;
@@ -149,6 +161,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     firstEpoch: number,
     images: number,
     batch: number,
+    device: DeviceChoice,
     emit: (event: TrainEvent) => void,
   ) {
     const state = { paused: false, stopped: false, runDir };
@@ -157,7 +170,11 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     const run = runs.get(runDir)!;
     emit({ type: 'phase', phase: 'loading_data' });
     emit({ type: 'loading', done: images, total: images });
-    emit({ type: 'started', device: 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: run.record.config.augment_on === 'cpu' ? 'cpu' : 'device' });
+    const served = typeof device === 'object' && 'remote' in device ? device.remote.address : null;
+    // What a served step sends: both views of the batch as f32, as the engine builds them here.
+    const { image_size: size } = run.record.config;
+    const sentPerStep = 2 * batch * 3 * size * size * 4 + 4096;
+    emit({ type: 'started', device: served ? `Mock GPU at ${served}` : 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: run.record.config.augment_on === 'cpu' ? 'cpu' : 'device' });
     emit({ type: 'phase', phase: 'warming_up' });
     for (let epoch = firstEpoch; epoch <= epochs; epoch++) {
       for (let step = 1; step <= steps; step++) {
@@ -171,6 +188,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         if (epoch === firstEpoch && step === 1) emit({ type: 'phase', phase: 'training' });
         const progress = (epoch - 1 + step / steps) / epochs;
         emit({ type: 'step', epoch, step, steps_per_epoch: steps, loss: 5.5 - 1.5 * progress, lr: 0.03, images_per_sec: 900 });
+        if (served && step % 8 === 1) emit({ type: 'traffic', sent_per_step: sentPerStep, received_per_step: 512 });
       }
       emit({ type: 'phase', phase: 'evaluating' });
       const files = summary('/mock/demo/train', perClass).files;
@@ -266,6 +284,16 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       auto_name: 'Mock GPU (Vulkan, discrete GPU)',
       auto_notice: null,
     }),
+    connectRemote: async (address, token) => {
+      const normalized = serverAddress(address);
+      if (!normalized) throw { code: 'device', message: `'${address}' is not a server's address: write ws://HOST:PORT (the address \`spreadout serve\` printed)` };
+      const given = token?.trim() || serverTokens.get(normalized);
+      if (!given) throw { code: 'device', message: `${normalized} needs the server's token: give the file \`spreadout serve\` wrote with --token-file FILE` };
+      serverTokens.set(normalized, given);
+      const tokenFile = `/mock/data/servers/${normalized.replace(/\W+/g, '-')}.token`;
+      if (given !== MOCK_SERVER_TOKEN) throw { code: 'device', message: `the training server at ${normalized} refused the token in ${tokenFile}: copy the token file \`spreadout serve\` printed from that machine` };
+      return { target: { address: normalized, token_file: tokenFile }, served: 'Mock server GPU (Vulkan, discrete GPU)', gpu: true };
+    },
     startTraining: async (request: StartTraining, onEvent) => {
       refuseWhileTraining();
       if (options.failStart === 'rejected') throw { code: 'train', message: 'batch size must be at least 2 (each image needs other images as negatives)' };
@@ -295,10 +323,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       if (options.failStart === 'event') {
         onEvent({ type: 'phase', phase: 'loading_data' });
         onEvent({ type: 'failed', code: 'device', message: 'the GPU could not be opened: device lost' });
-      } else void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, onEvent);
+      } else void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, request.device, onEvent);
       return runDir;
     },
-    resumeTraining: async (runDir, epochs, _device: DeviceChoice, acceptChangedFolder, onEvent) => {
+    resumeTraining: async (runDir, epochs, device: DeviceChoice, acceptChangedFolder, onEvent) => {
       refuseWhileTraining();
       const run = runs.get(runDir);
       if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: not found` };
@@ -315,7 +343,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         return;
       }
       const total = epochs ?? run.record.config.epochs;
-      void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, onEvent);
+      void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, device, onEvent);
     },
     pauseTraining: async () => {
       if (training) training.paused = true;

@@ -55,6 +55,7 @@ export const tauriBackend: Backend = {
   augmentPreview: (paths, ops, imageSize, seed, device, augmentOn) => invoke('augment_preview', { paths, ops, imageSize, seed, device, augmentOn }),
 
   listDevices: () => invoke('list_devices'),
+  connectRemote: (address, token) => invoke('connect_remote', { address, token }),
   startTraining: (request, onEvent: (event: TrainEvent) => void) =>
     invoke('start_training', { request, events: channel(onEvent) }),
   resumeTraining: (runDir, epochs, device, acceptChangedFolder, onEvent) =>

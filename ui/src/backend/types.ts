@@ -20,6 +20,7 @@ import type {
   MapMethod,
   Neighbor,
   Progress,
+  RemoteDevice,
   RunInfo,
   StartTraining,
   Startup,
@@ -66,6 +67,8 @@ export type {
   Precision,
   ProbeNeighbors,
   Progress,
+  RemoteDevice,
+  RemoteTarget,
   RunInfo,
   RunRecord,
   Schedule,
@@ -121,6 +124,13 @@ export interface Backend {
   augmentPreview(paths: string[], ops: AugmentOps, imageSize: number, seed: number, device: DeviceChoice, augmentOn: AugmentOn): Promise<ViewsPreview>;
 
   listDevices(): Promise<Devices>;
+  /**
+   * "Another machine…": keeps `token` for the server at `address` (`ws://HOST:PORT`) in a file
+   * readable by this user only (null: the token kept before), connects, and resolves to what the
+   * server serves; rejects with code `device` naming the server when it is unreachable, refuses
+   * the token or runs another release.
+   */
+  connectRemote(address: string, token: string | null): Promise<RemoteDevice>;
   startTraining(request: StartTraining, onEvent: (event: TrainEvent) => void): Promise<string>;
   /**
    * Continues a run from its checkpoint; with `acceptChangedFolder`, on its training folder as it

@@ -15,6 +15,7 @@ const REMEDIES: Partial<Record<Failure, string>> = {
   data: 'Check that the folder can be read, and that its disk has space for the image cache.',
   files: 'Check that the run folder\'s disk has space and that the folder can be written to.',
   crashed: 'Resume the run from the Export screen: its last checkpoint is kept.',
+  server_lost: 'Check that spreadout serve still runs on that machine and the network between you, then resume the run from the Export screen: its last checkpoint is kept.',
 };
 
 /**

@@ -5,10 +5,10 @@
 import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
 import { neighborStrip } from '../components/neighbors';
-import { count, duration, eta, percent, rate } from '../format';
-import type { Devices, EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
+import { count, duration, eta, mebibytes, percent, rate } from '../format';
+import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
-import { adapterLabel, deviceClass, deviceValue, parseDevice } from './devices';
+import { DevicePicker } from './devices';
 import { failureMessage, offerChangedFolder } from './failures';
 import { Notices, type Context, type Screen } from './screen';
 
@@ -74,8 +74,7 @@ export class TrainScreen implements Screen {
   readonly element: HTMLElement;
   private readonly notices = new Notices();
   private readonly form = h('form', { class: 'settings', 'aria-label': 'Training settings', onsubmit: (event: Event) => event.preventDefault() });
-  private readonly deviceSelect = h('select', { id: 'device', name: 'device' });
-  private readonly deviceNote = h('small', { class: 'device-note' });
+  private readonly picker: DevicePicker;
   private readonly negatives = h('select', { name: 'negatives' }, ...NEGATIVES.map((n) => h('option', { value: n.value }, n.label)));
   /** Under width and epochs: the device's default and why. */
   private readonly defaultNotes = {
@@ -94,7 +93,8 @@ export class TrainScreen implements Screen {
   readonly knn = new CurvePlot('kNN accuracy per epoch (paper Fig. 3)', { x: 'epoch', y: 'top-1 %', yMin: 0, yMax: 100 }, [{ label: 'kNN', color: paletteColor(2) }]);
   readonly histogram = new HistogramPlot('Similarity: positive vs negative pairs (latest epoch)');
   private readonly probes = h('div', { id: 'probes', class: 'probes' });
-  private devices: Devices | null = null;
+  /** On a served device, the network's bytes per step, as the run last reported them. */
+  private traffic: { sent: number; received: number } | null = null;
   /** Pretrained weights the next run starts from; random initialisation when null. */
   private initWeights: string | null = null;
   private readonly initNote = h('small', { id: 'init-weights' }, 'random initialisation (as in the paper\'s CIFAR experiments)');
@@ -109,6 +109,7 @@ export class TrainScreen implements Screen {
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
 
   constructor(private readonly context: Context) {
+    this.picker = new DevicePicker(context, this.notices, () => this.applyDeviceDefaults());
     this.buildForm();
     this.element = h(
       'section',
@@ -122,7 +123,7 @@ export class TrainScreen implements Screen {
     });
     this.renderTestDir();
     this.syncForm();
-    void this.loadDevices();
+    void this.picker.load();
   }
 
   private numberField(key: NumberKey, preset: HTMLSelectElement, note?: HTMLElement): HTMLElement {
@@ -205,15 +206,12 @@ export class TrainScreen implements Screen {
       this.syncForm();
     });
     this.negatives.addEventListener('change', () => store.choose({ negatives: this.negatives.value as TrainConfig['negatives'] }));
-    this.deviceSelect.addEventListener('change', () => {
-      store.chooseDevice(parseDevice(this.deviceSelect.value));
-      this.applyDeviceDefaults();
-    });
     replace(
       this.form,
       this.choiceField('preset', 'Preset', preset, 'starting points; every value below can be changed'),
       this.choiceField('method', 'Method', method, 'the paper\'s method, or a baseline it is compared with, trained the same way on the same data'),
-      this.choiceField('device', 'Device', this.deviceSelect, null, this.deviceNote),
+      this.choiceField('device', 'Device', this.picker.select, null, this.picker.note),
+      this.picker.panel.element,
       this.numberField('epochs', preset, this.defaultNotes.epochs),
       this.numberField('batch_size', preset),
       this.numberField('image_size', preset),
@@ -302,20 +300,12 @@ export class TrainScreen implements Screen {
 
   /** Whether the chosen device is a GPU: 'auto' is one unless the backend says it falls back. */
   private deviceClass(): DeviceClass {
-    return deviceClass(this.context.store.shared.device, this.devices);
+    return this.picker.deviceClass();
   }
 
   private applyDeviceDefaults(): void {
     this.context.store.applyDefaults(DEVICE_DEFAULTS[this.deviceClass()]);
-    const device = this.context.store.shared.device;
-    replace(
-      this.deviceNote,
-      device === 'cpu'
-        ? 'every computer has one, but training is much slower than on a GPU'
-        : device === 'auto' && this.devices?.auto_notice
-          ? this.devices.auto_notice
-          : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
-    );
+    this.picker.renderNote();
     this.syncForm();
   }
 
@@ -347,31 +337,6 @@ export class TrainScreen implements Screen {
           : null,
       );
     }
-  }
-
-  private async loadDevices(): Promise<void> {
-    const { store } = this.context;
-    replace(this.deviceSelect, h('option', { value: 'auto' }, 'Looking for GPUs…'));
-    try {
-      this.devices = await this.context.backend.listDevices();
-    } catch (error) {
-      this.notices.error('Could not list graphics adapters', error);
-    }
-    const devices = this.devices;
-    replace(
-      this.deviceSelect,
-      h('option', { value: 'auto' }, `Automatic: ${devices?.auto_name ?? 'best available'}`),
-      ...(devices?.adapters ?? []).map((adapter) =>
-        h('option', { value: String(adapter.index) }, adapterLabel(adapter)),
-      ),
-      h('option', { value: 'cpu' }, 'CPU (Burn flex backend)'),
-    );
-    // The remembered device, unless it is gone (an unplugged GPU): then automatic, for this
-    // session only, so that the GPU is chosen again once it is back.
-    const wanted = deviceValue(store.shared.device);
-    if ([...this.deviceSelect.options].some((option) => option.value === wanted)) this.deviceSelect.value = wanted;
-    else store.update({ device: 'auto' });
-    this.applyDeviceDefaults();
   }
 
   /**
@@ -512,6 +477,7 @@ export class TrainScreen implements Screen {
         this.bar.value = event.done;
         break;
       case 'started':
+        this.traffic = null;
         this.run = { totalSteps: event.epochs * event.steps_per_epoch, stepsPerEpoch: event.steps_per_epoch, epochs: event.epochs, firstEpoch: event.first_epoch, stepSeconds: NaN };
         this.bar.max = this.run.totalSteps;
         this.bar.value = (event.first_epoch - 1) * event.steps_per_epoch;
@@ -537,9 +503,13 @@ export class TrainScreen implements Screen {
           h('span', { id: 'throughput' }, rate(event.images_per_sec)),
           h('span', { id: 'eta' }, `ETA ${duration(eta(event.epoch, event.step, event.steps_per_epoch, this.run.epochs, this.run.stepSeconds))}`),
           h('span', {}, `loss ${event.loss.toFixed(4)}`),
+          this.traffic ? h('span', { id: 'traffic' }, `network ${mebibytes(this.traffic.sent)} sent, ${mebibytes(this.traffic.received)} received per step`) : null,
         );
         break;
       }
+      case 'traffic':
+        this.traffic = { sent: event.sent_per_step, received: event.received_per_step };
+        break;
       case 'epoch': {
         const { type: _type, ...metrics } = event;
         const run = this.context.store.shared.run;

@@ -1,0 +1,92 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { StartTraining } from '../src/backend';
+import { MOCK_SERVER_TOKEN } from '../src/backend/mock';
+import { SETTINGS_KEY } from '../src/store';
+import { deviceClass } from '../src/screens/devices';
+import { mountApp, quickBackend, startTraining, text, until } from './helpers';
+
+beforeEach(() => localStorage.clear());
+
+const picker = () => document.querySelector<HTMLSelectElement>('.settings [name="device"]')!;
+const field = (id: string) => document.querySelector<HTMLInputElement>(`#${id}`)!;
+const stored = () => JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? 'null');
+
+/** Mounts the app on the Train screen once the device list has arrived. */
+async function onTrainScreen(backend = quickBackend()) {
+  const app = await mountApp(backend);
+  app.go('train');
+  await until(() => picker().querySelectorAll('option').length > 2);
+  return app;
+}
+
+/** Picks "Another machine…", fills in the panel and connects. */
+function connect(address: string, token: string): void {
+  picker().value = 'connect';
+  picker().dispatchEvent(new Event('change'));
+  field('remote-address').value = address;
+  field('remote-token').value = token;
+  document.querySelector<HTMLButtonElement>('#remote-connect')!.click();
+}
+
+describe('another machine', () => {
+  it('is offered by the picker, and a refused token says so without changing the device', async () => {
+    const app = await onTrainScreen();
+    expect([...picker().options].map((o) => o.textContent)).toContain('Another machine…');
+    connect('ws://gpu-box', 'not-the-token');
+    await until(() => text('#remote-status').includes('refused'));
+    expect(text('#remote-status')).toContain('the training server at ws://gpu-box:7800 refused the token');
+    expect(document.querySelector<HTMLElement>('#remote-panel')!.hidden).toBe(false);
+    expect(app.store.shared.device).toBe('auto');
+    expect(picker().value).toBe('auto');
+  });
+
+  it('becomes the device once connected, trains there and shows the bytes per step', async () => {
+    const backend = quickBackend();
+    const requests: StartTraining[] = [];
+    const start = backend.startTraining;
+    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const app = await onTrainScreen(backend);
+    connect('ws://gpu-box', MOCK_SERVER_TOKEN);
+    await until(() => picker().value === 'remote');
+    expect(picker().selectedOptions[0].textContent).toBe('Mock server GPU (Vulkan, discrete GPU) at ws://gpu-box:7800');
+    expect(document.querySelector<HTMLElement>('#remote-panel')!.hidden).toBe(true);
+    expect(text('.device-note')).toContain('training runs on ws://gpu-box:7800');
+    // The choice is remembered; the token is not kept in the web view's storage.
+    const device = { remote: { address: 'ws://gpu-box:7800', token_file: '/mock/data/servers/ws-gpu-box-7800.token' } };
+    expect(stored().device).toEqual(device);
+    expect(localStorage.getItem(SETTINGS_KEY)).not.toContain(MOCK_SERVER_TOKEN);
+    // A served GPU gets the GPU's defaults.
+    expect(app.store.shared.config.width).toBe(64);
+
+    await startTraining(app, { epochs: 1, batch_size: 10, image_size: 32 });
+    await until(() => app.store.shared.run?.status === 'finished');
+    expect(requests[0].device).toEqual(device);
+    expect(text('#train-numbers')).toContain('network 0.2 MiB sent, 0.0 MiB received per step');
+  });
+
+  it('is offered again after a restart, and the kept token connects without being typed again', async () => {
+    let app = await onTrainScreen();
+    connect('ws://gpu-box:9000', MOCK_SERVER_TOKEN);
+    await until(() => picker().value === 'remote');
+    app.element.remove();
+
+    const backend = quickBackend();
+    app = await onTrainScreen(backend);
+    expect(picker().value).toBe('remote');
+    expect(picker().selectedOptions[0].textContent).toBe('Served by ws://gpu-box:9000');
+    // Asking again fills in the address; an empty token asks for one, as none was kept by this backend.
+    picker().value = 'connect';
+    picker().dispatchEvent(new Event('change'));
+    expect(field('remote-address').value).toBe('ws://gpu-box:9000');
+    document.querySelector<HTMLButtonElement>('#remote-connect')!.click();
+    await until(() => text('#remote-status').includes('needs the server\'s token'));
+    expect(app.store.shared.device).toEqual(stored().device);
+  });
+
+  it('counts as the GPU or the CPU its server said', () => {
+    const target = { address: 'ws://a:7800', token_file: null };
+    expect(deviceClass({ remote: target }, null)).toBe('gpu');
+    expect(deviceClass({ remote: target }, null, { target, served: 'CPU', gpu: false })).toBe('cpu');
+    expect(deviceClass({ remote: target }, null, { target: { ...target, address: 'ws://b:7800' }, served: 'CPU', gpu: false })).toBe('gpu');
+  });
+});
