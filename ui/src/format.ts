@@ -24,6 +24,11 @@ export function mebibytes(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
+/** Bytes in KiB below a MiB, else in MiB: network traffic per step spans both. */
+export function bytes(value: number): string {
+  return value < 1048576 ? `${(value / 1024).toFixed(1)} KiB` : mebibytes(value);
+}
+
 export function count(value: number): string {
   return value.toLocaleString('en-US');
 }

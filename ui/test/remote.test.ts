@@ -61,7 +61,7 @@ describe('another machine', () => {
     await startTraining(app, { epochs: 1, batch_size: 10, image_size: 32 });
     await until(() => app.store.shared.run?.status === 'finished');
     expect(requests[0].device).toEqual(device);
-    expect(text('#train-numbers')).toContain('network 0.2 MiB sent, 0.0 MiB received per step');
+    expect(text('#train-numbers')).toContain('network 64.0 KiB sent, 0.5 KiB received per step');
   });
 
   it('is offered again after a restart, and the kept token connects without being typed again', async () => {

@@ -171,9 +171,9 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     emit({ type: 'phase', phase: 'loading_data' });
     emit({ type: 'loading', done: images, total: images });
     const served = typeof device === 'object' && 'remote' in device ? device.remote.address : null;
-    // What a served step sends: both views of the batch as f32, as the engine builds them here.
+    // What a served step sends: both views of the batch as 8-bit pixels, and the step's operations.
     const { image_size: size } = run.record.config;
-    const sentPerStep = 2 * batch * 3 * size * size * 4 + 4096;
+    const sentPerStep = 2 * batch * 3 * size * size + 4096;
     emit({ type: 'started', device: served ? `Mock GPU at ${served}` : 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: run.record.config.augment_on === 'cpu' ? 'cpu' : 'device' });
     emit({ type: 'phase', phase: 'warming_up' });
     for (let epoch = firstEpoch; epoch <= epochs; epoch++) {

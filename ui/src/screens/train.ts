@@ -5,7 +5,7 @@
 import { h, replace } from '../dom';
 import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
 import { neighborStrip } from '../components/neighbors';
-import { count, duration, eta, mebibytes, percent, rate } from '../format';
+import { bytes, count, duration, eta, percent, rate } from '../format';
 import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
 import { DevicePicker } from './devices';
@@ -503,7 +503,7 @@ export class TrainScreen implements Screen {
           h('span', { id: 'throughput' }, rate(event.images_per_sec)),
           h('span', { id: 'eta' }, `ETA ${duration(eta(event.epoch, event.step, event.steps_per_epoch, this.run.epochs, this.run.stepSeconds))}`),
           h('span', {}, `loss ${event.loss.toFixed(4)}`),
-          this.traffic ? h('span', { id: 'traffic' }, `network ${mebibytes(this.traffic.sent)} sent, ${mebibytes(this.traffic.received)} received per step`) : null,
+          this.traffic ? h('span', { id: 'traffic' }, `network ${bytes(this.traffic.sent)} sent, ${bytes(this.traffic.received)} received per step`) : null,
         );
         break;
       }
