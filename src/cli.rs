@@ -180,14 +180,14 @@ pub enum Command {
     /// List the GPU adapters `--device` can choose, or (with --remote) the device a server serves.
     Devices {
         /// A machine running `spreadout serve`: describe the device it serves instead.
-        #[arg(long, value_name = "ws://HOST:PORT")]
+        #[arg(long, value_name = "ws://HOST:PORT | iroh://ID@HOST:PORT")]
         remote: Option<String>,
         /// The server's token (with --remote).
         #[arg(long, value_name = "FILE", requires = "remote")]
         token_file: Option<PathBuf>,
     },
     /// Serve this machine's GPU to Spreadout on other machines (`--device ws://HOST:PORT` there).
-    /// The connection is not encrypted: use it on a trusted network or through `ssh -L`.
+    /// WebSocket is not encrypted: use it on a trusted network or through `ssh -L`; --iroh is.
     Serve(ServeArgs),
     /// Measure training and data throughput; prints a table (or JSON lines).
     Bench(BenchArgs),
@@ -295,6 +295,15 @@ pub struct ServeArgs {
     /// The device to serve: auto, gpu, cpu or an adapter number from `spreadout devices`.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Serve over Iroh (QUIC over UDP) instead of WebSocket: encrypted, and clients check this
+    /// server's key; direct connections only, no relays. Listens on every interface: give
+    /// --listen 0.0.0.0:PORT.
+    #[arg(long)]
+    pub iroh: bool,
+    /// The server's Iroh key, created on first use (readable by you alone) so its id survives
+    /// restarts [default: serve-identity.key in Spreadout's data folder].
+    #[arg(long, value_name = "FILE", requires = "iroh")]
+    pub identity: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -8,7 +8,7 @@ use spreadout::bench;
 use spreadout::data;
 use spreadout::device::{self, DeviceChoice};
 use spreadout::remote;
-use spreadout::serve::{self, Server};
+use spreadout::serve::{self, Server, Via};
 
 use crate::cli::{BenchArgs, ServeArgs};
 use crate::progress;
@@ -68,16 +68,19 @@ pub fn devices(remote: Option<String>, token_file: Option<PathBuf>) -> Result<()
             .map_err(anyhow::Error::msg)?
             .with_token_file(token_file);
         if !matches!(choice, DeviceChoice::Remote(_)) {
-            bail!("--remote takes a server's address, ws://HOST:PORT");
+            bail!("--remote takes a server's address, ws://HOST:PORT or iroh://ID@HOST:PORT");
         }
         let selected = device::select(choice)?;
         let link = selected.remote.expect("a served device has its link");
         println!("{} serves {}", link.address, link.served);
-        println!(
-            "handshake: {} bytes sent, {} received",
-            link.traffic.sent(),
-            link.traffic.received()
-        );
+        match link.traffic {
+            Some(traffic) => println!(
+                "handshake: {} bytes sent, {} received",
+                traffic.sent(),
+                traffic.received()
+            ),
+            None => println!("encrypted and authenticated by the server's key (Iroh, no relays)"),
+        }
         return Ok(());
     }
     let adapters = device::describe_compute(device::list_adapters());
@@ -210,15 +213,28 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         );
         token
     };
-    let server = Server::bind(args.listen, token, args.device.clone())
+    let via = if args.iroh {
+        Via::Iroh {
+            identity: (args.identity.clone())
+                .unwrap_or_else(|| spreadout::paths::default_data_dir().join("serve-identity.key")),
+        }
+    } else {
+        Via::WebSocket
+    };
+    let server = Server::bind(args.listen, &via, token, args.device.clone())
         .with_context(|| format!("cannot serve on {}", args.listen))?;
     let address = server.address();
     eprintln!(
-        "serving {} on ws://{address}; clients train with --device ws://HOST:{} --token-file FILE. Ctrl-C stops.",
+        "serving {} on {address}; clients train with --device {} --token-file FILE (HOST: this machine as they reach it). Ctrl-C stops.",
         server.device().name,
-        address.port()
+        server.client_address("HOST")
     );
-    if serve::is_exposed(address) {
+    if server.is_encrypted() {
+        eprintln!(
+            "over Iroh: encrypted, and clients check this server's key (its id is in the address); open UDP port {} to them",
+            address.port()
+        );
+    } else if serve::is_exposed(address) {
         eprintln!(
             "warning: the connection is not encrypted, and {address} is reachable from other machines: serve only on a network you trust, or listen on 127.0.0.1 and let clients come through an SSH tunnel (ssh -L {port}:127.0.0.1:{port} this-machine)",
             port = address.port()

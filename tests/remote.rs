@@ -1,21 +1,24 @@
 //! Training on a device another machine serves (`spreadout serve`), over loopback with the CPU
-//! backend served: an epoch through the server equals the same epoch here, a wrong token is
-//! refused with a message, and a server killed mid-run stops the run with its checkpoint kept,
-//! which a resume against the restarted server finishes.
+//! backend served: an epoch through the server, over WebSocket and over Iroh without relays,
+//! equals the same epoch here, a wrong token is refused with a message, a client killed mid-run
+//! leaves the server serving the next one, and a server killed mid-run stops the run with its
+//! checkpoint kept, which a resume against the restarted server finishes.
 //!
 //! A binary of its own: a process that hosts a Burn server switches every read to Burn's
 //! asynchronous runtime, which the other test binaries must not inherit.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 use spreadout::demo::{self, DemoFolders, DemoSpec};
 use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::export::{self, TensorValues};
 use spreadout::remote::{self, RemoteError, RemoteTarget};
-use spreadout::serve::Server;
+use spreadout::serve::{Server, Via};
 use spreadout::train::{self, Control, TrainConfig, TrainError, TrainEvent, TrainRequest};
 
 fn tiny_data(dir: &Path) -> DemoFolders {
@@ -62,22 +65,34 @@ fn request(
     }
 }
 
-fn served(address: SocketAddr, token_file: &Path) -> DeviceChoice {
+fn served(address: &str, token_file: &Path) -> DeviceChoice {
     DeviceChoice::Remote(RemoteTarget {
-        address: format!("ws://{address}"),
+        address: address.to_owned(),
         token_file: Some(token_file.to_owned()),
     })
 }
 
-/// A server of this process's CPU on a free loopback port, serving until the process ends.
-fn serve_here(token: &str) -> SocketAddr {
-    let server = Server::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        token.to_owned(),
-        DeviceChoice::Cpu,
-    )
-    .unwrap();
-    let address = server.address();
+/// A server of this process's CPU on a free port, serving until the process ends; its address as
+/// a client on this machine dials it.
+fn serve_here(token: &str, via: &Via) -> String {
+    let listen = match via {
+        Via::WebSocket => "127.0.0.1:0".parse().unwrap(),
+        // Iroh binds every interface, on a port it must be told: one the system has just freed.
+        Via::Iroh { .. } => {
+            let port = UdpSocket::bind("0.0.0.0:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            SocketAddr::from(([0, 0, 0, 0], port))
+        }
+    };
+    let server = Server::bind(listen, via, token.to_owned(), DeviceChoice::Cpu).unwrap();
+    let address = server.client_address("127.0.0.1");
+    let address = match via {
+        Via::WebSocket => format!("ws://{}", server.address()),
+        Via::Iroh { .. } => address,
+    };
     std::thread::spawn(move || server.serve().unwrap());
     address
 }
@@ -111,21 +126,34 @@ fn assert_close(a: f64, b: f64, what: &str) {
 #[test]
 fn an_epoch_through_the_server_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    let folders = tiny_data(dir.path());
-    let address = serve_here("loopback-token");
-    let token = token_file(dir.path(), "token", "loopback-token");
+    an_epoch_through(dir.path(), &Via::WebSocket);
+}
 
-    let local = dir.path().join("local");
+#[test]
+fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("server.key");
+    an_epoch_through(dir.path(), &Via::Iroh { identity });
+}
+
+/// One epoch on this process's CPU and one through a server of it reached `via`: the same
+/// losses and weights, within float tolerance.
+fn an_epoch_through(dir: &Path, via: &Via) {
+    let folders = tiny_data(dir);
+    let address = serve_here("loopback-token", via);
+    let token = token_file(dir, "token", "loopback-token");
+
+    let local = dir.join("local");
     train::run(
         &request(&folders, &local, tiny_config(1), DeviceChoice::Cpu),
         &Control::default(),
         &mut |_| {},
     )
     .unwrap();
-    let through = dir.path().join("served");
+    let through = dir.join("served");
     let mut started_on = String::new();
     train::run(
-        &request(&folders, &through, tiny_config(1), served(address, &token)),
+        &request(&folders, &through, tiny_config(1), served(&address, &token)),
         &Control::default(),
         &mut |event| {
             if let TrainEvent::Started { device, .. } = event {
@@ -135,7 +163,7 @@ fn an_epoch_through_the_server_equals_the_same_epoch_here() {
     )
     .unwrap();
     assert!(
-        started_on.contains(&format!("at ws://{address}")),
+        started_on.contains(&format!("at {address}")),
         "{started_on}"
     );
 
@@ -160,27 +188,28 @@ fn an_epoch_through_the_server_equals_the_same_epoch_here() {
 #[test]
 fn a_wrong_token_is_refused_naming_the_server_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let address = serve_here("the-right-token");
+    let address = serve_here("the-right-token", &Via::WebSocket);
     let wrong = token_file(dir.path(), "wrong", "not-the-token");
-    let error = device::select(served(address, &wrong)).unwrap_err();
+    let error = device::select(served(&address, &wrong)).unwrap_err();
     assert!(
         matches!(error, DeviceError::Remote(RemoteError::Refused { .. })),
         "{error:?}"
     );
     let message = error.to_string();
-    assert!(message.contains(&format!("ws://{address}")), "{message}");
+    assert!(message.contains(&address), "{message}");
     assert!(message.contains(&wrong.display().to_string()), "{message}");
     // Without a token file, nothing is sent at all.
     let error = device::select(DeviceChoice::Remote(RemoteTarget {
-        address: format!("ws://{address}"),
+        address,
         token_file: None,
     }))
     .unwrap_err();
     assert!(error.to_string().contains("--token-file"), "{error}");
 }
 
-/// `spreadout serve` of this build, on `address`, once it listens.
-fn start_server(address: SocketAddr, token: &Path) -> Child {
+/// `spreadout serve` of this build, on `address`, once it listens; its log lines come on the
+/// receiver.
+fn start_server(address: SocketAddr, token: &Path) -> (Child, Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spreadout"))
         .args([
             "serve",
@@ -202,8 +231,79 @@ fn start_server(address: SocketAddr, token: &Path) -> Child {
         }
     }
     // Keep draining its log, so that a full pipe never stalls it.
-    std::thread::spawn(move || lines.for_each(drop));
-    child
+    let (log, logged) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = log.send(line);
+        }
+    });
+    (child, logged)
+}
+
+/// Waits for a log line holding `text`.
+fn wait_for(logged: &Receiver<String>, text: &str) {
+    loop {
+        let line = logged
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("the server never logged '{text}'"));
+        if line.contains(text) {
+            return;
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let folders = tiny_data(dir.path());
+    let token = token_file(dir.path(), "token", "survivor-token");
+    let address = free_port();
+    let (mut server, logged) = start_server(address, &token);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_spreadout"))
+        .arg("train")
+        .arg(&folders.train)
+        .arg("--out")
+        .arg(dir.path().join("killed"))
+        .args([
+            "--epochs",
+            "50",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "16",
+            "--width",
+            "4",
+        ])
+        .args(["--device", &format!("ws://{address}"), "--token-file"])
+        .arg(&token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&logged, "session opened");
+    // Well into its steps: the first step alone sends the network's weights.
+    std::thread::sleep(Duration::from_secs(3));
+    client.kill().unwrap();
+    client.wait().unwrap();
+
+    let run = dir.path().join("next");
+    let next = request(
+        &folders,
+        &run,
+        tiny_config(1),
+        served(&format!("ws://{address}"), &token),
+    );
+    let summary = train::run(&next, &Control::default(), &mut |_| {}).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(summary.epochs_completed, 1);
 }
 
 #[test]
@@ -211,13 +311,15 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path());
     let token = token_file(dir.path(), "token", "restart-token");
-    let address = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let address = free_port();
     let run = dir.path().join("run");
-    let mut server = start_server(address, &token);
-    let first = request(&folders, &run, tiny_config(3), served(address, &token));
+    let (mut server, _) = start_server(address, &token);
+    let first = request(
+        &folders,
+        &run,
+        tiny_config(3),
+        served(&format!("ws://{address}"), &token),
+    );
     let error = train::run(&first, &Control::default(), &mut |event| {
         if let TrainEvent::Step {
             epoch: 2, step: 2, ..
@@ -236,7 +338,7 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     assert_eq!(epoch_losses(&run).len(), 1, "epoch 1 was kept");
     assert!(train::checkpoint::path(&run).exists());
 
-    let mut server = start_server(address, &token);
+    let (mut server, _) = start_server(address, &token);
     let resumed = TrainRequest {
         resume: true,
         ..first

@@ -166,7 +166,9 @@ fn run_inner(
     config.validate()?;
     let selected = select_device(request, &config, emit)?;
     // On a served device, each few steps' network traffic follows their step events.
-    let mut meter = (selected.remote.as_ref()).map(|link| TrafficMeter::new(link.traffic.clone()));
+    let mut meter = (selected.remote.as_ref())
+        .and_then(|link| link.traffic.clone())
+        .map(TrafficMeter::new);
     let outer = emit;
     let emit: &mut dyn FnMut(TrainEvent) = &mut |event| {
         let report = meter.as_mut().and_then(|meter| meter.after(&event));

@@ -83,6 +83,17 @@ describe('another machine', () => {
     expect(app.store.shared.device).toEqual(stored().device);
   });
 
+  it('takes an Iroh address, and says its connection is encrypted', async () => {
+    const app = await onTrainScreen();
+    const id = 'ab'.repeat(32);
+    connect(`iroh://${id}@gpu-box`, MOCK_SERVER_TOKEN);
+    await until(() => picker().value === 'remote');
+    expect(app.store.shared.device).toMatchObject({ remote: { address: `iroh://${id}@gpu-box:7800` } });
+    expect(text('.device-note')).toContain('encrypted, to the holder of the server\'s key');
+    connect('iroh://not-an-id@gpu-box', MOCK_SERVER_TOKEN);
+    await until(() => text('#remote-status').includes('is not a server\'s address'));
+  });
+
   it('counts as the GPU or the CPU its server said', () => {
     const target = { address: 'ws://a:7800', token_file: null };
     expect(deviceClass({ remote: target }, null)).toBe('gpu');

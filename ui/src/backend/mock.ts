@@ -43,11 +43,14 @@ export interface MockOptions {
 /** The token the mock's training server (any `ws://` address) accepts. */
 export const MOCK_SERVER_TOKEN = 'mock-token';
 
-/** `address` as the engine's `RemoteTarget::parse` reads it: `ws://HOST[:PORT]`, port 7800 by default. */
+/**
+ * `address` as the engine's `RemoteTarget::parse` reads it: `ws://HOST[:PORT]` or
+ * `iroh://ID@HOST[:PORT]` (the id 64 hex digits), port 7800 by default.
+ */
 function serverAddress(address: string): string | null {
-  const rest = /^ws:\/\/([^\s/]+)\/?$/.exec(address.trim())?.[1];
-  if (!rest) return null;
-  return /:\d+$/.test(rest) ? `ws://${rest}` : `ws://${rest}:7800`;
+  const [, scheme, rest] = /^(ws|iroh):\/\/([^\s/]+)\/?$/.exec(address.trim()) ?? [];
+  if (!rest || (scheme === 'iroh' && !/^[0-9a-f]{64}@./.test(rest))) return null;
+  return /:\d+$/.test(rest) ? `${scheme}://${rest}` : `${scheme}://${rest}:7800`;
 }
 
 function summary(root: string, perClass: number): FolderSummary {
@@ -286,7 +289,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     }),
     connectRemote: async (address, token) => {
       const normalized = serverAddress(address);
-      if (!normalized) throw { code: 'device', message: `'${address}' is not a server's address: write ws://HOST:PORT (the address \`spreadout serve\` printed)` };
+      if (!normalized) throw { code: 'device', message: `'${address}' is not a server's address: write ws://HOST:PORT or iroh://ID@HOST:PORT (the address \`spreadout serve\` printed)` };
       const given = token?.trim() || serverTokens.get(normalized);
       if (!given) throw { code: 'device', message: `${normalized} needs the server's token: give the file \`spreadout serve\` wrote with --token-file FILE` };
       serverTokens.set(normalized, given);

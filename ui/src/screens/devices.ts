@@ -111,7 +111,7 @@ export class DevicePicker {
         : device === 'auto' && this.devices?.auto_notice
           ? this.devices.auto_notice
           : typeof device === 'object' && 'remote' in device
-            ? `training runs on ${device.remote.address}; the images are read here and each step's batch crosses the network (unencrypted: a trusted network or an SSH tunnel)`
+            ? `training runs on ${device.remote.address}; the images are read here and each step's batch crosses the network (${device.remote.address.startsWith('iroh://') ? 'encrypted, to the holder of the server\'s key' : 'unencrypted: a trusted network or an SSH tunnel'})`
             : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
     );
   }
