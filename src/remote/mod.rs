@@ -14,6 +14,7 @@ mod hello;
 mod relay;
 mod token;
 
+use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;

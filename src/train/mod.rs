@@ -26,8 +26,8 @@ mod preview;
 mod request;
 mod run_folder;
 pub mod runs;
+mod served;
 pub(crate) mod step;
-mod traffic;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use crate::augment::{KeptImages, Normalization};
 use crate::data::{self, DataError, ImageSet, PixelCache};
-use crate::device::{self, DeviceChoice, SelectedDevice};
+use crate::device::{self, SelectedDevice};
 use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
@@ -52,7 +52,7 @@ pub use preview::{ViewsPreview, preview_views};
 pub use request::{ResumeOverrides, RunSummary, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
-use traffic::TrafficMeter;
+use served::TrafficMeter;
 
 /// A run on its own worker thread.
 pub struct TrainingHandle {
@@ -107,29 +107,8 @@ pub fn run(
     control: &Control,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, TrainError> {
-    let result = match &request.device {
-        // Burn's remote backend panics when a read finds the session gone (the server stopped,
-        // the network failed): caught here, the run ends like any failed run, its last
-        // checkpoint kept, with the server named.
-        DeviceChoice::Remote(target) => {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_inner(request, control, emit)
-            }))
-            .unwrap_or_else(|panic| {
-                Err(TrainError::ServerLost {
-                    address: target.address.clone(),
-                    // Burn's message ends with the cause (e.g. "Failed to read tensor: RecvError").
-                    reason: panic_message(panic.as_ref())
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned(),
-                })
-            })
-        }
-        _ => run_inner(request, control, emit),
-    };
+    let result =
+        served::server_lost_as_error(&request.device, || run_inner(request, control, emit));
     match &result {
         Ok(summary) => emit(TrainEvent::Finished {
             canceled: summary.canceled,
@@ -166,9 +145,7 @@ fn run_inner(
     config.validate()?;
     let selected = select_device(request, &config, emit)?;
     // On a served device, each few steps' network traffic follows their step events.
-    let mut meter = (selected.remote.as_ref())
-        .and_then(|link| link.traffic.clone())
-        .map(TrafficMeter::new);
+    let mut meter = TrafficMeter::of(&selected);
     let outer = emit;
     let emit: &mut dyn FnMut(TrainEvent) = &mut |event| {
         let report = meter.as_mut().and_then(|meter| meter.after(&event));

@@ -312,11 +312,12 @@ auto_name: string,
 auto_notice: string | null, };
 
 /**
- * A device served by `spreadout serve`, as `--device ws://HOST:PORT --token-file FILE` names it.
+ * A device served by `spreadout serve`, as `--device ws://HOST:PORT --token-file FILE` (or
+ * `iroh://ID@HOST:PORT`) names it.
  */
 export type RemoteTarget = { 
 /**
- * The server, `ws://HOST:PORT`.
+ * The server, `ws://HOST:PORT` or `iroh://ID@HOST:PORT`.
  */
 address: string, 
 /**

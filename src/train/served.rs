@@ -1,0 +1,85 @@
+//! What a run on a served device adds: its network traffic (after every few steps, the bytes
+//! each step sent to and received from the server, as a [`TrainEvent::Traffic`] for the Train
+//! screen), and the server's loss turned from Burn's panic into a failure that names it.
+
+use std::sync::Arc;
+
+use crate::device::{DeviceChoice, SelectedDevice};
+use crate::panics::panic_message;
+use crate::remote::Traffic;
+
+use super::{TrainError, TrainEvent};
+
+/// `run`, and on a served device a panic of Burn's remote client (it panics when a read finds the
+/// session gone: the server stopped, the network failed) as [`TrainError::ServerLost`]: the run
+/// ends like any failed run, its last checkpoint kept, with the server named.
+pub(super) fn server_lost_as_error<T>(
+    device: &DeviceChoice,
+    run: impl FnOnce() -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
+    let DeviceChoice::Remote(target) = device else {
+        return run();
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        Err(TrainError::ServerLost {
+            address: target.address.clone(),
+            // Burn's message ends with the cause (e.g. "Failed to read tensor: RecvError").
+            reason: panic_message(panic.as_ref())
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        })
+    })
+}
+
+/// Steps between two reports: a report averages the steps since the last one, so that the
+/// one-off uploads (the weights, the handshake) fade from the figure after the first.
+const STEPS_PER_REPORT: usize = 8;
+
+/// Counts steps and turns the relay's byte counts into bytes per step.
+pub(super) struct TrafficMeter {
+    traffic: Arc<Traffic>,
+    /// Bytes sent and received at the last report.
+    last: (u64, u64),
+    /// Steps since the last report.
+    steps: usize,
+}
+
+impl TrafficMeter {
+    /// The meter of a device whose traffic is counted (a served device over WebSocket).
+    pub(super) fn of(selected: &SelectedDevice) -> Option<Self> {
+        let link = selected.remote.as_ref()?;
+        link.traffic.clone().map(Self::new)
+    }
+
+    fn new(traffic: Arc<Traffic>) -> Self {
+        let last = (traffic.sent(), traffic.received());
+        Self {
+            traffic,
+            last,
+            steps: 0,
+        }
+    }
+
+    /// Notes `event`; after every [`STEPS_PER_REPORT`] steps, the report of their traffic.
+    pub(super) fn after(&mut self, event: &TrainEvent) -> Option<TrainEvent> {
+        if !matches!(event, TrainEvent::Step { .. }) {
+            return None;
+        }
+        self.steps += 1;
+        if self.steps < STEPS_PER_REPORT {
+            return None;
+        }
+        let now = (self.traffic.sent(), self.traffic.received());
+        let steps = self.steps as f64;
+        let report = TrainEvent::Traffic {
+            sent_per_step: (now.0 - self.last.0) as f64 / steps,
+            received_per_step: (now.1 - self.last.1) as f64 / steps,
+        };
+        self.last = now;
+        self.steps = 0;
+        Some(report)
+    }
+}
