@@ -65,10 +65,13 @@ pub enum Via {
     },
 }
 
-/// What the server listens with.
+/// What the server listens with (the key boxed: it is 224 bytes).
 enum Listener {
     WebSocket(TcpListener),
-    Iroh { identity: IrohIdentity, port: u16 },
+    Iroh {
+        identity: Box<IrohIdentity>,
+        port: u16,
+    },
 }
 
 /// A server bound to its address, with its device chosen, not yet serving.
@@ -108,7 +111,7 @@ impl Server {
                 return Err(ServeError::IrohAddress(listen));
             }
             Via::Iroh { identity } => Listener::Iroh {
-                identity: load_identity(identity)?,
+                identity: Box::new(load_identity(identity)?),
                 port: listen.port(),
             },
         };
@@ -173,7 +176,7 @@ impl Server {
         };
         let transport: Transport = match self.listener {
             Listener::WebSocket(listener) => WebSocketTransport::from_listener(listener).into(),
-            Listener::Iroh { identity, port } => IrohTransport::new(identity)
+            Listener::Iroh { identity, port } => IrohTransport::new(*identity)
                 .with_relays(IrohRelays::Disabled)
                 .with_port(port)
                 .into(),

@@ -146,8 +146,9 @@ impl Default for MethodSettings {
 pub enum MethodState {
     /// Spread-out and the triplets: nothing.
     Stateless,
-    /// NPSoftmax and NCE: the memory of every instance.
-    Memory(MemoryBank),
+    /// NPSoftmax and NCE: the memory of every instance (boxed: its tensors are large values, and
+    /// the other variants should not carry their size).
+    Memory(Box<MemoryBank>),
     /// Exemplar CNN: the instance classifier and its own momentum buffers.
     Classifier {
         /// One output per training image.
@@ -170,11 +171,8 @@ impl MethodState {
     ) -> Self {
         match method {
             Method::SpreadOut | Method::Triplet | Method::TripletHard => MethodState::Stateless,
-            Method::NpSoftmax | Method::Nce => MethodState::Memory(MemoryBank::new_seeded(
-                instances,
-                dim,
-                Stream::MemoryBank.seed(seed),
-                device,
+            Method::NpSoftmax | Method::Nce => MethodState::Memory(Box::new(
+                MemoryBank::new_seeded(instances, dim, Stream::MemoryBank.seed(seed), device),
             )),
             Method::Exemplar => MethodState::Classifier {
                 classifier: InstanceClassifier::new_seeded(

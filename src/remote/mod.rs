@@ -330,9 +330,6 @@ pub fn remember(address: &str, token: Option<&str>) -> Result<RemoteDevice, Remo
     })
 }
 
-/// Asks the server which release it runs and what it serves (the [`HELLO_OP`] custom operation,
-/// one round trip).
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,10 +249,10 @@ fn restore_method(
     };
     Ok(match state {
         MethodState::Stateless => MethodState::Stateless,
-        MethodState::Memory(bank) => MethodState::Memory(
+        MethodState::Memory(bank) => MethodState::Memory(Box::new(
             bank.restore(&tensors, file)?
                 .ok_or_else(|| missing("memory bank"))?,
-        ),
+        )),
         MethodState::Classifier {
             classifier,
             mut sgd,

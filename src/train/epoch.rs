@@ -611,7 +611,7 @@ mod tests {
         // The method's state counts too: a memory bank that overflowed.
         let mut bank = crate::method::MemoryBank::new_seeded(4, 8, 1, &device);
         bank.memory = bank.memory.mul_scalar(f32::INFINITY);
-        assert!(pending(&net, &MethodState::Memory(bank)).is_nan());
+        assert!(pending(&net, &MethodState::Memory(Box::new(bank))).is_nan());
     }
 
     #[test]
