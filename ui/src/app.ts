@@ -76,7 +76,7 @@ export class App {
       { class: 'app' },
       h('header', {}, h('h1', {}, 'Spreadout'), tablist, runBadge),
       h('div', { class: 'body' }, this.closingNotice, this.banner, h('main', {}, this.panel)),
-      h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer; Spreadout makes no network requests.'),
+      h('footer', {}, backend.kind === 'mock' ? 'Browser preview with a simulated backend: no files are read and no model is trained.' : 'Everything runs on this computer unless you choose another machine as the device; Spreadout makes no other network requests.'),
     );
     // The window stays open until the stopped run has written its checkpoint: the notice says
     // why, and stays until the window closes.
