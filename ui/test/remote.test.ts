@@ -1,23 +1,14 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { StartTraining } from '../src/backend';
 import { MOCK_SERVER_TOKEN } from '../src/backend/mock';
 import { SETTINGS_KEY } from '../src/store';
 import { deviceClass } from '../src/screens/devices';
-import { mountApp, quickBackend, startTraining, text, until } from './helpers';
+import { onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
 
 const picker = () => document.querySelector<HTMLSelectElement>('.settings [name="device"]')!;
 const field = (id: string) => document.querySelector<HTMLInputElement>(`#${id}`)!;
-const stored = () => JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? 'null');
 
-/** Mounts the app on the Train screen once the device list has arrived. */
-async function onTrainScreen(backend = quickBackend()) {
-  const app = await mountApp(backend);
-  app.go('train');
-  await until(() => picker().querySelectorAll('option').length > 2);
-  return app;
-}
 
 /** Picks "Another machine…", fills in the panel and connects. */
 function connect(address: string, token: string): void {
@@ -42,9 +33,7 @@ describe('another machine', () => {
 
   it('becomes the device once connected, trains there and shows the bytes per step', async () => {
     const backend = quickBackend();
-    const requests: StartTraining[] = [];
-    const start = backend.startTraining;
-    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const requests = recordStarts(backend);
     const app = await onTrainScreen(backend);
     connect('ws://gpu-box', MOCK_SERVER_TOKEN);
     await until(() => picker().value === 'remote');

@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Devices, RunInfo, StartTraining } from '../src/backend';
+import type { Devices, RunInfo } from '../src/backend';
 import { SETTINGS_KEY } from '../src/store';
 import { deviceClass } from '../src/screens/devices';
-import { mountApp, quickBackend, startTraining, text, until } from './helpers';
+import { mountApp, onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
 
@@ -15,22 +15,12 @@ function set(name: string, value: string): void {
   field.dispatchEvent(new Event('change'));
 }
 
-/** Mounts the app on the Train screen once the device list has arrived. */
-async function onTrainScreen(backend = quickBackend()) {
-  const app = await mountApp(backend);
-  app.go('train');
-  await until(() => input('device').querySelectorAll('option').length > 1);
-  return app;
-}
 
-const stored = () => JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? 'null');
 
 describe('training settings', () => {
   it('offer the seed, the negatives of Table 8 and the kNN k, and send them with the run', async () => {
     const backend = quickBackend();
-    const requests: StartTraining[] = [];
-    const start = backend.startTraining;
-    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const requests = recordStarts(backend);
     const app = await onTrainScreen(backend);
     expect([...(input('negatives') as HTMLSelectElement).options].map((o) => o.value)).toEqual(['all', 'hardest_half', 'easiest_half']);
     set('seed', '7');
@@ -43,9 +33,7 @@ describe('training settings', () => {
 
   it('are the person\'s again for the next new run once a resumed run has ended', async () => {
     const backend = quickBackend();
-    const requests: StartTraining[] = [];
-    const start = backend.startTraining;
-    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const requests = recordStarts(backend);
     const app = await onTrainScreen(backend);
     await startTraining(app, { epochs: 40, batch_size: 10, seed: 5, method: 'nce' });
     await until(() => (app.store.shared.run?.metrics.length ?? 0) >= 1);
@@ -119,9 +107,7 @@ describe('training settings', () => {
 
   it('score a test folder the person picks, or none', async () => {
     const backend = quickBackend();
-    const requests: StartTraining[] = [];
-    const start = backend.startTraining;
-    backend.startTraining = (request, onEvent) => (requests.push(request), start(request, onEvent));
+    const requests = recordStarts(backend);
     const app = await onTrainScreen(backend);
     expect(text('#test-dir')).toContain('none: Recall@K and NMI are scored on the training folder');
     await window.spreadoutTest!.openFolder('/mock/photos', null);
