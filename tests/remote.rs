@@ -14,36 +14,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use spreadout::demo::{self, DemoFolders, DemoSpec};
+use spreadout::demo::DemoFolders;
 use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::export::{self, TensorValues};
 use spreadout::remote::{self, RemoteError, RemoteTarget};
 use spreadout::serve::{Server, Via};
 use spreadout::train::{self, Control, TrainConfig, TrainError, TrainEvent, TrainRequest};
 
-fn tiny_data(dir: &Path) -> DemoFolders {
-    let spec = DemoSpec {
-        classes: 4,
-        train_per_class: 12,
-        test_per_class: 4,
-        size: 16,
-        seed: 5,
-    };
-    demo::generate(&dir.join("data"), &spec).expect("demo data")
-}
+mod common;
 
-fn tiny_config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 8,
-        image_size: 16,
-        width: 4,
-        dim: 16,
-        knn_k: 5,
-        ..TrainConfig::default()
-    }
-}
+use common::{tiny_config, tiny_data};
 
+/// A fresh run of `config` on `device`, on the data and network of the other end-to-end tests.
 fn request(
     folders: &DemoFolders,
     out: &Path,
@@ -51,17 +33,8 @@ fn request(
     device: DeviceChoice,
 ) -> TrainRequest {
     TrainRequest {
-        config,
-        train_dir: folders.train.clone(),
-        eval_train_dir: None,
-        eval_test_dir: Some(folders.test.clone()),
-        out: out.to_owned(),
-        resume: false,
         device,
-        cache_dir: Some(out.with_file_name("image-cache")),
-        accept_changed_folder: false,
-        stop_after_epoch: None,
-        init_weights: None,
+        ..common::request(folders, out, config)
     }
 }
 
@@ -89,10 +62,6 @@ fn serve_here(token: &str, via: &Via) -> String {
     };
     let server = Server::bind(listen, via, token.to_owned(), DeviceChoice::Cpu).unwrap();
     let address = server.client_address("127.0.0.1");
-    let address = match via {
-        Via::WebSocket => format!("ws://{}", server.address()),
-        Via::Iroh { .. } => address,
-    };
     std::thread::spawn(move || server.serve().unwrap());
     address
 }
@@ -105,14 +74,10 @@ fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
 
 /// The losses of each epoch a run recorded in its metrics.jsonl.
 fn epoch_losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
+    train::read_metrics(run)
         .unwrap()
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
+        .iter()
+        .map(|epoch| epoch.loss)
         .collect()
 }
 
@@ -139,13 +104,13 @@ fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
 /// One epoch on this process's CPU and one through a server of it reached `via`: the same
 /// losses and weights, within float tolerance.
 fn an_epoch_through(dir: &Path, via: &Via) {
-    let folders = tiny_data(dir);
+    let folders = tiny_data(dir, 4, 12, 5);
     let address = serve_here("loopback-token", via);
     let token = token_file(dir, "token", "loopback-token");
 
     let local = dir.join("local");
     train::run(
-        &request(&folders, &local, tiny_config(1), DeviceChoice::Cpu),
+        &request(&folders, &local, tiny_config(1, 8), DeviceChoice::Cpu),
         &Control::default(),
         &mut |_| {},
     )
@@ -153,7 +118,12 @@ fn an_epoch_through(dir: &Path, via: &Via) {
     let through = dir.join("served");
     let mut started_on = String::new();
     train::run(
-        &request(&folders, &through, tiny_config(1), served(&address, &token)),
+        &request(
+            &folders,
+            &through,
+            tiny_config(1, 8),
+            served(&address, &token),
+        ),
         &Control::default(),
         &mut |event| {
             if let TrainEvent::Started { device, .. } = event {
@@ -262,7 +232,7 @@ fn free_port() -> SocketAddr {
 #[test]
 fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let folders = tiny_data(dir.path());
+    let folders = tiny_data(dir.path(), 4, 12, 5);
     let token = token_file(dir.path(), "token", "survivor-token");
     let address = free_port();
     let (mut server, logged) = start_server(address, &token);
@@ -283,13 +253,23 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
         ])
         .args(["--device", &format!("ws://{address}"), "--token-file"])
         .arg(&token)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for(&logged, "session opened");
-    // Well into its steps: the first step alone sends the network's weights.
-    std::thread::sleep(Duration::from_secs(3));
+    // The client says "training on …" once its images are loaded and its steps begin; a step of
+    // this network takes tens of milliseconds, so a second later it is well into them.
+    let mut said = BufReader::new(client.stdout.take().unwrap()).lines();
+    assert!(
+        said.by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("training on")),
+        "the client never started training"
+    );
+    // Its later lines drained, so that it is killed, not stopped by a closed pipe.
+    std::thread::spawn(move || said.for_each(drop));
+    std::thread::sleep(Duration::from_secs(1));
     client.kill().unwrap();
     client.wait().unwrap();
 
@@ -297,7 +277,7 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
     let next = request(
         &folders,
         &run,
-        tiny_config(1),
+        tiny_config(1, 8),
         served(&format!("ws://{address}"), &token),
     );
     let summary = train::run(&next, &Control::default(), &mut |_| {}).unwrap();
@@ -309,7 +289,7 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
 #[test]
 fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let folders = tiny_data(dir.path());
+    let folders = tiny_data(dir.path(), 4, 12, 5);
     let token = token_file(dir.path(), "token", "restart-token");
     let address = free_port();
     let run = dir.path().join("run");
@@ -317,7 +297,7 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     let first = request(
         &folders,
         &run,
-        tiny_config(3),
+        tiny_config(3, 8),
         served(&format!("ws://{address}"), &token),
     );
     let error = train::run(&first, &Control::default(), &mut |event| {

@@ -4,54 +4,14 @@
 
 use std::path::Path;
 
-use spreadout::demo::{self, DemoFolders, DemoSpec};
+use spreadout::demo::DemoFolders;
 use spreadout::device::DeviceChoice;
 use spreadout::export::{self, TensorValues};
 use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
 
-fn demo_data(dir: &Path, spec: &DemoSpec) -> DemoFolders {
-    demo::generate(dir, spec).expect("demo data")
-}
+mod common;
 
-/// Small 16 px data and a width-4 network: fast runs for tests about the loop's mechanics.
-fn tiny_data(dir: &Path, classes: usize, train_per_class: usize, seed: u64) -> DemoFolders {
-    let spec = DemoSpec {
-        classes,
-        train_per_class,
-        test_per_class: 4,
-        size: 16,
-        seed,
-    };
-    demo_data(&dir.join("data"), &spec)
-}
-
-fn tiny_config(epochs: usize, batch_size: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size,
-        image_size: 16,
-        width: 4,
-        dim: 16,
-        knn_k: 5,
-        ..TrainConfig::default()
-    }
-}
-
-fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainRequest {
-    TrainRequest {
-        config,
-        train_dir: folders.train.clone(),
-        eval_train_dir: None,
-        eval_test_dir: Some(folders.test.clone()),
-        out: out.to_owned(),
-        resume: false,
-        device: DeviceChoice::Cpu,
-        cache_dir: Some(out.with_file_name("image-cache")),
-        accept_changed_folder: false,
-        stop_after_epoch: None,
-        init_weights: None,
-    }
-}
+use common::{request, tiny_config, tiny_data};
 
 /// Runs `request`, stopping it (as Stop or Ctrl-C does) once step `step` of epoch `epoch` is
 /// reported.
