@@ -1,6 +1,7 @@
 //! Serving this machine's device to Spreadout on other machines (`spreadout serve`): binding
 //! the address asked for, letting in only clients that present the token, answering the
-//! handshake of `crate::remote`, and logging each client. The sessions themselves are Burn's
+//! handshake of `crate::remote` and the views of `crate::augment` built from images kept here,
+//! and logging each client. The sessions themselves are Burn's
 //! remote server, over its WebSocket transport (unencrypted) or its Iroh transport with relays
 //! disabled (QUIC: encrypted, and clients check this server's key): the clients keep the
 //! autodiff graph and the run folder, this machine runs the tensor operations.
@@ -14,6 +15,7 @@ use burn::server::{
     TokenAuthorizer, Transport, WebSocketTransport,
 };
 
+use crate::augment;
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::remote::{self, HELLO_OP};
 
@@ -166,13 +168,25 @@ impl Server {
             .map_err(|e| ServeError::Serve(e.to_string()))?;
         let server =
             RemoteServer::new([self.selected.device.clone()]).with_authorizer(Logged(tokens));
-        // The handshake's custom operation is registered for the served backend alone: Burn
-        // refuses a server holding operations of another backend.
-        let server = if self.selected.is_wgpu {
-            server.with_custom_op::<Cube, _>(HELLO_OP, remote::hello_handler::<Cube>(&served, true))
-        } else {
-            server
-                .with_custom_op::<Flex, _>(HELLO_OP, remote::hello_handler::<Flex>(&served, false))
+        // The custom operations (the handshake, views built from kept images) are registered
+        // for the served backend alone: Burn refuses a server holding operations of another
+        // backend.
+        let server = match self.selected.cube_device() {
+            Some(cube) => {
+                let max_buffer = cube.client().properties().memory.max_page_size;
+                server
+                    .with_custom_op::<Cube, _>(
+                        HELLO_OP,
+                        remote::hello_handler::<Cube>(&served, true, max_buffer),
+                    )
+                    .with_custom_op::<Cube, _>(augment::VIEWS_OP, augment::views_on_gpu())
+            }
+            None => server
+                .with_custom_op::<Flex, _>(
+                    HELLO_OP,
+                    remote::hello_handler::<Flex>(&served, false, u64::MAX),
+                )
+                .with_custom_op::<Flex, _>(augment::VIEWS_OP, augment::views_on_cpu()),
         };
         let transport: Transport = match self.listener {
             Listener::WebSocket(listener) => WebSocketTransport::from_listener(listener).into(),

@@ -1,6 +1,8 @@
 //! Training on a device another machine serves (`spreadout serve`), over loopback with the CPU
-//! backend served: an epoch through the server, over WebSocket and over Iroh without relays,
-//! equals the same epoch here, a wrong token is refused with a message, a client killed mid-run
+//! backend served: an epoch through the server, over WebSocket and over Iroh without relays, with
+//! the views built there from images kept there or sent as 8-bit batches, equals the same epoch
+//! here; a step on kept images sends a small part of a batch's bytes; a wrong token is refused
+//! with a message, a client killed mid-run
 //! leaves the server serving the next one, and a server killed mid-run stops the run with its
 //! checkpoint kept, which a resume against the restarted server finishes.
 //!
@@ -19,7 +21,9 @@ use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::export::{self, TensorValues};
 use spreadout::remote::{self, RemoteError, RemoteTarget};
 use spreadout::serve::{Server, Via};
-use spreadout::train::{self, Control, TrainConfig, TrainError, TrainEvent, TrainRequest};
+use spreadout::train::{
+    self, AugmentOn, Control, TrainConfig, TrainError, TrainEvent, TrainRequest,
+};
 
 mod common;
 
@@ -91,19 +95,26 @@ fn assert_close(a: f64, b: f64, what: &str) {
 #[test]
 fn an_epoch_through_the_server_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    an_epoch_through(dir.path(), &Via::WebSocket);
+    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Auto);
+}
+
+#[test]
+fn an_epoch_of_batches_sent_as_pixels_equals_the_same_epoch_here() {
+    let dir = tempfile::tempdir().unwrap();
+    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Cpu);
 }
 
 #[test]
 fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
     let identity = dir.path().join("server.key");
-    an_epoch_through(dir.path(), &Via::Iroh { identity });
+    an_epoch_through(dir.path(), &Via::Iroh { identity }, AugmentOn::Auto);
 }
 
-/// One epoch on this process's CPU and one through a server of it reached `via`: the same
-/// losses and weights, within float tolerance.
-fn an_epoch_through(dir: &Path, via: &Via) {
+/// One epoch on this process's CPU and one through a server of it reached `via`, its views built
+/// where `augment_on` says (`Auto`: on the server, from the images kept there; `Cpu`: here, sent
+/// as 8-bit batches): the same losses and weights, within float tolerance.
+fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
     let folders = tiny_data(dir, 4, 12, 5);
     let address = serve_here("loopback-token", via);
     let token = token_file(dir, "token", "loopback-token");
@@ -116,26 +127,38 @@ fn an_epoch_through(dir: &Path, via: &Via) {
     )
     .unwrap();
     let through = dir.join("served");
-    let mut started_on = String::new();
+    let mut started = None;
     train::run(
         &request(
             &folders,
             &through,
-            tiny_config(1, 8),
+            TrainConfig {
+                augment_on,
+                ..tiny_config(1, 8)
+            },
             served(&address, &token),
         ),
         &Control::default(),
         &mut |event| {
-            if let TrainEvent::Started { device, .. } = event {
-                started_on = device;
+            if let TrainEvent::Started {
+                device, views_on, ..
+            } = event
+            {
+                started = Some((device, views_on));
             }
         },
     )
     .unwrap();
+    let (started_on, views_on) = started.expect("the run started");
     assert!(
         started_on.contains(&format!("at {address}")),
         "{started_on}"
     );
+    let expected = match augment_on {
+        AugmentOn::Cpu => AugmentOn::Cpu,
+        _ => AugmentOn::Device,
+    };
+    assert_eq!(views_on, expected);
 
     let (here, there) = (epoch_losses(&local), epoch_losses(&through));
     assert_eq!(here.len(), 1);
@@ -153,6 +176,40 @@ fn an_epoch_through(dir: &Path, via: &Via) {
             }
         }
     }
+}
+
+/// A step whose views the server builds from the images kept there sends their draws, not their
+/// pixels: at 32 px, batch 16×2, the steps of a bench through the relay send at least three
+/// quarters of the 8-bit batch (96 KiB) less than the same steps sending it.
+#[test]
+fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = serve_here("bytes-token", &Via::WebSocket);
+    let token = token_file(dir.path(), "token", "bytes-token");
+    let device = device::select(served(&address, &token)).unwrap();
+    let sent = |augment_on: AugmentOn| {
+        let case = spreadout::bench::TrainingCase {
+            width: 4,
+            batch_size: 16,
+            image_size: 32,
+            precision: spreadout::model::Precision::F32,
+            augment_on,
+        };
+        let row = spreadout::bench::training(&device, case, 1, 2).unwrap();
+        assert_eq!(
+            row.detail.contains("kept there"),
+            augment_on == AugmentOn::Device,
+            "{}",
+            row.detail
+        );
+        row.budget.unwrap().network.unwrap().sent_bytes
+    };
+    let (kept, batches) = (sent(AugmentOn::Device), sent(AugmentOn::Cpu));
+    let batch = (2 * 16 * 3 * 32 * 32) as f64;
+    assert!(
+        batches - kept >= 0.75 * batch,
+        "kept images: {kept} bytes per step, 8-bit batches: {batches}"
+    );
 }
 
 #[test]

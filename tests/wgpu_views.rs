@@ -121,7 +121,7 @@ fn embedding_kept_images_matches_embedding_from_the_host(
     use spreadout::embed::{self, EmbedPass, View};
     let cube = gpu.cube_device().unwrap();
     let kept = augment::KeptImages::upload(
-        &cube,
+        augment::KeepOn::Local(&cube),
         [Ok::<_, std::convert::Infallible>(sources.to_vec())],
         1 << 20,
     )
@@ -188,7 +188,7 @@ fn worst_difference(
     let rows: Vec<usize> = (0..sources.len()).collect();
     let views = augment::DeviceViews::prepare(sources.to_vec(), &rows, size, ops, seed);
     let device: Vec<f32> = views
-        .to_device(cube, *normalization)
+        .to_device(Some(cube), *normalization)
         .into_data()
         .convert::<f32>()
         .try_to_vec()

@@ -10,7 +10,7 @@ use burn_cubecl::fusion::{CubeFusionHandle, FusionCubeRuntime};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 use burn_fusion::stream::{Operation, StreamId};
-use burn_fusion::{ExecutionError, get_client};
+use burn_fusion::{ExecutionError, FusionTensor, get_client};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
 use cubecl::prelude::Client;
 use cubecl::server::Handle;
@@ -26,24 +26,50 @@ pub fn float_tensor_from_kernel<const D: usize, F>(
 where
     F: Fn(&Client) -> Handle + Send + Sync + 'static,
 {
+    let registered = fusion_tensor_from_kernel(
+        name,
+        Shape::from(shape),
+        device,
+        Vec::new(),
+        move |client, _| launch(client),
+    );
+    Tensor::from_primitive::<burn_cubecl::Cube>(registered)
+}
+
+/// [`float_tensor_from_kernel`] at the level of Burn's fusion backend, for a kernel that also
+/// reads `inputs` (tensors on `device`, contiguous): `launch` gets their buffers, in order, once
+/// the stream has written them. A served device's custom operation answers with this primitive
+/// (`burn::backend::Cube` is fusion over CubeCL), where the engine wants a `Tensor`.
+pub fn fusion_tensor_from_kernel<F>(
+    name: &'static str,
+    shape: Shape,
+    device: &CubeDevice,
+    inputs: Vec<FusionTensor<FusionCubeRuntime>>,
+    launch: F,
+) -> FusionTensor<FusionCubeRuntime>
+where
+    F: Fn(&Client, &[Handle]) -> Handle + Send + Sync + 'static,
+{
     let fusion = get_client::<CubeBackend>(device);
-    let out = TensorIr::uninit(fusion.create_empty_handle(), Shape::from(shape), DType::F32);
-    let registered = fusion
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let out = TensorIr::uninit(fusion.create_empty_handle(), shape, DType::F32);
+    fusion
         .register(
             StreamId::current(),
-            OperationIr::Custom(CustomOpIr::new(name, &[], std::slice::from_ref(&out))),
+            OperationIr::Custom(CustomOpIr::new(name, &inputs, std::slice::from_ref(&out))),
             KernelOperation {
+                inputs,
                 out,
                 device: device.clone(),
                 launch,
             },
         )
-        .output();
-    Tensor::from_primitive::<burn_cubecl::Cube>(registered)
+        .output()
 }
 
-/// A kernel launch as a fusion operation, writing its output tensor.
+/// A kernel launch as a fusion operation, reading its inputs and writing its output tensor.
 struct KernelOperation<F> {
+    inputs: Vec<TensorIr>,
     out: TensorIr,
     device: CubeDevice,
     launch: F,
@@ -52,6 +78,7 @@ struct KernelOperation<F> {
 impl<F> std::fmt::Debug for KernelOperation<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelOperation")
+            .field("inputs", &self.inputs)
             .field("out", &self.out)
             .finish_non_exhaustive()
     }
@@ -59,14 +86,21 @@ impl<F> std::fmt::Debug for KernelOperation<F> {
 
 impl<F> Operation<FusionCubeRuntime> for KernelOperation<F>
 where
-    F: Fn(&Client) -> Handle + Send + Sync,
+    F: Fn(&Client, &[Handle]) -> Handle + Send + Sync,
 {
     fn execute(
         &self,
         handles: &mut HandleContainer<CubeFusionHandle>,
     ) -> Result<(), ExecutionError> {
         let client = self.device.client();
-        let handle = (self.launch)(&client);
+        // A CubeCL tensor is the same buffer whatever its kind, so the integer getter serves
+        // every input.
+        let inputs: Vec<Handle> = self
+            .inputs
+            .iter()
+            .map(|input| handles.get_int_tensor::<CubeBackend>(input).handle)
+            .collect();
+        let handle = (self.launch)(&client, &inputs);
         let tensor = CubeTensor::new_contiguous(
             client,
             self.device.clone(),

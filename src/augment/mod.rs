@@ -23,10 +23,13 @@ use rand::{Rng, SeedableRng};
 
 use crate::resample::{FloatImage, PixelRect, check_inputs, resize_region, resized_shorter_side};
 
+mod kernel_input;
 mod on_device;
+mod served;
 pub(crate) use normalization::ChannelTotals;
 pub use normalization::Normalization;
-pub use on_device::{DeviceViews, KeptImages, two_views_on};
+pub use on_device::{DeviceViews, KeepOn, KeptImages, two_views_on};
+pub(crate) use served::{VIEWS_OP, views_on_cpu, views_on_gpu};
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);

@@ -1,49 +1,69 @@
-//! Augmentation on the device: a view's host draws ([`ViewDraw`]) described as the kernel of
-//! `spreadout_shaders::views` takes them (the taps of the same PIL filter the CPU path uses, the
-//! flip folded into the column taps), and batches of views built there, from their own images
+//! Augmentation on the device: batches of views drawn on the host ([`ViewDraw`]) and built there
+//! (described for the kernel by `kernel_input`), from their own images
 //! or from images kept there ([`KeptImages`]: a run's training set, built once for its steps and
-//! its evaluations).
+//! its evaluations), on this machine's GPU or on a served device (`served`).
 
 use std::sync::Arc;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use cubecl::prelude::Client;
 use cubecl::server::Handle;
 use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spreadout_shaders::views::{
-    self, Constants, DeviceSources, Jitter, JitterOp as DeviceOp, PackedSources, Source, Tap,
-    ViewError, ViewSpec,
+    self, Constants, DeviceSources, PackedSources, Source, ViewError, ViewSpec,
 };
 
-use super::{
-    AugmentOps, ColorJitter, FixedView, Geometry, JitterOp, LUMA_WEIGHTS, Normalization, ViewDraw,
-};
-use crate::resample::triangle_taps;
+use super::kernel_input::{constants, specs};
+use super::served::{self, ServedSources};
+use super::{AugmentOps, FixedView, Normalization, ViewDraw};
 
-/// Images kept on a device for a run (its training set, `train::resident`), with the CubeCL
-/// device they are on: views of them are built there with no pixel read on the host.
+/// Images kept on a device for a run (its training set, `train::resident`): views of them are
+/// built there with no pixel read on the host, and, on a served device, none sent.
 #[derive(Clone)]
 pub struct KeptImages {
-    sources: Arc<DeviceSources>,
-    device: cubecl::Device,
+    home: Home,
+}
+
+/// Where kept images are.
+#[derive(Clone)]
+enum Home {
+    /// On this machine's GPU, with the CubeCL device the kernel launches on.
+    Local {
+        sources: Arc<DeviceSources>,
+        device: cubecl::Device,
+    },
+    /// On a served device, built there by [`served::VIEWS_OP`].
+    Served(Arc<ServedSources>),
+}
+
+/// The device [`KeptImages::upload`] keeps images on.
+#[derive(Clone, Copy)]
+pub enum KeepOn<'a> {
+    /// This machine's GPU (the CubeCL device of the training device).
+    Local(&'a cubecl::Device),
+    /// A device another machine serves (`spreadout serve`).
+    Served(&'a Device),
 }
 
 impl KeptImages {
-    /// `images` packed as they come and uploaded to `device`, when their bytes fit `budget` and
-    /// one buffer of the device (`Ok(None)` otherwise). Each image is dropped once packed, so
-    /// only the packed bytes and the batch being packed are held, not both copies of the set.
+    /// `images` packed as they come and uploaded to `on`, when their bytes fit `budget` (and, on
+    /// this machine, one buffer of the device; a served device's limit is in the caller's
+    /// budget): `Ok(None)` otherwise. Each image is dropped once packed, so only the packed
+    /// bytes and the batch being packed are held, not both copies of the set.
     ///
     /// # Errors
     /// The first error `images` gives.
     pub fn upload<E>(
-        device: &cubecl::Device,
+        on: KeepOn<'_>,
         images: impl IntoIterator<Item = Result<Vec<RgbImage>, E>>,
         budget: u64,
     ) -> Result<Option<Self>, E> {
-        let client = device.client();
-        let budget = budget.min(client.properties().memory.max_page_size);
+        let budget = match on {
+            KeepOn::Local(device) => budget.min(device.client().properties().memory.max_page_size),
+            KeepOn::Served(_) => budget,
+        };
         let mut packed = PackedSources::default();
         for batch in images {
             for image in batch? {
@@ -54,15 +74,27 @@ impl KeptImages {
                 }
             }
         }
-        Ok(Some(Self {
-            sources: Arc::new(packed.upload(&client)),
-            device: device.clone(),
-        }))
+        let home = match on {
+            KeepOn::Local(device) => Home::Local {
+                sources: Arc::new(packed.upload(&device.client())),
+                device: device.clone(),
+            },
+            KeepOn::Served(device) => Home::Served(Arc::new(ServedSources::upload(packed, device))),
+        };
+        Ok(Some(Self { home }))
+    }
+
+    /// Width and height of each image.
+    fn sizes(&self) -> &[(u32, u32)] {
+        match &self.home {
+            Home::Local { sources, .. } => sources.sizes(),
+            Home::Served(sources) => sources.sizes(),
+        }
     }
 
     /// Images kept.
     pub fn len(&self) -> usize {
-        self.sources.sizes().len()
+        self.sizes().len()
     }
 
     /// Whether no image is kept.
@@ -72,21 +104,36 @@ impl KeptImages {
 
     /// Bytes the images take on the device.
     pub fn bytes(&self) -> u64 {
-        self.sources.bytes() as u64
-    }
-
-    /// The device they are on.
-    pub fn device(&self) -> &cubecl::Device {
-        &self.device
+        match &self.home {
+            Home::Local { sources, .. } => sources.bytes() as u64,
+            Home::Served(sources) => sources.bytes(),
+        }
     }
 }
 
-/// Where a batch's views read their pixels on the device.
-enum ViewSources {
+/// Where a batch's views read their pixels on this machine's device.
+enum LocalSources {
     /// The batch's own images, uploaded with it (each once, however many views it has).
     Batch(Vec<RgbImage>),
     /// Images kept on the device ([`KeptImages`]).
-    Kept(Arc<DeviceSources>),
+    Kept {
+        sources: Arc<DeviceSources>,
+        device: cubecl::Device,
+    },
+}
+
+/// How a batch's views are built.
+enum Work {
+    /// By the kernel on this machine's GPU, from each view's taps (computed here).
+    Local {
+        sources: LocalSources,
+        specs: Vec<ViewSpec>,
+    },
+    /// On a served device, from each view's draws alone (the taps computed there).
+    Served {
+        sources: Arc<ServedSources>,
+        views: Vec<(usize, ViewDraw)>,
+    },
 }
 
 /// A batch of training views drawn on the host, to be built on the device: where their pixels
@@ -94,8 +141,7 @@ enum ViewSources {
 /// ([`DeviceViews::prepare`], [`DeviceViews::prepare_kept`], [`DeviceViews::fixed`]); the
 /// thread that feeds the device only uploads and launches ([`DeviceViews::to_device`]).
 pub struct DeviceViews {
-    sources: ViewSources,
-    specs: Vec<ViewSpec>,
+    work: Work,
     size: u32,
 }
 
@@ -111,8 +157,10 @@ impl DeviceViews {
     ) -> Self {
         let sizes: Vec<(u32, u32)> = sources.iter().map(RgbImage::dimensions).collect();
         Self {
-            specs: draw_specs(&sizes, rows, size, ops, seed),
-            sources: ViewSources::Batch(sources),
+            work: Work::Local {
+                specs: specs(&sizes, &draw_views(&sizes, rows, ops, seed), size),
+                sources: LocalSources::Batch(sources),
+            },
             size,
         }
     }
@@ -126,103 +174,159 @@ impl DeviceViews {
         ops: &AugmentOps,
         seed: u64,
     ) -> Self {
-        Self {
-            specs: draw_specs(kept.sources.sizes(), rows, size, ops, seed),
-            sources: ViewSources::Kept(Arc::clone(&kept.sources)),
-            size,
-        }
+        Self::of_kept(kept, draw_views(kept.sizes(), rows, ops, seed), size)
     }
 
     /// The `view`s (evaluation's centre views, `embed::View::CENTER`, or a test-time view) of
     /// `rows` of `kept`.
     pub fn fixed(kept: &KeptImages, rows: &[usize], size: u32, view: FixedView) -> Self {
-        let sizes = kept.sources.sizes();
-        Self {
-            specs: rows
-                .iter()
-                .map(|&row| {
-                    let (width, height) = sizes[row];
-                    view_spec(&view.draw(width, height), row, width, height, size)
-                })
-                .collect(),
-            sources: ViewSources::Kept(Arc::clone(&kept.sources)),
-            size,
+        let sizes = kept.sizes();
+        let draws = rows
+            .iter()
+            .map(|&row| (row, view.draw(sizes[row].0, sizes[row].1)))
+            .collect();
+        Self::of_kept(kept, draws, size)
+    }
+
+    /// `draws` (each a row of `kept` and its view's draws) at `size`, to build where `kept` is.
+    fn of_kept(kept: &KeptImages, draws: Vec<(usize, ViewDraw)>, size: u32) -> Self {
+        let work = match &kept.home {
+            Home::Local { sources, device } => Work::Local {
+                specs: specs(sources.sizes(), &draws, size),
+                sources: LocalSources::Kept {
+                    sources: Arc::clone(sources),
+                    device: device.clone(),
+                },
+            },
+            Home::Served(sources) => Work::Served {
+                sources: Arc::clone(sources),
+                views: draws,
+            },
+        };
+        Self { work, size }
+    }
+
+    /// Views in the batch.
+    fn count(&self) -> usize {
+        match &self.work {
+            Work::Local { specs, .. } => specs.len(),
+            Work::Served { views, .. } => views.len(),
         }
     }
 
     /// The shape of the built views: `[views, 3, size, size]`.
     pub fn shape(&self) -> [usize; 4] {
         let side = self.size as usize;
-        [self.specs.len(), 3, side, side]
+        [self.count(), 3, side, side]
     }
 
-    /// Bytes that [`DeviceViews::build`] uploads: a batch's images, and the views' tables.
+    /// Bytes that [`DeviceViews::to_device`] sends the device: a batch's images and the views'
+    /// tables, or, to a served device, the views' draws.
     pub fn upload_bytes(&self) -> u64 {
-        let sources = match &self.sources {
-            ViewSources::Batch(images) => images.iter().map(|image| image.as_raw().len()).sum(),
-            ViewSources::Kept(_) => 0,
-        };
-        (sources + views::table_bytes(self.specs.len(), self.size)) as u64
+        match &self.work {
+            Work::Local { sources, specs } => {
+                let images = match sources {
+                    LocalSources::Batch(images) => {
+                        images.iter().map(|image| image.as_raw().len()).sum()
+                    }
+                    LocalSources::Kept { .. } => 0,
+                };
+                (images + views::table_bytes(specs.len(), self.size)) as u64
+            }
+            Work::Served { views, .. } => served::argument_bytes(views.len()),
+        }
     }
 
-    /// Whether the kernel can build these views (each crop within its taps).
+    /// Whether the kernel can build these views (each crop within its taps); a served device
+    /// checks its own, from the draws.
     ///
     /// # Errors
     /// [`ViewError`] naming the view that it cannot.
     pub fn check(&self) -> Result<(), ViewError> {
-        match &self.sources {
-            ViewSources::Batch(images) => {
+        match &self.work {
+            Work::Local {
+                sources: LocalSources::Batch(images),
+                specs,
+            } => {
                 let sizes: Vec<(u32, u32)> = images.iter().map(RgbImage::dimensions).collect();
-                views::check(&sizes, &self.specs, self.size)
+                views::check(&sizes, specs, self.size)
             }
-            ViewSources::Kept(kept) => views::check(kept.sizes(), &self.specs, self.size),
+            Work::Local {
+                sources: LocalSources::Kept { sources, .. },
+                specs,
+            } => views::check(sources.sizes(), specs, self.size),
+            Work::Served { .. } => Ok(()),
         }
     }
 
-    /// The views built on the device of `client`: the network's input normalised with
-    /// `normalization`, `[n, 3, size, size]` f32, in a buffer there.
-    ///
-    /// # Errors
-    /// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 3× the
-    /// output's side; the cache's images give at most 2×).
-    fn build(&self, client: &Client, normalization: &Normalization) -> Result<Handle, ViewError> {
-        let constants = constants(normalization);
-        match &self.sources {
-            ViewSources::Batch(images) => {
-                let uploaded = DeviceSources::upload(
-                    client,
-                    &images.iter().map(as_source).collect::<Vec<_>>(),
-                )?;
-                views::build_views(client, &uploaded, &self.specs, self.size, &constants)
-            }
-            ViewSources::Kept(kept) => {
-                views::build_views(client, kept, &self.specs, self.size, &constants)
-            }
-        }
-    }
-
-    /// The network's input: these views built on `device` (the CubeCL device of the Burn device
-    /// the network is on; for kept images, theirs) and normalised with `normalization`, as a
-    /// Burn tensor there. Counts the bytes uploaded ([`crate::uploads`]).
+    /// The network's input: these views built on the device (on `views_on`, the CubeCL device of
+    /// the training device, for a batch's own images; where they are kept, otherwise) and
+    /// normalised with `normalization`, as a Burn tensor there. Counts the bytes sent
+    /// ([`crate::uploads`]).
     ///
     /// # Panics
     /// When a view exceeds the kernel's taps: the cache's images keep every crop within them
     /// (see `spreadout_shaders::views::MAX_TAPS`), so anything else is a defect, refused here
-    /// rather than inside Burn's fusion stream.
-    pub fn to_device(self, device: &cubecl::Device, normalization: Normalization) -> Tensor<4> {
+    /// rather than inside Burn's fusion stream. When a batch's own images come without
+    /// `views_on`.
+    pub fn to_device(
+        self,
+        views_on: Option<&cubecl::Device>,
+        normalization: Normalization,
+    ) -> Tensor<4> {
         crate::uploads::count(self.upload_bytes());
         self.check()
             .unwrap_or_else(|error| panic!("views on the device: {error}"));
         let shape = self.shape();
-        Tensor::from_inner(spreadout_shaders::burn_glue::float_tensor_from_kernel(
-            "spreadout views",
-            shape,
-            device,
-            move |client| {
-                self.build(client, &normalization)
-                    .expect("checked before it was queued")
-            },
-        ))
+        let size = self.size;
+        match self.work {
+            Work::Served { sources, views } => {
+                Tensor::from_inner(served::build(&sources, &views, size, &normalization))
+            }
+            Work::Local { sources, specs } => {
+                let device = match &sources {
+                    LocalSources::Kept { device, .. } => device.clone(),
+                    LocalSources::Batch(_) => views_on
+                        .expect("a batch's own views are built on the training device")
+                        .clone(),
+                };
+                let constants = constants(normalization.byte_scale_and_shift());
+                Tensor::from_inner(spreadout_shaders::burn_glue::float_tensor_from_kernel(
+                    "spreadout views",
+                    shape,
+                    &device,
+                    move |client| {
+                        build(client, &sources, &specs, size, &constants)
+                            .expect("checked before it was queued")
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// `specs` of views of `sources` built on the device of `client` at `size`: the network's input,
+/// `[n, 3, size, size]` f32, in a buffer there.
+///
+/// # Errors
+/// [`ViewError`] when a view exceeds the kernel's limits (a crop more than about 3× the
+/// output's side; the cache's images give at most 2×).
+fn build(
+    client: &Client,
+    sources: &LocalSources,
+    specs: &[ViewSpec],
+    size: u32,
+    constants: &Constants,
+) -> Result<Handle, ViewError> {
+    match sources {
+        LocalSources::Batch(images) => {
+            let uploaded =
+                DeviceSources::upload(client, &images.iter().map(as_source).collect::<Vec<_>>())?;
+            views::build_views(client, &uploaded, specs, size, constants)
+        }
+        LocalSources::Kept { sources, .. } => {
+            views::build_views(client, sources, specs, size, constants)
+        }
     }
 }
 
@@ -245,7 +349,7 @@ pub fn two_views_on(
     let views = DeviceViews::prepare(images, &rows, size, ops, seed);
     views.check()?;
     let values = views
-        .to_device(device, Normalization::IDENTITY)
+        .to_device(Some(device), Normalization::IDENTITY)
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -273,84 +377,20 @@ fn as_source(image: &RgbImage) -> Source<'_> {
     }
 }
 
-/// The views `View::Augmented { ops, seed }` draws for `rows` of sources of `sizes`.
-fn draw_specs(
+/// The draws `View::Augmented { ops, seed }` makes for `rows` of sources of `sizes` (row `r`
+/// from a generator seeded `seed + r`), each with the source it is of.
+fn draw_views(
     sizes: &[(u32, u32)],
     rows: &[usize],
-    size: u32,
     ops: &AugmentOps,
     seed: u64,
-) -> Vec<ViewSpec> {
+) -> Vec<(usize, ViewDraw)> {
     rows.iter()
         .enumerate()
         .map(|(row, &source)| {
             let (width, height) = sizes[source];
             let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(row as u64));
-            let draw = ViewDraw::sample(width, height, ops, &mut rng);
-            view_spec(&draw, source, width, height, size)
+            (source, ViewDraw::sample(width, height, ops, &mut rng))
         })
         .collect()
-}
-
-/// `draw` on source `source` (`width`×`height`) at `size`, as the kernel takes it.
-fn view_spec(draw: &ViewDraw, source: usize, width: u32, height: u32, size: u32) -> ViewSpec {
-    let Geometry {
-        region,
-        resized,
-        window,
-    } = draw.geometry(width, height, size);
-    // The CPU path offsets the taps by the region as it reads; the kernel reads the source whole.
-    let offset = |taps: Vec<Tap>, by: u32| -> Vec<Tap> {
-        taps.into_iter()
-            .map(|tap| Tap {
-                first: tap.first + by,
-                ..tap
-            })
-            .collect()
-    };
-    let rows = offset(
-        triangle_taps(region.height, resized.1, window.top, window.height),
-        region.top,
-    );
-    let mut columns = offset(
-        triangle_taps(region.width, resized.0, window.left, window.width),
-        region.left,
-    );
-    // Every colour operation is per pixel or over the whole view, so mirroring the sampling is
-    // mirroring the finished view, as the CPU path does last.
-    if draw.flip {
-        columns.reverse();
-    }
-    ViewSpec {
-        source,
-        rows,
-        columns,
-        jitter: draw.jitter.as_ref().map(device_jitter),
-        grayscale: draw.grayscale,
-    }
-}
-
-fn device_jitter(jitter: &ColorJitter) -> Jitter {
-    Jitter {
-        order: jitter.order.map(|op| match op {
-            JitterOp::Brightness => DeviceOp::Brightness,
-            JitterOp::Contrast => DeviceOp::Contrast,
-            JitterOp::Saturation => DeviceOp::Saturation,
-            JitterOp::Hue => DeviceOp::Hue,
-        }),
-        brightness: jitter.brightness,
-        contrast: jitter.contrast,
-        saturation: jitter.saturation,
-        hue_shift: jitter.hue_shift,
-    }
-}
-
-/// The kernel's constants for `normalization`.
-fn constants(normalization: &Normalization) -> Constants {
-    let (scale, shift) = normalization.byte_scale_and_shift();
-    Constants {
-        scale,
-        shift,
-        luma: LUMA_WEIGHTS,
-    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::{BenchError, BenchRow, compiler_of, host_row};
-use crate::augment::{AugmentOps, DeviceViews, KeptImages};
+use crate::augment::{AugmentOps, DeviceViews, KeepOn, KeptImages};
 use crate::data::{self, DataError, ImageSet};
 use crate::demo::{self, DemoSpec};
 use crate::device::SelectedDevice;
@@ -149,10 +149,14 @@ fn device_view_rows(
     let rows_of_batch: Vec<usize> = first.iter().chain(&first).copied().collect();
     let ops = AugmentOps::default();
     let images = set.images(&first)?;
-    let kept = KeptImages::upload(&cube, [Ok::<_, DataError>(images.clone())], u64::MAX)?;
+    let kept = KeptImages::upload(
+        KeepOn::Local(&cube),
+        [Ok::<_, DataError>(images.clone())],
+        u64::MAX,
+    )?;
     let timed = |views: DeviceViews| {
         let start = Instant::now();
-        let built = views.to_device(&cube, crate::augment::Normalization::IDENTITY);
+        let built = views.to_device(Some(&cube), crate::augment::Normalization::IDENTITY);
         let _ = built.sum().into_data();
         start.elapsed().as_secs_f64()
     };

@@ -21,7 +21,9 @@ use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
 use crate::optim::Sgd;
-use crate::train::{AugmentOn, Control, EpochRunner, EpochStart, TrainConfig, TrainError};
+use crate::train::{
+    AugmentOn, Control, EpochRunner, EpochStart, TrainConfig, TrainError, keep_images,
+};
 
 mod data_path;
 
@@ -199,7 +201,7 @@ pub fn training(
     steps: usize,
 ) -> Result<BenchRow, BenchError> {
     device::check_precision(device, case.precision)?;
-    let views_on_device = case.augment_on.on_device(device.is_wgpu)?;
+    let mut views_on_device = case.augment_on.on_device(device.builds_views())?;
     let config = TrainConfig {
         width: case.width,
         batch_size: case.batch_size,
@@ -230,12 +232,21 @@ pub fn training(
             device.defers_work(),
         );
         if views_on_device {
-            runner = runner.with_views_on(
-                device
-                    .cube_device()
-                    .expect("views on the device are built on a GPU adapter"),
-                None,
-            );
+            let (cube, kept) = match device.cube_device() {
+                // On a GPU adapter each batch's images are uploaded with it, so the upload
+                // column shows what a run whose images do not fit the device sends.
+                Some(cube) => (Some(cube), None),
+                // A served device builds views of kept images only, which cross the network
+                // before the timed steps: the read waits for them, so the steps' bytes are
+                // their own.
+                None => {
+                    let kept = keep_images(device, &set, config.device_data_mb)?;
+                    let _ = burn::tensor::Tensor::<1>::zeros([1], &device.device).into_data();
+                    kept
+                }
+            };
+            views_on_device = cube.is_some() || kept.is_some();
+            runner = runner.with_views_on(cube, kept);
         }
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
         let watching = (epoch == 1 && device.is_wgpu)
@@ -301,7 +312,11 @@ pub fn training(
             case.image_size,
             case.batch_size,
             case.precision,
-            if views_on_device { "GPU" } else { "CPU" }
+            match (views_on_device, &device.remote) {
+                (false, _) => "CPU",
+                (true, None) => "GPU",
+                (true, Some(_)) => "server from images kept there",
+            }
         ),
         device: device.name.clone(),
         backend: device.backend.to_owned(),

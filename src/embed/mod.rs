@@ -182,11 +182,11 @@ pub enum Input {
 }
 
 impl Input {
-    /// The network's input on the device of `constants`; views to build are built on `views_on`
-    /// (its CubeCL device).
+    /// The network's input on the device of `constants`; views to build are built where their
+    /// images are kept, or, for a batch's own images, on `views_on` (its CubeCL device).
     ///
     /// # Panics
-    /// When views to build come without the device to build them on.
+    /// When views of a batch's own images come without the device to build them on.
     pub fn to_device(
         self,
         constants: &DeviceNormalization,
@@ -194,10 +194,7 @@ impl Input {
     ) -> Tensor<4> {
         match self {
             Self::Built(pixels) => pixels.to_device(constants),
-            Self::ToBuild(views) => views.to_device(
-                views_on.expect("views drawn for the device are built there"),
-                constants.host,
-            ),
+            Self::ToBuild(views) => views.to_device(views_on, constants.host),
         }
     }
 }
@@ -386,7 +383,8 @@ pub fn embed_pass<S: ImageSource + ?Sized>(
             if !keep_going() {
                 return Ok(None);
             }
-            let embedded = net.forward(batch?.to_device(&constants, kept.map(KeptImages::device)));
+            // Views of kept images are built where those are.
+            let embedded = net.forward(batch?.to_device(&constants, None));
             if let Some(previous) = pending.replace(embedded) {
                 read(previous, &mut out);
             }

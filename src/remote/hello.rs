@@ -10,12 +10,15 @@ use burn_ir::{BackendIr, CustomOpIr, HandleContainer, TensorIr};
 
 /// The custom operation that answers a client's first question: which Spreadout serves, on what.
 pub(crate) const HELLO_OP: &str = "spreadout.hello";
-/// Floats in the hello's answer: the version's three numbers, 1 for a GPU (else 0), the
-/// description's length, then the description's UTF-8 bytes, one per float (exact: every byte is
-/// an integer below 2^24).
+/// Floats in the hello's answer: the version's three numbers, 1 for a GPU (else 0), the largest
+/// buffer in MiB, the description's length, then the description's UTF-8 bytes, one per float
+/// (exact: every number is an integer below 2^24). The version leads and the length stays, so
+/// that another release's answer still says which release it is.
 const HELLO_LEN: usize = 260;
 /// Floats before the description's bytes.
-const HELLO_HEADER: usize = 5;
+const HELLO_HEADER: usize = 6;
+/// The largest buffer a hello can state, in MiB (2^24 − 1: 16 TiB, exact as an `f32`).
+const MAX_BUFFER_MIB: u64 = (1 << 24) - 1;
 
 /// Asks the server which release it runs and what it serves (the [`HELLO_OP`] custom operation,
 /// one round trip).
@@ -49,18 +52,23 @@ pub(super) struct Hello {
     pub served: String,
     /// Whether that device is a GPU.
     pub gpu: bool,
+    /// The largest buffer the device holds, in bytes (a whole number of MiB): the most images a
+    /// run can keep there.
+    pub max_buffer: u64,
 }
 
-/// The server's side of the handshake for backend `B`: this release's version, `served`, and
-/// whether it is a GPU.
+/// The server's side of the handshake for backend `B`: this release's version, `served`,
+/// whether it is a GPU, and its largest buffer in bytes.
 pub(crate) fn hello_handler<B: BackendIr>(
     served: &str,
     gpu: bool,
+    max_buffer: u64,
 ) -> impl Fn(&mut HandleContainer<B::Handle>, &CustomOpIr, &B::Device) + Send + Sync + 'static {
     let words = encode_hello(&Hello {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         served: served.to_owned(),
         gpu,
+        max_buffer,
     });
     move |handles, op, device| {
         let answer = B::float_from_data(TensorData::new(words.clone(), [HELLO_LEN]), device);
@@ -76,6 +84,7 @@ fn encode_hello(hello: &Hello) -> Vec<f32> {
         .map(|n| n.parse::<f32>().unwrap_or(-1.0));
     let mut words: Vec<f32> = (0..3).map(|_| numbers.next().unwrap_or(0.0)).collect();
     words.push(if hello.gpu { 1.0 } else { 0.0 });
+    words.push((hello.max_buffer >> 20).min(MAX_BUFFER_MIB) as f32);
     // Cut on a character boundary so the description stays valid UTF-8.
     let mut end = served.len().min(HELLO_LEN - HELLO_HEADER);
     while !served.is_char_boundary(end) {
@@ -106,6 +115,7 @@ fn decode_hello(words: &[f32]) -> Option<Hello> {
         version,
         served: String::from_utf8(bytes).ok()?,
         gpu: words[3] == 1.0,
+        max_buffer: (words[4] as u64) << 20,
     })
 }
 
@@ -119,6 +129,7 @@ mod tests {
             version: "1.22.3".to_owned(),
             served: "NVIDIA H200 (Vulkan, discrete GPU) — ü".to_owned(),
             gpu: true,
+            max_buffer: 2 << 30,
         };
         let words = encode_hello(&hello);
         assert_eq!(words.len(), HELLO_LEN);
@@ -128,9 +139,12 @@ mod tests {
             version: "0.1.0".to_owned(),
             served: "é".repeat(400),
             gpu: false,
+            max_buffer: u64::MAX,
         };
         let cut = decode_hello(&encode_hello(&long)).unwrap();
         assert!(!cut.gpu && long.served.starts_with(&cut.served));
+        // No limit is stated as the largest a hello carries.
+        assert_eq!(cut.max_buffer, MAX_BUFFER_MIB << 20);
         assert!(cut.served.len() <= HELLO_LEN - HELLO_HEADER);
     }
 }

@@ -6,9 +6,9 @@
 //! in `token`, the relay in `relay`, the handshake in `hello`; the serving side is `crate::serve`.
 //!
 //! Burn's remote backend keeps the autodiff graph here and runs every tensor operation on the
-//! server, so the whole engine trains on a served device unchanged; only Spreadout's own CubeCL
-//! kernels, which launch on a local GPU, are out of reach (the views are then built here and
-//! each step uploads its batch as 8-bit pixels, as on the CPU backend).
+//! server, so the whole engine trains on a served device unchanged. Spreadout's own views kernel
+//! runs there as a custom operation of the server's (`crate::augment`'s `served`): a run's images
+//! cross the network once, and each step sends only its views' draws.
 
 mod hello;
 mod relay;
@@ -186,6 +186,8 @@ pub struct RemoteLink {
     pub served: String,
     /// Whether that device is a GPU.
     pub gpu: bool,
+    /// The largest buffer the device holds, in bytes: the most images a run keeps there.
+    pub max_buffer: u64,
     /// Bytes each way, counted since the connection opened; over Iroh, whose encrypted UDP
     /// datagrams Burn sends from an endpoint of its own, they are not counted.
     pub traffic: Option<Arc<Traffic>>,
@@ -278,6 +280,7 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
         version,
         served,
         gpu,
+        max_buffer,
     } = hello(&device).map_err(|reason| RemoteError::Session {
         address: address.clone(),
         reason,
@@ -296,6 +299,7 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
             address,
             served,
             gpu,
+            max_buffer,
             traffic,
         },
     ))

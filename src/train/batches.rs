@@ -9,8 +9,9 @@ use burn::tensor::TensorData;
 use rand::seq::SliceRandom;
 
 use super::TrainConfig;
-use crate::augment::{DeviceViews, KeptImages};
+use crate::augment::{DeviceViews, KeepOn, KeptImages};
 use crate::data::{DataError, ImageSet, Subset};
+use crate::device::SelectedDevice;
 use crate::embed::{Input, PixelBatch, View};
 use crate::method::{self, Method};
 use crate::rng::Stream;
@@ -30,6 +31,48 @@ pub(crate) fn epoch_batches(
     let mut order: Vec<usize> = (0..images).collect();
     order.shuffle(&mut Stream::BatchOrder { epoch }.rng(seed));
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
+}
+
+/// Where a run builds its views on the device `selected`, and its images kept there when they
+/// fit `budget_mb` (and, served, the server's largest buffer): on a GPU adapter, its CubeCL
+/// device (where each batch's own images go when the set is not kept); on a served device, the
+/// kept images alone, or nothing when they do not fit, and the views are built here: a batch's
+/// images would cross the network larger than its two 8-bit views.
+///
+/// # Errors
+/// [`DataError`] when an image cannot be read from the cache.
+pub(crate) fn keep_images(
+    selected: &SelectedDevice,
+    train: &ImageSet,
+    budget_mb: u32,
+) -> Result<(Option<cubecl::Device>, Option<KeptImages>), DataError> {
+    let cube = selected.cube_device();
+    let mut budget = u64::from(budget_mb) << 20;
+    let on = match (&cube, &selected.remote) {
+        (Some(cube), _) => KeepOn::Local(cube),
+        (None, Some(link)) => {
+            budget = budget.min(link.max_buffer);
+            KeepOn::Served(&selected.device)
+        }
+        (None, None) => return Ok((None, None)),
+    };
+    // Read in chunks, each dropped once packed: the run holds the packed bytes and one chunk of
+    // images at a time, not both copies of the set.
+    let all: Vec<usize> = (0..train.len()).collect();
+    let chunks = all.chunks(1024).map(|chunk| train.images(chunk));
+    let kept = KeptImages::upload(on, chunks, budget)?;
+    match &kept {
+        Some(images) => tracing::info!(
+            "{} training images kept on the device ({:.1} MiB)",
+            train.len(),
+            images.bytes() as f64 / f64::from(1 << 20)
+        ),
+        None if cube.is_some() => tracing::info!("training images uploaded batch by batch"),
+        None => tracing::info!(
+            "training images pass the served device's room for them ({budget_mb} MiB): views built here"
+        ),
+    }
+    Ok((cube, kept))
 }
 
 /// Where the producer leaves a step's views.

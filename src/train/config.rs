@@ -81,28 +81,30 @@ pub struct TrainConfig {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AugmentOn {
-    /// On the device when it is a GPU adapter, else on the CPU.
+    /// On the device when it is a GPU adapter or a served device, else on the CPU.
     #[default]
     Auto,
-    /// On the GPU, by `spreadout_shaders::views` (refused on the CPU backend).
+    /// On the device: a GPU adapter's, by `spreadout_shaders::views`, or a served device's (refused
+    /// on this machine's CPU backend).
     Device,
     /// On the CPU, by the batch producer's threads.
     Cpu,
 }
 
 impl AugmentOn {
-    /// Whether a run on a GPU adapter (`on_gpu`) builds its views there.
+    /// Whether a run on a device that can build views (`builds_views`, see
+    /// `SelectedDevice::builds_views`) builds them there.
     ///
     /// # Errors
-    /// [`TrainError::Config`] for `Device` on the CPU backend.
-    pub fn on_device(self, on_gpu: bool) -> Result<bool, TrainError> {
+    /// [`TrainError::Config`] for `Device` on this machine's CPU backend.
+    pub fn on_device(self, builds_views: bool) -> Result<bool, TrainError> {
         match self {
-            Self::Auto => Ok(on_gpu),
+            Self::Auto => Ok(builds_views),
             Self::Cpu => Ok(false),
-            Self::Device if on_gpu => Ok(true),
+            Self::Device if builds_views => Ok(true),
             Self::Device => Err(TrainError::Config {
                 setting: "augment_on",
-                problem: "device needs a GPU adapter; on the CPU backend the views are built on the CPU (cpu or auto)",
+                problem: "device needs a GPU adapter or a served device; on the CPU backend the views are built on the CPU (cpu or auto)",
             }),
         }
     }

@@ -243,15 +243,17 @@ impl<'a> EpochRunner<'a> {
         }
     }
 
-    /// Builds the training views on `views_on` (the training device's CubeCL device) rather than
-    /// on the producer's threads, which then only draw the views, reading the images unless they
-    /// are `kept` there.
+    /// Builds the training views on the device rather than on the producer's threads, which
+    /// then only draw the views: from the images `kept` there, or, without, from each batch's
+    /// images uploaded to `views_on` (the training device's CubeCL device).
     pub(crate) fn with_views_on(
         mut self,
-        views_on: cubecl::Device,
+        views_on: Option<cubecl::Device>,
         kept: Option<KeptImages>,
     ) -> Self {
-        self.device_step = self.device_step.with_views_on(views_on);
+        if let Some(views_on) = views_on {
+            self.device_step = self.device_step.with_views_on(views_on);
+        }
         self.kept = kept;
         self
     }
@@ -306,9 +308,9 @@ impl<'a> EpochRunner<'a> {
             let step = first_step + i;
             // Where the step builds views decides where the producer leaves them.
             let place = match (&self.kept, self.device_step.builds_views()) {
-                (Some(kept), true) => batches::ViewsPlace::Kept(kept),
+                (Some(kept), _) => batches::ViewsPlace::Kept(kept),
                 (None, true) => batches::ViewsPlace::Device,
-                (_, false) => batches::ViewsPlace::Cpu,
+                (None, false) => batches::ViewsPlace::Cpu,
             };
             batches::prepare(config, self.train, &plan[step], (epoch, step), place)
         };

@@ -35,7 +35,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use crate::augment::{KeptImages, Normalization};
+use crate::augment::Normalization;
 use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::{self, SelectedDevice};
 use crate::export::ExportedConfig;
@@ -43,6 +43,7 @@ use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
 use crate::panics::panic_message;
+pub(crate) use batches::keep_images;
 pub use config::{AugmentOn, TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
@@ -203,25 +204,11 @@ fn run_inner(
         selected.defers_work(),
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
-    let views_on_device = config.augment_on.on_device(selected.is_wgpu)?;
+    let mut views_on_device = config.augment_on.on_device(selected.builds_views())?;
     if views_on_device {
-        let cube = selected
-            .cube_device()
-            .expect("a GPU adapter is a CubeCL device");
-        let budget = u64::from(config.device_data_mb) << 20;
-        // Read in chunks, each dropped once packed: the run holds the packed bytes and one chunk
-        // of images at a time, not both copies of the set.
-        let all: Vec<usize> = (0..train.len()).collect();
-        let chunks = all.chunks(1024).map(|chunk| train.images(chunk));
-        let kept = KeptImages::upload(&cube, chunks, budget)?;
-        match &kept {
-            Some(images) => tracing::info!(
-                "{} training images kept on the device ({:.1} MiB)",
-                train.len(),
-                images.bytes() as f64 / f64::from(1 << 20)
-            ),
-            None => tracing::info!("training images uploaded batch by batch"),
-        }
+        let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
+        // A served device builds views only of images kept there.
+        views_on_device = cube.is_some() || kept.is_some();
         runner = runner.with_views_on(cube, kept);
     }
     emit(TrainEvent::Started {

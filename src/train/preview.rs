@@ -45,7 +45,9 @@ pub fn preview_views(
         AugmentOn::Cpu => None,
         AugmentOn::Auto | AugmentOn::Device => {
             let selected = device::select(device)?;
-            augment_on.on_device(selected.is_wgpu)?.then_some(selected)
+            // A served device builds the CPU path's views (within one level of 255): they are
+            // shown from here rather than sent for.
+            (augment_on.on_device(selected.builds_views())? && selected.is_wgpu).then_some(selected)
         }
     };
     let (views, built_on) = match on_device {

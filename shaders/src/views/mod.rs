@@ -175,6 +175,24 @@ impl DeviceSources {
         Ok(packed.upload(client))
     }
 
+    /// Sources already on the device of a kernel's client: `words` little-endian 32-bit words in
+    /// `handle` (another party's buffer, e.g. a served tensor's), source `i` starting at byte
+    /// `starts[i]` with size `sizes[i]`. [`build_views`] checks each view against `sizes`, so the
+    /// starts are the caller's promise that every source lies within the buffer.
+    pub fn from_buffer(
+        handle: Handle,
+        words: usize,
+        starts: Vec<u32>,
+        sizes: Vec<(u32, u32)>,
+    ) -> Self {
+        Self {
+            handle,
+            words,
+            starts,
+            sizes,
+        }
+    }
+
     /// Width and height of each source.
     pub fn sizes(&self) -> &[(u32, u32)] {
         &self.sizes
@@ -230,15 +248,23 @@ impl PackedSources {
     }
 
     /// The packed sources uploaded to the device of `client`, as little-endian 32-bit words.
-    pub fn upload(mut self, client: &Client) -> DeviceSources {
+    pub fn upload(self, client: &Client) -> DeviceSources {
+        let (bytes, starts, sizes) = self.into_words();
+        DeviceSources {
+            handle: client.create_from_slice(&bytes),
+            words: bytes.len() / 4,
+            starts,
+            sizes,
+        }
+    }
+
+    /// The packed bytes padded to whole 32-bit words (at least one), each source's first byte
+    /// and each source's size: what a buffer of the kernel's sources holds, for a caller that
+    /// uploads it some other way (to a served device, as a tensor).
+    pub fn into_words(mut self) -> (Vec<u8>, Vec<u32>, Vec<(u32, u32)>) {
         self.bytes
             .resize(self.bytes.len().div_ceil(4).max(1) * 4, 0);
-        DeviceSources {
-            handle: client.create_from_slice(&self.bytes),
-            words: self.bytes.len() / 4,
-            starts: self.starts,
-            sizes: self.sizes,
-        }
+        (self.bytes, self.starts, self.sizes)
     }
 }
 
