@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Training throughput on a served device against the same device here, interleaved (A B C, two
-# rounds): Burn's flex CPU backend locally, then served by `spreadout serve` on loopback over
-# WebSocket and over Iroh (relays disabled). Prints one line per row: device, images/s, seconds
-# per step, and for WebSocket the bytes per step each way (KiB). Arguments go to `spreadout
-# bench` (e.g. --batch-size 128 --image-size 32 --steps 3 --warmup 1).
+# Training throughput on a served device against the same device here, interleaved (A B C D, two
+# rounds): Burn's flex CPU backend locally; then served by `spreadout serve` on loopback over
+# WebSocket, each step sending its views as 8-bit pixels (--augment-on cpu) and, the images kept
+# on the server, sending only their draws (auto); and over Iroh (relays disabled), images kept.
+# Prints one line per row: where the views are built, device, images/s, seconds per step, and for
+# WebSocket the bytes per step each way (KiB). Arguments go to `spreadout bench` (e.g.
+# --batch-size 128 --image-size 32 --steps 3 --warmup 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -17,9 +19,11 @@ until grep -q '^serving' "$work/ws.log" 2>/dev/null; do sleep 0.2; done
 until grep -q '^serving' "$work/iroh.log" 2>/dev/null; do sleep 0.2; done
 id=$(grep -o 'iroh://[0-9a-f]*' "$work/iroh.log" | head -1)
 for round in 1 2; do
-  for device in cpu ws://127.0.0.1:7811 "$id@127.0.0.1:7812"; do
+  for run in cpu:auto ws://127.0.0.1:7811:cpu ws://127.0.0.1:7811:auto "$id@127.0.0.1:7812:auto"; do
+    device=${run%:*} views=${run##*:}
     token=(); [ "$device" = cpu ] || token=(--token-file "$work/token")
-    "$bin" bench --device "$device" "${token[@]}" --widths 16 --no-data "$@" 2>/dev/null | tail -1 |
-      awk -F'|' -v r=$round '{ print "round " r " |" $3 "|" $5 "|" $6 "|" $12 }'
+    "$bin" bench --device "$device" "${token[@]}" --augment-on "$views" --widths 16 --no-data "$@" \
+      2>/dev/null | tail -1 |
+      awk -F'|' -v r=$round -v v=$views '{ print "round " r " | views " v " |" $3 "|" $5 "|" $6 "|" $12 }'
   done
 done

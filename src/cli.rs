@@ -207,7 +207,8 @@ pub struct BenchArgs {
     /// Convolution precisions to time (f16 needs a GPU with shader-f16).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
     pub precision: Vec<Precision>,
-    /// Where the training rows build their views: auto (on a GPU adapter, the GPU), device, cpu.
+    /// Where the training rows build their views: auto (on a GPU adapter or a served device,
+    /// there), device, cpu.
     #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
     pub augment_on: AugmentOn,
     /// Timed steps per configuration.
@@ -398,8 +399,9 @@ pub struct TrainSettings {
     /// Convolution precision: f16 uses a GPU's 16-bit (tensor-core) paths, weights and loss stay f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
-    /// Where the training views are built: auto (on a GPU adapter, the GPU; on the CPU backend, the
-    /// CPU), device (the GPU), or cpu. The views are the same either way.
+    /// Where the training views are built: auto (on a GPU adapter, the GPU; on a served device, the
+    /// server, from the images kept there; on the CPU backend, the CPU), device, or cpu. The views
+    /// are the same either way.
     #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
     pub augment_on: AugmentOn,
     /// With views built on the GPU, the MiB of training images kept there for the whole run (a

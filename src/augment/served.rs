@@ -212,7 +212,7 @@ impl Request {
     /// [`Request::encode`]'s scalars read back, each view checked to lie within the `bytes` of
     /// the kept buffer (a client's numbers never make the server read outside it).
     fn decode(scalars: &[ScalarIr], bytes: u64) -> Result<Self, String> {
-        if scalars.len() < HEADER || (scalars.len() - HEADER) % PER_VIEW != 0 {
+        if scalars.len() < HEADER || !(scalars.len() - HEADER).is_multiple_of(PER_VIEW) {
             return Err(format!("{} arguments do not describe views", scalars.len()));
         }
         let uint = |at: usize| -> u32 { scalars[at].elem::<u64>().min(u32::MAX.into()) as u32 };
