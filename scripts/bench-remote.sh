@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training throughput on a served device against the same device here, interleaved (A B C D, two
 # rounds): Burn's flex CPU backend locally; then served by `spreadout serve` on loopback over
-# WebSocket, each step sending its views as 8-bit pixels (--augment-on cpu) and, the images kept
-# on the server, sending only their draws (auto); and over Iroh (relays disabled), images kept.
+# WebSocket, each step sending its views as 8-bit pixels (--augment-on auto: a served CPU builds
+# no views unless asked) and, the images kept on the server, sending only their draws
+# (--augment-on device); and over Iroh (relays disabled), images kept.
 # Prints one line per row: where the views are built, device, images/s, seconds per step, and for
 # WebSocket the bytes per step each way (KiB). Arguments go to `spreadout bench` (e.g.
 # --batch-size 128 --image-size 32 --steps 3 --warmup 1).
@@ -19,7 +20,7 @@ until grep -q '^serving' "$work/ws.log" 2>/dev/null; do sleep 0.2; done
 until grep -q '^serving' "$work/iroh.log" 2>/dev/null; do sleep 0.2; done
 id=$(grep -o 'iroh://[0-9a-f]*' "$work/iroh.log" | head -1)
 for round in 1 2; do
-  for run in cpu:auto ws://127.0.0.1:7811:cpu ws://127.0.0.1:7811:auto "$id@127.0.0.1:7812:auto"; do
+  for run in cpu:auto ws://127.0.0.1:7811:auto ws://127.0.0.1:7811:device "$id@127.0.0.1:7812:device"; do
     device=${run%:*} views=${run##*:}
     token=(); [ "$device" = cpu ] || token=(--token-file "$work/token")
     "$bin" bench --device "$device" "${token[@]}" --augment-on "$views" --widths 16 --no-data "$@" \

@@ -397,6 +397,11 @@ impl SelectedDevice {
         self.is_wgpu || self.remote.is_some()
     }
 
+    /// Whether the device is a GPU: a wgpu adapter here, or what a server said it serves.
+    pub fn is_gpu(&self) -> bool {
+        self.is_wgpu || self.remote.as_ref().is_some_and(|link| link.gpu)
+    }
+
     /// Whether a run's training views can be built on the device rather than by the batch
     /// producer: by Spreadout's kernel on a GPU adapter, or by a served device's custom
     /// operation, from images kept there.

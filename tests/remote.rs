@@ -42,6 +42,15 @@ fn request(
     }
 }
 
+/// `config` with its views built on the served device, from the images kept there (a served CPU
+/// builds them here unless asked).
+fn kept_there(config: TrainConfig) -> TrainConfig {
+    TrainConfig {
+        augment_on: AugmentOn::Device,
+        ..config
+    }
+}
+
 fn served(address: &str, token_file: &Path) -> DeviceChoice {
     DeviceChoice::Remote(RemoteTarget {
         address: address.to_owned(),
@@ -95,25 +104,26 @@ fn assert_close(a: f64, b: f64, what: &str) {
 #[test]
 fn an_epoch_through_the_server_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Auto);
+    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Device);
 }
 
 #[test]
 fn an_epoch_of_batches_sent_as_pixels_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Cpu);
+    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Auto);
 }
 
 #[test]
 fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
     let identity = dir.path().join("server.key");
-    an_epoch_through(dir.path(), &Via::Iroh { identity }, AugmentOn::Auto);
+    an_epoch_through(dir.path(), &Via::Iroh { identity }, AugmentOn::Device);
 }
 
 /// One epoch on this process's CPU and one through a server of it reached `via`, its views built
-/// where `augment_on` says (`Auto`: on the server, from the images kept there; `Cpu`: here, sent
-/// as 8-bit batches): the same losses and weights, within float tolerance.
+/// where `augment_on` says (`Device`: on the server, from the images kept there; `Auto`, the
+/// server being a CPU: here, sent as 8-bit batches): the same losses and weights, within float
+/// tolerance.
 fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
     let folders = tiny_data(dir, 4, 12, 5);
     let address = serve_here("loopback-token", via);
@@ -155,8 +165,8 @@ fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
         "{started_on}"
     );
     let expected = match augment_on {
-        AugmentOn::Cpu => AugmentOn::Cpu,
-        _ => AugmentOn::Device,
+        AugmentOn::Device => AugmentOn::Device,
+        _ => AugmentOn::Cpu,
     };
     assert_eq!(views_on, expected);
 
@@ -307,6 +317,8 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
             "16",
             "--width",
             "4",
+            "--augment-on",
+            "device",
         ])
         .args(["--device", &format!("ws://{address}"), "--token-file"])
         .arg(&token)
@@ -334,7 +346,7 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
     let next = request(
         &folders,
         &run,
-        tiny_config(1, 8),
+        kept_there(tiny_config(1, 8)),
         served(&format!("ws://{address}"), &token),
     );
     let summary = train::run(&next, &Control::default(), &mut |_| {}).unwrap();
@@ -351,10 +363,11 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     let address = free_port();
     let run = dir.path().join("run");
     let (mut server, _) = start_server(address, &token);
+    // Its images kept on the server, which the resume uploads again to the restarted one.
     let first = request(
         &folders,
         &run,
-        tiny_config(3, 8),
+        kept_there(tiny_config(3, 8)),
         served(&format!("ws://{address}"), &token),
     );
     let error = train::run(&first, &Control::default(), &mut |event| {

@@ -201,7 +201,7 @@ pub fn training(
     steps: usize,
 ) -> Result<BenchRow, BenchError> {
     device::check_precision(device, case.precision)?;
-    let mut views_on_device = case.augment_on.on_device(device.builds_views())?;
+    let mut views_on_device = case.augment_on.on_device(device)?;
     let config = TrainConfig {
         width: case.width,
         batch_size: case.batch_size,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::augment::AugmentOps;
+use crate::device::SelectedDevice;
 use crate::method::{Method, MethodSettings, NegativeSampling, Positive};
 use crate::model::{ModelConfig, Precision};
 use crate::optim::Schedule;
@@ -81,7 +82,7 @@ pub struct TrainConfig {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AugmentOn {
-    /// On the device when it is a GPU adapter or a served device, else on the CPU.
+    /// On the device when it is a GPU, this machine's or a served one, else on the CPU.
     #[default]
     Auto,
     /// On the device: a GPU adapter's, by `spreadout_shaders::views`, or a served device's (refused
@@ -92,14 +93,16 @@ pub enum AugmentOn {
 }
 
 impl AugmentOn {
-    /// Whether a run on a device that can build views (`builds_views`, see
-    /// `SelectedDevice::builds_views`) builds them there.
+    /// Whether a run on `device` builds its views there. A served CPU builds them only when
+    /// asked (`Device`): it would build them between the steps' operations, where this machine's
+    /// producer builds them while the server computes, so it trades time for traffic.
     ///
     /// # Errors
     /// [`TrainError::Config`] for `Device` on this machine's CPU backend.
-    pub fn on_device(self, builds_views: bool) -> Result<bool, TrainError> {
+    pub fn on_device(self, device: &SelectedDevice) -> Result<bool, TrainError> {
+        let builds_views = device.builds_views();
         match self {
-            Self::Auto => Ok(builds_views),
+            Self::Auto => Ok(builds_views && device.is_gpu()),
             Self::Cpu => Ok(false),
             Self::Device if builds_views => Ok(true),
             Self::Device => Err(TrainError::Config {

@@ -204,7 +204,7 @@ fn run_inner(
         selected.defers_work(),
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
-    let mut views_on_device = config.augment_on.on_device(selected.builds_views())?;
+    let mut views_on_device = config.augment_on.on_device(&selected)?;
     if views_on_device {
         let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
         // A served device builds views only of images kept there.

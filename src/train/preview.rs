@@ -47,7 +47,7 @@ pub fn preview_views(
             let selected = device::select(device)?;
             // A served device builds the CPU path's views (within one level of 255): they are
             // shown from here rather than sent for.
-            (augment_on.on_device(selected.builds_views())? && selected.is_wgpu).then_some(selected)
+            (augment_on.on_device(&selected)? && selected.is_wgpu).then_some(selected)
         }
     };
     let (views, built_on) = match on_device {

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MOCK_SERVER_TOKEN } from '../src/backend/mock';
 import { SETTINGS_KEY } from '../src/store';
-import { deviceClass } from '../src/screens/devices';
+import { deviceClass, viewsBuiltOn } from '../src/screens/devices';
 import { onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
@@ -50,7 +50,9 @@ describe('another machine', () => {
     await startTraining(app, { epochs: 1, batch_size: 10, image_size: 32 });
     await until(() => app.store.shared.run?.status === 'finished');
     expect(requests[0].device).toEqual(device);
-    expect(text('#train-numbers')).toContain('network 64.0 KiB sent, 0.5 KiB received per step');
+    // The served GPU builds the views from the images kept there: a step sends their draws.
+    expect(viewsBuiltOn('device', device)).toBe('server, from the images kept there');
+    expect(text('#train-numbers')).toContain('network 5.9 KiB sent, 0.5 KiB received per step');
   });
 
   it('is offered again after a restart, and the kept token connects without being typed again', async () => {

@@ -174,10 +174,14 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     emit({ type: 'phase', phase: 'loading_data' });
     emit({ type: 'loading', done: images, total: images });
     const served = typeof device === 'object' && 'remote' in device ? device.remote.address : null;
-    // What a served step sends: both views of the batch as 8-bit pixels, and the step's operations.
+    // The mock's devices are GPUs, so the views are built there unless the CPU is asked for.
+    const viewsOn = run.record.config.augment_on === 'cpu' ? 'cpu' : 'device';
+    // What a served step sends: its views' draws (12 scalars of 8 bytes each) when the server
+    // builds them from the images kept there, else both views of the batch as 8-bit pixels; and
+    // the step's operations.
     const { image_size: size } = run.record.config;
-    const sentPerStep = 2 * batch * 3 * size * size + 4096;
-    emit({ type: 'started', device: served ? `Mock GPU at ${served}` : 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: run.record.config.augment_on === 'cpu' ? 'cpu' : 'device' });
+    const sentPerStep = 2 * batch * (viewsOn === 'device' ? 12 * 8 : 3 * size * size) + 4096;
+    emit({ type: 'started', device: served ? `Mock GPU at ${served}` : 'Mock GPU', images, skipped: [], steps_per_epoch: steps, epochs, first_epoch: firstEpoch, views_on: viewsOn });
     emit({ type: 'phase', phase: 'warming_up' });
     for (let epoch = firstEpoch; epoch <= epochs; epoch++) {
       for (let step = 1; step <= steps; step++) {

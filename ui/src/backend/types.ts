@@ -34,6 +34,7 @@ import type {
 export type {
   Adapter,
   AdapterKind,
+  AugmentOn,
   AugmentOps,
   CacheSummary,
   CachedFolder,

@@ -2,7 +2,7 @@
 // served by another machine and the way to one), their values, the note under it, and whether
 // the chosen device trains as a GPU, which decides the defaults the screen offers. Apart from the
 // screen so that it stays within its 600 lines.
-import type { Adapter, DeviceChoice, Devices, RemoteDevice, RemoteTarget } from '../backend';
+import type { Adapter, AugmentOn, DeviceChoice, Devices, RemoteDevice, RemoteTarget } from '../backend';
 import { h, replace } from '../dom';
 import type { DeviceClass } from '../store';
 import { RemotePanel } from './remote';
@@ -23,6 +23,12 @@ export function parseDevice(value: string, served: RemoteTarget | null): DeviceC
 export function deviceValue(device: DeviceChoice): string {
   if (typeof device === 'string') return device;
   return 'remote' in device ? REMOTE_VALUE : String(device.adapter);
+}
+
+/** Where a run on `device` builds its views, as the Train screen words it (`viewsOn` from its start). */
+export function viewsBuiltOn(viewsOn: AugmentOn, device: DeviceChoice): string {
+  if (viewsOn !== 'device') return 'CPU';
+  return typeof device === 'object' && 'remote' in device ? 'server, from the images kept there' : 'GPU';
 }
 
 /** Adapter kinds that train as a GPU does; a software rasteriser is slower than the CPU backend. */
@@ -111,7 +117,7 @@ export class DevicePicker {
         : device === 'auto' && this.devices?.auto_notice
           ? this.devices.auto_notice
           : typeof device === 'object' && 'remote' in device
-            ? `training runs on ${device.remote.address}; the images are read here and each step's batch crosses the network (${device.remote.address.startsWith('iroh://') ? 'encrypted, to the holder of the server\'s key' : 'unencrypted: a trusted network or an SSH tunnel'})`
+            ? `training runs on ${device.remote.address}; the images are read here; where the server builds the views (a GPU, or training views built on the device) they cross the network once and stay there for the run, each step sending its views' draws, otherwise each step's batch crosses it (${device.remote.address.startsWith('iroh://') ? 'encrypted, to the holder of the server\'s key' : 'unencrypted: a trusted network or an SSH tunnel'})`
             : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
     );
   }

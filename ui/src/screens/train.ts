@@ -8,7 +8,7 @@ import { neighborStrip } from '../components/neighbors';
 import { bytes, count, duration, eta, percent, rate } from '../format';
 import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
 import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
-import { DevicePicker } from './devices';
+import { DevicePicker, viewsBuiltOn } from './devices';
 import { failureMessage, offerChangedFolder } from './failures';
 import { Notices, type Context, type Screen } from './screen';
 
@@ -191,8 +191,8 @@ export class TrainScreen implements Screen {
     );
     const augmentOn = select<TrainConfig['augment_on']>(
       [
-        { value: 'auto', label: 'Automatic (the GPU when training on one)' },
-        { value: 'device', label: 'On the GPU (spreadout-shaders)' },
+        { value: 'auto', label: 'Automatic (the GPU when training on one, here or served)' },
+        { value: 'device', label: 'On the device (a GPU\'s spreadout-shaders; a server builds them from the images kept there)' },
         { value: 'cpu', label: 'On the CPU' },
       ],
       (value) => store.choose({ augment_on: value }),
@@ -481,7 +481,7 @@ export class TrainScreen implements Screen {
         this.run = { totalSteps: event.epochs * event.steps_per_epoch, stepsPerEpoch: event.steps_per_epoch, epochs: event.epochs, firstEpoch: event.first_epoch, stepSeconds: NaN };
         this.bar.max = this.run.totalSteps;
         this.bar.value = (event.first_epoch - 1) * event.steps_per_epoch;
-        replace(this.numbers, `${count(event.images)} images on ${event.device}, training views built on the ${event.views_on === 'device' ? 'GPU' : 'CPU'}, ${event.steps_per_epoch} steps per epoch`);
+        replace(this.numbers, `${count(event.images)} images on ${event.device}, training views built on the ${viewsBuiltOn(event.views_on, this.context.store.shared.device)}, ${event.steps_per_epoch} steps per epoch`);
         break;
       case 'warning':
         this.notices.warn(event.message);
