@@ -43,9 +43,14 @@ pub(super) struct ServedSources {
 impl ServedSources {
     /// `packed` uploaded to `device` (a served one), in chunks joined there.
     pub(super) fn upload(packed: PackedSources, device: &Device) -> Self {
+        Self::upload_in(packed, device, UPLOAD_CHUNK)
+    }
+
+    /// [`ServedSources::upload`] in chunks of `chunk` bytes (a multiple of 4).
+    fn upload_in(packed: PackedSources, device: &Device, chunk: usize) -> Self {
         let (bytes, starts, sizes) = packed.into_words();
         let chunks: Vec<Tensor<1, Int>> = bytes
-            .chunks(UPLOAD_CHUNK)
+            .chunks(chunk)
             .map(|chunk| {
                 let data =
                     TensorData::from_bytes_vec(chunk.to_vec(), [chunk.len() / 4], DType::I32);
@@ -382,7 +387,37 @@ pub(crate) fn views_on_cpu()
 mod tests {
     use super::*;
     use crate::augment::AugmentOps;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
+    use spreadout_shaders::views::Source;
+
+    /// Images uploaded in several chunks are one buffer of their bytes, 32-bit words kept as such
+    /// (the device's default integers would widen them).
+    #[test]
+    fn chunks_join_into_the_packed_bytes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let images: Vec<Vec<u8>> = [(5, 3), (7, 4), (2, 9)]
+            .iter()
+            .map(|&(w, h)| (0..3 * w * h).map(|_| rng.random()).collect())
+            .collect();
+        let mut packed = PackedSources::default();
+        for (pixels, (width, height)) in images.iter().zip([(5, 3), (7, 4), (2, 9)]) {
+            packed
+                .push(Source {
+                    width,
+                    height,
+                    pixels,
+                })
+                .unwrap();
+        }
+        let served = ServedSources::upload_in(packed, &Device::flex(), 16);
+        assert_eq!(served.words.dtype(), DType::I32);
+        let words = served.words.clone().into_data().try_to_vec::<i32>().unwrap();
+        let bytes: Vec<u8> = bytemuck::cast_slice(&words).to_vec();
+        let all: Vec<u8> = images.concat();
+        assert_eq!(&bytes[..all.len()], all.as_slice());
+        assert_eq!(served.starts, [0, 45, 129]);
+        assert_eq!(served.bytes(), all.len().div_ceil(4) as u64 * 4);
+    }
 
     /// Every draw a training view can have travels exactly: the crop's box, the jitter's order
     /// and factors, grey and flip, and the absence of each.
