@@ -411,7 +411,12 @@ mod tests {
         }
         let served = ServedSources::upload_in(packed, &Device::flex(), 16);
         assert_eq!(served.words.dtype(), DType::I32);
-        let words = served.words.clone().into_data().try_to_vec::<i32>().unwrap();
+        let words = served
+            .words
+            .clone()
+            .into_data()
+            .try_to_vec::<i32>()
+            .unwrap();
         let bytes: Vec<u8> = bytemuck::cast_slice(&words).to_vec();
         let all: Vec<u8> = images.concat();
         assert_eq!(&bytes[..all.len()], all.as_slice());
