@@ -404,8 +404,9 @@ pub struct TrainSettings {
     /// are the same either way.
     #[arg(long, value_enum, default_value_t = AugmentOn::Auto)]
     pub augment_on: AugmentOn,
-    /// With views built on the GPU, the MiB of training images kept there for the whole run (a
-    /// folder above it is uploaded batch by batch); 0: never.
+    /// With views built on the device (a GPU here or a served one), the MiB of training images
+    /// kept there for the whole run (above it a GPU here gets each batch's images with it, a
+    /// served device each batch's 8-bit views); 0: never.
     #[arg(long, default_value_t = 1024)]
     pub device_data_mb: u32,
     /// Minutes between checkpoints inside an epoch (one is also written at each epoch's end and on Ctrl-C).

@@ -135,7 +135,14 @@ fn render(bar: &ProgressBar, event: &TrainEvent, network: &mut String) {
             views_on,
         } => {
             report_skipped(skipped);
+            // The device is a GPU here or a served one ("… at ws://…"), which builds them from
+            // the images kept there.
             let views = match views_on {
+                AugmentOn::Device
+                    if device.contains(" at ws://") || device.contains(" at iroh://") =>
+                {
+                    "views built on the server from the images kept there"
+                }
                 AugmentOn::Device => "views built on the GPU",
                 _ => "views built on the CPU",
             };
