@@ -10,8 +10,8 @@
 //! asynchronous runtime, which the other test binaries must not inherit.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
@@ -19,15 +19,17 @@ use std::time::Duration;
 use spreadout::demo::DemoFolders;
 use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::export::{self, TensorValues};
-use spreadout::remote::{self, RemoteError, RemoteTarget};
-use spreadout::serve::{Server, Via};
+use spreadout::remote::{RemoteError, RemoteTarget};
+use spreadout::serve::Via;
 use spreadout::train::{
     self, AugmentOn, Control, TrainConfig, TrainError, TrainEvent, TrainRequest,
 };
 
 mod common;
+mod serving;
 
 use common::{tiny_config, tiny_data};
+use serving::{serve_here, served, token_file};
 
 /// A fresh run of `config` on `device`, on the data and network of the other end-to-end tests.
 fn request(
@@ -49,40 +51,6 @@ fn kept_there(config: TrainConfig) -> TrainConfig {
         augment_on: AugmentOn::Device,
         ..config
     }
-}
-
-fn served(address: &str, token_file: &Path) -> DeviceChoice {
-    DeviceChoice::Remote(RemoteTarget {
-        address: address.to_owned(),
-        token_file: Some(token_file.to_owned()),
-    })
-}
-
-/// A server of this process's CPU on a free port, serving until the process ends; its address as
-/// a client on this machine dials it.
-fn serve_here(token: &str, via: &Via) -> String {
-    let listen = match via {
-        Via::WebSocket => "127.0.0.1:0".parse().unwrap(),
-        // Iroh binds every interface, on a port it must be told: one the system has just freed.
-        Via::Iroh { .. } => {
-            let port = UdpSocket::bind("0.0.0.0:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            SocketAddr::from(([0, 0, 0, 0], port))
-        }
-    };
-    let server = Server::bind(listen, via, token.to_owned(), DeviceChoice::Cpu).unwrap();
-    let address = server.client_address("127.0.0.1");
-    std::thread::spawn(move || server.serve().unwrap());
-    address
-}
-
-fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
-    let path = dir.join(name);
-    remote::write_token(&path, token, false).unwrap();
-    path
 }
 
 /// The losses of each epoch a run recorded in its metrics.jsonl.
@@ -126,7 +94,7 @@ fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
 /// tolerance.
 fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
     let folders = tiny_data(dir, 4, 12, 5);
-    let address = serve_here("loopback-token", via);
+    let address = serve_here("loopback-token", via, DeviceChoice::Cpu);
     let token = token_file(dir, "token", "loopback-token");
 
     let local = dir.join("local");
@@ -194,7 +162,7 @@ fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
 #[test]
 fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
     let dir = tempfile::tempdir().unwrap();
-    let address = serve_here("bytes-token", &Via::WebSocket);
+    let address = serve_here("bytes-token", &Via::WebSocket, DeviceChoice::Cpu);
     let token = token_file(dir.path(), "token", "bytes-token");
     let device = device::select(served(&address, &token)).unwrap();
     let sent = |augment_on: AugmentOn| {
@@ -225,7 +193,7 @@ fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
 #[test]
 fn a_wrong_token_is_refused_naming_the_server_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let address = serve_here("the-right-token", &Via::WebSocket);
+    let address = serve_here("the-right-token", &Via::WebSocket, DeviceChoice::Cpu);
     let wrong = token_file(dir.path(), "wrong", "not-the-token");
     let error = device::select(served(&address, &wrong)).unwrap_err();
     assert!(

@@ -18,33 +18,22 @@ use spreadout::augment::{
     self, AugmentOps, DeviceViews, FixedView, KeepOn, KeptImages, Normalization,
 };
 use spreadout::device::{self, DeviceChoice, SelectedDevice};
-use spreadout::remote::{self, RemoteTarget};
-use spreadout::serve::{Server, Via};
+use spreadout::serve::Via;
+
+mod serving;
+
+use serving::{serve_here, served, token_file};
 
 const NORMALIZATION: Normalization = Normalization {
     mean: [0.45, 0.5, 0.55],
     std: [0.2, 0.25, 0.3],
 };
 
-/// A server of `served` on a free loopback port, and a client's connection to it.
-fn serve_and_connect(served: DeviceChoice, dir: &Path, name: &str) -> SelectedDevice {
+/// A server of `device` on a free loopback port, and a client's connection to it.
+fn serve_and_connect(device: DeviceChoice, dir: &Path, name: &str) -> SelectedDevice {
     let token = format!("{name}-token");
-    let server = Server::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        &Via::WebSocket,
-        token.clone(),
-        served,
-    )
-    .unwrap();
-    let address = server.client_address("127.0.0.1");
-    std::thread::spawn(move || server.serve().unwrap());
-    let token_file = dir.join(name);
-    remote::write_token(&token_file, &token, false).unwrap();
-    device::select(DeviceChoice::Remote(RemoteTarget {
-        address,
-        token_file: Some(token_file),
-    }))
-    .unwrap()
+    let address = serve_here(&token, &Via::WebSocket, device);
+    device::select(served(&address, &token_file(dir, name, &token))).unwrap()
 }
 
 #[test]
@@ -69,7 +58,10 @@ fn views_built_on_a_served_device_match_the_cpu_views() {
         let link = client.remote.as_ref().expect("a served device");
         assert_eq!(link.gpu, name == "gpu", "{}", link.served);
         let kept = KeptImages::upload(
-            KeepOn::Served(&client.device),
+            KeepOn::Served {
+                device: &client.device,
+                max_buffer: link.max_buffer,
+            },
             [Ok::<_, std::convert::Infallible>(sources.clone())],
             u64::MAX,
         )

@@ -43,14 +43,19 @@ enum Home {
 pub enum KeepOn<'a> {
     /// This machine's GPU (the CubeCL device of the training device).
     Local(&'a cubecl::Device),
-    /// A device another machine serves (`spreadout serve`).
-    Served(&'a Device),
+    /// A device another machine serves (`spreadout serve`), whose largest buffer is
+    /// `max_buffer` bytes (as its server said).
+    Served {
+        /// The served device.
+        device: &'a Device,
+        /// Its largest buffer.
+        max_buffer: u64,
+    },
 }
 
 impl KeptImages {
-    /// `images` packed as they come and uploaded to `on`, when their bytes fit `budget` (and, on
-    /// this machine, one buffer of the device; a served device's limit is in the caller's
-    /// budget): `Ok(None)` otherwise. Each image is dropped once packed, so only the packed
+    /// `images` packed as they come and uploaded to `on`, when their bytes fit `budget` and one
+    /// buffer of the device: `Ok(None)` otherwise. Each image is dropped once packed, so only the packed
     /// bytes and the batch being packed are held, not both copies of the set.
     ///
     /// # Errors
@@ -62,7 +67,7 @@ impl KeptImages {
     ) -> Result<Option<Self>, E> {
         let budget = match on {
             KeepOn::Local(device) => budget.min(device.client().properties().memory.max_page_size),
-            KeepOn::Served(_) => budget,
+            KeepOn::Served { max_buffer, .. } => budget.min(max_buffer),
         };
         let mut packed = PackedSources::default();
         for batch in images {
@@ -79,7 +84,9 @@ impl KeptImages {
                 sources: Arc::new(packed.upload(&device.client())),
                 device: device.clone(),
             },
-            KeepOn::Served(device) => Home::Served(Arc::new(ServedSources::upload(packed, device))),
+            KeepOn::Served { device, .. } => {
+                Home::Served(Arc::new(ServedSources::upload(packed, device)))
+            }
         };
         Ok(Some(Self { home }))
     }

@@ -201,7 +201,7 @@ pub fn training(
     steps: usize,
 ) -> Result<BenchRow, BenchError> {
     device::check_precision(device, case.precision)?;
-    let mut views_on_device = case.augment_on.on_device(device)?;
+    let views_on_device = case.augment_on.on_device(device)?;
     let config = TrainConfig {
         width: case.width,
         batch_size: case.batch_size,
@@ -245,7 +245,6 @@ pub fn training(
                     kept
                 }
             };
-            views_on_device = cube.is_some() || kept.is_some();
             runner = runner.with_views_on(cube, kept);
         }
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
@@ -296,9 +295,15 @@ pub fn training(
                 }),
             launches: by_kernel,
         };
-        timed = Some((count, trained.seconds, trained.data_wait_fraction, budget));
+        timed = Some((
+            count,
+            trained.seconds,
+            trained.data_wait_fraction,
+            budget,
+            runner.views_on_device(),
+        ));
     }
-    let (count, seconds, wait, budget) = timed.expect("at least one timed step");
+    let (count, seconds, wait, budget, built_on_device) = timed.expect("at least one timed step");
     let per_step = seconds / count as f64;
     let stem = match Stem::for_image_size(case.image_size) {
         Stem::Cifar => "CIFAR stem",
@@ -312,7 +317,7 @@ pub fn training(
             case.image_size,
             case.batch_size,
             case.precision,
-            match (views_on_device, &device.remote) {
+            match (built_on_device, &device.remote) {
                 (false, _) => "CPU",
                 (true, None) => "GPU",
                 (true, Some(_)) => "server from images kept there",

@@ -47,20 +47,19 @@ pub(crate) fn keep_images(
     budget_mb: u32,
 ) -> Result<(Option<cubecl::Device>, Option<KeptImages>), DataError> {
     let cube = selected.cube_device();
-    let mut budget = u64::from(budget_mb) << 20;
     let on = match (&cube, &selected.remote) {
         (Some(cube), _) => KeepOn::Local(cube),
-        (None, Some(link)) => {
-            budget = budget.min(link.max_buffer);
-            KeepOn::Served(&selected.device)
-        }
+        (None, Some(link)) => KeepOn::Served {
+            device: &selected.device,
+            max_buffer: link.max_buffer,
+        },
         (None, None) => return Ok((None, None)),
     };
     // Read in chunks, each dropped once packed: the run holds the packed bytes and one chunk of
     // images at a time, not both copies of the set.
     let all: Vec<usize> = (0..train.len()).collect();
     let chunks = all.chunks(1024).map(|chunk| train.images(chunk));
-    let kept = KeptImages::upload(on, chunks, budget)?;
+    let kept = KeptImages::upload(on, chunks, u64::from(budget_mb) << 20)?;
     match &kept {
         Some(images) => tracing::info!(
             "{} training images kept on the device ({:.1} MiB)",

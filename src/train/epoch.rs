@@ -258,6 +258,12 @@ impl<'a> EpochRunner<'a> {
         self
     }
 
+    /// Whether the training views are built on the device (from kept images or from each
+    /// batch's own) rather than by the producer.
+    pub(crate) fn views_on_device(&self) -> bool {
+        self.kept.is_some() || self.device_step.builds_views()
+    }
+
     /// The run's images kept on the device, if any.
     pub(crate) fn kept(&self) -> Option<&KeptImages> {
         self.kept.as_ref()

@@ -204,11 +204,9 @@ fn run_inner(
         selected.defers_work(),
     )
     .with_lr_cap(restored.last_lr.filter(|_| extended));
-    let mut views_on_device = config.augment_on.on_device(&selected)?;
-    if views_on_device {
+    if config.augment_on.on_device(&selected)? {
+        // A served device builds views only of images kept there: none when they do not fit.
         let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
-        // A served device builds views only of images kept there.
-        views_on_device = cube.is_some() || kept.is_some();
         runner = runner.with_views_on(cube, kept);
     }
     emit(TrainEvent::Started {
@@ -218,7 +216,7 @@ fn run_inner(
         steps_per_epoch: runner.steps_per_epoch(),
         epochs: config.epochs,
         first_epoch: restored.first_epoch + 1,
-        views_on: if views_on_device {
+        views_on: if runner.views_on_device() {
             AugmentOn::Device
         } else {
             AugmentOn::Cpu
