@@ -402,13 +402,6 @@ impl SelectedDevice {
         self.is_wgpu || self.remote.as_ref().is_some_and(|link| link.gpu)
     }
 
-    /// Whether a run's training views can be built on the device rather than by the batch
-    /// producer: by Spreadout's kernel on a GPU adapter, or by a served device's custom
-    /// operation, from images kept there.
-    pub fn builds_views(&self) -> bool {
-        self.is_wgpu || self.remote.is_some()
-    }
-
     /// The CubeCL device of this wgpu adapter, whose client Spreadout's own kernels launch on
     /// (the client Burn's tensors on it use); `None` for the CPU backend.
     pub fn cube_device(&self) -> Option<cubecl::Device> {

@@ -100,11 +100,11 @@ impl AugmentOn {
     /// # Errors
     /// [`TrainError::Config`] for `Device` on this machine's CPU backend.
     pub fn on_device(self, device: &SelectedDevice) -> Result<bool, TrainError> {
-        let builds_views = device.builds_views();
         match self {
-            Self::Auto => Ok(builds_views && device.is_gpu()),
+            Self::Auto => Ok(device.is_gpu()),
             Self::Cpu => Ok(false),
-            Self::Device if builds_views => Ok(true),
+            // A GPU adapter's kernel, or a server's custom operation, builds them.
+            Self::Device if device.is_wgpu || device.remote.is_some() => Ok(true),
             Self::Device => Err(TrainError::Config {
                 setting: "augment_on",
                 problem: "device needs a GPU adapter or a served device; on the CPU backend the views are built on the CPU (cpu or auto)",
