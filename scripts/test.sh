@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, holds the line on formatting and lints
-# (`cargo fmt --check`, `cargo clippy -D warnings`, the same feature selection as the build so no
-# dependency is checked twice), then runs every test: the UI's unit and
-# component tests (Vitest, mock backend), every Rust test of the workspace, a smoke run of
-# scripts/bench-vs-pytorch.sh (smallest configuration, Debian's PyTorch) and the end-to-end
-# test of the real app under Xvfb. Ends with its wall time and one line adding up the three
-# runners' counts, `total: N passed, M failed`.
+# The README's test command. First the gates, which stop it at once: installs what is missing,
+# checks its own test counting (scripts/count-tests.sh --self-check), holds the line on formatting
+# and lints (`cargo fmt --check`, `cargo clippy -D warnings`, the same feature selection as the
+# build so no dependency is checked twice) and builds. Then every suite runs to its end, each
+# whatever the ones before it did: the UI's unit and component tests (Vitest, mock backend),
+# every Rust test of the workspace (`cargo test --no-fail-fast`), a smoke run of
+# scripts/bench-vs-pytorch.sh (smallest configuration, Debian's PyTorch; skipped when no python
+# imports torch) and the end-to-end test of the real app under Xvfb. Ends with its wall time and
+# scripts/count-tests.sh's total over the four, `total: N passed, M failed, K skipped`, then a
+# line naming each skipped test and why, and one for each suite or test binary that failed
+# without reporting a failed test (a crash, a build failure). Exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/setup.sh
+scripts/count-tests.sh --self-check
 . scripts/env.sh
 cargo fmt --all --check
 scripts/build.sh >/dev/null
@@ -17,31 +22,57 @@ scripts/build.sh >/dev/null
 # beside the build's, persistent like it.
 CARGO_TARGET_DIR="$CARGO_TARGET_DIR-check" \
   cargo clippy --workspace --all-targets --features spreadout-app/custom-protocol -- -D warnings
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-NO_COLOR=1 npx vitest run 2>&1 | tee -a "$log"
-cargo test --workspace --all-targets --features spreadout-app/custom-protocol -- --test-threads=2 2>&1 | tee -a "$log"
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+# Runs one suite to its end: its output to the terminal and to $results/NAME.log, its exit status
+# to $results/NAME.status, for scripts/count-tests.sh.
+suite() {
+  local name=$1
+  shift
+  set +e
+  "$@" 2>&1 | tee "$results/$name.log"
+  echo "${PIPESTATUS[0]}" >"$results/$name.status"
+  set -e
+}
+
+# The verbose reporter lists every test, so the count can name the skipped ones.
+NO_COLOR=1 suite vitest npx vitest run --reporter=verbose
+# A Rust test that returns early for want of something on this machine records why here
+# (tests/common/skip.rs); the count moves it from passed to skipped.
+: >"$results/skips"
+SPREADOUT_SKIPS="$results/skips" suite cargo cargo test --workspace --all-targets \
+  --features spreadout-app/custom-protocol --no-fail-fast -- --test-threads=2
+
 # The side-by-side benchmark in its smallest configuration, against Debian's PyTorch 1.13 on the
 # CPU (setup.sh installs it): a smoke test that the script, `spreadout bench --json` and
 # bench/pytorch_reference.py still fit together, not a speed figure. It must print the Spreadout
 # row, the PyTorch row and a finite ratio (the script swallows a failed Spreadout run and prints
-# `nan` for a missing side). Not tee'd into $log: the total below counts the test runners' lines.
-bench_start=$(date +%s)
-bench=$(SPREADOUT_BIN=$CARGO_TARGET_DIR/debug/spreadout scripts/bench-vs-pytorch.sh --device cpu \
-  --widths 2 --batch-size 4 --image-size 16 --steps 1 --warmup 0 --rounds 1 2>&1) ||
-  { echo "$bench"; echo "scripts/bench-vs-pytorch.sh failed" >&2; exit 1; }
-echo "$bench"
-for expected in '^\| w2, 16 px, batch 4x2, f32 \| ' '^\| w2, 16 px, batch 4x2, fp32 \| ' '^ratio f32 w2 16px: [0-9]+\.[0-9]+$'; do
-  grep -Eq -- "$expected" <<<"$bench" ||
-    { echo "scripts/bench-vs-pytorch.sh printed no line matching $expected (Spreadout row, PyTorch row, finite ratio)" >&2; exit 1; }
-done
-echo "bench-vs-pytorch smoke run: $(( $(date +%s) - bench_start )) s"
-scripts/e2e.sh 2>&1 | tee -a "$log"
-echo "test wall time: $(( $(date +%s) - start )) s"
-# `set -o pipefail` has already stopped the script if any runner failed; count what ran.
-sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
-  /^ *Tests +[0-9]+ passed/ { passed += $2 }
-  /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) passed += $(i-1); if ($i ~ /^failed;/) failed += $(i-1) } }
-  /[0-9]+ passing/ { for (i = 1; i <= NF; i++) if ($i == "passing") passed += $(i-1) }
-  /[0-9]+ failing/ { for (i = 1; i <= NF; i++) if ($i == "failing") failed += $(i-1) }
-  END { printf "total: %d passed, %d failed\n", passed, failed }'
+# `nan` for a missing side). Without a python that imports torch it is skipped rather than left
+# to bench-vs-pytorch.sh, which would fetch 3 GB of torch from the package registry. Its last line
+# is the verdict scripts/count-tests.sh reads.
+bench_smoke() {
+  local verdict="bench-vs-pytorch smoke run:" bench_start output status expected
+  if [ -z "${SPREADOUT_PYTHON:-}" ] && ! python3 -c 'import torch' 2>/dev/null &&
+    ! /usr/bin/python3 -c 'import torch' 2>/dev/null &&
+    ! "${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}/bin/python" -c 'import torch' 2>/dev/null; then
+    echo "$verdict skipped: no python with torch"
+    return
+  fi
+  bench_start=$(date +%s)
+  output=$(SPREADOUT_BIN=$CARGO_TARGET_DIR/debug/spreadout scripts/bench-vs-pytorch.sh --device cpu \
+    --widths 2 --batch-size 4 --image-size 16 --steps 1 --warmup 0 --rounds 1 2>&1) ||
+    { status=$?; echo "$output"; echo "$verdict failed: scripts/bench-vs-pytorch.sh exited with status $status"; return 1; }
+  echo "$output"
+  echo "bench-vs-pytorch smoke run took $(($(date +%s) - bench_start)) s"
+  for expected in '^\| w2, 16 px, batch 4x2, f32 \| ' '^\| w2, 16 px, batch 4x2, fp32 \| ' '^ratio f32 w2 16px: [0-9]+\.[0-9]+$'; do
+    grep -Eq -- "$expected" <<<"$output" ||
+      { echo "$verdict failed: no line matching $expected (Spreadout row, PyTorch row, finite ratio)"; return 1; }
+  done
+  echo "$verdict passed"
+}
+suite bench bench_smoke
+
+suite e2e scripts/e2e.sh
+echo "test wall time: $(($(date +%s) - start)) s"
+scripts/count-tests.sh "$results"
