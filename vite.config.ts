@@ -10,5 +10,8 @@ export default defineConfig({
     root: '.',
     include: ['ui/test/**/*.test.ts'],
     environment: 'happy-dom',
+    // Above the longest `until` wait (10 s, ui/test/helpers.ts) plus the rest of its test, so a
+    // slow machine fails with `until`'s message naming the condition, not Vitest's 5 s timeout.
+    testTimeout: 20_000,
   },
 });
