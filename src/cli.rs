@@ -335,9 +335,15 @@ pub struct TrainArgs {
     /// layerN.M…, downsample; fc is replaced by a new embedding head). Needs --width 64 and --image-size above 64 (the ImageNet stem), §4.2's setting.
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint (--epochs may extend it).
+    /// Continue the run in --out from its last checkpoint, as its run.json recorded it; only
+    /// --epochs (to extend or shorten it), --augment-on, --device-data-mb, --checkpoint-minutes,
+    /// --device and the folders can change, and each change is printed.
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in an --out that holds a run: the earlier run's files are first moved into
+    /// its trash/ folder, never deleted.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// With --resume: continue even if the training folder changed since the run started.
     #[arg(long, requires = "resume")]
     pub accept_changed_folder: bool,
@@ -491,6 +497,23 @@ impl TrainSettings {
     }
 }
 
+/// The `train` arguments a resume takes; every other setting is the run's own (its `run.json`).
+pub const RESUME_ARGS: [&str; 13] = [
+    "dir",
+    "out",
+    "resume",
+    "accept_changed_folder",
+    "eval_train",
+    "eval_test",
+    "epochs",
+    "augment_on",
+    "device_data_mb",
+    "checkpoint_minutes",
+    "device",
+    "token_file",
+    "cache_dir",
+];
+
 /// `error` with the command line's remedy appended where there is one. The library says what went
 /// wrong and leaves what to do to its shell, because the remedy is a control of the shell: a flag
 /// here, a button or a field in the app.
@@ -523,8 +546,9 @@ fn train_remedy(error: &TrainError) -> Option<String> {
             "Start a new run with a lower learning rate (--lr) or a higher --tau".to_owned()
         }
         TrainError::ExistingRun(_) => {
-            "Pass --resume to continue it, or choose another folder with --out".to_owned()
+            "Pass --resume to continue it, --overwrite to start again over it, or choose another folder with --out".to_owned()
         }
+        TrainError::EpochsBelowTrained { .. } => "Set it with --epochs".to_owned(),
         TrainError::NothingToResume(_) => "Start without --resume".to_owned(),
         TrainError::ServerLost { .. } => {
             "Start `spreadout serve` on that machine again, then rerun this command with --resume"
@@ -552,8 +576,14 @@ fn data_remedy(error: &DataError) -> Option<String> {
 }
 
 /// The `train` flag that sets the configuration's `setting`, where there is one.
-fn flag(setting: &str) -> Option<String> {
-    const WITH_FLAGS: [&str; 12] = [
+pub fn flag(setting: &str) -> Option<String> {
+    match setting {
+        "train_dir" => return Some("DIR".to_owned()),
+        "eval_train_dir" => return Some("--eval-train".to_owned()),
+        "eval_test_dir" => return Some("--eval-test".to_owned()),
+        _ => {}
+    }
+    const WITH_FLAGS: [&str; 18] = [
         "epochs",
         "batch_size",
         "image_size",
@@ -566,6 +596,12 @@ fn flag(setting: &str) -> Option<String> {
         "checkpoint_minutes",
         "negatives",
         "positive",
+        "augment_on",
+        "device_data_mb",
+        "precision",
+        "schedule",
+        "seed",
+        "device",
     ];
     WITH_FLAGS
         .contains(&setting)

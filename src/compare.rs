@@ -128,22 +128,44 @@ impl Variant {
 
     /// The training request of this variant up to `epoch`: `base` (folders, device, cache,
     /// epochs) pointed at the variant's run folder under `root`, resuming it when it already
-    /// holds a run.
+    /// holds a run (through [`TrainRequest::resume`], so a longer comparison extends each run as
+    /// a longer `--resume` would).
+    ///
+    /// # Errors
+    /// Those of [`TrainRequest::resume`].
     pub fn request(
         self,
         base: &TrainRequest,
         root: &Path,
         tau: Option<f32>,
         epoch: usize,
-    ) -> TrainRequest {
+    ) -> Result<TrainRequest, train::TrainError> {
         let out = run_dir(root, self);
-        TrainRequest {
+        if checkpoint::path(&out).exists() {
+            let resumption = TrainRequest::resume(
+                &out,
+                train::ResumeOverrides {
+                    epochs: Some(base.config.epochs),
+                    train_dir: Some(base.train_dir.clone()),
+                    eval_train_dir: base.eval_train_dir.clone(),
+                    eval_test_dir: base.eval_test_dir.clone(),
+                    device: Some(base.device.clone()),
+                    cache_dir: base.cache_dir.clone(),
+                    ..train::ResumeOverrides::default()
+                },
+            )?;
+            return Ok(TrainRequest {
+                stop_after_epoch: Some(epoch),
+                ..resumption.request
+            });
+        }
+        Ok(TrainRequest {
             config: self.config(&base.config, tau),
-            resume: checkpoint::path(&out).exists(),
+            start: train::Start::Fresh,
             out,
             stop_after_epoch: Some(epoch),
             ..base.clone()
-        }
+        })
     }
 }
 

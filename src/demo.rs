@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::device::DeviceChoice;
-use crate::train::{TrainConfig, TrainRequest, checkpoint};
+use crate::train::{ResumeOverrides, Start, TrainConfig, TrainError, TrainRequest, checkpoint};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,6 +73,9 @@ pub struct DemoFolders {
 /// Why the demo data set could not be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The earlier demo's run could not be resumed.
+    #[error(transparent)]
+    Resume(#[from] TrainError),
     /// The spec asks for something that cannot be generated.
     #[error("invalid demo data set: {0}")]
     InvalidSpec(String),
@@ -137,26 +140,41 @@ impl DemoRun {
             generate(&data_dir, &spec)?
         };
         let run_dir = root.join("run");
-        let resume = checkpoint::path(&run_dir).exists();
-        let request = TrainRequest {
-            config: TrainConfig {
-                epochs,
-                batch_size: 32,
-                image_size: spec.size,
-                width,
-                knn_k: 50,
-                ..TrainConfig::default()
-            },
-            train_dir: folders.train,
-            eval_train_dir: None,
-            eval_test_dir: Some(folders.test),
-            out: run_dir,
-            resume,
-            device,
-            cache_dir: Some(cache_dir.to_owned()),
-            accept_changed_folder: false,
-            stop_after_epoch: None,
-            init_weights: None,
+        let request = if checkpoint::path(&run_dir).exists() {
+            // The run as recorded, for the epochs asked now (a longer demo extends it).
+            TrainRequest::resume(
+                &run_dir,
+                ResumeOverrides {
+                    epochs: Some(epochs),
+                    train_dir: Some(folders.train),
+                    eval_test_dir: Some(folders.test),
+                    device: Some(device),
+                    cache_dir: Some(cache_dir.to_owned()),
+                    ..ResumeOverrides::default()
+                },
+            )?
+            .request
+        } else {
+            TrainRequest {
+                config: TrainConfig {
+                    epochs,
+                    batch_size: 32,
+                    image_size: spec.size,
+                    width,
+                    knn_k: 50,
+                    ..TrainConfig::default()
+                },
+                train_dir: folders.train,
+                eval_train_dir: None,
+                eval_test_dir: Some(folders.test),
+                out: run_dir,
+                start: Start::Fresh,
+                device,
+                cache_dir: Some(cache_dir.to_owned()),
+                accept_changed_folder: false,
+                stop_after_epoch: None,
+                init_weights: None,
+            }
         };
         Ok(Self {
             spec,

@@ -32,8 +32,10 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    /// The rate for 0-based `epoch` of `epochs`, at `progress` ∈ [0, 1) of the whole run.
+    /// The rate for 0-based `epoch` of `epochs`, at `progress` ∈ [0, 1) of the whole run. A
+    /// progress outside that range is clamped: past the end the cosine would climb again.
     pub fn lr(self, base: f64, epoch: usize, epochs: usize, progress: f64) -> f64 {
+        let progress = progress.clamp(0.0, 1.0);
         match self {
             Schedule::Step => {
                 let fraction = epoch as f64 / epochs as f64;

@@ -20,6 +20,7 @@ const BIN_MODULES: &[&str] = &[
     "progress",
     "collection_commands",
     "system_commands",
+    "train_commands",
     "lib",
 ];
 

@@ -60,12 +60,14 @@ fn a_run_folder_from_bd697c5_opens_and_resumes() {
             train_dir: Some(data.train.clone()),
             eval_train_dir: None,
             eval_test_dir: Some(data.test.clone()),
-            device: DeviceChoice::Cpu,
+            device: Some(DeviceChoice::Cpu),
             cache_dir: Some(temp.path().join("cache")),
             accept_changed_folder: true,
+            ..ResumeOverrides::default()
         },
     )
-    .expect("a resume request from the old run.json");
+    .expect("a resume request from the old run.json")
+    .request;
     assert_eq!(request.config.seed, 3);
     let summary = train::run(&request, &Control::default(), &mut |_| {}).expect("resumes");
     assert_eq!(summary.epochs_completed, 3);

@@ -358,7 +358,7 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
 
     let (mut server, _) = start_server(address, &token);
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..first
     };
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();

@@ -62,6 +62,8 @@ mod tests {
             declaration::<library_train::Failure>(&config),
             declaration::<library_train::TrainEvent>(&config),
             declaration::<train::StartTraining>(&config),
+            declaration::<library_train::SettingChange>(&config),
+            declaration::<train::Resumed>(&config),
             declaration::<library_data::FolderFingerprint>(&config),
             declaration::<library_train::runs::RunRecord>(&config),
             declaration::<library_train::runs::Snapshot>(&config),

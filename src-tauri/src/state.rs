@@ -141,15 +141,24 @@ impl AppState {
         }
     }
 
-    /// Refuses to change `run_dir` while it is training.
-    pub fn ensure_idle(&self, run_dir: &Path) -> CommandResult<()> {
-        match self.training.lock().expect("lock").as_ref() {
-            Some((active, _)) if active == run_dir => Err(CommandError::new(
+    /// Runs `change` of `run_dir` unless that folder is training, holding the training slot
+    /// meanwhile so that no run can start until the change is done. The folders are compared
+    /// with links and other spellings resolved: the active run reached another way is the same.
+    pub fn while_idle<T>(
+        &self,
+        run_dir: &Path,
+        change: impl FnOnce() -> CommandResult<T>,
+    ) -> CommandResult<T> {
+        let training = self.training.lock().expect("lock");
+        if let Some((active, _)) = training.as_ref()
+            && same_folder(active, run_dir)
+        {
+            return Err(CommandError::new(
                 "busy",
                 format!("{} is training; stop it first", run_dir.display()),
-            )),
-            _ => Ok(()),
+            ));
         }
+        change()
     }
 
     /// A new cancellation flag for the job `id` (chosen by the UI).
@@ -243,6 +252,11 @@ impl<T> Recent<T> {
     }
 }
 
+/// Whether `a` and `b` name the same folder, through links and `..` too.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,8 +294,9 @@ mod tests {
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
         let run = data.path().join("runs/first");
         state.begin_training(&run, || ((), Arc::default())).unwrap();
-        assert_eq!(state.ensure_idle(&run).unwrap_err().code, "busy");
-        assert!(state.ensure_idle(&data.path().join("runs/other")).is_ok());
+        let idle = |dir: &Path| state.while_idle(dir, || Ok(()));
+        assert_eq!(idle(&run).unwrap_err().code, "busy");
+        assert!(idle(&data.path().join("runs/other")).is_ok());
         let mut started_again = false;
         let refused = state.begin_training(&run, || {
             started_again = true;
@@ -292,13 +307,46 @@ mod tests {
         state.with_training(Control::pause).unwrap();
         state.end_training(&data.path().join("runs/other"));
         assert_eq!(
-            state.ensure_idle(&run).unwrap_err().code,
+            idle(&run).unwrap_err().code,
             "busy",
             "the end of another run leaves this one in place"
         );
         state.end_training(&run);
-        assert!(state.ensure_idle(&run).is_ok());
+        assert!(idle(&run).is_ok());
         state.begin_training(&run, || ((), Arc::default())).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_active_run_reached_through_a_link_or_dots_is_refused_and_held_while_changed() {
+        let data = tempfile::tempdir().unwrap();
+        let state = AppState::new(
+            data.path(),
+            PixelCache::at(data.path().join("cache")),
+            false,
+            false,
+        );
+        let run = data.path().join("runs/first");
+        std::fs::create_dir_all(&run).unwrap();
+        let link = data.path().join("shortcut");
+        std::os::unix::fs::symlink(&run, &link).unwrap();
+        state.begin_training(&run, || ((), Arc::default())).unwrap();
+        for other_spelling in [link.clone(), data.path().join("runs/../runs/first")] {
+            let refused = state.while_idle(&other_spelling, || Ok(()));
+            assert_eq!(
+                refused.unwrap_err().code,
+                "busy",
+                "{}",
+                other_spelling.display()
+            );
+        }
+        state.end_training(&run);
+        // While a change runs, the slot is held: a run cannot start in between.
+        let started = state.while_idle(&link, || Ok(state.training.try_lock().is_err()));
+        assert!(
+            started.unwrap(),
+            "the training slot is held during the change"
+        );
     }
 
     #[test]

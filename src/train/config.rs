@@ -74,6 +74,13 @@ pub struct TrainConfig {
     /// when the run is stopped), so a crash or a power cut costs at most this much training.
     #[serde(default = "default_checkpoint_minutes")]
     pub checkpoint_minutes: f64,
+    /// The highest rate this run may train at: set when a resume extends the run to the rate it
+    /// last trained at, and kept in `run.json` and the checkpoint from then on, so no later resume
+    /// can raise the rate above it again (a new length would otherwise re-plan the schedule from
+    /// an earlier, higher point). `None` for a run never extended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub lr_cap: Option<f64>,
 }
 
 /// Where a run's training views are built.
@@ -154,6 +161,7 @@ impl Default for TrainConfig {
             augment_on: AugmentOn::Auto,
             device_data_mb: default_device_data_mb(),
             checkpoint_minutes: default_checkpoint_minutes(),
+            lr_cap: None,
         }
     }
 }
@@ -162,6 +170,18 @@ impl TrainConfig {
     /// The network this configuration trains.
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig::resnet18(self.width, self.dim, self.image_size)
+    }
+
+    /// The rate of `step` (0-based) of 0-based `epoch`, with `steps_per_epoch` steps in each:
+    /// the schedule at that fraction of the run's epochs, never above the run's cap. Progress is
+    /// counted in epochs, not in optimiser steps, so a folder that shrank or grew since the run
+    /// began (`--accept-changed-folder`) neither ends the schedule early nor makes it climb again.
+    pub fn lr_at(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+        let progress = (epoch as f64 + step as f64 / steps_per_epoch.max(1) as f64)
+            / self.epochs.max(1) as f64;
+        self.schedule
+            .lr(self.lr, epoch, self.epochs, progress)
+            .min(self.lr_cap.unwrap_or(f64::INFINITY))
     }
 
     /// Checks every setting, so that none fails only after an epoch was trained (the
@@ -229,6 +249,44 @@ mod tests {
 
     fn refusal(config: TrainConfig) -> String {
         config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_rate_never_climbs_again_when_the_folder_shrinks_mid_run() {
+        let config = TrainConfig {
+            epochs: 4,
+            lr: 0.1,
+            schedule: Schedule::Cosine,
+            ..TrainConfig::default()
+        };
+        // 10 steps an epoch for the first two epochs, then an accepted smaller folder (3 steps):
+        // counted in optimiser steps over a horizon planned for 10, the schedule once passed its
+        // end before the last epoch and climbed back towards half the base rate.
+        let mut last = f64::INFINITY;
+        for (epoch, steps_per_epoch) in [(0, 10), (1, 10), (2, 3), (3, 3)] {
+            for step in 0..steps_per_epoch {
+                let lr = config.lr_at(epoch, step, steps_per_epoch);
+                assert!(lr <= last, "epoch {epoch} step {step}: {lr} after {last}");
+                last = lr;
+            }
+        }
+        assert!(last < 0.1 * 0.05, "the run ends near zero: {last}");
+        // And a progress past the end (an old checkpoint's step count) is the end, not a climb.
+        assert_eq!(Schedule::Cosine.lr(0.1, 3, 4, 1.5), 0.0);
+    }
+
+    #[test]
+    fn a_capped_run_never_trains_above_its_cap() {
+        let capped = TrainConfig {
+            epochs: 8,
+            lr: 0.1,
+            lr_cap: Some(0.001),
+            ..TrainConfig::default()
+        };
+        for epoch in 0..8 {
+            assert!(capped.lr_at(epoch, 0, 10) <= 0.001);
+        }
+        assert!((capped.lr_at(7, 0, 10) - 0.001).abs() < 1e-15);
     }
 
     #[test]

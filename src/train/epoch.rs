@@ -26,7 +26,6 @@ pub(crate) struct EpochRunner<'a> {
     batch: usize,
     /// Rows the network sees per step: the batch times the method's views.
     rows: usize,
-    total_steps: u64,
     /// Whether the device is a wgpu adapter: its first step compiles and tunes kernels (said as
     /// a phase of its own), and it runs behind the recording thread.
     on_gpu: bool,
@@ -34,7 +33,6 @@ pub(crate) struct EpochRunner<'a> {
     loss_window: usize,
     /// The run's images kept on the device, when views are built there and the images fit.
     kept: Option<KeptImages>,
-    lr_cap: f64,
 }
 
 /// Where an epoch starts: its number, the network and step count so far, and, when resuming
@@ -235,11 +233,9 @@ impl<'a> EpochRunner<'a> {
             device_step: step::DeviceStep::new(config, normalization, batch, device),
             batch,
             rows: batch * config.method.views(),
-            total_steps: (config.epochs * (train.len() / batch)) as u64,
             on_gpu,
             loss_window: if on_gpu { LOSS_WINDOW } else { 1 },
             kept: None,
-            lr_cap: f64::INFINITY,
         }
     }
 
@@ -267,16 +263,6 @@ impl<'a> EpochRunner<'a> {
     /// The run's images kept on the device, if any.
     pub(crate) fn kept(&self) -> Option<&KeptImages> {
         self.kept.as_ref()
-    }
-
-    /// Caps every rate at the last one a resumed run trained with, for an extended run (`--resume --epochs 80` after
-    /// 50) it is the rule that keeps the rate from jumping back up: the epochs already trained
-    /// keep their rates, and each new epoch takes the schedule planned over the new length or the
-    /// last rate used, whichever is lower. A finished 50-epoch step run thus continues at its
-    /// final 0.01×; one stopped at epoch 20 of 50 reaches its milestones at 60 % and 80 % of 80.
-    pub(crate) fn with_lr_cap(mut self, last_lr: Option<f64>) -> Self {
-        self.lr_cap = last_lr.unwrap_or(f64::INFINITY);
-        self
     }
 
     /// Optimiser steps in each epoch (full batches only).
@@ -326,7 +312,7 @@ impl<'a> EpochRunner<'a> {
         prefetch::scoped(batches::PREFETCH_DEPTH, remaining, produce, |queue| {
             let mut net = net;
             let mut steps = steps;
-            let mut lr = config.lr.min(self.lr_cap);
+            let mut lr = config.lr_at(epoch, first_step, steps_per_epoch);
             let mut loss_sum = loss_before;
             let mut last_checkpoint = Instant::now();
             let mut pending: Vec<PendingLoss> = Vec::with_capacity(self.loss_window);
@@ -434,15 +420,7 @@ impl<'a> EpochRunner<'a> {
                     };
                     return Ok(EpochOutcome::Stopped { step: kept });
                 }
-                lr = config
-                    .schedule
-                    .lr(
-                        config.lr,
-                        epoch,
-                        config.epochs,
-                        steps as f64 / self.total_steps as f64,
-                    )
-                    .min(self.lr_cap);
+                lr = config.lr_at(epoch, step, steps_per_epoch);
                 let recording = Instant::now();
                 let (next, loss) = self.device_step.record(
                     net,

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::checkpoint;
 use super::events::Failure;
+use super::{checkpoint, runs};
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::eval::EvalError;
@@ -39,10 +39,31 @@ pub enum TrainError {
     },
     /// Starting fresh would overwrite a run.
     #[error(
-        "{} already holds a run ({}); resume it or choose another run folder",
-        .0.display(), checkpoint::CHECKPOINT_FILE
+        "{} already holds a run; resume it, start again over it (its files are first moved into {}), or choose another run folder",
+        .0.display(), .0.join(runs::TRASH_DIR).display()
     )]
     ExistingRun(PathBuf),
+    /// The run folder holds files that are not a run's: nothing is written there.
+    #[error(
+        "{} is not empty and holds no Spreadout run (it has {}); nothing was written. Choose a new or empty folder for the run",
+        .dir.display(), .example.display()
+    )]
+    ForeignFolder {
+        /// The run folder asked for.
+        dir: PathBuf,
+        /// One of the files or folders found there.
+        example: PathBuf,
+    },
+    /// A resume asked for fewer epochs than the run has trained.
+    #[error(
+        "the run has already trained {trained} epochs, more than the {asked} asked for; give at least {trained}"
+    )]
+    EpochsBelowTrained {
+        /// Epochs asked for.
+        asked: usize,
+        /// Epochs the checkpoint holds.
+        trained: usize,
+    },
     /// The run folder is a folder of images the run reads, or above one.
     #[error(
         "cannot write the run into {}: it is or holds {}, whose images this run reads. Choose a run folder apart from the images, so that the run's files never mix with them and deleting the run can never touch them",
@@ -106,7 +127,8 @@ impl TrainError {
             Self::Device(_) | Self::Views(_) => Failure::Device,
             Self::Files(_) => Failure::Files,
             Self::Eval(_) => Failure::Eval,
-            Self::Config { .. } => Failure::Config,
+            Self::Config { .. } | Self::EpochsBelowTrained { .. } => Failure::Config,
+            Self::ForeignFolder { .. } => Failure::ForeignFolder,
             Self::ExistingRun(_) => Failure::ExistingRun,
             Self::OutHoldsImages { .. } => Failure::OutHoldsImages,
             Self::NothingToResume(_) => Failure::NothingToResume,

@@ -187,6 +187,8 @@ pub enum Failure {
     Config,
     /// A new run was asked for where a run already is.
     ExistingRun,
+    /// The run folder holds files that are not a run's.
+    ForeignFolder,
     /// The run folder is or holds the images.
     OutHoldsImages,
     /// A resume was asked for where there is no checkpoint.

@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use crate::augment::Normalization;
 use crate::data::{self, DataError, ImageSet, PixelCache};
-use crate::device::{self, SelectedDevice};
+use crate::device::{self, DeviceChoice, SelectedDevice};
 use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
@@ -50,7 +50,7 @@ pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
 pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use preview::{ViewsPreview, preview_views};
-pub use request::{ResumeOverrides, RunSummary, TrainRequest};
+pub use request::{ResumeOverrides, Resumption, RunSummary, SettingChange, Start, TrainRequest};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
 use served::TrafficMeter;
@@ -133,16 +133,13 @@ fn run_inner(
 ) -> Result<RunSummary, TrainError> {
     request.check_out()?;
     let resumed = previous_state(request)?;
-    let config = match &resumed {
-        Some(state) => TrainConfig {
-            epochs: request.config.epochs.max(state.config.epochs),
-            // Where the views are built changes nothing they contain: the request decides.
-            augment_on: request.config.augment_on,
-            device_data_mb: request.config.device_data_mb,
-            ..state.config.clone()
-        },
-        None => request.config.clone(),
-    };
+    // A resume's settings were decided by `TrainRequest::resume`, from the run's record. A rate
+    // cap belongs to the run that was extended: a new run started from its settings (the app's
+    // form after a resume) plans its own schedule.
+    let mut config = request.config.clone();
+    if !request.is_resume() {
+        config.lr_cap = None;
+    }
     config.validate()?;
     let selected = select_device(request, &config, emit)?;
     // On a served device, each few steps' network traffic follows their step events.
@@ -168,6 +165,17 @@ fn run_inner(
     if resumed.is_some() {
         check_folder_unchanged(request, &train, emit)?;
     }
+    if request.start == Start::Overwrite
+        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
+    {
+        emit(TrainEvent::Warning {
+            message: format!(
+                "starting again over the run in {}: its files were moved into {}",
+                request.out.display(),
+                earlier.display()
+            ),
+        });
+    }
     let folder = create_folder(request, &train, emit)?;
     let device = selected.device.clone().autodiff();
     let restored = open(
@@ -180,6 +188,7 @@ fn run_inner(
     )?;
     folder.write_record(&runs::RunRecord {
         device: selected.name.clone(),
+        device_choice: Some(request.device.clone()),
         train_dir: request.train_dir.clone(),
         eval_train_dir: request.eval_train_dir.clone(),
         eval_test_dir: request.eval_test_dir.clone(),
@@ -192,19 +201,14 @@ fn run_inner(
         init_weights: request.init_weights.clone(),
     })?;
 
-    // An extended run never raises the rate above the one it last trained at (see `lr_cap`).
-    let extended = resumed
-        .as_ref()
-        .is_some_and(|state| config.epochs > state.config.epochs);
     let mut runner = EpochRunner::new(
         &config,
         &train,
         restored.normalization,
         &device,
         selected.defers_work(),
-    )
-    .with_lr_cap(restored.last_lr.filter(|_| extended));
-    if config.augment_on.on_device(&selected)? {
+    );
+    if views_on_device(request, &selected, emit)? {
         // A served device builds views only of images kept there: none when they do not fit.
         let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
         runner = runner.with_views_on(cube, kept);
@@ -234,13 +238,27 @@ fn run_inner(
 }
 
 /// The device the request asks for, able to train at the configuration's precision; its notice
-/// (a fallback to the CPU) becomes a warning.
+/// (a fallback to the CPU) becomes a warning. A resumed run whose recorded adapter is not on
+/// this machine (another computer, a removed GPU) goes on with what `auto` finds, saying why.
 fn select_device(
     request: &TrainRequest,
     config: &TrainConfig,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<SelectedDevice, TrainError> {
-    let selected = device::select(request.device.clone())?;
+    let local_adapter = matches!(request.device, DeviceChoice::Gpu | DeviceChoice::Adapter(_));
+    let selected = match device::select(request.device.clone()) {
+        Err(error) if request.is_resume() && local_adapter => {
+            let selected = device::select(DeviceChoice::Auto)?;
+            emit(TrainEvent::Warning {
+                message: format!(
+                    "the run trained on device {}, which is not available here ({error}); it continues on {}",
+                    request.device, selected.name
+                ),
+            });
+            selected
+        }
+        other => other?,
+    };
     device::check_precision(&selected, config.precision)?;
     if let Some(notice) = &selected.notice {
         emit(TrainEvent::Warning {
@@ -248,6 +266,28 @@ fn select_device(
         });
     }
     Ok(selected)
+}
+
+/// Whether the run builds its views on `selected`. A resumed run recorded with views on the
+/// device, continuing where there is no device to build them (the CPU backend), builds them on
+/// the CPU instead, saying so: the views are the same either way.
+fn views_on_device(
+    request: &TrainRequest,
+    selected: &SelectedDevice,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<bool, TrainError> {
+    match request.config.augment_on.on_device(selected) {
+        Err(error) if request.is_resume() => {
+            emit(TrainEvent::Warning {
+                message: format!(
+                    "the run built its views on the device; on {} they are built on the CPU instead ({error})",
+                    selected.name
+                ),
+            });
+            Ok(false)
+        }
+        other => other,
+    }
 }
 
 /// The training images, then the evaluation sets, both reporting their progress.
@@ -289,14 +329,24 @@ fn create_folder(
 }
 
 /// The state of the run in `request.out` when it is resumed (read from the checkpoint's header
-/// only), `None` for a fresh run; refuses to start afresh over a run, or to resume nothing.
+/// only), `None` for a new run. Before anything is written: a new run is refused over a run
+/// unless it starts again over it, and anywhere that holds files that are not a run's.
 fn previous_state(request: &TrainRequest) -> Result<Option<checkpoint::RunState>, TrainError> {
     let out = &request.out;
-    match (request.resume, checkpoint::path(out).exists()) {
-        (false, true) => Err(TrainError::ExistingRun(out.clone())),
-        (true, false) => Err(TrainError::NothingToResume(out.clone())),
-        (true, true) => Ok(Some(checkpoint::read_state(out)?)),
-        (false, false) => Ok(None),
+    if request.is_resume() {
+        if !checkpoint::path(out).exists() {
+            return Err(TrainError::NothingToResume(out.clone()));
+        }
+        return Ok(Some(checkpoint::read_state(out)?));
+    }
+    match runs::folder_use(out)? {
+        runs::FolderUse::Empty => Ok(None),
+        runs::FolderUse::Run if request.start == Start::Overwrite => Ok(None),
+        runs::FolderUse::Run => Err(TrainError::ExistingRun(out.clone())),
+        runs::FolderUse::Foreign(example) => Err(TrainError::ForeignFolder {
+            dir: out.clone(),
+            example,
+        }),
     }
 }
 
@@ -313,8 +363,6 @@ struct Restored {
     steps: u64,
     /// When the run stopped inside an epoch: the steps of it done and their summed loss.
     resume_at: Option<(usize, f64)>,
-    /// Rate of the last step trained (an extended run's cap).
-    last_lr: Option<f64>,
 }
 
 /// Opens the run: from its checkpoint when `resuming`, keeping the metrics of the epochs it
@@ -340,7 +388,6 @@ fn open(
             steps: state.steps,
             resume_at: (state.steps_into_epoch > 0)
                 .then_some((state.steps_into_epoch, state.epoch_loss_sum)),
-            last_lr: state.last_lr,
         });
     }
     folder.start_metrics(None)?;
@@ -364,7 +411,6 @@ fn open(
         first_epoch: 0,
         steps: 0,
         resume_at: None,
-        last_lr: None,
     })
 }
 
@@ -404,7 +450,6 @@ fn train_epochs(
         first_epoch,
         mut steps,
         mut resume_at,
-        last_lr: _,
     } = start;
     let state_at =
         |epochs_completed, steps, steps_into_epoch, epoch_loss_sum, lr| checkpoint::RunState {

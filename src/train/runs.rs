@@ -21,6 +21,7 @@ use super::{
 };
 use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
+use crate::device::DeviceChoice;
 use crate::export::{self, ExportError};
 use crate::paths::disk_use;
 
@@ -32,6 +33,10 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub struct RunRecord {
     /// Name of the device it trained on.
     pub device: String,
+    /// The device as the person chose it (`auto`, `gpu`, an adapter, a server), which a resume
+    /// without `--device` asks for again; runs recorded before it existed resume on `auto`.
+    #[serde(default)]
+    pub device_choice: Option<DeviceChoice>,
     /// Training images.
     #[serde(with = "crate::paths")]
     #[ts(type = "string")]
@@ -81,16 +86,21 @@ pub fn new_run_dir(root: &Path, train_dir: &Path, now: SystemTime) -> PathBuf {
         || "images".into(),
         |name| name.to_string_lossy().into_owned(),
     );
+    root.join(format!("{name}-{}", utc_stamp(now)))
+}
+
+/// `now` as `YYYY-MM-DD-HHMMSS` in UTC.
+fn utc_stamp(now: SystemTime) -> String {
     let utc = time::OffsetDateTime::from(now);
-    root.join(format!(
-        "{name}-{:04}-{:02}-{:02}-{:02}{:02}{:02}",
+    format!(
+        "{:04}-{:02}-{:02}-{:02}{:02}{:02}",
         utc.year(),
         u8::from(utc.month()),
         utc.day(),
         utc.hour(),
         utc.minute(),
         utc.second()
-    ))
+    )
 }
 
 /// Where the snapshot of `epoch` lives in `run_dir`.
@@ -244,6 +254,81 @@ pub fn rename(run_dir: &Path, name: &str) -> Result<PathBuf, RunFolderError> {
     Ok(target)
 }
 
+/// Folder of a run folder where starting again over the run (`--overwrite`) moves the earlier
+/// run's files, one `YYYY-MM-DD-HHMMSS` folder per time; deleting the run deletes them too.
+pub const TRASH_DIR: &str = "trash";
+
+/// Files an operating system leaves in folders by itself; they do not make a folder someone's.
+const OS_LITTER: [&str; 3] = [".DS_Store", "Thumbs.db", "desktop.ini"];
+
+/// What a folder holds, for a new run there.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum FolderUse {
+    /// Missing, or nothing but what the OS leaves.
+    Empty,
+    /// A run's (`run.json` or a checkpoint), maybe with other files.
+    Run,
+    /// Other files; one of them named.
+    Foreign(PathBuf),
+}
+
+/// What `dir` holds ([`FolderUse`]).
+///
+/// # Errors
+/// [`ExportError`] when the folder exists but cannot be listed.
+pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, ExportError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(FolderUse::Empty),
+        Err(error) => return Err(ExportError::io(dir)(error)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(ExportError::io(dir))?.file_name();
+        if !OS_LITTER.iter().any(|litter| name == *litter) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(if names.is_empty() {
+        FolderUse::Empty
+    } else if dir.join(RUN_FILE).is_file() || checkpoint::path(dir).is_file() {
+        FolderUse::Run
+    } else {
+        FolderUse::Foreign(dir.join(&names[0]))
+    })
+}
+
+/// Moves the run files of `run_dir` (those [`delete`] would remove, snapshots included) into a
+/// new folder of its [`TRASH_DIR`] named for `now`, and returns that folder (`None` when the
+/// folder holds no run): starting again over a run never deletes the earlier one. Anything else
+/// in the folder stays where it is.
+///
+/// # Errors
+/// [`ExportError`] naming the file that could not be moved.
+pub(super) fn set_aside(run_dir: &Path, now: SystemTime) -> Result<Option<PathBuf>, ExportError> {
+    if folder_use(run_dir)? != FolderUse::Run {
+        return Ok(None);
+    }
+    let trash = run_dir.join(TRASH_DIR);
+    let stamp = utc_stamp(now);
+    let target = (1..)
+        .map(|n| match n {
+            1 => trash.join(&stamp),
+            n => trash.join(format!("{stamp}-{n}")),
+        })
+        .find(|candidate| fs::symlink_metadata(candidate).is_err())
+        .expect("some numbered name is free");
+    fs::create_dir_all(&target).map_err(ExportError::io(&target))?;
+    for name in RUN_FILES.iter().chain(&[SNAPSHOTS_DIR]) {
+        let from = run_dir.join(name);
+        if fs::symlink_metadata(&from).is_ok() {
+            fs::rename(&from, target.join(name)).map_err(ExportError::io(&from))?;
+        }
+    }
+    Ok(Some(target))
+}
+
 /// What deleting a run removed and what it left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct DeletedRun {
@@ -280,25 +365,18 @@ pub fn delete(run_dir: &Path) -> Result<DeletedRun, RunFolderError> {
         move |source| RunFolderError::Io { path, source }
     };
     let before = disk_use(run_dir);
-    let snapshots = run_dir.join(SNAPSHOTS_DIR);
-    if is_real_dir(&snapshots) {
-        for entry in fs::read_dir(&snapshots).map_err(io(&snapshots))? {
-            let epoch_dir = entry.map_err(io(&snapshots))?.path();
-            let is_snapshot = epoch_dir
-                .file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("epoch-"));
-            if is_snapshot && is_real_dir(&epoch_dir) {
-                for name in [export::MODEL_FILE, export::CONFIG_FILE] {
-                    remove_file(&epoch_dir.join(name)).map_err(io(&epoch_dir))?;
-                }
-                remove_if_empty(&epoch_dir).map_err(io(&epoch_dir))?;
+    remove_run_files(run_dir).map_err(io(run_dir))?;
+    // Earlier runs moved aside by starting again over them are this run's files too.
+    let trash = run_dir.join(TRASH_DIR);
+    if is_real_dir(&trash) {
+        for entry in fs::read_dir(&trash).map_err(io(&trash))? {
+            let earlier = entry.map_err(io(&trash))?.path();
+            if is_real_dir(&earlier) {
+                remove_run_files(&earlier).map_err(io(&earlier))?;
+                remove_if_empty(&earlier).map_err(io(&earlier))?;
             }
         }
-        remove_if_empty(&snapshots).map_err(io(&snapshots))?;
-    }
-    for name in RUN_FILES {
-        remove_file(&run_dir.join(name)).map_err(io(run_dir))?;
+        remove_if_empty(&trash).map_err(io(&trash))?;
     }
     remove_if_empty(run_dir).map_err(io(run_dir))?;
     let mut kept: Vec<PathBuf> = match fs::read_dir(run_dir) {
@@ -314,6 +392,31 @@ pub fn delete(run_dir: &Path) -> Result<DeletedRun, RunFolderError> {
         bytes: before.saturating_sub(disk_use(run_dir)),
         kept,
     })
+}
+
+/// Removes the files a run writes in `dir`: [`RUN_FILES`] and the snapshots' models.
+fn remove_run_files(dir: &Path) -> std::io::Result<()> {
+    let snapshots = dir.join(SNAPSHOTS_DIR);
+    if is_real_dir(&snapshots) {
+        for entry in fs::read_dir(&snapshots)? {
+            let epoch_dir = entry?.path();
+            let is_snapshot = epoch_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("epoch-"));
+            if is_snapshot && is_real_dir(&epoch_dir) {
+                for name in [export::MODEL_FILE, export::CONFIG_FILE] {
+                    remove_file(&epoch_dir.join(name))?;
+                }
+                remove_if_empty(&epoch_dir)?;
+            }
+        }
+        remove_if_empty(&snapshots)?;
+    }
+    for name in RUN_FILES {
+        remove_file(&dir.join(name))?;
+    }
+    Ok(())
 }
 
 /// Whether `path` is a folder itself, not a link to one (a link is never followed into).
@@ -497,6 +600,7 @@ mod tests {
         let run = root.path().join("run");
         fs::create_dir_all(&run).unwrap();
         let record = RunRecord {
+            device_choice: None,
             device: "CPU".to_owned(),
             train_dir: root.path().join("photos"),
             eval_train_dir: None,

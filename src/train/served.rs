@@ -12,7 +12,9 @@ use super::{TrainError, TrainEvent};
 
 /// `run`, and on a served device a panic of Burn's remote client (it panics when a read finds the
 /// session gone: the server stopped, the network failed) as [`TrainError::ServerLost`]: the run
-/// ends like any failed run, its last checkpoint kept, with the server named.
+/// ends like any failed run, its last checkpoint kept, with the server named. Any other panic is
+/// left to unwind as it is (the worker reports it as a crash with its whole message), so that a
+/// defect here never sends the person to a server that is fine.
 pub(super) fn server_lost_as_error<T>(
     device: &DeviceChoice,
     run: impl FnOnce() -> Result<T, TrainError>,
@@ -21,17 +23,29 @@ pub(super) fn server_lost_as_error<T>(
         return run();
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let message = panic_message(panic.as_ref());
+        if !is_session_lost(&message) {
+            std::panic::resume_unwind(panic);
+        }
         Err(TrainError::ServerLost {
             address: target.address.clone(),
             // Burn's message ends with the cause (e.g. "Failed to read tensor: RecvError").
-            reason: panic_message(panic.as_ref())
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
+            reason: message.lines().last().unwrap_or_default().trim().to_owned(),
         })
     })
+}
+
+/// Whether a panic's message is Burn's remote client finding its session gone: the texts of
+/// burn-remote 0.22's client (`client/runner.rs`, `client/service.rs`, `client/base.rs`) and
+/// burn-tensor's failed read (`Tensor::into_data`), the only ways a lost session surfaces.
+fn is_session_lost(message: &str) -> bool {
+    const SESSION_LOST: [&str; 4] = [
+        "Failed to read tensor",
+        "Service call failed",
+        "Remote response channel closed",
+        "Error while reading data",
+    ];
+    SESSION_LOST.iter().any(|marker| message.contains(marker))
 }
 
 /// Steps between two reports: a report averages the steps since the last one, so that the
@@ -81,5 +95,41 @@ impl TrafficMeter {
         self.last = now;
         self.steps = 0;
         Some(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::RemoteTarget;
+
+    fn served() -> DeviceChoice {
+        DeviceChoice::Remote(RemoteTarget {
+            address: "ws://gpu-box:3000".to_owned(),
+            token_file: None,
+        })
+    }
+
+    #[test]
+    fn only_a_lost_session_is_reported_as_the_server_lost() {
+        let lost = server_lost_as_error(&served(), || -> Result<(), TrainError> {
+            panic!("Error while reading data: use `try_into_data` instead\nFailed to read tensor: RecvError")
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&lost, TrainError::ServerLost { address, reason } if address == "ws://gpu-box:3000" && reason == "Failed to read tensor: RecvError"),
+            "{lost}"
+        );
+        // A defect of the run itself keeps its own message, whole, for the worker to report.
+        let defect = std::panic::catch_unwind(|| {
+            server_lost_as_error(&served(), || -> Result<(), TrainError> {
+                panic!("views on the device: index out of bounds")
+            })
+        })
+        .unwrap_err();
+        assert_eq!(
+            panic_message(defect.as_ref()),
+            "views on the device: index out of bounds"
+        );
     }
 }

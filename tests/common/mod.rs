@@ -39,7 +39,7 @@ pub fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainR
         eval_train_dir: None,
         eval_test_dir: Some(folders.test.clone()),
         out: out.to_owned(),
-        resume: false,
+        start: spreadout::train::Start::Fresh,
         device: DeviceChoice::Cpu,
         cache_dir: Some(out.with_file_name("image-cache")),
         accept_changed_folder: false,

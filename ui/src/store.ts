@@ -106,6 +106,9 @@ export function validSetting(key: keyof TrainConfig, value: unknown): boolean {
     return typeof fields === 'object' && fields !== null && Object.keys(expected).every((field) => typeof fields[field] === typeof expected[field]);
   }
   if (key === 'recall_k') return Array.isArray(value) && value.length > 0 && value.every((k) => Number.isInteger(k) && k >= 1);
+  // A resumed run's rate cap belongs to that run (the engine keeps it in its run.json), never to
+  // the settings a new run starts from.
+  if (key === 'lr_cap') return false;
   return typeof value === 'string' && Object.hasOwn(CHOICES[key], value);
 }
 

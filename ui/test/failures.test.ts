@@ -44,7 +44,7 @@ describe('a resumed run whose training folder changed', () => {
   /** A run of the mock's changed folders, stopped after its first epoch and resumed on the CPU. */
   async function resumedOnChangedFolder() {
     const backend = quickBackend({ folderChanged: true });
-    const resumes: { device: DeviceChoice; accept: boolean }[] = [];
+    const resumes: { device: DeviceChoice | null; accept: boolean }[] = [];
     const resume = backend.resumeTraining;
     backend.resumeTraining = (dir, epochs, device, accept, onEvent) => (resumes.push({ device, accept }), resume(dir, epochs, device, accept, onEvent));
     const app = await mountApp(backend);

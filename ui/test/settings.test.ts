@@ -279,6 +279,7 @@ describe('the run badge', () => {
       dir: '/mock/runs/deleted',
       record: {
         device: 'Mock GPU',
+        device_choice: null,
         train_dir: '/mock/photos',
         eval_train_dir: null,
         eval_test_dir: null,

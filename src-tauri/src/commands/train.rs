@@ -97,7 +97,7 @@ pub async fn start_training(
                 eval_test_dir: request.eval_test_dir,
                 train_dir: request.train_dir,
                 out: out.clone(),
-                resume: false,
+                start: train::Start::Fresh,
                 device: request.device,
                 cache_dir: Some(state.pixel_cache.root().to_owned()),
                 accept_changed_folder: false,
@@ -111,35 +111,75 @@ pub async fn start_training(
     .await
 }
 
-/// Continues an interrupted run from its checkpoint, optionally for more epochs; with
-/// `accept_changed_folder`, on its training folder as it is now.
+/// What a resume did before its run started: the settings it changed from the run's record,
+/// and whether the run was already complete (then nothing was started).
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct Resumed {
+    /// Each setting that differs from what the run recorded (e.g. the device).
+    pub changes: Vec<train::SettingChange>,
+    /// The run has trained every epoch asked of it: no run was started.
+    pub complete: bool,
+    /// Epochs the run has completed.
+    pub epochs_completed: usize,
+    /// Epochs in the whole run.
+    pub epochs: usize,
+}
+
+/// Continues an interrupted run from its checkpoint as its record says, through the engine's
+/// one resume rule; `epochs`, `device` and `accept_changed_folder` are what the person chose
+/// (`null`: as recorded). Events arrive on `events` unless the run was already complete.
 #[tauri::command]
 pub async fn resume_training(
     app: AppHandle,
     run_dir: UiPath,
     epochs: Option<usize>,
-    device: DeviceChoice,
+    device: Option<DeviceChoice>,
     accept_changed_folder: Option<bool>,
     events: Channel<TrainEvent>,
-) -> CommandResult<()> {
+) -> CommandResult<Resumed> {
     // Off the UI thread: the run's record and checkpoint header are read from disk.
     blocking(move || {
         let state = app.state::<AppState>();
-        let request = TrainRequest::resume(
+        let resumption = resume_request(
             &run_dir,
-            train::ResumeOverrides {
-                epochs,
-                device,
-                cache_dir: Some(state.pixel_cache.root().to_owned()),
-                accept_changed_folder: accept_changed_folder.unwrap_or(false),
-                ..Default::default()
-            },
-        )
-        // A missing checkpoint or run record: the run folder's files.
-        .map_err(|error| crate::error::CommandError::new("files", error.to_string()))?;
-        launch(app.clone(), &state, request, events)
+            epochs,
+            device,
+            accept_changed_folder.unwrap_or(false),
+            state.pixel_cache.root(),
+        )?;
+        let answer = Resumed {
+            changes: resumption.changes.clone(),
+            complete: resumption.is_complete(),
+            epochs_completed: resumption.epochs_completed,
+            epochs: resumption.request.config.epochs,
+        };
+        if !answer.complete {
+            launch(app.clone(), &state, resumption.request, events)?;
+        }
+        Ok(answer)
     })
     .await
+}
+
+/// The app's resume: [`TrainRequest::resume`] with what the person chose and the app's cache.
+fn resume_request(
+    run_dir: &std::path::Path,
+    epochs: Option<usize>,
+    device: Option<DeviceChoice>,
+    accept_changed_folder: bool,
+    cache: &std::path::Path,
+) -> CommandResult<train::Resumption> {
+    TrainRequest::resume(
+        run_dir,
+        train::ResumeOverrides {
+            epochs,
+            device,
+            cache_dir: Some(cache.to_owned()),
+            accept_changed_folder,
+            ..Default::default()
+        },
+    )
+    .map_err(|error| crate::error::CommandError::new("files", error.to_string()))
 }
 
 fn launch(
@@ -234,32 +274,32 @@ pub async fn open_run(state: State<'_, AppState>, run_dir: UiPath) -> CommandRes
 
 /// Renames a run folder (beside where it is); returns it as read back from its new place.
 #[tauri::command]
-pub async fn rename_run(
-    state: State<'_, AppState>,
-    run_dir: UiPath,
-    name: String,
-) -> CommandResult<RunInfo> {
+pub async fn rename_run(app: AppHandle, run_dir: UiPath, name: String) -> CommandResult<RunInfo> {
     let run_dir = run_dir.0;
-    state.ensure_idle(&run_dir)?;
-    let info = blocking(move || {
-        let renamed = runs::rename(&run_dir, &name)?;
-        Ok(runs::describe(&renamed)?)
+    // No run can start in the folder while it is renamed (the training slot is held).
+    blocking(move || {
+        let state = app.state::<AppState>();
+        let info = state.while_idle(&run_dir, || {
+            let renamed = runs::rename(&run_dir, &name)?;
+            Ok(runs::describe(&renamed)?)
+        })?;
+        state.allow(&info.dir);
+        Ok(info)
     })
-    .await?;
-    state.allow(&info.dir);
-    Ok(info)
+    .await
 }
 
 /// Deletes a run's files (never its images, nor anything else in its folder); resolves to the
 /// bytes freed and what was left.
 #[tauri::command]
-pub async fn delete_run(
-    state: State<'_, AppState>,
-    run_dir: UiPath,
-) -> CommandResult<runs::DeletedRun> {
+pub async fn delete_run(app: AppHandle, run_dir: UiPath) -> CommandResult<runs::DeletedRun> {
     let run_dir = run_dir.0;
-    state.ensure_idle(&run_dir)?;
-    blocking(move || Ok(runs::delete(&run_dir)?)).await
+    // No run can start in the folder while it is deleted (the training slot is held).
+    blocking(move || {
+        app.state::<AppState>()
+            .while_idle(&run_dir, || Ok(runs::delete(&run_dir)?))
+    })
+    .await
 }
 
 /// Step events arrive at most this often; a GPU can finish hundreds of steps a second and the UI
@@ -315,6 +355,67 @@ fn forward(events: &Receiver<TrainEvent>, interval: Duration, mut send: impl FnM
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The app's resume is the engine's: a run stopped after its first epoch resumes as recorded
+    /// (its device, its length) when the person chose nothing, lists what they did choose, and
+    /// trains on to the end.
+    #[test]
+    fn the_apps_resume_continues_the_run_as_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spreadout::demo::DemoSpec {
+            classes: 2,
+            train_per_class: 4,
+            test_per_class: 2,
+            size: 16,
+            seed: 1,
+        };
+        let data = spreadout::demo::generate(&dir.path().join("data"), &spec).unwrap();
+        let run = dir.path().join("run");
+        let cache = dir.path().join("cache");
+        let first = TrainRequest {
+            config: TrainConfig {
+                epochs: 2,
+                batch_size: 4,
+                image_size: 16,
+                width: 2,
+                dim: 4,
+                knn_k: 3,
+                ..TrainConfig::default()
+            },
+            train_dir: data.train.clone(),
+            eval_train_dir: None,
+            eval_test_dir: Some(data.test.clone()),
+            out: run.clone(),
+            start: train::Start::Fresh,
+            device: DeviceChoice::Cpu,
+            cache_dir: Some(cache.clone()),
+            accept_changed_folder: false,
+            stop_after_epoch: Some(1),
+            init_weights: None,
+        };
+        train::run(&first, &train::Control::default(), &mut |_| {}).unwrap();
+
+        let as_recorded = resume_request(&run, None, None, false, &cache).unwrap();
+        assert!(as_recorded.changes.is_empty(), "{:?}", as_recorded.changes);
+        assert_eq!(
+            as_recorded.request.device,
+            DeviceChoice::Cpu,
+            "the recorded device"
+        );
+        assert_eq!(as_recorded.request.config, first.config);
+        assert!(!as_recorded.is_complete());
+
+        let longer = resume_request(&run, Some(3), Some(DeviceChoice::Cpu), false, &cache).unwrap();
+        let changes: Vec<String> = longer.changes.iter().map(ToString::to_string).collect();
+        assert_eq!(changes, ["epochs 2 → 3"]);
+        let summary = train::run(&longer.request, &train::Control::default(), &mut |_| {}).unwrap();
+        assert_eq!(summary.epochs_completed, 3);
+        assert!(
+            resume_request(&run, None, None, false, &cache)
+                .unwrap()
+                .is_complete()
+        );
+    }
 
     fn step(step: usize) -> TrainEvent {
         TrainEvent::Step {

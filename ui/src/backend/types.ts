@@ -21,6 +21,7 @@ import type {
   Neighbor,
   Progress,
   RemoteDevice,
+  Resumed,
   RunInfo,
   StartTraining,
   Startup,
@@ -70,8 +71,10 @@ export type {
   Progress,
   RemoteDevice,
   RemoteTarget,
+  Resumed,
   RunInfo,
   RunRecord,
+  SettingChange,
   Schedule,
   ScoredOn,
   SimilarityDistributions,
@@ -134,11 +137,13 @@ export interface Backend {
   connectRemote(address: string, token: string | null): Promise<RemoteDevice>;
   startTraining(request: StartTraining, onEvent: (event: TrainEvent) => void): Promise<string>;
   /**
-   * Continues a run from its checkpoint; with `acceptChangedFolder`, on its training folder as it
-   * is now (otherwise a changed folder ends the run with a `failed` event of code
-   * `changed_folder`).
+   * Continues a run from its checkpoint as its record says, `epochs` and `device` in its place
+   * where not null; with `acceptChangedFolder`, on its training folder as it is now (otherwise a
+   * changed folder ends the run with a `failed` event of code `changed_folder`). Resolves to what
+   * the resume changed and whether the run was already complete, in which case no run starts
+   * and no event comes.
    */
-  resumeTraining(runDir: string, epochs: number | null, device: DeviceChoice, acceptChangedFolder: boolean, onEvent: (event: TrainEvent) => void): Promise<void>;
+  resumeTraining(runDir: string, epochs: number | null, device: DeviceChoice | null, acceptChangedFolder: boolean, onEvent: (event: TrainEvent) => void): Promise<Resumed>;
   pauseTraining(): Promise<void>;
   resumePausedTraining(): Promise<void>;
   stopTraining(): Promise<void>;

@@ -351,8 +351,14 @@ export class TrainScreen implements Screen {
     try {
       await this.launch(
         (onEvent) => backend.resumeTraining(run.dir, null, device, acceptChangedFolder, onEvent),
-        () => {
+        (resumed) => {
           this.notices.clear();
+          if (resumed.complete) {
+            replace(this.status, `This run is complete: ${resumed.epochs_completed} of ${resumed.epochs} epochs trained. Explore what it learned, or export it.`);
+            return;
+          }
+          // What the engine changed from the run's record, each said once.
+          for (const change of resumed.changes) this.notices.info(`Resumed with ${change.setting.replace(/_/g, ' ')} ${change.recorded} → ${change.now}.`);
           this.resetLive(run.metrics);
           this.continueChanged = () => void this.resume(run, device, true);
           store.update({ run: { dir: run.dir, trainDir: run.record.train_dir, metrics: [...run.metrics], status: 'running', labels: run.record.labels }, config: run.record.config });
