@@ -15,6 +15,10 @@ use crate::phash::{COLOR_BYTES, ImageHash};
 
 const EMBEDDINGS_MAGIC: &[u8; 8] = b"SPXCEMB1";
 const HASHES_MAGIC: &[u8; 8] = b"SPXCHSH2";
+/// How every kept file starts: clearing the cache deletes only files that do.
+pub(super) const KEPT_MAGICS: [&[u8]; 2] = [EMBEDDINGS_MAGIC, HASHES_MAGIC];
+/// The folder under the cache root holding the kept files.
+pub(super) const KEPT_DIR: &str = "embeddings";
 /// Bytes of one kept hash: the DCT bits, those of the mirror image, the colour signature.
 const HASH_BYTES: usize = 16 + COLOR_BYTES;
 
@@ -129,8 +133,12 @@ impl PixelCache {
 
     fn kept_path(&self, key: &str) -> PathBuf {
         let digest = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
-        self.root
-            .join("embeddings")
-            .join(format!("{digest:032x}.bin"))
+        self.root.join(KEPT_DIR).join(format!("{digest:032x}.bin"))
     }
+}
+
+/// Whether `name` is one [`PixelCache::kept_path`] gives: `<32 hex digits>.bin`.
+pub(super) fn is_kept_name(name: &str) -> bool {
+    name.strip_suffix(".bin")
+        .is_some_and(|digest| super::clear::is_digest(digest, 32))
 }

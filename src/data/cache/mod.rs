@@ -17,17 +17,19 @@
 //! the file: mapped pages that were touched count as the process's resident memory, and one epoch
 //! touches them all, while the page cache gives the same reuse and stays out of the budget.
 //!
-//! This module is the cache as a whole (where it lives, what it holds, clearing it); `fill`
-//! brings one folder cache up to date, `index` and `store` own its two files (`binary` is their
-//! shared framing), and `embeddings` is a second cache kept under the same root.
+//! This module is the cache as a whole (where it lives, what it holds); `fill` brings one folder
+//! cache up to date, `index` and `store` own its two files (`binary` is their shared framing),
+//! `embeddings` is a second cache kept under the same root, and `clear` deletes what the cache
+//! wrote there, recognising each entry by its own names and content, never by a folder's name.
 
 mod binary;
+mod clear;
 mod embeddings;
 mod fill;
 mod index;
 mod store;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::DataError;
@@ -111,66 +113,6 @@ impl PixelCache {
         disk_use(&self.root)
     }
 
-    /// Deletes what Spreadout keeps under the root: every folder cache no process is filling
-    /// (recognised by its index file), the kept embeddings and the app's thumbnails; anything
-    /// else there is left alone, since the root may be a folder the person also uses. Returns the
-    /// bytes freed.
-    ///
-    /// # Errors
-    /// [`DataError::CacheLeft`] naming the entries that were left (being filled, or refusing to
-    /// be deleted), after everything else was deleted.
-    pub fn clear(&self) -> Result<u64, DataError> {
-        let Ok(listing) = fs::read_dir(&self.root) else {
-            return Ok(0);
-        };
-        let mut freed = 0;
-        let mut left = Vec::new();
-        for item in listing.flatten() {
-            // Not followed: a link is never Spreadout's, and what it points to is not ours to delete.
-            if !item.file_type().is_ok_and(|kind| kind.is_dir()) {
-                continue;
-            }
-            let dir = item.path();
-            let name = item.file_name();
-            // Held until the folder is gone, so no fill starts writing into it in between.
-            let _lock = if name == "embeddings" || name == "thumbnails" {
-                None
-            } else if index::has_magic(&dir.join("index")) {
-                match File::options()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("lock"))
-                {
-                    Ok(lock) if lock.try_lock().is_ok() => Some(lock),
-                    Ok(_) => {
-                        left.push((
-                            dir,
-                            "a fill of this folder is running (in this window, another one or a command); try again when it is done"
-                                .to_owned(),
-                        ));
-                        continue;
-                    }
-                    Err(err) => {
-                        left.push((dir, format!("cannot lock it: {err}")));
-                        continue;
-                    }
-                }
-            } else {
-                continue;
-            };
-            let size = disk_use(&dir);
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => freed += size,
-                Err(err) => left.push((dir, format!("cannot delete it: {err}"))),
-            }
-        }
-        if left.is_empty() {
-            Ok(freed)
-        } else {
-            Err(DataError::CacheLeft { freed, left })
-        }
-    }
-
     /// The folder cache of `folder` at `side`, named from its canonical path so that two ways of
     /// writing one folder share a cache.
     fn folder_dir(&self, folder: &Path, side: u32) -> Result<PathBuf, DataError> {
@@ -188,14 +130,15 @@ mod tests {
     use super::*;
     use crate::data::{ImageSource, load, scan};
     use image::RgbImage;
+    use std::fs::File;
 
-    fn photo(width: u32, height: u32, shade: u8) -> RgbImage {
+    pub(super) fn photo(width: u32, height: u32, shade: u8) -> RgbImage {
         RgbImage::from_fn(width, height, |x, y| {
             image::Rgb([shade, (x * 255 / width) as u8, (y * 255 / height) as u8])
         })
     }
 
-    fn no_progress(_: usize, _: usize) -> bool {
+    pub(super) fn no_progress(_: usize, _: usize) -> bool {
         true
     }
 
@@ -282,71 +225,6 @@ mod tests {
         let rebuilt = load(&listed, &cache, 8, &no_progress).unwrap();
         assert_eq!(rebuilt.decoded, 300);
         assert_eq!(rebuilt.image(7).unwrap(), resumed.image(7).unwrap());
-    }
-
-    #[test]
-    fn clearing_deletes_only_the_caches_entries_and_names_the_locked_ones() {
-        let photos = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let cache = PixelCache::at(root.path());
-        for i in 0..3u8 {
-            photo(8, 8, i * 60)
-                .save(photos.path().join(format!("{i}.png")))
-                .unwrap();
-        }
-        // The person's own things beside the cache: a photo folder, a plain file, and a folder
-        // with a file called `index` that is not one of ours.
-        let holiday = root.path().join("holiday");
-        std::fs::create_dir(&holiday).unwrap();
-        photo(8, 8, 1).save(holiday.join("beach.png")).unwrap();
-        std::fs::write(root.path().join("README"), "my notes").unwrap();
-        let notes = root.path().join("notes");
-        std::fs::create_dir(&notes).unwrap();
-        std::fs::write(notes.join("index"), "chapter 1").unwrap();
-        load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
-        load(&scan(photos.path()).unwrap(), &cache, 16, &no_progress).unwrap();
-        cache.keep_embeddings("model", &[1.0; 4], 2).unwrap();
-        std::fs::create_dir(root.path().join("thumbnails")).unwrap();
-        std::fs::write(root.path().join("thumbnails/a.jpg"), b"jpeg").unwrap();
-        let free = cache.folder_dir(photos.path(), cached_side(8)).unwrap();
-        let busy = cache.folder_dir(photos.path(), cached_side(16)).unwrap();
-        let lock = File::options()
-            .append(true)
-            .open(busy.join("lock"))
-            .unwrap();
-        lock.lock().unwrap();
-
-        let err = cache.clear().unwrap_err();
-        assert!(
-            err.to_string().contains(&busy.display().to_string()),
-            "{err}"
-        );
-        let DataError::CacheLeft { freed, left } = err else {
-            panic!("{err}")
-        };
-        assert!(freed > 0);
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].0, busy);
-        for gone in [
-            &free,
-            &root.path().join("embeddings"),
-            &root.path().join("thumbnails"),
-        ] {
-            assert!(!gone.exists(), "{} was left", gone.display());
-        }
-        for kept in [
-            &holiday.join("beach.png"),
-            &root.path().join("README"),
-            &notes.join("index"),
-        ] {
-            assert!(kept.exists(), "{} was deleted", kept.display());
-        }
-        assert!(busy.join("index").exists());
-
-        drop(lock);
-        assert!(cache.clear().unwrap() > 0);
-        assert!(!busy.exists());
-        assert!(holiday.join("beach.png").exists() && notes.join("index").exists());
     }
 
     #[test]
