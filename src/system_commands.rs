@@ -31,6 +31,11 @@ pub fn cache(
             set.skipped.len(),
             start.elapsed().as_secs_f64()
         );
+        match set.retried {
+            0 => {}
+            1 => println!("1 file an earlier release had skipped was tried again"),
+            retried => println!("{retried} files an earlier release had skipped were tried again"),
+        }
         return Ok(());
     }
     if clear {

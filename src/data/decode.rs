@@ -24,6 +24,11 @@ pub(super) const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 const PROCESS_DECODE_BYTES: u64 = 1024 * 1024 * 1024;
 /// Each file is read whole into memory before decoding, so bigger ones are refused unread.
 const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// The version of what [`decode`] reads and refuses, kept with every failure the image cache
+/// records: a failure recorded under another version is tried again, since this decoder may read
+/// what that one refused. Bump it with any change that lets a refused file through (a new format,
+/// a fixed decoder). Version 0 stands for the releases that recorded none.
+pub(crate) const DECODER_VERSION: u32 = 1;
 
 /// A decoded file.
 pub(crate) struct Decoded {

@@ -173,6 +173,9 @@ pub struct ImageSet {
     pub formats: BTreeMap<String, usize>,
     /// Files decoded by this load; the others came from the cache.
     pub decoded: usize,
+    /// Of those, files the cache had recorded as skipped by an older release's decoder, tried
+    /// again since this one may read them.
+    pub retried: usize,
     /// The scanned folder's identity (see [`Scan::fingerprint`]).
     pub fingerprint: FolderFingerprint,
     pixels: Pixels,
@@ -225,6 +228,7 @@ impl ImageSet {
             skipped: Vec::new(),
             formats,
             decoded: images.len(),
+            retried: 0,
             fingerprint,
             pixels: Pixels::Memory(Arc::new(images)),
             totals,
@@ -344,6 +348,7 @@ pub fn load(
         skipped,
         formats: scan.formats.clone(),
         decoded: filled.decoded,
+        retried: filled.retried,
         fingerprint: scan.fingerprint(),
         pixels: Pixels::Cache {
             store: filled.store,

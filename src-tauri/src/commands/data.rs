@@ -60,6 +60,9 @@ pub struct FolderCheck {
     pub usable: usize,
     /// Files that do not, with reasons.
     pub skipped: Vec<SkippedFile>,
+    /// Files an earlier release had skipped, tried again by this check (its decoder may read
+    /// them); those still unread are among `skipped`.
+    pub retried: usize,
 }
 
 /// Decodes every file at the training size, reporting progress; cancellable through `job`.
@@ -77,6 +80,7 @@ pub async fn check_folder(
         Ok(FolderCheck {
             usable: set.len(),
             skipped: set.skipped,
+            retried: set.retried,
         })
     })
     .await

@@ -1,6 +1,12 @@
 //! Filling a folder cache: one process at a time (a lock file), the files the index does not know
 //! or that changed decoded in parallel, appended to the data file on this thread, and the index
 //! written at checkpoints so an interrupted fill keeps its work.
+//!
+//! A file that cannot be decoded is recorded only when that is a verdict on its content, with the
+//! decoder's version ([`DECODER_VERSION`]): a failure recorded by another version is tried again
+//! (a newer release may read what an older one refused), and a file that could not be read at all
+//! (no permission, an I/O error on a network share) is not recorded, so the next fill tries it
+//! again however long its size and modification time stay the same.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -19,7 +25,7 @@ use super::index::{
 use super::store::{DataWriter, Encoding, Location, Store};
 use crate::augment::ChannelTotals;
 use crate::data::DataError;
-use crate::data::decode::decode;
+use crate::data::decode::{DECODER_VERSION, decode};
 use crate::data::scan::Scan;
 
 /// Images whose raw pixels take at most this are stored raw (CIFAR's 32 px: 3 KiB).
@@ -47,11 +53,14 @@ pub(crate) struct Filled {
     pub(crate) results: Vec<EntryResult>,
     /// Entries that had to be decoded (the rest came from the cache).
     pub(crate) decoded: usize,
+    /// Of those, entries the cache had recorded as failed by an older decoder.
+    pub(crate) retried: usize,
 }
 
 /// Brings the cache of `scan`'s folder at `side` up to date and opens it: files it knows with the
-/// same size and modification time are reused, the others decoded in parallel. `progress(done,
-/// total)` is called on this thread; `false` stops the fill, keeping what was cached so far.
+/// same size and modification time are reused (save failures an older decoder recorded), the
+/// others decoded in parallel. `progress(done, total)` is called on this thread; `false` stops
+/// the fill, keeping what was cached so far.
 pub(crate) fn fill(
     cache: &PixelCache,
     scan: &Scan,
@@ -103,13 +112,23 @@ pub(crate) fn fill(
         .collect();
     let mut records: Vec<Option<Record>> = vec![None; total];
     let mut misses = Vec::new();
+    let mut retried = 0;
     for (i, entry) in scan.entries.iter().enumerate() {
-        match known.get(&relative[i]) {
-            Some(record) if record.stamp == entry.stamp => records[i] = Some(record.clone()),
-            _ => misses.push(i),
+        match known
+            .get(&relative[i])
+            .filter(|record| record.stamp == entry.stamp)
+        {
+            Some(record) if record.content.is_stale_failure() => {
+                retried += 1;
+                misses.push(i);
+            }
+            Some(record) => records[i] = Some(record.clone()),
+            None => misses.push(i),
         }
     }
     drop(known);
+    // Why each file that could not be read was skipped: reported, never recorded.
+    let mut unreadable = HashMap::new();
 
     let hits = total - misses.len();
     let prior_records = known_count;
@@ -130,14 +149,21 @@ pub(crate) fn fill(
         |i| encode(&scan.entries[i].path, side),
         |i, encoded| {
             let content = match encoded {
-                Ok(encoded) => Content::Image {
+                Ok(encoded) => Some(Content::Image {
                     location: writer.append(&encoded).map_err(cache_error(&data_path))?,
                     original: encoded.original,
                     totals: encoded.totals,
-                },
-                Err(reason) => Content::Failed(reason),
+                }),
+                Err(Failure::Verdict(reason)) => Some(Content::Failed {
+                    reason,
+                    decoder: DECODER_VERSION,
+                }),
+                Err(Failure::Unreadable(reason)) => {
+                    unreadable.insert(i, reason);
+                    None
+                }
             };
-            records[i] = Some(Record {
+            records[i] = content.map(|content| Record {
                 relative: relative[i].clone(),
                 stamp: scan.entries[i].stamp,
                 content,
@@ -189,16 +215,19 @@ pub(crate) fn fill(
         .collect();
     let results = relative
         .iter()
+        .enumerate()
         .map(
-            |key| match by_path.get(key.as_slice()).map(|record| &record.content) {
+            |(i, key)| match by_path.get(key.as_slice()).map(|record| &record.content) {
                 Some(Content::Image {
                     location, totals, ..
                 }) => Ok(CachedImage {
                     location: *location,
                     totals: *totals,
                 }),
-                Some(Content::Failed(reason)) => Err(reason.clone()),
-                None => Err("it was not decoded (the cache fill stopped early)".to_owned()),
+                Some(Content::Failed { reason, .. }) => Err(reason.clone()),
+                None => Err(unreadable.remove(&i).unwrap_or_else(|| {
+                    "it was not decoded (the cache fill stopped early)".to_owned()
+                })),
             },
         )
         .collect();
@@ -207,6 +236,7 @@ pub(crate) fn fill(
         store: Arc::new(store),
         results,
         decoded: misses.len(),
+        retried,
     })
 }
 
@@ -305,8 +335,17 @@ pub(super) struct Encoded {
     pub(super) totals: ChannelTotals,
 }
 
-fn encode(path: &Path, side: u32) -> Result<Encoded, String> {
-    let decoded = decode(path, side)?;
+/// Why a file has no image in the cache.
+enum Failure {
+    /// A verdict on the file's content: recorded, and repeated while the file and the decoder stay
+    /// the same.
+    Verdict(String),
+    /// The file could not be read now: reported, and tried again by the next fill.
+    Unreadable(String),
+}
+
+fn encode(path: &Path, side: u32) -> Result<Encoded, Failure> {
+    let decoded = decode(path, side).map_err(|reason| judge(path, reason))?;
     let image = decoded.image;
     let (width, height) = image.dimensions();
     let totals = ChannelTotals::of(std::slice::from_ref(&image));
@@ -316,7 +355,7 @@ fn encode(path: &Path, side: u32) -> Result<Encoded, String> {
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
             .encode_image(&image)
-            .map_err(|err| format!("cannot encode its cache entry: {err}"))?;
+            .map_err(|err| Failure::Verdict(format!("cannot encode its cache entry: {err}")))?;
         (bytes, Encoding::Jpeg)
     };
     Ok(Encoded {
@@ -329,10 +368,120 @@ fn encode(path: &Path, side: u32) -> Result<Encoded, String> {
     })
 }
 
+/// Whether the decoder's `reason` for refusing `path` is a verdict on its content. The reason is
+/// words, so the file is read once more, whole: a verdict if that succeeds, a failure that may
+/// pass (permission denied, an I/O error) if it fails too. This costs a read of the files that
+/// fail, once each, since verdicts are then recorded.
+fn judge(path: &Path, reason: String) -> Failure {
+    let read = File::open(path).and_then(|mut file| std::io::copy(&mut file, &mut std::io::sink()));
+    match read {
+        Ok(_) => Failure::Verdict(reason),
+        Err(_) => Failure::Unreadable(reason),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::cached_side;
+    use super::super::tests::{no_progress, photo};
     use super::*;
+    use crate::data::{load, scan};
     use std::sync::atomic::AtomicUsize;
+
+    /// The files `set` skipped.
+    fn skipped(set: &crate::data::ImageSet) -> Vec<&Path> {
+        set.skipped.iter().map(|file| file.path.as_path()).collect()
+    }
+
+    #[test]
+    fn a_failure_an_older_decoder_recorded_is_tried_again_and_the_rest_kept() {
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for name in ["a", "b", "c"] {
+            photo(8, 8, 40)
+                .save(photos.path().join(format!("{name}.png")))
+                .unwrap();
+        }
+        load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
+        // As a release before this decoder would have left it: `c.png` refused, and a failure of
+        // this decoder's (`d.png`, a verdict that stands).
+        std::fs::write(photos.path().join("d.png"), b"not a png").unwrap();
+        load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
+        let index_path = cache
+            .folder_dir(photos.path(), cached_side(8))
+            .unwrap()
+            .join("index");
+        let mut index = Index::read(&index_path).unwrap();
+        let refused = index
+            .records
+            .iter_mut()
+            .find(|record| record.relative == b"c.png")
+            .unwrap();
+        refused.content = Content::Failed {
+            reason: "an older release could not read it".to_owned(),
+            decoder: 0,
+        };
+        index.write(&index_path).unwrap();
+
+        let set = load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
+        assert_eq!((set.decoded, set.retried), (1, 1), "only c.png was decoded");
+        assert_eq!(set.len(), 3);
+        let broken = photos.path().join("d.png");
+        assert_eq!(skipped(&set), [&broken]);
+        let again = load(&scan(photos.path()).unwrap(), &cache, 8, &no_progress).unwrap();
+        assert_eq!((again.decoded, again.retried), (0, 0));
+        assert_eq!(skipped(&again), [&broken]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_that_could_not_be_read_is_read_once_it_can_be() {
+        use std::os::unix::fs::PermissionsExt;
+        let photos = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = PixelCache::at(cache_dir.path());
+        for name in ["a", "b", "locked"] {
+            photo(8, 8, 90)
+                .save(photos.path().join(format!("{name}.png")))
+                .unwrap();
+        }
+        let locked = photos.path().join("locked.png");
+        let permissions = |mode| {
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        permissions(0o000);
+        if File::open(&locked).is_ok() {
+            // Running as root, whom permissions do not stop: nothing to test.
+            permissions(0o644);
+            return;
+        }
+        let listed = scan(photos.path()).unwrap();
+        let denied = load(&listed, &cache, 8, &no_progress).unwrap();
+        permissions(0o644);
+        assert_eq!(skipped(&denied), [&locked]);
+        assert!(
+            denied.skipped[0].reason.contains("ermission denied"),
+            "{}",
+            denied.skipped[0].reason
+        );
+
+        let relisted = scan(photos.path()).unwrap();
+        let stamps = |scan: &Scan| {
+            scan.entries
+                .iter()
+                .map(|entry| entry.stamp)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            stamps(&relisted),
+            stamps(&listed),
+            "chmod changed no size or modification time"
+        );
+        let readable = load(&relisted, &cache, 8, &no_progress).unwrap();
+        assert!(readable.skipped.is_empty(), "{:?}", readable.skipped);
+        assert_eq!((readable.len(), readable.decoded), (3, 1));
+    }
 
     #[test]
     fn a_write_error_stops_the_decoding() {

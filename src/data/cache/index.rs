@@ -1,7 +1,8 @@
-//! A folder cache's index file: what the cache knows about each file of the folder, in a
-//! checksummed binary format, and the generations of the data file it points into (a fresh
-//! generation when the old one is damaged or mostly garbage, so an open image set never reads a
-//! file that is being rewritten).
+//! A folder cache's index file: what the cache knows about each file of the folder (its pixels,
+//! or why it could not be decoded and by which version of the decoder), in a checksummed binary
+//! format, and the generations of the data file it points into (a fresh generation when the old
+//! one is damaged or mostly garbage, so an open image set never reads a file that is being
+//! rewritten).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -11,9 +12,18 @@ use super::binary::{Bytes, Reader, checked};
 use super::store::{DataWriter, Encoding, Location, read_exact_at};
 use crate::augment::ChannelTotals;
 use crate::data::DataError;
+use crate::data::decode::DECODER_VERSION;
 use crate::data::scan::FileStamp;
 
 const INDEX_MAGIC: &[u8; 8] = b"SPXCIDX1";
+/// Record tags: a failure as releases before decoder versions wrote it (read as version 0), a raw
+/// or JPEG image, a failure with the decoder version that gave it. Only new tags were added, so
+/// this release reads every index an earlier one wrote: their images are kept, their failures
+/// tried again (an earlier release reading this one's index rebuilds the cache).
+const FAILED_UNVERSIONED: u8 = 0;
+const RAW: u8 = 1;
+const JPEG: u8 = 2;
+const FAILED: u8 = 3;
 
 /// What the cache knows about one file.
 #[derive(Debug, Clone)]
@@ -31,7 +41,16 @@ pub(super) enum Content {
         original: (u32, u32),
         totals: ChannelTotals,
     },
-    Failed(String),
+    /// A verdict on the file's content by the decoder of version `decoder`
+    /// ([`DECODER_VERSION`]).
+    Failed { reason: String, decoder: u32 },
+}
+
+impl Content {
+    /// A failure this release's decoder may not repeat, so the file is decoded again.
+    pub(super) fn is_stale_failure(&self) -> bool {
+        matches!(self, Self::Failed { decoder, .. } if *decoder != DECODER_VERSION)
+    }
 }
 
 /// A folder cache's index file.
@@ -50,7 +69,7 @@ impl Index {
             .iter()
             .map(|record| match &record.content {
                 Content::Image { location, .. } => u64::from(location.len),
-                Content::Failed(_) => 0,
+                Content::Failed { .. } => 0,
             })
             .sum()
     }
@@ -104,8 +123,9 @@ impl Index {
             out.0
                 .extend_from_slice(&record.stamp.modified_ns.to_le_bytes());
             match &record.content {
-                Content::Failed(reason) => {
-                    out.0.push(0);
+                Content::Failed { reason, decoder } => {
+                    out.0.push(FAILED);
+                    out.u32(*decoder);
                     out.bytes(reason.as_bytes());
                 }
                 Content::Image {
@@ -114,8 +134,8 @@ impl Index {
                     totals,
                 } => {
                     out.0.push(match location.encoding {
-                        Encoding::Raw => 1,
-                        Encoding::Jpeg => 2,
+                        Encoding::Raw => RAW,
+                        Encoding::Jpeg => JPEG,
                     });
                     out.u64(location.offset);
                     out.u32(location.len);
@@ -161,10 +181,14 @@ impl Index {
             let size = input.u64()?;
             let modified_ns = i128::from_le_bytes(input.take(16)?.try_into().ok()?);
             let content = match input.take(1)?[0] {
-                0 => Content::Failed(String::from_utf8_lossy(input.bytes()?).into_owned()),
-                tag @ (1 | 2) => {
+                tag @ (FAILED_UNVERSIONED | FAILED) => {
+                    let decoder = if tag == FAILED { input.u32()? } else { 0 };
+                    let reason = String::from_utf8_lossy(input.bytes()?).into_owned();
+                    Content::Failed { reason, decoder }
+                }
+                tag @ (RAW | JPEG) => {
                     let location = Location {
-                        encoding: if tag == 1 {
+                        encoding: if tag == RAW {
                             Encoding::Raw
                         } else {
                             Encoding::Jpeg
@@ -259,6 +283,64 @@ pub(super) fn remove_old_generations(dir: &Path, current: u64) {
         let name = name.to_string_lossy();
         if name.starts_with("pixels-") && name != data_file_name(current) {
             let _ = fs::remove_file(item.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_from_before_decoder_versions_keeps_its_images_and_retries_its_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        fs::write(dir.path().join(data_file_name(0)), [9; 12]).unwrap();
+        // The layout those releases wrote: one failure (tag 0, no version), one 2×2 raw image.
+        let mut out = Bytes(INDEX_MAGIC.to_vec());
+        out.u32(48);
+        out.u64(0);
+        out.u64(12);
+        out.bytes(b"/photos");
+        out.u64(2);
+        for (name, tag) in [
+            (&b"renamed.jpg"[..], FAILED_UNVERSIONED),
+            (b"read.png", RAW),
+        ] {
+            out.bytes(name);
+            out.u64(100);
+            out.0.extend_from_slice(&5i128.to_le_bytes());
+            out.0.push(tag);
+            if tag == FAILED_UNVERSIONED {
+                out.bytes(b"unsupported image format");
+            } else {
+                out.u64(0);
+                for value in [12, 2, 2, 2, 2] {
+                    out.u32(value);
+                }
+                for value in [1, 2, 3, 4, 5, 6, 4] {
+                    out.u64(value);
+                }
+            }
+        }
+        fs::write(&path, out.with_checksum()).unwrap();
+
+        for round in ["as written then", "as this release writes it back"] {
+            let index = Index::read(&path).expect("an old index is read, not rebuilt");
+            let [failed, image] = &index.records[..] else {
+                panic!("{round}: {:?}", index.records)
+            };
+            assert!(
+                matches!(&failed.content, Content::Failed { reason, decoder: 0 } if reason == "unsupported image format"),
+                "{round}: {failed:?}"
+            );
+            assert!(failed.content.is_stale_failure(), "{round}");
+            assert!(
+                matches!(image.content, Content::Image { location, totals, .. } if location.len == 12 && totals.pixels == 4),
+                "{round}: {image:?}"
+            );
+            assert!(!image.content.is_stale_failure());
+            index.write(&path).unwrap();
         }
     }
 }

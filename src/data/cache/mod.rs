@@ -12,10 +12,12 @@
 //! - `lock`: held while a process fills the cache, so two never write at once.
 //!
 //! A file whose size or modification time changed is decoded again; so is one the index does not
-//! know. An interrupted fill keeps what it had written at its last index checkpoint. Images are
-//! read with positioned reads through the operating system's page cache rather than by mapping
-//! the file: mapped pages that were touched count as the process's resident memory, and one epoch
-//! touches them all, while the page cache gives the same reuse and stays out of the budget.
+//! know, and one it records as refused by another version of the decoder (a file that could not
+//! be read at all is not recorded, see `fill`). An interrupted fill keeps what it had written at
+//! its last index checkpoint. Images are read with positioned reads through the operating system's
+//! page cache rather than by mapping the file: mapped pages that were touched count as the
+//! process's resident memory, and one epoch touches them all, while the page cache gives the same
+//! reuse and stays out of the budget.
 //!
 //! This module is the cache as a whole (where it lives, what it holds); `fill` brings one folder
 //! cache up to date, `index` and `store` own its two files (`binary` is their shared framing),

@@ -132,7 +132,12 @@ usable: number,
 /**
  * Files that do not, with reasons.
  */
-skipped: Array<SkippedFile>, };
+skipped: Array<SkippedFile>, 
+/**
+ * Files an earlier release had skipped, tried again by this check (its decoder may read
+ * them); those still unread are among `skipped`.
+ */
+retried: number, };
 
 /**
  * One folder's cache, for the app's list of what the cache holds.

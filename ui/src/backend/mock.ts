@@ -262,7 +262,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       cacheBytes = total * 3 * 48 * 48;
       progress({ done: total, total, waiting: false });
       if (canceled.has(job)) throw { code: 'canceled', message: `loading ${path} was cancelled` };
-      return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }] };
+      return { usable: total - 1, skipped: [{ path: `${path}/broken.jpg`, reason: 'the JPEG data stops before its end marker; the file is probably truncated' }], retried: 0 };
     },
     cancelJob: async (job) => {
       canceled.add(job);

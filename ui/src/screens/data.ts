@@ -179,12 +179,19 @@ export class DataScreen implements Screen {
   private renderSkipped(): void {
     const check = this.context.store.shared.check;
     if (!check) return replace(this.skipped);
+    // Files an earlier release could not read are tried again by this one's decoder: say so, or a
+    // folder whose skipped list shrank (or did not) after an update looks unexplained.
+    const one = check.retried === 1;
+    const retried = check.retried
+      ? h('p', { class: 'hint', id: 'retried-note' }, `${count(check.retried)} ${one ? 'file' : 'files'} skipped before ${one ? 'was' : 'were'} tried again.`)
+      : null;
     if (!check.skipped.length) {
-      return replace(this.skipped, h('p', { class: 'ok', id: 'check-result' }, `All ${count(check.usable)} images decode.`));
+      return replace(this.skipped, h('p', { class: 'ok', id: 'check-result' }, `All ${count(check.usable)} images decode.`), retried);
     }
     replace(
       this.skipped,
       h('p', { class: 'warning', id: 'check-result' }, `${count(check.usable)} images usable; ${count(check.skipped.length)} skipped:`),
+      retried,
       h(
         'table',
         { class: 'skipped-table' },
