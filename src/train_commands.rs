@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::ArgMatches;
+use clap::{ArgMatches, CommandFactory};
 use clap::parser::ValueSource;
 use spreadout::compare;
 use spreadout::data;
@@ -61,10 +61,13 @@ fn resume_request(
     cache_dir: Option<PathBuf>,
 ) -> Result<Option<TrainRequest>> {
     let typed = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let fixed: Vec<String> = matches
-        .ids()
-        .map(|id| id.as_str())
-        .filter(|id| typed(id) && !cli::RESUME_ARGS.contains(id))
+    // The arguments themselves, not the groups clap makes of flattened structs.
+    let fixed: Vec<String> = cli::Cli::command()
+        .find_subcommand("train")
+        .expect("train is a subcommand")
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_owned())
+        .filter(|id| typed(id) && !cli::RESUME_ARGS.contains(&id.as_str()))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
     if !fixed.is_empty() {
