@@ -30,5 +30,8 @@ pub mod resample;
 pub mod rng;
 pub mod score;
 pub mod serve;
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
 pub mod train;
 mod uploads;

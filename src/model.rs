@@ -456,8 +456,7 @@ mod tests {
     fn half_precision_convolutions_stay_close_to_f32() {
         let device = Device::flex();
         if !device.supports_dtype(FloatDType::F16) {
-            eprintln!("flex has no f16 here; skipping");
-            return;
+            return crate::skip::because("flex has no f16 here");
         }
         let model = ModelConfig::resnet18(4, 8, 16).init_seeded(&device, 1);
         let images = Tensor::<4>::random([4, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
@@ -484,8 +483,7 @@ mod tests {
     fn an_f16_weight_gradient_summed_in_f32_passes_the_check() {
         let device = Device::flex();
         if !device.supports_dtype(FloatDType::F16) {
-            eprintln!("flex has no f16 here; skipping");
-            return;
+            return crate::skip::because("flex has no f16 here");
         }
         // Flex sums in f32: only the inputs' rounding remains, well within the tolerance, and
         // not nothing (the check compares two different computations).

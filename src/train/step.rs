@@ -246,8 +246,7 @@ mod tests {
     #[test]
     fn f16_convolutions_train_f32_master_weights_close_to_f32() {
         if !Device::flex().supports_dtype(FloatDType::F16) {
-            eprintln!("flex has no f16 here; skipping");
-            return;
+            return crate::skip::because("flex has no f16 here");
         }
         let (loss32, weights32) = one_step(Precision::F32);
         let (loss16, weights16) = one_step(Precision::F16);
