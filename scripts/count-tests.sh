@@ -21,9 +21,11 @@ set -euo pipefail
 if [ "${1:-}" = --self-check ]; then
   here="$(dirname "$0")/count-tests"
   expected=$(cat "$here/expected")
-  actual=$("$0" "$here" || true)
-  [ "$actual" = "$expected" ] ||
-    { diff <(echo "$expected") <(echo "$actual") >&2; echo "count-tests.sh: self-check failed" >&2; exit 1; }
+  # The logs hold failures, so the count must also exit 1.
+  status=0
+  actual=$("$0" "$here") || status=$?
+  [ "$actual" = "$expected" ] && [ "$status" = 1 ] ||
+    { diff <(echo "$expected") <(echo "$actual") >&2; echo "count-tests.sh: self-check failed (exit status $status)" >&2; exit 1; }
   echo "count-tests.sh: self-check passed"
   exit
 fi
