@@ -49,6 +49,7 @@ pub fn torch_state_from(module_tensors: Vec<NamedTensor>, steps: u64) -> Vec<Nam
         }
         state.push(if name == "linear.weight" {
             transpose(NamedTensor { name, ..tensor })
+                .expect("a linear layer's weight is an f32 matrix")
         } else {
             NamedTensor { name, ..tensor }
         });
@@ -72,7 +73,8 @@ pub(super) fn burn_tensors_from_torch(
             .get(&key)
             .ok_or_else(|| ExportError::format(source, format!("missing tensor '{key}'")))?;
         let stored = if key == "linear.weight" {
-            transpose(stored.clone())
+            // Before the shapes are compared: a file may hold anything under this name.
+            transpose(stored.clone()).map_err(|message| ExportError::format(source, message))?
         } else {
             stored.clone()
         };
@@ -87,21 +89,29 @@ pub(super) fn burn_tensors_from_torch(
     Ok(by_burn_path)
 }
 
-fn transpose(tensor: NamedTensor) -> NamedTensor {
+/// A matrix of f32 transposed (PyTorch's linear layers store `[out, in]`, Burn's `[in, out]`);
+/// why not, for anything else.
+fn transpose(tensor: NamedTensor) -> Result<NamedTensor, String> {
     let [rows, cols] = tensor.shape[..] else {
-        panic!("transpose expects a matrix, got shape {:?}", tensor.shape);
+        return Err(format!(
+            "tensor '{}' has shape {:?}; a linear layer's weight is a matrix",
+            tensor.name, tensor.shape
+        ));
     };
     let TensorValues::F32(values) = &tensor.values else {
-        panic!("transpose expects f32 values");
+        return Err(format!(
+            "tensor '{}' is not f32; a linear layer's weight is",
+            tensor.name
+        ));
     };
     let transposed = (0..cols)
         .flat_map(|c| (0..rows).map(move |r| values[r * cols + c]))
         .collect();
-    NamedTensor {
+    Ok(NamedTensor {
         shape: vec![cols, rows],
         values: TensorValues::F32(transposed),
         ..tensor
-    }
+    })
 }
 
 /// The key torchvision's ResNet-18 gives the tensor of Burn path `burn_path`, or `None` for the
@@ -254,6 +264,52 @@ mod tests {
         }
         assert!(compared > 60, "{compared} tensors compared");
     }
+    #[test]
+    fn a_linear_weight_that_is_not_an_f32_matrix_is_a_format_error() {
+        let device = Device::flex();
+        let net = ModelConfig::resnet18(4, 8, 16).init(&device);
+        let file = Path::new("foreign/model.safetensors");
+        let with_linear = |linear: NamedTensor| -> TensorsByName {
+            torch_state_dict(&net, 0)
+                .into_iter()
+                .map(|t| {
+                    if t.name == "linear.weight" {
+                        linear.clone()
+                    } else {
+                        t
+                    }
+                })
+                .map(|t| (t.name.clone(), t))
+                .collect()
+        };
+        for (linear, why) in [
+            (
+                NamedTensor {
+                    name: "linear.weight".into(),
+                    shape: vec![2, 4, 8],
+                    values: TensorValues::F32(vec![0.0; 64]),
+                },
+                "has shape [2, 4, 8]",
+            ),
+            (
+                NamedTensor {
+                    name: "linear.weight".into(),
+                    shape: vec![8, 32],
+                    values: TensorValues::I64(vec![0; 256]),
+                },
+                "is not f32",
+            ),
+        ] {
+            let error = burn_tensors_from_torch(&net, &with_linear(linear), file).unwrap_err();
+            let message = error.to_string();
+            assert!(matches!(error, ExportError::Format { .. }), "{message}");
+            assert!(
+                message.contains("foreign/model.safetensors") && message.contains(why),
+                "{message}"
+            );
+        }
+    }
+
     #[test]
     fn keys_follow_the_pytorch_module() {
         let model = ModelConfig::resnet18(4, 8, 16).init(&Device::flex());
