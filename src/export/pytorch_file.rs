@@ -56,22 +56,21 @@ pub fn read_pytorch_tensors(file: &Path) -> Result<TensorsByName, ExportError> {
         let bytes = tensor
             .read()
             .map_err(|error| ExportError::format(file, format!("tensor '{key}': {error}")))?;
+        // pytorch-reader hands the values over in the host's byte order, so they are the host's
+        // words as they stand; `pod_collect_to_vec` copies them into aligned storage.
         let values: Vec<f32> = match tensor.dtype() {
-            DType::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            DType::F32 => bytemuck::pod_collect_to_vec(&bytes),
+            DType::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&bytes)
+                .into_iter()
+                .map(|value| value as f32)
                 .collect(),
-            DType::F64 => bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")) as f32)
+            DType::F16 => bytemuck::pod_collect_to_vec::<u8, u16>(&bytes)
+                .into_iter()
+                .map(|bits| burn::tensor::f16::from_bits(bits).to_f32())
                 .collect(),
-            DType::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| burn::tensor::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            DType::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| burn::tensor::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            DType::BF16 => bytemuck::pod_collect_to_vec::<u8, u16>(&bytes)
+                .into_iter()
+                .map(|bits| burn::tensor::bf16::from_bits(bits).to_f32())
                 .collect(),
             _ => continue,
         };

@@ -135,17 +135,20 @@ pub(super) fn parse_tensors(
     let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
+        // The format stores little-endian words whatever the host: collected as integers into
+        // aligned storage (a tensor's data need not be aligned in the file), then read as
+        // little-endian, which costs nothing on a little-endian host.
         let values = match view.dtype() {
             Dtype::F32 => TensorValues::F32(
-                view.data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                bytemuck::pod_collect_to_vec::<u8, u32>(view.data())
+                    .into_iter()
+                    .map(|word| f32::from_bits(u32::from_le(word)))
                     .collect(),
             ),
             Dtype::I64 => TensorValues::I64(
-                view.data()
-                    .chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
+                bytemuck::pod_collect_to_vec::<u8, i64>(view.data())
+                    .into_iter()
+                    .map(i64::from_le)
                     .collect(),
             ),
             other => {
