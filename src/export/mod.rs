@@ -1,7 +1,8 @@
 //! Files that leave the engine: trained weights in PyTorch's layout with their `config.json`,
 //! and reading them back for inference. Every write lands in a temporary file in the destination
 //! folder and is renamed over the target ([`crate::atomic_file`]), so a failure leaves the
-//! previous file whole.
+//! previous file whole. A model is written only over a model Spreadout wrote: a folder may hold
+//! someone else's `config.json` (a Hugging Face model's), which is refused, never replaced.
 //!
 //! The file format (`safetensors_io`), PyTorch's own checkpoints read for a pretrained start
 //! (`pytorch_file`), the walk over Burn's module tree (`module_tensors`) and the
@@ -37,6 +38,9 @@ pub use torch_names::{load_pretrained_backbone, torch_key, torch_state_dict, tor
 pub const MODEL_FILE: &str = "model.safetensors";
 /// File name of the model's description inside a run folder.
 pub const CONFIG_FILE: &str = "config.json";
+/// The weights' metadata key holding the model's description: every model Spreadout has written
+/// carries it, so it tells Spreadout's weights from anyone else's.
+const CONFIG_METADATA: &str = "spreadout_config";
 
 /// Why a file could not be written or read back.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,15 @@ pub enum ExportError {
         path: PathBuf,
         /// What is wrong with it.
         message: String,
+    },
+    /// A model would replace a file of the same name that Spreadout did not write.
+    #[error(
+        "{} was not written by Spreadout, so nothing was written and it was left as it was; choose an empty folder, or one holding only a model Spreadout exported",
+        path.display()
+    )]
+    Foreign {
+        /// The file left as it was.
+        path: PathBuf,
     },
 }
 
@@ -89,7 +102,13 @@ pub struct ExportedConfig {
     pub steps: u64,
 }
 
-/// Writes `model.safetensors` and `config.json` into `directory`, each atomically.
+/// Writes `model.safetensors` and `config.json` into `directory`, each atomically, and nothing
+/// else: other files there are left as they are.
+///
+/// # Errors
+/// [`ExportError::Foreign`] before anything is written where either name holds a file
+/// Spreadout did not write ([`ensure_replaceable`]); [`ExportError::Io`] naming the file that
+/// could not be written.
 pub fn export_model(
     directory: &Path,
     model: &EmbeddingNet,
@@ -104,17 +123,45 @@ pub fn write_model(
     state: &[NamedTensor],
     config: &ExportedConfig,
 ) -> Result<PathBuf, ExportError> {
+    ensure_replaceable(directory)?;
     let weights = directory.join(MODEL_FILE);
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_owned(), "pt".to_owned());
     metadata.insert(
-        "spreadout_config".to_owned(),
+        CONFIG_METADATA.to_owned(),
         serde_json::to_string(config).expect("config serialises"),
     );
     write_tensors(&weights, state, metadata)?;
     let json = serde_json::to_vec_pretty(config).expect("config serialises");
     write_atomically(&directory.join(CONFIG_FILE), &json)?;
     Ok(weights)
+}
+
+/// Checks that writing a model into `directory` replaces nothing but a model Spreadout wrote: its
+/// [`CONFIG_FILE`] is absent or reads as an [`ExportedConfig`], its [`MODEL_FILE`] is absent or
+/// carries [`CONFIG_METADATA`]. Both have been so since the first release, so every earlier
+/// export and run folder passes.
+///
+/// # Errors
+/// [`ExportError::Foreign`] naming the first file that is someone else's;
+/// [`ExportError::Io`] where one cannot be read.
+pub fn ensure_replaceable(directory: &Path) -> Result<(), ExportError> {
+    let absent = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
+    let config = directory.join(CONFIG_FILE);
+    match fs::read(&config) {
+        Ok(bytes) if serde_json::from_slice::<ExportedConfig>(&bytes).is_ok() => {}
+        Err(error) if absent(&error) => {}
+        Err(error) => return Err(ExportError::io(&config)(error)),
+        Ok(_) => return Err(ExportError::Foreign { path: config }),
+    }
+    // The header alone: the weights can be large, and a run checks before every epoch's write.
+    let weights = directory.join(MODEL_FILE);
+    match read_header(&weights) {
+        Ok((_, metadata)) if metadata.contains_key(CONFIG_METADATA) => Ok(()),
+        Err(ExportError::Io { source, .. }) if absent(&source) => Ok(()),
+        Err(error @ ExportError::Io { .. }) => Err(error),
+        Ok(_) | Err(_) => Err(ExportError::Foreign { path: weights }),
+    }
 }
 
 /// A model read back from an export, ready for inference.
@@ -192,6 +239,8 @@ impl ModelFiles {
 pub struct Verified {
     /// The files written: the weights, then `config.json`.
     pub files: [PathBuf; 2],
+    /// Files and folders beside them in the destination, left as they were.
+    pub others: usize,
     /// The network's shape.
     pub model: ModelConfig,
     /// Tensors in the weights file (with PyTorch's `num_batches_tracked`).
@@ -211,25 +260,38 @@ impl fmt::Display for Verified {
 }
 
 /// Copies the model of `from` (a run or snapshot folder, or a `model.safetensors` with its
-/// `config.json` beside it) into the folder `to`, then loads the copy back.
+/// `config.json` beside it) into the folder `to`, then loads the copy back. Only those two names
+/// are written; whatever else `to` holds is left as it was (and counted, for the person).
 ///
-/// The source is read and loaded before anything is written, so a source that is not a whole
-/// model leaves an earlier export in `to` as it was; each file is then replaced atomically. The
-/// check runs on the CPU: it needs no GPU and must not compete with a training run for one.
+/// The source is read and loaded, and `to` checked ([`ensure_replaceable`]), before anything is
+/// written, so a source that is not a whole model leaves an earlier export in `to` as it was, and
+/// someone else's `config.json` there is never replaced; each file is then replaced atomically.
+/// The check runs on the CPU: it needs no GPU and must not compete with a training run for one.
 ///
 /// # Errors
+/// [`ExportError::Foreign`] naming a file of `to` that Spreadout did not write; otherwise
 /// [`ExportError`] naming the file that could not be read, written or loaded.
 pub fn copy_model(from: &Path, to: &Path) -> Result<Verified, ExportError> {
     let source = ModelFiles::read(&weights_file(from))?;
     let device = Device::flex();
     source.load(&device)?;
+    ensure_replaceable(to)?;
     let files = [to.join(MODEL_FILE), to.join(CONFIG_FILE)];
     write_atomically(&files[0], &source.weight_bytes)?;
     write_atomically(&files[1], &source.config_bytes)?;
     let loaded = load_model(&files[0], &device)?;
     let (tensors, _) = read_header(&files[0])?;
+    let others = fs::read_dir(to)
+        .map_err(ExportError::io(to))?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            name != MODEL_FILE && name != CONFIG_FILE
+        })
+        .count();
     Ok(Verified {
         files,
+        others,
         model: loaded.config.model,
         tensors: tensors.len(),
         steps: loaded.config.steps,
@@ -337,5 +399,76 @@ mod tests {
         fs::write(run.path().join(MODEL_FILE), b"not weights").unwrap();
         assert!(copy_model(run.path(), out.path()).is_err());
         assert_eq!(fs::read(out.path().join(MODEL_FILE)).unwrap(), earlier);
+    }
+
+    #[test]
+    fn an_export_replaces_only_files_spreadout_wrote_and_leaves_the_others() {
+        let device = Device::flex();
+        let config = config();
+        let model = config.model.init(&device);
+        let run = tempfile::tempdir().unwrap();
+        export_model(run.path(), &model, &config).unwrap();
+        let refused = |error: ExportError, path: PathBuf| {
+            let message = error.to_string();
+            assert!(
+                matches!(&error, ExportError::Foreign { path: named } if *named == path),
+                "{message}"
+            );
+            assert!(message.contains("choose an empty folder"), "{message}");
+        };
+
+        // A Hugging Face model's folder: its config.json is refused, and nothing is written.
+        let hub = tempfile::tempdir().unwrap();
+        let foreign = br#"{"architectures": ["BertModel"], "model_type": "bert"}"#;
+        fs::write(hub.path().join(CONFIG_FILE), foreign).unwrap();
+        refused(
+            copy_model(run.path(), hub.path()).unwrap_err(),
+            hub.path().join(CONFIG_FILE),
+        );
+        assert_eq!(fs::read(hub.path().join(CONFIG_FILE)).unwrap(), foreign);
+        assert!(!hub.path().join(MODEL_FILE).exists());
+        // Weights without Spreadout's description of the model: refused the same way, by the
+        // writes a run folder makes too.
+        fs::remove_file(hub.path().join(CONFIG_FILE)).unwrap();
+        let weights = hub.path().join(MODEL_FILE);
+        let scalar = NamedTensor {
+            name: "pooler.dense.bias".into(),
+            shape: Vec::new(),
+            values: TensorValues::F32(vec![0.5]),
+        };
+        let pt = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
+        write_tensors(&weights, &[scalar], pt).unwrap();
+        let foreign_weights = fs::read(&weights).unwrap();
+        refused(
+            export_model(hub.path(), &model, &config).unwrap_err(),
+            weights.clone(),
+        );
+        assert_eq!(fs::read(&weights).unwrap(), foreign_weights);
+        assert!(!hub.path().join(CONFIG_FILE).exists());
+
+        // A folder holding other things: only the model's two names are written, the rest
+        // counted and left as they were.
+        let shared = tempfile::tempdir().unwrap();
+        fs::write(shared.path().join("notes.txt"), b"mine").unwrap();
+        fs::create_dir(shared.path().join("photos")).unwrap();
+        let verified = copy_model(run.path(), shared.path()).unwrap();
+        assert_eq!(verified.others, 2);
+        let mut names: Vec<_> = fs::read_dir(shared.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["config.json", "model.safetensors", "notes.txt", "photos"]
+        );
+        assert_eq!(fs::read(shared.path().join("notes.txt")).unwrap(), b"mine");
+        // Its own earlier export is replaced, by another copy or by a run's epoch-end write.
+        copy_model(run.path(), shared.path()).unwrap();
+        export_model(shared.path(), &model, &config).unwrap();
+        // So is a run folder written by an old release (its config and metadata have the same
+        // shape).
+        let old_run = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-bd697c5");
+        ensure_replaceable(&old_run).unwrap();
     }
 }
