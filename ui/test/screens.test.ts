@@ -265,6 +265,7 @@ describe('Explore and Export screens', () => {
     document.querySelector<HTMLButtonElement>('#export-model')!.click();
     await until(() => text('#export-results').includes('loads back'));
     expect(text('#export-results')).toContain('/chosen/folder/model.safetensors');
+    expect(text('#export-results')).toContain('Only these files were written: the 2 other files and folders there were left as they were.');
   });
 });
 

@@ -1085,6 +1085,11 @@ export type Exported = {
  */
 files: string[], 
 /**
+ * Files and folders already in the destination folder, left as they were (a model exported
+ * into a folder); `None` where one file was written where the person named it.
+ */
+others_kept: number | null, 
+/**
  * What reading them back found, for a person.
  */
 verified: string, };

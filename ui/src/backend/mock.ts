@@ -467,12 +467,15 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     },
     saveClusters: async (_key, _k, destination) => destination,
 
+    // The chosen folder holds two things of the person's, which the export leaves as they were.
     exportModel: async (modelDir, destination) => ({
       files: [`${destination}/model.safetensors`, `${destination}/config.json`],
+      others_kept: 2,
       verified: `loads back: ResNet-18 from ${modelDir}`,
     }),
     exportEmbeddings: async (key, destination) => ({
       files: [destination],
+      others_kept: null,
       verified: `loads back: embeddings [${loaded(key).files.length}, 128]`,
     }),
   };

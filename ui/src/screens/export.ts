@@ -66,7 +66,7 @@ export class ExportScreen implements Screen {
       ),
       h('h3', {}, 'Compare runs: kNN accuracy per epoch'),
       this.comparison,
-      h('p', { class: 'hint' }, 'The model loads in PyTorch (keys follow torchvision\'s ResNet-18 naming; see the README for the module). Files are replaced atomically: a failed export leaves an earlier one intact.'),
+      h('p', { class: 'hint' }, 'The model loads in PyTorch (keys follow torchvision\'s ResNet-18 naming; see the README for the module). A model export writes only model.safetensors and config.json, never over files another program wrote, and replaces its own atomically: a failed export leaves an earlier one intact.'),
       this.results,
     );
   }
@@ -306,7 +306,17 @@ export class ExportScreen implements Screen {
   }
 
   private showResult(what: string, exported: Exported): void {
-    this.results.prepend(h('div', { class: 'notice ok export-result' }, h('strong', {}, `${what} written: `), exported.files.join(', '), h('br'), h('span', { class: 'verified' }, exported.verified)));
+    this.results.prepend(
+      h(
+        'div',
+        { class: 'notice ok export-result' },
+        h('strong', {}, `${what} written: `),
+        exported.files.join(', '),
+        h('br'),
+        h('span', { class: 'verified' }, exported.verified),
+        exported.others_kept ? h('p', { class: 'kept' }, keptSentence(exported.others_kept)) : null,
+      ),
+    );
   }
 
   private async exportModel(): Promise<void> {
@@ -347,4 +357,11 @@ export class ExportScreen implements Screen {
       this.progress.hide();
     }
   }
+}
+
+/** That an export wrote only its own files: `count` other files and folders were already there. */
+function keptSentence(count: number): string {
+  return count === 1
+    ? 'Only these files were written: the 1 other file or folder there was left as it was.'
+    : `Only these files were written: the ${count} other files and folders there were left as they were.`;
 }
