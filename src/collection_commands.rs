@@ -9,7 +9,9 @@ use serde::Serialize;
 use spreadout::data::{ImageEntry, PixelCache};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, EmbeddingsFile};
-use spreadout::explore::{Collection, DuplicateGroup, HashedFolder, PairScore, stored, tables};
+use spreadout::explore::{
+    Collection, DuplicateThreshold, Duplicates, HashedFolder, PairScore, stored, tables,
+};
 use spreadout::export;
 use spreadout::planted;
 use spreadout::score::{self, FolderScores};
@@ -44,7 +46,8 @@ pub struct DuplicateOptions<'a> {
     pub truth: Option<&'a Path>,
 }
 
-/// Near-duplicates of `dir`: with a model, by both stages; without one, by the hash stage alone.
+/// Near-duplicates of `dir`: with a model, by both stages (the embedding's threshold as
+/// [`DuplicateThreshold`] decides it); without one, by the hash stage alone.
 pub fn duplicates(
     model: Option<(&Path, DeviceChoice)>,
     dir: &Path,
@@ -59,54 +62,37 @@ pub fn duplicates(
             PairScore::BestOfViews
         });
         collection.embed_views(&progress::keep_going)?;
-        let readiness = collection.readiness()?;
-        if let Some(note) = &readiness.note {
+        if let Some(note) = &collection.readiness()?.note {
             eprintln!("{note}");
         }
-        let threshold = match options.threshold {
-            Some(threshold) => Some(threshold),
-            None if readiness.separates => {
-                let suggestion = collection.suggest_duplicate_threshold()?;
-                eprintln!(
-                    "embedding ({}): threshold {:.3}, suggested {}",
-                    if options.whole_images {
-                        "whole images"
-                    } else {
-                        "best of whole, zoomed and mirrored views"
-                    },
-                    suggestion.threshold,
-                    suggestion.how
-                );
-                Some(suggestion.threshold)
-            }
-            None => None,
+        let threshold = DuplicateThreshold::from(options.threshold);
+        let found = collection.duplicates(threshold, options.hash_bits)?;
+        if let (DuplicateThreshold::Suggested, Some(suggested)) = (threshold, found.threshold) {
+            eprintln!(
+                "embedding ({}): threshold {suggested:.3}, suggested {}",
+                if options.whole_images {
+                    "whole images"
+                } else {
+                    "best of whole, zoomed and mirrored views"
+                },
+                collection.suggest_duplicate_threshold()?.how
+            );
+        }
+        if options.hash_bits.is_none() {
+            eprintln!(
+                "hashes: at most {} differing bits of 64, suggested {}",
+                found.hash_bits,
+                collection.hash_stage()?.1.how
+            );
+        }
+        let heading = match found.threshold {
+            Some(threshold) => format!(
+                "above cosine {threshold:.3} or within {} hash bits",
+                found.hash_bits
+            ),
+            None => format!("within {} hash bits (the hashes alone)", found.hash_bits),
         };
-        let hash_bits = match options.hash_bits {
-            Some(bits) => bits,
-            None => {
-                let bits = collection.hash_bits()?;
-                eprintln!(
-                    "hashes: at most {bits} differing bits of 64, suggested {}",
-                    collection.hash_stage()?.1.how
-                );
-                bits
-            }
-        };
-        let groups = collection.duplicates(threshold, Some(hash_bits))?;
-        let heading = match threshold {
-            Some(threshold) => {
-                format!("above cosine {threshold:.3} or within {hash_bits} hash bits")
-            }
-            None => format!("within {hash_bits} hash bits (the hashes alone)"),
-        };
-        return report_duplicates(
-            &groups,
-            collection.entries(),
-            threshold,
-            hash_bits,
-            &heading,
-            options,
-        );
+        return report_duplicates(&found, collection.entries(), &heading, options);
     }
     if options.threshold.is_some() || options.whole_images {
         anyhow::bail!(
@@ -116,34 +102,29 @@ pub fn duplicates(
     let folder = HashedFolder::build(dir, cache, &progress::loading_bar())
         .with_context(|| format!("cannot read {}", dir.display()))?;
     progress::report_skipped(folder.skipped());
-    let max_bits = options.hash_bits.unwrap_or_else(|| folder.max_bits());
-    let groups = folder.duplicates(Some(max_bits))?;
+    let found = folder.duplicates(options.hash_bits)?;
     eprintln!(
         "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
         folder.max_bits(),
         folder.suggestion().how
     );
-    let heading = format!("within {max_bits} hash bits");
-    report_duplicates(&groups, folder.entries(), None, max_bits, &heading, options)
+    let heading = format!("within {} hash bits", found.hash_bits);
+    report_duplicates(&found, folder.entries(), &heading, options)
 }
 
 /// Prints (or writes) the groups and, with `--truth`, their score on planted copies.
 fn report_duplicates(
-    groups: &[DuplicateGroup],
+    found: &Duplicates,
     entries: &[ImageEntry],
-    threshold: Option<f32>,
-    hash_bits: u32,
     heading: &str,
     options: &DuplicateOptions<'_>,
 ) -> Result<()> {
+    let groups = &found.groups;
     if let Some(csv) = options.csv {
         tables::write(csv, &tables::duplicates_csv(groups, entries))?;
     }
     if options.json {
-        println!(
-            "{}",
-            tables::duplicates_json(threshold, hash_bits, groups, entries)
-        );
+        println!("{}", tables::duplicates_json(found, entries));
     } else {
         let images: usize = groups.iter().map(|g| g.members.len()).sum();
         println!(

@@ -7,12 +7,13 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use rayon::prelude::*;
 
 use super::hash_stage::{self, HashStage, similarity};
 use super::threshold::ThresholdSuggestion;
-use super::{ExploreError, Readiness};
+use super::{Collection, ExploreError, Readiness, embedding_stage};
 use crate::data::{self, ImageEntry, ImageSet, PixelCache, SkippedFile};
 use crate::eval::{self, EvalError, ViewProduct, best_of};
 
@@ -77,6 +78,37 @@ impl Stage {
             Stage::Both => "both",
         }
     }
+}
+
+/// Where the embedding stage draws its line, as the person asked: the one rule both shells
+/// follow, so that the CLI and Explore find the same groups for the same choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DuplicateThreshold {
+    /// The threshold the folder suggests ([`Collection::suggest_duplicate_threshold`]) where the
+    /// model separates copies from neighbours ([`Collection::readiness`]); where it does not yet,
+    /// the embedding is left out and the hashes alone link images.
+    Suggested,
+    /// This score, whether or not the model separates copies yet: the person chose it.
+    Exactly(f32),
+}
+
+impl From<Option<f32>> for DuplicateThreshold {
+    /// A threshold the person gave, or the suggested one where they gave none.
+    fn from(threshold: Option<f32>) -> Self {
+        threshold.map_or(Self::Suggested, Self::Exactly)
+    }
+}
+
+/// Groups of near-duplicates with the thresholds they were found at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicates {
+    /// The groups, largest first.
+    pub groups: Vec<DuplicateGroup>,
+    /// The embedding's threshold; `None` where the hashes alone linked images (no model, or one
+    /// that cannot separate copies yet).
+    pub threshold: Option<f32>,
+    /// The most differing bits of 64 two copies' hashes may have.
+    pub hash_bits: u32,
 }
 
 /// The stages a duplicate search runs, each with its threshold.
@@ -256,6 +288,73 @@ pub fn find_duplicates(
         .collect())
 }
 
+impl Collection {
+    /// Groups of near-duplicate images, largest first: every two members linked by the
+    /// embedding (their [`super::PairScore`] above the threshold [`DuplicateThreshold`] names,
+    /// computed on the device the collection was embedded on) or by the hash stage (at most
+    /// `hash_bits` differing bits; by default its suggested threshold). Asking again at the same
+    /// thresholds (an export of what is shown) answers from memory.
+    ///
+    /// # Errors
+    /// [`ExploreError::Eval`] for an empty collection; [`ExploreError::Data`] when the hash
+    /// stage cannot read a cached image; as [`Collection::readiness`] for
+    /// [`DuplicateThreshold::Suggested`].
+    pub fn duplicates(
+        &self,
+        threshold: DuplicateThreshold,
+        hash_bits: Option<u32>,
+    ) -> Result<Duplicates, ExploreError> {
+        let threshold = match threshold {
+            DuplicateThreshold::Exactly(threshold) => Some(threshold),
+            DuplicateThreshold::Suggested if self.readiness()?.separates => {
+                Some(self.suggest_duplicate_threshold()?.threshold)
+            }
+            DuplicateThreshold::Suggested => None,
+        };
+        let hash_bits = match hash_bits {
+            Some(bits) => bits,
+            None => self.hash_bits()?,
+        };
+        let groups = self
+            .last_duplicates
+            .get_or_try((threshold.map(f32::to_bits), hash_bits), || {
+                self.search(threshold, hash_bits)
+            })?;
+        Ok(Duplicates {
+            groups,
+            threshold,
+            hash_bits,
+        })
+    }
+
+    /// [`find_duplicates`] by the embedding above `threshold` (none: left out) and the hashes
+    /// within `hash_bits`, on the device the collection was embedded on.
+    fn search(
+        &self,
+        threshold: Option<f32>,
+        hash_bits: u32,
+    ) -> Result<Vec<DuplicateGroup>, ExploreError> {
+        let device = self
+            .model
+            .net
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let hashes = self.hash_stage()?;
+        let views = match threshold {
+            Some(_) => self.views()?,
+            None => Vec::new(),
+        };
+        let products = embedding_stage::view_products(&views, &views);
+        let stages = Stages {
+            embedding: threshold.map(|threshold| (products.as_slice(), threshold)),
+            hash: Some((&hashes.0, hash_bits)),
+        };
+        Ok(find_duplicates(stages, &device)?)
+    }
+}
+
 /// A folder's images with their hash stage: near-duplicates without a model (the CLI's
 /// `duplicates DIR`, Explore before any training).
 pub struct HashedFolder {
@@ -335,14 +434,20 @@ impl HashedFolder {
     ///
     /// # Errors
     /// [`ExploreError::Eval`] for an empty folder.
-    pub fn duplicates(&self, hash_bits: Option<u32>) -> Result<Vec<DuplicateGroup>, ExploreError> {
-        Ok(find_duplicates(
+    pub fn duplicates(&self, hash_bits: Option<u32>) -> Result<Duplicates, ExploreError> {
+        let hash_bits = hash_bits.unwrap_or_else(|| self.max_bits());
+        let groups = find_duplicates(
             Stages {
                 embedding: None,
-                hash: Some((&self.stage, hash_bits.unwrap_or_else(|| self.max_bits()))),
+                hash: Some((&self.stage, hash_bits)),
             },
             &Device::default(),
-        )?)
+        )?;
+        Ok(Duplicates {
+            groups,
+            threshold: None,
+            hash_bits,
+        })
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::data::{DataError, ImageEntry, PixelCache, SkippedFile};
@@ -22,7 +21,9 @@ pub mod tables;
 pub mod threshold;
 
 pub use clusters::{Cluster, Clustering, suggested_clusters};
-pub use duplicates::{DuplicateGroup, DuplicateLink, HashedFolder, Stage};
+pub use duplicates::{
+    DuplicateGroup, DuplicateLink, DuplicateThreshold, Duplicates, HashedFolder, Stage,
+};
 pub use embedding_stage::PairScore;
 pub use hash_stage::HashStage;
 pub use threshold::ThresholdSuggestion;
@@ -93,9 +94,9 @@ pub struct Collection {
     pub model_path: PathBuf,
     model: LoadedModel,
     folder: EmbeddedFolder,
-    /// The last duplicate search (by threshold) and clustering (by k), so that exporting what
-    /// is on screen does not compute it again.
-    last_duplicates: Memo<(Option<u32>, Option<u32>), Vec<DuplicateGroup>>,
+    /// The last duplicate search (by the thresholds it ran at) and clustering (by k), so that
+    /// exporting what is on screen does not compute it again.
+    last_duplicates: Memo<(Option<u32>, u32), Vec<DuplicateGroup>>,
     last_clusters: Memo<usize, Clustering>,
     /// Where the hash stage keeps its hashes.
     cache: PixelCache,
@@ -149,7 +150,7 @@ impl Readiness {
     /// [`COLLAPSED_COSINE`] and `suggestion` its duplicate threshold (needed only where it has not
     /// collapsed).
     fn judge(collapsed: f64, suggestion: Option<&ThresholdSuggestion>) -> Self {
-        const WHAT_FOLLOWS: &str = "Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.";
+        const WHAT_FOLLOWS: &str = "Near-duplicates come from the perceptual hashes alone unless you set a threshold yourself, and neighbour lists may rank unrelated images close.";
         let note = if collapsed >= COLLAPSED_SHARE {
             Some(format!(
                 "The model cannot tell copies from neighbours yet: {:.0} % of random pairs of images are more similar than {COLLAPSED_COSINE}, so it has not spread them apart (train longer or wider). {WHAT_FOLLOWS}",
@@ -333,8 +334,8 @@ impl Collection {
     /// Whether the model separates copies from neighbours yet ([`Readiness`]): not where, at
     /// its suggested threshold, the missed copies and crowding neighbours add up to
     /// [`OVERLAP_LIMIT`], nor where nearly all random pairs lie above [`COLLAPSED_COSINE`]. Where
-    /// it does not, [`Collection::duplicates`] without a threshold uses the hashes alone, and
-    /// Explore shows the note beside groups and neighbour lists.
+    /// it does not, [`Collection::duplicates`] at [`DuplicateThreshold::Suggested`] uses the
+    /// hashes alone, and Explore shows the note beside groups and neighbour lists.
     ///
     /// # Errors
     /// As [`Collection::suggest_duplicate_threshold`].
@@ -385,51 +386,6 @@ impl Collection {
     /// As [`Collection::hash_stage`].
     pub fn hash_bits(&self) -> Result<u32, ExploreError> {
         Ok(hash_stage::max_bits(self.hash_stage()?.1.threshold))
-    }
-
-    /// Groups of near-duplicate images, largest first: every two members linked by the
-    /// embedding (their [`PairScore`] above `threshold`, computed on the device the collection
-    /// was embedded on; `None` leaves the embedding out, as where the model cannot separate
-    /// copies yet, [`Collection::readiness`]) or by the hash stage (at most `hash_bits` differing bits; by
-    /// default its suggested threshold). Asking again for the same threshold
-    /// (an export of what is shown) answers from memory.
-    ///
-    /// # Errors
-    /// [`ExploreError::Eval`] for an empty collection; [`ExploreError::Data`] when the hash
-    /// stage cannot read a cached image.
-    pub fn duplicates(
-        &self,
-        threshold: Option<f32>,
-        hash_bits: Option<u32>,
-    ) -> Result<Vec<DuplicateGroup>, ExploreError> {
-        self.last_duplicates
-            .get_or_try((threshold.map(f32::to_bits), hash_bits), || {
-                // Where the model lives: the device the collection was embedded on.
-                let device = self
-                    .model
-                    .net
-                    .devices()
-                    .first()
-                    .cloned()
-                    .unwrap_or_default();
-                let hashes = self.hash_stage()?;
-                let max_bits = match hash_bits {
-                    Some(bits) => bits,
-                    None => self.hash_bits()?,
-                };
-                let views = match threshold {
-                    Some(_) => self.views()?,
-                    None => Vec::new(),
-                };
-                let products = embedding_stage::view_products(&views, &views);
-                Ok(duplicates::find_duplicates(
-                    duplicates::Stages {
-                        embedding: threshold.map(|threshold| (products.as_slice(), threshold)),
-                        hash: Some((&hashes.0, max_bits)),
-                    },
-                    &device,
-                )?)
-            })
     }
 
     /// k-means clusters of the collection ([`clusters::cluster`], seeded); stops with
@@ -662,6 +618,50 @@ mod tests {
                 .contains("of edited copies fall below it"),
             "the overlap is named"
         );
+    }
+
+    #[test]
+    fn the_suggested_threshold_leaves_the_embedding_out_until_the_model_separates_copies() {
+        let (_dir, collection) = tiny_collection();
+        let cosines = |found: &Duplicates| -> Vec<Option<f32>> {
+            found
+                .groups
+                .iter()
+                .flat_map(|group| &group.links)
+                .map(|link| link.cosine)
+                .collect()
+        };
+        // An untrained model does not separate copies: the hashes alone, at their suggestion.
+        assert!(!collection.readiness().unwrap().separates);
+        let suggested = collection
+            .duplicates(DuplicateThreshold::Suggested, None)
+            .unwrap();
+        assert_eq!(suggested.threshold, None);
+        assert_eq!(suggested.hash_bits, collection.hash_bits().unwrap());
+        assert!(cosines(&suggested).iter().all(Option::is_none));
+        // A threshold the person chose is used all the same: every image of the untrained
+        // network lies above 0.5 to every other.
+        let chosen = collection
+            .duplicates(DuplicateThreshold::from(Some(0.5)), Some(3))
+            .unwrap();
+        assert_eq!((chosen.threshold, chosen.hash_bits), (Some(0.5), 3));
+        assert_eq!(chosen.groups.len(), 1);
+        assert!(cosines(&chosen).iter().all(|c| c.is_some_and(|c| c > 0.5)));
+        // Where the model separates copies, the suggestion.
+        let ready = collection.scoring_pairs_by(PairScore::WholeImages);
+        let separates = Readiness {
+            separates: true,
+            note: None,
+        };
+        ready
+            .readiness
+            .get_or_try((), || Ok::<_, ExploreError>(separates))
+            .unwrap();
+        let suggested = ready
+            .duplicates(DuplicateThreshold::from(None), None)
+            .unwrap();
+        let suggestion = ready.suggest_duplicate_threshold().unwrap().threshold;
+        assert_eq!(suggested.threshold, Some(suggestion));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::csv_text::CsvText;
 use crate::data::ImageEntry;
 use crate::paths;
 
-use super::{Clustering, DuplicateGroup};
+use super::{Clustering, DuplicateGroup, Duplicates};
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +48,13 @@ pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> Stri
 
 /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": [[{"a", "b", "stage",
 /// "hash_bits", "cosine"}, …], …]}`, members in group order, links by path; `threshold` is null
-/// without a model.
-pub fn duplicates_json(
-    threshold: Option<f32>,
-    hash_bits: u32,
-    groups: &[DuplicateGroup],
-    entries: &[ImageEntry],
-) -> String {
+/// where the hashes alone linked images.
+pub fn duplicates_json(found: &Duplicates, entries: &[ImageEntry]) -> String {
+    let Duplicates {
+        groups,
+        threshold,
+        hash_bits,
+    } = found;
     let members: Vec<Vec<String>> = groups
         .iter()
         .map(|group| {
@@ -157,8 +157,13 @@ mod tests {
             duplicates_csv(&groups, &entries),
             "group,path,similarity,stage,hash_bits\n1,\"b, \"\"old\"\".jpg\",1.0000,,\n1,a.jpg,0.9700,both,3\n"
         );
+        let found = Duplicates {
+            groups: groups.to_vec(),
+            threshold: Some(0.9),
+            hash_bits: 6,
+        };
         let json: serde_json::Value =
-            serde_json::from_str(&duplicates_json(Some(0.9), 6, &groups, &entries)).unwrap();
+            serde_json::from_str(&duplicates_json(&found, &entries)).unwrap();
         assert_eq!(json["groups"][0][1], "a.jpg");
         assert_eq!(json["threshold"].as_f64(), Some(0.9));
         assert_eq!(json["hash_bits"], 6);

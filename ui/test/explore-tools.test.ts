@@ -149,10 +149,17 @@ describe('Near-duplicates', () => {
     await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length > 0);
     expect(document.querySelector<HTMLElement>('#duplicate-note')!.hidden).toBe(false);
     expect(text('#duplicate-note')).toContain('from the perceptual hashes alone');
-    expect(searched.every((threshold) => threshold === null)).toBe(true);
-    expect(text('#duplicate-summary')).toContain('with matching perceptual hashes');
+    // The panel asks for the suggested threshold; the backend leaves the model out.
+    expect(searched).toEqual([null]);
+    expect(text('#duplicate-summary')).toContain('at the suggested threshold');
     const scores = [...document.querySelectorAll('.dup-group')][0].querySelectorAll('.score');
-    expect(scores[1].textContent).toContain('hash (1 bit)');
+    expect(scores[1].textContent).toBe('0.900 · hash (1 bit)');
+    // A threshold the person sets is theirs: the model takes part at it.
+    const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
+    for (let i = 0; i < 4; i++) press(handle, 'ArrowRight');
+    await until(() => /near-duplicates .* above 0\.950 or with matching hashes/.test(text('#duplicate-summary')));
+    expect(searched).toEqual([null, 0.95]);
+    expect([...document.querySelectorAll('.dup-group')][0].querySelectorAll('.score')[1].textContent).toContain('model and hash');
   });
 
   it('follows the threshold the person moves, searching once it rests, and drops answers to older thresholds', async () => {
@@ -167,13 +174,15 @@ describe('Near-duplicates', () => {
     const handle = document.querySelector<HTMLElement>('.threshold-handle')!;
     for (let i = 0; i < 8; i++) press(handle, 'ArrowRight');
     await until(() => handle.getAttribute('aria-valuenow') === '0.970');
-    await until(() => /near-duplicates .* above cosine 0\.970/.test(text('#duplicate-summary')));
-    // Eight key presses in quick succession make one search, at the threshold they end on.
-    expect(searched).toEqual([0.93, 0.97]);
+    await until(() => /near-duplicates .* above 0\.970/.test(text('#duplicate-summary')));
+    // Opened at the suggested threshold (null: the backend's), then eight key presses in quick
+    // succession make one search, at the threshold they end on.
+    expect(searched).toEqual([null, 0.97]);
     const after = document.querySelectorAll('#duplicate-groups .dup-group').length;
     expect(after).toBeLessThan(before);
     document.querySelector<HTMLButtonElement>('#duplicate-reset')!.click();
-    await until(() => /near-duplicates .* above cosine 0\.930/.test(text('#duplicate-summary')));
+    await until(() => /near-duplicates .* at the suggested threshold/.test(text('#duplicate-summary')));
+    expect(searched).toEqual([null, 0.97, null]);
     expect(document.querySelectorAll('#duplicate-groups .dup-group').length).toBe(before);
   });
 
@@ -191,7 +200,7 @@ describe('Near-duplicates', () => {
     window.spreadoutTest!.answerDialogs(['/chosen/dups.csv']);
     document.querySelector<HTMLButtonElement>('#duplicate-csv')!.click();
     await until(() => saved.length === 1);
-    expect(saved[0].slice(1)).toEqual([0.93, 'csv', '/chosen/dups.csv']);
+    expect(saved[0].slice(1)).toEqual([null, 'csv', '/chosen/dups.csv']);
     await until(() => text('.explore .notices').includes('/chosen/dups.csv'));
   });
 

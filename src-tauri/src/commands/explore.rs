@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use spreadout::data::SkippedFile;
+use spreadout::data::{ImageEntry, SkippedFile};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::explore::{
-    Clustering, Collection, Distributions, DuplicateGroup, HashedFolder, MapMethod, Readiness,
-    ThresholdSuggestion, tables,
+    Clustering, Collection, Distributions, DuplicateGroup, DuplicateThreshold, Duplicates,
+    ExploreError, HashedFolder, MapMethod, Readiness, ThresholdSuggestion, hash_stage, tables,
 };
 use spreadout::train::Neighbor;
 use tauri::State;
@@ -179,19 +179,51 @@ pub async fn readiness(state: State<'_, AppState>, key: String) -> CommandResult
     blocking(move || Ok(collection.readiness()?)).await
 }
 
-/// Groups of near-duplicates, largest first: linked by embeddings above `threshold` (none: the
-/// hashes alone) or by the hash stage at its suggested threshold.
+/// Groups of near-duplicates, largest first: linked by embeddings above the person's `threshold`
+/// (none: the engine's [`DuplicateThreshold::Suggested`], which leaves the embedding out while the
+/// model cannot separate copies) or by the hash stage at its suggested threshold.
 #[tauri::command]
 pub async fn find_duplicates(
     state: State<'_, AppState>,
     key: String,
     threshold: Option<f32>,
 ) -> CommandResult<Vec<DuplicateGroup>> {
-    if let Some(hashed) = state.hashed(&key) {
-        return blocking(move || Ok(hashed.duplicates(None)?)).await;
+    let opened = OpenedForDuplicates::get(&state, &key)?;
+    blocking(move || Ok(opened.duplicates(threshold)?.groups)).await
+}
+
+/// What near-duplicates are found in: a collection (a model's) or a folder's hashes alone.
+enum OpenedForDuplicates {
+    Hashed(Arc<HashedFolder>),
+    Embedded(Arc<Collection>),
+}
+
+impl OpenedForDuplicates {
+    fn get(state: &AppState, key: &str) -> CommandResult<Self> {
+        Ok(match state.hashed(key) {
+            Some(hashed) => Self::Hashed(hashed),
+            None => Self::Embedded(state.collection(key)?),
+        })
     }
-    let collection = state.collection(&key)?;
-    blocking(move || Ok(collection.duplicates(threshold, None)?)).await
+
+    /// The groups at the person's `threshold` (none: the suggested one), which for a folder
+    /// without a model is on the hashes' similarity scale, where its suggestion and
+    /// distributions are drawn.
+    fn duplicates(&self, threshold: Option<f32>) -> Result<Duplicates, ExploreError> {
+        match self {
+            Self::Hashed(hashed) => hashed.duplicates(threshold.map(hash_stage::max_bits)),
+            Self::Embedded(collection) => {
+                collection.duplicates(DuplicateThreshold::from(threshold), None)
+            }
+        }
+    }
+
+    fn entries(&self) -> &[ImageEntry] {
+        match self {
+            Self::Hashed(hashed) => hashed.entries(),
+            Self::Embedded(collection) => collection.entries(),
+        }
+    }
 }
 
 /// A file format for the groups.
@@ -204,7 +236,8 @@ pub enum TableFormat {
     Json,
 }
 
-/// Writes the groups above `threshold` to `destination` (atomically); the images are not touched.
+/// Writes the groups [`find_duplicates`] gives for `threshold` to `destination` (atomically); the
+/// images are not touched.
 #[tauri::command]
 pub async fn save_duplicates(
     state: State<'_, AppState>,
@@ -213,28 +246,13 @@ pub async fn save_duplicates(
     format: TableFormat,
     destination: UiPath,
 ) -> CommandResult<UiPath> {
-    let hashed = state.hashed(&key);
-    let collection = match hashed {
-        Some(_) => None,
-        None => Some(state.collection(&key)?),
-    };
+    let opened = OpenedForDuplicates::get(&state, &key)?;
     blocking(move || {
-        let (groups, entries, hash_bits) = match (&hashed, &collection) {
-            (Some(hashed), _) => (
-                hashed.duplicates(None)?,
-                hashed.entries(),
-                hashed.max_bits(),
-            ),
-            (None, Some(collection)) => (
-                collection.duplicates(threshold, None)?,
-                collection.entries(),
-                collection.hash_bits()?,
-            ),
-            (None, None) => unreachable!("one of the two is open"),
-        };
+        let found = opened.duplicates(threshold)?;
+        let entries = opened.entries();
         let text = match format {
-            TableFormat::Csv => tables::duplicates_csv(&groups, entries),
-            TableFormat::Json => tables::duplicates_json(threshold, hash_bits, &groups, entries),
+            TableFormat::Csv => tables::duplicates_csv(&found.groups, entries),
+            TableFormat::Json => tables::duplicates_json(&found, entries),
         };
         tables::write(&destination, &text)?;
         Ok(destination)

@@ -83,6 +83,9 @@ function thumbnail(path: string): string {
   return `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }
 
+/** The mock model's suggested duplicate threshold. */
+const SUGGESTED_THRESHOLD = 0.93;
+
 /** Planted near-duplicates: image 3n and its successor, similarity 0.90 + (n mod 10) / 100, linked
  * by both stages; image 3n + 2 joins every fifth group, linked by its hash alone (2 bits). */
 function mockDuplicates(info: CollectionInfo, threshold: number | null): DuplicateGroup[] {
@@ -444,7 +447,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       });
     },
     duplicateThreshold: async () => ({
-      threshold: 0.93,
+      threshold: SUGGESTED_THRESHOLD,
       how: 'equal-error point between 240 images\' edited copies and their nearest other images: 2.1 % of copies fall below it, 1.7 % of nearest neighbours lie above it',
       copies: histogram(0.97, 0.02, 240),
       nearest: histogram(0.75, 0.08, 240),
@@ -455,9 +458,12 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       key.startsWith('hashes-')
         ? { separates: false, note: 'No model: near-duplicates come from perceptual hashes alone (re-encoded, resized, brightened and noisy copies; at most 7 differing bits of 64, suggested by this folder). A trained model also finds crops and heavier edits.' }
         : options.untrained
-        ? { separates: false, note: 'The model cannot tell copies from neighbours yet: at its best threshold (1.000) 33.8 % of edited copies fall below it and 33.8 % of nearest neighbours lie above it (train longer or wider). Near-duplicates come from the perceptual hashes alone, and neighbour lists may rank unrelated images close.' }
+        ? { separates: false, note: 'The model cannot tell copies from neighbours yet: at its best threshold (1.000) 33.8 % of edited copies fall below it and 33.8 % of nearest neighbours lie above it (train longer or wider). Near-duplicates come from the perceptual hashes alone unless you set a threshold yourself, and neighbour lists may rank unrelated images close.' }
         : { separates: true, note: null },
-    findDuplicates: async (key, threshold) => mockDuplicates(loaded(key), threshold),
+    // As the backend: null asks for the suggested threshold, which is the hashes alone while the
+    // model cannot separate copies; a folder without a model has its hashes only.
+    findDuplicates: async (key, threshold) =>
+      mockDuplicates(loaded(key), key.startsWith('hashes-') || (threshold === null && options.untrained) ? null : threshold ?? SUGGESTED_THRESHOLD),
     saveDuplicates: async (_key, _threshold, _format, destination) => destination,
     clusterCollection: async (key, k, job, progress) => {
       const info = loaded(key);

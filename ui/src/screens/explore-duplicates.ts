@@ -1,8 +1,9 @@
 // Explore › Near-duplicates: groups of images the model finds more alike than a threshold or whose
 // perceptual hashes match, the threshold dragged on the two distributions it was suggested from,
-// and the groups exported as CSV or JSON. Where the model cannot tell copies from neighbours yet,
-// it says so and the groups come from the hashes alone. Nothing here moves or deletes the
-// person's files.
+// and the groups exported as CSV or JSON. The panel asks for the suggested threshold until the
+// person moves it; what the suggestion means (the hashes alone while the model cannot tell copies
+// from neighbours, which the note then says) is the backend's rule. Nothing here moves or deletes
+// the person's files.
 import { baseName, h, replace } from '../dom';
 import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../components/threshold';
 import type { Backend, CollectionInfo, DuplicateGroup, TableFormat, ThresholdSuggestion } from '../backend';
@@ -24,16 +25,17 @@ export class DuplicatesPanel {
   private readonly how = h('p', { class: 'how', id: 'duplicate-how' });
   /** Shown where the model cannot separate copies yet. */
   private readonly note = h('p', { class: 'notice warning', id: 'duplicate-note', role: 'note', hidden: true });
-  /** Whether the embedding takes part (false: the model cannot separate copies yet). */
-  private useModel = true;
+  /** The threshold the person set, or null for the suggested one (the backend decides what it is). */
+  private asked: number | null = null;
   private readonly summary = h('p', { class: 'summary', id: 'duplicate-summary', role: 'status' });
   private readonly groupsList = h('div', { class: 'dup-groups', id: 'duplicate-groups' });
   private readonly more = h('button', { class: 'secondary', hidden: true, onclick: () => this.showMore() }, 'Show more groups');
   private collection: CollectionInfo | null = null;
   private suggestion: ThresholdSuggestion | null = null;
   private groups: DuplicateGroup[] = [];
-  /** The threshold `groups` were found at (the handle can be ahead of it while a search runs). */
-  private groupsAt: number | null = null;
+  /** The threshold `groups` were asked for (the handle can be ahead of it while a search runs);
+   * undefined before the first answer. */
+  private groupsAt: number | null | undefined = undefined;
   /** The search waiting for the threshold to rest. */
   private settling: ReturnType<typeof setTimeout> | undefined;
   private shown = 0;
@@ -73,7 +75,7 @@ export class DuplicatesPanel {
   /** Shows the collection's suggestion and the groups above it. */
   async open(collection: CollectionInfo): Promise<void> {
     this.collection = collection;
-    this.groupsAt = null;
+    this.groupsAt = undefined;
     clearTimeout(this.settling);
     const turn = this.latest.next();
     replace(this.groupsList);
@@ -85,13 +87,12 @@ export class DuplicatesPanel {
       ]);
       if (!this.latest.is(turn)) return;
       this.suggestion = suggestion;
-      this.useModel = readiness.separates;
       this.note.hidden = readiness.separates;
       this.note.textContent = readiness.note ?? '';
       this.histogram.setSeries(seriesOf(suggestion));
       this.histogram.set(suggestion.threshold);
       this.how.textContent = `Suggested threshold ${suggestion.threshold.toFixed(3)}: ${suggestion.how}.`;
-      await this.find(suggestion.threshold);
+      await this.find(null);
     } catch (error) {
       if (this.latest.is(turn)) this.notices.error('Could not measure the duplicate threshold', error);
     }
@@ -100,35 +101,38 @@ export class DuplicatesPanel {
   private resetThreshold(): void {
     if (!this.suggestion) return;
     this.histogram.set(this.suggestion.threshold);
-    void this.find(this.suggestion.threshold);
+    void this.find(null);
   }
 
   /** Searches at `threshold` once it has rested for SETTLE_MS; an answer to an earlier one is dropped. */
   private settle(threshold: number): void {
     clearTimeout(this.settling);
     this.latest.next();
-    this.summary.textContent = `Finding groups above ${threshold.toFixed(3)}…`;
+    this.asked = threshold;
+    this.summary.textContent = `Finding groups ${at(threshold)}…`;
     this.settling = setTimeout(() => void this.find(threshold), SETTLE_MS);
   }
 
-  private async find(threshold: number): Promise<void> {
+  /** Searches at the person's `threshold`, or at the suggested one for null. */
+  private async find(threshold: number | null): Promise<void> {
     clearTimeout(this.settling);
     const collection = this.collection;
     if (!collection) return;
     const turn = this.latest.next();
-    this.summary.textContent = `Finding groups above ${threshold.toFixed(3)}…`;
+    this.asked = threshold;
+    this.summary.textContent = `Finding groups ${at(threshold)}…`;
     try {
-      const groups = await this.backend.findDuplicates(collection.key, this.useModel ? threshold : null);
+      const groups = await this.backend.findDuplicates(collection.key, threshold);
       if (!this.latest.is(turn)) return;
       this.groups = groups;
       this.groupsAt = threshold;
       const images = groups.reduce((sum, group) => sum + group.members.length, 0);
-      const by = this.useModel ? `above cosine ${threshold.toFixed(3)} or with matching hashes` : 'with matching perceptual hashes';
+      const by = threshold === null ? at(null) : `${at(threshold)} or with matching hashes`;
       this.summary.textContent = groups.length
         ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) ${by}, largest first.`
-        : this.useModel
-          ? `No two images are more similar than ${threshold.toFixed(3)}, and no two hashes match.`
-          : 'No two images have matching perceptual hashes.';
+        : threshold === null
+          ? 'No near-duplicates at the suggested threshold.'
+          : `No two images are more similar than ${threshold.toFixed(3)}, and no two hashes match.`;
       replace(this.groupsList);
       this.shown = 0;
       this.showMore();
@@ -175,19 +179,22 @@ export class DuplicatesPanel {
     if (!collection) return this.notices.warn('Open a run first.');
     const destination = await this.backend.pickSaveFile(`near-duplicates.${format}`, format);
     if (!destination) return;
-    const threshold = this.histogram.threshold;
-    const asked = this.useModel ? threshold : null;
+    const asked = this.asked;
     try {
       const written = await this.backend.saveDuplicates(collection.key, asked, format, destination);
       // The groups on screen may be an earlier threshold's while a search is pending: count the
       // groups written, searching at their threshold if need be.
-      const groups = this.groupsAt === threshold && this.collection === collection ? this.groups : await this.backend.findDuplicates(collection.key, asked);
-      const by = this.useModel ? `above ${threshold.toFixed(3)}` : 'found by the hashes';
-      this.notices.info(`Wrote the ${groups.length} group${groups.length === 1 ? '' : 's'} ${by} to ${written}.`);
+      const groups = this.groupsAt === asked && this.collection === collection ? this.groups : await this.backend.findDuplicates(collection.key, asked);
+      this.notices.info(`Wrote the ${groups.length} group${groups.length === 1 ? '' : 's'} ${at(asked)} to ${written}.`);
     } catch (error) {
       this.notices.error('Could not export the groups', error);
     }
   }
+}
+
+/** Where a search draws its line, in words: the person's threshold, or the suggested one. */
+function at(threshold: number | null): string {
+  return threshold === null ? 'at the suggested threshold' : `above ${threshold.toFixed(3)}`;
 }
 
 function seriesOf(suggestion: ThresholdSuggestion): ThresholdSeries[] {
