@@ -156,7 +156,18 @@ pub enum PlantError {
     /// The output folder already holds files; nothing is overwritten.
     #[error("{} is not empty; choose a new folder for the planted copies", .0.display())]
     NotEmpty(PathBuf),
-    /// A file could not be read, decoded, written or encoded.
+    /// An original chosen for a copy cannot be decoded; nothing was written.
+    #[error(
+        "{source}; nothing was written to {}: move that file out of the folder, or convert it, and run again",
+        .out.display()
+    )]
+    Original {
+        /// The decoder's error, naming the file.
+        source: DataError,
+        /// The output folder, left as it was.
+        out: PathBuf,
+    },
+    /// A file could not be read, written or encoded.
     #[error("{}: {message}", .path.display())]
     File {
         /// The file.
@@ -181,12 +192,28 @@ fn file_error(path: &Path, error: impl std::fmt::Display) -> PlantError {
     }
 }
 
+/// An image size whose cached side (1.5 times it) no image reaches: [`data::load_image`] then
+/// keeps every pixel (it never enlarges, and refuses sides above 16 384), so the edits are sized
+/// from the original itself.
+const FULL_RESOLUTION: u32 = u32::MAX / 3;
+
+/// An original as the duplicate finder sees it: decoded by the engine's decoder (upright by its
+/// EXIF orientation, raw files through their preview, HEIC, HEIF and AVIF), at full resolution.
+fn decode_original(file: &Path) -> Result<RgbImage, DataError> {
+    data::load_image(file, FULL_RESOLUTION)
+}
+
 /// Copies every image of `source` into `out` (same relative paths) and writes an edited copy
 /// beside `fraction` of them (a seeded sample), named `<stem>-copy-<edit>.<jpg|png>`; writes
 /// [`TRUTH_FILE`] and returns its rows.
 ///
+/// The sample is chosen and every original in it decoded before anything is written, so an
+/// original the engine cannot read leaves `out` as it was. Each is decoded once more when its copy
+/// is made: holding them all would take memory in proportion to the sample.
+///
 /// # Errors
-/// [`PlantError::NotEmpty`] when `out` holds anything (nothing is overwritten), and errors naming
+/// [`PlantError::NotEmpty`] when `out` holds anything (nothing is overwritten),
+/// [`PlantError::Original`] naming a chosen original that cannot be decoded, and errors naming
 /// the file that could not be read or written.
 pub fn plant_copies(
     source: &Path,
@@ -212,6 +239,18 @@ pub fn plant_copies(
                 .to_owned()
         })
         .collect();
+    let count = ((relative.len() as f64 * fraction).round() as usize).clamp(1, relative.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut chosen = rand::seq::index::sample(&mut rng, relative.len(), count).into_vec();
+    chosen.sort_unstable();
+    chosen.par_iter().try_for_each(|&row| {
+        decode_original(&scan.root.join(&relative[row]))
+            .map(drop)
+            .map_err(|source| PlantError::Original {
+                source,
+                out: out.to_owned(),
+            })
+    })?;
     relative.par_iter().try_for_each(|path| {
         let target = out.join(path);
         if let Some(parent) = target.parent() {
@@ -220,20 +259,13 @@ pub fn plant_copies(
         fs::copy(scan.root.join(path), &target).map_err(|error| file_error(&target, error))?;
         Ok::<_, PlantError>(())
     })?;
-    let count = ((relative.len() as f64 * fraction).round() as usize).clamp(1, relative.len());
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut chosen = rand::seq::index::sample(&mut rng, relative.len(), count).into_vec();
-    chosen.sort_unstable();
     let planted: Vec<PlantedCopy> = chosen
         .par_iter()
         .enumerate()
         .map(|(i, &row)| {
             let edit = Edit::ALL[i % Edit::ALL.len()];
             let original = &relative[row];
-            let source_file = scan.root.join(original);
-            let image = image::open(&source_file)
-                .map_err(|error| file_error(&source_file, error))?
-                .to_rgb8();
+            let image = decode_original(&scan.root.join(original))?;
             // Each copy draws from its own stream, so the output does not depend on thread order.
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (row as u64).wrapping_mul(0x9e37_79b9));
             let edited = edit.apply(&image, 1.0, &mut rng);
@@ -436,6 +468,45 @@ mod tests {
             plant_copies(&folders.train, &out, 0.5, 7),
             Err(PlantError::NotEmpty(_))
         ));
+    }
+
+    #[test]
+    fn originals_are_decoded_as_the_finder_reads_them_and_a_bad_one_leaves_out_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DemoSpec {
+            classes: 2,
+            train_per_class: 2,
+            test_per_class: 0,
+            size: 20,
+            seed: 3,
+        };
+        let folders = demo::generate(&dir.path().join("demo"), &spec).unwrap();
+        let class = fs::read_dir(&folders.train)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        // A PNG named .jpg: the engine reads it by its content, as the duplicate finder does.
+        fs::copy(class.join("0000.png"), class.join("renamed.jpg")).unwrap();
+        let planted = plant_copies(&folders.train, &dir.path().join("first"), 1.0, 7).unwrap();
+        assert_eq!(planted.len(), 5);
+        // A file no decoder reads among the chosen originals: refused before anything is
+        // written, naming the file.
+        fs::write(class.join("broken.jpg"), b"not an image at all").unwrap();
+        let out = dir.path().join("second");
+        fs::create_dir(&out).unwrap();
+        let error = plant_copies(&folders.train, &out, 1.0, 7).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, PlantError::Original { .. }), "{message}");
+        assert!(
+            message.contains("broken.jpg") && message.contains("nothing was written"),
+            "{message}"
+        );
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "out left as it was");
+        let missing = dir.path().join("third");
+        assert!(plant_copies(&folders.train, &missing, 1.0, 7).is_err());
+        assert!(!missing.exists(), "no folder made");
     }
 
     #[test]
