@@ -4,6 +4,7 @@
 mod cli;
 mod collection_commands;
 mod progress;
+mod remedies;
 mod system_commands;
 mod train_commands;
 
@@ -157,5 +158,5 @@ fn main() -> Result<()> {
         Command::Serve(args) => system_commands::serve(&args),
         Command::Bench(args) => system_commands::bench(&args),
     };
-    result.map_err(cli::with_remedy)
+    result.map_err(remedies::with_remedy)
 }

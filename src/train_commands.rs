@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::{ArgMatches, CommandFactory};
 use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory};
 use spreadout::compare;
 use spreadout::data;
 use spreadout::demo::DemoRun;
@@ -16,7 +16,7 @@ use spreadout::method::{Method, Positive};
 use spreadout::train::{self, TrainRequest};
 
 use crate::cli::{self, CompareArgs, NegativesArg, TrainArgs};
-use crate::progress;
+use crate::{progress, remedies};
 
 pub fn train(args: TrainArgs, matches: &ArgMatches, cache_dir: Option<PathBuf>) -> Result<()> {
     let request = if args.resume {
@@ -94,7 +94,7 @@ fn resume_request(
         },
     )?;
     for change in &resumption.changes {
-        let shown = cli::flag(&change.setting).unwrap_or_else(|| change.setting.clone());
+        let shown = remedies::flag(&change.setting).unwrap_or_else(|| change.setting.clone());
         eprintln!("resuming with {shown} {} → {}", change.recorded, change.now);
     }
     if resumption.is_complete() {

@@ -21,6 +21,7 @@ const BIN_MODULES: &[&str] = &[
     "collection_commands",
     "system_commands",
     "train_commands",
+    "remedies",
     "lib",
 ];
 

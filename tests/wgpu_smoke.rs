@@ -119,7 +119,11 @@ fn try_train_on(
         eval_train_dir: None,
         eval_test_dir: Some(data.test.clone()),
         out: out.to_owned(),
-        resume,
+        start: if resume {
+            train::Start::Resume
+        } else {
+            train::Start::Fresh
+        },
         device,
         cache_dir: Some(out.with_file_name("image-cache")),
         accept_changed_folder: false,
@@ -648,7 +652,7 @@ fn the_images_kept_on_the_device_follow_a_changed_folder_on_resume() {
             eval_train_dir: None,
             eval_test_dir: Some(data.test.clone()),
             out: out.clone(),
-            resume: true,
+            start: spreadout::train::Start::Resume,
             device: DeviceChoice::Adapter(adapter),
             cache_dir: Some(out.with_file_name("image-cache")),
             accept_changed_folder: true,

@@ -22,6 +22,7 @@ mod epoch;
 mod error;
 mod evaluation;
 pub mod events;
+mod opening;
 mod preview;
 mod request;
 mod run_folder;
@@ -37,7 +38,7 @@ use std::time::Instant;
 
 use crate::augment::Normalization;
 use crate::data::{self, DataError, ImageSet, PixelCache};
-use crate::device::{self, DeviceChoice, SelectedDevice};
+use crate::device::SelectedDevice;
 use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
@@ -132,7 +133,7 @@ fn run_inner(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, TrainError> {
     request.check_out()?;
-    let resumed = previous_state(request)?;
+    let resumed = opening::previous_state(request)?;
     // A resume's settings were decided by `TrainRequest::resume`, from the run's record. A rate
     // cap belongs to the run that was extended: a new run started from its settings (the app's
     // form after a resume) plans its own schedule.
@@ -141,7 +142,7 @@ fn run_inner(
         config.lr_cap = None;
     }
     config.validate()?;
-    let selected = select_device(request, &config, emit)?;
+    let selected = opening::select_device(request, &config, emit)?;
     // On a served device, each few steps' network traffic follows their step events.
     let mut meter = TrafficMeter::of(&selected);
     let outer = emit;
@@ -163,7 +164,7 @@ fn run_inner(
         other => other?,
     };
     if resumed.is_some() {
-        check_folder_unchanged(request, &train, emit)?;
+        opening::check_folder_unchanged(request, &train, emit)?;
     }
     if request.start == Start::Overwrite
         && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
@@ -208,7 +209,7 @@ fn run_inner(
         &device,
         selected.defers_work(),
     );
-    if views_on_device(request, &selected, emit)? {
+    if opening::views_on_device(request, &selected, emit)? {
         // A served device builds views only of images kept there: none when they do not fit.
         let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
         runner = runner.with_views_on(cube, kept);
@@ -235,59 +236,6 @@ fn run_inner(
         selected: &selected,
     };
     train_epochs(&opened, &runner, restored, control, emit)
-}
-
-/// The device the request asks for, able to train at the configuration's precision; its notice
-/// (a fallback to the CPU) becomes a warning. A resumed run whose recorded adapter is not on
-/// this machine (another computer, a removed GPU) goes on with what `auto` finds, saying why.
-fn select_device(
-    request: &TrainRequest,
-    config: &TrainConfig,
-    emit: &mut dyn FnMut(TrainEvent),
-) -> Result<SelectedDevice, TrainError> {
-    let local_adapter = matches!(request.device, DeviceChoice::Gpu | DeviceChoice::Adapter(_));
-    let selected = match device::select(request.device.clone()) {
-        Err(error) if request.is_resume() && local_adapter => {
-            let selected = device::select(DeviceChoice::Auto)?;
-            emit(TrainEvent::Warning {
-                message: format!(
-                    "the run trained on device {}, which is not available here ({error}); it continues on {}",
-                    request.device, selected.name
-                ),
-            });
-            selected
-        }
-        other => other?,
-    };
-    device::check_precision(&selected, config.precision)?;
-    if let Some(notice) = &selected.notice {
-        emit(TrainEvent::Warning {
-            message: notice.clone(),
-        });
-    }
-    Ok(selected)
-}
-
-/// Whether the run builds its views on `selected`. A resumed run recorded with views on the
-/// device, continuing where there is no device to build them (the CPU backend), builds them on
-/// the CPU instead, saying so: the views are the same either way.
-fn views_on_device(
-    request: &TrainRequest,
-    selected: &SelectedDevice,
-    emit: &mut dyn FnMut(TrainEvent),
-) -> Result<bool, TrainError> {
-    match request.config.augment_on.on_device(selected) {
-        Err(error) if request.is_resume() => {
-            emit(TrainEvent::Warning {
-                message: format!(
-                    "the run built its views on the device; on {} they are built on the CPU instead ({error})",
-                    selected.name
-                ),
-            });
-            Ok(false)
-        }
-        other => other,
-    }
 }
 
 /// The training images, then the evaluation sets, both reporting their progress.
@@ -326,28 +274,6 @@ fn create_folder(
         });
     }
     Ok(folder)
-}
-
-/// The state of the run in `request.out` when it is resumed (read from the checkpoint's header
-/// only), `None` for a new run. Before anything is written: a new run is refused over a run
-/// unless it starts again over it, and anywhere that holds files that are not a run's.
-fn previous_state(request: &TrainRequest) -> Result<Option<checkpoint::RunState>, TrainError> {
-    let out = &request.out;
-    if request.is_resume() {
-        if !checkpoint::path(out).exists() {
-            return Err(TrainError::NothingToResume(out.clone()));
-        }
-        return Ok(Some(checkpoint::read_state(out)?));
-    }
-    match runs::folder_use(out)? {
-        runs::FolderUse::Empty => Ok(None),
-        runs::FolderUse::Run if request.start == Start::Overwrite => Ok(None),
-        runs::FolderUse::Run => Err(TrainError::ExistingRun(out.clone())),
-        runs::FolderUse::Foreign(example) => Err(TrainError::ForeignFolder {
-            dir: out.clone(),
-            example,
-        }),
-    }
 }
 
 /// Where training starts: a fresh network or everything a checkpoint restores.
@@ -556,34 +482,6 @@ fn train_epochs(
         metrics,
         steps_into_epoch: 0,
     })
-}
-
-/// On resume: the folder must hold what the run was recorded with (count and a digest of paths,
-/// sizes and modification times), unless the request accepts the change, which is then warned
-/// about. Runs recorded before fingerprints existed are not checked.
-fn check_folder_unchanged(
-    request: &TrainRequest,
-    train: &ImageSet,
-    emit: &mut dyn FnMut(TrainEvent),
-) -> Result<(), TrainError> {
-    let Some(recorded) = runs::read_record(&request.out)?.folder else {
-        return Ok(());
-    };
-    if recorded == train.fingerprint {
-        return Ok(());
-    }
-    let error = TrainError::FolderChanged {
-        dir: request.train_dir.clone(),
-        before: recorded.images,
-        now: train.fingerprint.images,
-    };
-    if !request.accept_changed_folder {
-        return Err(error);
-    }
-    emit(TrainEvent::Warning {
-        message: format!("continuing as asked although {error}"),
-    });
-    Ok(())
 }
 
 pub(super) fn load_with_progress(

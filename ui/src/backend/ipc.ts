@@ -504,7 +504,14 @@ device_data_mb: number,
  * Minutes between checkpoints within an epoch (one is also written at every epoch's end and
  * when the run is stopped), so a crash or a power cut costs at most this much training.
  */
-checkpoint_minutes: number, };
+checkpoint_minutes: number, 
+/**
+ * The highest rate this run may train at: set when a resume extends the run to the rate it
+ * last trained at, and kept in `run.json` and the checkpoint from then on, so no later resume
+ * can raise the rate above it again (a new length would otherwise re-plan the schedule from
+ * an earlier, higher point). `None` for a run never extended.
+ */
+lr_cap?: number, };
 
 /**
  * A histogram of cosine similarities over `[lo, hi] = [-1, 1]` in equal bins.
@@ -653,7 +660,7 @@ export type Phase = "loading_data" | "warming_up" | "training" | "evaluating";
  * Kinds of [`TrainEvent::Failed`]: the engine says what happened, each shell says what to do
  * about it in its own terms (a CLI flag, an app button).
  */
-export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed" | "server_lost";
+export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "foreign_folder" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed" | "server_lost";
 
 /**
  * Everything a consumer of a training run is told, in order.
@@ -778,6 +785,45 @@ device: DeviceChoice,
 initWeights: string | null, };
 
 /**
+ * One setting a resume changed from the run's record, e.g. `epochs 30 → 50`.
+ */
+export type SettingChange = { 
+/**
+ * The setting's name in the configuration (a shell words it as its own control).
+ */
+setting: string, 
+/**
+ * The value the run recorded.
+ */
+recorded: string, 
+/**
+ * The value it continues with.
+ */
+now: string, };
+
+/**
+ * What a resume did before its run started: the settings it changed from the run's record,
+ * and whether the run was already complete (then nothing was started).
+ */
+export type Resumed = { 
+/**
+ * Each setting that differs from what the run recorded (e.g. the device).
+ */
+changes: Array<SettingChange>, 
+/**
+ * The run has trained every epoch asked of it: no run was started.
+ */
+complete: boolean, 
+/**
+ * Epochs the run has completed.
+ */
+epochs_completed: number, 
+/**
+ * Epochs in the whole run.
+ */
+epochs: number, };
+
+/**
  * What a run records about its training folder, to tell on resume whether it changed.
  */
 export type FolderFingerprint = { 
@@ -798,6 +844,11 @@ export type RunRecord = {
  * Name of the device it trained on.
  */
 device: string, 
+/**
+ * The device as the person chose it (`auto`, `gpu`, an adapter, a server), which a resume
+ * without `--device` asks for again; runs recorded before it existed resume on `auto`.
+ */
+device_choice: DeviceChoice | null, 
 /**
  * Training images.
  */

@@ -14,9 +14,17 @@ import type {
   Histogram,
   Neighbor,
   RunInfo,
+  SettingChange,
   StartTraining,
   TrainEvent,
 } from './types';
+
+/** A device as the engine writes it in a setting change (`DeviceChoice`'s Display). */
+function deviceText(device: DeviceChoice): string {
+  if (typeof device === 'string') return device;
+  if ('adapter' in device) return String(device.adapter);
+  return device.remote.address;
+}
 
 const CLASSES = ['checker', 'cross', 'disc', 'ring', 'square', 'triangle'];
 const COLORS = ['#e76f51', '#2a9d8f', '#e9c46a', '#264653', '#f4a261', '#8ab17d'];
@@ -313,6 +321,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         dir: runDir,
         record: {
           device: 'Mock GPU',
+          device_choice: request.device,
           train_dir: request.trainDir,
           eval_train_dir: null,
           eval_test_dir: request.evalTestDir,
@@ -336,10 +345,20 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       } else void simulate(runDir, request.config.epochs, 1, images, request.config.batch_size, request.device, onEvent);
       return runDir;
     },
-    resumeTraining: async (runDir, epochs, device: DeviceChoice, acceptChangedFolder, onEvent) => {
+    resumeTraining: async (runDir, epochs, device: DeviceChoice | null, acceptChangedFolder, onEvent) => {
       refuseWhileTraining();
       const run = runs.get(runDir);
       if (!run) throw { code: 'files', message: `cannot read ${runDir}/run.json: not found` };
+      const total = epochs ?? run.record.config.epochs;
+      // As the engine's one resume rule: what the run recorded, with what was chosen in its place.
+      const recordedDevice = run.record.device_choice ?? 'auto';
+      const changes: SettingChange[] = [];
+      if (epochs !== null && epochs !== run.record.config.epochs) changes.push({ setting: 'epochs', recorded: String(run.record.config.epochs), now: String(epochs) });
+      if (device !== null && JSON.stringify(device) !== JSON.stringify(recordedDevice)) {
+        changes.push({ setting: 'device', recorded: deviceText(recordedDevice), now: deviceText(device) });
+      }
+      const answer = { changes, complete: run.epochs_completed >= total, epochs_completed: run.epochs_completed, epochs: total };
+      if (answer.complete) return answer;
       if (options.folderChanged && !acceptChangedFolder) {
         // As the engine: the worker finds the change after loading the images.
         setTimeout(() => {
@@ -350,10 +369,10 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
             message: `${run.record.train_dir} changed since this run started: it had ${run.record.images} image files, now ${run.record.images + 1}; resuming would train on different data`,
           });
         });
-        return;
+        return answer;
       }
-      const total = epochs ?? run.record.config.epochs;
-      void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, device, onEvent);
+      void simulate(runDir, total, run.epochs_completed + 1, run.record.images, run.record.config.batch_size, device ?? recordedDevice, onEvent);
+      return answer;
     },
     pauseTraining: async () => {
       if (training) training.paused = true;
