@@ -167,7 +167,10 @@ export interface Backend {
   duplicateThreshold(key: string): Promise<ThresholdSuggestion>;
   /** Whether the model separates copies from neighbours yet, with the note to show where not. */
   readiness(key: string): Promise<Readiness>;
-  /** Groups linked by embeddings above `threshold` (null: the perceptual hashes alone) or by hashes. */
+  /**
+   * Groups linked by embeddings above `threshold` or by hashes; `null` asks for the engine's
+   * suggested threshold (the hashes alone while the model cannot separate copies yet).
+   */
   findDuplicates(key: string, threshold: number | null): Promise<DuplicateGroup[]>;
   /** Writes the groups `findDuplicates` gives; resolves to the file written. */
   saveDuplicates(key: string, threshold: number | null, format: TableFormat, destination: string): Promise<string>;
