@@ -304,7 +304,7 @@ fn a_canceled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(refused.failure(), train::Failure::ExistingRun, "{refused}");
 
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..request(&folders, &interrupted, config)
     };
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
@@ -324,7 +324,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         eval_train_dir: None,
         eval_test_dir: None,
         out: dir.path().join("run"),
-        resume: false,
+        start: spreadout::train::Start::Fresh,
         device: DeviceChoice::Cpu,
         cache_dir: Some(dir.path().join("image-cache")),
         accept_changed_folder: false,
@@ -415,12 +415,16 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
     .unwrap();
     let checkpoint = train::checkpoint::path(&run);
     let model_before = std::fs::read(run.join("model.safetensors")).unwrap();
-    // Make the rest of the run diverge: the checkpoint's learning rate becomes absurd.
-    let (tensors, mut metadata) = export::read_tensors(&checkpoint).unwrap();
-    let mut state = train::checkpoint::read_state(&run).unwrap();
-    state.config.lr = 1e30;
+    // Make the rest of the run diverge: the learning rate its record continues with becomes
+    // absurd.
+    let record_file = run.join(train::RUN_FILE);
+    let mut record = train::runs::read_record(&run).unwrap();
+    record.config.lr = 1e30;
+    std::fs::write(&record_file, serde_json::to_vec(&record).unwrap()).unwrap();
     // Without a recorded last rate (as in runs from before it was kept) the extension is not
     // capped at the rate the run ended with, so the absurd rate applies.
+    let (tensors, mut metadata) = export::read_tensors(&checkpoint).unwrap();
+    let mut state = train::checkpoint::read_state(&run).unwrap();
     state.last_lr = None;
     metadata.insert(
         "spreadout_state".to_owned(),
@@ -430,15 +434,17 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
     export::write_tensors(&checkpoint, &tensors, metadata).unwrap();
     let checkpoint_before = std::fs::read(&checkpoint).unwrap();
 
-    let error = train::run(
-        &TrainRequest {
-            resume: true,
-            ..request(&folders, &run, tiny_config(3, 4))
+    let extended = TrainRequest::resume(
+        &run,
+        train::ResumeOverrides {
+            epochs: Some(3),
+            cache_dir: Some(dir.path().join("image-cache")),
+            ..train::ResumeOverrides::default()
         },
-        &Control::default(),
-        &mut |_| {},
     )
-    .unwrap_err();
+    .unwrap()
+    .request;
+    let error = train::run(&extended, &Control::default(), &mut |_| {}).unwrap_err();
     let message = error.to_string();
     assert!(
         message.contains("epoch 2") && message.contains("last good checkpoint"),
@@ -488,7 +494,7 @@ fn a_torn_metrics_line_is_skipped_and_the_run_stays_resumable() {
         "still offered for resume"
     );
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..request(&folders, &run, config)
     };
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
@@ -523,7 +529,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
     std::fs::copy(&any_image, first_class.join("added-later.png")).unwrap();
 
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..request(&folders, &run, config)
     };
     let error = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap_err();
@@ -553,7 +559,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
 }
 
 #[test]
-fn extending_a_run_keeps_the_rate_it_ended_with() {
+fn extending_a_run_keeps_the_rate_it_ended_with_through_every_later_resume() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 2, 8, 6);
     let run = dir.path().join("run");
@@ -561,31 +567,36 @@ fn extending_a_run_keeps_the_rate_it_ended_with() {
         lr: 0.1,
         ..tiny_config(5, 8)
     };
-    train::run(
-        &request(&folders, &run, config.clone()),
-        &Control::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    let extended = TrainRequest {
-        resume: true,
-        ..request(
-            &folders,
+    let base = request(&folders, &run, config);
+    train::run(&base, &Control::default(), &mut |_| {}).unwrap();
+    let resume = |epochs| {
+        TrainRequest::resume(
             &run,
-            TrainConfig {
-                epochs: 8,
-                ..config
+            train::ResumeOverrides {
+                epochs,
+                cache_dir: base.cache_dir.clone(),
+                ..train::ResumeOverrides::default()
             },
         )
+        .unwrap()
+        .request
+    };
+    // Extended to 8 and stopped after epoch 6, then resumed as the CLI's printed command does:
+    // no flags.
+    let extended = TrainRequest {
+        stop_after_epoch: Some(6),
+        ..resume(Some(8))
     };
     train::run(&extended, &Control::default(), &mut |_| {}).unwrap();
+    train::run(&resume(None), &Control::default(), &mut |_| {}).unwrap();
     let rates: Vec<f64> = train::read_metrics(&run)
         .unwrap()
         .iter()
         .map(|m| m.lr)
         .collect();
-    // Five epochs: ×0.1 from 60 %, ×0.01 from 80 %. Replanned over 8, epoch 6 would be back at
-    // ×0.1; the extension continues at the ×0.01 the run ended with.
+    // Five epochs: ×0.1 from 60 %, ×0.01 from 80 %. Replanned over 8, epochs 6 and 7 would be
+    // back at ×0.1; the extension continues at the ×0.01 the run ended with, and so does the
+    // resume after its stop (which once re-planned epoch 7 at 0.01 from the epoch counts).
     let expected = [0.1, 0.1, 0.1, 0.01, 0.001, 0.001, 0.001, 0.001];
     assert_eq!(rates.len(), expected.len());
     for (rate, expected) in rates.iter().zip(expected) {
@@ -729,7 +740,7 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
 
     let mut first_step = None;
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..request(&folders, &run, config)
     };
     let summary = train::run(&resumed, &Control::default(), &mut |event| {
@@ -861,7 +872,7 @@ fn the_comparison_methods_resume_their_state_exactly() {
             "{method:?}"
         );
         let resumed = TrainRequest {
-            resume: true,
+            start: spreadout::train::Start::Resume,
             ..request(&folders, &stopped, config)
         };
         train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
@@ -1045,7 +1056,7 @@ fn a_failed_evaluation_keeps_the_epoch_and_the_run_resumes_after_it() {
     std::fs::remove_dir_all(&cache).unwrap();
     let mut first_step = None;
     let resumed = TrainRequest {
-        resume: true,
+        start: spreadout::train::Start::Resume,
         ..request(&folders, &run, tiny_config(2, 4))
     };
     let summary = train::run(&resumed, &Control::default(), &mut |event| {
@@ -1080,12 +1091,13 @@ fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
     let resumed = TrainRequest::resume(
         &run,
         train::ResumeOverrides {
-            device: DeviceChoice::Cpu,
+            device: Some(DeviceChoice::Cpu),
             cache_dir: Some(dir.path().join("image-cache")),
             ..train::ResumeOverrides::default()
         },
     )
-    .unwrap();
+    .unwrap()
+    .request;
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
     assert_eq!(summary.epochs_completed, 2);
     assert!(!runs::describe(&run).unwrap().unfinished);
@@ -1128,7 +1140,7 @@ fn a_stateful_run_resumed_on_a_changed_folder_keeps_each_images_rows_and_resumes
         std::fs::remove_file(&first_image).unwrap();
 
         let resumed = TrainRequest {
-            resume: true,
+            start: spreadout::train::Start::Resume,
             accept_changed_folder: true,
             ..request(&folders, &run, config.clone())
         };
@@ -1195,7 +1207,7 @@ fn a_stateful_run_resumed_on_a_changed_folder_keeps_each_images_rows_and_resumes
 
         // The changed folder is now the run's: it resumes again without being asked to accept.
         let again = TrainRequest {
-            resume: true,
+            start: spreadout::train::Start::Resume,
             ..request(&folders, &run, config)
         };
         let summary = train::run(&again, &Control::default(), &mut |_| {})
