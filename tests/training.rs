@@ -7,6 +7,7 @@ use std::path::Path;
 use spreadout::demo::DemoFolders;
 use spreadout::device::DeviceChoice;
 use spreadout::export::{self, TensorValues};
+use spreadout::optim::Schedule;
 use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
 
 mod common;
@@ -31,9 +32,13 @@ fn run_stopped_at(request: &TrainRequest, epoch: usize, step: usize) -> train::R
     .unwrap()
 }
 
-/// Points of view retrieval training must add over the untrained network; see the test below
-/// for how it was calibrated.
-const VIEW_RETRIEVAL_MARGIN: f64 = 2.0;
+/// Points of kNN accuracy training must add over the untrained network; see the test below for
+/// how it was calibrated.
+const KNN_GAIN: f64 = 6.0;
+
+/// Points of view retrieval training must add over the untrained network; calibrated in the
+/// same test.
+const VIEW_RETRIEVAL_MARGIN: f64 = 1.25;
 
 /// The run's network before its first step: the seeded initialisation it started from, exported
 /// with the run's normalisation beside the run.
@@ -168,16 +173,25 @@ fn cifar_folders(dir: &Path, classes: &[&str], train: usize, test: usize) -> Dem
 }
 
 #[test]
-fn training_beats_the_untrained_network_on_what_the_method_learns() {
+fn training_lifts_knn_and_view_retrieval_above_the_untrained_network() {
     let dir = tempfile::tempdir().unwrap();
-    // Four classes that colour does not tell apart, so an untrained network is near chance.
-    let classes = ["bird", "cat", "deer", "dog"];
-    let folders = cifar_folders(dir.path(), &classes, 150, 40);
-    const EPOCHS: usize = 10;
+    // Four classes (chance 25 %) on which this short run lifts kNN clearly; on bird, cat, deer
+    // and dog (150 images each, width 8, 32 px, ten epochs) it did not lift it at all (33.75 %
+    // untrained, 30.62 % trained, commit 2a9c407).
+    let classes = ["automobile", "frog", "horse", "ship"];
+    let folders = cifar_folders(dir.path(), &classes, 1250, 250);
+    // Sized to what two cores train in about a minute and a half: 16 px through a width-4
+    // network (width 8, three epochs in about the same time, gained 7.3, 9.4 and 12.7 points
+    // with the seeds below) and batches of 32, i.e. many steps, the rate decaying to zero.
+    const EPOCHS: usize = 6;
     let config = TrainConfig {
         epochs: EPOCHS,
         batch_size: 32,
-        width: 8,
+        image_size: 16,
+        width: 4,
+        lr: 0.05,
+        schedule: Schedule::Cosine,
+        seed: 0,
         knn_k: 50,
         ..TrainConfig::default()
     };
@@ -203,20 +217,20 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
         first.loss,
         last.loss
     );
-    // The trained network against the same network untrained (the run's seeded initialisation),
-    // scored the same way. At this size (600 training images, width 8, ten epochs on a CPU) kNN
-    // does not separate the two (measured: 33.75 % untrained, 30.62 % trained, 160 test images;
-    // printed below), so the margin is on what the method trains for: view retrieval among the
-    // training images, 0.50 % untrained, 4.17 % trained (chance 0.17 %). Training with both views
-    // drawn identically (nothing to be invariant to) fails it: 1.00 % → 1.50 % (its kNN, 35.62 %,
-    // would have passed a kNN test). Eq. 7 without the stop-gradient passes it (0.50 % → 4.00 %):
-    // at this size it trains as well as the released code's form (closing note of issue 9).
+    // The trained network against the same network untrained: the run's seeded initialisation,
+    // before its first step (batch norm's running statistics included), scored as `spreadout
+    // eval` scores a model. That scoring of the trained network must give the kNN the run
+    // reported for its last epoch (within one of the 1000 test images), so the untrained
+    // number is on the product's scale.
     let run = dir.path().join("run");
     let untrained = untrained_model(&run);
     let trained = spreadout::export::load_model(&run, &burn::tensor::Device::flex()).unwrap();
-    let (knn_before, knn_after) = (
-        knn_of(&untrained, &folders, &run),
-        knn_of(&trained, &folders, &run),
+    let knn_before = knn_of(&untrained, &folders, &run);
+    let knn_after = last.knn_accuracy.expect("labelled evaluation");
+    let rescored = knn_of(&trained, &folders, &run);
+    assert!(
+        (rescored - knn_after).abs() <= 0.1 + 1e-9,
+        "kNN of the exported model {rescored:.2} %, the run's last epoch {knn_after:.2} %"
     );
     let views = |model, folder| view_retrieval(model, folder, &run);
     let (views_before, views_after) = (
@@ -229,6 +243,23 @@ fn training_beats_the_untrained_network_on_what_the_method_learns() {
     );
     eprintln!(
         "kNN {knn_before:.2} % untrained, {knn_after:.2} % trained; view retrieval on the training images {views_before:.2} % untrained, {views_after:.2} % trained; on the test images {unseen_before:.2} % untrained, {unseen_after:.2} % trained"
+    );
+    // Measured with seeds 0, 1 and 2 (`seed` above; `cargo test --workspace --features
+    // spreadout-app/custom-protocol --test training --
+    // training_lifts_knn_and_view_retrieval_above_the_untrained_network --nocapture` prints
+    // these; seed 0 gives the same numbers with RAYON_NUM_THREADS=1):
+    //   kNN, untrained → trained         50.40 → 64.90, 51.10 → 63.50, 43.70 → 62.20 %
+    //                                    (gains 14.50, 12.40, 18.50 points)
+    //   view retrieval, training images  0.20 → 3.54, 0.34 → 3.14, 0.26 → 2.98 % (chance 0.02 %)
+    //   view retrieval, test images      0.80 → 7.80, 0.50 → 6.70, 0.20 → 6.10 % (chance 0.1 %)
+    //   loss                             4.708 → 3.705, 4.774 → 3.782, 4.742 → 3.807
+    // Both bars are under half the smallest gain. Training without augmentation (every view the
+    // centre view: nothing to be invariant to) fails both, seed 0: kNN 50.40 → 47.80 %, view
+    // retrieval 0.20 → 0.58 %. (Views drawn identically, and Eq. 7 without the stop-gradient,
+    // were measured at the earlier 600-image size only: commit 2a9c407.)
+    assert!(
+        knn_after >= knn_before + KNN_GAIN,
+        "kNN {knn_after:.2} % after training vs {knn_before:.2} % untrained: less than {KNN_GAIN} points gained"
     );
     assert!(
         views_after >= views_before + VIEW_RETRIEVAL_MARGIN,
