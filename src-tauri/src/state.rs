@@ -261,6 +261,11 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A state whose data and caches live in `dir`.
+    fn in_folder(dir: &Path) -> AppState {
+        AppState::new(dir, PixelCache::at(dir.join("cache")), false, false)
+    }
+
     #[test]
     fn only_files_below_chosen_folders_are_allowed() {
         let data = tempfile::tempdir().unwrap();
@@ -269,12 +274,7 @@ mod tests {
         for dir in [&chosen, &other] {
             std::fs::write(dir.path().join("a.png"), b"x").unwrap();
         }
-        let state = AppState::new(
-            data.path(),
-            PixelCache::at(data.path().join("cache")),
-            false,
-            false,
-        );
+        let state = in_folder(data.path());
         assert!(!state.is_allowed(&chosen.path().join("a.png")));
         state.allow(chosen.path());
         assert!(state.is_allowed(&chosen.path().join("a.png")));
@@ -285,12 +285,7 @@ mod tests {
     #[test]
     fn only_one_training_run_at_a_time() {
         let data = tempfile::tempdir().unwrap();
-        let state = AppState::new(
-            data.path(),
-            PixelCache::at(data.path().join("cache")),
-            false,
-            false,
-        );
+        let state = in_folder(data.path());
         assert_eq!(state.with_training(|_| {}).unwrap_err().code, "not_found");
         let run = data.path().join("runs/first");
         state.begin_training(&run, || ((), Arc::default())).unwrap();
@@ -320,12 +315,7 @@ mod tests {
     #[test]
     fn the_active_run_reached_through_a_link_or_dots_is_refused_and_held_while_changed() {
         let data = tempfile::tempdir().unwrap();
-        let state = AppState::new(
-            data.path(),
-            PixelCache::at(data.path().join("cache")),
-            false,
-            false,
-        );
+        let state = in_folder(data.path());
         let run = data.path().join("runs/first");
         std::fs::create_dir_all(&run).unwrap();
         let link = data.path().join("shortcut");
@@ -367,12 +357,7 @@ mod tests {
     #[test]
     fn closing_stops_the_active_run_and_waits_for_its_end() {
         let data = tempfile::tempdir().unwrap();
-        let state = Arc::new(AppState::new(
-            data.path(),
-            PixelCache::at(data.path().join("cache")),
-            false,
-            false,
-        ));
+        let state = Arc::new(in_folder(data.path()));
         assert!(!state.stop_training(), "nothing to stop");
         assert!(state.wait_until_idle(std::time::Duration::ZERO));
         let run = data.path().join("runs/first");
