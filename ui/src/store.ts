@@ -117,7 +117,8 @@ function validDevice(value: unknown): value is DeviceChoice {
   if (typeof value !== 'object' || value === null) return false;
   if ('remote' in value) {
     const target = value.remote as { address?: unknown; token_file?: unknown } | null;
-    return typeof target?.address === 'string' && target.address.startsWith('ws://') && (typeof target.token_file === 'string' || target.token_file === null);
+    // Every kind the backend connects to; which token it sends is the backend's to decide.
+    return typeof target?.address === 'string' && /^(wss?|iroh):\/\/./.test(target.address) && (typeof target.token_file === 'string' || target.token_file === null);
   }
   const adapter = (value as { adapter?: unknown }).adapter;
   return Number.isInteger(adapter) && (adapter as number) >= 0;

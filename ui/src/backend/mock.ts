@@ -48,17 +48,34 @@ export interface MockOptions {
   untrained?: boolean;
 }
 
-/** The token the mock's training server (any `ws://` address) accepts. */
-export const MOCK_SERVER_TOKEN = 'mock-token';
+/** The token the mock's training servers (any address) accept: 64 hex digits, as `serve` writes. */
+export const MOCK_SERVER_TOKEN = '5eed'.repeat(16);
+
+/** The pin of the key the mock's TLS servers (any `wss://` address) present. */
+export const MOCK_SERVER_PIN = `sha256:${'ab'.repeat(32)}`;
 
 /**
- * `address` as the engine's `RemoteTarget::parse` reads it: `ws://HOST[:PORT]` or
- * `iroh://ID@HOST[:PORT]` (the id 64 hex digits), port 7800 by default.
+ * `address` as the engine's `RemoteTarget::parse` reads it: `ws://HOST[:PORT]`,
+ * `wss://HOST[:PORT]` or `iroh://ID@HOST[:PORT]` (the id 64 hex digits), port 7800 by default.
  */
 function serverAddress(address: string): string | null {
-  const [, scheme, rest] = /^(ws|iroh):\/\/([^\s/]+)\/?$/.exec(address.trim()) ?? [];
+  const [, scheme, rest] = /^(wss?|iroh):\/\/([^\s/]+)\/?$/.exec(address.trim()) ?? [];
   if (!rest || (scheme === 'iroh' && !/^[0-9a-f]{64}@./.test(rest))) return null;
   return /:\d+$/.test(rest) ? `${scheme}://${rest}` : `${scheme}://${rest}:7800`;
+}
+
+/**
+ * A token file's text as the engine's `Secret::parse` reads it: the token (at least 32 hex
+ * digits), then at most a `tls-key sha256:HEX` line; blank and `#` lines skipped. A string says
+ * what is wrong.
+ */
+function parseSecret(text: string): { token: string; pin: string | null } | string {
+  const [token, ...rest] = text.split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+  if (!token || !/^[0-9a-fA-F]{32,}$/.test(token)) return 'a token is at least 32 hexadecimal digits (128 bits), and this one is not: use the file `spreadout serve` wrote';
+  const pins = rest.map((line) => /^tls-key (sha256:[0-9a-f]{64})$/.exec(line)?.[1]);
+  const other = rest.find((_, i) => !pins[i]);
+  if (other !== undefined || pins.length > 1) return `'${other ?? rest[1]}' is neither the token nor a \`tls-key sha256:…\` line`;
+  return { token, pin: pins[0] ?? null };
 }
 
 function summary(root: string, perClass: number): FolderSummary {
@@ -302,14 +319,19 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
       auto_name: 'Mock GPU (Vulkan, discrete GPU)',
       auto_notice: null,
     }),
+    // As the engine's `remote::remember`: a pasted token is kept only once the server took it.
     connectRemote: async (address, token) => {
       const normalized = serverAddress(address);
-      if (!normalized) throw { code: 'device', message: `'${address}' is not a server's address: write ws://HOST:PORT or iroh://ID@HOST:PORT (the address \`spreadout serve\` printed)` };
+      if (!normalized) throw { code: 'device', message: `'${address}' is not a server's address: write ws://HOST:PORT, wss://HOST:PORT or iroh://ID@HOST:PORT (the address \`spreadout serve\` printed)` };
       const given = token?.trim() || serverTokens.get(normalized);
       if (!given) throw { code: 'device', message: `${normalized} needs the server's token: give the file \`spreadout serve\` wrote with --token-file FILE` };
-      serverTokens.set(normalized, given);
       const tokenFile = `/mock/data/servers/${normalized.replace(/\W+/g, '-')}.token`;
-      if (given !== MOCK_SERVER_TOKEN) throw { code: 'device', message: `the training server at ${normalized} refused the token in ${tokenFile}: copy the token file \`spreadout serve\` printed from that machine` };
+      const secret = parseSecret(given);
+      if (typeof secret === 'string') throw { code: 'device', message: `token file (the token pasted): ${secret}` };
+      if (normalized.startsWith('wss://') && !secret.pin) throw { code: 'device', message: `${normalized} is reached over TLS, and the token file ${tokenFile} does not pin the server's key (a \`tls-key sha256:…\` line): copy the token file \`spreadout serve\` wrote on that machine` };
+      if (normalized.startsWith('wss://') && secret.pin !== MOCK_SERVER_PIN) throw { code: 'device', message: `the server at ${normalized} presented key ${MOCK_SERVER_PIN}, and the token file ${tokenFile} pins ${secret.pin}: if its key was replaced, copy its new token file; otherwise someone else is answering at that address, and nothing was sent to it` };
+      if (secret.token !== MOCK_SERVER_TOKEN) throw { code: 'device', message: `the training server at ${normalized} refused the token in ${tokenFile}: copy the token file \`spreadout serve\` printed from that machine` };
+      serverTokens.set(normalized, given);
       return { target: { address: normalized, token_file: tokenFile }, served: 'Mock server GPU (Vulkan, discrete GPU)', gpu: true };
     },
     startTraining: async (request: StartTraining, onEvent) => {

@@ -129,10 +129,13 @@ export interface Backend {
 
   listDevices(): Promise<Devices>;
   /**
-   * "Another machine…": keeps `token` for the server at `address` (`ws://HOST:PORT`) in a file
-   * readable by this user only (null: the token kept before), connects, and resolves to what the
-   * server serves; rejects with code `device` naming the server when it is unreachable, refuses
-   * the token or runs another release.
+   * "Another machine…": connects to the server at `address` (`wss://HOST:PORT`, `ws://HOST:PORT`
+   * or `iroh://ID@HOST:PORT`) with `token`, the text of the token file `spreadout serve` wrote
+   * (its token, and for `wss://` the `tls-key` line pinning the server's key; null: the token
+   * kept before), keeps a token that connected in a file readable by this user only, and
+   * resolves to what the server serves. Rejects with code `device` naming the server when the
+   * text is not a token file, the server is unreachable, presents another key, refuses the token
+   * or runs another release; a token that did not connect never replaces the one kept.
    */
   connectRemote(address: string, token: string | null): Promise<RemoteDevice>;
   startTraining(request: StartTraining, onEvent: (event: TrainEvent) => void): Promise<string>;

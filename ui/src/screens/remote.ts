@@ -1,8 +1,9 @@
 // "Another machine…": the device picker's way to a GPU that `spreadout serve` serves elsewhere.
-// The person gives the address and the token `serve` printed; the backend keeps the token in a
-// file readable by this user only (never in the web view's storage) and asks the server what it
-// serves before the picker offers it. Apart from the Train screen so that it stays within its
-// 600 lines.
+// The person gives the address `serve` printed and pastes the token file it wrote (the token, and
+// for a wss:// server the pin of its key); the backend keeps that in a file of the app's data
+// folder readable by this user only (never in the web view's storage), once the server has
+// answered, and asks it what it serves before the picker offers it. Apart from the Train screen
+// so that it stays within its 600 lines.
 import type { Backend, RemoteDevice } from '../backend';
 import { asCommandError } from '../backend';
 import { h, replace } from '../dom';
@@ -13,16 +14,21 @@ export class RemotePanel {
     id: 'remote-address',
     name: 'remote-address',
     type: 'text',
-    placeholder: 'ws://gpu-box:7800 or iroh://ID@gpu-box:7800',
+    placeholder: 'wss://gpu-box:7800, ws://localhost:7800 (through an SSH tunnel) or iroh://ID@gpu-box:7800',
     autocomplete: 'off',
-    spellcheck: false,
+    spellcheck: 'false',
   });
-  private readonly token = h('input', {
+  // A text area: a wss:// server's token file holds two lines, its token and its key's pin.
+  private readonly token = h('textarea', {
     id: 'remote-token',
     name: 'remote-token',
-    type: 'password',
+    rows: 2,
+    // As `.field input` in styles.css, in a fixed-width face: a token is 64 hex digits.
+    style: 'width: 100%; min-width: 0; padding: 4px 6px; font-family: monospace; resize: vertical',
     autocomplete: 'off',
-    placeholder: 'kept from before, if left empty',
+    autocapitalize: 'off',
+    spellcheck: 'false',
+    placeholder: 'Paste the content of the token file `spreadout serve` wrote (left empty: the token kept from before)',
   });
   private readonly connect = h('button', { type: 'button', id: 'remote-connect' }, 'Connect');
   private readonly status = h('p', { id: 'remote-status', class: 'status', role: 'status' });
@@ -37,31 +43,40 @@ export class RemotePanel {
     closed: () => void,
   ) {
     this.connect.addEventListener('click', () => void this.submit());
-    for (const input of [this.address, this.token]) {
-      input.addEventListener('keydown', (event: KeyboardEvent) => {
-        if (event.key === 'Enter') {
+    // Enter connects from the address; in the token's text area it starts the pin's line, and
+    // Ctrl+Enter (⌘+Enter) connects.
+    const connectOnEnter = (input: HTMLElement, withModifier: boolean) =>
+      input.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter' && (!withModifier || event.ctrlKey || event.metaKey)) {
           event.preventDefault();
           void this.submit();
         }
       });
-    }
+    connectOnEnter(this.address, false);
+    connectOnEnter(this.token, true);
     this.element = h(
       'fieldset',
       { id: 'remote-panel', class: 'remote-panel', hidden: true },
       h('legend', {}, 'Another machine'),
       h(
         'small',
-        {},
+        { id: 'remote-explained' },
         'Train on a GPU that another computer serves: run ',
         h('code', {}, 'spreadout serve'),
-        ' there and copy the address and token it prints. The images stay on this computer; each step sends its batch over the network. A ws:// address is unencrypted: use a network you trust or an SSH tunnel (',
-        h('code', {}, 'ssh -L 7800:localhost:7800 gpu-box'),
-        ', then ws://localhost:7800). An iroh:// address (',
+        ' there, then give the address it prints and paste the token file it writes. ',
+        h(
+          'strong',
+          {},
+          'The training images go to that computer: a served GPU receives them and keeps them there for the run (each step then sends only its views\' draws), and everyone holding the server\'s token can use its GPU fully.',
+        ),
+        ' A wss:// address is encrypted and checks the server\'s key; an iroh:// address (',
         h('code', {}, 'spreadout serve --iroh'),
-        ') is encrypted, and only that server can answer it.',
+        ') is encrypted and checks the server\'s id; a ws:// address is unencrypted, for this computer or an SSH tunnel only (',
+        h('code', {}, 'ssh -L 7800:localhost:7800 gpu-box'),
+        ', then ws://localhost:7800).',
       ),
       h('label', { class: 'field' }, h('span', {}, 'Address'), this.address),
-      h('label', { class: 'field' }, h('span', {}, 'Token'), this.token),
+      h('label', { class: 'field' }, h('span', {}, 'Token file'), this.token),
       h(
         'div',
         { class: 'field-buttons' },
@@ -88,7 +103,7 @@ export class RemotePanel {
   private async submit(): Promise<void> {
     const address = this.address.value.trim();
     if (!address) {
-      replace(this.status, 'Give the address `spreadout serve` printed, e.g. ws://gpu-box:7800.');
+      replace(this.status, 'Give the address `spreadout serve` printed, e.g. wss://gpu-box:7800.');
       return;
     }
     this.connect.disabled = true;
