@@ -7,7 +7,9 @@
 //! Resampled pixels stay `f32` in `[0, 1]` (`FloatImage`) until they are stored as 8-bit, so
 //! augmentation's colour adjustments that follow do not quantise in between.
 
-use image::RgbImage;
+use std::ops::Deref;
+
+use image::{ImageBuffer, Rgb, RgbImage};
 use spreadout_shaders::views::Tap;
 
 /// A `[0, 1]` value as the 8-bit pixel PIL would store (ToTensor later divides by 255).
@@ -79,30 +81,40 @@ impl PixelRect {
 
 /// Resamples `region` of `src` to `resized` (width, height) with PIL's antialiased bilinear
 /// (triangle) filter, which is what torchvision uses for PIL images, but computes only the
-/// `window` of that resized image. This keeps the centre view cheap for extreme aspect ratios.
-pub(crate) fn resize_region(
-    src: &RgbImage,
+/// `window` of that resized image. This keeps the centre view cheap for extreme aspect ratios:
+/// the vertical pass covers only the columns the window's column taps read, so the work follows
+/// the window, not the region. `src` may borrow its pixels (a served device's kept buffer).
+pub(crate) fn resize_region<C: Deref<Target = [u8]>>(
+    src: &ImageBuffer<Rgb<u8>, C>,
     region: PixelRect,
     resized: (u32, u32),
     window: PixelRect,
 ) -> FloatImage {
     let row_taps = triangle_taps(region.height, resized.1, window.top, window.height);
     let column_taps = triangle_taps(region.width, resized.0, window.left, window.width);
-    let source = src.as_raw();
+    let source: &[u8] = src.as_raw();
     let source_stride = src.width() as usize * 3;
-    let region_width = region.width as usize;
-    let region_start = region.left as usize * 3;
+    // The region's columns that the column taps read, first to last.
+    let span_first = column_taps.iter().map(|tap| tap.first as usize).min();
+    let span_end = column_taps
+        .iter()
+        .map(|tap| tap.first as usize + tap.weights.len())
+        .max();
+    let (span_first, span_end) = span_first.zip(span_end).unwrap_or((0, 0));
+    // At least one, so that the passes below chunk the buffer even for an empty window.
+    let span_width = (span_end - span_first).max(1);
+    let span_start = (region.left as usize + span_first) * 3;
 
-    // Vertical pass first, over the region's columns, in 0–255 units.
-    let mut rows_resampled = vec![[0.0f32; 3]; window.height as usize * region_width];
+    // Vertical pass first, over the columns read, in 0–255 units.
+    let mut rows_resampled = vec![[0.0f32; 3]; window.height as usize * span_width];
     for (taps, resampled_row) in row_taps
         .iter()
-        .zip(rows_resampled.chunks_exact_mut(region_width))
+        .zip(rows_resampled.chunks_exact_mut(span_width))
     {
         for (offset, &weight) in taps.weights.iter().enumerate() {
             let y = region.top as usize + taps.first as usize + offset;
-            let row_start = y * source_stride + region_start;
-            let source_row = &source[row_start..row_start + region_width * 3];
+            let row_start = y * source_stride + span_start;
+            let source_row = &source[row_start..row_start + (span_end - span_first) * 3];
             for (accumulated, pixel) in resampled_row.iter_mut().zip(source_row.chunks_exact(3)) {
                 for channel in 0..3 {
                     accumulated[channel] += weight * f32::from(pixel[channel]);
@@ -112,13 +124,13 @@ pub(crate) fn resize_region(
     }
 
     let mut pixels = Vec::with_capacity(window.width as usize * window.height as usize);
-    for resampled_row in rows_resampled.chunks_exact(region_width) {
+    for resampled_row in rows_resampled.chunks_exact(span_width) {
         for taps in &column_taps {
             let mut accumulated = [0.0f32; 3];
             for (weight, pixel) in taps
                 .weights
                 .iter()
-                .zip(&resampled_row[taps.first as usize..])
+                .zip(&resampled_row[taps.first as usize - span_first..])
             {
                 for channel in 0..3 {
                     accumulated[channel] += weight * pixel[channel];
@@ -134,6 +146,27 @@ pub(crate) fn resize_region(
     }
 }
 
+/// The source samples, `first..end`, that each output sample of `window_start..` (`window_len`
+/// of them) reads when `input_len` samples are resampled to `output_len` with PIL's triangle:
+/// the spans of [`triangle_taps`], found without computing a weight, so that a caller can bound
+/// the taps before it computes them.
+pub(crate) fn tap_spans(
+    input_len: u32,
+    output_len: u32,
+    window_start: u32,
+    window_len: u32,
+) -> impl Iterator<Item = (usize, usize, f64)> {
+    let scale = f64::from(input_len) / f64::from(output_len);
+    let support = scale.max(1.0);
+    (window_start..window_start + window_len).map(move |output| {
+        let center = (f64::from(output) + 0.5) * scale;
+        let first = (center - support + 0.5).floor().max(0.0) as usize;
+        let end = ((center + support + 0.5).floor() as usize).min(input_len as usize);
+        (first, end, center)
+    })
+}
+
+/// PIL's antialiased bilinear weights of each output sample of the window (see [`tap_spans`]).
 ///
 /// A tap (the source samples, and their normalised weights, that make up one output sample) is
 /// the device kernel's type, which builds views from the same taps.
@@ -143,14 +176,9 @@ pub(crate) fn triangle_taps(
     window_start: u32,
     window_len: u32,
 ) -> Vec<Tap> {
-    let scale = f64::from(input_len) / f64::from(output_len);
-    let filter_scale = scale.max(1.0);
-    let support = filter_scale;
-    (window_start..window_start + window_len)
-        .map(|output| {
-            let center = (f64::from(output) + 0.5) * scale;
-            let first = (center - support + 0.5).floor().max(0.0) as usize;
-            let end = ((center + support + 0.5).floor() as usize).min(input_len as usize);
+    let filter_scale = (f64::from(input_len) / f64::from(output_len)).max(1.0);
+    tap_spans(input_len, output_len, window_start, window_len)
+        .map(|(first, end, center)| {
             let raw: Vec<f64> = (first..end)
                 .map(|input| (1.0 - ((input as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
                 .collect();

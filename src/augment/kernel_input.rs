@@ -3,10 +3,10 @@
 //! folded into the column taps, the jitter's draw, and the normalisation's constants. Used where
 //! the kernel runs: this machine's GPU (`on_device`) and a served one (`served`).
 
-use spreadout_shaders::views::{Constants, Jitter, JitterOp as DeviceOp, Tap, ViewSpec};
+use spreadout_shaders::views::{Constants, Jitter, JitterOp as DeviceOp, MAX_TAPS, Tap, ViewSpec};
 
 use super::{ColorJitter, Geometry, JitterOp, LUMA_WEIGHTS, ViewDraw};
-use crate::resample::triangle_taps;
+use crate::resample::{tap_spans, triangle_taps};
 
 /// The kernel's description of `draws` on sources of `sizes` at `size`.
 pub(super) fn specs(sizes: &[(u32, u32)], draws: &[(usize, ViewDraw)], size: u32) -> Vec<ViewSpec> {
@@ -61,6 +61,43 @@ pub(super) fn view_spec(
         jitter: draw.jitter.as_ref().map(device_jitter),
         grayscale: draw.grayscale,
     }
+}
+
+/// Whether every output sample of `draw` on a `width`×`height` source at `size` reads 1 to
+/// [`MAX_TAPS`] source samples, found from the spans [`view_spec`]'s taps would have, without
+/// computing them (a request's numbers can make them span the whole source).
+///
+/// # Errors
+/// The axis (`"rows"` or `"columns"`) of the first sample that does not, and how many it reads.
+pub(super) fn taps_within(
+    draw: &ViewDraw,
+    width: u32,
+    height: u32,
+    size: u32,
+) -> Result<(), (&'static str, usize)> {
+    let Geometry {
+        region,
+        resized,
+        window,
+    } = draw.geometry(width, height, size);
+    for (axis, spans) in [
+        (
+            "rows",
+            tap_spans(region.height, resized.1, window.top, window.height),
+        ),
+        (
+            "columns",
+            tap_spans(region.width, resized.0, window.left, window.width),
+        ),
+    ] {
+        for (first, end, _) in spans {
+            let taps = end.saturating_sub(first);
+            if taps == 0 || taps > MAX_TAPS {
+                return Err((axis, taps));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn device_jitter(jitter: &ColorJitter) -> Jitter {

@@ -29,7 +29,7 @@ mod served;
 pub(crate) use normalization::ChannelTotals;
 pub use normalization::Normalization;
 pub use on_device::{DeviceViews, KeepOn, KeptImages, two_views_on};
-pub(crate) use served::{VIEWS_OP, views_on_cpu, views_on_gpu};
+pub use served::{VIEWS_OP, views_on_cpu, views_on_gpu};
 
 /// `RandomResizedCrop` area range, as a fraction of the source area.
 const CROP_SCALE: (f64, f64) = (0.2, 1.0);
@@ -281,8 +281,13 @@ impl ViewDraw {
         }
     }
 
-    /// The view of `src` on the CPU.
-    fn apply(&self, src: &RgbImage, size: u32) -> FloatImage {
+    /// The view of `src` on the CPU (its pixels owned, or borrowed from a served device's kept
+    /// buffer).
+    fn apply<C: std::ops::Deref<Target = [u8]>>(
+        &self,
+        src: &image::ImageBuffer<image::Rgb<u8>, C>,
+        size: u32,
+    ) -> FloatImage {
         let Geometry {
             region,
             resized,

@@ -33,6 +33,9 @@ const VIEW_INTS: usize = 4;
 /// Floats per view: brightness, contrast, saturation, hue shift.
 const VIEW_FLOATS: usize = 4;
 
+/// Bytes the kernel addresses in its sources: it computes each byte's offset in 32 bits.
+pub const MAX_SOURCE_BYTES: u64 = 1 << 32;
+
 /// One of ColorJitter's adjustments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JitterOp {
@@ -137,6 +140,39 @@ pub enum ViewError {
     /// The sources pass the 4 GiB the kernel's 32-bit offsets address.
     #[error("the sources pass 4 GiB, beyond the kernel's 32-bit offsets")]
     TooLarge,
+    /// A source does not lie within the buffer of sources (or within the 4 GiB the kernel's
+    /// offsets address), or has no pixels.
+    #[error(
+        "source {source_index}, {width}×{height} at byte {start}, does not lie within the {bytes} bytes of the sources"
+    )]
+    OutsideBuffer {
+        /// The source.
+        source_index: usize,
+        /// Its first byte.
+        start: u64,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// Bytes of the sources (at most [`MAX_SOURCE_BYTES`] count).
+        bytes: u64,
+    },
+    /// A buffer handed over holds fewer bytes than the words it is said to hold.
+    #[error("a buffer of {bytes} bytes said to hold {words} 32-bit words")]
+    ShortBuffer {
+        /// Bytes the buffer holds.
+        bytes: u64,
+        /// Words it was said to hold.
+        words: usize,
+    },
+    /// The views' output passes what the kernel's 32-bit indices address.
+    #[error("{views} views of {size}×{size} pass the 2^32 values the kernel's indices address")]
+    OutputTooLarge {
+        /// Views in the batch.
+        views: usize,
+        /// Their side.
+        size: u32,
+    },
     /// A view's taps do not give one per output sample, or one reads outside its source or
     /// has more weights than the kernel takes.
     #[error("view {view}: {problem}")]
@@ -177,20 +213,42 @@ impl DeviceSources {
 
     /// Sources already on the device of a kernel's client: `words` little-endian 32-bit words in
     /// `handle` (another party's buffer, e.g. a served tensor's), source `i` starting at byte
-    /// `starts[i]` with size `sizes[i]`. [`build_views`] checks each view against `sizes`, so the
-    /// starts are the caller's promise that every source lies within the buffer.
+    /// `starts[i]` with size `sizes[i]`. Checked here, against the bytes the handle itself spans,
+    /// so that with [`build_views`]'s check of each view against `sizes` the kernel never reads
+    /// outside the buffer, whatever the numbers were.
+    ///
+    /// # Errors
+    /// [`ViewError::ShortBuffer`] when the handle holds fewer than `4 · words` bytes;
+    /// [`ViewError::OutsideBuffer`] when a source has no pixels or does not lie within the words
+    /// (and the 4 GiB the kernel addresses); [`ViewError::NoSource`] when `starts` and `sizes`
+    /// differ in length.
     pub fn from_buffer(
         handle: Handle,
         words: usize,
         starts: Vec<u32>,
         sizes: Vec<(u32, u32)>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ViewError> {
+        let held = handle.size_in_used();
+        let bytes = (words as u64)
+            .checked_mul(4)
+            .filter(|&bytes| bytes <= held)
+            .ok_or(ViewError::ShortBuffer { bytes: held, words })?;
+        if starts.len() != sizes.len() {
+            return Err(ViewError::NoSource {
+                view: 0,
+                source_index: starts.len().min(sizes.len()),
+                sources: starts.len().max(sizes.len()),
+            });
+        }
+        for (index, (&start, &(width, height))) in starts.iter().zip(&sizes).enumerate() {
+            check_source(index, start.into(), width, height, bytes)?;
+        }
+        Ok(Self {
             handle,
             words,
             starts,
             sizes,
-        }
+        })
     }
 
     /// Width and height of each source.
@@ -230,8 +288,12 @@ impl PackedSources {
                 height: source.height,
             });
         }
-        let start = u32::try_from(self.bytes.len()).map_err(|_| ViewError::TooLarge)?;
-        self.starts.push(start);
+        let start = self.bytes.len() as u64;
+        if start + expected as u64 > MAX_SOURCE_BYTES {
+            return Err(ViewError::TooLarge);
+        }
+        self.starts
+            .push(u32::try_from(start).map_err(|_| ViewError::TooLarge)?);
         self.sizes.push((source.width, source.height));
         self.bytes.extend_from_slice(source.pixels);
         Ok(())
@@ -361,12 +423,51 @@ fn op_code(op: JitterOp) -> u32 {
     }
 }
 
+/// That source `index`, `width`×`height` RGB from byte `start`, has pixels and lies within the
+/// first `bytes` of a buffer and within the [`MAX_SOURCE_BYTES`] the kernel addresses (every
+/// sum in 64 bits, checked).
+///
+/// # Errors
+/// [`ViewError::OutsideBuffer`] when it does not.
+pub fn check_source(
+    index: usize,
+    start: u64,
+    width: u32,
+    height: u32,
+    bytes: u64,
+) -> Result<(), ViewError> {
+    let end = (3 * u64::from(width))
+        .checked_mul(height.into())
+        .and_then(|pixels| pixels.checked_add(start));
+    match end {
+        Some(end) if width > 0 && height > 0 && end <= bytes.min(MAX_SOURCE_BYTES) => Ok(()),
+        _ => Err(ViewError::OutsideBuffer {
+            source_index: index,
+            start,
+            width,
+            height,
+            bytes,
+        }),
+    }
+}
+
 /// Every view names a source (of the `sources` sizes) it fits: one tap per output sample, each
-/// inside the source, none wider than [`MAX_TAPS`].
+/// inside the source, none wider than [`MAX_TAPS`]; and the output stays within the kernel's
+/// 32-bit indices.
 ///
 /// # Errors
 /// [`ViewError`] naming the first view or source that does not.
 pub fn check(sources: &[(u32, u32)], views: &[ViewSpec], size: u32) -> Result<(), ViewError> {
+    let values = u64::from(size)
+        .checked_mul(size.into())
+        .and_then(|plane| plane.checked_mul(3 * views.len() as u64))
+        .filter(|&values| values <= u64::from(u32::MAX));
+    if values.is_none() {
+        return Err(ViewError::OutputTooLarge {
+            views: views.len(),
+            size,
+        });
+    }
     for (index, view) in views.iter().enumerate() {
         if view.source >= sources.len() {
             return Err(ViewError::NoSource {
