@@ -16,7 +16,16 @@ use std::path::Path;
 /// # Errors
 /// The first I/O error.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    replace(path, bytes, true)
+    replace(path, bytes, true, false)
+}
+
+/// [`write`] for a secret: the file is readable and writable by its owner alone (on Unix, mode
+/// 0600 from the moment the temporary is made, so it is never readable by others).
+///
+/// # Errors
+/// The first I/O error.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, true, true)
 }
 
 /// [`write`] without flushing to disk: still atomic for readers (never half a file), but a power
@@ -26,10 +35,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// # Errors
 /// The first I/O error.
 pub fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    replace(path, bytes, false)
+    replace(path, bytes, false, false)
 }
 
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+fn replace(path: &Path, bytes: &[u8], durable: bool, private: bool) -> std::io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -42,10 +51,16 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let prefix = format!(".{}.", file_name.to_string_lossy());
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".partial");
-    // tempfile creates owner-only files; the target gets the permissions a plain `File::create`
-    // gives (0666 less the umask), as before.
+    // tempfile creates owner-only files, which a secret keeps; any other target gets the
+    // permissions a plain `File::create` gives (0666 less the umask), as before.
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(if private {
+        0o600
+    } else {
+        0o666
+    }));
+    #[cfg(not(unix))]
+    let _ = private;
     // Dropped on any error before `persist`, the temporary deletes itself.
     let mut temporary = builder.tempfile_in(directory)?;
     temporary.write_all(bytes)?;

@@ -179,14 +179,14 @@ pub enum Command {
     /// List the GPU adapters `--device` can choose, or (with --remote) the device a server serves.
     Devices {
         /// A machine running `spreadout serve`: describe the device it serves instead.
-        #[arg(long, value_name = "ws://HOST:PORT | iroh://ID@HOST:PORT")]
+        #[arg(long, value_name = "ws://HOST:PORT | wss://HOST:PORT | iroh://ID@HOST:PORT")]
         remote: Option<String>,
         /// The server's token (with --remote).
         #[arg(long, value_name = "FILE", requires = "remote")]
         token_file: Option<PathBuf>,
     },
-    /// Serve this machine's GPU to Spreadout on other machines (`--device ws://HOST:PORT` there).
-    /// WebSocket is not encrypted: use it on a trusted network or through `ssh -L`; --iroh is.
+    /// Serve this machine's GPU to Spreadout on other machines (`--device wss://HOST:PORT` there).
+    /// Beyond loopback it speaks TLS (wss://, the key pinned by the token file) or, with --iroh, QUIC.
     Serve(ServeArgs),
     /// Measure training and data throughput; prints a table (or JSON lines).
     Bench(BenchArgs),
@@ -216,10 +216,10 @@ pub struct BenchArgs {
     /// Untimed warm-up steps (kernel compilation, autotuning).
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// auto, gpu, cpu, an adapter number or ws://HOST:PORT; without it, the CPU and every GPU.
+    /// auto, gpu, cpu, an adapter number or a server (wss://HOST:PORT, ws://…, iroh://…); without it, the CPU and every GPU.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
-    /// The server's token, for --device ws://HOST:PORT.
+    /// The server's token, for a served --device.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Also time software rasterisers such as lavapipe (very slow); only without --device.
@@ -267,10 +267,10 @@ impl BenchArgs {
 #[derive(Args, Clone)]
 pub struct DeviceArg {
     /// auto (a discrete GPU, else another real GPU, else CPU), gpu, cpu, an adapter number from
-    /// `spreadout devices`, or ws://HOST:PORT: the GPU of a machine running `spreadout serve`.
+    /// `spreadout devices`, or a server, wss://HOST:PORT (ws://, iroh://): the GPU of a machine running `spreadout serve`.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
-    /// The server's token, for --device ws://HOST:PORT (the file `spreadout serve` wrote there).
+    /// The server's token, for a served --device (the file `spreadout serve` wrote there).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
 }
@@ -285,19 +285,37 @@ impl DeviceArg {
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address to listen on. Loopback by default (clients then come through `ssh -L`); give this
-    /// machine's LAN address, or 0.0.0.0 for every interface, to be reached directly.
+    /// machine's LAN address, or 0.0.0.0 for every interface, to be reached directly: beyond
+    /// loopback the server speaks TLS (wss://) unless --plaintext or --iroh says otherwise.
     #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], spreadout::remote::DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
-    /// File holding the token clients must present; written with a fresh random token (readable
-    /// by you alone) when it does not exist yet. Copy it to the clients.
+    /// File holding the token clients must present (and, over TLS, the pin of this server's
+    /// key); written with a fresh random token (readable by you alone) when it does not exist
+    /// yet. Copy it to the clients. A file others can read is refused.
     #[arg(long, value_name = "FILE")]
     pub token_file: PathBuf,
     /// The device to serve: auto, gpu, cpu or an adapter number from `spreadout devices`.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Serve over Iroh (QUIC over UDP) instead of WebSocket: encrypted, and clients check this
-    /// server's key; direct connections only, no relays. Listens on every interface: give
-    /// --listen 0.0.0.0:PORT.
+    /// Clients served at once. Every client with the token can use the device fully, and
+    /// clients served at the same time share its memory: one could read what another's run
+    /// left there. Raise it only for people who may see each other's images.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub clients: u16,
+    /// Serve over TLS (wss://) on loopback too; beyond loopback it is the default.
+    #[arg(long, conflicts_with_all = ["plaintext", "iroh"])]
+    pub tls: bool,
+    /// Serve unencrypted (ws://) beyond loopback: anyone on the path can read the images and the
+    /// token, and answer in this server's place. For a network you control end to end.
+    #[arg(long, conflicts_with = "iroh")]
+    pub plaintext: bool,
+    /// The server's TLS key, made on first use (readable by you alone); clients pin it
+    /// [default: serve-tls.key in Spreadout's data folder].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["plaintext", "iroh"])]
+    pub tls_key: Option<PathBuf>,
+    /// Serve over Iroh (QUIC over UDP) instead: encrypted, and clients check this server's key
+    /// (its id is in the address); direct connections only, on exactly --listen, with no relays
+    /// and no port mapping.
     #[arg(long)]
     pub iroh: bool,
     /// The server's Iroh key, created on first use (readable by you alone) so its id survives

@@ -314,7 +314,7 @@ impl FromStr for DeviceChoice {
             "gpu" => Ok(DeviceChoice::Gpu),
             "cpu" => Ok(DeviceChoice::Cpu),
             number => number.parse().map(DeviceChoice::Adapter).map_err(|_| {
-                format!("unknown device '{text}': use auto, gpu, cpu, an adapter number from `spreadout devices`, or ws://HOST:PORT (iroh://ID@HOST:PORT) for a machine running `spreadout serve`")
+                format!("unknown device '{text}': use auto, gpu, cpu, an adapter number from `spreadout devices`, or a server's address (wss://HOST:PORT, ws://HOST:PORT, iroh://ID@HOST:PORT) for a machine running `spreadout serve`")
             }),
         }
     }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-pub use places::{default_cache_dir, default_data_dir, disk_use};
+pub use places::{default_cache_dir, default_data_dir, disk_use, private_data_dir};
 
 /// Byte `b` (0x80–0xFF, never a whole UTF-8 character) is written as U+F700 + `b`.
 const ESCAPE_BASE: u32 = 0xF700;

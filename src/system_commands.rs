@@ -7,8 +7,7 @@ use anyhow::{Context, Result, bail};
 use spreadout::bench;
 use spreadout::data;
 use spreadout::device::{self, DeviceChoice};
-use spreadout::remote;
-use spreadout::serve::{self, Server, Via};
+use spreadout::serve::{self, Server, TokenFileChange, Via};
 
 use crate::cli::{BenchArgs, ServeArgs};
 use crate::progress;
@@ -73,19 +72,23 @@ pub fn devices(remote: Option<String>, token_file: Option<PathBuf>) -> Result<()
             .map_err(anyhow::Error::msg)?
             .with_token_file(token_file);
         if !matches!(choice, DeviceChoice::Remote(_)) {
-            bail!("--remote takes a server's address, ws://HOST:PORT or iroh://ID@HOST:PORT");
+            bail!(
+                "--remote takes a server's address, ws://HOST:PORT, wss://HOST:PORT or iroh://ID@HOST:PORT"
+            );
         }
         let selected = device::select(choice)?;
         let link = selected.remote.expect("a served device has its link");
         println!("{} serves {}", link.address, link.served);
-        match link.traffic {
-            Some(traffic) => println!(
-                "handshake: {} bytes sent, {} received",
-                traffic.sent(),
-                traffic.received()
-            ),
-            None => println!("encrypted and authenticated by the server's key (Iroh, no relays)"),
-        }
+        println!(
+            "handshake: {} bytes sent, {} received ({})",
+            link.traffic.sent(),
+            link.traffic.received(),
+            match link.address.split_once("://").map(|(scheme, _)| scheme) {
+                Some("wss") => "TLS, the server's key pinned by the token file",
+                Some("iroh") => "Iroh: encrypted, the server known by its id, no relays",
+                _ => "plain: not encrypted",
+            }
+        );
         return Ok(());
     }
     let adapters = device::describe_compute(device::list_adapters());
@@ -207,44 +210,63 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<()> {
-    let token = if args.token_file.exists() {
-        remote::read_token(&args.token_file)?
-    } else {
-        let token = remote::new_token();
-        remote::write_token(&args.token_file, &token, false)?;
-        eprintln!(
-            "wrote a new token to {} (readable by you alone): copy it to each client, which passes it with --token-file",
-            args.token_file.display()
-        );
-        token
+    // Keys stay in the per-user data folder, never in a shared temporary one, where another user
+    // could plant a key of their own.
+    let key_path = |given: &Option<PathBuf>, name: &str, flag: &str| -> Result<PathBuf> {
+        match given {
+            Some(path) => Ok(path.clone()),
+            None => spreadout::paths::private_data_dir()
+                .map(|dir| dir.join(name))
+                .with_context(|| format!("this account has no data folder to keep the server's key in: give {flag} FILE")),
+        }
     };
     let via = if args.iroh {
         Via::Iroh {
-            identity: (args.identity.clone())
-                .unwrap_or_else(|| spreadout::paths::default_data_dir().join("serve-identity.key")),
+            identity: key_path(&args.identity, "serve-identity.key", "--identity")?,
+        }
+    } else if args.plaintext {
+        Via::Plain
+    } else if args.tls {
+        Via::Tls {
+            key: key_path(&args.tls_key, "serve-tls.key", "--tls-key")?,
         }
     } else {
-        Via::WebSocket
+        serve::default_via(args.listen, key_path(&args.tls_key, "serve-tls.key", "--tls-key")?)
     };
-    let server = Server::bind(args.listen, &via, token, args.device.clone())
+    let server = Server::bind(args.listen, &via, args.device.clone(), usize::from(args.clients))
         .with_context(|| format!("cannot serve on {}", args.listen))?;
+    let (secret, change) = serve::token_file(&args.token_file, server.pin())?;
+    let file = args.token_file.display();
+    match change {
+        TokenFileChange::Created => eprintln!(
+            "wrote a new token to {file} (readable by you alone): copy that file to each client, which passes it with --token-file (in the app: paste its content)"
+        ),
+        TokenFileChange::Pinned => eprintln!(
+            "added this server's TLS key to {file}: copy that file to each client again (its token is unchanged)"
+        ),
+        TokenFileChange::Kept => {}
+    }
     let address = server.address();
     eprintln!(
-        "serving {} on {address}; clients train with --device {} --token-file FILE (HOST: this machine as they reach it). Ctrl-C stops.",
+        "serving {} on {address} to {} client(s) at a time; clients train with --device {} --token-file FILE (HOST: this machine as they reach it). Ctrl-C stops.",
         server.device().name,
+        args.clients,
         server.client_address("HOST")
     );
-    if server.is_encrypted() {
-        eprintln!(
-            "over Iroh: encrypted, and clients check this server's key (its id is in the address); open UDP port {} to them",
+    match &via {
+        Via::Tls { .. } => eprintln!(
+            "over TLS: encrypted, and clients accept only this server's key, whose pin {} is in the token file",
+            server.pin().expect("a TLS server has a key")
+        ),
+        Via::Iroh { .. } => eprintln!(
+            "over Iroh: encrypted, and clients check this server's key (its id is in the address); no relays, no port mapping: open UDP port {} to them",
             address.port()
-        );
-    } else if serve::is_exposed(address) {
-        eprintln!(
-            "warning: the connection is not encrypted, and {address} is reachable from other machines: serve only on a network you trust, or listen on 127.0.0.1 and let clients come through an SSH tunnel (ssh -L {port}:127.0.0.1:{port} this-machine)",
-            port = address.port()
-        );
+        ),
+        Via::Plain if serve::is_exposed(address) => eprintln!(
+            "warning: --plaintext: the connection is not encrypted and the server not authenticated, and {address} is reachable from other machines: anyone on the path can read the images and the token, or answer in this server's place"
+        ),
+        Via::Plain => {}
     }
-    server.serve()?;
+    server.serve(&secret.token)?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Training on a device another machine serves (`spreadout serve`), over loopback with the CPU
-//! backend served: an epoch through the server, over WebSocket and over Iroh without relays, with
+//! backend served: an epoch through the server, plain, over TLS and over Iroh without relays, with
 //! the views built there from images kept there or sent as 8-bit batches, equals the same epoch
 //! here; a step on kept images sends a small part of a batch's bytes; a wrong token is refused
 //! with a message, a client killed mid-run
@@ -19,7 +19,7 @@ use std::time::Duration;
 use spreadout::demo::DemoFolders;
 use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::export::{self, TensorValues};
-use spreadout::remote::{RemoteError, RemoteTarget};
+use spreadout::remote::{RemoteError, RemoteTarget, Secret};
 use spreadout::serve::Via;
 use spreadout::train::{
     self, AugmentOn, Control, TrainConfig, TrainError, TrainEvent, TrainRequest,
@@ -72,13 +72,20 @@ fn assert_close(a: f64, b: f64, what: &str) {
 #[test]
 fn an_epoch_through_the_server_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Device);
+    an_epoch_through(dir.path(), &Via::Plain, AugmentOn::Device);
+}
+
+#[test]
+fn an_epoch_over_tls_equals_the_same_epoch_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("tls.key");
+    an_epoch_through(dir.path(), &Via::Tls { key }, AugmentOn::Device);
 }
 
 #[test]
 fn an_epoch_of_batches_sent_as_pixels_equals_the_same_epoch_here() {
     let dir = tempfile::tempdir().unwrap();
-    an_epoch_through(dir.path(), &Via::WebSocket, AugmentOn::Auto);
+    an_epoch_through(dir.path(), &Via::Plain, AugmentOn::Auto);
 }
 
 #[test]
@@ -94,8 +101,9 @@ fn an_epoch_over_iroh_without_relays_equals_the_same_epoch_here() {
 /// tolerance.
 fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
     let folders = tiny_data(dir, 4, 12, 5);
-    let address = serve_here("loopback-token", via, DeviceChoice::Cpu);
-    let token = token_file(dir, "token", "loopback-token");
+    let server = serve_here(via, DeviceChoice::Cpu, 1);
+    let address = server.address;
+    let token = token_file(dir, "token", &server.secret);
 
     let local = dir.join("local");
     train::run(
@@ -162,8 +170,9 @@ fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
 #[test]
 fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
     let dir = tempfile::tempdir().unwrap();
-    let address = serve_here("bytes-token", &Via::WebSocket, DeviceChoice::Cpu);
-    let token = token_file(dir.path(), "token", "bytes-token");
+    let server = serve_here(&Via::Plain, DeviceChoice::Cpu, 1);
+    let address = server.address;
+    let token = token_file(dir.path(), "token", &server.secret);
     let device = device::select(served(&address, &token)).unwrap();
     let sent = |augment_on: AugmentOn| {
         let case = spreadout::bench::TrainingCase {
@@ -193,8 +202,8 @@ fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
 #[test]
 fn a_wrong_token_is_refused_naming_the_server_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let address = serve_here("the-right-token", &Via::WebSocket, DeviceChoice::Cpu);
-    let wrong = token_file(dir.path(), "wrong", "not-the-token");
+    let address = serve_here(&Via::Plain, DeviceChoice::Cpu, 1).address;
+    let wrong = token_file(dir.path(), "wrong", &Secret::generate(None));
     let error = device::select(served(&address, &wrong)).unwrap_err();
     assert!(
         matches!(error, DeviceError::Remote(RemoteError::Refused { .. })),
@@ -268,7 +277,7 @@ fn free_port() -> SocketAddr {
 fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 4, 12, 5);
-    let token = token_file(dir.path(), "token", "survivor-token");
+    let token = token_file(dir.path(), "token", &Secret::generate(None));
     let address = free_port();
     let (mut server, logged) = start_server(address, &token);
     let mut client = Command::new(env!("CARGO_BIN_EXE_spreadout"))
@@ -294,7 +303,7 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&logged, "session opened");
+    wait_for(&logged, "client connected");
     // The client says "training on …" once its images are loaded and its steps begin; a step of
     // this network takes tens of milliseconds, so a second later it is well into them.
     let mut said = BufReader::new(client.stdout.take().unwrap()).lines();
@@ -327,7 +336,7 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
 fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 4, 12, 5);
-    let token = token_file(dir.path(), "token", "restart-token");
+    let token = token_file(dir.path(), "token", &Secret::generate(None));
     let address = free_port();
     let run = dir.path().join("run");
     let (mut server, _) = start_server(address, &token);

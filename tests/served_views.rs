@@ -31,9 +31,8 @@ const NORMALIZATION: Normalization = Normalization {
 
 /// A server of `device` on a free loopback port, and a client's connection to it.
 fn serve_and_connect(device: DeviceChoice, dir: &Path, name: &str) -> SelectedDevice {
-    let token = format!("{name}-token");
-    let address = serve_here(&token, &Via::WebSocket, device);
-    device::select(served(&address, &token_file(dir, name, &token))).unwrap()
+    let server = serve_here(&Via::Plain, device, 1);
+    device::select(served(&server.address, &token_file(dir, name, &server.secret))).unwrap()
 }
 
 #[test]

@@ -250,7 +250,7 @@ pub fn training(
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
         let watching = (epoch == 1 && device.is_wgpu)
             .then(|| cubecl::logging::LaunchObservation::new(launches.clone()));
-        let traffic = device.remote.as_ref().and_then(|link| link.traffic.clone());
+        let traffic = device.remote.as_ref().map(|link| link.traffic.clone());
         let before = traffic.as_ref().map(|t| (t.sent(), t.received()));
         let trained = runner
             .train_epoch(

@@ -26,6 +26,16 @@ pub fn default_data_dir() -> PathBuf {
         .join("spreadout")
 }
 
+/// The per-user data folder as [`default_data_dir`] finds it, without its fallback to the
+/// temporary folder, which other users of the machine can write to: for secrets (a server's keys),
+/// which must not sit where someone else could have planted their own.
+pub fn private_data_dir() -> Option<PathBuf> {
+    use etcetera::BaseStrategy;
+    etcetera::choose_base_strategy()
+        .ok()
+        .map(|strategy| strategy.data_dir().join("spreadout"))
+}
+
 /// Bytes of the files at or below `path` (links not followed; unreadable entries count as 0).
 pub fn disk_use(path: &Path) -> u64 {
     walkdir::WalkDir::new(path)

@@ -113,7 +113,8 @@ fn decode_hello(words: &[f32]) -> Option<Hello> {
         .collect();
     Some(Hello {
         version,
-        served: String::from_utf8(bytes).ok()?,
+        // Printed in terminals and shown in the app: a server's words must not carry escapes.
+        served: super::printable(&String::from_utf8(bytes).ok()?),
         gpu: words[3] == 1.0,
         max_buffer: (words[4] as u64) << 20,
     })

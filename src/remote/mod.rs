@@ -1,9 +1,9 @@
 //! Reaching a device that another machine serves with `spreadout serve`: the address and token
-//! file a client is given ([`RemoteTarget`]), the connection (Burn's remote backend, over
-//! WebSocket through a relay on this machine that counts the bytes each way, or over Iroh with
-//! relays disabled: QUIC, encrypted and authenticated by the server's key), the handshake that
-//! checks both sides run the same Spreadout, and the words for what went wrong. Token files live
-//! in `token`, the relay in `relay`, the handshake in `hello`; the serving side is `crate::serve`.
+//! file a client is given ([`RemoteTarget`]), the connection (Burn's remote backend through the
+//! link of `crate::link`: plain TCP on loopback or through a tunnel, TLS with the server's key
+//! pinned, or Iroh's QUIC with the server's id), the handshake that says what the server serves,
+//! and the words for what went wrong. Token files live in `token`, the handshake in `hello`; the
+//! serving side is `crate::serve`.
 //!
 //! Burn's remote backend keeps the autodiff graph here and runs every tensor operation on the
 //! server, so the whole engine trains on a served device unchanged. Spreadout's own views kernel
@@ -11,36 +11,36 @@
 //! cross the network once, and each step sends only its views' draws.
 
 mod hello;
-mod relay;
 mod token;
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::remote::{ConnectError, EndpointId, IrohHost, IrohRelays, RemoteHost};
+use burn::remote::{ConnectError, EndpointId, RemoteHost};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::link::{self, Dial, LinkError, Pin};
+
 pub(crate) use hello::{HELLO_OP, hello_handler};
-pub use relay::Traffic;
-pub use token::{new_token, read_token, write_token};
+pub use link::Traffic;
+pub use token::{Secret, read_token, write_token};
 
 use hello::{Hello, hello};
-use relay::start_relay;
 
 /// The port `spreadout serve` listens on unless told otherwise, and a client assumes when its
 /// address names none.
 pub const DEFAULT_PORT: u16 = 7800;
 
-/// A device served by `spreadout serve`, as `--device ws://HOST:PORT --token-file FILE` (or
-/// `iroh://ID@HOST:PORT`) names it.
+/// A device served by `spreadout serve`, as `--device ADDRESS --token-file FILE` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct RemoteTarget {
-    /// The server, `ws://HOST:PORT` or `iroh://ID@HOST:PORT`.
+    /// The server, `ws://HOST:PORT`, `wss://HOST:PORT` or `iroh://ID@HOST:PORT`.
     pub address: String,
-    /// The file holding the server's token; a client without one is refused before connecting.
+    /// The file holding the server's token (and, for `wss://`, its key's pin); a client without
+    /// one is refused before connecting.
     #[serde(with = "crate::paths::option")]
     #[ts(type = "string | null")]
     pub token_file: Option<PathBuf>,
@@ -58,14 +58,14 @@ pub struct RemoteDevice {
 }
 
 impl RemoteTarget {
-    /// `text` as a server address, when it is one (`ws://HOST[:PORT]`, or
-    /// `iroh://ID@HOST[:PORT]` with the server's id as `spreadout serve --iroh` prints it);
-    /// `None` for any other device name. The port defaults to [`DEFAULT_PORT`].
+    /// `text` as a server address, when it is one (`ws://HOST[:PORT]` plain, `wss://HOST[:PORT]`
+    /// over TLS, or `iroh://ID@HOST[:PORT]` with the server's id as `spreadout serve --iroh`
+    /// prints it); `None` for any other device name. The port defaults to [`DEFAULT_PORT`].
     pub fn parse(text: &str) -> Option<Self> {
         let (scheme, rest) = text.split_once("://")?;
         let rest = rest.trim_end_matches('/');
         let host = match scheme {
-            "ws" => rest,
+            "ws" | "wss" => rest,
             "iroh" => {
                 let (id, host) = rest.split_once('@')?;
                 id.parse::<EndpointId>().ok()?;
@@ -73,7 +73,7 @@ impl RemoteTarget {
             }
             _ => return None,
         };
-        if host.is_empty() {
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
             return None;
         }
         let has_port = host
@@ -96,8 +96,10 @@ impl RemoteTarget {
                 let (id, host_port) = rest.split_once('@').unwrap_or(("", rest));
                 Route::Iroh { id, host_port }
             }
-            _ => Route::WebSocket {
-                host_port: self.address.trim_start_matches("ws://"),
+            Some(("wss", host_port)) => Route::Tls { host_port },
+            Some((_, host_port)) => Route::Plain { host_port },
+            None => Route::Plain {
+                host_port: &self.address,
             },
         }
     }
@@ -105,10 +107,11 @@ impl RemoteTarget {
 
 /// A server's transport and where it listens, read off its address.
 enum Route<'a> {
-    /// Burn's WebSocket transport, through the counting relay.
-    WebSocket { host_port: &'a str },
-    /// Burn's Iroh transport with relays disabled: a direct QUIC connection to `host_port`,
-    /// which only the holder of `id`'s key can answer.
+    /// Plain TCP: loopback or an SSH tunnel.
+    Plain { host_port: &'a str },
+    /// TLS, the server's key pinned by the token file.
+    Tls { host_port: &'a str },
+    /// Iroh's QUIC to `host_port`, which only the holder of `id`'s key can answer.
     Iroh { id: &'a str, host_port: &'a str },
 }
 
@@ -117,7 +120,7 @@ enum Route<'a> {
 pub enum RemoteError {
     /// Not a server's address.
     #[error(
-        "'{0}' is not a server's address: write ws://HOST:PORT or iroh://ID@HOST:PORT (the address `spreadout serve` printed)"
+        "'{0}' is not a server's address: write ws://HOST:PORT, wss://HOST:PORT or iroh://ID@HOST:PORT (the address `spreadout serve` printed)"
     )]
     Address(String),
     /// A served device without a token file.
@@ -136,6 +139,46 @@ pub enum RemoteError {
     /// The token file holds nothing.
     #[error("token file {} is empty", .0.display())]
     EmptyToken(PathBuf),
+    /// Other users of this machine can read the token file.
+    #[error(
+        "token file {} can be read by other users of this machine, so its token may be theirs too: chmod 600 it (and, if others may have read it, delete it and restart `spreadout serve` for a new token)",
+        .0.display()
+    )]
+    TokenExposed(PathBuf),
+    /// The token file holds something other than a token and a pin.
+    #[error("token file {}: {reason}", .path.display())]
+    TokenInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `wss://` server without its key's pin.
+    #[error(
+        "{address} is reached over TLS, and the token file {} does not pin the server's key (a `tls-key sha256:…` line): copy the token file `spreadout serve` wrote on that machine",
+        .token_file.display()
+    )]
+    NoPin {
+        /// The server.
+        address: String,
+        /// The token file.
+        token_file: PathBuf,
+    },
+    /// The server over TLS presented another key than the pinned one.
+    #[error(
+        "the server at {address} presented key {presented}, and the token file {} pins {pinned}: if its key was replaced, copy its new token file; otherwise someone else is answering at that address, and nothing was sent to it",
+        .token_file.display()
+    )]
+    Impostor {
+        /// The server.
+        address: String,
+        /// The token file.
+        token_file: PathBuf,
+        /// The key pinned.
+        pinned: Pin,
+        /// The key presented.
+        presented: Pin,
+    },
     /// The address does not resolve, or nothing answers there.
     #[error("cannot reach the training server at {address}: {reason}")]
     Unreachable {
@@ -154,6 +197,16 @@ pub enum RemoteError {
         address: String,
         /// The file whose token was refused.
         token_file: PathBuf,
+    },
+    /// The server already serves as many clients as it allows.
+    #[error(
+        "the training server at {address} already serves {clients} client(s), as many as it allows: wait for them to finish, or restart it with a larger --clients"
+    )]
+    Busy {
+        /// The server.
+        address: String,
+        /// How many it serves.
+        clients: usize,
     },
     /// The two machines run different Spreadout (or Burn) releases.
     #[error(
@@ -182,35 +235,39 @@ pub enum RemoteError {
 pub struct RemoteLink {
     /// The server, as its [`RemoteTarget`] names it.
     pub address: String,
-    /// The device it serves, in its own words, e.g. "NVIDIA H200 (Vulkan, discrete GPU)".
+    /// The device it serves, in its own words (control characters escaped), e.g. "NVIDIA H200
+    /// (Vulkan, discrete GPU)".
     pub served: String,
     /// Whether that device is a GPU.
     pub gpu: bool,
     /// The largest buffer the device holds, in bytes: the most images a run keeps there.
     pub max_buffer: u64,
-    /// Bytes each way, counted since the connection opened; over Iroh, whose encrypted UDP
-    /// datagrams Burn sends from an endpoint of its own, they are not counted.
-    pub traffic: Option<Arc<Traffic>>,
+    /// Bytes each way, counted since the connection opened (below TLS, so its overhead counts).
+    pub traffic: Arc<Traffic>,
+    /// The link itself: when the last clone of this goes, the connection closes and the server
+    /// can serve another client.
+    _open: Arc<link::Open>,
 }
 
 /// Connects to the device `target` serves and checks that the server runs this release.
 ///
-/// Over WebSocket, Burn connects through a relay on this machine's loopback, which forwards every
-/// byte to the server and counts it: the bytes per step that `bench` and the Train screen report
-/// are what crossed the network. Each connection gets a relay of its own, so a server restarted
-/// since an earlier connection is met by a fresh session. Over Iroh, Burn dials the server's
-/// addresses directly from an endpoint without relays, and the QUIC handshake fails unless the
-/// far side holds the key of the id in the address.
+/// The link (`crate::link`) is opened here, the token said and the server's answer read before
+/// Burn is involved, so that an unreachable server, a wrong token, a server that is not the one
+/// pinned, another release or a busy server is named as such, and nothing of a run crosses until
+/// then. Burn then connects through the link's one-use relay on this machine's loopback; the
+/// connection closes when the returned link's last clone is dropped (Burn keeps its side of a
+/// session for the life of the process, which would hold the server's place for a client).
 ///
 /// # Errors
-/// No token, the server unreachable, the token refused, or another release on the server.
+/// No token, the server unreachable or not the pinned one, the token refused, the server busy, or
+/// another release on the server.
 pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteError> {
     let address = target.address.clone();
     let token_file = target
         .token_file
         .clone()
         .ok_or_else(|| RemoteError::NoToken(address.clone()))?;
-    let token = read_token(&token_file)?;
+    let secret = read_token(&token_file)?;
     let unreachable = |reason: String| RemoteError::Unreachable {
         address: address.clone(),
         reason,
@@ -225,36 +282,50 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
         }
         Ok(addresses)
     };
-    let (host, traffic) = match target.route() {
-        Route::WebSocket { host_port } => {
-            let upstream = resolve(host_port)?[0];
-            // Dialled here, so that an unreachable server is named as such rather than as a
-            // failed handshake through the relay; the relay hands this connection to Burn's
-            // first one.
-            let first = TcpStream::connect_timeout(&upstream, std::time::Duration::from_secs(10))
-                .map_err(|e| unreachable(e.to_string()))?;
-            let traffic = Arc::new(Traffic::default());
-            let relay = start_relay(first, upstream, traffic.clone())
-                .map_err(|e| unreachable(e.to_string()))?;
-            (
-                RemoteHost::websocket(&format!("ws://{relay}")),
-                Some(traffic),
-            )
-        }
-        Route::Iroh { id, host_port } => {
-            let id: EndpointId = id
+    let dial = match target.route() {
+        Route::Plain { host_port } => Dial::Tcp(resolve(host_port)?[0]),
+        Route::Tls { host_port } => Dial::Tls {
+            address: resolve(host_port)?[0],
+            pin: secret.pin.ok_or_else(|| RemoteError::NoPin {
+                address: address.clone(),
+                token_file: token_file.clone(),
+            })?,
+        },
+        Route::Iroh { id, host_port } => Dial::Iroh {
+            id: id
                 .parse()
-                .map_err(|_| RemoteError::Address(address.clone()))?;
+                .map_err(|_| RemoteError::Address(address.clone()))?,
             // Every address the name resolves to: the server may listen on only one of IPv4
             // and IPv6.
-            let host = resolve(host_port)?.into_iter().fold(
-                IrohHost::new(id).with_relays(IrohRelays::Disabled),
-                IrohHost::with_address,
-            );
-            (RemoteHost::iroh(host), None)
-        }
+            addresses: resolve(host_port)?,
+        },
     };
-    let host = host.with_credential(token.as_str());
+    let traffic = Arc::new(Traffic::default());
+    let ours = env!("CARGO_PKG_VERSION");
+    let relay = link::relay(dial, &secret.token, traffic.clone()).map_err(|error| match error {
+        LinkError::Unreachable(reason) | LinkError::Garbled(reason) => unreachable(reason),
+        LinkError::Refused => RemoteError::Refused {
+            address: address.clone(),
+            token_file: token_file.clone(),
+        },
+        LinkError::Version(server) => RemoteError::Version {
+            address: address.clone(),
+            client: format!("Spreadout {ours}"),
+            server: format!("Spreadout {}", printable(&server)),
+        },
+        LinkError::Busy(clients) => RemoteError::Busy {
+            address: address.clone(),
+            clients,
+        },
+        LinkError::Impostor { pinned, presented } => RemoteError::Impostor {
+            address: address.clone(),
+            token_file: token_file.clone(),
+            pinned,
+            presented,
+        },
+    })?;
+    let host = RemoteHost::websocket(&format!("ws://{}", relay.address()))
+        .with_credential(secret.token.as_str());
     let device = Device::remote_options(&host)
         .init()
         .map_err(|error| match error {
@@ -285,7 +356,6 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
         address: address.clone(),
         reason,
     })?;
-    let ours = env!("CARGO_PKG_VERSION");
     if version != ours {
         return Err(RemoteError::Version {
             address,
@@ -301,37 +371,81 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
             gpu,
             max_buffer,
             traffic,
+            _open: Arc::new(relay),
         },
     ))
 }
 
-/// Keeps `token` (when given; else the one kept before) for the server at `address` in a file of
-/// the app's own, readable by this user only, connects, and says what the server serves: the
-/// app's "Another machine…" in one call.
+/// The file the app keeps the token of the server at `address` in, under `servers` (a folder of
+/// the app's data folder): named by the address's digest, so the webview never names a file.
 ///
 /// # Errors
-/// Not an address, no token kept, or any failure of [`connect`].
-pub fn remember(address: &str, token: Option<&str>) -> Result<RemoteDevice, RemoteError> {
+/// Not an address.
+pub fn kept_token_file(servers: &Path, address: &str) -> Result<RemoteTarget, RemoteError> {
     let mut target = RemoteTarget::parse(address.trim())
         .ok_or_else(|| RemoteError::Address(address.to_owned()))?;
-    let token_file = crate::paths::default_data_dir()
-        .join("servers")
-        .join(format!(
-            "{:016x}.token",
-            xxhash_rust::xxh3::xxh3_64(target.address.as_bytes())
-        ));
-    match token.map(str::trim).filter(|token| !token.is_empty()) {
-        Some(token) => write_token(&token_file, token, true)?,
-        None if !token_file.exists() => return Err(RemoteError::NoToken(target.address)),
-        None => {}
-    }
-    target.token_file = Some(token_file);
-    let (_, link) = connect(&target)?;
+    target.token_file = Some(servers.join(format!(
+        "{:016x}.token",
+        xxhash_rust::xxh3::xxh3_64(target.address.as_bytes())
+    )));
+    Ok(target)
+}
+
+/// Connects to the server at `address` with the token file text `token` (what `spreadout serve`
+/// wrote: the token, and for `wss://` its key's pin), or without one with the token kept before,
+/// and says what it serves: the app's "Another machine…" in one call. A new token is kept in
+/// `servers` (readable by this user alone) only once it has connected, so a typo or a wrong
+/// address never replaces a token that works.
+///
+/// # Errors
+/// Not an address, no token kept, a token file text that is not one, or any failure of
+/// [`connect`].
+pub fn remember(
+    servers: &Path,
+    address: &str,
+    token: Option<&str>,
+) -> Result<RemoteDevice, RemoteError> {
+    let target = kept_token_file(servers, address)?;
+    let kept = target.token_file.clone().expect("named above");
+    let link = match token.map(str::trim).filter(|token| !token.is_empty()) {
+        Some(text) => {
+            let secret = Secret::parse(text, Path::new("(the token pasted)"))?;
+            let trial = kept.with_extension("trial");
+            write_token(&trial, &secret, true)?;
+            let connected = connect(&RemoteTarget {
+                token_file: Some(trial.clone()),
+                ..target.clone()
+            });
+            let kept_now = connected
+                .as_ref()
+                .map_or(Ok(()), |_| write_token(&kept, &secret, true));
+            // Spreadout's own trial file, written just above.
+            let _ = std::fs::remove_file(&trial);
+            kept_now?;
+            connected?.1
+        }
+        None if !kept.exists() => return Err(RemoteError::NoToken(target.address)),
+        None => connect(&target)?.1,
+    };
     Ok(RemoteDevice {
         target,
         served: link.served,
         gpu: link.gpu,
     })
+}
+
+/// `text` with every control character escaped (`\u{1b}`), so that what a server says of itself
+/// cannot move a terminal's cursor, set its clipboard or rewrite what it shows.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -366,7 +480,49 @@ mod tests {
             RemoteTarget::parse("ws://[::1]:7").unwrap().address,
             "ws://[::1]:7"
         );
+        assert_eq!(
+            RemoteTarget::parse("wss://gpu-box").unwrap().address,
+            format!("wss://gpu-box:{DEFAULT_PORT}")
+        );
+        assert!(matches!(
+            RemoteTarget::parse("wss://gpu-box:9").unwrap().route(),
+            Route::Tls {
+                host_port: "gpu-box:9"
+            }
+        ));
+        assert!(RemoteTarget::parse("ws://a@b:1").is_none());
         assert!(RemoteTarget::parse("gpu").is_none());
         assert!(RemoteTarget::parse("http://gpu-box:9000").is_none());
+    }
+
+    #[test]
+    fn what_a_server_says_is_printed_with_its_control_characters_escaped() {
+        assert_eq!(printable("NVIDIA H200 — ü"), "NVIDIA H200 — ü");
+        let hostile = "GPU\u{1b}]52;c;aGk=\u{7}\r\n";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "GPU\\u{1b}]52;c;aGk=\\u{7}\\u{d}\\u{a}");
+    }
+
+    #[test]
+    fn the_app_keeps_a_token_only_once_it_has_connected() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = kept_token_file(dir.path(), "ws://127.0.0.1:9").unwrap();
+        let kept = target.token_file.unwrap();
+        assert!(kept.starts_with(dir.path()));
+        let working = Secret::generate(None);
+        write_token(&kept, &working, false).unwrap();
+        // Nothing listens on port 9 of loopback: the new token is not kept.
+        let new = Secret::generate(None).text();
+        let error = remember(dir.path(), "ws://127.0.0.1:9", Some(&new)).unwrap_err();
+        assert!(matches!(error, RemoteError::Unreachable { .. }), "{error}");
+        assert_eq!(read_token(&kept).unwrap(), working);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no trial file left");
+        let error = remember(dir.path(), "ws://127.0.0.1:9", Some("hunter2")).unwrap_err();
+        assert!(matches!(error, RemoteError::TokenInvalid { .. }), "{error}");
+        assert!(matches!(
+            kept_token_file(dir.path(), "http://x"),
+            Err(RemoteError::Address(_))
+        ));
     }
 }

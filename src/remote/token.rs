@@ -1,81 +1,130 @@
-//! Token files: the secret a server lets clients in by, written readable by its owner only
-//! and read back as its first line.
+//! Token files: the secret a server lets clients in by, and for a server reached over TLS the pin
+//! of its key, in a file readable by its owner alone. The first line is the token (at least 32
+//! hexadecimal digits, 128 bits; `spreadout serve` writes 64); a line `tls-key sha256:HEX` pins
+//! the server's TLS key. A file others can read is refused, as ssh refuses a readable key: its
+//! token may already be someone else's.
 
-use std::io::Write;
 use std::path::Path;
+
+use crate::link::Pin;
 
 use super::RemoteError;
 
-/// Reads the token in `path`: its first line, without surrounding white space.
-///
-/// # Errors
-/// The file cannot be read, or holds no token.
-pub fn read_token(path: &Path) -> Result<String, RemoteError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RemoteError::TokenFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.is_empty() {
-        return Err(RemoteError::EmptyToken(path.to_owned()));
+/// The fewest hexadecimal digits a token may have: 128 bits.
+const MIN_TOKEN_DIGITS: usize = 32;
+/// The word that starts the line holding the server's TLS key pin.
+const PIN_WORD: &str = "tls-key";
+
+/// What a token file holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// The token clients say.
+    pub token: String,
+    /// The server's TLS key, for `wss://` addresses.
+    pub pin: Option<Pin>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token: a Debug print may end up in a log.
+        f.debug_struct("Secret")
+            .field("pin", &self.pin)
+            .finish_non_exhaustive()
     }
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                "token file {} is readable by other users of this machine (chmod 600 it)",
-                path.display()
-            );
+}
+
+impl Secret {
+    /// A fresh random token (32 bytes from the thread's cryptographically secure generator, in
+    /// hexadecimal), with `pin`.
+    pub fn generate(pin: Option<Pin>) -> Self {
+        let token = rand::random::<[u8; 32]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self { token, pin }
+    }
+
+    /// The text of a token file: what `spreadout serve` writes, and what a person pastes into the
+    /// app. Blank lines and lines starting with `#` are skipped.
+    ///
+    /// # Errors
+    /// No token, a token under 128 bits, or a line that is neither a token nor a pin; `path`
+    /// names the file in the message.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, RemoteError> {
+        let invalid = |reason: String| RemoteError::TokenInvalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'));
+        let token = lines
+            .next()
+            .ok_or_else(|| RemoteError::EmptyToken(path.to_owned()))?;
+        if token.len() < MIN_TOKEN_DIGITS || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(format!(
+                "a token is at least {MIN_TOKEN_DIGITS} hexadecimal digits (128 bits), and this one is not: use the file `spreadout serve` wrote"
+            )));
+        }
+        let mut pin = None;
+        for line in lines {
+            match line.split_once(' ') {
+                Some((PIN_WORD, value)) if pin.is_none() => {
+                    pin = Some(value.trim().parse().map_err(invalid)?);
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "'{}' is neither the token nor a `{PIN_WORD} sha256:…` line",
+                        super::printable(line)
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            token: token.to_owned(),
+            pin,
+        })
+    }
+
+    /// The text [`parse`](Self::parse) reads back.
+    pub fn text(&self) -> String {
+        match self.pin {
+            Some(pin) => format!("{}\n{PIN_WORD} {pin}\n", self.token),
+            None => format!("{}\n", self.token),
         }
     }
-    Ok(token.to_owned())
 }
 
-/// A fresh random token: 32 bytes from the thread's cryptographically secure generator, in hex.
-pub fn new_token() -> String {
-    rand::random::<[u8; 32]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Writes `token` to `path`, readable and writable by this user only. With `replace` false an
-/// existing file is an error (`serve` creates a token file only where none is); the app replaces
-/// only the file it keeps for itself.
+/// Reads the token file at `path`.
 ///
 /// # Errors
-/// The file cannot be written (or exists, without `replace`).
-pub fn write_token(path: &Path, token: &str, replace: bool) -> Result<(), RemoteError> {
+/// The file cannot be read, others can read it, or it holds no token of 128 bits or more.
+pub fn read_token(path: &Path) -> Result<Secret, RemoteError> {
     let error = |source| RemoteError::TokenFile {
         path: path.to_owned(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(error)?;
+    if crate::private_file::is_exposed(path).map_err(error)? {
+        return Err(RemoteError::TokenExposed(path.to_owned()));
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(error)?;
-    // A replaced file keeps the mode it had; tighten it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(error)?;
-    }
-    file.write_all(format!("{token}\n").as_bytes())
-        .map_err(error)
+    let text = std::fs::read_to_string(path).map_err(error)?;
+    Secret::parse(&text, path)
+}
+
+/// Writes `secret` to `path`, readable and writable by this user alone, replacing the file whole.
+/// With `replace` false an existing file is an error (`serve` makes a token file only where none
+/// is).
+///
+/// # Errors
+/// The file cannot be written (or exists, without `replace`).
+pub fn write_token(path: &Path, secret: &Secret, replace: bool) -> Result<(), RemoteError> {
+    crate::private_file::write(path, secret.text().as_bytes(), replace).map_err(|source| {
+        RemoteError::TokenFile {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -83,27 +132,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_files_are_private_never_overwritten_by_serve_and_read_back() {
+    fn token_files_are_private_strong_never_overwritten_by_serve_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/token");
-        let token = new_token();
-        assert_eq!(token.len(), 64);
-        write_token(&path, &token, false).unwrap();
-        assert_eq!(read_token(&path).unwrap(), token);
+        let secret = Secret::generate(None);
+        assert_eq!(secret.token.len(), 64);
+        write_token(&path, &secret, false).unwrap();
+        assert_eq!(read_token(&path).unwrap(), secret);
         assert!(matches!(
-            write_token(&path, "other", false),
+            write_token(&path, &Secret::generate(None), false),
             Err(RemoteError::TokenFile { .. })
         ));
-        assert_eq!(read_token(&path).unwrap(), token);
-        write_token(&path, "replaced", true).unwrap();
-        assert_eq!(read_token(&path).unwrap(), "replaced");
+        assert_eq!(read_token(&path).unwrap(), secret);
+        let pinned = Secret {
+            pin: Some(format!("sha256:{}", "ab".repeat(32)).parse().unwrap()),
+            ..secret.clone()
+        };
+        write_token(&path, &pinned, true).unwrap();
+        assert_eq!(read_token(&path).unwrap(), pinned);
+        assert!(!format!("{pinned:?}").contains(&pinned.token));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let refused = read_token(&path).unwrap_err();
+            assert!(matches!(refused, RemoteError::TokenExposed(_)), "{refused}");
+            assert!(refused.to_string().contains("chmod 600"), "{refused}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(read_token(&path), Err(RemoteError::EmptyToken(_))));
+        for (text, weak) in [
+            ("\n\n", false),
+            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 me@host\n", true),
+            ("0123456789abcdef\n", true),
+            (&format!("{}\ntls-key md5:00\n", secret.token), true),
+            (&format!("{}\nsomething else\n", secret.token), true),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = read_token(&path).unwrap_err();
+            assert_eq!(
+                matches!(error, RemoteError::TokenInvalid { .. }),
+                weak,
+                "{text}: {error}"
+            );
+        }
+        // Comments and blank lines are skipped.
+        let text = format!("# from gpu-box\n\n{}\n", secret.token);
+        assert_eq!(Secret::parse(&text, &path).unwrap(), secret);
     }
 }

@@ -52,7 +52,7 @@ fn is_session_lost(message: &str) -> bool {
 /// one-off uploads (the weights, the handshake) fade from the figure after the first.
 const STEPS_PER_REPORT: usize = 8;
 
-/// Counts steps and turns the relay's byte counts into bytes per step.
+/// Counts steps and turns the link's byte counts into bytes per step.
 pub(super) struct TrafficMeter {
     traffic: Arc<Traffic>,
     /// Bytes sent and received at the last report.
@@ -62,10 +62,10 @@ pub(super) struct TrafficMeter {
 }
 
 impl TrafficMeter {
-    /// The meter of a device whose traffic is counted (a served device over WebSocket).
+    /// The meter of a served device (every link counts its bytes).
     pub(super) fn of(selected: &SelectedDevice) -> Option<Self> {
         let link = selected.remote.as_ref()?;
-        link.traffic.clone().map(Self::new)
+        Some(Self::new(link.traffic.clone()))
     }
 
     fn new(traffic: Arc<Traffic>) -> Self {

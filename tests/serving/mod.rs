@@ -1,39 +1,36 @@
 //! What the test binaries that host a server in their own process share (`tests/remote.rs`,
-//! `tests/served_views.rs`): a server of a device of this process, a token file, and the choice
-//! that trains on the server.
+//! `tests/served_views.rs`, `tests/serve_security.rs`): a server of a device of this process on a
+//! free loopback port, a token file, and the choice that trains on the server.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 
 use spreadout::device::DeviceChoice;
-use spreadout::remote::{self, RemoteTarget};
+use spreadout::remote::{self, RemoteTarget, Secret};
 use spreadout::serve::{Server, Via};
 
-/// A server of `device` on a free port, reached `via`, serving until the process ends; its
-/// address as a client on this machine dials it.
-pub fn serve_here(token: &str, via: &Via, device: DeviceChoice) -> String {
-    let listen = match via {
-        Via::WebSocket => "127.0.0.1:0".parse().unwrap(),
-        // Iroh binds every interface, on a port it must be told: one the system has just freed.
-        Via::Iroh { .. } => {
-            let port = UdpSocket::bind("0.0.0.0:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            SocketAddr::from(([0, 0, 0, 0], port))
-        }
-    };
-    let server = Server::bind(listen, via, token.to_owned(), device).unwrap();
-    let address = server.client_address("127.0.0.1");
-    std::thread::spawn(move || server.serve().unwrap());
-    address
+/// A server running in this process.
+pub struct Served {
+    /// Its address as a client on this machine dials it.
+    pub address: String,
+    /// Its token, and its key's pin when it serves TLS: what its token file holds.
+    pub secret: Secret,
 }
 
-/// `token` written to `dir/name` as `spreadout serve` writes a token file.
-pub fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+/// A server of `device` on a free loopback port, reached `via`, serving `clients` at once until
+/// the process ends.
+pub fn serve_here(via: &Via, device: DeviceChoice, clients: usize) -> Served {
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), via, device, clients).unwrap();
+    let address = server.client_address("127.0.0.1");
+    let secret = Secret::generate(server.pin());
+    let token = secret.token.clone();
+    std::thread::spawn(move || server.serve(&token).unwrap());
+    Served { address, secret }
+}
+
+/// `secret` written to `dir/name` as `spreadout serve` writes a token file.
+pub fn token_file(dir: &Path, name: &str, secret: &Secret) -> PathBuf {
     let path = dir.join(name);
-    remote::write_token(&path, token, false).unwrap();
+    remote::write_token(&path, secret, false).unwrap();
     path
 }
 
