@@ -20,7 +20,7 @@ use spreadout::score;
 
 /// Warnings, and `serve`'s log of its clients. Burn's remote client warns once per dropped
 /// message when a server goes away; the run's own error says so once, naming the server.
-const DEFAULT_LOG: &str = "warn,burn_remote=error,spreadout::serve=info";
+const DEFAULT_LOG: &str = "warn,burn_remote=error,spreadout::serve=info,spreadout::link=info";
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()

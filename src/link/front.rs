@@ -1,6 +1,6 @@
 //! The server's side of the link: owns the port `spreadout serve` listens on, and lets a
 //! connection through to Burn's server (on this machine's loopback) only once it has said the
-//! right token within [`super::HANDSHAKE_DEADLINE`] in a first line of at most [`super::MAX_LINE`] bytes, runs
+//! right token within [`HANDSHAKE_DEADLINE`] in a first line of at most [`super::MAX_LINE`] bytes, runs
 //! this release, and finds a client's place free.
 //!
 //! A stranger can make it hold at most [`MAX_HANDSHAKES`] handshakes, each a line buffer and, over
@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::{
-    MAX_HANDSHAKES, ServerKey, Verdict, block_on, iroh, parse_hello,
+    HANDSHAKE_DEADLINE, MAX_HANDSHAKES, ServerKey, Verdict, block_on, iroh, parse_hello,
     read_line, runtime, same_token, write_line,
 };
 
@@ -30,7 +30,7 @@ pub struct FrontOptions {
     /// Clients served at once; one more is told the server is busy.
     pub clients: usize,
     /// How long a connection has for its transport's handshake and its first line
-    /// ([`super::HANDSHAKE_DEADLINE`] for `spreadout serve`).
+    /// ([`HANDSHAKE_DEADLINE`] for `spreadout serve`).
     pub deadline: std::time::Duration,
 }
 
@@ -302,6 +302,9 @@ async fn accept_iroh(endpoint: ::iroh::Endpoint, shared: Arc<Shared>) {
             };
             let peer = format!("{} ({peer})", connection.remote_id().fmt_short());
             shared.serve(&peer, stream, line).await;
+            // Closing at once could drop the answer still in flight; the client closes once it
+            // has read it (or, let in, once it is done).
+            let _ = tokio::time::timeout(HANDSHAKE_DEADLINE, connection.closed()).await;
             connection.close(::iroh::endpoint::VarInt::from_u32(0), b"done");
         });
     }

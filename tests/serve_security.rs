@@ -1,0 +1,296 @@
+//! `spreadout serve` against strangers and against clients that are wrong: a flood of 1 000
+//! unauthenticated connections, each starting a 100 MiB first frame, at the real binary over
+//! plain TCP and over TLS, leaves its resident memory within 50 MiB of where it was and a client
+//! with the token still served; a wrong token is refused over plain TCP, TLS and Iroh; a client
+//! whose token file pins another key refuses the server before saying the token; another release
+//! is named before anything is uploaded; a full server says it is busy and frees its place when
+//! the client lets go of it.
+//!
+//! A binary of its own: a process that hosts a Burn server switches every read to Burn's
+//! asynchronous runtime, which the other test binaries must not inherit.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spreadout::device::{self, DeviceChoice, DeviceError};
+use spreadout::link::ServerKey;
+use spreadout::remote::{RemoteError, Secret};
+use spreadout::serve::Via;
+
+mod serving;
+
+use serving::{serve_here, served, token_file};
+
+/// The remote error behind a device that could not be chosen.
+fn remote_error(error: DeviceError) -> RemoteError {
+    match error {
+        DeviceError::Remote(error) => error,
+        other => panic!("not a remote error: {other:?}"),
+    }
+}
+
+/// `spreadout serve` of this build on a free loopback port, over TLS when `tls`, once it
+/// listens; the child, its address and its token file.
+fn start_server(dir: &Path, tls: bool) -> (Child, SocketAddr, std::path::PathBuf) {
+    let address = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let token = dir.join(if tls { "tls-token" } else { "plain-token" });
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spreadout"));
+    command
+        .args(["serve", "--device", "cpu", "--listen", &address.to_string()])
+        .arg("--token-file")
+        .arg(&token);
+    if tls {
+        command.arg("--tls").arg("--tls-key").arg(dir.join("tls.key"));
+    }
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("serving ") {
+            break;
+        }
+    }
+    // Keep draining its log, so that a full pipe never stalls it.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, address, token)
+}
+
+/// The resident memory of process `pid`, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+/// Opens `connections` connections to `address`, each starting a first frame of 100 MiB (over
+/// TLS, a handshake record that declares it; over plain TCP, a line without its end) and sending
+/// as much of it as the server takes; they stay open until dropped. Returns them and the bytes
+/// they sent in all.
+fn flood(address: SocketAddr, connections: usize, tls: bool) -> (Vec<TcpStream>, usize) {
+    const FRAME: usize = 100 << 20;
+    let mut chunk = vec![b'a'; 1 << 20];
+    if tls {
+        // A TLS handshake record header, then its body.
+        chunk[..5].copy_from_slice(&[0x16, 0x03, 0x01, 0xff, 0xff]);
+    }
+    let mut streams = Vec::with_capacity(connections);
+    let mut total = 0;
+    for _ in 0..connections {
+        let Ok(stream) = TcpStream::connect(address) else {
+            continue;
+        };
+        stream.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        while sent < FRAME {
+            match (&stream).write(&chunk[..chunk.len().min(FRAME - sent)]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n,
+            }
+        }
+        total += sent;
+        streams.push(stream);
+    }
+    (streams, total)
+}
+
+/// The device at `address` with the token in `token`, served; panics naming what went wrong.
+fn connect(address: &str, token: &Path) -> device::SelectedDevice {
+    device::select(served(address, token)).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn a_flood_of_strangers_leaves_the_server_small_and_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    for tls in [false, true] {
+        let (mut server, address, token) = start_server(dir.path(), tls);
+        let url = format!("{}://{address}", if tls { "wss" } else { "ws" });
+        // A first client, so that what serving a client allocates is in the baseline.
+        drop(connect(&url, &token));
+        std::thread::sleep(Duration::from_millis(500));
+        let before = resident(server.id());
+        let started = Instant::now();
+        let (strangers, sent) = flood(address, 1000, tls);
+        let during = resident(server.id());
+        // A client with the token, while the strangers hang on.
+        let client = connect(&url, &token);
+        let link = client.remote.as_ref().unwrap();
+        assert!(!link.served.is_empty());
+        let after = resident(server.id());
+        drop(strangers);
+        eprintln!(
+            "{url}: 1000 connections sent {} MiB in {:.1} s; resident {} MiB before, {} MiB during, {} MiB after",
+            sent >> 20,
+            started.elapsed().as_secs_f64(),
+            before >> 20,
+            during >> 20,
+            after >> 20
+        );
+        for (when, bytes) in [("during", during), ("after", after)] {
+            assert!(
+                bytes < before + (50 << 20),
+                "{url}: {} MiB {when} the flood, {} MiB before",
+                bytes >> 20,
+                before >> 20
+            );
+        }
+        drop(client);
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_wrong_token_is_refused_over_every_transport_and_the_right_one_served() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, via) in [
+        ("plain", Via::Plain),
+        (
+            "tls",
+            Via::Tls {
+                key: dir.path().join("tls.key"),
+            },
+        ),
+        (
+            "iroh",
+            Via::Iroh {
+                identity: dir.path().join("iroh.key"),
+            },
+        ),
+    ] {
+        let server = serve_here(&via, DeviceChoice::Cpu, 1);
+        let wrong = Secret {
+            pin: server.secret.pin,
+            ..Secret::generate(None)
+        };
+        let wrong = token_file(dir.path(), &format!("{name}-wrong"), &wrong);
+        let error = remote_error(device::select(served(&server.address, &wrong)).unwrap_err());
+        assert!(
+            matches!(&error, RemoteError::Refused { .. }),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains(&server.address), "{error}");
+        let right = token_file(dir.path(), &format!("{name}-right"), &server.secret);
+        let client = connect(&server.address, &right);
+        assert!(!client.remote.as_ref().unwrap().served.is_empty());
+    }
+}
+
+#[test]
+fn a_client_pinned_to_another_key_refuses_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_here(
+        &Via::Tls {
+            key: dir.path().join("tls.key"),
+        },
+        DeviceChoice::Cpu,
+        1,
+    );
+    let other = ServerKey::load_or_create(&dir.path().join("other.key"))
+        .unwrap()
+        .pin();
+    let pinned = Secret {
+        pin: Some(other),
+        ..server.secret.clone()
+    };
+    let token = token_file(dir.path(), "pinned-elsewhere", &pinned);
+    let error = remote_error(device::select(served(&server.address, &token)).unwrap_err());
+    let message = error.to_string();
+    assert!(
+        matches!(&error, RemoteError::Impostor { pinned, presented, .. }
+            if *pinned == other && Some(*presented) == server.secret.pin),
+        "{message}"
+    );
+    assert!(message.contains(&other.to_string()), "{message}");
+    // Without a pin, a TLS address is refused before anything is dialled.
+    let unpinned = Secret {
+        pin: None,
+        ..server.secret.clone()
+    };
+    let token = token_file(dir.path(), "unpinned", &unpinned);
+    let error = remote_error(device::select(served(&server.address, &token)).unwrap_err());
+    assert!(matches!(error, RemoteError::NoPin { .. }), "{error}");
+}
+
+#[test]
+fn another_release_is_named_before_anything_is_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server names its release to a client with the token alone.
+    let server = serve_here(&Via::Plain, DeviceChoice::Cpu, 1);
+    let answer = |line: String| {
+        let address = server.address.trim_start_matches("ws://");
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.write_all(line.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let token = &server.secret.token;
+    assert_eq!(
+        answer(format!("spreadout-link 1 0.0.1 {token}\n")),
+        format!("version {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let stranger = Secret::generate(None).token;
+    assert_eq!(
+        answer(format!("spreadout-link 1 0.0.1 {stranger}\n")),
+        "refused\n"
+    );
+
+    // A client told of another release stops there: the server hears its first line alone.
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = fake.local_addr().unwrap();
+    let heard = std::thread::spawn(move || {
+        let (stream, _) = fake.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (&stream).write_all(b"version 9.9.9\n").unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        (line, rest)
+    });
+    let secret = Secret::generate(None);
+    let token_path = token_file(dir.path(), "token", &secret);
+    let error =
+        remote_error(device::select(served(&format!("ws://{address}"), &token_path)).unwrap_err());
+    assert!(
+        matches!(&error, RemoteError::Version { server, .. } if server == "Spreadout 9.9.9"),
+        "{error}"
+    );
+    let (line, rest) = heard.join().unwrap();
+    assert!(line.starts_with("spreadout-link 1 "), "{line}");
+    assert!(rest.is_empty(), "{} bytes after the first line", rest.len());
+}
+
+#[test]
+fn a_full_server_says_it_is_busy_and_frees_the_place_when_its_client_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_here(&Via::Plain, DeviceChoice::Cpu, 1);
+    let token = token_file(dir.path(), "token", &server.secret);
+    let first = connect(&server.address, &token);
+    let error = remote_error(device::select(served(&server.address, &token)).unwrap_err());
+    assert!(
+        matches!(error, RemoteError::Busy { clients: 1, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--clients"), "{error}");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match device::select(served(&server.address, &token)) {
+            Ok(_) => break,
+            Err(DeviceError::Remote(RemoteError::Busy { .. })) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
