@@ -1,6 +1,7 @@
 //! What the app holds between commands: the running training, embedded collections, the folders
 //! the person opened (the thumbnail protocol serves files below these only), cancellable jobs,
-//! and where runs and the demo data live.
+//! where runs, the demo data and the tokens of served devices live, and which token a served
+//! device is reached with.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use spreadout::data::PixelCache;
+use spreadout::device::DeviceChoice;
 use spreadout::explore::{Collection, HashedFolder};
+use spreadout::remote;
 use spreadout::train::Control;
 
 use crate::error::{CommandError, CommandResult};
@@ -26,6 +29,8 @@ pub struct AppState {
     pub runs_root: PathBuf,
     /// Folder of the generated demo data set.
     pub demo_root: PathBuf,
+    /// Folder of the tokens "Another machine…" keeps, one file per server.
+    pub servers: PathBuf,
     /// Whether the app was started to open the demo data set (`--demo`).
     pub open_demo: bool,
     /// Whether end-to-end test hooks are exposed to the UI (`SPREADOUT_TEST_HOOKS=1`).
@@ -52,6 +57,7 @@ impl AppState {
         Self {
             runs_root: data_dir.join("runs"),
             demo_root: data_dir.join("demo"),
+            servers: data_dir.join("servers"),
             open_demo,
             test_hooks,
             pixel_cache,
@@ -61,6 +67,32 @@ impl AppState {
             allowed_roots: RwLock::new(vec![data_dir.to_owned()]),
             jobs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `device` as the backend uses it: a served device with the token this app keeps for its
+    /// server, whatever token file the web view named, so that the backend never reads a file a
+    /// script in the web view points it at, nor sends that file to an address of its choosing.
+    /// Every command that reaches a device the web view chose passes it through here. Any other
+    /// choice is returned as it is.
+    ///
+    /// # Errors
+    /// Not a server's address, or no token kept for that server (the person has not connected
+    /// to it under "Another machine…").
+    pub fn with_kept_token(&self, device: DeviceChoice) -> CommandResult<DeviceChoice> {
+        let DeviceChoice::Remote(target) = device else {
+            return Ok(device);
+        };
+        let kept = remote::kept_token_file(&self.servers, &target.address)?;
+        if !kept.token_file.as_deref().is_some_and(Path::is_file) {
+            return Err(CommandError::new(
+                "device",
+                format!(
+                    "{} needs the server's token: choose \"Another machine…\" and paste the token file `spreadout serve` wrote there",
+                    kept.address
+                ),
+            ));
+        }
+        Ok(DeviceChoice::Remote(kept))
     }
 
     /// Lets the thumbnail protocol serve files below `folder` (a folder the person chose).
@@ -337,6 +369,60 @@ mod tests {
             started.unwrap(),
             "the training slot is held during the change"
         );
+    }
+
+    /// A script in the web view names another file as a served device's token, one the engine
+    /// would accept: the backend never uses it, and reaches a server only with the token
+    /// "Another machine…" kept for that server's address.
+    #[test]
+    fn a_served_device_gets_the_kept_token_never_the_file_the_web_view_names() {
+        let data = tempfile::tempdir().unwrap();
+        let state = in_folder(data.path());
+        let elsewhere = tempfile::tempdir().unwrap();
+        let named_file = elsewhere.path().join("someone-elses.token");
+        remote::write_token(&named_file, &remote::Secret::generate(None), false).unwrap();
+        let named = |address: &str| {
+            DeviceChoice::Remote(remote::RemoteTarget {
+                address: address.to_owned(),
+                token_file: Some(named_file.clone()),
+            })
+        };
+
+        let refused = state
+            .with_kept_token(named("ws://attacker:80"))
+            .unwrap_err();
+        assert_eq!(refused.code, "device");
+        assert!(
+            refused
+                .message
+                .contains("ws://attacker:80 needs the server's token"),
+            "{refused}"
+        );
+        assert!(!refused.message.contains("someone-elses"), "{refused}");
+
+        // The person connected to this server once: its token is kept in the app's data folder.
+        let kept = remote::kept_token_file(&state.servers, "ws://gpu-box:7800").unwrap();
+        let kept_file = kept.token_file.clone().unwrap();
+        assert!(kept_file.starts_with(data.path().join("servers")));
+        remote::write_token(&kept_file, &remote::Secret::generate(None), false).unwrap();
+        assert_eq!(
+            state.with_kept_token(named("ws://gpu-box")).unwrap(),
+            DeviceChoice::Remote(kept),
+            "the kept file, and the address as the engine writes it"
+        );
+
+        let address = state.with_kept_token(named("http://gpu-box")).unwrap_err();
+        assert!(
+            address.message.contains("is not a server's address"),
+            "{address}"
+        );
+        for local in [
+            DeviceChoice::Auto,
+            DeviceChoice::Cpu,
+            DeviceChoice::Adapter(1),
+        ] {
+            assert_eq!(state.with_kept_token(local.clone()).unwrap(), local);
+        }
     }
 
     #[test]

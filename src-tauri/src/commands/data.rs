@@ -162,7 +162,8 @@ pub struct ViewsPreview {
 }
 
 /// Training views of `paths` with the given operations, built where a run on `device` with
-/// `augment_on` builds them; `seed` changes the draw.
+/// `augment_on` builds them; `seed` changes the draw. A served device's views are previewed on
+/// this machine without reaching its server, so no token is read for it here.
 #[tauri::command]
 pub async fn augment_preview(
     paths: Vec<UiPath>,

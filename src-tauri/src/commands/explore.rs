@@ -49,6 +49,7 @@ pub async fn open_collection(
         Err(_) => {
             state.allow(&folder);
             let cache = state.pixel_cache.clone();
+            let device = state.with_kept_token(device)?;
             let built = cancellable(&state, &job, progress, move |report| {
                 let selected = device::select(device)?;
                 Ok(Collection::build(

@@ -43,11 +43,17 @@ pub async fn list_devices() -> CommandResult<Devices> {
     .await
 }
 
-/// "Another machine…": keeps `token` (or the one kept before, when null) for the server at
-/// `address` in a file readable by this user only, connects, and says what it serves.
+/// "Another machine…": connects to the server at `address` with `token`, the text of the token
+/// file `spreadout serve` wrote (or the token kept before, when null), keeps a token that
+/// connected in the app's data folder, readable by this user only, and says what it serves.
 #[tauri::command]
-pub async fn connect_remote(address: String, token: Option<String>) -> CommandResult<RemoteDevice> {
-    blocking(move || Ok(remote::remember(&address, token.as_deref())?)).await
+pub async fn connect_remote(
+    state: State<'_, AppState>,
+    address: String,
+    token: Option<String>,
+) -> CommandResult<RemoteDevice> {
+    let servers = state.servers.clone();
+    blocking(move || Ok(remote::remember(&servers, &address, token.as_deref())?)).await
 }
 
 /// What the UI sends to start a run.
@@ -98,7 +104,7 @@ pub async fn start_training(
                 train_dir: request.train_dir,
                 out: out.clone(),
                 start: train::Start::Fresh,
-                device: request.device,
+                device: state.with_kept_token(request.device)?,
                 cache_dir: Some(state.pixel_cache.root().to_owned()),
                 accept_changed_folder: false,
                 stop_after_epoch: None,
@@ -140,7 +146,10 @@ pub async fn resume_training(
     // Off the UI thread: the run's record and checkpoint header are read from disk.
     blocking(move || {
         let state = app.state::<AppState>();
-        let resumption = resume_request(
+        let device = device
+            .map(|device| state.with_kept_token(device))
+            .transpose()?;
+        let mut resumption = resume_request(
             &run_dir,
             epochs,
             device,
@@ -154,6 +163,9 @@ pub async fn resume_training(
             epochs: resumption.request.config.epochs,
         };
         if !answer.complete {
+            // The device the run recorded as well: its record names a token file, and the app
+            // reaches a server only with the token it keeps.
+            resumption.request.device = state.with_kept_token(resumption.request.device)?;
             launch(app.clone(), &state, resumption.request, events)?;
         }
         Ok(answer)
