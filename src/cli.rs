@@ -179,7 +179,10 @@ pub enum Command {
     /// List the GPU adapters `--device` can choose, or (with --remote) the device a server serves.
     Devices {
         /// A machine running `spreadout serve`: describe the device it serves instead.
-        #[arg(long, value_name = "ws://HOST:PORT | wss://HOST:PORT | iroh://ID@HOST:PORT")]
+        #[arg(
+            long,
+            value_name = "ws://HOST:PORT | wss://HOST:PORT | iroh://ID@HOST:PORT"
+        )]
         remote: Option<String>,
         /// The server's token (with --remote).
         #[arg(long, value_name = "FILE", requires = "remote")]
@@ -297,9 +300,11 @@ pub struct ServeArgs {
     /// The device to serve: auto, gpu, cpu or an adapter number from `spreadout devices`.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Clients served at once. Every client with the token can use the device fully, and
-    /// clients served at the same time share its memory: one could read what another's run
-    /// left there. Raise it only for people who may see each other's images.
+    /// Clients served at once; one more is told the server is busy. Every client with the token
+    /// can use the device fully, and memory one client's run freed is handed to the next
+    /// allocation without being cleared, whether the next client runs at the same time or after
+    /// it: serve people who must not see each other's images from separate servers, restarted
+    /// between them. Raise it only for people who may.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub clients: u16,
     /// Serve over TLS (wss://) on loopback too; beyond loopback it is the default.

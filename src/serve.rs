@@ -309,7 +309,10 @@ mod tests {
         assert!(is_exposed("0.0.0.0:7800".parse().unwrap()));
         assert!(is_exposed("192.168.1.20:7800".parse().unwrap()));
         let key = PathBuf::from("k");
-        assert_eq!(default_via("127.0.0.1:7800".parse().unwrap(), key.clone()), Via::Plain);
+        assert_eq!(
+            default_via("127.0.0.1:7800".parse().unwrap(), key.clone()),
+            Via::Plain
+        );
         assert_eq!(
             default_via("0.0.0.0:7800".parse().unwrap(), key.clone()),
             Via::Tls { key }
@@ -325,7 +328,12 @@ mod tests {
             .expect("the port is taken");
         assert!(error.to_string().contains(&address.to_string()), "{error}");
         assert!(matches!(
-            Server::bind("127.0.0.1:0".parse().unwrap(), &Via::Plain, DeviceChoice::Cpu, 0),
+            Server::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                &Via::Plain,
+                DeviceChoice::Cpu,
+                0
+            ),
             Err(ServeError::NoClients)
         ));
     }
@@ -362,7 +370,10 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             for key in ["keys/iroh.key", "keys/tls.key"] {
                 let key = dir.path().join(key);
-                assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o077, 0);
+                assert_eq!(
+                    std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+                    0
+                );
                 std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
             }
             for via in [
@@ -373,7 +384,9 @@ mod tests {
                     key: dir.path().join("keys/tls.key"),
                 },
             ] {
-                let refused = Server::bind(listen, &via, DeviceChoice::Cpu, 1).err().unwrap();
+                let refused = Server::bind(listen, &via, DeviceChoice::Cpu, 1)
+                    .err()
+                    .unwrap();
                 assert!(refused.to_string().contains("chmod 600"), "{refused}");
             }
         }
@@ -385,10 +398,19 @@ mod tests {
         let path = dir.path().join("token");
         let (made, change) = token_file(&path, None).unwrap();
         assert_eq!(change, TokenFileChange::Created);
-        assert_eq!(token_file(&path, None).unwrap(), (made.clone(), TokenFileChange::Kept));
+        assert_eq!(
+            token_file(&path, None).unwrap(),
+            (made.clone(), TokenFileChange::Kept)
+        );
         let pin: Pin = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
         let (pinned, change) = token_file(&path, Some(pin)).unwrap();
-        assert_eq!((change, pinned.token.as_str(), pinned.pin), (TokenFileChange::Pinned, made.token.as_str(), Some(pin)));
-        assert_eq!(token_file(&path, Some(pin)).unwrap().1, TokenFileChange::Kept);
+        assert_eq!(
+            (change, pinned.token.as_str(), pinned.pin),
+            (TokenFileChange::Pinned, made.token.as_str(), Some(pin))
+        );
+        assert_eq!(
+            token_file(&path, Some(pin)).unwrap().1,
+            TokenFileChange::Kept
+        );
     }
 }

@@ -231,10 +231,18 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             key: key_path(&args.tls_key, "serve-tls.key", "--tls-key")?,
         }
     } else {
-        serve::default_via(args.listen, key_path(&args.tls_key, "serve-tls.key", "--tls-key")?)
+        serve::default_via(
+            args.listen,
+            key_path(&args.tls_key, "serve-tls.key", "--tls-key")?,
+        )
     };
-    let server = Server::bind(args.listen, &via, args.device.clone(), usize::from(args.clients))
-        .with_context(|| format!("cannot serve on {}", args.listen))?;
+    let server = Server::bind(
+        args.listen,
+        &via,
+        args.device.clone(),
+        usize::from(args.clients),
+    )
+    .with_context(|| format!("cannot serve on {}", args.listen))?;
     let (secret, change) = serve::token_file(&args.token_file, server.pin())?;
     let file = args.token_file.display();
     match change {

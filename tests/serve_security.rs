@@ -46,7 +46,10 @@ fn start_server(dir: &Path, tls: bool) -> (Child, SocketAddr, std::path::PathBuf
         .arg("--token-file")
         .arg(&token);
     if tls {
-        command.arg("--tls").arg("--tls-key").arg(dir.join("tls.key"));
+        command
+            .arg("--tls")
+            .arg("--tls-key")
+            .arg(dir.join("tls.key"));
     }
     let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();

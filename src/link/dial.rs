@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::{
-    HANDSHAKE_DEADLINE, LinkError, Pin, Verdict, block_on, hello_line, iroh, read_line, runtime,
-    tls, write_line,
+    HANDSHAKE_DEADLINE, LinkError, Pin, Verdict, block_on, hello_line, iroh, keep_alive, read_line,
+    runtime, tls, write_line,
 };
 
 /// How long the relay waits for Burn's connection before it closes the link.
@@ -175,9 +175,10 @@ async fn open(dial: Dial, line: String, traffic: Arc<Traffic>) -> Result<Upstrea
             )
             .await
             .map_err(|e| unreachable(&e))?;
-            let address = addresses
-                .into_iter()
-                .fold(::iroh::EndpointAddr::new(id), ::iroh::EndpointAddr::with_ip_addr);
+            let address = addresses.into_iter().fold(
+                ::iroh::EndpointAddr::new(id),
+                ::iroh::EndpointAddr::with_ip_addr,
+            );
             let connection = endpoint
                 .connect(address, iroh::ALPN)
                 .await
@@ -216,6 +217,7 @@ async fn connect(address: SocketAddr) -> Result<tokio::net::TcpStream, LinkError
         .map_err(|e| LinkError::Unreachable(e.to_string()))?;
     // Steps are small messages answered in turn; Nagle's delay would stall each one.
     let _ = socket.set_nodelay(true);
+    keep_alive(&socket);
     Ok(socket)
 }
 

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::{
-    HANDSHAKE_DEADLINE, MAX_HANDSHAKES, ServerKey, Verdict, block_on, iroh, parse_hello,
-    read_line, runtime, same_token, write_line,
+    HANDSHAKE_DEADLINE, MAX_HANDSHAKES, ServerKey, Verdict, block_on, iroh, keep_alive,
+    parse_hello, read_line, runtime, same_token, write_line,
 };
 
 /// What the front lets through.
@@ -204,9 +204,12 @@ impl Shared {
             }
         };
         let _ = burn.set_nodelay(true);
-        if write_line(&mut stream, &Verdict::Ok(env!("CARGO_PKG_VERSION").to_owned()).line())
-            .await
-            .is_err()
+        if write_line(
+            &mut stream,
+            &Verdict::Ok(env!("CARGO_PKG_VERSION").to_owned()).line(),
+        )
+        .await
+        .is_err()
         {
             return;
         }
@@ -243,6 +246,7 @@ async fn accept_tcp(
             }
         };
         let _ = socket.set_nodelay(true);
+        keep_alive(&socket);
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {

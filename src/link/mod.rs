@@ -59,7 +59,9 @@ pub enum LinkError {
     #[error("the server runs Spreadout {0}")]
     Version(String),
     /// The server already serves as many clients as it allows.
-    #[error("the server already serves {0} client(s), as many as it allows (spreadout serve --clients)")]
+    #[error(
+        "the server already serves {0} client(s), as many as it allows (spreadout serve --clients)"
+    )]
     Busy(usize),
     /// The server over TLS holds another key than the one pinned.
     #[error("the server presented key {presented}, not the pinned {pinned}")]
@@ -122,7 +124,10 @@ fn parse_hello(line: &str) -> Option<(&str, &str)> {
 /// hashed and the digests compared whole, so neither the token nor its length leaks.
 fn same_token(given: &str, expected: &str) -> bool {
     use ring::digest::{SHA256, digest};
-    let (given, expected) = (digest(&SHA256, given.as_bytes()), digest(&SHA256, expected.as_bytes()));
+    let (given, expected) = (
+        digest(&SHA256, given.as_bytes()),
+        digest(&SHA256, expected.as_bytes()),
+    );
     given
         .as_ref()
         .iter()
@@ -143,9 +148,9 @@ async fn read_line(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<S
             Err(error) => return Err(error),
         };
         if byte == b'\n' {
-            return Ok(String::from_utf8(line).ok().filter(|line| {
-                line.chars().all(|c| c == ' ' || c.is_ascii_graphic())
-            }));
+            return Ok(String::from_utf8(line)
+                .ok()
+                .filter(|line| line.chars().all(|c| c == ' ' || c.is_ascii_graphic())));
         }
         line.push(byte);
     }
@@ -155,6 +160,21 @@ async fn read_line(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<S
 async fn write_line(stream: &mut (impl AsyncWrite + Unpin), line: &str) -> io::Result<()> {
     stream.write_all(line.as_bytes()).await?;
     stream.flush().await
+}
+
+/// Probes a connection that has been idle for 10 s every 5 s and drops it after 4 unanswered
+/// probes: a peer that vanished without closing (a crash, a dropped network, a sleeping laptop)
+/// would otherwise hold a server's place for a client, or a client's run, forever, since TCP
+/// alone never notices while nothing is sent. The link works without it, so a failure is logged.
+fn keep_alive(socket: &tokio::net::TcpStream) {
+    let probes = socket2::TcpKeepalive::new().with_time(Duration::from_secs(10));
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    let probes = probes.with_interval(Duration::from_secs(5)).with_retries(4);
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_keepalive(&probes) {
+        tracing::warn!(
+            "cannot set TCP keep-alive, so a vanished peer will not be noticed: {error}"
+        );
+    }
 }
 
 /// The runtime the front and every client link run on: two workers, started on first use.
@@ -228,7 +248,10 @@ mod tests {
     fn a_line_is_read_up_to_its_end_and_no_further_and_never_past_the_limit() {
         block_on(async {
             let mut input: &[u8] = b"ok 0.1.0\nBURN";
-            assert_eq!(read_line(&mut input).await.unwrap().as_deref(), Some("ok 0.1.0"));
+            assert_eq!(
+                read_line(&mut input).await.unwrap().as_deref(),
+                Some("ok 0.1.0")
+            );
             assert_eq!(input, b"BURN");
             let long = vec![b'a'; MAX_LINE * 4];
             let mut input: &[u8] = &long;
@@ -299,7 +322,10 @@ mod tests {
             };
             let traffic = Arc::new(Traffic::default());
             let open = relay(dial, TOKEN, traffic.clone()).unwrap();
-            assert_eq!(echo_through(&open, b"tensor bytes").unwrap(), b"tensor bytes");
+            assert_eq!(
+                echo_through(&open, b"tensor bytes").unwrap(),
+                b"tensor bytes"
+            );
             assert!(traffic.sent() >= 12 + hello_line("0.1.0", TOKEN).len() as u64);
             assert!(traffic.received() >= 12);
             // The relay took Burn's connection; another one finds nothing there.
@@ -355,7 +381,9 @@ mod tests {
         let (address, _, _dir) = front(false, 1, Duration::from_millis(300));
         // Silent: dropped at the deadline, told nothing.
         let mut silent = std::net::TcpStream::connect(address).unwrap();
-        silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let started = std::time::Instant::now();
         let mut answer = Vec::new();
         silent.read_to_end(&mut answer).unwrap();

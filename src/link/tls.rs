@@ -81,7 +81,9 @@ pub enum KeyError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// Other users of this machine can read it: they could pose as the server.
-    #[error("other users of this machine can read it: chmod 600 it, or delete it and let serve make another (clients then need the new token file)")]
+    #[error(
+        "other users of this machine can read it: chmod 600 it, or delete it and let serve make another (clients then need the new token file)"
+    )]
     Exposed,
     /// It is not a key this release made.
     #[error("it is not a PEM private key: {0}")]
@@ -101,7 +103,8 @@ impl ServerKey {
             let pem = std::fs::read_to_string(path)?;
             rcgen::KeyPair::from_pem(&pem).map_err(|e| KeyError::Unreadable(e.to_string()))?
         } else {
-            let key = rcgen::KeyPair::generate().map_err(|e| KeyError::Unreadable(e.to_string()))?;
+            let key =
+                rcgen::KeyPair::generate().map_err(|e| KeyError::Unreadable(e.to_string()))?;
             crate::private_file::write(path, key.serialize_pem().as_bytes(), false)?;
             key
         };
@@ -132,12 +135,13 @@ impl ServerKey {
     /// themselves with the token, inside the encrypted stream).
     pub(super) fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_no_client_auth()
-            .with_single_cert(vec![self.certificate.clone()], key)
-            .expect("the certificate was made from this key");
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports TLS 1.2 and 1.3")
+                .with_no_client_auth()
+                .with_single_cert(vec![self.certificate.clone()], key)
+                .expect("the certificate was made from this key");
         Arc::new(config)
     }
 }
@@ -243,7 +247,10 @@ mod tests {
         let first = ServerKey::load_or_create(&path).unwrap();
         let again = ServerKey::load_or_create(&path).unwrap();
         assert_eq!(first.pin(), again.pin());
-        assert_ne!(first.certificate, again.certificate, "the certificate is remade");
+        assert_ne!(
+            first.certificate, again.certificate,
+            "the certificate is remade"
+        );
         let other = ServerKey::load_or_create(&dir.path().join("other.key")).unwrap();
         assert_ne!(first.pin(), other.pin());
         assert_eq!(first.pin().to_string().parse::<Pin>(), Ok(first.pin()));
@@ -252,15 +259,25 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(ServerKey::load_or_create(&path), Err(KeyError::Exposed)));
+            assert!(matches!(
+                ServerKey::load_or_create(&path),
+                Err(KeyError::Exposed)
+            ));
         }
         std::fs::write(dir.path().join("junk.key"), "not a key").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path().join("junk.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(
+                dir.path().join("junk.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
         }
         assert!(matches!(
             ServerKey::load_or_create(&dir.path().join("junk.key")),

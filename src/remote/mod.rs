@@ -125,7 +125,7 @@ pub enum RemoteError {
     Address(String),
     /// A served device without a token file.
     #[error(
-        "{0} needs the server's token: give the file `spreadout serve` wrote with --token-file FILE"
+        "{0} needs the server's token: give the file `spreadout serve` wrote there (--token-file FILE; in the app, paste its content under \"Another machine…\")"
     )]
     NoToken(String),
     /// The token file could not be read or written.
@@ -517,7 +517,11 @@ mod tests {
         let error = remember(dir.path(), "ws://127.0.0.1:9", Some(&new)).unwrap_err();
         assert!(matches!(error, RemoteError::Unreachable { .. }), "{error}");
         assert_eq!(read_token(&kept).unwrap(), working);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no trial file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no trial file left"
+        );
         let error = remember(dir.path(), "ws://127.0.0.1:9", Some("hunter2")).unwrap_err();
         assert!(matches!(error, RemoteError::TokenInvalid { .. }), "{error}");
         assert!(matches!(

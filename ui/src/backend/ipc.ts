@@ -317,16 +317,16 @@ auto_name: string,
 auto_notice: string | null, };
 
 /**
- * A device served by `spreadout serve`, as `--device ws://HOST:PORT --token-file FILE` (or
- * `iroh://ID@HOST:PORT`) names it.
+ * A device served by `spreadout serve`, as `--device ADDRESS --token-file FILE` names it.
  */
 export type RemoteTarget = { 
 /**
- * The server, `ws://HOST:PORT` or `iroh://ID@HOST:PORT`.
+ * The server, `ws://HOST:PORT`, `wss://HOST:PORT` or `iroh://ID@HOST:PORT`.
  */
 address: string, 
 /**
- * The file holding the server's token; a client without one is refused before connecting.
+ * The file holding the server's token (and, for `wss://`, its key's pin); a client without
+ * one is refused before connecting.
  */
 token_file: string | null, };
 

@@ -117,7 +117,7 @@ export class DevicePicker {
         : device === 'auto' && this.devices?.auto_notice
           ? this.devices.auto_notice
           : typeof device === 'object' && 'remote' in device
-            ? `training runs on ${device.remote.address}; the images are read here; where the server builds the views (a GPU, or training views built on the device) they cross the network once and stay there for the run, each step sending its views' draws, otherwise each step's batch crosses it (${device.remote.address.startsWith('iroh://') ? 'encrypted, to the holder of the server\'s key' : 'unencrypted: a trusted network or an SSH tunnel'})`
+            ? `training runs on ${device.remote.address}; the images are read here; where the server builds the views (a GPU, or training views built on the device) they cross the network once and stay there for the run, each step sending its views' draws, otherwise each step's batch crosses it (${transportNote(device.remote.address)})`
             : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
     );
   }
@@ -155,4 +155,11 @@ export class DevicePicker {
     const wanted = deviceValue(this.context.store.shared.device);
     if ([...this.select.options].some((option) => option.value === wanted)) this.select.value = wanted;
   }
+}
+
+/** What the connection to a server at `address` protects, by its kind. */
+function transportNote(address: string): string {
+  if (address.startsWith('wss://')) return "encrypted, to the server whose key the token file pins";
+  if (address.startsWith('iroh://')) return "encrypted, to the holder of the server's key";
+  return 'unencrypted: loopback or an SSH tunnel';
 }
