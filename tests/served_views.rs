@@ -32,7 +32,11 @@ const NORMALIZATION: Normalization = Normalization {
 /// A server of `device` on a free loopback port, and a client's connection to it.
 fn serve_and_connect(device: DeviceChoice, dir: &Path, name: &str) -> SelectedDevice {
     let server = serve_here(&Via::Plain, device, 1);
-    device::select(served(&server.address, &token_file(dir, name, &server.secret))).unwrap()
+    device::select(served(
+        &server.address,
+        &token_file(dir, name, &server.secret),
+    ))
+    .unwrap()
 }
 
 #[test]
