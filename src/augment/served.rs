@@ -226,6 +226,12 @@ pub(crate) enum RequestError {
         /// Its flags.
         flags: u64,
     },
+    /// A view's jitter does not order each of its four operations once.
+    #[error("view {view}: its jitter's order does not name each of the four operations once")]
+    Order {
+        /// The view.
+        view: usize,
+    },
     /// The side of the views is 0 or past [`MAX_SIDE`].
     #[error("views of side {0}: the side must be 1 to {MAX_SIDE} pixels")]
     Side(u32),
@@ -596,7 +602,7 @@ impl Request {
     ///
     /// # Errors
     /// [`RequestError::Arguments`], [`RequestError::Views`], [`RequestError::NotWhole`],
-    /// [`RequestError::NotFloat`], [`RequestError::Flags`].
+    /// [`RequestError::NotFloat`], [`RequestError::Flags`], [`RequestError::Order`].
     fn decode(scalars: &[ScalarIr]) -> Result<Self, RequestError> {
         if scalars.len() < HEADER || !(scalars.len() - HEADER).is_multiple_of(PER_VIEW) {
             return Err(RequestError::Arguments(scalars.len()));
@@ -642,6 +648,13 @@ impl Request {
                     width: uint(at + 6)?,
                     height: uint(at + 7)?,
                 };
+                let order: [JitterOp; 4] = std::array::from_fn(|k| {
+                    JITTER_OPS[((flags >> (ORDER_SHIFT + 2 * k as u64)) & 3) as usize]
+                });
+                // The kernel and the CPU path agree on an order that applies each once.
+                if flags & JITTER != 0 && !JITTER_OPS.iter().all(|op| order.contains(op)) {
+                    return Err(RequestError::Order { view });
+                }
                 let factors = [
                     float(at + 8)?,
                     float(at + 9)?,
@@ -653,10 +666,8 @@ impl Request {
                     size: (uint(at + 1)?, uint(at + 2)?),
                     draw: ViewDraw {
                         crop: (flags & CROP != 0).then_some(rect),
-                        jitter: (flags & JITTER != 0).then(|| ColorJitter {
-                            order: std::array::from_fn(|k| {
-                                JITTER_OPS[((flags >> (ORDER_SHIFT + 2 * k as u64)) & 3) as usize]
-                            }),
+                        jitter: (flags & JITTER != 0).then_some(ColorJitter {
+                            order,
                             brightness: factors[0],
                             contrast: factors[1],
                             saturation: factors[2],
@@ -1013,7 +1024,10 @@ mod tests {
                 "{value}"
             );
             let jittered = [
-                (FLAGS, ScalarIr::UInt(JITTER)),
+                (
+                    FLAGS,
+                    ScalarIr::UInt(JITTER | (0b11_10_01_00 << ORDER_SHIFT)),
+                ),
                 (HEADER + 9, ScalarIr::Float(value)),
             ];
             assert!(matches!(
@@ -1021,6 +1035,12 @@ mod tests {
                 Err(RequestError::NotFinite { .. })
             ));
         }
+        // Contrast twice, hue never.
+        let repeated = JITTER | (0b01_10_01_00 << ORDER_SHIFT);
+        assert_eq!(
+            with(&[(FLAGS, ScalarIr::UInt(repeated))], 192),
+            Err(RequestError::Order { view: 0 })
+        );
         assert_eq!(
             with(&[(FLAGS, ScalarIr::UInt(1 << 12))], 192),
             Err(RequestError::Flags {
