@@ -4,7 +4,9 @@
 //! with the token still served; a wrong token is refused over plain TCP, TLS and Iroh; a client
 //! whose token file pins another key refuses the server before saying the token; another release
 //! is named before anything is uploaded; a full server says it is busy and frees its place when
-//! the client lets go of it.
+//! the client lets go of it; adversarial `spreadout.views` requests sent as a hostile client would
+//! (the review's overflowing image, a kept tensor of bytes, a side of 60 000, a crop outside,
+//! random numbers) are refused with errors, and the server goes on serving.
 //!
 //! A binary of its own: a process that hosts a Burn server switches every read to Burn's
 //! asynchronous runtime, which the other test binaries must not inherit.
@@ -15,6 +17,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::{DispatchDevice, Remote};
+use burn::remote::CustomOpClient;
+use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
+use burn_ir::{CustomOpIr, ScalarIr, TensorIr};
+use rand::{Rng, SeedableRng};
+use spreadout::augment::VIEWS_OP;
 use spreadout::device::{self, DeviceChoice, DeviceError};
 use spreadout::link::ServerKey;
 use spreadout::remote::{RemoteError, Secret};
@@ -296,4 +305,114 @@ fn a_full_server_says_it_is_busy_and_frees_the_place_when_its_client_lets_go() {
             Err(error) => panic!("{error}"),
         }
     }
+}
+
+/// The scalars of a `spreadout.views` request as the engine lays them out: the side, the
+/// normalisation's scales and shifts, then per view its image's first byte, width and height, its
+/// flags, its crop's box and its jitter's four factors.
+fn views_request(side: u64, views: &[[u64; 8]]) -> Vec<ScalarIr> {
+    let mut scalars = vec![ScalarIr::UInt(side)];
+    scalars.extend([1.0, 1.0, 1.0, 0.0, 0.0, 0.0].map(ScalarIr::Float));
+    for view in views {
+        scalars.extend(view.map(ScalarIr::UInt));
+        scalars.extend([1.0, 1.0, 1.0, 0.0].map(ScalarIr::Float));
+    }
+    scalars
+}
+
+/// The served device at `address`, waiting while the server still counts a client that has
+/// just let go.
+fn connect_when_free(address: &str, token: &Path) -> device::SelectedDevice {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match device::select(served(address, token)) {
+            Ok(client) => return client,
+            Err(DeviceError::Remote(RemoteError::Busy { .. })) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+/// Sends one `spreadout.views` request through `client`'s session, reading `kept` as the images
+/// (64 bytes, of `kept`'s dtype), and reads its views back.
+fn views_through(
+    client: &device::SelectedDevice,
+    kept: DType,
+    side: usize,
+    scalars: Vec<ScalarIr>,
+) -> Result<TensorData, String> {
+    let device = &client.device;
+    let DispatchDevice::Remote(remote) = device.as_dispatch() else {
+        panic!("a served device");
+    };
+    let ops = CustomOpClient::new(remote);
+    let data = TensorData::from_bytes_vec(vec![7; 64], [64 / kept.size()], kept);
+    let input = Tensor::<1, Int>::from_data(data, (device, kept))
+        .try_into_primitive::<Remote>()
+        .expect("a served tensor")
+        .into_ir();
+    let out = TensorIr::uninit(
+        ops.create_empty_handle(),
+        Shape::new([1, 3, side, side]),
+        DType::F32,
+    );
+    let op = CustomOpIr::with_scalars(VIEWS_OP, &[input], &[out], scalars);
+    let views = ops.register(op).remove(0);
+    pollster::block_on(<Remote as FloatTensorOps<Remote>>::float_into_data(views))
+        .map_err(|error| format!("{error:?}"))
+}
+
+#[test]
+fn adversarial_views_requests_are_refused_with_errors_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_here(&Via::Plain, DeviceChoice::Cpu, 1);
+    let token = token_file(dir.path(), "token", &server.secret);
+    // A 4×4 image at the start, the whole of it: what a correct request asks.
+    let image = [0, 4, 4, 0, 0, 0, 0, 0];
+    let correct = || views_request(4, &[image]);
+    let mut refused = vec![
+        // The review's pair: 3·w·h wraps to 26 in 64 bits.
+        (
+            "overflow",
+            DType::I32,
+            views_request(4, &[[0, 3062868337, 2007567422, 0, 0, 0, 0, 0]]),
+        ),
+        ("bytes", DType::U8, correct()),
+        ("side", DType::I32, views_request(60000, &[image])),
+        (
+            "crop",
+            DType::I32,
+            views_request(4, &[[0, 4, 4, 1, 2, 2, 4, 4]]),
+        ),
+        (
+            "past the end",
+            DType::I32,
+            views_request(4, &[[40, 4, 4, 0, 0, 0, 0, 0]]),
+        ),
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(35);
+    for _ in 0..20 {
+        let scalars = (0..rng.random_range(0..40))
+            .map(|_| match rng.random_range(0..4) {
+                0 => ScalarIr::UInt(rng.random()),
+                1 => ScalarIr::Int(rng.random()),
+                2 => ScalarIr::Float(f64::from_bits(rng.random())),
+                _ => ScalarIr::Bool(rng.random()),
+            })
+            .collect();
+        refused.push(("random", DType::I32, scalars));
+    }
+    // Burn ends the session of a client whose read finds its refused views unwritten (the
+    // handler refuses before anything is allocated or launched, and records why); the server
+    // goes on, and each request here comes from a client of its own.
+    for (what, kept, scalars) in refused {
+        let client = connect_when_free(&server.address, &token);
+        let error = views_through(&client, kept, 4, scalars).expect_err(what);
+        assert!(!error.is_empty(), "{what}");
+    }
+    let client = connect_when_free(&server.address, &token);
+    let views = views_through(&client, DType::I32, 4, correct()).unwrap();
+    assert_eq!(views.num_elements(), 3 * 4 * 4);
 }
