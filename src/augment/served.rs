@@ -115,13 +115,35 @@ pub(super) fn argument_bytes(views: usize) -> u64 {
 }
 
 /// `views` (each an image of `sources` and its draws) built on the served device at `size`,
-/// normalised with `normalization`: `[n, 3, size, size]` f32 there.
+/// normalised with `normalization`: `[n, 3, size, size]` f32 there. A batch with more views, or
+/// more bytes of views, than one request may ask for is asked in several and joined there.
 ///
 /// # Panics
 /// On a request the server would refuse ([`RequestError`], checked here by the server's rules
-/// before anything is sent): more views, a larger side or more bytes of views than a request may
-/// ask for, or a view the kernel cannot build from its image.
+/// before anything is sent): a larger side than a request may ask for, or a view the kernel
+/// cannot build from its image.
 pub(super) fn build(
+    sources: &ServedSources,
+    views: &[(usize, ViewDraw)],
+    size: u32,
+    normalization: &Normalization,
+) -> Tensor<4> {
+    let view_bytes = 3 * 4 * u64::from(size) * u64::from(size);
+    let per_request = usize::try_from(MAX_OUTPUT_BYTES / view_bytes.max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_VIEWS);
+    if views.len() > per_request {
+        let parts = views
+            .chunks(per_request)
+            .map(|part| build_one(sources, part, size, normalization))
+            .collect();
+        return Tensor::cat(parts, 0);
+    }
+    build_one(sources, views, size, normalization)
+}
+
+/// [`build`] of views that fit one request.
+fn build_one(
     sources: &ServedSources,
     views: &[(usize, ViewDraw)],
     size: u32,
