@@ -62,7 +62,7 @@ fn views_requests_are_refused_or_built_within_the_kept_bytes() {
         .collect();
 
     let cpu = views_on_cpu();
-    let flex = FlexDevice::default();
+    let flex = FlexDevice;
     let mut cpu_handles = HandleContainer::<<Flex as BackendIr>::Handle>::new();
     let words = TensorData::from_bytes_vec(kept.clone(), [kept.len() / 4], DType::I32);
     cpu_handles.register_int_tensor::<Flex>(&kept_id(), Flex::int_from_data(words.clone(), &flex));
@@ -238,7 +238,7 @@ fn refusal<H: Clone>(handles: &HandleContainer<H>) -> String {
 /// non-empty within its image, every factor used finite, no unknown flag, a jitter's order
 /// naming each operation once.
 fn within_bounds(scalars: &[ScalarIr], kept: u64) -> bool {
-    if scalars.len() < HEADER || (scalars.len() - HEADER) % PER_VIEW != 0 {
+    if scalars.len() < HEADER || !(scalars.len() - HEADER).is_multiple_of(PER_VIEW) {
         return false;
     }
     let whole = |at: usize| match scalars[at] {
@@ -449,10 +449,10 @@ fn request(rng: &mut impl Rng, starts: &[u32], kept: u64) -> (Vec<ScalarIr>, Exp
         8 => {
             let at = rng.random_range(0..scalars.len());
             scalars[at] = match scalars[at] {
-                ScalarIr::UInt(value) => [ScalarIr::Float(value as f64), ScalarIr::Int(-1)]
-                    [rng.random_range(0..2)]
-                .clone(),
-                _ => [ScalarIr::UInt(1), ScalarIr::Bool(true)][rng.random_range(0..2)].clone(),
+                ScalarIr::UInt(value) => {
+                    [ScalarIr::Float(value as f64), ScalarIr::Int(-1)][rng.random_range(0..2)]
+                }
+                _ => [ScalarIr::UInt(1), ScalarIr::Bool(true)][rng.random_range(0..2)],
             };
             (scalars, Expect::Refused)
         }

@@ -891,7 +891,7 @@ mod tests {
     fn with(changes: &[(usize, ScalarIr)], kept: u64) -> Result<(), RequestError> {
         let mut scalars = one_view();
         for (at, value) in changes {
-            scalars[*at] = value.clone();
+            scalars[*at] = *value;
         }
         Request::decode(&scalars)?.check(kept)
     }
@@ -1031,7 +1031,7 @@ mod tests {
             (FLAGS, ScalarIr::Int(-1)),
         ];
         for (at, value) in refusals {
-            let refused = with(&[(at, value.clone())], 192);
+            let refused = with(&[(at, value)], 192);
             assert!(
                 matches!(refused, Err(RequestError::NotWhole { .. })),
                 "{value:?}: {refused:?}"
@@ -1076,7 +1076,7 @@ mod tests {
     fn cpu_handles(data: TensorData) -> HandleContainer<<Flex as BackendIr>::Handle> {
         use burn::backend::ops::IntTensorOps;
         let mut handles = HandleContainer::new();
-        let kept = Flex::int_from_data(data, &FlexDevice::default());
+        let kept = Flex::int_from_data(data, &FlexDevice);
         handles.register_int_tensor::<Flex>(&burn_ir::TensorId::new(1), kept);
         handles
     }
@@ -1116,7 +1116,7 @@ mod tests {
     #[test]
     fn the_cpu_handler_refuses_by_the_rules_without_a_panic() {
         let handler = views_on_cpu();
-        let device = FlexDevice::default();
+        let device = FlexDevice;
         let words = |bytes: Vec<u8>| TensorData::from_bytes_vec(bytes, [48], DType::I32);
 
         let mut handles = cpu_handles(words(vec![7; 192]));
