@@ -46,7 +46,11 @@ fn production(text: &str) -> Vec<&str> {
                 && lines[i + 1..]
                     .iter()
                     .find(|l| !l.trim().is_empty())
-                    .is_some_and(|l| l.trim_start().starts_with("mod "))
+                    // `mod tests`, or `pub(super) mod tests` when a sibling's tests share helpers.
+                    .is_some_and(|l| {
+                        let l = l.trim_start();
+                        l.starts_with("mod ") || (l.starts_with("pub") && l.contains(" mod "))
+                    })
         })
         .unwrap_or(lines.len());
     lines[..end].to_vec()

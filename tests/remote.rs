@@ -326,6 +326,16 @@ fn a_client_killed_mid_run_leaves_the_server_serving_the_next() {
         kept_there(tiny_config(1, 8)),
         served(&format!("ws://{address}"), &token),
     );
+    // The server frees the killed client's place once its connection's end reaches it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(error) = device::select(served(&format!("ws://{address}"), &token)) {
+        assert!(
+            matches!(error, DeviceError::Remote(RemoteError::Busy { .. }))
+                && std::time::Instant::now() < deadline,
+            "{error}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let summary = train::run(&next, &Control::default(), &mut |_| {}).unwrap();
     server.kill().unwrap();
     server.wait().unwrap();

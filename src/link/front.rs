@@ -215,13 +215,18 @@ impl Shared {
         }
         tracing::info!("{peer}: client connected");
         let started = Instant::now();
-        let moved = tokio::io::copy_bidirectional(&mut stream, &mut burn).await;
-        let (sent, received) = moved.unwrap_or_default();
+        // Either side ending ends the client: Burn's protocol never half-closes, and waiting
+        // for Burn to close its side after a client vanished would hold the client's place.
+        let (mut from_client, mut to_client) = tokio::io::split(stream);
+        let (mut from_burn, mut to_burn) = burn.split();
+        let ended = tokio::select! {
+            moved = tokio::io::copy(&mut from_client, &mut to_burn) => moved.map(|_| "the client closed"),
+            moved = tokio::io::copy(&mut from_burn, &mut to_client) => moved.map(|_| "Burn closed the session"),
+        };
         tracing::info!(
-            "{peer}: client left after {:.0} s ({} MiB received from it, {} MiB sent to it)",
+            "{peer}: client left after {:.0} s ({})",
             started.elapsed().as_secs_f64(),
-            sent >> 20,
-            received >> 20
+            ended.unwrap_or_else(|_| "the connection broke")
         );
         drop(permit);
     }
