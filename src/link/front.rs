@@ -226,7 +226,7 @@ impl Shared {
         tracing::info!(
             "{peer}: client left after {:.0} s ({})",
             started.elapsed().as_secs_f64(),
-            ended.unwrap_or_else(|_| "the connection broke")
+            ended.unwrap_or("the connection ended")
         );
         drop(permit);
     }
