@@ -535,3 +535,37 @@ pub const RESUME_ARGS: [&str; 13] = [
     "token_file",
     "cache_dir",
 ];
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `docs/cli.md` is what clap-markdown writes from these definitions: a flag added, renamed or
+    /// described anew fails here until the page is written again
+    /// (`SPREADOUT_WRITE_CLI_PAGE=1 cargo test --bin spreadout cli_page`).
+    #[test]
+    fn the_cli_page_is_written_from_the_cli() {
+        let intro = "Every command and flag of `spreadout`, as `--help` gives them. Written by \
+                     clap-markdown from the CLI's definitions (`src/cli.rs`); a test fails when \
+                     this page is out of date.\n\n";
+        let page = clap_markdown::help_markdown_command_custom(
+            &Cli::command(),
+            &clap_markdown::MarkdownOptions::new()
+                .title("The `spreadout` command line".to_owned())
+                .show_footer(false),
+        )
+        .replacen("\n\n", &format!("\n\n{intro}"), 1);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md");
+        if std::env::var_os("SPREADOUT_WRITE_CLI_PAGE").is_some() {
+            std::fs::write(&path, &page).unwrap();
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            written == page,
+            "{} is out of date with the CLI: write it again with SPREADOUT_WRITE_CLI_PAGE=1 cargo test --bin spreadout cli_page",
+            path.display()
+        );
+    }
+}
