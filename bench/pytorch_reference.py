@@ -72,7 +72,7 @@ class BasicBlock(nn.Module):
 
 
 class EmbeddingNet(nn.Module):
-    """The network of README's "Using a trained model in PyTorch" section."""
+    """The network of docs/pytorch.md ("Using a trained model in PyTorch")."""
 
     def __init__(self, width, dim, cifar_stem):
         super().__init__()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The near-duplicate finder on planted copies (README "Near-duplicates"): the first 200 training
+# The near-duplicate finder on planted copies (docs/benchmarks/near-duplicates.md): the first 200 training
 # images of each CIFAR-10 class from ../shared/data/cifar10-jpg.tar.gz, an edited copy planted
 # beside 20 % of them (`spreadout plant-copies`: JPEG quality 15, half size, centre 80 %,
 # brightness ×1.3, noise σ 12), a width-16 model trained 16 epochs on that folder (batch 64),
