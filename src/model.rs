@@ -3,7 +3,7 @@
 //! This module owns the architecture and nothing else. Inputs up to [`CIFAR_STEM_MAX_SIZE`]
 //! pixels use the CIFAR stem of the paper's released code (one 3×3 convolution, no max-pool);
 //! larger inputs use the ImageNet stem (7×7 stride-2 convolution and a 3×3 stride-2 max-pool).
-//! Field names follow the PyTorch reference module the README prints, so that
+//! Field names follow the PyTorch reference module `docs/pytorch.md` prints, so that
 //! [`crate::export`] can write PyTorch key names by walking the module tree.
 
 use burn::module::{Module, ModuleMapper, Param};

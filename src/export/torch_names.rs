@@ -1,4 +1,4 @@
-//! PyTorch's names and layout for the network's tensors: the keys of the module the README
+//! PyTorch's names and layout for the network's tensors: the keys of the module docs/pytorch.md
 //! prints (`bn1.weight` for Burn's `bn1.gamma`, `layer2.0.shortcut.0.weight` for
 //! `shortcut.conv.weight`, `linear.weight` transposed to `[out, in]`), so an export loads with
 //! `strict=True`, and the same way back; and torchvision's ResNet-18 names (`downsample.*`), so
