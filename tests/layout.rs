@@ -1,7 +1,8 @@
 //! The shape of the source tree, held by a test: no file of the engine or the app grows past
-//! ~600 production lines (the CLI's `main.rs` past 300), and the engine's top-level modules import
-//! each other in one direction only. `cargo test --test layout -- --nocapture` prints the line
-//! counts and the import graph it checked.
+//! ~600 production lines (the CLI's `main.rs` past 300), and the engine's top-level modules sit in
+//! the layers ARCHITECTURE.md lists ([`LAYERS`]), each importing only its own layer and those
+//! below, with no circle. `cargo test --test layout -- --nocapture` prints the line counts, the
+//! layer table and the import graph it checked.
 //!
 //! Production lines are those before a file's test module; references are the `crate::module`
 //! paths outside comments (a doc link is not an import).
@@ -11,6 +12,30 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 600;
+
+/// The engine's layers, from the bottom, as ARCHITECTURE.md states them: a module imports only
+/// modules of its own layer or a lower one, and every top-level module is in exactly one.
+const LAYERS: &[&[&str]] = &[
+    &[
+        "atomic_file",
+        "csv_text",
+        "model",
+        "panics",
+        "paths",
+        "phash",
+        "prefetch",
+        "resample",
+        "rng",
+        "uploads",
+    ],
+    &["augment", "eval", "private_file"],
+    &["data", "export", "link"],
+    &["embed", "optim", "planted", "remote"],
+    &["device", "explore", "method", "score"],
+    &["serve", "train"],
+    &["compare", "demo"],
+    &["bench"],
+];
 const MAX_MAIN_LINES: usize = 300;
 
 /// The binary's own modules: a shell over the library, not a layer of it.
@@ -209,6 +234,38 @@ fn the_engine_modules_import_in_one_direction() {
         .map(|cycle| cycle.join(" -> "))
         .collect();
     assert!(cycles.is_empty(), "module cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn every_engine_module_imports_only_its_layer_and_those_below() {
+    let graph = import_graph();
+    let layer_of = |module: &str| LAYERS.iter().position(|layer| layer.contains(&module));
+    for (depth, layer) in LAYERS.iter().enumerate() {
+        println!("layer {depth}: {}", layer.join(", "));
+    }
+    let mut wrong = Vec::new();
+    for (module, targets) in &graph {
+        let Some(depth) = layer_of(module) else {
+            wrong.push(format!("{module} is in no layer of LAYERS"));
+            continue;
+        };
+        for target in targets {
+            match layer_of(target) {
+                Some(at) if at > depth => wrong.push(format!(
+                    "{module} (layer {depth}) imports {target} (layer {at}), which is above it"
+                )),
+                _ => {}
+            }
+        }
+    }
+    for layer in LAYERS {
+        for module in *layer {
+            if !graph.contains_key(*module) {
+                wrong.push(format!("{module} is in LAYERS but not in src/"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "layers broken:\n{}", wrong.join("\n"));
 }
 
 #[test]
