@@ -2,7 +2,8 @@
 //! ~600 production lines (the CLI's `main.rs` past 300), and the engine's top-level modules sit in
 //! the layers ARCHITECTURE.md lists ([`LAYERS`]), each importing only its own layer and those
 //! below, with no circle. `cargo test --test layout -- --nocapture` prints the line counts, the
-//! layer table and the import graph it checked.
+//! layer table and the import graph it checked, and the longest functions (no budget holds them
+//! yet: the longest are the next to split along their concerns).
 //!
 //! Production lines are those before a file's test module; references are the `crate::module`
 //! paths outside comments (a doc link is not an import).
@@ -90,6 +91,55 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
+/// Each function of `lines` (a file's production lines) with its length in lines, from its `fn`
+/// line to the line that closes its body. Braces are counted on lines without comments; a brace
+/// inside a string literal would miscount, which the tree's code does not have at line ends.
+fn function_lengths(lines: &[&str]) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let before = &trimmed[..at];
+        let is_item = before
+            .split_whitespace()
+            .all(|word| word.starts_with("pub") || ["async", "const", "unsafe"].contains(&word));
+        if trimmed.starts_with("//") || !is_item {
+            continue;
+        }
+        let name: String = trimmed[at + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let (mut depth, mut opened) = (0i32, false);
+        for (offset, body_line) in lines[start..].iter().enumerate() {
+            if body_line.trim_start().starts_with("//") {
+                continue;
+            }
+            for c in body_line.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            // A declaration without a body (a trait's) ends at its `;`.
+            if !opened && body_line.trim_end().ends_with(';') {
+                break;
+            }
+            if opened && depth <= 0 {
+                found.push((name.clone(), offset + 1));
+                break;
+            }
+        }
+    }
+    found
+}
+
 fn sorted_files(root: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     rust_files(
@@ -127,6 +177,38 @@ fn no_file_passes_its_line_budget() {
         "files over their budget:\n{}",
         over.join("\n")
     );
+}
+
+/// Prints the longest functions of the engine and the app, the ones to split along their
+/// concerns next; checks that the counter finds a function's end.
+#[test]
+fn the_longest_functions_are_listed() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    for root in ["src", "shaders/src", "src-tauri/src"] {
+        for file in sorted_files(root) {
+            let text = fs::read_to_string(&file).unwrap();
+            let relative = file.strip_prefix(base).unwrap().display().to_string();
+            for (name, lines) in function_lengths(&production(&text)) {
+                all.push((lines, format!("{relative}: {name}")));
+            }
+        }
+    }
+    all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    println!("the longest functions:");
+    for (lines, name) in all.iter().take(15) {
+        println!("{lines:5}  {name}");
+    }
+    let sample = [
+        "pub fn a(x: u32) -> u32 {",
+        "    if x > 1 {",
+        "        x",
+        "    } else { 0 }",
+        "}",
+        "fn b();",
+    ];
+    assert_eq!(function_lengths(&sample), [("a".to_owned(), 5)]);
+    assert!(all.len() > 100, "the counter found {} functions", all.len());
 }
 
 /// The first path segment after each `crate::` (and each item of `crate::{a, b::c}`).
