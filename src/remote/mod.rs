@@ -262,103 +262,34 @@ pub struct RemoteLink {
 /// No token, the server unreachable or not the pinned one, the token refused, the server busy, or
 /// another release on the server.
 pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteError> {
-    let address = target.address.clone();
     let token_file = target
         .token_file
         .clone()
-        .ok_or_else(|| RemoteError::NoToken(address.clone()))?;
+        .ok_or_else(|| RemoteError::NoToken(target.address.clone()))?;
     let secret = read_token(&token_file)?;
-    let unreachable = |reason: String| RemoteError::Unreachable {
-        address: address.clone(),
-        reason,
+    let names = Names {
+        address: &target.address,
+        token_file: &token_file,
     };
-    let resolve = |host_port: &str| -> Result<Vec<SocketAddr>, RemoteError> {
-        let addresses: Vec<SocketAddr> = host_port
-            .to_socket_addrs()
-            .map_err(|e| unreachable(e.to_string()))?
-            .collect();
-        if addresses.is_empty() {
-            return Err(unreachable("the name resolves to no address".to_owned()));
-        }
-        Ok(addresses)
-    };
-    let dial = match target.route() {
-        Route::Plain { host_port } => Dial::Tcp(resolve(host_port)?[0]),
-        Route::Tls { host_port } => Dial::Tls {
-            address: resolve(host_port)?[0],
-            pin: secret.pin.ok_or_else(|| RemoteError::NoPin {
-                address: address.clone(),
-                token_file: token_file.clone(),
-            })?,
-        },
-        Route::Iroh { id, host_port } => Dial::Iroh {
-            id: id
-                .parse()
-                .map_err(|_| RemoteError::Address(address.clone()))?,
-            // Every address the name resolves to: the server may listen on only one of IPv4
-            // and IPv6.
-            addresses: resolve(host_port)?,
-        },
-    };
+    let dial = dial(target, &secret, &names)?;
     let traffic = Arc::new(Traffic::default());
-    let ours = env!("CARGO_PKG_VERSION");
-    let relay = link::relay(dial, &secret.token, traffic.clone()).map_err(|error| match error {
-        LinkError::Unreachable(reason) | LinkError::Garbled(reason) => unreachable(reason),
-        LinkError::Refused => RemoteError::Refused {
-            address: address.clone(),
-            token_file: token_file.clone(),
-        },
-        LinkError::Version(server) => RemoteError::Version {
-            address: address.clone(),
-            client: format!("Spreadout {ours}"),
-            server: format!("Spreadout {}", printable(&server)),
-        },
-        LinkError::Busy(clients) => RemoteError::Busy {
-            address: address.clone(),
-            clients,
-        },
-        LinkError::Impostor { pinned, presented } => RemoteError::Impostor {
-            address: address.clone(),
-            token_file: token_file.clone(),
-            pinned,
-            presented,
-        },
-    })?;
+    let relay =
+        link::relay(dial, &secret.token, traffic.clone()).map_err(|error| names.link(error))?;
     let host = RemoteHost::websocket(&format!("ws://{}", relay.address()))
         .with_credential(secret.token.as_str());
     let device = Device::remote_options(&host)
         .init()
-        .map_err(|error| match error {
-            ConnectError::Unauthorized => RemoteError::Refused {
-                address: address.clone(),
-                token_file: token_file.clone(),
-            },
-            ConnectError::IncompatibleProtocol {
-                client_version,
-                server_version,
-            } => RemoteError::Version {
-                address: address.clone(),
-                client: format!("Burn Remote protocol {client_version}"),
-                server: format!("Burn Remote protocol {server_version}"),
-            },
-            ConnectError::Unreachable { reason } => unreachable(reason),
-            other => RemoteError::Session {
-                address: address.clone(),
-                reason: other.to_string(),
-            },
-        })?;
+        .map_err(|error| names.burn(error))?;
     let Hello {
         version,
         served,
         gpu,
         max_buffer,
-    } = hello(&device).map_err(|reason| RemoteError::Session {
-        address: address.clone(),
-        reason,
-    })?;
+    } = hello(&device).map_err(|reason| names.session(reason))?;
+    let ours = env!("CARGO_PKG_VERSION");
     if version != ours {
         return Err(RemoteError::Version {
-            address,
+            address: target.address.clone(),
             client: format!("Spreadout {ours}"),
             server: format!("Spreadout {version}"),
         });
@@ -366,7 +297,7 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
     Ok((
         device,
         RemoteLink {
-            address,
+            address: target.address.clone(),
             served,
             gpu,
             max_buffer,
@@ -374,6 +305,108 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
             _open: Arc::new(relay),
         },
     ))
+}
+
+/// How the link reaches the server `target` names: its address resolved, and over TLS the pin
+/// `secret` holds.
+fn dial(target: &RemoteTarget, secret: &Secret, names: &Names<'_>) -> Result<Dial, RemoteError> {
+    let resolve = |host_port: &str| -> Result<Vec<SocketAddr>, RemoteError> {
+        let addresses: Vec<SocketAddr> = host_port
+            .to_socket_addrs()
+            .map_err(|e| names.unreachable(e.to_string()))?
+            .collect();
+        if addresses.is_empty() {
+            return Err(names.unreachable("the name resolves to no address".to_owned()));
+        }
+        Ok(addresses)
+    };
+    Ok(match target.route() {
+        Route::Plain { host_port } => Dial::Tcp(resolve(host_port)?[0]),
+        Route::Tls { host_port } => Dial::Tls {
+            address: resolve(host_port)?[0],
+            pin: secret.pin.ok_or_else(|| RemoteError::NoPin {
+                address: names.address.to_owned(),
+                token_file: names.token_file.to_owned(),
+            })?,
+        },
+        Route::Iroh { id, host_port } => Dial::Iroh {
+            id: id
+                .parse()
+                .map_err(|_| RemoteError::Address(names.address.to_owned()))?,
+            // Every address the name resolves to: the server may listen on only one of IPv4
+            // and IPv6.
+            addresses: resolve(host_port)?,
+        },
+    })
+}
+
+/// The server and token file a failure names, and the words for each failure.
+struct Names<'a> {
+    address: &'a str,
+    token_file: &'a Path,
+}
+
+impl Names<'_> {
+    fn unreachable(&self, reason: String) -> RemoteError {
+        RemoteError::Unreachable {
+            address: self.address.to_owned(),
+            reason,
+        }
+    }
+
+    fn session(&self, reason: String) -> RemoteError {
+        RemoteError::Session {
+            address: self.address.to_owned(),
+            reason,
+        }
+    }
+
+    fn refused(&self) -> RemoteError {
+        RemoteError::Refused {
+            address: self.address.to_owned(),
+            token_file: self.token_file.to_owned(),
+        }
+    }
+
+    /// What the link's handshake answered, in a client's words.
+    fn link(&self, error: LinkError) -> RemoteError {
+        match error {
+            LinkError::Unreachable(reason) | LinkError::Garbled(reason) => self.unreachable(reason),
+            LinkError::Refused => self.refused(),
+            LinkError::Version(server) => RemoteError::Version {
+                address: self.address.to_owned(),
+                client: format!("Spreadout {}", env!("CARGO_PKG_VERSION")),
+                server: format!("Spreadout {}", printable(&server)),
+            },
+            LinkError::Busy(clients) => RemoteError::Busy {
+                address: self.address.to_owned(),
+                clients,
+            },
+            LinkError::Impostor { pinned, presented } => RemoteError::Impostor {
+                address: self.address.to_owned(),
+                token_file: self.token_file.to_owned(),
+                pinned,
+                presented,
+            },
+        }
+    }
+
+    /// What Burn's session said when it opened, in a client's words.
+    fn burn(&self, error: ConnectError) -> RemoteError {
+        match error {
+            ConnectError::Unauthorized => self.refused(),
+            ConnectError::IncompatibleProtocol {
+                client_version,
+                server_version,
+            } => RemoteError::Version {
+                address: self.address.to_owned(),
+                client: format!("Burn Remote protocol {client_version}"),
+                server: format!("Burn Remote protocol {server_version}"),
+            },
+            ConnectError::Unreachable { reason } => self.unreachable(reason),
+            other => self.session(other.to_string()),
+        }
+    }
 }
 
 /// The file the app keeps the token of the server at `address` in, under `servers` (a folder of
