@@ -30,6 +30,10 @@ pub use token::{Secret, read_token, write_token};
 
 use hello::{Hello, hello};
 
+/// How long a client waits for a busy server's place before saying it is busy: long enough for
+/// the end of a connection closed a moment ago to reach the server.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The port `spreadout serve` listens on unless told otherwise, and a client assumes when its
 /// address names none.
 pub const DEFAULT_PORT: u16 = 7800;
@@ -273,8 +277,17 @@ pub fn connect(target: &RemoteTarget) -> Result<(Device, RemoteLink), RemoteErro
     };
     let dial = dial(target, &secret, &names)?;
     let traffic = Arc::new(Traffic::default());
-    let relay =
-        link::relay(dial, &secret.token, traffic.clone()).map_err(|error| names.link(error))?;
+    // A place let go of a moment ago (by this process's previous link, or a client that just
+    // finished) is free once its end reaches the server: wait that moment before saying busy.
+    let patience = std::time::Instant::now() + BUSY_PATIENCE;
+    let relay = loop {
+        match link::relay(dial.clone(), &secret.token, traffic.clone()) {
+            Err(LinkError::Busy(_)) if std::time::Instant::now() < patience => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened => break opened.map_err(|error| names.link(error))?,
+        }
+    };
     let host = RemoteHost::websocket(&format!("ws://{}", relay.address()))
         .with_credential(secret.token.as_str());
     let device = Device::remote_options(&host)
