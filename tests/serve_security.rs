@@ -158,6 +158,12 @@ fn a_flood_of_strangers_leaves_the_server_small_and_serving() {
         server.kill().unwrap();
         server.wait().unwrap();
     }
+    // Started again, as a person restarts it: the same key and token file, which the clients
+    // already hold, still let them in.
+    let (mut server, address, token) = start_server(dir.path(), true);
+    drop(connect(&format!("wss://{address}"), &token));
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 #[test]
