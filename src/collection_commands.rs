@@ -1,6 +1,6 @@
 //! The commands over a folder embedded with a model (`embed`, `neighbors`, `eval`, `duplicates`
 //! (which also runs without one), `clusters`) and the planted-copies benchmark (`plant-copies`): parse, call
-//! [`spreadout::explore`], [`spreadout::score`] or [`spreadout::planted`], print.
+//! [`spreadout::explore`], [`spreadout::score`] or [`spreadout::explore::planted`], print.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +9,11 @@ use serde::Serialize;
 use spreadout::data::{ImageEntry, PixelCache};
 use spreadout::device::{self, DeviceChoice};
 use spreadout::embed::{self, EmbeddingsFile};
+use spreadout::explore::planted;
 use spreadout::explore::{
     Collection, DuplicateThreshold, Duplicates, HashedFolder, PairScore, stored, tables,
 };
-use spreadout::export;
-use spreadout::planted;
+use spreadout::model_files;
 use spreadout::score::{self, FolderScores};
 
 use crate::progress;
@@ -224,7 +224,7 @@ pub fn embed(
     choice: DeviceChoice,
 ) -> Result<()> {
     let selected = device::select(choice)?;
-    let loaded = export::load_model(model, &selected.device)?;
+    let loaded = model_files::load_model(model, &selected.device)?;
     let folder = embed::embed_folder(&loaded, dir, cache, &progress::loading_bar())?;
     progress::report_skipped(&folder.set.skipped);
     folder.write(out, model)?;
@@ -279,7 +279,7 @@ pub fn neighbors(
 /// What `eval` prints: the model, then its scores.
 #[derive(Serialize)]
 struct EvalReport<'a> {
-    #[serde(serialize_with = "spreadout::paths::serialize")]
+    #[serde(serialize_with = "spreadout::support::paths::serialize")]
     model: &'a Path,
     #[serde(flatten)]
     scores: &'a FolderScores,
@@ -294,7 +294,7 @@ pub fn eval(
     choice: DeviceChoice,
 ) -> Result<()> {
     let selected = device::select(choice)?;
-    let loaded = export::load_model(model, &selected.device)?;
+    let loaded = model_files::load_model(model, &selected.device)?;
     let scores = score::score_folders(
         &loaded,
         train_dir,
@@ -363,7 +363,7 @@ mod tests {
             scores: &scores,
         })
         .unwrap();
-        let text = |path: &Path| spreadout::paths::to_text(path).into_owned();
+        let text = |path: &Path| spreadout::support::paths::to_text(path).into_owned();
         assert_eq!(json["model"], text(&odd));
         assert_eq!(json["retrieval_scored_on"], text(&odd.join("test")));
         assert_eq!(json["recall_at"]["10"], 90.0);

@@ -5,35 +5,26 @@
 //! The CLI (`src/main.rs`) and the desktop app are thin shells over these modules; see
 //! `ARCHITECTURE.md` for how data flows between them.
 
-pub mod atomic_file;
 pub mod augment;
-pub mod bench;
-pub mod compare;
-pub mod csv_text;
 pub mod data;
-pub mod demo;
 pub mod device;
 pub mod embed;
 pub mod eval;
 pub mod explore;
-pub mod export;
+pub mod lab;
 pub mod link;
 pub mod method;
 pub mod model;
+pub mod model_files;
 pub mod optim;
-pub mod panics;
-pub mod paths;
 pub mod phash;
-pub mod planted;
-pub mod prefetch;
-pub mod private_file;
 pub mod remote;
 pub mod resample;
-pub mod rng;
 pub mod score;
 pub mod serve;
 #[cfg(test)]
 #[path = "../tests/common/skip.rs"]
 mod skip;
+pub mod support;
+pub mod tensor_files;
 pub mod train;
-mod uploads;

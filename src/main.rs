@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     progress::handle_interrupts();
     // Before any device opens: a second launch then finds its tuned and compiled kernels.
-    device::configure_kernel_cache(&spreadout::paths::default_cache_dir());
+    device::configure_kernel_cache(&spreadout::support::paths::default_cache_dir());
     let cache_dir = cli
         .cache_dir
         .clone()

@@ -4,7 +4,7 @@
 //! pixels use the CIFAR stem of the paper's released code (one 3×3 convolution, no max-pool);
 //! larger inputs use the ImageNet stem (7×7 stride-2 convolution and a 3×3 stride-2 max-pool).
 //! Field names follow the PyTorch reference module `docs/pytorch.md` prints, so that
-//! [`crate::export`] can write PyTorch key names by walking the module tree.
+//! [`crate::model_files`] can write PyTorch key names by walking the module tree.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -437,19 +437,23 @@ mod tests {
     fn seeded_init_is_reproducible_and_pytorch_scaled() {
         let device = Device::flex();
         let config = ModelConfig::resnet18(4, 8, 16);
-        let weights = |seed| crate::export::module_tensors(&config.init_seeded(&device, seed));
+        let weights =
+            |seed| crate::tensor_files::module_tensors(&config.init_seeded(&device, seed));
         let (a, b, c) = (weights(3), weights(3), weights(4));
         assert_eq!(a, b);
         assert_ne!(a, c);
         let conv = a.iter().find(|t| t.name == "conv1.weight").unwrap();
-        let crate::export::TensorValues::F32(values) = &conv.values else {
+        let crate::tensor_files::TensorValues::F32(values) = &conv.values else {
             panic!()
         };
         let bound = 1.0 / 27f32.sqrt();
         assert!(values.iter().all(|v| v.abs() <= bound));
         assert!(values.iter().any(|v| v.abs() > bound * 0.9));
         let gamma = a.iter().find(|t| t.name == "bn1.gamma").unwrap();
-        assert_eq!(gamma.values, crate::export::TensorValues::F32(vec![1.0; 4]));
+        assert_eq!(
+            gamma.values,
+            crate::tensor_files::TensorValues::F32(vec![1.0; 4])
+        );
     }
 
     #[test]

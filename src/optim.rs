@@ -15,7 +15,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::export::{ExportError, NamedTensor, TensorValues};
+use crate::tensor_files::{FileError, NamedTensor, TensorValues};
 
 /// How the learning rate changes over a run.
 #[derive(
@@ -119,10 +119,10 @@ impl Sgd {
         tensors: &BTreeMap<String, NamedTensor>,
         file: &Path,
         device: &Device,
-    ) -> Result<(), ExportError> {
+    ) -> Result<(), FileError> {
         for (key, tensor) in tensors {
             let TensorValues::F32(values) = &tensor.values else {
-                return Err(ExportError::Format {
+                return Err(FileError::Format {
                     path: file.to_owned(),
                     message: format!("momentum '{key}' is not f32"),
                 });

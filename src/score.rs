@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::data::{DataError, PixelCache};
 use crate::embed::{self, EmbeddedFolder};
 use crate::eval::{self, Embeddings, EvalError, LinearSettings};
-use crate::export::LoadedModel;
+use crate::model_files::LoadedModel;
 
 /// What to compute.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub struct FolderScores {
     /// NMI of a k-means clustering of the test folder with one cluster per test class.
     pub nmi: f64,
     /// Where Recall@K and NMI were computed: always the test folder.
-    #[serde(serialize_with = "crate::paths::serialize")]
+    #[serde(serialize_with = "crate::support::paths::serialize")]
     pub retrieval_scored_on: PathBuf,
     /// Classes of the test folder, and how many of them the memory folder has.
     pub test_classes: usize,

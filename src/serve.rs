@@ -271,7 +271,7 @@ fn load_identity(path: &Path) -> Result<IrohIdentity, ServeError> {
         reason,
     };
     if path.exists() {
-        if crate::private_file::is_exposed(path).map_err(|e| error(e.to_string()))? {
+        if crate::support::private_file::is_exposed(path).map_err(|e| error(e.to_string()))? {
             return Err(error(
                 "other users of this machine can read it: chmod 600 it, or delete it and let serve make another (clients then need the new address)".to_owned(),
             ));

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use spreadout::bench;
 use spreadout::data;
 use spreadout::device::{self, DeviceChoice};
+use spreadout::lab::bench;
 use spreadout::serve::{self, Server, TokenFileChange, Via};
 
 use crate::cli::{BenchArgs, ServeArgs};
@@ -111,7 +111,7 @@ pub fn devices(remote: Option<String>, token_file: Option<PathBuf>) -> Result<()
     println!("auto → {}", auto.name);
     println!(
         "kernel cache: {}",
-        spreadout::paths::default_cache_dir().display()
+        spreadout::support::paths::default_cache_dir().display()
     );
     Ok(())
 }
@@ -215,7 +215,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     let key_path = |given: &Option<PathBuf>, name: &str, flag: &str| -> Result<PathBuf> {
         match given {
             Some(path) => Ok(path.clone()),
-            None => spreadout::paths::private_data_dir()
+            None => spreadout::support::paths::private_data_dir()
                 .map(|dir| dir.join(name))
                 .with_context(|| format!("this account has no data folder to keep the server's key in: give {flag} FILE")),
         }

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
-use spreadout::compare;
 use spreadout::data;
-use spreadout::demo::DemoRun;
 use spreadout::device::DeviceChoice;
-use spreadout::export;
+use spreadout::lab::compare;
+use spreadout::lab::demo::DemoRun;
 use spreadout::method::{Method, Positive};
+use spreadout::model_files;
 use spreadout::train::{self, TrainRequest};
 
 use crate::cli::{self, CompareArgs, NegativesArg, TrainArgs};
@@ -168,7 +168,7 @@ pub fn demo(
 ) -> Result<()> {
     // Kept where the person can find it again (and where a second `demo` resumes it), never in a
     // temporary folder that would vanish with the model the last line points to.
-    let root = out.unwrap_or_else(|| spreadout::paths::default_data_dir().join("demo"));
+    let root = out.unwrap_or_else(|| spreadout::support::paths::default_data_dir().join("demo"));
     let DemoRun {
         spec,
         data_dir,
@@ -193,7 +193,7 @@ pub fn demo(
             last.knn_accuracy.unwrap_or(f64::NAN),
             last.epoch,
             100.0 / spec.classes as f64,
-            run_dir.join(export::MODEL_FILE).display()
+            run_dir.join(model_files::MODEL_FILE).display()
         );
     }
     Ok(())

@@ -251,14 +251,14 @@ fn first_png(dir: &Path) -> std::path::PathBuf {
 fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let spec = spreadout::demo::DemoSpec {
+    let spec = spreadout::lab::demo::DemoSpec {
         classes: 2,
         train_per_class: 32,
         test_per_class: 4,
         size: 16,
         seed: 3,
     };
-    let folders = spreadout::demo::generate(&dir.path().join("data"), &spec).unwrap();
+    let folders = spreadout::lab::demo::generate(&dir.path().join("data"), &spec).unwrap();
     let run = dir.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_spreadout"))
         .args([

@@ -17,25 +17,13 @@ const MAX_LINES: usize = 600;
 /// The engine's layers, from the bottom, as ARCHITECTURE.md states them: a module imports only
 /// modules of its own layer or a lower one, and every top-level module is in exactly one.
 const LAYERS: &[&[&str]] = &[
-    &[
-        "atomic_file",
-        "csv_text",
-        "model",
-        "panics",
-        "paths",
-        "phash",
-        "prefetch",
-        "resample",
-        "rng",
-        "uploads",
-    ],
-    &["augment", "eval", "private_file"],
-    &["data", "export", "link"],
-    &["embed", "optim", "planted", "remote"],
+    &["model", "phash", "resample", "support", "tensor_files"],
+    &["augment", "eval"],
+    &["data", "link", "model_files"],
+    &["embed", "optim", "remote"],
     &["device", "explore", "method", "score"],
     &["serve", "train"],
-    &["compare", "demo"],
-    &["bench"],
+    &["lab"],
 ];
 const MAX_MAIN_LINES: usize = 300;
 

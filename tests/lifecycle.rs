@@ -13,8 +13,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use spreadout::demo::{self, DemoFolders, DemoSpec};
-use spreadout::export::{self, TensorValues};
+use spreadout::lab::demo::{self, DemoFolders, DemoSpec};
+use spreadout::model_files;
+use spreadout::tensor_files;
+use spreadout::tensor_files::TensorValues;
 use spreadout::train;
 
 /// A folder of the test's own: generated images, runs, the image and kernel caches.
@@ -189,7 +191,7 @@ fn rates(run: &Path) -> Vec<f64> {
 
 /// The exported weights of a run.
 fn weights(run: &Path) -> BTreeMap<String, Vec<f32>> {
-    export::read_tensors(&run.join(export::MODEL_FILE))
+    tensor_files::read_tensors(&run.join(model_files::MODEL_FILE))
         .unwrap()
         .0
         .into_iter()

@@ -5,9 +5,9 @@
 use std::fs;
 use std::path::Path;
 
-use spreadout::demo::{self, DemoSpec};
 use spreadout::device::DeviceChoice;
 use spreadout::eval::PairKind;
+use spreadout::lab::demo::{self, DemoSpec};
 use spreadout::train::{self, Control, ResumeOverrides, TrainRequest, runs};
 
 fn copy_fixture(to: &Path) {

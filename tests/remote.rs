@@ -16,11 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use spreadout::demo::DemoFolders;
 use spreadout::device::{self, DeviceChoice, DeviceError};
-use spreadout::export::{self, TensorValues};
+use spreadout::lab::demo::DemoFolders;
 use spreadout::remote::{RemoteError, RemoteTarget, Secret};
 use spreadout::serve::Via;
+use spreadout::tensor_files;
+use spreadout::tensor_files::TensorValues;
 use spreadout::train::{
     self, AugmentOn, Control, TrainConfig, TrainError, TrainEvent, TrainRequest,
 };
@@ -149,8 +150,8 @@ fn an_epoch_through(dir: &Path, via: &Via, augment_on: AugmentOn) {
     let (here, there) = (epoch_losses(&local), epoch_losses(&through));
     assert_eq!(here.len(), 1);
     assert_close(here[0], there[0], "epoch loss");
-    let (a, _) = export::read_tensors(&local.join("model.safetensors")).unwrap();
-    let (b, _) = export::read_tensors(&through.join("model.safetensors")).unwrap();
+    let (a, _) = tensor_files::read_tensors(&local.join("model.safetensors")).unwrap();
+    let (b, _) = tensor_files::read_tensors(&through.join("model.safetensors")).unwrap();
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, tensor) in &a {
         if let (TensorValues::F32(x), TensorValues::F32(y)) = (&tensor.values, &b[name].values) {
@@ -175,14 +176,14 @@ fn a_step_on_kept_images_sends_draws_rather_than_pixels() {
     let token = token_file(dir.path(), "token", &server.secret);
     let device = device::select(served(&address, &token)).unwrap();
     let sent = |augment_on: AugmentOn| {
-        let case = spreadout::bench::TrainingCase {
+        let case = spreadout::lab::bench::TrainingCase {
             width: 4,
             batch_size: 16,
             image_size: 32,
             precision: spreadout::model::Precision::F32,
             augment_on,
         };
-        let row = spreadout::bench::training(&device, case, 1, 2).unwrap();
+        let row = spreadout::lab::bench::training(&device, case, 1, 2).unwrap();
         assert_eq!(
             row.detail.contains("kept there"),
             augment_on == AugmentOn::Device,

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use spreadout::demo::DemoFolders;
 use spreadout::device::DeviceChoice;
-use spreadout::export::{self, TensorValues};
+use spreadout::lab::demo::DemoFolders;
 use spreadout::optim::Schedule;
+use spreadout::tensor_files;
+use spreadout::tensor_files::TensorValues;
 use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
 
 mod common;
@@ -42,8 +43,8 @@ const VIEW_RETRIEVAL_MARGIN: f64 = 1.25;
 
 /// The run's network before its first step: the seeded initialisation it started from, exported
 /// with the run's normalisation beside the run.
-fn untrained_model(run: &Path) -> spreadout::export::LoadedModel {
-    use spreadout::{export, train::runs};
+fn untrained_model(run: &Path) -> spreadout::model_files::LoadedModel {
+    use spreadout::{model_files, train::runs};
     let record = runs::read_record(run).unwrap();
     let device = burn::tensor::Device::flex();
     let net = record
@@ -51,10 +52,10 @@ fn untrained_model(run: &Path) -> spreadout::export::LoadedModel {
         .model_config()
         .init_seeded(&device, record.config.seed);
     let untrained = run.with_file_name("untrained");
-    export::export_model(
+    model_files::export_model(
         &untrained,
         &net,
-        &export::ExportedConfig {
+        &model_files::ExportedConfig {
             model: record.config.model_config(),
             normalization: record.normalization,
             tau: record.config.tau,
@@ -62,11 +63,11 @@ fn untrained_model(run: &Path) -> spreadout::export::LoadedModel {
         },
     )
     .unwrap();
-    export::load_model(&untrained, &device).unwrap()
+    model_files::load_model(&untrained, &device).unwrap()
 }
 
 /// kNN (%) of `model` with the test folder against the training folder, as `spreadout eval`.
-fn knn_of(model: &spreadout::export::LoadedModel, folders: &DemoFolders, run: &Path) -> f64 {
+fn knn_of(model: &spreadout::model_files::LoadedModel, folders: &DemoFolders, run: &Path) -> f64 {
     use spreadout::score;
     score::score_folders(
         model,
@@ -91,7 +92,7 @@ fn knn_of(model: &spreadout::export::LoadedModel, folders: &DemoFolders, run: &P
 /// View retrieval (%) on the images of `folder`, the two properties the method trains for
 /// measured directly: two independent augmentations of every image are embedded, and a hit is an
 /// image whose second view is the nearest of all second views to its first.
-fn view_retrieval(model: &spreadout::export::LoadedModel, folder: &Path, run: &Path) -> f64 {
+fn view_retrieval(model: &spreadout::model_files::LoadedModel, folder: &Path, run: &Path) -> f64 {
     use spreadout::augment::AugmentOps;
     use spreadout::embed::{self, View};
     use spreadout::eval::{self, Embeddings};
@@ -224,7 +225,7 @@ fn training_lifts_knn_and_view_retrieval_above_the_untrained_network() {
     // number is on the product's scale.
     let run = dir.path().join("run");
     let untrained = untrained_model(&run);
-    let trained = spreadout::export::load_model(&run, &burn::tensor::Device::flex()).unwrap();
+    let trained = spreadout::model_files::load_model(&run, &burn::tensor::Device::flex()).unwrap();
     let knn_before = knn_of(&untrained, &folders, &run);
     let knn_after = last.knn_accuracy.expect("labelled evaluation");
     let rescored = knn_of(&trained, &folders, &run);
@@ -454,7 +455,7 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
     std::fs::write(&record_file, serde_json::to_vec(&record).unwrap()).unwrap();
     // Without a recorded last rate (as in runs from before it was kept) the extension is not
     // capped at the rate the run ended with, so the absurd rate applies.
-    let (tensors, mut metadata) = export::read_tensors(&checkpoint).unwrap();
+    let (tensors, mut metadata) = tensor_files::read_tensors(&checkpoint).unwrap();
     let mut state = train::checkpoint::read_state(&run).unwrap();
     state.last_lr = None;
     metadata.insert(
@@ -462,7 +463,7 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
         serde_json::to_string(&state).unwrap(),
     );
     let tensors: Vec<_> = tensors.into_values().collect();
-    export::write_tensors(&checkpoint, &tensors, metadata).unwrap();
+    tensor_files::write_tensors(&checkpoint, &tensors, metadata).unwrap();
     let checkpoint_before = std::fs::read(&checkpoint).unwrap();
 
     let extended = TrainRequest::resume(
@@ -680,12 +681,12 @@ fn a_file_name_that_is_not_utf8_goes_through_a_whole_run() {
     assert_eq!(collection.neighbors(row, 3).unwrap().len(), 3);
     let exported = dir.path().join("embeddings.safetensors");
     collection.embedded().write(&exported, &run).unwrap();
-    let (_, metadata) = export::read_tensors(&exported).unwrap();
+    let (_, metadata) = tensor_files::read_tensors(&exported).unwrap();
     let paths: Vec<String> = serde_json::from_str(&metadata["paths"]).unwrap();
     assert!(
         paths
             .iter()
-            .any(|text| spreadout::paths::from_text(text) == latin1),
+            .any(|text| spreadout::support::paths::from_text(text) == latin1),
         "the exported list names the file exactly"
     );
 }
@@ -800,8 +801,8 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
 
 /// Every tensor of the two runs' `model.safetensors` agrees to float rounding.
 fn assert_same_weights(a: &Path, b: &Path) {
-    let (a, _) = export::read_tensors(&a.join("model.safetensors")).unwrap();
-    let (b, _) = export::read_tensors(&b.join("model.safetensors")).unwrap();
+    let (a, _) = tensor_files::read_tensors(&a.join("model.safetensors")).unwrap();
+    let (b, _) = tensor_files::read_tensors(&b.join("model.safetensors")).unwrap();
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, tensor) in &a {
         match (&tensor.values, &b[name].values) {
@@ -908,8 +909,8 @@ fn the_comparison_methods_resume_their_state_exactly() {
         };
         train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
         assert_same_weights(&straight, &stopped);
-        let (a, _) = export::read_tensors(&train::checkpoint::path(&straight)).unwrap();
-        let (b, _) = export::read_tensors(&train::checkpoint::path(&stopped)).unwrap();
+        let (a, _) = tensor_files::read_tensors(&train::checkpoint::path(&straight)).unwrap();
+        let (b, _) = tensor_files::read_tensors(&train::checkpoint::path(&stopped)).unwrap();
         let state: Vec<&String> = a.keys().filter(|k| k.starts_with("method/")).collect();
         match method {
             Method::TripletHard => assert!(state.is_empty()),
@@ -1135,8 +1136,8 @@ fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
 }
 
 /// The method's tensors of a run's checkpoint, by name within `method/`.
-fn method_tensors(run: &Path) -> std::collections::BTreeMap<String, export::NamedTensor> {
-    let (tensors, _) = export::read_tensors(&train::checkpoint::path(run)).unwrap();
+fn method_tensors(run: &Path) -> std::collections::BTreeMap<String, tensor_files::NamedTensor> {
+    let (tensors, _) = tensor_files::read_tensors(&train::checkpoint::path(run)).unwrap();
     tensors
         .into_iter()
         .filter_map(|(name, tensor)| Some((name.strip_prefix("method/")?.to_owned(), tensor)))
@@ -1184,7 +1185,7 @@ fn a_stateful_run_resumed_on_a_changed_folder_keeps_each_images_rows_and_resumes
         .unwrap_or_else(|error| panic!("{method:?}: {error}"));
         assert_eq!(summary.epochs_completed, 1, "{method:?}");
         let after = method_tensors(&run);
-        let keys = |tensors: &std::collections::BTreeMap<String, export::NamedTensor>| {
+        let keys = |tensors: &std::collections::BTreeMap<String, tensor_files::NamedTensor>| {
             match &tensors["instance_keys"].values {
                 TensorValues::I64(keys) => keys.clone(),
                 TensorValues::F32(_) => panic!("keys are i64"),

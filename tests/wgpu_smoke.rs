@@ -106,7 +106,7 @@ fn first_adapter() -> usize {
 /// One small run of `config` on `device` into `out`, on the generated folders `data`.
 fn try_train_on(
     device: DeviceChoice,
-    data: &spreadout::demo::DemoFolders,
+    data: &spreadout::lab::demo::DemoFolders,
     out: &std::path::Path,
     config: spreadout::train::TrainConfig,
     resume: bool,
@@ -136,7 +136,7 @@ fn try_train_on(
 /// [`try_train_on`] that must succeed.
 fn train_on(
     device: DeviceChoice,
-    data: &spreadout::demo::DemoFolders,
+    data: &spreadout::lab::demo::DemoFolders,
     out: &std::path::Path,
     config: spreadout::train::TrainConfig,
     resume: bool,
@@ -148,9 +148,10 @@ fn train_on(
 
 /// The largest difference between the exported weights of two runs, relative to the weight.
 fn weights_apart(a: &std::path::Path, b: &std::path::Path) -> (String, f32) {
-    use spreadout::export::{self, TensorValues};
-    let (a, _) = export::read_tensors(&a.join("model.safetensors")).unwrap();
-    let (b, _) = export::read_tensors(&b.join("model.safetensors")).unwrap();
+    use spreadout::tensor_files;
+    use spreadout::tensor_files::TensorValues;
+    let (a, _) = tensor_files::read_tensors(&a.join("model.safetensors")).unwrap();
+    let (b, _) = tensor_files::read_tensors(&b.join("model.safetensors")).unwrap();
     let mut worst = (String::new(), 0.0f32);
     for (name, tensor) in &a {
         let (TensorValues::F32(x), TensorValues::F32(y)) = (&tensor.values, &b[name].values) else {
@@ -167,10 +168,10 @@ fn weights_apart(a: &std::path::Path, b: &std::path::Path) -> (String, f32) {
 }
 
 /// Two classes of four 16 px images, and two test images each.
-fn small_data(dir: &std::path::Path, seed: u64) -> spreadout::demo::DemoFolders {
-    spreadout::demo::generate(
+fn small_data(dir: &std::path::Path, seed: u64) -> spreadout::lab::demo::DemoFolders {
+    spreadout::lab::demo::generate(
         &dir.join("data"),
-        &spreadout::demo::DemoSpec {
+        &spreadout::lab::demo::DemoSpec {
             classes: 2,
             train_per_class: 4,
             test_per_class: 2,
@@ -450,7 +451,7 @@ fn the_device_searches_on_wgpu_find_what_the_host_finds() {
 
 #[test]
 fn the_bench_counts_a_steps_launches_reads_and_host_time_on_wgpu() {
-    use spreadout::bench::{self, TrainingCase};
+    use spreadout::lab::bench::{self, TrainingCase};
     use spreadout::model::Precision;
     let adapter = first_adapter();
     let gpu = device::select(DeviceChoice::Adapter(adapter)).expect("adapter selectable");

@@ -67,8 +67,8 @@ impl From<spreadout::train::TrainError> for CommandError {
     }
 }
 
-impl From<spreadout::export::ExportError> for CommandError {
-    fn from(error: spreadout::export::ExportError) -> Self {
+impl From<spreadout::tensor_files::FileError> for CommandError {
+    fn from(error: spreadout::tensor_files::FileError) -> Self {
         Self::new("files", error.to_string())
     }
 }
@@ -102,8 +102,8 @@ impl From<spreadout::explore::tables::TableError> for CommandError {
     }
 }
 
-impl From<spreadout::demo::DemoError> for CommandError {
-    fn from(error: spreadout::demo::DemoError) -> Self {
+impl From<spreadout::lab::demo::DemoError> for CommandError {
+    fn from(error: spreadout::lab::demo::DemoError) -> Self {
         Self::new("files", error.to_string())
     }
 }
@@ -136,7 +136,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> CommandResult<T> {
     tauri::async_runtime::spawn_blocking(move || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-            let message = spreadout::panics::panic_message(panic.as_ref());
+            let message = spreadout::support::panics::panic_message(panic.as_ref());
             Err(CommandError::new(
                 "crashed",
                 format!("the operation crashed ({message}); nothing was changed, please try again"),

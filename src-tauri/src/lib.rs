@@ -26,7 +26,7 @@ struct Startup {
     /// Expose the end-to-end test hooks.
     test_hooks: bool,
     /// Where runs are written.
-    #[serde(with = "spreadout::paths")]
+    #[serde(with = "spreadout::support::paths")]
     #[ts(type = "string")]
     runs_root: std::path::PathBuf,
     /// Extensions of the files this build reads as images (with HEIC only where libheif is

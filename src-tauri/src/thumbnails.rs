@@ -118,7 +118,7 @@ fn work(queue: &Mutex<Receiver<Job>>, make: impl Fn(&Path) -> Response<Vec<u8>>)
                 error_image(&format!(
                     "making the thumbnail of {} crashed: {}",
                     path.display(),
-                    spreadout::panics::panic_message(panic.as_ref())
+                    spreadout::support::panics::panic_message(panic.as_ref())
                 ))
             });
         (job.reply)(response);
@@ -136,7 +136,7 @@ fn thumbnail(caches: &Caches, path: &Path) -> Response<Vec<u8>> {
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |since| since.as_nanos());
-    let mut key_source = spreadout::paths::os_bytes(path.as_os_str());
+    let mut key_source = spreadout::support::paths::os_bytes(path.as_os_str());
     key_source.extend_from_slice(&meta.len().to_le_bytes());
     key_source.extend_from_slice(&modified.to_le_bytes());
     key_source.extend_from_slice(&SIDE.to_le_bytes());
@@ -170,7 +170,7 @@ fn thumbnail(caches: &Caches, path: &Path) -> Response<Vec<u8>> {
 /// Writes a thumbnail atomically; no fsync, since a thumbnail lost to a power cut is only made
 /// again.
 fn keep(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    spreadout::atomic_file::write_unsynced(path, bytes)
+    spreadout::support::atomic_file::write_unsynced(path, bytes)
 }
 
 /// Answers one `thumb:` request: refused outside the opened folders, queued otherwise.
@@ -192,11 +192,11 @@ pub fn serve(
 }
 
 /// The file a URL path names: percent-decoded, then the escapes of bytes that are not UTF-8 turned
-/// back into those bytes ([`spreadout::paths::from_text`]), so such a file is found exactly.
+/// back into those bytes ([`spreadout::support::paths::from_text`]), so such a file is found exactly.
 fn decode_path(url_path: &str) -> PathBuf {
     let text =
         percent_encoding::percent_decode_str(url_path.trim_start_matches('/')).decode_utf8_lossy();
-    spreadout::paths::from_text(&text)
+    spreadout::support::paths::from_text(&text)
 }
 
 fn jpeg(bytes: Vec<u8>) -> Response<Vec<u8>> {
@@ -293,7 +293,7 @@ mod tests {
             .save(&latin1)
             .unwrap();
         // What the UI does: convertFileSrc percent-encodes the path's text as UTF-8.
-        let text = spreadout::paths::to_text(&latin1);
+        let text = spreadout::support::paths::to_text(&latin1);
         let url_path: String =
             percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
                 .to_string();

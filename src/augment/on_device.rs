@@ -269,7 +269,7 @@ impl DeviceViews {
     /// The network's input: these views built on the device (on `views_on`, the CubeCL device of
     /// the training device, for a batch's own images; where they are kept, otherwise) and
     /// normalised with `normalization`, as a Burn tensor there. Counts the bytes sent
-    /// ([`crate::uploads`]).
+    /// ([`crate::support::uploads`]).
     ///
     /// # Panics
     /// When a view exceeds the kernel's taps: the cache's images keep every crop within them
@@ -281,7 +281,7 @@ impl DeviceViews {
         views_on: Option<&cubecl::Device>,
         normalization: Normalization,
     ) -> Tensor<4> {
-        crate::uploads::count(self.upload_bytes());
+        crate::support::uploads::count(self.upload_bytes());
         self.check()
             .unwrap_or_else(|error| panic!("views on the device: {error}"));
         let shape = self.shape();

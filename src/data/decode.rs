@@ -50,7 +50,7 @@ fn guarded(decode: impl FnOnce() -> Result<Decoded, String>) -> Result<Decoded, 
         Ok(result) => result,
         Err(panic) => Err(format!(
             "the image decoder crashed on this file ({}); it is probably corrupt",
-            crate::panics::panic_message(panic.as_ref())
+            crate::support::panics::panic_message(panic.as_ref())
         )),
     }
 }

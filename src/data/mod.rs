@@ -112,7 +112,7 @@ pub enum DataError {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 pub struct SkippedFile {
     /// The file.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     #[ts(type = "string")]
     pub path: PathBuf,
     /// What went wrong, in words.
@@ -831,7 +831,7 @@ mod tests {
         // Each name converts back to its folder's exact bytes.
         for (entry, label) in scan.entries.iter().zip(labels) {
             let folder = entry.path.parent().unwrap().file_name().unwrap();
-            let name = crate::paths::from_text(&scan.label_names[label.unwrap()]);
+            let name = crate::support::paths::from_text(&scan.label_names[label.unwrap()]);
             assert_eq!(name.as_os_str(), folder);
         }
     }

@@ -93,7 +93,7 @@ impl FileStamp {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct ImageEntry {
     /// Path of the file: the scanned root joined with the file's path below it.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     pub path: PathBuf,
     /// Index into the label names, when the folder layout defines labels.
     pub label: Option<usize>,
@@ -106,7 +106,7 @@ pub struct ImageEntry {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Scan {
     /// The folder that was walked, as given.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     pub root: PathBuf,
     /// Every image file found, sorted by path.
     pub entries: Vec<ImageEntry>,
@@ -157,7 +157,7 @@ impl FolderFingerprint {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for entry in entries {
             let relative = entry.path.strip_prefix(root).unwrap_or(&entry.path);
-            let bytes = crate::paths::os_bytes(relative.as_os_str());
+            let bytes = crate::support::paths::os_bytes(relative.as_os_str());
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(&bytes);
             hasher.update(&entry.stamp.size.to_le_bytes());
@@ -180,7 +180,8 @@ pub fn instance_keys(root: &Path, entries: &[ImageEntry]) -> Vec<i64> {
         .map(|entry| {
             let relative = entry.path.strip_prefix(root).unwrap_or(&entry.path);
             // The key is a bit pattern; i64 is the integer type safetensors files carry.
-            xxhash_rust::xxh3::xxh3_64(&crate::paths::os_bytes(relative.as_os_str())) as i64
+            xxhash_rust::xxh3::xxh3_64(&crate::support::paths::os_bytes(relative.as_os_str()))
+                as i64
         })
         .collect()
 }
@@ -329,7 +330,7 @@ fn assign_labels(root: &Path, files: Vec<(PathBuf, FileStamp)>) -> (Vec<ImageEnt
             parts.next()?;
             // The escaped text keeps every byte (a lossy name would merge two folders whose
             // names differ only in bytes that are not UTF-8).
-            Some(crate::paths::to_text(Path::new(first.as_os_str())).into_owned())
+            Some(crate::support::paths::to_text(Path::new(first.as_os_str())).into_owned())
         })
         .collect();
     let unlabeled = |files: Vec<(PathBuf, FileStamp)>| {

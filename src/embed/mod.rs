@@ -17,8 +17,8 @@ use rayon::prelude::*;
 
 use crate::augment::{self, AugmentOps, DeviceViews, FixedView, KeptImages, Normalization};
 use crate::data::{DataError, ImageSource, Subset};
-use crate::export;
 use crate::model::EmbeddingNet;
+use crate::model_files;
 
 mod file;
 pub use file::EmbeddingsFile;
@@ -149,7 +149,7 @@ impl PixelBatch {
         let total = self.pixel_count();
         let words = self.packed.len() / 4;
         let packed = Tensor::<2, Int>::from_data(
-            crate::uploads::counted(TensorData::from_bytes_vec(
+            crate::support::uploads::counted(TensorData::from_bytes_vec(
                 self.packed,
                 [1, words],
                 DType::I32,
@@ -217,7 +217,7 @@ impl DeviceNormalization {
     pub fn new(normalization: &Normalization, device: &Device) -> Self {
         let channel = |values: [f32; 3]| {
             Tensor::<4>::from_data(
-                crate::uploads::counted(TensorData::new(values.to_vec(), [1, 3, 1, 1])),
+                crate::support::uploads::counted(TensorData::new(values.to_vec(), [1, 3, 1, 1])),
                 device,
             )
         };
@@ -227,7 +227,7 @@ impl DeviceNormalization {
             scale: channel(scale),
             shift: channel(shift),
             byte_shifts: Tensor::from_data(
-                crate::uploads::counted(TensorData::new(vec![0i32, 8, 16, 24], [4, 1])),
+                crate::support::uploads::counted(TensorData::new(vec![0i32, 8, 16, 24], [4, 1])),
                 device,
             ),
         }
@@ -360,7 +360,7 @@ pub fn embed_pass<S: ImageSource + ?Sized>(
             )?),
         })
     };
-    crate::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |prepared| {
+    crate::support::prefetch::scoped(PREFETCH_DEPTH, chunks.len(), prepare, |prepared| {
         // Grows batch by batch: the row width is the model's `dim`, known once a batch is back.
         // Each batch is read one batch late, once the next is queued, so the device works on
         // the next while the host waits for this one (as training reads its loss).
@@ -405,7 +405,7 @@ pub fn embed_pass<S: ImageSource + ?Sized>(
 ///
 /// # Errors
 /// [`DataError`] naming the file when it cannot be decoded.
-pub fn embed_file(model: &export::LoadedModel, path: &Path) -> Result<Vec<f32>, DataError> {
+pub fn embed_file(model: &model_files::LoadedModel, path: &Path) -> Result<Vec<f32>, DataError> {
     let size = model.config.model.image_size;
     let image = crate::data::load_image(path, size)?;
     embed_images(
@@ -440,7 +440,7 @@ pub struct EmbeddedFolder {
 /// # Errors
 /// Those of [`crate::data::load`].
 pub fn embed_folder(
-    model: &export::LoadedModel,
+    model: &model_files::LoadedModel,
     dir: &Path,
     cache: &crate::data::PixelCache,
     progress: &(dyn Fn(usize, usize) -> bool + Sync),
@@ -466,7 +466,7 @@ pub fn embed_folder(
 /// # Errors
 /// [`DataError::Cache`] when an image cannot be read from the cache.
 pub fn embed_set(
-    model: &export::LoadedModel,
+    model: &model_files::LoadedModel,
     set: &crate::data::ImageSet,
     cache: &crate::data::PixelCache,
     view: FixedView,
@@ -627,9 +627,9 @@ mod tests {
                 .unwrap();
         }
         let model_config = crate::model::ModelConfig::resnet18(2, 4, 8);
-        let model = export::LoadedModel {
+        let model = model_files::LoadedModel {
             net: model_config.init(&Device::flex()),
-            config: export::ExportedConfig {
+            config: model_files::ExportedConfig {
                 model: model_config,
                 normalization: Normalization::IDENTITY,
                 tau: 0.1,

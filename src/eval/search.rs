@@ -21,7 +21,7 @@ use super::{Embeddings, EvalError};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Neighbor {
     /// The image file.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     #[ts(type = "string")]
     pub path: PathBuf,
     /// Cosine similarity in [-1, 1].

@@ -276,7 +276,7 @@ mod tests {
     /// `clusters` bundles of `per` unit rows in `dim` dimensions around random centres.
     fn bundles(clusters: usize, per: usize, dim: usize, spread: f32, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let normal = crate::planted::standard_normal;
+        let normal = crate::explore::planted::standard_normal;
         let centers: Vec<Vec<f32>> = (0..clusters)
             .map(|_| (0..dim).map(|_| normal(&mut rng)).collect())
             .collect();

@@ -367,7 +367,7 @@ impl HashedFolder {
     /// What identifies the hashed folder among an app's open collections: `hashes-` and xxh3-128
     /// (hex) of the path's exact bytes.
     pub fn key(folder: &Path) -> String {
-        let bytes = crate::paths::os_bytes(folder.as_os_str());
+        let bytes = crate::support::paths::os_bytes(folder.as_os_str());
         format!("hashes-{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
     }
 

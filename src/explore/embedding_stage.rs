@@ -19,7 +19,7 @@ use crate::augment::FixedView;
 use crate::data::{DataError, ImageSource};
 use crate::embed::{self, View};
 use crate::eval::{self, Embeddings, EvalError, ViewProduct, best_of};
-use crate::planted;
+use crate::explore::planted;
 
 /// How the embedding stage scores a pair of images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

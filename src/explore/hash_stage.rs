@@ -10,9 +10,9 @@ use super::threshold::{self, ThresholdSuggestion};
 use super::{COPY_SAMPLE, COPY_STRENGTH, ExploreError, NEAREST_SAMPLE, sample_rows};
 use crate::data::{DataError, ImageSet, ImageSource, PixelCache};
 use crate::eval::EvalError;
+use crate::explore::planted::Edit;
 use crate::phash::multi_index::MultiIndex;
 use crate::phash::{DCT_BITS, ImageHash};
-use crate::planted::Edit;
 
 /// Colour signatures further apart than this (mean difference of the chromaticity grid, 0–1)
 /// belong to different pictures whatever their structure: two grey skies, or one layout in two

@@ -10,12 +10,14 @@ use burn::tensor::Device;
 use crate::data::{DataError, ImageEntry, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder};
 use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbor, SimilarityDistributions};
-use crate::export::{self, ExportError, LoadedModel};
+use crate::model_files::{self, LoadedModel};
+use crate::tensor_files::FileError;
 
 pub mod clusters;
 pub mod duplicates;
 pub mod embedding_stage;
 pub mod hash_stage;
+pub mod planted;
 pub mod stored;
 pub mod tables;
 pub mod threshold;
@@ -51,7 +53,7 @@ const NEAREST_SAMPLE: usize = 5000;
 /// little inference).
 const COPY_SAMPLE: usize = 1000;
 /// Strength of the calibration copies' edits: half that of the planted copies
-/// ([`crate::planted`]), so the suggestion is not fitted to the benchmark's own edits.
+/// ([`crate::explore::planted`]), so the suggestion is not fitted to the benchmark's own edits.
 const COPY_STRENGTH: f32 = 0.5;
 
 /// `0..n` when `n <= most`, else a seeded sorted sample of `most` of them.
@@ -70,7 +72,7 @@ fn sample_rows(n: usize, most: usize) -> Vec<usize> {
 pub enum ExploreError {
     /// The model could not be loaded.
     #[error(transparent)]
-    Model(#[from] ExportError),
+    Model(#[from] FileError),
     /// The folder or a query image could not be used.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -192,7 +194,7 @@ impl Collection {
     /// the model file's modification time, so that a run that trained further since is embedded
     /// again rather than served from memory.
     pub fn key(model: &Path, folder: &Path) -> String {
-        let modified = std::fs::metadata(export::weights_file(model))
+        let modified = std::fs::metadata(model_files::weights_file(model))
             .and_then(|meta| meta.modified())
             .ok()
             .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
@@ -200,7 +202,7 @@ impl Collection {
             .map_or(u128::MAX, |since| since.as_nanos());
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for path in [model, folder] {
-            let bytes = crate::paths::os_bytes(path.as_os_str());
+            let bytes = crate::support::paths::os_bytes(path.as_os_str());
             // Length first, so that no two pairs of paths hash the same bytes.
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(&bytes);
@@ -223,7 +225,7 @@ impl Collection {
         device: &Device,
         progress: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Result<Self, ExploreError> {
-        let loaded = export::load_model(model, device)?;
+        let loaded = model_files::load_model(model, device)?;
         let folder = embed::embed_folder(&loaded, folder, cache, progress)?;
         Ok(Self {
             model_path: model.to_owned(),
@@ -442,9 +444,9 @@ pub enum MapMethod {
 mod tests {
     use super::*;
     use crate::augment::Normalization;
-    use crate::demo::{self, DemoSpec};
-    use crate::export::ExportedConfig;
+    use crate::lab::demo::{self, DemoSpec};
     use crate::model::ModelConfig;
+    use crate::model_files::ExportedConfig;
 
     fn tiny_collection() -> (tempfile::TempDir, Collection) {
         collection_with(|_| {})
@@ -467,7 +469,7 @@ mod tests {
         let model = ModelConfig::resnet18(4, 8, 16);
         let net = model.init_seeded(&device, 0);
         let run = dir.path().join("run");
-        export::export_model(
+        model_files::export_model(
             &run,
             &net,
             &ExportedConfig {

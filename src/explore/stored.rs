@@ -10,7 +10,8 @@ use burn::tensor::Device;
 
 use crate::embed::{self, EmbeddingsFile};
 use crate::eval::{self, Embeddings};
-use crate::{export, paths};
+use crate::model_files;
+use crate::support::paths;
 
 use super::{Collection, ExploreError, Neighbor};
 
@@ -57,7 +58,7 @@ pub fn nearest_in_file(
     let hits = match row_of(file.paths.iter().map(PathBuf::as_path), query) {
         Some(row) => eval::nearest(all.row(row), all, k, Some(row))?,
         None => {
-            let model = export::load_model(&file.model, device)?;
+            let model = model_files::load_model(&file.model, device)?;
             let features = embed::embed_file(&model, query)?;
             eval::nearest(&features, all, k, None)?
         }

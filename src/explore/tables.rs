@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file;
-use crate::csv_text::CsvText;
 use crate::data::ImageEntry;
-use crate::paths;
+use crate::support::atomic_file;
+use crate::support::csv_text::CsvText;
+use crate::support::paths;
 
 use super::{Clustering, DuplicateGroup, Duplicates};
 

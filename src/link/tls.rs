@@ -97,7 +97,7 @@ impl ServerKey {
     /// The file cannot be read or written, others can read it, or it holds no key.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let key = if path.exists() {
-            if crate::private_file::is_exposed(path)? {
+            if crate::support::private_file::is_exposed(path)? {
                 return Err(KeyError::Exposed);
             }
             let pem = std::fs::read_to_string(path)?;
@@ -105,7 +105,7 @@ impl ServerKey {
         } else {
             let key =
                 rcgen::KeyPair::generate().map_err(|e| KeyError::Unreadable(e.to_string()))?;
-            crate::private_file::write(path, key.serialize_pem().as_bytes(), false)?;
+            crate::support::private_file::write(path, key.serialize_pem().as_bytes(), false)?;
             key
         };
         Self::from_key(key)

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::export::{NamedTensor, TensorValues};
+use crate::tensor_files::{NamedTensor, TensorValues};
 
 /// Name of the keys among the method's tensors in a checkpoint.
 pub const KEYS: &str = "instance_keys";

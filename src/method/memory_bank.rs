@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::index_value;
-use crate::export::{ExportError, NamedTensor, TensorValues};
 use crate::model::l2_normalize;
+use crate::tensor_files::{FileError, NamedTensor, TensorValues};
 
 /// Name of NCE's normalising constant among the bank's tensors.
 pub const NCE_Z: &str = "nce_z";
@@ -114,13 +114,13 @@ impl MemoryBank {
         self,
         tensors: &BTreeMap<String, NamedTensor>,
         file: &Path,
-    ) -> Result<Option<Self>, ExportError> {
+    ) -> Result<Option<Self>, FileError> {
         let Some(saved) = tensors.get("memory") else {
             return Ok(None);
         };
         let expected = self.memory.dims().to_vec();
         let (TensorValues::F32(values), true) = (&saved.values, saved.shape == expected) else {
-            return Err(ExportError::Format {
+            return Err(FileError::Format {
                 path: file.to_owned(),
                 message: format!(
                     "the memory bank is {:?}, this run needs {expected:?} (one row per training image)",

@@ -30,7 +30,7 @@ pub use spread_out::{
 pub use triplet::triplet_loss;
 
 use crate::optim::Sgd;
-use crate::rng::Stream;
+use crate::support::rng::Stream;
 
 /// The objective a run trains with.
 #[derive(
@@ -197,7 +197,7 @@ pub(crate) fn index_value(index: usize) -> i32 {
 pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
     let values: Vec<i32> = indices.iter().copied().map(index_value).collect();
     Tensor::from_data(
-        crate::uploads::counted(TensorData::new(values, [indices.len()])),
+        crate::support::uploads::counted(TensorData::new(values, [indices.len()])),
         device,
     )
 }

@@ -169,7 +169,7 @@ pub fn nearest_positive_rows(rows: usize, seed: u64, device: &Device) -> Tensor<
         .map(|_| f32::from(u8::from(rand::Rng::random_bool(&mut rng, 0.5))))
         .collect();
     Tensor::from_data(
-        crate::uploads::counted(TensorData::new(values, [rows, 1])),
+        crate::support::uploads::counted(TensorData::new(values, [rows, 1])),
         device,
     )
 }

@@ -175,7 +175,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::planted::Edit;
+    use crate::explore::planted::Edit;
 
     /// A photo-like test picture: smooth gradients, a few shapes and some texture.
     fn picture(seed: u32) -> RgbImage {

@@ -45,7 +45,7 @@ pub struct RemoteTarget {
     pub address: String,
     /// The file holding the server's token (and, for `wss://`, its key's pin); a client without
     /// one is refused before connecting.
-    #[serde(with = "crate::paths::option")]
+    #[serde(with = "crate::support::paths::option")]
     #[ts(type = "string | null")]
     pub token_file: Option<PathBuf>,
 }

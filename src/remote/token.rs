@@ -105,7 +105,7 @@ pub fn read_token(path: &Path) -> Result<Secret, RemoteError> {
         path: path.to_owned(),
         source,
     };
-    if crate::private_file::is_exposed(path).map_err(error)? {
+    if crate::support::private_file::is_exposed(path).map_err(error)? {
         return Err(RemoteError::TokenExposed(path.to_owned()));
     }
     let text = std::fs::read_to_string(path).map_err(error)?;
@@ -119,7 +119,7 @@ pub fn read_token(path: &Path) -> Result<Secret, RemoteError> {
 /// # Errors
 /// The file cannot be written (or exists, without `replace`).
 pub fn write_token(path: &Path, secret: &Secret, replace: bool) -> Result<(), RemoteError> {
-    crate::private_file::write(path, secret.text().as_bytes(), replace).map_err(|source| {
+    crate::support::private_file::write(path, secret.text().as_bytes(), replace).map_err(|source| {
         RemoteError::TokenFile {
             path: path.to_owned(),
             source,

@@ -1,6 +1,6 @@
 //! The batch producer's work: which images each step of an epoch takes, their two augmented
 //! views as packed 8-bit pixels, and NCE's noise draw: everything a step uploads, ready to move
-//! to the device. [`crate::prefetch`] runs it on a worker thread ahead of the device.
+//! to the device. [`crate::support::prefetch`] runs it on a worker thread ahead of the device.
 //!
 //! Every random draw derives from the seed, the epoch and the step, so a batch is the same
 //! whether it was prepared ahead, serially, or after a resume.
@@ -14,7 +14,7 @@ use crate::data::{DataError, ImageSet, Subset};
 use crate::device::SelectedDevice;
 use crate::embed::{Input, PixelBatch, View};
 use crate::method::{self, Method};
-use crate::rng::Stream;
+use crate::support::rng::Stream;
 
 /// Batches prepared ahead of the device: enough to cover a slow batch, few enough that memory
 /// stays flat (a 224 px batch of 2×128 views is 38 MB).

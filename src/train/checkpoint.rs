@@ -27,10 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
 use crate::augment::Normalization;
-use crate::export::{self, ExportError, NamedTensor, TensorValues};
 use crate::method::{self, MethodState, instances};
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
+use crate::tensor_files;
+use crate::tensor_files::{FileError, NamedTensor, TensorValues};
 
 /// File name of the checkpoint inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -87,7 +88,7 @@ pub fn path(run_dir: &Path) -> PathBuf {
 }
 
 /// Writes the checkpoint atomically: an interrupted write keeps the previous one.
-/// `model_tensors` are the network's, read once with [`export::module_tensors`] for the
+/// `model_tensors` are the network's, read once with [`tensor_files::module_tensors`] for the
 /// checkpoint and the exports alike; `instance_keys` name the training images in row order
 /// (kept only for a method with per-instance rows).
 pub fn save(
@@ -97,7 +98,7 @@ pub fn save(
     sgd: &Sgd,
     method: &MethodState,
     instance_keys: &[i64],
-) -> Result<(), ExportError> {
+) -> Result<(), FileError> {
     let mut tensors = prefixed(MODEL_PREFIX, model_tensors.to_vec());
     tensors.extend(prefixed(MOMENTUM_PREFIX, sgd.momentum_tensors()));
     let mut method_tensors = method_tensors(method);
@@ -114,7 +115,7 @@ pub fn save(
         STATE_KEY.to_owned(),
         serde_json::to_string(state).expect("run state serialises"),
     );
-    export::write_tensors(&path(run_dir), &tensors, metadata)
+    tensor_files::write_tensors(&path(run_dir), &tensors, metadata)
 }
 
 /// The method's state as tensors named within `method/` (one device read each).
@@ -123,7 +124,7 @@ fn method_tensors(method: &MethodState) -> Vec<NamedTensor> {
         MethodState::Stateless => Vec::new(),
         MethodState::Memory(bank) => bank.tensors(),
         MethodState::Classifier { classifier, sgd } => {
-            let mut tensors = prefixed(CLASSIFIER_PREFIX, export::module_tensors(classifier));
+            let mut tensors = prefixed(CLASSIFIER_PREFIX, tensor_files::module_tensors(classifier));
             tensors.extend(prefixed(CLASSIFIER_MOMENTUM_PREFIX, sgd.momentum_tensors()));
             tensors
         }
@@ -131,18 +132,18 @@ fn method_tensors(method: &MethodState) -> Vec<NamedTensor> {
 }
 
 /// Reads only the run state of a checkpoint (cheap: only the file's header is read).
-pub fn read_state(run_dir: &Path) -> Result<RunState, ExportError> {
+pub fn read_state(run_dir: &Path) -> Result<RunState, FileError> {
     let file = path(run_dir);
-    let (_, metadata) = export::read_header(&file)?;
+    let (_, metadata) = tensor_files::read_header(&file)?;
     parse_state(&file, &metadata)
 }
 
-fn parse_state(file: &Path, metadata: &BTreeMap<String, String>) -> Result<RunState, ExportError> {
-    let json = metadata.get(STATE_KEY).ok_or_else(|| ExportError::Format {
+fn parse_state(file: &Path, metadata: &BTreeMap<String, String>) -> Result<RunState, FileError> {
+    let json = metadata.get(STATE_KEY).ok_or_else(|| FileError::Format {
         path: file.to_owned(),
         message: "not a Spreadout checkpoint (no run state)".to_owned(),
     })?;
-    serde_json::from_str(json).map_err(|error| ExportError::Format {
+    serde_json::from_str(json).map_err(|error| FileError::Format {
         path: file.to_owned(),
         message: format!("unreadable run state: {error}"),
     })
@@ -156,9 +157,9 @@ pub fn load(
     run_dir: &Path,
     device: &Device,
     instance_keys: &[i64],
-) -> Result<Checkpoint, ExportError> {
+) -> Result<Checkpoint, FileError> {
     let file = path(run_dir);
-    let (mut tensors, metadata) = export::read_tensors(&file)?;
+    let (mut tensors, metadata) = tensor_files::read_tensors(&file)?;
     let mut state = parse_state(&file, &metadata)?;
     let config = &state.config;
     let fresh = MethodState::new(
@@ -186,7 +187,8 @@ pub fn load(
         &device.clone().without_autodiff(),
     )?;
     let net = config.model_config().init(device);
-    let net = export::load_module_tensors(net, &take_prefixed(&mut tensors, MODEL_PREFIX), &file)?;
+    let net =
+        tensor_files::load_module_tensors(net, &take_prefixed(&mut tensors, MODEL_PREFIX), &file)?;
     Ok(Checkpoint {
         state,
         net,
@@ -204,8 +206,8 @@ fn follow_images(
     now: &[i64],
     fresh: &MethodState,
     file: &Path,
-) -> Result<BTreeMap<String, NamedTensor>, ExportError> {
-    let format = |message: String| ExportError::Format {
+) -> Result<BTreeMap<String, NamedTensor>, FileError> {
+    let format = |message: String| FileError::Format {
         path: file.to_owned(),
         message,
     };
@@ -242,8 +244,8 @@ fn restore_method(
     state: MethodState,
     mut tensors: BTreeMap<String, NamedTensor>,
     file: &Path,
-) -> Result<MethodState, ExportError> {
-    let missing = |what: &str| ExportError::Format {
+) -> Result<MethodState, FileError> {
+    let missing = |what: &str| FileError::Format {
         path: file.to_owned(),
         message: format!("the checkpoint lacks the method's {what}"),
     };
@@ -261,7 +263,7 @@ fn restore_method(
             if weights.is_empty() {
                 return Err(missing("instance classifier"));
             }
-            let classifier = export::load_module_tensors(classifier, &weights, file)?;
+            let classifier = tensor_files::load_module_tensors(classifier, &weights, file)?;
             sgd.restore_momentum(
                 &take_prefixed(&mut tensors, CLASSIFIER_MOMENTUM_PREFIX),
                 file,

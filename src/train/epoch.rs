@@ -12,11 +12,11 @@ use burn::tensor::{Tensor, Transaction};
 use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
 use crate::augment::{KeptImages, Normalization};
 use crate::data::ImageSet;
-use crate::export::ExportError;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
-use crate::prefetch;
+use crate::support::prefetch;
+use crate::tensor_files::FileError;
 
 /// What the epochs of one run share.
 pub(crate) struct EpochRunner<'a> {
@@ -61,7 +61,7 @@ pub(crate) struct EpochPosition {
 
 /// Writes a mid-epoch checkpoint.
 pub(crate) type SavePosition<'s> =
-    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd, &MethodState) -> Result<(), ExportError>;
+    &'s mut dyn FnMut(&EpochPosition, &EmbeddingNet, &Sgd, &MethodState) -> Result<(), FileError>;
 
 /// How an epoch ended.
 pub(crate) enum EpochOutcome {
@@ -99,7 +99,7 @@ pub(crate) struct TrainedEpoch {
     pub(crate) record_seconds: f64,
     /// Times this thread waited for the device's data (the loss reads).
     pub(crate) blocking_reads: usize,
-    /// Bytes this thread uploaded to the device for the steps (see `crate::uploads`).
+    /// Bytes this thread uploaded to the device for the steps (see `crate::support::uploads`).
     pub(crate) uploaded_bytes: u64,
 }
 
@@ -328,7 +328,7 @@ impl<'a> EpochRunner<'a> {
             let mut rate = 0.0;
             let mut blocking_reads = 0;
             let mut record_seconds = 0.0;
-            let uploaded_before = crate::uploads::uploaded();
+            let uploaded_before = crate::support::uploads::uploaded();
             // Reads a window of losses, reports each step and returns their sum; stops at the
             // first non-finite one.
             let mut report = |window: Vec<PendingLoss>,
@@ -453,7 +453,7 @@ impl<'a> EpochRunner<'a> {
                 data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
                 record_seconds,
                 blocking_reads,
-                uploaded_bytes: crate::uploads::uploaded() - uploaded_before,
+                uploaded_bytes: crate::support::uploads::uploaded() - uploaded_before,
             })))
         })
     }
@@ -463,8 +463,9 @@ impl<'a> EpochRunner<'a> {
 mod tests {
     use super::*;
     use crate::data;
-    use crate::export::{self, TensorValues};
     use crate::method::{LossMasks, spread_out_loss};
+    use crate::tensor_files;
+    use crate::tensor_files::TensorValues;
     use burn::optim::GradientsParams;
     use burn::tensor::Device;
     use image::RgbImage;
@@ -586,13 +587,14 @@ mod tests {
             crate::method::scalar(checked.loss)
         };
         assert_eq!(pending(&net, &MethodState::Stateless), 0.5);
-        let mut tensors = export::module_tensors(&net);
+        let mut tensors = tensor_files::module_tensors(&net);
         let TensorValues::F32(values) = &mut tensors[3].values else {
             panic!("f32 weights");
         };
         values[0] = f32::INFINITY;
         let named = tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let broken = export::load_module_tensors(net.clone(), &named, "test".as_ref()).unwrap();
+        let broken =
+            tensor_files::load_module_tensors(net.clone(), &named, "test".as_ref()).unwrap();
         assert!(pending(&broken, &MethodState::Stateless).is_nan());
         // The method's state counts too: a memory bank that overflowed.
         let mut bank = crate::method::MemoryBank::new_seeded(4, 8, 1, &device);
@@ -615,7 +617,7 @@ mod tests {
         let runner = EpochRunner::new(&config, &set, set.normalization(), &device, false);
         let mut saved = 0;
         let mut save = |_: &EpochPosition, net: &EmbeddingNet, _: &Sgd, _: &MethodState| {
-            for tensor in export::module_tensors(net) {
+            for tensor in tensor_files::module_tensors(net) {
                 if let TensorValues::F32(values) = &tensor.values {
                     assert!(
                         values.iter().all(|v| v.is_finite()),
@@ -695,8 +697,8 @@ mod tests {
             vec![(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
         );
 
-        let reference = export::module_tensors(&serial_reference(&config, &set));
-        let overlapped = export::module_tensors(&net);
+        let reference = tensor_files::module_tensors(&serial_reference(&config, &set));
+        let overlapped = tensor_files::module_tensors(&net);
         assert_eq!(reference.len(), overlapped.len());
         for (a, b) in reference.iter().zip(&overlapped) {
             assert_eq!(a.name, b.name);

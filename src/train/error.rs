@@ -8,7 +8,7 @@ use super::{checkpoint, runs};
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::eval::EvalError;
-use crate::export::ExportError;
+use crate::tensor_files::FileError;
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum TrainError {
     Views(#[from] spreadout_shaders::views::ViewError),
     /// A file of the run folder could not be written or read.
     #[error(transparent)]
-    Files(#[from] ExportError),
+    Files(#[from] FileError),
     /// Evaluation inputs were inconsistent.
     #[error("evaluation: {0}")]
     Eval(#[from] EvalError),

@@ -17,7 +17,7 @@ use super::{
     Control, EpochMetrics, ProbeNeighbors, ScoredOn, TrainConfig, TrainError, TrainEvent,
     TrainRequest, load_with_progress,
 };
-use crate::rng::Stream;
+use crate::support::rng::Stream;
 
 /// The labelled evaluation sets, each in its own label numbering, and the test images kNN classifies.
 pub(super) struct EvalSets {

@@ -83,7 +83,7 @@ pub enum ScoredOn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ProbeNeighbors {
     /// The probe image.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     #[ts(type = "string")]
     pub query: PathBuf,
     /// Nearest other images, best first.

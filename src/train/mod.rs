@@ -2,7 +2,7 @@
 //! every epoch an evaluation, `metrics.jsonl`, an atomic checkpoint and an export.
 //!
 //! The loop has the shape of the data's way through it: a batch producer
-//! ([`batches`], run ahead of the device by [`crate::prefetch`]) hands 8-bit pixels to the
+//! ([`batches`], run ahead of the device by [`crate::support::prefetch`]) hands 8-bit pixels to the
 //! device step ([`step`]), whose loss is read one step late so the device never idles waiting
 //! for the host ([`epoch`]); at the end of each epoch the evaluation ([`evaluation`]) and the run
 //! folder ([`run_folder`]) take over.
@@ -10,7 +10,7 @@
 //! A run is driven by [`run`] on the caller's thread or by [`spawn`] on one long-lived worker
 //! thread; both report through one stream of [`TrainEvent`]s and obey a shared [`Control`]
 //! (pause, resume, cancel within one step, evaluation included). Random streams are derived from
-//! the seed, epoch and step ([`crate::rng`]), so a resumed run draws exactly what an
+//! the seed, epoch and step ([`crate::support::rng`]), so a resumed run draws exactly what an
 //! uninterrupted one would.
 
 pub(crate) mod batches;
@@ -39,11 +39,11 @@ use std::time::Instant;
 use crate::augment::Normalization;
 use crate::data::{self, DataError, ImageSet, PixelCache};
 use crate::device::SelectedDevice;
-use crate::export::ExportedConfig;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
+use crate::model_files::ExportedConfig;
 use crate::optim::Sgd;
-use crate::panics::panic_message;
+use crate::support::panics::panic_message;
 pub(crate) use batches::keep_images;
 pub use config::{AugmentOn, TrainConfig, default_recall_k};
 pub use control::Control;
@@ -319,7 +319,7 @@ fn open(
     folder.start_metrics(None)?;
     let fresh = config.model_config().init_seeded(device, config.seed);
     let net = match &request.init_weights {
-        Some(file) => crate::export::load_pretrained_backbone(fresh, file)?,
+        Some(file) => crate::model_files::load_pretrained_backbone(fresh, file)?,
         None => fresh,
     };
     Ok(Restored {

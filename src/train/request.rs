@@ -44,7 +44,7 @@ pub struct TrainRequest {
     /// Device to train on.
     pub device: DeviceChoice,
     /// Folder of the preprocessed image cache; the per-user default when `None`.
-    #[serde(default, with = "crate::paths::option")]
+    #[serde(default, with = "crate::support::paths::option")]
     pub cache_dir: Option<PathBuf>,
     /// On resume, continue even though the training folder changed since the run was recorded.
     #[serde(default)]
@@ -56,7 +56,7 @@ pub struct TrainRequest {
     /// Start a fresh run's backbone from these pretrained weights (torchvision ResNet-18 names,
     /// safetensors; §4.2's ImageNet start) instead of random ones; on resume only recorded again
     /// in `run.json` (see [`TrainRequest::resume`]).
-    #[serde(default, with = "crate::paths::option")]
+    #[serde(default, with = "crate::support::paths::option")]
     pub init_weights: Option<PathBuf>,
 }
 

@@ -12,10 +12,12 @@ use serde::Serialize;
 use super::checkpoint::{self, RunState};
 use super::{EpochMetrics, runs};
 use crate::data::SkippedFile;
-use crate::export::{self, ExportError, ExportedConfig};
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
+use crate::model_files::{self, ExportedConfig};
 use crate::optim::Sgd;
+use crate::tensor_files;
+use crate::tensor_files::FileError;
 
 /// File of per-epoch metrics in a run folder, one JSON object per line.
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -33,8 +35,8 @@ pub(super) struct RunFolder {
 
 impl RunFolder {
     /// The folder at `dir`, created if needed, for a run on the images `instance_keys`.
-    pub(super) fn create(dir: &Path, instance_keys: Vec<i64>) -> Result<Self, ExportError> {
-        fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+    pub(super) fn create(dir: &Path, instance_keys: Vec<i64>) -> Result<Self, FileError> {
+        fs::create_dir_all(dir).map_err(|source| FileError::Io {
             path: dir.to_owned(),
             source,
         })?;
@@ -55,18 +57,18 @@ impl RunFolder {
     }
 
     /// Writes `skipped.json`.
-    pub(super) fn write_skipped(&self, skipped: &[SkippedFile]) -> Result<(), ExportError> {
+    pub(super) fn write_skipped(&self, skipped: &[SkippedFile]) -> Result<(), FileError> {
         write_json(&self.skipped_path(), &skipped)
     }
 
     /// Writes `run.json`.
-    pub(super) fn write_record(&self, record: &runs::RunRecord) -> Result<(), ExportError> {
+    pub(super) fn write_record(&self, record: &runs::RunRecord) -> Result<(), FileError> {
         write_json(&self.dir.join(RUN_FILE), record)
     }
 
     /// Starts `metrics.jsonl` afresh, or, on a resume, keeps its first `epochs_completed` lines:
     /// an epoch whose checkpoint was never written will be trained again.
-    pub(super) fn start_metrics(&self, epochs_completed: Option<usize>) -> Result<(), ExportError> {
+    pub(super) fn start_metrics(&self, epochs_completed: Option<usize>) -> Result<(), FileError> {
         let path = self.dir.join(METRICS_FILE);
         let Some(epochs) = epochs_completed else {
             let _ = fs::remove_file(&path);
@@ -80,7 +82,7 @@ impl RunFolder {
             .take(epochs)
             .map(|metrics| serde_json::to_string(&metrics).expect("metrics serialise") + "\n")
             .collect();
-        export::write_atomically(&path, kept.as_bytes())
+        tensor_files::write_atomically(&path, kept.as_bytes())
     }
 
     /// Everything an epoch leaves behind, in the order a crash can interrupt safely: its metrics
@@ -95,14 +97,14 @@ impl RunFolder {
         method: &MethodState,
         metrics: &EpochMetrics,
         exported: &ExportedConfig,
-    ) -> Result<(), ExportError> {
+    ) -> Result<(), FileError> {
         self.append_metrics(metrics)?;
-        let tensors = export::module_tensors(net);
+        let tensors = tensor_files::module_tensors(net);
         checkpoint::save(&self.dir, state, &tensors, sgd, method, &self.instance_keys)?;
-        let torch_state = export::torch_state_from(tensors, exported.steps);
-        export::write_model(&self.dir, &torch_state, exported)?;
+        let torch_state = model_files::torch_state_from(tensors, exported.steps);
+        model_files::write_model(&self.dir, &torch_state, exported)?;
         if runs::keeps_snapshot(state.epochs_completed, state.config.epochs) {
-            export::write_model(
+            model_files::write_model(
                 &runs::snapshot_dir(&self.dir, state.epochs_completed),
                 &torch_state,
                 exported,
@@ -119,23 +121,23 @@ impl RunFolder {
         net: &EmbeddingNet,
         sgd: &Sgd,
         method: &MethodState,
-    ) -> Result<(), ExportError> {
+    ) -> Result<(), FileError> {
         // Burn's batch-norm running statistics are read one update behind until synced, which
         // `valid()` does (at an epoch's end the evaluation already has).
         let _ = net.valid();
         checkpoint::save(
             &self.dir,
             state,
-            &export::module_tensors(net),
+            &tensor_files::module_tensors(net),
             sgd,
             method,
             &self.instance_keys,
         )
     }
 
-    fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), ExportError> {
+    fn append_metrics(&self, metrics: &EpochMetrics) -> Result<(), FileError> {
         let path = self.dir.join(METRICS_FILE);
-        let io = |source| ExportError::Io {
+        let io = |source| FileError::Io {
             path: path.clone(),
             source,
         };
@@ -150,9 +152,9 @@ impl RunFolder {
 }
 
 /// Reads a run folder's `metrics.jsonl`.
-pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>, ExportError> {
+pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>, FileError> {
     let path = run_dir.join(METRICS_FILE);
-    let text = fs::read_to_string(&path).map_err(|source| ExportError::Io {
+    let text = fs::read_to_string(&path).map_err(|source| FileError::Io {
         path: path.clone(),
         source,
     })?;
@@ -175,7 +177,7 @@ fn parse_metrics(text: &str, path: &Path) -> Vec<EpochMetrics> {
         .collect()
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), FileError> {
     let json = serde_json::to_vec_pretty(value).expect("serialisable");
-    export::write_atomically(path, &json)
+    tensor_files::write_atomically(path, &json)
 }

@@ -22,8 +22,9 @@ use super::{
 use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
 use crate::device::DeviceChoice;
-use crate::export::{self, ExportError};
-use crate::paths::disk_use;
+use crate::model_files;
+use crate::support::paths::disk_use;
+use crate::tensor_files::FileError;
 
 /// Folder of per-epoch model snapshots inside a run folder.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
@@ -38,15 +39,15 @@ pub struct RunRecord {
     #[serde(default)]
     pub device_choice: Option<DeviceChoice>,
     /// Training images.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     #[ts(type = "string")]
     pub train_dir: PathBuf,
     /// Labelled kNN memory folder, if one was given.
-    #[serde(with = "crate::paths::option")]
+    #[serde(with = "crate::support::paths::option")]
     #[ts(type = "string | null")]
     pub eval_train_dir: Option<PathBuf>,
     /// Labelled test folder, if one was given.
-    #[serde(with = "crate::paths::option")]
+    #[serde(with = "crate::support::paths::option")]
     #[ts(type = "string | null")]
     pub eval_test_dir: Option<PathBuf>,
     /// Usable training images.
@@ -63,7 +64,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub folder: Option<FolderFingerprint>,
     /// Pretrained weights the run started from (`--init`), if any.
-    #[serde(default, with = "crate::paths::option")]
+    #[serde(default, with = "crate::support::paths::option")]
     #[ts(type = "string | null")]
     pub init_weights: Option<PathBuf>,
 }
@@ -71,11 +72,11 @@ pub struct RunRecord {
 /// Reads a run folder's `run.json`.
 ///
 /// # Errors
-/// [`ExportError`] naming the file when it is missing or unreadable.
-pub fn read_record(run_dir: &Path) -> Result<RunRecord, ExportError> {
+/// [`FileError`] naming the file when it is missing or unreadable.
+pub fn read_record(run_dir: &Path) -> Result<RunRecord, FileError> {
     let record_path = run_dir.join(RUN_FILE);
-    let bytes = fs::read(&record_path).map_err(ExportError::io(&record_path))?;
-    serde_json::from_slice(&bytes).map_err(|error| ExportError::format(&record_path, error))
+    let bytes = fs::read(&record_path).map_err(FileError::io(&record_path))?;
+    serde_json::from_slice(&bytes).map_err(|error| FileError::format(&record_path, error))
 }
 
 /// The folder for a new run on `train_dir` started at `now`, under `root`:
@@ -141,7 +142,7 @@ pub fn snapshots(run_dir: &Path) -> Vec<Snapshot> {
                 .strip_prefix("epoch-")?
                 .parse()
                 .ok()?;
-            dir.join(export::MODEL_FILE)
+            dir.join(model_files::MODEL_FILE)
                 .is_file()
                 .then_some(Snapshot { epoch, dir })
         })
@@ -173,9 +174,9 @@ pub struct RunInfo {
 /// Reads a run folder back.
 ///
 /// # Errors
-/// [`ExportError`] naming the file when `run.json` is missing, or it, the checkpoint or the
+/// [`FileError`] naming the file when `run.json` is missing, or it, the checkpoint or the
 /// metrics are unreadable. A run without metrics has not finished an epoch yet.
-pub fn describe(run_dir: &Path) -> Result<RunInfo, ExportError> {
+pub fn describe(run_dir: &Path) -> Result<RunInfo, FileError> {
     let record = read_record(run_dir)?;
     let resumable = checkpoint::path(run_dir).exists();
     let epochs_completed = if resumable {
@@ -275,16 +276,16 @@ pub(super) enum FolderUse {
 /// What `dir` holds ([`FolderUse`]).
 ///
 /// # Errors
-/// [`ExportError`] when the folder exists but cannot be listed.
-pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, ExportError> {
+/// [`FileError`] when the folder exists but cannot be listed.
+pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, FileError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(FolderUse::Empty),
-        Err(error) => return Err(ExportError::io(dir)(error)),
+        Err(error) => return Err(FileError::io(dir)(error)),
     };
     let mut names = Vec::new();
     for entry in entries {
-        let name = entry.map_err(ExportError::io(dir))?.file_name();
+        let name = entry.map_err(FileError::io(dir))?.file_name();
         if !OS_LITTER.iter().any(|litter| name == *litter) {
             names.push(name);
         }
@@ -305,8 +306,8 @@ pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, ExportError> {
 /// in the folder stays where it is.
 ///
 /// # Errors
-/// [`ExportError`] naming the file that could not be moved.
-pub(super) fn set_aside(run_dir: &Path, now: SystemTime) -> Result<Option<PathBuf>, ExportError> {
+/// [`FileError`] naming the file that could not be moved.
+pub(super) fn set_aside(run_dir: &Path, now: SystemTime) -> Result<Option<PathBuf>, FileError> {
     if folder_use(run_dir)? != FolderUse::Run {
         return Ok(None);
     }
@@ -319,11 +320,11 @@ pub(super) fn set_aside(run_dir: &Path, now: SystemTime) -> Result<Option<PathBu
         })
         .find(|candidate| fs::symlink_metadata(candidate).is_err())
         .expect("some numbered name is free");
-    fs::create_dir_all(&target).map_err(ExportError::io(&target))?;
+    fs::create_dir_all(&target).map_err(FileError::io(&target))?;
     for name in RUN_FILES.iter().chain(&[SNAPSHOTS_DIR]) {
         let from = run_dir.join(name);
         if fs::symlink_metadata(&from).is_ok() {
-            fs::rename(&from, target.join(name)).map_err(ExportError::io(&from))?;
+            fs::rename(&from, target.join(name)).map_err(FileError::io(&from))?;
         }
     }
     Ok(Some(target))
@@ -336,7 +337,7 @@ pub struct DeletedRun {
     pub bytes: u64,
     /// What the run folder held besides a run's own files, left where it was with the folder;
     /// empty when the folder itself is gone.
-    #[serde(with = "crate::paths::list")]
+    #[serde(with = "crate::support::paths::list")]
     #[ts(type = "Array<string>")]
     pub kept: Vec<PathBuf>,
 }
@@ -347,8 +348,8 @@ const RUN_FILES: [&str; 6] = [
     METRICS_FILE,
     SKIPPED_FILE,
     checkpoint::CHECKPOINT_FILE,
-    export::MODEL_FILE,
-    export::CONFIG_FILE,
+    model_files::MODEL_FILE,
+    model_files::CONFIG_FILE,
 ];
 
 /// Deletes the run in `run_dir`: the files a run writes (`run.json`, metrics, checkpoint, model,
@@ -405,7 +406,7 @@ fn remove_run_files(dir: &Path) -> std::io::Result<()> {
                 .and_then(|name| name.to_str())
                 .is_some_and(|name| name.starts_with("epoch-"));
             if is_snapshot && is_real_dir(&epoch_dir) {
-                for name in [export::MODEL_FILE, export::CONFIG_FILE] {
+                for name in [model_files::MODEL_FILE, model_files::CONFIG_FILE] {
                     remove_file(&epoch_dir.join(name))?;
                 }
                 remove_if_empty(&epoch_dir)?;
@@ -504,7 +505,7 @@ mod tests {
         for epoch in [10, 2, 1] {
             let dir = snapshot_dir(run.path(), epoch);
             fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join(export::MODEL_FILE), b"x").unwrap();
+            fs::write(dir.join(model_files::MODEL_FILE), b"x").unwrap();
         }
         fs::create_dir_all(snapshot_dir(run.path(), 3)).unwrap();
         let epochs: Vec<usize> = snapshots(run.path()).iter().map(|s| s.epoch).collect();
@@ -517,7 +518,11 @@ mod tests {
         let run = root.path().join("photos-20261201");
         fs::create_dir_all(snapshot_dir(&run, 1)).unwrap();
         fs::write(run.join(RUN_FILE), b"{}").unwrap();
-        fs::write(snapshot_dir(&run, 1).join(export::MODEL_FILE), [0u8; 100]).unwrap();
+        fs::write(
+            snapshot_dir(&run, 1).join(model_files::MODEL_FILE),
+            [0u8; 100],
+        )
+        .unwrap();
         assert_eq!(disk_use(&run), 102);
         assert!(matches!(
             rename(&run, "a/b"),
@@ -561,8 +566,8 @@ mod tests {
         }
         let snapshot = snapshot_dir(run, 4);
         fs::create_dir_all(&snapshot).unwrap();
-        fs::write(snapshot.join(export::MODEL_FILE), [0u8; 20]).unwrap();
-        fs::write(snapshot.join(export::CONFIG_FILE), [0u8; 3]).unwrap();
+        fs::write(snapshot.join(model_files::MODEL_FILE), [0u8; 20]).unwrap();
+        fs::write(snapshot.join(model_files::CONFIG_FILE), [0u8; 3]).unwrap();
         fs::write(run.join(SNAPSHOTS_DIR).join("notes.txt"), [3u8; 2]).unwrap();
 
         let deleted = delete(run).unwrap();
@@ -588,7 +593,7 @@ mod tests {
         let only = root.path().join("run");
         fs::create_dir_all(snapshot_dir(&only, 1)).unwrap();
         fs::write(only.join(RUN_FILE), b"{}").unwrap();
-        fs::write(snapshot_dir(&only, 1).join(export::MODEL_FILE), b"x").unwrap();
+        fs::write(snapshot_dir(&only, 1).join(model_files::MODEL_FILE), b"x").unwrap();
         let deleted = delete(&only).unwrap();
         assert_eq!((deleted.bytes, deleted.kept), (3, Vec::new()));
         assert!(!only.exists());

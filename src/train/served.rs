@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::device::{DeviceChoice, SelectedDevice};
-use crate::panics::panic_message;
 use crate::remote::Traffic;
+use crate::support::panics::panic_message;
 
 use super::{TrainError, TrainEvent};
 

@@ -19,7 +19,7 @@ use crate::method::{
 };
 use crate::model::{EmbeddingNet, Precision};
 use crate::optim::Sgd;
-use crate::rng::Stream;
+use crate::support::rng::Stream;
 
 /// What every step of a run shares.
 pub(crate) struct DeviceStep {
@@ -132,7 +132,7 @@ impl DeviceStep {
                 } else {
                     let instances = bank.instances();
                     let candidates = Tensor::from_data(
-                        crate::uploads::counted(
+                        crate::support::uploads::counted(
                             input
                                 .nce_candidates
                                 .expect("the producer draws NCE's candidates"),
@@ -194,7 +194,8 @@ impl DeviceStep {
 mod tests {
     use super::*;
     use crate::embed::Input;
-    use crate::export::{self, TensorValues};
+    use crate::tensor_files;
+    use crate::tensor_files::TensorValues;
     use burn::tensor::FloatDType;
     use image::RgbImage;
     use rand::{Rng, SeedableRng};
@@ -232,7 +233,7 @@ mod tests {
             &[0, 1, 2, 3],
             StepPosition { epoch: 0, step: 0 },
         );
-        let weights = export::module_tensors(&net)
+        let weights = tensor_files::module_tensors(&net)
             .into_iter()
             .find(|t| t.name == "conv1.weight")
             .map(|t| match t.values {
@@ -264,7 +265,7 @@ mod tests {
                 ..TrainConfig::default()
             };
             let net = config.model_config().init_seeded(&Device::flex(), 2);
-            let t = export::module_tensors(&net)
+            let t = tensor_files::module_tensors(&net)
                 .into_iter()
                 .find(|t| t.name == "conv1.weight")
                 .unwrap();

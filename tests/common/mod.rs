@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use spreadout::demo::{self, DemoFolders, DemoSpec};
 use spreadout::device::DeviceChoice;
+use spreadout::lab::demo::{self, DemoFolders, DemoSpec};
 use spreadout::train::{TrainConfig, TrainRequest};
 
 /// Small 16 px data and a width-4 network: fast runs for tests about the loop's mechanics.

@@ -8,8 +8,8 @@ use base64::Engine;
 use serde::Serialize;
 use spreadout::augment::AugmentOps;
 use spreadout::data::{self, SkippedFile};
-use spreadout::demo::{self, DemoSpec};
 use spreadout::device::DeviceChoice;
+use spreadout::lab::demo::{self, DemoSpec};
 use spreadout::train::{self, AugmentOn};
 use tauri::State;
 use tauri::ipc::Channel;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct FolderSummary {
     /// The folder.
-    #[serde(with = "spreadout::paths")]
+    #[serde(with = "spreadout::support::paths")]
     #[ts(type = "string")]
     pub root: PathBuf,
     /// Image files, sorted by path, with their labels.
@@ -90,7 +90,7 @@ pub async fn check_folder(
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct CacheSummary {
     /// The cache folder.
-    #[serde(with = "spreadout::paths")]
+    #[serde(with = "spreadout::support::paths")]
     #[ts(type = "string")]
     pub root: PathBuf,
     /// Disk space of the whole cache (folder caches, embeddings, thumbnails).
@@ -141,7 +141,7 @@ pub async fn demo_folders(state: State<'_, AppState>) -> CommandResult<(UiPath, 
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct ViewPair {
     /// The file.
-    #[serde(with = "spreadout::paths")]
+    #[serde(with = "spreadout::support::paths")]
     #[ts(type = "string")]
     pub path: PathBuf,
     /// The image as training loads it: from the cache, shorter side 1.5 × the image size (room for

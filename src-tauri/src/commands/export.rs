@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use spreadout::embed::EmbeddingsFile;
-use spreadout::export::{self, ExportError};
+use spreadout::model_files;
+use spreadout::tensor_files::FileError;
 use tauri::State;
 
 use super::UiPath;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct Exported {
     /// Files written.
-    #[serde(with = "spreadout::paths::list")]
+    #[serde(with = "spreadout::support::paths::list")]
     #[ts(type = "string[]")]
     pub files: Vec<PathBuf>,
     /// Files and folders already in the destination folder, left as they were (a model exported
@@ -27,13 +28,13 @@ pub struct Exported {
 }
 
 /// Copies `model.safetensors` and `config.json` of `model_dir` (a run or snapshot folder) into
-/// `destination`, then loads the copy back ([`export::copy_model`]: only those two names are
+/// `destination`, then loads the copy back ([`model_files::copy_model`]: only those two names are
 /// written, never over files Spreadout did not write, and a failed export leaves an earlier one
 /// intact).
 #[tauri::command]
 pub async fn export_model(model_dir: UiPath, destination: UiPath) -> CommandResult<Exported> {
     blocking(move || {
-        let verified = export::copy_model(&model_dir, &destination)?;
+        let verified = model_files::copy_model(&model_dir, &destination)?;
         Ok(Exported {
             verified: verified.to_string(),
             others_kept: Some(verified.others),
@@ -67,7 +68,7 @@ pub async fn export_embeddings(
 
 /// What reading `file` back as an embeddings file ([`EmbeddingsFile::read`], which checks the
 /// rows against the file list) found, for a person.
-fn read_back(file: &Path) -> Result<String, ExportError> {
+fn read_back(file: &Path) -> Result<String, FileError> {
     let read = EmbeddingsFile::read(file)?;
     Ok(format!(
         "loads back: embeddings [{}, {}] with {} file paths",
@@ -81,7 +82,7 @@ fn read_back(file: &Path) -> Result<String, ExportError> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use spreadout::export::{NamedTensor, TensorValues, write_tensors};
+    use spreadout::tensor_files::{NamedTensor, TensorValues, write_tensors};
 
     use super::*;
 

@@ -16,13 +16,13 @@ use crate::error::{CommandResult, blocking};
 use crate::state::AppState;
 
 /// A path crossing the IPC in either direction, as text in which each byte that is not UTF-8 is
-/// escaped (see `spreadout::paths`): commands take and return this instead of a bare `PathBuf`,
+/// escaped (see `spreadout::support::paths`): commands take and return this instead of a bare `PathBuf`,
 /// whose own serde support fails on such a name going out and would keep its escapes coming in,
 /// so a folder with a Latin-1 name opens, trains and exports like any other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(transparent)]
 #[ts(type = "string")]
-pub struct UiPath(#[serde(with = "spreadout::paths")] pub PathBuf);
+pub struct UiPath(#[serde(with = "spreadout::support::paths")] pub PathBuf);
 
 impl std::ops::Deref for UiPath {
     type Target = std::path::Path;
@@ -41,8 +41,8 @@ impl From<PathBuf> for UiPath {
 /// Images in row order with their label folders, as the grids show them.
 #[derive(Debug, Serialize, ts_rs::TS)]
 pub struct ImageList {
-    /// The files (names that are not UTF-8 escaped, see `spreadout::paths`).
-    #[serde(with = "spreadout::paths::list")]
+    /// The files (names that are not UTF-8 escaped, see `spreadout::support::paths`).
+    #[serde(with = "spreadout::support::paths::list")]
     #[ts(type = "string[]")]
     pub files: Vec<PathBuf>,
     /// Label index of each file, when the layout defines labels.

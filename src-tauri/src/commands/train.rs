@@ -63,17 +63,17 @@ pub struct StartTraining {
     /// Hyper-parameters.
     pub config: TrainConfig,
     /// Training images.
-    #[serde(with = "spreadout::paths")]
+    #[serde(with = "spreadout::support::paths")]
     #[ts(type = "string")]
     pub train_dir: PathBuf,
     /// Labelled test folder scored each epoch, if any.
-    #[serde(with = "spreadout::paths::option")]
+    #[serde(with = "spreadout::support::paths::option")]
     #[ts(type = "string | null")]
     pub eval_test_dir: Option<PathBuf>,
     /// Device.
     pub device: DeviceChoice,
     /// Pretrained backbone to start from (safetensors, torchvision names); random when absent.
-    #[serde(default, with = "spreadout::paths::option")]
+    #[serde(default, with = "spreadout::support::paths::option")]
     #[ts(type = "string | null")]
     pub init_weights: Option<PathBuf>,
 }
@@ -374,14 +374,14 @@ mod tests {
     #[test]
     fn the_apps_resume_continues_the_run_as_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = spreadout::demo::DemoSpec {
+        let spec = spreadout::lab::demo::DemoSpec {
             classes: 2,
             train_per_class: 4,
             test_per_class: 2,
             size: 16,
             seed: 1,
         };
-        let data = spreadout::demo::generate(&dir.path().join("data"), &spec).unwrap();
+        let data = spreadout::lab::demo::generate(&dir.path().join("data"), &spec).unwrap();
         let run = dir.path().join("run");
         let cache = dir.path().join("cache");
         let first = TrainRequest {

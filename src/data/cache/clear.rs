@@ -11,7 +11,7 @@
 //! - In `thumbnails/`, the files the app's thumbnail service writes (`src-tauri/src/thumbnails.rs`):
 //!   `<2 hex digits>/<32 hex digits>.jpg`, the name starting with its folder's, starting like a
 //!   JPEG.
-//! - Beside those files, the temporaries [`crate::atomic_file`] names `.<file>.<random>.partial`,
+//! - Beside those files, the temporaries [`crate::support::atomic_file`] names `.<file>.<random>.partial`,
 //!   which an interrupted write leaves, once untouched for an hour (a younger one may still be
 //!   being written).
 //!
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use super::{PixelCache, embeddings, index};
 use crate::data::DataError;
-use crate::paths::disk_use;
+use crate::support::paths::disk_use;
 
 /// The folder under the cache root where the app keeps its thumbnails.
 const THUMBNAILS_DIR: &str = "thumbnails";

@@ -125,9 +125,11 @@ impl PixelCache {
         out.u64(row_bytes as u64);
         out.0.extend_from_slice(values);
         let path = self.kept_path(key);
-        crate::atomic_file::write(&path, &out.with_checksum()).map_err(|err| DataError::Cache {
-            path,
-            reason: format!("cannot keep the {what}: {err}"),
+        crate::support::atomic_file::write(&path, &out.with_checksum()).map_err(|err| {
+            DataError::Cache {
+                path,
+                reason: format!("cannot keep the {what}: {err}"),
+            }
         })
     }
 

@@ -107,7 +107,7 @@ pub(crate) fn fill(
         .iter()
         .map(|entry| {
             let path = entry.path.strip_prefix(&scan.root).unwrap_or(&entry.path);
-            crate::paths::os_bytes(path.as_os_str())
+            crate::support::paths::os_bytes(path.as_os_str())
         })
         .collect();
     let mut records: Vec<Option<Record>> = vec![None; total];

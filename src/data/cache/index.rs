@@ -115,7 +115,7 @@ impl Index {
         out.u32(self.side);
         out.u64(self.generation);
         out.u64(self.data_len);
-        out.bytes(&crate::paths::os_bytes(self.folder.as_os_str()));
+        out.bytes(&crate::support::paths::os_bytes(self.folder.as_os_str()));
         out.u64(self.records.len() as u64);
         for record in &self.records {
             out.bytes(&record.relative);
@@ -150,9 +150,11 @@ impl Index {
                 }
             }
         }
-        crate::atomic_file::write(path, &out.with_checksum()).map_err(|err| DataError::Cache {
-            path: path.to_path_buf(),
-            reason: format!("cannot write the cache index: {err}"),
+        crate::support::atomic_file::write(path, &out.with_checksum()).map_err(|err| {
+            DataError::Cache {
+                path: path.to_path_buf(),
+                reason: format!("cannot write the cache index: {err}"),
+            }
         })
     }
 
@@ -169,7 +171,7 @@ impl Index {
         let side = input.u32()?;
         let generation = input.u64()?;
         let data_len = input.u64()?;
-        let folder = crate::paths::from_os_bytes(input.bytes()?);
+        let folder = crate::support::paths::from_os_bytes(input.bytes()?);
         let count = input.u64()?;
         // The count is read from disk before any record is: a damaged or hostile file could claim
         // 2^64 records and abort the process on allocation. Reserving at most 16 M (far above any

@@ -35,7 +35,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::DataError;
-use crate::paths::disk_use;
+use crate::support::paths::disk_use;
 pub use fill::WAITING;
 pub(crate) use fill::fill;
 use index::Index;
@@ -58,7 +58,7 @@ pub struct PixelCache {
 #[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct CachedFolder {
     /// The image folder it caches.
-    #[serde(with = "crate::paths")]
+    #[serde(with = "crate::support::paths")]
     #[ts(type = "string")]
     pub folder: PathBuf,
     /// Shorter side of its images, in pixels.
@@ -78,7 +78,7 @@ impl PixelCache {
     /// The per-user cache folder (`~/.cache/spreadout/pixels` on Linux), shared by the CLI and
     /// the app.
     pub fn default_location() -> Self {
-        Self::at(crate::paths::default_cache_dir().join("pixels"))
+        Self::at(crate::support::paths::default_cache_dir().join("pixels"))
     }
 
     /// The folder holding every folder cache.
@@ -122,7 +122,8 @@ impl PixelCache {
             path: folder.to_path_buf(),
             source,
         })?;
-        let digest = xxhash_rust::xxh3::xxh3_64(&crate::paths::os_bytes(canonical.as_os_str()));
+        let digest =
+            xxhash_rust::xxh3::xxh3_64(&crate::support::paths::os_bytes(canonical.as_os_str()));
         Ok(self.root.join(format!("{digest:016x}-{side}px")))
     }
 }

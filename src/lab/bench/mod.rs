@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{self, DataError, ImageSet};
-use crate::demo::DemoError;
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
+use crate::lab::demo::DemoError;
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
 use crate::optim::Sgd;

@@ -1,13 +1,12 @@
 //! Files that leave the engine: trained weights in PyTorch's layout with their `config.json`,
 //! and reading them back for inference. Every write lands in a temporary file in the destination
-//! folder and is renamed over the target ([`crate::atomic_file`]), so a failure leaves the
+//! folder and is renamed over the target ([`crate::support::atomic_file`]), so a failure leaves the
 //! previous file whole. A model is written only over a model Spreadout wrote: a folder may hold
 //! someone else's `config.json` (a Hugging Face model's), which is refused, never replaced.
 //!
-//! The file format (`safetensors_io`), PyTorch's own checkpoints read for a pretrained start
-//! (`pytorch_file`), the walk over Burn's module tree (`module_tensors`) and the
-//! PyTorch/torchvision naming (`torch_names`) each have a module; this one puts them together into
-//! the model files a run folder and an export hold.
+//! The tensor files themselves (safetensors, PyTorch's checkpoints, Burn's module tree) are
+//! [`crate::tensor_files`]'s; the PyTorch/torchvision naming is `torch_names`'s. This module puts
+//! them together into the model files a run folder and an export hold.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,17 +19,13 @@ use serde::{Deserialize, Serialize};
 use crate::augment::Normalization;
 use crate::model::{EmbeddingNet, ModelConfig};
 
-mod module_tensors;
-mod pytorch_file;
-mod safetensors_io;
-mod torch_names;
-
-pub use module_tensors::{load_module_tensors, module_tensors};
-pub use pytorch_file::{is_pytorch_file, read_pytorch_tensors};
-pub use safetensors_io::{
-    NamedTensor, TensorValues, TensorsByName, read_header, read_tensors, write_atomically,
+use crate::tensor_files::{
+    FileError, NamedTensor, load_module_tensors, parse_tensors, read_header, write_atomically,
     write_tensors,
 };
+
+mod torch_names;
+
 use torch_names::burn_tensors_from_torch;
 pub use torch_names::{load_pretrained_backbone, torch_key, torch_state_dict, torch_state_from};
 
@@ -41,52 +36,6 @@ pub const CONFIG_FILE: &str = "config.json";
 /// The weights' metadata key holding the model's description: every model Spreadout has written
 /// carries it, so it tells Spreadout's weights from anyone else's.
 const CONFIG_METADATA: &str = "spreadout_config";
-
-/// Why a file could not be written or read back.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// The file system refused.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not what it should be.
-    #[error("{}: {message}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A model would replace a file of the same name that Spreadout did not write.
-    #[error(
-        "{} was not written by Spreadout, so nothing was written and it was left as it was; choose an empty folder, or one holding only a model Spreadout exported",
-        path.display()
-    )]
-    Foreign {
-        /// The file left as it was.
-        path: PathBuf,
-    },
-}
-
-impl ExportError {
-    pub(crate) fn format(path: &Path, message: impl ToString) -> Self {
-        ExportError::Format {
-            path: path.to_owned(),
-            message: message.to_string(),
-        }
-    }
-
-    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| ExportError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
-}
 
 /// What `config.json` says about an exported model: enough to rebuild and feed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,14 +55,14 @@ pub struct ExportedConfig {
 /// else: other files there are left as they are.
 ///
 /// # Errors
-/// [`ExportError::Foreign`] before anything is written where either name holds a file
-/// Spreadout did not write ([`ensure_replaceable`]); [`ExportError::Io`] naming the file that
+/// [`FileError::Foreign`] before anything is written where either name holds a file
+/// Spreadout did not write ([`ensure_replaceable`]); [`FileError::Io`] naming the file that
 /// could not be written.
 pub fn export_model(
     directory: &Path,
     model: &EmbeddingNet,
     config: &ExportedConfig,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, FileError> {
     write_model(directory, &torch_state_dict(model, config.steps), config)
 }
 
@@ -122,7 +71,7 @@ pub fn write_model(
     directory: &Path,
     state: &[NamedTensor],
     config: &ExportedConfig,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, FileError> {
     ensure_replaceable(directory)?;
     let weights = directory.join(MODEL_FILE);
     let mut metadata = BTreeMap::new();
@@ -143,24 +92,24 @@ pub fn write_model(
 /// export and run folder passes.
 ///
 /// # Errors
-/// [`ExportError::Foreign`] naming the first file that is someone else's;
-/// [`ExportError::Io`] where one cannot be read.
-pub fn ensure_replaceable(directory: &Path) -> Result<(), ExportError> {
+/// [`FileError::Foreign`] naming the first file that is someone else's;
+/// [`FileError::Io`] where one cannot be read.
+pub fn ensure_replaceable(directory: &Path) -> Result<(), FileError> {
     let absent = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
     let config = directory.join(CONFIG_FILE);
     match fs::read(&config) {
         Ok(bytes) if serde_json::from_slice::<ExportedConfig>(&bytes).is_ok() => {}
         Err(error) if absent(&error) => {}
-        Err(error) => return Err(ExportError::io(&config)(error)),
-        Ok(_) => return Err(ExportError::Foreign { path: config }),
+        Err(error) => return Err(FileError::io(&config)(error)),
+        Ok(_) => return Err(FileError::Foreign { path: config }),
     }
     // The header alone: the weights can be large, and a run checks before every epoch's write.
     let weights = directory.join(MODEL_FILE);
     match read_header(&weights) {
         Ok((_, metadata)) if metadata.contains_key(CONFIG_METADATA) => Ok(()),
-        Err(ExportError::Io { source, .. }) if absent(&source) => Ok(()),
-        Err(error @ ExportError::Io { .. }) => Err(error),
-        Ok(_) | Err(_) => Err(ExportError::Foreign { path: weights }),
+        Err(FileError::Io { source, .. }) if absent(&source) => Ok(()),
+        Err(error @ FileError::Io { .. }) => Err(error),
+        Ok(_) | Err(_) => Err(FileError::Foreign { path: weights }),
     }
 }
 
@@ -186,7 +135,7 @@ pub fn weights_file(path: &Path) -> PathBuf {
 }
 
 /// Loads `model.safetensors` (or a run folder holding one) with the `config.json` beside it.
-pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, ExportError> {
+pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel, FileError> {
     let files = ModelFiles::read(&weights_file(path))?;
     files.load(device)
 }
@@ -202,11 +151,11 @@ struct ModelFiles {
 
 impl ModelFiles {
     /// Reads the weights file `weights` and the `config.json` beside it.
-    fn read(weights: &Path) -> Result<Self, ExportError> {
+    fn read(weights: &Path) -> Result<Self, FileError> {
         let config_path = weights.with_file_name(CONFIG_FILE);
-        let config_bytes = fs::read(&config_path).map_err(ExportError::io(&config_path))?;
+        let config_bytes = fs::read(&config_path).map_err(FileError::io(&config_path))?;
         // Read once: parsed for the weights, hashed for the digest.
-        let weight_bytes = fs::read(weights).map_err(ExportError::io(weights))?;
+        let weight_bytes = fs::read(weights).map_err(FileError::io(weights))?;
         Ok(Self {
             weights: weights.to_owned(),
             weight_bytes,
@@ -216,10 +165,10 @@ impl ModelFiles {
     }
 
     /// The network these files describe, on `device`.
-    fn load(&self, device: &Device) -> Result<LoadedModel, ExportError> {
+    fn load(&self, device: &Device) -> Result<LoadedModel, FileError> {
         let config: ExportedConfig = serde_json::from_slice(&self.config_bytes)
-            .map_err(|error| ExportError::format(&self.config_path, error))?;
-        let (torch, _) = safetensors_io::parse_tensors(&self.weights, &self.weight_bytes)?;
+            .map_err(|error| FileError::format(&self.config_path, error))?;
+        let (torch, _) = parse_tensors(&self.weights, &self.weight_bytes)?;
         let net = config.model.init(device);
         let by_burn_path = burn_tensors_from_torch(&net, &torch, &self.weights)?;
         let net = load_module_tensors(net, &by_burn_path, &self.weights)?;
@@ -269,9 +218,9 @@ impl fmt::Display for Verified {
 /// The check runs on the CPU: it needs no GPU and must not compete with a training run for one.
 ///
 /// # Errors
-/// [`ExportError::Foreign`] naming a file of `to` that Spreadout did not write; otherwise
-/// [`ExportError`] naming the file that could not be read, written or loaded.
-pub fn copy_model(from: &Path, to: &Path) -> Result<Verified, ExportError> {
+/// [`FileError::Foreign`] naming a file of `to` that Spreadout did not write; otherwise
+/// [`FileError`] naming the file that could not be read, written or loaded.
+pub fn copy_model(from: &Path, to: &Path) -> Result<Verified, FileError> {
     let source = ModelFiles::read(&weights_file(from))?;
     let device = Device::flex();
     source.load(&device)?;
@@ -282,7 +231,7 @@ pub fn copy_model(from: &Path, to: &Path) -> Result<Verified, ExportError> {
     let loaded = load_model(&files[0], &device)?;
     let (tensors, _) = read_header(&files[0])?;
     let others = fs::read_dir(to)
-        .map_err(ExportError::io(to))?
+        .map_err(FileError::io(to))?
         .filter_map(Result::ok)
         .filter(|entry| {
             let name = entry.file_name();
@@ -303,6 +252,7 @@ mod tests {
     use burn::tensor::Tensor;
 
     use super::*;
+    use crate::tensor_files::{TensorValues, read_tensors};
 
     fn config() -> ExportedConfig {
         ExportedConfig {
@@ -408,10 +358,10 @@ mod tests {
         let model = config.model.init(&device);
         let run = tempfile::tempdir().unwrap();
         export_model(run.path(), &model, &config).unwrap();
-        let refused = |error: ExportError, path: PathBuf| {
+        let refused = |error: FileError, path: PathBuf| {
             let message = error.to_string();
             assert!(
-                matches!(&error, ExportError::Foreign { path: named } if *named == path),
+                matches!(&error, FileError::Foreign { path: named } if *named == path),
                 "{message}"
             );
             assert!(message.contains("choose an empty folder"), "{message}");

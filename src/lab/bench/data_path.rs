@@ -7,9 +7,9 @@ use std::time::Instant;
 use super::{BenchError, BenchRow, compiler_of, host_row};
 use crate::augment::{AugmentOps, DeviceViews, KeepOn, KeptImages};
 use crate::data::{self, DataError, ImageSet};
-use crate::demo::{self, DemoSpec};
 use crate::device::SelectedDevice;
 use crate::embed::{PixelBatch, View};
+use crate::lab::demo::{self, DemoSpec};
 
 /// Decoding (files → RGB at the training size) and augmentation (two random training views per
 /// image, as 8-bit planar pixels) throughput on this machine's CPU cores, at each of `sizes`.

@@ -69,7 +69,7 @@ pub fn from_text(text: &str) -> PathBuf {
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// `#[serde(with = "crate::paths")]` for a `PathBuf` field.
+/// `#[serde(with = "crate::support::paths")]` for a `PathBuf` field.
 pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&to_text(path))
 }
@@ -79,7 +79,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf
     Ok(from_text(&String::deserialize(deserializer)?))
 }
 
-/// `#[serde(with = "crate::paths::option")]` for an `Option<PathBuf>` field.
+/// `#[serde(with = "crate::support::paths::option")]` for an `Option<PathBuf>` field.
 pub mod option {
     use super::*;
 
@@ -102,7 +102,7 @@ pub mod option {
     }
 }
 
-/// `#[serde(with = "crate::paths::list")]` for a `Vec<PathBuf>` field.
+/// `#[serde(with = "crate::support::paths::list")]` for a `Vec<PathBuf>` field.
 pub mod list {
     use super::*;
     use serde::ser::SerializeSeq;
@@ -172,7 +172,7 @@ mod tests {
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Record {
-        #[serde(with = "crate::paths")]
+        #[serde(with = "crate::support::paths")]
         path: PathBuf,
     }
 

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{
-    ExportError, NamedTensor, TensorValues, TensorsByName, load_module_tensors, module_tensors,
-    read_tensors,
-};
 use crate::model::EmbeddingNet;
+use crate::tensor_files::{
+    FileError, NamedTensor, TensorValues, TensorsByName, is_pytorch_file, load_module_tensors,
+    module_tensors, read_pytorch_tensors, read_tensors,
+};
 
 /// PyTorch key for a Burn module path of [`EmbeddingNet`].
 pub fn torch_key(burn_path: &str) -> String {
@@ -64,17 +64,17 @@ pub(super) fn burn_tensors_from_torch(
     net: &EmbeddingNet,
     torch: &TensorsByName,
     source: &Path,
-) -> Result<TensorsByName, ExportError> {
+) -> Result<TensorsByName, FileError> {
     // Map PyTorch keys back to Burn paths by exporting the fresh model's names.
     let mut by_burn_path = BTreeMap::new();
     for tensor in module_tensors(net) {
         let key = torch_key(&tensor.name);
         let stored = torch
             .get(&key)
-            .ok_or_else(|| ExportError::format(source, format!("missing tensor '{key}'")))?;
+            .ok_or_else(|| FileError::format(source, format!("missing tensor '{key}'")))?;
         let stored = if key == "linear.weight" {
             // Before the shapes are compared: a file may hold anything under this name.
-            transpose(stored.clone()).map_err(|message| ExportError::format(source, message))?
+            transpose(stored.clone()).map_err(|message| FileError::format(source, message))?
         } else {
             stored.clone()
         };
@@ -129,12 +129,9 @@ fn torchvision_key(burn_path: &str) -> Option<String> {
 /// file or a PyTorch checkpoint (`.pth`, `.pt`, `.ckpt`: torchvision's own downloads): every backbone tensor is replaced, the embedding head keeps its fresh initialisation.
 /// A file without one of the tensors, or with one of another shape (another architecture,
 /// width or stem), is refused naming the first that does not fit.
-pub fn load_pretrained_backbone(
-    net: EmbeddingNet,
-    file: &Path,
-) -> Result<EmbeddingNet, ExportError> {
-    let stored = if super::is_pytorch_file(file) {
-        super::read_pytorch_tensors(file)?
+pub fn load_pretrained_backbone(net: EmbeddingNet, file: &Path) -> Result<EmbeddingNet, FileError> {
+    let stored = if is_pytorch_file(file) {
+        read_pytorch_tensors(file)?
     } else {
         read_tensors(file)?.0
     };
@@ -146,13 +143,13 @@ pub fn load_pretrained_backbone(
             continue;
         };
         let found = stored.get(&key).ok_or_else(|| {
-            ExportError::format(
+            FileError::format(
                 file,
                 format!("no tensor '{key}': not a torchvision ResNet-18 state dict"),
             )
         })?;
         if found.shape != tensor.shape {
-            return Err(ExportError::format(
+            return Err(FileError::format(
                 file,
                 format!(
                     "'{key}' is {:?} but this network needs {:?}: another architecture, width or stem (torchvision's ResNet-18 is width 64 with the ImageNet stem, i.e. --width 64 and --image-size above 64)",
@@ -178,8 +175,8 @@ mod tests {
     use burn::tensor::Device;
 
     use super::*;
-    use crate::export::write_tensors;
     use crate::model::ModelConfig;
+    use crate::model_files::write_tensors;
 
     /// A torchvision-style ResNet-18 state dict of a `width` network with the ImageNet stem, as
     /// torchvision names it: `downsample.*`, an `fc` classifier, `num_batches_tracked`.
@@ -250,7 +247,7 @@ mod tests {
     fn a_pytorch_checkpoint_starts_the_backbone() {
         let file =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch/resnet18-w1.pth");
-        let stored = crate::export::read_pytorch_tensors(&file).unwrap();
+        let stored = crate::tensor_files::read_pytorch_tensors(&file).unwrap();
         let device = Device::flex();
         let fresh = ModelConfig::resnet18(1, 8, 96).init_seeded(&device, 2);
         let loaded = module_tensors(&load_pretrained_backbone(fresh, &file).unwrap());
@@ -302,7 +299,7 @@ mod tests {
         ] {
             let error = burn_tensors_from_torch(&net, &with_linear(linear), file).unwrap_err();
             let message = error.to_string();
-            assert!(matches!(error, ExportError::Format { .. }), "{message}");
+            assert!(matches!(error, FileError::Format { .. }), "{message}");
             assert!(
                 message.contains("foreign/model.safetensors") && message.contains(why),
                 "{message}"

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::augment::AugmentOps;
-use crate::export::ExportError;
 use crate::method::{Method, NegativeSampling};
+use crate::tensor_files::FileError;
 use crate::train::{self, EpochMetrics, TrainConfig, TrainRequest, checkpoint};
 
 /// One run of a comparison: a method, or the spread-out method with one thing changed.
@@ -220,14 +220,14 @@ pub struct CompareRow {
 }
 
 /// Reads the table of `variants` from their runs under `root`.
-pub fn collect(root: &Path, variants: &[Variant]) -> Result<CompareTable, ExportError> {
+pub fn collect(root: &Path, variants: &[Variant]) -> Result<CompareTable, FileError> {
     let rows = variants
         .iter()
         .map(|&variant| {
             let metrics = train::read_metrics(&run_dir(root, variant))?;
             Ok(row(variant.name(), &metrics))
         })
-        .collect::<Result<_, ExportError>>()?;
+        .collect::<Result<_, FileError>>()?;
     Ok(CompareTable { rows })
 }
 
@@ -240,12 +240,12 @@ pub const REPORT_FILE: &str = "compare.md";
 /// [`REPORT_FILE`] under `root`.
 ///
 /// # Errors
-/// [`ExportError`] naming a run file that cannot be read or the report that cannot be written.
+/// [`FileError`] naming a run file that cannot be read or the report that cannot be written.
 pub fn write_report(
     root: &Path,
     variants: &[Variant],
     train_dir: &Path,
-) -> Result<String, ExportError> {
+) -> Result<String, FileError> {
     let table = collect(root, variants)?;
     let config = match variants.first() {
         Some(&first) => train::runs::read_record(&run_dir(root, first))?.config,
@@ -270,7 +270,7 @@ pub fn write_report(
         );
     }
     let file = root.join(REPORT_FILE);
-    crate::atomic_file::write(&file, report.as_bytes()).map_err(ExportError::io(&file))?;
+    crate::support::atomic_file::write(&file, report.as_bytes()).map_err(FileError::io(&file))?;
     Ok(report)
 }
 

@@ -18,9 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::csv_text::{self, CsvText};
 use crate::data::{self, DataError};
-use crate::{atomic_file, paths};
+use crate::support::csv_text::{self, CsvText};
+use crate::support::{atomic_file, paths};
 
 /// The ground-truth file [`plant_copies`] writes at the top of the folder.
 pub const TRUTH_FILE: &str = "planted-copies.csv";
@@ -432,7 +432,7 @@ fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::{self, DemoSpec};
+    use crate::lab::demo::{self, DemoSpec};
 
     #[test]
     fn copies_are_planted_beside_their_originals_and_listed() {

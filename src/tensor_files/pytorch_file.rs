@@ -8,7 +8,7 @@ use std::path::Path;
 
 use pytorch_reader::{DType, PytorchReader};
 
-use super::{ExportError, NamedTensor, TensorValues, TensorsByName};
+use super::{FileError, NamedTensor, TensorValues, TensorsByName};
 
 /// Keys training scripts nest a state dict under (`{"epoch": …, "state_dict": …}`), and
 /// DataParallel's prefix: leading segments every key shares and that are one of these are dropped.
@@ -26,14 +26,14 @@ pub fn is_pytorch_file(file: &Path) -> bool {
 /// every key starts with it). Integer tensors (`num_batches_tracked`) are left out.
 ///
 /// # Errors
-/// [`ExportError::Format`] naming the file when it is not a checkpoint, is truncated or hostile,
+/// [`FileError::Format`] naming the file when it is not a checkpoint, is truncated or hostile,
 /// or holds no tensor.
-pub fn read_pytorch_tensors(file: &Path) -> Result<TensorsByName, ExportError> {
+pub fn read_pytorch_tensors(file: &Path) -> Result<TensorsByName, FileError> {
     let reader = PytorchReader::new(file).map_err(|error| {
-        ExportError::format(file, format!("not a readable PyTorch checkpoint: {error}"))
+        FileError::format(file, format!("not a readable PyTorch checkpoint: {error}"))
     })?;
     if reader.is_empty() {
-        return Err(ExportError::format(
+        return Err(FileError::format(
             file,
             "a PyTorch checkpoint without tensors",
         ));
@@ -55,7 +55,7 @@ pub fn read_pytorch_tensors(file: &Path) -> Result<TensorsByName, ExportError> {
     for (key, tensor) in tensors {
         let bytes = tensor
             .read()
-            .map_err(|error| ExportError::format(file, format!("tensor '{key}': {error}")))?;
+            .map_err(|error| FileError::format(file, format!("tensor '{key}': {error}")))?;
         // pytorch-reader hands the values over in the host's byte order, so they are the host's
         // words as they stand; `pod_collect_to_vec` copies them into aligned storage.
         let values: Vec<f32> = match tensor.dtype() {

@@ -10,7 +10,7 @@ use std::path::Path;
 use safetensors::tensor::{Metadata, TensorView};
 use safetensors::{Dtype, SafeTensors};
 
-use super::ExportError;
+use super::FileError;
 
 /// The safetensors format caps headers at 100 MB (the crate's own limit, which it does not
 /// export); a larger length means the file is something else.
@@ -48,9 +48,9 @@ impl NamedTensor {
 /// Tensors of a safetensors file by name.
 pub type TensorsByName = BTreeMap<String, NamedTensor>;
 
-/// Writes `bytes` to `path` atomically ([`crate::atomic_file::write`]).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    crate::atomic_file::write(path, bytes).map_err(ExportError::io(path))
+/// Writes `bytes` to `path` atomically ([`crate::support::atomic_file::write`]).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    crate::support::atomic_file::write(path, bytes).map_err(FileError::io(path))
 }
 
 /// Serialises tensors and string metadata to a safetensors file, atomically.
@@ -58,7 +58,7 @@ pub fn write_tensors(
     path: &Path,
     tensors: &[NamedTensor],
     metadata: BTreeMap<String, String>,
-) -> Result<(), ExportError> {
+) -> Result<(), FileError> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(NamedTensor::bytes).collect();
     let views = tensors
         .iter()
@@ -70,12 +70,12 @@ pub fn write_tensors(
             };
             TensorView::new(dtype, tensor.shape.clone(), bytes)
                 .map(|view| (tensor.name.clone(), view))
-                .map_err(|error| ExportError::format(path, error))
+                .map_err(|error| FileError::format(path, error))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let metadata: HashMap<String, String> = metadata.into_iter().collect();
     let serialized = safetensors::serialize(views, Some(metadata))
-        .map_err(|error| ExportError::format(path, error))?;
+        .map_err(|error| FileError::format(path, error))?;
     write_atomically(path, &serialized)
 }
 
@@ -83,11 +83,11 @@ pub fn write_tensors(
 /// Cheap for any file size, for callers that need to know what a file is before (or instead of)
 /// loading it. The crate parses only whole files, so the header's bytes are read here and handed
 /// to its [`Metadata`] parser, which validates names, dtypes and offsets as a full read would.
-pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), ExportError> {
+pub fn read_header(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), FileError> {
     use std::io::Read;
     let not_safetensors =
-        |why: String| ExportError::format(path, format!("not a safetensors file ({why})"));
-    let mut file = fs::File::open(path).map_err(ExportError::io(path))?;
+        |why: String| FileError::format(path, format!("not a safetensors file ({why})"));
+    let mut file = fs::File::open(path).map_err(FileError::io(path))?;
     let mut length = [0u8; 8];
     file.read_exact(&mut length)
         .map_err(|e| not_safetensors(e.to_string()))?;
@@ -117,18 +117,18 @@ fn string_metadata(header: &Metadata) -> BTreeMap<String, String> {
 }
 
 /// Reads every tensor and the metadata of a safetensors file.
-pub fn read_tensors(path: &Path) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
-    let bytes = fs::read(path).map_err(ExportError::io(path))?;
+pub fn read_tensors(path: &Path) -> Result<(TensorsByName, BTreeMap<String, String>), FileError> {
+    let bytes = fs::read(path).map_err(FileError::io(path))?;
     parse_tensors(path, &bytes)
 }
 
 /// [`read_tensors`] of bytes already read from `path` (named in errors).
-pub(super) fn parse_tensors(
+pub fn parse_tensors(
     path: &Path,
     bytes: &[u8],
-) -> Result<(TensorsByName, BTreeMap<String, String>), ExportError> {
+) -> Result<(TensorsByName, BTreeMap<String, String>), FileError> {
     let not_safetensors = |error: safetensors::SafeTensorError| {
-        ExportError::format(path, format!("not a safetensors file ({error})"))
+        FileError::format(path, format!("not a safetensors file ({error})"))
     };
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     let metadata = string_metadata(&header);
@@ -152,7 +152,7 @@ pub(super) fn parse_tensors(
                     .collect(),
             ),
             other => {
-                return Err(ExportError::format(
+                return Err(FileError::format(
                     path,
                     format!("tensor '{name}' has dtype {other:?}; only F32 and I64 are supported"),
                 ));

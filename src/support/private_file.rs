@@ -30,7 +30,7 @@ pub fn write(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
         }
     }
-    crate::atomic_file::write_private(path, bytes)
+    crate::support::atomic_file::write_private(path, bytes)
 }
 
 /// Whether users other than the owner can read or write `path` (always false off Unix).

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData, Transaction};
 
-use super::{ExportError, NamedTensor, TensorValues};
+use super::{FileError, NamedTensor, TensorValues};
 
 /// The model's parameters and batch-norm statistics under their Burn module paths
 /// (`bn1.gamma`, `layer1.0.shortcut.conv.weight`, …), in Burn's own layout.
@@ -42,7 +42,7 @@ pub fn load_module_tensors<M: Module>(
     module: M,
     tensors: &BTreeMap<String, NamedTensor>,
     source: &Path,
-) -> Result<M, ExportError> {
+) -> Result<M, FileError> {
     let mut loader = Loader {
         tensors,
         path: Vec::new(),
@@ -50,7 +50,7 @@ pub fn load_module_tensors<M: Module>(
     };
     let module = module.map(&mut loader);
     match loader.error {
-        Some(message) => Err(ExportError::format(source, message)),
+        Some(message) => Err(FileError::format(source, message)),
         None => Ok(module),
     }
 }
