@@ -3,10 +3,10 @@
 # 100 test images of each class, 32 px, width 16, 10 epochs; prints kNN accuracy after every epoch.
 # Not part of CI. Extra arguments go to `spreadout train` (e.g. --device cpu).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 scripts/setup.sh
 . scripts/env.sh
-. scripts/cifar-sample.sh
+. benchmarks/common/cifar-sample.sh
 work="${CIFAR_WORK:-data/cifar10-subset}"      # git-ignored
 run="${CIFAR_RUN:-runs/cifar10-subset}"
 [ -d "$work/train" ] || cifar_sample "$work" train:500 test:100

@@ -8,7 +8,7 @@ smaller), sometimes mirrored, saved at quality 90: the size and kind of file a c
 holds after export, unlike 32 px PNGs. The crops depend only on --seed and --size, so two calls
 that differ only in --format write the same pictures as JPEG and as HEIC (HEIC needs pillow-heif).
 
-  python3 bench/make_photos.py WHEEL OUT_DIR [COUNT] [--size WxH] [--format jpeg|heic] [--seed N]
+  python3 benchmarks/common/make_photos.py WHEEL OUT_DIR [COUNT] [--size WxH] [--format jpeg|heic] [--seed N]
 """
 
 import argparse

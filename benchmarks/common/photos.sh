@@ -1,5 +1,5 @@
 # Sourced by the benchmark scripts: `make_photos OUT COUNT [make_photos.py options]` writes COUNT
-# crops of the photographs scikit-image ships (bench/make_photos.py) into OUT unless it already
+# crops of the photographs scikit-image ships (benchmarks/common/make_photos.py) into OUT unless it already
 # holds them, in a virtual environment ($SPREADOUT_VENV) with Pillow, and pillow-heif for HEIC.
 venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
 
@@ -13,6 +13,6 @@ make_photos() {
   local wheel_dir
   wheel_dir=$(mktemp -d)
   "$venv/bin/pip" download --quiet --no-deps -d "$wheel_dir" scikit-image
-  "$venv/bin/python" bench/make_photos.py "$wheel_dir"/scikit_image-*.whl "$out" "$count" "$@"
+  "$venv/bin/python" benchmarks/common/make_photos.py "$wheel_dir"/scikit_image-*.whl "$out" "$count" "$@"
   rm -rf "$wheel_dir"
 }

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
 # Fidelity against an independent implementation: Spreadout's training and the PyTorch
-# transcription of the paper's (bench/pytorch_reference.py train) on the same folders with the
+# transcription of the paper's (benchmarks/pytorch/train.py) on the same folders with the
 # same protocol (ResNet-18 of the given width, 32 px, batch 128×2, Eq. 7 with τ 0.1, SGD lr 0.03
 # with the step schedule scaled to the run), one run per seed each, then one table of kNN top-1
 # after every epoch (k 200, σ 0.1): Spreadout per seed and mean ± std | PyTorch per seed and
 # mean ± std. Not part of CI: on 2 CPU cores the default (10 epochs × 3 seeds × 2) takes hours.
 #
-#   scripts/fidelity-vs-pytorch.sh                  # data/cifar10-subset, 10 epochs, width 16, seeds 0,1,2
-#   scripts/fidelity-vs-pytorch.sh --train DIR --test DIR --epochs 2 --width 4 --batch-size 16 --seeds 0
+#   benchmarks/fidelity/run.sh                  # data/cifar10-subset, 10 epochs, width 16, seeds 0,1,2
+#   benchmarks/fidelity/run.sh --train DIR --test DIR --epochs 2 --width 4 --batch-size 16 --seeds 0
 #
-# Options: --train DIR --test DIR (default: scripts/cifar-subset.sh's data/cifar10-subset/{train,test},
+# Options: --train DIR --test DIR (default: benchmarks/cifar10-subset/run.sh's data/cifar10-subset/{train,test},
 # made from $CIFAR_ARCHIVE as that script does when missing) --epochs N (10) --width N (16)
 # --seeds LIST (0,1,2) --batch-size N (128) --device cpu|gpu|auto|N (Spreadout's; PyTorch then uses
 # CUDA where it has it; default cpu) --threads N (PyTorch's CPU threads; default all cores)
 # --out DIR (default runs/fidelity-vs-pytorch: spreadout-seed-S/ run folders, pytorch-seed-S.txt,
-# fidelity.md with the table; those of the seeds run are replaced on every invocation).
+# fidelity.md with the table; those of the seeds run are replaced on every invocation)
+# --write-page (the table also goes into benchmarks/fidelity/README.md's results section, with the
+# command, machine, commit and date; benchmarks/common/page.sh).
 # PyTorch: $SPREADOUT_PYTHON if set, else a python3 that already imports torch, numpy and PIL,
 # else a venv made in $SPREADOUT_VENV (default /var/cache/spreadout/bench-venv) with them from the
 # package registry. Spreadout: $SPREADOUT_BIN if set, else the checkout's build.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# The page records the command as it was given, before the options are parsed away.
+command="benchmarks/fidelity/run.sh${*:+ $*}"
+cd "$(dirname "$0")/../.."
 train="" test="" epochs=10 width=16 seeds=0,1,2 batch=128 device=cpu threads="" out=runs/fidelity-vs-pytorch
+write_page=""
 while (($#)); do
   case "$1" in
     --train) train=$2; shift 2 ;;
@@ -32,30 +37,20 @@ while (($#)); do
     --device) device=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --write-page) write_page=1; shift ;;
     *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
 done
 threads=${threads:-$(nproc)}
 
-# The default folders: the CIFAR-10 subset of scripts/cifar-subset.sh (500 training and 100 test
-# images per class), cut from the archive the same way when it is not there yet.
+# The default folders: the CIFAR-10 subset of benchmarks/cifar10-subset/run.sh (500 training and
+# 100 test images per class), cut from the archive by the same function when it is not there yet.
 if [ -z "$train" ] && [ -z "$test" ]; then
   work="${CIFAR_WORK:-data/cifar10-subset}"      # git-ignored
   train=$work/train test=$work/test
   if [ ! -d "$work/train" ]; then
-    archive="${CIFAR_ARCHIVE:-../shared/data/cifar10-jpg.tar.gz}"
-    full="$(mktemp -d)"
-    trap 'rm -rf "$full"' EXIT
-    tar -xzf "$archive" -C "$full"
-    root="$(dirname "$(find "$full" -maxdepth 3 -type d -name train | head -n1)")"
-    for split in train:500 test:100; do
-      name="${split%%:*}" count="${split##*:}"
-      for class_dir in "$root/$name"/*/; do
-        class="$(basename "$class_dir")"
-        mkdir -p "$work/$name/$class"
-        find "$class_dir" -type f | sort | sed -n "1,${count}p" | xargs -I{} cp {} "$work/$name/$class/"
-      done
-    done
+    . benchmarks/common/cifar-sample.sh
+    cifar_sample "$work" train:500 test:100
   fi
 fi
 for folder in "$train" "$test"; do
@@ -96,7 +91,7 @@ for seed in ${seeds//,/ }; do
     --epochs "$epochs" --width "$width" --image-size 32 --batch-size "$batch" --seed "$seed" \
     --device "$device" >&2
   echo "seed $seed: PyTorch on $torch_device" >&2
-  "$python" bench/pytorch_reference.py train --train "$train" --test "$test" --epochs "$epochs" \
+  "$python" benchmarks/pytorch/train.py --train "$train" --test "$test" --epochs "$epochs" \
     --width "$width" --image-size 32 --batch "$batch" --seeds "$seed" --threads "$threads" \
     --device "$torch_device" | tee "$out/pytorch-seed-$seed.txt" >&2
 done
@@ -141,3 +136,7 @@ if last_ours and last_theirs:
     print()
     print(f"last epoch: Spreadout − PyTorch = {statistics.fmean(last_ours) - statistics.fmean(last_theirs):+.2f} points")
 PY
+if [ -n "$write_page" ]; then
+  . benchmarks/common/page.sh
+  write_page benchmarks/fidelity/README.md "$out/fidelity.md" "$command"
+fi

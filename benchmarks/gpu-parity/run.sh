@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Correctness before speed: the production training run (`spreadout train`) on the GPU against the
 # same run on the CPU (Burn's flex backend), same seed, for every method and loss variant, then
-# the two exported models compared value by value (bench/compare_weights.py, largest
-# |cpu - gpu| / (1 + |cpu|)). Data: 2 classes x 4 random 16 px PNGs (bench/parity_data.py; `spreadout
+# the two exported models compared value by value (benchmarks/pytorch/compare_weights.py, largest
+# |cpu - gpu| / (1 + |cpu|)). Data: 2 classes x 4 random 16 px PNGs (benchmarks/pytorch/parity_data.py; `spreadout
 # demo` has no data-only mode and its set is far larger); 1 epoch, batch 4, width 2, dim 8: two SGD
 # steps, so that the second one uses the momentum the first left. Not more: at this size the
 # features start almost collapsed (cosine 0.9999 between images) and Eq. 7 then amplifies tiny
@@ -11,8 +11,8 @@
 # 2 steps the check would fail two correct implementations whose roundings differ (lavapipe
 # against flex: 1.4e-6 after 1 step, 1.3e-5 after 2, 8.5e-2 after 4).
 #
-#   SPREADOUT_BIN=path/to/spreadout scripts/gpu-parity.sh [CASE...]     # default: every case
-#   SPREADOUT_BIN=... SPREADOUT_PARITY_DEVICE=0 scripts/gpu-parity.sh spreadout npsoftmax
+#   SPREADOUT_BIN=path/to/spreadout benchmarks/gpu-parity/run.sh [--write-page] [CASE...]   # default: every case
+#   SPREADOUT_BIN=... SPREADOUT_PARITY_DEVICE=0 benchmarks/gpu-parity/run.sh spreadout npsoftmax
 #
 # Cases: spreadout, spreadout-hard, spreadout-easy, nearest, npsoftmax, nce, exemplar, triplet,
 # triplet-hard (tolerance 2e-3) and f16 (GPU f16 against CPU f32, the flex backend refusing f16;
@@ -23,11 +23,17 @@
 # by scripts/gpu-check.sh; needs python3 (standard library only). SPREADOUT_PARITY_WORK=DIR keeps
 # the data, the runs (DIR/CASE-cpu, DIR/CASE-gpu, with their logs) and the image cache in DIR, for
 # looking into a failed case; without it they go to a temporary folder removed at the end.
+# --write-page also puts the table into benchmarks/gpu-parity/README.md's results section, with the
+# command, machine, commit and date (benchmarks/common/page.sh).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+# The page records the command as it was given.
+command="${SPREADOUT_PARITY_DEVICE:+SPREADOUT_PARITY_DEVICE=$SPREADOUT_PARITY_DEVICE }benchmarks/gpu-parity/run.sh${*:+ $*}"
+root=$(cd "$(dirname "$0")/../.." && pwd)
 spreadout=${SPREADOUT_BIN:?set SPREADOUT_BIN to the spreadout binary}
 device=${SPREADOUT_PARITY_DEVICE:-gpu}
 all_cases=(spreadout spreadout-hard spreadout-easy nearest npsoftmax nce exemplar triplet triplet-hard f16)
+write_page=""
+[ "${1:-}" = --write-page ] && { write_page=1; shift; }
 cases=("$@")
 ((${#cases[@]})) || cases=("${all_cases[@]}")
 
@@ -59,7 +65,7 @@ fi
 # read; the kernel cache stays where XDG_CACHE_HOME puts it, shared by the cases, which is what
 # keeps the later cases from compiling every kernel again.
 export SPREADOUT_CACHE_DIR=$work/image-cache
-python3 "$root/bench/parity_data.py" "$work/data" --classes 2 --per-class 4 --test-per-class 2 --size 16 >&2
+python3 "$root/benchmarks/pytorch/parity_data.py" "$work/data" --classes 2 --per-class 4 --test-per-class 2 --size 16 >&2
 
 failed=0
 rows=()
@@ -83,7 +89,7 @@ for name in "${cases[@]}"; do
     fi
   done
   if [ -z "$result" ]; then
-    line=$(python3 "$root/bench/compare_weights.py" "$work/$name-cpu/model.safetensors" \
+    line=$(python3 "$root/benchmarks/pytorch/compare_weights.py" "$work/$name-cpu/model.safetensors" \
       "$work/$name-gpu/model.safetensors" --tolerance "$tolerance" 2>&1) && verdict=pass || verdict=FAIL
     echo "parity $name: $line" >&2
     # `largest difference X in TENSOR (tolerance T): ...`
@@ -95,7 +101,14 @@ for name in "${cases[@]}"; do
   rows+=("$result")
 done
 
-echo "| case | largest difference | tensor | result |"
-echo "|---|---:|---|---|"
-printf '%s\n' "${rows[@]}"
+table=$work/table.md
+{
+  echo "| case | largest difference | tensor | result |"
+  echo "|---|---:|---|---|"
+  printf '%s\n' "${rows[@]}"
+} | tee "$table"
+if [ -n "$write_page" ]; then
+  . "$root/benchmarks/common/page.sh"
+  (cd "$root" && write_page benchmarks/gpu-parity/README.md "$table" "$command")
+fi
 exit "$failed"

@@ -6,7 +6,7 @@ the cosine of each picture's two embeddings (min, mean) beside the cosine of eac
 most similar *other* picture of the same file: how close "the same picture" is, next to how close
 the nearest different one is.
 
-  python3 bench/compare_embeddings.py A.safetensors B.safetensors
+  python3 benchmarks/heic/compare_embeddings.py A.safetensors B.safetensors
 """
 
 import json

@@ -4,7 +4,7 @@ by --scale with a bicubic filter, into one flat folder named CLASS-NAME.EXT, so 
 with different --format write the same pictures in two formats, paired by file stem. HEIC needs
 pillow-heif.
 
-  python3 bench/reencode.py SRC OUT --format jpeg|heic [--scale 4]
+  python3 benchmarks/heic/reencode.py SRC OUT --format jpeg|heic [--scale 4]
 """
 
 import argparse

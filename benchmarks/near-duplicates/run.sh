@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The near-duplicate finder on planted copies (docs/benchmarks/near-duplicates.md): the first 200 training
+# The near-duplicate finder on planted copies (benchmarks/near-duplicates/README.md): the first 200 training
 # images of each CIFAR-10 class from ../shared/data/cifar10-jpg.tar.gz, an edited copy planted
 # beside 20 % of them (`spreadout plant-copies`: JPEG quality 15, half size, centre 80 %,
 # brightness ×1.3, noise σ 12), a width-16 model trained 16 epochs on that folder (batch 64),
@@ -7,10 +7,10 @@
 # (pair precision and recall, per edit). Not part of CI (about 40 min on two cores).
 # Extra arguments go to `spreadout train` (e.g. --device cpu, --epochs 32).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 scripts/setup.sh
 . scripts/env.sh
-. scripts/cifar-sample.sh
+. benchmarks/common/cifar-sample.sh
 work="${DUPLICATES_WORK:-data/duplicates}"      # git-ignored
 run="${DUPLICATES_RUN:-runs/duplicates}"
 spreadout() { cargo run --quiet --bin spreadout -- "$@"; }

@@ -7,15 +7,15 @@ and mirrored. A pair's score is either the plain cosine of the whole images, or 
 whole–whole, crop–whole, whole–crop, mirror–whole and whole–mirror. For each, the lowest
 threshold keeping pair precision at or above 0.95 and the recall there, overall and per edit.
 
-  python3 bench/test_time_views.py make PLANTED OUT          # writes OUT/crop and OUT/mirror
-  python3 bench/test_time_views.py score PLANTED WHOLE.st CROP.st MIRROR.st
+  python3 benchmarks/near-duplicates/test_time_views.py make PLANTED OUT          # writes OUT/crop and OUT/mirror
+  python3 benchmarks/near-duplicates/test_time_views.py score PLANTED WHOLE.st CROP.st MIRROR.st
 
 The finder now scores pairs this way (`spreadout duplicates`; `--whole-images` for the plain
 cosine). Its zoomed view is the planted crop's own region, the best case for crops; `recrop`
 copies a planted folder with every crop copy replaced by one of random size (60–90 % of each
 side) and position, seeded, to measure the finder off that best case:
 
-  python3 bench/test_time_views.py recrop PLANTED OUT
+  python3 benchmarks/near-duplicates/test_time_views.py recrop PLANTED OUT
 """
 
 import csv

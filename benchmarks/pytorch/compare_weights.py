@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Compares two safetensors files tensor by tensor, for scripts/gpu-parity.sh: prints the largest
+"""Compares two safetensors files tensor by tensor, for benchmarks/gpu-parity/run.sh: prints the largest
 relative difference |a - b| / (1 + |a|) over every value of every tensor (A is the reference) and
 the tensor holding it, and exits with status 1 when it is over --tolerance (or when the files do
 not hold the same tensors with the same shapes), 2 on unreadable input.
 
-  python3 bench/compare_weights.py cpu/model.safetensors gpu/model.safetensors --tolerance 2e-3
+  python3 benchmarks/pytorch/compare_weights.py cpu/model.safetensors gpu/model.safetensors --tolerance 2e-3
 
 Output, one line: `largest difference 1.234e-05 in layer1.0.conv1.weight (tolerance 0.002): pass`
 (the tensor is `-` when every value is equal).

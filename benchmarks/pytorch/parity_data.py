@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes a tiny labelled image folder for scripts/gpu-parity.sh: OUT/train/<class>/NN.png and
+"""Writes a tiny labelled image folder for benchmarks/gpu-parity/run.sh: OUT/train/<class>/NN.png and
 OUT/test/<class>/NN.png, random RGB pixels, the same bytes for the same --seed.
 
-  python3 bench/parity_data.py OUT [--classes 2] [--per-class 4] [--test-per-class 2] [--size 16]
+  python3 benchmarks/pytorch/parity_data.py OUT [--classes 2] [--per-class 4] [--test-per-class 2] [--size 16]
 
 Standard library only (PNG written with zlib and struct): the GPU machine has PyTorch but no
 promise of numpy or Pillow, and `spreadout demo` cannot make a set this small (its data set is

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Spreadout's training step side by side with PyTorch's (bench/pytorch_reference.py), interleaved
+# Spreadout's training step side by side with PyTorch's (benchmarks/pytorch/step.py), interleaved
 # A B A B in one invocation so both see the same machine state, then one table with each
 # configuration's ratio Spreadout / PyTorch (median of the rounds).
 #
-#   scripts/bench-vs-pytorch.sh                         # CPU, widths 16 and 64, 32 px, batch 128×2
-#   scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 64
-#   scripts/bench-vs-pytorch.sh --device gpu --image-size 224 --batch-size 64
+#   benchmarks/vs-pytorch/run.sh                         # CPU, widths 16 and 64, 32 px, batch 128×2
+#   benchmarks/vs-pytorch/run.sh --device gpu --precision f32,f16 --widths 64
+#   benchmarks/vs-pytorch/run.sh --device gpu --image-size 224 --batch-size 64
 #
 # Options: --device auto|gpu|cpu|N (default cpu) --widths LIST --precision LIST --batch-size N
-# --image-size N --steps N --warmup N --rounds N --out FILE (JSON lines of every measurement).
+# --image-size N --steps N --warmup N --rounds N --out FILE (JSON lines of every measurement)
+# --write-page (the tables also go into benchmarks/vs-pytorch/README.md's results section, with
+# the command, machine, commit and date; benchmarks/common/page.sh).
 # PyTorch: $SPREADOUT_PYTHON if set, else a python3 that already imports torch (a GPU machine's,
 # or /usr/bin/python3 with Debian's python3-torch, which scripts/setup.sh installs for CI's smoke
 # run), else a venv made in $SPREADOUT_VENV (default /var/cache/spreadout/bench-venv) with torch
 # from the package registry. Spreadout: $SPREADOUT_BIN if set, else the checkout's build.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-device=cpu widths=16,64 precisions=f32 batch=128 size=32 steps=5 warmup=2 rounds=2 out=""
+# The page records the command as it was given, before the options are parsed away.
+command="benchmarks/vs-pytorch/run.sh${*:+ $*}"
+cd "$(dirname "$0")/../.."
+device=cpu widths=16,64 precisions=f32 batch=128 size=32 steps=5 warmup=2 rounds=2 out="" write_page=""
 while (($#)); do
   case "$1" in
     --device) device=$2; shift 2 ;;
@@ -27,6 +31,7 @@ while (($#)); do
     --warmup) warmup=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --write-page) write_page=1; shift ;;
     *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -73,12 +78,14 @@ for round in $(seq 1 "$rounds"); do
     done
     for mode in "${torch_modes[@]}"; do
       echo "round $round: PyTorch w$width $mode on $torch_device" >&2
-      "$python" bench/pytorch_reference.py --device "$torch_device" --mode "$mode" --width "$width" \
+      "$python" benchmarks/pytorch/step.py --device "$torch_device" --mode "$mode" --width "$width" \
         --batch "$batch" --image-size "$size" --steps "$steps" --warmup "$warmup" >> "$results"
     done
   done
 done
-"$python" - "$results" <<'PY'
+table=$(mktemp)
+trap 'rm -f "$table"' EXIT
+"$python" - "$results" <<'PY' | tee "$table"
 import json, statistics, sys
 # Training rows only: a Spreadout asked for more rows (data, search) prints them with no width.
 rows = [row for row in map(json.loads, filter(str.strip, open(sys.argv[1])))
@@ -122,3 +129,7 @@ print()
 for (precision, width, size), ratio in sorted(summary.items()):
     print(f"ratio {precision} w{width}" + ("" if size == 32 else f" {size}px") + f": {ratio:.2f}")
 PY
+if [ -n "$write_page" ]; then
+  . benchmarks/common/page.sh
+  write_page benchmarks/vs-pytorch/README.md "$table" "$command"
+fi
