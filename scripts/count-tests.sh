@@ -2,7 +2,7 @@
 # Adds up what scripts/test.sh's suites reported. Reads, from the folder it is given, each
 # suite's output NAME.log and exit status NAME.status, for NAME in vitest (Vitest, verbose
 # reporter), cargo (`cargo test --no-fail-fast`), bench (test.sh's smoke run of
-# bench-vs-pytorch.sh, which ends its log with a verdict line) and e2e (WebdriverIO's spec
+# benchmarks/vs-pytorch/run.sh, which ends its log with a verdict line) and e2e (WebdriverIO's spec
 # reporter), and `skips`, the Rust tests that returned early for want of something on this machine
 # (`name<TAB>reason` lines, written by tests/common/skip.rs). Prints
 #   total: N passed, M failed, K skipped

@@ -6,13 +6,15 @@
 #     builds the CLI with Burn's SPIR-V compiler (`--features spirv`; release, or with --debug the
 #     dev profile the tests use), downloads Debian's Vulkan loader (apt-get download libvulkan1) and writes
 #     spreadout-gpu-check.tar.gz: the binary, the loader, and, laid out as in the repository,
-#     this script, the parity script (scripts/gpu-parity.sh with bench/parity_data.py and
-#     bench/compare_weights.py), the side-by-side script and the PyTorch reference.
+#     this script, the parity benchmark (benchmarks/gpu-parity/run.sh with
+#     benchmarks/pytorch/parity_data.py and compare_weights.py), the side-by-side benchmark
+#     (benchmarks/vs-pytorch/run.sh) with the PyTorch transcription it times
+#     (benchmarks/pytorch/reference.py and step.py), and the page writer both can use.
 #
 # On an NVIDIA Linux machine with the driver and PyTorch but no Rust and no network:
 #   tar xzf spreadout-gpu-check.tar.gz && spreadout-gpu-check/scripts/gpu-check.sh [--parity-only] [--fidelity CIFAR_TARBALL]
 #     unpacks the loader, points it at NVIDIA's Vulkan driver, prints `spreadout devices`, then
-#     checks correctness before speed: scripts/gpu-parity.sh trains every method and loss variant
+#     checks correctness before speed: benchmarks/gpu-parity/run.sh trains every method and loss variant
 #     (and f16) for two tiny steps on the GPU and on the CPU with the same seed and prints a parity
 #     table of the largest difference between the two models (a failed case does not stop the
 #     check, but is repeated at the end and makes the exit status 1). Then, unless --parity-only,
@@ -36,11 +38,15 @@ if [ "${1:-}" = --pack ]; then
     cargo build --bin spreadout --workspace --features spreadout-app/custom-protocol,spirv >&2
   fi
   stage=$(mktemp -d)/spreadout-gpu-check
-  mkdir -p "$stage/bench" "$stage/scripts"
   cp "$CARGO_TARGET_DIR/$profile/spreadout" "$stage/"
   strip "$stage/spreadout" 2>/dev/null || true
-  cp scripts/gpu-check.sh scripts/gpu-parity.sh scripts/bench-vs-pytorch.sh "$stage/scripts/"
-  cp bench/pytorch_reference.py bench/parity_data.py bench/compare_weights.py "$stage/bench/"
+  # Laid out as in the repository, so that each script finds the others by the same paths.
+  for file in scripts/gpu-check.sh benchmarks/gpu-parity/run.sh benchmarks/vs-pytorch/run.sh \
+    benchmarks/pytorch/reference.py benchmarks/pytorch/step.py benchmarks/pytorch/parity_data.py \
+    benchmarks/pytorch/compare_weights.py benchmarks/common/page.sh; do
+    mkdir -p "$stage/$(dirname "$file")"
+    cp "$file" "$stage/$file"
+  done
   (cd "$stage" && apt-get download libvulkan1 >&2)
   tar czf spreadout-gpu-check.tar.gz -C "$(dirname "$stage")" spreadout-gpu-check
   rm -rf "$(dirname "$stage")"
@@ -85,7 +91,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 echo "== parity: training on the GPU against the CPU (flex), same seed, 2 steps of 4 images"
 parity_start=$(date +%s)
 parity_failed=""
-scripts/gpu-parity.sh | tee "$root/parity.md" || parity_failed=1
+benchmarks/gpu-parity/run.sh | tee "$root/parity.md" || parity_failed=1
 echo "== parity wall time: $(( $(date +%s) - parity_start )) s"
 
 if [ -z "$parity_only" ]; then
@@ -93,10 +99,10 @@ if [ -z "$parity_only" ]; then
   results=$root/results.jsonl
   : > "$results"
   echo "== side by side with PyTorch, 32 px (CIFAR stem), batch 128×2"
-  scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 16,64 --batch-size 128 --image-size 32 \
+  benchmarks/vs-pytorch/run.sh --device gpu --precision f32,f16 --widths 16,64 --batch-size 128 --image-size 32 \
     --steps 20 --warmup 5 --rounds 2 --out "$root/results-32.jsonl" | tee "$root/table-32.md"
   echo "== side by side with PyTorch, 224 px (ImageNet stem), batch 64×2"
-  scripts/bench-vs-pytorch.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
+  benchmarks/vs-pytorch/run.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
     --steps 10 --warmup 3 --rounds 1 --out "$root/results-224.jsonl" | tee "$root/table-224.md"
   cat "$root"/results-*.jsonl > "$results"
   echo "== benchmark wall time: $(( $(date +%s) - bench_start )) s"
@@ -121,7 +127,7 @@ echo "== gpu check wall time: $(( $(date +%s) - start )) s"
 # The parity verdict last, where it cannot scroll away behind the benchmark's tables.
 if [ -n "$parity_failed" ]; then
   echo "== parity FAILED: the GPU trained a different model from the CPU's in these cases ($root/parity.md):"
-  grep -F '| FAIL' "$root/parity.md" || echo "(no table: scripts/gpu-parity.sh stopped before printing it)"
+  grep -F '| FAIL' "$root/parity.md" || echo "(no table: benchmarks/gpu-parity/run.sh stopped before printing it)"
   exit 1
 fi
 echo "== parity: every case within its tolerance"

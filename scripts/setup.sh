@@ -7,7 +7,7 @@
 #   1.23 with cmake, since Debian 12 and Ubuntu 22.04 carry 1.15, older than the 1.17 it needs;
 #   its HEVC and AV1 decoders, both LGPL/BSD, are the distribution's; no encoder is installed,
 #   so no GPL x265 can end up linked),
-# - Debian's PyTorch (python3-torch, 1.13, CPU) for test.sh's smoke run of scripts/bench-vs-pytorch.sh,
+# - Debian's PyTorch (python3-torch, 1.13, CPU) for test.sh's smoke run of benchmarks/vs-pytorch/run.sh,
 #   unless a python3 already imports torch,
 # - tauri-driver (cargo), and the npm packages of package-lock.json.
 # Rust (rustup) and Node.js >= 20.19 are expected to be installed already.
@@ -34,7 +34,7 @@ fi
 # PyTorch for the side-by-side script's smoke run: Debian's CPU build is ~120 MB without its
 # recommends, where the package registry's wheel is 3 GB. Asked by import, not by dpkg, so that a
 # machine whose python3 already has torch gets nothing; /usr/bin/python3 is asked too because a
-# python3 earlier on PATH (pyenv's) does not see Debian's packages, and bench-vs-pytorch.sh tries it.
+# python3 earlier on PATH (pyenv's) does not see Debian's packages, and benchmarks/vs-pytorch/run.sh tries it.
 if ! python3 -c 'import torch' 2>/dev/null && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   echo "installing: python3-torch"
   $sudo_cmd apt-get update -qq

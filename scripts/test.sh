@@ -5,7 +5,7 @@
 # build so no dependency is checked twice) and builds. Then every suite runs to its end, each
 # whatever the ones before it did: the UI's unit and component tests (Vitest, mock backend),
 # every Rust test of the workspace (`cargo test --no-fail-fast`), a smoke run of
-# scripts/bench-vs-pytorch.sh (smallest configuration, Debian's PyTorch; skipped when no python
+# benchmarks/vs-pytorch/run.sh (smallest configuration, Debian's PyTorch; skipped when no python
 # imports torch) and the end-to-end test of the real app under Xvfb. Ends with its wall time and
 # scripts/count-tests.sh's total over the four, `total: N passed, M failed, K skipped`, then a
 # line naming each skipped test and why, and one for each suite or test binary that failed
@@ -46,10 +46,10 @@ SPREADOUT_SKIPS="$results/skips" suite cargo cargo test --workspace --all-target
 
 # The side-by-side benchmark in its smallest configuration, against Debian's PyTorch 1.13 on the
 # CPU (setup.sh installs it): a smoke test that the script, `spreadout bench --json` and
-# bench/pytorch_reference.py still fit together, not a speed figure. It must print the Spreadout
+# benchmarks/pytorch/step.py still fit together, not a speed figure. It must print the Spreadout
 # row, the PyTorch row and a finite ratio (the script swallows a failed Spreadout run and prints
 # `nan` for a missing side). Without a python that imports torch it is skipped rather than left
-# to bench-vs-pytorch.sh, which would fetch 3 GB of torch from the package registry. Its last line
+# to benchmarks/vs-pytorch/run.sh, which would fetch 3 GB of torch from the package registry. Its last line
 # is the verdict scripts/count-tests.sh reads.
 bench_smoke() {
   local verdict="bench-vs-pytorch smoke run:" bench_start output status expected
@@ -60,9 +60,9 @@ bench_smoke() {
     return
   fi
   bench_start=$(date +%s)
-  output=$(SPREADOUT_BIN=$CARGO_TARGET_DIR/debug/spreadout scripts/bench-vs-pytorch.sh --device cpu \
+  output=$(SPREADOUT_BIN=$CARGO_TARGET_DIR/debug/spreadout benchmarks/vs-pytorch/run.sh --device cpu \
     --widths 2 --batch-size 4 --image-size 16 --steps 1 --warmup 0 --rounds 1 2>&1) ||
-    { status=$?; echo "$output"; echo "$verdict failed: scripts/bench-vs-pytorch.sh exited with status $status"; return 1; }
+    { status=$?; echo "$output"; echo "$verdict failed: benchmarks/vs-pytorch/run.sh exited with status $status"; return 1; }
   echo "$output"
   echo "bench-vs-pytorch smoke run took $(($(date +%s) - bench_start)) s"
   for expected in '^\| w2, 16 px, batch 4x2, f32 \| ' '^\| w2, 16 px, batch 4x2, fp32 \| ' '^ratio f32 w2 16px: [0-9]+\.[0-9]+$'; do

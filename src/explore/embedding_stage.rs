@@ -8,7 +8,7 @@
 //! shows what the crop shows. The threshold is measured with the same score on both of its
 //! distributions (edited copies and nearest other images), so that the extra chances a pair gets
 //! to look alike are paid for in the threshold, not in precision. Measured on the planted folder
-//! (docs/benchmarks/near-duplicates.md: the whole images alone against the views, `spreadout duplicates --whole-images`).
+//! (benchmarks/near-duplicates/README.md: the whole images alone against the views, `spreadout duplicates --whole-images`).
 
 use rand::SeedableRng;
 use rayon::prelude::*;

@@ -80,7 +80,7 @@ function generateFolder(root, perClass, seed) {
 
 /** Copies planted beside training images: byte-identical, slightly brightened, and with a few
  * pixels darkened (gentle edits: the model here is a width-4 network after two epochs; how well
- * the finder does on harder edits is measured by scripts/duplicates-benchmark.sh). */
+ * the finder does on harder edits is measured by benchmarks/near-duplicates/run.sh). */
 const PLANTED = [
   { name: 'stripes', index: 0, copy: 'stripes/0-copy.bmp', edit: (rgb) => rgb },
   { name: 'columns', index: 2, copy: 'columns/2-brighter.bmp', edit: (rgb) => rgb.map((v) => clamp(v + 6)) },

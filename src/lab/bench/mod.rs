@@ -1,7 +1,7 @@
 //! Throughput measurements for `spreadout bench`: training images per second for each device,
 //! network width and precision, and decode / augment images per second. Numbers, not
 //! assertions: they belong in the README's table (and, with `--json`, in
-//! `scripts/bench-vs-pytorch.sh`'s side-by-side table), never in a timed test.
+//! `benchmarks/vs-pytorch/run.sh`'s side-by-side table), never in a timed test.
 //!
 //! The data path's rows (decode, cache, views on the CPU and on the device) are `data_path`'s.
 //!
@@ -350,7 +350,7 @@ pub(super) fn compiler_of(device: &SelectedDevice) -> String {
 /// A row for host work over `rows` embeddings that took `seconds`.
 pub(super) fn host_row(task: &str, detail: String, rows: usize, seconds: f64) -> BenchRow {
     // The pool the host work ran on: all cores, unless RAYON_NUM_THREADS says otherwise (the
-    // per-core rates of `scripts/heic-vs-jpeg.sh`).
+    // per-core rates of `benchmarks/heic/run.sh`).
     let threads = rayon::current_num_threads();
     BenchRow {
         task: task.to_owned(),
