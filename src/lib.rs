@@ -2,7 +2,7 @@
 //! Ye et al., *Unsupervised Embedding Learning via Invariant and Spreading Instance Feature*
 //! (CVPR 2019), trained with Burn on a GPU through wgpu, or on the CPU.
 //!
-//! The CLI (`src/main.rs`) and the desktop app are thin shells over these modules; see
+//! The CLI (`src/cli/`) and the desktop app are thin shells over these modules; see
 //! `ARCHITECTURE.md` for how data flows between them.
 
 pub mod augment;

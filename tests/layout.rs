@@ -1,5 +1,5 @@
 //! The shape of the source tree, held by a test: no file of the engine or the app grows past
-//! ~600 production lines (the CLI's `main.rs` past 300), and the engine's top-level modules sit in
+//! ~600 production lines (the CLI's `src/cli/main.rs` past 300), and the engine's top-level modules sit in
 //! the layers ARCHITECTURE.md lists ([`LAYERS`]), each importing only its own layer and those
 //! below, with no circle. `cargo test --test layout -- --nocapture` prints the line counts, the
 //! layer table and the import graph it checked, and the longest functions (no budget holds them
@@ -27,17 +27,9 @@ const LAYERS: &[&[&str]] = &[
 ];
 const MAX_MAIN_LINES: usize = 300;
 
-/// The binary's own modules: a shell over the library, not a layer of it.
-const BIN_MODULES: &[&str] = &[
-    "main",
-    "cli",
-    "progress",
-    "collection_commands",
-    "system_commands",
-    "train_commands",
-    "remedies",
-    "lib",
-];
+/// What is not a layer of the engine: the CLI binary's folder (a shell over the library) and the
+/// library's root.
+const BIN_MODULES: &[&str] = &["cli", "lib"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
@@ -147,7 +139,7 @@ fn no_file_passes_its_line_budget() {
             let text = fs::read_to_string(&file).unwrap();
             let lines = production(&text).len();
             let relative = file.strip_prefix(base).unwrap().display().to_string();
-            let budget = if relative == "src/main.rs" {
+            let budget = if relative == "src/cli/main.rs" {
                 MAX_MAIN_LINES
             } else {
                 MAX_LINES

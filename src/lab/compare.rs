@@ -154,18 +154,15 @@ impl Variant {
                     ..train::ResumeOverrides::default()
                 },
             )?;
-            return Ok(TrainRequest {
-                stop_after_epoch: Some(epoch),
-                ..resumption.request
-            });
+            return Ok(resumption.request.stopping_after_epoch(Some(epoch)));
         }
-        Ok(TrainRequest {
-            config: self.config(&base.config, tau),
-            start: train::Start::Fresh,
-            out,
-            stop_after_epoch: Some(epoch),
-            ..base.clone()
-        })
+        Ok(
+            TrainRequest::new(self.config(&base.config, tau), base.train_dir.clone(), out)
+                .evaluated_on(base.eval_train_dir.clone(), base.eval_test_dir.clone())
+                .on(base.device.clone())
+                .with_cache_dir(base.cache_dir.clone())
+                .stopping_after_epoch(Some(epoch)),
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::device::DeviceChoice;
-use crate::train::{ResumeOverrides, Start, TrainConfig, TrainError, TrainRequest, checkpoint};
+use crate::train::{ResumeOverrides, TrainConfig, TrainError, TrainRequest, checkpoint};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -155,8 +155,8 @@ impl DemoRun {
             )?
             .request
         } else {
-            TrainRequest {
-                config: TrainConfig {
+            TrainRequest::new(
+                TrainConfig {
                     epochs,
                     batch_size: 32,
                     image_size: spec.size,
@@ -164,17 +164,12 @@ impl DemoRun {
                     knn_k: 50,
                     ..TrainConfig::default()
                 },
-                train_dir: folders.train,
-                eval_train_dir: None,
-                eval_test_dir: Some(folders.test),
-                out: run_dir,
-                start: Start::Fresh,
-                device,
-                cache_dir: Some(cache_dir.to_owned()),
-                accept_changed_folder: false,
-                stop_after_epoch: None,
-                init_weights: None,
-            }
+                folders.train,
+                run_dir,
+            )
+            .evaluated_on(None, Some(folders.test))
+            .on(device)
+            .with_cache_dir(Some(cache_dir.to_owned()))
         };
         Ok(Self {
             spec,

@@ -61,6 +61,78 @@ pub struct TrainRequest {
 }
 
 impl TrainRequest {
+    /// A new run of `config` on the images of `train_dir`, written to the run folder `out`: the
+    /// one constructor every shell and the comparison build a request with (a resume through
+    /// [`TrainRequest::resume`], which calls it too). The rest starts as a new run needs it (no
+    /// labelled folders, the automatic device, the per-user cache, random weights) and changes
+    /// through the methods below.
+    pub fn new(config: TrainConfig, train_dir: PathBuf, out: PathBuf) -> Self {
+        Self {
+            config,
+            train_dir,
+            eval_train_dir: None,
+            eval_test_dir: None,
+            out,
+            start: Start::Fresh,
+            device: DeviceChoice::default(),
+            cache_dir: None,
+            accept_changed_folder: false,
+            stop_after_epoch: None,
+            init_weights: None,
+        }
+    }
+
+    /// Scored after every epoch on these labelled folders (the kNN memory, the test set).
+    #[must_use]
+    pub fn evaluated_on(
+        mut self,
+        eval_train_dir: Option<PathBuf>,
+        eval_test_dir: Option<PathBuf>,
+    ) -> Self {
+        self.eval_train_dir = eval_train_dir;
+        self.eval_test_dir = eval_test_dir;
+        self
+    }
+
+    /// Trained on `device`.
+    #[must_use]
+    pub fn on(mut self, device: DeviceChoice) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Read through the image cache in `cache_dir` (the per-user one when `None`).
+    #[must_use]
+    pub fn with_cache_dir(mut self, cache_dir: Option<PathBuf>) -> Self {
+        self.cache_dir = cache_dir;
+        self
+    }
+
+    /// With `overwrite`, a new run over an earlier one in `out` ([`Start::Overwrite`]).
+    #[must_use]
+    pub fn overwriting(mut self, overwrite: bool) -> Self {
+        self.start = if overwrite {
+            Start::Overwrite
+        } else {
+            Start::Fresh
+        };
+        self
+    }
+
+    /// The backbone started from these pretrained weights instead of random ones.
+    #[must_use]
+    pub fn with_init_weights(mut self, init_weights: Option<PathBuf>) -> Self {
+        self.init_weights = init_weights;
+        self
+    }
+
+    /// Stopped, resumable, once `epoch` epochs are complete.
+    #[must_use]
+    pub fn stopping_after_epoch(mut self, epoch: Option<usize>) -> Self {
+        self.stop_after_epoch = epoch;
+        self
+    }
+
     /// The image cache this run reads through.
     pub fn pixel_cache(&self) -> PixelCache {
         self.cache_dir
@@ -155,20 +227,15 @@ impl TrainRequest {
             &mut eval_test_now,
             eval_test_dir.map(Some),
         );
+        let mut request = Self::new(config, train_dir_now, run_dir.to_owned())
+            .evaluated_on(eval_train_now, eval_test_now)
+            .on(device_choice)
+            .with_cache_dir(cache_dir)
+            .with_init_weights(record.init_weights);
+        request.start = Start::Resume;
+        request.accept_changed_folder = accept_changed_folder;
         Ok(Resumption {
-            request: Self {
-                config,
-                train_dir: train_dir_now,
-                eval_train_dir: eval_train_now,
-                eval_test_dir: eval_test_now,
-                out: run_dir.to_owned(),
-                start: Start::Resume,
-                device: device_choice,
-                cache_dir,
-                accept_changed_folder,
-                stop_after_epoch: None,
-                init_weights: record.init_weights,
-            },
+            request,
             changes,
             epochs_completed: state.epochs_completed,
             steps_into_epoch: state.steps_into_epoch,

@@ -97,19 +97,11 @@ pub async fn start_training(
         launch(
             app.clone(),
             &state,
-            TrainRequest {
-                config: request.config,
-                eval_train_dir: None,
-                eval_test_dir: request.eval_test_dir,
-                train_dir: request.train_dir,
-                out: out.clone(),
-                start: train::Start::Fresh,
-                device: state.with_kept_token(request.device)?,
-                cache_dir: Some(state.pixel_cache.root().to_owned()),
-                accept_changed_folder: false,
-                stop_after_epoch: None,
-                init_weights: request.init_weights,
-            },
+            TrainRequest::new(request.config, request.train_dir, out.clone())
+                .evaluated_on(None, request.eval_test_dir)
+                .on(state.with_kept_token(request.device)?)
+                .with_cache_dir(Some(state.pixel_cache.root().to_owned()))
+                .with_init_weights(request.init_weights),
             events,
         )?;
         Ok(out.into())

@@ -1,0 +1,209 @@
+//! `spreadout duplicates`: near-duplicate groups of a folder, by the perceptual hashes alone or,
+//! given a model, by both stages ([`spreadout::explore`]), and with `--truth` their score on
+//! planted copies.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use spreadout::data::ImageEntry;
+use spreadout::device::DeviceChoice;
+use spreadout::explore::planted;
+use spreadout::explore::{DuplicateThreshold, Duplicates, HashedFolder, PairScore, tables};
+
+use super::Context;
+use crate::args::DeviceArg;
+use crate::progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// `[MODEL] DIR`: a run folder or model.safetensors (optional: without one, the hash
+    /// stage alone), then the folder of images to search.
+    #[arg(num_args = 1..=2, required = true, value_names = ["MODEL", "DIR"])]
+    paths: Vec<PathBuf>,
+    /// Cosine similarity above which two embeddings are near-duplicates (needs a model).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Most differing bits (of 64) two perceptual hashes may have to be near-duplicates.
+    #[arg(long)]
+    hash_bits: Option<u32>,
+    /// Score a pair by the cosine of the two whole images alone, not the best over their
+    /// zoomed and mirrored views too (finds fewer crops; embeds each image once).
+    #[arg(long)]
+    whole_images: bool,
+    /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} instead
+    /// of a listing.
+    #[arg(long)]
+    json: bool,
+    /// Also write the groups as CSV (group,path,similarity,stage,hash_bits).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// A planted-copies.csv (from `spreadout plant-copies`): also print the precision and
+    /// recall of the groups on its planted pairs (to stderr with --json).
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub fn run(args: Args, context: &Context) -> Result<()> {
+    let (model, dir) = match args.paths.as_slice() {
+        [dir] => (None, dir),
+        [model, dir] => (Some(model), dir),
+        _ => unreachable!("clap takes one or two paths"),
+    };
+    duplicates(
+        model.map(|model| (model.as_path(), args.device.choice())),
+        dir,
+        context,
+        &DuplicateOptions {
+            threshold: args.threshold,
+            hash_bits: args.hash_bits,
+            whole_images: args.whole_images,
+            json: args.json,
+            csv: args.csv.as_deref(),
+            truth: args.truth.as_deref(),
+        },
+    )
+}
+
+/// What `spreadout duplicates` was asked for besides the folder.
+struct DuplicateOptions<'a> {
+    threshold: Option<f32>,
+    hash_bits: Option<u32>,
+    whole_images: bool,
+    json: bool,
+    csv: Option<&'a Path>,
+    truth: Option<&'a Path>,
+}
+
+/// Near-duplicates of `dir`: with a model, by both stages (the embedding's threshold as
+/// [`DuplicateThreshold`] decides it); without one, by the hash stage alone.
+fn duplicates(
+    model: Option<(&Path, DeviceChoice)>,
+    dir: &Path,
+    context: &Context,
+    options: &DuplicateOptions<'_>,
+) -> Result<()> {
+    if let Some((model, choice)) = model {
+        let collection = super::open_collection(model, dir, context, choice)?;
+        let collection = collection.scoring_pairs_by(if options.whole_images {
+            PairScore::WholeImages
+        } else {
+            PairScore::BestOfViews
+        });
+        collection.embed_views(&progress::keep_going)?;
+        if let Some(note) = &collection.readiness()?.note {
+            eprintln!("{note}");
+        }
+        let threshold = DuplicateThreshold::from(options.threshold);
+        let found = collection.duplicates(threshold, options.hash_bits)?;
+        if let (DuplicateThreshold::Suggested, Some(suggested)) = (threshold, found.threshold) {
+            eprintln!(
+                "embedding ({}): threshold {suggested:.3}, suggested {}",
+                if options.whole_images {
+                    "whole images"
+                } else {
+                    "best of whole, zoomed and mirrored views"
+                },
+                collection.suggest_duplicate_threshold()?.how
+            );
+        }
+        if options.hash_bits.is_none() {
+            eprintln!(
+                "hashes: at most {} differing bits of 64, suggested {}",
+                found.hash_bits,
+                collection.hash_stage()?.1.how
+            );
+        }
+        let heading = match found.threshold {
+            Some(threshold) => format!(
+                "above cosine {threshold:.3} or within {} hash bits",
+                found.hash_bits
+            ),
+            None => format!("within {} hash bits (the hashes alone)", found.hash_bits),
+        };
+        return report_duplicates(&found, collection.entries(), &heading, options);
+    }
+    if options.threshold.is_some() || options.whole_images {
+        anyhow::bail!(
+            "--threshold and --whole-images are about the embedding and need a model: spreadout duplicates MODEL DIR"
+        );
+    }
+    let folder = HashedFolder::build(dir, &context.cache, &progress::loading_bar())
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    progress::report_skipped(folder.skipped());
+    let found = folder.duplicates(options.hash_bits)?;
+    eprintln!(
+        "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
+        folder.max_bits(),
+        folder.suggestion().how
+    );
+    let heading = format!("within {} hash bits", found.hash_bits);
+    report_duplicates(&found, folder.entries(), &heading, options)
+}
+
+/// Prints (or writes) the groups and, with `--truth`, their score on planted copies.
+fn report_duplicates(
+    found: &Duplicates,
+    entries: &[ImageEntry],
+    heading: &str,
+    options: &DuplicateOptions<'_>,
+) -> Result<()> {
+    let groups = &found.groups;
+    if let Some(csv) = options.csv {
+        tables::write(csv, &tables::duplicates_csv(groups, entries))?;
+    }
+    if options.json {
+        println!("{}", tables::duplicates_json(found, entries));
+    } else {
+        let images: usize = groups.iter().map(|g| g.members.len()).sum();
+        println!(
+            "{} groups of near-duplicates ({images} images) {heading}",
+            groups.len()
+        );
+        for (g, group) in groups.iter().enumerate() {
+            println!("group {} ({} images)", g + 1, group.members.len());
+            for (&row, similarity) in group.members.iter().zip(&group.similarities) {
+                let found_by =
+                    group
+                        .link_to_first(row)
+                        .map_or(String::new(), |link| match link.hash_bits {
+                            Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
+                            None => format!("\t{}", link.stage.name()),
+                        });
+                println!(
+                    "  {similarity:.4}\t{}{found_by}",
+                    entries[row].path.display()
+                );
+            }
+        }
+    }
+    if let Some(truth) = options.truth {
+        let found: Vec<Vec<PathBuf>> = groups
+            .iter()
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(|&row| entries[row].path.clone())
+                    .collect()
+            })
+            .collect();
+        let score = planted::score_groups(&found, truth)?;
+        let per_edit: Vec<String> = score
+            .recall_per_edit
+            .iter()
+            .map(|(edit, recall)| format!("{} {recall:.3}", edit.name()))
+            .collect();
+        eprintln!(
+            "planted pairs: precision {:.3} ({} of {} found pairs), recall {:.3} ({} of {}); recall per edit: {}",
+            score.precision,
+            score.correct,
+            score.found_pairs,
+            score.recall,
+            score.correct,
+            score.planted_pairs,
+            per_edit.join(", ")
+        );
+    }
+    Ok(())
+}
