@@ -377,10 +377,7 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     assert!(train::checkpoint::path(&run).exists());
 
     let (mut server, _) = start_server(address, &token);
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..first
-    };
+    let resumed = common::resumed_on(&run, first.device.clone());
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
     server.kill().unwrap();
     server.wait().unwrap();

@@ -13,7 +13,7 @@ use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
 
 mod common;
 
-use common::{request, tiny_config, tiny_data};
+use common::{request, resumed_on, tiny_config, tiny_data};
 
 /// Runs `request`, stopping it (as Stop or Ctrl-C does) once step `step` of epoch `epoch` is
 /// reported.
@@ -335,10 +335,7 @@ fn a_canceled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
     let refused = refused.unwrap_err();
     assert_eq!(refused.failure(), train::Failure::ExistingRun, "{refused}");
 
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..request(&folders, &interrupted, config)
-    };
+    let resumed = resumed_on(&interrupted, DeviceChoice::Cpu);
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&interrupted).unwrap().len(), 3);
@@ -525,10 +522,7 @@ fn a_torn_metrics_line_is_skipped_and_the_run_stays_resumable() {
             .any(|listed| listed.dir == run),
         "still offered for resume"
     );
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..request(&folders, &run, config)
-    };
+    let resumed = resumed_on(&run, DeviceChoice::Cpu);
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
     assert_eq!(summary.epochs_completed, 3);
     assert_eq!(train::read_metrics(&run).unwrap().len(), 3);
@@ -560,10 +554,7 @@ fn resume_refuses_a_changed_folder_unless_asked() {
         .path();
     std::fs::copy(&any_image, first_class.join("added-later.png")).unwrap();
 
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..request(&folders, &run, config)
-    };
+    let resumed = resumed_on(&run, DeviceChoice::Cpu);
     let error = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap_err();
     let message = error.to_string();
     assert!(
@@ -771,10 +762,7 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 3));
 
     let mut first_step = None;
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..request(&folders, &run, config)
-    };
+    let resumed = resumed_on(&run, DeviceChoice::Cpu);
     let summary = train::run(&resumed, &Control::default(), &mut |event| {
         if let TrainEvent::Step { epoch, step, .. } = event {
             first_step.get_or_insert((epoch, step));
@@ -903,10 +891,7 @@ fn the_comparison_methods_resume_their_state_exactly() {
             (1, 2),
             "{method:?}"
         );
-        let resumed = TrainRequest {
-            start: spreadout::train::Start::Resume,
-            ..request(&folders, &stopped, config)
-        };
+        let resumed = resumed_on(&stopped, DeviceChoice::Cpu);
         train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
         assert_same_weights(&straight, &stopped);
         let (a, _) = tensor_files::read_tensors(&train::checkpoint::path(&straight)).unwrap();
@@ -1087,10 +1072,7 @@ fn a_failed_evaluation_keeps_the_epoch_and_the_run_resumes_after_it() {
     // With the cache made afresh, the resume trains epoch 2 only.
     std::fs::remove_dir_all(&cache).unwrap();
     let mut first_step = None;
-    let resumed = TrainRequest {
-        start: spreadout::train::Start::Resume,
-        ..request(&folders, &run, tiny_config(2, 4))
-    };
+    let resumed = resumed_on(&run, DeviceChoice::Cpu);
     let summary = train::run(&resumed, &Control::default(), &mut |event| {
         if let TrainEvent::Step { epoch, step, .. } = event {
             first_step.get_or_insert((epoch, step));
@@ -1172,9 +1154,8 @@ fn a_stateful_run_resumed_on_a_changed_folder_keeps_each_images_rows_and_resumes
         std::fs::remove_file(&first_image).unwrap();
 
         let resumed = TrainRequest {
-            start: spreadout::train::Start::Resume,
             accept_changed_folder: true,
-            ..request(&folders, &run, config.clone())
+            ..resumed_on(&run, DeviceChoice::Cpu)
         };
         let control = Control::default();
         let summary = train::run(&resumed, &control, &mut |event| {
@@ -1238,10 +1219,7 @@ fn a_stateful_run_resumed_on_a_changed_folder_keeps_each_images_rows_and_resumes
         }
 
         // The changed folder is now the run's: it resumes again without being asked to accept.
-        let again = TrainRequest {
-            start: spreadout::train::Start::Resume,
-            ..request(&folders, &run, config)
-        };
+        let again = resumed_on(&run, DeviceChoice::Cpu);
         let summary = train::run(&again, &Control::default(), &mut |_| {})
             .unwrap_or_else(|error| panic!("{method:?}: {error}"));
         assert_eq!(summary.epochs_completed, 2, "{method:?}");

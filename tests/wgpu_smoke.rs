@@ -113,23 +113,23 @@ fn try_train_on(
     stop_after_epoch: Option<usize>,
 ) -> Result<spreadout::train::RunSummary, spreadout::train::TrainError> {
     use spreadout::train::{self, Control, TrainRequest};
-    let request = TrainRequest {
-        config,
-        train_dir: data.train.clone(),
-        eval_train_dir: None,
-        eval_test_dir: Some(data.test.clone()),
-        out: out.to_owned(),
-        start: if resume {
-            train::Start::Resume
-        } else {
-            train::Start::Fresh
-        },
-        device,
-        cache_dir: Some(out.with_file_name("image-cache")),
-        accept_changed_folder: false,
-        stop_after_epoch,
-        init_weights: None,
-    };
+    let request = if resume {
+        TrainRequest::resume(
+            out,
+            train::ResumeOverrides {
+                device: Some(device),
+                cache_dir: Some(out.with_file_name("image-cache")),
+                ..train::ResumeOverrides::default()
+            },
+        )?
+        .request
+    } else {
+        TrainRequest::new(config, data.train.clone(), out.to_owned())
+            .evaluated_on(None, Some(data.test.clone()))
+            .on(device)
+            .with_cache_dir(Some(out.with_file_name("image-cache")))
+    }
+    .stopping_after_epoch(stop_after_epoch);
     train::run(&request, &Control::default(), &mut |_| {})
 }
 
@@ -648,17 +648,17 @@ fn the_images_kept_on_the_device_follow_a_changed_folder_on_resume() {
     let mut images = None;
     let resumed = train::run(
         &TrainRequest {
-            config,
-            train_dir: data.train.clone(),
-            eval_train_dir: None,
-            eval_test_dir: Some(data.test.clone()),
-            out: out.clone(),
-            start: spreadout::train::Start::Resume,
-            device: DeviceChoice::Adapter(adapter),
-            cache_dir: Some(out.with_file_name("image-cache")),
             accept_changed_folder: true,
-            stop_after_epoch: None,
-            init_weights: None,
+            ..TrainRequest::resume(
+                &out,
+                spreadout::train::ResumeOverrides {
+                    device: Some(DeviceChoice::Adapter(adapter)),
+                    cache_dir: Some(out.with_file_name("image-cache")),
+                    ..spreadout::train::ResumeOverrides::default()
+                },
+            )
+            .unwrap()
+            .request
         },
         &Control::default(),
         &mut |event| {

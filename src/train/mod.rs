@@ -22,9 +22,9 @@ mod epoch;
 mod error;
 mod evaluation;
 pub mod events;
-mod opening;
 mod preview;
 mod request;
+mod resume;
 mod run_folder;
 pub mod runs;
 mod served;
@@ -51,7 +51,8 @@ pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
 pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use preview::{ViewsPreview, preview_views};
-pub use request::{ResumeOverrides, Resumption, RunSummary, SettingChange, Start, TrainRequest};
+pub use request::{RunSummary, Start, TrainRequest};
+pub use resume::{ResumeOverrides, ResumePoint, Resumption, SettingChange};
 use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
 use served::TrafficMeter;
@@ -133,7 +134,7 @@ fn run_inner(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, TrainError> {
     request.check_out()?;
-    let resumed = opening::previous_state(request)?;
+    let resumed = resume::previous_state(request)?;
     // A resume's settings were decided by `TrainRequest::resume`, from the run's record. A rate
     // cap belongs to the run that was extended: a new run started from its settings (the app's
     // form after a resume) plans its own schedule.
@@ -142,7 +143,7 @@ fn run_inner(
         config.lr_cap = None;
     }
     config.validate()?;
-    let selected = opening::select_device(request, &config, emit)?;
+    let selected = resume::select_device(request, &config, emit)?;
     // On a served device, each few steps' network traffic follows their step events.
     let mut meter = TrafficMeter::of(&selected);
     let outer = emit;
@@ -164,7 +165,7 @@ fn run_inner(
         other => other?,
     };
     if resumed.is_some() {
-        opening::check_folder_unchanged(request, &train, emit)?;
+        resume::check_folder_unchanged(request, &train, emit)?;
     }
     if request.start == Start::Overwrite
         && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
@@ -209,7 +210,7 @@ fn run_inner(
         &device,
         selected.defers_work(),
     );
-    if opening::views_on_device(request, &selected, emit)? {
+    if resume::views_on_device(request, &selected, emit)? {
         // A served device builds views only of images kept there: none when they do not fit.
         let (cube, kept) = batches::keep_images(&selected, &train, config.device_data_mb)?;
         runner = runner.with_views_on(cube, kept);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use spreadout::device::DeviceChoice;
 use spreadout::lab::demo::{self, DemoFolders, DemoSpec};
-use spreadout::train::{TrainConfig, TrainRequest};
+use spreadout::train::{ResumeOverrides, TrainConfig, TrainRequest};
 
 /// Small 16 px data and a width-4 network: fast runs for tests about the loop's mechanics.
 pub fn tiny_data(dir: &Path, classes: usize, train_per_class: usize, seed: u64) -> DemoFolders {
@@ -33,17 +33,23 @@ pub fn tiny_config(epochs: usize, batch_size: usize) -> TrainConfig {
 
 /// A fresh run of `config` on the CPU, on `folders`, into `out`.
 pub fn request(folders: &DemoFolders, out: &Path, config: TrainConfig) -> TrainRequest {
-    TrainRequest {
-        config,
-        train_dir: folders.train.clone(),
-        eval_train_dir: None,
-        eval_test_dir: Some(folders.test.clone()),
-        out: out.to_owned(),
-        start: spreadout::train::Start::Fresh,
-        device: DeviceChoice::Cpu,
-        cache_dir: Some(out.with_file_name("image-cache")),
-        accept_changed_folder: false,
-        stop_after_epoch: None,
-        init_weights: None,
-    }
+    TrainRequest::new(config, folders.train.clone(), out.to_owned())
+        .evaluated_on(None, Some(folders.test.clone()))
+        .on(DeviceChoice::Cpu)
+        .with_cache_dir(Some(out.with_file_name("image-cache")))
+}
+
+/// The run in `out` resumed as the CLI and the app resume it ([`TrainRequest::resume`]), on
+/// `device` and through [`request`]'s cache.
+pub fn resumed_on(out: &Path, device: DeviceChoice) -> TrainRequest {
+    TrainRequest::resume(
+        out,
+        ResumeOverrides {
+            device: Some(device),
+            cache_dir: Some(out.with_file_name("image-cache")),
+            ..ResumeOverrides::default()
+        },
+    )
+    .unwrap_or_else(|error| panic!("resuming {}: {error}", out.display()))
+    .request
 }
