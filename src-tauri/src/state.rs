@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use spreadout::data::PixelCache;
 use spreadout::device::DeviceChoice;
-use spreadout::explore::{Collection, HashedFolder};
+use spreadout::explore::{Collection, HashedFolder, Opened};
 use spreadout::remote;
 use spreadout::train::Control;
 
@@ -228,6 +228,17 @@ impl AppState {
                     "that embedding is no longer loaded; open the run in Explore again",
                 )
             })
+    }
+
+    /// The folder opened under `key`, with a model or without one.
+    ///
+    /// # Errors
+    /// `not_found` when neither is still loaded.
+    pub fn opened(&self, key: &str) -> CommandResult<Opened> {
+        match self.hashed(key) {
+            Some(hashed) => Ok(Opened::Hashed(hashed)),
+            None => Ok(Opened::Embedded(self.collection(key)?)),
+        }
     }
 
     /// A folder opened without a model, by key ([`HashedFolder::key`]), if it is still kept.

@@ -17,6 +17,7 @@ pub mod clusters;
 pub mod duplicates;
 pub mod embedding_stage;
 pub mod hash_stage;
+mod opened;
 pub mod planted;
 pub mod stored;
 pub mod tables;
@@ -28,6 +29,7 @@ pub use duplicates::{
 };
 pub use embedding_stage::PairScore;
 pub use hash_stage::HashStage;
+pub use opened::Opened;
 pub use threshold::ThresholdSuggestion;
 
 /// Bins of the similarity histograms.

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use spreadout::data::{ImageEntry, SkippedFile};
+use spreadout::data::SkippedFile;
 use spreadout::device::{self, DeviceChoice};
 use spreadout::explore::{
-    Clustering, Collection, Distributions, DuplicateGroup, DuplicateThreshold, Duplicates,
-    ExploreError, HashedFolder, MapMethod, Readiness, ThresholdSuggestion, hash_stage, tables,
+    Clustering, Collection, Distributions, DuplicateGroup, HashedFolder, MapMethod, Readiness,
+    ThresholdSuggestion, tables,
 };
 use spreadout::train::Neighbor;
 use tauri::State;
@@ -173,11 +173,8 @@ pub async fn duplicate_threshold(
 /// Whether the model separates copies from neighbours yet, with the note to show where not.
 #[tauri::command]
 pub async fn readiness(state: State<'_, AppState>, key: String) -> CommandResult<Readiness> {
-    if let Some(hashed) = state.hashed(&key) {
-        return Ok(hashed.readiness());
-    }
-    let collection = state.collection(&key)?;
-    blocking(move || Ok(collection.readiness()?)).await
+    let opened = state.opened(&key)?;
+    blocking(move || Ok(opened.readiness()?)).await
 }
 
 /// Groups of near-duplicates, largest first: linked by embeddings above the person's `threshold`
@@ -189,42 +186,8 @@ pub async fn find_duplicates(
     key: String,
     threshold: Option<f32>,
 ) -> CommandResult<Vec<DuplicateGroup>> {
-    let opened = OpenedForDuplicates::get(&state, &key)?;
-    blocking(move || Ok(opened.duplicates(threshold)?.groups)).await
-}
-
-/// What near-duplicates are found in: a collection (a model's) or a folder's hashes alone.
-enum OpenedForDuplicates {
-    Hashed(Arc<HashedFolder>),
-    Embedded(Arc<Collection>),
-}
-
-impl OpenedForDuplicates {
-    fn get(state: &AppState, key: &str) -> CommandResult<Self> {
-        Ok(match state.hashed(key) {
-            Some(hashed) => Self::Hashed(hashed),
-            None => Self::Embedded(state.collection(key)?),
-        })
-    }
-
-    /// The groups at the person's `threshold` (none: the suggested one), which for a folder
-    /// without a model is on the hashes' similarity scale, where its suggestion and
-    /// distributions are drawn.
-    fn duplicates(&self, threshold: Option<f32>) -> Result<Duplicates, ExploreError> {
-        match self {
-            Self::Hashed(hashed) => hashed.duplicates(threshold.map(hash_stage::max_bits)),
-            Self::Embedded(collection) => {
-                collection.duplicates(DuplicateThreshold::from(threshold), None)
-            }
-        }
-    }
-
-    fn entries(&self) -> &[ImageEntry] {
-        match self {
-            Self::Hashed(hashed) => hashed.entries(),
-            Self::Embedded(collection) => collection.entries(),
-        }
-    }
+    let opened = state.opened(&key)?;
+    blocking(move || Ok(opened.duplicates(threshold, None)?.groups)).await
 }
 
 /// A file format for the groups.
@@ -247,9 +210,9 @@ pub async fn save_duplicates(
     format: TableFormat,
     destination: UiPath,
 ) -> CommandResult<UiPath> {
-    let opened = OpenedForDuplicates::get(&state, &key)?;
+    let opened = state.opened(&key)?;
     blocking(move || {
-        let found = opened.duplicates(threshold)?;
+        let found = opened.duplicates(threshold, None)?;
         let entries = opened.entries();
         let text = match format {
             TableFormat::Csv => tables::duplicates_csv(&found.groups, entries),

@@ -3,12 +3,13 @@
 //! planted copies.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use spreadout::data::ImageEntry;
 use spreadout::device::DeviceChoice;
 use spreadout::explore::planted;
-use spreadout::explore::{DuplicateThreshold, Duplicates, HashedFolder, PairScore, tables};
+use spreadout::explore::{Duplicates, HashedFolder, Opened, PairScore, tables};
 
 use super::Context;
 use crate::args::DeviceArg;
@@ -76,70 +77,81 @@ struct DuplicateOptions<'a> {
     truth: Option<&'a Path>,
 }
 
-/// Near-duplicates of `dir`: with a model, by both stages (the embedding's threshold as
-/// [`DuplicateThreshold`] decides it); without one, by the hash stage alone.
+/// Near-duplicates of `dir` as [`Opened::duplicates`] finds them: with a model, by both stages;
+/// without one, by the hash stage alone. What each stage's threshold was, and why, goes to
+/// stderr before the groups.
 fn duplicates(
     model: Option<(&Path, DeviceChoice)>,
     dir: &Path,
     context: &Context,
     options: &DuplicateOptions<'_>,
 ) -> Result<()> {
-    if let Some((model, choice)) = model {
-        let collection = super::open_collection(model, dir, context, choice)?;
-        let collection = collection.scoring_pairs_by(if options.whole_images {
-            PairScore::WholeImages
-        } else {
-            PairScore::BestOfViews
-        });
-        collection.embed_views(&progress::keep_going)?;
-        if let Some(note) = &collection.readiness()?.note {
-            eprintln!("{note}");
-        }
-        let threshold = DuplicateThreshold::from(options.threshold);
-        let found = collection.duplicates(threshold, options.hash_bits)?;
-        if let (DuplicateThreshold::Suggested, Some(suggested)) = (threshold, found.threshold) {
-            eprintln!(
-                "embedding ({}): threshold {suggested:.3}, suggested {}",
+    let opened = match model {
+        Some((model, choice)) => {
+            let collection = super::open_collection(model, dir, context, choice)?.scoring_pairs_by(
                 if options.whole_images {
-                    "whole images"
+                    PairScore::WholeImages
                 } else {
-                    "best of whole, zoomed and mirrored views"
+                    PairScore::BestOfViews
                 },
-                collection.suggest_duplicate_threshold()?.how
             );
+            collection.embed_views(&progress::keep_going)?;
+            Opened::Embedded(Arc::new(collection))
         }
-        if options.hash_bits.is_none() {
+        None => {
+            if options.threshold.is_some() || options.whole_images {
+                anyhow::bail!(
+                    "--threshold and --whole-images are about the embedding and need a model: spreadout duplicates MODEL DIR"
+                );
+            }
+            let folder = HashedFolder::build(dir, &context.cache, &progress::loading_bar())
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            progress::report_skipped(folder.skipped());
+            Opened::Hashed(Arc::new(folder))
+        }
+    };
+    let found = opened.duplicates(options.threshold, options.hash_bits)?;
+    let heading = match &opened {
+        Opened::Embedded(collection) => {
+            if let Some(note) = &collection.readiness()?.note {
+                eprintln!("{note}");
+            }
+            if let (None, Some(suggested)) = (options.threshold, found.threshold) {
+                eprintln!(
+                    "embedding ({}): threshold {suggested:.3}, suggested {}",
+                    if options.whole_images {
+                        "whole images"
+                    } else {
+                        "best of whole, zoomed and mirrored views"
+                    },
+                    collection.suggest_duplicate_threshold()?.how
+                );
+            }
+            if options.hash_bits.is_none() {
+                eprintln!(
+                    "hashes: at most {} differing bits of 64, suggested {}",
+                    found.hash_bits,
+                    collection.hash_stage()?.1.how
+                );
+            }
+            match found.threshold {
+                Some(threshold) => format!(
+                    "above cosine {threshold:.3} or within {} hash bits",
+                    found.hash_bits
+                ),
+                None => format!("within {} hash bits (the hashes alone)", found.hash_bits),
+            }
+        }
+        Opened::Hashed(folder) => {
             eprintln!(
-                "hashes: at most {} differing bits of 64, suggested {}",
-                found.hash_bits,
-                collection.hash_stage()?.1.how
+                "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
+                folder.max_bits(),
+                folder.suggestion().how
             );
+            format!("within {} hash bits", found.hash_bits)
         }
-        let heading = match found.threshold {
-            Some(threshold) => format!(
-                "above cosine {threshold:.3} or within {} hash bits",
-                found.hash_bits
-            ),
-            None => format!("within {} hash bits (the hashes alone)", found.hash_bits),
-        };
-        return report_duplicates(&found, collection.entries(), &heading, options);
-    }
-    if options.threshold.is_some() || options.whole_images {
-        anyhow::bail!(
-            "--threshold and --whole-images are about the embedding and need a model: spreadout duplicates MODEL DIR"
-        );
-    }
-    let folder = HashedFolder::build(dir, &context.cache, &progress::loading_bar())
-        .with_context(|| format!("cannot read {}", dir.display()))?;
-    progress::report_skipped(folder.skipped());
-    let found = folder.duplicates(options.hash_bits)?;
-    eprintln!(
-        "no model: perceptual hashes alone (re-encoded, resized, brightened and noisy copies; a trained model also finds crops); at most {} differing bits of 64, suggested {}",
-        folder.max_bits(),
-        folder.suggestion().how
-    );
-    let heading = format!("within {} hash bits", found.hash_bits);
-    report_duplicates(&found, folder.entries(), &heading, options)
+    };
+    report_duplicates(&found, opened.entries(), &heading, options)
 }
 
 /// Prints (or writes) the groups and, with `--truth`, their score on planted copies.
