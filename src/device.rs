@@ -13,6 +13,7 @@ use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::remote::{RemoteError, RemoteLink, RemoteTarget};
+use crate::support::error_kind::ErrorKind;
 
 /// What kind of hardware an adapter is, as its driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -358,6 +359,18 @@ pub enum DeviceError {
     /// The served device of another machine cannot be used.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+}
+
+impl DeviceError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoGpu(_) => ErrorKind::NoGpu,
+            Self::Precision(_) => ErrorKind::Precision,
+            Self::Remote(error) => error.kind(),
+            Self::NoSuchAdapter { .. } | Self::Unaddressable(..) => ErrorKind::Device,
+        }
+    }
 }
 
 fn software_note(adapters: &[Adapter]) -> String {

@@ -19,6 +19,7 @@ use crate::data::{DataError, PixelCache};
 use crate::embed::{self, EmbeddedFolder};
 use crate::eval::{self, Embeddings, EvalError, LinearSettings};
 use crate::model_files::LoadedModel;
+use crate::support::error_kind::ErrorKind;
 
 /// What to compute.
 #[derive(Debug, Clone)]
@@ -89,6 +90,17 @@ pub enum ScoreError {
     /// A folder has no class folders.
     #[error("{} has no label folders (images in at least two first-level subfolders)", .0.display())]
     Unlabeled(PathBuf),
+}
+
+impl ScoreError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Data(error) => error.kind(),
+            Self::Eval(error) => error.kind(),
+            Self::Unlabeled(_) => ErrorKind::Data,
+        }
+    }
 }
 
 /// Embeds both folders with `model` (through the cache) and scores it; `progress` is the folder

@@ -17,6 +17,7 @@ use crate::augment;
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::link::{self, Front, FrontOptions, Listening, Pin, ServerKey};
 use crate::remote::{self, HELLO_OP, RemoteError, Secret};
+use crate::support::error_kind::ErrorKind;
 
 /// Why a server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,20 @@ pub enum ServeError {
     /// Burn's server failed.
     #[error("serving failed: {0}")]
     Serve(String),
+}
+
+impl ServeError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Device(error) => error.kind(),
+            Self::Token(error) => error.kind(),
+            Self::Key { .. } => ErrorKind::Files,
+            Self::Bind { .. } | Self::RemoteDevice | Self::NoClients | Self::Serve(_) => {
+                ErrorKind::Device
+            }
+        }
+    }
 }
 
 /// How clients reach the server.

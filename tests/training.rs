@@ -7,6 +7,7 @@ use std::path::Path;
 use spreadout::device::DeviceChoice;
 use spreadout::lab::demo::DemoFolders;
 use spreadout::optim::Schedule;
+use spreadout::support::error_kind::ErrorKind;
 use spreadout::tensor_files;
 use spreadout::tensor_files::TensorValues;
 use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
@@ -333,7 +334,7 @@ fn a_canceled_run_resumes_to_the_same_weights_as_an_uninterrupted_one() {
         &mut |_| {},
     );
     let refused = refused.unwrap_err();
-    assert_eq!(refused.failure(), train::Failure::ExistingRun, "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::ExistingRun, "{refused}");
 
     let resumed = resumed_on(&interrupted, DeviceChoice::Cpu);
     let summary = train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
@@ -393,7 +394,7 @@ fn a_diverging_run_stops_with_a_message_and_writes_no_weights() {
     assert!(matches!(
         events.last(),
         Some(TrainEvent::Failed {
-            code: train::Failure::Diverged,
+            code: ErrorKind::Diverged,
             ..
         })
     ));

@@ -6,8 +6,9 @@ use serde::Serialize;
 /// An error as the UI receives it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct CommandError {
-    /// Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
-    /// `canceled`, `forbidden`, `threshold_too_low` (a near-duplicate search found too many pairs).
+    /// Stable kind: an engine error's `ErrorKind` (`data`, `device`, `files`, `not_found`,
+    /// `canceled`, `threshold_too_low`, …), or one of the app's own: `busy`, `forbidden`, `app`,
+    /// `crashed`.
     pub code: &'static str,
     /// What went wrong and what to do, for a person.
     pub message: String,
@@ -29,96 +30,30 @@ impl std::fmt::Display for CommandError {
     }
 }
 
-impl From<spreadout::data::DataError> for CommandError {
-    fn from(error: spreadout::data::DataError) -> Self {
-        let code = match error {
-            spreadout::data::DataError::Canceled(_) => "canceled",
-            _ => "data",
-        };
-        Self::new(code, error.to_string())
-    }
-}
-
-impl From<spreadout::device::DeviceError> for CommandError {
-    fn from(error: spreadout::device::DeviceError) -> Self {
-        Self::new("device", error.to_string())
-    }
-}
-
-impl From<spreadout::remote::RemoteError> for CommandError {
-    fn from(error: spreadout::remote::RemoteError) -> Self {
-        Self::new("device", error.to_string())
-    }
-}
-
-/// A training error outside a run (the Augmentations preview): its kind where the UI knows one.
-impl From<spreadout::train::TrainError> for CommandError {
-    fn from(error: spreadout::train::TrainError) -> Self {
-        use spreadout::train::Failure;
-        let code = match error.failure() {
-            Failure::Data => "data",
-            Failure::Device => "device",
-            Failure::Files => "files",
-            Failure::Eval => "eval",
-            Failure::Config => "config",
-            _ => "crashed",
-        };
-        Self::new(code, error.to_string())
-    }
-}
-
-impl From<spreadout::tensor_files::FileError> for CommandError {
-    fn from(error: spreadout::tensor_files::FileError) -> Self {
-        Self::new("files", error.to_string())
-    }
-}
-
-impl From<spreadout::eval::EvalError> for CommandError {
-    fn from(error: spreadout::eval::EvalError) -> Self {
-        let code = match error {
-            spreadout::eval::EvalError::Stopped => "canceled",
-            spreadout::eval::EvalError::TooManyPairs { .. } => "threshold_too_low",
-            _ => "eval",
-        };
-        Self::new(code, error.to_string())
-    }
-}
-
-impl From<spreadout::train::runs::RunFolderError> for CommandError {
-    fn from(error: spreadout::train::runs::RunFolderError) -> Self {
-        use spreadout::train::runs::RunFolderError;
-        let code = match error {
-            RunFolderError::NotARun(_) => "not_found",
-            RunFolderError::BadName(_) | RunFolderError::Taken(_) => "config",
-            RunFolderError::Io { .. } => "files",
-        };
-        Self::new(code, error.to_string())
-    }
-}
-
-impl From<spreadout::explore::tables::TableError> for CommandError {
-    fn from(error: spreadout::explore::tables::TableError) -> Self {
-        Self::new("files", error.to_string())
-    }
-}
-
-impl From<spreadout::lab::demo::DemoError> for CommandError {
-    fn from(error: spreadout::lab::demo::DemoError) -> Self {
-        Self::new("files", error.to_string())
-    }
-}
-
-impl From<spreadout::explore::ExploreError> for CommandError {
-    fn from(error: spreadout::explore::ExploreError) -> Self {
-        use spreadout::explore::ExploreError;
-        match error {
-            ExploreError::Data(error) => error.into(),
-            ExploreError::Model(error) => error.into(),
-            ExploreError::Eval(error) => error.into(),
-            other @ ExploreError::NoSuchImage { .. } => Self::new("not_found", other.to_string()),
+/// Each engine error becomes a [`CommandError`] of its own kind (`ErrorKind`): the engine
+/// classifies, the app only carries the kind to the UI.
+macro_rules! engine_errors {
+    ($($error:ty),+ $(,)?) => {$(
+        impl From<$error> for CommandError {
+            fn from(error: $error) -> Self {
+                Self::new(error.kind().code(), error.to_string())
+            }
         }
-    }
+    )+};
 }
+
+engine_errors!(
+    spreadout::data::DataError,
+    spreadout::device::DeviceError,
+    spreadout::remote::RemoteError,
+    spreadout::train::TrainError,
+    spreadout::tensor_files::FileError,
+    spreadout::eval::EvalError,
+    spreadout::train::runs::RunFolderError,
+    spreadout::explore::tables::TableError,
+    spreadout::lab::demo::DemoError,
+    spreadout::explore::ExploreError,
+);
 
 impl From<tauri::Error> for CommandError {
     fn from(error: tauri::Error) -> Self {

@@ -59,7 +59,7 @@ mod tests {
             declaration::<library_train::ScoredOn>(&config),
             declaration::<library_train::EpochMetrics>(&config),
             declaration::<library_train::Phase>(&config),
-            declaration::<library_train::Failure>(&config),
+            declaration::<spreadout::support::error_kind::ErrorKind>(&config),
             declaration::<library_train::TrainEvent>(&config),
             declaration::<train::StartTraining>(&config),
             declaration::<library_train::SettingChange>(&config),

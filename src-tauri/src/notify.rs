@@ -85,7 +85,7 @@ mod tests {
         assert!(body.starts_with("photos: 200 epochs done"), "{body}");
         let failed = ending(
             &TrainEvent::Failed {
-                code: spreadout::train::Failure::Device,
+                code: spreadout::support::error_kind::ErrorKind::Device,
                 message: "device lost".to_owned(),
             },
             "photos",

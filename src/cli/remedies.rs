@@ -1,9 +1,20 @@
 //! CLI: how the library's errors and a resume's changes are worded on the command line, each
-//! remedy as the flag that applies it (the app words the same failures as its own controls).
+//! remedy keyed on the error's kind ([`ErrorKind`]) and worded as the flag that applies it (the
+//! app words the same kinds as its own controls).
 
 use spreadout::data::DataError;
 use spreadout::device::DeviceError;
+use spreadout::eval::EvalError;
+use spreadout::explore::ExploreError;
+use spreadout::explore::planted::PlantError;
+use spreadout::lab::demo::DemoError;
+use spreadout::remote::RemoteError;
+use spreadout::score::ScoreError;
+use spreadout::serve::ServeError;
+use spreadout::support::error_kind::ErrorKind;
+use spreadout::tensor_files::FileError;
 use spreadout::train::TrainError;
+use spreadout::train::runs::RunFolderError;
 
 /// `error` with the command line's remedy appended where there is one. The library says what went
 /// wrong and leaves what to do to its shell, because the remedy is a control of the shell: a flag
@@ -17,52 +28,65 @@ pub fn with_remedy(error: anyhow::Error) -> anyhow::Error {
 
 fn remedy(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
-        if let Some(error) = cause.downcast_ref::<TrainError>() {
-            train_remedy(error)
-        } else if let Some(error) = cause.downcast_ref::<DeviceError>() {
-            device_remedy(error)
-        } else {
-            cause.downcast_ref::<DataError>().and_then(data_remedy)
-        }
+        let (kind, setting) = kind_of(cause)?;
+        remedy_for(kind, setting)
     })
 }
 
-fn train_remedy(error: &TrainError) -> Option<String> {
-    Some(match error {
-        TrainError::FolderChanged { .. } => {
+/// The kind of `cause` where it is an engine error, with the setting it names (a setting out of
+/// range); `None` for anything else, such as a context this shell added.
+fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<(ErrorKind, Option<&'static str>)> {
+    if let Some(error) = cause.downcast_ref::<TrainError>() {
+        return Some((error.kind(), error.setting()));
+    }
+    macro_rules! kind_of_any {
+        ($($error:ty),+) => {$(
+            if let Some(error) = cause.downcast_ref::<$error>() {
+                return Some((error.kind(), None));
+            }
+        )+};
+    }
+    kind_of_any!(
+        DeviceError,
+        DataError,
+        RemoteError,
+        FileError,
+        EvalError,
+        ExploreError,
+        ScoreError,
+        PlantError,
+        DemoError,
+        RunFolderError,
+        ServeError
+    );
+    None
+}
+
+/// What to type about an error of `kind`, where the command line has a way.
+fn remedy_for(kind: ErrorKind, setting: Option<&str>) -> Option<String> {
+    Some(match kind {
+        ErrorKind::ChangedFolder => {
             "Pass --accept-changed-folder to continue on the folder as it is now".to_owned()
         }
-        TrainError::NonFinite { .. } => {
+        ErrorKind::Diverged => {
             // A resume keeps the run's own settings, so it would diverge again.
             "Start a new run with a lower learning rate (--lr) or a higher --tau".to_owned()
         }
-        TrainError::ExistingRun(_) => {
+        ErrorKind::ExistingRun => {
             "Pass --resume to continue it, --overwrite to start again over it, or choose another folder with --out".to_owned()
         }
-        TrainError::EpochsBelowTrained { .. } => "Set it with --epochs".to_owned(),
-        TrainError::NothingToResume(_) => "Start without --resume".to_owned(),
-        TrainError::ServerLost { .. } => {
+        ErrorKind::NothingToResume => "Start without --resume".to_owned(),
+        ErrorKind::ServerLost => {
             "Start `spreadout serve` on that machine again, then rerun this command with --resume"
                 .to_owned()
         }
-        TrainError::Config { setting, .. } => format!("Set it with {}", flag(setting)?),
-        TrainError::Device(error) => return device_remedy(error),
-        TrainError::Data(error) => return data_remedy(error),
+        ErrorKind::Config => format!("Set it with {}", flag(setting?)?),
+        ErrorKind::Precision => "Use --precision f32".to_owned(),
+        ErrorKind::NoGpu => "Use --device cpu to train on the CPU".to_owned(),
+        ErrorKind::Cache => {
+            "Pass another cache folder with --cache-dir if this one cannot be written".to_owned()
+        }
         _ => return None,
-    })
-}
-
-fn device_remedy(error: &DeviceError) -> Option<String> {
-    match error {
-        DeviceError::Precision(_) => Some("Use --precision f32".to_owned()),
-        DeviceError::NoGpu(_) => Some("Use --device cpu to train on the CPU".to_owned()),
-        _ => None,
-    }
-}
-
-fn data_remedy(error: &DataError) -> Option<String> {
-    matches!(error, DataError::Cache { .. }).then(|| {
-        "Pass another cache folder with --cache-dir if this one cannot be written".to_owned()
     })
 }
 

@@ -25,6 +25,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::augment::{ChannelTotals, Normalization};
+use crate::support::error_kind::ErrorKind;
 pub use cache::{CachedFolder, PixelCache, WAITING, cached_side};
 pub use scan::{FileStamp, FolderFingerprint, IMAGE_EXTENSIONS, ImageEntry, Scan, scan};
 
@@ -106,6 +107,17 @@ pub enum DataError {
     /// The caller asked to stop while images were being decoded.
     #[error("loading {} was cancelled", .0.display())]
     Canceled(PathBuf),
+}
+
+impl DataError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Cache { .. } | Self::CacheLeft { .. } => ErrorKind::Cache,
+            Self::Canceled(_) => ErrorKind::Canceled,
+            _ => ErrorKind::Data,
+        }
+    }
 }
 
 /// A file that could not be used, and why (shown to the user and written to the run folder).

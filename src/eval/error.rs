@@ -2,6 +2,7 @@
 //! the metrics share, so that a mismatch is reported with the names of the two things compared.
 
 use super::Embeddings;
+use crate::support::error_kind::ErrorKind;
 
 /// Why an evaluation could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -89,6 +90,17 @@ pub enum EvalError {
         /// Available rows.
         rows: usize,
     },
+}
+
+impl EvalError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Stopped => ErrorKind::Canceled,
+            Self::TooManyPairs { .. } => ErrorKind::ThresholdTooLow,
+            _ => ErrorKind::Eval,
+        }
+    }
 }
 
 /// Fails with a named [`EvalError::DimensionMismatch`] unless both sets have the same row length.

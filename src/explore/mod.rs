@@ -11,6 +11,7 @@ use crate::data::{DataError, ImageEntry, PixelCache, SkippedFile};
 use crate::embed::{self, EmbeddedFolder};
 use crate::eval::{self, Embeddings, EvalError, Histogram, Neighbor, SimilarityDistributions};
 use crate::model_files::{self, LoadedModel};
+use crate::support::error_kind::ErrorKind;
 use crate::tensor_files::FileError;
 
 pub mod clusters;
@@ -89,6 +90,18 @@ pub enum ExploreError {
         /// Images in the collection.
         len: usize,
     },
+}
+
+impl ExploreError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Model(error) => error.kind(),
+            Self::Data(error) => error.kind(),
+            Self::Eval(error) => error.kind(),
+            Self::NoSuchImage { .. } => ErrorKind::NotFound,
+        }
+    }
 }
 
 /// A folder embedded with one model, ready for queries. It keeps the file list, labels and

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::data::{self, DataError};
 use crate::support::csv_text::{self, CsvText};
+use crate::support::error_kind::ErrorKind;
 use crate::support::{atomic_file, paths};
 
 /// The ground-truth file [`plant_copies`] writes at the top of the folder.
@@ -183,6 +184,17 @@ pub enum PlantError {
         /// Its line number, from 1.
         line: usize,
     },
+}
+
+impl PlantError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Data(error) => error.kind(),
+            Self::Fraction(_) | Self::NotEmpty(_) => ErrorKind::Config,
+            Self::Original { .. } | Self::File { .. } | Self::Truth { .. } => ErrorKind::Files,
+        }
+    }
 }
 
 fn file_error(path: &Path, error: impl std::fmt::Display) -> PlantError {

@@ -10,6 +10,7 @@ use crate::support::csv_text::CsvText;
 use crate::support::paths;
 
 use super::{Clustering, DuplicateGroup, Duplicates};
+use crate::support::error_kind::ErrorKind;
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,13 @@ pub struct TableError {
     pub path: PathBuf,
     /// What the operating system said.
     pub source: std::io::Error,
+}
+
+impl TableError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Files
+    }
 }
 
 fn path_field(entries: &[ImageEntry], row: usize) -> String {

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::device::DeviceChoice;
+use crate::support::error_kind::ErrorKind;
 use crate::train::{ResumeOverrides, TrainConfig, TrainError, TrainRequest, checkpoint};
 
 /// What to generate.
@@ -101,6 +102,17 @@ pub enum DemoError {
         /// What the encoder said.
         source: image::ImageError,
     },
+}
+
+impl DemoError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Resume(error) => error.kind(),
+            Self::InvalidSpec(_) | Self::NotEmpty(_) => ErrorKind::Config,
+            Self::Io { .. } | Self::Encode { .. } => ErrorKind::Files,
+        }
+    }
 }
 
 /// `spreadout demo --out DIR`: the data set in `DIR/data` and its run in `DIR/run`. A second

@@ -28,6 +28,7 @@ use std::io;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::error_kind::ErrorKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use dial::{Dial, Open, Traffic, relay};
@@ -74,6 +75,13 @@ pub enum LinkError {
     /// The server answered something this release does not understand.
     #[error("the server's answer is not Spreadout's: {0:?}")]
     Garbled(String),
+}
+
+impl LinkError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Device
+    }
 }
 
 /// What the server answers a client's first line.

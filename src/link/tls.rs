@@ -9,6 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::support::error_kind::ErrorKind;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring as provider};
@@ -88,6 +89,13 @@ pub enum KeyError {
     /// It is not a key this release made.
     #[error("it is not a PEM private key: {0}")]
     Unreadable(String),
+}
+
+impl KeyError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Files
+    }
 }
 
 impl ServerKey {

@@ -28,6 +28,7 @@ pub(crate) use hello::{HELLO_OP, hello_handler};
 pub use link::Traffic;
 pub use token::{Secret, read_token, write_token};
 
+use crate::support::error_kind::ErrorKind;
 use hello::{Hello, hello};
 
 /// How long a client waits for a busy server's place before saying it is busy: long enough for
@@ -232,6 +233,18 @@ pub enum RemoteError {
         /// What failed.
         reason: String,
     },
+}
+
+impl RemoteError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TokenFile { .. } | Self::EmptyToken(_) | Self::TokenExposed(_) => {
+                ErrorKind::Files
+            }
+            _ => ErrorKind::Device,
+        }
+    }
 }
 
 /// A connected server: where it is, what it serves, and the traffic so far.

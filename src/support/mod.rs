@@ -5,6 +5,7 @@
 
 pub mod atomic_file;
 pub mod csv_text;
+pub mod error_kind;
 pub mod panics;
 pub mod paths;
 pub mod prefetch;

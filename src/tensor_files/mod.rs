@@ -4,6 +4,7 @@
 //! state, memory banks, checkpoints and embeddings files all go through here, and every failure
 //! to write or read one of them is a [`FileError`] naming the file.
 
+use crate::support::error_kind::ErrorKind;
 use std::path::{Path, PathBuf};
 
 mod module_tensors;
@@ -45,6 +46,13 @@ pub enum FileError {
         /// The file left as it was.
         path: PathBuf,
     },
+}
+
+impl FileError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Files
+    }
 }
 
 impl FileError {

@@ -1,13 +1,13 @@
-//! Everything that can stop a run ([`TrainError`]), and the kind of each ([`Failure`]) that a
+//! Everything that can stop a run ([`TrainError`]), and the kind of each ([`ErrorKind`]) that a
 //! shell words its remedy from.
 
 use std::path::PathBuf;
 
-use super::events::Failure;
 use super::{checkpoint, runs};
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::eval::EvalError;
+use crate::support::error_kind::ErrorKind;
 use crate::tensor_files::FileError;
 
 /// Everything that can stop a run.
@@ -120,22 +120,33 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    /// The kind of failure, for a shell to word its own remedy (a CLI flag, a button).
-    pub fn failure(&self) -> Failure {
+    /// The configuration setting this error is about, where it is about one (a setting out of
+    /// range, fewer epochs than the run trained): what a shell names its control for.
+    pub fn setting(&self) -> Option<&'static str> {
         match self {
-            Self::Data(_) => Failure::Data,
-            Self::Device(_) | Self::Views(_) => Failure::Device,
-            Self::Files(_) => Failure::Files,
-            Self::Eval(_) => Failure::Eval,
-            Self::Config { .. } | Self::EpochsBelowTrained { .. } => Failure::Config,
-            Self::ForeignFolder { .. } => Failure::ForeignFolder,
-            Self::ExistingRun(_) => Failure::ExistingRun,
-            Self::OutHoldsImages { .. } => Failure::OutHoldsImages,
-            Self::NothingToResume(_) => Failure::NothingToResume,
-            Self::FolderChanged { .. } => Failure::ChangedFolder,
-            Self::NonFinite { .. } => Failure::Diverged,
-            Self::Panicked(_) => Failure::Crashed,
-            Self::ServerLost { .. } => Failure::ServerLost,
+            Self::Config { setting, .. } => Some(setting),
+            Self::EpochsBelowTrained { .. } => Some("epochs"),
+            _ => None,
+        }
+    }
+
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Data(error) => error.kind(),
+            Self::Device(error) => error.kind(),
+            Self::Views(_) => ErrorKind::Device,
+            Self::Files(error) => error.kind(),
+            Self::Eval(error) => error.kind(),
+            Self::Config { .. } | Self::EpochsBelowTrained { .. } => ErrorKind::Config,
+            Self::ForeignFolder { .. } => ErrorKind::ForeignFolder,
+            Self::ExistingRun(_) => ErrorKind::ExistingRun,
+            Self::OutHoldsImages { .. } => ErrorKind::OutHoldsImages,
+            Self::NothingToResume(_) => ErrorKind::NothingToResume,
+            Self::FolderChanged { .. } => ErrorKind::ChangedFolder,
+            Self::NonFinite { .. } => ErrorKind::Diverged,
+            Self::Panicked(_) => ErrorKind::Crashed,
+            Self::ServerLost { .. } => ErrorKind::ServerLost,
         }
     }
 }

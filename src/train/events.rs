@@ -1,15 +1,15 @@
 //! The one typed event stream a training run emits; the CLI renders it as a progress bar and the
 //! desktop app forwards it to the UI unchanged.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 use super::AugmentOn;
 use crate::data::SkippedFile;
 // `Neighbour` belongs to retrieval (`eval`); probes carry it, and callers name it from here too.
 pub use crate::eval::Neighbor;
 use crate::eval::SimilarityDistributions;
+use crate::support::error_kind::ErrorKind;
 
 /// What the run is doing right now, for status lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -164,41 +164,8 @@ pub enum TrainEvent {
     /// The run failed; the last good checkpoint is kept.
     Failed {
         /// The kind of failure, for the shell's remedy.
-        code: Failure,
+        code: ErrorKind,
         /// What went wrong.
         message: String,
     },
-}
-
-/// Kinds of [`TrainEvent::Failed`]: the engine says what happened, each shell says what to do
-/// about it in its own terms (a CLI flag, an app button).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// The images could not be read or cached.
-    Data,
-    /// The device is missing or cannot train this way.
-    Device,
-    /// A file of the run folder could not be written or read.
-    Files,
-    /// The evaluation could not be done.
-    Eval,
-    /// A setting is out of range.
-    Config,
-    /// A new run was asked for where a run already is.
-    ExistingRun,
-    /// The run folder holds files that are not a run's.
-    ForeignFolder,
-    /// The run folder is or holds the images.
-    OutHoldsImages,
-    /// A resume was asked for where there is no checkpoint.
-    NothingToResume,
-    /// The training folder changed since the run started; it can be accepted.
-    ChangedFolder,
-    /// The loss or the weights stopped being finite.
-    Diverged,
-    /// The run crashed.
-    Crashed,
-    /// The machine serving the device stopped answering; the run resumes once it serves again.
-    ServerLost,
 }

@@ -49,7 +49,7 @@ pub use config::{AugmentOn, TrainConfig, default_recall_k};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
-pub use events::{EpochMetrics, Failure, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
+pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use preview::{ViewsPreview, preview_views};
 pub use request::{RunSummary, Start, TrainRequest};
 pub use resume::{ResumeOverrides, ResumePoint, Resumption, SettingChange};
@@ -88,7 +88,7 @@ pub fn spawn(request: TrainRequest) -> TrainingHandle {
                 Err(panic) => {
                     let error = TrainError::Panicked(panic_message(panic.as_ref()));
                     emit(TrainEvent::Failed {
-                        code: error.failure(),
+                        code: error.kind(),
                         message: error.to_string(),
                     });
                     Err(error)
@@ -118,7 +118,7 @@ pub fn run(
             epochs_completed: summary.epochs_completed,
         }),
         Err(error) => emit(TrainEvent::Failed {
-            code: error.failure(),
+            code: error.kind(),
             message: error.to_string(),
         }),
     }

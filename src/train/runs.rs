@@ -23,6 +23,7 @@ use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
 use crate::device::DeviceChoice;
 use crate::model_files;
+use crate::support::error_kind::ErrorKind;
 use crate::support::paths::disk_use;
 use crate::tensor_files::FileError;
 
@@ -223,6 +224,17 @@ pub enum RunFolderError {
         /// What the operating system said.
         source: std::io::Error,
     },
+}
+
+impl RunFolderError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotARun(_) => ErrorKind::NotFound,
+            Self::BadName(_) | Self::Taken(_) => ErrorKind::Config,
+            Self::Io { .. } => ErrorKind::Files,
+        }
+    }
 }
 
 fn ensure_run(run_dir: &Path) -> Result<(), RunFolderError> {

@@ -21,6 +21,7 @@ use crate::lab::demo::DemoError;
 use crate::method::MethodState;
 use crate::model::{Precision, Stem};
 use crate::optim::Sgd;
+use crate::support::error_kind::ErrorKind;
 use crate::train::{
     AugmentOn, Control, EpochRunner, EpochStart, TrainConfig, TrainError, keep_images,
 };
@@ -47,6 +48,19 @@ pub enum BenchError {
     /// A training step failed.
     #[error(transparent)]
     Train(#[from] TrainError),
+}
+
+impl BenchError {
+    /// The kind of this error, which each shell keys its remedy on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TempDir(_) => ErrorKind::Files,
+            Self::Demo(error) => error.kind(),
+            Self::Data(error) => error.kind(),
+            Self::Device(error) => error.kind(),
+            Self::Train(error) => error.kind(),
+        }
+    }
 }
 
 /// One line of the benchmark table (one JSON object with `--json`).
