@@ -8,7 +8,7 @@ import { AugmentScreen } from './screens/augment';
 import { DataScreen } from './screens/data';
 import { ExploreScreen } from './screens/explore';
 import { ExportScreen } from './screens/export';
-import type { Context, Screen } from './screens/screen';
+import type { Context, Screen } from './screen';
 import { TrainScreen } from './screens/train';
 import { Store, type RunView, type Shared } from './store';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fractionAbove, startOf } from '../src/components/threshold';
 import { mockBackend } from '../src/backend/mock';
-import { Latest } from '../src/screens/latest';
+import { Latest } from '../src/latest';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 /** An app with a finished mock run of `epochs` epochs, on the Explore screen. */

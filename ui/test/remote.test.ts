@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MOCK_SERVER_PIN, MOCK_SERVER_TOKEN } from '../src/backend/mock';
 import { SETTINGS_KEY, Store } from '../src/store';
-import { deviceClass, viewsBuiltOn } from '../src/screens/devices';
+import { deviceClass, viewsBuiltOn } from '../src/screens/train/devices';
 import { onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Devices, RunInfo } from '../src/backend';
 import { SETTINGS_KEY } from '../src/store';
-import { deviceClass } from '../src/screens/devices';
+import { deviceClass } from '../src/screens/train/devices';
 import { mountApp, onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());

@@ -2,18 +2,18 @@
 // any image for its nearest neighbours, compare the same query across snapshots, query with an
 // outside image, look at the similarity distributions and a 2-D map of the embedding (PCA or
 // UMAP); and, in their own tabs, its near-duplicates and clusters.
-import { baseName, h, replace } from '../dom';
-import { HistogramPlot, ScatterPlot } from '../components/charts';
-import { ThumbnailGrid } from '../components/grid';
-import { onTablistKey } from '../components/tabs';
-import { neighborStrip } from '../components/neighbors';
-import { ProgressBar } from '../components/progress';
-import type { Backend, CollectionInfo, Distributions, MapMethod, Neighbor, RunInfo } from '../backend';
-import { ClustersPanel } from './explore-clusters';
-import { DuplicatesPanel } from './explore-duplicates';
-import { Latest } from './latest';
+import { baseName, h, replace } from '../../dom';
+import { HistogramPlot, ScatterPlot } from '../../components/charts';
+import { ThumbnailGrid } from '../../components/grid';
+import { onTablistKey } from '../../components/tabs';
+import { neighborStrip } from '../../components/neighbors';
+import { ProgressBar } from '../../components/progress';
+import type { Backend, CollectionInfo, Distributions, MapMethod, Neighbor, RunInfo } from '../../backend';
+import { ClustersPanel } from './clusters';
+import { DuplicatesPanel } from './duplicates';
+import { Latest } from '../../latest';
 import { reopening } from './reopen';
-import { Notices, newJob, type Context, type Screen } from './screen';
+import { Notices, newJob, type Context, type Screen } from '../../screen';
 
 type View = 'neighbors' | 'duplicates' | 'clusters';
 

@@ -2,15 +2,15 @@
 // that fit the chosen device), device picker, start/pause/resume/stop, and live feedback
 // (progress, throughput, ETA, loss curve, kNN curve, similarity histogram, probe neighbours) from
 // the run's event stream.
-import { h, replace } from '../dom';
-import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
-import { neighborStrip } from '../components/neighbors';
-import { bytes, count, duration, eta, percent, rate } from '../format';
-import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
-import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
+import { h, replace } from '../../dom';
+import { CurvePlot, HistogramPlot, paletteColor } from '../../components/charts';
+import { neighborStrip } from '../../components/neighbors';
+import { bytes, count, duration, eta, percent, rate } from '../../format';
+import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../../backend';
+import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../../store';
 import { DevicePicker, viewsBuiltOn } from './devices';
 import { failureMessage, offerChangedFolder } from './failures';
-import { Notices, type Context, type Screen } from './screen';
+import { Notices, type Context, type Screen } from '../../screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
 
