@@ -32,6 +32,9 @@ struct Startup {
     /// Extensions of the files this build reads as images (with HEIC only where libheif is
     /// built in), for the file dialogs.
     image_extensions: Vec<String>,
+    /// The engine's training defaults, limits and per-method values, which the settings form
+    /// offers and checks (the UI keeps no copy of them).
+    settings: spreadout::train::TrainSettings,
 }
 
 #[tauri::command]
@@ -44,6 +47,7 @@ fn startup(state: State<'_, AppState>) -> Startup {
             .iter()
             .map(|&ext| ext.to_owned())
             .collect(),
+        settings: spreadout::train::TrainSettings::default(),
     }
 }
 
