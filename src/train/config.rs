@@ -447,7 +447,7 @@ mod tests {
             };
             // The smallest value allowed, and the nearest one below it that the type can hold.
             let (lowest, below) = match (limit.whole, limit.inclusive) {
-                (true, _) => (limit.min, (limit.min >= 1.0).then(|| limit.min - 1.0)),
+                (true, _) => (limit.min, (limit.min >= 1.0).then_some(limit.min - 1.0)),
                 (false, true) => (limit.min, Some(limit.min - 1e-3)),
                 (false, false) => (limit.min + 1e-3, Some(limit.min)),
             };
