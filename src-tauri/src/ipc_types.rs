@@ -2,7 +2,8 @@
 //! themselves (ts-rs reads their serde attributes), so the UI cannot drift from what the commands
 //! send and accept. `ui/src/backend/ipc.ts` is this module's output, checked in; the test below
 //! fails when it differs from what the types give now, and rewrites it when run with
-//! `SPREADOUT_WRITE_IPC_TYPES=1`.
+//! `SPREADOUT_WRITE_IPC_TYPES=1`. The same holds for `ui/src/backend/engine-settings.ts`, the
+//! engine's training settings as `startup` sends them, which the mock backend sends in turn.
 
 #[cfg(test)]
 mod tests {
@@ -51,6 +52,10 @@ mod tests {
             declaration::<model::Precision>(&config),
             declaration::<library_train::AugmentOn>(&config),
             declaration::<library_train::TrainConfig>(&config),
+            declaration::<library_train::Limit>(&config),
+            declaration::<library_train::SettingLimits>(&config),
+            declaration::<method::MethodInfo>(&config),
+            declaration::<library_train::TrainSettings>(&config),
             declaration::<eval::Histogram>(&config),
             declaration::<eval::PairKind>(&config),
             declaration::<eval::SimilarityDistributions>(&config),
@@ -89,13 +94,27 @@ mod tests {
         )
     }
 
-    #[test]
-    fn the_ui_declarations_match_the_rust_types() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/backend/ipc.ts");
-        let generated = declarations();
+    /// The engine's settings as a TypeScript module, for the mock backend.
+    fn engine_settings() -> String {
+        let settings = serde_json::to_string_pretty(&library_train::TrainSettings::default())
+            .expect("the settings serialise");
+        format!(
+            "// Generated from the engine by src-tauri/src/ipc_types.rs: do not edit. To update after\n\
+             // changing the engine's settings: SPREADOUT_WRITE_IPC_TYPES=1 cargo test -p spreadout-app ipc_types\n\n\
+             import type {{ TrainSettings }} from './ipc';\n\n\
+             /** What the desktop backend's `startup` sends as `settings`: `TrainSettings::default()`. */\n\
+             export const ENGINE_SETTINGS: TrainSettings = {settings};\n"
+        )
+    }
+
+    /// Fails when the checked-in `ui/src/backend/{file}` differs from `generated`; rewrites it
+    /// instead with `SPREADOUT_WRITE_IPC_TYPES` set.
+    fn check_or_write(file: &str, generated: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ui/src/backend")
+            .join(file);
         if std::env::var_os("SPREADOUT_WRITE_IPC_TYPES").is_some() {
-            std::fs::write(&path, &generated).unwrap();
+            std::fs::write(&path, generated).unwrap();
             return;
         }
         let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
@@ -105,5 +124,15 @@ mod tests {
              SPREADOUT_WRITE_IPC_TYPES=1 cargo test -p spreadout-app ipc_types",
             path.display()
         );
+    }
+
+    #[test]
+    fn the_ui_declarations_match_the_rust_types() {
+        check_or_write("ipc.ts", &declarations());
+    }
+
+    #[test]
+    fn the_mock_backends_settings_are_the_engines() {
+        check_or_write("engine-settings.ts", &engine_settings());
     }
 }

@@ -104,6 +104,32 @@ impl Method {
     }
 }
 
+/// What a shell needs to know of a method to offer it: the temperature it was published with
+/// (which choosing it brings) and its views of each image per step (which a throughput in views
+/// per second turns into steps).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ts_rs::TS)]
+pub struct MethodInfo {
+    pub method: Method,
+    /// [`Method::default_tau`].
+    pub tau: f32,
+    /// [`Method::views`].
+    pub views: usize,
+}
+
+impl MethodInfo {
+    /// Every method's, in the order of [`Method::ALL`].
+    pub fn all() -> Vec<MethodInfo> {
+        Method::ALL
+            .iter()
+            .map(|&method| MethodInfo {
+                method,
+                tau: method.default_tau(),
+                views: method.views(),
+            })
+            .collect()
+    }
+}
+
 /// What each image's positive is in the spread-out loss.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, ts_rs::TS,

@@ -1,13 +1,14 @@
 //! A run's settings: the hyper-parameters with the paper's defaults, and the one check of their
 //! ranges that every way of starting a run (CLI, app, comparison, demo) goes through before any
-//! image is read.
+//! image is read. [`TrainSettings`] gathers the defaults, the number settings' limits and each
+//! method's values for a shell to offer, so that no shell keeps a copy of them.
 
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::augment::AugmentOps;
 use crate::device::SelectedDevice;
-use crate::method::{Method, MethodSettings, NegativeSampling, Positive};
+use crate::method::{Method, MethodInfo, MethodSettings, NegativeSampling, Positive};
 use crate::model::{ModelConfig, Precision};
 use crate::optim::Schedule;
 
@@ -166,6 +167,103 @@ impl Default for TrainConfig {
     }
 }
 
+/// The values a number setting may take: at least `min` (above it where `inclusive` is false),
+/// and whole where the setting counts something.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ts_rs::TS)]
+pub struct Limit {
+    pub min: f64,
+    /// Whether `min` itself is allowed.
+    pub inclusive: bool,
+    pub whole: bool,
+}
+
+impl Limit {
+    /// A count of at least `min`.
+    const fn count(min: f64) -> Self {
+        Self {
+            min,
+            inclusive: true,
+            whole: true,
+        }
+    }
+
+    /// A number of at least `min`.
+    const fn at_least(min: f64) -> Self {
+        Self {
+            min,
+            inclusive: true,
+            whole: false,
+        }
+    }
+
+    /// A number above `min`.
+    const fn above(min: f64) -> Self {
+        Self {
+            min,
+            inclusive: false,
+            whole: false,
+        }
+    }
+}
+
+/// The limit of each number setting of [`TrainConfig`]: what [`TrainConfig::validate`] holds it
+/// to (a test keeps the two in step), for a shell to refuse a value before a run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct SettingLimits {
+    pub epochs: Limit,
+    pub batch_size: Limit,
+    pub image_size: Limit,
+    pub width: Limit,
+    pub dim: Limit,
+    pub tau: Limit,
+    pub lr: Limit,
+    pub momentum: Limit,
+    pub weight_decay: Limit,
+    pub seed: Limit,
+    pub knn_k: Limit,
+    pub knn_sigma: Limit,
+    pub device_data_mb: Limit,
+    pub checkpoint_minutes: Limit,
+}
+
+/// Every number setting's limit.
+pub const LIMITS: SettingLimits = SettingLimits {
+    epochs: Limit::count(1.0),
+    // Each image needs other images as negatives.
+    batch_size: Limit::count(2.0),
+    image_size: Limit::count(8.0),
+    width: Limit::count(1.0),
+    dim: Limit::count(1.0),
+    tau: Limit::above(0.0),
+    lr: Limit::above(0.0),
+    momentum: Limit::at_least(0.0),
+    weight_decay: Limit::at_least(0.0),
+    seed: Limit::count(0.0),
+    knn_k: Limit::count(1.0),
+    knn_sigma: Limit::above(0.0),
+    device_data_mb: Limit::count(0.0),
+    checkpoint_minutes: Limit::above(0.0),
+};
+
+/// What a shell offers a new run from: the engine's defaults, the limits of the number settings,
+/// and each method's published temperature and views per step.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct TrainSettings {
+    pub defaults: TrainConfig,
+    pub limits: SettingLimits,
+    pub methods: Vec<MethodInfo>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            defaults: TrainConfig::default(),
+            limits: LIMITS,
+            methods: MethodInfo::all(),
+        }
+    }
+}
+
 impl TrainConfig {
     /// The network this configuration trains.
     pub fn model_config(&self) -> ModelConfig {
@@ -205,6 +303,10 @@ impl TrainConfig {
             ("tau", "must be a positive number")
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
             ("lr", "must be a positive number")
+        } else if !(self.momentum.is_finite() && self.momentum >= 0.0) {
+            ("momentum", "must be a number of at least 0")
+        } else if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            ("weight_decay", "must be a number of at least 0")
         } else if self.knn_k == 0 {
             (
                 "knn_k",
@@ -304,5 +406,70 @@ mod tests {
             assert!(refusal(TrainConfig { recall_k, ..base() }).contains("recall_k"));
         }
         assert!(base().validate().is_ok());
+    }
+
+    /// Sets one number setting of a configuration to a value.
+    type Setter = fn(&mut TrainConfig, f64);
+
+    #[test]
+    fn validation_holds_each_number_setting_to_its_published_limit() {
+        let settings: [(&str, Limit, Setter); 14] = [
+            ("epochs", LIMITS.epochs, |c, v| c.epochs = v as usize),
+            ("batch_size", LIMITS.batch_size, |c, v| {
+                c.batch_size = v as usize
+            }),
+            ("image_size", LIMITS.image_size, |c, v| {
+                c.image_size = v as u32
+            }),
+            ("width", LIMITS.width, |c, v| c.width = v as usize),
+            ("dim", LIMITS.dim, |c, v| c.dim = v as usize),
+            ("tau", LIMITS.tau, |c, v| c.tau = v as f32),
+            ("lr", LIMITS.lr, |c, v| c.lr = v),
+            ("momentum", LIMITS.momentum, |c, v| c.momentum = v),
+            ("weight_decay", LIMITS.weight_decay, |c, v| {
+                c.weight_decay = v
+            }),
+            ("seed", LIMITS.seed, |c, v| c.seed = v as u64),
+            ("knn_k", LIMITS.knn_k, |c, v| c.knn_k = v as usize),
+            ("knn_sigma", LIMITS.knn_sigma, |c, v| c.knn_sigma = v as f32),
+            ("device_data_mb", LIMITS.device_data_mb, |c, v| {
+                c.device_data_mb = v as u32
+            }),
+            ("checkpoint_minutes", LIMITS.checkpoint_minutes, |c, v| {
+                c.checkpoint_minutes = v
+            }),
+        ];
+        for (name, limit, set) in settings {
+            let with = |value: f64| {
+                let mut config = TrainConfig::default();
+                set(&mut config, value);
+                config.validate()
+            };
+            // The smallest value allowed, and the nearest one below it that the type can hold.
+            let (lowest, below) = match (limit.whole, limit.inclusive) {
+                (true, _) => (limit.min, (limit.min >= 1.0).then_some(limit.min - 1.0)),
+                (false, true) => (limit.min, Some(limit.min - 1e-3)),
+                (false, false) => (limit.min + 1e-3, Some(limit.min)),
+            };
+            assert!(with(lowest).is_ok(), "{name} = {lowest} is allowed");
+            if let Some(below) = below {
+                let message = with(below).unwrap_err().to_string();
+                assert!(message.contains(name), "{name} = {below}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_settings_a_shell_offers_are_the_engines() {
+        let settings = TrainSettings::default();
+        assert_eq!(settings.defaults, TrainConfig::default());
+        let methods: Vec<Method> = settings.methods.iter().map(|info| info.method).collect();
+        assert_eq!(methods, Method::ALL);
+        for info in settings.methods {
+            assert_eq!(
+                (info.tau, info.views),
+                (info.method.default_tau(), info.method.views())
+            );
+        }
     }
 }

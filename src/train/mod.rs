@@ -45,7 +45,9 @@ use crate::model_files::ExportedConfig;
 use crate::optim::Sgd;
 use crate::support::panics::panic_message;
 pub(crate) use batches::keep_images;
-pub use config::{AugmentOn, TrainConfig, default_recall_k};
+pub use config::{
+    AugmentOn, LIMITS, Limit, SettingLimits, TrainConfig, TrainSettings, default_recall_k,
+};
 pub use control::Control;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;

@@ -1,6 +1,6 @@
 // The app shell: tabs for the five screens, keyboard shortcuts, the run badge, startup (demo data,
 // unfinished runs) and the end-to-end test hooks.
-import type { Backend, Picked, RunInfo, TrainConfig } from './backend';
+import type { Backend, Picked, RunInfo, Startup, TrainConfig } from './backend';
 import { h, replace } from './dom';
 import { onTablistKey } from './components/tabs';
 import { count } from './format';
@@ -8,7 +8,7 @@ import { AugmentScreen } from './screens/augment';
 import { DataScreen } from './screens/data';
 import { ExploreScreen } from './screens/explore';
 import { ExportScreen } from './screens/export';
-import type { Context, Screen } from './screens/screen';
+import type { Context, Screen } from './screen';
 import { TrainScreen } from './screens/train';
 import { Store, type RunView, type Shared } from './store';
 
@@ -30,7 +30,7 @@ declare global {
 
 export class App {
   readonly element: HTMLElement;
-  readonly store = new Store();
+  readonly store: Store;
   readonly screens: { data: DataScreen; augment: AugmentScreen; train: TrainScreen; explore: ExploreScreen; export: ExportScreen };
   private readonly tabs: HTMLButtonElement[];
   private readonly panel = h('div', { id: 'screen', role: 'tabpanel' });
@@ -39,7 +39,12 @@ export class App {
   private current: Screen | null = null;
   private readonly dialogAnswers: string[] = [];
 
-  constructor(private readonly backend: Backend) {
+  /** `startup`: what the backend said when the app started, the engine's settings among it. */
+  constructor(
+    private readonly backend: Backend,
+    private readonly startup: Startup,
+  ) {
+    this.store = new Store(startup.settings);
     const context: Context = { backend: this.withDialogAnswers(backend), store: this.store, go: (id) => this.go(id) };
     const train = new TrainScreen(context);
     const explore = new ExploreScreen(context);
@@ -112,7 +117,7 @@ export class App {
   /** Opens the first screen and does what the app was started for. */
   async start(): Promise<void> {
     this.go('data');
-    const startup = await this.backend.startup();
+    const { startup } = this;
     if (startup.testHooks) {
       window.spreadoutTest = {
         openFolder: (path, testDir) => this.screens.data.open(path, testDir),

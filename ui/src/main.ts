@@ -3,6 +3,6 @@ import { App } from './app';
 import { loadBackend } from './backend';
 
 const backend = await loadBackend();
-const app = new App(backend);
+const app = new App(backend, await backend.startup());
 document.body.append(app.element);
 await app.start();

@@ -1,8 +1,8 @@
 // The state screens share: the open folder, the settings, the active run. Screens subscribe to
 // what they draw; everything else stays inside each screen. The settings the person chose (and
 // only those) are remembered between launches, so that defaults which depend on the device still
-// apply to everything else.
-import type { DeviceChoice, EpochMetrics, FolderCheck, FolderSummary, TrainConfig } from './backend';
+// apply to everything else. The defaults and limits are the engine's, sent at start-up.
+import type { DeviceChoice, EpochMetrics, FolderCheck, FolderSummary, Limit, TrainConfig, TrainSettings } from './backend';
 
 export interface RunView {
   dir: string;
@@ -26,59 +26,24 @@ export interface Shared {
 export type DeviceClass = 'gpu' | 'cpu';
 
 /**
- * The settings whose default depends on the device: the paper's on a GPU; on the CPU a network a
- * quarter as wide (about 8× faster per step) and fewer epochs, so that a run takes minutes.
+ * The settings whose default depends on the device: the engine's (the paper's) on a GPU; on the
+ * CPU a network a quarter as wide (about 8× faster per step) and fewer epochs, so that a run
+ * takes minutes.
  */
-export const DEVICE_DEFAULTS: Record<DeviceClass, Pick<TrainConfig, 'width' | 'epochs'>> = {
-  gpu: { width: 64, epochs: 200 },
-  cpu: { width: 16, epochs: 30 },
-};
+export type DeviceDefaults = Record<DeviceClass, Pick<TrainConfig, 'width' | 'epochs'>>;
+
+/** Each kind of device's width and epochs, the GPU's from the engine's `defaults`. */
+export function deviceDefaults({ width, epochs }: TrainConfig): DeviceDefaults {
+  return { gpu: { width, epochs }, cpu: { width: 16, epochs: 30 } };
+}
 
 /** The engine's defaults, with the CPU's width and epochs until the device is known. */
-export const defaultConfig = (): TrainConfig => ({
-  ...DEVICE_DEFAULTS.cpu,
-  batch_size: 128,
-  image_size: 32,
-  dim: 128,
-  tau: 0.1,
-  lr: 0.03,
-  momentum: 0.9,
-  weight_decay: 5e-4,
-  schedule: 'step',
-  seed: 0,
-  augment: { crop: true, color_jitter: true, grayscale: true, flip: true },
-  method: 'spreadout',
-  method_settings: { memory_momentum: 0.5, nce_noise: 4096, triplet_margin: 0.5 },
-  negatives: 'all',
-  positive: 'augmented',
-  knn_k: 200,
-  knn_sigma: 0.1,
-  recall_k: [1, 2, 4, 8],
-  precision: 'f32',
-  augment_on: 'auto',
-  device_data_mb: 1024,
-  checkpoint_minutes: 10,
-});
+function startingConfig(settings: TrainSettings): TrainConfig {
+  return { ...settings.defaults, ...deviceDefaults(settings.defaults).cpu };
+}
 
-type NumberKey = { [K in keyof TrainConfig]-?: TrainConfig[K] extends number ? K : never }[keyof TrainConfig];
-
-/** The smallest value each number setting may take, and whether it must be whole. */
-export const LIMITS: Record<NumberKey, { min: number; whole: boolean }> = {
-  epochs: { min: 1, whole: true },
-  batch_size: { min: 2, whole: true },
-  image_size: { min: 8, whole: true },
-  width: { min: 1, whole: true },
-  dim: { min: 2, whole: true },
-  tau: { min: 0.01, whole: false },
-  lr: { min: 0.0001, whole: false },
-  momentum: { min: 0, whole: false },
-  weight_decay: { min: 0, whole: false },
-  seed: { min: 0, whole: true },
-  knn_k: { min: 1, whole: true },
-  knn_sigma: { min: 0.001, whole: false },
-  checkpoint_minutes: { min: 0.1, whole: false },
-  device_data_mb: { min: 0, whole: true },
-};
+/** The number settings, whose limits the engine sends. */
+type NumberKey = keyof TrainSettings['limits'];
 
 /** The values each choice setting takes, spelt as the engine's serde names them. */
 const CHOICES = {
@@ -90,19 +55,25 @@ const CHOICES = {
   augment_on: { auto: true, device: true, cpu: true },
 } satisfies { [K in 'schedule' | 'method' | 'negatives' | 'positive' | 'precision' | 'augment_on']: Record<NonNullable<TrainConfig[K]>, true> };
 
-function isNumberKey(key: keyof TrainConfig): key is NumberKey {
-  return Object.hasOwn(LIMITS, key);
+/** Whether `value` is within `limit`. */
+function withinLimit({ min, inclusive, whole }: Limit, value: unknown): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && (inclusive ? value >= min : value > min) && (!whole || Number.isInteger(value));
 }
 
-/** Whether `value` is an acceptable value of setting `key`. */
-export function validSetting(key: keyof TrainConfig, value: unknown): boolean {
-  if (isNumberKey(key)) {
-    const { min, whole } = LIMITS[key];
-    return typeof value === 'number' && Number.isFinite(value) && value >= min && (!whole || Number.isInteger(value));
-  }
+/**
+ * Whether `key` is a number setting. What is left once they are out must be a choice setting
+ * (`CHOICES`), so the compiler finds a number setting the engine sent no limit for.
+ */
+function isNumberKey(settings: TrainSettings, key: keyof TrainConfig): key is NumberKey {
+  return Object.hasOwn(settings.limits, key);
+}
+
+/** Whether `value` is an acceptable value of setting `key`, by the engine's `settings`. */
+export function validSetting(settings: TrainSettings, key: keyof TrainConfig, value: unknown): boolean {
+  if (isNumberKey(settings, key)) return withinLimit(settings.limits[key], value);
   if (key === 'augment' || key === 'method_settings') {
     const fields = value as Record<string, unknown> | null;
-    const expected = defaultConfig()[key] as unknown as Record<string, unknown>;
+    const expected = settings.defaults[key] as unknown as Record<string, unknown>;
     return typeof fields === 'object' && fields !== null && Object.keys(expected).every((field) => typeof fields[field] === typeof expected[field]);
   }
   if (key === 'recall_k') return Array.isArray(value) && value.length > 0 && value.every((k) => Number.isInteger(k) && k >= 1);
@@ -137,7 +108,7 @@ interface Remembered {
 }
 
 /** The remembered settings that are still valid: a corrupt or foreign value costs only itself. */
-function recall(storage: Storage | null): Remembered {
+function recall(settings: TrainSettings, storage: Storage | null): Remembered {
   let stored: unknown = null;
   try {
     stored = JSON.parse(storage?.getItem(SETTINGS_KEY) ?? 'null');
@@ -145,10 +116,10 @@ function recall(storage: Storage | null): Remembered {
     // Unreadable JSON: start from the defaults; the next choice overwrites it.
   }
   const { config, device } = (typeof stored === 'object' && stored !== null ? stored : {}) as { config?: unknown; device?: unknown };
-  const settings = typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {};
-  const keys = Object.keys(defaultConfig()).concat('method', 'precision') as (keyof TrainConfig)[];
+  const chosen = typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {};
+  const keys = Object.keys(settings.defaults).concat('method', 'precision') as (keyof TrainConfig)[];
   return {
-    config: Object.fromEntries(keys.filter((key) => validSetting(key, settings[key])).map((key) => [key, settings[key]])),
+    config: Object.fromEntries(keys.filter((key) => validSetting(settings, key, chosen[key])).map((key) => [key, chosen[key]])),
     device: validDevice(device) ? device : null,
   };
 }
@@ -171,15 +142,19 @@ export class Store {
   private chosenDevice: DeviceChoice | null;
   private listeners = new Set<Listener>();
 
-  constructor(private readonly storage: Storage | null = localStorageOrNone()) {
-    const remembered = recall(storage);
+  /** `settings`: the engine's defaults, limits and methods, as the backend sent them. */
+  constructor(
+    readonly settings: TrainSettings,
+    private readonly storage: Storage | null = localStorageOrNone(),
+  ) {
+    const remembered = recall(settings, storage);
     this.chosen = remembered.config;
     this.chosenDevice = remembered.device;
     this.shared = {
       folder: null,
       check: null,
       testDir: null,
-      config: { ...defaultConfig(), ...remembered.config },
+      config: { ...startingConfig(settings), ...remembered.config },
       device: remembered.device ?? 'auto',
       run: null,
     };
@@ -226,7 +201,7 @@ export class Store {
    * A resumed run brings its own settings into `shared.config`; they must not outlive it.
    */
   restoreChosen(defaults: Partial<TrainConfig>): void {
-    this.update({ config: { ...defaultConfig(), ...defaults, ...this.chosen } });
+    this.update({ config: { ...startingConfig(this.settings), ...defaults, ...this.chosen } });
   }
 
   /** Applies `defaults` to every setting the person has not set. */

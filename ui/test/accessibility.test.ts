@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { ThumbnailGrid } from '../src/components/grid';
 import { neighborStrip } from '../src/components/neighbors';
 import { ProgressBar } from '../src/components/progress';
-import { Notices } from '../src/screens/screen';
+import { Notices } from '../src/screen';
 import { mountApp, startTraining, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());

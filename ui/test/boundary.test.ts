@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadBackend } from '../src/backend';
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -17,3 +18,15 @@ describe('backend boundary', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('the mock backend', () => {
+  it('is imported statically by no module of the app, so a production build can leave it out', () => {
+    const importers = files('ui/src').filter((path) => /(from|import) ['"][^'"]*\/mock['"]/.test(readFileSync(path, 'utf8')));
+    expect(importers).toEqual([]);
+  });
+
+  it('is loaded on demand outside the desktop app in a development build', async () => {
+    expect((await loadBackend()).kind).toBe('mock');
+  });
+});
+

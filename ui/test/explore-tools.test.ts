@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fractionAbove, startOf } from '../src/components/threshold';
 import { mockBackend } from '../src/backend/mock';
-import { Latest } from '../src/screens/latest';
+import { Latest } from '../src/latest';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 /** An app with a finished mock run of `epochs` epochs, on the Explore screen. */
@@ -254,12 +254,12 @@ describe('Clusters', () => {
 describe('Map', () => {
   it('switches between PCA and UMAP, with progress for UMAP', async () => {
     const app = await exploring();
-    await until(() => app.screens.explore.map.element.dataset.method === 'pca');
+    await until(() => app.screens.explore.neighbors.map.element.dataset.method === 'pca');
     const select = document.querySelector<HTMLSelectElement>('#map-method')!;
     select.value = 'umap';
     select.dispatchEvent(new Event('change'));
-    await until(() => app.screens.explore.map.element.dataset.method === 'umap');
-    expect(app.screens.explore.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
+    await until(() => app.screens.explore.neighbors.map.element.dataset.method === 'umap');
+    expect(app.screens.explore.neighbors.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
   });
 });
 

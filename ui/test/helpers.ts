@@ -8,7 +8,7 @@ export const quickBackend = (options: MockOptions = {}): MockBackend => mockBack
 
 /** An app over `backend`, mounted in the document and started. */
 export async function mountApp(backend: MockBackend = quickBackend()): Promise<App> {
-  const app = new App(backend);
+  const app = new App(backend, await backend.startup());
   document.body.replaceChildren(app.element);
   await app.start();
   return app;

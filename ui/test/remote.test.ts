@@ -1,7 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { ENGINE_SETTINGS } from '../src/backend/engine-settings';
 import { MOCK_SERVER_PIN, MOCK_SERVER_TOKEN } from '../src/backend/mock';
 import { SETTINGS_KEY, Store } from '../src/store';
-import { deviceClass, viewsBuiltOn } from '../src/screens/devices';
+import { deviceClass, viewsBuiltOn } from '../src/screens/train/devices';
 import { onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
@@ -167,10 +168,10 @@ describe('another machine', () => {
     // What the store reads back, and what it does not: another scheme is forgotten.
     for (const address of ['wss://a:1', `iroh://${id}@a:1`, 'ws://a:1']) {
       localStorage.setItem(SETTINGS_KEY, JSON.stringify({ config: {}, device: { remote: { address, token_file: null } } }));
-      expect(new Store().shared.device).toEqual({ remote: { address, token_file: null } });
+      expect(new Store(ENGINE_SETTINGS).shared.device).toEqual({ remote: { address, token_file: null } });
     }
     localStorage.setItem(SETTINGS_KEY, JSON.stringify({ config: {}, device: { remote: { address: 'http://a:1', token_file: null } } }));
-    expect(new Store().shared.device).toBe('auto');
+    expect(new Store(ENGINE_SETTINGS).shared.device).toBe('auto');
   });
 
   it('counts as the GPU or the CPU its server said', () => {

@@ -228,9 +228,9 @@ describe('Explore and Export screens', () => {
 
     app.go('explore');
     await until(() => document.querySelectorAll('.explore .grid .cell').length > 0);
-    await until(() => app.screens.explore.map.groupSizes().length === 6);
-    expect(app.screens.explore.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
-    expect(app.screens.explore.distributionPlot.means().map((m) => m.label)).toContain('random pairs');
+    await until(() => app.screens.explore.neighbors.map.groupSizes().length === 6);
+    expect(app.screens.explore.neighbors.map.groupSizes().reduce((a, b) => a + b, 0)).toBe(30);
+    expect(app.screens.explore.neighbors.distributionPlot.means().map((m) => m.label)).toContain('random pairs');
     document.querySelector<HTMLButtonElement>('.explore .grid .cell')!.click();
     await until(() => document.querySelectorAll('#neighbors .neighbor').length === 10);
     const scores = [...document.querySelectorAll('#neighbors .neighbor .score')].map((s) => Number(s.textContent));
@@ -248,7 +248,7 @@ describe('Explore and Export screens', () => {
     await until(() => document.querySelectorAll('.comparison .strip-block').length === 2);
     expect([...document.querySelectorAll('.comparison h4')].map((h) => h.textContent)).toEqual(['epoch 1', 'epoch 2 (latest)']);
 
-    await app.screens.explore.queryOutside('/elsewhere/cat.jpg');
+    await app.screens.explore.neighbors.queryOutside('/elsewhere/cat.jpg');
     expect(text('#neighbors')).toContain('outside image cat.jpg');
 
     app.go('export');

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Devices, RunInfo } from '../src/backend';
 import { SETTINGS_KEY } from '../src/store';
-import { deviceClass } from '../src/screens/devices';
+import { deviceClass } from '../src/screens/train/devices';
 import { mountApp, onTrainScreen, quickBackend, recordStarts, startTraining, stored, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
@@ -18,6 +18,36 @@ function set(name: string, value: string): void {
 
 
 describe('training settings', () => {
+  it('are offered and checked by the engine\'s defaults, limits and methods, as the backend sends them', async () => {
+    const backend = quickBackend();
+    const startup = backend.startup;
+    // Values no copy in the UI could know: only what the backend sends can give them.
+    backend.startup = async () => {
+      const sent = await startup();
+      const { settings } = sent;
+      return {
+        ...sent,
+        settings: {
+          defaults: { ...settings.defaults, batch_size: 96, dim: 64 },
+          limits: { ...settings.limits, batch_size: { min: 4, inclusive: true, whole: true }, tau: { min: 0.5, inclusive: false, whole: false } },
+          methods: [...settings.methods].reverse().map((info) => ({ ...info, tau: info.method === 'nce' ? 0.25 : info.tau })),
+        },
+      };
+    };
+    await onTrainScreen(backend);
+    expect(input('batch_size').value).toBe('96');
+    expect(input('dim').value).toBe('64');
+    expect(input('batch_size').getAttribute('min')).toBe('4');
+    expect([...(input('method') as HTMLSelectElement).options].map((o) => o.value)).toEqual(['triplet-hard', 'triplet', 'exemplar', 'nce', 'npsoftmax', 'spreadout']);
+    set('method', 'nce');
+    expect(input('tau').value).toBe('0.25');
+    set('batch_size', '3');
+    expect(text('.notices')).toContain('Batch size must be a whole number of at least 4.');
+    set('tau', '0.5');
+    expect(text('.notices')).toContain('Temperature τ must be a number above 0.5.');
+    expect(input('tau').value).toBe('0.25');
+  });
+
   it('offer the seed, the negatives of Table 8 and the kNN k, and send them with the run', async () => {
     const backend = quickBackend();
     const requests = recordStarts(backend);

@@ -52,7 +52,12 @@ runsRoot: string,
  * Extensions of the files this build reads as images (with HEIC only where libheif is
  * built in), for the file dialogs.
  */
-imageExtensions: Array<string>, };
+imageExtensions: Array<string>, 
+/**
+ * The engine's training defaults, limits and per-method values, which the settings form
+ * offers and checks (the UI keeps no copy of them).
+ */
+settings: TrainSettings, };
 
 /**
  * Images in row order with their label folders, as the grids show them.
@@ -512,6 +517,43 @@ checkpoint_minutes: number,
  * an earlier, higher point). `None` for a run never extended.
  */
 lr_cap?: number, };
+
+/**
+ * The values a number setting may take: at least `min` (above it where `inclusive` is false),
+ * and whole where the setting counts something.
+ */
+export type Limit = { min: number, 
+/**
+ * Whether `min` itself is allowed.
+ */
+inclusive: boolean, whole: boolean, };
+
+/**
+ * The limit of each number setting of [`TrainConfig`]: what [`TrainConfig::validate`] holds it
+ * to (a test keeps the two in step), for a shell to refuse a value before a run starts.
+ */
+export type SettingLimits = { epochs: Limit, batch_size: Limit, image_size: Limit, width: Limit, dim: Limit, tau: Limit, lr: Limit, momentum: Limit, weight_decay: Limit, seed: Limit, knn_k: Limit, knn_sigma: Limit, device_data_mb: Limit, checkpoint_minutes: Limit, };
+
+/**
+ * What a shell needs to know of a method to offer it: the temperature it was published with
+ * (which choosing it brings) and its views of each image per step (which a throughput in views
+ * per second turns into steps).
+ */
+export type MethodInfo = { method: Method, 
+/**
+ * [`Method::default_tau`].
+ */
+tau: number, 
+/**
+ * [`Method::views`].
+ */
+views: number, };
+
+/**
+ * What a shell offers a new run from: the engine's defaults, the limits of the number settings,
+ * and each method's published temperature and views per step.
+ */
+export type TrainSettings = { defaults: TrainConfig, limits: SettingLimits, methods: Array<MethodInfo>, };
 
 /**
  * A histogram of cosine similarities over `[lo, hi] = [-1, 1]` in equal bins.

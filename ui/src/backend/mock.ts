@@ -18,6 +18,7 @@ import type {
   StartTraining,
   TrainEvent,
 } from './types';
+import { ENGINE_SETTINGS } from './engine-settings';
 
 /** A device as the engine writes it in a setting change (`DeviceChoice`'s Display). */
 function deviceText(device: DeviceChoice): string {
@@ -268,7 +269,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
 
   return {
     kind: 'mock',
-    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs', imageExtensions: ['jpg', 'jpeg', 'png', 'heic', 'nef'] }),
+    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs', imageExtensions: ['jpg', 'jpeg', 'png', 'heic', 'nef'], settings: structuredClone(ENGINE_SETTINGS) }),
     pickFolder: async () => '/mock/photos',
     pickImage: async () => '/mock/outside/query.png',
     pickWeights: async () => '/mock/weights/resnet18.safetensors',

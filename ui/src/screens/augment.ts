@@ -3,8 +3,8 @@
 // the GPU by the training kernels, or on the CPU).
 import { baseName, h, replace } from '../dom';
 import type { AugmentOps } from '../backend';
-import { Latest } from './latest';
-import { Notices, type Context, type Screen } from './screen';
+import { Latest } from '../latest';
+import { Notices, type Context, type Screen } from '../screen';
 
 const OPERATIONS: { key: keyof AugmentOps; name: string; explain: string }[] = [
   { key: 'crop', name: 'Random resized crop', explain: 'a random 20–100 % area, aspect 3/4–4/3, resized back' },

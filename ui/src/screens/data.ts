@@ -5,8 +5,8 @@ import { ThumbnailGrid } from '../components/grid';
 import { ProgressBar } from '../components/progress';
 import { count, mebibytes } from '../format';
 import type { FolderSummary } from '../backend';
-import { Latest } from './latest';
-import { Notices, newJob, type Context, type Screen } from './screen';
+import { Latest } from '../latest';
+import { Notices, newJob, type Context, type Screen } from '../screen';
 
 export class DataScreen implements Screen {
   readonly id = 'data';

@@ -5,7 +5,7 @@ import { CurvePlot, paletteColor } from '../components/charts';
 import { ProgressBar } from '../components/progress';
 import { count, duration, mebibytes, percent } from '../format';
 import type { Exported, RunInfo } from '../backend';
-import { Notices, newJob, type Context, type Screen } from './screen';
+import { Notices, newJob, type Context, type Screen } from '../screen';
 
 export interface ExportHooks {
   resume(run: RunInfo): Promise<void>;

@@ -4,9 +4,9 @@
 // folder readable by this user only (never in the web view's storage), once the server has
 // answered, and asks it what it serves before the picker offers it. Apart from the Train screen
 // so that it stays within its 600 lines.
-import type { Backend, RemoteDevice } from '../backend';
-import { asCommandError } from '../backend';
-import { h, replace } from '../dom';
+import type { Backend, RemoteDevice } from '../../backend';
+import { asCommandError } from '../../backend';
+import { h, replace } from '../../dom';
 
 export class RemotePanel {
   readonly element: HTMLElement;

@@ -2,8 +2,8 @@
 // remedy is each shell's to word in its own terms (here the app's settings, picker and screens,
 // never a command-line flag); a run whose training folder changed also gets the offer to continue
 // on the folder as it is now. The Train screen shows both.
-import type { Failure } from '../backend';
-import { h } from '../dom';
+import type { Failure } from '../../backend';
+import { h } from '../../dom';
 
 /**
  * What to do about each kind of failure, where the app offers a way. A lower rate cannot help a

@@ -4,11 +4,11 @@
 // person moves it; what the suggestion means (the hashes alone while the model cannot tell copies
 // from neighbours, which the note then says) is the backend's rule. Nothing here moves or deletes
 // the person's files.
-import { baseName, h, replace } from '../dom';
-import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../components/threshold';
-import type { Backend, CollectionInfo, DuplicateGroup, TableFormat, ThresholdSuggestion } from '../backend';
-import { Latest } from './latest';
-import type { Notices } from './screen';
+import { baseName, h, replace } from '../../dom';
+import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../../components/threshold';
+import type { Backend, CollectionInfo, DuplicateGroup, TableFormat, ThresholdSuggestion } from '../../backend';
+import { Latest } from '../../latest';
+import type { Notices } from '../../screen';
 
 /** Groups drawn at first; more on request, so 10 000 groups do not stall the window. */
 const PAGE = 60;

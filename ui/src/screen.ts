@@ -1,7 +1,7 @@
 // What every screen gives the app shell, and the error banner they share.
-import { asCommandError, type Backend } from '../backend';
-import { h, replace } from '../dom';
-import type { Store } from '../store';
+import { asCommandError, type Backend } from './backend';
+import { h, replace } from './dom';
+import type { Store } from './store';
 
 export interface Screen {
   readonly id: string;

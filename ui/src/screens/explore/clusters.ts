@@ -1,10 +1,10 @@
 // Explore › Clusters: k-means on the embedding, each cluster as a grid of its most typical images
 // (closest to the centre) with its size; the assignment exported as CSV.
-import { baseName, h, replace } from '../dom';
-import { ProgressBar } from '../components/progress';
-import type { Backend, Clustering, CollectionInfo } from '../backend';
-import { Latest } from './latest';
-import { newJob, type Notices } from './screen';
+import { baseName, h, replace } from '../../dom';
+import { ProgressBar } from '../../components/progress';
+import type { Backend, Clustering, CollectionInfo } from '../../backend';
+import { Latest } from '../../latest';
+import { newJob, type Notices } from '../../screen';
 
 /** Typical members shown per cluster before "show all". */
 const TYPICAL = 12;

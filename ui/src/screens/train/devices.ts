@@ -2,11 +2,11 @@
 // served by another machine and the way to one), their values, the note under it, and whether
 // the chosen device trains as a GPU, which decides the defaults the screen offers. Apart from the
 // screen so that it stays within its 600 lines.
-import type { Adapter, AugmentOn, DeviceChoice, Devices, RemoteDevice, RemoteTarget } from '../backend';
-import { h, replace } from '../dom';
-import type { DeviceClass } from '../store';
+import type { Adapter, AugmentOn, DeviceChoice, Devices, RemoteDevice, RemoteTarget } from '../../backend';
+import { h, replace } from '../../dom';
+import type { DeviceClass } from '../../store';
 import { RemotePanel } from './remote';
-import type { Context, Notices } from './screen';
+import type { Context, Notices } from '../../screen';
 
 /** The picker's value for the served device, and for "Another machine…", which asks for one. */
 export const REMOTE_VALUE = 'remote';

@@ -1,16 +1,17 @@
 // Train screen: settings with one-line explanations (remembered between launches, with defaults
 // that fit the chosen device), device picker, start/pause/resume/stop, and live feedback
 // (progress, throughput, ETA, loss curve, kNN curve, similarity histogram, probe neighbours) from
-// the run's event stream.
-import { h, replace } from '../dom';
-import { CurvePlot, HistogramPlot, paletteColor } from '../components/charts';
-import { neighborStrip } from '../components/neighbors';
-import { bytes, count, duration, eta, percent, rate } from '../format';
-import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../backend';
-import { DEVICE_DEFAULTS, LIMITS, validSetting, type DeviceClass } from '../store';
+// the run's event stream. The defaults, limits and each method's temperature are the engine's,
+// from the store.
+import { h, replace } from '../../dom';
+import { CurvePlot, HistogramPlot, paletteColor } from '../../components/charts';
+import { neighborStrip } from '../../components/neighbors';
+import { bytes, count, duration, eta, percent, rate } from '../../format';
+import type { EpochMetrics, Method, RunInfo, TrainConfig, TrainEvent } from '../../backend';
+import { deviceDefaults, validSetting, type DeviceClass, type DeviceDefaults } from '../../store';
 import { DevicePicker, viewsBuiltOn } from './devices';
 import { failureMessage, offerChangedFolder } from './failures';
-import { Notices, type Context, type Screen } from './screen';
+import { Notices, type Context, type Screen } from '../../screen';
 
 type NumberKey = 'width' | 'dim' | 'image_size' | 'batch_size' | 'epochs' | 'tau' | 'lr' | 'seed' | 'knn_k';
 
@@ -27,24 +28,25 @@ const FIELDS: Record<NumberKey, { label: string; explain: string; step: number }
 };
 
 /** Why each device-dependent default is what it is, shown under its field. */
-const DEVICE_REASONS: Record<DeviceClass, Record<keyof (typeof DEVICE_DEFAULTS)['gpu'], string>> = {
-  gpu: { width: 'GPU: width 64, as in the paper', epochs: 'GPU: 200 epochs, as in the paper' },
-  cpu: {
-    width: 'CPU: width 16 trains ~8× faster; the paper uses 64 on a GPU',
-    epochs: 'CPU: 30 epochs take minutes on the demo set instead of hours; the paper trains 200 on a GPU',
-  },
-};
+function deviceReasons({ gpu, cpu }: DeviceDefaults): Record<DeviceClass, Record<keyof DeviceDefaults['gpu'], string>> {
+  return {
+    gpu: { width: `GPU: width ${gpu.width}, as in the paper`, epochs: `GPU: ${gpu.epochs} epochs, as in the paper` },
+    cpu: {
+      width: `CPU: width ${cpu.width} trains ~8× faster; the paper uses ${gpu.width} on a GPU`,
+      epochs: `CPU: ${cpu.epochs} epochs take minutes on the demo set instead of hours; the paper trains ${gpu.epochs} on a GPU`,
+    },
+  };
+}
 
-/** Each method as the selector offers it, with its published temperature and the augmented views
- * of each image per step (the engine's `Method::views`: one for instance methods, two in-batch). */
-const METHODS: { value: Method; label: string; tau: number; views: 1 | 2 }[] = [
-  { value: 'spreadout', label: 'Spread-out (Ye et al. 2019, the paper)', tau: 0.1, views: 2 },
-  { value: 'npsoftmax', label: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)', tau: 0.07, views: 1 },
-  { value: 'nce', label: 'NCE: memory bank, 4096 noise samples (Wu et al. 2018)', tau: 0.07, views: 1 },
-  { value: 'exemplar', label: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)', tau: 0.1, views: 1 },
-  { value: 'triplet', label: 'Triplet loss, margin 0.5, all in-batch negatives', tau: 0.1, views: 2 },
-  { value: 'triplet-hard', label: 'Triplet loss, margin 0.5, hardest in-batch negative', tau: 0.1, views: 2 },
-];
+/** Each method as the selector offers it; the engine sends which there are, in its order. */
+const METHOD_LABELS: Record<Method, string> = {
+  spreadout: 'Spread-out (Ye et al. 2019, the paper)',
+  npsoftmax: 'NPSoftmax: memory bank, softmax over all images (Wu et al. 2018)',
+  nce: 'NCE: memory bank, 4096 noise samples (Wu et al. 2018)',
+  exemplar: 'Exemplar CNN: one classifier output per image (Dosovitskiy et al. 2014)',
+  triplet: 'Triplet loss, margin 0.5, all in-batch negatives',
+  'triplet-hard': 'Triplet loss, margin 0.5, hardest in-batch negative',
+};
 
 /** The negatives of the paper's Table 8 ablation. */
 const NEGATIVES: { value: TrainConfig['negatives']; label: string }[] = [
@@ -107,8 +109,11 @@ export class TrainScreen implements Screen {
   /** Set once the app is closing: the run is stopping for it, and no run may start. */
   private appClosing = false;
   private run: { totalSteps: number; stepsPerEpoch: number; epochs: number; firstEpoch: number; stepSeconds: number } | null = null;
+  /** Width and epochs on each kind of device, from the engine's defaults. */
+  private readonly deviceDefaults: DeviceDefaults;
 
   constructor(private readonly context: Context) {
+    this.deviceDefaults = deviceDefaults(context.store.settings.defaults);
     this.picker = new DevicePicker(context, this.notices, () => this.applyDeviceDefaults());
     this.buildForm();
     this.element = h(
@@ -129,7 +134,8 @@ export class TrainScreen implements Screen {
   private numberField(key: NumberKey, preset: HTMLSelectElement, note?: HTMLElement): HTMLElement {
     const { store } = this.context;
     const { label, explain, step } = FIELDS[key];
-    const { min, whole } = LIMITS[key];
+    const { settings } = store;
+    const { min, inclusive, whole } = settings.limits[key];
     const input = h('input', {
       type: 'number',
       name: key,
@@ -137,11 +143,11 @@ export class TrainScreen implements Screen {
       step: String(step),
       onchange: () => {
         const value = Number(input.value);
-        if (input.value !== '' && validSetting(key, value)) {
+        if (input.value !== '' && validSetting(settings, key, value)) {
           store.choose({ [key]: value });
           preset.value = '';
         } else {
-          this.notices.warn(`${label} must be ${whole ? 'a whole number' : 'a number'} of at least ${min}.`);
+          this.notices.warn(`${label} must be ${whole ? 'a whole number' : 'a number'} ${inclusive ? 'of at least' : 'above'} ${min}.`);
         }
         this.syncForm();
       },
@@ -197,12 +203,13 @@ export class TrainScreen implements Screen {
       ],
       (value) => store.choose({ augment_on: value }),
     );
-    const method = select<Method>(METHODS, (value) => {
-      const chosen = METHODS.find((m) => m.value === value) ?? METHODS[0];
+    const methods = store.settings.methods;
+    const method = select<Method>(methods.map((m) => ({ value: m.method, label: METHOD_LABELS[m.method] })), (value) => {
+      const chosen = methods.find((m) => m.method === value) ?? methods[0];
       // A method change brings its published temperature; the τ field can still override it.
       // Hard and easy negatives are an ablation of the paper's method only.
-      const negatives = chosen.value !== 'spreadout' && store.shared.config.negatives !== 'all' ? { negatives: 'all' as const } : {};
-      store.choose({ method: chosen.value, tau: chosen.tau, ...negatives });
+      const negatives = chosen.method !== 'spreadout' && store.shared.config.negatives !== 'all' ? { negatives: 'all' as const } : {};
+      store.choose({ method: chosen.method, tau: chosen.tau, ...negatives });
       this.syncForm();
     });
     this.negatives.addEventListener('change', () => store.choose({ negatives: this.negatives.value as TrainConfig['negatives'] }));
@@ -304,7 +311,7 @@ export class TrainScreen implements Screen {
   }
 
   private applyDeviceDefaults(): void {
-    this.context.store.applyDefaults(DEVICE_DEFAULTS[this.deviceClass()]);
+    this.context.store.applyDefaults(this.deviceDefaults[this.deviceClass()]);
     this.picker.renderNote();
     this.syncForm();
   }
@@ -313,12 +320,13 @@ export class TrainScreen implements Screen {
   private renderDefaults(): void {
     const { store } = this.context;
     const kind = this.deviceClass();
-    const defaults = DEVICE_DEFAULTS[kind];
+    const defaults = this.deviceDefaults[kind];
+    const reasons = deviceReasons(this.deviceDefaults)[kind];
     for (const key of ['width', 'epochs'] as const) {
       const overridden = store.isChosen(key) && store.shared.config[key] !== defaults[key];
       replace(
         this.defaultNotes[key],
-        DEVICE_REASONS[kind][key],
+        reasons[key],
         overridden ? '; your value is kept. ' : null,
         overridden
           ? h(
@@ -443,7 +451,7 @@ export class TrainScreen implements Screen {
     this.buttons.pause.textContent = 'Pause';
     // A run keeps the settings it started with: the form shows them until it ends, and then the
     // person's own again (a resumed run's are not theirs).
-    if (!running) this.context.store.restoreChosen(DEVICE_DEFAULTS[this.deviceClass()]);
+    if (!running) this.context.store.restoreChosen(this.deviceDefaults[this.deviceClass()]);
     for (const control of this.form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) control.disabled = running;
     this.syncForm();
   }
@@ -498,8 +506,9 @@ export class TrainScreen implements Screen {
         this.bar.value = done;
         this.loss.add(0, done, event.loss);
         // The throughput counts rows, each a view of an image: a step is batch × views rows.
-        const { batch_size, method } = this.context.store.shared.config;
-        const views = (METHODS.find((m) => m.value === (method ?? 'spreadout')) ?? METHODS[0]).views;
+        const { settings, shared } = this.context.store;
+        const { batch_size, method } = shared.config;
+        const views = (settings.methods.find((m) => m.method === (method ?? 'spreadout')) ?? settings.methods[0]).views;
         const seconds = (views * batch_size) / event.images_per_sec;
         this.run.stepSeconds = Number.isFinite(this.run.stepSeconds) ? 0.8 * this.run.stepSeconds + 0.2 * seconds : seconds;
         replace(

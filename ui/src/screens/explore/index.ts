@@ -1,19 +1,17 @@
-// Explore screen: embed the training folder with a run's model (or an earlier snapshot), click
-// any image for its nearest neighbours, compare the same query across snapshots, query with an
-// outside image, look at the similarity distributions and a 2-D map of the embedding (PCA or
-// UMAP); and, in their own tabs, its near-duplicates and clusters.
-import { baseName, h, replace } from '../dom';
-import { HistogramPlot, ScatterPlot } from '../components/charts';
-import { ThumbnailGrid } from '../components/grid';
-import { onTablistKey } from '../components/tabs';
-import { neighborStrip } from '../components/neighbors';
-import { ProgressBar } from '../components/progress';
-import type { Backend, CollectionInfo, Distributions, MapMethod, Neighbor, RunInfo } from '../backend';
-import { ClustersPanel } from './explore-clusters';
-import { DuplicatesPanel } from './explore-duplicates';
-import { Latest } from './latest';
+// Explore screen: embed the training folder with a run's model (or an earlier snapshot) and show
+// it in three tabs, each a panel: neighbours and map (neighbors.ts), near-duplicates and
+// clusters. The screen owns the run and snapshot choice, the tabs, comparing one query across
+// snapshots, and opening an embedding again when the backend has dropped it (reopen.ts).
+import { baseName, h, replace } from '../../dom';
+import { onTablistKey } from '../../components/tabs';
+import { ProgressBar } from '../../components/progress';
+import type { Backend, CollectionInfo, RunInfo } from '../../backend';
+import { Latest } from '../../latest';
+import { Notices, newJob, type Context, type Screen } from '../../screen';
+import { ClustersPanel } from './clusters';
+import { DuplicatesPanel } from './duplicates';
+import { NeighborsPanel } from './neighbors';
 import { reopening } from './reopen';
-import { Notices, newJob, type Context, type Screen } from './screen';
 
 type View = 'neighbors' | 'duplicates' | 'clusters';
 
@@ -38,23 +36,7 @@ export class ExploreScreen implements Screen {
   private readonly progress: ProgressBar;
   private readonly runSelect = h('select', { id: 'explore-run' });
   private readonly sourceSelect = h('select', { id: 'explore-source' });
-  private readonly kSelect = h('select', { id: 'explore-k' }, ...[5, 10, 20, 50].map((k) => h('option', { value: String(k), selected: k === 10 }, `${k} neighbours`)));
-  private readonly results = h('div', { id: 'neighbors', class: 'results' });
-  /** Shown over the neighbour lists where the model cannot tell copies from neighbours yet. */
-  private readonly readinessNote = h('p', { class: 'notice warning', id: 'readiness-note', role: 'note', hidden: true });
-  private readonly grid: ThumbnailGrid;
-  readonly distributionPlot = new HistogramPlot('Cosine similarity distributions (paper Fig. 5)');
-  private readonly labelSelect = h('select', { id: 'distribution-label' });
-  readonly map: ScatterPlot;
-  private readonly hover = h('img', { class: 'hover-thumb', hidden: true, alt: '' });
-  private readonly mapSelect = h(
-    'select',
-    { id: 'map-method', 'aria-label': 'Map method' },
-    h('option', { value: 'pca' }, 'PCA: two principal components'),
-    h('option', { value: 'umap' }, 'UMAP: neighbourhoods kept'),
-  );
-  private readonly mapProgress: ProgressBar;
-  private mapJob: string | null = null;
+  readonly neighbors: NeighborsPanel;
   readonly duplicates: DuplicatesPanel;
   readonly clusters: ClustersPanel;
   private readonly tabs: HTMLButtonElement[];
@@ -63,11 +45,8 @@ export class ExploreScreen implements Screen {
   /** The collection key each tab last showed, so a tab is computed once per collection. */
   private readonly shownKey: Partial<Record<View, string>> = {};
   private readonly latestOpen = new Latest();
-  private readonly latestQuery = new Latest();
-  private readonly latestMap = new Latest();
   private runs: RunInfo[] = [];
   private collection: CollectionInfo | null = null;
-  private distributions: Distributions | null = null;
   private job: string | null = null;
   /** The backend, with calls on an embedding it has dropped made again once it is reopened. */
   private readonly backend: Backend;
@@ -79,29 +58,15 @@ export class ExploreScreen implements Screen {
   constructor(private readonly context: Context) {
     this.backend = reopening(context.backend, (key) => this.reopen(key));
     this.progress = new ProgressBar(() => this.job && void context.backend.cancelJob(this.job));
-    this.grid = new ThumbnailGrid({ thumbnailUrl: (path) => context.backend.thumbnailUrl(path), onActivate: (index) => void this.query(index), cell: 88 });
-    this.map = new ScatterPlot('Embedding map (click a point to query it)', {
-      onHover: (index, x, y) => this.showHover(index, x, y),
-      onClick: (index) => void this.query(index),
-    });
-    this.mapProgress = new ProgressBar(() => this.mapJob && void context.backend.cancelJob(this.mapJob));
-    this.mapSelect.addEventListener('change', () => void this.drawMap());
+    this.neighbors = new NeighborsPanel(this.backend, context.backend, this.notices);
     const queryFromPanel = (index: number) => {
       this.showView('neighbors');
-      this.grid.select(index);
-      void this.query(index);
+      this.neighbors.select(index);
     };
     this.duplicates = new DuplicatesPanel(this.backend, this.notices, queryFromPanel);
     this.clusters = new ClustersPanel(this.backend, this.notices, queryFromPanel);
     this.runSelect.addEventListener('change', () => void this.fillSources());
     this.sourceSelect.addEventListener('change', () => void this.openSelected());
-    this.labelSelect.addEventListener('change', () => this.drawDistributions());
-    const dropZone = h(
-      'div',
-      { class: 'drop-zone', id: 'drop-zone' },
-      'Drop an image from anywhere on this window to find its neighbours, or ',
-      h('button', { class: 'link', onclick: () => void this.pickOutside() }, 'choose one…'),
-    );
     this.tabs = VIEWS.map(({ id, title }) =>
       h('button', { role: 'tab', id: `explore-tab-${id}`, 'aria-controls': `explore-panel-${id}`, onclick: () => this.showView(id) }, title),
     );
@@ -111,24 +76,14 @@ export class ExploreScreen implements Screen {
     const panel = (id: View, ...children: HTMLElement[]) =>
       h('div', { role: 'tabpanel', id: `explore-panel-${id}`, 'aria-labelledby': `explore-tab-${id}`, class: 'subpanel' }, ...children);
     this.panels = {
-      neighbors: panel(
-        'neighbors',
-        this.readinessNote,
-        h('div', { class: 'explore-layout' }, h('div', { class: 'explore-left' }, dropZone, this.grid.element), h('div', { class: 'explore-right' }, this.results)),
-        h(
-          'div',
-          { class: 'plots two' },
-          h('div', {}, h('label', {}, 'Pairs ', this.labelSelect), this.distributionPlot.element),
-          h('div', { class: 'map-wrap' }, h('label', {}, 'Map ', this.mapSelect), this.mapProgress.element, this.map.element, this.hover),
-        ),
-      ),
+      neighbors: panel('neighbors', this.neighbors.element),
       duplicates: panel('duplicates', this.duplicates.element),
       clusters: panel('clusters', this.clusters.element),
     };
     this.element = h(
       'section',
       { class: 'screen explore' },
-      h('div', { class: 'toolbar' }, h('label', {}, 'Run ', this.runSelect), h('label', {}, 'Model ', this.sourceSelect), this.kSelect, h('button', { class: 'secondary', id: 'compare', onclick: () => void this.compare() }, 'Compare across snapshots')),
+      h('div', { class: 'toolbar' }, h('label', {}, 'Run ', this.runSelect), h('label', {}, 'Model ', this.sourceSelect), this.neighbors.kSelect, h('button', { class: 'secondary', id: 'compare', onclick: () => void this.compare() }, 'Compare across snapshots')),
       this.notices.element,
       this.progress.element,
       tablist,
@@ -140,7 +95,7 @@ export class ExploreScreen implements Screen {
         // A drop anywhere in the window is a query: show where its answer appears.
         if (!paths[0]) return;
         context.go('explore');
-        void this.ready.then(() => this.queryOutside(paths[0]));
+        void this.ready.then(() => this.neighbors.queryOutside(paths[0]));
       })
       .catch((error) => this.notices.error('Dropping images on the window will not work; use "choose one…"', error));
   }
@@ -151,7 +106,7 @@ export class ExploreScreen implements Screen {
   }
 
   private async refresh(): Promise<void> {
-    this.grid.attach();
+    this.neighbors.attach();
     try {
       this.runs = (await this.context.backend.listRuns()).filter((run) => run.epochs_completed > 0);
     } catch (error) {
@@ -160,8 +115,7 @@ export class ExploreScreen implements Screen {
     const current = this.context.store.shared.run?.dir;
     replace(this.runSelect, ...this.runs.map((run) => h('option', { value: run.dir, selected: run.dir === current }, `${baseName(run.dir)} (${run.epochs_completed} epochs)`)));
     if (!this.runs.length) {
-      replace(
-        this.results,
+      this.neighbors.say(
         h('p', { class: 'empty' }, 'Train a model first (Train screen), or open a previous run folder on the Export screen.'),
         h('p', { class: 'empty' }, 'Near-duplicates need no model: ', h('button', { class: 'secondary', id: 'explore-without-model', onclick: () => void this.openWithoutModel() }, 'Find them in the Data folder by their perceptual hashes')),
       );
@@ -266,38 +220,16 @@ export class ExploreScreen implements Screen {
         this.tabs[i].disabled = hashesOnly && id !== 'duplicates';
         this.tabs[i].title = this.tabs[i].disabled ? 'Needs a trained model' : '';
       });
-      this.grid.setItems(collection.files.map((path, i) => ({ path, label: labelOf(collection, i) })));
+      this.neighbors.show(collection);
       if (collection.skipped.length) this.notices.warn(`${collection.skipped.length} file(s) could not be read (see the Data screen).`);
-      replace(this.results, h('p', { class: 'empty' }, 'Click an image (or select it with the arrow keys and press Enter) to see its nearest neighbours.'));
       // Each tab computes for this collection when it is first shown.
       for (const view of VIEWS) delete this.shownKey[view.id];
       if (hashesOnly) return this.showView('duplicates');
       void this.openView(this.view);
-      void this.checkReadiness(collection);
-      const distributions = await this.backend.distributions(collection.key);
-      if (this.collection !== collection) return;
-      this.distributions = distributions;
-      replace(
-        this.labelSelect,
-        h('option', { value: '' }, distributions.labeled ? 'all labels' : 'random pairs'),
-        ...distributions.per_label.map(([name]) => h('option', { value: name }, name)),
-      );
-      this.drawDistributions();
+      void this.neighbors.checkReadiness(collection);
+      await this.neighbors.showDistributions(collection);
     } catch (error) {
       if (this.latestOpen.is(turn)) this.notices.error('Could not embed the images', error);
-    }
-  }
-
-  /** Says over the neighbour lists when the model cannot tell copies from neighbours yet. */
-  private async checkReadiness(collection: CollectionInfo): Promise<void> {
-    this.readinessNote.hidden = true;
-    try {
-      const readiness = await this.backend.readiness(collection.key);
-      if (this.collection !== collection) return;
-      this.readinessNote.hidden = readiness.separates;
-      this.readinessNote.textContent = readiness.note ?? '';
-    } catch (error) {
-      if (this.collection === collection) this.notices.error('Could not measure whether the model separates copies yet', error);
     }
   }
 
@@ -317,142 +249,27 @@ export class ExploreScreen implements Screen {
     const collection = this.collection;
     if (!collection || this.shownKey[view] === collection.key) return;
     this.shownKey[view] = collection.key;
-    if (view === 'neighbors') return this.drawMap();
+    if (view === 'neighbors') return this.neighbors.drawMap();
     if (view === 'duplicates') return this.duplicates.open(collection);
     return this.clusters.open(collection);
-  }
-
-  /** Draws the map with the chosen method; UMAP shows its progress and can be cancelled. */
-  private async drawMap(): Promise<void> {
-    const collection = this.collection;
-    if (!collection) return;
-    const method = this.mapSelect.value as MapMethod;
-    const turn = this.latestMap.next();
-    if (this.mapJob) void this.context.backend.cancelJob(this.mapJob);
-    const job = newJob('map');
-    this.mapJob = job;
-    try {
-      const points = await this.backend.embeddingMap(
-        collection.key,
-        method,
-        job,
-        this.mapProgress.reporter((done, total) => `UMAP layout of ${collection.files.length} images: epoch ${done} / ${total}`),
-      );
-      if (!this.latestMap.is(turn) || this.collection !== collection) return;
-      this.map.set(points, collection.labels, collection.label_names, method === 'umap' ? ['UMAP 1', 'UMAP 2'] : ['PC 1', 'PC 2']);
-      this.map.element.dataset.method = method;
-    } catch (error) {
-      if (this.latestMap.is(turn) && (error as { code?: string }).code !== 'canceled') this.notices.error('Could not draw the map', error);
-    } finally {
-      if (this.mapJob === job) {
-        this.mapJob = null;
-        this.mapProgress.hide();
-      }
-    }
-  }
-
-  private drawDistributions(): void {
-    const d = this.distributions;
-    if (!d) return;
-    const label = this.labelSelect.value;
-    const chosen = label ? d.per_label.find(([name]) => name === label)?.[1] : d.labeled;
-    this.distributionPlot.set(
-      chosen
-        ? [
-            { label: 'same-label neighbours', histogram: chosen.positive },
-            { label: 'other-label neighbours', histogram: chosen.negative },
-            { label: 'random pairs', histogram: d.random_pairs },
-          ]
-        : [{ label: 'random pairs', histogram: d.random_pairs }],
-    );
-  }
-
-  private k(): number {
-    return Number(this.kSelect.value);
-  }
-
-  /** Shows the neighbours of image `index` of the open collection. */
-  async query(index: number): Promise<void> {
-    const collection = this.collection;
-    if (!collection) return;
-    const turn = this.latestQuery.next();
-    try {
-      const found = await this.backend.neighbors(collection.key, index, this.k());
-      if (!this.latestQuery.is(turn)) return;
-      replace(this.results, this.strip(collection.files[index], found, `Nearest ${found.length} of ${baseName(collection.files[index])}`));
-      this.results.querySelector<HTMLButtonElement>('.neighbor')?.focus();
-    } catch (error) {
-      this.notices.error('Could not find neighbours', error);
-    }
-  }
-
-  private strip(query: string, found: Neighbor[], caption: string): HTMLElement {
-    return neighborStrip(query, found, {
-      thumbnailUrl: (path) => this.context.backend.thumbnailUrl(path),
-      caption,
-      onPick: (path) => {
-        const index = this.collection?.files.indexOf(path) ?? -1;
-        if (index >= 0) {
-          this.grid.select(index);
-          void this.query(index);
-        }
-      },
-    });
-  }
-
-  private async pickOutside(): Promise<void> {
-    const path = await this.context.backend.pickImage();
-    if (path) await this.queryOutside(path);
-  }
-
-  async queryOutside(path: string): Promise<void> {
-    const collection = this.collection;
-    if (!collection) return this.notices.warn('Open a run first, then drop an image to query it.');
-    const turn = this.latestQuery.next();
-    try {
-      const found = await this.backend.queryFile(collection.key, path, this.k());
-      if (!this.latestQuery.is(turn)) return;
-      replace(this.results, this.strip(path, found, `Nearest ${found.length} of the outside image ${baseName(path)}`));
-    } catch (error) {
-      this.notices.error(`Could not query with ${path}`, error);
-    }
   }
 
   /** The selected image's neighbours under every snapshot of the run, side by side. */
   private async compare(): Promise<void> {
     const run = this.selectedRun();
-    const index = this.grid.selection;
+    const index = this.neighbors.selection;
     if (!run || !this.collection || index < 0) return this.notices.warn('Select an image first.');
     const query = this.collection.files[index];
-    const rows: HTMLElement[] = [];
+    const add = this.neighbors.compare(query);
     try {
       for (const source of this.sources(run).reverse()) {
         const collection = await this.open(source.model, run.record.train_dir);
         const at = collection.files.indexOf(query);
         if (at < 0) continue;
-        const found = await this.backend.neighbors(collection.key, at, this.k());
-        rows.push(this.strip(query, found, source.label));
-        replace(this.results, h('div', { class: 'comparison' }, ...rows));
+        add(source.label, await this.backend.neighbors(collection.key, at, this.neighbors.k()));
       }
     } catch (error) {
       this.notices.error('Could not compare snapshots', error);
     }
   }
-
-  private showHover(index: number | null, x: number, y: number): void {
-    if (index === null || !this.collection) {
-      this.hover.hidden = true;
-      return;
-    }
-    this.hover.src = this.context.backend.thumbnailUrl(this.collection.files[index]);
-    this.hover.title = this.collection.files[index];
-    this.hover.style.left = `${x + 12}px`;
-    this.hover.style.top = `${y + 12}px`;
-    this.hover.hidden = false;
-  }
-}
-
-function labelOf(collection: CollectionInfo, index: number): string | null {
-  const label = collection.labels[index];
-  return label === null ? null : collection.label_names[label];
 }

@@ -3,7 +3,7 @@
 // snapshots opens one per snapshot, so the embedding on screen can be dropped under the person.
 // Such a call embeds it again (with the screen's progress bar) and is made once more, instead of
 // asking the person to open the run again.
-import { asCommandError, type Backend } from '../backend';
+import { asCommandError, type Backend } from '../../backend';
 
 /** The calls Explore makes whose first argument is an embedding's key. */
 const KEYED = ['neighbors', 'queryFile', 'distributions', 'embeddingMap', 'duplicateThreshold', 'readiness', 'findDuplicates', 'saveDuplicates', 'clusterCollection', 'saveClusters'] as const;
