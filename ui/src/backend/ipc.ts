@@ -6,8 +6,9 @@
  */
 export type CommandError = { 
 /**
- * Stable kind: `data`, `device`, `files`, `eval`, `config`, `busy`, `not_found`, `crashed`,
- * `canceled`, `forbidden`, `threshold_too_low` (a near-duplicate search found too many pairs).
+ * Stable kind: an engine error's `ErrorKind` (`data`, `device`, `files`, `not_found`,
+ * `canceled`, `threshold_too_low`, …), or one of the app's own: `busy`, `forbidden`, `app`,
+ * `crashed`.
  */
 code: string, 
 /**
@@ -64,7 +65,7 @@ settings: TrainSettings, };
  */
 export type ImageList = { 
 /**
- * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ * The files (names that are not UTF-8 escaped, see `spreadout::support::paths`).
  */
 files: string[], 
 /**
@@ -101,7 +102,7 @@ heif_files: number,
  */
 libheif: string | null, 
 /**
- * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ * The files (names that are not UTF-8 escaped, see `spreadout::support::paths`).
  */
 files: string[], 
 /**
@@ -699,10 +700,9 @@ seconds: number, };
 export type Phase = "loading_data" | "warming_up" | "training" | "evaluating";
 
 /**
- * Kinds of [`TrainEvent::Failed`]: the engine says what happened, each shell says what to do
- * about it in its own terms (a CLI flag, an app button).
+ * What kind of thing went wrong, in words a shell can act on.
  */
-export type Failure = "data" | "device" | "files" | "eval" | "config" | "existing_run" | "foreign_folder" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed" | "server_lost";
+export type ErrorKind = "data" | "cache" | "device" | "no_gpu" | "precision" | "files" | "eval" | "threshold_too_low" | "config" | "not_found" | "canceled" | "existing_run" | "foreign_folder" | "out_holds_images" | "nothing_to_resume" | "changed_folder" | "diverged" | "crashed" | "server_lost";
 
 /**
  * Everything a consumer of a training run is told, in order.
@@ -795,7 +795,7 @@ epochs_completed: number, } | { "type": "failed",
 /**
  * The kind of failure, for the shell's remedy.
  */
-code: Failure, 
+code: ErrorKind, 
 /**
  * What went wrong.
  */
@@ -1010,7 +1010,7 @@ skipped: Array<SkippedFile>,
  */
 suggested_clusters: number, 
 /**
- * The files (names that are not UTF-8 escaped, see `spreadout::paths`).
+ * The files (names that are not UTF-8 escaped, see `spreadout::support::paths`).
  */
 files: string[], 
 /**

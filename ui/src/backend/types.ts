@@ -51,7 +51,7 @@ export type {
   DuplicateGroup,
   EpochMetrics,
   Exported,
-  Failure,
+  ErrorKind,
   FolderCheck,
   FolderFingerprint,
   FolderSummary,
