@@ -166,17 +166,7 @@ fn run_inner(
     if resumed.is_some() {
         opening::check_folder_unchanged(request, &train, emit)?;
     }
-    if request.start == Start::Overwrite
-        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
-    {
-        emit(TrainEvent::Warning {
-            message: format!(
-                "starting again over the run in {}: its files were moved into {}",
-                request.out.display(),
-                earlier.display()
-            ),
-        });
-    }
+    set_aside_overwritten(request, emit)?;
     let folder = create_folder(request, &train, emit)?;
     let device = selected.device.clone().autodiff();
     let restored = open(
@@ -187,20 +177,13 @@ fn run_inner(
         &device,
         resumed.is_some(),
     )?;
-    folder.write_record(&runs::RunRecord {
-        device: selected.name.clone(),
-        device_choice: Some(request.device.clone()),
-        train_dir: request.train_dir.clone(),
-        eval_train_dir: request.eval_train_dir.clone(),
-        eval_test_dir: request.eval_test_dir.clone(),
-        images: train.len(),
-        skipped: train.skipped.len(),
-        labels: train.label_names.clone(),
-        normalization: restored.normalization,
-        config: config.clone(),
-        folder: Some(train.fingerprint.clone()),
-        init_weights: request.init_weights.clone(),
-    })?;
+    folder.write_record(&run_record(
+        request,
+        &config,
+        &selected,
+        &train,
+        restored.normalization,
+    ))?;
 
     let mut runner = EpochRunner::new(
         &config,
@@ -236,6 +219,50 @@ fn run_inner(
         selected: &selected,
     };
     train_epochs(&opened, &runner, restored, control, emit)
+}
+
+/// A run started over another (`Start::Overwrite`) first moves that run's files aside, and says
+/// where, so nothing of it is lost.
+fn set_aside_overwritten(
+    request: &TrainRequest,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<(), TrainError> {
+    if request.start == Start::Overwrite
+        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
+    {
+        emit(TrainEvent::Warning {
+            message: format!(
+                "starting again over the run in {}: its files were moved into {}",
+                request.out.display(),
+                earlier.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the run folder records of the run: where it trains, on which images, with which settings.
+fn run_record(
+    request: &TrainRequest,
+    config: &TrainConfig,
+    selected: &SelectedDevice,
+    train: &ImageSet,
+    normalization: Normalization,
+) -> runs::RunRecord {
+    runs::RunRecord {
+        device: selected.name.clone(),
+        device_choice: Some(request.device.clone()),
+        train_dir: request.train_dir.clone(),
+        eval_train_dir: request.eval_train_dir.clone(),
+        eval_test_dir: request.eval_test_dir.clone(),
+        images: train.len(),
+        skipped: train.skipped.len(),
+        labels: train.label_names.clone(),
+        normalization,
+        config: config.clone(),
+        folder: Some(train.fingerprint.clone()),
+        init_weights: request.init_weights.clone(),
+    }
 }
 
 /// The training images, then the evaluation sets, both reporting their progress.
