@@ -359,7 +359,7 @@ impl<'a> EpochRunner<'a> {
                 );
                 progress.record_seconds += recording.elapsed().as_secs_f64();
                 net = next;
-                progress.recorded(step, loss, emit)?;
+                progress.step_recorded(step, loss, emit)?;
             }
             let trained = progress.finish(net, method_state, queue.waited(), emit)?;
             Ok(EpochOutcome::Trained(Box::new(trained)))
@@ -541,7 +541,7 @@ impl EpochProgress<'_> {
 
     /// Counts `step` as recorded and queues its `loss` for reading, first reading the window
     /// before it when that is full.
-    fn recorded(
+    fn step_recorded(
         &mut self,
         step: usize,
         loss: Tensor<1>,
