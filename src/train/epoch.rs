@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, Transaction};
 
 use super::{Control, Phase, TrainConfig, TrainError, TrainEvent, batches, step};
 use crate::augment::{KeptImages, Normalization};
-use crate::data::ImageSet;
+use crate::data::{DataError, ImageSet};
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
@@ -281,7 +281,7 @@ impl<'a> EpochRunner<'a> {
         sgd: &mut Sgd,
         method_state: &mut MethodState,
         control: &Control,
-        mut save: Option<SavePosition<'_>>,
+        save: Option<SavePosition<'_>>,
         emit: &mut dyn FnMut(TrainEvent),
     ) -> Result<EpochOutcome, TrainError> {
         let config = self.config;
@@ -296,77 +296,42 @@ impl<'a> EpochRunner<'a> {
         let plan = batches::epoch_batches(config.seed, epoch, self.train.len(), self.batch);
         let steps_per_epoch = plan.len();
         let first_step = first_step.min(steps_per_epoch);
-        let produce = |i: usize| {
-            let step = first_step + i;
-            // Where the step builds views decides where the producer leaves them.
-            let place = match (&self.kept, self.device_step.builds_views()) {
-                (Some(kept), _) => batches::ViewsPlace::Kept(kept),
-                (None, true) => batches::ViewsPlace::Device,
-                (None, false) => batches::ViewsPlace::Cpu,
-            };
-            batches::prepare(config, self.train, &plan[step], (epoch, step), place)
-        };
+        let produce = |i: usize| self.prepare(&plan, epoch, first_step + i);
         let interval = Duration::from_secs_f64(config.checkpoint_minutes * 60.0);
         let epoch_start = Instant::now();
         let remaining = steps_per_epoch - first_step;
         prefetch::scoped(batches::PREFETCH_DEPTH, remaining, produce, |queue| {
             let mut net = net;
-            let mut steps = steps;
-            let mut lr = config.lr_at(epoch, first_step, steps_per_epoch);
-            let mut loss_sum = loss_before;
-            let mut last_checkpoint = Instant::now();
-            let mut pending: Vec<PendingLoss> = Vec::with_capacity(self.loss_window);
-            let mut throughput = Throughput {
-                start: epoch_start,
+            let mut progress = EpochProgress {
+                epoch,
                 first_step,
-                rows: self.rows,
-                first_read: None,
-            };
-            // Steps recorded so far (through this index), for the throughput's clock.
-            let recorded = std::cell::Cell::new(first_step);
-            let mut last_read = epoch_start;
-            let mut rate = 0.0;
-            let mut blocking_reads = 0;
-            let mut record_seconds = 0.0;
-            let uploaded_before = crate::support::uploads::uploaded();
-            // Reads a window of losses, reports each step and returns their sum; stops at the
-            // first non-finite one.
-            let mut report = |window: Vec<PendingLoss>,
-                              emit: &mut dyn FnMut(TrainEvent)|
-             -> Result<f64, TrainError> {
-                let Some(last) = window.last().map(|done| done.step) else {
-                    return Ok(0.0);
-                };
-                let losses = read_losses(&window);
-                blocking_reads += 1;
-                let now = Instant::now();
-                last_read = now;
-                if throughput.first_read.is_none() && first_of_run && self.on_gpu {
-                    emit(TrainEvent::Phase {
-                        phase: Phase::Training,
-                    });
-                }
-                rate = throughput.read(now, last + 1, recorded.get());
-                let mut sum = 0.0;
-                for (done, loss) in window.iter().zip(losses) {
-                    if !loss.is_finite() {
-                        return Err(TrainError::NonFinite {
-                            epoch: epoch + 1,
-                            step: done.step + 1,
-                            loss,
-                        });
-                    }
-                    emit(TrainEvent::Step {
-                        epoch: epoch + 1,
-                        step: done.step + 1,
-                        steps_per_epoch,
-                        loss,
-                        lr: done.lr,
-                        images_per_sec: rate,
-                    });
-                    sum += loss;
-                }
-                Ok(sum)
+                steps,
+                lr: config.lr_at(epoch, first_step, steps_per_epoch),
+                loss_sum: loss_before,
+                checkpoints: Checkpoints {
+                    save,
+                    interval,
+                    last: Instant::now(),
+                },
+                pending: Vec::with_capacity(self.loss_window),
+                loss_window: self.loss_window,
+                reader: LossReader {
+                    epoch,
+                    steps_per_epoch,
+                    announces_training: first_of_run && self.on_gpu,
+                    throughput: Throughput {
+                        start: epoch_start,
+                        first_step,
+                        rows: self.rows,
+                        first_read: None,
+                    },
+                    last_read: epoch_start,
+                    rate: 0.0,
+                    blocking_reads: 0,
+                },
+                recorded: first_step,
+                record_seconds: 0.0,
+                uploaded_before: crate::support::uploads::uploaded(),
             };
             if first_of_run && self.on_gpu {
                 emit(TrainEvent::Phase {
@@ -376,85 +341,253 @@ impl<'a> EpochRunner<'a> {
             for (i, pixels) in queue.by_ref().enumerate() {
                 let step = first_step + i;
                 let pixels = pixels?;
-                // A pause writes the position before it waits, so that quitting while paused
-                // loses nothing; a Stop writes it unless that was just done.
-                let mut write_position = |loss_sum: &mut f64,
-                                          pending: &mut Vec<PendingLoss>,
-                                          emit: &mut dyn FnMut(TrainEvent)|
-                 -> Result<bool, TrainError> {
-                    let Some(save) = save.as_mut().filter(|_| step > first_step) else {
-                        return Ok(false);
-                    };
-                    // The position must include every step's loss: read the pending ones first,
-                    // with the check that the weights about to be saved are finite.
-                    let window = with_weights_check(std::mem::take(pending), &net, method_state);
-                    *loss_sum += report(window, emit)?;
-                    let position = EpochPosition {
-                        epoch,
-                        step,
-                        steps,
-                        loss_sum: *loss_sum,
-                        lr,
-                    };
-                    save(&position, &net, sgd, method_state)?;
-                    tracing::info!("checkpoint at epoch {}, step {step}", epoch + 1);
-                    Ok(true)
-                };
-                let pausing = control.is_paused() && !control.is_canceled();
-                let mut written = false;
-                if pausing || last_checkpoint.elapsed() >= interval {
-                    written = write_position(&mut loss_sum, &mut pending, emit)?;
-                }
-                let stopping = !control.wait_while_paused();
-                if stopping && !written {
-                    written = write_position(&mut loss_sum, &mut pending, emit)?;
-                }
-                if written {
-                    last_checkpoint = Instant::now();
-                }
-                if stopping {
-                    let kept = if save.is_some() && step > first_step {
-                        step
-                    } else {
-                        first_step
-                    };
+                if let Some(kept) =
+                    progress.before_step(step, &net, sgd, method_state, control, emit)?
+                {
                     return Ok(EpochOutcome::Stopped { step: kept });
                 }
-                lr = config.lr_at(epoch, step, steps_per_epoch);
+                progress.lr = config.lr_at(epoch, step, steps_per_epoch);
                 let recording = Instant::now();
                 let (next, loss) = self.device_step.record(
                     net,
                     sgd,
                     method_state,
-                    lr,
+                    progress.lr,
                     pixels,
                     &plan[step],
                     step::StepPosition { epoch, step },
                 );
-                record_seconds += recording.elapsed().as_secs_f64();
+                progress.record_seconds += recording.elapsed().as_secs_f64();
                 net = next;
-                steps += 1;
-                recorded.set(step + 1);
-                if pending.len() >= self.loss_window {
-                    loss_sum += report(std::mem::take(&mut pending), emit)?;
-                }
-                pending.push(PendingLoss { step, loss, lr });
+                progress.step_recorded(step, loss, emit)?;
             }
-            // The epoch's end writes a checkpoint of these weights.
-            loss_sum += report(with_weights_check(pending, &net, method_state), emit)?;
-            let train_seconds = last_read.duration_since(epoch_start).as_secs_f64();
-            Ok(EpochOutcome::Trained(Box::new(TrainedEpoch {
-                net,
-                steps,
-                loss_sum,
-                lr,
-                images_per_sec: rate,
-                seconds: train_seconds,
-                data_wait_fraction: queue.waited().as_secs_f64() / train_seconds.max(1e-9),
-                record_seconds,
-                blocking_reads,
-                uploaded_bytes: crate::support::uploads::uploaded() - uploaded_before,
-            })))
+            let trained = progress.finish(net, method_state, queue.waited(), emit)?;
+            Ok(EpochOutcome::Trained(Box::new(trained)))
+        })
+    }
+
+    /// The input of `step` of `epoch`'s `plan`, prepared on the producer thread and left where
+    /// the step builds its views.
+    fn prepare(
+        &self,
+        plan: &[Vec<usize>],
+        epoch: usize,
+        step: usize,
+    ) -> Result<batches::StepInput, DataError> {
+        let place = match (&self.kept, self.device_step.builds_views()) {
+            (Some(kept), _) => batches::ViewsPlace::Kept(kept),
+            (None, true) => batches::ViewsPlace::Device,
+            (None, false) => batches::ViewsPlace::Cpu,
+        };
+        batches::prepare(self.config, self.train, &plan[step], (epoch, step), place)
+    }
+}
+
+/// The loss read-back of an epoch: reads a window of recorded losses in one wait on the device,
+/// reports each step with the rate so far, and keeps what the epoch's summary says of the reads.
+struct LossReader {
+    epoch: usize,
+    steps_per_epoch: usize,
+    /// Whether the first read says the Training phase has begun: on a GPU run's first epoch,
+    /// whose first step compiled and tuned kernels under the WarmingUp phase.
+    announces_training: bool,
+    throughput: Throughput,
+    /// When the latest read returned: the end of the epoch's timed training.
+    last_read: Instant,
+    /// The rate at the latest read.
+    rate: f64,
+    blocking_reads: usize,
+}
+
+impl LossReader {
+    /// Reads `window`'s losses, reports each step and returns their sum; stops at the first
+    /// non-finite one. `recorded` steps have been recorded so far (for the throughput's clock).
+    fn read(
+        &mut self,
+        window: Vec<PendingLoss>,
+        recorded: usize,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<f64, TrainError> {
+        let Some(last) = window.last().map(|done| done.step) else {
+            return Ok(0.0);
+        };
+        let losses = read_losses(&window);
+        self.blocking_reads += 1;
+        let now = Instant::now();
+        self.last_read = now;
+        if self.throughput.first_read.is_none() && self.announces_training {
+            emit(TrainEvent::Phase {
+                phase: Phase::Training,
+            });
+        }
+        self.rate = self.throughput.read(now, last + 1, recorded);
+        let mut sum = 0.0;
+        for (done, loss) in window.iter().zip(losses) {
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch: self.epoch + 1,
+                    step: done.step + 1,
+                    loss,
+                });
+            }
+            emit(TrainEvent::Step {
+                epoch: self.epoch + 1,
+                step: done.step + 1,
+                steps_per_epoch: self.steps_per_epoch,
+                loss,
+                lr: done.lr,
+                images_per_sec: self.rate,
+            });
+            sum += loss;
+        }
+        Ok(sum)
+    }
+}
+
+/// Where an epoch's position is written: with the run's saver, every `interval` and when the
+/// user pauses or stops.
+struct Checkpoints<'s> {
+    save: Option<SavePosition<'s>>,
+    interval: Duration,
+    /// When the position was last written (or the epoch began).
+    last: Instant,
+}
+
+/// An epoch's loop between its steps: the counts a checkpoint records, the losses recorded but
+/// not read yet, and the timings the epoch's summary reports.
+struct EpochProgress<'s> {
+    epoch: usize,
+    /// The step the epoch started (or resumed) at.
+    first_step: usize,
+    /// Optimiser steps of the run.
+    steps: u64,
+    /// Rate of the last step recorded.
+    lr: f64,
+    loss_sum: f64,
+    checkpoints: Checkpoints<'s>,
+    pending: Vec<PendingLoss>,
+    /// Steps whose losses are read together.
+    loss_window: usize,
+    reader: LossReader,
+    /// Steps recorded so far (through this index), for the throughput's clock.
+    recorded: usize,
+    /// Seconds spent recording the steps.
+    record_seconds: f64,
+    /// The upload counter when the epoch began.
+    uploaded_before: u64,
+}
+
+impl EpochProgress<'_> {
+    /// The checkpoints and the Stop before `step`: a pause writes the position before it waits,
+    /// so that quitting while paused loses nothing, as does the timer every interval; a Stop
+    /// writes it unless that was just done. On a Stop, the step the epoch's kept work reaches.
+    fn before_step(
+        &mut self,
+        step: usize,
+        net: &EmbeddingNet,
+        sgd: &Sgd,
+        method_state: &MethodState,
+        control: &Control,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Option<usize>, TrainError> {
+        let pausing = control.is_paused() && !control.is_canceled();
+        let mut written = false;
+        if pausing || self.checkpoints.last.elapsed() >= self.checkpoints.interval {
+            written = self.write_position(step, net, sgd, method_state, emit)?;
+        }
+        let stopping = !control.wait_while_paused();
+        if stopping && !written {
+            written = self.write_position(step, net, sgd, method_state, emit)?;
+        }
+        if written {
+            self.checkpoints.last = Instant::now();
+        }
+        if !stopping {
+            return Ok(None);
+        }
+        let saved = self.checkpoints.save.is_some() && step > self.first_step;
+        Ok(Some(if saved { step } else { self.first_step }))
+    }
+
+    /// Writes the position before `step` with the saver, if there is one and the epoch has
+    /// trained since it began; whether it was written.
+    fn write_position(
+        &mut self,
+        step: usize,
+        net: &EmbeddingNet,
+        sgd: &Sgd,
+        method_state: &MethodState,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<bool, TrainError> {
+        let first_step = self.first_step;
+        let Some(save) = self.checkpoints.save.as_mut().filter(|_| step > first_step) else {
+            return Ok(false);
+        };
+        // The position must include every step's loss: read the pending ones first, with the
+        // check that the weights about to be saved are finite.
+        let window = with_weights_check(std::mem::take(&mut self.pending), net, method_state);
+        self.loss_sum += self.reader.read(window, self.recorded, emit)?;
+        let position = EpochPosition {
+            epoch: self.epoch,
+            step,
+            steps: self.steps,
+            loss_sum: self.loss_sum,
+            lr: self.lr,
+        };
+        save(&position, net, sgd, method_state)?;
+        tracing::info!("checkpoint at epoch {}, step {step}", self.epoch + 1);
+        Ok(true)
+    }
+
+    /// Counts `step` as recorded and queues its `loss` for reading, first reading the window
+    /// before it when that is full.
+    fn step_recorded(
+        &mut self,
+        step: usize,
+        loss: Tensor<1>,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        self.steps += 1;
+        self.recorded = step + 1;
+        if self.pending.len() >= self.loss_window {
+            let window = std::mem::take(&mut self.pending);
+            self.loss_sum += self.reader.read(window, self.recorded, emit)?;
+        }
+        self.pending.push(PendingLoss {
+            step,
+            loss,
+            lr: self.lr,
+        });
+        Ok(())
+    }
+
+    /// Reads the last losses, with the check that the weights the epoch's end checkpoints are
+    /// finite, and sums the epoch up; `waited` is the time spent waiting for the producer.
+    fn finish(
+        mut self,
+        net: EmbeddingNet,
+        method_state: &MethodState,
+        waited: Duration,
+        emit: &mut dyn FnMut(TrainEvent),
+    ) -> Result<TrainedEpoch, TrainError> {
+        let window = with_weights_check(std::mem::take(&mut self.pending), &net, method_state);
+        self.loss_sum += self.reader.read(window, self.recorded, emit)?;
+        let reader = self.reader;
+        let train_seconds = reader
+            .last_read
+            .duration_since(reader.throughput.start)
+            .as_secs_f64();
+        Ok(TrainedEpoch {
+            net,
+            steps: self.steps,
+            loss_sum: self.loss_sum,
+            lr: self.lr,
+            images_per_sec: reader.rate,
+            seconds: train_seconds,
+            data_wait_fraction: waited.as_secs_f64() / train_seconds.max(1e-9),
+            record_seconds: self.record_seconds,
+            blocking_reads: reader.blocking_reads,
+            uploaded_bytes: crate::support::uploads::uploaded() - self.uploaded_before,
         })
     }
 }

@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::augment::{KeptImages, Normalization};
 use crate::data::{DataError, ImageSet, Subset};
-use crate::embed::{self, View};
+use crate::embed::{self, KeptEmbeddings, View};
 use crate::eval::{self, AlignedLabels, Embeddings, EvalError, Neighbor};
 use crate::model::EmbeddingNet;
 
@@ -155,142 +155,60 @@ pub(super) fn evaluate(
     kept: Option<&KeptImages>,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool, TrainError> {
-    const BINS: usize = 50;
-    // The training images' views are built where the run keeps them: on the device, when it
-    // does, so an evaluation reads no training pixel on the host.
-    // Searched on the device, the embeddings stay there too for the kNN.
-    let embed_set = |set: &LabeledSet| {
-        let pass = embed::EmbedPass {
-            images: set.images(train),
-            kept: kept.filter(|_| set.images.is_none()),
-            size: config.image_size,
-            view: View::CENTER,
-            batch_size: EVAL_BATCH,
-        };
-        embed::embed_pass(net, &pass, normalization, search_on_device, keep_going)
+    let scorer = Scorer {
+        config,
+        normalization,
+        net,
+        train,
+        kept,
+        keep_going,
     };
     let memory = match &evals.memory {
-        Some(set) => match embed_set(set)? {
-            Some(embedded) => Some((embedded.rows, embedded.on_device, &set.labels)),
+        Some(set) => match scorer.embed(set, search_on_device)? {
+            Some(embedded) => Some(embedded),
             None => return Ok(false),
         },
         None => None,
     };
     let test = match &evals.test {
-        Some(set) => match embed_set(set)? {
-            Some(embedded) => Some((embedded.rows, embedded.on_device, &set.labels)),
+        Some(set) => match scorer.embed(set, search_on_device)? {
+            Some(embedded) => Some(embedded),
             None => return Ok(false),
         },
         None => None,
     };
-    if let (Some((memory, memory_kept, memory_labels)), Some((test, test_kept, _)), Some(aligned)) =
-        (&memory, &test, &evals.knn_queries)
-    {
+    if let (Some(memory), Some(test), Some(aligned)) = (&memory, &test, &evals.knn_queries) {
         metrics.knn_classes_left_out = aligned.left_out.clone();
         if !aligned.rows.is_empty() {
-            let memory = Embeddings::new(memory, config.dim)?;
-            let test = Embeddings::new(test, config.dim)?;
-            let k = config.knn_k.min(memory.len());
-            metrics.knn_accuracy = Some(match (memory_kept, test_kept) {
-                // The similarity search (test × memory × dim multiply-adds) on the GPU, over the
-                // embeddings already there: only the aligned rows' indices go up.
-                (Some(memory_kept), Some(test_kept)) => {
-                    let rows: Vec<i32> = aligned
-                        .rows
-                        .iter()
-                        .copied()
-                        .map(crate::method::index_value)
-                        .collect();
-                    let rows = Tensor::<1, Int>::from_data(
-                        TensorData::new(rows, [aligned.rows.len()]),
-                        &test_kept.device(),
-                    );
-                    let device_queries = test_kept.clone().select(0, rows);
-                    let neighbors = match eval::top_k_of_tensors(
-                        device_queries,
-                        memory_kept.clone(),
-                        k,
-                        keep_going,
-                    ) {
-                        Err(EvalError::Stopped) => return Ok(false),
-                        other => other?,
-                    };
-                    let predictions = eval::knn_vote(&neighbors, memory_labels, config.knn_sigma);
-                    eval::accuracy(&predictions, &aligned.labels)
-                }
-                _ => eval::knn_accuracy(
-                    memory,
-                    memory_labels,
-                    Embeddings::new(&test.gather(&aligned.rows), config.dim)?,
-                    &aligned.labels,
-                    k,
-                    config.knn_sigma,
-                )?,
-            });
+            match scorer.knn_accuracy(memory, &test.embedded, aligned)? {
+                Some(accuracy) => metrics.knn_accuracy = Some(accuracy),
+                None => return Ok(false),
+            }
         }
     }
     if !keep_going() {
         return Ok(false);
     }
-    if let Some((features, _, labels)) = test.as_ref().or(memory.as_ref()) {
-        metrics.scored_on = Some(if test.is_some() {
-            ScoredOn::TestFolder
-        } else {
-            ScoredOn::MemoryFolder
-        });
-        let features = Embeddings::new(features, config.dim)?;
-        metrics.recall_at = Some(eval::recall_at_k(features, labels, &config.recall_k)?);
-        if !keep_going() {
-            return Ok(false);
+    let scored = match test.as_ref().or(memory.as_ref()) {
+        Some(set) => {
+            metrics.scored_on = Some(if test.is_some() {
+                ScoredOn::TestFolder
+            } else {
+                ScoredOn::MemoryFolder
+            });
+            scorer.labeled_scores(set, metrics)?
         }
-        metrics.nmi = match eval::clustering_nmi(features, labels, config.seed, keep_going) {
-            Err(EvalError::Stopped) => return Ok(false),
-            other => Some(other?),
-        };
-        metrics.similarity = Some(eval::labeled_similarity_distributions(
-            features, labels, 5, BINS,
-        )?);
-    } else {
-        // No labels: how close two views of one image are vs different images.
-        let first: Vec<usize> = (0..train.len().min(512)).collect();
-        let sample = Subset {
-            source: train,
-            indices: &first,
-        };
-        let seed = Stream::EvaluationViews { epoch }.seed(config.seed);
-        // The sample is the training set's first images, so kept images are its rows too.
-        let view = |offset: u64| {
-            let pass = embed::EmbedPass {
-                images: &sample,
-                kept,
-                size: config.image_size,
-                view: View::Augmented {
-                    ops: config.augment,
-                    seed: seed.wrapping_add(offset),
-                },
-                batch_size: EVAL_BATCH,
-            };
-            embed::embed_pass(net, &pass, normalization, false, keep_going)
-        };
-        let (Some(a), Some(b)) = (view(0)?, view(1 << 32)?) else {
-            return Ok(false);
-        };
-        let (a, b) = (a.rows, b.rows);
-        metrics.scored_on = Some(ScoredOn::TrainingViews);
-        metrics.similarity = Some(eval::view_similarity_distributions(
-            Embeddings::new(&a, config.dim)?,
-            Embeddings::new(&b, config.dim)?,
-            BINS,
-            seed,
-        )?);
-    }
-    if !keep_going() {
+        None => scorer.view_scores(epoch, metrics)?,
+    };
+    if !scored || !keep_going() {
         return Ok(false);
     }
     // When the kNN memory is the training set itself, its centre-view embeddings are the ones the
     // probes need: reuse them rather than embedding the gallery again.
     let train_features = match (&evals.memory, &memory) {
-        (Some(set), Some((features, _, _))) if set.images.is_none() => Some(features.as_slice()),
+        (Some(set), Some(embedded)) if set.images.is_none() => {
+            Some(embedded.embedded.rows.as_slice())
+        }
         _ => None,
     };
     match probe_neighbors(
@@ -305,6 +223,169 @@ pub(super) fn evaluate(
         None => return Ok(false),
     }
     Ok(true)
+}
+
+/// Bins of the similarity histograms.
+const BINS: usize = 50;
+
+/// What an evaluation's scores borrow: the epoch's network and the run's fixed settings and sets.
+struct Scorer<'a> {
+    config: &'a TrainConfig,
+    normalization: &'a Normalization,
+    net: &'a EmbeddingNet,
+    train: &'a ImageSet,
+    /// The training images kept on the device, if the run keeps them.
+    kept: Option<&'a KeptImages>,
+    keep_going: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// A labelled set's centre-view embeddings, with its labels.
+struct EmbeddedSet<'s> {
+    embedded: KeptEmbeddings,
+    labels: &'s [usize],
+}
+
+impl Scorer<'_> {
+    /// `set`'s centre-view embeddings, kept on the device too when the search runs there (so the
+    /// kNN reads them there); `None` when `keep_going` said no. The training images' views are
+    /// built where the run keeps them: on the device, when it does, so an evaluation reads no
+    /// training pixel on the host.
+    fn embed<'s>(
+        &self,
+        set: &'s LabeledSet,
+        search_on_device: bool,
+    ) -> Result<Option<EmbeddedSet<'s>>, TrainError> {
+        let pass = embed::EmbedPass {
+            images: set.images(self.train),
+            kept: self.kept.filter(|_| set.images.is_none()),
+            size: self.config.image_size,
+            view: View::CENTER,
+            batch_size: EVAL_BATCH,
+        };
+        let embedded = embed::embed_pass(
+            self.net,
+            &pass,
+            self.normalization,
+            search_on_device,
+            self.keep_going,
+        )?;
+        Ok(embedded.map(|embedded| EmbeddedSet {
+            embedded,
+            labels: &set.labels,
+        }))
+    }
+
+    /// The weighted kNN accuracy of `test`'s `aligned` rows against `memory`; `None` when
+    /// `keep_going` said no.
+    fn knn_accuracy(
+        &self,
+        memory: &EmbeddedSet,
+        test: &KeptEmbeddings,
+        aligned: &AlignedLabels,
+    ) -> Result<Option<f64>, TrainError> {
+        let config = self.config;
+        let memory_rows = Embeddings::new(&memory.embedded.rows, config.dim)?;
+        let test_rows = Embeddings::new(&test.rows, config.dim)?;
+        let k = config.knn_k.min(memory_rows.len());
+        Ok(Some(match (&memory.embedded.on_device, &test.on_device) {
+            // The similarity search (test × memory × dim multiply-adds) on the GPU, over the
+            // embeddings already there: only the aligned rows' indices go up.
+            (Some(memory_kept), Some(test_kept)) => {
+                let rows: Vec<i32> = aligned
+                    .rows
+                    .iter()
+                    .copied()
+                    .map(crate::method::index_value)
+                    .collect();
+                let rows = Tensor::<1, Int>::from_data(
+                    TensorData::new(rows, [aligned.rows.len()]),
+                    &test_kept.device(),
+                );
+                let device_queries = test_kept.clone().select(0, rows);
+                let neighbors = match eval::top_k_of_tensors(
+                    device_queries,
+                    memory_kept.clone(),
+                    k,
+                    self.keep_going,
+                ) {
+                    Err(EvalError::Stopped) => return Ok(None),
+                    other => other?,
+                };
+                let predictions = eval::knn_vote(&neighbors, memory.labels, config.knn_sigma);
+                eval::accuracy(&predictions, &aligned.labels)
+            }
+            _ => eval::knn_accuracy(
+                memory_rows,
+                memory.labels,
+                Embeddings::new(&test_rows.gather(&aligned.rows), config.dim)?,
+                &aligned.labels,
+                k,
+                config.knn_sigma,
+            )?,
+        }))
+    }
+
+    /// Recall@K, NMI and the similarity histograms of a labelled set's embeddings; `false` when
+    /// `keep_going` said no.
+    fn labeled_scores(
+        &self,
+        set: &EmbeddedSet,
+        metrics: &mut EpochMetrics,
+    ) -> Result<bool, TrainError> {
+        let config = self.config;
+        let features = Embeddings::new(&set.embedded.rows, config.dim)?;
+        metrics.recall_at = Some(eval::recall_at_k(features, set.labels, &config.recall_k)?);
+        if !(self.keep_going)() {
+            return Ok(false);
+        }
+        metrics.nmi = match eval::clustering_nmi(features, set.labels, config.seed, self.keep_going)
+        {
+            Err(EvalError::Stopped) => return Ok(false),
+            other => Some(other?),
+        };
+        metrics.similarity = Some(eval::labeled_similarity_distributions(
+            features, set.labels, 5, BINS,
+        )?);
+        Ok(true)
+    }
+
+    /// Without labels, how close two views of one image are against different images, over the
+    /// training set's first images; `false` when `keep_going` said no.
+    fn view_scores(&self, epoch: usize, metrics: &mut EpochMetrics) -> Result<bool, TrainError> {
+        let config = self.config;
+        let first: Vec<usize> = (0..self.train.len().min(512)).collect();
+        let sample = Subset {
+            source: self.train,
+            indices: &first,
+        };
+        let seed = Stream::EvaluationViews { epoch }.seed(config.seed);
+        // The sample is the training set's first images, so kept images are its rows too.
+        let view = |offset: u64| {
+            let pass = embed::EmbedPass {
+                images: &sample,
+                kept: self.kept,
+                size: config.image_size,
+                view: View::Augmented {
+                    ops: config.augment,
+                    seed: seed.wrapping_add(offset),
+                },
+                batch_size: EVAL_BATCH,
+            };
+            embed::embed_pass(self.net, &pass, self.normalization, false, self.keep_going)
+        };
+        let (Some(a), Some(b)) = (view(0)?, view(1 << 32)?) else {
+            return Ok(false);
+        };
+        let (a, b) = (a.rows, b.rows);
+        metrics.scored_on = Some(ScoredOn::TrainingViews);
+        metrics.similarity = Some(eval::view_similarity_distributions(
+            Embeddings::new(&a, config.dim)?,
+            Embeddings::new(&b, config.dim)?,
+            BINS,
+            seed,
+        )?);
+        Ok(true)
+    }
 }
 
 /// Images embedded per batch during evaluation.

@@ -49,6 +49,7 @@ pub use config::{
     AugmentOn, LIMITS, Limit, SettingLimits, TrainConfig, TrainSettings, default_recall_k,
 };
 pub use control::Control;
+use epoch::TrainedEpoch;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
 pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
@@ -169,17 +170,7 @@ fn run_inner(
     if resumed.is_some() {
         resume::check_folder_unchanged(request, &train, emit)?;
     }
-    if request.start == Start::Overwrite
-        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
-    {
-        emit(TrainEvent::Warning {
-            message: format!(
-                "starting again over the run in {}: its files were moved into {}",
-                request.out.display(),
-                earlier.display()
-            ),
-        });
-    }
+    set_aside_overwritten(request, emit)?;
     let folder = create_folder(request, &train, emit)?;
     let device = selected.device.clone().autodiff();
     let restored = open(
@@ -190,20 +181,13 @@ fn run_inner(
         &device,
         resumed.is_some(),
     )?;
-    folder.write_record(&runs::RunRecord {
-        device: selected.name.clone(),
-        device_choice: Some(request.device.clone()),
-        train_dir: request.train_dir.clone(),
-        eval_train_dir: request.eval_train_dir.clone(),
-        eval_test_dir: request.eval_test_dir.clone(),
-        images: train.len(),
-        skipped: train.skipped.len(),
-        labels: train.label_names.clone(),
-        normalization: restored.normalization,
-        config: config.clone(),
-        folder: Some(train.fingerprint.clone()),
-        init_weights: request.init_weights.clone(),
-    })?;
+    folder.write_record(&run_record(
+        request,
+        &config,
+        &selected,
+        &train,
+        restored.normalization,
+    ))?;
 
     let mut runner = EpochRunner::new(
         &config,
@@ -239,6 +223,50 @@ fn run_inner(
         selected: &selected,
     };
     train_epochs(&opened, &runner, restored, control, emit)
+}
+
+/// A run started over another (`Start::Overwrite`) first moves that run's files aside, and says
+/// where, so nothing of it is lost.
+fn set_aside_overwritten(
+    request: &TrainRequest,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<(), TrainError> {
+    if request.start == Start::Overwrite
+        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
+    {
+        emit(TrainEvent::Warning {
+            message: format!(
+                "starting again over the run in {}: its files were moved into {}",
+                request.out.display(),
+                earlier.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the run folder records of the run: where it trains, on which images, with which settings.
+fn run_record(
+    request: &TrainRequest,
+    config: &TrainConfig,
+    selected: &SelectedDevice,
+    train: &ImageSet,
+    normalization: Normalization,
+) -> runs::RunRecord {
+    runs::RunRecord {
+        device: selected.name.clone(),
+        device_choice: Some(request.device.clone()),
+        train_dir: request.train_dir.clone(),
+        eval_train_dir: request.eval_train_dir.clone(),
+        eval_test_dir: request.eval_test_dir.clone(),
+        images: train.len(),
+        skipped: train.skipped.len(),
+        labels: train.label_names.clone(),
+        normalization,
+        config: config.clone(),
+        folder: Some(train.fingerprint.clone()),
+        init_weights: request.init_weights.clone(),
+    }
 }
 
 /// The training images, then the evaluation sets, both reporting their progress.
@@ -279,7 +307,8 @@ fn create_folder(
     Ok(folder)
 }
 
-/// Where training starts: a fresh network or everything a checkpoint restores.
+/// Where training starts: a fresh network or everything a checkpoint restores; then, as the
+/// epochs go, where it has got to.
 struct Restored {
     net: EmbeddingNet,
     sgd: Sgd,
@@ -371,51 +400,27 @@ fn train_epochs(
         folder,
         selected,
     } = *opened;
-    let Restored {
-        mut net,
-        mut sgd,
-        mut method_state,
-        normalization,
-        first_epoch,
-        mut steps,
-        mut resume_at,
-    } = start;
-    let state_at =
-        |epochs_completed, steps, steps_into_epoch, epoch_loss_sum, lr| checkpoint::RunState {
-            config: config.clone(),
-            normalization,
-            epochs_completed,
-            steps,
-            steps_into_epoch,
-            epoch_loss_sum,
-            last_lr: Some(lr),
-            instances: train.len(),
-        };
+    let mut state = start;
+    let normalization = state.normalization;
     let mut save_position =
         |position: &EpochPosition, net: &EmbeddingNet, sgd: &Sgd, method_state: &MethodState| {
-            let state = state_at(
-                position.epoch,
-                position.steps,
-                position.step,
-                position.loss_sum,
-                position.lr,
-            );
-            folder.save_position(&state, net, sgd, method_state)
+            let run_state = opened.run_state(normalization, position);
+            folder.save_position(&run_state, net, sgd, method_state)
         };
     let steps_per_epoch = runner.steps_per_epoch();
     let mut metrics = Vec::new();
-    for epoch in first_epoch..config.epochs {
+    for epoch in state.first_epoch..config.epochs {
         let epoch_start = Instant::now();
         let trained = runner.train_epoch(
             EpochStart {
                 epoch,
-                net,
-                steps,
-                resume_at: resume_at.take(),
-                first_of_run: epoch == first_epoch,
+                net: state.net,
+                steps: state.steps,
+                resume_at: state.resume_at.take(),
+                first_of_run: epoch == state.first_epoch,
             },
-            &mut sgd,
-            &mut method_state,
+            &mut state.sgd,
+            &mut state.method_state,
             control,
             Some(&mut save_position),
             emit,
@@ -424,34 +429,18 @@ fn train_epochs(
             EpochOutcome::Trained(trained) => *trained,
             EpochOutcome::Stopped { step } => return Ok(RunSummary::stopped(epoch, metrics, step)),
         };
-        net = trained.net;
-        let recorded_steps = (trained.steps - steps).max(1);
-        steps = trained.steps;
+        let mut epoch_metrics = trained_metrics(epoch, &trained, state.steps, steps_per_epoch);
+        state.net = trained.net;
+        state.steps = trained.steps;
         emit(TrainEvent::Phase {
             phase: Phase::Evaluating,
         });
-        let mut epoch_metrics = EpochMetrics {
-            epoch: epoch + 1,
-            loss: trained.loss_sum / steps_per_epoch as f64,
-            lr: trained.lr,
-            images_per_sec: trained.images_per_sec,
-            data_wait_fraction: trained.data_wait_fraction,
-            host_ms_per_step: 1000.0 * trained.record_seconds / recorded_steps as f64,
-            knn_accuracy: None,
-            knn_classes_left_out: Vec::new(),
-            recall_at: None,
-            scored_on: None,
-            nmi: None,
-            similarity: None,
-            probes: Vec::new(),
-            seconds: 0.0,
-        };
         // A Stop or an error during evaluation keeps the epoch just trained: its checkpoint is
         // written with whatever was scored by then, before the error is reported.
         let evaluated = evaluation::evaluate(
             config,
             &normalization,
-            &net,
+            &state.net,
             train,
             evals,
             epoch,
@@ -461,14 +450,7 @@ fn train_epochs(
             &|| !control.is_canceled(),
         );
         epoch_metrics.seconds = epoch_start.elapsed().as_secs_f64();
-        let state = state_at(epoch + 1, steps, 0, 0.0, trained.lr);
-        let exported = ExportedConfig {
-            model: config.model_config(),
-            normalization,
-            tau: config.tau,
-            steps,
-        };
-        folder.end_epoch(&state, &net, &sgd, &method_state, &epoch_metrics, &exported)?;
+        opened.end_epoch(&state, epoch, trained.lr, &epoch_metrics)?;
         emit(TrainEvent::Epoch(epoch_metrics.clone()));
         metrics.push(epoch_metrics);
         let evaluated = evaluated?;
@@ -485,6 +467,87 @@ fn train_epochs(
         metrics,
         steps_into_epoch: 0,
     })
+}
+
+/// An epoch's metrics from its training, before its evaluation scores them.
+fn trained_metrics(
+    epoch: usize,
+    trained: &TrainedEpoch,
+    steps_before: u64,
+    steps_per_epoch: usize,
+) -> EpochMetrics {
+    // The steps this epoch recorded (fewer than `steps_per_epoch` when it resumed inside).
+    let recorded_steps = (trained.steps - steps_before).max(1);
+    EpochMetrics {
+        epoch: epoch + 1,
+        loss: trained.loss_sum / steps_per_epoch as f64,
+        lr: trained.lr,
+        images_per_sec: trained.images_per_sec,
+        data_wait_fraction: trained.data_wait_fraction,
+        host_ms_per_step: 1000.0 * trained.record_seconds / recorded_steps as f64,
+        knn_accuracy: None,
+        knn_classes_left_out: Vec::new(),
+        recall_at: None,
+        scored_on: None,
+        nmi: None,
+        similarity: None,
+        probes: Vec::new(),
+        seconds: 0.0,
+    }
+}
+
+impl Opened<'_> {
+    /// What a checkpoint records of the run at `position`: `position.epoch` epochs completed
+    /// and `position.step` steps into the next.
+    fn run_state(
+        &self,
+        normalization: Normalization,
+        position: &EpochPosition,
+    ) -> checkpoint::RunState {
+        checkpoint::RunState {
+            config: self.config.clone(),
+            normalization,
+            epochs_completed: position.epoch,
+            steps: position.steps,
+            steps_into_epoch: position.step,
+            epoch_loss_sum: position.loss_sum,
+            last_lr: Some(position.lr),
+            instances: self.train.len(),
+        }
+    }
+
+    /// Writes `epoch`'s end to the run folder: the checkpoint of `state`, the model as exported
+    /// and the epoch's metrics.
+    fn end_epoch(
+        &self,
+        state: &Restored,
+        epoch: usize,
+        lr: f64,
+        metrics: &EpochMetrics,
+    ) -> Result<(), TrainError> {
+        let position = EpochPosition {
+            epoch: epoch + 1,
+            step: 0,
+            steps: state.steps,
+            loss_sum: 0.0,
+            lr,
+        };
+        let exported = ExportedConfig {
+            model: self.config.model_config(),
+            normalization: state.normalization,
+            tau: self.config.tau,
+            steps: state.steps,
+        };
+        self.folder.end_epoch(
+            &self.run_state(state.normalization, &position),
+            &state.net,
+            &state.sgd,
+            &state.method_state,
+            metrics,
+            &exported,
+        )?;
+        Ok(())
+    }
 }
 
 pub(super) fn load_with_progress(

@@ -7,15 +7,15 @@
 //! the host.
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::TrainConfig;
 use super::batches::StepInput;
 use crate::augment::Normalization;
 use crate::embed::DeviceNormalization;
 use crate::method::{
-    self, LossMasks, Method, MethodSettings, MethodState, NegativeSampling, Positive, nce_loss,
-    npsoftmax_loss, spread_out_loss, triplet_loss,
+    self, LossMasks, MemoryBank, Method, MethodSettings, MethodState, NegativeSampling, Positive,
+    nce_loss, npsoftmax_loss, spread_out_loss, triplet_loss,
 };
 use crate::model::{EmbeddingNet, Precision};
 use crate::optim::Sgd;
@@ -104,8 +104,40 @@ impl DeviceStep {
                 .to_device(&self.normalization, self.views_on.as_ref()),
             self.precision,
         );
+        let loss = self.loss(features, state, input.nce_candidates, indices, at);
+        // The value without its graph: kept to be read after the next step is queued.
+        let value = loss.clone().inner();
+        let mut gradients = loss.backward();
+        if matches!(state, MethodState::Classifier { .. }) {
+            let MethodState::Classifier {
+                classifier,
+                sgd: mut classifier_sgd,
+            } = std::mem::replace(state, MethodState::Stateless)
+            else {
+                unreachable!("matched above")
+            };
+            let grads = GradientsParams::from_module(&mut gradients, &classifier);
+            *state = MethodState::Classifier {
+                classifier: classifier_sgd.step(lr, classifier, grads),
+                sgd: classifier_sgd,
+            };
+        }
+        let grads = GradientsParams::from_grads(gradients, &net);
+        (sgd.step(lr, net, grads), value)
+    }
+
+    /// The method's loss over `features`, the embeddings of the training images `indices` (and,
+    /// for NCE, its `nce_candidates`), updating the memory's rows where the method keeps one.
+    fn loss(
+        &self,
+        features: Tensor<2>,
+        state: &mut MethodState,
+        nce_candidates: Option<TensorData>,
+        indices: &[usize],
+        at: StepPosition,
+    ) -> Tensor<1> {
         let masks = || self.masks.as_ref().expect("two-view methods have masks");
-        let loss = match (self.method, &mut *state) {
+        match (self.method, state) {
             (Method::SpreadOut, _) => match self.positive {
                 Positive::Augmented => spread_out_loss(features, self.tau, self.negatives, masks()),
                 Positive::Nearest => {
@@ -126,67 +158,55 @@ impl DeviceStep {
                 masks(),
             ),
             (Method::NpSoftmax | Method::Nce, MethodState::Memory(bank)) => {
-                let targets = method::index_tensor(indices, &self.device);
-                let loss = if self.method == Method::NpSoftmax {
-                    npsoftmax_loss(features.clone(), &bank.memory, targets.clone(), self.tau)
-                } else {
-                    let instances = bank.instances();
-                    let candidates = Tensor::from_data(
-                        crate::support::uploads::counted(
-                            input
-                                .nce_candidates
-                                .expect("the producer draws NCE's candidates"),
-                        ),
-                        &self.device,
-                    );
-                    let z = match bank.z {
-                        Some(z) => z,
-                        None => {
-                            let z = bank.estimate_z(
-                                features.clone().detach(),
-                                candidates.clone(),
-                                self.tau,
-                            );
-                            bank.z = Some(z);
-                            z
-                        }
-                    };
-                    nce_loss(
-                        features.clone(),
-                        &bank.memory,
-                        candidates,
-                        self.tau,
-                        z,
-                        instances,
-                    )
-                };
-                bank.update(features.detach(), targets, self.settings.memory_momentum);
-                loss
+                self.memory_loss(features, bank, nce_candidates, indices)
             }
             (Method::Exemplar, MethodState::Classifier { classifier, .. }) => {
                 classifier.loss(features, method::index_tensor(indices, &self.device))
             }
             (method, _) => unreachable!("{method:?} was given another method's state"),
-        };
-        // The value without its graph: kept to be read after the next step is queued.
-        let value = loss.clone().inner();
-        let mut gradients = loss.backward();
-        if matches!(state, MethodState::Classifier { .. }) {
-            let MethodState::Classifier {
-                classifier,
-                sgd: mut classifier_sgd,
-            } = std::mem::replace(state, MethodState::Stateless)
-            else {
-                unreachable!("matched above")
-            };
-            let grads = GradientsParams::from_module(&mut gradients, &classifier);
-            *state = MethodState::Classifier {
-                classifier: classifier_sgd.step(lr, classifier, grads),
-                sgd: classifier_sgd,
-            };
         }
-        let grads = GradientsParams::from_grads(gradients, &net);
-        (sgd.step(lr, net, grads), value)
+    }
+
+    /// NPSoftmax's or NCE's loss of `features` against the memory `bank`, whose rows of `indices`
+    /// then move towards `features`. NCE's normalising constant is estimated at its first step.
+    fn memory_loss(
+        &self,
+        features: Tensor<2>,
+        bank: &mut MemoryBank,
+        nce_candidates: Option<TensorData>,
+        indices: &[usize],
+    ) -> Tensor<1> {
+        let targets = method::index_tensor(indices, &self.device);
+        let loss = if self.method == Method::NpSoftmax {
+            npsoftmax_loss(features.clone(), &bank.memory, targets.clone(), self.tau)
+        } else {
+            let instances = bank.instances();
+            let candidates = Tensor::from_data(
+                crate::support::uploads::counted(
+                    nce_candidates.expect("the producer draws NCE's candidates"),
+                ),
+                &self.device,
+            );
+            let z = match bank.z {
+                Some(z) => z,
+                None => {
+                    let z =
+                        bank.estimate_z(features.clone().detach(), candidates.clone(), self.tau);
+                    bank.z = Some(z);
+                    z
+                }
+            };
+            nce_loss(
+                features.clone(),
+                &bank.memory,
+                candidates,
+                self.tau,
+                z,
+                instances,
+            )
+        };
+        bank.update(features.detach(), targets, self.settings.memory_momentum);
+        loss
     }
 }
 

@@ -52,50 +52,20 @@ pub(super) fn views_kernel(
                 let mut g = sampled.green;
                 let mut b = sampled.blue;
                 if jitter {
-                    let mut stopped = false;
-                    for k in 0..4u32 {
-                        let op = (order >> (2 * k)) & 3;
-                        if op == 1 && pass == 0 {
-                            stopped = true;
-                        }
-                        if !stopped {
-                            let factor = floats[view * VIEW_FLOATS + op as usize];
-                            if op == 0 {
-                                r = unit_range(r * factor);
-                                g = unit_range(g * factor);
-                                b = unit_range(b * factor);
-                            } else if op == 1 {
-                                r = blend(r, mean, factor);
-                                g = blend(g, mean, factor);
-                                b = blend(b, mean, factor);
-                            } else if op == 2 {
-                                let gray = luma(table, r, g, b);
-                                r = blend(r, gray, factor);
-                                g = blend(g, gray, factor);
-                                b = blend(b, gray, factor);
-                            } else {
-                                let shifted = shifted_hue(r, g, b, factor);
-                                r = shifted.red;
-                                g = shifted.green;
-                                b = shifted.blue;
-                            }
-                        }
-                    }
+                    let jittered = jittered(floats, table, view, order, pass, mean, sampled);
+                    r = jittered.red;
+                    g = jittered.green;
+                    b = jittered.blue;
                 }
                 if pass == 0 {
                     partial += luma(table, r, g, b);
                 } else {
-                    if grayscale {
-                        let gray = luma(table, r, g, b);
-                        r = gray;
-                        g = gray;
-                        b = gray;
-                    }
-                    let plane = pixels as usize;
-                    let at = view * 3 * plane + p as usize;
-                    output[at] = normalized(table, 0, r);
-                    output[at + plane] = normalized(table, 1, g);
-                    output[at + 2 * plane] = normalized(table, 2, b);
+                    let pixel = Rgb {
+                        red: r,
+                        green: g,
+                        blue: b,
+                    };
+                    write_pixel(output, table, view, pixels, p, grayscale, pixel);
                 }
             }
         }
@@ -113,6 +83,86 @@ pub(super) fn views_kernel(
             mean = total / f32::cast_from(pixels);
         }
     }
+}
+
+/// `pixel` through the view's colour jitter: brightness, contrast, saturation and hue (ops 0–3)
+/// in the view's drawn `order`, each with its factor. Pass 0 stops before contrast, the op that
+/// needs the `mean` luma that pass is summing.
+#[cube]
+fn jittered(
+    floats: &[f32],
+    table: &[f32],
+    view: usize,
+    order: u32,
+    pass: u32,
+    mean: f32,
+    pixel: Rgb,
+) -> Rgb {
+    let mut r = pixel.red;
+    let mut g = pixel.green;
+    let mut b = pixel.blue;
+    let mut stopped = false;
+    for k in 0..4u32 {
+        let op = (order >> (2 * k)) & 3;
+        if op == 1 && pass == 0 {
+            stopped = true;
+        }
+        if !stopped {
+            let factor = floats[view * VIEW_FLOATS + op as usize];
+            if op == 0 {
+                r = unit_range(r * factor);
+                g = unit_range(g * factor);
+                b = unit_range(b * factor);
+            } else if op == 1 {
+                r = blend(r, mean, factor);
+                g = blend(g, mean, factor);
+                b = blend(b, mean, factor);
+            } else if op == 2 {
+                let gray = luma(table, r, g, b);
+                r = blend(r, gray, factor);
+                g = blend(g, gray, factor);
+                b = blend(b, gray, factor);
+            } else {
+                let shifted = shifted_hue(r, g, b, factor);
+                r = shifted.red;
+                g = shifted.green;
+                b = shifted.blue;
+            }
+        }
+    }
+    Rgb {
+        red: r,
+        green: g,
+        blue: b,
+    }
+}
+
+/// Writes `pixel`, output pixel `p` of `view`, to the view's three planes of `output`: grey
+/// first when the view is, then to 8 bits and normalised.
+#[cube]
+fn write_pixel(
+    output: &mut [f32],
+    table: &[f32],
+    view: usize,
+    pixels: u32,
+    p: u32,
+    grayscale: bool,
+    pixel: Rgb,
+) {
+    let mut r = pixel.red;
+    let mut g = pixel.green;
+    let mut b = pixel.blue;
+    if grayscale {
+        let gray = luma(table, r, g, b);
+        r = gray;
+        g = gray;
+        b = gray;
+    }
+    let plane = pixels as usize;
+    let at = view * 3 * plane + p as usize;
+    output[at] = normalized(table, 0, r);
+    output[at + plane] = normalized(table, 1, g);
+    output[at + 2 * plane] = normalized(table, 2, b);
 }
 
 /// Byte `at` of the packed sources, as a value 0–255.

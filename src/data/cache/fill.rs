@@ -72,125 +72,22 @@ pub(crate) fn fill(
     let lock = lock_folder(&dir, scan, total, progress)?;
 
     let index_path = dir.join("index");
-    let mut index = match Index::read(&index_path) {
-        Some(index) if index.side == side => index,
-        // A fresh data file, never one an open image set may still be reading from.
-        _ => Index {
-            side,
-            folder: scan.root.clone(),
-            generation: next_generation(&dir),
-            data_len: 0,
-            records: Vec::new(),
-        },
-    };
-    index.folder = scan.root.clone();
-    remove_old_generations(&dir, index.generation);
+    let mut index = current_index(&dir, &index_path, scan, side);
     let data_path = dir.join(data_file_name(index.generation));
-    let data = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&data_path)
-        .map_err(cache_error(&data_path))?;
-    // Bytes past the index's end come from a fill that stopped before its next checkpoint.
-    data.set_len(index.data_len)
-        .map_err(cache_error(&data_path))?;
+    let writer = open_data(&data_path, index.data_len)?;
 
-    let known_count = index.records.len();
-    let known: HashMap<Vec<u8>, Record> = std::mem::take(&mut index.records)
-        .into_iter()
-        .map(|record| (record.relative.clone(), record))
-        .collect();
-    let relative: Vec<Vec<u8>> = scan
-        .entries
-        .iter()
-        .map(|entry| {
-            let path = entry.path.strip_prefix(&scan.root).unwrap_or(&entry.path);
-            crate::support::paths::os_bytes(path.as_os_str())
-        })
-        .collect();
-    let mut records: Vec<Option<Record>> = vec![None; total];
-    let mut misses = Vec::new();
-    let mut retried = 0;
-    for (i, entry) in scan.entries.iter().enumerate() {
-        match known
-            .get(&relative[i])
-            .filter(|record| record.stamp == entry.stamp)
-        {
-            Some(record) if record.content.is_stale_failure() => {
-                retried += 1;
-                misses.push(i);
-            }
-            Some(record) => records[i] = Some(record.clone()),
-            None => misses.push(i),
-        }
-    }
-    drop(known);
-    // Why each file that could not be read was skipped: reported, never recorded.
-    let mut unreadable = HashMap::new();
-
-    let hits = total - misses.len();
-    let prior_records = known_count;
-    let mut writer = DataWriter {
-        file: BufWriter::new(data),
-        len: index.data_len,
+    let prior_records = index.records.len();
+    let mut triage = Triage::of(scan, std::mem::take(&mut index.records));
+    let folder = FolderFill {
+        scan,
+        side,
+        index_path: &index_path,
+        data_path: &data_path,
+        progress,
     };
-    let mut done = hits;
-    let mut last_checkpoint = Instant::now();
-    let stop = AtomicBool::new(!progress(
-        if misses.is_empty() { total } else { hits },
-        total,
-    ));
-    let step = (total / 100).max(1);
-    decode_into(
-        &misses,
-        &stop,
-        |i| encode(&scan.entries[i].path, side),
-        |i, encoded| {
-            let content = match encoded {
-                Ok(encoded) => Some(Content::Image {
-                    location: writer.append(&encoded).map_err(cache_error(&data_path))?,
-                    original: encoded.original,
-                    totals: encoded.totals,
-                }),
-                Err(Failure::Verdict(reason)) => Some(Content::Failed {
-                    reason,
-                    decoder: DECODER_VERSION,
-                }),
-                Err(Failure::Unreadable(reason)) => {
-                    unreadable.insert(i, reason);
-                    None
-                }
-            };
-            records[i] = content.map(|content| Record {
-                relative: relative[i].clone(),
-                stamp: scan.entries[i].stamp,
-                content,
-            });
-            done += 1;
-            if !stop.load(Ordering::Relaxed)
-                && (done.is_multiple_of(step) || done == total)
-                && !progress(done, total)
-            {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if last_checkpoint.elapsed() > INDEX_CHECKPOINT {
-                writer.sync().map_err(cache_error(&data_path))?;
-                index.data_len = writer.len;
-                index.records = records.iter().flatten().cloned().collect();
-                index.write(&index_path)?;
-                last_checkpoint = Instant::now();
-            }
-            Ok(())
-        },
-    )?;
-    let canceled = stop.load(Ordering::Relaxed);
-    writer.sync().map_err(cache_error(&data_path))?;
-    index.data_len = writer.len;
-    drop(writer);
-    index.records = records.iter().flatten().cloned().collect();
-    if !misses.is_empty() || index.records.len() != prior_records {
+    let canceled = folder.decode(&mut triage, &mut index, writer)?;
+    index.records = triage.records.iter().flatten().cloned().collect();
+    if !triage.misses.is_empty() || index.records.len() != prior_records {
         index.write(&index_path)?;
     }
     if canceled {
@@ -208,12 +105,207 @@ pub(crate) fn fill(
         file: File::open(&data_path).map_err(cache_error(&data_path))?,
         path: data_path,
     };
+    let results = entry_results(&index, &triage.relative, triage.unreadable);
+    drop(lock);
+    Ok(Filled {
+        store: Arc::new(store),
+        results,
+        decoded: triage.misses.len(),
+        retried: triage.retried,
+    })
+}
+
+/// The folder's index at `side` as the cache holds it, or a fresh one, with the data files of
+/// its other generations removed.
+fn current_index(dir: &Path, index_path: &Path, scan: &Scan, side: u32) -> Index {
+    let mut index = match Index::read(index_path) {
+        Some(index) if index.side == side => index,
+        // A fresh data file, never one an open image set may still be reading from.
+        _ => Index {
+            side,
+            folder: scan.root.clone(),
+            generation: next_generation(dir),
+            data_len: 0,
+            records: Vec::new(),
+        },
+    };
+    index.folder = scan.root.clone();
+    remove_old_generations(dir, index.generation);
+    index
+}
+
+/// The data file at `path`, opened to append after the `len` bytes its index covers.
+fn open_data(path: &Path, len: u64) -> Result<DataWriter, DataError> {
+    let data = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(cache_error(path))?;
+    // Bytes past the index's end come from a fill that stopped before its next checkpoint.
+    data.set_len(len).map_err(cache_error(path))?;
+    Ok(DataWriter {
+        file: BufWriter::new(data),
+        len,
+    })
+}
+
+/// A scan's entries sorted by what the cache knows of them: the records still good, and the
+/// entries to decode.
+struct Triage {
+    /// Each entry's path relative to the folder, the key the index records it under.
+    relative: Vec<Vec<u8>>,
+    /// Each entry's record, once known good or decoded (none for a file that could not be read).
+    records: Vec<Option<Record>>,
+    /// Entries to decode: new, changed, or failed under an older decoder.
+    misses: Vec<usize>,
+    /// Of those, entries the cache had recorded as failed by an older decoder.
+    retried: usize,
+    /// Why each file that could not be read was skipped: reported, never recorded.
+    unreadable: HashMap<usize, String>,
+}
+
+impl Triage {
+    /// `scan`'s entries against the records the cache had: one with the same size and
+    /// modification time keeps its record, unless that is a failure an older decoder recorded.
+    fn of(scan: &Scan, known: Vec<Record>) -> Self {
+        let known: HashMap<Vec<u8>, Record> = known
+            .into_iter()
+            .map(|record| (record.relative.clone(), record))
+            .collect();
+        let relative: Vec<Vec<u8>> = scan
+            .entries
+            .iter()
+            .map(|entry| {
+                let path = entry.path.strip_prefix(&scan.root).unwrap_or(&entry.path);
+                crate::support::paths::os_bytes(path.as_os_str())
+            })
+            .collect();
+        let mut records: Vec<Option<Record>> = vec![None; scan.entries.len()];
+        let mut misses = Vec::new();
+        let mut retried = 0;
+        for (i, entry) in scan.entries.iter().enumerate() {
+            match known
+                .get(&relative[i])
+                .filter(|record| record.stamp == entry.stamp)
+            {
+                Some(record) if record.content.is_stale_failure() => {
+                    retried += 1;
+                    misses.push(i);
+                }
+                Some(record) => records[i] = Some(record.clone()),
+                None => misses.push(i),
+            }
+        }
+        Self {
+            relative,
+            records,
+            misses,
+            retried,
+            unreadable: HashMap::new(),
+        }
+    }
+}
+
+/// What the decoding of a fill's misses works with: the folder's scan, the cache's files and the
+/// caller's progress.
+struct FolderFill<'a> {
+    scan: &'a Scan,
+    side: u32,
+    index_path: &'a Path,
+    data_path: &'a Path,
+    progress: &'a (dyn Fn(usize, usize) -> bool + Sync),
+}
+
+impl FolderFill<'_> {
+    /// Decodes `triage`'s misses in parallel and, on this thread as each comes, appends it to the
+    /// data file with `writer` and records it in `triage`, reporting progress and writing `index`
+    /// every [`INDEX_CHECKPOINT`] so an interruption keeps the work. Whether the caller stopped
+    /// the fill.
+    fn decode(
+        &self,
+        triage: &mut Triage,
+        index: &mut Index,
+        mut writer: DataWriter,
+    ) -> Result<bool, DataError> {
+        let total = self.scan.entries.len();
+        let hits = total - triage.misses.len();
+        let mut done = hits;
+        let mut last_checkpoint = Instant::now();
+        let stop = AtomicBool::new(!(self.progress)(
+            if triage.misses.is_empty() {
+                total
+            } else {
+                hits
+            },
+            total,
+        ));
+        let step = (total / 100).max(1);
+        decode_into(
+            &triage.misses,
+            &stop,
+            |i| encode(&self.scan.entries[i].path, self.side),
+            |i, encoded| {
+                let content = match encoded {
+                    Ok(encoded) => Some(Content::Image {
+                        location: writer
+                            .append(&encoded)
+                            .map_err(cache_error(self.data_path))?,
+                        original: encoded.original,
+                        totals: encoded.totals,
+                    }),
+                    Err(Failure::Verdict(reason)) => Some(Content::Failed {
+                        reason,
+                        decoder: DECODER_VERSION,
+                    }),
+                    Err(Failure::Unreadable(reason)) => {
+                        triage.unreadable.insert(i, reason);
+                        None
+                    }
+                };
+                triage.records[i] = content.map(|content| Record {
+                    relative: triage.relative[i].clone(),
+                    stamp: self.scan.entries[i].stamp,
+                    content,
+                });
+                done += 1;
+                if !stop.load(Ordering::Relaxed)
+                    && (done.is_multiple_of(step) || done == total)
+                    && !(self.progress)(done, total)
+                {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if last_checkpoint.elapsed() > INDEX_CHECKPOINT {
+                    writer.sync().map_err(cache_error(self.data_path))?;
+                    index.data_len = writer.len;
+                    index.records = triage.records.iter().flatten().cloned().collect();
+                    index.write(self.index_path)?;
+                    last_checkpoint = Instant::now();
+                }
+                Ok(())
+            },
+        )?;
+        let canceled = stop.load(Ordering::Relaxed);
+        writer.sync().map_err(cache_error(self.data_path))?;
+        index.data_len = writer.len;
+        Ok(canceled)
+    }
+}
+
+/// Each scan entry's image in the cache, or why it has none: the reason recorded, the read
+/// error, or that the fill stopped before reaching it.
+fn entry_results(
+    index: &Index,
+    relative: &[Vec<u8>],
+    mut unreadable: HashMap<usize, String>,
+) -> Vec<EntryResult> {
     let by_path: HashMap<&[u8], &Record> = index
         .records
         .iter()
         .map(|record| (record.relative.as_slice(), record))
         .collect();
-    let results = relative
+    relative
         .iter()
         .enumerate()
         .map(
@@ -230,14 +322,7 @@ pub(crate) fn fill(
                 })),
             },
         )
-        .collect();
-    drop(lock);
-    Ok(Filled {
-        store: Arc::new(store),
-        results,
-        decoded: misses.len(),
-        retried,
-    })
+        .collect()
 }
 
 /// An I/O error on `path` (each shell adds how to choose another cache folder).

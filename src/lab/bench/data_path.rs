@@ -26,28 +26,11 @@ pub fn data_pipeline(
     sizes: &[u32],
     gpu: Option<&SelectedDevice>,
 ) -> Result<Vec<BenchRow>, BenchError> {
-    let generated;
-    let (dir, kind) = match photos {
-        Some(dir) => (dir.to_owned(), "photos"),
-        None => {
-            generated = tempfile::tempdir().map_err(BenchError::TempDir)?;
-            let spec = DemoSpec {
-                classes: 6,
-                train_per_class: limit.div_ceil(6),
-                test_per_class: 0,
-                size: 64,
-                seed: 0,
-            };
-            (
-                demo::generate(generated.path(), &spec)?.train,
-                "generated PNG",
-            )
-        }
-    };
+    let source = BenchImages::find(photos, limit)?;
     let mut rows = Vec::new();
     for &size in sizes {
         // Only the first `limit` files: the scan is cheap, decoding is what is measured.
-        let mut scan = data::scan(&dir)?;
+        let mut scan = data::scan(&source.dir)?;
         scan.entries.truncate(limit);
         // A fresh cache, so the first load decodes everything and the second decodes nothing.
         let cache_dir = tempfile::tempdir().map_err(|source| DataError::Io {
@@ -84,53 +67,119 @@ pub fn data_pipeline(
         let images = set.images(&all)?;
         let drawn = DeviceViews::prepare(images, &rows_of_batch, size, &AugmentOps::default(), 0);
         let draw_seconds = start.elapsed().as_secs_f64();
-        // Host rows of 8-bit pixels at this size.
-        let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
-            precision: "u8".to_owned(),
-            batch: count,
-            image_size: size,
-            ..host_row(task, detail, count, seconds)
-        };
-        rows.push(row(
-            "decode",
-            format!(
-                "decode + resize {} {kind} into a new cache ({} px shorter side)",
-                set.len(),
-                data::cached_side(size)
-            ),
-            set.len(),
+        let timings = HostTimings {
+            images: set.len(),
             decode_seconds,
-        ));
-        rows.push(row(
-            "cached load",
-            format!("the same {} files again, from the cache", set.len()),
-            set.len(),
             cached_seconds,
-        ));
-        rows.push(row(
-            "augment",
-            format!(
-                "two augmented views, {size} px ({} views), read and built on the CPU",
-                batch.len()
-            ),
-            batch.len(),
+            views: batch.len(),
             augment_seconds,
-        ));
-        rows.push(row(
-            "augment",
-            format!(
-                "the same views read and drawn for the GPU to build ({} views, {:.0} KiB to upload)",
-                drawn.shape()[0],
-                drawn.upload_bytes() as f64 / 1024.0
-            ),
-            drawn.shape()[0],
+            drawn_views: drawn.shape()[0],
+            drawn_upload_bytes: drawn.upload_bytes(),
             draw_seconds,
-        ));
+        };
+        rows.extend(host_rows(size, source.kind, &timings));
         if let Some(gpu) = gpu {
             rows.extend(device_view_rows(gpu, &set, size)?);
         }
     }
     Ok(rows)
+}
+
+/// The images a data-path benchmark reads: the folder of photos given, or generated shapes.
+struct BenchImages {
+    dir: std::path::PathBuf,
+    /// What they are, as the rows' details say.
+    kind: &'static str,
+    /// The folder of the generated images, removed when the benchmark is done with them.
+    _generated: Option<tempfile::TempDir>,
+}
+
+impl BenchImages {
+    /// The images under `photos`, or, without, about `limit` generated PNG shapes.
+    fn find(photos: Option<&Path>, limit: usize) -> Result<Self, BenchError> {
+        if let Some(dir) = photos {
+            return Ok(Self {
+                dir: dir.to_owned(),
+                kind: "photos",
+                _generated: None,
+            });
+        }
+        let generated = tempfile::tempdir().map_err(BenchError::TempDir)?;
+        let spec = DemoSpec {
+            classes: 6,
+            train_per_class: limit.div_ceil(6),
+            test_per_class: 0,
+            size: 64,
+            seed: 0,
+        };
+        Ok(Self {
+            dir: demo::generate(generated.path(), &spec)?.train,
+            kind: "generated PNG",
+            _generated: Some(generated),
+        })
+    }
+}
+
+/// What the host's data path took at one size, and how much it made.
+struct HostTimings {
+    images: usize,
+    decode_seconds: f64,
+    cached_seconds: f64,
+    /// Views the CPU built.
+    views: usize,
+    augment_seconds: f64,
+    /// Views drawn for the device to build, and the bytes their upload takes.
+    drawn_views: usize,
+    drawn_upload_bytes: u64,
+    draw_seconds: f64,
+}
+
+/// The host rows of 8-bit pixels at `size`: decoding into the cache, reading it back, the views
+/// built on the CPU and those drawn for the device; `kind` says what the images are.
+fn host_rows(size: u32, kind: &str, timings: &HostTimings) -> [BenchRow; 4] {
+    let row = |task: &str, detail: String, count: usize, seconds: f64| BenchRow {
+        precision: "u8".to_owned(),
+        batch: count,
+        image_size: size,
+        ..host_row(task, detail, count, seconds)
+    };
+    let images = timings.images;
+    [
+        row(
+            "decode",
+            format!(
+                "decode + resize {images} {kind} into a new cache ({} px shorter side)",
+                data::cached_side(size)
+            ),
+            images,
+            timings.decode_seconds,
+        ),
+        row(
+            "cached load",
+            format!("the same {images} files again, from the cache"),
+            images,
+            timings.cached_seconds,
+        ),
+        row(
+            "augment",
+            format!(
+                "two augmented views, {size} px ({} views), read and built on the CPU",
+                timings.views
+            ),
+            timings.views,
+            timings.augment_seconds,
+        ),
+        row(
+            "augment",
+            format!(
+                "the same views read and drawn for the GPU to build ({} views, {:.0} KiB to upload)",
+                timings.drawn_views,
+                timings.drawn_upload_bytes as f64 / 1024.0
+            ),
+            timings.drawn_views,
+            timings.draw_seconds,
+        ),
+    ]
 }
 
 /// The training kernel's views on `gpu`: two views of each of the first 64 images of `set` (half

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::augment::KeptImages;
 use crate::data::{self, DataError, ImageSet};
 use crate::device::{self, DeviceChoice, DeviceError, SelectedDevice};
 use crate::lab::demo::DemoError;
@@ -134,6 +135,20 @@ impl cubecl::logging::LaunchObserver for LaunchCounts {
     }
 }
 
+impl LaunchCounts {
+    /// Launches per step over `steps` steps by kernel name, most first: kernels whose short names
+    /// agree are one line.
+    fn per_step(&self, steps: usize) -> Vec<(String, f64)> {
+        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
+        for (&kernel, &launched) in self.0.lock().expect("lock").iter() {
+            *by_name.entry(kernel_name(kernel)).or_default() += launched as f64 / steps as f64;
+        }
+        let mut by_kernel: Vec<(String, f64)> = by_name.into_iter().collect();
+        by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by_kernel
+    }
+}
+
 /// A kernel's type name without its module paths (`KernelBinop<MulOp>`), generic arguments cut
 /// at 80 characters: CubeCL names a matmul with a dozen nested generic types.
 fn kernel_name(full: &str) -> String {
@@ -246,19 +261,7 @@ pub fn training(
             device.defers_work(),
         );
         if views_on_device {
-            let (cube, kept) = match device.cube_device() {
-                // On a GPU adapter each batch's images are uploaded with it, so the upload
-                // column shows what a run whose images do not fit the device sends.
-                Some(cube) => (Some(cube), None),
-                // A served device builds views of kept images only, which cross the network
-                // before the timed steps: the read waits for them, so the steps' bytes are
-                // their own.
-                None => {
-                    let kept = keep_images(device, &set, config.device_data_mb)?;
-                    let _ = burn::tensor::Tensor::<1>::zeros([1], &device.device).into_data();
-                    kept
-                }
-            };
+            let (cube, kept) = device_views(device, &set, &config)?;
             runner = runner.with_views_on(cube, kept);
         }
         // The timed epoch's launches; the warm-up's include one-off compilation and tuning.
@@ -287,13 +290,7 @@ pub fn training(
         net = trained.net;
         steps_done = trained.steps;
         let per_step = |value: f64| value / count as f64;
-        // Kernels whose short names agree are one line.
-        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
-        for (&kernel, &launched) in launches.0.lock().expect("lock").iter() {
-            *by_name.entry(kernel_name(kernel)).or_default() += per_step(launched as f64);
-        }
-        let mut by_kernel: Vec<(String, f64)> = by_name.into_iter().collect();
-        by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let by_kernel = launches.per_step(count);
         let budget = StepBudget {
             launches_per_step: device
                 .is_wgpu
@@ -309,21 +306,60 @@ pub fn training(
                 }),
             launches: by_kernel,
         };
-        timed = Some((
-            count,
-            trained.seconds,
-            trained.data_wait_fraction,
+        timed = Some(TimedEpoch {
+            steps: count,
+            seconds: trained.seconds,
+            data_wait_fraction: trained.data_wait_fraction,
             budget,
-            runner.views_on_device(),
-        ));
+            views_on_device: runner.views_on_device(),
+        });
     }
-    let (count, seconds, wait, budget, built_on_device) = timed.expect("at least one timed step");
-    let per_step = seconds / count as f64;
+    Ok(training_row(
+        device,
+        case,
+        timed.expect("at least one timed step"),
+    ))
+}
+
+/// Where a benchmark builds its training views on the device: the adapter and, on a served
+/// device, the images kept there.
+fn device_views(
+    device: &SelectedDevice,
+    set: &ImageSet,
+    config: &TrainConfig,
+) -> Result<(Option<cubecl::Device>, Option<KeptImages>), BenchError> {
+    Ok(match device.cube_device() {
+        // On a GPU adapter each batch's images are uploaded with it, so the upload column shows
+        // what a run whose images do not fit the device sends.
+        Some(cube) => (Some(cube), None),
+        // A served device builds views of kept images only, which cross the network before the
+        // timed steps: the read waits for them, so the steps' bytes are their own.
+        None => {
+            let kept = keep_images(device, set, config.device_data_mb)?;
+            let _ = burn::tensor::Tensor::<1>::zeros([1], &device.device).into_data();
+            kept
+        }
+    })
+}
+
+/// The timed epoch of a training benchmark.
+struct TimedEpoch {
+    steps: usize,
+    seconds: f64,
+    data_wait_fraction: f64,
+    budget: StepBudget,
+    /// Whether the training views were built on the device.
+    views_on_device: bool,
+}
+
+/// The table's row for `case`'s timed epoch on `device`.
+fn training_row(device: &SelectedDevice, case: TrainingCase, timed: TimedEpoch) -> BenchRow {
+    let per_step = timed.seconds / timed.steps as f64;
     let stem = match Stem::for_image_size(case.image_size) {
         Stem::Cifar => "CIFAR stem",
         Stem::Imagenet => "ImageNet stem",
     };
-    Ok(BenchRow {
+    BenchRow {
         task: "train".to_owned(),
         detail: format!(
             "ResNet-18 w{}, {stem}, {} px, batch {}×2, {}, views built on the {}",
@@ -331,7 +367,7 @@ pub fn training(
             case.image_size,
             case.batch_size,
             case.precision,
-            match (built_on_device, &device.remote) {
+            match (timed.views_on_device, &device.remote) {
                 (false, _) => "CPU",
                 (true, None) => "GPU",
                 (true, Some(_)) => "server from images kept there",
@@ -346,9 +382,9 @@ pub fn training(
         image_size: case.image_size,
         images_per_sec: (2 * case.batch_size) as f64 / per_step,
         seconds: per_step,
-        data_wait_fraction: Some(wait),
-        budget: Some(budget),
-    })
+        data_wait_fraction: Some(timed.data_wait_fraction),
+        budget: Some(timed.budget),
+    }
 }
 
 pub(super) fn compiler_of(device: &SelectedDevice) -> String {
