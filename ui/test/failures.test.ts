@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { DeviceChoice, Failure } from '../src/backend';
+import type { DeviceChoice, ErrorKind } from '../src/backend';
 import { mountApp, quickBackend, startTraining, text, until } from './helpers';
 
 beforeEach(() => localStorage.clear());
@@ -31,7 +31,7 @@ describe('a failed run', () => {
   it('of any kind is worded without command-line flags', async () => {
     const app = await mountApp();
     app.go('train');
-    const codes: Failure[] = ['data', 'device', 'files', 'eval', 'config', 'existing_run', 'out_holds_images', 'nothing_to_resume', 'changed_folder', 'diverged', 'crashed'];
+    const codes: ErrorKind[] = ['data', 'device', 'files', 'eval', 'config', 'existing_run', 'out_holds_images', 'nothing_to_resume', 'changed_folder', 'diverged', 'crashed'];
     for (const code of codes) app.screens.train.onEvent({ type: 'failed', code, message: `what happened (${code})` });
     expect(alerts().length).toBe(codes.length);
     expect(text('.train .notices')).not.toContain('--');
