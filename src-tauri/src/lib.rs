@@ -19,7 +19,6 @@ use state::AppState;
 
 /// What the UI needs to know when it starts.
 #[derive(Debug, Serialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
 struct Startup {
     /// Open the demo data set right away (`--demo`).
     open_demo: bool,
@@ -145,7 +144,7 @@ fn invoke_handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'stat
         commands::train::start_training,
         commands::train::resume_training,
         commands::train::pause_training,
-        commands::train::resume_paused_training,
+        commands::train::unpause_training,
         commands::train::stop_training,
         commands::train::list_runs,
         commands::train::open_run,

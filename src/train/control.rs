@@ -1,11 +1,11 @@
-//! Pause, resume and cancel: the flags the worker checks before every step (and the evaluation
+//! Pause, unpause and cancel: the flags the worker checks before every step (and the evaluation
 //! between batches), set from whichever thread drives the run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-/// Pause, resume and cancel, shared between the worker and whoever drives it.
+/// Pause, unpause and cancel, shared between the worker and whoever drives it.
 #[derive(Debug, Default)]
 pub struct Control {
     cancel: AtomicBool,
@@ -22,7 +22,7 @@ impl Control {
         self.pause.store(true, Ordering::SeqCst);
     }
     /// Lets a paused run continue.
-    pub fn resume(&self) {
+    pub fn unpause(&self) {
         self.pause.store(false, Ordering::SeqCst);
     }
     /// Whether a pause was requested (and not yet lifted).

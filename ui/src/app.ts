@@ -118,7 +118,7 @@ export class App {
   async start(): Promise<void> {
     this.go('data');
     const { startup } = this;
-    if (startup.testHooks) {
+    if (startup.test_hooks) {
       window.spreadoutTest = {
         openFolder: (path, testDir) => this.screens.data.open(path, testDir),
         // What the person would type into the form, so it is remembered and wins over defaults.
@@ -131,7 +131,7 @@ export class App {
       };
     }
     await this.offerResume();
-    if (startup.openDemo) await this.screens.data.openDemo();
+    if (startup.open_demo) await this.screens.data.openDemo();
   }
 
   /** Offers every run that stopped before its last epoch (app closed, crash, Stop) for resume. */

@@ -150,7 +150,7 @@ describe('training settings', () => {
     app.go('train');
     await app.screens.train.start();
     await until(() => app.store.shared.run?.status === 'finished');
-    expect(requests[0].evalTestDir).toBe('/mock/labelled/test');
+    expect(requests[0].eval_test_dir).toBe('/mock/labelled/test');
     document.querySelector<HTMLButtonElement>('#clear-test-dir')!.click();
     expect(app.store.shared.testDir).toBeNull();
     expect(text('#test-dir')).toContain('none:');

@@ -1,4 +1,4 @@
-//! Train screen: devices, start/pause/resume/stop, and the event stream to the UI.
+//! Train screen: devices, start, pause, unpause, resume (a stopped run) and stop, and the event stream to the UI.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -58,7 +58,6 @@ pub async fn connect_remote(
 
 /// What the UI sends to start a run.
 #[derive(Debug, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
 pub struct StartTraining {
     /// Hyper-parameters.
     pub config: TrainConfig,
@@ -246,8 +245,8 @@ pub fn pause_training(state: State<'_, AppState>) -> CommandResult<()> {
 
 /// Lets a paused run continue.
 #[tauri::command]
-pub fn resume_paused_training(state: State<'_, AppState>) -> CommandResult<()> {
-    state.with_training(train::Control::resume)
+pub fn unpause_training(state: State<'_, AppState>) -> CommandResult<()> {
+    state.with_training(train::Control::unpause)
 }
 
 /// Stops the run after the current step; its last checkpoint is kept.

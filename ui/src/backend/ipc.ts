@@ -40,20 +40,20 @@ export type Startup = {
 /**
  * Open the demo data set right away (`--demo`).
  */
-openDemo: boolean, 
+open_demo: boolean, 
 /**
  * Expose the end-to-end test hooks.
  */
-testHooks: boolean, 
+test_hooks: boolean, 
 /**
  * Where runs are written.
  */
-runsRoot: string, 
+runs_root: string, 
 /**
  * Extensions of the files this build reads as images (with HEIC only where libheif is
  * built in), for the file dialogs.
  */
-imageExtensions: Array<string>, 
+image_extensions: Array<string>, 
 /**
  * The engine's training defaults, limits and per-method values, which the settings form
  * offers and checks (the UI keeps no copy of them).
@@ -812,11 +812,11 @@ config: TrainConfig,
 /**
  * Training images.
  */
-trainDir: string, 
+train_dir: string, 
 /**
  * Labelled test folder scored each epoch, if any.
  */
-evalTestDir: string | null, 
+eval_test_dir: string | null, 
 /**
  * Device.
  */
@@ -824,7 +824,7 @@ device: DeviceChoice,
 /**
  * Pretrained backbone to start from (safetensors, torchvision names); random when absent.
  */
-initWeights: string | null, };
+init_weights: string | null, };
 
 /**
  * One setting a resume changed from the run's record, e.g. `epochs 30 → 50`.

@@ -269,7 +269,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
 
   return {
     kind: 'mock',
-    startup: async () => ({ openDemo: false, testHooks: true, runsRoot: '/mock/runs', imageExtensions: ['jpg', 'jpeg', 'png', 'heic', 'nef'], settings: structuredClone(ENGINE_SETTINGS) }),
+    startup: async () => ({ open_demo: false, test_hooks: true, runs_root: '/mock/runs', image_extensions: ['jpg', 'jpeg', 'png', 'heic', 'nef'], settings: structuredClone(ENGINE_SETTINGS) }),
     pickFolder: async () => '/mock/photos',
     pickImage: async () => '/mock/outside/query.png',
     pickWeights: async () => '/mock/weights/resnet18.safetensors',
@@ -345,16 +345,16 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
         record: {
           device: 'Mock GPU',
           device_choice: request.device,
-          train_dir: request.trainDir,
+          train_dir: request.train_dir,
           eval_train_dir: null,
-          eval_test_dir: request.evalTestDir,
+          eval_test_dir: request.eval_test_dir,
           images,
           skipped: 0,
           labels: CLASSES,
           normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
           config: request.config,
           folder: { images, digest: 'mock' },
-          init_weights: request.initWeights,
+          init_weights: request.init_weights,
         },
         epochs_completed: 0,
         metrics: [],
@@ -400,7 +400,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     pauseTraining: async () => {
       if (training) training.paused = true;
     },
-    resumePausedTraining: async () => {
+    unpauseTraining: async () => {
       if (training) training.paused = false;
     },
     stopTraining: async () => {

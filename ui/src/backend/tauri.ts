@@ -22,7 +22,7 @@ export const tauriBackend: Backend = {
   kind: 'desktop',
   startup: async () => {
     const startup = await invoke<Startup>('startup');
-    imageExtensions = startup.imageExtensions;
+    imageExtensions = startup.image_extensions;
     return startup;
   },
   pickFolder: async (title) => (await open({ directory: true, multiple: false, title })) ?? null,
@@ -61,7 +61,7 @@ export const tauriBackend: Backend = {
   resumeTraining: (runDir, epochs, device, acceptChangedFolder, onEvent) =>
     invoke('resume_training', { runDir, epochs, device, acceptChangedFolder, events: channel(onEvent) }),
   pauseTraining: () => invoke('pause_training'),
-  resumePausedTraining: () => invoke('resume_paused_training'),
+  unpauseTraining: () => invoke('unpause_training'),
   stopTraining: () => invoke('stop_training'),
   listRuns: () => invoke('list_runs'),
   openRun: (runDir) => invoke('open_run', { runDir }),

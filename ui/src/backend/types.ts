@@ -152,7 +152,7 @@ export interface Backend {
    */
   resumeTraining(runDir: string, epochs: number | null, device: DeviceChoice | null, acceptChangedFolder: boolean, onEvent: (event: TrainEvent) => void): Promise<Resumed>;
   pauseTraining(): Promise<void>;
-  resumePausedTraining(): Promise<void>;
+  unpauseTraining(): Promise<void>;
   stopTraining(): Promise<void>;
   listRuns(): Promise<RunInfo[]>;
   openRun(runDir: string): Promise<RunInfo>;

@@ -395,7 +395,7 @@ export class TrainScreen implements Screen {
     delete this.status.dataset.phase;
     try {
       await this.launch(
-        (onEvent) => backend.startTraining({ config: store.shared.config, trainDir: folder.root, evalTestDir: store.shared.testDir, device: store.shared.device, initWeights: this.initWeights }, onEvent),
+        (onEvent) => backend.startTraining({ config: store.shared.config, train_dir: folder.root, eval_test_dir: store.shared.testDir, device: store.shared.device, init_weights: this.initWeights }, onEvent),
         (dir) => store.update({ run: { dir, trainDir: folder.root, metrics: [], status: 'running', labels: folder.label_names } }),
       );
     } catch (error) {
@@ -422,7 +422,7 @@ export class TrainScreen implements Screen {
   private async pause(): Promise<void> {
     const { backend } = this.context;
     try {
-      if (this.paused) await backend.resumePausedTraining();
+      if (this.paused) await backend.unpauseTraining();
       else await backend.pauseTraining();
       this.paused = !this.paused;
       this.buttons.pause.textContent = this.paused ? 'Resume' : 'Pause';
