@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the UI (type-checked) and every crate of the workspace the way the tests build them, so
 # the app, the CLI and the tests share one set of compiled dependencies (a different package or
-# feature selection would rebuild Burn: ~30 min on 2 cores). Prints the app binary's path last.
+# feature selection would rebuild Burn: ~30 min on 2 cores). The workspace's own crates are linted
+# as they compile (clippy-driver with `-D warnings`, see scripts/env.sh): a lint fails the build.
+# Prints the app binary's path last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh

@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # The README's test command. First the gates, which stop it at once: installs what is missing,
 # checks its own test counting (scripts/count-tests.sh --self-check), holds the line on formatting
-# and lints (`cargo fmt --check`, `cargo clippy -D warnings`, the same feature selection as the
-# build so no dependency is checked twice) and builds. Then every suite runs to its end, each
-# whatever the ones before it did: the UI's unit and component tests (Vitest, mock backend),
-# every Rust test of the workspace (`cargo test --no-fail-fast`), a smoke run of
-# benchmarks/vs-pytorch/run.sh (smallest configuration, Debian's PyTorch; skipped when no python
-# imports torch) and the end-to-end test of the real app under Xvfb. Ends with its wall time and
-# scripts/count-tests.sh's total over the four, `total: N passed, M failed, K skipped`, then a
-# line naming each skipped test and why, and one for each suite or test binary that failed
-# without reporting a failed test (a crash, a build failure). Exits non-zero when anything failed.
+# (`cargo fmt --check`) and builds, which lints too: scripts/env.sh has clippy-driver compile the
+# workspace's crates with `-D warnings`, so a lint stops the build and no dependency is compiled
+# or checked twice. Then every suite runs to its end, each whatever the ones before it did: the
+# UI's unit and component tests (Vitest, mock backend), every Rust test of the workspace
+# (`cargo test --no-fail-fast`), a smoke run of benchmarks/vs-pytorch/run.sh (smallest
+# configuration, Debian's PyTorch; skipped when no python imports torch) and the end-to-end test
+# of the real app under Xvfb. Ends with its wall time and scripts/count-tests.sh's total over the
+# four, `total: N passed, M failed, K skipped`, then a line naming each skipped test and why, and
+# one for each suite or test binary that failed without reporting a failed test (a crash, a build
+# failure). Exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/setup.sh
 scripts/count-tests.sh --self-check
 . scripts/env.sh
+[ "${RUSTC_WORKSPACE_WRAPPER:-}" = clippy-driver ] ||
+  { echo "clippy is not installed, and the build is the lint: rustup component add clippy" >&2; exit 1; }
 cargo fmt --all --check
+# Every target of the workspace (lib, bins, tests, examples), built and linted; `cargo test` below
+# finds them all fresh.
 scripts/build.sh >/dev/null
-# Clippy's type-checked dependencies never serve a build, so they live in a folder of their own
-# beside the build's, persistent like it.
-CARGO_TARGET_DIR="$CARGO_TARGET_DIR-check" \
-  cargo clippy --workspace --all-targets --features spreadout-app/custom-protocol -- -D warnings
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

@@ -1,5 +1,6 @@
-//! What the engine's end-to-end test binaries share: small generated data, a network small
-//! enough for the CPU backend to train in moments, and a run request over them.
+//! What the engine's two end-to-end test binaries (`tests/it/`, `tests/serving/`) share: small
+//! generated data, a network small enough for the CPU backend to train in moments, and a run
+//! request over them.
 
 use std::path::Path;
 

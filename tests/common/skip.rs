@@ -5,9 +5,9 @@
 //! each), and `SKIPPED: name: reason` on stderr for whoever runs the test with `--nocapture`.
 //!
 //! One file for both kinds of test binary: the engine's unit tests include it from `src/lib.rs`
-//! (`#[cfg(test)]`), and an integration test that skips includes it by path rather than through
-//! `common`: the binaries that use `common` have nothing to skip, and a helper a binary leaves
-//! unused fails clippy's dead-code check.
+//! (`#[cfg(test)]`), and the `it` integration test binary by path (`tests/it/main.rs`) rather than
+//! through `common`: the `serving` binary uses `common` and has nothing to skip, and a helper a
+//! binary leaves unused fails clippy's dead-code check.
 
 use std::io::Write;
 

@@ -5,9 +5,9 @@
 //! path builds them, the same bytes. Training views of every operation, and the evaluation's
 //! fixed views.
 //!
-//! A binary of its own: a process that hosts a Burn server switches every read to Burn's
-//! asynchronous runtime, which the other test binaries must not inherit; one test, so the binary
-//! opens the adapter once.
+//! In the `serving` test binary: a process that hosts a Burn server switches every read to Burn's
+//! asynchronous runtime, which the tests of the `it` binary must not inherit; one test, so the
+//! adapter is served once.
 
 use std::path::Path;
 
@@ -20,9 +20,7 @@ use spreadout::augment::{
 use spreadout::device::{self, DeviceChoice, SelectedDevice};
 use spreadout::serve::Via;
 
-mod serving;
-
-use serving::{serve_here, served, token_file};
+use crate::server::{serve_here, served, token_file};
 
 const NORMALIZATION: Normalization = Normalization {
     mean: [0.45, 0.5, 0.55],

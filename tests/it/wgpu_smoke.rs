@@ -4,7 +4,8 @@
 //! checkpoint) against the same run on flex; and a checkpoint written on wgpu resumed on both.
 //!
 //! lavapipe compiles kernels slowly (minutes for the first step), so the shapes are tiny, and the
-//! cases share one binary: the adapter and its compiled kernels are made once.
+//! cases share one process (the `it` binary, with the other wgpu tests): the adapter and its
+//! compiled kernels are made once.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -13,8 +14,7 @@ use spreadout::method::{LossMasks, NegativeSampling, spread_out_loss};
 use spreadout::model::ModelConfig;
 use spreadout::optim::Sgd;
 
-#[path = "common/skip.rs"]
-mod skip;
+use crate::skip;
 
 /// Embeddings of the first input before training, then the loss of one SGD step per input.
 fn run(device: &Device, inputs: &[Vec<f32>], rows: usize, size: usize) -> (Vec<f32>, Vec<f32>) {

@@ -4,7 +4,7 @@
 //! among them, each operation alone and all together, within 1/255 per channel once the
 //! normalisation is undone; the Augmentations preview built there; and an evaluation's
 //! embedding pass over images kept on the device against the same pass from the host. One test,
-//! so the binary opens the device once.
+//! so it opens the device once (the `it` binary's wgpu tests share it).
 
 use image::RgbImage;
 use rand::{Rng, SeedableRng};

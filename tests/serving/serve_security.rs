@@ -8,8 +8,8 @@
 //! (the review's overflowing image, a kept tensor of bytes, a side of 60 000, a crop outside,
 //! random numbers) are refused with errors, and the server goes on serving.
 //!
-//! A binary of its own: a process that hosts a Burn server switches every read to Burn's
-//! asynchronous runtime, which the other test binaries must not inherit.
+//! In the `serving` test binary: a process that hosts a Burn server switches every read to Burn's
+//! asynchronous runtime, which the tests of the `it` binary must not inherit.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,9 +29,7 @@ use spreadout::link::ServerKey;
 use spreadout::remote::{RemoteError, Secret};
 use spreadout::serve::Via;
 
-mod serving;
-
-use serving::{serve_here, served, token_file};
+use crate::server::{serve_here, served, token_file};
 
 /// The remote error behind a device that could not be chosen.
 fn remote_error(error: DeviceError) -> RemoteError {

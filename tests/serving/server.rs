@@ -1,6 +1,6 @@
-//! What the test binaries that host a server in their own process share (`tests/remote.rs`,
-//! `tests/served_views.rs`, `tests/serve_security.rs`): a server of a device of this process on a
-//! free loopback port, a token file, and the choice that trains on the server.
+//! What the tests that host a server in their own process share (`remote`, `served_views`,
+//! `serve_security`): a server of a device of this process on a free loopback port, a token file,
+//! and the choice that trains on the server.
 
 use std::path::{Path, PathBuf};
 

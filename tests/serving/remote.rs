@@ -6,8 +6,8 @@
 //! leaves the server serving the next one, and a server killed mid-run stops the run with its
 //! checkpoint kept, which a resume against the restarted server finishes.
 //!
-//! A binary of its own: a process that hosts a Burn server switches every read to Burn's
-//! asynchronous runtime, which the other test binaries must not inherit.
+//! In the `serving` test binary: a process that hosts a Burn server switches every read to Burn's
+//! asynchronous runtime, which the tests of the `it` binary must not inherit.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -26,11 +26,8 @@ use spreadout::train::{
     self, AugmentOn, Control, TrainConfig, TrainError, TrainEvent, TrainRequest,
 };
 
-mod common;
-mod serving;
-
-use common::{tiny_config, tiny_data};
-use serving::{serve_here, served, token_file};
+use crate::common::{self, tiny_config, tiny_data};
+use crate::server::{serve_here, served, token_file};
 
 /// A fresh run of `config` on `device`, on the data and network of the other end-to-end tests.
 fn request(

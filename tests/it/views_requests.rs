@@ -7,8 +7,8 @@
 //! builds from the same kept bytes (the CPU reads them through a slice, so no read of either
 //! handler can stray outside them). A kept tensor of another dtype is refused on both.
 //!
-//! One test, so the binary opens the adapter once; refusals launch nothing, so only a few dozen
-//! requests reach the GPU's kernel.
+//! One test, so it opens the adapter once (the `it` binary's wgpu tests share it); refusals
+//! launch nothing, so only a few dozen requests reach the GPU's kernel.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

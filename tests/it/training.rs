@@ -12,9 +12,7 @@ use spreadout::tensor_files;
 use spreadout::tensor_files::TensorValues;
 use spreadout::train::{self, Control, TrainConfig, TrainEvent, TrainRequest};
 
-mod common;
-
-use common::{request, resumed_on, tiny_config, tiny_data};
+use crate::common::{request, resumed_on, tiny_config, tiny_data};
 
 /// Runs `request`, stopping it (as Stop or Ctrl-C does) once step `step` of epoch `epoch` is
 /// reported.
@@ -247,9 +245,9 @@ fn training_lifts_knn_and_view_retrieval_above_the_untrained_network() {
         "kNN {knn_before:.2} % untrained, {knn_after:.2} % trained; view retrieval on the training images {views_before:.2} % untrained, {views_after:.2} % trained; on the test images {unseen_before:.2} % untrained, {unseen_after:.2} % trained"
     );
     // Measured with seeds 0, 1 and 2 (`seed` above; `cargo test --workspace --features
-    // spreadout-app/custom-protocol --test training --
-    // training_lifts_knn_and_view_retrieval_above_the_untrained_network --nocapture` prints
-    // these; seed 0 gives the same numbers with RAYON_NUM_THREADS=1):
+    // spreadout-app/custom-protocol --test it --
+    // training::training_lifts_knn_and_view_retrieval_above_the_untrained_network --nocapture`
+    // prints these; seed 0 gives the same numbers with RAYON_NUM_THREADS=1):
     //   kNN, untrained → trained         50.40 → 64.90, 51.10 → 63.50, 43.70 → 62.20 %
     //                                    (gains 14.50, 12.40, 18.50 points)
     //   view retrieval, training images  0.20 → 3.54, 0.34 → 3.14, 0.26 → 2.98 % (chance 0.02 %)
