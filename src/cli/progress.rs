@@ -71,7 +71,7 @@ pub fn loading_bar() -> impl Fn(usize, usize) -> bool + Sync {
 
 /// Runs `request` on the training worker and draws its events until it ends.
 pub fn run_with_progress(request: TrainRequest) -> Result<RunSummary> {
-    let (train_dir, out) = (request.train_dir.clone(), request.out.clone());
+    let (train_dir, out) = (request.train_dir.clone(), request.run_dir.clone());
     let handle = train::spawn(request);
     let bar = ProgressBar::hidden();
     let mut stop_asked = false;

@@ -232,12 +232,12 @@ fn set_aside_overwritten(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<(), TrainError> {
     if request.start == Start::Overwrite
-        && let Some(earlier) = runs::set_aside(&request.out, std::time::SystemTime::now())?
+        && let Some(earlier) = runs::set_aside(&request.run_dir, std::time::SystemTime::now())?
     {
         emit(TrainEvent::Warning {
             message: format!(
                 "starting again over the run in {}: its files were moved into {}",
-                request.out.display(),
+                request.run_dir.display(),
                 earlier.display()
             ),
         });
@@ -292,7 +292,7 @@ fn create_folder(
     train: &ImageSet,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunFolder, TrainError> {
-    let folder = RunFolder::create(&request.out, train.instance_keys())?;
+    let folder = RunFolder::create(&request.run_dir, train.instance_keys())?;
     folder.write_skipped(&train.skipped)?;
     if !train.skipped.is_empty() {
         emit(TrainEvent::Warning {
@@ -334,7 +334,7 @@ fn open(
     resuming: bool,
 ) -> Result<Restored, TrainError> {
     if resuming {
-        let restored = checkpoint::load(&request.out, device, folder.instance_keys())?;
+        let restored = checkpoint::load(&request.run_dir, device, folder.instance_keys())?;
         let state = restored.state;
         folder.start_metrics(Some(state.epochs_completed))?;
         return Ok(Restored {

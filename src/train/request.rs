@@ -39,8 +39,8 @@ pub struct TrainRequest {
     /// Labelled folder scored each epoch (kNN, Recall@K, NMI, similarity histograms).
     pub eval_test_dir: Option<PathBuf>,
     /// Run folder.
-    pub out: PathBuf,
-    /// A new run, a new run over an old one, or the continuation of the run in `out`.
+    pub run_dir: PathBuf,
+    /// A new run, a new run over an old one, or the continuation of the run in `run_dir`.
     pub start: Start,
     /// Device to train on.
     pub device: DeviceChoice,
@@ -58,18 +58,18 @@ pub struct TrainRequest {
 }
 
 impl TrainRequest {
-    /// A new run of `config` on the images of `train_dir`, written to the run folder `out`: the
+    /// A new run of `config` on the images of `train_dir`, written to the run folder `run_dir`: the
     /// one constructor every shell and the comparison build a request with (a resume through
     /// [`TrainRequest::resume`], which calls it too). The rest starts as a new run needs it (no
     /// labelled folders, the automatic device, the per-user cache, random weights) and changes
     /// through the methods below.
-    pub fn new(config: TrainConfig, train_dir: PathBuf, out: PathBuf) -> Self {
+    pub fn new(config: TrainConfig, train_dir: PathBuf, run_dir: PathBuf) -> Self {
         Self {
             config,
             train_dir,
             eval_train_dir: None,
             eval_test_dir: None,
-            out,
+            run_dir,
             start: Start::Fresh,
             device: DeviceChoice::default(),
             cache_dir: None,
@@ -105,7 +105,7 @@ impl TrainRequest {
         self
     }
 
-    /// With `overwrite`, a new run over an earlier one in `out` ([`Start::Overwrite`]).
+    /// With `overwrite`, a new run over an earlier one in `run_dir` ([`Start::Overwrite`]).
     #[must_use]
     pub fn overwriting(mut self, overwrite: bool) -> Self {
         self.start = if overwrite {
@@ -146,12 +146,12 @@ impl TrainRequest {
 impl TrainRequest {
     /// Refuses a run folder that is, or is above, a folder of images the run reads: its files
     /// would mix with the photos, and deleting the run would be deleting in the photos' folder.
-    /// Paths are compared with links and `..` resolved; `out` need not exist yet.
+    /// Paths are compared with links and `..` resolved; `run_dir` need not exist yet.
     ///
     /// # Errors
     /// [`TrainError::OutHoldsImages`] naming both folders.
     pub(super) fn check_out(&self) -> Result<(), TrainError> {
-        let Some(out) = resolved(&self.out) else {
+        let Some(out) = resolved(&self.run_dir) else {
             return Ok(());
         };
         let image_folders = [
@@ -165,7 +165,7 @@ impl TrainRequest {
                 && resolved_images.starts_with(&out)
             {
                 return Err(TrainError::OutHoldsImages {
-                    out: self.out.clone(),
+                    out: self.run_dir.clone(),
                     images: images.clone(),
                 });
             }

@@ -314,7 +314,7 @@ pub(super) fn views_on_device(
 pub(super) fn previous_state(
     request: &TrainRequest,
 ) -> Result<Option<checkpoint::RunState>, TrainError> {
-    let out = &request.out;
+    let out = &request.run_dir;
     if let Start::Resume(point) = &request.start {
         return Ok(Some(point.state.clone()));
     }
@@ -441,7 +441,7 @@ mod tests {
         assert_eq!((kept.epochs_completed, kept.steps_into_epoch), (20, 0));
         let kept = kept.request;
         assert!(kept.is_resume());
-        assert_eq!(kept.out, run);
+        assert_eq!(kept.run_dir, run);
         assert_eq!(kept.config.epochs, 50, "no flag given: the recorded length");
         assert_eq!(kept.config.seed, 3);
         assert_eq!(kept.config.augment_on, AugmentOn::Device);

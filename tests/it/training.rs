@@ -351,7 +351,7 @@ fn a_worker_reports_bad_input_as_a_failed_event_not_a_crash() {
         train_dir: dir.path().to_owned(),
         eval_train_dir: None,
         eval_test_dir: None,
-        out: dir.path().join("run"),
+        run_dir: dir.path().join("run"),
         start: spreadout::train::Start::Fresh,
         device: DeviceChoice::Cpu,
         cache_dir: Some(dir.path().join("image-cache")),

@@ -192,11 +192,11 @@ fn launch(
     events: Channel<TrainEvent>,
 ) -> CommandResult<()> {
     state.allow(&request.train_dir);
-    state.allow(&request.out);
+    state.allow(&request.run_dir);
     if let Some(test) = &request.eval_test_dir {
         state.allow(test);
     }
-    let out = request.out.clone();
+    let out = request.run_dir.clone();
     let handle = state.begin_training(&out, || {
         let handle = train::spawn(request);
         let control = handle.control.clone();
@@ -388,7 +388,7 @@ mod tests {
             train_dir: data.train.clone(),
             eval_train_dir: None,
             eval_test_dir: Some(data.test.clone()),
-            out: run.clone(),
+            run_dir: run.clone(),
             start: train::Start::Fresh,
             device: DeviceChoice::Cpu,
             cache_dir: Some(cache.clone()),

@@ -51,7 +51,7 @@ pub fn run(args: Args, context: &Context) -> Result<()> {
         spec.size,
         data_dir.display()
     );
-    let run_dir = request.out.clone();
+    let run_dir = request.run_dir.clone();
     progress::run_with_progress(request)?;
     let metrics = train::read_metrics(&run_dir)?;
     if let (Some(first), Some(last)) = (metrics.first(), metrics.last()) {
