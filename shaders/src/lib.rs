@@ -5,7 +5,7 @@
 //!
 //! The kernels compute what the engine's CPU code computes, from parameters the engine draws on
 //! the host: the CPU code stays the reference and the fallback, and the tests comparing the two
-//! live beside that reference, in the engine (`tests/wgpu_views.rs`).
+//! live beside that reference, in the engine (`tests/it/wgpu_views.rs`).
 
 pub mod burn_glue;
 pub mod views;
