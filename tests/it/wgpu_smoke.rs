@@ -116,8 +116,13 @@ fn try_train_on(
     let request = if resume {
         TrainRequest::resume(
             out,
+            // The settings a resume may change, as the CLI's flags give them.
             train::ResumeOverrides {
+                epochs: Some(config.epochs),
                 device: Some(device),
+                augment_on: Some(config.augment_on),
+                device_data_mb: Some(config.device_data_mb),
+                checkpoint_minutes: Some(config.checkpoint_minutes),
                 cache_dir: Some(out.with_file_name("image-cache")),
                 ..train::ResumeOverrides::default()
             },

@@ -132,8 +132,8 @@ mod tests {
         // What the UI sends to start a run carries its folders the same way.
         let request: train::StartTraining = serde_json::from_value(serde_json::json!({
             "config": spreadout::train::TrainConfig::default(),
-            "trainDir": serde_json::from_str::<serde_json::Value>(&json).unwrap(),
-            "evalTestDir": null,
+            "train_dir": serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            "eval_test_dir": null,
             "device": "cpu",
         }))
         .unwrap();
