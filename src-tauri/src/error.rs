@@ -49,7 +49,7 @@ engine_errors!(
     spreadout::train::TrainError,
     spreadout::tensor_files::FileError,
     spreadout::eval::EvalError,
-    spreadout::train::runs::RunFolderError,
+    spreadout::train::run_folder::runs::RunFolderError,
     spreadout::explore::tables::TableError,
     spreadout::lab::demo::DemoError,
     spreadout::explore::ExploreError,

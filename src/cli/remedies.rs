@@ -14,7 +14,7 @@ use spreadout::serve::ServeError;
 use spreadout::support::error_kind::ErrorKind;
 use spreadout::tensor_files::FileError;
 use spreadout::train::TrainError;
-use spreadout::train::runs::RunFolderError;
+use spreadout::train::run_folder::runs::RunFolderError;
 
 /// `error` with the command line's remedy appended where there is one. The library says what went
 /// wrong and leaves what to do to its shell, because the remedy is a control of the shell: a flag

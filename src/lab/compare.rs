@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::augment::AugmentOps;
 use crate::method::{Method, NegativeSampling};
 use crate::tensor_files::FileError;
-use crate::train::{self, EpochMetrics, TrainConfig, TrainRequest, checkpoint};
+use crate::train::run_folder::checkpoint;
+use crate::train::{self, EpochMetrics, TrainConfig, TrainRequest};
 
 /// One run of a comparison: a method, or the spread-out method with one thing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +246,7 @@ pub fn write_report(
 ) -> Result<String, FileError> {
     let table = collect(root, variants)?;
     let config = match variants.first() {
-        Some(&first) => train::runs::read_record(&run_dir(root, first))?.config,
+        Some(&first) => train::run_folder::runs::read_record(&run_dir(root, first))?.config,
         None => TrainConfig::default(),
     };
     let mut report = format!(

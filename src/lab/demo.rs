@@ -20,7 +20,8 @@ use rayon::prelude::*;
 
 use crate::device::DeviceChoice;
 use crate::support::error_kind::ErrorKind;
-use crate::train::{ResumeOverrides, TrainConfig, TrainError, TrainRequest, checkpoint};
+use crate::train::run_folder::checkpoint;
+use crate::train::{ResumeOverrides, TrainConfig, TrainError, TrainRequest};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

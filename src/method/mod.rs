@@ -3,7 +3,7 @@
 //!
 //! Each method owns its loss and whatever state it keeps beside the network between steps (a
 //! memory of every instance, a classifier with one output per instance). That state is part of
-//! the checkpoint (whose layout `train::checkpoint` owns), so a stopped run of any method resumes
+//! the checkpoint (whose layout `train::run_folder::checkpoint` owns), so a stopped run of any method resumes
 //! exactly. Its random draws come from the run's streams in `rng`.
 //!
 //! | method | file | batch | state |

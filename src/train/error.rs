@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{checkpoint, runs};
+use super::run_folder::{checkpoint, runs};
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::eval::EvalError;

@@ -14,7 +14,6 @@
 //! uninterrupted one would.
 
 pub(crate) mod batches;
-pub mod checkpoint;
 mod config;
 mod control;
 
@@ -25,8 +24,7 @@ pub mod events;
 mod preview;
 mod request;
 mod resume;
-mod run_folder;
-pub mod runs;
+pub mod run_folder;
 mod served;
 pub(crate) mod step;
 
@@ -56,8 +54,8 @@ pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainE
 pub use preview::{ViewsPreview, preview_views};
 pub use request::{RunSummary, Start, TrainRequest};
 pub use resume::{ResumeOverrides, ResumePoint, Resumption, SettingChange};
-use run_folder::RunFolder;
 pub use run_folder::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, read_metrics};
+use run_folder::{RunFolder, checkpoint, runs};
 use served::TrafficMeter;
 
 /// A run on its own worker thread.

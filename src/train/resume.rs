@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{
-    AugmentOn, Start, TrainConfig, TrainError, TrainEvent, TrainRequest, checkpoint, runs,
-};
+use super::run_folder::{checkpoint, runs};
+use super::{AugmentOn, Start, TrainConfig, TrainError, TrainEvent, TrainRequest};
 use crate::data::{FolderFingerprint, ImageSet};
 use crate::device::{self, DeviceChoice, SelectedDevice};
 

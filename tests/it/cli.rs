@@ -305,7 +305,7 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_the_resume_command() {
         stderr.contains("stopped at") && stderr.contains("--resume"),
         "{stderr}"
     );
-    let state = spreadout::train::checkpoint::read_state(&run).unwrap();
+    let state = spreadout::train::run_folder::checkpoint::read_state(&run).unwrap();
     assert!(state.epochs_completed >= 1 && state.epochs_completed < 500);
 }
 

@@ -266,7 +266,7 @@ fn lifecycle(method: &[&str]) {
         assert!(resumed.stderr.contains(said), "{said}:\n{resumed}");
     }
     assert_same_run("stopped and resumed with flags", &stopped, &straight);
-    let record = train::runs::read_record(&stopped).unwrap();
+    let record = train::run_folder::runs::read_record(&stopped).unwrap();
     assert_eq!(record.config.epochs, 3, "no --epochs: the recorded length");
     assert_eq!(record.config.augment_on, train::AugmentOn::Device);
     let again = bench.ok(&resume_args(&train_dir, &stopped, &[]));
@@ -405,7 +405,7 @@ fn a_stopped_run_resumes_completes_and_extends_at_the_rates_of_an_uninterrupted_
     let run = bench.path("run");
     let stop = bench.interrupted(&train_args(&train_dir, &run, 3, &[]), 1, "INT");
     assert!(stop.stderr.contains("stopped at"), "{stop}");
-    let state = train::checkpoint::read_state(&run).unwrap();
+    let state = train::run_folder::checkpoint::read_state(&run).unwrap();
     assert!(state.epochs_completed < 3, "stopped before the end");
     let resumed = bench.ok(&resume_args(&train_dir, &run, &[]));
     assert!(
@@ -413,7 +413,13 @@ fn a_stopped_run_resumes_completes_and_extends_at_the_rates_of_an_uninterrupted_
         "no change: {resumed}"
     );
     assert_eq!(rates(&run).len(), 3, "finishes epoch 3 and stops");
-    assert_eq!(train::runs::read_record(&run).unwrap().config.epochs, 3);
+    assert_eq!(
+        train::run_folder::runs::read_record(&run)
+            .unwrap()
+            .config
+            .epochs,
+        3
+    );
     assert_same_run("3 epochs, stopped and resumed", &run, &three);
     let complete = bench.ok(&resume_args(&train_dir, &run, &[]));
     assert!(
@@ -493,7 +499,7 @@ fn a_fresh_run_never_writes_over_a_folder_it_does_not_own() {
         overwritten.stderr.contains("were moved into"),
         "{overwritten}"
     );
-    let trash: Vec<PathBuf> = std::fs::read_dir(run.join(train::runs::TRASH_DIR))
+    let trash: Vec<PathBuf> = std::fs::read_dir(run.join(train::run_folder::runs::TRASH_DIR))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
@@ -505,7 +511,7 @@ fn a_fresh_run_never_writes_over_a_folder_it_does_not_own() {
     );
     assert_eq!(train::read_metrics(&trash[0]).unwrap().len(), 1);
     assert_ne!(weights(&run), first, "the new run in its place");
-    let deleted = train::runs::delete(&run).unwrap();
+    let deleted = train::run_folder::runs::delete(&run).unwrap();
     assert!(
         deleted.kept.is_empty(),
         "the trash is the run's own: {:?}",

@@ -8,7 +8,8 @@ use std::path::Path;
 use spreadout::device::DeviceChoice;
 use spreadout::eval::PairKind;
 use spreadout::lab::demo::{self, DemoSpec};
-use spreadout::train::{self, Control, ResumeOverrides, TrainRequest, runs};
+use spreadout::train::run_folder::runs;
+use spreadout::train::{self, Control, ResumeOverrides, TrainRequest};
 
 fn copy_fixture(to: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-bd697c5");

@@ -43,7 +43,7 @@ const VIEW_RETRIEVAL_MARGIN: f64 = 1.25;
 /// The run's network before its first step: the seeded initialisation it started from, exported
 /// with the run's normalisation beside the run.
 fn untrained_model(run: &Path) -> spreadout::model_files::LoadedModel {
-    use spreadout::{model_files, train::runs};
+    use spreadout::{model_files, train::run_folder::runs};
     let record = runs::read_record(run).unwrap();
     let device = burn::tensor::Device::flex();
     let net = record
@@ -282,7 +282,7 @@ fn training_lifts_knn_and_view_retrieval_above_the_untrained_network() {
         assert!(probe.neighbors.windows(2).all(|w| w[0].score >= w[1].score));
     }
     // A short run keeps a snapshot of every epoch for Explore to compare.
-    let snapshots = train::runs::snapshots(&dir.path().join("run"));
+    let snapshots = train::run_folder::runs::snapshots(&dir.path().join("run"));
     assert_eq!(snapshots.len(), EPOCHS);
     assert!(matches!(
         events.last(),
@@ -426,7 +426,7 @@ fn a_stop_during_evaluation_ends_the_run_and_keeps_the_epoch_just_trained() {
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0].knn_accuracy, None);
     assert!(run.join("model.safetensors").is_file());
-    let state = train::checkpoint::read_state(&run).unwrap();
+    let state = train::run_folder::checkpoint::read_state(&run).unwrap();
     assert_eq!(state.epochs_completed, 1);
 }
 
@@ -441,18 +441,18 @@ fn a_loss_that_diverges_later_stops_the_run_and_keeps_the_last_good_checkpoint()
         &mut |_| {},
     )
     .unwrap();
-    let checkpoint = train::checkpoint::path(&run);
+    let checkpoint = train::run_folder::checkpoint::path(&run);
     let model_before = std::fs::read(run.join("model.safetensors")).unwrap();
     // Make the rest of the run diverge: the learning rate its record continues with becomes
     // absurd.
     let record_file = run.join(train::RUN_FILE);
-    let mut record = train::runs::read_record(&run).unwrap();
+    let mut record = train::run_folder::runs::read_record(&run).unwrap();
     record.config.lr = 1e30;
     std::fs::write(&record_file, serde_json::to_vec(&record).unwrap()).unwrap();
     // Without a recorded last rate (as in runs from before it was kept) the extension is not
     // capped at the rate the run ended with, so the absurd rate applies.
     let (tensors, mut metadata) = tensor_files::read_tensors(&checkpoint).unwrap();
-    let mut state = train::checkpoint::read_state(&run).unwrap();
+    let mut state = train::run_folder::checkpoint::read_state(&run).unwrap();
     state.last_lr = None;
     metadata.insert(
         "spreadout_state".to_owned(),
@@ -512,11 +512,11 @@ fn a_torn_metrics_line_is_skipped_and_the_run_stays_resumable() {
     std::fs::write(&metrics, text).unwrap();
 
     assert_eq!(train::read_metrics(&run).unwrap().len(), 2);
-    let info = train::runs::describe(&run).unwrap();
+    let info = train::run_folder::runs::describe(&run).unwrap();
     assert!(info.unfinished);
     assert_eq!(info.epochs_completed, 2);
     assert!(
-        train::runs::list(dir.path())
+        train::run_folder::runs::list(dir.path())
             .iter()
             .any(|listed| listed.dir == run),
         "still offered for resume"
@@ -757,7 +757,7 @@ fn a_run_stopped_mid_epoch_checkpoints_its_position_and_resumes_from_it() {
     // late): the checkpoint holds the three steps done, not just epoch 1.
     assert!(summary.canceled);
     assert_eq!((summary.epochs_completed, summary.steps_into_epoch), (1, 3));
-    let state = train::checkpoint::read_state(&run).unwrap();
+    let state = train::run_folder::checkpoint::read_state(&run).unwrap();
     assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 3));
 
     let mut first_step = None;
@@ -893,8 +893,10 @@ fn the_comparison_methods_resume_their_state_exactly() {
         let resumed = resumed_on(&stopped, DeviceChoice::Cpu);
         train::run(&resumed, &Control::default(), &mut |_| {}).unwrap();
         assert_same_weights(&straight, &stopped);
-        let (a, _) = tensor_files::read_tensors(&train::checkpoint::path(&straight)).unwrap();
-        let (b, _) = tensor_files::read_tensors(&train::checkpoint::path(&stopped)).unwrap();
+        let (a, _) =
+            tensor_files::read_tensors(&train::run_folder::checkpoint::path(&straight)).unwrap();
+        let (b, _) =
+            tensor_files::read_tensors(&train::run_folder::checkpoint::path(&stopped)).unwrap();
         let state: Vec<&String> = a.keys().filter(|k| k.starts_with("method/")).collect();
         match method {
             Method::TripletHard => assert!(state.is_empty()),
@@ -1063,7 +1065,7 @@ fn a_failed_evaluation_keeps_the_epoch_and_the_run_resumes_after_it() {
         matches!(error, train::TrainError::Data(_)),
         "the evaluation failed reading: {error}"
     );
-    let state = train::checkpoint::read_state(&run).unwrap();
+    let state = train::run_folder::checkpoint::read_state(&run).unwrap();
     assert_eq!((state.epochs_completed, state.steps_into_epoch), (1, 0));
     assert!(run.join("model.safetensors").is_file());
     assert_eq!(train::read_metrics(&run).unwrap().len(), 1);
@@ -1085,7 +1087,7 @@ fn a_failed_evaluation_keeps_the_epoch_and_the_run_resumes_after_it() {
 
 #[test]
 fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
-    use spreadout::train::runs;
+    use spreadout::train::run_folder::runs;
     let dir = tempfile::tempdir().unwrap();
     let folders = tiny_data(dir.path(), 3, 12, 2);
     let config = tiny_config(2, 8);
@@ -1118,7 +1120,8 @@ fn a_run_stopped_in_its_first_epoch_is_listed_and_resumes() {
 
 /// The method's tensors of a run's checkpoint, by name within `method/`.
 fn method_tensors(run: &Path) -> std::collections::BTreeMap<String, tensor_files::NamedTensor> {
-    let (tensors, _) = tensor_files::read_tensors(&train::checkpoint::path(run)).unwrap();
+    let (tensors, _) =
+        tensor_files::read_tensors(&train::run_folder::checkpoint::path(run)).unwrap();
     tensors
         .into_iter()
         .filter_map(|(name, tensor)| Some((name.strip_prefix("method/")?.to_owned(), tensor)))
@@ -1244,14 +1247,14 @@ fn a_pause_writes_a_checkpoint_so_quitting_while_paused_loses_nothing() {
         })
     };
     let waited = std::time::Instant::now();
-    while !train::checkpoint::path(&run).exists() {
+    while !train::run_folder::checkpoint::path(&run).exists() {
         assert!(
             waited.elapsed() < std::time::Duration::from_secs(120),
             "no checkpoint while paused"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let state = train::checkpoint::read_state(&run).unwrap();
+    let state = train::run_folder::checkpoint::read_state(&run).unwrap();
     assert_eq!(state.epochs_completed, 0);
     assert!(state.steps_into_epoch >= 2, "{}", state.steps_into_epoch);
     // Quitting now (the process ends while paused) leaves exactly this position to resume from.

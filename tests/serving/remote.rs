@@ -371,7 +371,7 @@ fn a_killed_server_stops_the_run_with_its_checkpoint_and_a_resume_finishes_it() 
     );
     assert!(error.to_string().contains("resume"), "{error}");
     assert_eq!(epoch_losses(&run).len(), 1, "epoch 1 was kept");
-    assert!(train::checkpoint::path(&run).exists());
+    assert!(train::run_folder::checkpoint::path(&run).exists());
 
     let (mut server, _) = start_server(address, &token);
     let resumed = common::resumed_on(&run, first.device.clone());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use spreadout::device::{self, Adapter, DeviceChoice};
 use spreadout::remote::{self, RemoteDevice};
-use spreadout::train::runs::{self, RunInfo};
+use spreadout::train::run_folder::runs::{self, RunInfo};
 use spreadout::train::{self, TrainConfig, TrainEvent, TrainRequest};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};

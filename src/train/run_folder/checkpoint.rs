@@ -25,13 +25,13 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::TrainConfig;
 use crate::augment::Normalization;
 use crate::method::{self, MethodState, instances};
 use crate::model::EmbeddingNet;
 use crate::optim::Sgd;
 use crate::tensor_files;
 use crate::tensor_files::{FileError, NamedTensor, TensorValues};
+use crate::train::TrainConfig;
 
 /// File name of the checkpoint inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";

@@ -16,9 +16,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    EpochMetrics, METRICS_FILE, RUN_FILE, SKIPPED_FILE, TrainConfig, checkpoint, read_metrics,
-};
+use super::{METRICS_FILE, RUN_FILE, SKIPPED_FILE, checkpoint, read_metrics};
 use crate::augment::Normalization;
 use crate::data::FolderFingerprint;
 use crate::device::DeviceChoice;
@@ -26,6 +24,7 @@ use crate::model_files;
 use crate::support::error_kind::ErrorKind;
 use crate::support::paths::disk_use;
 use crate::tensor_files::FileError;
+use crate::train::{EpochMetrics, TrainConfig};
 
 /// Folder of per-epoch model snapshots inside a run folder.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
@@ -276,7 +275,7 @@ const OS_LITTER: [&str; 3] = [".DS_Store", "Thumbs.db", "desktop.ini"];
 
 /// What a folder holds, for a new run there.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum FolderUse {
+pub(in crate::train) enum FolderUse {
     /// Missing, or nothing but what the OS leaves.
     Empty,
     /// A run's (`run.json` or a checkpoint), maybe with other files.
@@ -289,7 +288,7 @@ pub(super) enum FolderUse {
 ///
 /// # Errors
 /// [`FileError`] when the folder exists but cannot be listed.
-pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, FileError> {
+pub(in crate::train) fn folder_use(dir: &Path) -> Result<FolderUse, FileError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(FolderUse::Empty),
@@ -319,7 +318,10 @@ pub(super) fn folder_use(dir: &Path) -> Result<FolderUse, FileError> {
 ///
 /// # Errors
 /// [`FileError`] naming the file that could not be moved.
-pub(super) fn set_aside(run_dir: &Path, now: SystemTime) -> Result<Option<PathBuf>, FileError> {
+pub(in crate::train) fn set_aside(
+    run_dir: &Path,
+    now: SystemTime,
+) -> Result<Option<PathBuf>, FileError> {
     if folder_use(run_dir)? != FolderUse::Run {
         return Ok(None);
     }

@@ -1,6 +1,11 @@
 //! The run folder's files, owned by one type: `run.json`, `skipped.json`, `metrics.jsonl`, the
 //! checkpoint, the exported model and the per-epoch snapshots. The end of an epoch writes them
-//! in one place ([`RunFolder::end_epoch`]), from one read of the weights.
+//! in one place ([`RunFolder::end_epoch`]), from one read of the weights. The checkpoint's own
+//! layout is [`checkpoint`]'s, and reading runs back (listing, describing, renaming, deleting
+//! them) is [`runs`]'s.
+
+pub mod checkpoint;
+pub mod runs;
 
 use std::fs;
 use std::io::Write;
@@ -9,8 +14,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use serde::Serialize;
 
-use super::checkpoint::{self, RunState};
-use super::{EpochMetrics, runs};
 use crate::data::SkippedFile;
 use crate::method::MethodState;
 use crate::model::EmbeddingNet;
@@ -18,6 +21,8 @@ use crate::model_files::{self, ExportedConfig};
 use crate::optim::Sgd;
 use crate::tensor_files;
 use crate::tensor_files::FileError;
+use crate::train::EpochMetrics;
+use checkpoint::RunState;
 
 /// File of per-epoch metrics in a run folder, one JSON object per line.
 pub const METRICS_FILE: &str = "metrics.jsonl";
