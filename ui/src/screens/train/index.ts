@@ -425,7 +425,7 @@ export class TrainScreen implements Screen {
       if (this.paused) await backend.unpauseTraining();
       else await backend.pauseTraining();
       this.paused = !this.paused;
-      this.buttons.pause.textContent = this.paused ? 'Resume' : 'Pause';
+      this.buttons.pause.textContent = this.paused ? 'Continue' : 'Pause';
       replace(this.status, this.paused ? 'Paused: the run waits before its next step.' : 'Training');
       this.setStatus(this.paused ? 'paused' : 'running');
     } catch (error) {
