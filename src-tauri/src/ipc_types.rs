@@ -59,7 +59,7 @@ mod tests {
             declaration::<eval::Histogram>(&config),
             declaration::<eval::PairKind>(&config),
             declaration::<eval::SimilarityDistributions>(&config),
-            declaration::<library_train::Neighbor>(&config),
+            declaration::<spreadout::eval::Neighbor>(&config),
             declaration::<library_train::ProbeNeighbors>(&config),
             declaration::<library_train::ScoredOn>(&config),
             declaration::<library_train::EpochMetrics>(&config),

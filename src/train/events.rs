@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use super::AugmentOn;
 use crate::data::SkippedFile;
-// `Neighbour` belongs to retrieval (`eval`); probes carry it, and callers name it from here too.
-pub use crate::eval::Neighbor;
+use crate::eval::Neighbor;
 use crate::eval::SimilarityDistributions;
 use crate::support::error_kind::ErrorKind;
 

@@ -50,7 +50,7 @@ pub use control::Control;
 use epoch::TrainedEpoch;
 pub(crate) use epoch::{EpochOutcome, EpochPosition, EpochRunner, EpochStart};
 pub use error::TrainError;
-pub use events::{EpochMetrics, Neighbor, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
+pub use events::{EpochMetrics, Phase, ProbeNeighbors, ScoredOn, TrainEvent};
 pub use preview::{ViewsPreview, preview_views};
 pub use request::{RunSummary, Start, TrainRequest};
 pub use resume::{ResumeOverrides, ResumePoint, Resumption, SettingChange};

@@ -10,7 +10,7 @@ use spreadout::explore::{
     Clustering, Collection, Distributions, DuplicateGroup, HashedFolder, MapMethod, Readiness,
     ThresholdSuggestion, tables,
 };
-use spreadout::train::Neighbor;
+use spreadout::eval::Neighbor;
 use tauri::State;
 use tauri::ipc::Channel;
 
