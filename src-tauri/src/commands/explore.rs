@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use spreadout::data::SkippedFile;
 use spreadout::device::{self, DeviceChoice};
+use spreadout::eval::Neighbor;
 use spreadout::explore::{
     Clustering, Collection, Distributions, DuplicateGroup, HashedFolder, MapMethod, Readiness,
     ThresholdSuggestion, tables,
 };
-use spreadout::eval::Neighbor;
 use tauri::State;
 use tauri::ipc::Channel;
 
