@@ -57,26 +57,9 @@ for folder in "$train" "$test"; do
   [ -d "$folder" ] || { echo "$folder is not a folder (give both --train and --test)" >&2; exit 2; }
 done
 
-if [ -n "${SPREADOUT_PYTHON:-}" ]; then
-  python=$SPREADOUT_PYTHON
-elif python3 -c 'import torch, numpy, PIL' 2>/dev/null; then
-  python=python3
-else
-  venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
-  if ! "$venv/bin/python" -c 'import torch, numpy, PIL' 2>/dev/null; then
-    echo "making $venv with torch, numpy and pillow from the package registry (once; about 3 GB)" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet torch numpy pillow
-  fi
-  python=$venv/bin/python
-fi
-if [ -n "${SPREADOUT_BIN:-}" ]; then
-  spreadout=$SPREADOUT_BIN
-else
-  . scripts/env.sh
-  cargo build --quiet --bin spreadout --features spreadout-app/custom-protocol --workspace >&2
-  spreadout=$CARGO_TARGET_DIR/debug/spreadout
-fi
+. benchmarks/common/tools.sh
+bench_python "torch, numpy, PIL" torch numpy pillow
+spreadout_binary
 # PyTorch runs on CUDA when Spreadout runs on a GPU, on the CPU otherwise.
 torch_device=cpu
 if [ "$device" != cpu ] && "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then

@@ -36,29 +36,9 @@ while (($#)); do
   esac
 done
 
-if [ -n "${SPREADOUT_PYTHON:-}" ]; then
-  python=$SPREADOUT_PYTHON
-elif python3 -c 'import torch' 2>/dev/null; then
-  python=python3
-elif /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  # Debian's python3-torch: a python3 earlier on PATH (pyenv's) does not see Debian's packages.
-  python=/usr/bin/python3
-else
-  venv=${SPREADOUT_VENV:-/var/cache/spreadout/bench-venv}
-  if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
-    echo "making $venv with torch from the package registry (once; about 3 GB)" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet torch numpy
-  fi
-  python=$venv/bin/python
-fi
-if [ -n "${SPREADOUT_BIN:-}" ]; then
-  spreadout=$SPREADOUT_BIN
-else
-  . scripts/env.sh
-  cargo build --quiet --bin spreadout --features spreadout-app/custom-protocol --workspace >&2
-  spreadout=$CARGO_TARGET_DIR/debug/spreadout
-fi
+. benchmarks/common/tools.sh
+bench_python torch torch numpy
+spreadout_binary
 # PyTorch runs on CUDA when Spreadout runs on a GPU, on the CPU otherwise.
 torch_device=cpu
 torch_modes=(fp32)
