@@ -375,8 +375,8 @@ mod tests {
         let data = spreadout::lab::demo::generate(&dir.path().join("data"), &spec).unwrap();
         let run = dir.path().join("run");
         let cache = dir.path().join("cache");
-        let first = TrainRequest {
-            config: TrainConfig {
+        let first = TrainRequest::new(
+            TrainConfig {
                 epochs: 2,
                 batch_size: 4,
                 image_size: 16,
@@ -385,17 +385,13 @@ mod tests {
                 knn_k: 3,
                 ..TrainConfig::default()
             },
-            train_dir: data.train.clone(),
-            eval_train_dir: None,
-            eval_test_dir: Some(data.test.clone()),
-            run_dir: run.clone(),
-            start: train::Start::Fresh,
-            device: DeviceChoice::Cpu,
-            cache_dir: Some(cache.clone()),
-            accept_changed_folder: false,
-            stop_after_epoch: Some(1),
-            init_weights: None,
-        };
+            data.train.clone(),
+            run.clone(),
+        )
+        .evaluated_on(None, Some(data.test.clone()))
+        .on(DeviceChoice::Cpu)
+        .with_cache_dir(Some(cache.clone()))
+        .stopping_after_epoch(Some(1));
         train::run(&first, &train::Control::default(), &mut |_| {}).unwrap();
 
         let as_recorded = resume_request(&run, None, None, false, &cache).unwrap();
