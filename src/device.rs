@@ -207,19 +207,34 @@ pub fn check_precision(
     }
 }
 
-/// The adapters of the graphics API burn-wgpu will use (the first of Vulkan, Metal, DX12 that has
-/// any), in the driver's order. Empty when no driver is installed.
+/// The graphics APIs wgpu trains through on this platform, in the order CubeCL tries them, in the
+/// words a person looks for when installing a driver: Metal on macOS, Vulkan then DX12 on
+/// Windows, Vulkan on Linux.
+pub const GRAPHICS_APIS: &str = if cfg!(target_vendor = "apple") {
+    "Metal"
+} else if cfg!(windows) {
+    "Vulkan or DX12"
+} else {
+    "Vulkan"
+};
+
+/// The adapters of the graphics API burn-wgpu will use (the first of [`GRAPHICS_APIS`] that has
+/// any, as CubeCL's automatic choice tries them), in the driver's order. Empty when no driver is
+/// installed.
 pub fn list_adapters() -> Vec<Adapter> {
     // A broken Vulkan loader can panic inside wgpu; that must mean "no GPU", not a crash.
     std::panic::catch_unwind(enumerate_adapters).unwrap_or_default()
 }
 
 fn enumerate_adapters() -> Vec<Adapter> {
-    for backend in [
-        wgpu::Backend::Vulkan,
-        wgpu::Backend::Metal,
-        wgpu::Backend::Dx12,
-    ] {
+    // CubeCL's automatic choice, in its order: Metal alone on macOS (where wgpu also compiles
+    // Vulkan through MoltenVK, which would list adapters Burn never opens), else Vulkan then DX12.
+    let chain: &[wgpu::Backend] = if cfg!(target_vendor = "apple") {
+        &[wgpu::Backend::Metal]
+    } else {
+        &[wgpu::Backend::Vulkan, wgpu::Backend::Dx12]
+    };
+    for &backend in chain {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: backend.into(),
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -338,7 +353,7 @@ impl fmt::Display for DeviceChoice {
 pub enum DeviceError {
     /// `--device gpu` on a machine without one.
     #[error(
-        "no GPU adapter found{}; install your GPU's Vulkan/Metal/DX12 driver, or train on the CPU",
+        "no GPU adapter found{}; install your GPU's {GRAPHICS_APIS} driver, or train on the CPU",
         software_note(.0)
     )]
     NoGpu(Vec<Adapter>),

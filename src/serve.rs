@@ -287,9 +287,10 @@ fn load_identity(path: &Path) -> Result<IrohIdentity, ServeError> {
     };
     if path.exists() {
         if crate::support::private_file::is_exposed(path).map_err(|e| error(e.to_string()))? {
-            return Err(error(
-                "other users of this machine can read it: chmod 600 it, or delete it and let serve make another (clients then need the new address)".to_owned(),
-            ));
+            return Err(error(format!(
+                "other users of this machine can read it: {}, or delete it and let serve make another (clients then need the new address)",
+                crate::support::private_file::REMEDY
+            )));
         }
     } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| error(e.to_string()))?;

@@ -98,10 +98,13 @@ fn manage_state(
     open_demo: bool,
     test_hooks: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // Tests point the app at a throw-away data folder so runs never mix with a person's.
+    // Tests point the app at a throw-away data folder so runs never mix with a person's. The
+    // local folder, not the roaming one: on Windows `app_data_dir` is %APPDATA% (Roaming), which
+    // follows a person's profile between machines, and runs hold gigabytes of weights; on Linux
+    // and macOS the two are the same folder.
     let data_dir = match std::env::var_os("SPREADOUT_DATA_DIR") {
         Some(dir) => dir.into(),
-        None => app.path().app_data_dir()?,
+        None => app.path().app_local_data_dir()?,
     };
     std::fs::create_dir_all(&data_dir)?;
     // Before any device opens, so a second launch starts with tuned, compiled kernels.

@@ -83,7 +83,8 @@ pub enum KeyError {
     Io(#[from] std::io::Error),
     /// Other users of this machine can read it: they could pose as the server.
     #[error(
-        "other users of this machine can read it: chmod 600 it, or delete it and let serve make another (clients then need the new token file)"
+        "other users of this machine can read it: {}, or delete it and let serve make another (clients then need the new token file)",
+        crate::support::private_file::REMEDY
     )]
     Exposed,
     /// It is not a key this release made.

@@ -146,8 +146,9 @@ pub enum RemoteError {
     EmptyToken(PathBuf),
     /// Other users of this machine can read the token file.
     #[error(
-        "token file {} can be read by other users of this machine, so its token may be theirs too: chmod 600 it (and, if others may have read it, delete it and restart `spreadout serve` for a new token)",
-        .0.display()
+        "token file {} can be read by other users of this machine, so its token may be theirs too: {} (and, if others may have read it, delete it and restart `spreadout serve` for a new token)",
+        .0.display(),
+        crate::support::private_file::REMEDY
     )]
     TokenExposed(PathBuf),
     /// The token file holds something other than a token and a pin.

@@ -151,17 +151,18 @@ mod tests {
         write_token(&path, &pinned, true).unwrap();
         assert_eq!(read_token(&path).unwrap(), pinned);
         assert!(!format!("{pinned:?}").contains(&pinned.token));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            let refused = read_token(&path).unwrap_err();
-            assert!(matches!(refused, RemoteError::TokenExposed(_)), "{refused}");
-            assert!(refused.to_string().contains("chmod 600"), "{refused}");
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        use crate::support::private_file;
+        assert!(!private_file::is_exposed(&path).unwrap());
+        private_file::expose(&path).unwrap();
+        let refused = read_token(&path).unwrap_err();
+        assert!(matches!(refused, RemoteError::TokenExposed(_)), "{refused}");
+        assert!(
+            refused.to_string().contains(private_file::REMEDY),
+            "{refused}"
+        );
+        // Written again, it is the owner's alone again.
+        write_token(&path, &pinned, true).unwrap();
+        assert_eq!(read_token(&path).unwrap(), pinned);
         for (text, weak) in [
             ("\n\n", false),
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 me@host\n", true),

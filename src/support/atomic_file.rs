@@ -59,10 +59,13 @@ fn replace(path: &Path, bytes: &[u8], durable: bool, private: bool) -> std::io::
     } else {
         0o666
     }));
-    #[cfg(not(unix))]
-    let _ = private;
     // Dropped on any error before `persist`, the temporary deletes itself.
     let mut temporary = builder.tempfile_in(directory)?;
+    // Windows: the access list is set before a byte is written, and a rename keeps it.
+    #[cfg(windows)]
+    if private {
+        crate::support::owner_only::restrict(temporary.path(), false)?;
+    }
     temporary.write_all(bytes)?;
     if durable {
         temporary.as_file().sync_all()?;

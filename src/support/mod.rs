@@ -6,6 +6,8 @@
 pub mod atomic_file;
 pub mod csv_text;
 pub mod error_kind;
+#[cfg(windows)]
+pub mod owner_only;
 pub mod panics;
 pub mod paths;
 pub mod prefetch;

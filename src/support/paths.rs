@@ -6,7 +6,10 @@
 //! ([`to_text`]): each byte that is not UTF-8 becomes a private-use character (U+F780–U+F7FF, the
 //! mapping Samba and macOS use for unrepresentable bytes), which displays as a placeholder and
 //! converts back to the exact bytes ([`from_text`]), so a file the UI names (a thumbnail, a
-//! preview) is the file that was scanned.
+//! preview) is the file that was scanned. Windows names are UTF-16 and may hold a lone surrogate
+//! (a half of a pair, which no Unicode text can carry); each becomes a character of the
+//! supplementary private-use area (U+F0000 + its offset from 0xD800) and converts back the same
+//! way.
 //!
 //! The places themselves (the per-user cache folder, a folder's disk use) are in `places`.
 
@@ -19,10 +22,20 @@ use std::path::{Path, PathBuf};
 pub use places::{default_cache_dir, default_data_dir, disk_use, private_data_dir};
 
 /// Byte `b` (0x80–0xFF, never a whole UTF-8 character) is written as U+F700 + `b`.
+#[cfg(unix)]
 const ESCAPE_BASE: u32 = 0xF700;
+/// The escaped range of a Unix name's stray bytes.
+#[cfg(unix)]
+const ESCAPED: std::ops::RangeInclusive<u32> = ESCAPE_BASE + 0x80..=ESCAPE_BASE + 0xFF;
 
-/// `path` as text: unchanged when it is UTF-8, otherwise with each stray byte escaped (Unix;
-/// Windows names that are not Unicode are shown with U+FFFD).
+/// A lone surrogate `u` (0xD800–0xDFFF) of a Windows name is written as U+F0000 + (`u` − 0xD800).
+#[cfg(windows)]
+const SURROGATE_BASE: u32 = 0xF0000;
+#[cfg(windows)]
+const ESCAPED: std::ops::RangeInclusive<u32> = SURROGATE_BASE..=SURROGATE_BASE + 0x7FF;
+
+/// `path` as text: unchanged when it is Unicode, otherwise with each stray byte (Unix) or lone
+/// surrogate (Windows) escaped as a private-use character.
 pub fn to_text(path: &Path) -> Cow<'_, str> {
     #[cfg(unix)]
     {
@@ -42,15 +55,27 @@ pub fn to_text(path: &Path) -> Cow<'_, str> {
         }
         Cow::Owned(text)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        path.to_string_lossy()
+        use std::os::windows::ffi::OsStrExt;
+        if let Some(text) = path.to_str() {
+            return Cow::Borrowed(text);
+        }
+        let escape = |lone: std::char::DecodeUtf16Error| {
+            let offset = u32::from(lone.unpaired_surrogate()) - 0xD800;
+            char::from_u32(SURROGATE_BASE + offset).expect("a private-use character")
+        };
+        Cow::Owned(
+            char::decode_utf16(path.as_os_str().encode_wide())
+                .map(|unit| unit.unwrap_or_else(escape))
+                .collect(),
+        )
     }
 }
 
 /// The path [`to_text`] wrote (a plain path when it holds no escapes).
 pub fn from_text(text: &str) -> PathBuf {
-    let escaped = |c: char| (ESCAPE_BASE + 0x80..=ESCAPE_BASE + 0xFF).contains(&u32::from(c));
+    let escaped = |c: char| ESCAPED.contains(&u32::from(c));
     #[cfg(unix)]
     if text.chars().any(escaped) {
         let mut bytes = Vec::with_capacity(text.len());
@@ -63,7 +88,19 @@ pub fn from_text(text: &str) -> PathBuf {
         }
         return from_os_bytes(&bytes);
     }
-    let _ = escaped;
+    #[cfg(windows)]
+    if text.chars().any(escaped) {
+        use std::os::windows::ffi::OsStringExt;
+        let mut wide = Vec::with_capacity(text.len());
+        for c in text.chars() {
+            if escaped(c) {
+                wide.push((u32::from(c) - SURROGATE_BASE + 0xD800) as u16);
+            } else {
+                wide.extend_from_slice(c.encode_utf16(&mut [0; 2]));
+            }
+        }
+        return PathBuf::from(std::ffi::OsString::from_wide(&wide));
+    }
     PathBuf::from(text)
 }
 
@@ -190,5 +227,25 @@ mod tests {
         // Ordinary names are untouched.
         assert_eq!(to_text(Path::new("a/é.png")), "a/é.png");
         assert_eq!(from_text("a/é.png"), PathBuf::from("a/é.png"));
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_name_that_is_not_unicode_round_trips_exactly_through_text() {
+        use std::os::windows::ffi::OsStringExt;
+        // "café" with a lone high and a lone low surrogate, then a real pair (U+1F600).
+        let wide = [0x63, 0x61, 0x66, 0xE9, 0xD800, 0x20, 0xDFFF, 0xD83D, 0xDE00];
+        let name = std::ffi::OsString::from_wide(&wide);
+        let path = Path::new("photos").join(&name);
+        let json = serde_json::to_string(&Record { path: path.clone() }).unwrap();
+        assert_eq!(
+            json,
+            "{\"path\":\"photos\\\\café\u{f0000} \u{f07ff}\u{1f600}\"}"
+        );
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.path, path);
+        assert_eq!(from_os_bytes(&os_bytes(path.as_os_str())), path);
+        assert_eq!(to_text(Path::new("a\\é.png")), "a\\é.png");
+        assert_eq!(from_text("a\\é.png"), PathBuf::from("a\\é.png"));
     }
 }

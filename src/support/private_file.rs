@@ -1,11 +1,19 @@
 //! Files only their owner may read: the token files of `spreadout serve` and its clients, and the
 //! server's keys. Written whole (a crash leaves the old file or the new one) with mode 0600 in a
 //! folder made 0700; refused when other users of this machine can read them, as ssh refuses a
-//! readable private key. On Windows a file in the user's profile is the user's alone by its
-//! folder's access list, which is what the data folder is; there is no mode to check there.
+//! readable private key. On Windows the same holds through access lists (`owner_only`): the file
+//! and a folder made for it name the current user alone, and a file whose list lets anyone else
+//! read or change it is refused.
 
 use std::io;
 use std::path::Path;
+
+/// What a person does to make an exposed secret theirs alone, for the messages that refuse one.
+pub const REMEDY: &str = if cfg!(windows) {
+    "give it an access list of your account alone (icacls <file> /inheritance:r /grant:r \"%USERNAME%\":F, then icacls <file> /remove any other name it lists)"
+} else {
+    "chmod 600 it"
+};
 
 /// Writes `bytes` to `path`, readable and writable by this user alone, replacing the file whole
 /// when `replace` (else refusing one that exists); a folder it makes is this user's alone too.
@@ -29,11 +37,14 @@ pub fn write(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
         }
+        #[cfg(windows)]
+        crate::support::owner_only::restrict(parent, true)?;
     }
     crate::support::atomic_file::write_private(path, bytes)
 }
 
-/// Whether users other than the owner can read or write `path` (always false off Unix).
+/// Whether users other than the owner can read or write `path` (on Windows: anyone but the owner,
+/// the system and the administrators).
 ///
 /// # Errors
 /// Its metadata cannot be read.
@@ -43,9 +54,27 @@ pub fn is_exposed(path: &Path) -> io::Result<bool> {
         use std::os::unix::fs::PermissionsExt;
         Ok(std::fs::metadata(path)?.permissions().mode() & 0o077 != 0)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        std::fs::metadata(path).map(|_| false)
+        crate::support::owner_only::is_exposed(path)
+    }
+}
+
+/// Lets every user of this machine read `path` (mode 0644; on Windows an access list naming
+/// Everyone), as a copy onto a shared drive might: for the tests of each refusal.
+///
+/// # Errors
+/// The permissions cannot be changed.
+#[cfg(test)]
+pub(crate) fn expose(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+    }
+    #[cfg(windows)]
+    {
+        crate::support::owner_only::share_with_everyone(path)
     }
 }
 
@@ -63,8 +92,12 @@ mod tests {
             write(&path, b"two", false).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
         );
+        expose(&path).unwrap();
+        assert!(is_exposed(&path).unwrap());
+        // Replacing writes a new file with its own owner-only permissions.
         write(&path, b"three", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"three");
+        assert!(!is_exposed(&path).unwrap());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -262,7 +262,7 @@ describe('device defaults', () => {
 
   it('are the CPU\'s when automatic falls back to it, with the backend\'s reason', async () => {
     const backend = quickBackend();
-    backend.listDevices = async () => ({ adapters: [], auto_name: 'CPU (Burn flex backend)', auto_notice: 'no GPU adapter found; training on the CPU, which is much slower' });
+    backend.listDevices = async () => ({ adapters: [], auto_name: 'CPU (Burn flex backend)', auto_notice: 'no GPU adapter found; training on the CPU, which is much slower', graphics_apis: 'Vulkan' });
     await onTrainScreen(backend);
     expect(input('width').value).toBe('16');
     expect(text('.device-note')).toBe('no GPU adapter found; training on the CPU, which is much slower');
@@ -270,7 +270,7 @@ describe('device defaults', () => {
 
   it('tell a GPU from the CPU by what the adapter list says', () => {
     const adapter = (index: number, kind: Devices['adapters'][number]['kind']) => ({ index, name: `a${index}`, kind, api: 'Vulkan', driver: '', compute: null });
-    const devices: Devices = { adapters: [adapter(0, 'software'), adapter(1, 'integrated'), adapter(2, 'virtual')], auto_name: 'a1', auto_notice: null };
+    const devices: Devices = { adapters: [adapter(0, 'software'), adapter(1, 'integrated'), adapter(2, 'virtual')], auto_name: 'a1', auto_notice: null, graphics_apis: 'Vulkan' };
     expect(deviceClass('auto', devices)).toBe('gpu');
     expect(deviceClass('auto', { ...devices, auto_notice: 'no GPU adapter found' })).toBe('cpu');
     expect(deviceClass('auto', null)).toBe('cpu');

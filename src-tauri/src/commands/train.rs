@@ -26,6 +26,8 @@ pub struct Devices {
     pub auto_name: String,
     /// Why auto is not a GPU, when it is not.
     pub auto_notice: Option<String>,
+    /// The graphics APIs a GPU is reached through on this platform, e.g. "Vulkan or DX12".
+    pub graphics_apis: String,
 }
 
 /// Lists the adapters.
@@ -38,6 +40,7 @@ pub async fn list_devices() -> CommandResult<Devices> {
             adapters,
             auto_name: auto.name,
             auto_notice: auto.notice,
+            graphics_apis: device::GRAPHICS_APIS.to_owned(),
         })
     })
     .await

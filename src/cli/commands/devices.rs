@@ -48,7 +48,8 @@ pub fn run(args: Args) -> Result<()> {
     let adapters = device::describe_compute(device::list_adapters());
     if adapters.is_empty() {
         println!(
-            "no wgpu adapters found (no Vulkan/Metal/DX12 driver); --device auto trains on the CPU"
+            "no wgpu adapters found (no {} driver); --device auto trains on the CPU",
+            device::GRAPHICS_APIS
         );
     }
     for adapter in &adapters {

@@ -5,35 +5,61 @@
 
 use std::path::{Path, PathBuf};
 
-/// The per-user cache folder: `~/.cache/spreadout` (`$XDG_CACHE_HOME` honoured; the platform's
-/// cache folder elsewhere, the temporary folder when there is no home).
+/// The per-user cache folder, where each platform keeps what can be made again:
+/// `~/.cache/spreadout` on Linux (`$XDG_CACHE_HOME` honoured), `~/Library/Caches/Spreadout` on
+/// macOS, `%LOCALAPPDATA%\Spreadout\cache` on Windows; the temporary folder when there is no home.
 pub fn default_cache_dir() -> PathBuf {
-    use etcetera::BaseStrategy;
-    etcetera::choose_base_strategy()
-        .map(|strategy| strategy.cache_dir())
-        .unwrap_or_else(|_| std::env::temp_dir())
-        .join("spreadout")
+    native()
+        .map(|folders| folders.cache)
+        .unwrap_or_else(|| std::env::temp_dir().join(NAME))
 }
 
-/// The per-user data folder: `~/.local/share/spreadout` (`$XDG_DATA_HOME` honoured; the
-/// platform's data folder elsewhere). For what Spreadout makes that a person may come back to,
-/// such as the demo's images and run, which a cache folder may lose and a temporary one does.
+/// The per-user data folder, for what Spreadout makes that a person may come back to, such as
+/// the demo's images and run, which a cache folder may lose and a temporary one does:
+/// `~/.local/share/spreadout` on Linux (`$XDG_DATA_HOME` honoured), `~/Library/Application
+/// Support/Spreadout` on macOS, `%LOCALAPPDATA%\Spreadout\data` on Windows (local rather than
+/// roaming: gigabytes of images must not follow a person's profile from machine to machine).
 pub fn default_data_dir() -> PathBuf {
-    use etcetera::BaseStrategy;
-    etcetera::choose_base_strategy()
-        .map(|strategy| strategy.data_dir())
-        .unwrap_or_else(|_| std::env::temp_dir())
-        .join("spreadout")
+    private_data_dir().unwrap_or_else(|| std::env::temp_dir().join(NAME))
 }
 
 /// The per-user data folder as [`default_data_dir`] finds it, without its fallback to the
 /// temporary folder, which other users of the machine can write to: for secrets (a server's keys),
 /// which must not sit where someone else could have planted their own.
 pub fn private_data_dir() -> Option<PathBuf> {
+    native().map(|folders| folders.data)
+}
+
+/// The folder's name: lower case where Unix names its folders so, the product's name elsewhere.
+const NAME: &str = if cfg!(any(target_os = "macos", windows)) {
+    "Spreadout"
+} else {
+    "spreadout"
+};
+
+struct Folders {
+    cache: PathBuf,
+    data: PathBuf,
+}
+
+/// The platform's own per-user folders (etcetera's native strategy: XDG on Linux, Apple's on
+/// macOS, Known Folders on Windows), or none without a home folder.
+fn native() -> Option<Folders> {
     use etcetera::BaseStrategy;
-    etcetera::choose_base_strategy()
-        .ok()
-        .map(|strategy| strategy.data_dir().join("spreadout"))
+    let strategy = etcetera::base_strategy::choose_native_strategy().ok()?;
+    Some(if cfg!(windows) {
+        // Windows has one local folder for both (`%LOCALAPPDATA%`); each app divides its own.
+        let root = strategy.cache_dir().join(NAME);
+        Folders {
+            cache: root.join("cache"),
+            data: root.join("data"),
+        }
+    } else {
+        Folders {
+            cache: strategy.cache_dir().join(NAME),
+            data: strategy.data_dir().join(NAME),
+        }
+    })
 }
 
 /// Bytes of the files at or below `path` (links not followed; unreadable entries count as 0).
@@ -66,5 +92,24 @@ mod tests {
             std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("link")).unwrap();
             assert_eq!(disk_use(dir.path()), 43);
         }
+    }
+
+    #[test]
+    fn per_user_folders_are_the_platforms_own() {
+        let (cache, data) = (default_cache_dir(), default_data_dir());
+        assert_ne!(cache, data);
+        let expected: &[&str] = if cfg!(windows) {
+            &["Spreadout\\cache", "Spreadout\\data"]
+        } else if cfg!(target_os = "macos") {
+            &[
+                "Library/Caches/Spreadout",
+                "Library/Application Support/Spreadout",
+            ]
+        } else {
+            &["spreadout", "spreadout"]
+        };
+        assert!(cache.ends_with(expected[0]), "{}", cache.display());
+        assert!(data.ends_with(expected[1]), "{}", data.display());
+        assert_eq!(private_data_dir(), Some(data));
     }
 }

@@ -320,7 +320,11 @@ auto_name: string,
 /**
  * Why auto is not a GPU, when it is not.
  */
-auto_notice: string | null, };
+auto_notice: string | null, 
+/**
+ * The graphics APIs a GPU is reached through on this platform, e.g. "Vulkan or DX12".
+ */
+graphics_apis: string, };
 
 /**
  * A device served by `spreadout serve`, as `--device ADDRESS --token-file FILE` names it.

@@ -318,6 +318,7 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     listDevices: async () => ({
       adapters: [{ index: 0, name: 'Mock GPU', kind: 'discrete', api: 'Vulkan', driver: 'mock 1.0', compute: { compiler: 'SPIR-V', matrix_units: ['f16×f16→f32'], f16: true } }],
       auto_name: 'Mock GPU (Vulkan, discrete GPU)',
+      graphics_apis: 'Vulkan',
       auto_notice: null,
     }),
     // As the engine's `remote::remember`: a pasted token is kept only once the server took it.

@@ -118,7 +118,7 @@ export class DevicePicker {
           ? this.devices.auto_notice
           : typeof device === 'object' && 'remote' in device
             ? `training runs on ${device.remote.address}; the images are read here; where the server builds the views (a GPU, or training views built on the device) they cross the network once and stay there for the run, each step sending its views' draws, otherwise each step's batch crosses it (${transportNote(device.remote.address)})`
-            : 'training runs on the GPU through wgpu (Vulkan, Metal or DX12)',
+            : `training runs on the GPU through wgpu (${this.devices?.graphics_apis ?? 'Vulkan, Metal or DX12'})`,
     );
   }
 
