@@ -48,7 +48,7 @@ cp "$loader" "$dist/WebView2Loader.dll"
 # (libstdc++-6, libwinpthread-1, libgcc_s_seh-1) would be missing on a person's machine.
 system_dlls='^(kernel32|user32|gdi32|advapi32|shell32|ole32|oleaut32|comctl32|comdlg32|shlwapi|ws2_32|bcrypt|bcryptprimitives|crypt32|secur32|ncrypt|ntdll|userenv|dwmapi|uxtheme|version|winmm|imm32|iphlpapi|dbghelp|setupapi|powrprof|msvcrt|opengl32|d3d12|dxgi|d3dcompiler_47|dcomp|propsys|rpcrt4|winhttp|wininet|netapi32|psapi|cfgmgr32|hid|mswsock|uiautomationcore|webview2loader|api-ms-win-[a-z0-9-]+)\.dll$'
 for exe in "$dist/Spreadout.exe" "$dist/bin/spreadout.exe"; do
-  foreign=$(x86_64-w64-mingw32-objdump -p "$exe" | sed -n 's/^\s*DLL Name: //p' | tr 'A-Z' 'a-z' | grep -Ev "$system_dlls" || true)
+  foreign=$(x86_64-w64-mingw32-objdump -p "$exe" | sed -n 's/^\s*DLL Name: //p' | tr '[:upper:]' '[:lower:]' | grep -Ev "$system_dlls" || true)
   if [ -n "$foreign" ]; then
     echo "$exe imports DLLs that Windows does not have: $foreign" >&2
     exit 1

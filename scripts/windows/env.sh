@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the Windows scripts after scripts/env.sh: the names a cross build for
 # x86_64-pc-windows-gnu needs on Debian (gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64, wine64).
 # Debian prefixes every MinGW tool with the target triple, but one build script in the tree

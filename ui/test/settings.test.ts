@@ -268,6 +268,15 @@ describe('device defaults', () => {
     expect(text('.device-note')).toBe('no GPU adapter found; training on the CPU, which is much slower');
   });
 
+  it('name the graphics API this platform trains through', async () => {
+    const backend = quickBackend();
+    const listed = await backend.listDevices();
+    backend.listDevices = async () => ({ ...listed, auto_notice: null, graphics_apis: 'Vulkan or DX12' });
+    await onTrainScreen(backend);
+    set('device', 'auto');
+    expect(text('.device-note')).toBe('training runs on the GPU through wgpu (Vulkan or DX12)');
+  });
+
   it('tell a GPU from the CPU by what the adapter list says', () => {
     const adapter = (index: number, kind: Devices['adapters'][number]['kind']) => ({ index, name: `a${index}`, kind, api: 'Vulkan', driver: '', compute: null });
     const devices: Devices = { adapters: [adapter(0, 'software'), adapter(1, 'integrated'), adapter(2, 'virtual')], auto_name: 'a1', auto_notice: null, graphics_apis: 'Vulkan' };
