@@ -317,6 +317,8 @@ fn the_demo_keeps_its_data_and_run_where_its_last_line_says() {
         .args(["demo", "--epochs", "1", "--width", "4", "--device", "cpu"])
         .env("SPREADOUT_CACHE_DIR", home.path().join("image-cache"))
         .env("XDG_DATA_HOME", &data_home)
+        // Windows keeps its per-user folders under %LOCALAPPDATA%.
+        .env("LOCALAPPDATA", &data_home)
         .output()
         .expect("the binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
