@@ -234,57 +234,74 @@ fn enumerate_adapters() -> Vec<Adapter> {
     } else {
         &[wgpu::Backend::Vulkan, wgpu::Backend::Dx12]
     };
-    for &backend in chain {
+    let probe = |backend: wgpu::Backend| {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: backend.into(),
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        let infos: Vec<wgpu::AdapterInfo> =
-            pollster::block_on(instance.enumerate_adapters(backend.into()))
-                .iter()
-                .map(wgpu::Adapter::get_info)
-                .collect();
-        if infos.is_empty() {
-            continue;
+        pollster::block_on(instance.enumerate_adapters(backend.into()))
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .collect::<Vec<_>>()
+    };
+    // As CubeCL settles: the first API with a GPU, else the first with a software adapter. A
+    // Windows machine whose Vulkan offers only a software rasteriser and whose DX12 offers the GPU
+    // trains on DX12, and the list must show what it will open (seen under Wine: Vulkan had
+    // lavapipe alone, DX12 a GPU, and listing Vulkan's made every adapter fail to open).
+    let mut software_only = None;
+    for &backend in chain {
+        let infos = probe(backend);
+        if infos
+            .iter()
+            .any(|info| info.device_type != wgpu::DeviceType::Cpu)
+        {
+            return describe_listed(infos);
         }
-        // Burn addresses an adapter as the n-th of its type, counted separately per type.
-        let mut per_kind = [0usize; 5];
-        return infos
-            .into_iter()
-            .enumerate()
-            .map(|(index, info)| {
-                let (kind, slot) = match info.device_type {
-                    wgpu::DeviceType::DiscreteGpu => (AdapterKind::Discrete, 0),
-                    wgpu::DeviceType::IntegratedGpu => (AdapterKind::Integrated, 1),
-                    wgpu::DeviceType::VirtualGpu => (AdapterKind::Virtual, 2),
-                    wgpu::DeviceType::Cpu => (AdapterKind::Software, 3),
-                    wgpu::DeviceType::Other => (AdapterKind::Other, 4),
-                };
-                let n = per_kind[slot];
-                per_kind[slot] += 1;
-                let selector = match kind {
-                    AdapterKind::Discrete => Some(DeviceKind::DiscreteGpu(n)),
-                    AdapterKind::Integrated => Some(DeviceKind::IntegratedGpu(n)),
-                    AdapterKind::Virtual => Some(DeviceKind::VirtualGpu(n)),
-                    // Burn has one CPU adapter slot; a second software driver is unreachable.
-                    AdapterKind::Software => (n == 0).then_some(DeviceKind::Cpu),
-                    AdapterKind::Other => None,
-                };
-                Adapter {
-                    index,
-                    name: info.name,
-                    kind,
-                    api: format!("{:?}", info.backend),
-                    driver: format!("{} {}", info.driver, info.driver_info)
-                        .trim()
-                        .to_owned(),
-                    compute: None,
-                    selector,
-                }
-            })
-            .collect();
+        if software_only.is_none() && !infos.is_empty() {
+            software_only = Some(infos);
+        }
     }
-    Vec::new()
+    software_only.map(describe_listed).unwrap_or_default()
+}
+
+/// One API's adapters as the picker lists them, each with the selector Burn opens it by.
+fn describe_listed(infos: Vec<wgpu::AdapterInfo>) -> Vec<Adapter> {
+    // Burn addresses an adapter as the n-th of its type, counted separately per type.
+    let mut per_kind = [0usize; 5];
+    infos
+        .into_iter()
+        .enumerate()
+        .map(|(index, info)| {
+            let (kind, slot) = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => (AdapterKind::Discrete, 0),
+                wgpu::DeviceType::IntegratedGpu => (AdapterKind::Integrated, 1),
+                wgpu::DeviceType::VirtualGpu => (AdapterKind::Virtual, 2),
+                wgpu::DeviceType::Cpu => (AdapterKind::Software, 3),
+                wgpu::DeviceType::Other => (AdapterKind::Other, 4),
+            };
+            let n = per_kind[slot];
+            per_kind[slot] += 1;
+            let selector = match kind {
+                AdapterKind::Discrete => Some(DeviceKind::DiscreteGpu(n)),
+                AdapterKind::Integrated => Some(DeviceKind::IntegratedGpu(n)),
+                AdapterKind::Virtual => Some(DeviceKind::VirtualGpu(n)),
+                // Burn has one CPU adapter slot; a second software driver is unreachable.
+                AdapterKind::Software => (n == 0).then_some(DeviceKind::Cpu),
+                AdapterKind::Other => None,
+            };
+            Adapter {
+                index,
+                name: info.name,
+                kind,
+                api: format!("{:?}", info.backend),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_owned(),
+                compute: None,
+                selector,
+            }
+        })
+        .collect()
 }
 
 /// What the user asked for with `--device`.

@@ -13,11 +13,20 @@ cd "$(dirname "$0")/../.."
 . scripts/windows/env.sh
 prefix="${SPREADOUT_WIN_PREFIX:-/var/cache/spreadout/windows/prefix}"
 sources=/var/cache/spreadout/windows/sources
+mkdir -p "$sources" "$prefix/lib"
+# libheif asks for the C++ runtime by `-lstdc++`, which MinGW's GCC resolves to the import library
+# of libstdc++-6.dll (a DLL no Windows has) before the static archive. The static archives, copied
+# into this prefix, come first on the link's search path (libheif-sys adds it), so the .exe
+# carries the C++ runtime and its threads instead of needing them beside it.
+runtime_dir=$("$CXX_x86_64_pc_windows_gnu" -print-file-name=libstdc++.a | xargs dirname)
+cp "$runtime_dir/libstdc++.a" "$prefix/lib/"
+for archive in libpthread.a libwinpthread.a; do
+  cp "$("$CC_x86_64_pc_windows_gnu" -print-file-name="$archive")" "$prefix/lib/"
+done
 if [ -f "$prefix/lib/pkgconfig/libde265.pc" ] && [ -f "$prefix/lib/pkgconfig/dav1d.pc" ]; then
   echo "native libraries for Windows already in $prefix"
   exit 0
 fi
-mkdir -p "$sources" "$prefix"
 
 # Debian's source packages: a deb-src entry for bookworm's main archive, added once.
 if ! apt-get source --print-uris libde265 >/dev/null 2>&1; then
