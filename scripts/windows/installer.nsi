@@ -16,6 +16,7 @@ ManifestDPIAware true
 
 !include "MUI2.nsh"
 !include "FileFunc.nsh"
+!include "x64.nsh"
 
 !define PRODUCT "Spreadout"
 !define PUBLISHER "Spreadout"
@@ -46,6 +47,14 @@ VIAddVersionKey "LegalCopyright" "MIT OR Apache-2.0"
 !insertmacro MUI_UNPAGE_CONFIRM
 !insertmacro MUI_UNPAGE_INSTFILES
 !insertmacro MUI_LANGUAGE "English"
+
+; NSIS's installer stub is a 32-bit program (it runs on every Windows); what it installs is 64-bit.
+Function .onInit
+  ${IfNot} ${RunningX64}
+    MessageBox MB_ICONSTOP|MB_OK "Spreadout needs 64-bit Windows 10 or 11." /SD IDOK
+    Abort
+  ${EndIf}
+FunctionEnd
 
 Section "WebView2" WebView2
   ; Present for all users (64- or 32-bit registry view) or for this user alone: nothing to do.
@@ -91,7 +100,8 @@ Section "Spreadout" Main
   CreateDirectory "$SMPROGRAMS\${PRODUCT}"
   CreateShortcut "$SMPROGRAMS\${PRODUCT}\${PRODUCT}.lnk" "$INSTDIR\Spreadout.exe"
   ; A prompt where `spreadout` works, without changing the PATH of every program.
-  CreateShortcut "$SMPROGRAMS\${PRODUCT}\${PRODUCT} command prompt.lnk" "$SYSDIR\cmd.exe" \
+  ; $WINDIR\System32, not $SYSDIR, which this 32-bit installer sees as SysWOW64's 32-bit cmd.
+  CreateShortcut "$SMPROGRAMS\${PRODUCT}\${PRODUCT} command prompt.lnk" "$WINDIR\System32\cmd.exe" \
     '/k "set PATH=$INSTDIR\bin;%PATH% && spreadout --version"' "$INSTDIR\Spreadout.ico"
 
   WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayName" "${PRODUCT}"

@@ -3,12 +3,14 @@
 #   1. the engine's and the app's unit tests (`--lib`), each test binary run by wine;
 #   2. the CLI's integration tests (tests/it, module cli), the real spreadout.exe under wine;
 #   3. one epoch of training on CIFAR-10 photographs, the same command and seed as spreadout.exe
-#      under Wine and as the Linux build, their epoch-1 kNN, loss and exported model compared.
+#      under Wine and as the Linux build, their epoch-1 kNN, loss and exported model compared;
+#   4. the installer: installed, run, installed over itself and uninstalled (installer-test.sh).
 # Ends with a table and `total: N passed, M failed`; non-zero on any failure.
 #
 #   bash scripts/windows/test.sh [--skip-train]
 #
-# Needs what scripts/windows/build.sh needs, plus wine64 (Debian's 8.0), and the Linux build
+# Needs what scripts/windows/build.sh needs and its output, Wine (Debian's 8.0: wine64, and
+# wine32:i386 for the installer, which NSIS makes a 32-bit program), and the Linux build
 # (scripts/build.sh) for the comparison. Wine 8.0 lacks bcryptprimitives.dll, which Rust's
 # standard library imports on Windows; a stand-in (scripts/windows/wine/) is built into the test
 # prefix only. Takes ~25 min after build.sh (the test binaries' build, then the runs).
@@ -85,6 +87,9 @@ PY
 ) || status=1
 fi
 
+installer_row=$(bash scripts/windows/installer-test.sh 2>&1 | tail -1)
+case "$installer_row" in "installer: installed"*) ;; *) status=1 ;; esac
+
 passed=$(( $(count "$logs/unit.txt" passed) + $(count "$logs/cli.txt" passed) ))
 failed=$(( $(count "$logs/unit.txt" failed) + $(count "$logs/cli.txt" failed) ))
 ignored=$(( $(count "$logs/unit.txt" ignored) + $(count "$logs/cli.txt" ignored) ))
@@ -95,5 +100,6 @@ printf '  %-34s %s passed, %s failed, %s ignored\n' "unit tests (--lib)" \
 printf '  %-34s %s passed, %s failed, %s ignored\n' "CLI integration tests (it cli::)" \
   "$(count "$logs/cli.txt" passed)" "$(count "$logs/cli.txt" failed)" "$(count "$logs/cli.txt" ignored)"
 [ -n "$train_row" ] && printf '  %-34s %s\n' "training, 3000 photos, 1 epoch" "$train_row"
+printf '  %s\n' "$installer_row"
 echo "total: $passed passed, $failed failed, $ignored skipped"
 exit $status

@@ -360,7 +360,6 @@ fn add_images(dir: &Path, count: usize) {
 
 macro_rules! lifecycle_of {
     ($($name:ident: [$($flag:expr),*];)*) => {$(
-        #[cfg(unix)]
         #[test]
         fn $name() {
             lifecycle(&[$($flag),*]);
@@ -392,7 +391,6 @@ lifecycle_of! {
 /// flags finishes epoch 3 and stops; resumed again it says the run is complete; with
 /// `--epochs 5` it trains epochs 4 and 5 at the rates an uninterrupted 5-epoch run uses, and a
 /// second stop and resume keeps them.
-#[cfg(unix)]
 #[test]
 fn a_stopped_run_resumes_completes_and_extends_at_the_rates_of_an_uninterrupted_one() {
     let bench = Bench::new();
@@ -452,7 +450,6 @@ fn a_stopped_run_resumes_completes_and_extends_at_the_rates_of_an_uninterrupted_
 /// A run folder is Spreadout's or it is refused: a fresh run into a folder of someone's files
 /// writes nothing there; into a run, it asks for `--resume` or `--overwrite`, and
 /// `--overwrite` moves the earlier run into the folder's trash, deleting nothing.
-#[cfg(unix)]
 #[test]
 fn a_fresh_run_never_writes_over_a_folder_it_does_not_own() {
     let bench = Bench::new();
@@ -522,7 +519,6 @@ fn a_fresh_run_never_writes_over_a_folder_it_does_not_own() {
 
 /// Flags that describe the run itself cannot change on a resume: refused, naming them, before
 /// anything is trained.
-#[cfg(unix)]
 #[test]
 fn a_resume_refuses_flags_it_cannot_honour() {
     let bench = Bench::new();

@@ -13,6 +13,9 @@ mod common;
 mod skip;
 
 mod cli;
+// Unix only: it stops runs with SIGINT and SIGKILL from outside, which Windows has no way to
+// send (a console's Ctrl-C reaches only the processes attached to it).
+#[cfg(unix)]
 mod lifecycle;
 mod old_runs;
 mod training;

@@ -943,6 +943,7 @@ fn a_run_folder_on_or_above_its_images_is_refused_before_anything_is_written() {
         listing(&folders.train),
         listing(&folders.test),
     );
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut refused = vec![
         folders.train.clone(),
         data.clone(),
