@@ -70,11 +70,33 @@ fn replace(path: &Path, bytes: &[u8], durable: bool, private: bool) -> std::io::
     if durable {
         temporary.as_file().sync_all()?;
     }
-    temporary.persist(path).map_err(|failed| failed.error)?;
+    persist(temporary, path)?;
     if durable {
         sync_dir(directory)?;
     }
     Ok(())
+}
+
+/// Renames the temporary over `path`. Windows refuses a rename onto a file that another rename is
+/// replacing at that moment (access denied) where Unix lets the last one win, so there it is
+/// tried again, briefly: two writers of one file must both succeed, as on Unix.
+fn persist(mut temporary: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match temporary.persist(path) {
+            Ok(_) => return Ok(()),
+            Err(failed)
+                if cfg!(windows)
+                    && attempts < 50
+                    && failed.error.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                attempts += 1;
+                temporary = failed.file;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(failed) => return Err(failed.error),
+        }
+    }
 }
 
 /// Flushes a folder's entries (a rename or a new file in it) to disk. Only Unix can open a folder

@@ -108,7 +108,17 @@ impl Clearing {
         }
         // The lock is held until the folder is gone, so no fill starts writing into it in between.
         let size = disk_use(&dir);
-        match fs::remove_dir_all(&dir) {
+        let removed = match fs::remove_dir_all(&dir) {
+            // Where deleting an open file only marks it for deletion (Windows on FAT, exFAT and
+            // network drives; Wine), the lock's own file holds the folder until its handle
+            // closes: close it, and remove what is left.
+            Err(err) if err.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                drop(lock);
+                fs::remove_dir_all(&dir)
+            }
+            other => other,
+        };
+        match removed {
             Ok(()) => self.freed += size,
             Err(err) => self.left.push((dir, format!("cannot delete it: {err}"))),
         }

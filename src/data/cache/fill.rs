@@ -471,6 +471,7 @@ mod tests {
     use super::super::tests::{no_progress, photo};
     use super::*;
     use crate::data::{load, scan};
+    use crate::support::paths::os_bytes;
     use std::sync::atomic::AtomicUsize;
 
     /// The files `set` skipped.
@@ -501,7 +502,7 @@ mod tests {
         let refused = index
             .records
             .iter_mut()
-            .find(|record| record.relative == b"c.png")
+            .find(|record| record.relative == os_bytes("c.png".as_ref()))
             .unwrap();
         refused.content = Content::Failed {
             reason: "an older release could not read it".to_owned(),
