@@ -10,6 +10,7 @@ pub mod error_kind;
 pub mod owner_only;
 pub mod panics;
 pub mod paths;
+pub mod portable_math;
 pub mod prefetch;
 pub mod private_file;
 pub mod rng;
