@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tests the Windows build under Wine on this Linux machine, on the CPU backend:
+# Tests the Windows build under Wine on this Linux machine, on the CPU backend, after building
+# every target of the workspace for Windows (tests and benchmarks too, linted):
 #   1. the engine's and the app's unit tests (`--lib`), each test binary run by wine;
 #   2. the CLI's integration tests (tests/it, module cli), the real spreadout.exe under wine;
 #   3. one epoch of training on CIFAR-10 photographs, the same command and seed as spreadout.exe
@@ -56,6 +57,12 @@ run_suite() { # NAME LOG CARGO-ARGS...
   echo "== $name" >&2
   cargo test --release --target "$target" "${features[@]}" --no-fail-fast "$@" >"$log" 2>&1 || status=1
   grep -E '^test .* FAILED$|^test result:' "$log" >&2 || true
+}
+# Every target compiles and lints for Windows, the test suites not run here (serving, layout) too.
+echo "== every target built for Windows" >&2
+cargo test --release --target "$target" "${features[@]}" --all-targets --no-run >"$logs/build.txt" 2>&1 || {
+  status=1
+  grep -E '^(error|warning)' "$logs/build.txt" >&2 || true
 }
 run_suite "unit tests under Wine" "$logs/unit.txt" --lib
 run_suite "CLI integration tests under Wine" "$logs/cli.txt" --test it -- cli::
