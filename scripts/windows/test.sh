@@ -83,17 +83,28 @@ if [ "${1:-}" != "--skip-train" ]; then
     --out "$(win "$work/windows")" --cache-dir "$(win "$work/cache-windows")" "${args[@]}" \
     >"$logs/train-windows.txt" 2>&1 || status=1
   train_row=$(python3 - "$work" <<'PY'
-import hashlib, json, pathlib, sys
+import hashlib, json, pathlib, struct, sys
 work = pathlib.Path(sys.argv[1])
+def weights(model):
+    # The tensors' bytes in name order: the header's metadata keys come in a hash map's order,
+    # so two files of the same weights may differ there.
+    if not model.exists():
+        return "none"
+    raw = model.read_bytes()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + size])
+    digest = hashlib.sha256()
+    for name in sorted(key for key in header if key != "__metadata__"):
+        start, end = header[name]["data_offsets"]
+        digest.update(name.encode() + raw[8 + size + start:8 + size + end])
+    return digest.hexdigest()[:12]
 def run(name):
     line = json.loads((work / name / "metrics.jsonl").read_text().splitlines()[0])
-    model = work / name / "model.safetensors"
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if model.exists() else "none"
-    return line.get("knn_accuracy"), line.get("loss"), digest
+    return line.get("knn_accuracy"), line.get("loss"), weights(work / name / "model.safetensors")
 linux, windows = run("linux"), run("windows")
 same = "identical" if linux == windows else "DIFFERENT"
-print(f"epoch-1 kNN {linux[0]} / {windows[0]} %, loss {linux[1]} / {windows[1]}, model {linux[2]} / {windows[2]} (Linux / Wine): {same}")
-if linux[0] != windows[0]:
+print(f"epoch-1 kNN {linux[0]} / {windows[0]} %, loss {linux[1]} / {windows[1]}, weights {linux[2]} / {windows[2]} (Linux / Wine): {same}")
+if linux != windows:
     sys.exit(1)
 PY
 ) || status=1
