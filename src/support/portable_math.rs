@@ -6,7 +6,7 @@
 //! platform's rounds its last bits its own way: over a million inputs, glibc's and MinGW's
 //! `expf`, `logf`, `powf` and `tanhf` each disagree somewhere, and one epoch of SGD carries such a
 //! difference into a different model (kNN 25.3 % on Linux, 25.0 % on Windows under Wine, same
-//! command and seed, before this module; the same model file, byte for byte, after it:
+//! command and seed, before this module; the same weights, bit for bit, after it:
 //! docs/platforms.md). Defining the C names here, with the
 //! `libm` crate's implementations (musl's, in Rust), makes every Spreadout binary use these: the
 //! linker resolves a call to a name the program defines itself before it looks in the C library.
