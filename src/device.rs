@@ -218,50 +218,30 @@ pub const GRAPHICS_APIS: &str = if cfg!(target_vendor = "apple") {
     "Vulkan"
 };
 
-/// The adapters of the graphics API burn-wgpu will use (the first of [`GRAPHICS_APIS`] that has
-/// any, as CubeCL's automatic choice tries them), in the driver's order. Empty when no driver is
-/// installed.
+/// The adapters of the graphics API burn-wgpu will use (CubeCL's automatic choice among
+/// [`GRAPHICS_APIS`]), in the driver's order. Empty when no driver is installed.
 pub fn list_adapters() -> Vec<Adapter> {
     // A broken Vulkan loader can panic inside wgpu; that must mean "no GPU", not a crash.
     std::panic::catch_unwind(enumerate_adapters).unwrap_or_default()
 }
 
 fn enumerate_adapters() -> Vec<Adapter> {
-    // CubeCL's automatic choice, in its order: Metal alone on macOS (where wgpu also compiles
-    // Vulkan through MoltenVK, which would list adapters Burn never opens), else Vulkan then DX12.
-    let chain: &[wgpu::Backend] = if cfg!(target_vendor = "apple") {
-        &[wgpu::Backend::Metal]
-    } else {
-        &[wgpu::Backend::Vulkan, wgpu::Backend::Dx12]
-    };
-    let probe = |backend: wgpu::Backend| {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: backend.into(),
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
+    // The API burn-wgpu's automatic choice settles on, asked of CubeCL itself, so the list is what
+    // training opens: the first of its chain with a GPU, else the first with a software adapter
+    // (Metal alone on macOS, where wgpu also compiles Vulkan for MoltenVK). Under Wine, Vulkan had
+    // lavapipe alone and DX12 a GPU; listing Vulkan's made every listed adapter fail to open.
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    let backend = AutoGraphicsApi::backend();
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: backend.into(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    describe_listed(
         pollster::block_on(instance.enumerate_adapters(backend.into()))
             .iter()
             .map(wgpu::Adapter::get_info)
-            .collect::<Vec<_>>()
-    };
-    // As CubeCL settles: the first API with a GPU, else the first with a software adapter. A
-    // Windows machine whose Vulkan offers only a software rasteriser and whose DX12 offers the GPU
-    // trains on DX12, and the list must show what it will open (seen under Wine: Vulkan had
-    // lavapipe alone, DX12 a GPU, and listing Vulkan's made every adapter fail to open).
-    let mut software_only = None;
-    for &backend in chain {
-        let infos = probe(backend);
-        if infos
-            .iter()
-            .any(|info| info.device_type != wgpu::DeviceType::Cpu)
-        {
-            return describe_listed(infos);
-        }
-        if software_only.is_none() && !infos.is_empty() {
-            software_only = Some(infos);
-        }
-    }
-    software_only.map(describe_listed).unwrap_or_default()
+            .collect(),
+    )
 }
 
 /// One API's adapters as the picker lists them, each with the selector Burn opens it by.
