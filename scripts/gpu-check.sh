@@ -20,7 +20,9 @@
 #     check, but is repeated at the end and makes the exit status 1). Then, unless --parity-only,
 #     it runs the side-by-side benchmark (f32 and f16; widths 16 and 64, batch 128×2 at 32 px; width 64 with
 #     the ImageNet stem at 224 px, batch 64×2) and ends with one table and the lines
-#     `ratio f32 w64: X` and `ratio f16 w64: Y` (Spreadout over PyTorch's default fp32 step).
+#     `ratio f32 w64: X` and `ratio f16 w64: Y` (Spreadout over PyTorch's default fp32 step),
+#     then the GPU step's kernel launches by kernel (`--launches`), the CPU step by phase
+#     (`--phases`) and the CPU side by side with PyTorch on the machine's own cores.
 #     --fidelity also trains the paper's setting on CIFAR-10 (50 000 images, width 64, batch 128,
 #     2 epochs, --fidelity-precision f32|f16, default f32) and prints kNN on the 10 000 test
 #     images and the wall time (the paper reports 60 % after 2 epochs).
@@ -105,6 +107,12 @@ if [ -z "$parity_only" ]; then
   benchmarks/vs-pytorch/run.sh --device gpu --precision f32,f16 --widths 64 --batch-size 64 --image-size 224 \
     --steps 10 --warmup 3 --rounds 1 --out "$root/results-224.jsonl" | tee "$root/table-224.md"
   cat "$root"/results-*.jsonl > "$results"
+  echo "== kernel launches per step on the GPU, by kernel (ResNet-18 w16, 32 px, batch 128×2)"
+  ./spreadout bench --device gpu --widths 16 --steps 5 --warmup 2 --no-data --launches | tee "$root/launches.md"
+  echo "== the CPU step by phase, and side by side with PyTorch on the CPU (this machine's cores)"
+  ./spreadout bench --device cpu --widths 16,64 --steps 2 --warmup 1 --no-data --phases | tee "$root/phases.md"
+  benchmarks/vs-pytorch/run.sh --device cpu --widths 16,64 --steps 3 --warmup 1 --rounds 1 \
+    --out "$root/results-cpu.jsonl" | tee "$root/table-cpu.md"
   echo "== benchmark wall time: $(( $(date +%s) - bench_start )) s"
 fi
 

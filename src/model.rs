@@ -138,6 +138,79 @@ impl ModelConfig {
     }
 }
 
+/// One convolution of the network as a batch meets it: what a profile replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvLayer {
+    /// `[batch, channels, height, width]` of its input.
+    pub input: [usize; 4],
+    /// `[out, in, kernel, kernel]` of its weight; it pads by half the kernel.
+    pub weight: [usize; 4],
+    /// Its stride (both directions).
+    pub stride: usize,
+}
+
+impl ConvLayer {
+    fn new(input: [usize; 4], output: usize, kernel: usize, stride: usize) -> Self {
+        Self {
+            input,
+            weight: [output, input[1], kernel, kernel],
+            stride,
+        }
+    }
+
+    /// The shape of its output, which the batch norm after it sees.
+    pub fn output(&self) -> [usize; 4] {
+        let [batch, _, height, width] = self.input;
+        let [out, _, kernel, _] = self.weight;
+        let side = |size: usize| (size + 2 * (kernel / 2) - kernel) / self.stride + 1;
+        [batch, out, side(height), side(width)]
+    }
+}
+
+impl ModelConfig {
+    /// Every convolution of [`Self::init`]'s network in forward order, for a batch of `batch`
+    /// images: the stem, then per block its two 3×3 convolutions and its shortcut, if any.
+    /// Each is followed by a batch norm over its output.
+    pub fn convolutions(&self, batch: usize) -> Vec<ConvLayer> {
+        let side = self.image_size as usize;
+        let stem = match self.stem {
+            Stem::Cifar => ConvLayer::new([batch, 3, side, side], self.width, 3, 1),
+            Stem::Imagenet => ConvLayer::new([batch, 3, side, side], self.width, 7, 2),
+        };
+        let [_, _, mut side, _] = stem.output();
+        if self.stem == Stem::Imagenet {
+            // The 3×3 stride-2 max-pool, padded by one.
+            side = (side - 1) / 2 + 1;
+        }
+        let mut layers = vec![stem];
+        let mut channels = self.width;
+        for (output, stride) in [
+            (self.width, 1),
+            (2 * self.width, 2),
+            (4 * self.width, 2),
+            (8 * self.width, 2),
+        ] {
+            for block_stride in [stride, 1] {
+                let input = [batch, channels, side, side];
+                let first = ConvLayer::new(input, output, 3, block_stride);
+                let [_, _, out_side, _] = first.output();
+                layers.push(first);
+                layers.push(ConvLayer::new(
+                    [batch, output, out_side, out_side],
+                    output,
+                    3,
+                    1,
+                ));
+                if block_stride != 1 || channels != output {
+                    layers.push(ConvLayer::new(input, output, 1, block_stride));
+                }
+                (channels, side) = (output, out_side);
+            }
+        }
+        layers
+    }
+}
+
 fn conv(
     input: usize,
     output: usize,
@@ -424,6 +497,34 @@ mod tests {
             differ(&alone, &after),
             "training left the running statistics unchanged"
         );
+    }
+
+    /// The replayed layers are the network's: the same weights in the same order, and the
+    /// shapes the forward pass produces (the pooled features have the last one's channels).
+    #[test]
+    fn the_listed_convolutions_are_the_networks() {
+        let device = Device::flex();
+        for size in [16u32, 72] {
+            let config = ModelConfig::resnet18(2, 4, size);
+            let net = config.init(&device);
+            let weights: Vec<Vec<usize>> = crate::tensor_files::module_tensors(&net)
+                .into_iter()
+                .filter(|t| t.shape.len() == 4)
+                .map(|t| t.shape)
+                .collect();
+            let layers = config.convolutions(3);
+            let listed: Vec<Vec<usize>> = layers.iter().map(|l| l.weight.to_vec()).collect();
+            assert_eq!(listed.len(), 20);
+            assert_eq!(weights, listed, "{size} px");
+            let last = layers.last().unwrap().output();
+            let features = net.forward(Tensor::<4>::zeros(
+                [3, 3, size as usize, size as usize],
+                &device,
+            ));
+            assert_eq!(features.dims(), [3, 4]);
+            let final_side = if size == 16 { 2 } else { 3 };
+            assert_eq!(last, [3, 16, final_side, final_side], "{size} px");
+        }
     }
 
     #[test]

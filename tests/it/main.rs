@@ -13,6 +13,7 @@ mod common;
 mod skip;
 
 mod cli;
+mod cpu_kernels;
 // Unix only: it stops runs with SIGINT and SIGKILL from outside, which Windows has no way to
 // send (a console's Ctrl-C reaches only the processes attached to it).
 #[cfg(unix)]

@@ -67,6 +67,10 @@ pub struct Args {
     /// After each training row, its kernel launches per step by kernel name.
     #[arg(long)]
     pub launches: bool,
+    /// After each CPU training row, the step's time by phase: forward, loss, backward (its
+    /// convolutions, batch norms and the rest) and the SGD update.
+    #[arg(long)]
+    pub phases: bool,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -142,6 +146,12 @@ pub fn run(args: &Args) -> Result<()> {
                         Ok(row) => print(&row),
                         // One unsupported precision must not hide the other rows.
                         Err(error) => eprintln!("{}: {error}", selected.name),
+                    }
+                    if args.phases {
+                        match bench::step_phases(&selected, case, args.steps) {
+                            Ok(rows) => rows.iter().for_each(&print),
+                            Err(error) => eprintln!("{}: {error}", selected.name),
+                        }
                     }
                 }
             }

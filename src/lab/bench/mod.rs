@@ -3,7 +3,8 @@
 //! assertions: they belong in the README's table (and, with `--json`, in
 //! `benchmarks/vs-pytorch/run.sh`'s side-by-side table), never in a timed test.
 //!
-//! The data path's rows (decode, cache, views on the CPU and on the device) are `data_path`'s.
+//! The data path's rows (decode, cache, views on the CPU and on the device) are `data_path`'s;
+//! a CPU step's time by phase is `phases`'s.
 //!
 //! A training row runs the training loop's own epoch (`train::EpochRunner`): the batch producer
 //! thread, the device step and the deferred loss read, so what is timed is what a run does.
@@ -28,8 +29,10 @@ use crate::train::{
 };
 
 mod data_path;
+mod phases;
 
 pub use data_path::data_pipeline;
+pub use phases::step_phases;
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,12 @@ pub enum BenchError {
     /// A training step failed.
     #[error(transparent)]
     Train(#[from] TrainError),
+    /// Step phases asked of a device that queues its work, where time between calls is not the
+    /// work's.
+    #[error(
+        "{0} queues its work, so a step's phases cannot be timed there: --phases times the CPU backend"
+    )]
+    Queued(String),
 }
 
 impl BenchError {
@@ -60,6 +69,7 @@ impl BenchError {
             Self::Data(error) => error.kind(),
             Self::Device(error) => error.kind(),
             Self::Train(error) => error.kind(),
+            Self::Queued(_) => ErrorKind::Config,
         }
     }
 }

@@ -96,7 +96,9 @@ pub mod cat;
 pub mod comparison;
 #[macro_use]
 mod conv_common;
+pub mod batch_norm;
 pub mod conv;
+pub mod conv_nchw;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
