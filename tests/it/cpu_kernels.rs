@@ -1,6 +1,6 @@
 //! The CPU backend's own convolution and batch norm (vendor/burn-flex's patch), through Burn's
-//! autodiff as training reaches them. Convolution gradients: against PyTorch's on every
-//! convolution shape of a ResNet-18 (`tests/fixtures/pytorch/conv-gradients.safetensors`), and
+//! autodiff as training reaches them. Convolution outputs and gradients: against PyTorch's on
+//! every convolution shape of a ResNet-18 (`tests/fixtures/pytorch/conv-gradients.safetensors`), and
 //! against the path Burn takes without the patch (a convolution whose kernel is the output
 //! gradient, and a transposed convolution) on every layer of the paper's width-64 network at
 //! 32 px. Batch norm: against its formula written with tensor operations, as Burn's default is.
@@ -45,7 +45,7 @@ fn autodiff_gradients(
 }
 
 #[test]
-fn convolution_gradients_match_pytorch() {
+fn convolutions_and_their_gradients_match_pytorch() {
     let bytes = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/pytorch/conv-gradients.safetensors"),
@@ -77,12 +77,18 @@ fn convolution_gradients_match_pytorch() {
         let (x, _) = tensor(&format!("{k}.x"));
         let (weight, _) = tensor(&format!("{k}.weight"));
         let (output_grad, _) = tensor(&format!("{k}.output_grad"));
+        let (_, output) = tensor(&format!("{k}.output"));
         let (_, x_grad) = tensor(&format!("{k}.x_grad"));
         let (_, weight_grad) = tensor(&format!("{k}.weight_grad"));
+        let got_output = values(conv2d(x.clone(), weight.clone(), None, options.clone()));
         let (got_x, got_weight) = autodiff_gradients(x, weight, output_grad, options);
-        for (name, got, want) in [("x", got_x, x_grad), ("weight", got_weight, weight_grad)] {
+        for (name, got, want) in [
+            ("output", got_output, output),
+            ("x gradient", got_x, x_grad),
+            ("weight gradient", got_weight, weight_grad),
+        ] {
             let error = relative_error(&got, &want);
-            assert!(error < 1e-5, "convolution {k}, {name} gradient: {error}");
+            assert!(error < 1e-5, "convolution {k}, {name}: {error}");
         }
     }
 }

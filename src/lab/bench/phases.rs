@@ -92,20 +92,7 @@ pub fn step_phases(
         sgd: median(|p| p.sgd),
     };
     let layers = model.convolutions(case.batch_size * 2);
-    // The stem's input is the images, which need no gradient.
-    let convolutions = replayed(steps, || {
-        layers
-            .iter()
-            .enumerate()
-            .map(|(k, layer)| convolution(layer, k > 0, &autodiff))
-            .fold(Lap::default(), Lap::add)
-    });
-    let batch_norms = replayed(steps, || {
-        layers
-            .iter()
-            .map(|layer| batch_norm(layer.output(), &autodiff))
-            .fold(Lap::default(), Lap::add)
-    });
+    let (convolutions, batch_norms) = replay_layers(&layers, steps, &autodiff);
     let step = phases.forward + phases.loss + phases.backward + phases.sgd;
     let row = |name: &str, seconds: f64| phase_row(device, case, name, seconds, step);
     let count = layers.len();
@@ -144,6 +131,26 @@ pub fn step_phases(
         row("SGD update", phases.sgd),
         row("step", step),
     ])
+}
+
+/// The network's convolutions and its batch norms, each replayed alone: their total seconds each
+/// way, the medians over `steps` runs.
+fn replay_layers(layers: &[ConvLayer], steps: usize, device: &Device) -> (Lap, Lap) {
+    // The stem's input is the images, which need no gradient.
+    let convolutions = replayed(steps, || {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| convolution(layer, k > 0, device))
+            .fold(Lap::default(), Lap::add)
+    });
+    let batch_norms = replayed(steps, || {
+        layers
+            .iter()
+            .map(|layer| batch_norm(layer.output(), device))
+            .fold(Lap::default(), Lap::add)
+    });
+    (convolutions, batch_norms)
 }
 
 /// Seconds one replayed layer took each way.
