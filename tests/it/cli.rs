@@ -443,3 +443,108 @@ fn duplicates_without_a_model_find_planted_copies_by_their_hashes() {
     let mean = recalls.iter().sum::<f64>() / recalls.len() as f64;
     assert!(mean >= 0.9, "{line}");
 }
+
+/// `spreadout bench --phases` after a CPU training row: every phase a row, the four phases adding
+/// up to the step, the replayed layers inside their phase's budget (give or take the replays'
+/// fresh inputs), and the shares of the four phases summing to the whole step.
+#[test]
+fn bench_phases_split_a_cpu_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = spreadout_in(
+        &dir.path().join("image-cache"),
+        &[
+            "bench",
+            "--device",
+            "cpu",
+            "--widths",
+            "2",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "16",
+            "--steps",
+            "2",
+            "--warmup",
+            "0",
+            "--no-data",
+            "--phases",
+            "--json",
+        ],
+    );
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows[0]["task"], "train", "{out}");
+    let phases: Vec<(String, f64)> = rows[1..]
+        .iter()
+        .map(|row| {
+            assert_eq!(row["task"], "phase");
+            let detail = row["detail"].as_str().unwrap();
+            let name = detail
+                .split(": ")
+                .nth(1)
+                .unwrap()
+                .split(", ")
+                .next()
+                .unwrap();
+            (name.to_owned(), row["seconds"].as_f64().unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|(name, _)| name.trim()).collect();
+    assert_eq!(
+        names,
+        [
+            "forward",
+            "the 20 convolutions (replayed)",
+            "the 20 batch norms (replayed)",
+            "the rest (ReLU",
+            "loss (Eq. 7)",
+            "backward",
+            "the 20 convolutions (replayed)",
+            "the 20 batch norms (replayed)",
+            "the rest (ReLU",
+            "SGD update",
+            "step",
+        ],
+        "{out}"
+    );
+    let seconds = |name: &str| phases.iter().find(|(n, _)| n == name).unwrap().1;
+    let sum =
+        seconds("forward") + seconds("loss (Eq. 7)") + seconds("backward") + seconds("SGD update");
+    assert!((sum - seconds("step")).abs() < 1e-9, "{out}");
+    assert!(
+        phases.iter().all(|(_, s)| *s >= 0.0 && s.is_finite()),
+        "{out}"
+    );
+    assert!(
+        seconds("backward") > 0.0 && seconds("forward") > 0.0,
+        "{out}"
+    );
+}
+
+/// A device that queues its work cannot have its step timed by phase: the refusal comes before
+/// any work reaches it, and names the device and the backend that can.
+#[test]
+fn bench_phases_refuse_a_queued_device() {
+    use spreadout::device::{self, DeviceChoice};
+    use spreadout::lab::bench;
+    let adapters = device::list_adapters();
+    let Some(adapter) = adapters.first() else {
+        return crate::skip::because("no wgpu adapter");
+    };
+    let selected = device::select_from(DeviceChoice::Adapter(adapter.index), &adapters).unwrap();
+    let case = bench::TrainingCase {
+        width: 2,
+        batch_size: 2,
+        image_size: 16,
+        precision: spreadout::model::Precision::F32,
+        augment_on: spreadout::train::AugmentOn::Auto,
+    };
+    let error = bench::step_phases(&selected, case, 1).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&selected.name) && message.contains("--phases times the CPU backend"),
+        "{message}"
+    );
+}
