@@ -199,6 +199,19 @@ pub struct TrainingCase {
     pub augment_on: AugmentOn,
 }
 
+impl TrainingCase {
+    /// The paper's training settings at this case's width, batch, size and precision.
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            width: self.width,
+            batch_size: self.batch_size,
+            image_size: self.image_size,
+            precision: self.precision,
+            ..TrainConfig::default()
+        }
+    }
+}
+
 /// The devices a benchmark runs on: the one `choice` names, or, without a choice, the CPU and
 /// every real GPU (software rasterisers too with `include_software`).
 ///
@@ -241,13 +254,7 @@ pub fn training(
 ) -> Result<BenchRow, BenchError> {
     device::check_precision(device, case.precision)?;
     let views_on_device = case.augment_on.on_device(device)?;
-    let config = TrainConfig {
-        width: case.width,
-        batch_size: case.batch_size,
-        image_size: case.image_size,
-        precision: case.precision,
-        ..TrainConfig::default()
-    };
+    let config = case.config();
     let autodiff = device.device.clone().autodiff();
     let mut net = config.model_config().init_seeded(&autodiff, 0);
     let mut sgd = Sgd::new(config.momentum, config.weight_decay);

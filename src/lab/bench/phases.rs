@@ -18,11 +18,10 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::{BenchError, BenchRow, TrainingCase};
-use crate::device::SelectedDevice;
+use crate::device::{self, SelectedDevice};
 use crate::method::{LossMasks, NegativeSampling, spread_out_loss};
 use crate::model::ConvLayer;
 use crate::optim::Sgd;
-use crate::train::TrainConfig;
 
 /// Seconds per step of each phase, the medians over the timed steps.
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,13 +45,8 @@ pub fn step_phases(
     if device.is_wgpu || device.remote.is_some() {
         return Err(BenchError::Queued(device.name.clone()));
     }
-    let config = TrainConfig {
-        width: case.width,
-        batch_size: case.batch_size,
-        image_size: case.image_size,
-        precision: case.precision,
-        ..TrainConfig::default()
-    };
+    device::check_precision(device, case.precision)?;
+    let config = case.config();
     let model = config.model_config();
     let autodiff = device.device.clone().autodiff();
     let rows = 2 * case.batch_size;

@@ -24,6 +24,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
+use burn_backend::ops::conv::calculate_conv_output_size_asymmetric;
 use burn_std::{Bytes, Shape, f16};
 
 /// Columns (samples × output positions) a block's GEMM aims for.
@@ -61,7 +62,7 @@ pub fn conv2d_x_backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let geometry = Geometry::new(&x, &weight, &output_grad, options);
+    let geometry = Geometry::backward(&x, &weight, &output_grad, options);
     by_dtype(x.dtype(), &[weight, output_grad], |inputs, element| {
         let [weight, output_grad] = inputs else {
             unreachable!()
@@ -81,7 +82,7 @@ pub fn conv2d_weight_backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let geometry = Geometry::new(&x, &weight, &output_grad, options);
+    let geometry = Geometry::backward(&x, &weight, &output_grad, options);
     by_dtype(x.dtype(), &[x, output_grad], |inputs, element| {
         let [x, output_grad] = inputs else {
             unreachable!()
@@ -141,15 +142,15 @@ struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of a convolution of `x` by `weight` whose output is `out_h × out_w`.
     fn new(
         x: &FlexTensor,
         weight: &FlexTensor,
-        output_grad: &FlexTensor,
+        [out_h, out_w]: [usize; 2],
         options: &ConvOptions<2>,
     ) -> Self {
         let x = x.layout().shape();
         let w = weight.layout().shape();
-        let g = output_grad.layout().shape();
         Self {
             batch: x[0],
             channels_in: x[1],
@@ -158,8 +159,8 @@ impl Geometry {
             channels_out: w[0],
             kernel_h: w[2],
             kernel_w: w[3],
-            out_h: g[2],
-            out_w: g[3],
+            out_h,
+            out_w,
             stride: options.stride,
             padding: options.padding_begin(),
             dilation: options.dilation,
@@ -167,29 +168,30 @@ impl Geometry {
         }
     }
 
-    /// The geometry of a forward convolution, its output size computed from `options`.
+    /// A backward pass's geometry: the output size is the gradient's.
+    fn backward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        output_grad: &FlexTensor,
+        options: &ConvOptions<2>,
+    ) -> Self {
+        let g = output_grad.layout().shape();
+        Self::new(x, weight, [g[2], g[3]], options)
+    }
+
+    /// A forward convolution's geometry: the output size follows from `options`.
     fn forward(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Self {
         let (x_shape, w) = (x.layout().shape(), weight.layout().shape());
         let out = |axis: usize| {
-            let (begin, end) = options.padding[axis];
-            let span = options.dilation[axis] * (w[2 + axis] - 1) + 1;
-            (x_shape[2 + axis] + begin + end - span) / options.stride[axis] + 1
+            calculate_conv_output_size_asymmetric(
+                w[2 + axis],
+                options.stride[axis],
+                options.padding[axis],
+                options.dilation[axis],
+                x_shape[2 + axis],
+            )
         };
-        Self {
-            batch: x_shape[0],
-            channels_in: x_shape[1],
-            in_h: x_shape[2],
-            in_w: x_shape[3],
-            channels_out: w[0],
-            kernel_h: w[2],
-            kernel_w: w[3],
-            out_h: out(0),
-            out_w: out(1),
-            stride: options.stride,
-            padding: options.padding_begin(),
-            dilation: options.dilation,
-            groups: options.groups,
-        }
+        Self::new(x, weight, [out(0), out(1)], options)
     }
 
     /// Input channels per group: the rows of a group's im2col are `(ci, kh, kw)` over these.
