@@ -6,6 +6,7 @@
 //! `ARCHITECTURE.md` for how data flows between them.
 
 pub mod augment;
+pub mod batch_norm;
 pub mod data;
 pub mod device;
 pub mod embed;

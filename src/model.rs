@@ -10,13 +10,14 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::batch_norm;
 
 /// Largest input side that still uses the CIFAR (3×3, no max-pool) stem.
 pub const CIFAR_STEM_MAX_SIZE: u32 = 64;
@@ -264,16 +265,17 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>, precision: Precision) -> Tensor<4> {
-        let out = relu(
-            self.bn1
-                .forward(convolve(&self.conv1, x.clone(), precision)),
-        );
-        let out = self.bn2.forward(convolve(&self.conv2, out, precision));
+        let conv1 = convolve(&self.conv1, x.clone(), precision);
+        let out = batch_norm::forward(&self.bn1, conv1, None, true);
         let identity = match &self.shortcut {
-            Some(shortcut) => shortcut.bn.forward(convolve(&shortcut.conv, x, precision)),
+            Some(shortcut) => {
+                let projected = convolve(&shortcut.conv, x, precision);
+                batch_norm::forward(&shortcut.bn, projected, None, false)
+            }
             None => x,
         };
-        relu(out + identity)
+        let conv2 = convolve(&self.conv2, out, precision);
+        batch_norm::forward(&self.bn2, conv2, Some(identity), true)
     }
 }
 
@@ -299,7 +301,8 @@ impl EmbeddingNet {
 
     /// [`Self::forward`] with the convolutions computed at `precision`; the output is `f32`.
     pub fn forward_at(&self, images: Tensor<4>, precision: Precision) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(convolve(&self.conv1, images, precision)));
+        let stem = convolve(&self.conv1, images, precision);
+        let mut x = batch_norm::forward(&self.bn1, stem, None, true);
         if let Some(pool) = &self.max_pool {
             x = pool.forward(x);
         }

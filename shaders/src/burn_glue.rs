@@ -11,7 +11,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 use burn_fusion::stream::{Operation, StreamId};
 use burn_fusion::{ExecutionError, FusionTensor, get_client};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::Client;
 use cubecl::server::Handle;
 
@@ -50,65 +50,96 @@ pub fn fusion_tensor_from_kernel<F>(
 where
     F: Fn(&Client, &[Handle]) -> Handle + Send + Sync + 'static,
 {
-    let fusion = get_client::<CubeBackend>(device);
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let out = TensorIr::uninit(fusion.create_empty_handle(), shape, DType::F32);
-    fusion
-        .register(
-            StreamId::current(),
-            OperationIr::Custom(CustomOpIr::new(name, &inputs, std::slice::from_ref(&out))),
-            KernelOperation {
-                inputs,
-                out,
-                device: device.clone(),
-                launch,
-            },
-        )
-        .output()
+    let out_device = device.clone();
+    let [out] = fusion_tensors_from_kernel(
+        name,
+        [shape],
+        device,
+        inputs,
+        move |inputs: &[CubeTensor], shapes: &[Shape; 1]| {
+            let client = out_device.client();
+            let handles: Vec<Handle> = inputs.iter().map(|input| input.handle.clone()).collect();
+            let handle = launch(&client, &handles);
+            [CubeTensor::new_contiguous(
+                client,
+                out_device.clone(),
+                shapes[0].clone(),
+                handle,
+                DType::F32,
+            )]
+        },
+    );
+    out
 }
 
-/// A kernel launch as a fusion operation, reading its inputs and writing its output tensor.
-struct KernelOperation<F> {
+/// A kernel with `N` f32 outputs of the given `shapes` as one operation of Burn's fusion stream:
+/// `launch` gets the CubeCL tensors of `inputs` (tensors on `device`, with their strides) once the
+/// stream has written them, and returns its outputs, in any memory layout.
+pub fn fusion_tensors_from_kernel<F, const N: usize>(
+    name: &'static str,
+    shapes: [Shape; N],
+    device: &CubeDevice,
+    inputs: Vec<FusionTensor<FusionCubeRuntime>>,
+    launch: F,
+) -> [FusionTensor<FusionCubeRuntime>; N]
+where
+    F: Fn(&[CubeTensor], &[Shape; N]) -> [CubeTensor; N] + Send + Sync + 'static,
+{
+    let fusion = get_client::<CubeBackend>(device);
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let outputs: [TensorIr; N] = shapes
+        .clone()
+        .map(|shape| TensorIr::uninit(fusion.create_empty_handle(), shape, DType::F32));
+    let registered = fusion.register(
+        StreamId::current(),
+        OperationIr::Custom(CustomOpIr::new(name, &inputs, &outputs)),
+        KernelOperation {
+            inputs,
+            outputs: outputs.clone(),
+            shapes,
+            launch,
+        },
+    );
+    let mut registered = registered.into_iter();
+    std::array::from_fn(|_| registered.next().expect("one tensor per output"))
+}
+
+/// A kernel launch as a fusion operation, reading its inputs and writing its output tensors.
+struct KernelOperation<F, const N: usize> {
     inputs: Vec<TensorIr>,
-    out: TensorIr,
-    device: CubeDevice,
+    outputs: [TensorIr; N],
+    shapes: [Shape; N],
     launch: F,
 }
 
-impl<F> std::fmt::Debug for KernelOperation<F> {
+impl<F, const N: usize> std::fmt::Debug for KernelOperation<F, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelOperation")
             .field("inputs", &self.inputs)
-            .field("out", &self.out)
+            .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
 }
 
-impl<F> Operation<FusionCubeRuntime> for KernelOperation<F>
+impl<F, const N: usize> Operation<FusionCubeRuntime> for KernelOperation<F, N>
 where
-    F: Fn(&Client, &[Handle]) -> Handle + Send + Sync,
+    F: Fn(&[CubeTensor], &[Shape; N]) -> [CubeTensor; N] + Send + Sync,
 {
     fn execute(
         &self,
         handles: &mut HandleContainer<CubeFusionHandle>,
     ) -> Result<(), ExecutionError> {
-        let client = self.device.client();
         // A CubeCL tensor is the same buffer whatever its kind, so the integer getter serves
         // every input.
-        let inputs: Vec<Handle> = self
+        let inputs: Vec<CubeTensor> = self
             .inputs
             .iter()
-            .map(|input| handles.get_int_tensor::<CubeBackend>(input).handle)
+            .map(|input| handles.get_int_tensor::<CubeBackend>(input))
             .collect();
-        let handle = (self.launch)(&client, &inputs);
-        let tensor = CubeTensor::new_contiguous(
-            client,
-            self.device.clone(),
-            self.out.shape.clone(),
-            handle,
-            DType::F32,
-        );
-        handles.register_float_tensor::<CubeBackend>(&self.out.id, tensor);
+        let outputs = (self.launch)(&inputs, &self.shapes);
+        for (ir, tensor) in self.outputs.iter().zip(outputs) {
+            handles.register_float_tensor::<CubeBackend>(&ir.id, tensor);
+        }
         Ok(())
     }
 }

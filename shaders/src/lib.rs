@@ -7,5 +7,6 @@
 //! the host: the CPU code stays the reference and the fallback, and the tests comparing the two
 //! live beside that reference, in the engine (`tests/it/wgpu_views.rs`).
 
+pub mod batch_norm;
 pub mod burn_glue;
 pub mod views;

@@ -21,5 +21,6 @@ mod lifecycle;
 mod old_runs;
 mod training;
 mod views_requests;
+mod wgpu_batch_norm;
 mod wgpu_smoke;
 mod wgpu_views;
