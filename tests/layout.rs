@@ -17,7 +17,14 @@ const MAX_LINES: usize = 600;
 /// The engine's layers, from the bottom, as ARCHITECTURE.md states them: a module imports only
 /// modules of its own layer or a lower one, and every top-level module is in exactly one.
 const LAYERS: &[&[&str]] = &[
-    &["batch_norm", "model", "phash", "resample", "support", "tensor_files"],
+    &[
+        "batch_norm",
+        "model",
+        "phash",
+        "resample",
+        "support",
+        "tensor_files",
+    ],
     &["augment", "eval"],
     &["data", "link", "model_files"],
     &["embed", "optim", "remote"],

@@ -47,7 +47,7 @@ pub use linear::{LinearClassifier, LinearSettings, linear_accuracy};
 pub use pca::pca_2d;
 pub use recall::recall_at_k;
 pub use search::{
-    Neighbor, ViewProduct, best_of, nearest, pairs_above, pairs_above_best_of, top_k,
-    top_k_of_tensors, top_k_on, top_k_skipping,
+    Neighbor, PAIRS_PER_ROW, ViewProduct, best_of, nearest, pairs_above, pairs_above_best_of,
+    top_k, top_k_of_tensors, top_k_on, top_k_skipping,
 };
 pub use umap::umap_2d;

@@ -28,7 +28,8 @@ pub struct DuplicateGroup {
     pub similarities: Vec<f32>,
     /// The lowest similarity of two members, on the same scale.
     pub weakest_link: f32,
-    /// Every two members, with the stage that linked them.
+    /// Each member's link to the first (every member but the first, in order), with the stage
+    /// that found it. Every two members are linked; these are the links the shells show.
     pub links: Vec<DuplicateLink>,
 }
 
@@ -233,7 +234,7 @@ pub fn find_duplicates(
             .collect();
         pairs.extend(
             hashes
-                .pairs(max_bits)
+                .pairs(max_bits)?
                 .into_iter()
                 .filter(|&(a, b, _)| !known.contains(&(a, b)))
                 .map(|(a, b, _)| (a, b, stages.similarity(a, b))),
@@ -252,22 +253,15 @@ pub fn find_duplicates(
             let weakest_link = pairs_of_group()
                 .map(|(a, b)| alike(a, b))
                 .fold(f32::INFINITY, f32::min);
-            let links = pairs_of_group()
-                .map(|(a, b)| {
-                    stages
-                        .link(a, b)
-                        .expect("complete linkage links every pair")
-                })
-                .collect();
-            // The member most similar to all others stands for the group; groups are small, so
-            // the quadratic sum is cheap.
-            let center = *rows
+            // The member most similar to all others stands for the group: each member's total
+            // once (a group of k costs k²/2 scores, however large).
+            let totals: Vec<f32> = rows
                 .iter()
-                .max_by(|&&a, &&b| {
-                    let total = |i: usize| rows.iter().map(|&j| alike(i, j)).sum::<f32>();
-                    total(a).total_cmp(&total(b)).then(b.cmp(&a))
-                })
-                .expect("groups have two rows or more");
+                .map(|&i| rows.iter().map(|&j| alike(i, j)).sum::<f32>())
+                .collect();
+            let center = rows[(0..rows.len())
+                .max_by(|&a, &b| totals[a].total_cmp(&totals[b]).then(rows[b].cmp(&rows[a])))
+                .expect("groups have two rows or more")];
             let mut members: Vec<(usize, f32)> = rows
                 .iter()
                 .map(|&i| (i, if i == center { 1.0 } else { alike(center, i) }))
@@ -278,6 +272,17 @@ pub fn find_duplicates(
                     .then(b.1.total_cmp(&a.1))
                     .then(a.0.cmp(&b.0))
             });
+            // Each member's link to the first, in the members' order: what the shells show and
+            // export (every two members are linked, but a group of a thousand black frames
+            // would carry half a million links).
+            let links = members[1..]
+                .iter()
+                .map(|&(row, _)| {
+                    stages
+                        .link(center, row)
+                        .expect("complete linkage links every pair")
+                })
+                .collect();
             DuplicateGroup {
                 members: members.iter().map(|m| m.0).collect(),
                 similarities: members.iter().map(|m| m.1).collect(),
@@ -454,6 +459,7 @@ impl HashedFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phash::ImageHash;
 
     #[test]
     fn a_group_holds_only_rows_linked_to_every_other_and_a_chain_is_cut() {
@@ -511,8 +517,50 @@ mod tests {
                 .iter()
                 .all(|link| link.stage == Stage::Embedding)
         );
-        assert_eq!(group.links.len(), 3);
+        // Each member's link to the first, in member order.
+        let pairs: Vec<(usize, usize)> = group.links.iter().map(|l| (l.a, l.b)).collect();
+        assert_eq!(pairs, vec![(0, 1), (1, 2)]);
         let strict = find_duplicates(by_embedding(0.99), &device).unwrap();
         assert_eq!(strict[0].members.len(), 2);
+    }
+
+    /// A folder of a thousand black frames (equal hashes) and a few distinct pictures: one group
+    /// of the thousand, 999 links and pairs rather than half a million; at a radius that takes
+    /// in every picture of a folder of distinct ones, the hash stage refuses as the embedding
+    /// stage does.
+    #[test]
+    fn equal_hashes_make_one_group_without_a_pair_per_two_members() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // One grey of colours for all: only the structure tells these pictures apart.
+        let hash = |dct: u64| ImageHash {
+            dct,
+            mirrored: 0,
+            color: [85; crate::phash::COLOR_BYTES],
+        };
+        let mut hashes = vec![hash(0); 1000];
+        hashes.extend((0..20).map(|_| hash(rng.random())));
+        let stage = HashStage::from_hashes(hashes);
+        assert_eq!(stage.pairs(6).unwrap().len(), 999);
+        let device = crate::device::cpu().device;
+        let stages = Stages {
+            embedding: None,
+            hash: Some((&stage, 6)),
+        };
+        let groups = find_duplicates(stages, &device).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].members.len(), 1000);
+        assert_eq!(groups[0].links.len(), 999);
+        assert!(groups[0].links.iter().all(|l| l.hash_bits == Some(0)));
+
+        // At 64 bits every two pictures pair up: the 21 distinct ones here (210 pairs), but 300
+        // distinct ones would be 44 850, past 50 a picture.
+        assert_eq!(stage.pairs(64).unwrap().len(), 999 + 210);
+        let many: Vec<ImageHash> = (0..300).map(|_| hash(rng.random())).collect();
+        let refused = HashStage::from_hashes(many).pairs(64).unwrap_err();
+        assert!(
+            matches!(refused, EvalError::TooManyPairs { limit, .. } if limit == 50 * 300),
+            "{refused:?}"
+        );
     }
 }

@@ -3,16 +3,19 @@
 //! beside them, the distance below which the folder itself says two images are copies, and every
 //! pair within it (a multi-index search, not all pairs).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use rand::SeedableRng;
 use rayon::prelude::*;
 
 use super::threshold::{self, ThresholdSuggestion};
 use super::{COPY_SAMPLE, COPY_STRENGTH, ExploreError, NEAREST_SAMPLE, sample_rows};
 use crate::data::{DataError, ImageSet, ImageSource, PixelCache};
-use crate::eval::EvalError;
+use crate::eval::{EvalError, PAIRS_PER_ROW};
 use crate::explore::planted::Edit;
 use crate::phash::multi_index::MultiIndex;
-use crate::phash::{DCT_BITS, ImageHash};
+use crate::phash::{COLOR_BYTES, DCT_BITS, ImageHash};
 
 /// Colour signatures further apart than this (mean difference of the chromaticity grid, 0–1)
 /// belong to different pictures whatever their structure: two grey skies, or one layout in two
@@ -77,6 +80,12 @@ impl HashStage {
         Ok(Self { hashes })
     }
 
+    /// A stage over `hashes` as they are, for tests of what the stage does with them.
+    #[cfg(test)]
+    pub(super) fn from_hashes(hashes: Vec<ImageHash>) -> Self {
+        Self { hashes }
+    }
+
     /// Number of hashed images.
     pub fn len(&self) -> usize {
         self.hashes.len()
@@ -93,12 +102,45 @@ impl HashStage {
         (a.color_difference(b) <= MAX_COLOR_DIFFERENCE).then(|| a.distance(b))
     }
 
-    /// Every pair `(a, b, bits)`, `a < b`, of copies at `max_bits`, sorted by `(a, b)`.
-    pub fn pairs(&self, max_bits: u32) -> Vec<(usize, usize, u32)> {
-        let dct: Vec<u64> = self.hashes.iter().map(|hash| hash.dct).collect();
-        let mut pairs = MultiIndex::new(&dct).pairs_within(max_bits);
-        pairs.retain(|&(a, b, _)| self.distance(a, b).is_some());
-        pairs
+    /// The pairs `(a, b, bits)`, `a < b`, of copies at `max_bits`, sorted by `(a, b)`, that link
+    /// every copy: images whose hashes are equal (structure and colours: a burst of one static
+    /// scene, a folder of black frames) are all copies of one another, so each is paired with the
+    /// first of them alone, and only the first is searched against the rest. A thousand black
+    /// frames give 999 pairs, not half a million; grouping ([`super::duplicates`]) still links
+    /// every two of them, from their hashes.
+    ///
+    /// # Errors
+    /// [`EvalError::TooManyPairs`] past [`PAIRS_PER_ROW`] pairs per image, as the embedding
+    /// stage refuses them: at such a radius distinct pictures are taken for copies.
+    pub fn pairs(&self, max_bits: u32) -> Result<Vec<(usize, usize, u32)>, EvalError> {
+        let mut first_of: HashMap<(u64, [u8; COLOR_BYTES]), usize> = HashMap::new();
+        let mut pairs = Vec::new();
+        let mut firsts = Vec::new();
+        for (row, hash) in self.hashes.iter().enumerate() {
+            match first_of.entry((hash.dct, hash.color)) {
+                Entry::Occupied(first) => pairs.push((*first.get(), row, 0)),
+                Entry::Vacant(slot) => {
+                    slot.insert(row);
+                    firsts.push(row);
+                }
+            }
+        }
+        let limit = PAIRS_PER_ROW * self.len();
+        let dct: Vec<u64> = firsts.iter().map(|&row| self.hashes[row].dct).collect();
+        let found = MultiIndex::new(&dct)
+            .pairs_within(max_bits, limit.saturating_sub(pairs.len()))
+            .ok_or(EvalError::TooManyPairs {
+                threshold: similarity(max_bits),
+                limit,
+            })?;
+        pairs.extend(
+            found
+                .into_iter()
+                .map(|(a, b, bits)| (firsts[a], firsts[b], bits))
+                .filter(|&(a, b, _)| self.distance(a, b).is_some()),
+        );
+        pairs.sort_unstable();
+        Ok(pairs)
     }
 
     /// The threshold this folder suggests for the hash stage, on the similarity scale of

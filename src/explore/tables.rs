@@ -55,8 +55,9 @@ pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> Stri
 }
 
 /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": [[{"a", "b", "stage",
-/// "hash_bits", "cosine"}, …], …]}`, members in group order, links by path; `threshold` is null
-/// where the hashes alone linked images.
+/// "hash_bits", "cosine"}, …], …]}`, members in group order, links by path (each member's link
+/// to the group's first, in member order); `threshold` is null where the hashes alone linked
+/// images.
 pub fn duplicates_json(found: &Duplicates, entries: &[ImageEntry]) -> String {
     let Duplicates {
         groups,

@@ -9,6 +9,8 @@
 //! here a query at radius 10 visits 4 × 137 buckets of about n / 65 536 hashes each.
 //! Hand-written: the index is two arrays per part.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 /// Parts the hash is cut into, and their width.
@@ -87,23 +89,35 @@ impl<'a> MultiIndex<'a> {
     }
 
     /// Every pair `(a, b, distance)` with `a < b` of the indexed hashes within `radius` bits of
-    /// each other, sorted by `(a, b)`.
-    pub fn pairs_within(&self, radius: u32) -> Vec<(usize, usize, u32)> {
+    /// each other, sorted by `(a, b)`; `None` as soon as more than `limit` are found (the queries
+    /// still running stop at their next hash, so a radius that takes in most of the folder costs
+    /// about `limit` pairs of memory, not n²/2).
+    pub fn pairs_within(&self, radius: u32, limit: usize) -> Option<Vec<(usize, usize, u32)>> {
         let masks = masks(radius / PARTS as u32);
+        let found_so_far = AtomicUsize::new(0);
+        let over = || found_so_far.load(Ordering::Relaxed) > limit;
         let mut pairs: Vec<(usize, usize, u32)> = (0..self.hashes.len())
             .into_par_iter()
             .map_init(Vec::new, |found, a| {
+                if over() {
+                    return Vec::new();
+                }
                 self.within(self.hashes[a], radius, &masks, found);
-                found
+                let later: Vec<_> = found
                     .iter()
                     .filter(|&&(b, _)| b > a)
                     .map(|&(b, d)| (a, b, d))
-                    .collect::<Vec<_>>()
+                    .collect();
+                found_so_far.fetch_add(later.len(), Ordering::Relaxed);
+                later
             })
             .flatten_iter()
             .collect();
+        if over() {
+            return None;
+        }
         pairs.sort_unstable();
-        pairs
+        Some(pairs)
     }
 }
 
@@ -143,8 +157,15 @@ mod tests {
                 }
             }
             assert!(!expected.is_empty());
-            assert_eq!(index.pairs_within(radius), expected, "radius {radius}");
+            assert_eq!(
+                index.pairs_within(radius, usize::MAX),
+                Some(expected.clone()),
+                "radius {radius}"
+            );
+            // One pair past the limit is refused; at the limit, all come back.
+            assert_eq!(index.pairs_within(radius, expected.len() - 1), None);
+            assert_eq!(index.pairs_within(radius, expected.len()), Some(expected));
         }
-        assert!(MultiIndex::new(&[]).pairs_within(10).is_empty());
+        assert_eq!(MultiIndex::new(&[]).pairs_within(10, 0), Some(Vec::new()));
     }
 }

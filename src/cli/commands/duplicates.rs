@@ -31,8 +31,8 @@ pub struct Args {
     /// zoomed and mirrored views too (finds fewer crops; embeds each image once).
     #[arg(long)]
     whole_images: bool,
-    /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} instead
-    /// of a listing.
+    /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} (each
+    /// member's link to its group's first) instead of a listing.
     #[arg(long)]
     json: bool,
     /// Also write the groups as CSV (group,path,similarity,stage,hash_bits).

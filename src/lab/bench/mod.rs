@@ -527,7 +527,9 @@ pub fn hash_search(rows: usize) -> BenchRow {
         hashes.push(hash);
     }
     let start = Instant::now();
-    let pairs = crate::phash::multi_index::MultiIndex::new(&hashes).pairs_within(10);
+    let pairs = crate::phash::multi_index::MultiIndex::new(&hashes)
+        .pairs_within(10, usize::MAX)
+        .expect("no limit");
     host_row(
         "duplicates",
         format!(

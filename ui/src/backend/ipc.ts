@@ -1050,7 +1050,8 @@ similarities: Array<number>,
  */
 weakest_link: number, 
 /**
- * Every two members, with the stage that linked them.
+ * Each member's link to the first (every member but the first, in order), with the stage
+ * that found it. Every two members are linked; these are the links the shells show.
  */
 links: Array<DuplicateLink>, };
 
