@@ -26,6 +26,7 @@ mod embeddings;
 mod error;
 mod knn;
 mod linear;
+mod pair_index;
 mod pca;
 mod recall;
 mod scan;
@@ -44,6 +45,7 @@ pub use embeddings::{Embeddings, random_unit_rows};
 pub use error::EvalError;
 pub use knn::{AlignedLabels, accuracy, align_labels, knn_accuracy, knn_predict, knn_vote};
 pub use linear::{LinearClassifier, LinearSettings, linear_accuracy};
+pub use pair_index::{INDEXED_FROM, IndexShape, library_like_rows, pairs_above_indexed};
 pub use pca::pca_2d;
 pub use recall::recall_at_k;
 pub use search::{

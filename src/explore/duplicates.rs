@@ -205,11 +205,13 @@ pub fn complete_linkage_groups(
 }
 
 /// Groups of rows in which every two are linked by one of `stages` ([`complete_linkage_groups`]),
-/// largest first; the embedding's pairs come from [`eval::pairs_above_best_of`] on `device`, the
-/// hashes' from their multi-index search.
+/// largest first; the embedding's pairs come from [`eval::pairs_above_best_of`] on `device` (all
+/// pairs) below [`eval::INDEXED_FROM`] rows and from [`eval::pairs_above_indexed`] (an inverted
+/// file, each candidate scored exactly) from there, the hashes' from their multi-index search.
 ///
 /// # Errors
-/// [`EvalError::Empty`] for no rows, no stage or no view product.
+/// [`EvalError::Empty`] for no rows, no stage or no view product; [`EvalError::TooManyPairs`]
+/// past 50 pairs an image in either stage.
 pub fn find_duplicates(
     stages: Stages<'_>,
     device: &Device,
@@ -224,6 +226,10 @@ pub fn find_duplicates(
         (None, None) => return Err(EvalError::Empty("duplicate stages")),
     };
     let mut pairs = match stages.embedding {
+        Some((products, threshold)) if n >= eval::INDEXED_FROM => {
+            let shape = eval::IndexShape::for_rows(n);
+            eval::pairs_above_indexed(products, threshold, shape, device)?
+        }
         Some((products, threshold)) => eval::pairs_above_best_of(products, threshold, device)?,
         None => Vec::new(),
     };

@@ -163,7 +163,9 @@ pub fn run(args: &Args) -> Result<()> {
     if args.duplicates > 0 {
         // On the device a collection would use: the chosen one, else the first GPU or the CPU.
         let selected = device::select(args.device().unwrap_or_default())?;
-        print(&bench::duplicate_search(args.duplicates, 128, &selected)?);
+        bench::duplicate_search(args.duplicates, 128, &selected)?
+            .iter()
+            .for_each(&print);
         print(&bench::hash_search(args.duplicates));
     }
     if args.map > 0 {

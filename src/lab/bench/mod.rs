@@ -29,7 +29,10 @@ use crate::train::{
 };
 
 mod data_path;
+mod duplicates;
 mod phases;
+
+pub use duplicates::{duplicate_search, hash_search};
 
 pub use data_path::data_pipeline;
 pub use phases::step_phases;
@@ -464,81 +467,6 @@ pub fn neighbor_query(
         rows,
         times[times.len() / 2],
     ))
-}
-
-/// The embedding stage's near-duplicate search of `rows` random unit embeddings on `device`, as
-/// the finder runs it by default: each image's whole, zoomed and mirrored views, every pair whose
-/// best of the five view products is above 0.9 (blocked matrix products), then the groups.
-///
-/// # Errors
-/// [`EvalError`] for an empty matrix.
-pub fn duplicate_search(
-    rows: usize,
-    dim: usize,
-    device: &SelectedDevice,
-) -> Result<BenchRow, crate::eval::EvalError> {
-    let values: Vec<Vec<f32>> = (11..14)
-        .map(|seed| crate::eval::random_unit_rows(rows, dim, seed))
-        .collect();
-    let views = values
-        .iter()
-        .map(|values| crate::eval::Embeddings::new(values, dim))
-        .collect::<Result<Vec<_>, _>>()?;
-    let views = [views[0], views[1], views[2]];
-    let products = crate::explore::embedding_stage::view_products(&views, &views);
-    let start = Instant::now();
-    let stages = crate::explore::duplicates::Stages {
-        embedding: Some((&products, 0.9)),
-        hash: None,
-    };
-    let groups = crate::explore::duplicates::find_duplicates(stages, &device.device)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let mut row = host_row(
-        "duplicates",
-        format!(
-            "all pairs whose best of 5 view products is above cosine 0.9 among {rows} images ({dim}-d, 3 views each), {} groups",
-            groups.len()
-        ),
-        rows,
-        seconds,
-    );
-    row.device = device.name.clone();
-    row.backend = device.backend.to_owned();
-    Ok(row)
-}
-
-/// The hash stage's pair search over `rows` 64-bit hashes: distinct images' hashes drawn
-/// uniformly (those of distinct photos sit about 32 bits apart) and one in ten a copy of another
-/// with up to 6 bits flipped; every pair within 10 bits, found by the multi-index search.
-pub fn hash_search(rows: usize) -> BenchRow {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let mut hashes: Vec<u64> = Vec::with_capacity(rows);
-    for i in 0..rows {
-        let hash = if i % 10 == 9 {
-            let mut copy = hashes[rng.random_range(0..i)];
-            for _ in 0..rng.random_range(0..=6) {
-                copy ^= 1 << rng.random_range(0..64);
-            }
-            copy
-        } else {
-            rng.random()
-        };
-        hashes.push(hash);
-    }
-    let start = Instant::now();
-    let pairs = crate::phash::multi_index::MultiIndex::new(&hashes)
-        .pairs_within(10, usize::MAX)
-        .expect("no limit");
-    host_row(
-        "duplicates",
-        format!(
-            "hash stage: every pair within 10 bits among {rows} perceptual hashes ({} pairs)",
-            pairs.len()
-        ),
-        rows,
-        start.elapsed().as_secs_f64(),
-    )
 }
 
 /// A UMAP map of `rows` random unit embeddings (Explore's map).
