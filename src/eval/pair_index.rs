@@ -5,7 +5,7 @@
 //! closer to each other than to anything else, so they share a list or sit in neighbouring ones;
 //! every candidate found is then scored exactly ([`best_of`], the score of the all-pairs search),
 //! so the index can only miss a pair, never invent one. Its recall against the all-pairs answer is
-//! measured (`spreadout bench --duplicates N`, benchmarks/scale/README.md).
+//! measured (`spreadout bench --duplicates N`, benchmarks/near-duplicates/README.md).
 //!
 //! Chosen over binary codes with multi-index hashing (the hash stage's index): at the cosines that
 //! mark a copy (about 0.9, 26°), sign bits of a 64-bit code differ in 9 bits on average and in 16
