@@ -5,27 +5,13 @@
 //! gradient, and a transposed convolution) on every layer of the paper's width-64 network at
 //! 32 px. Batch norm: against its formula written with tensor operations, as Burn's default is.
 
+use crate::compare::{relative_error, values};
 use burn::nn::BatchNormConfig;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use safetensors::SafeTensors;
 use spreadout::model::ModelConfig;
-
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-/// The largest difference over the largest magnitude of `want`.
-fn relative_error(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let largest = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let apart = got
-        .iter()
-        .zip(want)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    apart / largest.max(f32::MIN_POSITIVE)
-}
 
 /// `(x grad, weight grad)` of `conv2d(x, weight)` with `output_grad` flowing back, by autodiff.
 fn autodiff_gradients(

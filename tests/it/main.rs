@@ -13,6 +13,7 @@ mod common;
 mod skip;
 
 mod cli;
+mod compare;
 mod cpu_kernels;
 // Unix only: it stops runs with SIGINT and SIGKILL from outside, which Windows has no way to
 // send (a console's Ctrl-C reaches only the processes attached to it).

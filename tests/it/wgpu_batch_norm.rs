@@ -6,6 +6,7 @@
 //! uses and for an input in channels-last memory (as a convolution hands it over). Tiny shapes:
 //! lavapipe compiles each kernel variant once per process.
 
+use crate::compare::{relative_error, values};
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -16,10 +17,6 @@ use spreadout::device::{self, DeviceChoice};
 
 /// Shape of the test batch: odd sizes, more values per channel than a cube has units.
 const SHAPE: [usize; 4] = [3, 5, 9, 11];
-
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().try_to_vec().unwrap()
-}
 
 fn random(rng: &mut ChaCha8Rng, count: usize, low: f32, high: f32) -> Vec<f32> {
     (0..count).map(|_| rng.random_range(low..high)).collect()
@@ -106,17 +103,6 @@ fn run(case: &Case, device: &Device, fused: bool) -> Outcome {
     last.running_mean = values(bn.running_mean.value());
     last.running_var = values(bn.running_var.value());
     last
-}
-
-/// The largest difference over the largest magnitude of `want`.
-fn relative_error(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let largest = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let apart = got
-        .iter()
-        .zip(want)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    apart / largest.max(f32::MIN_POSITIVE)
 }
 
 #[test]

@@ -8,31 +8,57 @@ use cubecl::prelude::*;
 
 use super::UNITS;
 
-/// Where sample `i` of `channel` lives in `tensor` (NCHW indices, any strides): `i` counts the
-/// channel's `N × H × W` values in NCHW order.
+/// Where value `i` of `channel` lives (`i` counts the channel's `N × H × W` values in NCHW
+/// order) in a tensor of `width` columns and `plane` values a sample, with these strides.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn nchw_offset(
+    channel: usize,
+    i: usize,
+    width: usize,
+    plane: usize,
+    sample_stride: usize,
+    channel_stride: usize,
+    row_stride: usize,
+    column_stride: usize,
+) -> usize {
+    let within = i % plane;
+    (i / plane) * sample_stride
+        + channel * channel_stride
+        + (within / width) * row_stride
+        + (within % width) * column_stride
+}
+
+/// [`nchw_offset`] in a tensor the kernel reads (NCHW indices, any strides).
 #[cube]
 fn offset(tensor: &Tensor<f32>, channel: usize, i: usize) -> usize {
     let width = tensor.shape(3);
-    let plane = tensor.shape(2) * width;
-    let sample = i / plane;
-    let within = i % plane;
-    sample * tensor.stride(0)
-        + channel * tensor.stride(1)
-        + (within / width) * tensor.stride(2)
-        + (within % width) * tensor.stride(3)
+    nchw_offset(
+        channel,
+        i,
+        width,
+        tensor.shape(2) * width,
+        tensor.stride(0),
+        tensor.stride(1),
+        tensor.stride(2),
+        tensor.stride(3),
+    )
 }
 
-/// The same offset in a tensor written by the kernel.
+/// [`nchw_offset`] in a tensor the kernel writes (CubeCL passes those as `&mut`).
 #[cube]
 fn offset_mut(tensor: &mut Tensor<f32>, channel: usize, i: usize) -> usize {
     let width = tensor.shape(3);
-    let plane = tensor.shape(2) * width;
-    let sample = i / plane;
-    let within = i % plane;
-    sample * tensor.stride(0)
-        + channel * tensor.stride(1)
-        + (within / width) * tensor.stride(2)
-        + (within % width) * tensor.stride(3)
+    nchw_offset(
+        channel,
+        i,
+        width,
+        tensor.shape(2) * width,
+        tensor.stride(0),
+        tensor.stride(1),
+        tensor.stride(2),
+        tensor.stride(3),
+    )
 }
 
 /// The cube's total of `partial` (one per unit), the same in every unit: each adds the partial

@@ -53,13 +53,13 @@ pub struct Normalized {
 }
 
 /// What [`backward`] returns: the gradients of the input, γ and β, and of the residual where the
-/// forward added one.
+/// forward added one (else a one-value placeholder the kernel was handed and left unwritten).
 #[derive(Debug)]
 pub struct Gradients {
     pub input: CubeTensor,
     pub gamma: CubeTensor,
     pub beta: CubeTensor,
-    pub residual: Option<CubeTensor>,
+    pub residual: CubeTensor,
 }
 
 /// Whether the kernels take `input`: f32, four dimensions (NCHW indices, any strides).
@@ -170,7 +170,7 @@ pub fn backward(saved: Saved<CubeTensor>, output_grad: CubeTensor) -> Gradients 
         input: input_grad,
         gamma: gamma_grad,
         beta: beta_grad,
-        residual: add_residual.then_some(residual_grad),
+        residual: residual_grad,
     }
 }
 
@@ -258,32 +258,27 @@ pub fn record_backward(
         };
         backward(saved, output_grad)
     };
-    if flags.0 {
-        let [input, gamma, beta, residual] = fusion_tensors_from_kernel(
-            "batch_norm_backward",
-            [shape.clone(), channels.clone(), channels, shape],
-            &device,
-            inputs,
-            move |inputs: &[CubeTensor], _: &[Shape; 4]| {
-                let gradients = launch(inputs);
-                let residual = gradients.residual.expect("the residual's gradient");
-                [gradients.input, gradients.gamma, gradients.beta, residual]
-            },
-        );
-        (input, gamma, beta, Some(residual))
-    } else {
-        let [input, gamma, beta] = fusion_tensors_from_kernel(
-            "batch_norm_backward",
-            [shape, channels.clone(), channels],
-            &device,
-            inputs,
-            move |inputs: &[CubeTensor], _: &[Shape; 3]| {
-                let gradients = launch(inputs);
-                [gradients.input, gradients.gamma, gradients.beta]
-            },
-        );
-        (input, gamma, beta, None)
-    }
+    // Without a residual the fourth output is the kernel's one-channel placeholder, dropped here.
+    let residual_shape = match flags.0 {
+        true => shape.clone(),
+        false => Shape::new([1]),
+    };
+    let [input, gamma, beta, residual] = fusion_tensors_from_kernel(
+        "batch_norm_backward",
+        [shape, channels.clone(), channels, residual_shape],
+        &device,
+        inputs,
+        move |inputs: &[CubeTensor], _: &[Shape; 4]| {
+            let gradients = launch(inputs);
+            [
+                gradients.input,
+                gradients.gamma,
+                gradients.beta,
+                gradients.residual,
+            ]
+        },
+    );
+    (input, gamma, beta, flags.0.then_some(residual))
 }
 
 /// An f32 tensor of `like`'s shape on its device, in `like`'s memory layout when that is dense (a
