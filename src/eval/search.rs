@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
 
 use super::error::{check_same_count, check_same_dim};
-use super::scan::{Best, Nearest, dot, scan};
+use super::scan::{Best, Nearest, dot, nearest_one, scan};
 use super::{Embeddings, EvalError};
 
 /// A retrieved image with its cosine similarity to the query.
@@ -81,6 +81,15 @@ pub fn top_k(
         )?;
     }
     let candidates = base.len() - usize::from(exclude_self);
+    if queries.len() == 1 {
+        let skip = exclude_self.then_some(0);
+        return Ok(vec![nearest_one(
+            queries.row(0),
+            base,
+            k.min(candidates),
+            skip,
+        )]);
+    }
     let mut collectors: Vec<Nearest> = (0..queries.len())
         .map(|q| Nearest {
             skip: exclude_self.then_some(q),
