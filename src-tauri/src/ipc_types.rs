@@ -79,6 +79,7 @@ mod tests {
             declaration::<library_explore::DuplicateGroup>(&config),
             declaration::<library_explore::DuplicateLink>(&config),
             declaration::<library_explore::Stage>(&config),
+            declaration::<library_explore::KeepSuggestion>(&config),
             declaration::<library_explore::ThresholdSuggestion>(&config),
             declaration::<library_explore::Readiness>(&config),
             declaration::<library_explore::Cluster>(&config),

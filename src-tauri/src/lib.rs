@@ -127,7 +127,13 @@ fn manage_state(
         pixel_cache.root().join("thumbnails"),
         workers,
     ));
-    app.manage(AppState::new(&data_dir, pixel_cache, open_demo, test_hooks));
+    app.manage(AppState::new(
+        &data_dir,
+        pixel_cache,
+        spreadout::explore::ResolvedStore::default_location(),
+        open_demo,
+        test_hooks,
+    ));
     Ok(())
 }
 
@@ -163,6 +169,7 @@ fn invoke_handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'stat
         commands::explore::readiness,
         commands::explore::open_hashed_folder,
         commands::explore::save_duplicates,
+        commands::explore::mark_duplicates_resolved,
         commands::explore::cluster_collection,
         commands::explore::save_clusters,
         commands::export::export_model,

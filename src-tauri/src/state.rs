@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use spreadout::data::PixelCache;
 use spreadout::device::DeviceChoice;
-use spreadout::explore::{Collection, HashedFolder, Opened};
+use spreadout::explore::{Collection, HashedFolder, Opened, ResolvedStore};
 use spreadout::remote;
 use spreadout::train::Control;
 
@@ -37,6 +37,8 @@ pub struct AppState {
     pub test_hooks: bool,
     /// The preprocessed image cache (shared with the CLI unless `SPREADOUT_CACHE_DIR` says otherwise).
     pub pixel_cache: PixelCache,
+    /// Near-duplicate groups marked resolved (shared with the CLI).
+    pub decisions: ResolvedStore,
     /// The active run's folder and control.
     training: Mutex<Option<(PathBuf, Arc<Control>)>>,
     collections: Mutex<Recent<Collection>>,
@@ -47,10 +49,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for an app whose data lives in `data_dir` and whose image cache is `pixel_cache`.
+    /// State for an app whose data lives in `data_dir`, whose image cache is `pixel_cache` and
+    /// whose near-duplicate decisions `decisions` keeps.
     pub fn new(
         data_dir: &Path,
         pixel_cache: PixelCache,
+        decisions: ResolvedStore,
         open_demo: bool,
         test_hooks: bool,
     ) -> Self {
@@ -61,6 +65,7 @@ impl AppState {
             open_demo,
             test_hooks,
             pixel_cache,
+            decisions,
             training: Mutex::new(None),
             collections: Mutex::new(Recent::new(KEPT_COLLECTIONS)),
             hashed: Mutex::new(Recent::new(KEPT_HASHED)),
@@ -306,7 +311,13 @@ mod tests {
 
     /// A state whose data and caches live in `dir`.
     fn in_folder(dir: &Path) -> AppState {
-        AppState::new(dir, PixelCache::at(dir.join("cache")), false, false)
+        AppState::new(
+            dir,
+            PixelCache::at(dir.join("cache")),
+            ResolvedStore::at(dir.join("resolved-duplicates")),
+            false,
+            false,
+        )
     }
 
     #[test]

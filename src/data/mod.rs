@@ -28,6 +28,9 @@ use crate::augment::{ChannelTotals, Normalization};
 use crate::support::error_kind::ErrorKind;
 pub use cache::{CachedFolder, PixelCache, WAITING, cached_side};
 pub use scan::{FileStamp, FolderFingerprint, IMAGE_EXTENSIONS, ImageEntry, Scan, scan};
+// The formats a camera writes, which the near-duplicates' choice of a copy to keep prefers.
+pub(crate) use decode::heif::HEIF_EXTENSIONS;
+pub(crate) use raw_preview::RAW_EXTENSIONS;
 
 /// The version of libheif that HEIC, HEIF and AVIF files are read with; `None` in a build without
 /// the `heic` feature, which skips them.
@@ -191,6 +194,8 @@ pub struct ImageSet {
     /// The scanned folder's identity (see [`Scan::fingerprint`]).
     pub fingerprint: FolderFingerprint,
     pixels: Pixels,
+    /// Width and height of each file's own image, before the cache shrank it.
+    originals: Arc<Vec<(u32, u32)>>,
     totals: ChannelTotals,
 }
 
@@ -231,6 +236,7 @@ impl ImageSet {
         assert_eq!(entries.len(), images.len(), "one entry per image");
         let totals = ChannelTotals::of(&images);
         let fingerprint = FolderFingerprint::of(&root, &entries);
+        let originals = images.iter().map(RgbImage::dimensions).collect();
         let mut formats = BTreeMap::new();
         formats.insert("memory".to_owned(), images.len());
         Self {
@@ -243,6 +249,7 @@ impl ImageSet {
             retried: 0,
             fingerprint,
             pixels: Pixels::Memory(Arc::new(images)),
+            originals: Arc::new(originals),
             totals,
         }
     }
@@ -271,6 +278,11 @@ impl ImageSet {
     /// sums the cache keeps, so it costs no pass over the pixels.
     pub fn normalization(&self) -> Normalization {
         Normalization::from_totals(&self.totals)
+    }
+
+    /// Width and height of image `index`'s file (upright), before the cache shrank it.
+    pub fn original_size(&self, index: usize) -> (u32, u32) {
+        self.originals[index]
     }
 
     /// Images `indices`, read in parallel.
@@ -327,6 +339,7 @@ pub fn load(
     let filled = cache::fill(cache, scan, cached_side(image_size), progress)?;
     let mut entries = Vec::with_capacity(scan.entries.len());
     let mut locations = Vec::with_capacity(scan.entries.len());
+    let mut originals = Vec::with_capacity(scan.entries.len());
     let mut skipped = scan.unsupported.clone();
     let mut totals = ChannelTotals::default();
     for (entry, result) in scan.entries.iter().zip(filled.results) {
@@ -334,6 +347,7 @@ pub fn load(
             Ok(image) => {
                 entries.push(entry.clone());
                 locations.push(image.location);
+                originals.push(image.original);
                 totals = totals.merge(image.totals);
             }
             Err(reason) => {
@@ -366,6 +380,7 @@ pub fn load(
             store: filled.store,
             locations: Arc::new(locations),
         },
+        originals: Arc::new(originals),
         totals,
     })
 }

@@ -11,10 +11,11 @@ use burn::module::Module;
 use burn::tensor::Device;
 use rayon::prelude::*;
 
+use super::best_copy::{self, CopyFacts, KeepSuggestion};
 use super::hash_stage::{self, HashStage, similarity};
 use super::threshold::ThresholdSuggestion;
 use super::{Collection, ExploreError, Readiness, embedding_stage};
-use crate::data::{self, ImageEntry, ImageSet, PixelCache, SkippedFile};
+use crate::data::{self, DataError, ImageEntry, ImageSet, ImageSource, PixelCache, SkippedFile};
 use crate::eval::{self, EvalError, ViewProduct, best_of};
 
 /// A group of near-duplicate images.
@@ -31,6 +32,12 @@ pub struct DuplicateGroup {
     /// Each member's link to the first (every member but the first, in order), with the stage
     /// that found it. Every two members are linked; these are the links the shells show.
     pub links: Vec<DuplicateLink>,
+    /// The copy to keep ([`best_copy`]): the suggestion, or the person's choice once they
+    /// marked the group resolved. `None` only from [`find_duplicates`], which sees no files.
+    pub keep: Option<KeepSuggestion>,
+    /// Whether a person marked this group (or one holding all its members) resolved
+    /// ([`super::resolved`]): the shells set it aside.
+    pub resolved: bool,
 }
 
 impl DuplicateGroup {
@@ -294,9 +301,40 @@ pub fn find_duplicates(
                 similarities: members.iter().map(|m| m.1).collect(),
                 weakest_link,
                 links,
+                keep: None,
+                resolved: false,
             }
         })
         .collect())
+}
+
+/// Sets each group's [`DuplicateGroup::keep`] to the copy [`best_copy::suggest_keep`] chooses
+/// from the files' sizes, formats and dates and the sharpness of their cached pixels in `set`.
+///
+/// # Errors
+/// [`DataError`] when a cached image cannot be read.
+fn suggest_keeps(groups: &mut [DuplicateGroup], set: &ImageSet) -> Result<(), DataError> {
+    groups.par_iter_mut().try_for_each(|group| {
+        let facts = group
+            .members
+            .iter()
+            .map(|&row| {
+                let cached = set.image(row)?;
+                Ok(CopyFacts::of(
+                    &set.entries[row],
+                    set.original_size(row),
+                    &cached,
+                ))
+            })
+            .collect::<Result<Vec<_>, DataError>>()?;
+        let paths: Vec<&Path> = group
+            .members
+            .iter()
+            .map(|&row| set.entries[row].path.as_path())
+            .collect();
+        group.keep = Some(best_copy::suggest_keep(&group.members, &paths, &facts));
+        Ok(())
+    })
 }
 
 impl Collection {
@@ -362,7 +400,9 @@ impl Collection {
             embedding: threshold.map(|threshold| (products.as_slice(), threshold)),
             hash: Some((&hashes.0, hash_bits)),
         };
-        Ok(find_duplicates(stages, &device)?)
+        let mut groups = find_duplicates(stages, &device)?;
+        suggest_keeps(&mut groups, &self.folder.set)?;
+        Ok(groups)
     }
 }
 
@@ -414,6 +454,11 @@ impl HashedFolder {
         &self.set.label_names
     }
 
+    /// The folder the images came from.
+    pub fn folder(&self) -> &Path {
+        &self.set.root
+    }
+
     /// Files that could not be used.
     pub fn skipped(&self) -> &[SkippedFile] {
         &self.set.skipped
@@ -447,13 +492,14 @@ impl HashedFolder {
     /// [`ExploreError::Eval`] for an empty folder.
     pub fn duplicates(&self, hash_bits: Option<u32>) -> Result<Duplicates, ExploreError> {
         let hash_bits = hash_bits.unwrap_or_else(|| self.max_bits());
-        let groups = find_duplicates(
+        let mut groups = find_duplicates(
             Stages {
                 embedding: None,
                 hash: Some((&self.stage, hash_bits)),
             },
             &Device::default(),
         )?;
+        suggest_keeps(&mut groups, &self.set)?;
         Ok(Duplicates {
             groups,
             threshold: None,

@@ -14,16 +14,19 @@ use crate::model_files::{self, LoadedModel};
 use crate::support::error_kind::ErrorKind;
 use crate::tensor_files::FileError;
 
+pub mod best_copy;
 pub mod clusters;
 pub mod duplicates;
 pub mod embedding_stage;
 pub mod hash_stage;
 mod opened;
 pub mod planted;
+pub mod resolved;
 pub mod stored;
 pub mod tables;
 pub mod threshold;
 
+pub use best_copy::KeepSuggestion;
 pub use clusters::{Cluster, Clustering, suggested_clusters};
 pub use duplicates::{
     DuplicateGroup, DuplicateLink, DuplicateThreshold, Duplicates, HashedFolder, Stage,
@@ -31,6 +34,7 @@ pub use duplicates::{
 pub use embedding_stage::PairScore;
 pub use hash_stage::HashStage;
 pub use opened::Opened;
+pub use resolved::{ResolvedError, ResolvedStore};
 pub use threshold::ThresholdSuggestion;
 
 /// Bins of the similarity histograms.
@@ -90,6 +94,13 @@ pub enum ExploreError {
         /// Images in the collection.
         len: usize,
     },
+    /// The decisions about the folder's near-duplicates could not be read or written.
+    #[error(transparent)]
+    Resolved(#[from] ResolvedError),
+    /// A group to mark resolved that is not one: fewer than two images, or a copy to keep that
+    /// is not among them.
+    #[error("cannot mark these images resolved: {0}")]
+    NotAGroup(&'static str),
 }
 
 impl ExploreError {
@@ -100,6 +111,8 @@ impl ExploreError {
             Self::Data(error) => error.kind(),
             Self::Eval(error) => error.kind(),
             Self::NoSuchImage { .. } => ErrorKind::NotFound,
+            Self::Resolved(error) => error.kind(),
+            Self::NotAGroup(_) => ErrorKind::Config,
         }
     }
 }

@@ -374,15 +374,21 @@ pub struct PairScore {
     pub recall: f64,
     /// Recall per edit, in [`Edit::ALL`] order.
     pub recall_per_edit: Vec<(Edit, f64)>,
+    /// Per edit, in [`Edit::ALL`] order: of the planted pairs found, those whose group keeps
+    /// the original ([`super::DuplicateGroup::keep`]), and all found.
+    pub kept_original_per_edit: Vec<(Edit, usize, usize)>,
 }
 
-/// Scores `groups` (each a list of image paths) against the ground truth in `truth` (a
-/// [`TRUTH_FILE`]), comparing where the files really are: the groups may name the folder by
-/// another path (relative, through a link) than the truth file does.
+/// Scores `groups` (each a list of image paths, with the path of the copy it keeps) against the
+/// ground truth in `truth` (a [`TRUTH_FILE`]), comparing where the files really are: the groups
+/// may name the folder by another path (relative, through a link) than the truth file does.
 ///
 /// # Errors
 /// Those of [`read_truth`].
-pub fn score_groups(groups: &[Vec<PathBuf>], truth: &Path) -> Result<PairScore, PlantError> {
+pub fn score_groups(
+    groups: &[(Vec<PathBuf>, Option<PathBuf>)],
+    truth: &Path,
+) -> Result<PairScore, PlantError> {
     let planted: Vec<PlantedCopy> = read_truth(truth)?
         .into_iter()
         .map(|row| PlantedCopy {
@@ -391,16 +397,21 @@ pub fn score_groups(groups: &[Vec<PathBuf>], truth: &Path) -> Result<PairScore, 
             edit: row.edit,
         })
         .collect();
-    let found: Vec<Vec<PathBuf>> = groups
+    let found: Vec<(Vec<PathBuf>, Option<PathBuf>)> = groups
         .iter()
-        .map(|group| group.iter().map(|path| paths::real(path)).collect())
+        .map(|(group, keep)| {
+            (
+                group.iter().map(|path| paths::real(path)).collect(),
+                keep.as_deref().map(paths::real),
+            )
+        })
         .collect();
     Ok(score_pairs(&found, &planted))
 }
 
-/// Scores `groups` (each a list of image paths) against the planted pairs: every pair of images
-/// sharing a group is a found pair; precision and recall are over pairs.
-fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
+/// Scores `groups` (each a list of image paths and the one it keeps) against the planted pairs:
+/// every pair of images sharing a group is a found pair; precision and recall are over pairs.
+fn score_pairs(groups: &[(Vec<PathBuf>, Option<PathBuf>)], planted: &[PlantedCopy]) -> PairScore {
     let key = |a: &Path, b: &Path| {
         if a <= b {
             (a.to_owned(), b.to_owned())
@@ -409,7 +420,9 @@ fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
         }
     };
     let mut found = HashSet::new();
-    for group in groups {
+    let mut kept = HashSet::new();
+    for (group, keep) in groups {
+        kept.extend(keep.iter().cloned());
         for (i, a) in group.iter().enumerate() {
             for b in &group[i + 1..] {
                 found.insert(key(a, b));
@@ -417,6 +430,17 @@ fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
         }
     }
     let hit = |row: &PlantedCopy| found.contains(&key(&row.original, &row.copy));
+    let kept_original_per_edit = Edit::ALL
+        .into_iter()
+        .map(|edit| {
+            let rows = planted.iter().filter(|row| row.edit == edit && hit(row));
+            let (keeping, all) = rows.fold((0, 0), |(keeping, all), row| {
+                (keeping + usize::from(kept.contains(&row.original)), all + 1)
+            });
+            (edit, keeping, all)
+        })
+        .filter(|&(_, _, all)| all > 0)
+        .collect();
     let correct = planted.iter().filter(|row| hit(row)).count();
     let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     let recall_per_edit = Edit::ALL
@@ -438,6 +462,7 @@ fn score_pairs(groups: &[Vec<PathBuf>], planted: &[PlantedCopy]) -> PairScore {
         precision: ratio(correct, found.len()),
         recall: ratio(correct, planted.len()),
         recall_per_edit,
+        kept_original_per_edit,
     }
 }
 
@@ -537,8 +562,11 @@ mod tests {
             },
         ];
         // One right group with an intruder (3 pairs, 1 right); b's copy is missed.
-        let groups = vec![vec![p("a-copy"), p("x"), p("a")]];
+        let groups = vec![(vec![p("a-copy"), p("x"), p("a")], Some(p("a")))];
         let score = score_pairs(&groups, &planted);
+        assert_eq!(score.kept_original_per_edit, vec![(Edit::Jpeg, 1, 1)]);
+        let copy_kept = score_pairs(&[(groups[0].0.clone(), Some(p("a-copy")))], &planted);
+        assert_eq!(copy_kept.kept_original_per_edit, vec![(Edit::Jpeg, 0, 1)]);
         assert_eq!((score.found_pairs, score.correct), (3, 1));
         assert!((score.precision - 1.0 / 3.0).abs() < 1e-12);
         assert!((score.recall - 0.5).abs() < 1e-12);

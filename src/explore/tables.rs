@@ -33,11 +33,22 @@ fn path_field(entries: &[ImageEntry], row: usize) -> String {
     paths::to_text(&entries[row].path).into_owned()
 }
 
-/// `group,path,similarity`: one line per member, groups numbered from 1 in their order, the
-/// similarity to the group's first member.
+/// `group,path,similarity,stage,hash_bits,keep,resolved`: one line per member, groups numbered
+/// from 1 in their order, the similarity to the group's first member, the stage linking it to
+/// the first, `keep` true for the copy to keep, `resolved` true for every member of a group a
+/// person marked resolved.
 pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> String {
-    let mut csv = CsvText::new(&["group", "path", "similarity", "stage", "hash_bits"]);
+    let mut csv = CsvText::new(&[
+        "group",
+        "path",
+        "similarity",
+        "stage",
+        "hash_bits",
+        "keep",
+        "resolved",
+    ]);
     for (g, group) in groups.iter().enumerate() {
+        let keep = group.keep.as_ref().map(|keep| keep.row);
         for (&row, similarity) in group.members.iter().zip(&group.similarities) {
             // The stage that links each member to the group's first (none for the first).
             let link = group.link_to_first(row);
@@ -48,6 +59,8 @@ pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> Stri
                 link.map_or(String::new(), |link| link.stage.name().to_owned()),
                 link.and_then(|link| link.hash_bits)
                     .map_or(String::new(), |bits| bits.to_string()),
+                (keep == Some(row)).to_string(),
+                group.resolved.to_string(),
             ]);
         }
     }
@@ -56,8 +69,9 @@ pub fn duplicates_csv(groups: &[DuplicateGroup], entries: &[ImageEntry]) -> Stri
 
 /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": [[{"a", "b", "stage",
 /// "hash_bits", "cosine"}, …], …]}`, members in group order, links by path (each member's link
-/// to the group's first, in member order); `threshold` is null where the hashes alone linked
-/// images.
+/// to the group's first, in member order), `"keep": [{"path", "reason"} | null, …]` (the copy to
+/// keep of each group) and `"resolved": [bool, …]` (groups a person marked resolved);
+/// `threshold` is null where the hashes alone linked images.
 pub fn duplicates_json(found: &Duplicates, entries: &[ImageEntry]) -> String {
     let Duplicates {
         groups,
@@ -94,11 +108,24 @@ pub fn duplicates_json(found: &Duplicates, entries: &[ImageEntry]) -> String {
                 .collect()
         })
         .collect();
+    let keep: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|group| match &group.keep {
+            Some(keep) => serde_json::json!({
+                "path": path_field(entries, keep.row),
+                "reason": keep.reason,
+            }),
+            None => serde_json::Value::Null,
+        })
+        .collect();
+    let resolved: Vec<bool> = groups.iter().map(|group| group.resolved).collect();
     serde_json::json!({
         "threshold": threshold.map(short),
         "hash_bits": hash_bits,
         "groups": members,
         "links": links,
+        "keep": keep,
+        "resolved": resolved,
     })
     .to_string()
 }
@@ -161,10 +188,15 @@ mod tests {
                 hash_bits: Some(3),
                 cosine: Some(0.97),
             }],
+            keep: Some(crate::explore::KeepSuggestion {
+                row: 0,
+                reason: "most pixels (64×64)".to_owned(),
+            }),
+            resolved: true,
         }];
         assert_eq!(
             duplicates_csv(&groups, &entries),
-            "group,path,similarity,stage,hash_bits\n1,\"b, \"\"old\"\".jpg\",1.0000,,\n1,a.jpg,0.9700,both,3\n"
+            "group,path,similarity,stage,hash_bits,keep,resolved\n1,\"b, \"\"old\"\".jpg\",1.0000,,,false,true\n1,a.jpg,0.9700,both,3,true,true\n"
         );
         let found = Duplicates {
             groups: groups.to_vec(),
@@ -178,6 +210,9 @@ mod tests {
         assert_eq!(json["hash_bits"], 6);
         assert_eq!(json["links"][0][0]["stage"], "both");
         assert_eq!(json["links"][0][0]["cosine"].as_f64(), Some(0.97));
+        assert_eq!(json["keep"][0]["path"], "a.jpg");
+        assert_eq!(json["keep"][0]["reason"], "most pixels (64×64)");
+        assert_eq!(json["resolved"][0], true);
         let clustering = Clustering {
             clusters: vec![
                 crate::explore::Cluster {

@@ -398,24 +398,27 @@ fn duplicates_without_a_model_find_planted_copies_by_their_hashes() {
         &["plant-copies", originals, planted_arg, "--fraction", "0.25"],
     );
     let truth = planted.join("planted-copies.csv");
-    let output = Command::new(env!("CARGO_BIN_EXE_spreadout"))
-        .args([
-            "duplicates",
-            planted_arg,
-            "--json",
-            "--truth",
-            truth.to_str().unwrap(),
-        ])
-        .env("SPREADOUT_CACHE_DIR", &cache)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // Decisions about groups go to a throw-away data folder, never the person's.
+    let data = dir.path().join("data");
+    let duplicates = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spreadout"))
+            .arg("duplicates")
+            .arg(planted_arg)
+            .args(args)
+            .env("SPREADOUT_CACHE_DIR", &cache)
+            .env("SPREADOUT_DATA_DIR", &data)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+    };
+    let (stdout, stderr) = duplicates(&["--json", "--truth", truth.to_str().unwrap()]);
     assert!(
         stderr.contains("no model: perceptual hashes alone"),
         "{stderr}"
     );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(
         json["threshold"].is_null(),
         "no embedding threshold without a model"
@@ -442,6 +445,57 @@ fn duplicates_without_a_model_find_planted_copies_by_their_hashes() {
         .collect();
     let mean = recalls.iter().sum::<f64>() / recalls.len() as f64;
     assert!(mean >= 0.9, "{line}");
+
+    // The copy to keep: a downscaled copy never, since its original has more pixels.
+    // "copy to keep: the original in K of N planted pairs found; per edit: jpeg a/b, …"
+    let keep_line = stderr
+        .lines()
+        .find(|l| l.starts_with("copy to keep"))
+        .unwrap();
+    let per_edit = |edit: &str| -> (usize, usize) {
+        let rest = &keep_line[keep_line.find(&format!("{edit} ")).unwrap() + edit.len() + 1..];
+        let fraction = rest.split([',', ' ']).next().unwrap();
+        let (kept, all) = fraction.split_once('/').unwrap();
+        (kept.parse().unwrap(), all.parse().unwrap())
+    };
+    let (kept, all) = per_edit("downscale");
+    assert!(all > 0 && kept == all, "{keep_line}");
+    eprintln!("{keep_line}");
+    assert!(json["keep"][0]["reason"].is_string(), "{json}");
+
+    // A group marked resolved is set aside by the next search, listed only when asked, and
+    // flagged in the export; reopened, it is listed again.
+    let first: Vec<&str> = json["groups"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let (_, said) = duplicates(&["--resolve", "1"]);
+    assert!(said.contains("group 1 marked resolved, keeping"), "{said}");
+    let (listing, _) = duplicates(&[]);
+    assert!(
+        listing.contains("1 more marked resolved, not listed"),
+        "{listing}"
+    );
+    assert!(!listing.contains("group 1 ("), "{listing}");
+    assert!(!listing.contains(first[0]), "{listing}");
+    let (listing, _) = duplicates(&["--show-resolved"]);
+    assert!(listing.contains("group 1 ("), "{listing}");
+    assert!(listing.contains(", resolved)"), "{listing}");
+    let (again, _) = duplicates(&["--json"]);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["resolved"][0], true);
+    assert_eq!(again["resolved"][1], false);
+    assert_eq!(again["groups"][0], json["groups"][0]);
+    let (_, said) = duplicates(&["--reopen", "1"]);
+    assert!(
+        said.contains("group 1 is no longer marked resolved"),
+        "{said}"
+    );
+    let (listing, _) = duplicates(&[]);
+    assert!(!listing.contains("marked resolved"), "{listing}");
+    assert!(listing.contains(first[0]), "{listing}");
 }
 
 /// `spreadout bench --phases` after a CPU training row: every phase a row, the four phases adding

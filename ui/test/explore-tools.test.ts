@@ -217,6 +217,54 @@ describe('Near-duplicates', () => {
     expect(text('.explore .notices')).toContain('Wrote the 2 groups above 0.970');
   });
 
+  it('names the copy to keep, marks a group resolved with the chosen copy, and sets it aside until reopened', async () => {
+    const backend = mockBackend({ perClass: 5, stepMs: 0 });
+    const marked: unknown[][] = [];
+    const mark = backend.markDuplicatesResolved;
+    backend.markDuplicatesResolved = async (...args) => {
+      marked.push(args);
+      return mark(...args);
+    };
+    const app = await exploring(backend);
+    app.screens.explore.showView('duplicates');
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length === 6);
+    const first = () => document.querySelector<HTMLElement>('#duplicate-groups .dup-group')!;
+    // The suggestion is marked on its picture, with the reason, and chosen in the group's list.
+    expect(first().querySelector('.dup-member.keep .keep-badge')!.textContent).toBe('Keep: most pixels (640×480)');
+    const select = first().querySelector('select')!;
+    const members = [...first().querySelectorAll('.dup-member .name')].map((n) => n.textContent);
+    expect(select.selectedOptions[0].textContent).toBe(first().querySelector('.dup-member.keep .name')!.textContent);
+    // The person keeps another copy and marks the group resolved.
+    select.value = select.options[2].value;
+    const kept = select.options[2].textContent;
+    [...first().querySelectorAll('button')].find((b) => b.textContent === 'Mark resolved')!.click();
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length === 5);
+    expect(marked[0].slice(2)).toEqual([Number(select.options[2].value)]);
+    expect(text('#duplicate-summary')).toContain('5 groups of near-duplicates');
+    expect(text('#duplicate-summary')).toContain('1 more marked resolved.');
+    expect(text('.explore .notices')).toContain(`keeping ${kept}`);
+    // Another search (a new threshold and back) still sets it aside: the decision is the backend's.
+    document.querySelector<HTMLButtonElement>('#duplicate-reset')!.click();
+    await until(() => /at the suggested threshold/.test(text('#duplicate-summary')));
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group').length === 5);
+    const toggle = document.querySelector<HTMLButtonElement>('#duplicate-show-resolved')!;
+    expect(toggle.hidden).toBe(false);
+    expect(toggle.textContent).toBe('Show 1 resolved group');
+    toggle.click();
+    expect(toggle.getAttribute('aria-pressed')).toBe('true');
+    const resolved = document.querySelector<HTMLElement>('#duplicate-groups .dup-group.resolved')!;
+    expect(resolved.getAttribute('aria-label')).toContain('resolved');
+    expect([...resolved.querySelectorAll('.dup-member .name')].map((n) => n.textContent)).toEqual(members);
+    expect(resolved.querySelector('.dup-member.keep .name')!.textContent).toBe(kept);
+    expect(resolved.querySelector('select')!.disabled).toBe(true);
+    // Reopened, it is listed as before.
+    [...resolved.querySelectorAll('button')].find((b) => b.textContent === 'Reopen')!.click();
+    await until(() => document.querySelectorAll('#duplicate-groups .dup-group.resolved').length === 0);
+    expect(marked[1].slice(2)).toEqual([null]);
+    expect(document.querySelectorAll('#duplicate-groups .dup-group').length).toBe(6);
+    expect(toggle.hidden).toBe(true);
+  });
+
   it('clicking a member shows its neighbours', async () => {
     const app = await exploring();
     app.screens.explore.showView('duplicates');

@@ -187,16 +187,32 @@ pub async fn find_duplicates(
     threshold: Option<f32>,
 ) -> CommandResult<Vec<DuplicateGroup>> {
     let opened = state.opened(&key)?;
-    blocking(move || Ok(opened.duplicates(threshold, None)?.groups)).await
+    let decisions = state.decisions.clone();
+    blocking(move || Ok(opened.duplicates(threshold, None, &decisions)?.groups)).await
+}
+
+/// Marks the group of rows `members` resolved, keeping row `keep`, or with `keep` null no
+/// longer resolved; later searches (here and in the CLI) set a resolved group aside.
+#[tauri::command]
+pub async fn mark_duplicates_resolved(
+    state: State<'_, AppState>,
+    key: String,
+    members: Vec<usize>,
+    keep: Option<usize>,
+) -> CommandResult<()> {
+    let opened = state.opened(&key)?;
+    let decisions = state.decisions.clone();
+    blocking(move || Ok(opened.mark_resolved(&members, keep, &decisions)?)).await
 }
 
 /// A file format for the groups.
 #[derive(Debug, Clone, Copy, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum TableFormat {
-    /// `group,path,similarity,stage,hash_bits`.
+    /// `group,path,similarity,stage,hash_bits,keep,resolved`.
     Csv,
-    /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …}`.
+    /// `{"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …, "keep": …,
+    /// "resolved": …}`.
     Json,
 }
 
@@ -211,8 +227,9 @@ pub async fn save_duplicates(
     destination: UiPath,
 ) -> CommandResult<UiPath> {
     let opened = state.opened(&key)?;
+    let decisions = state.decisions.clone();
     blocking(move || {
-        let found = opened.duplicates(threshold, None)?;
+        let found = opened.duplicates(threshold, None, &decisions)?;
         let entries = opened.entries();
         let text = match format {
             TableFormat::Csv => tables::duplicates_csv(&found.groups, entries),

@@ -9,7 +9,9 @@ use anyhow::{Context as _, Result};
 use spreadout::data::ImageEntry;
 use spreadout::device::DeviceChoice;
 use spreadout::explore::planted;
-use spreadout::explore::{Duplicates, HashedFolder, Opened, PairScore, tables};
+use spreadout::explore::{
+    DuplicateGroup, Duplicates, HashedFolder, Opened, PairScore, ResolvedStore, tables,
+};
 
 use super::Context;
 use crate::args::DeviceArg;
@@ -31,13 +33,24 @@ pub struct Args {
     /// zoomed and mirrored views too (finds fewer crops; embeds each image once).
     #[arg(long)]
     whole_images: bool,
-    /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …} (each
-    /// member's link to its group's first) instead of a listing.
+    /// Print {"threshold": t, "hash_bits": b, "groups": [[path, …], …], "links": …, "keep":
+    /// [{"path", "reason"}, …], "resolved": [bool, …]} (each member's link to its group's first,
+    /// each group's copy to keep, and whether it was marked resolved) instead of a listing.
     #[arg(long)]
     json: bool,
-    /// Also write the groups as CSV (group,path,similarity,stage,hash_bits).
+    /// Also write the groups as CSV (group,path,similarity,stage,hash_bits,keep,resolved).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Mark these groups (numbers as listed) resolved, keeping the copy the listing names: later
+    /// searches, here and in the app, set them aside until a new copy joins them.
+    #[arg(long, value_name = "N", value_delimiter = ',', num_args = 1..)]
+    resolve: Vec<usize>,
+    /// Mark these groups (numbers as listed with --show-resolved) unresolved again.
+    #[arg(long, value_name = "N", value_delimiter = ',', num_args = 1..)]
+    reopen: Vec<usize>,
+    /// List the groups marked resolved too (the JSON and CSV always hold them, flagged).
+    #[arg(long)]
+    show_resolved: bool,
     /// A planted-copies.csv (from `spreadout plant-copies`): also print the precision and
     /// recall of the groups on its planted pairs (to stderr with --json).
     #[arg(long, value_name = "FILE")]
@@ -63,6 +76,9 @@ pub fn run(args: Args, context: &Context) -> Result<()> {
             json: args.json,
             csv: args.csv.as_deref(),
             truth: args.truth.as_deref(),
+            resolve: &args.resolve,
+            reopen: &args.reopen,
+            show_resolved: args.show_resolved,
         },
     )
 }
@@ -75,6 +91,9 @@ struct DuplicateOptions<'a> {
     json: bool,
     csv: Option<&'a Path>,
     truth: Option<&'a Path>,
+    resolve: &'a [usize],
+    reopen: &'a [usize],
+    show_resolved: bool,
 }
 
 /// Near-duplicates of `dir` as [`Opened::duplicates`] finds them: with a model, by both stages;
@@ -110,7 +129,9 @@ fn duplicates(
             Opened::Hashed(Arc::new(folder))
         }
     };
-    let found = opened.duplicates(options.threshold, options.hash_bits)?;
+    let decisions = ResolvedStore::default_location();
+    let mut found = opened.duplicates(options.threshold, options.hash_bits, &decisions)?;
+    mark_resolved(&opened, &mut found, options, &decisions)?;
     let heading = match &opened {
         Opened::Embedded(collection) => {
             if let Some(note) = &collection.readiness()?.note {
@@ -154,6 +175,90 @@ fn duplicates(
     report_duplicates(&found, opened.entries(), &heading, options)
 }
 
+/// Marks the groups `--resolve` and `--reopen` name (by their number in the listing), and shows
+/// it in `found`.
+fn mark_resolved(
+    opened: &Opened,
+    found: &mut Duplicates,
+    options: &DuplicateOptions<'_>,
+    decisions: &ResolvedStore,
+) -> Result<()> {
+    let marks = options.resolve.iter().map(|&n| (n, true));
+    for (number, resolve) in marks.chain(options.reopen.iter().map(|&n| (n, false))) {
+        let count = found.groups.len();
+        let group = number
+            .checked_sub(1)
+            .and_then(|g| found.groups.get_mut(g))
+            .with_context(|| {
+                format!("there is no group {number}: this search found {count} (numbered from 1)")
+            })?;
+        let keep = group.keep.as_ref().map(|keep| keep.row);
+        opened.mark_resolved(&group.members, keep.filter(|_| resolve), decisions)?;
+        group.resolved = resolve;
+        let entries = opened.entries();
+        match keep.filter(|_| resolve) {
+            Some(row) => eprintln!(
+                "group {number} marked resolved, keeping {}",
+                entries[row].path.display()
+            ),
+            None => eprintln!("group {number} is no longer marked resolved"),
+        }
+    }
+    Ok(())
+}
+
+/// The groups as a listing: numbered as found, those marked resolved left out unless
+/// `show_resolved`, each with the copy to keep and each member's link to the first.
+fn print_listing(
+    groups: &[DuplicateGroup],
+    entries: &[ImageEntry],
+    heading: &str,
+    show_resolved: bool,
+) {
+    let listed = |g: &&DuplicateGroup| show_resolved || !g.resolved;
+    let images: usize = groups.iter().filter(listed).map(|g| g.members.len()).sum();
+    let hidden = groups.iter().filter(|g| !listed(g)).count();
+    println!(
+        "{} groups of near-duplicates ({images} images) {heading}",
+        groups.len() - hidden
+    );
+    if hidden > 0 {
+        println!("{hidden} more marked resolved, not listed (--show-resolved lists them)");
+    }
+    for (g, group) in groups.iter().enumerate().filter(|(_, g)| listed(g)) {
+        let resolved = if group.resolved { ", resolved" } else { "" };
+        let keep = group.keep.as_ref().map_or(String::new(), |keep| {
+            format!(
+                "; keep {} ({})",
+                entries[keep.row]
+                    .path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
+                keep.reason
+            )
+        });
+        println!(
+            "group {} ({} images{resolved}){keep}",
+            g + 1,
+            group.members.len()
+        );
+        for (&row, similarity) in group.members.iter().zip(&group.similarities) {
+            let found_by =
+                group
+                    .link_to_first(row)
+                    .map_or(String::new(), |link| match link.hash_bits {
+                        Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
+                        None => format!("\t{}", link.stage.name()),
+                    });
+            println!(
+                "  {similarity:.4}\t{}{found_by}",
+                entries[row].path.display()
+            );
+        }
+    }
+}
+
 /// Prints (or writes) the groups and, with `--truth`, their score on planted copies.
 fn report_duplicates(
     found: &Duplicates,
@@ -168,36 +273,15 @@ fn report_duplicates(
     if options.json {
         println!("{}", tables::duplicates_json(found, entries));
     } else {
-        let images: usize = groups.iter().map(|g| g.members.len()).sum();
-        println!(
-            "{} groups of near-duplicates ({images} images) {heading}",
-            groups.len()
-        );
-        for (g, group) in groups.iter().enumerate() {
-            println!("group {} ({} images)", g + 1, group.members.len());
-            for (&row, similarity) in group.members.iter().zip(&group.similarities) {
-                let found_by =
-                    group
-                        .link_to_first(row)
-                        .map_or(String::new(), |link| match link.hash_bits {
-                            Some(bits) => format!("\t{} ({bits} bits)", link.stage.name()),
-                            None => format!("\t{}", link.stage.name()),
-                        });
-                println!(
-                    "  {similarity:.4}\t{}{found_by}",
-                    entries[row].path.display()
-                );
-            }
-        }
+        print_listing(groups, entries, heading, options.show_resolved);
     }
     if let Some(truth) = options.truth {
-        let found: Vec<Vec<PathBuf>> = groups
+        let found: Vec<(Vec<PathBuf>, Option<PathBuf>)> = groups
             .iter()
             .map(|g| {
-                g.members
-                    .iter()
-                    .map(|&row| entries[row].path.clone())
-                    .collect()
+                let paths = g.members.iter().map(|&row| entries[row].path.clone());
+                let keep = g.keep.as_ref().map(|keep| entries[keep.row].path.clone());
+                (paths.collect(), keep)
             })
             .collect();
         let score = planted::score_groups(&found, truth)?;
@@ -215,6 +299,25 @@ fn report_duplicates(
             score.correct,
             score.planted_pairs,
             per_edit.join(", ")
+        );
+        let kept: Vec<String> = score
+            .kept_original_per_edit
+            .iter()
+            .map(|(edit, keeping, all)| format!("{} {keeping}/{all}", edit.name()))
+            .collect();
+        eprintln!(
+            "copy to keep: the original in {} of {} planted pairs found; per edit: {}",
+            score
+                .kept_original_per_edit
+                .iter()
+                .map(|k| k.1)
+                .sum::<usize>(),
+            score
+                .kept_original_per_edit
+                .iter()
+                .map(|k| k.2)
+                .sum::<usize>(),
+            kept.join(", ")
         );
     }
     Ok(())

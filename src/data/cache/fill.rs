@@ -45,6 +45,8 @@ pub(crate) type EntryResult = Result<CachedImage, String>;
 pub(crate) struct CachedImage {
     pub(crate) location: Location,
     pub(crate) totals: ChannelTotals,
+    /// Width and height of the file's own (upright) image.
+    pub(crate) original: (u32, u32),
 }
 
 /// The outcome of [`fill`]: the data file and, per scan entry, its image or why it was skipped.
@@ -311,10 +313,13 @@ fn entry_results(
         .map(
             |(i, key)| match by_path.get(key.as_slice()).map(|record| &record.content) {
                 Some(Content::Image {
-                    location, totals, ..
+                    location,
+                    totals,
+                    original,
                 }) => Ok(CachedImage {
                     location: *location,
                     totals: *totals,
+                    original: *original,
                 }),
                 Some(Content::Failed { reason, .. }) => Err(reason.clone()),
                 None => Err(unreadable.remove(&i).unwrap_or_else(|| {

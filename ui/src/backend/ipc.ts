@@ -1053,7 +1053,17 @@ weakest_link: number,
  * Each member's link to the first (every member but the first, in order), with the stage
  * that found it. Every two members are linked; these are the links the shells show.
  */
-links: Array<DuplicateLink>, };
+links: Array<DuplicateLink>, 
+/**
+ * The copy to keep ([`best_copy`]): the suggestion, or the person's choice once they
+ * marked the group resolved. `None` only from [`find_duplicates`], which sees no files.
+ */
+keep: KeepSuggestion | null, 
+/**
+ * Whether a person marked this group (or one holding all its members) resolved
+ * ([`super::resolved`]): the shells set it aside.
+ */
+resolved: boolean, };
 
 /**
  * Two members of a group and what says they are copies.
@@ -1082,6 +1092,19 @@ cosine: number | null, };
  * Which stage of the finder linked a pair.
  */
 export type Stage = "hash" | "embedding" | "both";
+
+/**
+ * The copy of a group to keep and the first thing that set it above the next best.
+ */
+export type KeepSuggestion = { 
+/**
+ * The row to keep, one of the group's members.
+ */
+row: number, 
+/**
+ * Why, for a person: "most pixels (4032×3024)", "camera format (raw)", "sharpest", …
+ */
+reason: string, };
 
 /**
  * The threshold [`suggest_threshold`] chose and the distributions it came from.

@@ -113,16 +113,22 @@ function thumbnail(path: string): string {
 const SUGGESTED_THRESHOLD = 0.93;
 
 /** Planted near-duplicates: image 3n and its successor, similarity 0.90 + (n mod 10) / 100, linked
- * by both stages; image 3n + 2 joins every fifth group, linked by its hash alone (2 bits). */
-function mockDuplicates(info: CollectionInfo, threshold: number | null): DuplicateGroup[] {
+ * by both stages; image 3n + 2 joins every fifth group, linked by its hash alone (2 bits). The
+ * successor is the copy to keep (it has more pixels); `resolved` maps a resolved group's sorted
+ * members to the row kept, as the backend's store does (a group it covers is resolved). */
+function mockDuplicates(info: CollectionInfo, threshold: number | null, resolved: Map<string, number>): DuplicateGroup[] {
   const groups: DuplicateGroup[] = [];
   for (let i = 0; i + 2 < info.files.length; i += 3) {
     const similarity = 0.9 + ((i / 3) % 10) / 100;
     // Without the embedding (null), the hashes link every pair: all are found.
     if (threshold !== null && similarity <= threshold) continue;
     const third = (i / 3) % 5 === 0 && (threshold === null || similarity - 0.01 > threshold);
+    const members = third ? [i, i + 1, i + 2] : [i, i + 1];
+    const kept = [...resolved.entries()].find(([rows]) => members.every((row) => rows.split(',').includes(String(row))));
     groups.push({
-      members: third ? [i, i + 1, i + 2] : [i, i + 1],
+      members,
+      keep: kept ? { row: kept[1], reason: 'kept when marked resolved' } : { row: i + 1, reason: 'most pixels (640×480)' },
+      resolved: kept !== undefined,
       similarities: third ? [1, similarity, similarity - 0.01] : [1, similarity],
       weakest_link: third ? similarity - 0.01 : similarity,
       links: [
@@ -163,6 +169,8 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
   const runs = new Map<string, RunInfo>();
   const collections = new Map<string, CollectionInfo>();
   const canceled = new Set<string>();
+  /** Groups marked resolved: sorted member rows to the row kept. */
+  const resolvedGroups = new Map<string, number>();
   let cacheBytes = 0;
   let training: { paused: boolean; stopped: boolean; runDir: string } | null = null;
   const dropHandlers = new Set<(paths: string[]) => void>();
@@ -506,7 +514,18 @@ export function mockBackend(options: MockOptions = {}): MockBackend {
     // As the backend: null asks for the suggested threshold, which is the hashes alone while the
     // model cannot separate copies; a folder without a model has its hashes only.
     findDuplicates: async (key, threshold) =>
-      mockDuplicates(loaded(key), key.startsWith('hashes-') || (threshold === null && options.untrained) ? null : threshold ?? SUGGESTED_THRESHOLD),
+      mockDuplicates(loaded(key), key.startsWith('hashes-') || (threshold === null && options.untrained) ? null : threshold ?? SUGGESTED_THRESHOLD, resolvedGroups),
+    markDuplicatesResolved: async (key, members, keep) => {
+      loaded(key);
+      // As the backend's store: reopening drops every decision covering the group; resolving
+      // replaces those about part of it.
+      const covers = (rows: string, of: number[]) => of.every((row) => rows.split(',').includes(String(row)));
+      for (const rows of [...resolvedGroups.keys()]) {
+        const within = rows.split(',').every((row) => members.includes(Number(row)));
+        if (keep === null ? covers(rows, members) : within) resolvedGroups.delete(rows);
+      }
+      if (keep !== null) resolvedGroups.set([...members].sort((a, b) => a - b).join(','), keep);
+    },
     saveDuplicates: async (_key, _threshold, _format, destination) => destination,
     clusterCollection: async (key, k, job, progress) => {
       const info = loaded(key);

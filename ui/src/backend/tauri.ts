@@ -78,6 +78,7 @@ export const tauriBackend: Backend = {
   duplicateThreshold: (key) => invoke('duplicate_threshold', { key }),
   readiness: (key) => invoke('readiness', { key }),
   findDuplicates: (key, threshold) => invoke('find_duplicates', { key, threshold }),
+  markDuplicatesResolved: (key, members, keep) => invoke('mark_duplicates_resolved', { key, members, keep }),
   saveDuplicates: (key, threshold, format, destination) => invoke('save_duplicates', { key, threshold, format, destination }),
   clusterCollection: (key, k, job, progress) => invoke('cluster_collection', { key, k, job, progress: channel(progress) }),
   saveClusters: (key, k, destination) => invoke('save_clusters', { key, k, destination }),

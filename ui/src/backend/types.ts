@@ -49,6 +49,7 @@ export type {
   Devices,
   Distributions,
   DuplicateGroup,
+  KeepSuggestion,
   EpochMetrics,
   Exported,
   ErrorKind,
@@ -179,6 +180,11 @@ export interface Backend {
    * suggested threshold (the hashes alone while the model cannot separate copies yet).
    */
   findDuplicates(key: string, threshold: number | null): Promise<DuplicateGroup[]>;
+  /**
+   * Marks the group of rows `members` resolved, keeping row `keep` (null: no longer resolved);
+   * later searches, in the app and the CLI, flag it `resolved` until a new copy joins it.
+   */
+  markDuplicatesResolved(key: string, members: number[], keep: number | null): Promise<void>;
   /** Writes the groups `findDuplicates` gives; resolves to the file written. */
   saveDuplicates(key: string, threshold: number | null, format: TableFormat, destination: string): Promise<string>;
   clusterCollection(key: string, k: number, job: string, progress: (p: Progress) => void): Promise<Clustering>;

@@ -2,7 +2,9 @@
 // perceptual hashes match, the threshold dragged on the two distributions it was suggested from,
 // and the groups exported as CSV or JSON. The panel asks for the suggested threshold until the
 // person moves it; what the suggestion means (the hashes alone while the model cannot tell copies
-// from neighbours, which the note then says) is the backend's rule. Nothing here moves or deletes
+// from neighbours, which the note then says) is the backend's rule. Each group names the copy to
+// keep (the backend's suggestion, with its reason) and can be marked resolved, which sets it aside
+// in later searches, here and in the CLI, until a new copy joins it. Nothing here moves or deletes
 // the person's files.
 import { baseName, h, replace } from '../../dom';
 import { ThresholdHistogram, fractionAbove, type ThresholdSeries } from '../../components/threshold';
@@ -30,6 +32,15 @@ export class DuplicatesPanel {
   private readonly summary = h('p', { class: 'summary', id: 'duplicate-summary', role: 'status' });
   private readonly groupsList = h('div', { class: 'dup-groups', id: 'duplicate-groups' });
   private readonly more = h('button', { class: 'secondary', hidden: true, onclick: () => this.showMore() }, 'Show more groups');
+  private readonly resolvedToggle = h('button', {
+    class: 'secondary',
+    id: 'duplicate-show-resolved',
+    hidden: true,
+    'aria-pressed': 'false',
+    onclick: () => this.toggleResolved(),
+  });
+  /** Whether groups marked resolved are listed too. */
+  private showResolved = false;
   private collection: CollectionInfo | null = null;
   private suggestion: ThresholdSuggestion | null = null;
   private groups: DuplicateGroup[] = [];
@@ -67,6 +78,7 @@ export class DuplicatesPanel {
       this.how,
       h('p', { class: 'hint' }, 'Spreadout never moves or deletes images: export the groups and act on them in your file manager.'),
       this.summary,
+      this.resolvedToggle,
       this.groupsList,
       this.more,
     );
@@ -126,51 +138,109 @@ export class DuplicatesPanel {
       if (!this.latest.is(turn)) return;
       this.groups = groups;
       this.groupsAt = threshold;
-      const images = groups.reduce((sum, group) => sum + group.members.length, 0);
-      const by = threshold === null ? at(null) : `${at(threshold)} or with matching hashes`;
-      this.summary.textContent = groups.length
-        ? `${groups.length} group${groups.length === 1 ? '' : 's'} of near-duplicates (${images} images) ${by}, largest first.`
+      this.render();
+    } catch (error) {
+      if (this.latest.is(turn)) this.notices.error('Could not find near-duplicates', error);
+    }
+  }
+
+  /** The summary, the resolved groups' toggle and the first page of groups, from `groups`. */
+  private render(): void {
+    const threshold = this.groupsAt ?? null;
+    const open = this.groups.filter((group) => !group.resolved);
+    const resolved = this.groups.length - open.length;
+    const images = open.reduce((sum, group) => sum + group.members.length, 0);
+    const by = threshold === null ? at(null) : `${at(threshold)} or with matching hashes`;
+    const aside = resolved ? ` ${resolved} more marked resolved.` : '';
+    this.summary.textContent = open.length
+      ? `${open.length} group${open.length === 1 ? '' : 's'} of near-duplicates (${images} images) ${by}, largest first.${aside}`
+      : resolved
+        ? `Every group ${by} is marked resolved (${resolved}).`
         : threshold === null
           ? 'No near-duplicates at the suggested threshold.'
           : `No two images are more similar than ${threshold.toFixed(3)}, and no two hashes match.`;
-      replace(this.groupsList);
-      this.shown = 0;
-      this.showMore();
+    this.resolvedToggle.hidden = resolved === 0;
+    this.resolvedToggle.textContent = this.showResolved ? 'Hide resolved groups' : `Show ${resolved} resolved group${resolved === 1 ? '' : 's'}`;
+    this.resolvedToggle.setAttribute('aria-pressed', String(this.showResolved));
+    replace(this.groupsList);
+    this.shown = 0;
+    this.showMore();
+  }
+
+  private toggleResolved(): void {
+    this.showResolved = !this.showResolved;
+    this.render();
+  }
+
+  /** Groups listed, each with its number among all the search found (the CLI's numbering). */
+  private listed(): [DuplicateGroup, number][] {
+    return this.groups.flatMap((group, i): [DuplicateGroup, number][] => (this.showResolved || !group.resolved ? [[group, i + 1]] : []));
+  }
+
+  /** Marks `group` resolved keeping row `keep`, or reopens it (null), and shows the change. */
+  private async mark(group: DuplicateGroup, keep: number | null): Promise<void> {
+    const collection = this.collection;
+    if (!collection) return;
+    try {
+      await this.backend.markDuplicatesResolved(collection.key, group.members, keep);
+      group.resolved = keep !== null;
+      if (keep !== null && keep !== group.keep?.row) group.keep = { row: keep, reason: 'kept when marked resolved' };
+      const name = keep === null ? '' : `, keeping ${baseName(collection.files[keep])}`;
+      this.notices.info(keep === null ? 'The group is no longer marked resolved.' : `Marked resolved${name}: later searches set it aside until a new copy joins it.`);
+      this.render();
     } catch (error) {
-      if (this.latest.is(turn)) this.notices.error('Could not find near-duplicates', error);
+      this.notices.error('Could not record the decision', error);
     }
   }
 
   private showMore(): void {
     const collection = this.collection;
     if (!collection) return;
-    const next = this.groups.slice(this.shown, this.shown + PAGE);
-    this.groupsList.append(...next.map((group, i) => this.card(collection, group, this.shown + i + 1)));
+    const listed = this.listed();
+    const next = listed.slice(this.shown, this.shown + PAGE);
+    this.groupsList.append(...next.map(([group, number]) => this.card(collection, group, number)));
     this.shown += next.length;
-    this.more.hidden = this.shown >= this.groups.length;
+    this.more.hidden = this.shown >= listed.length;
   }
 
   private card(collection: CollectionInfo, group: DuplicateGroup, number: number): HTMLElement {
+    const keep = group.keep?.row ?? group.members[0];
+    const choice = h(
+      'select',
+      { 'aria-label': `Copy to keep in group ${number}`, disabled: group.resolved },
+      ...group.members.map((row) => {
+        const option = h('option', { value: String(row) }, baseName(collection.files[row]));
+        option.selected = row === keep;
+        return option;
+      }),
+    );
+    const action = group.resolved
+      ? h('button', { class: 'secondary', onclick: () => void this.mark(group, null) }, 'Reopen')
+      : h('button', { class: 'secondary', onclick: () => void this.mark(group, Number(choice.value)) }, 'Mark resolved');
+    const state = group.resolved ? ' · resolved' : '';
     return h(
       'article',
-      { class: 'dup-group', 'aria-label': `Group ${number}, ${group.members.length} images` },
-      h('header', {}, `Group ${number} · ${group.members.length} images · weakest link ${group.weakest_link.toFixed(3)}`),
+      { class: group.resolved ? 'dup-group resolved' : 'dup-group', 'aria-label': `Group ${number}, ${group.members.length} images${state}` },
+      h('header', {}, `Group ${number} · ${group.members.length} images · weakest link ${group.weakest_link.toFixed(3)}${state}`),
       h(
         'div',
         { class: 'dup-members' },
         ...group.members.map((row, m) => {
           const path = collection.files[row];
           const score = m === 0 ? 'most central' : `${group.similarities[m].toFixed(3)} · ${foundBy(group, group.members[0], row)}`;
+          const kept = row === group.keep?.row;
           return h(
             'button',
-            { class: 'dup-member', title: `${path}\nclick for its nearest neighbours`, onclick: () => this.onQuery(row) },
+            { class: kept ? 'dup-member keep' : 'dup-member', title: `${path}\nclick for its nearest neighbours`, onclick: () => this.onQuery(row) },
             // The name under the image says which file it is; in `alt` too it would be read twice.
             h('img', { src: this.backend.thumbnailUrl(path), alt: '', loading: 'lazy' }),
             h('span', { class: 'name' }, baseName(path)),
             h('span', { class: 'score' }, score),
+            kept && group.keep ? h('span', { class: 'keep-badge' }, `Keep: ${group.keep.reason}`) : null,
           );
         }),
       ),
+      h('footer', { class: 'dup-actions' }, h('label', {}, 'Keep ', choice), action),
     );
   }
 
