@@ -11,11 +11,28 @@
 //! rather than a spectral embedding, and 200 epochs are run from 5 000 points up (umap: from
 //! 10 000). Every random draw comes from a seeded stream and the descent runs on one thread, so
 //! the same rows always give the same map.
+//!
+//! Past [`UMAP_SAMPLE`] rows the neighbour graph alone would be quadratic (a million rows: 10¹²
+//! products), so a seeded sample of that many is laid out as above and every other row is placed
+//! among its [`PLACE_NEIGHBORS`] most similar sampled rows: at the mean of their positions,
+//! weighted by `exp(s / τ)` with τ = 0.1 (the paper's temperature), as umap's `transform` places
+//! new points from their neighbours. Every row gets a position; the cost beyond the sample's
+//! layout is one pass of the rows against the sample.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Embeddings, EvalError};
+
+/// Rows laid out by UMAP itself; more are placed from a sample of this many (about 8 s on two
+/// cores).
+pub const UMAP_SAMPLE: usize = 10_000;
+/// Sampled rows each other row is placed among.
+const PLACE_NEIGHBORS: usize = 5;
+/// Temperature of the placement's weights.
+const PLACE_TEMPERATURE: f32 = 0.1;
+/// Rows placed between two progress reports (so a stop is heard within a second or two).
+const PLACE_CHUNK: usize = 32_768;
 
 /// Neighbourhood size (umap's `n_neighbors` default), counting the point itself as umap does:
 /// 14 other points.
@@ -54,6 +71,72 @@ pub fn umap_2d(
             got: n,
         });
     }
+    if n <= UMAP_SAMPLE {
+        return layout(features, seed, progress);
+    }
+    placed_from_sample(features, UMAP_SAMPLE, seed, progress)
+}
+
+/// The map of [`umap_2d`] past the sample size: `size` rows (seeded) laid out by UMAP, every
+/// other placed among its nearest of them.
+fn placed_from_sample(
+    features: Embeddings,
+    size: usize,
+    seed: u64,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<Vec<[f32; 2]>, EvalError> {
+    let n = features.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5A4D_504C);
+    let mut sampled = rand::seq::index::sample(&mut rng, n, size).into_vec();
+    sampled.sort_unstable();
+    let values = features.gather(&sampled);
+    let sample = Embeddings::trusted(&values, features.dim());
+    // The placement is one more step after the sample's epochs.
+    let steps = epochs_for(size) + 2;
+    let placed = layout(sample, seed, &|done, _| progress(done, steps))?;
+    let mut positions = vec![[0.0f32; 2]; n];
+    let mut in_sample = vec![false; n];
+    for (&row, &position) in sampled.iter().zip(&placed) {
+        positions[row] = position;
+        in_sample[row] = true;
+    }
+    let others: Vec<usize> = (0..n).filter(|&row| !in_sample[row]).collect();
+    for chunk in others.chunks(PLACE_CHUNK) {
+        let values = features.gather(chunk);
+        let queries = Embeddings::trusted(&values, features.dim());
+        let nearest = super::top_k(queries, sample, PLACE_NEIGHBORS, false)?;
+        for (&row, hits) in chunk.iter().zip(&nearest) {
+            positions[row] = weighted_position(hits, &placed);
+        }
+        if !progress(steps - 1, steps) {
+            return Err(EvalError::Stopped);
+        }
+    }
+    progress(steps, steps);
+    Ok(positions)
+}
+
+/// The mean of the sampled rows' positions `hits` name, weighted by `exp(s / τ)` (relative to the
+/// best, so that no weight overflows).
+fn weighted_position(hits: &[(usize, f32)], placed: &[[f32; 2]]) -> [f32; 2] {
+    let best = hits.first().map_or(0.0, |&(_, s)| s);
+    let (mut sum, mut total) = ([0.0f32; 2], 0.0f32);
+    for &(row, score) in hits {
+        let weight = ((score - best) / PLACE_TEMPERATURE).exp();
+        sum[0] += weight * placed[row][0];
+        sum[1] += weight * placed[row][1];
+        total += weight;
+    }
+    [sum[0] / total, sum[1] / total]
+}
+
+/// UMAP of every row of `features` (at least 3).
+fn layout(
+    features: Embeddings,
+    seed: u64,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<Vec<[f32; 2]>, EvalError> {
+    let n = features.len();
     let epochs = epochs_for(n);
     let total = epochs + 1;
     let k = (NEIGHBORS - 1).min(n - 1);
@@ -330,6 +413,15 @@ mod tests {
         let map = umap_2d(features, 0, &|_, _| true).unwrap();
         assert_eq!(map.len(), clusters * per);
         assert!(map.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
+        let agreement = bundle_agreement(&map, per);
+        assert!(agreement > 0.95, "{agreement}");
+        assert_eq!(map, umap_2d(features, 0, &|_, _| true).unwrap(), "seeded");
+        let stopped = umap_2d(features, 0, &|done, _| done < 10);
+        assert_eq!(stopped, Err(EvalError::Stopped));
+    }
+
+    /// The fraction of points whose nearest other point on `map` is of their own bundle.
+    fn bundle_agreement(map: &[[f32; 2]], per: usize) -> f32 {
         let mut agree = 0;
         for (i, p) in map.iter().enumerate() {
             let nearest = (0..map.len())
@@ -341,13 +433,47 @@ mod tests {
                 .unwrap();
             agree += usize::from(nearest / per == i / per);
         }
+        agree as f32 / map.len() as f32
+    }
+
+    #[test]
+    fn past_the_sample_every_row_is_placed_among_its_own_bundle() {
+        // 5 bundles of 200: 150 rows laid out by UMAP, the other 850 placed from them.
+        let (clusters, per, dim) = (5, 200, 32);
+        let rows = bundles(clusters, per, dim, 0.35, 4);
+        let features = Embeddings::new(&rows, dim).unwrap();
+        let reports = std::sync::Mutex::new(Vec::new());
+        let map = placed_from_sample(features, 150, 0, &|done, total| {
+            reports.lock().unwrap().push((done, total));
+            true
+        })
+        .unwrap();
+        assert_eq!(map.len(), clusters * per);
+        assert!(map.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
+        let agreement = bundle_agreement(&map, per);
+        assert!(agreement > 0.95, "{agreement}");
+        let reports = reports.into_inner().unwrap();
+        let total = epochs_for(150) + 2;
         assert!(
-            agree as f32 / map.len() as f32 > 0.95,
-            "{agree} of {}",
-            map.len()
+            reports
+                .iter()
+                .all(|&(done, all)| all == total && done <= total)
         );
-        assert_eq!(map, umap_2d(features, 0, &|_, _| true).unwrap(), "seeded");
-        let stopped = umap_2d(features, 0, &|done, _| done < 10);
-        assert_eq!(stopped, Err(EvalError::Stopped));
+        assert_eq!(
+            reports.last(),
+            Some(&(total, total)),
+            "the placement is the last step"
+        );
+        assert_eq!(
+            map,
+            placed_from_sample(features, 150, 0, &|_, _| true).unwrap(),
+            "seeded"
+        );
+        let stopped = placed_from_sample(features, 150, 0, &|done, all| done < all - 1);
+        assert_eq!(
+            stopped,
+            Err(EvalError::Stopped),
+            "a stop during the placement"
+        );
     }
 }
