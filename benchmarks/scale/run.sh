@@ -3,6 +3,10 @@
 # memory, and the cache's disk use. Prints a Markdown table.
 #
 #   benchmarks/scale/run.sh DIR [--size PX] [--width W] [--batch M] [--model RUN] [--write-page]
+#   benchmarks/scale/run.sh --generate N [--size PX] [--keep DIR] [--model RUN] [--write-page]
+#
+# The second form generates a library of N small images first and times every stage on it,
+# near-duplicates, clusters and the map included (benchmarks/scale/library.sh).
 #
 # --model RUN skips the training epoch and embeds with that run's model (for folders too large to
 # train an epoch on here). --write-page also puts the table into benchmarks/scale/README.md's
@@ -13,6 +17,7 @@
 # same again (everything cached), a neighbour query over the embeddings, the cache on disk. Peak memory is GNU time's
 # maximum resident set size of each command. Build first: cargo build --release.
 set -euo pipefail
+[ "${1:-}" != --generate ] || exec "$(dirname "$0")/library.sh" "$@"
 # The page records the command as it was given, before the options are parsed away.
 command="benchmarks/scale/run.sh${*:+ $*}"
 dir=${1:?usage: benchmarks/scale/run.sh DIR [--size PX] [--width W] [--batch M] [--model RUN] [--write-page]}
