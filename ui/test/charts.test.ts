@@ -25,7 +25,7 @@ const { FakeChart } = vi.hoisted(() => {
 });
 vi.mock('chart.js', async (original) => ({ ...(await original<typeof import('chart.js')>()), Chart: FakeChart }));
 
-import { CurvePlot, HistogramPlot, ScatterPlot, paletteColor } from '../src/components/charts';
+import { CurvePlot, HistogramPlot, MAX_DRAWN_POINTS, ScatterPlot, paletteColor } from '../src/components/charts';
 
 beforeAll(() => {
   HTMLCanvasElement.prototype.getContext = (() => ({})) as unknown as HTMLCanvasElement['getContext'];
@@ -128,5 +128,15 @@ describe('histogram and scatter plots', () => {
     expect(summary(scatter)).toBe(
       '14 images in 14 groups: class-0 1, class-1 1, class-2 1, class-3 1, class-4 1, class-5 1, class-6 1, class-7 1, class-8 1, class-9 1 and 4 more.',
     );
+  });
+
+  it('draw an even sample of a million-point map, every group its share, while counting every image', () => {
+    const scatter = new ScatterPlot('Map', { onHover: () => {}, onClick: () => {} });
+    const n = 1_000_000;
+    const points = Array.from({ length: n }, (_, i): [number, number] => [i % 1000, Math.floor(i / 1000)]);
+    scatter.set(points, points.map((_, i) => (i < 900_000 ? 0 : 1)), ['most', 'few']);
+    expect(scatter.groupSizes()).toEqual([900_000, 100_000]);
+    expect(Number(scatter.element.dataset.points)).toBe(MAX_DRAWN_POINTS);
+    expect(summary(scatter)).toBe('1,000,000 images in 2 groups: most 900,000, few 100,000. Every 20th image is drawn (50,000); each has its place.');
   });
 });

@@ -311,6 +311,40 @@ describe('Map', () => {
   });
 });
 
+describe('A million images', () => {
+  it('opens: the grid holds only the rows in view, End and a click answer with neighbours, the map draws a sample', async () => {
+    // The backend's answers for a library of a million: what the desktop backend sends for one
+    // (file list, neighbours, every image's place on the map), the rest of the mock as it is.
+    const n = 1_000_000;
+    const file = (i: number) => `/library/${2000 + Math.floor(i / 100_000)}/${String(Math.floor(i / 1000) % 100).padStart(3, '0')}/IMG_${String(i).padStart(7, '0')}.png`;
+    const backend = quickBackend();
+    const open = backend.openCollection;
+    backend.openCollection = async (...args) => ({ ...(await open(...args)), files: Array.from({ length: n }, (_, i) => file(i)), labels: new Array(n).fill(null), label_names: [], suggested_clusters: 50 });
+    const asked: number[] = [];
+    backend.neighbors = async (_key, index, k) => {
+      asked.push(index);
+      return Array.from({ length: k }, (_, m) => ({ path: file((index + 1 + m) % n), score: 0.9 - m / 100, same_label: null }));
+    };
+    backend.embeddingMap = async () => Array.from({ length: n }, (_, i): [number, number] => [i % 1000, Math.floor(i / 1000)]);
+    const app = await exploring(backend);
+    const grid = document.querySelector<HTMLElement>('.explore .grid')!;
+    expect(document.querySelectorAll('.explore .grid .cell').length).toBeLessThan(500);
+    // A click on the first image, then the last reached from the keyboard (jsdom lays nothing
+    // out, so the grid cannot scroll there to be clicked).
+    document.querySelector<HTMLButtonElement>('.explore .grid .cell')!.click();
+    await until(() => document.querySelectorAll('#neighbors .neighbor').length === 10);
+    expect(text('#neighbors')).toContain('Nearest 10 of IMG_0000000.png');
+    press(grid, 'End');
+    press(grid, 'Enter');
+    await until(() => text('#neighbors').includes('Nearest 10 of IMG_0999999.png'));
+    expect(asked).toEqual([0, n - 1]);
+    expect(document.querySelectorAll('.explore .grid .cell').length).toBeLessThan(500);
+    // Every image has its place; an even sample of them is drawn.
+    await until(() => app.screens.explore.neighbors.map.groupSizes()[0] === n);
+    expect(Number(app.screens.explore.neighbors.map.element.dataset.points)).toBe(50_000);
+  });
+});
+
 describe('Small parts', () => {
   it('a threshold splits a histogram bin linearly', () => {
     const histogram = { lo: 0, hi: 1, counts: [0, 2, 2, 0] };

@@ -331,10 +331,30 @@ function binCenter(histogram: Histogram, bin: number): number {
 const NAMED_GROUPS = 10;
 
 /** A 2-D scatter with one colour per group; hover and click report the point's index. */
+/**
+ * Points a map draws at most. Chart.js draws and hit-tests every point on each frame and hover, so
+ * a million would take seconds a frame; past this an even sample is drawn (every k-th image, so
+ * that every region keeps its share), while every image keeps its place, which the neighbour
+ * lists and the grid use.
+ */
+export const MAX_DRAWN_POINTS = 50_000;
+
+/** 2nd, 3rd, 4th, 11th, 21st… */
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
+  return `${count(n)}${suffix}`;
+}
+
 export class ScatterPlot extends Plot {
   private points: [number, number][] = [];
   private names: string[] = [];
+  /** The drawn images of each group, by row. */
   private indices: number[][] = [];
+  /** Images per group, drawn or not. */
+  private sizes: number[] = [];
+  /** Every `stride`-th image is drawn. */
+  private stride = 1;
   /** What the two coordinates are (PCA's components, or UMAP's unitless axes). */
   private axes: [string, string] = ['PC 1', 'PC 2'];
 
@@ -351,7 +371,13 @@ export class ScatterPlot extends Plot {
     this.axes = axes;
     this.names = groupNames.length ? groupNames : ['images'];
     this.indices = this.names.map(() => []);
-    points.forEach((_, i) => this.indices[groups[i] ?? 0].push(i));
+    this.sizes = this.names.map(() => 0);
+    this.stride = Math.ceil(points.length / MAX_DRAWN_POINTS) || 1;
+    points.forEach((_, i) => {
+      const group = groups[i] ?? 0;
+      this.sizes[group] += 1;
+      if (i % this.stride === 0) this.indices[group].push(i);
+    });
     this.refresh();
   }
 
@@ -362,20 +388,21 @@ export class ScatterPlot extends Plot {
     if (scales?.x?.title && scales.y?.title) [scales.x.title.text, scales.y.title.text] = this.axes;
   }
 
-  /** Number of points per group, for tests and the summary. */
+  /** Number of images per group (drawn or not), for tests and the summary. */
   groupSizes(): number[] {
-    return this.indices.map((group) => group.length);
+    return [...this.sizes];
   }
 
   describe(): string {
     if (!this.points.length) return 'No points yet.';
     const sizes = this.groupSizes().map((size, g) => `${this.names[g]} ${count(size)}`);
     const rest = sizes.length - NAMED_GROUPS;
-    return `${count(this.points.length)} images in ${count(sizes.length)} group${sizes.length === 1 ? '' : 's'}: ${sizes.slice(0, NAMED_GROUPS).join(', ')}${rest > 0 ? ` and ${count(rest)} more` : ''}.`;
+    const drawn = this.stride > 1 ? ` Every ${ordinal(this.stride)} image is drawn (${count(this.drawnCount())}); each has its place.` : '';
+    return `${count(this.points.length)} images in ${count(sizes.length)} group${sizes.length === 1 ? '' : 's'}: ${sizes.slice(0, NAMED_GROUPS).join(', ')}${rest > 0 ? ` and ${count(rest)} more` : ''}.${drawn}`;
   }
 
   protected drawnCount(): number {
-    return this.points.length;
+    return this.indices.reduce((sum, group) => sum + group.length, 0);
   }
 
   protected configuration(): ChartConfiguration<'scatter'> {
@@ -387,7 +414,7 @@ export class ScatterPlot extends Plot {
           label: name,
           data: this.indices[g].map((i) => ({ x: this.points[i][0], y: this.points[i][1] })),
           backgroundColor: color(paletteColor(g)),
-          pointRadius: this.points.length > 5000 ? 1.5 : 3,
+          pointRadius: this.drawnCount() > 5000 ? 1.5 : 3,
         })),
       },
       options: {
