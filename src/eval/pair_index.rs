@@ -19,6 +19,7 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::scan::{Collector, scan};
 use super::search::{PAIRS_PER_ROW, ViewProduct, best_of};
 use super::{Embeddings, EvalError};
 
@@ -56,14 +57,33 @@ const SAMPLE_PER_LIST: usize = 32;
 /// Rows scored against every centre in one matrix product (8 192 × 2 828 lists: 93 MB).
 const CENTER_BLOCK: usize = 8192;
 
+/// Where the inverted file's products run. On the CPU backend, on the host: the blocked scan
+/// ([`super::scan`]) keeps only what it needs as it goes (a row's best lists; the pairs above the
+/// screen), where the backend's matrix products write every score to memory, then every
+/// comparison, and read both back (at a million rows, 11 GB of scores a view). On a GPU, matrix
+/// products there, and only the hits come back.
+#[derive(Clone, Copy)]
+enum Compute<'a> {
+    Host,
+    Device(&'a Device),
+}
+
+impl<'a> Compute<'a> {
+    fn for_device(device: &'a Device) -> Self {
+        if *device == Device::flex() {
+            Self::Host
+        } else {
+            Self::Device(device)
+        }
+    }
+}
+
 /// `rows` of `view` as a matrix on `device`.
 fn upload(view: Embeddings, rows: &[usize], device: &Device) -> Tensor<2> {
-    let dim = view.dim();
-    let mut values = Vec::with_capacity(rows.len() * dim);
-    for &row in rows {
-        values.extend_from_slice(view.row(row));
-    }
-    Tensor::from_data(TensorData::new(values, [rows.len(), dim]), device)
+    Tensor::from_data(
+        TensorData::new(view.gather(rows), [rows.len(), view.dim()]),
+        device,
+    )
 }
 
 /// Indices read back to the host.
@@ -75,32 +95,78 @@ fn host(tensor: Tensor<2, Int>) -> Vec<i64> {
         .expect("indices are integers")
 }
 
-/// For each of `rows` of `view`, its `count` closest of `centers` (`dim × lists`, a centre per
-/// column, so that the product's right operand is row-major, the layout the CPU backend's GEMM
-/// reads fastest) by dot product, in row order: `count` list numbers per row. The products on `device`; the choice on the host, a pass
-/// over each row's scores (Burn's top-k sorts them).
+/// A list's centres: their rows on the host and, for a device, as the columns of a matrix there
+/// (`dim × lists`, so that the product's right operand is row-major, the layout GEMMs read
+/// fastest).
+struct Centers {
+    rows: Vec<f32>,
+    columns: Option<Tensor<2>>,
+}
+
+impl Centers {
+    fn new(rows: Vec<f32>, dim: usize, compute: Compute) -> Self {
+        let columns = match compute {
+            Compute::Host => None,
+            Compute::Device(device) => Some(columns(rows.chunks_exact(dim), dim, device)),
+        };
+        Self { rows, columns }
+    }
+
+    fn count(&self, dim: usize) -> usize {
+        self.rows.len() / dim
+    }
+}
+
+/// Rows of a view a host search takes at a time: 65 536 queries' best lists are 4 MB.
+const HOST_CHUNK: usize = 65_536;
+
+/// For each of `rows` of `view` (all of them for `None`), its `count` closest `centers` by dot
+/// product, best first (ties: the lower list), in row order: `count` list numbers per row.
 fn closest_centers(
     view: Embeddings,
-    rows: &[usize],
-    centers: &Tensor<2>,
+    rows: Option<&[usize]>,
+    centers: &Centers,
     count: usize,
-    device: &Device,
+    compute: Compute,
 ) -> Vec<usize> {
-    let lists = centers.dims()[1];
+    let dim = view.dim();
+    let lists = centers.count(dim);
     let count = count.min(lists);
+    let all: Vec<usize>;
+    let rows = match rows {
+        Some(rows) => rows,
+        None => {
+            all = (0..view.len()).collect();
+            &all
+        }
+    };
     let mut closest = Vec::with_capacity(rows.len() * count);
-    for block in rows.chunks(CENTER_BLOCK) {
-        let scores: Vec<f32> = upload(view, block, device)
-            .matmul(centers.clone())
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("scores are floats");
-        let chosen: Vec<Vec<usize>> = scores
-            .par_chunks_exact(lists)
-            .map(|row| best_lists(row, count))
-            .collect();
-        closest.extend(chosen.into_iter().flatten());
+    match (compute, &centers.columns) {
+        (Compute::Device(device), Some(columns)) => {
+            for block in rows.chunks(CENTER_BLOCK) {
+                let scores: Vec<f32> = upload(view, block, device)
+                    .matmul(columns.clone())
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("scores are floats");
+                let chosen: Vec<Vec<usize>> = scores
+                    .par_chunks_exact(lists)
+                    .map(|row| best_lists(row, count))
+                    .collect();
+                closest.extend(chosen.into_iter().flatten());
+            }
+        }
+        _ => {
+            let base = Embeddings::trusted(&centers.rows, dim);
+            for block in rows.chunks(HOST_CHUNK) {
+                let values = view.gather(block);
+                let queries = Embeddings::trusted(&values, dim);
+                let found = super::top_k(queries, base, count, false)
+                    .expect("centres and rows share their width");
+                closest.extend(found.into_iter().flatten().map(|(list, _)| list));
+            }
+        }
     }
     closest
 }
@@ -135,12 +201,34 @@ fn columns<'a>(
     Tensor::from_data(TensorData::new(transposed, [dim, count]), device)
 }
 
-/// One view cut into lists: its rows in list order as the columns of a matrix on the device,
-/// the centres likewise (`dim × lists`), and the rows of list `l` at
+/// The rows of an indexed view in list order: on the host, or as the columns of a matrix on the
+/// device.
+enum Sorted {
+    Host(Vec<f32>),
+    Device(Box<Tensor<2>>),
+}
+
+/// Collects the base rows a query scores above the screen ([`InvertedFile::search`] on the host).
+struct Above {
+    screen: f32,
+    hits: Vec<usize>,
+}
+
+impl Collector for Above {
+    fn floor(&self) -> f32 {
+        self.screen
+    }
+
+    fn offer(&mut self, base_index: usize, _score: f32) {
+        self.hits.push(base_index);
+    }
+}
+
+/// One view cut into lists: its centres, its rows in list order, and the rows of list `l` at
 /// `items[starts[l]..starts[l + 1]]`.
 struct InvertedFile {
-    centers: Tensor<2>,
-    sorted: Tensor<2>,
+    centers: Centers,
+    sorted: Sorted,
     starts: Vec<usize>,
     items: Vec<usize>,
 }
@@ -152,20 +240,17 @@ impl InvertedFile {
         view: Embeddings,
         shape: IndexShape,
         seed: u64,
-        device: &Device,
+        compute: Compute,
     ) -> (Self, Vec<usize>) {
         let (n, dim) = (view.len(), view.dim());
         let lists = shape.lists.clamp(1, n);
         let probes = shape.probes.clamp(1, lists);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sample_rows = sample(&mut rng, n, (lists * SAMPLE_PER_LIST).min(n)).into_vec();
-        let mut centers: Vec<f32> = sample_rows[..lists]
-            .iter()
-            .flat_map(|&row| view.row(row).iter().copied())
-            .collect();
+        let mut centers = view.gather(&sample_rows[..lists]);
         for _ in 0..ITERATIONS {
-            let on_device = columns(centers.chunks_exact(dim), dim, device);
-            let nearest = closest_centers(view, &sample_rows, &on_device, 1, device);
+            let current = Centers::new(centers.clone(), dim, compute);
+            let nearest = closest_centers(view, Some(&sample_rows), &current, 1, compute);
             let mut sums = vec![0.0f64; lists * dim];
             for (&row, &list) in sample_rows.iter().zip(&nearest) {
                 for (sum, &x) in sums[list * dim..(list + 1) * dim]
@@ -186,9 +271,8 @@ impl InvertedFile {
                 }
             }
         }
-        let centers = columns(centers.chunks_exact(dim), dim, device);
-        let all: Vec<usize> = (0..n).collect();
-        let visits = closest_centers(view, &all, &centers, probes, device);
+        let centers = Centers::new(centers, dim, compute);
+        let visits = closest_centers(view, None, &centers, probes, compute);
         let assigned: Vec<usize> = visits.iter().step_by(probes).copied().collect();
         let mut starts = vec![0usize; lists + 1];
         for &list in &assigned {
@@ -203,9 +287,17 @@ impl InvertedFile {
             items[next[list]] = row;
             next[list] += 1;
         }
+        let sorted = match compute {
+            Compute::Host => Sorted::Host(view.gather(&items)),
+            Compute::Device(device) => Sorted::Device(Box::new(columns(
+                items.iter().map(|&row| view.row(row)),
+                dim,
+                device,
+            ))),
+        };
         let file = Self {
             centers,
-            sorted: columns(items.iter().map(|&row| view.row(row)), dim, device),
+            sorted,
             starts,
             items,
         };
@@ -215,13 +307,7 @@ impl InvertedFile {
     /// The pairs `(query row, indexed row)` of the rows of `queries` and the rows of the lists
     /// each visits (`visits`: the same number of lists a row, in row order) whose dot product is
     /// above `screen`. Each list is compared once with all the rows that visit it.
-    fn search(
-        &self,
-        queries: Embeddings,
-        visits: &[usize],
-        screen: f32,
-        device: &Device,
-    ) -> Vec<(usize, usize)> {
+    fn search(&self, queries: Embeddings, visits: &[usize], screen: f32) -> Vec<(usize, usize)> {
         let lists = self.starts.len() - 1;
         let probes = visits.len() / queries.len();
         let mut visitors: Vec<Vec<usize>> = vec![Vec::new(); lists];
@@ -229,32 +315,64 @@ impl InvertedFile {
             visitors[list].push(k / probes);
         }
         let dim = queries.dim();
-        let mut found = Vec::new();
-        for (list, visitors) in visitors.iter().enumerate() {
+        let found_in = |list: usize| -> Vec<(usize, usize)> {
             let (from, to) = (self.starts[list], self.starts[list + 1]);
+            let visitors = &visitors[list];
             if visitors.is_empty() || from == to {
-                continue;
+                return Vec::new();
             }
-            let members = self.sorted.clone().slice([0..dim, from..to]);
-            let above = upload(queries, visitors, device)
-                .matmul(members)
-                .greater_elem(screen)
-                .argwhere();
-            for hit in host(above).chunks_exact(2) {
-                found.push((
-                    visitors[hit[0] as usize],
-                    self.items[from + hit[1] as usize],
-                ));
+            let pairs = |hits: &mut dyn Iterator<Item = (usize, usize)>| {
+                hits.map(|(v, m)| (visitors[v], self.items[from + m]))
+                    .collect()
+            };
+            match &self.sorted {
+                Sorted::Host(rows) => {
+                    let members = Embeddings::trusted(&rows[from * dim..to * dim], dim);
+                    let values = queries.gather(visitors);
+                    let mut above: Vec<Above> = visitors
+                        .iter()
+                        .map(|_| Above {
+                            screen,
+                            hits: Vec::new(),
+                        })
+                        .collect();
+                    scan(Embeddings::trusted(&values, dim), members, &mut above);
+                    pairs(
+                        &mut above
+                            .iter()
+                            .enumerate()
+                            .flat_map(|(v, a)| a.hits.iter().map(move |&m| (v, m))),
+                    )
+                }
+                Sorted::Device(sorted) => {
+                    let members = sorted.as_ref().clone().slice([0..dim, from..to]);
+                    let device = members.device();
+                    let above = upload(queries, visitors, &device)
+                        .matmul(members)
+                        .greater_elem(screen)
+                        .argwhere();
+                    pairs(
+                        &mut host(above)
+                            .chunks_exact(2)
+                            .map(|hit| (hit[0] as usize, hit[1] as usize)),
+                    )
+                }
             }
+        };
+        match &self.sorted {
+            // Lists in parallel on the host (each scan is parallel too, over its visitors); one
+            // at a time on a device, which queues its work in order.
+            Sorted::Host(_) => (0..lists).into_par_iter().flat_map_iter(found_in).collect(),
+            Sorted::Device(_) => (0..lists).flat_map(found_in).collect(),
         }
-        found
     }
 }
 
 /// Every pair of rows `(i, j)`, `i < j`, whose [`best_of`] score over `products` is above
 /// `threshold` and which the inverted file of `shape` finds, ordered by `i` then `j`, with its
 /// score: [`super::pairs_above_best_of`]'s answer, less the pairs whose rows fall in lists too
-/// far apart. The matrix products run on `device`. Seeded: the same answer every time.
+/// far apart. The products run on the host for the CPU backend's device, on `device` otherwise
+/// ([`Compute`]). Seeded: the same answer every time.
 ///
 /// Each product is searched one way round: the finder's products come in both orders (a whole
 /// image against the other's zoomed view, and the zoomed against the whole), whose pairs are the
@@ -270,6 +388,16 @@ pub fn pairs_above_indexed(
     threshold: f32,
     shape: IndexShape,
     device: &Device,
+) -> Result<Vec<(usize, usize, f32)>, EvalError> {
+    search_indexed(products, threshold, shape, Compute::for_device(device))
+}
+
+/// [`pairs_above_indexed`] with its products where `compute` says.
+fn search_indexed(
+    products: &[ViewProduct],
+    threshold: f32,
+    shape: IndexShape,
+    compute: Compute,
 ) -> Result<Vec<(usize, usize, f32)>, EvalError> {
     let Some(&(first, _)) = products.first() else {
         return Err(EvalError::Empty("view products"));
@@ -314,7 +442,7 @@ pub fn pairs_above_indexed(
     let mut candidates: Vec<(usize, usize)> = Vec::new();
     for (query, indexed) in searches {
         if !files.iter().any(|(k, _, _)| *k == key(indexed)) {
-            let (file, visits) = InvertedFile::build(indexed, shape, 11, device);
+            let (file, visits) = InvertedFile::build(indexed, shape, 11, compute);
             files.push((key(indexed), file, visits));
         }
         let (_, file, own_visits) = files
@@ -324,12 +452,11 @@ pub fn pairs_above_indexed(
         let visits = match key(query) == key(indexed) {
             true => own_visits.clone(),
             false => {
-                let all: Vec<usize> = (0..n).collect();
                 let probes = shape.probes.clamp(1, file.starts.len() - 1);
-                closest_centers(query, &all, &file.centers, probes, device)
+                closest_centers(query, None, &file.centers, probes, compute)
             }
         };
-        let found = file.search(query, &visits, screen, device);
+        let found = file.search(query, &visits, screen);
         candidates.extend(
             found
                 .into_iter()
@@ -442,6 +569,20 @@ mod tests {
         }
         let recall = found.len() as f64 / exact.len() as f64;
         assert!(recall >= 0.99, "recall {recall}");
+        // The CPU backend's device searches on the host; the products of a device (a GPU's, here
+        // the CPU backend's own) find pairs the same way.
+        let on_device = search_indexed(
+            &products,
+            0.9,
+            IndexShape::for_rows(rows),
+            Compute::Device(&device),
+        )
+        .unwrap();
+        let recall_on_device = on_device.len() as f64 / exact.len() as f64;
+        assert!(recall_on_device >= 0.99, "recall {recall_on_device}");
+        for pair in &on_device {
+            assert!(exact.contains(pair), "{pair:?} is not an exact pair");
+        }
 
         let refused =
             pairs_above_indexed(&products[..1], -1.0, IndexShape::for_rows(rows), &device);

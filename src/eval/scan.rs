@@ -7,6 +7,11 @@ use rayon::prelude::*;
 
 use super::Embeddings;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+use avx2::{score_rows_avx2, tile_dots_avx2};
+
 /// Base rows interleaved in one packed panel: one per f32 lane of an AVX register.
 const PANEL: usize = 8;
 /// Queries scored together, so each panel value loaded serves several queries.
@@ -243,8 +248,7 @@ fn scan_tile<const Q: usize, C: Collector, const FMA: bool>(
         for (j, panel) in tile_panels.iter_mut().enumerate() {
             *panel = &tile[j * dim..(j + 1) * dim];
         }
-        let scores = tile_dots::<Q, FMA>(&qs, &tile_panels);
-        deliver(&scores, first_row, rows, collectors);
+        score_tile::<Q, C, FMA>(&qs, &tile_panels, first_row, rows, collectors);
         first_row += PANEL_TILE * PANEL;
     }
     for single in tiles.remainder().chunks_exact(dim) {
@@ -262,18 +266,36 @@ fn deliver<const Q: usize, const P: usize, C: Collector>(
     rows: usize,
     collectors: &mut [C],
 ) {
-    for (collector, panels) in collectors.iter_mut().zip(scores) {
+    let mut masks = [[0u32; P]; Q];
+    for ((collector, panels), masks) in collectors.iter().zip(scores).zip(&mut masks) {
         // The floor only rises as rows are accepted, so a stale one merely lets extra scores reach
         // `offer`, which checks again.
         let floor = collector.floor();
-        for (p, lanes) in panels.iter().enumerate() {
+        for (lanes, mask) in panels.iter().zip(masks) {
             // One bit per lane above the floor, built without branches; once a query has seen a
             // few hundred rows nearly every panel yields 0.
-            let mut above = lanes.iter().enumerate().fold(0u32, |bits, (lane, &s)| {
+            *mask = lanes.iter().enumerate().fold(0u32, |bits, (lane, &s)| {
                 bits | (u32::from(s > floor) << lane)
             });
+        }
+    }
+    offer_above(scores, &masks, first_row, rows, collectors);
+}
+
+/// Offers each query's collector the lanes its mask sets (one bit per lane above its floor).
+#[inline(always)]
+fn offer_above<const Q: usize, const P: usize, C: Collector>(
+    scores: &[[[f32; PANEL]; P]; Q],
+    masks: &[[u32; P]; Q],
+    first_row: usize,
+    rows: usize,
+    collectors: &mut [C],
+) {
+    for ((collector, panels), masks) in collectors.iter_mut().zip(scores).zip(masks) {
+        for (p, (lanes, &mask)) in panels.iter().zip(masks).enumerate() {
             // Visiting only the set bits avoids a hard-to-predict branch per lane while the floor
             // is still low, which matters for large k.
+            let mut above = mask;
             while above != 0 {
                 let lane = above.trailing_zeros() as usize;
                 above &= above - 1;
@@ -287,78 +309,39 @@ fn deliver<const Q: usize, const P: usize, C: Collector>(
     }
 }
 
-/// [`panel_dots`] of a full tile: `Q` queries against [`PANEL_TILE`] panels, by
-/// [`tile_dots_avx2`] on the FMA path when the tile is full.
+/// Scores a full tile, `Q` queries against [`PANEL_TILE`] panels, and delivers them: on the FMA
+/// path by [`tile_dots_avx2`], which also compares them with the floors in its registers.
 #[inline(always)]
-fn tile_dots<const Q: usize, const FMA: bool>(
+fn score_tile<const Q: usize, C: Collector, const FMA: bool>(
     qs: &[&[f32]; Q],
     panels: &[&[[f32; PANEL]]; PANEL_TILE],
-) -> [[[f32; PANEL]; PANEL_TILE]; Q] {
+    first_row: usize,
+    rows: usize,
+    collectors: &mut [C],
+) {
     #[cfg(target_arch = "x86_64")]
     if FMA && Q == QUERY_TILE {
         let mut scores = [[[0.0f32; PANEL]; PANEL_TILE]; Q];
+        let mut masks = [[0u32; PANEL_TILE]; Q];
+        let mut floors = [0.0f32; QUERY_TILE];
+        for (floor, collector) in floors.iter_mut().zip(collectors.iter()) {
+            *floor = collector.floor();
+        }
         // SAFETY: the FMA kernels run only once `scan_chunk` found AVX2 and FMA.
-        unsafe { tile_dots_avx2(qs, panels, scores.as_flattened_mut()) };
-        return scores;
-    }
-    panel_dots::<Q, PANEL_TILE, FMA>(qs, panels)
-}
-
-/// [`panel_dots`] with FMA for [`QUERY_TILE`] queries and [`PANEL_TILE`] panels, written with
-/// intrinsics and one named accumulator per query and panel: the engine builds at
-/// `opt-level = 1` in development, where the portable loop's accumulators stay in memory and its
-/// multiply-adds scalar (8 times slower). Each lane still sums its row in dimension order with
-/// one fused multiply-add a dimension, so the scores are the portable kernel's. `out` is
-/// `[query][panel]`, flattened.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn tile_dots_avx2(qs: &[&[f32]], panels: &[&[[f32; PANEL]]; PANEL_TILE], out: &mut [[f32; PANEL]]) {
-    use std::arch::x86_64::{
-        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-    };
-    const _: () = assert!(QUERY_TILE == 4 && PANEL_TILE == 2);
-    let dim = qs[0].len();
-    assert!(qs.len() == QUERY_TILE && qs.iter().all(|q| q.len() == dim));
-    assert!(panels.iter().all(|p| p.len() == dim) && out.len() == QUERY_TILE * PANEL_TILE);
-    let (p0, p1) = (
-        panels[0].as_ptr().cast::<f32>(),
-        panels[1].as_ptr().cast::<f32>(),
-    );
-    let [
-        mut a00,
-        mut a01,
-        mut a10,
-        mut a11,
-        mut a20,
-        mut a21,
-        mut a30,
-        mut a31,
-    ] = [_mm256_setzero_ps(); 8];
-    for (d, &first) in qs[0].iter().enumerate() {
-        // SAFETY: `d < dim`, and each panel holds `dim` groups of PANEL (8) values.
-        let (c0, c1) = unsafe {
-            (
-                _mm256_loadu_ps(p0.add(d * PANEL)),
-                _mm256_loadu_ps(p1.add(d * PANEL)),
+        unsafe {
+            tile_dots_avx2(
+                qs,
+                panels,
+                &floors,
+                scores.as_flattened_mut(),
+                masks.as_flattened_mut(),
             )
         };
-        let x0 = _mm256_set1_ps(first);
-        a00 = _mm256_fmadd_ps(x0, c0, a00);
-        a01 = _mm256_fmadd_ps(x0, c1, a01);
-        let x1 = _mm256_set1_ps(qs[1][d]);
-        a10 = _mm256_fmadd_ps(x1, c0, a10);
-        a11 = _mm256_fmadd_ps(x1, c1, a11);
-        let x2 = _mm256_set1_ps(qs[2][d]);
-        a20 = _mm256_fmadd_ps(x2, c0, a20);
-        a21 = _mm256_fmadd_ps(x2, c1, a21);
-        let x3 = _mm256_set1_ps(qs[3][d]);
-        a30 = _mm256_fmadd_ps(x3, c0, a30);
-        a31 = _mm256_fmadd_ps(x3, c1, a31);
+        offer_above(&scores, &masks, first_row, rows, collectors);
+        return;
     }
-    for (slot, acc) in out.iter_mut().zip([a00, a01, a10, a11, a20, a21, a30, a31]) {
-        // SAFETY: each slot holds exactly the 8 values stored.
-        unsafe { _mm256_storeu_ps(slot.as_mut_ptr(), acc) };
-    }
+    let scores = panel_dots::<Q, PANEL_TILE, FMA>(qs, panels);
+    deliver(&scores, first_row, rows, collectors);
 }
 
 /// Scores of `Q` query rows against `P` panels: `[query][panel][lane]`.
@@ -395,9 +378,6 @@ fn panel_dots<const Q: usize, const P: usize, const FMA: bool>(
     acc
 }
 
-/// Panels of rows [`score_rows_avx2`] gathers at once.
-#[cfg(target_arch = "x86_64")]
-const GATHER_GROUPS: usize = 4;
 /// Base rows one parallel task scores for a single query: a million rows make 61 tasks.
 const ROW_CHUNK: usize = 16 * 1024;
 
@@ -445,69 +425,6 @@ fn score_rows<C: Collector>(query: &[f32], rows: &[f32], first_row: usize, colle
         return;
     }
     score_rows_portable::<C, false>(query, rows, first_row, collector);
-}
-
-/// [`score_rows_portable`] with FMA, `PANEL` rows at a time by gathers: lane `l` of each gather is
-/// row `l`'s value in dimension `d`, so each lane sums its row in dimension order with the
-/// multiply-adds [`panel_dots`] uses (the same scores), without transposing the rows first. Written
-/// with intrinsics because the engine builds at `opt-level = 1` in development, where the portable
-/// loops stay scalar.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn score_rows_avx2<C: Collector>(query: &[f32], rows: &[f32], first_row: usize, collector: &mut C) {
-    use std::arch::x86_64::{
-        _MM_HINT_T0, _mm_prefetch, _mm256_fmadd_ps, _mm256_i32gather_ps, _mm256_set1_ps,
-        _mm256_setr_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
-    };
-    let dim = query.len();
-    let end = first_row + rows.len() / dim;
-    // Row offsets within a group, in values; 7 rows of any real embedding fit an i32.
-    let stride = i32::try_from(dim).expect("an embedding row fits an i32 offset");
-    let offsets = _mm256_setr_epi32(
-        0,
-        stride,
-        2 * stride,
-        3 * stride,
-        4 * stride,
-        5 * stride,
-        6 * stride,
-        7 * stride,
-    );
-    // Four groups at once: four independent chains of multiply-adds keep the FMA units busy where
-    // one chain would wait on each result.
-    let mut start = 0;
-    for quad in rows.chunks_exact(GATHER_GROUPS * PANEL * dim) {
-        let mut acc = [_mm256_setzero_ps(); GATHER_GROUPS];
-        // The next rows, asked for while these are scored (two cache lines a dimension covers
-        // 32 rows of 128 values): the gathers read 32 rows at once, more streams than the
-        // hardware prefetcher follows.
-        let next = quad.as_ptr_range().end;
-        for (d, &x) in query.iter().enumerate() {
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(32 * d).cast());
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(32 * d + 16).cast());
-            let x = _mm256_set1_ps(x);
-            for (a, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: the largest offset read is (a * PANEL + 7) * dim + d < quad.len().
-                let column = unsafe {
-                    _mm256_i32gather_ps::<4>(quad.as_ptr().add(a * PANEL * dim + d), offsets)
-                };
-                *acc = _mm256_fmadd_ps(x, column, *acc);
-            }
-        }
-        let mut lanes = [[0.0f32; PANEL]; GATHER_GROUPS];
-        for (lanes, acc) in lanes.iter_mut().zip(acc) {
-            // SAFETY: `lanes` holds exactly the 8 values stored.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
-        }
-        deliver(
-            &[lanes],
-            first_row + start,
-            end,
-            std::slice::from_mut(collector),
-        );
-        start += GATHER_GROUPS * PANEL;
-    }
-    score_rows_portable::<C, true>(query, &rows[start * dim..], first_row + start, collector);
 }
 
 /// `PANEL` rows at a time, transposed into one panel on the stack (4 KiB at 128-d, so it stays in
@@ -590,6 +507,31 @@ mod tests {
                 nearest_one(base.row(query), base, k.min(n), skip),
                 packed.best.into_sorted()
             );
+        }
+    }
+
+    #[test]
+    fn the_avx2_kernels_score_exactly_as_the_portable_kernel_with_fma() {
+        // Where the CPU has AVX2 and FMA, `scan` runs the intrinsic kernels; the portable kernel
+        // with `mul_add` must give the very same scores (and so the same neighbours and ties).
+        let (dim, n, nq) = (24, 101, 13);
+        let base_data = random_unit_rows(n, dim, 5);
+        let query_data = random_unit_rows(nq, dim, 6);
+        let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
+        let fresh = || -> Vec<Nearest> {
+            (0..nq)
+                .map(|_| Nearest {
+                    skip: None,
+                    best: Best::new(n),
+                })
+                .collect()
+        };
+        let mut portable = fresh();
+        scan_chunk_portable::<Nearest, true>(queries, 0, &pack_panels(base), n, &mut portable);
+        let mut scanned = fresh();
+        scan(queries, base, &mut scanned);
+        for (a, b) in portable.into_iter().zip(scanned) {
+            assert_eq!(a.best.into_sorted(), b.best.into_sorted());
         }
     }
 }
