@@ -195,7 +195,7 @@ pub fn suggest_keep(members: &[usize], paths: &[&Path], facts: &[CopyFacts]) -> 
             Some(Measure::Sharpness) => "sharpest".to_owned(),
             Some(Measure::Bytes) => "largest file".to_owned(),
             Some(Measure::Age) => "oldest file".to_owned(),
-            None => "first by name (the copies tie on everything else)".to_owned(),
+            None => "first by name (alike in all else)".to_owned(),
         },
     };
     KeepSuggestion {

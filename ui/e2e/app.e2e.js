@@ -215,10 +215,21 @@ describe('Spreadout desktop app', () => {
     await $('#duplicate-csv').click();
     await browser.waitUntil(() => existsSync(csv), { timeoutMsg: 'no CSV written' });
     const lines = readFileSync(csv, 'utf8').trim().split('\n');
-    assert.equal(lines[0], 'group,path,similarity,stage,hash_bits');
+    assert.equal(lines[0], 'group,path,similarity,stage,hash_bits,keep,resolved');
     assert.ok(lines.some((line) => line.includes(PLANTED[0].copy)), 'the CSV lists the byte-identical copy');
     // The byte-identical copy's hash equals its original's: linked by the hashes at 0 bits.
-    assert.ok(lines.some((line) => /,(both|hash),0$/.test(line)), `a pair linked by its hashes at 0 bits: ${lines.join(' | ')}`);
+    assert.ok(lines.some((line) => /,(both|hash),0,(true|false),false$/.test(line)), `a pair linked by its hashes at 0 bits: ${lines.join(' | ')}`);
+    // Every group names one copy to keep, with the reason on its picture.
+    const keeps = await browser.execute(() => [...document.querySelectorAll('#duplicate-groups .dup-group')].map((g) => g.querySelectorAll('.dup-member.keep .keep-badge').length));
+    assert.ok(keeps.every((count) => count === 1), `one copy to keep a group: ${keeps}`);
+    // Marked resolved, the first group is set aside, and the export says so.
+    const before = groups.length;
+    await browser.execute(() => [...document.querySelector('#duplicate-groups .dup-group').querySelectorAll('button')].find((b) => b.textContent === 'Mark resolved').click());
+    await browser.waitUntil(async () => (await $$('#duplicate-groups .dup-group')).length === before - 1, { timeoutMsg: 'the resolved group is still listed' });
+    await expect($('#duplicate-summary')).toHaveText(expect.stringContaining('1 more marked resolved'));
+    await browser.execute((answer) => window.spreadoutTest.answerDialogs([answer]), csv);
+    await $('#duplicate-csv').click();
+    await browser.waitUntil(() => readFileSync(csv, 'utf8').includes(',true\n'), { timeoutMsg: 'no resolved group in the CSV' });
   });
 
   it('clusters the folder into groups with their typical images', async () => {
