@@ -132,17 +132,17 @@ fn closest_centers(
     let dim = view.dim();
     let lists = centers.count(dim);
     let count = count.min(lists);
-    let all: Vec<usize>;
-    let rows = match rows {
-        Some(rows) => rows,
-        None => {
-            all = (0..view.len()).collect();
-            &all
-        }
-    };
-    let mut closest = Vec::with_capacity(rows.len() * count);
+    let mut closest = Vec::with_capacity(rows.map_or(view.len(), <[usize]>::len) * count);
     match (compute, &centers.columns) {
         (Compute::Device(device), Some(columns)) => {
+            let all: Vec<usize>;
+            let rows = match rows {
+                Some(rows) => rows,
+                None => {
+                    all = (0..view.len()).collect();
+                    &all
+                }
+            };
             for block in rows.chunks(CENTER_BLOCK) {
                 let scores: Vec<f32> = upload(view, block, device)
                     .matmul(columns.clone())
@@ -159,12 +159,23 @@ fn closest_centers(
         }
         _ => {
             let base = Embeddings::trusted(&centers.rows, dim);
-            for block in rows.chunks(HOST_CHUNK) {
-                let values = view.gather(block);
-                let queries = Embeddings::trusted(&values, dim);
+            let mut choose = |queries: Embeddings| {
                 let found = super::top_k(queries, base, count, false)
                     .expect("centres and rows share their width");
                 closest.extend(found.into_iter().flatten().map(|(list, _)| list));
+            };
+            match rows {
+                // Every row: the view's own rows, a block at a time, with no copy.
+                None => {
+                    for block in view.data().chunks(HOST_CHUNK * dim) {
+                        choose(Embeddings::trusted(block, dim));
+                    }
+                }
+                Some(rows) => {
+                    for block in rows.chunks(HOST_CHUNK) {
+                        choose(Embeddings::trusted(&view.gather(block), dim));
+                    }
+                }
             }
         }
     }

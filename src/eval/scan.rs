@@ -109,6 +109,16 @@ pub(super) struct Nearest {
     pub(super) best: Best,
 }
 
+impl Nearest {
+    /// The best `k` rows, never row `skip`.
+    pub(super) fn new(skip: Option<usize>, k: usize) -> Self {
+        Self {
+            skip,
+            best: Best::new(k),
+        }
+    }
+}
+
 impl Collector for Nearest {
     #[inline]
     fn floor(&self) -> f32 {
@@ -402,10 +412,7 @@ pub(super) fn nearest_one(
         .par_chunks(ROW_CHUNK * dim)
         .enumerate()
         .flat_map_iter(|(chunk, rows)| {
-            let mut nearest = Nearest {
-                skip,
-                best: Best::new(k),
-            };
+            let mut nearest = Nearest::new(skip, k);
             score_rows(query, rows, chunk * ROW_CHUNK, &mut nearest);
             nearest.best.into_sorted()
         })
@@ -473,12 +480,7 @@ mod tests {
         let query_data = random_unit_rows(nq, dim, 4);
         let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
         let panels = pack_panels(base);
-        let mut collectors: Vec<Nearest> = (0..nq)
-            .map(|_| Nearest {
-                skip: None,
-                best: Best::new(n),
-            })
-            .collect();
+        let mut collectors: Vec<Nearest> = (0..nq).map(|_| Nearest::new(None, n)).collect();
         scan_chunk_portable::<Nearest, false>(queries, 0, &panels, n, &mut collectors);
         let slow = brute_top_k(queries, base, n, false);
         for (c, s) in collectors.into_iter().zip(&slow) {
@@ -497,10 +499,7 @@ mod tests {
         let base = emb(&data, dim);
         for (query, skip, k) in [(5, Some(5), 7), (ROW_CHUNK + 20, None, 3), (9, None, n + 5)] {
             let q = emb(base.row(query), dim);
-            let mut packed = [Nearest {
-                skip,
-                best: Best::new(k.min(n)),
-            }];
+            let mut packed = [Nearest::new(skip, k.min(n))];
             scan(q, base, &mut packed);
             let [packed] = packed;
             assert_eq!(
@@ -514,18 +513,19 @@ mod tests {
     fn the_avx2_kernels_score_exactly_as_the_portable_kernel_with_fma() {
         // Where the CPU has AVX2 and FMA, `scan` runs the intrinsic kernels; the portable kernel
         // with `mul_add` must give the very same scores (and so the same neighbours and ties).
+        #[cfg(target_arch = "x86_64")]
+        let kernels = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels = false;
+        if !kernels {
+            return crate::skip::because("no AVX2 and FMA: the scan runs the portable kernel");
+        }
         let (dim, n, nq) = (24, 101, 13);
         let base_data = random_unit_rows(n, dim, 5);
         let query_data = random_unit_rows(nq, dim, 6);
         let (base, queries) = (emb(&base_data, dim), emb(&query_data, dim));
-        let fresh = || -> Vec<Nearest> {
-            (0..nq)
-                .map(|_| Nearest {
-                    skip: None,
-                    best: Best::new(n),
-                })
-                .collect()
-        };
+        let fresh = || -> Vec<Nearest> { (0..nq).map(|_| Nearest::new(None, n)).collect() };
         let mut portable = fresh();
         scan_chunk_portable::<Nearest, true>(queries, 0, &pack_panels(base), n, &mut portable);
         let mut scanned = fresh();

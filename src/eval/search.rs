@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData, Transaction};
 
 use super::error::{check_same_count, check_same_dim};
-use super::scan::{Best, Nearest, dot, nearest_one, scan};
+use super::scan::{Nearest, dot, nearest_one, scan};
 use super::{Embeddings, EvalError};
 
 /// A retrieved image with its cosine similarity to the query.
@@ -91,10 +91,7 @@ pub fn top_k(
         )]);
     }
     let mut collectors: Vec<Nearest> = (0..queries.len())
-        .map(|q| Nearest {
-            skip: exclude_self.then_some(q),
-            best: Best::new(k.min(candidates)),
-        })
+        .map(|q| Nearest::new(exclude_self.then_some(q), k.min(candidates)))
         .collect();
     scan(queries, base, &mut collectors);
     Ok(collectors
